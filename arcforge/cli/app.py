@@ -1,0 +1,46 @@
+"""The ``arcforge`` command: a typer app assembled from one module per command group."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="arcforge",
+    help="Compile the public ARC datasets into one clean, decontaminated, Hub-ready Parquet dataset, "
+    "and train on it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module defines register(app). Order = order in --help.
+COMMAND_MODULES = (
+    "fetch",  # sources, fetch
+    "build",  # build
+    "inspect",  # stats, show, overlap
+    "train",  # train, eval
+    "publish",  # publish
+    "demo",  # demo
+    "experiment",  # experiment grokfast|rope
+    "env",  # env
+)
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"arcforge.cli.{_name}").register(app)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        from arcforge import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main() -> None:
+    app()

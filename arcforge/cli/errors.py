@@ -1,0 +1,57 @@
+"""The one place that turns exceptions into messages and exit codes.
+
+``ArcforgeError`` -> ``Error: <message>`` (+ ``hint``) on stderr, exit 1. Usage errors stay typer's
+(exit 2). Anything unexpected -> a one-line ``Error: internal error ...`` asking for a report, exit 1.
+``ARCFORGE_DEBUG=1`` re-raises so the full traceback is shown.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+from arcforge.errors import ArcforgeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("ARCFORGE_DEBUG", "") not in ("", "0", "false", "False")
+
+
+def report(exc: BaseException) -> None:
+    from arcforge.cli.console import err_console
+
+    if isinstance(exc, ArcforgeError):
+        err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+    else:
+        err_console.print(
+            f"[bold red]Error:[/] internal error: {type(exc).__name__}: {exc} "
+            "(re-run with ARCFORGE_DEBUG=1 for the traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def handle_errors(fn: F) -> F:
+    """Decorator for command functions: map errors to one clear line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if debug_enabled():
+                raise
+            report(exc)
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]

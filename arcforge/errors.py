@@ -1,0 +1,63 @@
+"""Typed errors. Library code raises these; only the CLI turns them into messages and exit codes.
+
+Every error carries a one-line message that names the file/source and the problem, and an optional
+``hint`` saying what to do about it. The CLI prints ``Error: <message>`` and, if present, the hint.
+"""
+
+from __future__ import annotations
+
+
+class ArcforgeError(Exception):
+    """Base class of every error arcforge raises on purpose."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ManifestError(ArcforgeError):
+    """A manifest file is missing, unparsable or has an invalid field."""
+
+
+class FetchError(ArcforgeError):
+    """A source could not be downloaded, verified or placed in the cache."""
+
+
+class DigestMismatchError(FetchError):
+    """Downloaded content does not match the pinned digest (the cache is left as it was)."""
+
+
+class UnsafeArchiveError(FetchError):
+    """An archive entry would escape the target tree or is otherwise unsafe; names the entry."""
+
+
+class SourceUnavailableError(FetchError):
+    """A source is not in the cache and cannot be reached (no network, not in the mirror)."""
+
+
+class FormatError(ArcforgeError):
+    """An upstream file does not follow the expected format (used for quarantine reasons)."""
+
+
+class ShardError(ArcforgeError):
+    """Parquet shards are missing, unreadable or do not match the schema."""
+
+
+class BuildError(ArcforgeError):
+    """The build pipeline failed (including --strict with quarantined tasks)."""
+
+
+class DedupError(ArcforgeError):
+    """Decontamination could not be carried out (e.g. no evaluation reference found)."""
+
+
+class TrainError(ArcforgeError):
+    """The trainer was misconfigured or a checkpoint could not be used."""
+
+
+class PublishError(ArcforgeError):
+    """Publishing to the Hugging Face Hub failed; the hint says what to do."""

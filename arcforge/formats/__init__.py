@@ -1,0 +1,122 @@
+"""Upstream formats as plug-ins, registered by name.
+
+A format turns one file (a ``Member``: a path in a repo, possibly inside a zip) into tasks. It yields
+``RawTask`` for each task it finds, ``Rejected`` for a part of the file that is broken (the rest of the
+file still counts), and ``Skipped`` for files that are not tasks at all (solution programs, user traces).
+A file that is broken as a whole raises ``TaskFormatError``; the build quarantines it with the reason.
+
+Adding a layout = one new module here that calls ``@register("name")`` + one manifest. ``detect`` picks a
+format for a single file of a user's folder (``build --local``) by sniffing its parsed JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from arcforge.errors import FormatError
+from arcforge.task import Pair
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file to read. ``path`` is repo-relative; inside a zip it is ``outer.zip!inner/path``."""
+
+    path: str
+    read: Callable[[], bytes] = field(repr=False, compare=False)
+
+    @property
+    def inner_path(self) -> str:
+        """The path that ids are made from: the member path inside a zip, else the repo path."""
+        return self.path.split("!", 1)[1] if "!" in self.path else self.path
+
+
+@dataclass
+class RawTask:
+    """A parsed task before it gets its id/provenance. ``key`` is appended to the member's id ('' = none)."""
+
+    key: str
+    train: list[Pair]
+    test: list[Pair]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """Part of a file failed validation; quarantined as ``<member>/<key>``."""
+
+    key: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The file is not a task (and that is expected); counted in the build report, not quarantined."""
+
+    reason: str
+
+
+Item = RawTask | Rejected | Skipped
+
+
+class Format(Protocol):
+    name: ClassVar[str]
+
+    def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
+        """Parse one member. Raise ``TaskFormatError`` if the whole file is unusable."""
+        ...
+
+    def sniff(self, path: str, obj: Any) -> bool:
+        """True if this parsed JSON document looks like this format (used by ``detect``)."""
+        ...
+
+
+_REGISTRY: dict[str, type[Format]] = {}
+# Order matters for ``detect``: the first format whose sniff() accepts a file wins.
+_BUILTIN_MODULES = ("standard", "mini_arc", "barc_list", "iparc", "re_arc")
+_loaded = False
+
+
+def register(name: str) -> Callable[[type[Format]], type[Format]]:
+    def deco(cls: type[Format]) -> type[Format]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise FormatError(f"format {name!r} is registered twice ({_REGISTRY[name]} and {cls})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in _BUILTIN_MODULES:
+            importlib.import_module(f"arcforge.formats.{mod}")
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Format:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise FormatError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def detect(path: str, obj: Any) -> Format | None:
+    """The first registered format (built-ins in their fixed order) that accepts this document."""
+    _load_builtins()
+    for name in (*_BUILTIN_MODULES, *sorted(set(_REGISTRY) - set(_BUILTIN_MODULES))):
+        fmt = _REGISTRY.get(name)
+        if fmt is not None and fmt().sniff(path, obj):
+            return fmt()
+    return None

@@ -1,0 +1,90 @@
+"""Grid math on numpy arrays: the 8 symmetries, recoloring, and content keys.
+
+A grid is a 2-D ``np.int8`` array with values 0-9. Keys are computed from the raw grid bytes plus the
+shape (never per cell in Python), so hashing a task costs a few ``tobytes()`` calls per grid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
+
+Grid = np.ndarray  # (rows, cols) int8
+
+# The dihedral group D4 acting on a grid. Index 0 is the identity; the order is fixed and documented
+# because reports name symmetries by these names.
+SYMMETRY_NAMES: tuple[str, ...] = (
+    "identity",
+    "rot90",
+    "rot180",
+    "rot270",
+    "flip_h",  # mirror left-right
+    "flip_v",  # mirror top-bottom
+    "transpose",  # main diagonal
+    "anti_transpose",  # anti-diagonal
+)
+
+_SYMMETRIES: tuple[Callable[[Grid], Grid], ...] = (
+    lambda g: g,
+    lambda g: np.rot90(g, 1),
+    lambda g: np.rot90(g, 2),
+    lambda g: np.rot90(g, 3),
+    lambda g: g[:, ::-1],
+    lambda g: g[::-1, :],
+    lambda g: g.T,
+    lambda g: np.rot90(g, 2).T,
+)
+
+# INVERSE_SYMMETRY[k] undoes symmetry k (rotations invert each other; reflections are involutions).
+INVERSE_SYMMETRY: tuple[int, ...] = (0, 3, 2, 1, 4, 5, 6, 7)
+
+
+def apply_symmetry(grid: Grid, k: int) -> Grid:
+    """Apply symmetry ``k`` (0-7, see ``SYMMETRY_NAMES``); returns a contiguous copy."""
+    return np.ascontiguousarray(_SYMMETRIES[k](grid))
+
+
+def invert_symmetry(grid: Grid, k: int) -> Grid:
+    """Undo ``apply_symmetry(grid, k)``."""
+    return apply_symmetry(grid, INVERSE_SYMMETRY[k])
+
+
+def recolor(grid: Grid, perm: Sequence[int] | np.ndarray) -> Grid:
+    """Map every color c to ``perm[c]`` (a permutation of 0-9)."""
+    table = np.asarray(perm, dtype=np.int8)
+    return table[grid]
+
+
+def inverse_permutation(perm: Sequence[int] | np.ndarray) -> np.ndarray:
+    p = np.asarray(perm, dtype=np.int64)
+    inv = np.empty_like(p)
+    inv[p] = np.arange(p.size)
+    return inv.astype(np.int8)
+
+
+def grid_bytes(grid: Grid | None) -> bytes:
+    """Shape-prefixed bytes of a grid: equal bytes iff equal grids (None encodes as a marker)."""
+    if grid is None:
+        return b"\xff\xff"
+    h, w = grid.shape
+    return h.to_bytes(2, "little") + w.to_bytes(2, "little") + np.ascontiguousarray(grid, np.int8).tobytes()
+
+
+def pair_key(inp: Grid, out: Grid | None) -> bytes:
+    """16-byte key of one input->output pair."""
+    return hashlib.blake2b(grid_bytes(inp) + grid_bytes(out), digest_size=16).digest()
+
+
+def multiset_key(keys: Iterable[bytes]) -> bytes:
+    """Order-invariant key of a multiset of pair keys."""
+    h = hashlib.blake2b(digest_size=16)
+    for k in sorted(keys):
+        h.update(k)
+    return h.digest()
+
+
+def grid_to_text(grid: Grid) -> str:
+    """Compact text of a grid, one line per row (for messages and tests)."""
+    return "\n".join("".join(str(int(v)) for v in row) for row in grid)

@@ -1,0 +1,277 @@
+"""The one record type: ``Task`` made of ``Pair``s, its Arrow schema, and validation of upstream JSON.
+
+Every step of the pipeline takes and yields ``Task`` records (or Arrow batches of ``TASK_SCHEMA``).
+Parsing is strict: anything that is not a rectangular, non-empty grid of integers 0-9 raises
+``TaskFormatError`` with a short machine-readable ``reason`` (one of ``QUARANTINE_REASONS``) and a human
+``detail`` naming where in the task the problem is. The build turns those into quarantine rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from arcforge.errors import FormatError
+from arcforge.grids import Grid, multiset_key, pair_key
+
+# --- quarantine reasons -------------------------------------------------------------------------------
+INVALID_JSON = "invalid_json"
+BOM = "bom"
+BAD_STRUCTURE = "bad_structure"  # not an object with train/test lists of {input, output}
+NON_RECTANGULAR = "non_rectangular"
+BAD_VALUE = "bad_value"  # a cell outside 0-9 or not an integer
+EMPTY_GRID = "empty_grid"
+NO_TRAIN = "no_train"
+NO_TEST = "no_test"
+OVERSIZE = "oversize"  # larger than --max-grid (dropped and reported, not an error in the data)
+
+QUARANTINE_REASONS: tuple[str, ...] = (
+    INVALID_JSON,
+    BOM,
+    BAD_STRUCTURE,
+    NON_RECTANGULAR,
+    BAD_VALUE,
+    EMPTY_GRID,
+    NO_TRAIN,
+    NO_TEST,
+)
+
+MAX_GRID_SIDE = 30  # the official ARC limit; larger grids are kept unless --max-grid is given
+
+
+class TaskFormatError(FormatError):
+    """A task failed validation. ``reason`` is a code from ``QUARANTINE_REASONS``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --- records ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """One input->output example. ``output`` may be None only for a test pair whose answer is hidden."""
+
+    input: Grid  # (rows, cols) int8
+    output: Grid | None  # (rows, cols) int8
+
+    @property
+    def key(self) -> bytes:
+        return pair_key(self.input, self.output)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pair):
+            return NotImplemented
+        return self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+
+@dataclass(slots=True)
+class Task:
+    """One ARC task with its provenance.
+
+    ``id`` is stable and readable: ``<source>/<path inside the repo without extension>``.
+    ``extra`` holds upstream keys that the schema does not model (stored as JSON text).
+    """
+
+    id: str
+    source: str
+    split: str
+    train: list[Pair]
+    test: list[Pair]
+    repo: str = ""
+    commit: str = ""
+    path: str = ""
+    license: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pairs(self) -> list[Pair]:
+        return [*self.train, *self.test]
+
+    @property
+    def fingerprint(self) -> str:
+        """Order-invariant key of all pairs (train and test together, roles ignored), 32 hex chars."""
+        return multiset_key(p.key for p in self.pairs).hex()
+
+    def grids(self) -> Iterable[Grid]:
+        for p in self.pairs:
+            yield p.input
+            if p.output is not None:
+                yield p.output
+
+    def max_side(self) -> int:
+        return max(max(g.shape) for g in self.grids())
+
+
+# --- validation of upstream JSON ------------------------------------------------------------------------
+def parse_grid(obj: Any, where: str) -> Grid:
+    """Validate one JSON grid (list of equal-length lists of ints 0-9) and return it as int8."""
+    if not isinstance(obj, list) or not all(isinstance(r, list) for r in obj):
+        raise TaskFormatError(BAD_STRUCTURE, f"{where} is not a list of rows")
+    if len(obj) == 0 or any(len(r) == 0 for r in obj):
+        raise TaskFormatError(EMPTY_GRID, f"{where} is empty")
+    width = len(obj[0])
+    for i, row in enumerate(obj):
+        if len(row) != width:
+            raise TaskFormatError(
+                NON_RECTANGULAR, f"{where} row {i} has {len(row)} cells, row 0 has {width}"
+            )
+    for i, row in enumerate(obj):
+        for j, v in enumerate(row):
+            # bool is an int subclass; JSON true/false is not a color.
+            if type(v) is not int or not 0 <= v <= 9:
+                raise TaskFormatError(BAD_VALUE, f"{where}[{i}][{j}] = {v!r} is not an integer 0-9")
+    return np.asarray(obj, dtype=np.int8)
+
+
+def parse_pair(obj: Any, where: str, *, output_required: bool = True) -> Pair:
+    if not isinstance(obj, Mapping) or "input" not in obj:
+        raise TaskFormatError(BAD_STRUCTURE, f"{where} is not an object with 'input' and 'output'")
+    inp = parse_grid(obj["input"], f"{where}.input")
+    out_obj = obj.get("output")
+    if out_obj is None:
+        if output_required:
+            raise TaskFormatError(BAD_STRUCTURE, f"{where} has no 'output'")
+        return Pair(inp, None)
+    return Pair(inp, parse_grid(out_obj, f"{where}.output"))
+
+
+def parse_pairs(obj: Any, where: str, *, output_required: bool = True) -> list[Pair]:
+    if not isinstance(obj, list):
+        raise TaskFormatError(BAD_STRUCTURE, f"'{where}' is not a list of pairs")
+    return [parse_pair(p, f"{where}[{i}]", output_required=output_required) for i, p in enumerate(obj)]
+
+
+def parse_task_object(obj: Any) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
+    """Validate a standard ``{"train": [...], "test": [...], ...}`` object.
+
+    Returns (train, test, extra) where ``extra`` holds every other top-level key and any extra per-pair
+    keys (as ``pair_extra``), so nothing upstream is silently lost.
+    """
+    if not isinstance(obj, Mapping):
+        raise TaskFormatError(BAD_STRUCTURE, f"top level is {type(obj).__name__}, expected an object")
+    if "train" not in obj:
+        raise TaskFormatError(NO_TRAIN, "no 'train' key")
+    if "test" not in obj:
+        raise TaskFormatError(NO_TEST, "no 'test' key")
+    train = parse_pairs(obj["train"], "train")
+    test = parse_pairs(obj["test"], "test", output_required=False)
+    if not train:
+        raise TaskFormatError(NO_TRAIN, "'train' is empty")
+    if not test:
+        raise TaskFormatError(NO_TEST, "'test' is empty")
+    extra = {k: v for k, v in obj.items() if k not in ("train", "test")}
+    pair_extra = {
+        role: [{k: v for k, v in p.items() if k not in ("input", "output")} for p in obj[role]]
+        for role in ("train", "test")
+    }
+    if any(any(d) for d in pair_extra.values()):
+        extra["pair_extra"] = pair_extra
+    return train, test, extra
+
+
+def loads_json(data: bytes, where: str = "file") -> Any:
+    """Parse JSON bytes; a UTF-8 BOM or invalid JSON raises ``TaskFormatError``."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise TaskFormatError(BOM, f"{where} starts with a UTF-8 byte-order mark")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise TaskFormatError(INVALID_JSON, f"{where}: {e}") from None
+
+
+# --- Arrow -------------------------------------------------------------------------------------------------
+GRID_TYPE = pa.list_(pa.list_(pa.int8()))
+PAIR_TYPE = pa.struct([pa.field("input", GRID_TYPE), pa.field("output", GRID_TYPE)])
+PAIRS_TYPE = pa.list_(PAIR_TYPE)
+
+TASK_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("train", PAIRS_TYPE),
+        pa.field("test", PAIRS_TYPE),
+        pa.field("repo", pa.string()),
+        pa.field("commit", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("license", pa.string()),
+        pa.field("fingerprint", pa.string()),
+        pa.field("extra", pa.string()),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+
+def _pairs_to_py(pairs: Sequence[Pair]) -> list[dict[str, Any]]:
+    return [
+        {"input": p.input.tolist(), "output": None if p.output is None else p.output.tolist()}
+        for p in pairs
+    ]
+
+
+def task_to_row(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "source": task.source,
+        "split": task.split,
+        "train": _pairs_to_py(task.train),
+        "test": _pairs_to_py(task.test),
+        "repo": task.repo,
+        "commit": task.commit,
+        "path": task.path,
+        "license": task.license,
+        "fingerprint": task.fingerprint,
+        "extra": json.dumps(task.extra, sort_keys=True, separators=(",", ":")) if task.extra else "{}",
+    }
+
+
+def tasks_to_table(tasks: Iterable[Task]) -> pa.Table:
+    return pa.Table.from_pylist([task_to_row(t) for t in tasks], schema=TASK_SCHEMA)
+
+
+def _pairs_from_py(pairs: list[dict[str, Any]] | None) -> list[Pair]:
+    return [
+        Pair(
+            np.asarray(p["input"], dtype=np.int8),
+            None if p["output"] is None else np.asarray(p["output"], dtype=np.int8),
+        )
+        for p in pairs or []
+    ]
+
+
+def task_from_row(row: Mapping[str, Any]) -> Task:
+    extra = row.get("extra") or "{}"
+    return Task(
+        id=row["id"],
+        source=row["source"],
+        split=row["split"],
+        train=_pairs_from_py(row["train"]),
+        test=_pairs_from_py(row["test"]),
+        repo=row.get("repo") or "",
+        commit=row.get("commit") or "",
+        path=row.get("path") or "",
+        license=row.get("license") or "",
+        extra=json.loads(extra),
+    )
+
+
+def tasks_from_batch(batch: pa.RecordBatch | pa.Table) -> list[Task]:
+    return [task_from_row(r) for r in batch.to_pylist()]

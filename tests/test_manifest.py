@@ -1,0 +1,83 @@
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from arcforge import formats
+from arcforge.errors import ManifestError
+from arcforge.manifest import MANIFEST_DIR, glob_match, load_manifest, load_manifests, parse_manifest
+
+MIRRORED = {"arc_agi_1", "arc_agi_2", "concept_arc", "arc_1d", "mini_arc", "neoneye_diva", "neoneye_tama",
+            "synthetic_extend", "iparc", "arc_community", "neoneye_bad"}
+UNMIRRORED = {"sequence_arc", "barc", "re_arc"}
+
+
+def test_bundled_manifests_cover_every_shared_source(sources_json):
+    ms = load_manifests()
+    assert set(ms) == MIRRORED | UNMIRRORED
+    by_repo = {(m.repo, m.commit): m for m in ms.values()}
+    for s in sources_json:
+        m = by_repo[(f"{s['owner']}/{s['repo']}", s["commit"])]
+        assert m.license == s["license"]
+    assert {m.name for m in ms.values() if m.is_eval} == {"arc_agi_1", "arc_agi_2"}
+    assert ms["arc_agi_1"].eval_splits == ("evaluation",)
+    assert ms["barc"].license == "unknown" and ms["barc"].format == "barc_list"
+
+
+def _base(**over):
+    d = tomllib.loads((MANIFEST_DIR / "arc_agi_1.toml").read_text())
+    d.update(over)
+    return d
+
+
+@pytest.mark.parametrize(
+    "over,needle",
+    [
+        ({"commit": "abc123"}, "field 'commit'"),
+        ({"commit": "A" * 40}, "field 'commit'"),
+        ({"license": ""}, "field 'license'"),
+        ({"format": "nope"}, "unknown format 'nope'; known formats: barc_list, iparc, mini_arc, re_arc, standard"),
+        ({"name": "ARC-1"}, "field 'name'"),
+        ({"role": "test"}, "field 'role'"),
+        ({"repo": "noslash"}, "field 'repo'"),
+        ({"tasks": []}, "field 'tasks'"),
+        ({"tasks": [{"split": "bad-split", "include": ["*.json"]}]}, "split 'bad-split'"),
+        ({"eval_splits": ["nope"]}, "eval split 'nope'"),
+    ],
+)
+def test_invalid_manifest_errors_name_file_and_field(over, needle):
+    with pytest.raises(ManifestError) as e:
+        parse_manifest(_base(**over), Path("manifests/x.toml"), formats.names())
+    assert "manifests/x.toml" in str(e.value)
+    assert needle in str(e.value)
+
+
+def test_missing_license_field(tmp_path):
+    d = _base()
+    del d["license"]
+    with pytest.raises(ManifestError, match="missing required field 'license'"):
+        parse_manifest(d, tmp_path / "m.toml", formats.names())
+
+
+def test_load_manifest_reports_bad_toml(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("name = ")
+    with pytest.raises(ManifestError, match=r"bad\.toml: not valid TOML"):
+        load_manifest(p)
+
+
+@pytest.mark.parametrize(
+    "path,pattern,ok",
+    [
+        ("data/training/a.json", "data/training/*.json", True),
+        ("data/training/x/a.json", "data/training/*.json", False),
+        ("corpus/AboveBelow/A1.json", "corpus/*/*.json", True),
+        ("re_arc/tasks/a.json", "**/tasks/*.json", True),
+        ("tasks/a.json", "**/tasks/*.json", True),
+        ("Dataset/CatA/Task001_soln.json", "Dataset/*/Task*.json", True),
+        ("a.json", "[ab].json", True),
+        ("c.json", "[!ab].json", True),
+    ],
+)
+def test_glob(path, pattern, ok):
+    assert glob_match(path, pattern) is ok

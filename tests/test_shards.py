@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from arcforge.errors import ShardError
+from arcforge.shards import iter_batches, list_shards, read_tasks, write_shards
+from arcforge.task import Pair, Task, tasks_to_table
+
+
+def _tasks(n, source="s", split="training"):
+    return [
+        Task(f"{source}/{i:04d}", source, split,
+             [Pair(np.full((1, 2), i % 10, np.int8), np.full((2, 1), (i + 1) % 10, np.int8))],
+             [Pair(np.full((1, 1), i % 10, np.int8), np.full((1, 1), i % 7, np.int8))])
+        for i in range(n)
+    ]
+
+
+def test_write_layout_sorted_and_deterministic(tmp_path):
+    tasks = _tasks(50, "b") + _tasks(30, "a", "evaluation") + _tasks(5, "a")
+    t = tasks_to_table(tasks[::-1])
+    infos = write_shards(t, tmp_path / "o1", shard_bytes=2000, row_group_rows=7)
+    write_shards(t, tmp_path / "o2", shard_bytes=2000, row_group_rows=7)
+    assert [i.path.as_posix() for i in infos][:2] == ["a/evaluation-00000-of-00003.parquet",
+                                                      "a/evaluation-00001-of-00003.parquet"]
+    for i in infos:
+        assert (tmp_path / "o1" / i.path).read_bytes() == (tmp_path / "o2" / i.path).read_bytes()
+    ids = [t.id for t in read_tasks(tmp_path / "o1", sources=["b"])]
+    assert ids == sorted(ids) and len(ids) == 50
+    assert sum(i.rows for i in list_shards(tmp_path / "o1", splits=["training"])) == 55
+
+
+def test_rank_sharding_is_a_disjoint_cover(tmp_path):
+    write_shards(tasks_to_table(_tasks(37)), tmp_path, shard_bytes=1500)
+    parts = [[t.id for t in read_tasks(tmp_path, rank=r, world_size=3, batch_size=5)] for r in range(3)]
+    flat = [i for p in parts for i in p]
+    assert len(flat) == len(set(flat)) == 37
+    assert abs(len(parts[0]) - len(parts[2])) <= 1
+
+
+def test_errors_name_the_folder(tmp_path):
+    with pytest.raises(ShardError, match="dataset folder not found"):
+        list(iter_batches(tmp_path / "missing"))
+    (tmp_path / "x").mkdir()
+    with pytest.raises(ShardError, match="no shards match"):
+        list(iter_batches(tmp_path))
+    with pytest.raises(ShardError, match="rank 3"):
+        list(iter_batches(tmp_path, rank=3, world_size=2))
