@@ -19,7 +19,8 @@ app = typer.Typer(
 COMMAND_MODULES = (
     "fetch",  # sources, fetch
     "build",  # build
-    "inspect",  # stats, show, overlap
+    "inspect",  # stats, show
+    "overlap",  # overlap
     "train",  # train, eval
     "publish",  # publish
     "demo",  # demo
