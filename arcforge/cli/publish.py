@@ -23,29 +23,31 @@ def _human_size(n: int | None) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _say(text: str) -> None:
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def _print_result(result) -> None:
     # One plain line per operation (no table wrapping), so paths and digests stay copyable and greppable.
     for op in result.operations:
         size = "-" if op.size is None else str(op.size)
-        console.print(f"{op.kind:<6} {size:>12}  {op.sha256 or '-':<64}  {op.path_in_repo}",
-                      highlight=False, soft_wrap=True)
+        _say(f"{op.kind:<6} {size:>12}  {op.sha256 or '-':<64}  {op.path_in_repo}")
     adds = sum(op.kind == "add" for op in result.operations)
     dels = sum(op.kind == "delete" for op in result.operations)
     dels_text = str(dels) if result.deletions_known else "not computed (the Hub was not contacted)"
-    console.print(f"{adds} additions ({_human_size(result.total_bytes)}), deletions: {dels_text}",
-                  highlight=False)
+    _say(f"{adds} additions ({_human_size(result.total_bytes)}), deletions: {dels_text}")
     if result.skipped:
-        console.print(f"not part of the repo (skipped): {', '.join(result.skipped)}", highlight=False)
+        _say(f"not part of the repo (skipped): {', '.join(result.skipped)}")
     if result.mode == "dry-run":
-        console.print(f"dry run: nothing was sent to {result.repo_id}@{result.revision}", highlight=False)
+        _say(f"dry run: nothing was sent to {result.repo_id}@{result.revision}")
     elif result.mode == "to-dir":
-        console.print(f"wrote the repo tree of {result.repo_id} to {result.to_dir}", highlight=False)
+        _say(f"wrote the repo tree of {result.repo_id} to {result.to_dir}")
     else:
-        console.print(f"committed to {result.repo_id}@{result.revision}: {result.commit_url}", highlight=False)
+        _say(f"committed to {result.repo_id}@{result.revision}: {result.commit_url}")
         if result.pr_url:
-            console.print(f"pull request: {result.pr_url}", highlight=False)
+            _say(f"pull request: {result.pr_url}")
         if result.tag:
-            console.print(f"tagged: {result.tag}", highlight=False)
+            _say(f"tagged: {result.tag}")
 
 
 def register(app: typer.Typer) -> None:
