@@ -157,8 +157,9 @@ def export_tree(out: Path, dest: Path, opts: PublishOptions, *, progress: Progre
 def commit_message(tree: RepoTree, prov: Provenance, opts: PublishOptions) -> tuple[str, str]:
     """(title, description) of the commit; the description lists every source's origin and license."""
     n_shards = sum(is_shard_path(f.path_in_repo) for f in tree.files)
+    k = len(tree.sources)
     title = opts.message or (
-        f"arcforge {__version__}: {n_shards} shards from {len(tree.sources)} sources"
+        f"arcforge {__version__}: {n_shards} shard{'s' * (n_shards != 1)} from {k} source{'s' * (k != 1)}"
     )
     present = set(tree.sources)
     lines = [f"- {s.name}: {s.repo}@{s.commit} ({s.license})" for s in prov.sources if s.name in present]

@@ -14,6 +14,7 @@ from huggingface_hub.hf_api import CommitInfo, DatasetInfo
 from huggingface_hub.utils import hf_raise_for_status
 from typer.testing import CliRunner
 
+from arcforge import __version__
 from arcforge import publish as pub
 from arcforge.cli.app import app
 from arcforge.errors import PublishError
@@ -78,8 +79,8 @@ def calls(api) -> list:
 
 
 def commit_call(out: Path, *, revision="main", create_pr=False, title=None, stale=STALE):
-    title = title or "arcforge 0.1.0: 4 shards from 1 sources"
-    description = ("Built by arcforge 0.1.0 from:\n"
+    title = title or f"arcforge {__version__}: 4 shards from 1 source"
+    description = (f"Built by arcforge {__version__} from:\n"
                    "- arc_agi_1: fchollet/ARC-AGI@399030444e0ab0cc8b4e199870fb20b863846f34 (Apache-2.0)")
     return call.create_commit(REPO, operations=expected_ops(out, stale), commit_message=title,
                               commit_description=description, repo_type="dataset", revision=revision,
@@ -100,7 +101,7 @@ def hub_error(status: int, method: str = "POST", path: str = f"/api/datasets/{RE
 # --- the calls -------------------------------------------------------------------------------------------------
 def test_publish_makes_one_commit_with_parent_adds_and_stale_deletes_then_tags(out: Path, api):
     res = pub.publish(out, pub.PublishOptions(REPO, tag="v1.0"), api=api)
-    title = "arcforge 0.1.0: 4 shards from 1 sources"
+    title = f"arcforge {__version__}: 4 shards from 1 source"
     assert calls(api) == [
         call.create_repo(REPO, repo_type="dataset", private=False, exist_ok=True),
         call.repo_info(REPO, repo_type="dataset", revision="main"),
