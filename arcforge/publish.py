@@ -1,0 +1,309 @@
+"""Push a built dataset to the Hugging Face Hub as one atomic commit, and read published datasets back.
+
+This is the only module of arcforge that imports ``huggingface_hub`` (2.x). The pure parts (which files,
+which operations, the license gate) live in ``arcforge.publish_plan``.
+
+``publish`` does, in order (every call on the injected ``HfApi``):
+
+1. local checks, no network: repo id, provenance, the repo tree, the license gate;
+2. ``get_token()`` (``HF_TOKEN`` or ``hf auth login``); none -> "not logged in". The token is handed to
+   ``HfApi(token=...)`` and never printed, logged or written;
+3. ``create_repo(exist_ok=True)`` (skipped for ``--create-pr``: a PR goes to an existing repo);
+4. ``create_branch(exist_ok=True)`` for ``--revision BRANCH`` other than ``main`` (not with a PR);
+5. ``repo_info(revision)`` -> the head commit (``parent_commit``) and visibility;
+6. ``list_repo_files(revision=head)`` -> remote files, to delete shards of a previous build;
+7. ONE ``create_commit(..., parent_commit=head)`` with every add and delete: if anyone committed in
+   between, the Hub refuses it (412/409) and nothing changes;
+8. ``create_tag(tag, revision=<new commit>)`` for ``--tag``.
+
+``plan`` (``--dry-run``) and ``export_tree`` (``--to-dir``) make no remote call at all, not even auth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, snapshot_download
+from huggingface_hub.errors import (
+    DisabledRepoError,
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+try:  # huggingface_hub 2.x talks HTTP through httpx2, 1.x through httpx
+    from httpx2 import TransportError
+except ImportError:  # pragma: no cover
+    from httpx import TransportError
+
+from arcforge import __version__
+from arcforge.errors import FetchError, PublishError, SourceUnavailableError
+from arcforge.manifest import REPO_RE
+from arcforge.progress import Progress
+from arcforge.provenance import Provenance, read_provenance
+from arcforge.publish_plan import (
+    Operation,
+    RepoTree,
+    check_sources,
+    collect_files,
+    is_shard_path,
+    plan_operations,
+    write_tree,
+)
+
+REPO_TYPE = "dataset"
+DEFAULT_REVISION = "main"
+LOGIN_HINT = "set HF_TOKEN to a token with write access, or run `hf auth login`"
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    """What the user asked for (the CLI flags)."""
+
+    repo_id: str
+    private: bool = False
+    revision: str | None = None  # branch; None = main
+    tag: str | None = None
+    create_pr: bool = False
+    message: str | None = None
+    allow_unknown_license: bool = False
+
+    @property
+    def branch(self) -> str:
+        return self.revision or DEFAULT_REVISION
+
+
+@dataclass
+class PublishResult:
+    """What happened (or would happen). ``deletions_known`` is False when the Hub was not contacted."""
+
+    repo_id: str
+    revision: str
+    operations: list[Operation]
+    mode: str  # "publish" | "dry-run" | "to-dir"
+    deletions_known: bool
+    skipped: list[str] = field(default_factory=list)
+    to_dir: str | None = None
+    parent_commit: str | None = None
+    commit_oid: str | None = None
+    commit_url: str | None = None
+    pr_url: str | None = None
+    tag: str | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(op.size or 0 for op in self.operations)
+
+    def to_dict(self) -> dict:
+        return {
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "mode": self.mode,
+            "operations": [op.to_dict() for op in self.operations],
+            "additions": sum(op.kind == "add" for op in self.operations),
+            "deletions": sum(op.kind == "delete" for op in self.operations),
+            "deletions_known": self.deletions_known,
+            "bytes": self.total_bytes,
+            "skipped": self.skipped,
+            "to_dir": self.to_dir,
+            "parent_commit": self.parent_commit,
+            "commit_oid": self.commit_oid,
+            "commit_url": self.commit_url,
+            "pr_url": self.pr_url,
+            "tag": self.tag,
+        }
+
+
+# --- local preparation (no network) ---------------------------------------------------------------------------
+def _validate_options(opts: PublishOptions) -> None:
+    if not REPO_RE.match(opts.repo_id):
+        raise PublishError(f"--repo-id {opts.repo_id!r} is not of the form ORG/NAME",
+                           hint="e.g. --repo-id my-org/arc-corpus")
+    if opts.tag and opts.create_pr:
+        raise PublishError("--tag cannot be combined with --create-pr (the commit is not on a branch yet)",
+                           hint="merge the pull request, then tag it on the Hub or re-publish with --tag")
+
+
+def prepare(out: Path, opts: PublishOptions, *, progress: Progress | None = None) -> tuple[RepoTree, Provenance]:
+    """Every local check, in the order that fails fastest: options, provenance, the tree, the license gate."""
+    _validate_options(opts)
+    prov = read_provenance(out)
+    tree = collect_files(out, progress=progress)
+    check_sources(tree, prov, allow_unknown_license=opts.allow_unknown_license)
+    return tree, prov
+
+
+def plan(out: Path, opts: PublishOptions, *, progress: Progress | None = None) -> PublishResult:
+    """``--dry-run``: the exact additions (path, size, sha256). No remote call; deletions are unknown."""
+    tree, _ = prepare(out, opts, progress=progress)
+    return PublishResult(opts.repo_id, opts.branch, plan_operations(tree, None), "dry-run",
+                         deletions_known=False, skipped=list(tree.skipped))
+
+
+def export_tree(out: Path, dest: Path, opts: PublishOptions, *, progress: Progress | None = None) -> PublishResult:
+    """``--to-dir``: write exactly the repo tree that would be pushed. No remote call."""
+    tree, _ = prepare(out, opts, progress=progress)
+    write_tree(tree, dest)
+    return PublishResult(opts.repo_id, opts.branch, plan_operations(tree, None), "to-dir",
+                         deletions_known=False, skipped=list(tree.skipped), to_dir=str(dest))
+
+
+def commit_message(tree: RepoTree, prov: Provenance, opts: PublishOptions) -> tuple[str, str]:
+    """(title, description) of the commit; the description lists every source's origin and license."""
+    n_shards = sum(is_shard_path(f.path_in_repo) for f in tree.files)
+    k = len(tree.sources)
+    title = opts.message or (
+        f"arcforge {__version__}: {n_shards} shard{'s' * (n_shards != 1)} from {k} source{'s' * (k != 1)}"
+    )
+    present = set(tree.sources)
+    lines = [f"- {s.name}: {s.repo}@{s.commit} ({s.license})" for s in prov.sources if s.name in present]
+    return title, "Built by arcforge " + prov.arcforge_version + " from:\n" + "\n".join(lines)
+
+
+# --- the Hub ----------------------------------------------------------------------------------------------------
+def _status(e: HfHubHTTPError) -> int | None:
+    resp = getattr(e, "response", None)
+    return getattr(resp, "status_code", None)
+
+
+@contextlib.contextmanager
+def hub_errors(opts: PublishOptions, stage: str) -> Iterator[None]:
+    """Turn huggingface_hub errors into ``PublishError`` saying what to do. ``stage`` names the call."""
+    where = f"{opts.repo_id}@{opts.branch}"
+    try:
+        yield
+    except GatedRepoError:
+        raise PublishError(f"{opts.repo_id}: the dataset repo is gated for your account ({stage})",
+                           hint="request access on the Hub, or publish to a repo you own") from None
+    except RevisionNotFoundError:
+        raise PublishError(f"{where}: branch {opts.branch!r} not found ({stage})",
+                           hint="create the branch first (publish without --create-pr creates it), "
+                                "or pick an existing --revision") from None
+    except RepositoryNotFoundError:
+        raise PublishError(f"{opts.repo_id}: dataset repo not found, or not visible with your token ({stage})",
+                           hint="check --repo-id (ORG/NAME, a dataset repo), and that your token can see it "
+                                "(`hf auth whoami`)") from None
+    except DisabledRepoError:
+        raise PublishError(f"{opts.repo_id}: the dataset repo is disabled on the Hub ({stage})") from None
+    except HfHubHTTPError as e:
+        status = _status(e)
+        detail = f" ({e.server_message})" if getattr(e, "server_message", None) else ""
+        if status == 401:
+            raise PublishError(f"the Hub rejected your token ({stage}){detail}", hint=LOGIN_HINT) from None
+        if status == 403:
+            raise PublishError(f"{opts.repo_id}: no write access ({stage}){detail}",
+                               hint="use a token with write access to the org, or open a pull request "
+                                    "with --create-pr") from None
+        if stage == "create_commit" and status in (409, 412):
+            raise PublishError(f"{where}: someone committed to the repo since it was read; nothing was "
+                               f"changed{detail}",
+                               hint="re-run `arcforge publish` (it re-reads the head and recomputes the "
+                                    "deletions)") from None
+        if stage == "create_tag" and status == 409:
+            raise PublishError(f"{opts.repo_id}: tag {opts.tag!r} already exists; the commit itself was "
+                               f"made{detail}", hint="choose a new --tag VERSION") from None
+        raise PublishError(f"{opts.repo_id}: the Hub answered HTTP {status} to {stage}{detail}",
+                           hint="retry later; set ARCFORGE_DEBUG=1 to see the full error") from None
+    except (TransportError, OfflineModeIsEnabled) as e:
+        raise PublishError(f"cannot reach the Hub ({stage}): {type(e).__name__}",
+                           hint="check the network (and that HF_HUB_OFFLINE is not set); nothing was "
+                                "committed") from None
+    except ValueError as e:  # e.g. create_commit validating the card's YAML against the Hub
+        raise PublishError(f"{opts.repo_id}: {stage} refused: {e}",
+                           hint="rebuild the dataset card (README.md)") from None
+
+
+def _token() -> str:
+    try:
+        token = get_token()
+    except Exception as e:  # an OIDC exchange that failed: say so, without details that may carry secrets
+        raise PublishError(f"could not obtain a Hub token: {type(e).__name__}", hint=LOGIN_HINT) from None
+    if not token:
+        raise PublishError("not logged in to the Hugging Face Hub", hint=LOGIN_HINT)
+    return token
+
+
+def publish(
+    out: Path, opts: PublishOptions, *, api: HfApi | None = None, progress: Progress | None = None
+) -> PublishResult:
+    """Publish the built folder ``out`` to ``opts.repo_id`` in one commit (see the module docstring)."""
+    tree, prov = prepare(out, opts, progress=progress)
+    token = _token()
+    api = api if api is not None else HfApi(token=token)
+    branch = opts.branch
+    if not opts.create_pr:
+        with hub_errors(opts, "create_repo"):
+            api.create_repo(opts.repo_id, repo_type=REPO_TYPE, private=opts.private, exist_ok=True)
+        if branch != DEFAULT_REVISION:
+            with hub_errors(opts, "create_branch"):
+                api.create_branch(opts.repo_id, branch=branch, repo_type=REPO_TYPE, exist_ok=True)
+    with hub_errors(opts, "repo_info"):
+        info = api.repo_info(opts.repo_id, repo_type=REPO_TYPE, revision=branch)
+    if opts.private and info.private is False:
+        raise PublishError(f"{opts.repo_id}: --private was asked but the repo already exists and is public",
+                           hint="make it private in the repo settings on the Hub first, or drop --private")
+    parent = info.sha
+    with hub_errors(opts, "list_repo_files"):
+        remote = api.list_repo_files(opts.repo_id, repo_type=REPO_TYPE, revision=parent)
+    ops = plan_operations(tree, remote)
+    hub_ops = [
+        CommitOperationAdd(path_in_repo=op.path_in_repo, path_or_fileobj=str(op.local_path))
+        if op.kind == "add" else CommitOperationDelete(path_in_repo=op.path_in_repo)
+        for op in ops
+    ]
+    title, description = commit_message(tree, prov, opts)
+    with hub_errors(opts, "create_commit"):
+        commit = api.create_commit(
+            opts.repo_id,
+            operations=hub_ops,
+            commit_message=title,
+            commit_description=description,
+            repo_type=REPO_TYPE,
+            revision=branch,
+            create_pr=opts.create_pr,
+            parent_commit=parent,
+        )
+    if opts.tag:
+        with hub_errors(opts, "create_tag"):
+            api.create_tag(opts.repo_id, tag=opts.tag, tag_message=title, revision=commit.oid,
+                           repo_type=REPO_TYPE)
+    return PublishResult(
+        opts.repo_id, branch, ops, "publish", deletions_known=True, skipped=list(tree.skipped),
+        parent_commit=parent, commit_oid=commit.oid, commit_url=commit.commit_url,
+        pr_url=getattr(commit, "pr_url", None), tag=opts.tag,
+    )
+
+
+# --- reading back -------------------------------------------------------------------------------------------------
+def download_dataset(
+    repo_id: str, revision: str | None = None, *, cache_dir: Path | None = None, endpoint: str | None = None
+) -> Path:
+    """``snapshot_download`` a dataset repo into the HF cache (``HF_HOME``/``HF_HUB_CACHE``); returns the
+    snapshot folder. Works offline when the snapshot is cached (``HF_HUB_OFFLINE=1``)."""
+    where = f"{repo_id}@{revision or DEFAULT_REVISION}"
+    try:
+        path = snapshot_download(repo_id, repo_type=REPO_TYPE, revision=revision,
+                                 cache_dir=str(cache_dir) if cache_dir else None, endpoint=endpoint)
+    except (GatedRepoError, RepositoryNotFoundError):
+        raise FetchError(f"{repo_id}: dataset repo not found on the Hub, or not visible with your token",
+                         hint="check the name (ORG/NAME); for a private repo set HF_TOKEN or run "
+                              "`hf auth login`") from None
+    except RevisionNotFoundError:
+        raise FetchError(f"{where}: revision not found", hint="check the @revision (branch, tag or commit)") \
+            from None
+    except LocalEntryNotFoundError:
+        raise SourceUnavailableError(f"{where}: not in the local Hugging Face cache and the Hub cannot be "
+                                     "reached", hint="connect to the network once (and unset "
+                                                     "HF_HUB_OFFLINE) to download it") from None
+    except HfHubHTTPError as e:
+        raise FetchError(f"{where}: the Hub answered HTTP {_status(e)}", hint="retry later") from None
+    except (TransportError, OfflineModeIsEnabled) as e:
+        raise SourceUnavailableError(f"{where}: cannot reach the Hub ({type(e).__name__})",
+                                     hint="check the network") from None
+    return Path(path)
