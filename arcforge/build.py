@@ -21,10 +21,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from arcforge import card, dedup, paths, shards
 from arcforge.errors import BuildError
-from arcforge.ingest import LOCAL_LICENSE, ParsedSource, SourcePlan, local_name, parse_source, quarantine_table
+from arcforge.ingest import (
+    LOCAL_LICENSE,
+    ParsedSource,
+    SourcePlan,
+    local_name,
+    parse_source,
+    quarantine_table,
+)
 from arcforge.manifest import SPLIT_RE, Manifest, load_manifests, select
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.stats import task_max_side
@@ -169,18 +177,30 @@ def _nested_counts(table: pa.Table, mask: np.ndarray | None = None) -> dict[str,
     return out
 
 
-def _source_info(p: SourcePlan, counts: dict[str, int]) -> card.SourceInfo:
+def _split_bytes(table: pa.Table) -> dict[tuple[str, str], int]:
+    """Arrow bytes of the rows of each (source, split) (``num_bytes`` in the card)."""
+    out = {}
+    for (src, split) in {tuple(k.values()) for k in table.select(["source", "split"]).to_pylist()}:
+        mask = pc.and_(pc.equal(table["source"], src), pc.equal(table["split"], split))
+        out[(src, split)] = table.filter(mask).nbytes
+    return out
+
+
+def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, str], int]) -> card.SourceInfo:
+    split_bytes = {sp: nbytes.get((p.name, sp), 0) for sp in counts}
     if p.manifest is not None:
         m = p.manifest
         return card.SourceInfo(m.name, m.title, m.license, m.homepage, m.repo, m.commit, m.citation,
-                               m.description, counts)
+                               m.description, counts, split_bytes)
     if p.kind == SYNTHETIC:
         from arcforge import synthetic
 
         return card.SourceInfo(p.name, "arcforge synthetic tasks", p.license,
                                citation=getattr(synthetic, "CITATION", ""), counts=counts,
+                               num_bytes=split_bytes,
                                description=f"{p.synthetic_n} generated tasks, seed {p.seed}")
-    return card.SourceInfo(p.name, f"local folder {p.root.name if p.root else ''}", p.license, counts=counts)
+    return card.SourceInfo(p.name, f"local folder {p.root.name if p.root else ''}", p.license,
+                           counts=counts, num_bytes=split_bytes)
 
 
 def build(
@@ -255,7 +275,8 @@ def build(
         raise BuildError(f"--strict: {len(errors)} task(s) quarantined, {out} left unchanged. First: {first}",
                          hint="run without --strict and look at quarantine.parquet")
 
-    infos = [_source_info(p, stats.tasks.get(p.name, {})) for p in plans]
+    nbytes = _split_bytes(kept)
+    infos = [_source_info(p, stats.tasks.get(p.name, {}), nbytes) for p in plans]
     options = {k: v for k, v in (("max_grid", max_grid), ("exclude_eval", exclude_eval)) if v}
     card_data = card.CardData(infos, stats.quarantined, stats.dedup, sum(stats.skipped.values()), options)
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))

@@ -39,6 +39,7 @@ class SourceInfo:
     citation: str = ""
     description: str = ""
     counts: dict[str, int] = field(default_factory=dict)  # split -> tasks written
+    num_bytes: dict[str, int] = field(default_factory=dict)  # split -> Arrow bytes of those rows
 
 
 @dataclass
@@ -128,7 +129,8 @@ def front_matter(data: CardData) -> dict[str, Any]:
     ]
     infos: list[dict[str, Any]] = []
     default_counts: dict[str, int] = {}
-    for s in srcs:
+    default_bytes: dict[str, int] = {}
+    for s in sorted(srcs, key=lambda s: s.name):
         splits = sorted(sp for sp, n in s.counts.items() if n > 0)
         configs.append({
             "config_name": s.name,
@@ -137,14 +139,17 @@ def front_matter(data: CardData) -> dict[str, Any]:
         infos.append({
             "config_name": s.name,
             "features": features_yaml(),
-            "splits": [{"name": sp, "num_examples": s.counts[sp]} for sp in splits],
+            "splits": [{"name": sp, "num_bytes": s.num_bytes.get(sp, 0), "num_examples": s.counts[sp]}
+                       for sp in splits],
         })
         for sp in splits:
             default_counts[sp] = default_counts.get(sp, 0) + s.counts[sp]
+            default_bytes[sp] = default_bytes.get(sp, 0) + s.num_bytes.get(sp, 0)
     infos.insert(0, {
         "config_name": DEFAULT_CONFIG,
         "features": features_yaml(),
-        "splits": [{"name": sp, "num_examples": n} for sp, n in sorted(default_counts.items())],
+        "splits": [{"name": sp, "num_bytes": default_bytes[sp], "num_examples": n}
+                   for sp, n in sorted(default_counts.items())],
     })
     licenses = sorted({HUB_LICENSES.get(s.license, "other") for s in srcs}) or ["unknown"]
     return {
