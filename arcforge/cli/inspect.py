@@ -17,22 +17,26 @@ DataOpt = Annotated[Path, typer.Option("--data", "-d", help="A built dataset fol
 
 
 def _stats_table(report: dict) -> None:
+    """Two narrow tables (they fit 80 columns): counts, then the grid-size distribution."""
     from rich.table import Table
 
     from arcforge.stats import SIZE_BUCKETS
 
-    t = Table(title="Tasks, pairs, grids by larger side (>30 = over 30x30), colors used, quarantined")
-    cols = ["source", "split", "tasks", "pairs", *(b[0] for b in SIZE_BUCKETS), "colors", "quar."]
-    for c in cols:
-        t.add_column(c, justify="left" if c in ("source", "split", "colors") else "right")
+    counts = Table(title="Tasks per source and split")
+    sizes = Table(title="Grids by their larger side")
+    for c in ("source", "split", "tasks", "pairs", ">30 grids", "colors", "quarantined"):
+        counts.add_column(c, justify="left" if c in ("source", "split") else "right")
+    for c in ("source", "split", *(b[0] for b in SIZE_BUCKETS)):
+        sizes.add_column(c, justify="left" if c in ("source", "split") else "right")
     for src, splits in report["sources"].items():
         for split, s in splits.items():
-            sizes = s.get("grid_sizes", {})
-            t.add_row(src, split, str(s.get("tasks", 0)),
-                      str(s.get("train_pairs", 0) + s.get("test_pairs", 0)),
-                      *(str(sizes.get(b[0], 0)) for b in SIZE_BUCKETS), str(len(s.get("colors_used", []))),
-                      str(s.get("quarantined", 0)))
-    console.print(t)
+            counts.add_row(src, split, str(s.get("tasks", 0)),
+                           str(s.get("train_pairs", 0) + s.get("test_pairs", 0)),
+                           str(s.get("over_30_grids", 0)), "".join(map(str, s.get("colors_used", []))),
+                           str(s.get("quarantined", 0)))
+            sizes.add_row(src, split, *(str(s.get("grid_sizes", {}).get(b[0], 0)) for b in SIZE_BUCKETS))
+    console.print(counts)
+    console.print(sizes)
     if report["quarantined_by_reason"]:
         console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in report["quarantined_by_reason"].items()))
 
