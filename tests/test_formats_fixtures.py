@@ -132,7 +132,7 @@ def test_fuzz_formats_never_crash(fmt_name, data, bom):
         if isinstance(item, RawTask):
             assert item.train and item.test
             for p in item.train + item.test:
-                assert p.input.ndim == 2 and p.input.size and 0 <= p.input.min() and p.input.max() <= 9
+                assert p.input.ndim == 2 and p.input.size and p.input.min() >= 0 and p.input.max() <= 9
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 CORE = ["arcforge.task", "arcforge.grids", "arcforge.manifest", "arcforge.formats", "arcforge.shards",
+        "arcforge.build", "arcforge.ingest", "arcforge.members", "arcforge.card", "arcforge.stats", "arcforge.render",
         "arcforge.errors", "arcforge.paths"]
 
 
