@@ -163,3 +163,15 @@ def read_table(root: Path, **kwargs) -> pa.Table:
     """All matching rows as one table (for small datasets, reports and tests)."""
     batches = list(iter_batches(root, **kwargs))
     return pa.Table.from_batches(batches, schema=batches[0].schema) if batches else TASK_SCHEMA.empty_table()
+
+
+def find_task(root: Path, task_id: str) -> Task | None:
+    """The task with this id (its source is the id's first segment), or None."""
+    source = task_id.split("/", 1)[0]
+    if not list_shards(root, [source]):
+        return None
+    for batch in iter_batches(root, sources=[source], batch_size=1024):
+        hit = batch.filter(pc.equal(batch["id"], task_id))
+        if hit.num_rows:
+            return tasks_from_batch(hit)[0]
+    return None

@@ -8,6 +8,7 @@ Parsing is strict: anything that is not a rectangular, non-empty grid of integer
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ EMPTY_GRID = "empty_grid"
 NO_TRAIN = "no_train"
 NO_TEST = "no_test"
 OVERSIZE = "oversize"  # larger than --max-grid (dropped and reported, not an error in the data)
+DUPLICATE_ID = "duplicate_id"  # two files of one source map to the same task id (the first one is kept)
 
 QUARANTINE_REASONS: tuple[str, ...] = (
     INVALID_JSON,
@@ -39,6 +41,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     EMPTY_GRID,
     NO_TRAIN,
     NO_TEST,
+    DUPLICATE_ID,
 )
 
 MAX_GRID_SIDE = 30  # the official ARC limit; larger grids are kept unless --max-grid is given
@@ -113,8 +116,41 @@ class Task:
 
 
 # --- validation of upstream JSON ------------------------------------------------------------------------
-def parse_grid(obj: Any, where: str) -> Grid:
-    """Validate one JSON grid (list of equal-length lists of ints 0-9) and return it as int8."""
+_CHAIN = itertools.chain.from_iterable
+_COLORS = bytes(range(10))
+
+
+def may_have_bools(data: bytes) -> bool:
+    """False when JSON ``data`` cannot contain a ``true``/``false`` literal (lets parsing skip a check)."""
+    return b"true" in data or b"false" in data
+
+
+def parse_grid(obj: Any, where: str, *, check_bools: bool = True) -> Grid:
+    """Validate one JSON grid (list of equal-length lists of ints 0-9) and return it as int8.
+
+    The common case runs at C speed: ``bytearray`` of the flattened cells rejects non-integers and
+    values outside 0-255, ``translate`` finds values above 9. JSON ``true``/``false`` would pass as 1/0,
+    so a type scan runs unless the caller knows the document has no boolean literal
+    (``check_bools=False``, see ``may_have_bools``). Any failure re-checks slowly for a precise detail.
+    """
+    if type(obj) is list and obj and type(obj[0]) is list:
+        width = len(obj[0])
+        if width and all(type(r) is list and len(r) == width for r in obj):
+            try:
+                cells = bytearray(_CHAIN(obj))
+            except (TypeError, ValueError):
+                cells = None
+            if (
+                cells is not None
+                and not cells.translate(None, _COLORS)
+                and not (check_bools and bool in set(map(type, _CHAIN(obj))))
+            ):
+                return np.frombuffer(cells, dtype=np.int8).reshape(len(obj), width)
+    return _parse_grid_strict(obj, where)
+
+
+def _parse_grid_strict(obj: Any, where: str) -> Grid:
+    """Cell-by-cell validation with a precise error (the slow path of ``parse_grid``)."""
     if not isinstance(obj, list) or not all(isinstance(r, list) for r in obj):
         raise TaskFormatError(BAD_STRUCTURE, f"{where} is not a list of rows")
     if len(obj) == 0 or any(len(r) == 0 for r in obj):
@@ -133,25 +169,32 @@ def parse_grid(obj: Any, where: str) -> Grid:
     return np.asarray(obj, dtype=np.int8)
 
 
-def parse_pair(obj: Any, where: str, *, output_required: bool = True) -> Pair:
+def parse_pair(obj: Any, where: str, *, output_required: bool = True, check_bools: bool = True) -> Pair:
     if not isinstance(obj, Mapping) or "input" not in obj:
         raise TaskFormatError(BAD_STRUCTURE, f"{where} is not an object with 'input' and 'output'")
-    inp = parse_grid(obj["input"], f"{where}.input")
+    inp = parse_grid(obj["input"], f"{where}.input", check_bools=check_bools)
     out_obj = obj.get("output")
     if out_obj is None:
         if output_required:
             raise TaskFormatError(BAD_STRUCTURE, f"{where} has no 'output'")
         return Pair(inp, None)
-    return Pair(inp, parse_grid(out_obj, f"{where}.output"))
+    return Pair(inp, parse_grid(out_obj, f"{where}.output", check_bools=check_bools))
 
 
-def parse_pairs(obj: Any, where: str, *, output_required: bool = True) -> list[Pair]:
+def parse_pairs(
+    obj: Any, where: str, *, output_required: bool = True, check_bools: bool = True
+) -> list[Pair]:
     if not isinstance(obj, list):
         raise TaskFormatError(BAD_STRUCTURE, f"'{where}' is not a list of pairs")
-    return [parse_pair(p, f"{where}[{i}]", output_required=output_required) for i, p in enumerate(obj)]
+    return [
+        parse_pair(p, f"{where}[{i}]", output_required=output_required, check_bools=check_bools)
+        for i, p in enumerate(obj)
+    ]
 
 
-def parse_task_object(obj: Any) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
+def parse_task_object(
+    obj: Any, *, check_bools: bool = True
+) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
     """Validate a standard ``{"train": [...], "test": [...], ...}`` object.
 
     Returns (train, test, extra) where ``extra`` holds every other top-level key and any extra per-pair
@@ -163,8 +206,8 @@ def parse_task_object(obj: Any) -> tuple[list[Pair], list[Pair], dict[str, Any]]
         raise TaskFormatError(NO_TRAIN, "no 'train' key")
     if "test" not in obj:
         raise TaskFormatError(NO_TEST, "no 'test' key")
-    train = parse_pairs(obj["train"], "train")
-    test = parse_pairs(obj["test"], "test", output_required=False)
+    train = parse_pairs(obj["train"], "train", check_bools=check_bools)
+    test = parse_pairs(obj["test"], "test", output_required=False, check_bools=check_bools)
     if not train:
         raise TaskFormatError(NO_TRAIN, "'train' is empty")
     if not test:
@@ -185,8 +228,10 @@ def loads_json(data: bytes, where: str = "file") -> Any:
         raise TaskFormatError(BOM, f"{where} starts with a UTF-8 byte-order mark")
     try:
         return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an int of more than 4300 digits
         raise TaskFormatError(INVALID_JSON, f"{where}: {e}") from None
+    except RecursionError:
+        raise TaskFormatError(INVALID_JSON, f"{where}: nested too deeply") from None
 
 
 # --- Arrow -------------------------------------------------------------------------------------------------
@@ -216,6 +261,7 @@ QUARANTINE_SCHEMA = pa.schema(
         pa.field("path", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("detail", pa.string()),
+        pa.field("split", pa.string()),  # the split the file would have gone to
     ]
 )
 
@@ -244,7 +290,60 @@ def task_to_row(task: Task) -> dict[str, Any]:
 
 
 def tasks_to_table(tasks: Iterable[Task]) -> pa.Table:
-    return pa.Table.from_pylist([task_to_row(t) for t in tasks], schema=TASK_SCHEMA)
+    """Tasks as a ``TASK_SCHEMA`` table, built column-wise from the grids' bytes (no per-cell Python)."""
+    tasks = list(tasks)
+    cols: dict[str, list[Any]] = {n: [] for n in ("id", "source", "split", "repo", "commit", "path",
+                                                  "license", "fingerprint", "extra")}
+    for t in tasks:
+        cols["id"].append(t.id)
+        cols["source"].append(t.source)
+        cols["split"].append(t.split)
+        cols["repo"].append(t.repo)
+        cols["commit"].append(t.commit)
+        cols["path"].append(t.path)
+        cols["license"].append(t.license)
+        cols["fingerprint"].append(t.fingerprint)
+        cols["extra"].append(
+            json.dumps(t.extra, sort_keys=True, separators=(",", ":")) if t.extra else "{}"
+        )
+    arrays = {n: pa.array(v, pa.string()) for n, v in cols.items()}
+    arrays["train"] = _pairs_array([t.train for t in tasks])
+    arrays["test"] = _pairs_array([t.test for t in tasks])
+    return pa.Table.from_arrays([arrays[f.name] for f in TASK_SCHEMA], schema=TASK_SCHEMA)
+
+
+def _grids_array(grids: list[Grid | None]) -> pa.Array:
+    """``list<list<int8>>`` from grids (None -> null) via offsets: rows of width w repeated h times."""
+    n = len(grids)
+    heights = np.zeros(n, dtype=np.int32)
+    widths = np.zeros(n, dtype=np.int32)
+    valid = np.ones(n, dtype=bool)
+    for i, g in enumerate(grids):
+        if g is None:
+            valid[i] = False
+        else:
+            heights[i], widths[i] = g.shape
+    present = [np.ascontiguousarray(g, dtype=np.int8).reshape(-1) for g in grids if g is not None]
+    values = np.concatenate(present) if present else np.zeros(0, np.int8)
+    row_offsets = np.zeros(int(heights.sum()) + 1, dtype=np.int32)
+    np.cumsum(np.repeat(widths, heights), out=row_offsets[1:])
+    grid_offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(heights, out=grid_offsets[1:])
+    rows = pa.ListArray.from_arrays(pa.array(row_offsets), pa.array(values, pa.int8()))
+    mask = None if valid.all() else pa.array(~valid)
+    return pa.ListArray.from_arrays(pa.array(grid_offsets), rows, type=GRID_TYPE, mask=mask)
+
+
+def _pairs_array(per_task: list[list[Pair]]) -> pa.Array:
+    """``list<struct<input, output>>`` for one column (train or test) of many tasks."""
+    flat = [p for pairs in per_task for p in pairs]
+    struct = pa.StructArray.from_arrays(
+        [_grids_array([p.input for p in flat]), _grids_array([p.output for p in flat])],
+        fields=list(PAIR_TYPE),
+    )
+    offsets = np.zeros(len(per_task) + 1, dtype=np.int32)
+    np.cumsum([len(pairs) for pairs in per_task], out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), struct, type=PAIRS_TYPE)
 
 
 def _pairs_from_py(pairs: list[dict[str, Any]] | None) -> list[Pair]:

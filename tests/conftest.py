@@ -32,3 +32,38 @@ def arcforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("ARCFORGE_HOME", str(home))
     monkeypatch.delenv("ARCFORGE_MIRROR", raising=False)
     return home
+
+
+# --- build fixtures (shared by the build, card, stats and CLI tests) -------------------------------------
+@pytest.fixture(scope="session")
+def mirror_home(shared_sources: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ARCFORGE_HOME whose cache holds the 11 mirrored sources, as `fetch` would leave it."""
+    from arcforge.manifest import load_manifests
+    from tests.helpers import mirrored, populate_cache
+
+    home = tmp_path_factory.mktemp("mirror_home")
+    populate_cache(home, mirrored(load_manifests(), shared_sources), shared_sources)
+    return home
+
+
+@pytest.fixture(scope="session")
+def full_build(mirror_home: Path, tmp_path_factory: pytest.TempPathFactory):
+    """ONE build of all 11 mirrored sources, reused by every test that needs a real dataset.
+
+    Returns (out folder, BuildStats).
+    """
+    import os
+
+    from arcforge.build import build
+
+    out = tmp_path_factory.mktemp("full_build") / "out"
+    old = os.environ.get("ARCFORGE_HOME")
+    os.environ["ARCFORGE_HOME"] = str(mirror_home)
+    try:
+        stats = build(out)
+    finally:
+        if old is None:
+            os.environ.pop("ARCFORGE_HOME", None)
+        else:
+            os.environ["ARCFORGE_HOME"] = old
+    return out, stats

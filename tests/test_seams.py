@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 CORE = ["arcforge.task", "arcforge.grids", "arcforge.manifest", "arcforge.formats", "arcforge.shards",
-        "arcforge.errors", "arcforge.paths", "arcforge.provenance", "arcforge.publish_plan", "arcforge.hub_data"]
+        "arcforge.errors", "arcforge.paths", "arcforge.provenance", "arcforge.publish_plan", "arcforge.hub_data",
+        "arcforge.build", "arcforge.ingest", "arcforge.members", "arcforge.card", "arcforge.stats", "arcforge.render"]
 
 
 def _imported_after(modules: list[str]) -> set[str]:

@@ -1,7 +1,83 @@
-"""Placeholder: filled in by the issue that owns this command group."""
+"""``arcforge build``: compile fetched sources (and local folders) into a Parquet dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from arcforge.cli.console import RichProgress, console, print_json, progress_enabled
+from arcforge.cli.errors import handle_errors
+from arcforge.cli.options import JsonOpt, ManifestsOpt, OutOpt, SeedOpt
+
+
+def _summary(stats) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"Built {stats.out}", show_lines=False)
+    for col in ("source", "split", "tasks", "over 30x30"):
+        t.add_column(col, justify="right" if col not in ("source", "split") else "left")
+    for src, splits in stats.tasks.items():
+        for split, n in splits.items():
+            t.add_row(src, split, str(n), str(stats.over_30.get(src, {}).get(split, 0)))
+    console.print(t)
+    console.print(f"[bold]{stats.total_tasks}[/] tasks written from {stats.files_read} files"
+                  + (f" ({', '.join(stats.cached_sources)} from the build cache)" if stats.cached_sources else ""))
+    if stats.quarantined:
+        console.print(f"[yellow]quarantined {stats.total_quarantined}[/]: "
+                      + ", ".join(f"{r} {n}" for r, n in stats.quarantined.items())
+                      + "  (see quarantine.parquet)")
+    if stats.skipped:
+        console.print("skipped (not tasks): " + ", ".join(f"{r}: {n}" for r, n in stats.skipped.items()))
+    if stats.excluded or stats.duplicates:
+        console.print(f"dedup: {stats.duplicates} duplicates dropped, {stats.excluded} excluded as eval copies")
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("build")
+    @handle_errors
+    def build_cmd(
+        out: OutOpt = Path("arc-dataset"),
+        source: Annotated[list[str] | None, typer.Option(
+            "--source", "-s", help="Source to include (repeatable; default: every fetched source). "
+            "`synthetic` adds generated tasks.")] = None,
+        local: Annotated[list[Path] | None, typer.Option(
+            "--local", help="A folder of your own task files to add as a source (repeatable).")] = None,
+        local_name: Annotated[list[str] | None, typer.Option(
+            "--local-name", help="Source name for the matching --local folder (default: from its name).")] = None,
+        exclude_eval: Annotated[bool, typer.Option(
+            "--exclude-eval", help="Drop training tasks that copy an evaluation task.")] = False,
+        eval_ref: Annotated[list[str] | None, typer.Option(
+            "--eval", help="SOURCE[:SPLIT] to use as the evaluation reference (repeatable; default: "
+            "the eval splits of manifests with role = eval).")] = None,
+        eval_local: Annotated[list[Path] | None, typer.Option(
+            "--eval-local", help="A folder of held-out tasks used only as a decontamination reference.")] = None,
+        max_grid: Annotated[int | None, typer.Option(
+            "--max-grid", help="Drop tasks with a grid side larger than N (reported as `oversize`).")] = None,
+        strict: Annotated[bool, typer.Option(
+            "--strict", help="Fail (exit 1, output unchanged) if any task is quarantined.")] = False,
+        synthetic_tasks: Annotated[int, typer.Option(
+            "--synthetic-tasks", help="Add N generated tasks as the `synthetic` source.")] = 0,
+        seed: SeedOpt = 0,
+        shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
+        row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
+        no_cache: Annotated[bool, typer.Option("--no-cache", help="Parse every source again.")] = False,
+        manifests: ManifestsOpt = None,
+        json_out: JsonOpt = False,
+    ) -> None:
+        """Normalize, validate and de-duplicate every source into `OUT/<source>/<split>-*.parquet`."""
+        from arcforge.build import build
+
+        with RichProgress(enabled=progress_enabled(json_out)) as progress:
+            stats = build(
+                out, sources=source, local=local or [], local_names=local_name or [],
+                manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
+                eval_local=eval_local or [], max_grid=max_grid, strict=strict,
+                synthetic_tasks=synthetic_tasks, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
+                row_group_rows=row_group_rows, use_cache=not no_cache, progress=progress,
+            )
+        if json_out:
+            print_json(stats.to_dict())
+        else:
+            _summary(stats)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Rejected, register
-from arcforge.task import BAD_STRUCTURE, TaskFormatError, loads_json, parse_task_object
+from arcforge.task import BAD_STRUCTURE, TaskFormatError, loads_json, may_have_bools, parse_task_object
 
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -31,7 +31,9 @@ class BarcListFormat:
     name = "barc_list"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        obj = loads_json(member.read(), member.path)
+        data = member.read()
+        obj = loads_json(data, member.path)
+        check_bools = may_have_bools(data)
         if not isinstance(obj, list):
             raise TaskFormatError(BAD_STRUCTURE, "expected a JSON list of {name, data} entries")
         seen: set[str] = set()
@@ -44,7 +46,7 @@ class BarcListFormat:
                 yield Rejected(key, BAD_STRUCTURE, f"entry {i} has no 'data' object")
                 continue
             try:
-                train, test, extra = parse_task_object(entry["data"])
+                train, test, extra = parse_task_object(entry["data"], check_bools=check_bools)
             except TaskFormatError as e:
                 yield Rejected(key, e.reason, f"entry {i}: {e.detail}")
                 continue

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Skipped, register
-from arcforge.task import BAD_STRUCTURE, NO_TRAIN, TaskFormatError, loads_json, parse_pairs
+from arcforge.task import BAD_STRUCTURE, NO_TRAIN, TaskFormatError, loads_json, may_have_bools, parse_pairs
 
 _TASK_FILE = re.compile(r"(^|/)Task\d+(_soln)?\.json$")
 
@@ -27,13 +27,14 @@ class IparcFormat:
     name = "iparc"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        obj = loads_json(member.read(), member.path)
+        data = member.read()
+        obj = loads_json(data, member.path)
         if member.path.endswith("_soln.json") or _is_solution(obj):
             yield Skipped("IPARC solution program (not a task)")
             return
         if not isinstance(obj, list):
             raise TaskFormatError(BAD_STRUCTURE, "expected a JSON list of {input, output} pairs")
-        pairs = parse_pairs(obj, "pairs")
+        pairs = parse_pairs(obj, "pairs", check_bools=may_have_bools(data))
         if len(pairs) < 2:
             raise TaskFormatError(NO_TRAIN, f"{len(pairs)} pair(s): need at least 2 (train + test)")
         extra: dict[str, Any] = {"split_rule": "last pair is test"}

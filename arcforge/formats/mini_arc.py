@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Skipped, register
-from arcforge.task import loads_json, parse_task_object
+from arcforge.task import loads_json, may_have_bools, parse_task_object
 
 TRACE_KEYS = frozenset({"task_id", "action_sequence"})
 
@@ -24,11 +24,12 @@ class MiniArcFormat:
     name = "mini_arc"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        obj = loads_json(member.read(), member.path)
+        data = member.read()
+        obj = loads_json(data, member.path)
         if is_trace(obj):
             yield Skipped("Mini-ARC user action trace (not a task)")
             return
-        train, test, extra = parse_task_object(obj)
+        train, test, extra = parse_task_object(obj, check_bools=may_have_bools(data))
         yield RawTask("", train, test, extra)
 
     def sniff(self, path: str, obj: Any) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Rejected, Skipped, register
-from arcforge.task import BAD_STRUCTURE, TaskFormatError, loads_json, parse_pair
+from arcforge.task import BAD_STRUCTURE, TaskFormatError, loads_json, may_have_bools, parse_pair
 
 DEFAULT_K = 3
 
@@ -26,7 +26,9 @@ class ReArcFormat:
         if k < 1:
             raise TaskFormatError(BAD_STRUCTURE, f"option k={k} must be >= 1")
         max_tasks = options.get("max_tasks")
-        obj = loads_json(member.read(), member.path)
+        data = member.read()
+        obj = loads_json(data, member.path)
+        check_bools = may_have_bools(data)
         if not isinstance(obj, list):
             raise TaskFormatError(BAD_STRUCTURE, "expected a JSON list of {input, output} examples")
         n_chunks = len(obj) // (k + 1)
@@ -36,7 +38,7 @@ class ReArcFormat:
             chunk = obj[c * (k + 1) : (c + 1) * (k + 1)]
             key = f"{c:04d}"
             try:
-                pairs = [parse_pair(e, f"example[{c * (k + 1) + i}]") for i, e in enumerate(chunk)]
+                pairs = [parse_pair(e, f"example[{c * (k + 1) + i}]", check_bools=check_bools) for i, e in enumerate(chunk)]
             except TaskFormatError as e:
                 yield Rejected(key, e.reason, e.detail)
                 continue

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, register
-from arcforge.task import loads_json, parse_task_object
+from arcforge.task import loads_json, may_have_bools, parse_task_object
 
 
 @register("standard")
@@ -19,8 +19,9 @@ class StandardFormat:
     name = "standard"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        obj = loads_json(member.read(), member.path)
-        train, test, extra = parse_task_object(obj)
+        data = member.read()
+        obj = loads_json(data, member.path)
+        train, test, extra = parse_task_object(obj, check_bools=may_have_bools(data))
         yield RawTask("", train, test, extra)
 
     def sniff(self, path: str, obj: Any) -> bool:

@@ -1,0 +1,340 @@
+"""``arcforge build``: fetched sources and users' folders in, one validated, deduplicated dataset out.
+
+Pipeline: plan the sources -> parse each one into a table of valid tasks (``arcforge.ingest``, cached)
+-> drop tasks over ``--max-grid`` -> ``arcforge.dedup.run_dedup`` -> write shards, report files and the
+dataset card into a temp folder beside ``out`` -> swap it in. Only a complete build replaces ``out``:
+an error, ``--strict`` with quarantined tasks, or Ctrl-C leaves the previous ``out`` as it was.
+
+Dedup priority (which copy of a duplicated task is kept): evaluation-reference sources first, then the
+other manifest sources in manifest (alphabetical) order, then ``--local`` folders, then ``synthetic``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from arcforge import card, dedup, paths, shards
+from arcforge.errors import BuildError
+from arcforge.ingest import (
+    LOCAL_LICENSE,
+    ParsedSource,
+    SourcePlan,
+    local_name,
+    parse_source,
+    quarantine_table,
+)
+from arcforge.manifest import SPLIT_RE, Manifest, load_manifests, select
+from arcforge.progress import NULL_PROGRESS, Progress
+from arcforge.stats import task_max_side
+from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
+
+SYNTHETIC = "synthetic"
+DEFAULT_SYNTHETIC_TASKS = 1000  # `--source synthetic` without `--synthetic-tasks`
+
+
+@dataclass
+class BuildStats:
+    """What a build did. Counts are per source then split; ``to_dict`` is the ``--json`` report."""
+
+    out: str
+    tasks: dict[str, dict[str, int]] = field(default_factory=dict)  # written
+    found: dict[str, dict[str, int]] = field(default_factory=dict)  # tasks in the files (valid + bad)
+    quarantined: dict[str, int] = field(default_factory=dict)  # reason -> tasks
+    quarantined_by_source: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> files that are not tasks
+    over_30: dict[str, dict[str, int]] = field(default_factory=dict)  # written tasks with a grid > 30
+    oversize_dropped: int = 0
+    dedup: dict[str, int] = field(default_factory=dict)  # run_dedup's counts
+    excluded: int = 0
+    duplicates: int = 0
+    files_read: int = 0
+    cached_sources: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # written files, relative to out
+
+    @property
+    def total_tasks(self) -> int:
+        return sum(sum(s.values()) for s in self.tasks.values())
+
+    @property
+    def total_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["total_tasks"] = self.total_tasks
+        d["total_quarantined"] = self.total_quarantined
+        return d
+
+
+# --- planning ------------------------------------------------------------------------------------------
+def _is_cached(m: Manifest) -> Path | None:
+    d = paths.source_dir(m.owner, m.repo_name, m.commit)
+    return d if d.is_dir() else None
+
+
+def _manifest_plan(m: Manifest, root: Path) -> SourcePlan:
+    return SourcePlan(m.name, "manifest", root=root, manifest=m, repo=m.repo, commit=m.commit, license=m.license)
+
+
+def plan_sources(
+    manifests: dict[str, Manifest],
+    sources: Sequence[str] | None,
+    local: Sequence[Path],
+    local_names: Sequence[str],
+    synthetic_tasks: int,
+    seed: int,
+) -> list[SourcePlan]:
+    """Decide what to build, in priority order (see the module docstring)."""
+    names = list(dict.fromkeys(sources)) if sources is not None else None
+    want_synth = synthetic_tasks > 0 or (names is not None and SYNTHETIC in names)
+    if names is None:
+        chosen = [m for m in manifests.values() if _is_cached(m)]
+    else:
+        chosen = select(manifests, [n for n in names if n != SYNTHETIC])
+    plans = []
+    for m in chosen:
+        root = _is_cached(m)
+        if root is None:
+            raise BuildError(f"source {m.name!r} is not fetched (no {paths.source_dir(m.owner, m.repo_name, m.commit)})",
+                             hint=f"arcforge fetch {m.name}")
+        plans.append(_manifest_plan(m, root))
+    plans.sort(key=lambda p: (not (p.manifest and p.manifest.is_eval), p.name))
+    if len(local_names) > len(local):
+        raise BuildError("more --local-name values than --local folders")
+    for i, folder in enumerate(local):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise BuildError(f"{folder}: local folder not found")
+        name = local_names[i] if i < len(local_names) else local_name(folder)
+        plans.append(SourcePlan(name, "local", root=folder, license=LOCAL_LICENSE))
+    if want_synth:
+        from arcforge.synthetic import LICENSE
+
+        plans.append(SourcePlan(SYNTHETIC, "synthetic", license=LICENSE,
+                                synthetic_n=synthetic_tasks or DEFAULT_SYNTHETIC_TASKS, seed=seed))
+    seen: set[str] = set()
+    for p in plans:
+        if p.name in seen or (p.kind != "manifest" and p.name in manifests):
+            raise BuildError(f"source name {p.name!r} is used twice", hint="pick another with --local-name")
+        seen.add(p.name)
+    if not plans:
+        raise BuildError("nothing to build: no source is fetched and no --local folder was given",
+                         hint="arcforge fetch --all (or: arcforge build --local PATH)")
+    return plans
+
+
+def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None) -> set[tuple[str, str]]:
+    """``{(source, split)}`` that are the evaluation reference: ``--eval`` refs, else eval manifests."""
+    if eval_refs is None:
+        return {(p.name, s) for p in plans if p.manifest and p.manifest.is_eval for s in p.manifest.eval_splits}
+    by_name = {p.name: p for p in plans}
+    out = set()
+    for ref in eval_refs:
+        name, _, split = ref.partition(":")
+        p = by_name.get(name)
+        if p is None:
+            raise BuildError(f"--eval {ref}: source {name!r} is not part of this build",
+                             hint=f"add --source {name}")
+        if split and not SPLIT_RE.match(split):
+            raise BuildError(f"--eval {ref}: {split!r} is not a valid split name")
+        splits = [split] if split else (list(p.manifest.splits) if p.manifest else ["training", "evaluation"])
+        out |= {(name, s) for s in splits}
+    return out
+
+
+# --- the pipeline ----------------------------------------------------------------------------------------
+def _drop_oversize(table: pa.Table, max_grid: int) -> tuple[pa.Table, list[dict[str, str]]]:
+    sides = task_max_side(table)
+    over = sides > max_grid
+    if not over.any():
+        return table, []
+    dropped = table.filter(pa.array(over))
+    rows = [
+        {"source": r["source"], "path": r["path"], "reason": OVERSIZE, "split": r["split"],
+         "detail": f"{r['id']}: a grid side of {int(s)} is larger than --max-grid {max_grid}"}
+        for r, s in zip(dropped.select(["id", "source", "split", "path"]).to_pylist(), sides[over], strict=True)
+    ]
+    return table.filter(pa.array(~over)), rows
+
+
+def _nested_counts(table: pa.Table, mask: np.ndarray | None = None) -> dict[str, dict[str, int]]:
+    if mask is not None:
+        table = table.filter(pa.array(mask))
+    c = Counter(zip(table["source"].to_pylist(), table["split"].to_pylist(), strict=True))
+    out: dict[str, dict[str, int]] = {}
+    for (src, split), n in sorted(c.items()):
+        out.setdefault(src, {})[split] = n
+    return out
+
+
+def _split_bytes(table: pa.Table) -> dict[tuple[str, str], int]:
+    """Arrow bytes of the rows of each (source, split) (``num_bytes`` in the card)."""
+    out = {}
+    for (src, split) in {tuple(k.values()) for k in table.select(["source", "split"]).to_pylist()}:
+        mask = pc.and_(pc.equal(table["source"], src), pc.equal(table["split"], split))
+        out[(src, split)] = table.filter(mask).nbytes
+    return out
+
+
+def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, str], int]) -> card.SourceInfo:
+    split_bytes = {sp: nbytes.get((p.name, sp), 0) for sp in counts}
+    if p.manifest is not None:
+        m = p.manifest
+        return card.SourceInfo(m.name, m.title, m.license, m.homepage, m.repo, m.commit, m.citation,
+                               m.description, counts, split_bytes)
+    if p.kind == SYNTHETIC:
+        from arcforge import synthetic
+
+        return card.SourceInfo(p.name, "arcforge synthetic tasks", p.license,
+                               citation=getattr(synthetic, "CITATION", ""), counts=counts,
+                               num_bytes=split_bytes,
+                               description=f"{p.synthetic_n} generated tasks, seed {p.seed}")
+    return card.SourceInfo(p.name, f"local folder {p.root.name if p.root else ''}", p.license,
+                           counts=counts, num_bytes=split_bytes)
+
+
+def build(
+    out: Path,
+    *,
+    sources: list[str] | None = None,
+    local: Sequence[Path] = (),
+    local_names: Sequence[str] = (),
+    manifests_dir: Path | None = None,
+    exclude_eval: bool = False,
+    eval_refs: list[str] | None = None,
+    eval_local: Sequence[Path] = (),
+    max_grid: int | None = None,
+    strict: bool = False,
+    synthetic_tasks: int = 0,
+    seed: int = 0,
+    shard_bytes: int = shards.DEFAULT_SHARD_BYTES,
+    row_group_rows: int = shards.DEFAULT_ROW_GROUP_ROWS,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> BuildStats:
+    """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps."""
+    progress = progress or NULL_PROGRESS
+    out = Path(out)
+    _check_out(out)
+    if max_grid is not None and max_grid < 1:
+        raise BuildError(f"--max-grid {max_grid} must be at least 1")
+    manifests = load_manifests(manifests_dir)
+    plans = plan_sources(manifests, sources, local, local_names, synthetic_tasks, seed)
+    eval_splits = eval_split_set(plans, eval_refs)
+    stats = BuildStats(out=str(out))
+
+    progress.start("parse", "Parsing sources", total=len(plans))
+    parsed: list[ParsedSource] = []
+    for p in plans:
+        parsed.append(parse_source(p, use_cache=use_cache))
+        progress.advance("parse")
+    progress.finish("parse")
+    reference = _parse_reference(eval_local, use_cache) if eval_local else None
+
+    quarantine = [row for ps in parsed for row in ps.quarantine]
+    for ps in parsed:
+        if ps.found:
+            stats.found[ps.name] = dict(ps.found)
+        stats.files_read += ps.files
+        if ps.from_cache:
+            stats.cached_sources.append(ps.name)
+        for reason, n in ps.skipped.items():
+            stats.skipped[reason] = stats.skipped.get(reason, 0) + n
+    table = pa.concat_tables([ps.table for ps in parsed]) if parsed else TASK_SCHEMA.empty_table()
+    if max_grid is not None:
+        table, oversize = _drop_oversize(table, max_grid)
+        quarantine += oversize
+        stats.oversize_dropped = len(oversize)
+
+    result = dedup.run_dedup(
+        table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=exclude_eval,
+        priority=[p.name for p in plans],
+    )
+    kept = result.table
+    stats.tasks = _nested_counts(kept)
+    stats.over_30 = _nested_counts(kept, task_max_side(kept) > MAX_GRID_SIDE)
+    stats.dedup = dict(sorted(result.counts.items()))
+    stats.excluded, stats.duplicates = result.excluded.num_rows, result.duplicates.num_rows
+    q_reasons = Counter(r["reason"] for r in quarantine)
+    stats.quarantined = dict(sorted(q_reasons.items()))
+    stats.quarantined_by_source = dict(sorted(Counter(r["source"] for r in quarantine).items()))
+
+    errors = [r for r in quarantine if r["reason"] != OVERSIZE]
+    if strict and errors:
+        first = "; ".join(f"{r['path']} ({r['reason']}: {r['detail']})" for r in errors[:3])
+        raise BuildError(f"--strict: {len(errors)} task(s) quarantined, {out} left unchanged. First: {first}",
+                         hint="run without --strict and look at quarantine.parquet")
+
+    nbytes = _split_bytes(kept)
+    infos = [_source_info(p, stats.tasks.get(p.name, {}), nbytes) for p in plans]
+    options = {k: v for k, v in (("max_grid", max_grid), ("exclude_eval", exclude_eval)) if v}
+    card_data = card.CardData(infos, stats.quarantined, stats.dedup, sum(stats.skipped.values()), options)
+    quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
+    stats.outputs = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
+                                      shard_bytes, row_group_rows, progress)
+    return stats
+
+
+def _parse_reference(folders: Sequence[Path], use_cache: bool) -> pa.Table:
+    tables = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise BuildError(f"{folder}: --eval-local folder not found")
+        plan = SourcePlan(f"eval_{local_name(folder)}", "local", root=folder)
+        tables.append(parse_source(plan, use_cache=use_cache).table)
+    return pa.concat_tables(tables)
+
+
+# --- atomic output ---------------------------------------------------------------------------------------
+def _check_out(out: Path) -> None:
+    """Refuse to replace a folder that is not an arcforge build (it would be deleted by the swap)."""
+    if out.exists():
+        if not out.is_dir():
+            raise BuildError(f"{out}: exists and is not a folder")
+        readme = out / "README.md"
+        is_build = readme.is_file() and card.MARKER in readme.read_text(encoding="utf-8", errors="replace")
+        if any(out.iterdir()) and not is_build:
+            raise BuildError(f"{out}: is a non-empty folder that is not an arcforge build; not replacing it",
+                             hint="choose another --out or empty that folder")
+
+
+def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: dedup.DedupResult,
+                      card_data: card.CardData, shard_bytes: int, row_group_rows: int,
+                      progress: Progress) -> list[str]:
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        progress.start("write", "Writing shards", total=None)
+        infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows)
+        files = [i.path.as_posix() for i in infos]
+        for name, t in (("quarantine.parquet", quarantine), ("excluded.parquet", result.excluded),
+                        ("duplicates.parquet", result.duplicates)):
+            shards.write_table(t, tmp / name, row_group_rows=max(row_group_rows, 1 << 16))
+            files.append(name)
+        (tmp / "README.md").write_text(card.render_card(card_data), encoding="utf-8")
+        files.append("README.md")
+        progress.finish("write")
+        if out.exists():
+            os.replace(out, old)
+        os.replace(tmp, out)
+    except BaseException:  # Ctrl-C included: never leave a half-written folder behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return sorted(files)

@@ -1,0 +1,46 @@
+"""The dataset card: YAML front matter that `datasets` and the Hub read, generated from the real schema."""
+
+from __future__ import annotations
+
+import pytest
+
+from arcforge import card
+from arcforge.task import TASK_SCHEMA
+
+
+def _front_matter(text: str) -> dict:
+    yaml = pytest.importorskip("yaml")
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def test_features_equal_datasets_yaml():
+    datasets = pytest.importorskip("datasets")
+    assert card.features_yaml(TASK_SCHEMA) == datasets.Features.from_arrow_schema(TASK_SCHEMA)._to_yaml_list()
+
+
+def test_card_of_the_full_build(full_build):
+    out, stats = full_build
+    text = (out / "README.md").read_text()
+    fm = _front_matter(text)
+    configs = {c["config_name"]: c for c in fm["configs"]}
+    assert configs["default"]["default"] is True
+    assert {d["split"]: d["path"] for d in configs["default"]["data_files"]} == {
+        "evaluation": "*/evaluation-*.parquet", "training": "*/training-*.parquet"}
+    assert configs["arc_agi_1"]["data_files"] == [
+        {"split": "evaluation", "path": "arc_agi_1/evaluation-*.parquet"},
+        {"split": "training", "path": "arc_agi_1/training-*.parquet"}]
+    assert set(configs) == {"default", *stats.tasks}
+    infos = {i["config_name"]: i for i in fm["dataset_info"]}
+    assert {s["name"]: s["num_examples"] for s in infos["neoneye_tama"]["splits"]} == {"training": 5000}
+    assert fm["license"] == "other"  # Apache-2.0, MIT and unknown are mixed
+    assert "| `arc_community` | arc-community levels | unknown |" in text
+    assert "@article{chollet2019measure" in text and "@article{xu2023llms" in text
+    assert card.MARKER in text and "Total: 10385 tasks." in text
+
+
+def test_single_license_and_yaml_quoting():
+    src = card.SourceInfo("mine", "My: tasks", "MIT", counts={"training": 2}, num_bytes={"training": 10})
+    fm = _front_matter(card.render_card(card.CardData([src], quarantined={"bom": 1})))
+    assert fm["license"] == "mit" and fm["configs"][1]["config_name"] == "mine"
+    assert card.to_yaml({"a": "yes", "b": "1x", "c": "ok"}) == 'a: "yes"\nb: "1x"\nc: ok'
