@@ -35,6 +35,7 @@ from arcforge.ingest import (
 )
 from arcforge.manifest import SPLIT_RE, Manifest, load_manifests, select
 from arcforge.progress import NULL_PROGRESS, Progress
+from arcforge.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.stats import task_max_side
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
 
@@ -280,9 +281,37 @@ def build(
     options = {k: v for k, v in (("max_grid", max_grid), ("exclude_eval", exclude_eval)) if v}
     card_data = card.CardData(infos, stats.quarantined, stats.dedup, sum(stats.skipped.values()), options)
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
+    prov_options = {
+        "sources": [p.name for p in plans], "local": [str(x) for x in local], "exclude_eval": exclude_eval,
+        "eval_refs": eval_refs, "eval_splits": sorted(f"{a}:{b}" for a, b in eval_splits),
+        "eval_local": [str(x) for x in eval_local], "max_grid": max_grid, "synthetic_tasks": synthetic_tasks,
+        "seed": seed, "shard_bytes": shard_bytes, "row_group_rows": row_group_rows,
+    }
+    prov_sources = [_provenance_entry(p) for p in plans]
     stats.outputs = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
-                                      shard_bytes, row_group_rows, progress)
+                                      shard_bytes, row_group_rows, progress, (prov_sources, prov_options))
     return stats
+
+
+def _provenance_entry(p: SourcePlan) -> dict:
+    """One source's line in provenance.json: where its tasks came from, exactly."""
+    if p.manifest is not None:
+        m = p.manifest
+        entry = {"name": m.name, "repo": m.repo, "commit": m.commit, "license": m.license,
+                 "citation": m.citation, "format": m.format}
+        if p.root is not None:
+            from arcforge.fetch import read_marker
+
+            marker = read_marker(p.root) or {}
+            if marker.get("digest"):
+                entry["digest"] = marker["digest"]
+        return entry
+    if p.kind == SYNTHETIC:
+        from arcforge import synthetic
+
+        return {"name": p.name, "repo": "arcforge/synthetic", "commit": f"seed-{p.seed}-n-{p.synthetic_n}",
+                "license": p.license, "citation": getattr(synthetic, "CITATION", "")}
+    return {"name": p.name, "repo": f"local:{p.root}", "commit": "local", "license": p.license}
 
 
 def _parse_reference(folders: Sequence[Path], use_cache: bool) -> pa.Table:
@@ -311,7 +340,7 @@ def _check_out(out: Path) -> None:
 
 def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: dedup.DedupResult,
                       card_data: card.CardData, shard_bytes: int, row_group_rows: int,
-                      progress: Progress) -> list[str]:
+                      progress: Progress, provenance: tuple[list[dict], dict]) -> list[str]:
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
@@ -327,6 +356,8 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
             files.append(name)
         (tmp / "README.md").write_text(card.render_card(card_data), encoding="utf-8")
         files.append("README.md")
+        write_provenance(tmp, sources=provenance[0], options=provenance[1])
+        files.append(PROVENANCE_FILE)
         progress.finish("write")
         if out.exists():
             os.replace(out, old)
