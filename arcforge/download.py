@@ -51,6 +51,19 @@ class RetryPolicy:
         return min(d, self.max_delay)
 
 
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        """Defaults, overridden by ``$ARCFORGE_RETRIES`` (attempts) and ``$ARCFORGE_RETRY_DELAY`` (seconds)."""
+        p = cls()
+        try:
+            attempts = int(os.environ.get("ARCFORGE_RETRIES") or p.attempts)
+            base = float(os.environ.get("ARCFORGE_RETRY_DELAY") or p.base_delay)
+        except ValueError:
+            raise FetchError("ARCFORGE_RETRIES must be an integer and ARCFORGE_RETRY_DELAY a number") from None
+        return cls(attempts=max(1, attempts), base_delay=max(0.0, base), max_delay=max(p.max_delay, base),
+                   timeout=p.timeout)
+
+
 DEFAULT_RETRY = RetryPolicy()
 
 
@@ -64,7 +77,7 @@ def tarball_url(base: str, owner: str, repo: str, commit: str) -> str:
 
 def open_url(url: str, timeout: float) -> http.client.HTTPResponse:
     req = urllib.request.Request(url, headers={"User-Agent": f"arcforge/{__version__}"})
-    return urllib.request.urlopen(req, timeout=timeout)  # noqa: S310 (http/https only, checked by callers)
+    return urllib.request.urlopen(req, timeout=timeout)
 
 
 def _retry_after(exc: BaseException) -> float | None:

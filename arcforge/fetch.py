@@ -32,7 +32,13 @@ from pathlib import Path
 from arcforge import archive, download, lock, paths
 from arcforge.archive import DEFAULT_LIMITS, ArchiveLimits
 from arcforge.download import DEFAULT_RETRY, RetryPolicy
-from arcforge.errors import ArcforgeError, DigestMismatchError, FetchError, ManifestError, SourceUnavailableError
+from arcforge.errors import (
+    ArcforgeError,
+    DigestMismatchError,
+    FetchError,
+    ManifestError,
+    SourceUnavailableError,
+)
 from arcforge.manifest import Manifest, matches_any
 from arcforge.progress import NULL_PROGRESS, Progress
 
@@ -263,13 +269,15 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
 
 
 def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = None, force: bool = False,
-                  progress: Progress | None = None, workers: int = 4, retry: RetryPolicy = DEFAULT_RETRY,
+                  progress: Progress | None = None, workers: int = 4, retry: RetryPolicy | None = None,
                   limits: ArchiveLimits = DEFAULT_LIMITS) -> list[FetchResult]:
     """Fetch several sources in parallel (``workers`` threads); results in the order given.
 
     ``mirror``: a folder or http(s) URL (see the module docstring); ``None`` reads ``$ARCFORGE_MIRROR``.
+    ``retry``: backoff policy for HTTP (default: ``RetryPolicy.from_env()``).
     Raises only for a bad ``mirror`` or manifests that clash; per-source problems are in the results.
     """
+    retry = retry or RetryPolicy.from_env()
     ms = list({m.name: m for m in manifests}.values())
     seen: dict[Path, Manifest] = {}
     for m in ms:
