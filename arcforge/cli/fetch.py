@@ -1,7 +1,106 @@
-"""Placeholder: filled in by the issue that owns this command group."""
+"""``arcforge sources`` and ``arcforge fetch``: list the pinned sources, and fill the verified cache."""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
+from rich.table import Table
+
+from arcforge import fetch as fetch_lib
+from arcforge import lock, paths
+from arcforge.cli.console import RichProgress, console, err_console, print_json, progress_enabled
+from arcforge.cli.errors import handle_errors
+from arcforge.cli.options import JsonOpt, ManifestsOpt, MirrorOpt
+from arcforge.manifest import Manifest, load_manifests, select
+
+STATUS_STYLE = {"cached": "green", "fetched": "green", "failed": "red", "unavailable": "yellow"}
+
+
+def source_info(m: Manifest) -> dict:
+    """One row of ``arcforge sources``."""
+    path = fetch_lib.cached_path(m)
+    pin = lock.find_pin(m)
+    return {
+        "name": m.name, "repo": m.repo, "commit": m.commit, "short_commit": m.short_commit,
+        "license": m.license, "format": m.format, "splits": list(m.splits), "role": m.role,
+        "cached": path is not None, "path": str(path) if path else None,
+        "digest": pin.digest if pin else None, "pinned_in": str(pin.lock_path) if pin else None,
+    }
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("sources")
+    @handle_errors
+    def sources(json_: JsonOpt = False, manifests: ManifestsOpt = None) -> None:
+        """List the known sources: repo@commit, license, format, splits, role, and whether they are cached."""
+        rows = [source_info(m) for m in load_manifests(manifests).values()]
+        if json_:
+            print_json({"sources": rows})
+            return
+        table = Table(box=None, header_style="bold")
+        for col in ("name", "repo@commit", "license", "format", "splits", "role", "cached"):
+            table.add_column(col, overflow="fold", no_wrap=col not in ("repo@commit", "splits"))
+        for r in rows:
+            table.add_row(r["name"], f"{r['repo']}@{r['short_commit']}", r["license"], r["format"],
+                          ", ".join(r["splits"]), r["role"], "[green]yes[/]" if r["cached"] else "no")
+        console.print(table)
+        n = sum(r["cached"] for r in rows)
+        console.print(f"{n} of {len(rows)} cached under {paths.sources_dir()}", highlight=False)
+
+    @app.command("fetch")
+    @handle_errors
+    def fetch(
+        names: Annotated[list[str] | None, typer.Argument(help="Sources to fetch (see `arcforge sources`).",
+                                                          metavar="NAME", show_default=False)] = None,
+        all_: Annotated[bool, typer.Option("--all", help="Fetch every known source.")] = False,
+        mirror: MirrorOpt = None,
+        force: Annotated[bool, typer.Option("--force", help="Download again even if the cache is valid.")] = False,
+        workers: Annotated[int, typer.Option("--workers", min=1, max=32,
+                                             help="Sources fetched in parallel.")] = 4,
+        json_: JsonOpt = False,
+        manifests: ManifestsOpt = None,
+    ) -> None:
+        """Download sources at their pinned commits into the verified cache (from GitHub or --mirror).
+
+        Exit code 1 if any source failed or is not available (the others are still fetched).
+        """
+        if not names and not all_:
+            raise typer.BadParameter("name the sources to fetch, or use --all", param_hint="NAME")
+        if names and all_:
+            raise typer.BadParameter("give source names or --all, not both", param_hint="--all")
+        known = load_manifests(manifests)
+        chosen = list(known.values()) if all_ else select(known, names or [])
+        with RichProgress(enabled=progress_enabled(json_)) as progress:
+            results = fetch_lib.fetch_sources(chosen, mirror=mirror, force=force, progress=progress,
+                                              workers=workers)
+        ok = all(r.ok for r in results)
+        if json_:
+            print_json({"ok": ok, "sources": [r.to_dict() for r in results]})
+        else:
+            _print_report(results)
+        if not ok:
+            raise typer.Exit(1)
+
+
+def _print_report(results: list[fetch_lib.FetchResult]) -> None:
+    table = Table(box=None, header_style="bold")
+    for col in ("name", "status", "files", "digest", "time"):
+        table.add_column(col, overflow="fold", justify="right" if col in ("files", "time") else "left")
+    for r in results:
+        table.add_row(r.name, f"[{STATUS_STYLE[r.status]}]{r.status}[/]", str(r.files) if r.ok else "",
+                      (r.digest or "")[:23], f"{r.seconds:.1f}s")
+    console.print(table)
+    if any(r.ok for r in results):
+        console.print(f"cache: {paths.sources_dir()}/<owner>/<repo>/<commit>/", highlight=False)
+    for r in results:
+        if r.recorded_pin:
+            console.print(f"[yellow]note:[/] {r.name} had no pinned digest; recorded {r.digest} in "
+                          f"{r.pin_path} (later fetches are checked against it)", highlight=False)
+    bad = [r for r in results if not r.ok]
+    for r in bad:
+        err_console.print(f"[bold red]{r.status}:[/] {r.error}", highlight=False, soft_wrap=True)
+        if r.hint:
+            err_console.print(f"  [dim]hint:[/] {r.hint}", highlight=False, soft_wrap=True)
+    counts = {s: sum(r.status == s for r in results) for s in fetch_lib.STATUSES}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)

@@ -1,0 +1,227 @@
+"""Safe archive handling: stream a .tar.gz, keep only wanted regular files, refuse anything unsafe.
+
+Rules (every violation raises ``UnsafeArchiveError`` naming the entry):
+
+- entry names must be relative: no leading ``/`` or ``\\``, no drive letter, no NUL, no ``..`` segment;
+- no devices or FIFOs anywhere in the archive;
+- symbolic and hard links: refused anywhere if they point outside the tree (absolute target or one that
+  climbs out with ``..``); a link that stays inside is ignored unless it is a file we would keep, in
+  which case it is refused too (the cache holds regular files only);
+- sizes: each entry at most ``ArchiveLimits.max_file_bytes``, all entries together at most
+  ``max_total_bytes`` (checked on the headers, before any data is read), at most ``max_entries`` entries;
+- the same kept path twice is refused (ambiguous content).
+
+GitHub tarballs put everything under one top-level folder (``<repo>-<commit>/``); it is stripped, and an
+archive whose entries do not share one top folder is refused.
+
+The gzip layer is decoded here (not by ``tarfile``) so that a stream that ends early — a connection that
+dropped without the HTTP layer noticing — is detected by the missing gzip trailer (CRC + length) and
+raised as ``TruncatedArchiveError``, which callers may retry. Zip members are checked with
+``check_zip_members`` by whoever opens zip files later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from arcforge.errors import FetchError, UnsafeArchiveError
+
+_CHUNK = 1 << 16
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    max_file_bytes: int = 2 << 30  # 2 GiB per entry (the largest ARC file is a few MiB)
+    max_total_bytes: int = 32 << 30  # 32 GiB uncompressed for a whole archive
+    max_entries: int = 2_000_000
+
+
+DEFAULT_LIMITS = ArchiveLimits()
+
+
+class TruncatedArchiveError(FetchError):
+    """The compressed stream ended before its end marker (likely a dropped connection; retryable)."""
+
+
+def check_name(name: str, archive: str) -> str:
+    """Normalise an entry name to a relative POSIX path, or refuse it. Returns '' for the root itself."""
+    if "\x00" in name:
+        raise UnsafeArchiveError(f"{archive}: entry {name!r} has a NUL byte in its name")
+    if name.startswith(("/", "\\")) or _DRIVE_RE.match(name):
+        raise UnsafeArchiveError(f"{archive}: entry {name!r} has an absolute path")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(f"{archive}: entry {name!r} climbs out of the tree ('..')")
+    return "/".join(parts)
+
+
+def _link_escapes(member: tarfile.TarInfo, rel: str) -> bool:
+    target = member.linkname
+    if target.startswith(("/", "\\")) or _DRIVE_RE.match(target):
+        return True
+    # A symlink resolves from its own folder; a hard link names an archive path.
+    base = posixpath.dirname(rel) if member.issym() else ""
+    resolved = posixpath.normpath(posixpath.join(base, target.replace("\\", "/")))
+    return resolved == ".." or resolved.startswith("../")
+
+
+class GunzipReader:
+    """File-like ``read(n)`` over a gzip byte stream that insists on a complete gzip trailer.
+
+    ``on_raw_bytes(n)`` is called with the number of compressed bytes read (for progress), and the
+    decompressed total is capped so a gzip bomb cannot fill the disk.
+    """
+
+    def __init__(self, raw: BinaryIO, *, name: str, max_bytes: int,
+                 on_raw_bytes: Callable[[int], None] | None = None) -> None:
+        self._raw, self._name, self._max = raw, name, max_bytes
+        self._on = on_raw_bytes or (lambda n: None)
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip wrapper: checks CRC32 and size
+        self._buf = bytearray()
+        self._done = False
+        self.decompressed = 0
+
+    def _fill(self) -> None:
+        chunk = self._raw.read(_CHUNK)
+        if not chunk:
+            self._done = True
+            if not self._z.eof:
+                raise TruncatedArchiveError(f"{self._name}: the download ended before the end of the archive")
+            return
+        self._on(len(chunk))
+        if self._z.eof:  # trailing bytes after the gzip member (padding): ignored
+            return
+        try:
+            out = self._z.decompress(chunk)
+        except zlib.error as e:
+            raise FetchError(f"{self._name}: corrupt gzip data: {e}") from None
+        self.decompressed += len(out)
+        if self.decompressed > self._max:
+            raise UnsafeArchiveError(f"{self._name}: decompresses to more than {self._max} bytes")
+        self._buf += out
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._done and (n < 0 or len(self._buf) < n):
+            self._fill()
+        if n < 0 or n >= len(self._buf):
+            out, self._buf = bytes(self._buf), bytearray()
+        else:
+            out, self._buf = bytes(self._buf[:n]), self._buf[n:]
+        return out
+
+    def drain(self) -> None:
+        """Read to the end of the raw stream, so a truncated gzip trailer is still noticed."""
+        while not self._done:
+            self._fill()
+            self._buf.clear()
+
+
+def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, archive: str,
+                   limits: ArchiveLimits = DEFAULT_LIMITS,
+                   on_raw_bytes: Callable[[int], None] | None = None) -> dict[str, str]:
+    """Stream a GitHub-style .tar.gz from ``raw`` into ``dest``, keeping files for which ``keep(relpath)``.
+
+    Returns ``{relpath: sha256 hex}`` of the files written. ``relpath`` is relative to the archive's
+    single top-level folder. Never holds more than one chunk of the archive in memory.
+    """
+    gz = GunzipReader(raw, name=archive, max_bytes=limits.max_total_bytes + (64 << 20),
+                      on_raw_bytes=on_raw_bytes)
+    hashes: dict[str, str] = {}
+    top: str | None = None
+    total = entries = 0
+    try:
+        with tarfile.open(fileobj=gz, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                entries += 1
+                if entries > limits.max_entries:
+                    raise UnsafeArchiveError(f"{archive}: more than {limits.max_entries} entries")
+                full = check_name(member.name, archive)
+                if not full:
+                    continue
+                head, _, rel = full.partition("/")
+                if top is None:
+                    top = head
+                elif head != top:
+                    raise UnsafeArchiveError(
+                        f"{archive}: entry {member.name!r} is outside the top-level folder {top + '/'!r}")
+                if member.ischr() or member.isblk() or member.isfifo():
+                    raise UnsafeArchiveError(f"{archive}: entry {member.name!r} is a device or FIFO")
+                if member.issym() or member.islnk():
+                    kind = "symlink" if member.issym() else "hard link"
+                    if _link_escapes(member, full):
+                        raise UnsafeArchiveError(
+                            f"{archive}: entry {member.name!r} is a {kind} pointing outside the tree "
+                            f"({member.linkname!r})")
+                    if rel and keep(rel):
+                        raise UnsafeArchiveError(
+                            f"{archive}: entry {member.name!r} is a {kind}; kept files must be regular files")
+                    continue
+                if member.size > limits.max_file_bytes:
+                    raise UnsafeArchiveError(
+                        f"{archive}: entry {member.name!r} is {member.size} bytes "
+                        f"(more than the {limits.max_file_bytes}-byte limit per file)")
+                total += member.size
+                if total > limits.max_total_bytes:
+                    raise UnsafeArchiveError(
+                        f"{archive}: entries up to {member.name!r} add up to more than "
+                        f"{limits.max_total_bytes} bytes")
+                if not member.isreg() or not rel or not keep(rel):
+                    continue  # directories, other repo files, pax/GNU metadata
+                hashes[rel] = _write_member(tar, member, dest / rel, archive)
+            gz.drain()
+    except tarfile.ReadError as e:
+        if "unexpected end of data" in str(e):
+            raise TruncatedArchiveError(f"{archive}: the archive ended early ({e})") from None
+        raise FetchError(f"{archive}: not a valid tar archive: {e}") from None
+    except EOFError as e:
+        raise TruncatedArchiveError(f"{archive}: the archive ended early ({e})") from None
+    return hashes
+
+
+def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, archive: str) -> str:
+    src = tar.extractfile(member)
+    assert src is not None  # regular file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    h = hashlib.sha256()
+    try:
+        with open(target, "xb") as out:  # "x": a second entry with the same path is refused below
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+    except FileExistsError:
+        raise UnsafeArchiveError(f"{archive}: entry {member.name!r} appears twice") from None
+    return h.hexdigest()
+
+
+def check_zip_members(zf: zipfile.ZipFile, archive: str,
+                      limits: ArchiveLimits = DEFAULT_LIMITS) -> list[zipfile.ZipInfo]:
+    """Validate every member of an open zip (names, links, devices, declared sizes); returns the file
+    members. ``zipfile`` itself never reads past a member's declared size and checks its CRC."""
+    total, out = 0, []
+    for info in zf.infolist():
+        check_name(info.filename, archive)
+        mode = info.external_attr >> 16
+        if stat.S_ISLNK(mode):
+            raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} is a symlink")
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
+            raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} is a device or FIFO")
+        if info.file_size > limits.max_file_bytes:
+            raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} is {info.file_size} bytes "
+                                     f"(more than the {limits.max_file_bytes}-byte limit per file)")
+        total += info.file_size
+        if total > limits.max_total_bytes:
+            raise UnsafeArchiveError(f"{archive}: entries add up to more than {limits.max_total_bytes} bytes")
+        if not info.is_dir():
+            out.append(info)
+    return out

@@ -1,0 +1,294 @@
+"""Fetch sources into the verified cache: ``$ARCFORGE_HOME/sources/<owner>/<repo>/<commit>/``.
+
+For each manifest: if a valid cache exists (and not ``force``), nothing is downloaded. Otherwise the
+manifest's files are taken from GitHub's tarball for the pinned commit (streamed, see ``archive``), or
+from a mirror, into a temp folder under ``$ARCFORGE_HOME/tmp``; their digest (see ``lock``) is checked
+against the pin (or recorded if there is none); then the folder is renamed into place. Any failure leaves
+the cache as it was and removes the temp folder.
+
+A cache folder holds the kept files in their repository layout plus ``.arcforge-source.json`` (name,
+repo, commit, globs, digest), written before the rename, so a folder without it is never trusted.
+
+Mirrors (``mirror=`` or ``$ARCFORGE_MIRROR``):
+
+- a folder laid out ``<owner>/<repo>/<files>`` (like ``../shared/arc-sources``): files are copied;
+- an ``http(s)://`` base URL serving ``{base}/{owner}/{repo}/tar.gz/{commit}`` like codeload.github.com.
+
+With a mirror GitHub is not contacted; a source the mirror lacks is reported ``unavailable``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from arcforge import archive, download, lock, paths
+from arcforge.archive import DEFAULT_LIMITS, ArchiveLimits
+from arcforge.download import DEFAULT_RETRY, RetryPolicy
+from arcforge.errors import (
+    ArcforgeError,
+    DigestMismatchError,
+    FetchError,
+    ManifestError,
+    SourceUnavailableError,
+)
+from arcforge.manifest import Manifest, matches_any
+from arcforge.progress import NULL_PROGRESS, Progress
+
+MARKER = ".arcforge-source.json"
+MIRROR_ENV = "ARCFORGE_MIRROR"
+STATUSES = ("cached", "fetched", "failed", "unavailable")
+
+
+@dataclass
+class FetchResult:
+    """What happened to one source. ``status`` is one of ``STATUSES``."""
+
+    name: str
+    status: str
+    path: Path | None = None  # the cache folder (cached/fetched)
+    digest: str | None = None
+    files: int = 0
+    origin: str | None = None  # URL or mirror folder it came from (fetched)
+    recorded_pin: bool = False  # True: no pin existed, the digest was recorded in `pin_path`
+    pin_path: Path | None = None  # the lock file holding the pin used or recorded
+    error: str | None = None
+    hint: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("cached", "fetched")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["path"] = str(self.path) if self.path else None
+        d["pin_path"] = str(self.pin_path) if self.pin_path else None
+        return d
+
+
+@dataclass(frozen=True)
+class Mirror:
+    kind: str  # "folder" | "url"
+    location: str
+
+    def __str__(self) -> str:
+        return self.location
+
+
+@dataclass
+class _Fetched:
+    staging: Path
+    hashes: dict[str, str] = field(default_factory=dict)
+    origin: str = ""
+
+
+# --- cache -------------------------------------------------------------------------------------------------
+def cache_dir(m: Manifest) -> Path:
+    return paths.source_dir(m.owner, m.repo_name, m.commit)
+
+
+def read_marker(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def cached_path(m: Manifest, *, verify: bool = False) -> Path | None:
+    """The cache folder of ``m`` if it holds a completed fetch of this repo@commit with these globs whose
+    digest equals the pin (when there is one); ``None`` otherwise. ``verify=True`` also re-hashes every
+    kept file (a few hundred ms for the largest source) instead of trusting the marker."""
+    folder = cache_dir(m)
+    marker = read_marker(folder)
+    if marker is None or (marker.get("repo"), marker.get("commit")) != (m.repo, m.commit):
+        return None
+    if marker.get("files") != list(m.files):
+        return None
+    pin = lock.find_pin(m)
+    if pin is not None and marker.get("digest") != pin.digest:
+        return None
+    if verify and lock.digest_tree(folder, m.files)[0] != marker.get("digest"):
+        return None
+    return folder
+
+
+def _place(staging: Path, dest: Path) -> None:
+    """Rename ``staging`` to ``dest``; an existing ``dest`` is moved aside first and restored on failure."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    aside = None
+    if dest.exists() or dest.is_symlink():
+        aside = Path(tempfile.mkdtemp(prefix="old-", dir=paths.tmp_dir())) / dest.name
+        os.rename(dest, aside)
+    try:
+        os.rename(staging, dest)
+    except BaseException:
+        if aside is not None:
+            os.rename(aside, dest)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside.parent, ignore_errors=True)
+
+
+# --- mirrors ---------------------------------------------------------------------------------------------
+def resolve_mirror(mirror: str | Path | None) -> Mirror | None:
+    """Parse ``--mirror`` (or ``$ARCFORGE_MIRROR`` when ``mirror`` is None): a folder or an http(s) URL."""
+    if mirror is None:
+        mirror = os.environ.get(MIRROR_ENV) or None
+    if mirror is None or str(mirror) == "":
+        return None
+    text = str(mirror)
+    if text.startswith(("http://", "https://")):
+        return Mirror("url", text.rstrip("/"))
+    if text.startswith("file://"):
+        text = text[len("file://"):]
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        raise FetchError(f"mirror folder {folder} does not exist",
+                         hint="--mirror takes a folder laid out <owner>/<repo>/<files>, or an http(s) URL")
+    return Mirror("folder", str(folder.resolve()))
+
+
+def _copy_from_folder(m: Manifest, mirror: Mirror, progress: Progress, key: str) -> _Fetched:
+    root = Path(mirror.location) / m.owner / m.repo_name
+    if not root.is_dir():
+        raise SourceUnavailableError(f"{m.name}: {m.repo} is not in the mirror {mirror.location}",
+                                     hint=f"expected the folder {root}")
+    rels = lock.kept_files(root, m.files)
+    progress.update(key, completed=0, total=sum((root / r).stat().st_size for r in rels))
+    staging = Path(tempfile.mkdtemp(prefix=f"fetch-{m.name}-", dir=paths.tmp_dir()))
+    try:
+        out = _Fetched(staging, origin=str(root))
+        for rel in rels:
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            out.hashes[rel] = _copy_hashing(root / rel, target, lambda n: progress.advance(key, n))
+        return out
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _copy_hashing(src: Path, dst: Path, on_bytes) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(src, "rb") as fi, open(dst, "xb") as fo:
+        while chunk := fi.read(1 << 20):
+            h.update(chunk)
+            fo.write(chunk)
+            on_bytes(len(chunk))
+    return h.hexdigest()
+
+
+def _download(m: Manifest, base: str, progress: Progress, key: str, retry: RetryPolicy,
+              limits: ArchiveLimits) -> _Fetched:
+    url = download.tarball_url(base, m.owner, m.repo_name, m.commit)
+
+    def attempt(n: int) -> _Fetched:
+        staging = Path(tempfile.mkdtemp(prefix=f"fetch-{m.name}-", dir=paths.tmp_dir()))
+        try:
+            with download.open_url(url, retry.timeout) as resp:
+                length = resp.headers.get("Content-Length")
+                progress.update(key, completed=0, total=int(length) if length and length.isdigit() else None)
+                hashes = archive.extract_tar_gz(
+                    resp, staging, lambda rel: matches_any(rel, m.files), archive=url, limits=limits,
+                    on_raw_bytes=lambda k: progress.advance(key, k))
+            return _Fetched(staging, hashes, url)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    return download.with_retries(attempt, url=url, what=m.name, policy=retry)
+
+
+# --- fetching ----------------------------------------------------------------------------------------------
+def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = False,
+                 progress: Progress | None = None, retry: RetryPolicy = DEFAULT_RETRY,
+                 limits: ArchiveLimits = DEFAULT_LIMITS) -> FetchResult:
+    """Fetch one source (see the module docstring). Errors become a ``failed``/``unavailable`` result."""
+    progress = progress or NULL_PROGRESS
+    t0 = time.perf_counter()
+    try:
+        pin = lock.find_pin(m)
+        if not force:
+            folder = cached_path(m, verify=True)
+            if folder is not None:
+                marker = read_marker(folder) or {}
+                return FetchResult(m.name, "cached", folder, marker.get("digest"), int(marker.get("count", 0)),
+                                   pin_path=pin.lock_path if pin else None, seconds=time.perf_counter() - t0)
+        progress.start(m.name, m.name, None, unit="bytes")
+        try:
+            if mirror is not None and mirror.kind == "folder":
+                got = _copy_from_folder(m, mirror, progress, m.name)
+            else:
+                base = mirror.location if mirror is not None else download.github_base()
+                got = _download(m, base, progress, m.name, retry, limits)
+        finally:
+            progress.finish(m.name)
+        try:
+            return _verify_and_place(m, got, pin, t0)
+        finally:
+            shutil.rmtree(got.staging, ignore_errors=True)  # gone already after a successful rename
+    except ArcforgeError as e:
+        status = "unavailable" if isinstance(e, SourceUnavailableError) else "failed"
+        return FetchResult(m.name, status, error=e.message, hint=e.hint, seconds=time.perf_counter() - t0)
+    except OSError as e:  # local disk trouble (permissions, disk full) while copying or placing
+        return FetchResult(m.name, "failed", error=f"{m.name}: {e}", seconds=time.perf_counter() - t0)
+
+
+def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: float) -> FetchResult:
+    if not got.hashes:
+        raise FetchError(f"{m.name}: no file in {got.origin} matches the manifest's files "
+                         f"({', '.join(m.files)})", hint=f"check 'files' in {m.path}")
+    digest = lock.digest_from_hashes(got.hashes)
+    if pin is not None and digest != pin.digest:
+        raise DigestMismatchError(
+            f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins {pin.digest}; "
+            "the cache was left as it was",
+            hint="the source or mirror serves different files than were pinned; if the pin is outdated, "
+                 "update it (see README: Fetching sources)")
+    marker = {"name": m.name, "repo": m.repo, "commit": m.commit, "files": list(m.files), "digest": digest,
+              "count": len(got.hashes), "origin": got.origin,
+              "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (got.staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+    dest = cache_dir(m)
+    _place(got.staging, dest)
+    recorded = pin is None
+    pin_path = lock.record_pin(m, digest, len(got.hashes)) if recorded else pin.lock_path
+    return FetchResult(m.name, "fetched", dest, digest, len(got.hashes), got.origin, recorded, pin_path,
+                       seconds=time.perf_counter() - t0)
+
+
+def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = None, force: bool = False,
+                  progress: Progress | None = None, workers: int = 4, retry: RetryPolicy | None = None,
+                  limits: ArchiveLimits = DEFAULT_LIMITS) -> list[FetchResult]:
+    """Fetch several sources in parallel (``workers`` threads); results in the order given.
+
+    ``mirror``: a folder or http(s) URL (see the module docstring); ``None`` reads ``$ARCFORGE_MIRROR``.
+    ``retry``: backoff policy for HTTP (default: ``RetryPolicy.from_env()``).
+    Raises only for a bad ``mirror`` or manifests that clash; per-source problems are in the results.
+    """
+    retry = retry or RetryPolicy.from_env()
+    ms = list({m.name: m for m in manifests}.values())
+    seen: dict[Path, Manifest] = {}
+    for m in ms:
+        other = seen.setdefault(cache_dir(m), m)
+        if other is not m and other.files != m.files:
+            raise ManifestError(f"{m.path}: {m.name} and {other.name} share {m.repo}@{m.short_commit} but keep "
+                                "different files; one cache folder cannot hold both")
+    mir = resolve_mirror(mirror)
+    if not ms:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ms))), thread_name_prefix="fetch") as pool:
+        futures = [pool.submit(fetch_source, m, mirror=mir, force=force, progress=progress, retry=retry,
+                               limits=limits) for m in ms]
+        return [f.result() for f in futures]

@@ -1,0 +1,199 @@
+"""Content digests of fetched sources, and the lock files that pin them.
+
+**Digest.** A source's digest covers exactly the files its manifest keeps (``Manifest.files`` globs,
+matched against POSIX paths relative to the repository root)::
+
+    lines  = "<sha256 hex of the file's bytes>  <relative path>\\n"   one per kept file
+    digest = "sha256:" + sha256(concatenation of the lines sorted by path, UTF-8)
+
+Sorting is by code point (= UTF-8 byte order), so the same value comes out of coreutils::
+
+    cd <dir> && find . -type f ! -name '.arcforge-*' | sed 's|^\\./||' | LC_ALL=C sort \\
+      | xargs -d '\\n' sha256sum | sha256sum
+
+**Lock files** are TOML tables keyed by source name, each with ``repo``, ``commit``, ``digest`` and
+``files`` (how many files the digest covers). A pin applies only when its repo and commit equal the
+manifest's. Two are consulted, first match wins:
+
+1. ``digests.lock`` next to the manifests in use (shipped: ``manifests/digests.lock``, derived from the
+   byte-identical upstream copies in ``../shared/arc-sources``; regenerate with
+   ``python -m arcforge.lock MIRROR_DIR``);
+2. ``$ARCFORGE_HOME/digests.lock``: where ``fetch`` records the digest of a source that had no pin, on
+   its first successful fetch (the shipped lock is never written at run time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from arcforge import paths
+from arcforge.errors import ManifestError
+from arcforge.manifest import MANIFEST_DIR, Manifest, matches_any
+
+LOCK_NAME = "digests.lock"
+INTERNAL_PREFIX = ".arcforge-"  # arcforge's own bookkeeping files in a cache dir; never part of a digest
+_CHUNK = 1 << 20
+_record_lock = threading.Lock()  # serialises read-modify-write of the home lock between fetch threads
+
+_HEADER = """\
+# Pinned content digests of the files each source keeps (see README, "Fetching sources").
+# digest = "sha256:" + sha256 of the lines "<sha256 of file>  <relative path>\\n", sorted by path.
+# A pin applies only when repo and commit equal the manifest's.
+"""
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    repo: str
+    commit: str
+    digest: str
+    files: int
+    lock_path: Path  # the lock file it was read from
+
+    def applies_to(self, m: Manifest) -> bool:
+        return self.repo == m.repo and self.commit == m.commit
+
+
+# --- digests ---------------------------------------------------------------------------------------------
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def digest_from_hashes(hashes: Mapping[str, str]) -> str:
+    """The source digest from ``{relative posix path: sha256 hex}`` (see the module docstring)."""
+    h = hashlib.sha256()
+    for rel in sorted(hashes):
+        h.update(f"{hashes[rel]}  {rel}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def kept_files(root: Path, patterns: Iterable[str]) -> list[str]:
+    """Relative POSIX paths of the regular files under ``root`` that match any glob, sorted."""
+    patterns = tuple(patterns)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for fn in filenames:
+            rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+            if fn.startswith(INTERNAL_PREFIX) and rel_dir == ".":
+                continue
+            if matches_any(rel, patterns) and os.path.isfile(os.path.join(dirpath, fn)):
+                out.append(rel)
+    return sorted(out)
+
+
+def hash_tree(root: Path, patterns: Iterable[str]) -> dict[str, str]:
+    """``{relpath: sha256}`` of the kept files under ``root``."""
+    return {rel: sha256_file(root / rel) for rel in kept_files(root, patterns)}
+
+
+def digest_tree(root: Path, patterns: Iterable[str]) -> tuple[str, int]:
+    """(digest, number of files) of the kept files under ``root``."""
+    hashes = hash_tree(root, patterns)
+    return digest_from_hashes(hashes), len(hashes)
+
+
+# --- lock files ------------------------------------------------------------------------------------------
+def repo_lock_path(m: Manifest | None = None) -> Path:
+    """The lock next to the manifests in use (the manifest's folder, or the bundled ``manifests/``)."""
+    folder = m.path.parent if m is not None and m.path is not None else MANIFEST_DIR
+    return folder / LOCK_NAME
+
+
+def home_lock_path() -> Path:
+    """Where first-fetch digests of unpinned sources are recorded."""
+    return paths.home() / LOCK_NAME
+
+
+def read_lock(path: Path) -> dict[str, Pin]:
+    """All pins in a lock file by source name; a missing file is an empty lock."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path}: not a valid lock file: {e}",
+                            hint="fix or delete it (deleted pins are recorded again on the next fetch)") from None
+    pins = {}
+    for name, entry in data.items():
+        ok = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("repo", "commit", "digest"))
+        if not ok or not str(entry["digest"]).startswith("sha256:"):
+            raise ManifestError(f"{path}: entry [{name}] needs string fields repo, commit and digest='sha256:...'")
+        pins[name] = Pin(name, entry["repo"], entry["commit"], entry["digest"], int(entry.get("files", 0)), Path(path))
+    return pins
+
+
+def write_lock(path: Path, pins: Iterable[Pin]) -> None:
+    """Write pins sorted by name, atomically (temp file + rename)."""
+    lines = [_HEADER]
+    for p in sorted(pins, key=lambda p: p.name):
+        # json.dumps yields valid TOML basic strings for these ASCII values.
+        lines.append(f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\ncommit = {json.dumps(p.commit)}\n"
+                     f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(lines))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def find_pin(m: Manifest) -> Pin | None:
+    """The pin for this manifest's repo@commit: the shipped lock first, then the home lock."""
+    for lock in (repo_lock_path(m), home_lock_path()):
+        pin = read_lock(lock).get(m.name)
+        if pin is not None and pin.applies_to(m):
+            return pin
+    return None
+
+
+def record_pin(m: Manifest, digest: str, files: int) -> Path:
+    """Record a first-fetch digest in the home lock; returns the lock's path."""
+    path = home_lock_path()
+    with _record_lock:
+        pins = read_lock(path)
+        pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path)
+        write_lock(path, pins.values())
+    return path
+
+
+def pins_from_mirror(manifests: Iterable[Manifest], mirror: Path) -> list[Pin]:
+    """Pins for every manifest whose repo is present in a folder mirror laid out ``<owner>/<repo>/``."""
+    out = []
+    for m in manifests:
+        root = Path(mirror) / m.owner / m.repo_name
+        if root.is_dir():
+            digest, n = digest_tree(root, m.files)
+            out.append(Pin(m.name, m.repo, m.commit, digest, n, repo_lock_path(m)))
+    return out
+
+
+if __name__ == "__main__":  # python -m arcforge.lock MIRROR_DIR [MANIFEST_DIR]: regenerate the shipped lock
+    import sys
+
+    from arcforge.manifest import load_manifests
+
+    mdir = Path(sys.argv[2]) if len(sys.argv) > 2 else MANIFEST_DIR
+    new = pins_from_mirror(load_manifests(mdir).values(), Path(sys.argv[1]))
+    write_lock(mdir / LOCK_NAME, new)
+    print(f"wrote {len(new)} pins to {mdir / LOCK_NAME}")
