@@ -14,10 +14,10 @@ from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES, REGISTRY, 
 from arcforge.synthetic.generate import (
     LICENSE,
     SOURCE_NAME,
+    families,
     family_counts,
     family_of,
     family_stats,
-    families,
     generate,
     make_task,
 )
