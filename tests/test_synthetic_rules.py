@@ -279,7 +279,7 @@ def _extend_pattern(i, o, p):
 def _symmetry_complete(i, o, p):
     if p["axis"] == "v":
         i, o = i.T, o.T
-    h, w = i.shape
+    w = i.shape[1]
     assert o.shape == i.shape and (o != 0).all() and (i == 0).any()
     for r, c in cells(o):
         assert o[r, c] == o[r, w - 1 - c]

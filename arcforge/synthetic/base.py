@@ -29,7 +29,7 @@ COLORS = tuple(range(1, 10))  # 0 is the background in every family
 # --- difficulty ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Difficulty:
-    """Knobs shared by every family. Families clamp sizes so their *outputs* also fit in 30x30."""
+    """Knobs shared by every family (sides >= 2: a 1x1 grid cannot show most rules). Families clamp sizes so their *outputs* also fit in 30x30."""
 
     name: str
     min_side: int  # smallest input side
@@ -48,7 +48,7 @@ DEFAULT_DIFFICULTY = "medium"
 
 def resolve_difficulty(d: str | Difficulty) -> Difficulty:
     if isinstance(d, Difficulty):
-        if not (1 <= d.min_side <= d.max_side <= MAX_SIDE and d.max_objects >= 1 and 2 <= d.max_colors <= 9):
+        if not (2 <= d.min_side <= d.max_side <= MAX_SIDE and d.max_objects >= 1 and 2 <= d.max_colors <= 9):
             raise ValueError(f"invalid difficulty {d!r}")
         return d
     try:
@@ -103,9 +103,15 @@ def family(
 
 
 # --- RNG helpers --------------------------------------------------------------------------------------------
+def below(rng: np.random.Generator, n: int) -> int:
+    """Uniform int in [0, n) as a plain Python int. (A float draw is ~3x cheaper than ``rng.integers``
+    for one scalar, which matters: a task makes dozens of these draws.)"""
+    return int(rng.random() * n)
+
+
 def randint(rng: np.random.Generator, lo: int, hi: int) -> int:
     """Uniform int in [lo, hi] (inclusive), as a plain Python int (JSON-able params)."""
-    return int(rng.integers(lo, hi + 1))
+    return lo + int(rng.random() * (hi - lo + 1))
 
 
 def side(rng: np.random.Generator, d: Difficulty, lo: int | None = None, hi: int | None = None) -> int:
@@ -124,7 +130,7 @@ def colors(rng: np.random.Generator, k: int, exclude: Sequence[int] = ()) -> lis
 
 
 def choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
-    return options[int(rng.integers(len(options)))]
+    return options[below(rng, len(options))]
 
 
 def noise_grid(
@@ -150,15 +156,15 @@ def random_shape(rng: np.random.Generator, max_h: int, max_w: int, cells: int) -
     Grown by a random walk that only adds in-bounds neighbours of cells already in the shape.
     """
     m = np.zeros((max_h, max_w), dtype=bool)
-    r, c = int(rng.integers(max_h)), int(rng.integers(max_w))
+    r, c = below(rng, max_h), below(rng, max_w)
     m[r, c] = True
     pts = [(r, c)]
     cells = min(cells, max_h * max_w)
     tries = 0
     while len(pts) < cells and tries < cells * 8:
         tries += 1
-        r, c = pts[int(rng.integers(len(pts)))]
-        dr, dc = _STEPS[int(rng.integers(4))]
+        r, c = pts[below(rng, len(pts))]
+        dr, dc = _STEPS[below(rng, 4)]
         nr, nc = r + dr, c + dc
         if 0 <= nr < max_h and 0 <= nc < max_w and not m[nr, nc]:
             m[nr, nc] = True
@@ -167,20 +173,27 @@ def random_shape(rng: np.random.Generator, max_h: int, max_w: int, cells: int) -
     return m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
-def place(
-    rng: np.random.Generator, taken: np.ndarray, h: int, w: int, gap: int = 1, tries: int = 30
-) -> tuple[int, int] | None:
-    """Top-left corner for an h x w box on the canvas ``taken`` (bool, True = used) such that the box
-    grown by ``gap`` cells on every side touches nothing taken. Marks the box as taken. None if no room."""
+def place(rng: np.random.Generator, taken: np.ndarray, h: int, w: int, gap: int = 1) -> tuple[int, int] | None:
+    """A random top-left corner for an h x w box on the canvas ``taken`` (bool, True = used) such that
+    the box grown by ``gap`` cells on every side touches nothing taken; marks the box as taken.
+    None when no such position exists (every free position is equally likely)."""
     H, W = taken.shape
     if h > H or w > W:
         return None
-    for _ in range(tries):
-        r, c = int(rng.integers(H - h + 1)), int(rng.integers(W - w + 1))
-        if not taken[max(r - gap, 0) : r + h + gap, max(c - gap, 0) : c + w + gap].any():
-            taken[r : r + h, c : c + w] = True
-            return r, c
-    return None
+    # Summed-area table of the canvas padded by ``gap``: one window sum per candidate corner.
+    padded = np.zeros((H + 2 * gap, W + 2 * gap), dtype=np.int32)
+    padded[gap : gap + H, gap : gap + W] = taken
+    s = np.zeros((H + 2 * gap + 1, W + 2 * gap + 1), dtype=np.int32)
+    s[1:, 1:] = padded.cumsum(0).cumsum(1)
+    bh, bw = h + 2 * gap, w + 2 * gap
+    window = s[bh:, bw:] - s[:-bh, bw:] - s[bh:, :-bw] + s[:-bh, :-bw]  # (H - h + 1, W - w + 1)
+    free = np.flatnonzero(window == 0)
+    if free.size == 0:
+        return None
+    k = int(free[below(rng, free.size)])
+    r, c = divmod(k, W - w + 1)
+    taken[r : r + h, c : c + w] = True
+    return r, c
 
 
 def scatter(rng: np.random.Generator, h: int, w: int, k: int) -> tuple[np.ndarray, np.ndarray]:

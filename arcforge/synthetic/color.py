@@ -10,6 +10,7 @@ from arcforge.synthetic.base import (
     Difficulty,
     Params,
     RawPair,
+    below,
     colors,
     colors_in,
     family,
@@ -79,9 +80,8 @@ class RecolorLargest:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:
         h, w = side(rng, d, 5), side(rng, d, 5)
         n = randint(rng, 2, max(2, d.max_objects))
-        sizes = [randint(rng, 1, 7) for _ in range(n)]
-        if sizes.count(max(sizes)) > 1:
-            return None
+        sizes = [randint(rng, 1, 6) for _ in range(n - 1)]
+        sizes.insert(below(rng, n), randint(rng, max(sizes) + 1, 8))  # one strictly largest object
         objs = _objects(rng, h, w, sizes)
         if objs is None:
             return None
@@ -138,13 +138,13 @@ class Denoise:
             rh, rw = randint(rng, 2, min(4, h - 1)), randint(rng, 2, min(4, w - 1))
             at = place(rng, taken, rh, rw)
             if at is not None:
-                clean[at[0] : at[0] + rh, at[1] : at[1] + rw] = pal[int(rng.integers(len(pal)))]
+                clean[at[0] : at[0] + rh, at[1] : at[1] + rw] = pal[below(rng, len(pal))]
         noisy = clean.copy()
         placed = 0
         for _ in range(randint(rng, 1, max(2, h * w // 12)) * 4):
-            r, c = int(rng.integers(h)), int(rng.integers(w))
+            r, c = below(rng, h), below(rng, w)
             if not noisy[max(r - 1, 0) : r + 2, max(c - 1, 0) : c + 2].any():
-                noisy[r, c] = pal[int(rng.integers(len(pal)))]
+                noisy[r, c] = pal[below(rng, len(pal))]
                 placed += 1
         return (noisy, clean) if placed else None
 

@@ -10,6 +10,7 @@ from arcforge.synthetic.base import (
     Difficulty,
     Params,
     RawPair,
+    below,
     choice,
     colors,
     family,
@@ -83,8 +84,8 @@ class DrawLines:
         rows = rng.choice(view.shape[0], size=randint(rng, 1, min(d.max_objects, view.shape[0])), replace=False)
         pal = p["palette"]
         for r in rows:
-            c = int(rng.integers(view.shape[1] - 1))  # never on the far edge: every line has length >= 2
-            color = pal[int(rng.integers(len(pal)))]
+            c = below(rng, view.shape[1] - 1)  # never on the far edge: every line has length >= 2
+            color = pal[below(rng, len(pal))]
             view[r, c] = color
             out_view[r, c:] = color
         return g, np.ascontiguousarray(_unorient(out_view, p["direction"]))
@@ -183,6 +184,6 @@ class Hollow:
             if at is None:
                 continue
             r, c = at
-            g[r : r + rh, c : c + rw] = out[r : r + rh, c : c + rw] = pal[int(rng.integers(len(pal)))]
+            g[r : r + rh, c : c + rw] = out[r : r + rh, c : c + rw] = pal[below(rng, len(pal))]
             out[r + 1 : r + rh - 1, c + 1 : c + rw - 1] = 0
         return g, out

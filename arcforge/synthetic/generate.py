@@ -92,10 +92,9 @@ def _draw(fam: Family, rng: np.random.Generator, d: Difficulty) -> tuple[dict[st
 
 
 def _as_grid(g: np.ndarray) -> np.ndarray:
-    g = np.ascontiguousarray(g, dtype=np.int8)
-    if g.size and (g.min() < 0 or g.max() > 9):  # a generator bug, never bad input
-        raise BuildError(f"synthetic generator produced a cell outside 0-9 (values {g.min()}..{g.max()})")
-    return g
+    # Families build grids from palettes of 1-9 on a 0 background, so values need no check here
+    # (the tests check every cell of thousands of tasks).
+    return np.ascontiguousarray(g, dtype=np.int8)
 
 
 def make_task(fam: Family, index: int, seed: int, d: Difficulty, taken: set[str] | None = None) -> Task:
