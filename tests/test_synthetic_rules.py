@@ -378,3 +378,41 @@ def test_checkers_reject_a_corrupted_output():
         bad[r, c] = (bad[r, c] + 1 + int(rng.integers(9))) % 10
         with pytest.raises(AssertionError):
             CHECKERS[task.extra["family"]](pair.input, bad, params)
+
+
+def _d4(g: np.ndarray) -> list[np.ndarray]:
+    """The 8 rotations/reflections of a grid, built from numpy alone."""
+    rots = [np.rot90(g, k) for k in range(4)]
+    return rots + [np.fliplr(r) for r in rots]
+
+
+def _gravity_answer(g: np.ndarray, direction: str) -> np.ndarray:
+    out = np.zeros_like(g)
+    vertical = direction in ("down", "up")
+    for k in range(g.shape[1] if vertical else g.shape[0]):
+        line = g[:, k] if vertical else g[k, :]
+        colored = [v for v in line if v]
+        gap = [0] * (len(line) - len(colored))
+        want = gap + colored if direction in ("down", "right") else colored + gap
+        if vertical:
+            out[:, k] = want
+        else:
+            out[k, :] = want
+    return out
+
+
+def test_symmetry_and_gravity_rules_are_unambiguous():
+    # Exactly one candidate rule of the family's kind explains all train pairs, even on 2x2 grids
+    # with two colors, where several symmetries or directions often agree on a single pair.
+    tiny = synthetic.Difficulty("tiny", 2, 2, 1, 2)
+    for task in synthetic.generate(200, seed=13, families=["flip", "rotate", "transpose", "gravity"],
+                                   difficulty=tiny):
+        if task.extra["family"] == "gravity":
+            fits = [d for d in ("down", "up", "left", "right")
+                    if all(np.array_equal(_gravity_answer(p.input, d), p.output) for p in task.train)]
+            assert fits == [task.extra["params"]["direction"]], task.id
+        else:
+            fits = [k for k in range(8)
+                    if all(_d4(p.input)[k].shape == p.output.shape and np.array_equal(_d4(p.input)[k], p.output)
+                           for p in task.train)]
+            assert len(fits) == 1, task.id

@@ -155,22 +155,24 @@ def random_shape(rng: np.random.Generator, max_h: int, max_w: int, cells: int) -
 
     Grown by a random walk that only adds in-bounds neighbours of cells already in the shape.
     """
-    m = np.zeros((max_h, max_w), dtype=bool)
-    r, c = below(rng, max_h), below(rng, max_w)
-    m[r, c] = True
-    pts = [(r, c)]
     cells = min(cells, max_h * max_w)
-    tries = 0
-    while len(pts) < cells and tries < cells * 8:
-        tries += 1
-        r, c = pts[below(rng, len(pts))]
-        dr, dc = _STEPS[below(rng, 4)]
-        nr, nc = r + dr, c + dc
-        if 0 <= nr < max_h and 0 <= nc < max_w and not m[nr, nc]:
-            m[nr, nc] = True
-            pts.append((nr, nc))
-    rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
-    return m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    u = rng.random((cells * 8 + 1, 2)).tolist()  # all the walk's draws at once: scalar draws are slow
+    pts = [(int(u[0][0] * max_h), int(u[0][1] * max_w))]
+    seen = set(pts)
+    for a, b in u[1:]:
+        if len(pts) >= cells:
+            break
+        r, c = pts[int(a * len(pts))]
+        dr, dc = _STEPS[int(b * 4)]
+        nxt = (r + dr, c + dc)
+        if 0 <= nxt[0] < max_h and 0 <= nxt[1] < max_w and nxt not in seen:
+            seen.add(nxt)
+            pts.append(nxt)
+    rs, cs = zip(*pts, strict=True)
+    r0, c0 = min(rs), min(cs)
+    m = np.zeros((max(rs) - r0 + 1, max(cs) - c0 + 1), dtype=bool)
+    m[np.array(rs) - r0, np.array(cs) - c0] = True
+    return m
 
 
 def place(rng: np.random.Generator, taken: np.ndarray, h: int, w: int, gap: int = 1) -> tuple[int, int] | None:

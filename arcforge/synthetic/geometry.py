@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from arcforge.grids import apply_symmetry
 from arcforge.synthetic.base import (
     MAX_SIDE,
     Difficulty,
@@ -23,6 +26,17 @@ def _palette(rng: np.random.Generator, d: Difficulty) -> list[int]:
     return colors(rng, randint(rng, 2, d.max_colors))
 
 
+def _only_symmetry(k: int, train: Sequence[RawPair]) -> bool:
+    """True if symmetry ``k`` (``arcforge.grids`` numbering) is the only one of the 8 that maps every
+    train input to its output, so the train pairs pin the rule down."""
+    return all(
+        j == k or not all(
+            apply_symmetry(i, j).shape == o.shape and np.array_equal(apply_symmetry(i, j), o) for i, o in train
+        )
+        for j in range(8)
+    )
+
+
 def _scene(rng: np.random.Generator, d: Difficulty, params: Params, lo: int = 2, hi: int = MAX_SIDE):
     """A random sparse-to-dense grid in the task's palette, sides in the difficulty's range."""
     h, w = side(rng, d, lo, hi), side(rng, d, lo, hi)
@@ -40,6 +54,10 @@ class Flip:
         g = _scene(rng, d, p)
         return g, (g[:, ::-1] if p["axis"] == "h" else g[::-1, :])
 
+    @staticmethod
+    def check(p: Params, train: Sequence[RawPair], test: Sequence[RawPair]) -> bool:
+        return _only_symmetry(4 if p["axis"] == "h" else 5, train)
+
 
 @family("rotate", "geometry", "rotate the grid counter-clockwise by 90, 180 or 270 degrees", easy=True)
 class Rotate:
@@ -52,6 +70,10 @@ class Rotate:
         g = _scene(rng, d, p)
         return g, np.rot90(g, p["quarter_turns"])
 
+    @staticmethod
+    def check(p: Params, train: Sequence[RawPair], test: Sequence[RawPair]) -> bool:
+        return _only_symmetry(p["quarter_turns"], train)
+
 
 @family("transpose", "geometry", "reflect the grid across its main diagonal", easy=True)
 class Transpose:
@@ -63,6 +85,10 @@ class Transpose:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
         g = _scene(rng, d, p)
         return g, g.T
+
+    @staticmethod
+    def check(p: Params, train: Sequence[RawPair], test: Sequence[RawPair]) -> bool:
+        return _only_symmetry(6, train)
 
 
 @family("scale_up", "geometry", "enlarge every cell into a factor x factor block")

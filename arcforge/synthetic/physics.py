@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from arcforge.synthetic.base import (
@@ -48,6 +50,13 @@ class Gravity:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
         g = noise_grid(rng, side(rng, d), side(rng, d), p["palette"], float(rng.uniform(0.15, 0.5)))
         return g, np.ascontiguousarray(gravity(g, p["direction"]))
+
+    @staticmethod
+    def check(p: Params, train: Sequence[RawPair], test: Sequence[RawPair]) -> bool:
+        # No other direction explains every train pair.
+        return not any(
+            all(np.array_equal(gravity(i, d), o) for i, o in train) for d in DIRECTIONS if d != p["direction"]
+        )
 
 
 def _object(rng: np.random.Generator, palette: list[int], max_h: int, max_w: int) -> np.ndarray:
