@@ -54,17 +54,26 @@ def main() -> int:
 
     base = baseline_us(args.repeat)
     result: dict = {"n": args.n, "baseline_parse_real_task_us": base, "difficulty": {}, "family_us": {}}
-    print(f"baseline: parse+validate+fingerprint one real ARC-AGI-1 task: {base:.0f} us" if base else
-          "baseline: ../shared not found, skipped")
+    print(
+        f"baseline: parse+validate+fingerprint one real ARC-AGI-1 task: {base:.0f} us"
+        if base
+        else "baseline: ../shared not found, skipped"
+    )
     for d in ("easy", "medium", "hard"):
         secs = best(lambda d=d: list(synthetic.generate(args.n, seed=0, difficulty=d)), args.repeat)
         us = secs / args.n * 1e6
-        result["difficulty"][d] = {"seconds": secs, "us_per_task": us, "tasks_per_s": args.n / secs,
-                                   "ratio_to_baseline": us / base if base else None}
+        result["difficulty"][d] = {
+            "seconds": secs,
+            "us_per_task": us,
+            "tasks_per_s": args.n / secs,
+            "ratio_to_baseline": us / base if base else None,
+        }
         ratio = f", {us / base:.2f}x baseline" if base else ""
         print(f"generate({args.n}, difficulty={d}): {secs:.2f} s, {us:.0f} us/task{ratio}")
     for fam in synthetic.families():
-        secs = best(lambda f=fam: list(synthetic.generate(args.per_family, seed=0, families=[f])), args.repeat)
+        secs = best(
+            lambda f=fam: list(synthetic.generate(args.per_family, seed=0, families=[f])), args.repeat
+        )
         result["family_us"][fam] = secs / args.per_family * 1e6
     slow = sorted(result["family_us"].items(), key=lambda kv: -kv[1])
     print("per family (medium), us/task:", ", ".join(f"{k} {v:.0f}" for k, v in slow))

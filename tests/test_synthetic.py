@@ -85,7 +85,9 @@ def test_round_trips_through_the_row_format_and_arrow(tasks_2k):
     sample = tasks_2k[:: len(FAMS) - 1][:100]
     for t in sample:
         row = task_to_row(t)
-        train, test, extra = parse_task_object(json.loads(json.dumps({"train": row["train"], "test": row["test"]})))
+        train, test, extra = parse_task_object(
+            json.loads(json.dumps({"train": row["train"], "test": row["test"]}))
+        )
         assert train == t.train and test == t.test and extra == {}
         assert json.loads(row["extra"]) == t.extra
     back = tasks_from_batch(tasks_to_table(sample))

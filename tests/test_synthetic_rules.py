@@ -27,7 +27,7 @@ def checker(name: str) -> Callable[[Checker], Checker]:
     return deco
 
 
-# --- independent helpers -----------------------------------------------------------------------------------
+# --- independent helpers ----------------------------------------------------------------------------------
 def cells(g: np.ndarray):
     h, w = g.shape
     for r in range(h):
@@ -96,7 +96,7 @@ def min_period_cols(g: np.ndarray) -> int:
     return next(q for q in range(1, w + 1) if all((g[:, j] == g[:, j - q]).all() for j in range(q, w)))
 
 
-# --- geometry ------------------------------------------------------------------------------------------------
+# --- geometry -----------------------------------------------------------------------------------------------
 @checker("flip")
 def _flip(i, o, p):
     h, w = i.shape
@@ -164,7 +164,7 @@ def _mirror_concat(i, o, p):
             assert o[r, c] == i[r, c] and o[2 * h - 1 - r, c] == i[r, c]
 
 
-# --- color ---------------------------------------------------------------------------------------------------
+# --- color --------------------------------------------------------------------------------------------------
 @checker("color_map")
 def _color_map(i, o, p):
     mapping = {s: t for s, t in p["mapping"]}
@@ -202,13 +202,16 @@ def _denoise(i, o, p):
     assert removed >= 1
 
 
-# --- physics -------------------------------------------------------------------------------------------------
+# --- physics ------------------------------------------------------------------------------------------------
 @checker("gravity")
 def _gravity(i, o, p):
     assert o.shape == i.shape
     d = p["direction"]
-    lines = [(i[:, j], o[:, j]) for j in range(i.shape[1])] if d in ("down", "up") else \
-            [(i[r, :], o[r, :]) for r in range(i.shape[0])]
+    lines = (
+        [(i[:, j], o[:, j]) for j in range(i.shape[1])]
+        if d in ("down", "up")
+        else [(i[r, :], o[r, :]) for r in range(i.shape[0])]
+    )
     for src, dst in lines:
         colored = [int(v) for v in src if v != 0]
         gap = [0] * (len(src) - len(colored))
@@ -238,7 +241,7 @@ def _slide_object(i, o, p):
         assert b[0] == a[0] and (b[1] == 0 if d == "left" else b[3] == w - 1)
 
 
-# --- fill ----------------------------------------------------------------------------------------------------
+# --- fill ---------------------------------------------------------------------------------------------------
 @checker("fill_enclosed")
 def _fill_enclosed(i, o, p):
     inside = enclosed(i)
@@ -308,7 +311,7 @@ def _hollow(i, o, p):
         assert len(comp) == (max(ys) - min(ys) + 1) * (max(xs) - min(xs) + 1)
 
 
-# --- counting ------------------------------------------------------------------------------------------------
+# --- counting -----------------------------------------------------------------------------------------------
 @checker("count_to_bar")
 def _count_to_bar(i, o, p):
     colored = [int(v) for v in i.ravel() if v]
@@ -329,7 +332,7 @@ def _count_objects(i, o, p):
     assert o.shape == (1, len(components(i))) and (o == p["bar_color"]).all()
 
 
-# --- the tests -------------------------------------------------------------------------------------------
+# --- the tests ------------------------------------------------------------------------------------------
 def test_every_family_has_an_independent_checker():
     assert set(CHECKERS) == set(synthetic.families())
     assert len(CHECKERS) >= 20
@@ -405,14 +408,23 @@ def test_symmetry_and_gravity_rules_are_unambiguous():
     # Exactly one candidate rule of the family's kind explains all train pairs, even on 2x2 grids
     # with two colors, where several symmetries or directions often agree on a single pair.
     tiny = synthetic.Difficulty("tiny", 2, 2, 1, 2)
-    for task in synthetic.generate(200, seed=13, families=["flip", "rotate", "transpose", "gravity"],
-                                   difficulty=tiny):
+    for task in synthetic.generate(
+        200, seed=13, families=["flip", "rotate", "transpose", "gravity"], difficulty=tiny
+    ):
         if task.extra["family"] == "gravity":
-            fits = [d for d in ("down", "up", "left", "right")
-                    if all(np.array_equal(_gravity_answer(p.input, d), p.output) for p in task.train)]
+            fits = [
+                d
+                for d in ("down", "up", "left", "right")
+                if all(np.array_equal(_gravity_answer(p.input, d), p.output) for p in task.train)
+            ]
             assert fits == [task.extra["params"]["direction"]], task.id
         else:
-            fits = [k for k in range(8)
-                    if all(_d4(p.input)[k].shape == p.output.shape and np.array_equal(_d4(p.input)[k], p.output)
-                           for p in task.train)]
+            fits = [
+                k
+                for k in range(8)
+                if all(
+                    _d4(p.input)[k].shape == p.output.shape and np.array_equal(_d4(p.input)[k], p.output)
+                    for p in task.train
+                )
+            ]
             assert len(fits) == 1, task.id

@@ -11,7 +11,7 @@ from __future__ import annotations
 # Importing the family modules registers their families (order does not matter: names are sorted).
 from arcforge.synthetic import color, counting, fill, geometry, physics  # noqa: F401
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES, REGISTRY, Difficulty
-from arcforge.synthetic.generate import (
+from arcforge.synthetic.generator import (
     LICENSE,
     SOURCE_NAME,
     families,

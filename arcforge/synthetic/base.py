@@ -6,7 +6,7 @@ A *family* is one transformation rule (flip, gravity, fill enclosed regions, ...
 - ``pair(rng, d, params) -> (input, output) | None``: one example of the rule (None = try again).
 
 and optionally ``check(params, train, test) -> bool``, a task-level well-posedness test (e.g. every color
-the test needs is shown in train). ``make_task`` in ``generate.py`` drives them and enforces the generic
+the test needs is shown in train). ``make_task`` in ``generator.py`` drives them and enforces the generic
 rules (distinct inputs, no input == output unless the family is identity-like, grids within 30x30).
 """
 
@@ -26,10 +26,12 @@ MAX_SIDE = 30  # the ARC limit; every generated grid stays within it
 COLORS = tuple(range(1, 10))  # 0 is the background in every family
 
 
-# --- difficulty ---------------------------------------------------------------------------------------------
+# --- difficulty --------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Difficulty:
-    """Knobs shared by every family (sides >= 2: a 1x1 grid cannot show most rules). Families clamp sizes so their *outputs* also fit in 30x30."""
+    """Knobs shared by every family (sides >= 2: a 1x1 grid cannot show most rules).
+
+    Families clamp sizes so that their *outputs* also fit in 30x30."""
 
     name: str
     min_side: int  # smallest input side
@@ -57,7 +59,7 @@ def resolve_difficulty(d: str | Difficulty) -> Difficulty:
         raise ValueError(f"unknown difficulty {d!r}; expected one of {', '.join(DIFFICULTIES)}") from None
 
 
-# --- registry -----------------------------------------------------------------------------------------------
+# --- registry ----------------------------------------------------------------------------------------------
 ParamsFn = Callable[[np.random.Generator, Difficulty], Params]
 PairFn = Callable[[np.random.Generator, Difficulty, Params], "RawPair | None"]
 CheckFn = Callable[[Params, Sequence[RawPair], Sequence[RawPair]], bool]
@@ -102,7 +104,7 @@ def family(
     return deco
 
 
-# --- RNG helpers --------------------------------------------------------------------------------------------
+# --- RNG helpers -------------------------------------------------------------------------------------------
 def below(rng: np.random.Generator, n: int) -> int:
     """Uniform int in [0, n) as a plain Python int. (A float draw is ~3x cheaper than ``rng.integers``
     for one scalar, which matters: a task makes dozens of these draws.)"""
@@ -133,9 +135,7 @@ def choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
     return options[below(rng, len(options))]
 
 
-def noise_grid(
-    rng: np.random.Generator, h: int, w: int, palette: Sequence[int], density: float
-) -> Grid:
+def noise_grid(rng: np.random.Generator, h: int, w: int, palette: Sequence[int], density: float) -> Grid:
     """An h x w grid: each cell is background with probability 1-density, else a color of ``palette``."""
     vals = np.asarray(palette, dtype=np.int8)[rng.integers(len(palette), size=(h, w))]
     return np.where(rng.random((h, w)) < density, vals, np.int8(0)).astype(np.int8)
@@ -146,7 +146,7 @@ def full_grid(rng: np.random.Generator, h: int, w: int, palette: Sequence[int]) 
     return np.asarray(palette, dtype=np.int8)[rng.integers(len(palette), size=(h, w))]
 
 
-# --- shapes and placement -----------------------------------------------------------------------------------
+# --- shapes and placement ----------------------------------------------------------------------------------
 _STEPS = ((0, 1), (1, 0), (0, -1), (-1, 0))
 
 
@@ -175,7 +175,9 @@ def random_shape(rng: np.random.Generator, max_h: int, max_w: int, cells: int) -
     return m
 
 
-def place(rng: np.random.Generator, taken: np.ndarray, h: int, w: int, gap: int = 1) -> tuple[int, int] | None:
+def place(
+    rng: np.random.Generator, taken: np.ndarray, h: int, w: int, gap: int = 1
+) -> tuple[int, int] | None:
     """A random top-left corner for an h x w box on the canvas ``taken`` (bool, True = used) such that
     the box grown by ``gap`` cells on every side touches nothing taken; marks the box as taken.
     None when no such position exists (every free position is equally likely)."""

@@ -147,4 +147,3 @@ class Denoise:
                 noisy[r, c] = pal[below(rng, len(pal))]
                 placed += 1
         return (noisy, clean) if placed else None
-

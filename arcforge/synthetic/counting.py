@@ -31,8 +31,11 @@ def _bar(length: int, color: int, orientation: str) -> np.ndarray:
 class CountToBar:
     @staticmethod
     def params(rng: np.random.Generator, d: Difficulty) -> Params:
-        return {"orientation": choice(rng, ["row", "column"]), "palette": colors(rng, randint(rng, 1, d.max_colors)),
-                "max_count": {"easy": 4, "medium": 6}.get(d.name, 12)}
+        return {
+            "orientation": choice(rng, ["row", "column"]),
+            "palette": colors(rng, randint(rng, 1, min(3, d.max_colors))),
+            "max_count": {"easy": 4, "medium": 6}.get(d.name, 12),
+        }
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:

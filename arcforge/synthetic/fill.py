@@ -72,8 +72,10 @@ class FillEnclosed:
 class DrawLines:
     @staticmethod
     def params(rng: np.random.Generator, d: Difficulty) -> Params:
-        return {"direction": choice(rng, ["right", "left", "down", "up"]),
-                "palette": colors(rng, randint(rng, 1, d.max_colors))}
+        return {
+            "direction": choice(rng, ["right", "left", "down", "up"]),
+            "palette": colors(rng, randint(rng, 1, d.max_colors)),
+        }
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
@@ -81,7 +83,9 @@ class DrawLines:
         g = np.zeros((h, w), dtype=np.int8)
         view = _orient(g, p["direction"])  # seeds in distinct rows of the view shoot right
         out_view = view.copy()
-        rows = rng.choice(view.shape[0], size=randint(rng, 1, min(d.max_objects, view.shape[0])), replace=False)
+        rows = rng.choice(
+            view.shape[0], size=randint(rng, 1, min(d.max_objects, view.shape[0])), replace=False
+        )
         pal = p["palette"]
         for r in rows:
             c = below(rng, view.shape[1] - 1)  # never on the far edge: every line has length >= 2
@@ -105,8 +109,11 @@ class ExtendPattern:
     @staticmethod
     def params(rng: np.random.Generator, d: Difficulty) -> Params:
         max_period = {"easy": 3, "medium": 4}.get(d.name, 5)
-        return {"axis": choice(rng, ["h", "v"]), "period": randint(rng, 2, max_period),
-                "palette": colors(rng, randint(rng, 2, d.max_colors))}
+        return {
+            "axis": choice(rng, ["h", "v"]),
+            "period": randint(rng, 2, max_period),
+            "palette": colors(rng, randint(rng, 2, d.max_colors)),
+        }
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:

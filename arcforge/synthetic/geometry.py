@@ -30,8 +30,10 @@ def _only_symmetry(k: int, train: Sequence[RawPair]) -> bool:
     """True if symmetry ``k`` (``arcforge.grids`` numbering) is the only one of the 8 that maps every
     train input to its output, so the train pairs pin the rule down."""
     return all(
-        j == k or not all(
-            apply_symmetry(i, j).shape == o.shape and np.array_equal(apply_symmetry(i, j), o) for i, o in train
+        j == k
+        or not all(
+            apply_symmetry(i, j).shape == o.shape and np.array_equal(apply_symmetry(i, j), o)
+            for i, o in train
         )
         for j in range(8)
     )
@@ -153,7 +155,9 @@ class Tile:
         return g, np.tile(g, (ry, rx))
 
 
-@family("mirror_concat", "geometry", "append the grid's mirror image to its right (h) or below it (v)", easy=True)
+@family(
+    "mirror_concat", "geometry", "append the grid's mirror image to its right (h) or below it (v)", easy=True
+)
 class MirrorConcat:
     @staticmethod
     def params(rng: np.random.Generator, d: Difficulty) -> Params:
@@ -165,4 +169,3 @@ class MirrorConcat:
         if p["axis"] == "h":
             return g, np.hstack([g, g[:, ::-1]])
         return g, np.vstack([g, g[::-1, :]])
-

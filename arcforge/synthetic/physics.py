@@ -78,7 +78,9 @@ class MoveObject:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
         dy, dx = p["dy"], p["dx"]
         h, w = side(rng, d, abs(dy) + 2), side(rng, d, abs(dx) + 2)
-        obj = _object(rng, p["palette"], randint(rng, 1, min(4, h - abs(dy))), randint(rng, 1, min(4, w - abs(dx))))
+        obj = _object(
+            rng, p["palette"], randint(rng, 1, min(4, h - abs(dy))), randint(rng, 1, min(4, w - abs(dx)))
+        )
         oh, ow = obj.shape
         r = randint(rng, max(0, -dy), h - oh - max(0, dy))
         c = randint(rng, max(0, -dx), w - ow - max(0, dx))

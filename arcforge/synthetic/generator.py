@@ -62,7 +62,9 @@ def _valid(g: np.ndarray) -> bool:
     return g.ndim == 2 and 1 <= g.shape[0] <= MAX_SIDE and 1 <= g.shape[1] <= MAX_SIDE
 
 
-def _draw(fam: Family, rng: np.random.Generator, d: Difficulty) -> tuple[dict[str, Any], list[RawPair]] | None:
+def _draw(
+    fam: Family, rng: np.random.Generator, d: Difficulty
+) -> tuple[dict[str, Any], list[RawPair]] | None:
     """One attempt at a task: params, then 3-4 train pairs + 1 test pair with distinct inputs."""
     params = fam.params(rng, d)
     want = randint(rng, 3, 4) + 1
@@ -160,7 +162,7 @@ def generate(
         progress.finish("synthetic")
 
 
-# --- per-family statistics ------------------------------------------------------------------------------
+# --- per-family statistics -----------------------------------------------------------------------------
 def family_of(task: Task | Mapping[str, Any]) -> str | None:
     """The family of a synthetic Task (or of a TASK_SCHEMA row dict whose ``extra`` is JSON text)."""
     extra = task.extra if isinstance(task, Task) else task.get("extra")
