@@ -12,8 +12,11 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import arcforge.synthetic as synthetic
+from arcforge.synthetic.base import REGISTRY, resolve_difficulty
 
 Checker = Callable[[np.ndarray, np.ndarray, dict], None]
 CHECKERS: dict[str, Checker] = {}
@@ -428,3 +431,17 @@ def test_symmetry_and_gravity_rules_are_unambiguous():
                 )
             ]
             assert len(fits) == 1, task.id
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    fam=st.sampled_from(sorted(REGISTRY)),
+    seed=st.integers(0, 2**63 - 1),
+    index=st.integers(0, 10**6),
+    difficulty=st.sampled_from(["easy", "medium", "hard"]),
+)
+def test_any_seed_and_index_gives_a_rule_abiding_task(fam, seed, index, difficulty):
+    task = synthetic.make_task(REGISTRY[fam], index, seed, resolve_difficulty(difficulty))
+    assert task.id == f"synthetic/{fam}/{index:06d}"
+    for pair in task.pairs:
+        CHECKERS[fam](pair.input, pair.output, task.extra["params"])
