@@ -80,8 +80,8 @@ class RecolorLargest:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:
         h, w = side(rng, d, 5), side(rng, d, 5)
         n = randint(rng, 2, max(2, d.max_objects))
-        sizes = [randint(rng, 1, 6) for _ in range(n - 1)]
-        sizes.insert(below(rng, n), randint(rng, max(sizes) + 1, 8))  # one strictly largest object
+        sizes = [randint(rng, 1, 4) for _ in range(n - 1)]
+        sizes.insert(below(rng, n), randint(rng, max(sizes) + 1, max(sizes) + 3))  # one strictly largest
         objs = _objects(rng, h, w, sizes)
         if objs is None:
             return None
