@@ -129,15 +129,17 @@ def test_difficulty_knobs_change_grid_sizes():
     assert all(len(t.extra["params"]["palette"]) <= 2 for t in tiny)
 
 
-def test_bad_arguments_raise_build_errors():
+def test_bad_arguments_raise_build_errors_at_call_time():
     with pytest.raises(BuildError, match="unknown synthetic family: nope"):
-        list(synthetic.generate(5, families=["flip", "nope"]))
+        synthetic.generate(5, families=["flip", "nope"])
     with pytest.raises(BuildError, match="difficulty"):
-        list(synthetic.generate(5, difficulty="extreme"))
+        synthetic.generate(5, difficulty="extreme")
     with pytest.raises(BuildError, match=">= 0"):
-        list(synthetic.generate(-1))
+        synthetic.generate(-1)
     with pytest.raises(BuildError, match="seed"):
-        list(synthetic.generate(5, seed=-3))
+        synthetic.generate(5, seed=-3)
+    with pytest.raises(BuildError, match="no synthetic families"):
+        synthetic.generate(5, families=[])
     assert list(synthetic.generate(0)) == []
 
 

@@ -138,9 +138,11 @@ def generate(
     difficulty: str | Difficulty = DEFAULT_DIFFICULTY,
     progress: Progress | None = None,
 ) -> Iterator[Task]:
-    """Yield ``n`` synthetic tasks, cycling through ``families`` (all by default) so counts are balanced.
+    """An iterator of ``n`` synthetic tasks, cycling through ``families`` (all by default, in sorted
+    order) so that per-family counts are balanced.
 
-    Deterministic in (n, seed, families, difficulty); no two yielded tasks share a fingerprint.
+    Arguments are checked here (``BuildError``), before any task is made. Task ``i`` depends only on
+    (seed, families, difficulty, i); no two tasks of one call share a fingerprint.
     """
     if n < 0:
         raise BuildError(f"the number of synthetic tasks must be >= 0, got {n}")
@@ -151,7 +153,10 @@ def generate(
     except ValueError as e:
         raise BuildError(str(e)) from None
     fams = _resolve_families(families)
-    progress = progress or NULL_PROGRESS
+    return _iterate(n, seed, fams, d, progress or NULL_PROGRESS)  # arguments checked before iteration
+
+
+def _iterate(n: int, seed: int, fams: list[Family], d: Difficulty, progress: Progress) -> Iterator[Task]:
     progress.start("synthetic", "generating synthetic tasks", total=n, unit="tasks")
     taken: set[str] = set()
     try:
