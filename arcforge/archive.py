@@ -36,7 +36,8 @@ from typing import BinaryIO
 
 from arcforge.errors import FetchError, UnsafeArchiveError
 
-_CHUNK = 1 << 16
+_CHUNK = 1 << 16  # compressed bytes per network read
+_OUT_MAX = 1 << 20  # decompressed bytes per inflate step
 _DRIVE_RE = re.compile(r"^[A-Za-z]:")
 
 
@@ -93,17 +94,20 @@ class GunzipReader:
         self.decompressed = 0
 
     def _fill(self) -> None:
-        chunk = self._raw.read(_CHUNK)
-        if not chunk:
-            self._done = True
-            if not self._z.eof:
-                raise TruncatedArchiveError(f"{self._name}: the download ended before the end of the archive")
-            return
-        self._on(len(chunk))
-        if self._z.eof:  # trailing bytes after the gzip member (padding): ignored
-            return
+        if self._z.unconsumed_tail:  # output was capped last time: keep inflating the same input
+            data = self._z.unconsumed_tail
+        else:
+            data = self._raw.read(_CHUNK)
+            if not data:
+                self._done = True
+                if not self._z.eof:
+                    raise TruncatedArchiveError(f"{self._name}: the download ended before the end of the archive")
+                return
+            self._on(len(data))
+            if self._z.eof:  # trailing bytes after the gzip member (padding): ignored
+                return
         try:
-            out = self._z.decompress(chunk)
+            out = self._z.decompress(data, _OUT_MAX)  # bounded output keeps memory flat on bombs too
         except zlib.error as e:
             raise FetchError(f"{self._name}: corrupt gzip data: {e}") from None
         self.decompressed += len(out)
@@ -117,7 +121,8 @@ class GunzipReader:
         if n < 0 or n >= len(self._buf):
             out, self._buf = bytes(self._buf), bytearray()
         else:
-            out, self._buf = bytes(self._buf[:n]), self._buf[n:]
+            out = bytes(self._buf[:n])
+            del self._buf[:n]  # O(1) amortised for a bytearray's front
         return out
 
     def drain(self) -> None:

@@ -200,7 +200,7 @@ def _download(m: Manifest, base: str, progress: Progress, key: str, retry: Retry
                 length = resp.headers.get("Content-Length")
                 progress.update(key, completed=0, total=int(length) if length and length.isdigit() else None)
                 hashes = archive.extract_tar_gz(
-                    resp, staging, lambda rel: matches_any(rel, m.files), archive=url, limits=limits,
+                    resp, staging, lambda rel: matches_any(rel, m.files), archive=f"{m.name} ({url})", limits=limits,
                     on_raw_bytes=lambda k: progress.advance(key, k))
             return _Fetched(staging, hashes, url)
         except BaseException:

@@ -1,0 +1,82 @@
+"""`arcforge sources` and `arcforge fetch` through typer's CliRunner, on the real shared mirror."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from typer.testing import CliRunner
+
+from arcforge.cli.app import app
+
+runner = CliRunner()
+UNMIRRORED = ("sequence_arc", "barc", "re_arc")
+
+
+def test_fetch_all_from_mirror_env_then_sources_shows_11_cached(arcforge_home, shared_sources, monkeypatch):
+    monkeypatch.setenv("ARCFORGE_MIRROR", str(shared_sources))
+    res = runner.invoke(app, ["fetch", "--all"])
+    assert res.exit_code == 1, res.output
+    assert "11 fetched, 3 unavailable" in res.output
+    for name in UNMIRRORED:
+        assert f"unavailable: {name}: " in res.output
+    src = runner.invoke(app, ["sources", "--json"])
+    assert src.exit_code == 0, src.output
+    rows = {r["name"]: r for r in json.loads(src.stdout)["sources"]}
+    assert len(rows) == 14
+    assert {n for n, r in rows.items() if r["cached"]} == set(rows) - set(UNMIRRORED)
+    assert rows["arc_agi_1"]["role"] == "eval" and rows["arc_agi_1"]["splits"] == ["training", "evaluation"]
+    assert rows["arc_agi_1"]["digest"].startswith("sha256:") and rows["barc"]["digest"] is None
+    # and the plain table
+    table = runner.invoke(app, ["sources"])
+    assert table.exit_code == 0 and "11 of 14 cached" in table.output
+
+
+def test_fetch_json_report_and_cached_rerun(arcforge_home, shared_sources):
+    args = ["fetch", "arc_community", "concept_arc", "--mirror", str(shared_sources), "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    rep = json.loads(first.stdout)
+    assert rep["ok"] and [s["status"] for s in rep["sources"]] == ["fetched", "fetched"]
+    assert rep["sources"][0]["path"].startswith(str(arcforge_home))
+    again = json.loads(runner.invoke(app, args).stdout)
+    assert [s["status"] for s in again["sources"]] == ["cached", "cached"]
+
+
+def test_fetch_mixed_json_exit_code(arcforge_home, shared_sources):
+    res = runner.invoke(app, ["fetch", "barc", "neoneye_bad", "--mirror", str(shared_sources), "--json"])
+    assert res.exit_code == 1
+    rep = json.loads(res.stdout)
+    assert not rep["ok"]
+    assert {s["name"]: s["status"] for s in rep["sources"]} == {"barc": "unavailable", "neoneye_bad": "fetched"}
+
+
+def test_fetch_needs_names_or_all(arcforge_home):
+    res = runner.invoke(app, ["fetch"])
+    assert res.exit_code == 2 and "--all" in res.output
+    res = runner.invoke(app, ["fetch", "--all", "barc"])
+    assert res.exit_code == 2
+
+
+def test_unknown_source_lists_known_ones(arcforge_home):
+    res = runner.invoke(app, ["fetch", "nope"])
+    assert res.exit_code == 1
+    assert "Error: unknown source 'nope'; known sources: arc_1d" in res.output
+
+
+def test_missing_mirror_folder(arcforge_home, tmp_path):
+    res = runner.invoke(app, ["fetch", "barc", "--mirror", str(tmp_path / "nowhere")])
+    assert res.exit_code == 1 and "Error: mirror folder" in res.output
+
+
+def test_unreachable_github_suggests_mirror(arcforge_home, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ARCFORGE_GITHUB_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("ARCFORGE_RETRIES", "2")
+    monkeypatch.setenv("ARCFORGE_RETRY_DELAY", "0.01")
+    res = runner.invoke(app, ["fetch", "arc_community"])
+    assert res.exit_code == 1
+    assert f"failed: arc_community: cannot reach 127.0.0.1:{port}" in res.output
+    assert "--mirror" in res.output

@@ -1,0 +1,75 @@
+"""Folder-mirror fetch of the real sources in ../shared/arc-sources, and the cache it fills."""
+
+from __future__ import annotations
+
+import pytest
+
+from arcforge import fetch, lock, paths
+from arcforge.errors import FetchError
+from arcforge.manifest import load_manifests
+
+UNMIRRORED = {"sequence_arc": "seedling123/Sequence_ARC", "barc": "xu3kev/BARC", "re_arc": "michaelhodel/re-arc"}
+
+
+@pytest.fixture(scope="module")
+def ms():
+    return load_manifests()
+
+
+def test_folder_mirror_fetches_all_11_and_names_the_3_missing(arcforge_home, shared_sources, sources_json, ms):
+    results = {r.name: r for r in fetch.fetch_sources(ms.values(), mirror=shared_sources)}
+    expected_files = {f"{s['owner']}/{s['repo']}": s["files"] for s in sources_json}
+    fetched = {n for n, r in results.items() if r.status == "fetched"}
+    assert fetched == set(ms) - set(UNMIRRORED)
+    for name in fetched:
+        m, r = ms[name], results[name]
+        assert r.path == paths.source_dir(m.owner, m.repo_name, m.commit)
+        assert r.digest == lock.find_pin(m).digest and not r.recorded_pin
+        assert r.files == expected_files[m.repo]  # every mirrored file is one the manifest keeps
+        assert lock.digest_tree(r.path, m.files) == (r.digest, r.files)
+    for name, repo in UNMIRRORED.items():
+        r = results[name]
+        assert r.status == "unavailable" and r.error.startswith(f"{name}: {repo} is not in the mirror")
+        assert fetch.cached_path(ms[name]) is None
+    assert not any(paths.tmp_dir().iterdir())
+    # Second run: everything already valid, nothing copied.
+    again = fetch.fetch_sources([ms[n] for n in sorted(fetched)], mirror=shared_sources)
+    assert {r.status for r in again} == {"cached"}
+
+
+def test_tampered_cache_is_not_trusted_and_is_refetched(arcforge_home, shared_sources, ms):
+    m = ms["concept_arc"]
+    [r] = fetch.fetch_sources([m], mirror=shared_sources)
+    victim = r.path / "MinimalTasks" / "CountMinimal.json"
+    original = victim.read_bytes()
+    victim.write_bytes(original[:-1])
+    assert fetch.cached_path(m) == r.path  # the cheap check trusts the marker...
+    assert fetch.cached_path(m, verify=True) is None  # ...the full check does not
+    [again] = fetch.fetch_sources([m], mirror=shared_sources)
+    assert again.status == "fetched" and victim.read_bytes() == original
+
+
+def test_cache_without_marker_is_not_a_cache(arcforge_home, shared_sources, ms):
+    m = ms["neoneye_bad"]
+    [r] = fetch.fetch_sources([m], mirror=shared_sources)
+    (r.path / fetch.MARKER).unlink()
+    assert fetch.cached_path(m) is None
+    assert fetch.fetch_sources([m], mirror=shared_sources)[0].status == "fetched"
+
+
+def test_mirror_from_environment(arcforge_home, shared_sources, ms, monkeypatch):
+    monkeypatch.setenv("ARCFORGE_MIRROR", str(shared_sources))
+    [r] = fetch.fetch_sources([ms["arc_community"]])
+    assert r.status == "fetched" and r.origin == str(shared_sources / "arc-community" / "arc")
+
+
+def test_missing_mirror_folder_is_an_error(arcforge_home, tmp_path, ms):
+    with pytest.raises(FetchError, match=r"mirror folder .*nowhere does not exist"):
+        fetch.fetch_sources([ms["arc_community"]], mirror=tmp_path / "nowhere")
+
+
+def test_mirror_without_matching_files_fails_clearly(arcforge_home, tmp_path, ms):
+    (tmp_path / "arc-community" / "arc" / "other").mkdir(parents=True)
+    (tmp_path / "arc-community" / "arc" / "other" / "x.txt").write_text("no tasks here")
+    [r] = fetch.fetch_sources([ms["arc_community"]], mirror=tmp_path)
+    assert r.status == "failed" and "no file in" in r.error and "levels/npeter/*.json" in r.error
