@@ -77,10 +77,9 @@ def grid_length(grid: Grid) -> int:
 
 def example_length(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid | None) -> int:
     """Tokens of an example (with the test output when given), computed from shapes only."""
-    n = 1 + sum(2 + grid_length(i) + grid_length(o) for i, o in train) + 2 + grid_length(test_in) + 1
-    if test_out is not None:
-        n += grid_length(test_out) + 1  # + EOS
-    return n
+    # BOS, the train pairs (two markers each), INPUT + test input, OUTPUT
+    n = 1 + sum(2 + grid_length(i) + grid_length(o) for i, o in train) + 1 + grid_length(test_in) + 1
+    return n + (grid_length(test_out) + 1 if test_out is not None else 1)  # output + EOS | GRID_START
 
 
 def encode(
