@@ -12,7 +12,10 @@ from arcforge.train.augment import AugmentConfig, Transform, random_transform, v
 from arcforge.train.data import DataConfig, DataPosition, PackedBatches, iter_rows
 from arcforge.train.pack import first_fit_decreasing, pack
 from arcforge.train.tokenize import GRID_START, OUTPUT, ROW, decode, encode_task, example_length
-from tests.train_fixtures import arc_shards, load_arc1  # noqa: F401
+from tests import train_fixtures
+from tests.train_fixtures import load_arc1
+
+arc_shards = train_fixtures.arc_shards  # the shared fixture
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,9 @@ from arcforge.train.evaluate import evaluate_tasks
 from arcforge.train.loop import TrainConfig, Trainer, train
 from arcforge.train.pack import stack
 from arcforge.train.runner import load_model
-from tests.train_fixtures import arc_shards  # noqa: F401
+from tests import train_fixtures
+
+arc_shards = train_fixtures.arc_shards  # the shared fixture
 
 TINY = {"d_model": 32, "n_layers": 2, "n_heads": 2}
 
