@@ -1,0 +1,189 @@
+"""Tokenization of ARC tasks: one example = the train pairs, then one test input; target = its output.
+
+Vocabulary (16 ids)::
+
+    0-9  colors            10 PAD          11 ROW (end of a grid row)
+    12 GRID_START          13 GRID_END     14 INPUT (an input grid follows)
+    15 OUTPUT (an output grid follows)     16 BOS    17 EOS
+
+Layout of one example (a task with n train pairs and test input ``k``)::
+
+    BOS  INPUT GRID_START <rows of input 1> GRID_END  OUTPUT GRID_START <rows of output 1> GRID_END ...
+         INPUT GRID_START <test input k> GRID_END  OUTPUT GRID_START <test output k> GRID_END  EOS
+
+where a grid of h x w cells is h rows of ``w`` color tokens each followed by ``ROW``.
+
+Every token carries three positions ``(seq, row, col)``: ``seq`` is its index inside the example
+(restarting at 0 for every example in a packed row); ``row``/``col`` locate it inside its grid, shifted by
+one so that GRID_START sits at (0, 0): cell (r, c) -> (r + 1, c + 1), ``ROW`` after row r ->
+(r + 1, w + 1), GRID_END -> (h + 1, 0); markers (BOS, INPUT, OUTPUT, EOS) get (0, 0). The model's RoPE
+mode picks which of the three it uses (see ``arcforge.train.model``).
+
+The loss mask marks *target* tokens (the tokens the model must predict): by default the test output
+(its GRID_START, cells, ROW tokens, GRID_END and the final EOS); with ``loss_on="outputs"`` also every
+train output grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from arcforge.grids import Grid
+from arcforge.task import Task
+
+N_COLORS = 10
+PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
+VOCAB_SIZE = 18
+TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
+                                             "<bos>", "<eos>"]
+LOSS_ON = ("test", "outputs")
+
+
+@dataclass
+class Example:
+    """One tokenized (task, test index). Arrays are aligned: one entry per token."""
+
+    tokens: np.ndarray  # [T] int64
+    positions: np.ndarray  # [T, 3] int64 (seq, row, col)
+    targets: np.ndarray  # [T] bool: this token is predicted (loss / accuracy)
+    task_id: str = ""
+    test_index: int = 0
+    n_train: int = 0  # train pairs kept (may be fewer than the task's when truncated to fit)
+
+    def __len__(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+def grid_tokens(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and (row, col) positions of one grid including GRID_START/GRID_END: ``[h*(w+1)+2]``."""
+    h, w = grid.shape
+    body = np.empty((h, w + 1), dtype=np.int64)
+    body[:, :w] = grid
+    body[:, w] = ROW
+    rows = np.broadcast_to(np.arange(1, h + 1)[:, None], (h, w + 1))
+    cols = np.broadcast_to(np.arange(1, w + 2)[None, :], (h, w + 1))
+    toks = np.concatenate([[GRID_START], body.ravel(), [GRID_END]])
+    rc = np.concatenate([[[0, 0]], np.stack([rows.ravel(), cols.ravel()], 1), [[h + 1, 0]]]).astype(np.int64)
+    return toks, rc
+
+
+def grid_length(grid: Grid) -> int:
+    """Number of tokens ``grid_tokens`` produces (without the INPUT/OUTPUT marker)."""
+    h, w = grid.shape
+    return h * (w + 1) + 2
+
+
+def example_length(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid | None) -> int:
+    """Tokens of an example (with the test output when given), computed from shapes only."""
+    # BOS, the train pairs (two markers each), INPUT + test input, OUTPUT
+    n = 1 + sum(2 + grid_length(i) + grid_length(o) for i, o in train) + 1 + grid_length(test_in) + 1
+    return n + (grid_length(test_out) + 1 if test_out is not None else 1)  # output + EOS | GRID_START
+
+
+def encode(
+    train: list[tuple[Grid, Grid]],
+    test_in: Grid,
+    test_out: Grid | None,
+    *,
+    loss_on: str = "test",
+    task_id: str = "",
+    test_index: int = 0,
+) -> Example:
+    """Encode grids into an ``Example``. With ``test_out=None`` the sequence is the decoding prompt:
+    it ends with ``OUTPUT GRID_START`` of the test output."""
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {LOSS_ON}, not {loss_on!r}")
+    toks: list[np.ndarray] = [np.array([BOS])]
+    rcs: list[np.ndarray] = [np.zeros((1, 2), np.int64)]
+    tgt: list[np.ndarray] = [np.zeros(1, bool)]
+
+    def add(grid: Grid, marker: int, target: bool) -> None:
+        t, rc = grid_tokens(grid)
+        toks.extend([np.array([marker]), t])
+        rcs.extend([np.zeros((1, 2), np.int64), rc])
+        tgt.extend([np.zeros(1, bool), np.full(t.shape[0], target)])
+
+    for i, o in train:
+        add(i, INPUT, False)
+        add(o, OUTPUT, loss_on == "outputs")
+    add(test_in, INPUT, False)
+    if test_out is not None:
+        add(test_out, OUTPUT, True)
+        toks.append(np.array([EOS]))
+        rcs.append(np.zeros((1, 2), np.int64))
+        tgt.append(np.ones(1, bool))
+    else:  # prompt for decoding: the model continues after GRID_START
+        toks.append(np.array([OUTPUT, GRID_START]))
+        rcs.append(np.zeros((2, 2), np.int64))
+        tgt.append(np.zeros(2, bool))
+    tokens = np.concatenate(toks)
+    rc = np.concatenate(rcs)
+    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc], 1)
+    return Example(tokens, positions, np.concatenate(tgt), task_id, test_index, len(train))
+
+
+def encode_task(
+    task: Task, test_index: int, *, max_len: int | None = None, loss_on: str = "test"
+) -> Example | None:
+    """Encode test pair ``test_index`` of ``task``; train pairs are dropped from the end until the example
+    fits ``max_len`` (at least one is kept). Returns None when it cannot fit (or has no test output)."""
+    pair = task.test[test_index]
+    if pair.output is None:
+        return None
+    train = [(p.input, p.output) for p in task.train if p.output is not None]
+    if max_len is not None:
+        while len(train) > 1 and example_length(train, pair.input, pair.output) > max_len:
+            train.pop()
+        if example_length(train, pair.input, pair.output) > max_len:
+            return None
+    return encode(train, pair.input, pair.output, loss_on=loss_on, task_id=task.id, test_index=test_index)
+
+
+def decode(tokens: np.ndarray) -> dict:
+    """Parse a full example back into ``{"train": [(in, out), ...], "test": (in, out)}`` (exact inverse of
+    ``encode`` for well-formed sequences; raises ValueError otherwise)."""
+    grids: list[tuple[int, Grid]] = []
+    toks = [int(t) for t in tokens]
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        if t in (INPUT, OUTPUT):
+            if i + 1 >= len(toks) or toks[i + 1] != GRID_START:
+                raise ValueError(f"marker at {i} is not followed by <grid>")
+            end = toks.index(GRID_END, i + 2)
+            g = parse_grid_tokens(toks[i + 2 : end])
+            if g is None:
+                raise ValueError(f"grid at {i} is not rectangular")
+            grids.append((t, g))
+            i = end + 1
+        else:
+            i += 1
+    if len(grids) < 2 or len(grids) % 2:
+        raise ValueError("an example holds input/output grid pairs")
+    pairs = [(grids[j][1], grids[j + 1][1]) for j in range(0, len(grids), 2)]
+    return {"train": pairs[:-1], "test": pairs[-1]}
+
+
+def parse_grid_tokens(toks: list[int]) -> Grid | None:
+    """Cells of a grid body (color tokens with ROW after each row, no GRID_START/END) -> grid, or None
+    when the tokens do not form a non-empty rectangle."""
+    rows: list[list[int]] = []
+    cur: list[int] = []
+    for t in toks:
+        if t == ROW:
+            rows.append(cur)
+            cur = []
+        elif 0 <= t < N_COLORS:
+            cur.append(t)
+        else:
+            return None
+    if cur or not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
+        return None
+    return np.asarray(rows, dtype=np.int8)
+
+
+def padded_30x30_tokens(task: Task) -> int:
+    """Tokens of the HRM/TRM scheme: every grid padded to 30x30 = 900 tokens (for utilization reports)."""
+    return 900 * sum(1 for _ in task.grids())
