@@ -52,14 +52,15 @@ SALT_ORBIT, SALT_POS, SALT_SHAPE, SALT_COUNT, SALT_LABEL, SALT_NULL = (np.uint64
 
 
 def fmix(x: np.ndarray | int) -> np.ndarray:
-    """splitmix64 finalizer, elementwise on uint64 (wrap-around arithmetic)."""
+    """A 64-bit mixer (xorshift-multiply, as in splitmix64), elementwise on uint64 with wrap-around."""
     x = np.asarray(x, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
+        x = x ^ (x >> np.uint64(32))
         x = x * _C1
-        x = x ^ (x >> np.uint64(27))
-        x = x * _C2
-        return x ^ (x >> np.uint64(31))
+        x ^= x >> np.uint64(29)
+        x *= _C2
+        x ^= x >> np.uint64(32)
+        return x
 
 
 def mix2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -98,9 +99,13 @@ def _grids_from_arrow(arr: pa.Array) -> Grids:
     """Read a ``list<list<int8>>`` array (one grid per element) without copying cells."""
     n = len(arr)
     go = arr.offsets.to_numpy().astype(np.int64)
-    rows = arr.values
+    # Slice the children to this array's range: ``.values`` ignores the parent's slice (a batch of a big
+    # table would otherwise see, and copy, the whole column).
+    rows = arr.values.slice(go[0], go[-1] - go[0])
+    go = go - go[0]
     ro = rows.offsets.to_numpy().astype(np.int64)
-    vals = rows.values.to_numpy(zero_copy_only=False)
+    vals = rows.values.slice(ro[0], ro[-1] - ro[0]).to_numpy(zero_copy_only=False)
+    ro = ro - ro[0]
     h = np.diff(go)
     if arr.null_count:
         h[arr.is_null().to_numpy(zero_copy_only=False)] = 0
@@ -191,12 +196,16 @@ def _color_sums(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
     if hw >= MAX_CELLS:
         raise DedupError(f"a grid has {hw} cells; dedup supports fewer than {MAX_CELLS}",
                          hint="use --max-grid to drop oversize grids before dedup")
-    idx = (np.arange(n, dtype=np.int64) * NCOLORS)[:, None] + cells
-    flat = idx.ravel()
+    # Only non-zero cells are summed (0 is the usual background); color 0 gets the rest of the total.
+    nz = np.flatnonzero(cells)
+    grid = nz // hw
+    col = nz - grid * hw
+    idx = grid * NCOLORS + cells.ravel()[nz]
     out = np.empty((n, weights.shape[0], NCOLORS))
     for k, wcol in enumerate(weights):
-        out[:, k, :] = np.bincount(flat, weights=np.broadcast_to(wcol, (n, hw)).ravel(),
-                                   minlength=n * NCOLORS).reshape(n, NCOLORS)
+        sums = np.bincount(idx, weights=wcol[col], minlength=n * NCOLORS).reshape(n, NCOLORS)
+        sums[:, 0] = wcol.sum() - sums[:, 1:].sum(axis=1)
+        out[:, k, :] = sums
     return out
 
 
@@ -336,7 +345,15 @@ class ExactKeys:
 
 def exact_keys(table: pa.Table | pa.RecordBatch) -> ExactKeys:
     """Exact keys of every task of a (small: candidates only) TASK_SCHEMA table."""
-    pb = read_pairs(table)
+    return exact_keys_of(read_pairs(table), np.arange(table.num_rows, dtype=np.int64))
+
+
+def exact_keys_of(batch: PairBatch, tasks: np.ndarray) -> ExactKeys:
+    """Exact keys of the tasks ``tasks`` (sorted indices) of a ``PairBatch``; cells are not copied."""
+    sel = np.flatnonzero(np.isin(batch.task, tasks))
+    g0 = batch.grids
+    idx = np.r_[sel, sel + batch.npairs]
+    pb = PairBatch(np.searchsorted(tasks, batch.task[sel]), Grids(g0.values, g0.start[idx], g0.h[idx], g0.w[idx]))
     m = pb.npairs
     s = sym_sums(pb.grids)  # (2m, 10, 8)
     sin, sout = s[:m], s[m:]
@@ -353,7 +370,7 @@ def exact_keys(table: pa.Table | pa.RecordBatch) -> ExactKeys:
         p1 = mix2(mix2(ein, eout), sc)
         mm = mix2(sin, sout) * present[:, :, None]
         p3 = mix2(mm.sum(axis=1), sc)
-    counts = np.bincount(pb.task, minlength=table.num_rows)
+    counts = np.bincount(pb.task, minlength=len(tasks))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     ek = ExactKeys(pb.task, p1, mm, sc, p3.min(axis=1), *(np.zeros(0, np.uint64),) * 3, offsets)
     ek.key1, ek.key2, ek.key3 = group_keys(ek, np.arange(m, dtype=np.int64), offsets)

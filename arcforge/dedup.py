@@ -99,7 +99,7 @@ class _Refs:
 
 
 def _build_refs(work: pa.Table, rows: np.ndarray) -> _Refs:
-    ek = canon.exact_keys(work.take(rows))
+    ek = canon.exact_keys(work.take(pa.array(rows)))
     by_key: list[dict[int, list[int]]] = []
     for keys in (ek.key1, ek.key2, ek.key3):
         d: dict[int, list[int]] = defaultdict(list)
@@ -173,6 +173,24 @@ def _pair_level(ek: canon.ExactKeys, t: int, refs: _Refs, ptriv: np.ndarray) -> 
     if trivial:
         return "trivial", trivial, best
     return "", [], 0.0
+
+
+def _match_eval(ek: canon.ExactKeys, rows: np.ndarray, keys: np.ndarray, refs: _Refs, ptriv: np.ndarray,
+                excluded: dict, reported: list) -> None:
+    """Levels 1-5 for candidate tasks ``rows`` (their exact keys ``ek``, ``keys``); fills the reports."""
+    k = [keys[:, lvl] for lvl in range(3)]
+    for t, row in enumerate(rows.tolist()):
+        for lvl in range(3):
+            hits = refs.by_key[lvl].get(int(k[lvl][t]))
+            if hits:
+                excluded[row] = (LEVELS[lvl], hits, 1.0)
+                break
+        else:
+            level, hits, sim = _pair_level(ek, t, refs, ptriv)
+            if level == "trivial":
+                reported.append((row, "leaked_pair", hits, sim, "trivial pair"))
+            elif level:
+                excluded[row] = (level, hits, sim)
 
 
 def _grid_sets(inv: canon.Invariants) -> tuple[np.ndarray, np.ndarray]:
@@ -254,35 +272,33 @@ def run_dedup(
     # --- exact keys of the candidates, in chunks --------------------------------------------------------
     keys = np.zeros((len(cand_rows), 3), np.uint64)
     progress.start("dedup.exact", "dedup: exact keys", total=len(cand_rows))
-    for lo in range(0, len(cand_rows), chunk):
-        rows = cand_rows[lo : lo + chunk]
-        ek = canon.exact_keys(work.take(rows))
-        keys[lo : lo + len(rows)] = np.stack([ek.key1, ek.key2, ek.key3], axis=1)
-        if exclude_eval and refs is not None:
-            ptriv = inv.pair_trivial[_ranges(pair_off, rows)]
-            for t, row in enumerate(rows.tolist()):
-                for lvl in range(3):
-                    hits = refs.by_key[lvl].get(int(keys[lo + t, lvl]))
-                    if hits:
-                        excluded[row] = (LEVELS[lvl], hits, 1.0)
-                        break
-                else:
-                    level, hits, sim = _pair_level(ek, t, refs, ptriv)
-                    if level == "trivial":
-                        reported.append((row, "leaked_pair", hits, sim, "trivial pair"))
-                    elif level:
-                        excluded[row] = (level, hits, sim)
+    base = 0
+    for batch in work.to_batches(max_chunksize=chunk):
+        lo, hi = np.searchsorted(cand_rows, [base, base + batch.num_rows])
+        rows = cand_rows[lo:hi]
+        if len(rows):
+            ek = canon.exact_keys_of(canon.read_pairs(batch), rows - base)
+            keys[lo:hi] = np.stack([ek.key1, ek.key2, ek.key3], axis=1)
+            if exclude_eval and refs is not None:
+                _match_eval(ek, rows, keys[lo:hi], refs, inv.pair_trivial[_ranges(pair_off, rows)],
+                            excluded, reported)
+        base += batch.num_rows
         progress.advance("dedup.exact", len(rows))
     progress.finish("dedup.exact")
 
     # --- near duplicates (MinHash/LSH over sets of non-trivial grid signatures) -------------------------
     if exclude_eval and len(ref_rows):
         gt, gv = _grid_sets(inv)
-        sig = minhash.signatures(gv, gt, ntot)
-        bands = minhash.band_keys(sig)
-        open_rows = np.flatnonzero(nonref)
-        open_rows = open_rows[~np.isin(open_rows, np.fromiter(excluded, np.int64, len(excluded)))]
-        qi, ri = minhash.candidates(bands[open_rows], bands[ref_rows])
+        ref_sel = is_ref[gt]
+        # Only tasks sharing at least one grid signature with a reference task can be similar to it.
+        shares = np.isin(gv, gv[ref_sel]) & ~ref_sel
+        q_rows = np.unique(gt[shares])
+        q_rows = q_rows[~np.isin(q_rows, np.fromiter(excluded, np.int64, len(excluded)))]
+        q_sel = np.isin(gt, q_rows)
+        sig_q = minhash.signatures(gv[q_sel], np.searchsorted(q_rows, gt[q_sel]), len(q_rows))
+        sig_r = minhash.signatures(gv[ref_sel], np.searchsorted(ref_rows, gt[ref_sel]), len(ref_rows))
+        qi, ri = minhash.candidates(minhash.band_keys(sig_q), minhash.band_keys(sig_r))
+        open_rows = q_rows
         if len(qi):
             gsets = defaultdict(set)
             need = set(open_rows[qi].tolist()) | set(ref_rows[ri].tolist())
@@ -340,7 +356,7 @@ def run_dedup(
         counts[f"duplicates.{r['level']}"] += 1
     for r in rep_rows:
         counts[f"reported.{r['level']}"] += 1
-    kept = table.filter(pa.array(~drop)) if n else table
+    kept = table.take(pa.array(np.flatnonzero(~drop))) if drop.any() else table
     return DedupResult(
         table=kept,
         excluded=pa.Table.from_pylist(exc_rows, schema=EXCLUDED_SCHEMA),
