@@ -317,7 +317,7 @@ def run_dedup(
 
     # --- within-collection duplicates among what is left ------------------------------------------------
     dups: list[tuple[int, int, str]] = []  # (kept row, dropped row, level)
-    left = np.array([r not in excluded for r in cand_rows.tolist()], bool) if len(cand_rows) else cand
+    left = np.array([r not in excluded for r in cand_rows.tolist()], bool).reshape(-1)
     lrows, lkeys = cand_rows[left], keys[left]
     rank = _priority_rank(src[lrows].tolist(), priority)
     groups: dict[int, list[int]] = defaultdict(list)
