@@ -163,3 +163,13 @@ def read_table(root: Path, **kwargs) -> pa.Table:
     """All matching rows as one table (for small datasets, reports and tests)."""
     batches = list(iter_batches(root, **kwargs))
     return pa.Table.from_batches(batches, schema=batches[0].schema) if batches else TASK_SCHEMA.empty_table()
+
+
+def read_file(path: Path) -> pa.Table:
+    """One Parquet file (a report such as ``excluded.parquet``) as a table; a clear error if unreadable."""
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise ShardError(f"{path}: file not found") from None
+    except (OSError, pa.ArrowInvalid) as e:
+        raise ShardError(f"{path}: not a readable Parquet file: {e}") from None
