@@ -260,7 +260,11 @@ def sym_sums(g: Grids) -> np.ndarray:
 
 
 # --- invariants (every task) ------------------------------------------------------------------------------
-TRIVIAL_CELLS = 4  # see ``trivial``: a pair/grid with at most this many non-background cells is trivial
+# A grid is trivial when it has at most TRIVIAL_CELLS cells, or at most TRIVIAL_CELLS cells that are not its
+# most frequent color; a pair is trivial when its input has at most TRIVIAL_CELLS cells, or its input and
+# output together have at most TRIVIAL_CELLS such cells. Matches on trivial pairs/grids are coincidences
+# more often than leaks (single-color grids, a few dots, a tiled 2x2 checkerboard).
+TRIVIAL_CELLS = 4
 
 
 def minority_cells(counts: np.ndarray) -> np.ndarray:
@@ -290,14 +294,15 @@ def _batch_invariants(pb: PairBatch, ntasks: int) -> tuple[np.ndarray, ...]:
     # grid signature: unordered shape + multiset over colors of the (count, orbit) stat
     ginv = shape_code(np.minimum(g.h, g.w), np.maximum(g.h, g.w)) + (fmix(st) * (st > 0)).sum(axis=1)
     minority = minority_cells(counts)
-    gtriv = minority <= TRIVIAL_CELLS
+    area = g.h * g.w
+    gtriv = (minority <= TRIVIAL_CELLS) | (area <= TRIVIAL_CELLS)
     # pair signature: the orientation-free shape of (in, out) + multiset over colors of (in stat, out stat)
     hi, wi, ho, wo = g.h[:m], g.w[:m], g.h[m:], g.w[m:]
     a = shape_code(hi * 256 + wi, ho * 256 + wo)
     b = shape_code(wi * 256 + hi, wo * 256 + ho)
     sin, sout = st[:m], st[m:]
     pinv = np.minimum(a, b) + (mix2(sin, sout) * ((sin > 0) | (sout > 0))).sum(axis=1)
-    ptriv = minority[:m] + minority[m:] <= TRIVIAL_CELLS
+    ptriv = (minority[:m] + minority[m:] <= TRIVIAL_CELLS) | (area[:m] <= TRIVIAL_CELLS)
     with np.errstate(over="ignore"):
         tinv = np.zeros(ntasks, np.uint64)
         np.add.at(tinv, pb.task, fmix(pinv))
