@@ -4,7 +4,8 @@ import subprocess
 import sys
 
 CORE = ["arcforge.task", "arcforge.grids", "arcforge.manifest", "arcforge.formats", "arcforge.shards",
-        "arcforge.errors", "arcforge.paths"]
+        "arcforge.errors", "arcforge.paths", "arcforge.canon", "arcforge.minhash", "arcforge.dedup",
+        "arcforge.overlap"]
 
 
 def _imported_after(modules: list[str]) -> set[str]:
