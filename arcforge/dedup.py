@@ -152,8 +152,8 @@ def _pair_level(ek: canon.ExactKeys, t: int, refs: _Refs, ptriv: np.ndarray) -> 
         n_mine, n_theirs = hi - lo, sum(theirs.values())
         ok = False
         if shared == n_mine and n_mine < n_theirs:  # a dropped pair: verify on the reference sub-task
-            rl, _ = refs.ek.pair_offsets[r], refs.ek.pair_offsets[r + 1]
-            pick = _pick_pairs(refs.ek.pair_key[rl : refs.ek.pair_offsets[r + 1]].tolist(), mine)
+            rl, rh = refs.ek.pair_offsets[r], refs.ek.pair_offsets[r + 1]
+            pick = _pick_pairs(refs.ek.pair_key[rl:rh].tolist(), mine)
             if pick is not None:
                 k3 = canon.group_keys(refs.ek, np.asarray(pick) + rl, np.array([0, len(pick)]))[2]
                 ok = int(k3[0]) == int(ek.key3[t])
@@ -215,6 +215,17 @@ def _ranges(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
 def _priority_rank(sources: list[str], priority: Sequence[str]) -> list[tuple[int, str]]:
     order = {s: i for i, s in enumerate(priority)}
     return [(order.get(s, len(order)), s) for s in sources]
+
+
+def _keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
+    """Rows where ``keep``, taken chunk by chunk (a whole-table take would first concatenate the chunks)."""
+    out, base = [], 0
+    for batch in table.to_batches():
+        idx = np.flatnonzero(keep[base : base + batch.num_rows])
+        base += batch.num_rows
+        if len(idx):
+            out.append(batch if len(idx) == batch.num_rows else batch.take(pa.array(idx)))
+    return pa.Table.from_batches(out, schema=table.schema)
 
 
 def run_dedup(
@@ -359,7 +370,7 @@ def run_dedup(
         counts[f"duplicates.{r['level']}"] += 1
     for r in rep_rows:
         counts[f"reported.{r['level']}"] += 1
-    kept = table.take(pa.array(np.flatnonzero(~drop))) if drop.any() else table
+    kept = _keep_rows(table, ~drop) if drop.any() else table
     return DedupResult(
         table=kept,
         excluded=pa.Table.from_pylist(exc_rows, schema=EXCLUDED_SCHEMA),
