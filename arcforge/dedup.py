@@ -38,6 +38,7 @@ hash joins on uint64 keys; nothing compares all pairs of tasks.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from arcforge.canon import TRIVIAL_CELLS
 from arcforge.progress import NULL_PROGRESS, Progress
 
 LEVELS: tuple[str, ...] = ("exact", "symmetric", "recolored", "subset", "leaked_pair", "near_duplicate")
+MAX_CHOICES = 256  # sub-tasks tried per (task, reference) pair at the subset level
 NEAR_THRESHOLD = 0.33  # measured on the probe set, see the README (section dedup)
 __all__ = ["DUPLICATES_SCHEMA", "EXCLUDED_SCHEMA", "LEVELS", "NEAR_THRESHOLD", "REPORTED_SCHEMA",
            "TRIVIAL_CELLS", "DedupResult", "run_dedup"]
@@ -120,15 +122,19 @@ def _build_refs(work: pa.Table, rows: np.ndarray) -> _Refs:
     return _Refs(rows, ek, by_key, by_pair, pair_keys)
 
 
-def _pick_pairs(have: Sequence[int], want: Counter) -> list[int] | None:
-    """Positions in ``have`` (pair keys) covering the multiset ``want``, or None."""
-    need = Counter(want)
-    out = []
-    for i, k in enumerate(have):
-        if need[k] > 0:
-            need[k] -= 1
-            out.append(i)
-    return out if len(out) == sum(want.values()) else None
+def _sub_task_matches(ek: canon.ExactKeys, lo: int, hi: int, want: Counter, key3: int) -> bool:
+    """Do some of the pairs ``lo:hi`` of ``ek``, covering the canonical pair keys ``want``, form a task
+    with recolored key ``key3``? Pairs with equal canonical keys (recolorings of each other) are ambiguous,
+    so every choice is tried (up to ``MAX_CHOICES``), in one vectorized call."""
+    pk = ek.pair_key[lo:hi].tolist()
+    size = sum(want.values())
+    choices = [c for c in itertools.combinations(range(hi - lo), size)
+               if Counter(pk[i] for i in c) == want][:MAX_CHOICES]
+    if not choices:
+        return False
+    rows = np.asarray(choices, dtype=np.int64).ravel() + lo
+    k3 = canon.group_keys(ek, rows, np.arange(len(choices) + 1, dtype=np.int64) * size)[2]
+    return bool((k3 == np.uint64(key3)).any())
 
 
 def _pair_level(ek: canon.ExactKeys, t: int, refs: _Refs, ptriv: np.ndarray) -> tuple[str, list[int], float]:
@@ -151,17 +157,11 @@ def _pair_level(ek: canon.ExactKeys, t: int, refs: _Refs, ptriv: np.ndarray) -> 
         sim = shared / (sum(mine.values()) + sum(theirs.values()) - shared)
         n_mine, n_theirs = hi - lo, sum(theirs.values())
         ok = False
-        if shared == n_mine and n_mine < n_theirs:  # a dropped pair: verify on the reference sub-task
+        if shared == n_mine and n_mine < n_theirs:  # a dropped pair: verify on a reference sub-task
             rl, rh = refs.ek.pair_offsets[r], refs.ek.pair_offsets[r + 1]
-            pick = _pick_pairs(refs.ek.pair_key[rl:rh].tolist(), mine)
-            if pick is not None:
-                k3 = canon.group_keys(refs.ek, np.asarray(pick) + rl, np.array([0, len(pick)]))[2]
-                ok = int(k3[0]) == int(ek.key3[t])
+            ok = _sub_task_matches(refs.ek, rl, rh, mine, int(ek.key3[t]))
         elif shared == n_theirs and n_mine > n_theirs:  # an added pair: verify on our sub-task
-            pick = _pick_pairs(pk, theirs)
-            if pick is not None:
-                k3 = canon.group_keys(ek, np.asarray(pick) + lo, np.array([0, len(pick)]))[2]
-                ok = int(k3[0]) == int(refs.ek.key3[r])
+            ok = _sub_task_matches(ek, lo, hi, theirs, int(refs.ek.key3[r]))
         if ok:
             subset.append(r)
         elif any(k in theirs for k in nontriv):

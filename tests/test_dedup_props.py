@@ -46,7 +46,7 @@ def _random_grid(rng: np.random.Generator) -> np.ndarray:
     return g
 
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @SETTINGS
@@ -112,3 +112,33 @@ def test_one_leaked_pair_is_found(eval_table, eval_tasks, idx, seed):
     rows = r.excluded.to_pylist() + r.reported.to_pylist()
     mine = [x for x in rows if x["id"] == "leak/x"]
     assert mine and mine[0]["level"] == "leaked_pair" and src.id in mine[0]["eval_ids"]
+
+
+def test_edited_outputs_are_a_near_duplicate_and_tiny_leaks_are_only_reported(eval_table, eval_tasks):
+    rng = np.random.default_rng(3)
+    src = next(t for t in eval_tasks if len(t.pairs) >= 4 and min(p.input.size for p in t.pairs) > 9)
+    edited = []
+    for p in src.pairs:  # every output gets one cell changed: no pair survives, every input does
+        out = p.output.copy()
+        out[0, 0] = (out[0, 0] + 1) % 10
+        edited.append(Pair(apply_symmetry(p.input, 5), apply_symmetry(out, 5)))
+    near = Task("near/x", "near", "training", edited[1:], edited[:1])
+    tiny_src = next(t for t in eval_tasks if t.pairs[0].input.size <= 4)  # e.g. a 2x2 input
+    tiny = Task("tiny/x", "tiny", "training", [tiny_src.pairs[0], Pair(_random_grid(rng), _random_grid(rng))],
+                [Pair(_random_grid(rng), _random_grid(rng))])
+    r = _run(eval_table, [near, tiny])
+    ex = {x["id"]: x for x in r.excluded.to_pylist()}
+    assert ex["near/x"]["level"] == "near_duplicate" and ex["near/x"]["eval_ids"] == [src.id]
+    assert 0.33 <= ex["near/x"]["similarity"] < 1
+    assert "tiny/x" not in ex
+    rep = {x["id"]: x for x in r.reported.to_pylist()}
+    assert rep["tiny/x"]["level"] == "leaked_pair" and rep["tiny/x"]["reason"] == "trivial pair"
+    assert r.counts["reported.leaked_pair"] == 1 and r.counts["excluded.near_duplicate"] == 1
+
+
+def test_empty_and_reference_free_tables(eval_table):
+    empty = eval_table.schema.empty_table()
+    r = run_dedup(empty, eval_splits=EVAL, exclude_eval=True)
+    assert r.table.num_rows == 0 and r.excluded.num_rows == 0
+    r = run_dedup(eval_table, eval_splits=set(), exclude_eval=True)  # no reference: only within-collection
+    assert r.excluded.num_rows == 0 and r.table.num_rows == N_REF
