@@ -350,8 +350,9 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
         progress.start("write", "Writing shards", total=None)
         infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows)
         files = [i.path.as_posix() for i in infos]
+        reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
         for name, t in (("quarantine.parquet", quarantine), ("excluded.parquet", result.excluded),
-                        ("duplicates.parquet", result.duplicates)):
+                        ("duplicates.parquet", result.duplicates), ("reported.parquet", reported)):
             shards.write_table(t, tmp / name, row_group_rows=max(row_group_rows, 1 << 16))
             files.append(name)
         (tmp / "README.md").write_text(card.render_card(card_data), encoding="utf-8")

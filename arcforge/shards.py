@@ -33,7 +33,7 @@ from arcforge.task import TASK_SCHEMA, Task, tasks_from_batch
 SHARD_RE = re.compile(r"^(?P<split>\w+(?:\.\w+)*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 DEFAULT_ROW_GROUP_ROWS = 1024  # ~1-10 MB of task rows: small enough for the Hub viewer's random access
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024  # uncompressed Arrow bytes per shard file (Hub-friendly files)
-REPORT_FILES = ("quarantine.parquet", "excluded.parquet", "duplicates.parquet")
+REPORT_FILES = ("quarantine.parquet", "excluded.parquet", "duplicates.parquet", "reported.parquet")
 
 
 @dataclass(frozen=True)
@@ -175,3 +175,13 @@ def find_task(root: Path, task_id: str) -> Task | None:
         if hit.num_rows:
             return tasks_from_batch(hit)[0]
     return None
+
+
+def read_file(path: Path) -> pa.Table:
+    """One Parquet file (a report such as ``excluded.parquet``) as a table; a clear error if unreadable."""
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        raise ShardError(f"{path}: file not found") from None
+    except (OSError, pa.ArrowInvalid) as e:
+        raise ShardError(f"{path}: not a readable Parquet file: {e}") from None

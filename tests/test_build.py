@@ -35,12 +35,18 @@ def _local(root: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
+# Three genuinely different tasks (different shapes: no symmetry or recoloring maps one onto another),
+# so within-collection dedup keeps all three.
+GOOD_B = {"train": [{"input": [[1, 2, 3]], "output": [[3, 2, 1]]}], "test": [{"input": [[4, 5, 6]], "output": [[6, 5, 4]]}]}
+GOOD_C = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4]]}], "test": [{"input": [[5, 6], [7, 8]], "output": [[8]]}]}
+
+
 @pytest.fixture()
 def messy(tmp_path) -> Path:
-    good = json.dumps(GOOD).encode()
     return _local(tmp_path / "My Tasks", {**{f"bad/{k}": v for k, v in BAD_FILES.items()},
-                                          "training/a.json": good, "evaluation/b.json": good,
-                                          "c.json": good, ".hidden.json": b"junk"})
+                                          "training/a.json": json.dumps(GOOD).encode(),
+                                          "evaluation/b.json": json.dumps(GOOD_B).encode(),
+                                          "c.json": json.dumps(GOOD_C).encode(), ".hidden.json": b"junk"})
 
 
 def test_quarantine_every_reason_and_build_goes_on(arcforge_home, messy):
@@ -98,7 +104,7 @@ def test_missing_unknown_and_unsafe_inputs(arcforge_home, tmp_path):
 
 def test_resume_does_not_reparse_finished_sources(arcforge_home, tmp_path, monkeypatch):
     a = _local(tmp_path / "a", {"x.json": json.dumps(GOOD).encode()})
-    b = _local(tmp_path / "b", {"y.json": json.dumps(GOOD).encode()})
+    b = _local(tmp_path / "b", {"y.json": json.dumps(GOOD_B).encode()})
     calls: list[str] = []
     real = ingest._parse_local_source
 
@@ -116,7 +122,7 @@ def test_resume_does_not_reparse_finished_sources(arcforge_home, tmp_path, monke
     stats = build(tmp_path / "out", local=[a, b])
     assert calls == ["a", "b", "b"]  # a came from the build cache the second time
     assert stats.cached_sources == ["a"] and stats.total_tasks == 2
-    (a / "x2.json").write_text(json.dumps(GOOD))  # a changed: parsed again
+    (a / "x2.json").write_text(json.dumps(GOOD_C))  # a changed: parsed again
     stats = build(tmp_path / "out", local=[a, b])
     assert calls[-1] == "a" and stats.total_tasks == 3
 

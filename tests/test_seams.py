@@ -6,7 +6,8 @@ import sys
 CORE = ["arcforge.task", "arcforge.grids", "arcforge.manifest", "arcforge.formats", "arcforge.shards",
         "arcforge.errors", "arcforge.paths", "arcforge.provenance", "arcforge.publish_plan", "arcforge.hub_data",
         "arcforge.build", "arcforge.ingest", "arcforge.members", "arcforge.card", "arcforge.stats", "arcforge.render",
-        "arcforge.synthetic", "arcforge.fetch", "arcforge.archive", "arcforge.download", "arcforge.lock"]
+        "arcforge.synthetic", "arcforge.fetch", "arcforge.archive", "arcforge.download", "arcforge.lock",
+        "arcforge.canon", "arcforge.minhash", "arcforge.dedup", "arcforge.overlap"]
 
 
 def _imported_after(modules: list[str]) -> set[str]:

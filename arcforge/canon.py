@@ -1,0 +1,409 @@
+"""Canonical keys of ARC tasks, computed vectorized straight from the Arrow columns.
+
+Nothing here loops over cells (or, in the hot paths, over tasks) in Python. Grids are read from the
+nested ``list<struct<input, output>>`` columns as one flat int8 buffer plus per-grid (start, h, w),
+grouped by shape, and reduced with ``np.bincount`` over ``grid * 10 + color`` with per-position weights.
+
+Two passes, both hashing into uint64 with wrap-around arithmetic (splitmix64 finalizer ``fmix``):
+
+* **Invariants** (every task; one weighted bincount per cell): for each grid and color c,
+  ``count_c * 2**37 + sum of orbit weights of the cells of color c``, where the orbit weight of a cell is
+  a random 22-bit number of its orbit under the 8 symmetries (distance class from the centre). These are
+  unchanged by any symmetry, and a color permutation only permutes them, so sorted over colors they give
+  a grid / pair / task *signature* invariant under symmetry, recoloring and pair order. Equal signatures
+  are only *candidates*; the exact pass decides.
+* **Exact** (candidate tasks only; 8 weighted bincounts per cell): ``S[grid, c, s]`` = sum of random odd
+  31-bit weights of the cells of color c at their position in the grid transformed by symmetry s (the
+  weight table belongs to the transformed shape). Every key below is a function of ``S``:
+
+  - exact grid hash under s: ``sum_c code_c * S[c, s]`` (the linear hash of the transformed grid);
+  - pair up to recoloring: sum over present colors of ``mix(S_in[c, s], S_out[c, s])`` (the partition of
+    the pair's cells into color classes);
+  - task up to a consistent recoloring: each color gets a label = hash of its signature
+    ``sum over pairs of mix(S_in[c, s], S_out[c, s])`` (unchanged by renaming colors), and each pair is
+    hashed as the set of (label, in-mask, out-mask) triples of its colors. Colors with identical
+    signatures across the whole task are interchangeable and share a label.
+
+  Task keys are order-invariant sums over pairs; a symmetric key is the minimum over the 8 symmetries.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from arcforge.errors import DedupError
+from arcforge.grids import apply_symmetry
+
+NCOLORS = 10
+NSYM = 8
+SWAPS_SHAPE = np.array([False, True, False, True, False, False, True, True])  # symmetries transposing h, w
+_ORBIT_BASE = 2.0**37  # count_c * 2**37 + orbit sum (orbit weights < 2**22, <= 2**15 cells: exact in float64)
+MAX_CELLS = 2**15  # per grid, so float64 sums stay exact
+
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+SALT_ORBIT, SALT_POS, SALT_SHAPE, SALT_COUNT, SALT_LABEL, SALT_NULL = (np.uint64(x) for x in range(11, 17))
+
+
+def fmix(x: np.ndarray | int) -> np.ndarray:
+    """A 64-bit mixer (xorshift-multiply, as in splitmix64), elementwise on uint64 with wrap-around."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = x ^ (x >> np.uint64(32))
+        x = x * _C1
+        x ^= x >> np.uint64(29)
+        x *= _C2
+        x ^= x >> np.uint64(32)
+        return x
+
+
+def mix2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """An order-dependent hash of two uint64 arrays (broadcasting)."""
+    with np.errstate(over="ignore"):
+        return fmix(np.asarray(a, np.uint64) ^ fmix(np.asarray(b, np.uint64) + _GOLD))
+
+
+# One random 64-bit code per color, for the exact (non-recolored) grid hash.
+COLOR_CODES = fmix(np.arange(1, NCOLORS + 1, dtype=np.uint64) * _GOLD)
+
+
+def shape_code(h: np.ndarray, w: np.ndarray, salt: np.uint64 = SALT_SHAPE) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return fmix((np.asarray(h, np.uint64) << np.uint64(16) | np.asarray(w, np.uint64)) ^ salt)
+
+
+# --- reading grids from Arrow ------------------------------------------------------------------------------
+@dataclass
+class Grids:
+    """Grids as one flat int8 buffer: grid k is ``values[start[k] : start[k] + h[k] * w[k]]`` (row-major).
+
+    ``h == 0`` marks an absent grid (a hidden test output).
+    """
+
+    values: np.ndarray  # (cells,) int8
+    start: np.ndarray  # (n,) int64
+    h: np.ndarray  # (n,) int64
+    w: np.ndarray  # (n,) int64
+
+    def __len__(self) -> int:
+        return len(self.h)
+
+
+def _grids_from_arrow(arr: pa.Array) -> Grids:
+    """Read a ``list<list<int8>>`` array (one grid per element) without copying cells."""
+    n = len(arr)
+    go = arr.offsets.to_numpy().astype(np.int64)
+    # Slice the children to this array's range: ``.values`` ignores the parent's slice (a batch of a big
+    # table would otherwise see, and copy, the whole column).
+    rows = arr.values.slice(go[0], go[-1] - go[0])
+    go = go - go[0]
+    ro = rows.offsets.to_numpy().astype(np.int64)
+    vals = rows.values.slice(ro[0], ro[-1] - ro[0]).to_numpy(zero_copy_only=False)
+    ro = ro - ro[0]
+    h = np.diff(go)
+    if arr.null_count:
+        h[arr.is_null().to_numpy(zero_copy_only=False)] = 0
+    has = h > 0
+    first = go[:-1][has]
+    start = np.zeros(n, np.int64)
+    w = np.zeros(n, np.int64)
+    start[has] = ro[first]
+    w[has] = ro[first + 1] - ro[first]
+    # Rectangular grids occupy exactly h * w contiguous cells: check it in bulk.
+    if has.any() and not np.array_equal(ro[go[1:][has]] - start[has], h[has] * w[has]):
+        raise DedupError("a grid is not rectangular (rows of different lengths)",
+                         hint="dedup expects validated tasks (arcforge.task.parse_task_object)")
+    return Grids(vals, start, h, w)
+
+
+def _concat_grids(parts: list[Grids]) -> Grids:
+    base = np.cumsum([0] + [len(p.values) for p in parts[:-1]])
+    return Grids(
+        np.concatenate([p.values for p in parts]) if parts else np.zeros(0, np.int8),
+        np.concatenate([p.start + b for p, b in zip(parts, base, strict=True)]),
+        np.concatenate([p.h for p in parts]),
+        np.concatenate([p.w for p in parts]),
+    )
+
+
+@dataclass
+class PairBatch:
+    """All pairs of a batch of tasks, train and test together, task-major (roles are not kept)."""
+
+    task: np.ndarray  # (pairs,) int64 task index within the batch
+    grids: Grids  # 2 * pairs grids: inputs [0, pairs), outputs [pairs, 2 * pairs)
+
+    @property
+    def npairs(self) -> int:
+        return len(self.task)
+
+
+def read_pairs(batch: pa.RecordBatch | pa.Table) -> PairBatch:
+    """Flatten the train and test columns of a batch of TASK_SCHEMA rows into a ``PairBatch``."""
+    n = batch.num_rows
+    tasks, ins, outs = [], [], []
+    for col in ("train", "test"):
+        arr = batch.column(col)
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        po = arr.offsets.to_numpy().astype(np.int64)
+        counts = np.diff(po)
+        if arr.null_count:
+            counts[arr.is_null().to_numpy(zero_copy_only=False)] = 0
+        st = arr.values.slice(po[0], po[-1] - po[0])
+        tasks.append(np.repeat(np.arange(n, dtype=np.int64), counts))
+        # A null train list has equal offsets in practice; drop any pairs a null slot might span.
+        keep = np.repeat(counts == np.diff(po), np.diff(po)) if arr.null_count else None
+        gi, go = _grids_from_arrow(st.field("input")), _grids_from_arrow(st.field("output"))
+        if keep is not None:
+            gi, go = (Grids(g.values, g.start[keep], g.h[keep], g.w[keep]) for g in (gi, go))
+        ins.append(gi)
+        outs.append(go)
+    task = np.concatenate(tasks)
+    order = np.argsort(task, kind="stable")
+    grids = _concat_grids([*ins, *outs])
+    m = len(task)
+    idx = np.concatenate([order, order + m])
+    return PairBatch(task[order], Grids(grids.values, grids.start[idx], grids.h[idx], grids.w[idx]))
+
+
+# --- per-shape reduction ----------------------------------------------------------------------------------
+def _shape_groups(g: Grids) -> Iterator[tuple[np.ndarray, int, int]]:
+    """(grid indices, h, w) for every shape present (absent grids skipped)."""
+    key = g.h * 65536 + g.w
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    bounds = np.flatnonzero(np.diff(skey)) + 1
+    for sel in np.split(order, bounds):
+        if len(sel) and g.h[sel[0]] > 0:
+            yield sel, int(g.h[sel[0]]), int(g.w[sel[0]])
+
+
+def _gather(g: Grids, sel: np.ndarray, hw: int) -> np.ndarray:
+    """(len(sel), hw) int8 cells of the grids ``sel`` (all of one shape)."""
+    return g.values[g.start[sel][:, None] + np.arange(hw, dtype=np.int64)[None, :]]
+
+
+def _color_sums(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(n, k, 10) float64: for each grid, weight column and color, the sum of the weights of its cells."""
+    n, hw = cells.shape
+    if hw >= MAX_CELLS:
+        raise DedupError(f"a grid has {hw} cells; dedup supports fewer than {MAX_CELLS}",
+                         hint="use --max-grid to drop oversize grids before dedup")
+    # Only non-zero cells are summed (0 is the usual background); color 0 gets the rest of the total.
+    nz = np.flatnonzero(cells)
+    grid = nz // hw
+    col = nz - grid * hw
+    idx = grid * NCOLORS + cells.ravel()[nz]
+    out = np.empty((n, weights.shape[0], NCOLORS))
+    for k, wcol in enumerate(weights):
+        sums = np.bincount(idx, weights=wcol[col], minlength=n * NCOLORS).reshape(n, NCOLORS)
+        sums[:, 0] = wcol.sum() - sums[:, 1:].sum(axis=1)
+        out[:, k, :] = sums
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _orbit_weights(h: int, w: int) -> np.ndarray:
+    """(1, h*w) float64: 2**37 + a random 22-bit weight of each cell's orbit under the 8 symmetries."""
+    i = np.abs(2 * np.arange(h) - (h - 1))[:, None] * np.ones((1, w), np.int64)
+    j = np.abs(2 * np.arange(w) - (w - 1))[None, :] * np.ones((h, 1), np.int64)
+    if h > w:
+        i, j = j, i
+    elif h == w:
+        i, j = np.minimum(i, j), np.maximum(i, j)
+    key = ((np.uint64(min(h, w)) << np.uint64(48)) | (np.uint64(max(h, w)) << np.uint64(32))
+           | (i.astype(np.uint64) << np.uint64(16)) | j.astype(np.uint64))
+    wt = (fmix(key ^ SALT_ORBIT) >> np.uint64(42)).astype(np.float64)
+    return (wt + _ORBIT_BASE).reshape(1, h * w)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sym_weights(h: int, w: int) -> np.ndarray:
+    """(8, h*w) float64: for symmetry s, the odd 31-bit weight that each cell gets at its transformed place.
+
+    The weight of a place depends only on the transformed shape, so ``S`` of a transformed grid equals ``S``
+    of the original under the composed symmetry.
+    """
+    src = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    out = np.empty((NSYM, h * w))
+    for s in range(NSYM):
+        t = apply_symmetry(src, s)
+        h2, w2 = t.shape
+        q = np.arange(h2 * w2, dtype=np.uint64)
+        key = (np.uint64(h2) << np.uint64(48)) | (np.uint64(w2) << np.uint64(32)) | q
+        base = ((fmix(key ^ SALT_POS) >> np.uint64(33)) | np.uint64(1)).astype(np.float64)
+        out[s, t.ravel()] = base
+    return out
+
+
+def color_stats(g: Grids) -> np.ndarray:
+    """(n, 10) uint64 invariant stats per grid and color (0 where the color is absent)."""
+    out = np.zeros((len(g), NCOLORS), np.uint64)
+    for sel, h, w in _shape_groups(g):
+        out[sel] = _color_sums(_gather(g, sel, h * w), _orbit_weights(h, w))[:, 0, :].astype(np.uint64)
+    return out
+
+
+def sym_sums(g: Grids) -> np.ndarray:
+    """(n, 10, 8) uint64 ``S[grid, color, symmetry]`` (0 where the color is absent)."""
+    out = np.zeros((len(g), NCOLORS, NSYM), np.uint64)
+    for sel, h, w in _shape_groups(g):
+        out[sel] = _color_sums(_gather(g, sel, h * w), _sym_weights(h, w)).transpose(0, 2, 1).astype(np.uint64)
+    return out
+
+
+# --- invariants (every task) ------------------------------------------------------------------------------
+# A grid is trivial when it has at most TRIVIAL_CELLS cells, or at most TRIVIAL_CELLS cells that are not its
+# most frequent color; a pair is trivial when its input has at most TRIVIAL_CELLS cells, or its input and
+# output together have at most TRIVIAL_CELLS such cells. Matches on trivial pairs/grids are coincidences
+# more often than leaks (single-color grids, a few dots, a tiled 2x2 checkerboard).
+TRIVIAL_CELLS = 4
+
+
+def minority_cells(counts: np.ndarray) -> np.ndarray:
+    """Cells not of the most frequent color, per grid: ``counts`` (..., 10) -> (...)."""
+    return counts.sum(axis=-1) - counts.max(axis=-1)
+
+
+@dataclass
+class Invariants:
+    """Symmetry/recolor/pair-order invariant signatures of every task, pair and grid of a table."""
+
+    task_inv: np.ndarray  # (tasks,) uint64
+    pair_task: np.ndarray  # (pairs,) int64 row of the task in the table
+    pair_inv: np.ndarray  # (pairs,) uint64
+    pair_trivial: np.ndarray  # (pairs,) bool
+    grid_task: np.ndarray  # (grids,) int64 (present grids only)
+    grid_inv: np.ndarray  # (grids,) uint64
+    grid_trivial: np.ndarray  # (grids,) bool
+
+
+def _batch_invariants(pb: PairBatch, ntasks: int) -> tuple[np.ndarray, ...]:
+    m = pb.npairs
+    st = color_stats(pb.grids)  # (2m, 10)
+    counts = (st >> np.uint64(37)).astype(np.int64)
+    g = pb.grids
+    present = g.h > 0
+    # grid signature: unordered shape + multiset over colors of the (count, orbit) stat
+    ginv = shape_code(np.minimum(g.h, g.w), np.maximum(g.h, g.w)) + (fmix(st) * (st > 0)).sum(axis=1)
+    minority = minority_cells(counts)
+    area = g.h * g.w
+    gtriv = (minority <= TRIVIAL_CELLS) | (area <= TRIVIAL_CELLS)
+    # pair signature: the orientation-free shape of (in, out) + multiset over colors of (in stat, out stat)
+    hi, wi, ho, wo = g.h[:m], g.w[:m], g.h[m:], g.w[m:]
+    a = shape_code(hi * 256 + wi, ho * 256 + wo)
+    b = shape_code(wi * 256 + hi, wo * 256 + ho)
+    sin, sout = st[:m], st[m:]
+    pinv = np.minimum(a, b) + (mix2(sin, sout) * ((sin > 0) | (sout > 0))).sum(axis=1)
+    ptriv = (minority[:m] + minority[m:] <= TRIVIAL_CELLS) | (area[:m] <= TRIVIAL_CELLS)
+    with np.errstate(over="ignore"):
+        tinv = np.zeros(ntasks, np.uint64)
+        np.add.at(tinv, pb.task, fmix(pinv))
+        tinv += fmix(np.bincount(pb.task, minlength=ntasks).astype(np.uint64) ^ SALT_COUNT)
+    gtask = np.concatenate([pb.task, pb.task])
+    return tinv, pinv, ptriv, gtask[present], ginv[present], gtriv[present]
+
+
+def invariants(table: pa.Table, *, batch_size: int = 20_000, progress=None) -> Invariants:
+    """Signatures of every task of a TASK_SCHEMA table (processed in batches to bound memory)."""
+    parts: list[tuple[np.ndarray, ...]] = []
+    ptask: list[np.ndarray] = []
+    row = 0
+    for batch in table.to_batches(max_chunksize=batch_size):
+        pb = read_pairs(batch)
+        out = _batch_invariants(pb, batch.num_rows)
+        parts.append(out)
+        ptask.append(pb.task + row)
+        out[3][:] += row  # grid_task -> table row
+        row += batch.num_rows
+        if progress is not None:
+            progress.advance("dedup.invariants", batch.num_rows)
+    if not parts:
+        e64, eu, eb = np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, bool)
+        return Invariants(eu, e64, eu, eb, e64, eu, eb)
+    cat = [np.concatenate([p[i] for p in parts]) for i in range(6)]
+    return Invariants(cat[0], np.concatenate(ptask), cat[1], cat[2], cat[3], cat[4], cat[5])
+
+
+# --- exact keys (candidate tasks) -------------------------------------------------------------------------
+@dataclass
+class ExactKeys:
+    """Exact keys of a set of tasks and of their pairs (see the module docstring)."""
+
+    pair_task: np.ndarray  # (P,) task index (0-based, in the order given)
+    p1: np.ndarray  # (P, 8) exact pair hash under each symmetry
+    m: np.ndarray  # (P, 10, 8) mix(S_in, S_out) per color and symmetry, 0 where the color is absent
+    sc: np.ndarray  # (P, 8) shape code of the pair under each symmetry
+    pair_key: np.ndarray  # (P,) pair up to symmetry and (pair-local) recoloring
+    key1: np.ndarray  # (T,) exact task key (pair order and roles ignored)
+    key2: np.ndarray  # (T,) up to a symmetry
+    key3: np.ndarray  # (T,) up to a symmetry and a consistent recoloring
+    pair_offsets: np.ndarray  # (T+1,) pairs of task t are [pair_offsets[t], pair_offsets[t+1])
+
+
+def exact_keys(table: pa.Table | pa.RecordBatch) -> ExactKeys:
+    """Exact keys of every task of a (small: candidates only) TASK_SCHEMA table."""
+    return exact_keys_of(read_pairs(table), np.arange(table.num_rows, dtype=np.int64))
+
+
+def exact_keys_of(batch: PairBatch, tasks: np.ndarray) -> ExactKeys:
+    """Exact keys of the tasks ``tasks`` (sorted indices) of a ``PairBatch``; cells are not copied."""
+    sel = np.flatnonzero(np.isin(batch.task, tasks))
+    g0 = batch.grids
+    idx = np.r_[sel, sel + batch.npairs]
+    pb = PairBatch(np.searchsorted(tasks, batch.task[sel]), Grids(g0.values, g0.start[idx], g0.h[idx], g0.w[idx]))
+    m = pb.npairs
+    s = sym_sums(pb.grids)  # (2m, 10, 8)
+    sin, sout = s[:m], s[m:]
+    g = pb.grids
+    present = (sin[:, :, 0] > 0) | (sout[:, :, 0] > 0)  # (m, 10)
+    with np.errstate(over="ignore"):
+        ein = (sin * COLOR_CODES[None, :, None]).sum(axis=1)  # (m, 8)
+        eout = (sout * COLOR_CODES[None, :, None]).sum(axis=1)
+        eout[g.h[m:] == 0] = SALT_NULL
+        hi, wi, ho, wo = g.h[:m, None], g.w[:m, None], g.h[m:, None], g.w[m:, None]
+        sw = SWAPS_SHAPE[None, :]
+        sc = shape_code(np.where(sw, wi, hi) * 256 + np.where(sw, hi, wi),
+                        np.where(sw, wo, ho) * 256 + np.where(sw, ho, wo))  # (m, 8)
+        p1 = mix2(mix2(ein, eout), sc)
+        mm = mix2(sin, sout) * present[:, :, None]
+        p3 = mix2(mm.sum(axis=1), sc)
+    counts = np.bincount(pb.task, minlength=len(tasks))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    ek = ExactKeys(pb.task, p1, mm, sc, p3.min(axis=1), *(np.zeros(0, np.uint64),) * 3, offsets)
+    ek.key1, ek.key2, ek.key3 = group_keys(ek, np.arange(m, dtype=np.int64), offsets)
+    return ek
+
+
+def group_keys(ek: ExactKeys, rows: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Task keys (key1, key2, key3) of groups of pairs: group k is ``rows[offsets[k]:offsets[k+1]]``.
+
+    Groups may reuse pairs; used for whole tasks and for sub-tasks (the subset level).
+    """
+    counts = np.diff(offsets)
+    ng = len(counts)
+    if ng == 0:
+        e = np.zeros(0, np.uint64)
+        return e, e, e
+    if (counts == 0).any():
+        raise DedupError("a task has no pairs")
+    starts = offsets[:-1]
+    ncode = fmix(counts.astype(np.uint64) ^ SALT_COUNT)
+    with np.errstate(over="ignore"):
+        f1 = fmix(ek.p1[rows])  # (r, 8)
+        sums = np.add.reduceat(f1, starts, axis=0)  # (ng, 8)
+        key1 = fmix(sums[:, 0] + ncode)
+        key2 = fmix(sums + ncode[:, None]).min(axis=1)
+        mr = ek.m[rows]  # (r, 10, 8)
+        sig = np.add.reduceat(mr, starts, axis=0)  # (ng, 10, 8) color signatures
+        label = np.repeat(fmix(sig ^ SALT_LABEL), counts, axis=0)  # (r, 10, 8)
+        pt = mix2((mix2(label, mr) * (mr != 0)).sum(axis=1), ek.sc[rows])  # (r, 8)
+        key3 = fmix(np.add.reduceat(fmix(pt), starts, axis=0) + ncode[:, None]).min(axis=1)
+    return key1, key2, key3
