@@ -20,7 +20,9 @@ from arcforge.task import TaskFormatError
 
 
 def _pair(v: int) -> dict:
-    return {"input": [[v, v]], "output": [[v], [v]]}
+    # The shape depends on v (1 x (v+1) -> (v+1) x 1), so tasks built from different v are not recolorings
+    # or symmetries of each other and within-collection dedup keeps them all.
+    return {"input": [[v] * (v + 1)], "output": [[v]] * (v + 1)}
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:
@@ -69,7 +71,7 @@ def test_re_arc_zip_layouts_and_macos_junk(arcforge_home, layout):
     orig = {"train": [_pair(1)], "test": [_pair(2)]}
     (d / "arc_original.zip").write_bytes(_zip({
         "arc_original/training/00d62c1b.json": json.dumps(orig).encode(),
-        "arc_original/evaluation/00576224.json": json.dumps(orig).encode(),
+        "arc_original/evaluation/00576224.json": json.dumps({"train": [_pair(7)], "test": [_pair(8)]}).encode(),
         "__MACOSX/arc_original/training/._00d62c1b.json": b"junk",
     }))
     stats = build(arcforge_home / "out", sources=["re_arc"])
@@ -85,7 +87,7 @@ def test_re_arc_zip_layouts_and_macos_junk(arcforge_home, layout):
     rows = {r["id"]: r for r in t.to_pylist()}
     first = rows[f"re_arc/{layout}/007bbfb7/0000"]
     assert len(first["train"]) == 3 and len(first["test"]) == 1
-    assert first["test"][0]["input"] == [[3, 3]]
+    assert first["test"][0]["input"] == _pair(3)["input"]  # the 4th example (index 3) is the test pair
     assert first["path"] == f"re_arc.zip!{layout}/007bbfb7.json"
     assert stats.tasks["re_arc"] == {"original_evaluation": 1, "original_training": 1, "training": 2}
 
