@@ -83,3 +83,16 @@ def test_mirror_without_matching_files_fails_clearly(arcforge_home, tmp_path, ms
     (tmp_path / "arc-community" / "arc" / "other" / "x.txt").write_text("no tasks here")
     [r] = fetch.fetch_sources([ms["arc_community"]], mirror=tmp_path)
     assert r.status == "failed" and "no file in" in r.error and "levels/npeter/*.json" in r.error
+
+
+def test_temp_folders_of_killed_fetches_are_swept_after_a_day(arcforge_home, shared_sources, ms):
+    import os
+    import time
+
+    old, recent = paths.tmp_dir() / "fetch-arc_1d-dead", paths.tmp_dir() / "fetch-arc_1d-live"
+    for d in (old, recent):
+        (d / "data").mkdir(parents=True)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    assert fetch.fetch_sources([ms["neoneye_bad"]], mirror=shared_sources)[0].status == "fetched"
+    assert not old.exists() and recent.exists()
