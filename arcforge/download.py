@@ -94,7 +94,8 @@ def is_transient(exc: BaseException) -> bool:
         return exc.code in TRANSIENT_STATUS or exc.code >= 500
     if isinstance(exc, urllib.error.URLError):
         # DNS failure = offline: no point retrying; certificate errors will not fix themselves either.
-        return not isinstance(exc.reason, socket.gaierror | ssl.SSLCertVerificationError)
+        reason = exc.reason
+        return isinstance(reason, OSError) and not isinstance(reason, socket.gaierror | ssl.SSLCertVerificationError)
     return isinstance(exc, TruncatedArchiveError | http.client.HTTPException | ConnectionError | TimeoutError)
 
 

@@ -138,6 +138,17 @@ def _place(staging: Path, dest: Path) -> None:
         shutil.rmtree(aside.parent, ignore_errors=True)
 
 
+def _sweep_stale_tmp(max_age_s: float = 24 * 3600) -> None:
+    """Remove temp folders left by a fetch that was killed (older than a day, so never a live one)."""
+    now = time.time()
+    for d in paths.tmp_dir().glob("*"):
+        try:
+            if d.name.startswith(("fetch-", "old-")) and now - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
 # --- mirrors ---------------------------------------------------------------------------------------------
 def resolve_mirror(mirror: str | Path | None) -> Mirror | None:
     """Parse ``--mirror`` (or ``$ARCFORGE_MIRROR`` when ``mirror`` is None): a folder or an http(s) URL."""
@@ -288,6 +299,7 @@ def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = 
     mir = resolve_mirror(mirror)
     if not ms:
         return []
+    _sweep_stale_tmp()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ms))), thread_name_prefix="fetch") as pool:
         futures = [pool.submit(fetch_source, m, mirror=mir, force=force, progress=progress, retry=retry,
                                limits=limits) for m in ms]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 
+import pytest
 from typer.testing import CliRunner
 
 from arcforge.cli.app import app
@@ -13,7 +15,15 @@ runner = CliRunner()
 UNMIRRORED = ("sequence_arc", "barc", "re_arc")
 
 
-def test_fetch_all_from_mirror_env_then_sources_shows_11_cached(arcforge_home, shared_sources, monkeypatch):
+@pytest.fixture()
+def big_home(arcforge_home):
+    """An ARCFORGE_HOME that will hold all 11 sources (~57 MB, 10k files): removed right after the test
+    instead of being left to pytest's tmp_path retention."""
+    yield arcforge_home
+    shutil.rmtree(arcforge_home, ignore_errors=True)
+
+
+def test_fetch_all_from_mirror_env_then_sources_shows_11_cached(big_home, shared_sources, monkeypatch):
     monkeypatch.setenv("ARCFORGE_MIRROR", str(shared_sources))
     res = runner.invoke(app, ["fetch", "--all"])
     assert res.exit_code == 1, res.output
@@ -80,3 +90,29 @@ def test_unreachable_github_suggests_mirror(arcforge_home, monkeypatch):
     assert res.exit_code == 1
     assert f"failed: arc_community: cannot reach 127.0.0.1:{port}" in res.output
     assert "--mirror" in res.output
+
+
+def test_first_fetch_of_an_unpinned_source_says_it_recorded_the_digest(arcforge_home, monkeypatch, tmp_path,
+                                                                       shared_sources):
+    from fetch_server import TarballServer, github_tarball
+
+    from arcforge.manifest import load_manifests
+
+    m = load_manifests()["barc"]
+    task = (shared_sources / "fchollet/ARC-AGI/data/evaluation/00576224.json").read_text()
+    src = tmp_path / "BARC" / "data_processing" / "test-time-finetune"
+    src.mkdir(parents=True)
+    (src / "arc_all_evaluation.json").write_text(f'[{{"name": "00576224.json", "data": {task}}}]')
+    with TarballServer() as srv:
+        srv.add_tarball("xu3kev", "BARC", m.commit, github_tarball(tmp_path / "BARC", "BARC", m.commit))
+        monkeypatch.setenv("ARCFORGE_GITHUB_URL", srv.url)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(var, raising=False)
+        res = runner.invoke(app, ["fetch", "barc"])
+        assert res.exit_code == 0, res.output
+        assert "barc had no pinned digest; recorded sha256:" in res.output
+        assert f"in {arcforge_home / 'digests.lock'} (later fetches" in res.output
+        again = runner.invoke(app, ["fetch", "barc"])
+        assert again.exit_code == 0 and "1 cached" in again.output and "recorded" not in again.output
+        assert srv.count() == 1

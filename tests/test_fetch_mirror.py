@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from arcforge import fetch, lock, paths
@@ -11,12 +13,20 @@ from arcforge.manifest import load_manifests
 UNMIRRORED = {"sequence_arc": "seedling123/Sequence_ARC", "barc": "xu3kev/BARC", "re_arc": "michaelhodel/re-arc"}
 
 
+@pytest.fixture()
+def big_home(arcforge_home):
+    """An ARCFORGE_HOME that will hold all 11 sources (~57 MB, 10k files): removed right after the test
+    instead of being left to pytest's tmp_path retention."""
+    yield arcforge_home
+    shutil.rmtree(arcforge_home, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def ms():
     return load_manifests()
 
 
-def test_folder_mirror_fetches_all_11_and_names_the_3_missing(arcforge_home, shared_sources, sources_json, ms):
+def test_folder_mirror_fetches_all_11_and_names_the_3_missing(big_home, shared_sources, sources_json, ms):
     results = {r.name: r for r in fetch.fetch_sources(ms.values(), mirror=shared_sources)}
     expected_files = {f"{s['owner']}/{s['repo']}": s["files"] for s in sources_json}
     fetched = {n for n, r in results.items() if r.status == "fetched"}
@@ -73,3 +83,16 @@ def test_mirror_without_matching_files_fails_clearly(arcforge_home, tmp_path, ms
     (tmp_path / "arc-community" / "arc" / "other" / "x.txt").write_text("no tasks here")
     [r] = fetch.fetch_sources([ms["arc_community"]], mirror=tmp_path)
     assert r.status == "failed" and "no file in" in r.error and "levels/npeter/*.json" in r.error
+
+
+def test_temp_folders_of_killed_fetches_are_swept_after_a_day(arcforge_home, shared_sources, ms):
+    import os
+    import time
+
+    old, recent = paths.tmp_dir() / "fetch-arc_1d-dead", paths.tmp_dir() / "fetch-arc_1d-live"
+    for d in (old, recent):
+        (d / "data").mkdir(parents=True)
+    day_ago = time.time() - 25 * 3600
+    os.utime(old, (day_ago, day_ago))
+    assert fetch.fetch_sources([ms["neoneye_bad"]], mirror=shared_sources)[0].status == "fetched"
+    assert not old.exists() and recent.exists()

@@ -92,11 +92,11 @@ def _print_report(results: list[fetch_lib.FetchResult]) -> None:
                       (r.digest or "")[:23], f"{r.seconds:.1f}s")
     console.print(table)
     if any(r.ok for r in results):
-        console.print(f"cache: {paths.sources_dir()}/<owner>/<repo>/<commit>/", highlight=False)
+        console.print(f"cache: {paths.sources_dir()}/<owner>/<repo>/<commit>/", highlight=False, soft_wrap=True)
     for r in results:
         if r.recorded_pin:
             console.print(f"[yellow]note:[/] {r.name} had no pinned digest; recorded {r.digest} in "
-                          f"{r.pin_path} (later fetches are checked against it)", highlight=False)
+                          f"{r.pin_path} (later fetches are checked against it)", highlight=False, soft_wrap=True)
     bad = [r for r in results if not r.ok]
     for r in bad:
         err_console.print(f"[bold red]{r.status}:[/] {r.error}", highlight=False, soft_wrap=True)
