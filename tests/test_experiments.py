@@ -9,9 +9,18 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from arcforge.cli.app import app
-from arcforge.experiments.grokfast_modarith import P, GrokRun, make_data, run_one
+from arcforge.experiments.grokfast_modarith import GrokRun, P, make_data, run_one
 from arcforge.experiments.plot import Panel, draw_panels
-from arcforge.experiments.rope_extension import FAM0, IN, NL, OUT, RECOLOR, make_batch, make_example, positions_for
+from arcforge.experiments.rope_extension import (
+    FAM0,
+    IN,
+    NL,
+    OUT,
+    RECOLOR,
+    make_batch,
+    make_example,
+    positions_for,
+)
 from arcforge.train.grokfast import GrokfastConfig
 
 runner = CliRunner()

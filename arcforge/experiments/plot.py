@@ -60,7 +60,7 @@ def draw_panels(panels: Sequence[Panel], path: Path, *, width: int = 560, height
         def px(v: float, x0=x0, x1=x1, left=left, right=right, tx=tx) -> float:
             return left + (tx(v) - x0) / (x1 - x0) * (right - left)
 
-        def py(v: float, y0=y0, y1=y1) -> float:
+        def py(v: float, y0=y0, y1=y1, top=top, bottom=bottom) -> float:
             return bottom - (v - y0) / (y1 - y0) * (bottom - top)
 
         d.rectangle([left, top, right, bottom], outline="black")

@@ -71,7 +71,7 @@ def make_example(h: int, w: int, fam: int, gen: torch.Generator) -> tuple[torch.
 
     def add_grid(g: torch.Tensor) -> None:
         for r in range(h):
-            toks.extend(g[r].tolist() + [NL])
+            toks.extend([*g[r].tolist(), NL])
             rc.extend([(r + 1, c + 1) for c in range(w)] + [(r + 1, w + 1)])
 
     add_grid(grid)
