@@ -16,7 +16,9 @@ and 1 for the output part (so that component never grows with grid size).
 Study: train each mode on grids with sides in [2, S] (``S = train_side``), then evaluate buckets of larger
 grids. The scaling factor per bucket is ``max position needed / max position trained`` for the growing
 components (token length for 1-D, grid side for 2-D), applied with every method at eval time; the 1-D model
-is also fine-tuned briefly on longer grids with each method switched on, then re-evaluated.
+is also fine-tuned briefly (on sides 2 .. the ``finetune_bucket``'s max, so it does not forget the short
+grids) with each method switched on at that bucket's factor, then re-evaluated with
+``max(fine-tune factor, bucket factor)``.
 """
 
 from __future__ import annotations
@@ -197,7 +199,7 @@ def run_study(study: RopeStudy, out_dir: Path | None = None, tag: str = "rope_ex
         if on_stage is not None:
             on_stage(f"trained {mode}")
     if "1d" in study.modes and study.finetune_steps > 0:
-        ft_range = (study.train_side + 1, study.buckets[study.finetune_bucket][1])
+        ft_range = (2, study.buckets[study.finetune_bucket][1])  # short and long grids (no forgetting)
         factor = extension_factor(study, "1d", study.buckets[study.finetune_bucket])
         for scaling in SCALINGS:
             t0 = time.perf_counter()
@@ -208,11 +210,12 @@ def run_study(study: RopeStudy, out_dir: Path | None = None, tag: str = "rope_ex
             gen = torch.Generator().manual_seed(study.seed + 7)
             train(model, study, "1d", study.finetune_steps, ft_range, gen, study.lr / 3)
             timings[f"finetune_{scaling}_s"] = round(time.perf_counter() - t0, 1)
-            # evaluate with the fine-tuned method at each bucket's own factor
+            # evaluate with the fine-tuned method; the factor it was tuned with stays on for shorter
+            # inputs (as position-interpolation models are used) and grows to the bucket's need beyond
             model.eval()
             with torch.no_grad():
                 for name, batch in eval_sets.items():
-                    f = extension_factor(study, "1d", study.buckets[name])
+                    f = max(factor, extension_factor(study, "1d", study.buckets[name]))
                     model.rope.set_scaling(scaling, f)
                     loss, exact, tok = _metrics(model, batch, "1d")
                     rows.append({"mode": "1d", "bucket": name, "scaling": scaling, "factor": round(f, 3),
