@@ -1,0 +1,195 @@
+"""Grokfast's modular-arithmetic experiment (Lee et al. 2024, arXiv 2405.20233, after Power et al. 2022).
+
+Setup (the paper's code): ``x * y mod 97`` with x in [0, 97), y in [1, 97); a 50/50 train/val split of the
+9,312 equations; sequences ``x op y =`` with the loss on the answer predicted at ``=``; a 2-layer post-norm
+decoder, width 128, 4 heads, learned positions; Adam lr 1e-3, betas (0.9, 0.98), 10-step linear warmup,
+batch 512 (the paper's Adam ``weight_decay`` is the coupled L2 of ``torch.optim.Adam``).
+
+Runs (``default_runs``): baseline (no filter, wd 0), Grokfast-EMA (alpha 0.98, lamb 2, wd 0.005),
+Grokfast-MA (window 100, lamb 5, wd 0.01, warmup as in the paper's code), and a control: AdamW with strong
+decoupled weight decay (1.0) and no filter. Accuracy on the whole train and val sets every ``eval_every``
+steps; steps to 95% / 99% val accuracy are the first eval step at or above the threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from arcforge.experiments.plot import Panel, draw_panels
+from arcforge.experiments.tiny_decoder import TinyDecoder
+from arcforge.train.grokfast import Grokfast, GrokfastConfig
+
+P = 97
+
+
+@dataclass
+class GrokRun:
+    """One training run of the modular-arithmetic benchmark."""
+
+    name: str
+    grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
+    optimizer: str = "adam"  # "adam" (coupled L2 wd, as the paper) | "adamw" (decoupled wd)
+    weight_decay: float = 0.0
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup_steps: int = 10
+    batch_size: int = 512
+    train_frac: float = 0.5
+    d_model: int = 128
+    heads: int = 4
+    layers: int = 2
+
+
+def default_runs() -> list[GrokRun]:
+    """The four runs of issue 7 (paper settings for the three Grokfast-paper runs, plus the control)."""
+    return [
+        GrokRun("baseline"),
+        GrokRun("grokfast_ema", GrokfastConfig("ema", alpha=0.98, lamb=2.0), weight_decay=0.005),
+        GrokRun("grokfast_ma", GrokfastConfig("ma", window=100, lamb=5.0, warmup=True), weight_decay=0.01),
+        GrokRun("control_adamw_wd1", optimizer="adamw", weight_decay=1.0),
+    ]
+
+
+def make_data(seed: int, train_frac: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All equations ``x * y mod P``: inputs ``[N, 4]`` = (x, op, y, eq) and answers ``[N]``, split by seed.
+
+    Tokens 0..P-1 are numbers, P is the operator, P+1 the ``=`` sign (vocab P+2, as the paper's code).
+    """
+    x, y = torch.meshgrid(torch.arange(P), torch.arange(1, P), indexing="ij")
+    x, y = x.flatten(), y.flatten()
+    inputs = torch.stack([x, torch.full_like(x, P), y, torch.full_like(x, P + 1)], dim=1)
+    answers = (x * y) % P
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)
+    n = int(len(x) * train_frac)
+    tr, va = perm[:n], perm[n:]
+    return inputs[tr], answers[tr], inputs[va], answers[va]
+
+
+@torch.no_grad()
+def _accuracy(model: TinyDecoder, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    logits = model(x)[:, -1]  # [N, vocab] at the '=' token
+    return float((logits.argmax(-1) == y).float().mean()), float(F.cross_entropy(logits, y))
+
+
+def _first_at(curve: list[dict], key: str, thr: float) -> int | None:
+    return next((c["step"] for c in curve if c[key] >= thr), None)
+
+
+def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = 20, stop_at: float | None = None,
+            on_eval: Callable[[dict], None] | None = None) -> dict:
+    """Train one run for at most ``steps`` optimizer steps (stopping early once val accuracy reaches
+    ``stop_at``, if given); returns the curve and the summary numbers."""
+    torch.manual_seed(seed)
+    xtr, ytr, xva, yva = make_data(seed, run.train_frac)
+    model = TinyDecoder(P + 2, d=run.d_model, heads=run.heads, layers=run.layers, max_len=4, post_norm=True)
+    opt_cls = torch.optim.AdamW if run.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=run.lr, betas=run.betas, weight_decay=run.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / run.warmup_steps, 1.0))
+    gf = Grokfast(model, run.grokfast)
+    gen = torch.Generator().manual_seed(seed + 1)
+    order, cursor = torch.randperm(len(xtr), generator=gen), 0
+    curve: list[dict] = []
+    t0 = time.perf_counter()
+    for step in range(1, steps + 1):
+        if cursor + run.batch_size > len(order):  # a new epoch: reshuffle (drop the ragged tail)
+            order, cursor = torch.randperm(len(xtr), generator=gen), 0
+        idx = order[cursor:cursor + run.batch_size]
+        cursor += run.batch_size
+        model.train()
+        loss = F.cross_entropy(model(xtr[idx])[:, -1], ytr[idx])  # loss on the answer token only
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gf.step()
+        opt.step()
+        sched.step()
+        if step % eval_every == 0 or step == steps:
+            model.eval()
+            tr_acc, tr_loss = _accuracy(model, xtr, ytr)
+            va_acc, va_loss = _accuracy(model, xva, yva)
+            point = {"step": step, "train_acc": tr_acc, "val_acc": va_acc, "train_loss": tr_loss,
+                     "val_loss": va_loss, "wall_s": time.perf_counter() - t0}
+            curve.append(point)
+            if on_eval is not None:
+                on_eval(point)
+            if stop_at is not None and va_acc >= stop_at:
+                break
+    wall = time.perf_counter() - t0
+    s95, s99 = _first_at(curve, "val_acc", 0.95), _first_at(curve, "val_acc", 0.99)
+    return {"name": run.name, "seed": seed, "steps": curve[-1]["step"], "max_steps": steps,
+            "wall_s": round(wall, 2),
+            "steps_to_95": s95, "steps_to_99": s99,
+            "wall_to_95_s": next((round(c["wall_s"], 2) for c in curve if c["step"] == s95), None),
+            "final_val_acc": curve[-1]["val_acc"], "final_train_acc": curve[-1]["train_acc"],
+            "curve": curve}
+
+
+def _median(vals: Sequence[int | None]) -> float | None:
+    # median over seeds counting "never reached" as +inf (so a majority of misses gives None)
+    xs = sorted(float("inf") if v is None else float(v) for v in vals)
+    m = statistics.median(xs)
+    return None if m == float("inf") else m
+
+
+def summarize(results: list[dict]) -> list[dict]:
+    """Per run name: steps to 95% / 99% for each seed, their median, wall time, final val accuracy."""
+    out = []
+    for name in dict.fromkeys(r["name"] for r in results):
+        rs = [r for r in results if r["name"] == name]
+        out.append({"name": name, "seeds": [r["seed"] for r in rs],
+                    "steps_to_95": [r["steps_to_95"] for r in rs], "steps_to_99": [r["steps_to_99"] for r in rs],
+                    "median_steps_to_95": _median([r["steps_to_95"] for r in rs]),
+                    "median_steps_to_99": _median([r["steps_to_99"] for r in rs]),
+                    "mean_wall_s": round(statistics.mean(r["wall_s"] for r in rs), 1),
+                    "final_val_acc": [round(r["final_val_acc"], 4) for r in rs]})
+    return out
+
+
+def plot(results: list[dict], path: Path) -> Path:
+    """Train and val accuracy vs steps (seed-averaged per run) as a two-panel PNG."""
+    panels = [Panel("train accuracy", "step", "acc", y_range=(0, 1)),
+              Panel("validation accuracy", "step", "acc", y_range=(0, 1))]
+    for name in dict.fromkeys(r["name"] for r in results):
+        rs = [r for r in results if r["name"] == name]
+        longest = max(rs, key=lambda r: len(r["curve"]))
+        steps = [c["step"] for c in longest["curve"]]
+        for panel, key in zip(panels, ("train_acc", "val_acc"), strict=True):
+            # a run stopped early (target reached) holds its last value
+            ys = [statistics.mean(r["curve"][min(i, len(r["curve"]) - 1)][key] for r in rs)
+                  for i in range(len(steps))]
+            panel.series[name] = (steps, ys)
+    return draw_panels(panels, path)
+
+
+def run_benchmark(steps: int, seeds: Sequence[int], out_dir: Path, runs: Sequence[GrokRun] | None = None,
+                  eval_every: int = 20, stop_at: float | None = None,
+                  on_run: Callable[[dict], None] | None = None, tag: str = "grokfast_modarith") -> dict:
+    """Every seed x run (seed-major, so partial results cover every run); writes ``<tag>.json`` (+ ``.png``)
+    into ``out_dir`` after each run (partial results survive an interruption); returns the report dict."""
+    runs = list(runs or default_runs())
+    results: list[dict] = []
+    report: dict = {}
+    for seed in seeds:
+        for run in runs:
+            res = run_one(run, steps, seed, eval_every=eval_every, stop_at=stop_at)
+            res["config"] = {**asdict(run), "grokfast": asdict(run.grokfast)}
+            results.append(res)
+            report = {"experiment": "grokfast_modarith", "max_steps": steps, "seeds": list(seeds),
+                      "eval_every": eval_every, "stop_at": stop_at, "torch_threads": torch.get_num_threads(),
+                      "summary": summarize(results), "runs": results}
+            out_dir.mkdir(parents=True, exist_ok=True)
+            tmp = out_dir / f".{tag}.json.tmp"
+            tmp.write_text(json.dumps(report, indent=1))
+            tmp.replace(out_dir / f"{tag}.json")
+            plot(results, out_dir / f"{tag}.png")
+            if on_run is not None:
+                on_run(res)
+    return report
