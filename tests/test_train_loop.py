@@ -78,6 +78,7 @@ def _ddp_worker(rank: int, world: int, init: str, root: str, out: str) -> None:
             tr.step([to_torch(stack(rows[rank::world]))])
         if rank == 0:
             torch.save(tr.model.state_dict(), out)
+        dist.barrier()  # no rank tears gloo down while its peer is still working (that aborts the peer)
     finally:
         dist.destroy_process_group()
 

@@ -246,7 +246,9 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
     Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``.
     """
     progress = progress or NULL_PROGRESS
+    owns_group = not dist.is_initialized()  # we tear down only a process group we created
     rank, world = init_distributed()
+    owns_group = owns_group and dist.is_initialized()
     run = Path(cfg.out)
     main = rank == 0
     tr = Trainer(model_cfg, cfg)
@@ -367,7 +369,9 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
     if writer is not None:
         writer.close()
     if world > 1:
-        dist.barrier()
+        dist.barrier()  # every rank is done with collectives before any tears down (gloo aborts otherwise)
+    if owns_group:
+        dist.destroy_process_group()
     return {"history": history, "eval": last_eval, "checkpoint": str(saved) if saved else None,
             "steps": tr.step_no, "tokens": tr.tokens_seen, "elapsed_s": time.perf_counter() - t0,
             "examples": stats[0], "truncated": stats[1], "dropped": stats[2], "params": n_params(model_cfg),
