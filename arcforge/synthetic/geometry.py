@@ -93,32 +93,35 @@ class Transpose:
         return _only_symmetry(6, train)
 
 
+def _scale_params(rng: np.random.Generator, d: Difficulty) -> Params:
+    return {"factor": randint(rng, 2, 3 if d.max_side < 12 else 4), "palette": _palette(rng, d)}
+
+
+def _scaled_scene(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
+    """A small scene and its ``factor`` x ``factor`` block enlargement (scale_up and scale_down are inverses)."""
+    f = p["factor"]
+    hi = max(2, min(MAX_SIDE // f, d.max_side // f + 1))
+    small = _scene(rng, d, p, 2, hi)
+    return small, np.kron(small, np.ones((f, f), dtype=np.int8))
+
+
 @family("scale_up", "geometry", "enlarge every cell into a factor x factor block")
 class ScaleUp:
-    @staticmethod
-    def params(rng: np.random.Generator, d: Difficulty) -> Params:
-        return {"factor": randint(rng, 2, 3 if d.max_side < 12 else 4), "palette": _palette(rng, d)}
+    params = staticmethod(_scale_params)
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
-        f = p["factor"]
-        hi = max(2, min(MAX_SIDE // f, d.max_side // f + 1))
-        g = _scene(rng, d, p, 2, hi)
-        return g, np.kron(g, np.ones((f, f), dtype=np.int8))
+        return _scaled_scene(rng, d, p)
 
 
 @family("scale_down", "geometry", "shrink a grid made of factor x factor blocks to one cell per block")
 class ScaleDown:
-    @staticmethod
-    def params(rng: np.random.Generator, d: Difficulty) -> Params:
-        return {"factor": randint(rng, 2, 3 if d.max_side < 12 else 4), "palette": _palette(rng, d)}
+    params = staticmethod(_scale_params)
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
-        f = p["factor"]
-        hi = max(2, min(MAX_SIDE // f, d.max_side // f + 1))
-        small = _scene(rng, d, p, 2, hi)
-        return np.kron(small, np.ones((f, f), dtype=np.int8)), small
+        small, big = _scaled_scene(rng, d, p)
+        return big, small
 
 
 @family("crop_object", "geometry", "cut out the bounding box of the only object on the grid")
