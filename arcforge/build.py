@@ -37,10 +37,30 @@ from arcforge.manifest import SPLIT_RE, Manifest, load_manifests, select
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.stats import task_max_side
+from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
 
 SYNTHETIC = "synthetic"
 DEFAULT_SYNTHETIC_TASKS = 1000  # `--source synthetic` without `--synthetic-tasks`
+EASY_FAMILIES = "easy"  # in a families list: every family marked easy
+
+
+def resolve_synthetic_families(names: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``--synthetic-families`` -> family names (None = all). The word ``easy`` stands for every family
+    marked easy; names are checked here so that a typo fails before anything is parsed."""
+    if names is None:
+        return None
+    from arcforge import synthetic
+
+    out: list[str] = []
+    for n in names:
+        out += synthetic.families(easy_only=True) if n == EASY_FAMILIES else [n]
+    unknown = sorted(set(out) - set(synthetic.families()))
+    if unknown or not out:
+        raise BuildError(f"unknown synthetic famil{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}"
+                         if unknown else "no synthetic families selected",
+                         hint=f"known: {', '.join(synthetic.families())} (or `easy`)")
+    return tuple(dict.fromkeys(out))
 
 
 @dataclass
@@ -94,6 +114,8 @@ def plan_sources(
     local_names: Sequence[str],
     synthetic_tasks: int,
     seed: int,
+    synthetic_families: Sequence[str] | None = None,
+    synthetic_difficulty: str = DEFAULT_DIFFICULTY,
 ) -> list[SourcePlan]:
     """Decide what to build, in priority order (see the module docstring)."""
     names = list(dict.fromkeys(sources)) if sources is not None else None
@@ -121,8 +143,13 @@ def plan_sources(
     if want_synth:
         from arcforge.synthetic import LICENSE
 
+        if synthetic_difficulty not in DIFFICULTIES:
+            raise BuildError(f"unknown synthetic difficulty {synthetic_difficulty!r}",
+                             hint=f"choose from {', '.join(DIFFICULTIES)}")
+        fams = resolve_synthetic_families(synthetic_families)
         plans.append(SourcePlan(SYNTHETIC, "synthetic", license=LICENSE,
-                                synthetic_n=synthetic_tasks or DEFAULT_SYNTHETIC_TASKS, seed=seed))
+                                synthetic_n=synthetic_tasks or DEFAULT_SYNTHETIC_TASKS, seed=seed,
+                                synthetic_families=fams, synthetic_difficulty=synthetic_difficulty))
     seen: set[str] = set()
     for p in plans:
         if p.name in seen or (p.kind != "manifest" and p.name in manifests):
@@ -187,6 +214,11 @@ def _split_bytes(table: pa.Table) -> dict[tuple[str, str], int]:
     return out
 
 
+def _synthetic_description(p: SourcePlan) -> str:
+    fams = "all families" if p.synthetic_families is None else f"families {', '.join(p.synthetic_families)}"
+    return f"{p.synthetic_n} generated tasks, seed {p.seed}, difficulty {p.synthetic_difficulty}, {fams}"
+
+
 def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, str], int]) -> card.SourceInfo:
     split_bytes = {sp: nbytes.get((p.name, sp), 0) for sp in counts}
     if p.manifest is not None:
@@ -199,7 +231,7 @@ def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, 
         return card.SourceInfo(p.name, "arcforge synthetic tasks", p.license,
                                citation=getattr(synthetic, "CITATION", ""), counts=counts,
                                num_bytes=split_bytes,
-                               description=f"{p.synthetic_n} generated tasks, seed {p.seed}")
+                               description=_synthetic_description(p))
     return card.SourceInfo(p.name, f"local folder {p.root.name if p.root else ''}", p.license,
                            counts=counts, num_bytes=split_bytes)
 
@@ -217,6 +249,8 @@ def build(
     max_grid: int | None = None,
     strict: bool = False,
     synthetic_tasks: int = 0,
+    synthetic_families: Sequence[str] | None = None,
+    synthetic_difficulty: str = DEFAULT_DIFFICULTY,
     seed: int = 0,
     shard_bytes: int = shards.DEFAULT_SHARD_BYTES,
     row_group_rows: int = shards.DEFAULT_ROW_GROUP_ROWS,
@@ -230,7 +264,8 @@ def build(
     if max_grid is not None and max_grid < 1:
         raise BuildError(f"--max-grid {max_grid} must be at least 1")
     manifests = load_manifests(manifests_dir)
-    plans = plan_sources(manifests, sources, local, local_names, synthetic_tasks, seed)
+    plans = plan_sources(manifests, sources, local, local_names, synthetic_tasks, seed,
+                         synthetic_families, synthetic_difficulty)
     eval_splits = eval_split_set(plans, eval_refs)
     stats = BuildStats(out=str(out))
 
@@ -281,10 +316,13 @@ def build(
     options = {k: v for k, v in (("max_grid", max_grid), ("exclude_eval", exclude_eval)) if v}
     card_data = card.CardData(infos, stats.quarantined, stats.dedup, sum(stats.skipped.values()), options)
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
+    synth = [p for p in plans if p.kind == SYNTHETIC]
     prov_options = {
         "sources": [p.name for p in plans], "local": [str(x) for x in local], "exclude_eval": exclude_eval,
         "eval_refs": eval_refs, "eval_splits": sorted(f"{a}:{b}" for a, b in eval_splits),
         "eval_local": [str(x) for x in eval_local], "max_grid": max_grid, "synthetic_tasks": synthetic_tasks,
+        "synthetic_families": synth[0].synthetic_families if synth else None,
+        "synthetic_difficulty": synth[0].synthetic_difficulty if synth else None,
         "seed": seed, "shard_bytes": shard_bytes, "row_group_rows": row_group_rows,
     }
     prov_sources = [_provenance_entry(p) for p in plans]
@@ -309,7 +347,9 @@ def _provenance_entry(p: SourcePlan) -> dict:
     if p.kind == SYNTHETIC:
         from arcforge import synthetic
 
-        return {"name": p.name, "repo": "arcforge/synthetic", "commit": f"seed-{p.seed}-n-{p.synthetic_n}",
+        fams = "all" if p.synthetic_families is None else "+".join(p.synthetic_families)
+        return {"name": p.name, "repo": "arcforge/synthetic",
+                "commit": f"seed-{p.seed}-n-{p.synthetic_n}-{p.synthetic_difficulty}-{fams}",
                 "license": p.license, "citation": getattr(synthetic, "CITATION", "")}
     return {"name": p.name, "repo": f"local:{p.root}", "commit": "local", "license": p.license}
 

@@ -182,6 +182,9 @@ def render_card(data: CardData) -> str:
         out.append(f"| `{s.name}` | {s.title} | {s.license} | {upstream} | {counts} |")
     total = sum(sum(s.counts.values()) for s in srcs)
     out += ["", f"Total: {total} tasks.", ""]
+    described = [s for s in srcs if s.description]
+    if described:
+        out += [f"- `{s.name}`: {' '.join(s.description.split())}" for s in described] + [""]
     if len({s.license for s in srcs}) > 1:
         out += ["The sources carry different licenses (`license: other` above): each row's license is in "
                 "its `license` column and in the table above.", ""]

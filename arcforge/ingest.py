@@ -31,6 +31,7 @@ from arcforge.errors import BuildError
 from arcforge.formats import Member, RawTask, Rejected, Skipped
 from arcforge.manifest import NAME_RE, Manifest
 from arcforge.members import ZipCache, glob_members, local_members, plain_files
+from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 from arcforge.task import (
     BAD_STRUCTURE,
     DUPLICATE_ID,
@@ -61,6 +62,8 @@ class SourcePlan:
     license: str = LOCAL_LICENSE
     synthetic_n: int = 0
     seed: int = 0
+    synthetic_families: tuple[str, ...] | None = None  # None = every family
+    synthetic_difficulty: str = DEFAULT_DIFFICULTY
 
 
 @dataclass
@@ -185,7 +188,8 @@ def _parse_local_source(plan: SourcePlan) -> ParsedSource:
 def _parse_synthetic(plan: SourcePlan) -> ParsedSource:
     from arcforge import synthetic
 
-    tasks = list(synthetic.generate(plan.synthetic_n, plan.seed))
+    tasks = list(synthetic.generate(plan.synthetic_n, plan.seed, families=plan.synthetic_families,
+                                    difficulty=plan.synthetic_difficulty))
     found = Counter(t.split for t in tasks)
     return ParsedSource(plan.name, tasks_to_table(tasks), found=dict(sorted(found.items())))
 

@@ -7,6 +7,7 @@ index, height and width. ``task_max_side`` (used by ``build --max-grid`` and the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,14 +114,47 @@ def table_stats(table: pa.Table) -> dict:
     }
 
 
+def task_families(table: pa.Table) -> list[str | None]:
+    """The ``extra.family`` label of each task (the synthetic source sets it; None elsewhere)."""
+    out: list[str | None] = []
+    for text in table["extra"].to_pylist():
+        fam = None
+        if text and '"family"' in text:  # cheap pre-check: most sources have no extra at all
+            try:
+                fam = json.loads(text).get("family")
+            except (ValueError, AttributeError):
+                fam = None
+        out.append(fam if isinstance(fam, str) else None)
+    return out
+
+
+def family_stats(table: pa.Table) -> dict[str, dict]:
+    """Per family label: tasks, train pairs per task, mean and max of the tasks' largest grid side."""
+    fams = task_families(table)
+    if not any(fams):
+        return {}
+    sides = task_max_side(table)
+    pairs = grid_shapes(table["train"]).pairs_per_task
+    out: dict[str, dict] = {}
+    for fam in sorted({f for f in fams if f}):
+        idx = np.array([i for i, f in enumerate(fams) if f == fam])
+        out[fam] = {"tasks": len(idx), "train_pairs_per_task": round(float(pairs[idx].mean()), 2),
+                    "mean_max_side": round(float(sides[idx].mean()), 2), "max_side": int(sides[idx].max())}
+    return out
+
+
 def dataset_stats(root: Path, sources: Iterable[str] | None = None) -> dict:
-    """``{source: {split: table_stats + quarantined}}`` of a built dataset, plus report counts."""
+    """``{source: {split: table_stats + quarantined}}`` of a built dataset, plus report counts, plus
+    ``families`` (``{source: {split: {family: ...}}}``) for sources whose tasks carry a family label."""
     root = Path(root)
     infos = shards.list_shards(root, sources)
     out: dict[str, dict[str, dict]] = {}
+    families: dict[str, dict[str, dict]] = {}
     for source, split in sorted({(i.source, i.split) for i in infos}):
         table = shards.read_table(root, sources=[source], splits=[split])
         out.setdefault(source, {})[split] = {**table_stats(table), "quarantined": 0}
+        if fam := family_stats(table):
+            families.setdefault(source, {})[split] = fam
     quarantine: dict[str, int] = {}
     qpath = root / "quarantine.parquet"
     if qpath.is_file():
@@ -138,7 +172,8 @@ def dataset_stats(root: Path, sources: Iterable[str] | None = None) -> dict:
         for name in shards.REPORT_FILES
         if (root / name).is_file()
     }
-    return {"sources": out, "quarantined_by_reason": dict(sorted(quarantine.items())), "reports": reports}
+    return {"sources": out, "quarantined_by_reason": dict(sorted(quarantine.items())), "reports": reports,
+            "families": families}
 
 
 def empty_quarantine() -> pa.Table:

@@ -1,11 +1,18 @@
-"""CI runs a shortened demo end to end: mirror fetch -> build --exclude-eval -> train -> eval -> PNGs."""
+"""CI runs a shortened demo end to end: mirror fetch -> build --exclude-eval -> train -> eval -> PNGs; and the
+offline path (nothing reachable -> one notice, the built-in source alone)."""
 
 import json
 
+import pyarrow.parquet as pq
 from PIL import Image
 from typer.testing import CliRunner
 
+from arcforge import synthetic
 from arcforge.cli.app import app
+from arcforge.demo import DemoConfig, held_out, per_family_scores
+from arcforge.shards import read_tasks
+
+EASY = synthetic.families(easy_only=True)
 
 
 def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
@@ -15,9 +22,54 @@ def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert len(res["fetched"]) == 11  # the 11 mirrored sources; the 3 unmirrored are unavailable
+    assert res["notice"] is None
     for png in ("loss.png", "gallery.png"):
         with Image.open(out / png) as im:
             assert im.width > 10 and im.height > 10
+    assert json.loads((out / "demo.json").read_text()) == res
+    # trained and scored on the easy families at the easy difficulty (the same distribution)
+    assert res["config"]["families"] == EASY and res["config"]["difficulty"] == "easy"
+    assert sorted(res["per_family"]) == EASY
     assert sum(f["tasks"] for f in res["per_family"].values()) == 24
+    assert res["baseline_exact"] == 0.0  # every pair changes its input: "answer = test input" never scores
     card = (out / "data" / "README.md").read_text()
-    assert "synthetic" in card and "arc_agi_1" in card
+    assert "synthetic" in card and "arc_agi_1" in card and "difficulty easy" in card
+    # --exclude-eval ran on the real sources: its report exists and ARC-2 lost its ARC-1 eval copies
+    assert pq.read_metadata(out / "data" / "excluded.parquet").num_rows > 0
+    train = list(read_tasks(out / "data", sources=["synthetic"]))
+    assert len(train) == 96 and {synthetic.family_of(t) for t in train} == set(EASY)
+    # the checkpoint says what it was trained on
+    cfg = json.loads((out / "run" / "checkpoints" / "step-000004" / "config.json").read_text())
+    assert cfg["data"]["loss_on"] == "outputs" and cfg["data"]["sources"] == ["synthetic"]
+
+
+def test_offline_demo_uses_the_built_in_source_alone(tmp_path, arcforge_home):
+    empty_mirror = tmp_path / "mirror"
+    empty_mirror.mkdir()
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "2", "--tasks", "16", "--eval-tasks",
+                                 "8", "--families", "flip,gravity", "--mirror", str(empty_mirror), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["fetched"] == [] and "unreachable" in res["notice"]
+    assert sorted(res["per_family"]) == ["flip", "gravity"]
+    assert [p.name for p in (out / "data").iterdir() if p.is_dir()] == ["synthetic"]
+
+
+def test_held_out_tasks_share_the_distribution_but_not_the_tasks():
+    cfg = DemoConfig(families=("flip", "rotate"), difficulty="easy")
+    train = list(synthetic.generate(40, seed=cfg.seed, families=cfg.families, difficulty=cfg.difficulty))
+    fps = {t.fingerprint for t in train}
+    held = held_out(cfg, 30, fps)
+    assert len(held) == 30 and not fps & {t.fingerprint for t in held}
+    assert {synthetic.family_of(t) for t in held} == {"flip", "rotate"}
+    assert all(max(g.shape) <= 5 for t in held for g in t.grids())
+
+
+def test_per_family_scores_count_exact_and_baseline():
+    tasks = list(synthetic.generate(4, seed=3, families=["flip", "gravity"], difficulty="easy"))
+    recs = [{"task": t.id, "test_index": 0, "exact": i == 0} for i, t in enumerate(tasks)]
+    scores = per_family_scores(tasks, recs, {"flip"})
+    assert scores["flip"] == {"tasks": 2, "exact": 1, "baseline": 0, "easy": True, "exact_match": 0.5,
+                              "baseline_exact": 0.0}
+    assert scores["gravity"]["exact"] == 0 and scores["gravity"]["easy"] is False

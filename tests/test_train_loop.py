@@ -147,3 +147,22 @@ def test_cli_train_then_eval(arc_shards, tmp_path):
     assert len(json.loads(sub.read_text())) == 2
     r = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path / "nope"), "--data", str(arc_shards)])
     assert r.exit_code == 1 and "no checkpoint found" in r.output
+
+
+def test_cpu_bf16_autocast_trains_close_to_fp32(arc_shards, tmp_path):
+    from arcforge.errors import TrainError
+    from arcforge.train.loop import autocast_for
+
+    fp32 = train(*_cfgs(arc_shards, tmp_path / "fp32"))["history"]
+    bf16 = train(*_cfgs(arc_shards, tmp_path / "bf16", amp="bf16"))["history"]
+    a, b = [r["loss"] for r in fp32], [r["loss"] for r in bf16]
+    assert all(np.isfinite(b)) and a != b  # autocast really ran (bf16 rounding changes the losses) ...
+    assert np.allclose(a, b, rtol=0.05)  # ... and trains the same model to within bf16 precision
+    cfg = json.loads((tmp_path / "bf16" / "checkpoints" / "step-000006" / "config.json").read_text())
+    assert cfg["train"]["amp"] == "bf16"
+    with torch.no_grad(), autocast_for(torch.device("cpu"), "bf16"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with autocast_for(torch.device("cpu"), "auto"):  # auto = fp32 on CPU
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    with pytest.raises(TrainError, match="unknown amp mode 'fp8'"):
+        autocast_for(torch.device("cpu"), "fp8")

@@ -10,6 +10,11 @@ import typer
 from arcforge.cli.console import RichProgress, console, print_json, progress_enabled
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import JsonOpt, ManifestsOpt, OutOpt, SeedOpt
+from arcforge.synthetic.base import DEFAULT_DIFFICULTY
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _summary(stats) -> None:
@@ -59,6 +64,12 @@ def register(app: typer.Typer) -> None:
             "--strict", help="Fail (exit 1, output unchanged) if any task is quarantined.")] = False,
         synthetic_tasks: Annotated[int, typer.Option(
             "--synthetic-tasks", help="Add N generated tasks as the `synthetic` source.")] = 0,
+        synthetic_families: Annotated[str | None, typer.Option(
+            "--synthetic-families", help="Comma-separated families for the `synthetic` source "
+            "(`easy` = every family marked easy; default: all; README lists them).")] = None,
+        synthetic_difficulty: Annotated[str, typer.Option(
+            "--synthetic-difficulty", help="Grid sizes, objects and colors of generated tasks: "
+            "easy (3-5 sides), medium (3-8), hard (5-16).")] = DEFAULT_DIFFICULTY,
         seed: SeedOpt = 0,
         shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
         row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
@@ -74,7 +85,8 @@ def register(app: typer.Typer) -> None:
                 out, sources=source, local=local or [], local_names=local_name or [],
                 manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
                 eval_local=eval_local or [], max_grid=max_grid, strict=strict,
-                synthetic_tasks=synthetic_tasks, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
+                synthetic_tasks=synthetic_tasks, synthetic_families=_names(synthetic_families),
+                synthetic_difficulty=synthetic_difficulty, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
                 row_group_rows=row_group_rows, use_cache=not no_cache, progress=progress,
             )
         if json_out:

@@ -19,28 +19,47 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(
             "demo-output"
         ),
-        steps: Annotated[int, typer.Option(help="Training steps.")] = 600,
-        tasks: Annotated[int, typer.Option(help="Synthetic training tasks to generate.")] = 4000,
-        eval_tasks: Annotated[int, typer.Option(help="Held-out synthetic tasks to score.")] = 240,
+        steps: Annotated[int | None, typer.Option(help="Training steps.", show_default="1500")] = None,
+        tasks: Annotated[int | None, typer.Option(help="Synthetic training tasks to generate.",
+                                                  show_default="6000")] = None,
+        eval_tasks: Annotated[int | None, typer.Option(help="Held-out synthetic tasks to score.",
+                                                       show_default="200")] = None,
+        families: Annotated[str | None, typer.Option(
+            help="Comma-separated synthetic families to train and score (`easy` = the easy ones).",
+            show_default="easy")] = None,
+        difficulty: Annotated[str | None, typer.Option(help="Synthetic difficulty: easy | medium | hard.",
+                                                       show_default="easy")] = None,
+        votes: Annotated[int | None, typer.Option(help="Test-time augmentation votes at evaluation.",
+                                                  show_default="1")] = None,
         mirror: MirrorOpt = None,
         seed: SeedOpt = 0,
         json_: JsonOpt = False,
     ) -> None:
         """Run fetch, build --exclude-eval, train, per-family eval and pictures, on CPU in a few minutes."""
-        from arcforge.demo import run_demo
+        from dataclasses import replace
 
+        from arcforge.build import resolve_synthetic_families
+        from arcforge.demo import DemoConfig, run_demo
+
+        given = {"steps": steps, "tasks": tasks, "eval_tasks": eval_tasks, "difficulty": difficulty,
+                 "votes": votes}
+        cfg = replace(DemoConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
+        if families is not None:
+            fams = resolve_synthetic_families([f.strip() for f in families.split(",") if f.strip()])
+            cfg = replace(cfg, families=fams or ())
         with RichProgress(enabled=progress_enabled(json_)) as prog:
-            res = run_demo(out, steps=steps, tasks=tasks, eval_tasks=eval_tasks, seed=seed, mirror=mirror,
-                           progress=prog)
+            res = run_demo(out, cfg, mirror=mirror, progress=prog)
         if json_:
             print_json(res.to_dict())
             return
         if res.notice:
             console.print(f"[yellow]notice:[/] {res.notice}")
         console.print(f"real sources used: {', '.join(res.fetched) or 'none (offline)'}")
+        console.print(f"trained {cfg.steps} steps in {res.train_seconds:.0f} s (final loss {res.final_loss})")
         for fam, f in res.per_family.items():
-            console.print(f"  {fam:20} exact-match {f['exact_match']:.0%} ({f['exact']}/{f['tasks']})"
-                          f"{'  [easy]' if f['easy'] else ''}")
-        console.print(f"exact-match: easy families {res.exact_easy:.1%}, all families {res.exact_all:.1%}")
+            console.print(f"  {fam:20} exact-match {f['exact_match']:6.1%} ({f['exact']}/{f['tasks']})"
+                          f"   baseline {f['baseline_exact']:.0%}{'  [easy]' if f['easy'] else ''}")
+        console.print(f"exact-match: easy families {res.exact_easy:.1%}, all families {res.exact_all:.1%} "
+                      f"(baseline 'answer = test input': {res.baseline_exact:.1%})")
         console.print(f"outputs in {res.out_dir}: dataset {res.data_dir}, run {res.run_dir}, "
                       f"{res.loss_png}, {res.gallery_png}, {res.metrics_json}")

@@ -37,6 +37,15 @@ def _stats_table(report: dict) -> None:
             sizes.add_row(src, split, *(str(s.get("grid_sizes", {}).get(b[0], 0)) for b in SIZE_BUCKETS))
     console.print(counts)
     console.print(sizes)
+    for src, splits in report.get("families", {}).items():
+        for split, fams in splits.items():
+            t = Table(title=f"{src}/{split} by family")
+            for c in ("family", "tasks", "train pairs", "mean side", "max side"):
+                t.add_column(c, justify="left" if c == "family" else "right")
+            for fam, f in fams.items():
+                t.add_row(fam, str(f["tasks"]), f"{f['train_pairs_per_task']:.1f}", f"{f['mean_max_side']:.1f}",
+                          str(f["max_side"]))
+            console.print(t)
     if report["quarantined_by_reason"]:
         console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in report["quarantined_by_reason"].items()))
 

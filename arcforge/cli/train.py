@@ -73,6 +73,8 @@ def register(app: typer.Typer) -> None:
         grokfast_window: Annotated[int, typer.Option(help="Grokfast MA window.")] = 100,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")] = "auto",
         compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+        amp: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA) | bf16 (also on CPU: fast "
+                                         "with AMX) | off.")] = "auto",
         tensorboard: Annotated[bool, typer.Option(help="Write TensorBoard logs to RUN/tb.")] = True,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from RUN/latest.")] = False,
         seed: SeedOpt = 0,
@@ -94,7 +96,7 @@ def register(app: typer.Typer) -> None:
                            weight_decay=weight_decay, grad_clip=grad_clip, grad_accum=grad_accum,
                            log_every=log_every, eval_every=eval_every, eval_split=eval_split,
                            eval_tasks=eval_tasks, eval_votes=eval_votes, ckpt_every=ckpt_every, device=device,
-                           compile=compile_, num_workers=workers, seed=seed, tensorboard=tensorboard,
+                           compile=compile_, amp=amp, num_workers=workers, seed=seed, tensorboard=tensorboard,
                            grokfast=GrokfastConfig(kind=grokfast, alpha=grokfast_alpha, lamb=grokfast_lamb,
                                                    window=grokfast_window))
         main = int(os.environ.get("RANK", "0")) == 0

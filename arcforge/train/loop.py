@@ -67,6 +67,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     device: str = "auto"
     compile: bool = False
+    amp: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on CPU | "bf16": bf16 on CPU too (AMX) | "off"
     num_workers: int = 0
     seed: int = 0
     tensorboard: bool = True
@@ -89,6 +90,19 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     span = max(1, cfg.max_steps - cfg.warmup_steps)
     t = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+AMP_MODES = ("auto", "bf16", "off")
+
+
+def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """The forward pass's autocast: bf16 on CUDA unless ``amp == "off"``; on CPU only with ``"bf16"``
+    (worth it on CPUs with AMX/AVX512-BF16: about 2x for d_model 256; weights and optimizer stay fp32)."""
+    if amp not in AMP_MODES:
+        raise TrainError(f"unknown amp mode {amp!r}", hint=f"use one of {', '.join(AMP_MODES)}")
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def pick_device(name: str) -> torch.device:
@@ -167,8 +181,7 @@ class Trainer:
         self.grokfast = Grokfast(self.model, train_cfg.grokfast)
         self.step_no = 0
         self.tokens_seen = 0
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
-                         else contextlib.nullcontext())
+        self.autocast = autocast_for(self.device, train_cfg.amp)
 
     def _all_sum(self, x: float) -> float:
         if self.world == 1:
