@@ -51,6 +51,7 @@ class DemoConfig:
     amp: str = "auto"  # "auto" here: bf16 on CPUs that support it (AMX / AVX512-BF16), else fp32
     votes: int = 1  # test-time augmentation votes at evaluation (1 = the plain prediction)
     gallery_rows: int = 16
+    threads: int = 0  # torch CPU threads (0: torch's default, one per core; use fewer on a busy machine)
     seed: int = 0
 
 
@@ -147,6 +148,10 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     from arcforge.train.runner import load_model
 
     cfg = cfg or DemoConfig()
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     progress = progress or NULL_PROGRESS
     out_dir = Path(out_dir)
     data_dir, run_dir = out_dir / "data", out_dir / "run"

@@ -18,7 +18,7 @@ Reading streams record batches (never the whole dataset), filtered by source/spl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,8 +123,15 @@ def iter_batches(
     world_size: int = 1,
     batch_size: int = 256,
     columns: list[str] | None = None,
+    shuffle_seed: int | Sequence[int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream TASK_SCHEMA record batches; row ``i`` (global order) goes to rank ``i % world_size``."""
+    """Stream TASK_SCHEMA record batches; row ``i`` (global order) goes to rank ``i % world_size``.
+
+    The global order is the shards' (source, split, file) order, in which a source's tasks are contiguous
+    and sorted by id. With ``shuffle_seed`` the reading units, every (shard, row group), come in an order
+    permuted by that seed instead (a training stream's epoch passes ``(seed, epoch)``), so that what is
+    read next is not all one source or one task family; the rows inside a unit keep their order.
+    """
     if world_size < 1 or not 0 <= rank < world_size:
         raise ShardError(f"rank {rank} is not in [0, world_size={world_size})")
     shards = list_shards(root, sources, splits)
@@ -133,7 +140,7 @@ def iter_batches(
             f"{root}: no shards match sources={sorted(sources) if sources else 'all'} "
             f"splits={sorted(splits) if splits else 'all'}"
         )
-    offset = 0
+    files: list[pq.ParquetFile] = []
     for info in shards:
         path = Path(root) / info.path
         try:
@@ -143,7 +150,13 @@ def iter_batches(
         missing = set(TASK_SCHEMA.names) - set(pf.schema_arrow.names)
         if missing:
             raise ShardError(f"{path}: not an arcforge shard (missing columns {sorted(missing)})")
-        for batch in pf.iter_batches(batch_size=batch_size, columns=columns):
+        files.append(pf)
+    units = [(f, rg) for f, pf in enumerate(files) for rg in range(pf.num_row_groups)]
+    if shuffle_seed is not None:
+        units = [units[int(i)] for i in np.random.default_rng(shuffle_seed).permutation(len(units))]
+    offset = 0
+    for f, rg in units:
+        for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns):
             n = batch.num_rows
             if world_size > 1:
                 idx = np.arange(offset, offset + n)

@@ -132,3 +132,37 @@ def test_loader_resumes_mid_epoch_at_the_same_row(arc_shards):
             assert np.array_equal(a, b)
     assert DataPosition(0, 2, 0).tasks_consumed(8) == 16
     assert torch.from_numpy(stream[0][0]).dtype == torch.int64
+
+
+def test_chunks_mix_sources_stored_one_after_another(tmp_path):
+    """Shards store one synthetic family after another (sorted ids); every chunk must still mix them."""
+    from arcforge import synthetic
+    from arcforge.shards import write_shards
+    from arcforge.task import tasks_to_table
+    from arcforge.train.data import _chunks
+
+    fams = ["border", "color_map", "flip", "gravity"]
+    tasks = list(synthetic.generate(512, seed=0, families=fams, difficulty="easy"))
+    write_shards(tasks_to_table(tasks), tmp_path, row_group_rows=32)
+    stored = [synthetic.family_of(t) for t in read_tasks(tmp_path)]
+    assert stored == sorted(stored)  # 128 border, then 128 color_map, ...
+    cfg = DataConfig(root=str(tmp_path), chunk_tasks=32, shuffle_tasks=256, seed=0)
+    chunks = list(_chunks(cfg, 0, 0, 1, 0))
+    assert sum(len(c) for c in chunks) == 512
+    for c in chunks:  # each chunk of 32 holds at least 3 of the 4 families, none more than 2/3 of it
+        counts = synthetic.family_counts(c)
+        assert len(counts) >= 3 and max(counts.values()) <= 21, counts
+    assert [t.id for t in chunks[0]] != [t.id for t in next(iter(_chunks(cfg, 1, 0, 1, 0)))]  # per epoch
+
+
+def test_resume_inside_a_shuffle_window(arc_shards):
+    # 4 chunks per window: cut at chunks inside the first and the second window
+    cfg = DataConfig(root=str(arc_shards), seq_len=1024, batch_size=1, chunk_tasks=4, shuffle_tasks=16, seed=2)
+    stream = [(r.tokens, p) for (r, p), _ in zip(iter_rows(cfg, 0, 1), range(60), strict=False)]
+    cuts = [i for i in range(1, 59) if stream[i - 1][1].chunk in (2, 5, 6) and stream[i - 1][1].row]
+    assert cuts
+    for cut in cuts[:: max(1, len(cuts) // 4)]:
+        pos = stream[cut - 1][1]
+        resumed = [r.tokens for (r, _), _ in zip(iter_rows(cfg, 0, 1, pos), range(3), strict=False)]
+        for a, b in zip(resumed, [t for t, _ in stream[cut : cut + 3]], strict=False):
+            assert np.array_equal(a, b), pos

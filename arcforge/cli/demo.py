@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
                                                        show_default="easy")] = None,
         votes: Annotated[int | None, typer.Option(help="Test-time augmentation votes at evaluation.",
                                                   show_default="1")] = None,
+        threads: Annotated[int, typer.Option(help="torch CPU threads (0: one per core). On a busy machine "
+                                             "use fewer: oversubscribed threads slow training 10x.")] = 0,
         mirror: MirrorOpt = None,
         seed: SeedOpt = 0,
         json_: JsonOpt = False,
@@ -43,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
         given = {"steps": steps, "tasks": tasks, "eval_tasks": eval_tasks, "difficulty": difficulty,
                  "votes": votes}
-        cfg = replace(DemoConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
+        cfg = replace(DemoConfig(seed=seed, threads=threads), **{k: v for k, v in given.items() if v is not None})
         if families is not None:
             fams = resolve_synthetic_families([f.strip() for f in families.split(",") if f.strip()])
             cfg = replace(cfg, families=fams or ())

@@ -65,6 +65,8 @@ def register(app: typer.Typer) -> None:
         log_every: Annotated[int, typer.Option(help="Log metrics every N steps.")] = 10,
         workers: Annotated[int, typer.Option(help="DataLoader workers per process.")] = 0,
         chunk_tasks: Annotated[int, typer.Option(help="Tasks shuffled and packed together.")] = 256,
+        shuffle_tasks: Annotated[int, typer.Option(help="Tasks per shuffle window (the stored order is "
+                                                   "sorted by source and id; windows mix it).")] = 4096,
         augment: Annotated[bool, typer.Option(help="Random symmetry/colors/train order per task.")] = True,
         keep_zero: Annotated[bool, typer.Option(help="Color 0 is never permuted.")] = True,
         grokfast: Annotated[str, typer.Option(help="Gradient filter: none | ema | ma.")] = "none",
@@ -91,7 +93,8 @@ def register(app: typer.Typer) -> None:
                            rope_scaling=rope_scaling, rope_factor=rope_factor, max_seq_len=seq_len)
         aug = AugmentConfig(keep_zero=keep_zero) if augment else AugmentConfig.none()
         dcfg = DataConfig(root=str(data), sources=_csv(sources), splits=_csv(splits), seq_len=seq_len,
-                          batch_size=batch_size, chunk_tasks=chunk_tasks, loss_on=loss_on, augment=aug, seed=seed)
+                          batch_size=batch_size, chunk_tasks=chunk_tasks, shuffle_tasks=shuffle_tasks,
+                          loss_on=loss_on, augment=aug, seed=seed)
         tcfg = TrainConfig(out=str(out), max_steps=max_steps, lr=lr, min_lr_ratio=min_lr_ratio, warmup_steps=warmup,
                            weight_decay=weight_decay, grad_clip=grad_clip, grad_accum=grad_accum,
                            log_every=log_every, eval_every=eval_every, eval_split=eval_split,

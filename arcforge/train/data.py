@@ -4,8 +4,10 @@ Data is read ONLY through ``arcforge.shards.iter_batches`` (streamed record batc
 torchrun each rank, and inside a rank each DataLoader worker, reads the disjoint part
 ``rank * num_workers + worker`` of ``world_size * num_workers`` (rows ``i % n_parts == part``).
 
-Each part is an endless, deterministic stream (seed, epoch, part) cut into *chunks* of ``chunk_tasks``
-tasks: a chunk is shuffled, every task gets its own augmentation (drawn from a generator seeded by
+Each part is an endless, deterministic stream (seed, epoch, part): every epoch reads the shards' row groups
+in a permuted order, permutes windows of ``shuffle_tasks`` tasks (the stored order is sorted by source and
+id, so without this a chunk would hold one source or one synthetic family) and cuts them into *chunks* of
+``chunk_tasks`` tasks: a chunk is shuffled, every task gets its own augmentation (drawn from a generator seeded by
 seed/epoch/part/chunk/index), every test pair becomes an example, and the chunk is packed into rows
 (first-fit-decreasing) which are shuffled and emitted. The position of a stream is
 ``DataPosition(epoch, chunk, row)`` = the next row to emit; it is saved in checkpoints and resuming
@@ -44,6 +46,7 @@ class DataConfig:
     seq_len: int = 2048
     batch_size: int = 8  # packed rows per micro-batch per rank
     chunk_tasks: int = 256  # tasks shuffled and packed together
+    shuffle_tasks: int = 4096  # tasks per shuffle window (rounded up to whole chunks); see _chunks
     loss_on: str = "test"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
@@ -78,17 +81,42 @@ def _skip_tasks(batches: Iterator, n: int) -> Iterator:
         n = 0
 
 
-def _chunks(cfg: DataConfig, part: int, n_parts: int, skip_chunks: int) -> Iterator[list[Task]]:
+def window_tasks(cfg: DataConfig) -> int:
+    """Tasks per shuffle window: ``shuffle_tasks`` rounded up to whole chunks (at least one chunk)."""
+    return max(1, -(-cfg.shuffle_tasks // cfg.chunk_tasks)) * cfg.chunk_tasks
+
+
+def _chunks(cfg: DataConfig, epoch: int, part: int, n_parts: int, skip_chunks: int) -> Iterator[list[Task]]:
+    """The chunks of one epoch of one part, from chunk ``skip_chunks`` on.
+
+    Two levels of shuffling make a chunk a fair sample of the whole dataset, whose stored order is sorted
+    (by source, then id: one source, or one synthetic family, after another): the shards' row groups are
+    read in an order permuted per (seed, epoch), and the part's stream is cut into windows of
+    ``window_tasks`` tasks, each permuted (seed, epoch, part, window) before it is cut into chunks.
+    Resuming at chunk c skips whole windows at the Arrow level and regenerates the window holding c.
+    """
+    win = window_tasks(cfg)
+    per_win = win // cfg.chunk_tasks
+    first_win, skip_in_win = divmod(skip_chunks, per_win)
     batches = iter_batches(Path(cfg.root), sources=cfg.sources, splits=cfg.splits, rank=part,
-                           world_size=n_parts, batch_size=ARROW_BATCH)
+                           world_size=n_parts, batch_size=ARROW_BATCH, shuffle_seed=(cfg.seed, epoch))
+
+    def emit(buf: list[Task], w: int) -> Iterator[list[Task]]:
+        order = np.random.default_rng([cfg.seed, epoch, part, w, 2]).permutation(len(buf))
+        shuffled = [buf[int(i)] for i in order]
+        start = skip_in_win if w == first_win else 0
+        for c in range(start * cfg.chunk_tasks, len(shuffled), cfg.chunk_tasks):
+            yield shuffled[c : c + cfg.chunk_tasks]
+
     buf: list[Task] = []
-    for b in _skip_tasks(batches, skip_chunks * cfg.chunk_tasks):
+    w = first_win
+    for b in _skip_tasks(batches, first_win * win):
         buf.extend(tasks_from_batch(b))
-        while len(buf) >= cfg.chunk_tasks:
-            yield buf[: cfg.chunk_tasks]
-            buf = buf[cfg.chunk_tasks :]
+        while len(buf) >= win:
+            yield from emit(buf[:win], w)
+            buf, w = buf[win:], w + 1
     if buf:
-        yield buf
+        yield from emit(buf, w)
 
 
 @dataclass
@@ -130,7 +158,7 @@ def iter_rows(cfg: DataConfig, part: int, n_parts: int, start: DataPosition = Da
     epoch, first_chunk, first_row = start.epoch, start.chunk, start.row
     while True:
         emitted = False
-        for c, tasks in enumerate(_chunks(cfg, part, n_parts, first_chunk), start=first_chunk):
+        for c, tasks in enumerate(_chunks(cfg, epoch, part, n_parts, first_chunk), start=first_chunk):
             rows = chunk_rows(cfg, tasks, epoch, part, c, stats)
             for r in range(first_row, len(rows)):
                 emitted = True
