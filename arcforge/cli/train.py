@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(help="DataLoader workers per process.")] = 0,
         chunk_tasks: Annotated[int, typer.Option(help="Tasks shuffled and packed together.")] = 256,
         shuffle_tasks: Annotated[int, typer.Option(help="Tasks per shuffle window (the stored order is "
-                                                   "sorted by source and id; windows mix it).")] = 4096,
+                                                   "sorted by source and id; windows mix it).")] = 16384,
         augment: Annotated[bool, typer.Option(help="Random symmetry/colors/train order per task.")] = True,
         keep_zero: Annotated[bool, typer.Option(help="Color 0 is never permuted.")] = True,
         grokfast: Annotated[str, typer.Option(help="Gradient filter: none | ema | ma.")] = "none",

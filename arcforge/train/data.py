@@ -46,7 +46,7 @@ class DataConfig:
     seq_len: int = 2048
     batch_size: int = 8  # packed rows per micro-batch per rank
     chunk_tasks: int = 256  # tasks shuffled and packed together
-    shuffle_tasks: int = 4096  # tasks per shuffle window (rounded up to whole chunks); see _chunks
+    shuffle_tasks: int = 16384  # tasks per shuffle window (rounded up to whole chunks); see _chunks
     loss_on: str = "test"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     seed: int = 0
