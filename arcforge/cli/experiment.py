@@ -89,7 +89,7 @@ def grokfast(
 @experiment_app.command("rope")
 @handle_errors
 def rope(
-    steps: Annotated[int, typer.Option("--steps", help="Training steps per RoPE mode.")] = 400,
+    steps: Annotated[int, typer.Option("--steps", help="Training steps per RoPE mode.")] = 900,
     finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Fine-tune steps per (mode, scaling "
                                                 "method) at the longer length (0: skip).")] = 40,
     finetune_side: Annotated[int, typer.Option("--finetune-side", help="Fine-tune on grid sides 2..N.")] = 22,

@@ -68,7 +68,7 @@ class RopeStudy:
     layers: int = 3
     base: float = 10000.0
     axis_base: float = 100.0
-    steps: int = 400
+    steps: int = 900
     tokens_per_step: int = 4096  # examples generated per step until this many tokens, packed into rows
     row_len: int = 512
     lr: float = 3e-3
