@@ -48,10 +48,12 @@ def grokfast_summary(path: Path) -> str:
     return "\n".join(lines)
 
 
-def _rope_means(r: dict) -> dict[tuple[str, str, str, str], dict]:
-    # (stage, mode, scaling, bucket) -> seed-mean loss / exact / token_acc and the factor
+def _rope_means(r: dict, seed: int | None = None) -> dict[tuple[str, str, str, str], dict]:
+    # (stage, mode, scaling, bucket) -> seed-mean (or one seed's) loss / exact / token_acc and the factor
     groups: dict[tuple[str, str, str, str], list[dict]] = {}
     for x in r["results"]:
+        if seed is not None and x["seed"] != seed:
+            continue
         groups.setdefault((x["stage"], x["mode"], x["scaling"], x["bucket"]), []).append(x)
     return {k: {"factor": v[0]["factor"], "n": len(v),
                 **{m: sum(x[m] for x in v) / len(v) for m in ("loss", "exact", "token_acc")}}
@@ -82,14 +84,14 @@ def rope_table(path: Path) -> str:
 
 
 def rope_headline(path: Path) -> str:
-    """1d vs 2d vs 2d+1d per bucket: token accuracy with no scaling, and the best method (trained or
-    fine-tuned) with its name."""
+    """1d vs 2d vs 2d+1d per bucket and seed: token accuracy with no scaling, and the best method (trained
+    or fine-tuned) with its name."""
     r = json.loads(path.read_text())
     buckets = list(r["study"]["buckets"])
-    means = _rope_means(r)
-    out = ["| mode | " + " | ".join(f"{b}: none / best (method)" for b in buckets) + " |",
-           "|---|" + "---|" * len(buckets)]
-    for mode in r["study"]["modes"]:
+    out = ["| mode | seed | " + " | ".join(f"{b}: none / best (method)" for b in buckets) + " |",
+           "|---|---|" + "---|" * len(buckets)]
+    for mode, seed in ((m, s) for m in r["study"]["modes"] for s in sorted({x["seed"] for x in r["results"]})):
+        means = _rope_means(r, seed)
         cells = []
         for b in buckets:
             none = means[("trained", mode, "none", b)]
@@ -98,7 +100,7 @@ def rope_headline(path: Path) -> str:
             tag = best_k[2] + (" ft" if best_k[0] != "trained" else "")
             cells.append(f"{none['token_acc']:.2f} (ex {none['exact']:.2f}) / {best['token_acc']:.2f} "
                          f"(ex {best['exact']:.2f}, {tag})")
-        out.append(f"| {mode} | " + " | ".join(cells) + " |")
+        out.append(f"| {mode} | {seed} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
 
