@@ -74,6 +74,17 @@ def test_grokfast_uses_the_trainers_model():
     assert isinstance(ArcTransformer(cfg), torch.nn.Module)
 
 
+def test_grokfast_init_option():
+    trainer = run_one(_small("baseline"), steps=1, seed=0, eval_every=1, keep_params=True)["params"]
+    run = _small("baseline")
+    run.init = "torch_default"
+    torch_init = run_one(run, steps=1, seed=0, eval_every=1, keep_params=True)["params"]
+    # one Adam step at lr 1e-4 (warmup) barely moves the weights: the init scale is what shows
+    assert float(trainer["embed.weight"].std()) < 0.1 < 0.5 < float(torch_init["embed.weight"].std())
+    res = runner.invoke(app, ["experiment", "grokfast", "--init", "xavier", "--out", "/nonexistent"])
+    assert res.exit_code == 1 and "unknown --init" in res.output
+
+
 def test_grid_example_uses_the_trainers_tokenizer():
     rng = np.random.default_rng(0)
     ex = make_example(2, 3, rng)
