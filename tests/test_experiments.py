@@ -3,6 +3,7 @@ grid-task generator is right, and both CLI commands run end to end on tiny setti
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -12,16 +13,17 @@ from arcforge.cli.app import app
 from arcforge.experiments.grokfast_modarith import GrokRun, P, make_data, run_one
 from arcforge.experiments.plot import Panel, draw_panels
 from arcforge.experiments.rope_extension import (
-    FAM0,
-    IN,
-    NL,
-    OUT,
     RECOLOR,
-    make_batch,
+    RopeStudy,
+    example_tokens,
+    extension_factor,
     make_example,
-    positions_for,
+    model_config,
+    sample_examples,
 )
 from arcforge.train.grokfast import GrokfastConfig
+from arcforge.train.model import ArcTransformer
+from arcforge.train.tokenize import EOS, GRID_END, GRID_START, INPUT, OUTPUT, ROW, decode
 
 runner = CliRunner()
 
@@ -49,31 +51,68 @@ def test_modular_data_is_the_papers_split():
 
 
 def test_grokfast_filter_changes_training_deterministically():
-    base = run_one(_small("baseline"), steps=20, seed=3, eval_every=10)
-    again = run_one(_small("baseline"), steps=20, seed=3, eval_every=10)
-    ema = run_one(_small("ema", GrokfastConfig("ema", alpha=0.98, lamb=2.0)), steps=20, seed=3, eval_every=10)
-    losses = [[c["train_loss"] for c in r["curve"]] for r in (base, again, ema)]
+    kw = {"steps": 20, "seed": 3, "eval_every": 10, "keep_params": True}
+    base = run_one(_small("baseline"), **kw)
+    again = run_one(_small("baseline"), **kw)
+    ema = run_one(_small("ema", GrokfastConfig("ema", alpha=0.98, lamb=2.0)), **kw)
+    ma = run_one(_small("ma", GrokfastConfig("ma", window=5, lamb=5.0)), **kw)
+    losses = [[c["train_loss"] for c in r["curve"]] for r in (base, again, ema, ma)]
     assert losses[0] == losses[1]  # same seed -> identical run
-    assert losses[0] != losses[2]  # the filter changed the updates
+    assert all(torch.equal(base["params"][k], again["params"][k]) for k in base["params"])
+    for filtered in (ema, ma):  # the filter changed the updates, hence the weights and the curve
+        assert any(not torch.allclose(base["params"][k], filtered["params"][k]) for k in base["params"])
+    assert losses[0] != losses[2] and losses[0] != losses[3]
     assert [c["step"] for c in ema["curve"]] == [10, 20]
     assert all(0.0 <= c["val_acc"] <= 1.0 for c in ema["curve"])
 
 
-def test_grid_example_layout():
-    gen = torch.Generator().manual_seed(0)
-    toks, pos, out_idx = make_example(2, 3, 1, gen)  # recolor
-    assert len(toks) == 3 + 2 * 2 * 4 and toks[0] == FAM0 + 1 and toks[1] == IN and toks[out_idx] == OUT
-    inp, out = toks[2:out_idx].view(2, 4), toks[out_idx + 1:].view(2, 4)
-    assert bool((inp[:, 3] == NL).all()) and bool((out[:, 3] == NL).all())
-    assert torch.equal(out[:, :3], RECOLOR[inp[:, :3]])
-    # (row+1, col+1) per grid cell, (row+1, w+1) per row end, markers at (0, 0); index = token index
-    assert pos[2].tolist() == [2, 1, 1] and pos[5].tolist() == [5, 1, 4] and pos[out_idx].tolist()[1:] == [0, 0]
-    assert pos[-1].tolist() == [len(toks) - 1, 2, 4]
-    b = make_batch(4, (2, 3), gen)
-    assert positions_for(b, "1d").shape == b["tokens"].shape
-    assert positions_for(b, "2d").shape[-1] == 2 and positions_for(b, "2d+1d").shape[-1] == 3
-    # the loss mask marks exactly the positions that predict an output token
-    assert int(b["mask"].sum()) == sum(int((b["grid"][i] == 1).sum()) - 1 for i in range(4))
+def test_grokfast_uses_the_trainers_model():
+    from arcforge.experiments.grokfast_modarith import model_config
+
+    cfg = model_config(GrokRun("baseline"))
+    assert (cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.rope_mode) == (P + 2, 128, 2, 4, "1d")
+    assert isinstance(ArcTransformer(cfg), torch.nn.Module)
+
+
+def test_grokfast_init_option():
+    trainer = run_one(_small("baseline"), steps=1, seed=0, eval_every=1, keep_params=True)["params"]
+    run = _small("baseline")
+    run.init = "torch_default"
+    torch_init = run_one(run, steps=1, seed=0, eval_every=1, keep_params=True)["params"]
+    # one Adam step at lr 1e-4 (warmup) barely moves the weights: the init scale is what shows
+    assert float(trainer["embed.weight"].std()) < 0.1 < 0.5 < float(torch_init["embed.weight"].std())
+    res = runner.invoke(app, ["experiment", "grokfast", "--init", "xavier", "--out", "/nonexistent"])
+    assert res.exit_code == 1 and "unknown --init" in res.output
+
+
+def test_grid_example_uses_the_trainers_tokenizer():
+    rng = np.random.default_rng(0)
+    ex = make_example(2, 3, rng)
+    assert len(ex) == 2 * 2 * 4 + 8  # 2 h (w + 1) + 8
+    got = decode(ex.tokens)
+    assert got["train"] == [] and np.array_equal(got["test"][1], RECOLOR[got["test"][0]])
+    t = ex.tokens.tolist()
+    o = t.index(OUTPUT)
+    assert t[1:3] == [INPUT, GRID_START] and t[o + 1] == GRID_START and t[-2:] == [GRID_END, EOS]
+    assert t[o + 2:o + 6] == [*RECOLOR[got["test"][0][0]].tolist(), ROW]
+    # targets: the output grid with its markers and EOS; positions (seq, row, col)
+    assert ex.targets.tolist() == [False] * (o + 1) + [True] * (len(t) - o - 1)
+    assert ex.positions[o + 2].tolist() == [o + 2, 1, 1] and ex.positions[o + 5].tolist() == [o + 5, 1, 4]
+    assert example_tokens(15) == 488 and len(make_example(15, 15, rng)) == 488
+    exs = sample_examples(1000, (2, 4), rng)
+    assert sum(len(e) for e in exs) >= 1000 and all(max(decode(e.tokens)["test"][0].shape) <= 4 for e in exs)
+    assert sorted(RECOLOR.tolist()) == list(range(10)) and not (np.arange(10) == RECOLOR).any()
+
+
+def test_rope_study_model_and_factors():
+    study = RopeStudy()
+    for mode in ("1d", "2d", "2d+1d"):
+        cfg = model_config(study, mode).rope()
+        assert (cfg.original_max_len, cfg.original_max_side, cfg.axis_base) == (488, 17, 100.0)
+    assert extension_factor(study, "1d", 30) == pytest.approx(1868 / 488)
+    assert extension_factor(study, "2d", 30) == pytest.approx(32 / 17)
+    assert extension_factor(study, "2d+1d", 30) == extension_factor(study, "1d", 30)
+    assert extension_factor(study, "2d", 10) == 1.0
 
 
 def test_rope_cli_runs_tiny(tmp_path):
@@ -85,8 +124,14 @@ def test_rope_cli_runs_tiny(tmp_path):
     assert report["results"] == out["results"]
     trained = {(r["mode"], r["bucket"], r["scaling"]) for r in report["results"] if r["stage"] == "trained"}
     assert len(trained) == 2 * 2 * 5  # modes x buckets x methods
-    assert any(r["stage"].startswith("finetuned") for r in report["results"])
-    assert all(0 <= r["exact"] <= 1 and r["loss"] > 0 for r in report["results"])
+    ft = {(r["mode"], r["scaling"]) for r in report["results"] if r["stage"].startswith("finetuned")}
+    assert ft == {("1d", s) for s in ("none", "linear", "ntk", "dynamic_ntk", "yarn")}
+    assert all(0 <= r["exact"] <= 1 and 0 <= r["token_acc"] <= 1 and r["loss"] > 0 for r in report["results"])
+    by = {(r["mode"], r["bucket"], r["scaling"]): r for r in report["results"] if r["stage"] == "trained"}
+    # inside the training range every method is plain RoPE (factor 1), so the numbers agree
+    assert by[("1d", "train", "none")]["loss"] == by[("1d", "train", "yarn")]["loss"]
+    assert by[("1d", "4-5", "yarn")]["factor"] > 1
+    assert report["model"]["2d"]["rope_mode"] == "2d" and report["model"]["1d"]["vocab_size"] == 18
     assert Image.open(tmp_path / "rope_extension.png").size[0] > 0
 
 

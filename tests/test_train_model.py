@@ -79,3 +79,19 @@ def test_config_round_trip_and_flops():
     assert 0 < mfu(1e5, cfg, 1024, 1e12) < 1
     with pytest.raises(TrainError):
         ModelConfig(d_model=30, n_heads=4)
+
+
+def test_axial_rope_fields_reach_rope_and_old_configs_load():
+    old = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d").to_dict()
+    del old["rope_original_max_side"], old["rope_axis_base"]  # a checkpoint saved before the fields existed
+    cfg = ModelConfig.from_dict(old)
+    assert cfg.rope().original_max_side is None and cfg.rope().axis_base is None
+    axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
+                        rope_axis_base=100.0)
+    assert (axial.rope().original_max_side, axial.rope().axis_base) == (17, 100.0)
+    assert ModelConfig.from_dict(axial.to_dict()) == axial
+    torch.manual_seed(0)
+    tokens, pos = torch.randint(0, 10, (1, 6)), torch.randint(0, 9, (1, 6, 3))
+    a, b = ArcTransformer(cfg).eval(), ArcTransformer(axial).eval()
+    b.load_state_dict(a.state_dict())  # same weights, only the axis base differs -> different logits
+    assert not torch.allclose(a(tokens, pos), b(tokens, pos))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated
 
@@ -45,6 +46,9 @@ def grokfast(
                                            "(0: never; steps-to-95/99 are unaffected below it).")] = 0.0,
     out: OutDirOpt = Path("benchmarks/results"),
     tag: Annotated[str, typer.Option("--tag", help="Result file stem.")] = "grokfast_modarith",
+    init: Annotated[str, typer.Option("--init", help="trainer (the model's N(0, 0.02) init) or torch_default "
+                                      "(torch's layer defaults, as the paper's code: embeddings N(0, 1)).")]
+    = "trainer",
     threads: ThreadsOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
@@ -52,7 +56,9 @@ def grokfast(
     _threads(threads)
     from arcforge.experiments.grokfast_modarith import default_runs, run_benchmark
 
-    chosen = default_runs()
+    if init not in ("trainer", "torch_default"):
+        raise TrainError(f"unknown --init {init!r}", hint="use trainer or torch_default")
+    chosen = default_runs(init)
     if runs:
         names = [r.strip() for r in runs.split(",") if r.strip()]
         unknown = sorted(set(names) - {r.name for r in chosen})
@@ -83,38 +89,57 @@ def grokfast(
 @experiment_app.command("rope")
 @handle_errors
 def rope(
-    steps: Annotated[int, typer.Option("--steps", help="Training steps per RoPE mode.")] = 1500,
-    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Fine-tune steps per scaling "
-                                                "method at the longer length (1-D model; 0: skip).")] = 100,
-    train_side: Annotated[int, typer.Option("--train-side", help="Train on grid sides 2..N.")] = 5,
+    steps: Annotated[int, typer.Option("--steps", help="Training steps per RoPE mode.")] = 900,
+    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Fine-tune steps per (mode, scaling "
+                                                "method) at the longer length (0: skip).")] = 40,
+    finetune_side: Annotated[int, typer.Option("--finetune-side", help="Fine-tune on grid sides 2..N.")] = 22,
+    finetune_modes: Annotated[str, typer.Option("--finetune-modes", help="Comma-separated modes to "
+                                                "fine-tune (default: all trained).")] = "",
+    train_side: Annotated[int, typer.Option("--train-side", help="Train on grid sides 2..N.")] = 15,
+    eval_max_side: Annotated[int, typer.Option("--eval-max-side", help="Evaluate sides N+1..this in 3 "
+                                               "buckets (and the training range).")] = 30,
+    n_eval: Annotated[int, typer.Option("--n-eval", help="Evaluation examples per bucket.")] = 24,
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated RoPE modes to train.")] = "1d,2d,2d+1d",
-    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
     tiny: Annotated[bool, typer.Option("--tiny", help="A seconds-long smoke variant.")] = False,
     out: OutDirOpt = Path("benchmarks/results"),
     tag: Annotated[str, typer.Option("--tag", help="Result file stem.")] = "rope_extension",
     threads: ThreadsOpt = 0,
     json_out: JsonOpt = False,
 ) -> None:
-    """RoPE context extension on generated grid tasks: none/linear/NTK/dynamic NTK/YaRN at longer lengths,
-    and 1-D vs 2-D vs mixed RoPE on grids larger than any seen in training."""
+    """RoPE context extension on grid tasks (the trainer's model and tokenizer): none/linear/NTK/dynamic
+    NTK/YaRN on grids larger than any seen in training, with and without a short fine-tune, for 1-D vs 2-D
+    vs 2-D+1-D RoPE."""
     _threads(threads)
     from arcforge.experiments.rope_extension import RopeStudy, run_study, table, tiny_study
     from arcforge.train.rope import MODES
 
-    mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
-    bad = sorted(set(mode_list) - set(MODES))
-    if bad or not mode_list:
-        raise TrainError(f"unknown --modes {bad}", hint=f"choose from {list(MODES)}")
+    def _modes(text: str, opt: str) -> tuple[str, ...]:
+        got = tuple(m.strip() for m in text.split(",") if m.strip())
+        bad = sorted(set(got) - set(MODES))
+        if bad or not got:
+            raise TrainError(f"unknown {opt} {bad}", hint=f"choose from {list(MODES)}")
+        return got
+
+    mode_list = _modes(modes, "--modes")
+    ft_modes = _modes(finetune_modes, "--finetune-modes") if finetune_modes else mode_list
+    seed_list = tuple(_seeds(seeds))
     if tiny:
-        study = tiny_study(seed)
-        study.modes = mode_list
+        study = tiny_study(seed_list[0])
+        study.modes, study.seeds = mode_list, seed_list
+        study.finetune_modes = ft_modes if finetune_modes else study.finetune_modes
     else:
-        s = train_side
-        study = RopeStudy(train_side=s, buckets={"train": (2, s), "2L": (s + 2, s + 3), "4L": (2 * s, 2 * s + 1)},
-                          modes=mode_list, steps=steps, finetune_steps=finetune_steps, seed=seed)
-    stages = len(mode_list) + (5 if "1d" in mode_list and study.finetune_steps > 0 else 0)
+        s, e = train_side, eval_max_side
+        if not 2 <= s < e - 2:
+            raise TrainError(f"need 2 <= --train-side < --eval-max-side - 2 (got {s}, {e})")
+        cuts = [s + 1 + round(i * (e - s) / 3) for i in range(4)]
+        buckets = {"train": (2, s), **{f"{a}-{b - 1}": (a, b - 1) for a, b in itertools.pairwise(cuts)}}
+        study = RopeStudy(train_side=s, buckets=buckets, modes=mode_list, steps=steps,
+                          finetune_steps=finetune_steps, finetune_side=finetune_side, finetune_modes=ft_modes,
+                          n_eval=n_eval, seeds=seed_list)
+    n_ft = len([m for m in study.modes if m in study.finetune_modes]) * 5 if study.finetune_steps > 0 else 0
     with RichProgress(enabled=progress_enabled(json_out)) as prog:
-        prog.start("stages", "rope study", total=stages)
+        prog.start("stages", "rope study", total=(len(study.modes) + n_ft) * len(study.seeds))
         report = run_study(study, out, tag=tag, on_stage=lambda _s: prog.advance("stages"))
     if json_out:
         print_json({"results": report["results"], "timings": report["timings"],
@@ -123,8 +148,8 @@ def rope(
     from rich.table import Table
 
     for stage in dict.fromkeys(r["stage"] for r in report["results"]):
-        t = Table(title=f"RoPE study, {stage}: exact / token acc / loss per grid-size bucket "
-                        f"(buckets {study.buckets})")
+        t = Table(title=f"RoPE study, {stage}: exact / token acc / loss per grid-side bucket "
+                        f"(buckets {study.buckets}, seeds {list(study.seeds)})")
         rows = table(report, stage)
         for col in rows[0]:
             t.add_column(col)

@@ -1,9 +1,14 @@
 """Grokfast's modular-arithmetic experiment (Lee et al. 2024, arXiv 2405.20233, after Power et al. 2022).
 
 Setup (the paper's code): ``x * y mod 97`` with x in [0, 97), y in [1, 97); a 50/50 train/val split of the
-9,312 equations; sequences ``x op y =`` with the loss on the answer predicted at ``=``; a 2-layer post-norm
-decoder, width 128, 4 heads, learned positions; Adam lr 1e-3, betas (0.9, 0.98), 10-step linear warmup,
-batch 512 (the paper's Adam ``weight_decay`` is the coupled L2 of ``torch.optim.Adam``).
+9,312 equations; sequences ``x op y =`` with the loss on the answer predicted at ``=``; Adam lr 1e-3, betas
+(0.9, 0.98), 10-step linear warmup, batch 512 (the paper's Adam ``weight_decay`` is the coupled L2 of
+``torch.optim.Adam``).
+
+Model: the trainer's ``arcforge.train.model.ArcTransformer`` (2 layers, width 128, 4 heads) rather than the
+paper's post-norm GELU decoder with learned positions: pre-norm RMSNorm, SwiGLU (hidden 384), no biases,
+1-D RoPE over the 4 token positions, GPT-2 init, and an untied output head (``tie_embeddings=False``, as
+the paper's code: the answer head and the input embedding are separate matrices). Vocab P + 2.
 
 Runs (``default_runs``): baseline (no filter, wd 0), Grokfast-EMA (alpha 0.98, lamb 2, wd 0.005),
 Grokfast-MA (window 100, lamb 5, wd 0.01, warmup as in the paper's code), and a control: AdamW with strong
@@ -21,11 +26,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
+from arcforge.errors import TrainError
 from arcforge.experiments.plot import Panel, draw_panels
-from arcforge.experiments.tiny_decoder import TinyDecoder
 from arcforge.train.grokfast import Grokfast, GrokfastConfig
+from arcforge.train.model import ArcTransformer, ModelConfig
 
 P = 97
 
@@ -46,15 +53,18 @@ class GrokRun:
     d_model: int = 128
     heads: int = 4
     layers: int = 2
+    init: str = "trainer"  # "trainer": the model's GPT-2 init (N(0, 0.02)); "torch_default": torch's layer
+    # defaults as in the paper's code (embeddings N(0, 1), Linear kaiming-uniform)
 
 
-def default_runs() -> list[GrokRun]:
+def default_runs(init: str = "trainer") -> list[GrokRun]:
     """The four runs of issue 7 (paper settings for the three Grokfast-paper runs, plus the control)."""
     return [
-        GrokRun("baseline"),
-        GrokRun("grokfast_ema", GrokfastConfig("ema", alpha=0.98, lamb=2.0), weight_decay=0.005),
-        GrokRun("grokfast_ma", GrokfastConfig("ma", window=100, lamb=5.0, warmup=True), weight_decay=0.01),
-        GrokRun("control_adamw_wd1", optimizer="adamw", weight_decay=1.0),
+        GrokRun("baseline", init=init),
+        GrokRun("grokfast_ema", GrokfastConfig("ema", alpha=0.98, lamb=2.0), weight_decay=0.005, init=init),
+        GrokRun("grokfast_ma", GrokfastConfig("ma", window=100, lamb=5.0, warmup=True), weight_decay=0.01,
+                init=init),
+        GrokRun("control_adamw_wd1", optimizer="adamw", weight_decay=1.0, init=init),
     ]
 
 
@@ -74,9 +84,25 @@ def make_data(seed: int, train_frac: float = 0.5) -> tuple[torch.Tensor, torch.T
     return inputs[tr], answers[tr], inputs[va], answers[va]
 
 
+def model_config(run: GrokRun) -> ModelConfig:
+    """The trainer's model at the paper's size: 1-D RoPE over the 4 positions, untied head, vocab P + 2."""
+    return ModelConfig(vocab_size=P + 2, d_model=run.d_model, n_layers=run.layers, n_heads=run.heads,
+                       rope_mode="1d", max_seq_len=4, tie_embeddings=False,
+                       extra={"experiment": "grokfast_modarith"})
+
+
+def _positions(x: torch.Tensor) -> torch.Tensor:
+    # [N, 4] tokens -> [N, 4, 3] (seq, row, col) positions; rope_mode "1d" reads the seq component only
+    return torch.arange(x.shape[1])[None, :, None].expand(x.shape[0], -1, 3)
+
+
+def _logits(model: ArcTransformer, x: torch.Tensor) -> torch.Tensor:
+    return model(x, _positions(x))[:, -1]  # [N, vocab] at the '=' token
+
+
 @torch.no_grad()
-def _accuracy(model: TinyDecoder, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    logits = model(x)[:, -1]  # [N, vocab] at the '=' token
+def _accuracy(model: ArcTransformer, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    logits = _logits(model, x)
     return float((logits.argmax(-1) == y).float().mean()), float(F.cross_entropy(logits, y))
 
 
@@ -85,12 +111,19 @@ def _first_at(curve: list[dict], key: str, thr: float) -> int | None:
 
 
 def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = 20, stop_at: float | None = None,
-            on_eval: Callable[[dict], None] | None = None) -> dict:
+            on_eval: Callable[[dict], None] | None = None, keep_params: bool = False) -> dict:
     """Train one run for at most ``steps`` optimizer steps (stopping early once val accuracy reaches
-    ``stop_at``, if given); returns the curve and the summary numbers."""
+    ``stop_at``, if given); returns the curve and the summary numbers (and, with ``keep_params``, the final
+weights under ``"params"``)."""
     torch.manual_seed(seed)
     xtr, ytr, xva, yva = make_data(seed, run.train_frac)
-    model = TinyDecoder(P + 2, d=run.d_model, heads=run.heads, layers=run.layers, max_len=4, post_norm=True)
+    model = ArcTransformer(model_config(run))
+    if run.init == "torch_default":
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                m.reset_parameters()
+    elif run.init != "trainer":
+        raise TrainError(f"unknown init {run.init!r}", hint="use trainer or torch_default")
     opt_cls = torch.optim.AdamW if run.optimizer == "adamw" else torch.optim.Adam
     opt = opt_cls(model.parameters(), lr=run.lr, betas=run.betas, weight_decay=run.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / run.warmup_steps, 1.0))
@@ -105,7 +138,7 @@ def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = 20, stop_at: 
         idx = order[cursor:cursor + run.batch_size]
         cursor += run.batch_size
         model.train()
-        loss = F.cross_entropy(model(xtr[idx])[:, -1], ytr[idx])  # loss on the answer token only
+        loss = F.cross_entropy(_logits(model, xtr[idx]), ytr[idx])  # loss on the answer token only
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gf.step()
@@ -129,6 +162,7 @@ def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = 20, stop_at: 
             "steps_to_95": s95, "steps_to_99": s99,
             "wall_to_95_s": next((round(c["wall_s"], 2) for c in curve if c["step"] == s95), None),
             "final_val_acc": curve[-1]["val_acc"], "final_train_acc": curve[-1]["train_acc"],
+            "params": {k: v.detach().clone() for k, v in model.state_dict().items()} if keep_params else None,
             "curve": curve}
 
 
@@ -180,7 +214,8 @@ def run_benchmark(steps: int, seeds: Sequence[int], out_dir: Path, runs: Sequenc
     for seed in seeds:
         for run in runs:
             res = run_one(run, steps, seed, eval_every=eval_every, stop_at=stop_at)
-            res["config"] = {**asdict(run), "grokfast": asdict(run.grokfast)}
+            res.pop("params")
+            res["config"] = {**asdict(run), "grokfast": asdict(run.grokfast), "model": model_config(run).to_dict()}
             results.append(res)
             report = {"experiment": "grokfast_modarith", "max_steps": steps, "seeds": list(seeds),
                       "eval_every": eval_every, "stop_at": stop_at, "torch_threads": torch.get_num_threads(),

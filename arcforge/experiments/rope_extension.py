@@ -1,23 +1,28 @@
-"""RoPE context extension on generated grid tasks: 1-D scaling methods at 2L / 4L, and 1-D vs 2-D RoPE on
-grids larger than any seen in training.
+"""RoPE context extension on ARC-style grid tasks with the trainer's model, tokenizer and packing.
 
-Task (self-contained generator; ARC-like, small enough for a CPU): a random grid of h x w colors and its
-transform — ``copy`` or ``recolor`` (a fixed color permutation) — as one sequence::
+Task: one input grid and its output under a fixed, size-invariant rule (``RECOLOR``, a color permutation
+without fixed points), encoded by ``arcforge.train.tokenize.encode`` as a single-pair task with no
+demonstrations::
 
-    FAM IN  g[0,0] .. g[0,w-1] NL  ..  g[h-1,..] NL  OUT  o[0,0] .. NL .. o[h-1,..] NL
+    BOS INPUT GRID_START <h rows of w colors + ROW> GRID_END OUTPUT GRID_START <output rows> GRID_END EOS
 
-The loss and the metrics are on the output tokens (colors and row ends) only. Exact match = every output
-token's argmax correct under teacher forcing, which is the same as greedy decoding reproducing the output.
+(``2 h (w + 1) + 8`` tokens: 488 for 15 x 15, 932 for 21 x 21, 1868 for 30 x 30), with the tokenizer's
+``(seq, row, col)`` positions. The loss and the metrics are on the tokenizer's target tokens (the output
+grid with its markers and EOS). Exact match = every target token's argmax correct under teacher forcing,
+which is the same as greedy decoding reproducing the output.
 
-Positions per RoPE mode: ``1d`` the token index; ``2d`` (row+1, col+1) for grid cells, (row+1, w+1) for a
-row end, (0, 0) for the markers; ``2d+1d`` (grid index, row+1, col+1) with grid index 0 for the input part
-and 1 for the output part (so that component never grows with grid size).
+Model: ``arcforge.train.model.ArcTransformer`` with ``rope_mode`` 1d (seq), 2d (row, col) or 2d+1d (the
+trainer's default: seq, row, col, where seq is the token index and so grows with grid size). Training rows
+are packed with ``arcforge.train.pack`` (block-diagonal attention) and the loss is the trainer's
+``token_loss_sum``.
 
-Study: train each mode on grids with sides in [2, S] (``S = train_side``), then evaluate buckets of larger
-grids. The scaling factor per bucket is ``max position needed / max position trained`` for the growing
-components (token length for 1-D, grid side for 2-D), applied with every method at eval time; the 1-D model
-is also fine-tuned briefly (on sides 2 .. the ``finetune_bucket``'s max, so it does not forget the short
-grids) with each method switched on at that bucket's factor, then re-evaluated with
+Study: train each mode on grids with sides in [2, S] (``S = train_side``, 15), then evaluate buckets of
+larger grids (16-20, 21-25, 26-30). The context extension factor of a bucket is ``max position needed /
+max position trained`` per growing component: token length for seq (``max_seq_len`` = the longest
+training example), grid side + 2 for row/col (``rope_original_max_side``); the trainer's
+``set_rope_scaling`` takes one factor, so 2d+1d uses the larger (the seq one). Every method (none, linear,
+ntk, dynamic_ntk, yarn) is applied at that factor; then each (mode, method) model is fine-tuned briefly on
+sides 2 .. ``finetune_side`` with the method switched on at that length's factor, and re-evaluated with
 ``max(fine-tune factor, bucket factor)``.
 """
 
@@ -30,118 +35,109 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
 from arcforge.experiments.plot import Panel, draw_panels
-from arcforge.experiments.tiny_decoder import TinyDecoder
-from arcforge.train.rope import SCALINGS, RopeConfig
+from arcforge.train.data import to_torch
+from arcforge.train.loop import token_loss_sum
+from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.pack import pack, stack
+from arcforge.train.rope import SCALINGS
+from arcforge.train.tokenize import VOCAB_SIZE, Example, encode
 
-NL, IN, OUT, PAD, FAM0 = 10, 11, 12, 13, 14
-FAMILIES = ("copy", "recolor")
-VOCAB = FAM0 + len(FAMILIES)
-RECOLOR = torch.tensor([3, 7, 0, 9, 1, 8, 2, 5, 4, 6])  # the fixed permutation of the recolor family
+RECOLOR = np.array([3, 7, 0, 9, 1, 8, 2, 5, 4, 6], dtype=np.int8)  # the fixed rule (no color maps to itself)
+
+
+def example_tokens(side: int) -> int:
+    """Tokens of a side x side single-pair example (``2 h (w + 1) + 8``)."""
+    return 2 * side * (side + 1) + 8
 
 
 @dataclass
 class RopeStudy:
     """Sizes of the study (defaults: what the README reports; the test uses a tiny variant)."""
 
-    train_side: int = 5  # train on sides 2..train_side
-    buckets: dict[str, tuple[int, int]] = field(default_factory=lambda: {"train": (2, 5), "2L": (7, 8),
-                                                                         "4L": (10, 11)})
+    train_side: int = 15  # train on sides 2..train_side
+    buckets: dict[str, tuple[int, int]] = field(default_factory=lambda: {
+        "train": (2, 15), "16-20": (16, 20), "21-25": (21, 25), "26-30": (26, 30)})
     modes: tuple[str, ...] = ("1d", "2d", "2d+1d")
     d_model: int = 64
-    heads: int = 4
+    heads: int = 2
     layers: int = 3
     base: float = 10000.0
     axis_base: float = 100.0
-    steps: int = 1500
-    batch: int = 32
+    steps: int = 900
+    tokens_per_step: int = 4096  # examples generated per step until this many tokens, packed into rows
+    row_len: int = 512
     lr: float = 3e-3
-    finetune_steps: int = 100
-    finetune_bucket: str = "2L"  # fine-tune on sides train_side+1 .. max of this bucket
-    n_eval: int = 64
-    seed: int = 0
+    finetune_steps: int = 40
+    finetune_side: int = 22  # fine-tune on sides 2..this (22 x 22 = 1020 tokens, ~2x the training length)
+    finetune_modes: tuple[str, ...] = ("1d", "2d", "2d+1d")
+    n_eval: int = 24  # examples per bucket
+    seeds: tuple[int, ...] = (0,)
 
 
-def make_example(h: int, w: int, fam: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Tokens ``[T]``, positions ``[T, 3]`` (index, row, col; the grid index is derived) and the OUT index."""
-    grid = torch.randint(0, 10, (h, w), generator=gen)
-    out = grid.clone() if FAMILIES[fam] == "copy" else RECOLOR[grid]
-    toks, rc = [FAM0 + fam, IN], [(0, 0), (0, 0)]
-
-    def add_grid(g: torch.Tensor) -> None:
-        for r in range(h):
-            toks.extend([*g[r].tolist(), NL])
-            rc.extend([(r + 1, c + 1) for c in range(w)] + [(r + 1, w + 1)])
-
-    add_grid(grid)
-    out_idx = len(toks)
-    toks.append(OUT)
-    rc.append((0, 0))
-    add_grid(out)
-    t = torch.tensor(toks)
-    rcs = torch.tensor(rc)
-    return t, torch.cat([torch.arange(len(toks))[:, None], rcs], dim=1), out_idx
+def make_example(h: int, w: int, rng: np.random.Generator) -> Example:
+    """A random h x w grid and its recoloring, tokenized as a one-pair task (loss on the output)."""
+    grid = rng.integers(0, 10, size=(h, w), dtype=np.int8)
+    return encode([], grid, RECOLOR[grid])
 
 
-def make_batch(n: int, side_range: tuple[int, int], gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """``n`` examples with sides uniform in ``side_range``; right-padded to the longest."""
-    exs = []
-    for _ in range(n):
-        h, w = (int(torch.randint(side_range[0], side_range[1] + 1, (1,), generator=gen)) for _ in range(2))
-        exs.append(make_example(h, w, int(torch.randint(0, len(FAMILIES), (1,), generator=gen)), gen))
-    t_max = max(len(e[0]) for e in exs)
-    tokens = torch.full((n, t_max), PAD)
-    pos = torch.zeros((n, t_max, 3), dtype=torch.long)
-    grid_idx = torch.zeros((n, t_max), dtype=torch.long)
-    loss_mask = torch.zeros((n, t_max), dtype=torch.bool)  # True where the NEXT token is an output token
-    for i, (t, p, out_idx) in enumerate(exs):
-        tokens[i, : len(t)], pos[i, : len(t)] = t, p
-        grid_idx[i, out_idx: len(t)] = 1
-        loss_mask[i, out_idx: len(t) - 1] = True
-    return {"tokens": tokens, "pos": pos, "grid": grid_idx, "mask": loss_mask}
+def sample_examples(n_tokens: int, side_range: tuple[int, int], rng: np.random.Generator) -> list[Example]:
+    """Examples with sides uniform in ``side_range`` (h, w independent) until ``n_tokens`` are reached."""
+    out: list[Example] = []
+    total = 0
+    while total < n_tokens:
+        h, w = (int(v) for v in rng.integers(side_range[0], side_range[1] + 1, size=2))
+        out.append(make_example(h, w, rng))
+        total += len(out[-1])
+    return out
 
 
-def positions_for(batch: dict[str, torch.Tensor], mode: str) -> torch.Tensor:
-    """The RoPE positions of a batch for ``mode``: ``[B, T]`` or ``[B, T, 2|3]``."""
-    if mode == "1d":
-        return batch["pos"][..., 0]
-    if mode == "2d":
-        return batch["pos"][..., 1:]
-    return torch.cat([batch["grid"][..., None], batch["pos"][..., 1:]], dim=-1)
-
-
-def rope_config(study: RopeStudy, mode: str) -> RopeConfig:
-    """The training-time RoPE config of one mode (``original_*`` = the largest positions trained on)."""
+def model_config(study: RopeStudy, mode: str) -> ModelConfig:
+    """The trainer's model for one RoPE mode; RoPE's training lengths are the largest positions trained."""
     s = study.train_side
-    return RopeConfig(head_dim=study.d_model // study.heads, base=study.base, mode=mode,
-                      original_max_len=2 if mode == "2d+1d" else 3 + 2 * s * (s + 1),
-                      original_max_side=s + 2, axis_base=study.axis_base)
+    return ModelConfig(vocab_size=VOCAB_SIZE, d_model=study.d_model, n_layers=study.layers, n_heads=study.heads,
+                       rope_mode=mode, rope_base=study.base, max_seq_len=example_tokens(s),
+                       rope_original_max_side=s + 2, rope_axis_base=study.axis_base,
+                       extra={"experiment": "rope_extension"})
 
 
-def extension_factor(study: RopeStudy, mode: str, bucket: tuple[int, int]) -> float:
-    """max position needed / max position trained, for the component that grows with grid size."""
-    s, b = study.train_side, bucket[1]
-    if mode == "1d":
-        return max(1.0, (3 + 2 * b * (b + 1)) / (3 + 2 * s * (s + 1)))
-    return max(1.0, (b + 2) / (s + 2))
+def extension_factor(study: RopeStudy, mode: str, max_side: int) -> float:
+    """max position needed / max position trained (seq: tokens; row/col: side + 2); 2d+1d: the larger."""
+    s = study.train_side
+    seq = example_tokens(max_side) / example_tokens(s)
+    axial = (max_side + 2) / (s + 2)
+    return max(1.0, {"1d": seq, "2d": axial, "2d+1d": max(seq, axial)}[mode])
 
 
-def _metrics(model: TinyDecoder, batch: dict, mode: str) -> tuple[torch.Tensor, float, float]:
-    """(loss, exact-match rate, output-token accuracy) of one batch."""
-    logits = model(batch["tokens"], positions_for(batch, mode))[:, :-1]  # [B, T-1, V] predicts tokens[1:]
-    target, mask = batch["tokens"][:, 1:], batch["mask"][:, :-1]
-    loss = F.cross_entropy(logits[mask], target[mask])
-    bad = (logits.argmax(-1) != target) & mask  # [B, T-1]
-    exact = float((~bad.any(dim=1)).float().mean())
-    return loss, exact, 1.0 - float(bad.sum()) / max(int(mask.sum()), 1)
+def _batch(examples: list[Example], row_len: int) -> dict[str, torch.Tensor]:
+    return to_torch(stack(pack(examples, row_len)))
 
 
-def train(model: TinyDecoder, study: RopeStudy, mode: str, steps: int, side_range: tuple[int, int],
-          gen: torch.Generator, lr: float) -> list[float]:
-    """AdamW with a short warmup and cosine decay; returns the loss curve."""
+@torch.no_grad()
+def _metrics(model: ArcTransformer, batches: list[dict]) -> tuple[float, float, float]:
+    """(mean target-token loss, exact-match rate per example, target-token accuracy) over packed batches."""
+    loss_sum, n_tok, n_bad_tok, n_ex, n_exact = 0.0, 0, 0, 0, 0
+    for b in batches:
+        logits = model(b["tokens"], b["positions"], b["segments"])[:, :-1]  # predicts tokens[1:]
+        target, mask, seg = b["tokens"][:, 1:], b["targets"][:, 1:], b["segments"][:, 1:]
+        loss_sum += float(F.cross_entropy(logits[mask], target[mask], reduction="sum"))
+        bad = (logits.argmax(-1) != target) & mask
+        n_tok += int(mask.sum())
+        n_bad_tok += int(bad.sum())
+        for r in range(seg.shape[0]):  # an example is exact when none of its target tokens is wrong
+            ids = seg[r][mask[r]].unique()
+            n_ex += len(ids)
+            n_exact += sum(1 for i in ids if not bool(bad[r][seg[r] == i].any()))
+    return loss_sum / max(n_tok, 1), n_exact / max(n_ex, 1), 1.0 - n_bad_tok / max(n_tok, 1)
+
+
+def train(model: ArcTransformer, study: RopeStudy, steps: int, side_range: tuple[int, int],
+          rng: np.random.Generator, lr: float, row_len: int) -> list[float]:
+    """AdamW with a short warmup and cosine decay on packed rows; returns the per-token loss curve."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -149,7 +145,9 @@ def train(model: TinyDecoder, study: RopeStudy, mode: str, steps: int, side_rang
     losses = []
     model.train()
     for _ in range(steps):
-        loss, _, _ = _metrics(model, make_batch(study.batch, side_range, gen), mode)
+        batch = _batch(sample_examples(study.tokens_per_step, side_range, rng), row_len)
+        loss_sum, n = token_loss_sum(model, batch, torch.device("cpu"))
+        loss = loss_sum / max(n, 1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -159,114 +157,149 @@ def train(model: TinyDecoder, study: RopeStudy, mode: str, steps: int, side_rang
     return losses
 
 
-@torch.no_grad()
-def evaluate(model: TinyDecoder, study: RopeStudy, mode: str, eval_sets: dict[str, dict]) -> list[dict]:
-    """Loss and exact match per (bucket, scaling method) with the bucket's extension factor."""
+def _eval_rows(model: ArcTransformer, study: RopeStudy, mode: str, eval_sets: dict[str, list[dict]],
+               scalings: Sequence[str], min_factor: float, stage: str, seed: int) -> list[dict]:
     model.eval()
     rows = []
-    for name, batch in eval_sets.items():
-        factor = extension_factor(study, mode, study.buckets[name])
-        for scaling in SCALINGS:
-            model.rope.set_scaling(scaling, factor)
-            loss, exact, tok = _metrics(model, batch, mode)
-            rows.append({"mode": mode, "bucket": name, "scaling": scaling, "factor": round(factor, 3),
-                         "loss": round(float(loss), 4), "exact": round(exact, 4), "token_acc": round(tok, 4)})
-    model.rope.set_scaling("none", 1.0)
+    for name, batches in eval_sets.items():
+        factor = max(min_factor, extension_factor(study, mode, study.buckets[name][1]))
+        for scaling in scalings:
+            model.set_rope_scaling(scaling, factor)
+            loss, exact, tok = _metrics(model, batches)
+            rows.append({"seed": seed, "mode": mode, "stage": stage, "bucket": name, "scaling": scaling,
+                         "factor": round(factor, 3), "loss": round(loss, 4), "exact": round(exact, 4),
+                         "token_acc": round(tok, 4)})
+    model.set_rope_scaling("none", 1.0)
     return rows
+
+
+def _eval_sets(study: RopeStudy, seed: int) -> dict[str, list[dict]]:
+    rng = np.random.default_rng(10_000 + seed)
+    out = {}
+    for name, (lo, hi) in study.buckets.items():
+        exs = []
+        for _ in range(study.n_eval):
+            h, w = (int(v) for v in rng.integers(lo, hi + 1, size=2))
+            exs.append(make_example(h, w, rng))
+        rows = pack(exs, max(study.row_len, example_tokens(hi)))
+        out[name] = [to_torch(stack(rows[i:i + 4])) for i in range(0, len(rows), 4)]
+    return out
+
+
+def _write(report: dict, out_dir: Path | None, tag: str) -> None:
+    if out_dir is None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{tag}.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(out_dir / f"{tag}.json")
+    plot(report, out_dir / f"{tag}.png")
 
 
 def run_study(study: RopeStudy, out_dir: Path | None = None, tag: str = "rope_extension",
               on_stage: Callable[[str], None] | None = None) -> dict:
-    """Train every mode, evaluate every bucket x method, fine-tune the 1-D model per method; write
-    ``<tag>.json`` and ``<tag>.png`` into ``out_dir`` (if given). Returns the report."""
-    torch.manual_seed(study.seed)
-    eval_gen = torch.Generator().manual_seed(10_000 + study.seed)
-    eval_sets = {name: make_batch(study.n_eval, rng, eval_gen) for name, rng in study.buckets.items()}
+    """Per seed: train every mode, evaluate every bucket x method, fine-tune each (mode, method) at the
+    longer length and re-evaluate; writes ``<tag>.json`` and ``<tag>.png`` into ``out_dir`` (if given) after
+    every stage, so partial results survive an interruption. Returns the report."""
     rows: list[dict] = []
     curves: dict[str, list[float]] = {}
     timings: dict[str, float] = {}
-    states: dict[str, dict] = {}
-    for mode in study.modes:
-        t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(study.seed)
-        torch.manual_seed(study.seed)
-        model = TinyDecoder(VOCAB, d=study.d_model, heads=study.heads, layers=study.layers,
-                            rope=rope_config(study, mode), post_norm=False)
-        curves[mode] = train(model, study, mode, study.steps, (2, study.train_side), gen, study.lr)
-        timings[f"train_{mode}_s"] = round(time.perf_counter() - t0, 1)
-        rows += [{**r, "stage": "trained"} for r in evaluate(model, study, mode, eval_sets)]
-        states[mode] = {k: v.clone() for k, v in model.state_dict().items()}
-        if on_stage is not None:
-            on_stage(f"trained {mode}")
-    if "1d" in study.modes and study.finetune_steps > 0:
-        ft_range = (2, study.buckets[study.finetune_bucket][1])  # short and long grids (no forgetting)
-        factor = extension_factor(study, "1d", study.buckets[study.finetune_bucket])
-        for scaling in SCALINGS:
+    report: dict = {}
+    ft_range = (2, study.finetune_side)
+    ft_row = max(study.row_len, example_tokens(study.finetune_side))
+    for seed in study.seeds:
+        eval_sets = _eval_sets(study, seed)
+        for mode in study.modes:
             t0 = time.perf_counter()
-            model = TinyDecoder(VOCAB, d=study.d_model, heads=study.heads, layers=study.layers,
-                                rope=rope_config(study, "1d"), post_norm=False)
-            model.load_state_dict(states["1d"])
-            model.rope.set_scaling(scaling, factor)
-            gen = torch.Generator().manual_seed(study.seed + 7)
-            train(model, study, "1d", study.finetune_steps, ft_range, gen, study.lr / 3)
-            timings[f"finetune_{scaling}_s"] = round(time.perf_counter() - t0, 1)
-            # evaluate with the fine-tuned method; the factor it was tuned with stays on for shorter
-            # inputs (as position-interpolation models are used) and grows to the bucket's need beyond
-            model.eval()
-            with torch.no_grad():
-                for name, batch in eval_sets.items():
-                    f = max(factor, extension_factor(study, "1d", study.buckets[name]))
-                    model.rope.set_scaling(scaling, f)
-                    loss, exact, tok = _metrics(model, batch, "1d")
-                    rows.append({"mode": "1d", "bucket": name, "scaling": scaling, "factor": round(f, 3),
-                                 "loss": round(float(loss), 4), "exact": round(exact, 4),
-                                 "token_acc": round(tok, 4),
-                                 "stage": f"finetuned_{study.finetune_steps}"})
+            torch.manual_seed(seed)
+            model = ArcTransformer(model_config(study, mode))
+            curve = train(model, study, study.steps, (2, study.train_side), np.random.default_rng(seed),
+                          study.lr, study.row_len)
+            curves[f"{mode}/seed{seed}"] = curve
+            timings[f"train_{mode}_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
+            t0 = time.perf_counter()
+            rows += _eval_rows(model, study, mode, eval_sets, SCALINGS, 1.0, "trained", seed)
+            timings[f"eval_{mode}_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
+            state = {k: v.clone() for k, v in model.state_dict().items()}
             if on_stage is not None:
-                on_stage(f"fine-tuned 1d/{scaling}")
-    report = {"experiment": "rope_extension", "study": asdict(study), "timings": timings,
-              "train_loss_last50": {m: round(sum(c[-50:]) / len(c[-50:]), 4) for m, c in curves.items()},
-              "results": rows}
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir / f".{tag}.json.tmp"
-        tmp.write_text(json.dumps(report, indent=1))
-        tmp.replace(out_dir / f"{tag}.json")
-        plot(report, out_dir / f"{tag}.png")
+                on_stage(f"trained {mode}")
+            if mode in study.finetune_modes and study.finetune_steps > 0:
+                factor = extension_factor(study, mode, study.finetune_side)
+                for scaling in SCALINGS:
+                    t0 = time.perf_counter()
+                    model.load_state_dict(state)
+                    model.set_rope_scaling(scaling, factor)
+                    train(model, study, study.finetune_steps, ft_range, np.random.default_rng(seed + 7),
+                          study.lr / 3, ft_row)
+                    # the tuned factor stays on for shorter inputs (as position-interpolated models are used)
+                    # and grows to a bucket's need beyond it
+                    rows += _eval_rows(model, study, mode, eval_sets, [scaling], factor,
+                                       f"finetuned_{study.finetune_steps}", seed)
+                    timings[f"finetune_{mode}_{scaling}_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
+                    if on_stage is not None:
+                        on_stage(f"fine-tuned {mode}/{scaling}")
+            report = {"experiment": "rope_extension", "study": asdict(study),
+                      "model": {m: model_config(study, m).to_dict() for m in study.modes},
+                      "bucket_tokens": {b: [example_tokens(lo), example_tokens(hi)]
+                                        for b, (lo, hi) in study.buckets.items()},
+                      "torch_threads": torch.get_num_threads(), "timings": timings,
+                      "train_loss_last20": {k: round(sum(c[-20:]) / len(c[-20:]), 4) for k, c in curves.items()},
+                      "results": rows}
+            _write(report, out_dir, tag)
     return report
 
 
+def mean_rows(report: dict) -> list[dict]:
+    """Results averaged over seeds per (stage, mode, scaling, bucket), with the per-seed exact matches."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in report["results"]:
+        groups.setdefault((r["stage"], r["mode"], r["scaling"], r["bucket"]), []).append(r)
+    out = []
+    for (stage, mode, scaling, bucket), rs in groups.items():
+        out.append({"stage": stage, "mode": mode, "scaling": scaling, "bucket": bucket, "factor": rs[0]["factor"],
+                    "n_seeds": len(rs), **{k: round(sum(r[k] for r in rs) / len(rs), 4)
+                                           for k in ("loss", "exact", "token_acc")}})
+    return out
+
+
 def plot(report: dict, path: Path) -> Path:
-    """Output-token accuracy vs bucket: one panel for the 1-D methods (trained / fine-tuned), one for the
-    RoPE modes (exact match is in the JSON; at these sizes it is mostly 0 or 1 and plots poorly)."""
+    """Token accuracy vs bucket (seed mean): per mode, each method trained (solid) and, for none/yarn,
+    fine-tuned; plus a panel comparing the modes with no scaling."""
     buckets = list(report["study"]["buckets"])
     xs = list(range(len(buckets)))
-    p1 = Panel("1-D RoPE: token accuracy by method (ft = fine-tuned)", "bucket " + " / ".join(buckets), "acc",
-               y_range=(0, 1))
-    p2 = Panel("token accuracy: 1d vs 2d vs 2d+1d", "bucket " + " / ".join(buckets), "acc", y_range=(0, 1))
+    rows = mean_rows(report)
 
     def ys(mode: str, scaling: str, stage: str) -> list[float]:
-        by = {r["bucket"]: r["token_acc"] for r in report["results"]
+        by = {r["bucket"]: r["token_acc"] for r in rows
               if r["mode"] == mode and r["scaling"] == scaling and r["stage"] == stage}
         return [by.get(b, float("nan")) for b in buckets]
 
-    stages = sorted({r["stage"] for r in report["results"]})
-    for scaling in SCALINGS:
-        p1.series[scaling] = (xs, ys("1d", scaling, "trained"))
-    for st in stages:
-        if st.startswith("finetuned"):
-            for scaling in ("none", "yarn"):
-                p1.series[f"{scaling} ft"] = (xs, ys("1d", scaling, st))
+    xlabel = "bucket " + " / ".join(buckets)
+    stages = sorted({r["stage"] for r in rows if r["stage"].startswith("finetuned")})
+    panels = []
     for mode in report["study"]["modes"]:
-        for scaling in ("none", "yarn"):
-            p2.series[f"{mode} {scaling}"] = (xs, ys(mode, scaling, "trained"))
-    return draw_panels([p1, p2], path)
+        p = Panel(f"{mode} RoPE: token accuracy (ft = fine-tuned)", xlabel, "acc", y_range=(0, 1))
+        for scaling in SCALINGS:
+            p.series[scaling] = (xs, ys(mode, scaling, "trained"))
+        for st in stages:
+            for scaling in SCALINGS:
+                if any(r["stage"] == st and r["mode"] == mode and r["scaling"] == scaling for r in rows):
+                    p.series[f"{scaling} ft"] = (xs, ys(mode, scaling, st))
+        panels.append(p)
+    cmp = Panel("1d vs 2d vs 2d+1d (no scaling; best method)", xlabel, "acc", y_range=(0, 1))
+    for mode in report["study"]["modes"]:
+        cmp.series[f"{mode} none"] = (xs, ys(mode, "none", "trained"))
+        best = [max((r["token_acc"] for r in rows if r["mode"] == mode and r["bucket"] == b), default=float("nan"))
+                for b in buckets]
+        cmp.series[f"{mode} best"] = (xs, best)
+    panels.append(cmp)
+    return draw_panels(panels, path, width=480)
 
 
 def table(report: dict, stage: str = "trained") -> list[dict]:
-    """Rows (mode, scaling) x bucket "exact / token acc / loss", for printing."""
+    """Rows (mode, scaling) x bucket "exact / token acc / loss" (seed means), for printing."""
     out: dict[tuple[str, str], dict] = {}
-    for r in report["results"]:
+    for r in mean_rows(report):
         if r["stage"] != stage:
             continue
         row = out.setdefault((r["mode"], r["scaling"]), {"mode": r["mode"], "scaling": r["scaling"]})
@@ -276,8 +309,9 @@ def table(report: dict, stage: str = "trained") -> list[dict]:
 
 def tiny_study(seed: int = 0) -> RopeStudy:
     """A seconds-long variant for tests and smoke runs."""
-    return RopeStudy(train_side=3, buckets={"train": (2, 3), "2L": (4, 5)}, d_model=32, heads=2, layers=1,
-                     steps=20, batch=8, finetune_steps=5, n_eval=8, seed=seed)
+    return RopeStudy(train_side=3, buckets={"train": (2, 3), "4-5": (4, 5)}, d_model=32, heads=1, layers=1,
+                     steps=6, tokens_per_step=256, row_len=64, finetune_steps=2, finetune_side=4,
+                     finetune_modes=("1d",), n_eval=4, seeds=(seed,))
 
 
-__all__: Sequence[str] = ("RopeStudy", "make_batch", "make_example", "run_study", "table", "tiny_study")
+__all__: Sequence[str] = ("RopeStudy", "example_tokens", "make_example", "run_study", "table", "tiny_study")

@@ -42,6 +42,8 @@ class ModelConfig:
     rope_scaling: str = "none"
     rope_factor: float = 1.0
     max_seq_len: int = 2048  # the training context (RoPE's original_max_len)
+    rope_original_max_side: int | None = None  # RoPE's L for the row/col components (None: max_seq_len)
+    rope_axis_base: float | None = None  # RoPE base for the row/col components (None: rope_base)
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. what it was trained on)
@@ -61,7 +63,8 @@ class ModelConfig:
     def rope(self) -> RopeConfig:
         return RopeConfig(head_dim=self.head_dim, base=self.rope_base, mode=self.rope_mode,
                           scaling=self.rope_scaling, factor=self.rope_factor,
-                          original_max_len=self.max_seq_len)
+                          original_max_len=self.max_seq_len, original_max_side=self.rope_original_max_side,
+                          axis_base=self.rope_axis_base)
 
     def to_dict(self) -> dict:
         return asdict(self)
