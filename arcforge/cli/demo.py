@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(
             "demo-output"
         ),
-        steps: Annotated[int | None, typer.Option(help="Training steps.", show_default="1500")] = None,
+        steps: Annotated[int | None, typer.Option(help="Training steps.", show_default="2000")] = None,
         tasks: Annotated[int | None, typer.Option(help="Synthetic training tasks to generate.",
                                                   show_default="6000")] = None,
         eval_tasks: Annotated[int | None, typer.Option(help="Held-out synthetic tasks to score.",
@@ -60,7 +60,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"trained {cfg.steps} steps in {res.train_seconds:.0f} s (final loss {res.final_loss})")
         for fam, f in res.per_family.items():
             console.print(f"  {fam:20} exact-match {f['exact_match']:6.1%} ({f['exact']}/{f['tasks']})"
-                          f"   baseline {f['baseline_exact']:.0%}{'  [easy]' if f['easy'] else ''}")
+                          f"   baseline {f['baseline_exact']:.0%}{'  (easy)' if f['easy'] else ''}")
         console.print(f"exact-match: easy families {res.exact_easy:.1%}, all families {res.exact_all:.1%} "
                       f"(baseline 'answer = test input': {res.baseline_exact:.1%})")
         console.print(f"outputs in {res.out_dir}: dataset {res.data_dir}, run {res.run_dir}, "
