@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from arcforge import synthetic
 from arcforge.cli.app import app
-from arcforge.demo import DemoConfig, held_out, per_family_scores
+from arcforge.demo import DEMO_FAMILIES, DemoConfig, held_out, per_family_scores
 from arcforge.shards import read_tasks
 
 EASY = synthetic.families(easy_only=True)
@@ -27,9 +27,10 @@ def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
         with Image.open(out / png) as im:
             assert im.width > 10 and im.height > 10
     assert json.loads((out / "demo.json").read_text()) == res
-    # trained and scored on the easy families at the easy difficulty (the same distribution)
-    assert res["config"]["families"] == EASY and res["config"]["difficulty"] == "easy"
-    assert sorted(res["per_family"]) == EASY
+    # trained and scored on the demo's (easy) families at the easy difficulty: one distribution
+    assert res["config"]["families"] == list(DEMO_FAMILIES) and res["config"]["difficulty"] == "easy"
+    assert set(DEMO_FAMILIES) <= set(EASY) and sorted(res["per_family"]) == sorted(DEMO_FAMILIES)
+    assert all(f["easy"] for f in res["per_family"].values())
     assert sum(f["tasks"] for f in res["per_family"].values()) == 24
     assert res["baseline_exact"] == 0.0  # every pair changes its input: "answer = test input" never scores
     card = (out / "data" / "README.md").read_text()
@@ -37,7 +38,7 @@ def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
     # --exclude-eval ran on the real sources: its report exists and ARC-2 lost its ARC-1 eval copies
     assert pq.read_metadata(out / "data" / "excluded.parquet").num_rows > 0
     train = list(read_tasks(out / "data", sources=["synthetic"]))
-    assert len(train) == 96 and {synthetic.family_of(t) for t in train} == set(EASY)
+    assert len(train) == 96 and {synthetic.family_of(t) for t in train} == set(DEMO_FAMILIES)
     # the checkpoint says what it was trained on
     cfg = json.loads((out / "run" / "checkpoints" / "step-000004" / "config.json").read_text())
     assert cfg["data"]["loss_on"] == "outputs" and cfg["data"]["sources"] == ["synthetic"]

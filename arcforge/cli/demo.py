@@ -25,8 +25,8 @@ def register(app: typer.Typer) -> None:
         eval_tasks: Annotated[int | None, typer.Option(help="Held-out synthetic tasks to score.",
                                                        show_default="200")] = None,
         families: Annotated[str | None, typer.Option(
-            help="Comma-separated synthetic families to train and score (`easy` = the easy ones).",
-            show_default="easy")] = None,
+            help="Comma-separated synthetic families to train and score (`easy` = all 8 easy ones).",
+            show_default="border,color_map,flip,gravity")] = None,
         difficulty: Annotated[str | None, typer.Option(help="Synthetic difficulty: easy | medium | hard.",
                                                        show_default="easy")] = None,
         votes: Annotated[int | None, typer.Option(help="Test-time augmentation votes at evaluation.",
