@@ -42,25 +42,6 @@ from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
 
 SYNTHETIC = "synthetic"
 DEFAULT_SYNTHETIC_TASKS = 1000  # `--source synthetic` without `--synthetic-tasks`
-EASY_FAMILIES = "easy"  # in a families list: every family marked easy
-
-
-def resolve_synthetic_families(names: Sequence[str] | None) -> tuple[str, ...] | None:
-    """``--synthetic-families`` -> family names (None = all). The word ``easy`` stands for every family
-    marked easy; names are checked here so that a typo fails before anything is parsed."""
-    if names is None:
-        return None
-    from arcforge import synthetic
-
-    out: list[str] = []
-    for n in names:
-        out += synthetic.families(easy_only=True) if n == EASY_FAMILIES else [n]
-    unknown = sorted(set(out) - set(synthetic.families()))
-    if unknown or not out:
-        raise BuildError(f"unknown synthetic famil{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}"
-                         if unknown else "no synthetic families selected",
-                         hint=f"known: {', '.join(synthetic.families())} (or `easy`)")
-    return tuple(dict.fromkeys(out))
 
 
 @dataclass
@@ -141,12 +122,12 @@ def plan_sources(
         name = local_names[i] if i < len(local_names) else local_name(folder)
         plans.append(SourcePlan(name, "local", root=folder, license=LOCAL_LICENSE))
     if want_synth:
-        from arcforge.synthetic import LICENSE
+        from arcforge.synthetic import LICENSE, resolve_families
 
         if synthetic_difficulty not in DIFFICULTIES:
             raise BuildError(f"unknown synthetic difficulty {synthetic_difficulty!r}",
                              hint=f"choose from {', '.join(DIFFICULTIES)}")
-        fams = resolve_synthetic_families(synthetic_families)
+        fams = resolve_families(synthetic_families)
         plans.append(SourcePlan(SYNTHETIC, "synthetic", license=LICENSE,
                                 synthetic_n=synthetic_tasks or DEFAULT_SYNTHETIC_TASKS, seed=seed,
                                 synthetic_families=fams, synthetic_difficulty=synthetic_difficulty))

@@ -7,7 +7,6 @@ index, height and width. ``task_max_side`` (used by ``build --max-grid`` and the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,16 +115,11 @@ def table_stats(table: pa.Table) -> dict:
 
 def task_families(table: pa.Table) -> list[str | None]:
     """The ``extra.family`` label of each task (the synthetic source sets it; None elsewhere)."""
-    out: list[str | None] = []
-    for text in table["extra"].to_pylist():
-        fam = None
-        if text and '"family"' in text:  # cheap pre-check: most sources have no extra at all
-            try:
-                fam = json.loads(text).get("family")
-            except (ValueError, AttributeError):
-                fam = None
-        out.append(fam if isinstance(fam, str) else None)
-    return out
+    from arcforge.synthetic import family_of
+
+    # cheap pre-check: most sources' extra holds no family (and is often empty)
+    return [family_of({"extra": text}) if text and '"family"' in text else None
+            for text in table["extra"].to_pylist()]
 
 
 def family_stats(table: pa.Table) -> dict[str, dict]:

@@ -8,7 +8,6 @@ import numpy as np
 from typer.testing import CliRunner
 
 from arcforge import synthetic
-from arcforge.build import resolve_synthetic_families
 from arcforge.cli.app import app
 from arcforge.shards import read_tasks
 from arcforge.synthetic.base import DIFFICULTIES
@@ -64,9 +63,9 @@ def test_stats_per_family(arcforge_home, tmp_path):
 
 
 def test_easy_expands_and_bad_knobs_fail_before_anything_is_written(arcforge_home, tmp_path):
-    assert resolve_synthetic_families(["easy", "denoise", "flip"]) == (
+    assert synthetic.resolve_families(["easy", "denoise", "flip"]) == (
         *synthetic.families(easy_only=True), "denoise")
-    assert resolve_synthetic_families(None) is None
+    assert synthetic.resolve_families(None) is None
     out = tmp_path / "ds"
     r = _build(out, "--synthetic-families", "flip,nope")
     assert r.exit_code == 1 and "unknown synthetic family: nope" in r.output

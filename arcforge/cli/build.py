@@ -9,12 +9,8 @@ import typer
 
 from arcforge.cli.console import RichProgress, console, print_json, progress_enabled
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt, ManifestsOpt, OutOpt, SeedOpt
+from arcforge.cli.options import JsonOpt, ManifestsOpt, OutOpt, SeedOpt, split_csv
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY
-
-
-def _names(text: str | None) -> list[str] | None:
-    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
 
 
 def _summary(stats) -> None:
@@ -85,7 +81,7 @@ def register(app: typer.Typer) -> None:
                 out, sources=source, local=local or [], local_names=local_name or [],
                 manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
                 eval_local=eval_local or [], max_grid=max_grid, strict=strict,
-                synthetic_tasks=synthetic_tasks, synthetic_families=_names(synthetic_families),
+                synthetic_tasks=synthetic_tasks, synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
                 synthetic_difficulty=synthetic_difficulty, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
                 row_group_rows=row_group_rows, use_cache=not no_cache, progress=progress,
             )

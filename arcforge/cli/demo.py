@@ -9,7 +9,7 @@ import typer
 
 from arcforge.cli.console import RichProgress, console, print_json, progress_enabled
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt, MirrorOpt, SeedOpt
+from arcforge.cli.options import JsonOpt, MirrorOpt, SeedOpt, split_csv
 
 
 def register(app: typer.Typer) -> None:
@@ -40,15 +40,14 @@ def register(app: typer.Typer) -> None:
         """Run fetch, build --exclude-eval, train, per-family eval and pictures, on CPU in a few minutes."""
         from dataclasses import replace
 
-        from arcforge.build import resolve_synthetic_families
         from arcforge.demo import DemoConfig, run_demo
+        from arcforge.synthetic import resolve_families
 
         given = {"steps": steps, "tasks": tasks, "eval_tasks": eval_tasks, "difficulty": difficulty,
                  "votes": votes}
         cfg = replace(DemoConfig(seed=seed, threads=threads), **{k: v for k, v in given.items() if v is not None})
         if families is not None:
-            fams = resolve_synthetic_families([f.strip() for f in families.split(",") if f.strip()])
-            cfg = replace(cfg, families=fams or ())
+            cfg = replace(cfg, families=resolve_families(split_csv(families)))
         with RichProgress(enabled=progress_enabled(json_)) as prog:
             res = run_demo(out, cfg, mirror=mirror, progress=prog)
         if json_:

@@ -10,7 +10,7 @@ import typer
 
 from arcforge.cli.console import RichProgress, console, print_json, progress_enabled
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt
+from arcforge.cli.options import JsonOpt, split_csv
 from arcforge.errors import TrainError
 
 experiment_app = typer.Typer(help="Reproduce the papers behind the trainer (Grokfast, RoPE context extension).",
@@ -22,7 +22,7 @@ ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        return [int(s) for s in split_csv(text)]
     except ValueError:
         raise TrainError(f"--seeds must be comma-separated integers (got {text!r})") from None
 
@@ -60,7 +60,7 @@ def grokfast(
         raise TrainError(f"unknown --init {init!r}", hint="use trainer or torch_default")
     chosen = default_runs(init)
     if runs:
-        names = [r.strip() for r in runs.split(",") if r.strip()]
+        names = split_csv(runs)
         unknown = sorted(set(names) - {r.name for r in chosen})
         if unknown:
             raise TrainError(f"unknown --runs {unknown}", hint=f"choose from {[r.name for r in chosen]}")
@@ -115,7 +115,7 @@ def rope(
     from arcforge.train.rope import MODES
 
     def _modes(text: str, opt: str) -> tuple[str, ...]:
-        got = tuple(m.strip() for m in text.split(",") if m.strip())
+        got = tuple(split_csv(text))
         bad = sorted(set(got) - set(MODES))
         if bad or not got:
             raise TrainError(f"unknown {opt} {bad}", hint=f"choose from {list(MODES)}")

@@ -7,6 +7,12 @@ from typing import Annotated
 
 import typer
 
+
+def split_csv(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the items of a comma-separated option, blanks dropped."""
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report on stdout.")]
 ManifestsOpt = Annotated[
     Path | None,

@@ -14,13 +14,13 @@ import typer
 
 from arcforge.cli.console import RichProgress, console, err_console, print_json, progress_enabled
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt, SeedOpt
+from arcforge.cli.options import JsonOpt, SeedOpt, split_csv
 
 CsvOpt = Annotated[str | None, typer.Option(help="Comma-separated list (default: all).", show_default=False)]
 
 
 def _csv(s: str | None) -> list[str] | None:
-    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+    return split_csv(s) if s else None
 
 
 def _fmt_log(rec: dict) -> str:

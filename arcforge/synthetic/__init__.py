@@ -20,6 +20,7 @@ from arcforge.synthetic.generator import (
     family_stats,
     generate,
     make_task,
+    resolve_families,
 )
 
 TITLE = "arcforge synthetic ARC-style tasks"
@@ -66,4 +67,5 @@ __all__ = [
     "family_stats",
     "generate",
     "make_task",
+    "resolve_families",
 ]

@@ -44,18 +44,28 @@ def families(*, easy_only: bool = False, group: str | None = None) -> list[str]:
     )
 
 
-def _resolve_families(selected: Sequence[str] | None) -> list[Family]:
+EASY = "easy"  # in a list of family names: every family marked easy
+
+
+def resolve_families(selected: Sequence[str] | None) -> tuple[str, ...] | None:
+    """Family names as given (None = all), the word ``easy`` expanded to every easy family, de-duplicated
+    in order. Raises ``BuildError`` naming unknown families, or when none is left."""
     if selected is None:
-        return [REGISTRY[n] for n in families()]
-    unknown = [n for n in selected if n not in REGISTRY]
+        return None
+    names = [m for n in selected for m in (families(easy_only=True) if n == EASY else [n])]
+    hint = f"known families: {', '.join(families())} (or `{EASY}`)"
+    unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise BuildError(
-            f"unknown synthetic famil{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}",
-            hint=f"known families: {', '.join(families())}",
-        )
-    if not selected:
-        raise BuildError("no synthetic families selected", hint=f"known families: {', '.join(families())}")
-    return [REGISTRY[n] for n in dict.fromkeys(selected)]
+        raise BuildError(f"unknown synthetic famil{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}",
+                         hint=hint)
+    if not names:
+        raise BuildError("no synthetic families selected", hint=hint)
+    return tuple(dict.fromkeys(names))
+
+
+def _resolve_families(selected: Sequence[str] | None) -> list[Family]:
+    names = resolve_families(selected)
+    return [REGISTRY[n] for n in (families() if names is None else names)]
 
 
 def _valid(g: np.ndarray) -> bool:
