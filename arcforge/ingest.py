@@ -265,8 +265,9 @@ def _jobs(source: int, plan: SourcePlan, workers: int) -> Iterator[_Job]:
     load: results are merged in order, so the output is the same whatever they are."""
     if plan.kind == "synthetic":
         n = plan.synthetic_n
-        for lo in range(0, max(1, n), SYNTHETIC_CHUNK):
-            hi = min(n, lo + SYNTHETIC_CHUNK)
+        step = max(MIN_SYNTHETIC_CHUNK, min(SYNTHETIC_CHUNK, -(-n // (4 * workers))))
+        for lo in range(0, max(1, n), step):
+            hi = min(n, lo + step)
             yield _Job(source, plan, first=min(lo, n), last=hi, final=hi >= n)
         return
     items = list(_manifest_items(plan) if plan.kind == "manifest" else _local_items(plan))
@@ -402,7 +403,8 @@ def _store_meta(key: str, parsed: ParsedSource) -> None:
 
 # --- the parse stage -----------------------------------------------------------------------------------------
 FILES_PER_CHUNK = 256  # files per work chunk at most (fewer when a source is small: spread the load)
-SYNTHETIC_CHUNK = 1000  # generated tasks per work chunk
+SYNTHETIC_CHUNK = 1000  # generated tasks per work chunk at most
+MIN_SYNTHETIC_CHUNK = 50
 
 
 def parse_sources(

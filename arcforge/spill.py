@@ -48,7 +48,9 @@ class SpillWriter:
         start = 0
         while table.num_rows - start >= self._batch_rows or (final and start < table.num_rows):
             n = min(self._batch_rows, table.num_rows - start)
-            self._writer.write_batch(table.slice(start, n).combine_chunks().to_batches()[0])
+            # take() builds fresh, exactly sized buffers (a slice would carry its parent's buffers)
+            part = table.slice(start, n).take(pa.array(range(n), pa.int64())).combine_chunks()
+            self._writer.write_batch(part.to_batches()[0])
             self.rows += n
             start += n
         rest = table.slice(start)
