@@ -204,11 +204,13 @@ def _nested_counts(table: pa.Table, mask: np.ndarray | None = None) -> dict[str,
 
 def _split_bytes(table: pa.Table) -> dict[tuple[str, str], int]:
     """Arrow bytes of the rows of each (source, split) (``num_bytes`` in the card)."""
-    out = {}
-    for (src, split) in {tuple(k.values()) for k in table.select(["source", "split"]).to_pylist()}:
-        mask = pc.and_(pc.equal(table["source"], src), pc.equal(table["split"], split))
-        out[(src, split)] = table.filter(mask).nbytes
-    return out
+    out: Counter[tuple[str, str]] = Counter()
+    for batch in table.to_batches():  # batch by batch: never a copy of a whole split in memory
+        keys = pa.Table.from_batches([batch]).select(["source", "split"])
+        for k in keys.group_by(["source", "split"], use_threads=False).aggregate([]).to_pylist():
+            mask = pc.and_(pc.equal(batch["source"], k["source"]), pc.equal(batch["split"], k["split"]))
+            out[(k["source"], k["split"])] += batch.filter(mask).nbytes
+    return dict(out)
 
 
 def _synthetic_description(p: SourcePlan) -> str:

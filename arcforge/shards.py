@@ -72,24 +72,71 @@ def write_shards(
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
 ) -> list[ShardInfo]:
-    """Write TASK_SCHEMA rows as ``root/<source>/<split>-XXXXX-of-YYYYY.parquet``, sorted by id."""
+    """Write TASK_SCHEMA rows as ``root/<source>/<split>-XXXXX-of-YYYYY.parquet``, sorted by id.
+
+    Streams: only the sort keys are sorted; rows are gathered from ``table`` (which may be memory-mapped)
+    a block of row groups at a time, so memory stays at a few blocks whatever the table's size. The bytes
+    depend only on the rows, not on how ``table`` is chunked.
+    """
     if not table.schema.equals(TASK_SCHEMA):
         table = table.cast(TASK_SCHEMA)
-    table = table.sort_by([("source", "ascending"), ("split", "ascending"), ("id", "ascending")])
+    batches = [b for b in table.to_batches() if b.num_rows]
+    starts = np.cumsum([0, *(b.num_rows for b in batches)], dtype=np.int64)
+    keys = table.select(["source", "split", "id"])
+    order = pc.sort_indices(keys, sort_keys=[("source", "ascending"), ("split", "ascending"),
+                                              ("id", "ascending")]).to_numpy().astype(np.int64)
+    src = keys["source"].take(order).to_numpy(zero_copy_only=False)
+    spl = keys["split"].take(order).to_numpy(zero_copy_only=False)
+    cut = np.flatnonzero((src[1:] != src[:-1]) | (spl[1:] != spl[:-1])) + 1
+    group_starts = [0, *cut.tolist()] if len(order) else []
+    block = max(1, row_group_rows) * max(1, _BLOCK_ROWS // max(1, row_group_rows))
     infos: list[ShardInfo] = []
-    keys = pa.Table.from_arrays([table["source"], table["split"]], names=["source", "split"])
-    groups = keys.group_by(["source", "split"], use_threads=False).aggregate([]).to_pylist()
-    for g in sorted(groups, key=lambda d: (d["source"], d["split"])):
-        mask = pc.and_(pc.equal(table["source"], g["source"]), pc.equal(table["split"], g["split"]))
-        part = table.filter(mask)
-        n_shards = max(1, -(-part.nbytes // max(1, shard_bytes)))
-        bounds = np.linspace(0, part.num_rows, n_shards + 1).astype(int)
+    for lo, hi in zip(group_starts, [*group_starts[1:], len(order)], strict=True):
+        source, split = str(src[lo]), str(spl[lo])
+        rows = order[lo:hi]
+        n_shards = max(1, -(-_rows_nbytes(batches, starts, rows) // max(1, shard_bytes)))
+        bounds = np.linspace(0, len(rows), n_shards + 1).astype(int)
         for i in range(n_shards):
-            rel = Path(g["source"]) / f"{g['split']}-{i:05d}-of-{n_shards:05d}.parquet"
-            chunk = part.slice(bounds[i], bounds[i + 1] - bounds[i])
-            size = write_table(chunk, root / rel, row_group_rows=row_group_rows)
-            infos.append(ShardInfo(rel, g["source"], g["split"], chunk.num_rows, size))
+            rel = Path(source) / f"{split}-{i:05d}-of-{n_shards:05d}.parquet"
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = rows[bounds[i] : bounds[i + 1]]
+            with pq.ParquetWriter(path, TASK_SCHEMA, **parquet_write_options()) as w:
+                for b in range(0, max(1, len(part)), block):  # whole row groups per block: same bytes
+                    w.write_table(_gather(batches, starts, part[b : b + block]),
+                                  row_group_size=max(1, row_group_rows))
+            infos.append(ShardInfo(rel, source, split, len(part), path.stat().st_size))
     return infos
+
+
+_BLOCK_ROWS = 8192  # rows gathered at once while writing a shard
+
+
+def _rows_nbytes(batches: list[pa.RecordBatch], starts: np.ndarray, rows: np.ndarray) -> int:
+    """Arrow bytes of these rows (what ``--shard-mb`` counts), batch by batch (no copy of them all)."""
+    which = np.searchsorted(starts, rows, side="right") - 1
+    total = 0
+    for b in np.unique(which).tolist():
+        mask = np.zeros(batches[b].num_rows, bool)
+        mask[rows[which == b] - starts[b]] = True
+        total += batches[b].filter(pa.array(mask)).nbytes
+    return total
+
+
+def _gather(batches: list[pa.RecordBatch], starts: np.ndarray, rows: np.ndarray) -> pa.Table:
+    """Rows ``rows`` (global indices, in that order) as one contiguous table."""
+    if not len(rows):
+        return TASK_SCHEMA.empty_table()
+    which = np.searchsorted(starts, rows, side="right") - 1
+    by_batch = np.argsort(which, kind="stable")
+    pieces = []
+    for b in np.unique(which).tolist():
+        sel = by_batch[which[by_batch] == b]
+        pieces.append(batches[b].take(pa.array(rows[sel] - starts[b])))
+    gathered = pa.Table.from_batches(pieces, TASK_SCHEMA).combine_chunks()
+    back = np.empty(len(rows), np.int64)
+    back[by_batch] = np.arange(len(rows))
+    return gathered.take(pa.array(back)).combine_chunks()
 
 
 def list_shards(

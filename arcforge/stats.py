@@ -72,12 +72,15 @@ def grid_shapes(col: pa.ChunkedArray | pa.Array) -> GridShapes:
 
 
 def task_max_side(table: pa.Table) -> np.ndarray:
-    """(n_tasks,) the largest grid side of each task over train and test."""
-    out = np.zeros(table.num_rows, dtype=np.int64)
-    for col in ("train", "test"):
-        s = grid_shapes(table[col])
-        np.maximum.at(out, s.task, np.maximum(s.height, s.width))
-    return out
+    """(n_tasks,) the largest grid side of each task over train and test (batch by batch: bounded memory)."""
+    parts = [np.zeros(0, dtype=np.int64)]
+    for batch in table.to_batches(max_chunksize=16384):
+        out = np.zeros(batch.num_rows, dtype=np.int64)
+        for col in ("train", "test"):
+            s = grid_shapes(batch.column(col))
+            np.maximum.at(out, s.task, np.maximum(s.height, s.width))
+        parts.append(out)
+    return np.concatenate(parts)
 
 
 def color_counts(col: pa.ChunkedArray | pa.Array) -> np.ndarray:

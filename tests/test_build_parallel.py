@@ -184,3 +184,21 @@ def _children(pid: int) -> list[int]:
     except OSError:
         return []
     return [int(x) for x in text.split()]
+
+
+def test_shards_do_not_depend_on_how_the_table_is_chunked(tmp_path):
+    import pyarrow as pa
+
+    from arcforge.shards import write_shards
+
+    table = generate_table(0, 300, 2)
+    table = table.set_column(1, "source", pa.array(["b" if i % 3 else "a" for i in range(300)]))
+    pieces = [table.slice(lo, hi - lo) for lo, hi in ((0, 7), (7, 120), (120, 121), (121, 300))]
+    chunked = pa.Table.from_batches([b for p in pieces for b in p.to_batches()])
+    a = write_shards(table, tmp_path / "a", shard_bytes=60_000, row_group_rows=16)
+    b = write_shards(chunked, tmp_path / "b", shard_bytes=60_000, row_group_rows=16)
+    assert a == b and len(a) > 2 and {i.source for i in a} == {"a", "b"}
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    back = read_table(tmp_path / "a")
+    assert back["id"].to_pylist() == table.sort_by([("source", "ascending"), ("id", "ascending")])["id"].to_pylist()
+    assert back.sort_by("id").to_pylist() == table.sort_by("id").to_pylist()
