@@ -132,18 +132,17 @@ class _Collector:
             {"source": self.plan.name, "path": path, "reason": reason, "detail": detail, "split": split}
         )
 
-    def read(self, member: Member, fmt: formats.Format | None, options: dict, split: str, base_id: str,
-             data: bytes | None = None) -> None:
+    def read(self, member: Member, fmt: formats.Format | None, options: dict, split: str, base_id: str) -> None:
         """Read one member with ``fmt`` (None: detect it from the content) into the collector."""
         self.files += 1
         try:
             if fmt is None:
                 data = member.read()
-                fmt = formats.detect(member.path, loads_json(data, member.path))
+                obj = loads_json(data, member.path)
+                fmt = formats.detect(member.path, obj)
                 if fmt is None:
                     raise TaskFormatError(BAD_STRUCTURE, NOT_A_TASK)
-            if data is not None:
-                member = Member(member.path, lambda: data)
+                member = Member(member.path, lambda: data, obj)  # parsed once, read by the format
             items = list(fmt.read(member, options))
         except TaskFormatError as e:
             self.reject(member.path, split, e.reason, e.detail)

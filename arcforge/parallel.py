@@ -5,8 +5,9 @@ build and a parallel one execute the same functions on the same items; the outpu
 worker count as long as the caller merges results in order (``imap`` guarantees that order).
 
 At most ``window`` items are in flight, so memory stays bounded by a few results whatever the input size.
-Workers ignore Ctrl-C: the parent gets the ``KeyboardInterrupt``, stops the workers and re-raises, so the
-build's own cleanup (keep the previous output) runs once, in one place. Any error in a worker is re-raised
+Workers ignore Ctrl-C: the parent gets the ``KeyboardInterrupt``, cancels the queued chunks, waits for the
+ones in progress (small by design) and re-raises, so the build's own cleanup (keep the previous output)
+runs once, in one place. Any error in a worker is re-raised
 in the parent as itself (typed ``ArcforgeError``s stay typed).
 """
 
@@ -18,7 +19,7 @@ import signal
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from arcforge.errors import BuildError
 
@@ -45,6 +46,7 @@ def resolve_workers(workers: int | None) -> int:
 
 def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _context() -> mp.context.BaseContext:
@@ -62,7 +64,14 @@ class WorkerPool:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_ignore_sigint)
+            # Workers start with Ctrl-C blocked and then ignore it, so a Ctrl-C that comes while they start
+            # cannot break one half-way; the parent alone handles it.
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            try:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_ignore_sigint)
+                self._pool.submit(int).result()  # start the workers now, while Ctrl-C is blocked
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         return self._pool
 
     def imap(self, fn: Callable[[T], R], items: Iterable[T], *, window: int | None = None) -> Iterator[R]:
@@ -84,21 +93,20 @@ class WorkerPool:
         except BaseException:  # an error, Ctrl-C, or the consumer stopped early: no work left running
             for f in pending:
                 f.cancel()
-            self.close(kill=True)
+            self.close()
             raise
 
-    def close(self, *, kill: bool = False) -> None:
+    def close(self) -> None:
+        """Cancel queued work, let the chunks being worked on finish (each is small), stop the workers.
+
+        Workers are not killed: one killed while sending its result would leave the pipe half-written,
+        and the pool would wait on it forever."""
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        if kill:
-            for p in list(getattr(pool, "_processes", {}).values()):  # stop work in progress now
-                if p.is_alive():
-                    p.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> WorkerPool:
         return self
 
-    def __exit__(self, exc_type: Any, *exc: object) -> None:
-        self.close(kill=exc_type is not None)
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -17,15 +17,25 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from arcforge.errors import FormatError
-from arcforge.task import Pair
+from arcforge.task import Pair, loads_json
+
+_UNPARSED: Any = object()
 
 
 @dataclass(frozen=True)
 class Member:
-    """One file to read. ``path`` is repo-relative; inside a zip it is ``outer.zip!inner/path``."""
+    """One file to read. ``path`` is repo-relative; inside a zip it is ``outer.zip!inner/path``.
+
+    ``parsed``: its JSON when already parsed (``detect`` read it first), so that it is parsed only once."""
 
     path: str
     read: Callable[[], bytes] = field(repr=False, compare=False)
+    parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
+
+    def load(self) -> tuple[bytes, Any]:
+        """The member's bytes and their JSON (``TaskFormatError`` if that is not valid JSON)."""
+        data = self.read()
+        return data, (loads_json(data, self.path) if self.parsed is _UNPARSED else self.parsed)
 
     @property
     def inner_path(self) -> str:

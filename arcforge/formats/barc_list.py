@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Rejected, register
-from arcforge.task import BAD_STRUCTURE, TaskFormatError, loads_json, may_have_bools, parse_task_object
+from arcforge.task import BAD_STRUCTURE, TaskFormatError, may_have_bools, parse_task_object
 
 _SAFE_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -31,8 +31,7 @@ class BarcListFormat:
     name = "barc_list"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        data = member.read()
-        obj = loads_json(data, member.path)
+        data, obj = member.load()
         check_bools = may_have_bools(data)
         if not isinstance(obj, list):
             raise TaskFormatError(BAD_STRUCTURE, "expected a JSON list of {name, data} entries")

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Skipped, register
-from arcforge.task import BAD_STRUCTURE, NO_TRAIN, TaskFormatError, loads_json, may_have_bools, parse_pairs
+from arcforge.task import BAD_STRUCTURE, NO_TRAIN, TaskFormatError, may_have_bools, parse_pairs
 
 _TASK_FILE = re.compile(r"(^|/)Task\d+(_soln)?\.json$")
 
@@ -27,8 +27,7 @@ class IparcFormat:
     name = "iparc"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        data = member.read()
-        obj = loads_json(data, member.path)
+        data, obj = member.load()
         if member.path.endswith("_soln.json") or _is_solution(obj):
             yield Skipped("IPARC solution program (not a task)")
             return

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Skipped, register
-from arcforge.task import loads_json, may_have_bools, parse_task_object
+from arcforge.task import may_have_bools, parse_task_object
 
 TRACE_KEYS = frozenset({"task_id", "action_sequence"})
 
@@ -24,8 +24,7 @@ class MiniArcFormat:
     name = "mini_arc"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        data = member.read()
-        obj = loads_json(data, member.path)
+        data, obj = member.load()
         if is_trace(obj):
             yield Skipped("Mini-ARC user action trace (not a task)")
             return

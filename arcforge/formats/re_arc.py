@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, Rejected, Skipped, register
-from arcforge.task import BAD_STRUCTURE, TaskFormatError, loads_json, may_have_bools, parse_pair
+from arcforge.task import BAD_STRUCTURE, TaskFormatError, may_have_bools, parse_pair
 
 DEFAULT_K = 3
 
@@ -26,8 +26,7 @@ class ReArcFormat:
         if k < 1:
             raise TaskFormatError(BAD_STRUCTURE, f"option k={k} must be >= 1")
         max_tasks = options.get("max_tasks")
-        data = member.read()
-        obj = loads_json(data, member.path)
+        data, obj = member.load()
         check_bools = may_have_bools(data)
         if not isinstance(obj, list):
             raise TaskFormatError(BAD_STRUCTURE, "expected a JSON list of {input, output} examples")

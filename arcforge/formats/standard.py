@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from arcforge.formats import Item, Member, RawTask, register
-from arcforge.task import loads_json, may_have_bools, parse_task_object
+from arcforge.task import may_have_bools, parse_task_object
 
 
 @register("standard")
@@ -19,8 +19,7 @@ class StandardFormat:
     name = "standard"
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        data = member.read()
-        obj = loads_json(data, member.path)
+        data, obj = member.load()
         train, test, extra = parse_task_object(obj, check_bools=may_have_bools(data))
         yield RawTask("", train, test, extra)
 
