@@ -172,6 +172,7 @@ class _FileItem:
     options: dict
     split: str
     base_id: str
+    size: int  # bytes (uncompressed): chunks are cut by size
 
 
 @dataclass(frozen=True)
@@ -246,7 +247,8 @@ def _manifest_items(plan: SourcePlan) -> Iterator[_FileItem]:
             id_root = tg.id_root if tg.id_root is not None else m.id_root
             for member in glob_members(plan.root, tg.include, tg.exclude, zips=zips, files=files):
                 yield _FileItem(member.path, fmt, tg.options, tg.split,
-                                f"{plan.name}/{_rel_id(member.inner_path, id_root)}")
+                                f"{plan.name}/{_rel_id(member.inner_path, id_root)}",
+                                _member_size(plan.root, member.path, zips))
 
 
 def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:
@@ -256,7 +258,16 @@ def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:
             rel = _strip_ext(member.inner_path)
             top = rel.split("/", 1)[0]
             split = top if top in LOCAL_SPLITS and "/" in rel else DEFAULT_LOCAL_SPLIT
-            yield _FileItem(member.path, None, {}, split, f"{plan.name}/{rel}")
+            yield _FileItem(member.path, None, {}, split, f"{plan.name}/{rel}",
+                            _member_size(plan.root, member.path, zips))
+
+
+def _member_size(root: Path, path: str, zips: ZipCache) -> int:
+    file = root / path
+    if "!" in path and not file.is_file():
+        outer, inner = path.split("!", 1)
+        return zips.get(root / outer).getinfo(inner).file_size
+    return file.stat().st_size
 
 
 def _jobs(source: int, plan: SourcePlan, workers: int) -> Iterator[_Job]:
@@ -270,10 +281,18 @@ def _jobs(source: int, plan: SourcePlan, workers: int) -> Iterator[_Job]:
             yield _Job(source, plan, first=min(lo, n), last=hi, final=hi >= n)
         return
     items = list(_manifest_items(plan) if plan.kind == "manifest" else _local_items(plan))
-    step = max(1, min(FILES_PER_CHUNK, -(-len(items) // (4 * workers))))
-    starts = range(0, max(1, len(items)), step)  # an empty source still sends one (empty) chunk
-    for lo in starts:
-        yield _Job(source, plan, files=tuple(items[lo : lo + step]), final=lo == starts[-1])
+    # About 4 chunks per worker for a small source (an even load), at most CHUNK_BYTES or FILES_PER_CHUNK
+    # each for a big one (bounded memory in the workers and in flight).
+    budget = min(CHUNK_BYTES, max(1, sum(it.size for it in items) // (4 * workers)))
+    chunk: list[_FileItem] = []
+    size = 0
+    for it in items:
+        if chunk and (size + it.size > budget or len(chunk) >= FILES_PER_CHUNK):
+            yield _Job(source, plan, files=tuple(chunk))
+            chunk, size = [], 0
+        chunk.append(it)
+        size += it.size
+    yield _Job(source, plan, files=tuple(chunk), final=True)  # an empty source sends one empty chunk
 
 
 class _SourceMerger:
@@ -401,7 +420,8 @@ def _store_meta(key: str, parsed: ParsedSource) -> None:
 
 
 # --- the parse stage -----------------------------------------------------------------------------------------
-FILES_PER_CHUNK = 256  # files per work chunk at most (fewer when a source is small: spread the load)
+FILES_PER_CHUNK = 256  # files per work chunk at most
+CHUNK_BYTES = 4 << 20  # bytes of JSON per work chunk at most (a bigger file is a chunk of its own)
 SYNTHETIC_CHUNK = 1000  # generated tasks per work chunk at most
 MIN_SYNTHETIC_CHUNK = 50
 

@@ -13,6 +13,8 @@ in the parent as itself (typed ``ArcforgeError``s stay typed).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing as mp
 import os
 import signal
@@ -44,9 +46,14 @@ def resolve_workers(workers: int | None) -> int:
     return workers
 
 
-def _ignore_sigint() -> None:
+def _init_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    # Linux: end with the parent, even when it is killed without a chance to stop us (PR_SET_PDEATHSIG).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before that took effect
+        os._exit(1)
 
 
 def _context() -> mp.context.BaseContext:
@@ -68,7 +75,8 @@ class WorkerPool:
             # cannot break one half-way; the parent alone handles it.
             old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_ignore_sigint)
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_init_worker,
+                                                 initargs=(os.getpid(),))
                 self._pool.submit(int).result()  # start the workers now, while Ctrl-C is blocked
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)

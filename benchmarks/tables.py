@@ -24,6 +24,7 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
 import experiments_tables as exp  # noqa: E402  (sibling script)
+import scale_tables  # noqa: E402  (sibling script)
 
 MARK = re.compile(r"(<!-- tables:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /tables:(?P=name) -->)", re.S)
 
@@ -94,6 +95,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "grokfast_modarith_torchinit": grokfast_block("grokfast_modarith_torchinit"),
     "rope_headline": lambda: exp.rope_headline(RESULTS / "rope_extension.json"),
     "rope_full": lambda: exp.rope_table(RESULTS / "rope_extension.json").rstrip(),
+    "scale": lambda: scale_tables.scale_block(RESULTS / "scale.json"),
 }
 
 
@@ -143,6 +145,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
                                                                           "grokfast_modarith_torchinit.json")),
     "rope_extension": lambda: (exp.rope_headline(RESULTS / "rope_extension.json") + "\n\n"
                                + exp.rope_table(RESULTS / "rope_extension.json").rstrip()),
+    "scale": lambda: scale_tables.scale_block(RESULTS / "scale.json"),
 }
 
 

@@ -1,0 +1,57 @@
+"""Tables for ``benchmarks/results/scale.json`` (written by ``bench_scale.py``), used by ``tables.py``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _s(v: float) -> str:
+    return f"{v:.2f}" if v < 10 else f"{v:.0f}"
+
+
+def scale_block(path: Path) -> str:
+    r = json.loads(path.read_text())
+    cpus = r.get("machine", {}).get("cpus_available", "?")
+    out: list[str] = []
+    if "json" in r:
+        j = r["json"]
+        out += [f"JSON parsers on the {j['files']:,} files ({j['mb']} MB) the mirrored build reads, CPU seconds "
+                f"(best of {j['repeat']}):", "",
+                "| parser | CPU s | x `json` |", "|---|---|---|"]
+        out += [f"| {k}{' (used)' if k == j['fastest_exact'] else ''} | {v:.3f} | {j['x_stdlib'][k]:.2f} |"
+                for k, v in j["cpu_s"].items()]
+        out += ["", "`orjson` alone returns floats for integers beyond 64 bits (a result `json` would not give); "
+                "the guard that keeps it exact costs more than it saves.", ""]
+    if "sources" in r:
+        s = r["sources"]
+        out += [f"The {s['files']:,} files of the 11 mirrored sources ({s['tasks_found']:,} tasks found, "
+                f"{s['tasks_written']:,} written): `build --no-cache --exclude-eval` against the floor (enumerate, "
+                f"read and `json.loads` the same files, serially), alternated {s['repeat']} times in one run, "
+                f"medians. *work* = after the interpreter started (as the floor); *process* = the whole "
+                f"command. {cpus} CPUs available.", "",
+                "| run | work wall s | x floor | process wall s | CPU s | x floor CPU | peak PSS MB | load |",
+                "|---|---|---|---|---|---|---|---|"]
+        for name, m in s["median"].items():
+            label = "floor (stdlib json)" if name == "floor" else f"build, {name.split('_w')[1]} worker(s)"
+            out.append(f"| {label} | {m['work_wall_s']:.2f} | **{m['x_floor_work_wall']:.2f}** | "
+                       f"{m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['x_floor_cpu']:.2f} | {m['peak_pss_mb']:.0f} | "
+                       f"{m['load_before']:.1f} |")
+        same = "identical" if s["identical_output_across_workers"] else "NOT identical"
+        out += ["", f"Output files across worker counts: {same} (sha256 of every file).", ""]
+    if r.get("big"):
+        out += ["End to end (parse, validate, dedup with `--exclude-eval` against ARC-AGI-1/2 evaluation, write), "
+                "`--no-cache`; peak memory summed over the build's processes (PSS counts pages shared with "
+                "forked workers once, RSS counts them in every process):", "",
+                "| input | tasks | workers | wall s | CPU s | tasks/s | peak PSS MB | peak RSS MB | load before/after |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for b in r["big"]:
+            what = "synthetic" if b["kind"] == "synthetic" else f"local folder ({b['input'].split(';')[0]})"
+            out.append(f"| {what} | {b['tasks']:,} | {b['workers']} | {_s(b['wall_s'])} | {_s(b['cpu_s'])} | "
+                       f"{b['tasks_per_s']:,} | {b['peak_pss_mb']:,} | {b['peak_rss_mb']:,} | "
+                       f"{b['load_before']:.1f} / {b['load_after']:.1f} |")
+        out += ["", "Local folders: examples drawn from a pool of 50,000 random grids (sides 3-12), 3 train + "
+                "1 test per task; `tasks` counts the generated tasks, tasks/s all tasks found "
+                "(with the 1,520 + 1,120 reference tasks).", ""]
+    out.append("(`benchmarks/results/scale.json`, `python benchmarks/bench_scale.py`)")
+    return "\n".join(out)
