@@ -32,6 +32,7 @@ from arcforge.train.config import (
     RunConfig,
     default_of,
     load_tables,
+    set_paths,
 )
 
 # option flag -> the config field(s) it sets, one tuple per command declaring it (filled by cfg_opt)
@@ -107,7 +108,8 @@ def _fmt_log(rec: dict) -> str:
 def _resolve_data(spec: str) -> Path:
     from arcforge.hub_data import resolve_data
 
-    return resolve_data(spec)
+    # HF_ENDPOINT (a mirror, a private Hub) is read now, not only when huggingface_hub was imported
+    return resolve_data(spec, endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
 def _progress(json_: bool, main: bool = True) -> Any:
@@ -234,7 +236,7 @@ def register(app: typer.Typer) -> None:
 
         def on_log(rec: dict) -> None:
             if main and not json_:
-                err_console.print(_fmt_log(rec), highlight=False, markup=False)
+                err_console.print(_fmt_log(rec), highlight=False, markup=False, soft_wrap=True)
                 if heartbeat is not None:
                     heartbeat.mark()
 
@@ -245,12 +247,12 @@ def register(app: typer.Typer) -> None:
         except KeyboardInterrupt:
             if main:
                 err_console.print(f"interrupted: checkpoint saved under {run.train.out} (continue with --resume)",
-                                  markup=False)
+                                  markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
         if not main:
             return
         for line in res.get("skipped_checkpoints", []):
-            err_console.print(f"warning: {line}; resumed from an older checkpoint", markup=False)
+            err_console.print(f"warning: {line}; resumed from an older checkpoint", markup=False, soft_wrap=True)
         hist = res.pop("history")
         res["loss_first"] = hist[0]["loss"] if hist else None
         res["loss_last"] = hist[-1]["loss"] if hist else None
@@ -260,12 +262,12 @@ def register(app: typer.Typer) -> None:
         console.print(f"trained {res['steps']} steps ({res['params']:,} params, {res['tokens']:,} tokens, "
                       f"{res['elapsed_s']:.1f}s on {res['device']} x{res['world_size']}, "
                       f"{res['threads']} threads, {'bf16' if res['bf16'] else 'fp32'}); "
-                      f"examples dropped {res['dropped']}, truncated {res['truncated']}", markup=False)
+                      f"examples dropped {res['dropped']}, truncated {res['truncated']}", markup=False, soft_wrap=True)
         if res["loss_first"] is not None:
             console.print(f"loss {res['loss_first']:.4f} -> {res['loss_last']:.4f}")
         if res["eval"]:
             console.print(_fmt_log(res["eval"]))
-        console.print(f"checkpoint: {res['checkpoint']}", markup=False)
+        console.print(f"checkpoint: {res['checkpoint']}", markup=False, soft_wrap=True)
 
     @app.command("eval")
     @handle_errors
@@ -308,11 +310,11 @@ def register(app: typer.Typer) -> None:
         plan = eval_plan(root, cfg)
         err_console.print(f"eval: {plan['tasks']} tasks of {cfg.split} x {cfg.votes} votes on "
                           f"{cfg.device} (ETA shown after the first tasks; --limit and --votes shorten it)",
-                          markup=False, highlight=False)
+                          markup=False, highlight=False, soft_wrap=True)
         with _progress(json_) as prog:
             res = run_eval(checkpoint, root, cfg, submission=submission, progress=prog)
         for line in res.get("skipped_checkpoints", []):
-            err_console.print(f"warning: {line}; used an older checkpoint", markup=False)
+            err_console.print(f"warning: {line}; used an older checkpoint", markup=False, soft_wrap=True)
         if json_:
             print_json(res)
             return
@@ -320,33 +322,28 @@ def register(app: typer.Typer) -> None:
         console.print(f"{m['scored']} test inputs of {res['tasks']} tasks ({cfg.split}), {m['votes']} votes: "
                       f"exact-match {m['exact_match']:.4f}  pass@2 {m['pass@2']:.4f}  "
                       f"token accuracy {m['token_accuracy']:.4f}")
-        console.print(f"submission: {res['submission']}", markup=False)
+        console.print(f"submission: {res['submission']}", markup=False, soft_wrap=True)
 
 
 def _run_config(values: dict[str, Any], config: Path | None, resume: bool) -> RunConfig:
-    """Defaults <- --config FILE (or, with --resume, the checkpoint's config) <- the options given."""
-    base, source = RunConfig(), None
+    """Defaults <- --config FILE (or, with --resume, the run's run.toml) <- the options given. Values are
+    checked once merged, so an option given on the command line replaces a bad one in the file."""
+    tables: dict = {}
+    source = str(config) if config is not None else None
+    if source is None and resume:
+        saved = Path(values.get("train.out", default_of("train.out"))) / "run.toml"
+        source = str(saved) if saved.is_file() else None
     try:
-        if config is not None:
-            base, source = RunConfig.load(config), str(config)
-        elif resume:
-            out = Path(values.get("train.out", default_of("train.out")))
-            saved = _saved_run_config(out)
-            if saved is not None:
-                base, source = saved, str(out / "run.toml")
+        if source is not None:
+            tables = load_tables(Path(source))
+            RunConfig.check_keys(tables, source)
     except ConfigError as e:
-        raise usage_error(e, source=str(config) if config else None) from None
+        raise usage_error(e, source=source) from None
     try:
-        return base.with_values(values)
+        return RunConfig.from_dict(set_paths(tables, values))
     except ConfigError as e:
         # a bad value given on the command line names its option; one from the file names the file
-        raise usage_error(e, source=None if any(p == e.field for p in values) else source) from None
-
-
-def _saved_run_config(out: Path) -> RunConfig | None:
-    """The config an earlier run in ``out`` saved (run.toml), None when it has none."""
-    f = out / "run.toml"
-    return RunConfig.load(f) if f.is_file() else None
+        raise usage_error(e, source=None if e.field in values else source) from None
 
 
 def _eval_config(values: dict[str, Any], config: Path | None) -> EvalConfig:

@@ -88,11 +88,15 @@ class LossOn(StrEnum):
     outputs = "outputs"
 
 
+_NOUNS = {"RopeMode": "RoPE mode", "RopeScaling": "RoPE scaling", "GrokfastKind": "Grokfast filter",
+          "Amp": "amp mode", "LossOn": "loss_on"}
+
+
 def _choice(path: str, enum: type[StrEnum], value: Any) -> Any:
     try:
         return enum(value)
     except ValueError:
-        raise ConfigError(path, f"unknown value {value!r}",
+        raise ConfigError(path, f"unknown {_NOUNS.get(enum.__name__, 'value')} {value!r}",
                           hint=f"use one of {', '.join(m.value for m in enum)}") from None
 
 
@@ -358,10 +362,15 @@ class RunConfig:
     def to_dict(self) -> dict:
         return {"model": self.model.to_dict(), "data": self.data.to_dict(), "train": self.train.to_dict()}
 
+    @staticmethod
+    def check_keys(d: dict, where: str) -> None:
+        """``ConfigError`` naming ``where`` for a table or key no config has (a typo in run.toml)."""
+        _reject_unknown(d, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}, where)
+
     @classmethod
     def from_dict(cls, d: dict, *, strict: bool = False, where: str = "config") -> RunConfig:
         if strict:
-            _reject_unknown(d, {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}, where)
+            cls.check_keys(d, where)
         return cls(model=ModelConfig.from_dict(d.get("model", {})), data=DataConfig.from_dict(d.get("data", {})),
                    train=TrainConfig.from_dict(d.get("train", {})))
 
