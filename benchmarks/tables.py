@@ -23,6 +23,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
+import decon_tables  # noqa: E402  (sibling script)
 import experiments_tables as exp  # noqa: E402  (sibling script)
 import scale_tables  # noqa: E402  (sibling script)
 
@@ -96,6 +97,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "rope_headline": lambda: exp.rope_headline(RESULTS / "rope_extension.json"),
     "rope_full": lambda: exp.rope_table(RESULTS / "rope_extension.json").rstrip(),
     "scale": lambda: scale_tables.scale_block(RESULTS / "scale.json"),
+    "decontamination": decon_tables.disguise_block,
 }
 
 
@@ -135,6 +137,7 @@ def generic(data) -> str:
 
 
 SECTIONS: dict[str, Callable[[], str]] = {
+    "decontamination": decon_tables.disguise_block,
     "sources": sources_block,
     "demo": demo_block,
     "install": install_block,
