@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from arcforge.errors import ShardError
+from arcforge.parallel import available_cpus
 from arcforge.task import TASK_SCHEMA, Task, tasks_from_batch
 
 SHARD_RE = re.compile(r"^(?P<split>\w+(?:\.\w+)*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
@@ -71,12 +73,14 @@ def write_shards(
     *,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+    threads: int | None = None,
 ) -> list[ShardInfo]:
     """Write TASK_SCHEMA rows as ``root/<source>/<split>-XXXXX-of-YYYYY.parquet``, sorted by id.
 
     Streams: only the sort keys are sorted; rows are gathered from ``table`` (which may be memory-mapped)
     a block of row groups at a time, so memory stays at a few blocks whatever the table's size. The bytes
-    depend only on the rows, not on how ``table`` is chunked.
+    depend only on the rows, not on how ``table`` is chunked. Shard files are written by ``threads``
+    threads at once (None: one per available CPU).
     """
     if not table.schema.equals(TASK_SCHEMA):
         table = table.cast(TASK_SCHEMA)
@@ -90,7 +94,7 @@ def write_shards(
     cut = np.flatnonzero((src[1:] != src[:-1]) | (spl[1:] != spl[:-1])) + 1
     group_starts = [0, *cut.tolist()] if len(order) else []
     block = max(1, row_group_rows) * max(1, _BLOCK_ROWS // max(1, row_group_rows))
-    infos: list[ShardInfo] = []
+    jobs: list[tuple[Path, str, str, np.ndarray]] = []
     for lo, hi in zip(group_starts, [*group_starts[1:], len(order)], strict=True):
         source, split = str(src[lo]), str(spl[lo])
         rows = order[lo:hi]
@@ -98,15 +102,20 @@ def write_shards(
         bounds = np.linspace(0, len(rows), n_shards + 1).astype(int)
         for i in range(n_shards):
             rel = Path(source) / f"{split}-{i:05d}-of-{n_shards:05d}.parquet"
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part = rows[bounds[i] : bounds[i + 1]]
-            with pq.ParquetWriter(path, TASK_SCHEMA, **parquet_write_options()) as w:
-                for b in range(0, max(1, len(part)), block):  # whole row groups per block: same bytes
-                    w.write_table(_gather(batches, starts, part[b : b + block]),
-                                  row_group_size=max(1, row_group_rows))
-            infos.append(ShardInfo(rel, source, split, len(part), path.stat().st_size))
-    return infos
+            jobs.append((rel, source, split, rows[bounds[i] : bounds[i + 1]]))
+
+    def write_one(job: tuple[Path, str, str, np.ndarray]) -> ShardInfo:
+        rel, source, split, part = job
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with pq.ParquetWriter(path, TASK_SCHEMA, **parquet_write_options()) as w:
+            for b in range(0, max(1, len(part)), block):  # whole row groups per block: same bytes
+                w.write_table(_gather(batches, starts, part[b : b + block]), row_group_size=max(1, row_group_rows))
+        return ShardInfo(rel, source, split, len(part), path.stat().st_size)
+
+    # Files are independent and pyarrow compresses without the GIL: one thread per CPU writes them.
+    with ThreadPoolExecutor(max(1, min(threads or available_cpus(), len(jobs)))) as ex:
+        return list(ex.map(write_one, jobs))
 
 
 _BLOCK_ROWS = 8192  # rows gathered at once while writing a shard

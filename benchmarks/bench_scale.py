@@ -151,8 +151,6 @@ def make_folder(root: Path, n: int, seed: int = 0) -> str:
 
 # --- parts ----------------------------------------------------------------------------------------------------
 def part_json(home: Path, repeat: int) -> dict:
-    import orjson
-
     os.environ["ARCFORGE_HOME"] = str(home)
     from arcforge.build import plan_sources
     from arcforge.manifest import load_manifests
@@ -168,13 +166,18 @@ def part_json(home: Path, repeat: int) -> dict:
 
     import msgspec
 
-    long_int = re.compile(rb"[0-9]{19}")
+    parsers = {"json (stdlib)": json.loads, "msgspec": msgspec.json.Decoder().decode}
+    try:  # not a dependency: measured when installed (pip install orjson)
+        import orjson
 
-    def orjson_exact(b: bytes):  # orjson makes floats of integers beyond 64 bits: exactness needs a pre-scan
-        return json.loads(b) if long_int.search(b) else orjson.loads(b)
+        long_int = re.compile(rb"[0-9]{19}")
 
-    parsers = {"json (stdlib)": json.loads, "orjson": orjson.loads, "orjson + 64-bit guard": orjson_exact,
-               "msgspec": msgspec.json.Decoder().decode}
+        def orjson_exact(b: bytes):  # orjson makes floats of integers beyond 64 bits: exactness needs a scan
+            return json.loads(b) if long_int.search(b) else orjson.loads(b)
+
+        parsers |= {"orjson": orjson.loads, "orjson + 64-bit guard": orjson_exact}
+    except ImportError:
+        pass
     best = {name: float("inf") for name in parsers}
     for _ in range(repeat):  # alternate, so a busy moment hurts all parsers alike
         for name, fn in parsers.items():
@@ -188,19 +191,6 @@ def part_json(home: Path, repeat: int) -> dict:
             "cpu_s": {k: round(v, 3) for k, v in best.items()},
             "x_stdlib": {k: round(v / base, 3) for k, v in best.items()},
             "fastest": min(best, key=best.get), "fastest_exact": min(exact, key=exact.get)}
-
-
-def _build_cmd(out: Path, workers: int, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "arcforge", "build", "--out", str(out), "--no-cache", "--exclude-eval",
-            "--workers", str(workers), "--json", *extra]
-
-
-def _summary(r: dict) -> dict:
-    rep = r.pop("report", {})
-    found = sum(sum(s.values()) for s in rep.get("found", {}).values())
-    r.update(tasks_found=found, tasks_written=rep.get("total_tasks"),
-             tasks_per_s=round(found / r["wall_s"]) if r["wall_s"] else None)
-    return r
 
 
 def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -> dict:
@@ -244,6 +234,37 @@ def child_build(out: str, workers: int) -> dict:
             "found": sum(sum(s.values()) for s in stats.found.values())}
 
 
+def child_big(out: str, workers: int, kwargs: dict) -> dict:
+    """One big build (``--no-cache --exclude-eval``), with the time of its stages."""
+    from arcforge.build import build
+
+    marks: dict[str, float] = {}
+
+    class Stages:  # arcforge.progress.Progress that notes when the parse and write stages start and end
+        def start(self, key, description, total=None, *, unit="items"):
+            marks[f"{key}.start"] = time.perf_counter()
+
+        def finish(self, key):
+            marks[f"{key}.end"] = time.perf_counter()
+
+        def advance(self, key, amount=1):
+            pass
+
+        def update(self, key, **kw):
+            pass
+
+    t = time.perf_counter()
+    kwargs["local"] = [Path(p) for p in kwargs.get("local", [])]
+    stats = build(Path(out), exclude_eval=True, use_cache=False, workers=workers, progress=Stages(), **kwargs)
+    wall = time.perf_counter() - t
+    parse = marks["parse.end"] - marks["parse.start"]
+    write = marks["write.end"] - marks["write.start"]
+    return {"wall": wall, "tasks": stats.total_tasks, "found": sum(sum(s.values()) for s in stats.found.values()),
+            "stages": {"parse": round(parse, 1), "dedup_and_counts": round(marks["write.start"] - marks["parse.end"], 1),
+                       "write": round(write, 1), "imports_and_rest": round(wall - parse - write - (
+                           marks["write.start"] - marks["parse.end"]), 1)}}
+
+
 def _cpu() -> float:
     """CPU seconds of this process and of its finished children (the build's workers once it returns)."""
     s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -259,7 +280,6 @@ def _tree_digest(folder: Path) -> dict:
 
 def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: list[int]) -> list[dict]:
     env = {**os.environ, "ARCFORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    refs = ["--source", "arc_agi_1", "--source", "arc_agi_2"]  # the evaluation reference for --exclude-eval
     rows = []
     for n in sizes:
         layout = f"--synthetic-tasks {n}"
@@ -269,9 +289,14 @@ def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: 
             layout = make_folder(folder, n)
             made = time.perf_counter() - t
         for w in worker_counts:
-            extra = [*refs, "--local", str(folder)] if kind == "local" else [
-                *refs, "--source", "synthetic", "--synthetic-tasks", str(n)]
-            r = _summary(measure(_build_cmd(tmp / f"{kind}{n}_w{w}", w, *extra), env))
+            # ARC-AGI-1/2 come along as the evaluation reference of --exclude-eval
+            kwargs = {"sources": ["arc_agi_1", "arc_agi_2"], "local": [str(folder)]} if kind == "local" else {
+                "sources": ["arc_agi_1", "arc_agi_2", "synthetic"], "synthetic_tasks": n}
+            cmd = [sys.executable, __file__, "--child-big", str(tmp / f"{kind}{n}_w{w}"), str(w), json.dumps(kwargs)]
+            r = measure(cmd, env)
+            rep = r.pop("report")
+            r.update(tasks_found=rep["found"], tasks_written=rep["tasks"], stages_s=rep["stages"],
+                     tasks_per_s=round(rep["found"] / r["wall_s"]))
             rows.append({"kind": kind, "tasks": n, "workers": w, "input": layout, **r})
             print(json.dumps(rows[-1]), flush=True)
             if kind == "local":
@@ -297,12 +322,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--big-workers", default="1,all", help="worker counts for the big builds (all = every CPU)")
     ap.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--results", default=str(RESULTS), help="results file (merged into when it exists)")
     args = ap.parse_args()
+    results = Path(args.results)
     cpus = available_cpus()
     counts = sorted({1, 2, cpus})
     big_counts = sorted({cpus if w == "all" else int(w) for w in args.big_workers.split(",")})
     sizes = [int(s) for s in args.sizes.split(",")]
-    result = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    result = json.loads(results.read_text()) if results.is_file() else {}
     result["machine"] = {"cpus_available": cpus, "cpu_count": os.cpu_count(),
                          "note": "shared machine: others' load is recorded with each run"}
     with tempfile.TemporaryDirectory(prefix="arcforge-scale-", dir=args.tmp) as tmp:
@@ -321,13 +348,15 @@ def main() -> None:
                                                                and r["workers"] in big_counts)]
                 result["big"] = old + part_big(kind, home, tmp, sizes, big_counts)
                 result["big"].sort(key=lambda r: (r["kind"], r["tasks"], r["workers"]))
-                RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+                results.write_text(json.dumps(result, indent=1) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child-build":
         print(json.dumps(child_build(sys.argv[2], int(sys.argv[3]))))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--child-big":
+        print(json.dumps(child_big(sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]))))
     else:
         main()
