@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -29,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from arcforge import archive, download, lock, paths
+from arcforge import archive, download, fslock, lock, paths
 from arcforge.archive import DEFAULT_LIMITS, ArchiveLimits
 from arcforge.download import DEFAULT_RETRY, RetryPolicy
 from arcforge.errors import (
@@ -121,32 +122,77 @@ def cached_path(m: Manifest, *, verify: bool = False) -> Path | None:
     return folder
 
 
+_OLD_RE = re.compile(r"old-(?P<pid>\d+)-\w+")
+_STAGING_RE = re.compile(r"fetch-[a-z0-9_]+-(?P<pid>\d+)-\w+")
+_DEST_FILE = ".dest"  # in an old-* holder: the cache folder the aside copy belongs to
+
+
+def _tmp_lock() -> Path:
+    return paths.tmp_dir()  # the folder itself is locked: no lock file is left behind
+
+
+def staging_dir(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"fetch-{name}-{os.getpid()}-", dir=paths.tmp_dir()))
+
+
 def _place(staging: Path, dest: Path) -> None:
-    """Rename ``staging`` to ``dest``; an existing ``dest`` is moved aside first and restored on failure."""
+    """Rename ``staging`` to ``dest``. An existing ``dest`` is first moved into ``tmp/old-<pid>-*/`` next
+    to a note of where it belongs, so that ``recover`` can put it back if a kill lands between the two
+    renames; on an error it is put back at once."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    aside = None
-    if dest.exists() or dest.is_symlink():
-        aside = Path(tempfile.mkdtemp(prefix="old-", dir=paths.tmp_dir())) / dest.name
-        os.rename(dest, aside)
-    try:
-        os.rename(staging, dest)
-    except BaseException:
-        if aside is not None:
-            os.rename(aside, dest)
-        raise
-    if aside is not None:
-        shutil.rmtree(aside.parent, ignore_errors=True)
-
-
-def _sweep_stale_tmp(max_age_s: float = 24 * 3600) -> None:
-    """Remove temp folders left by a fetch that was killed (older than a day, so never a live one)."""
-    now = time.time()
-    for d in paths.tmp_dir().glob("*"):
+    with fslock.locked(_tmp_lock()):
+        holder = aside = None
+        if dest.exists() or dest.is_symlink():
+            holder = Path(tempfile.mkdtemp(prefix=f"old-{os.getpid()}-", dir=paths.tmp_dir()))
+            (holder / _DEST_FILE).write_text(str(dest), encoding="utf-8")
+            aside = holder / dest.name
+            os.rename(dest, aside)
         try:
-            if d.name.startswith(("fetch-", "old-")) and now - d.stat().st_mtime > max_age_s:
-                shutil.rmtree(d, ignore_errors=True)
-        except OSError:
-            pass
+            os.rename(staging, dest)
+        except BaseException:
+            if aside is not None:
+                os.rename(aside, dest)
+            raise
+        if holder is not None:
+            shutil.rmtree(holder, ignore_errors=True)
+
+
+def recover(max_age_s: float = 24 * 3600) -> list[str]:
+    """Clean up after fetches that were killed: put a cache folder moved aside back where it is missing,
+    then remove the working folders of processes that are gone. Returns what was done."""
+    done: list[str] = []
+    tmp = paths.tmp_dir()
+    with fslock.locked(_tmp_lock()):
+        for d in sorted(tmp.iterdir()):
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            pid = fslock.owner_pid(d.name, _OLD_RE)
+            if pid is None:
+                pid = fslock.owner_pid(d.name, _STAGING_RE)
+            if pid is None:  # a folder of an older arcforge (no pid in the name): age decides
+                try:
+                    stale = d.name.startswith(("fetch-", "old-")) and time.time() - d.stat().st_mtime > max_age_s
+                except OSError:
+                    stale = False
+                if stale:
+                    shutil.rmtree(d, ignore_errors=True)
+                    done.append(f"removed {d.name}")
+                continue
+            if not fslock.abandoned(pid):
+                continue
+            if d.name.startswith("old-"):
+                try:
+                    dest = Path((d / _DEST_FILE).read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError):
+                    dest = None
+                aside = d / dest.name if dest is not None else None
+                if aside is not None and aside.exists() and not dest.exists() and not dest.is_symlink():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(aside, dest)
+                    done.append(f"restored {dest}")
+            shutil.rmtree(d, ignore_errors=True)
+            done.append(f"removed {d.name}")
+    return done
 
 
 # --- mirrors ---------------------------------------------------------------------------------------------
@@ -175,7 +221,7 @@ def _copy_from_folder(m: Manifest, mirror: Mirror, progress: Progress, key: str)
                                      hint=f"expected the folder {root}")
     rels = lock.kept_files(root, m.files)
     progress.update(key, completed=0, total=sum((root / r).stat().st_size for r in rels))
-    staging = Path(tempfile.mkdtemp(prefix=f"fetch-{m.name}-", dir=paths.tmp_dir()))
+    staging = staging_dir(m.name)
     try:
         out = _Fetched(staging, origin=str(root))
         for rel in rels:
@@ -205,7 +251,7 @@ def _download(m: Manifest, base: str, progress: Progress, key: str, retry: Retry
     url = download.tarball_url(base, m.owner, m.repo_name, m.commit)
 
     def attempt(n: int) -> _Fetched:
-        staging = Path(tempfile.mkdtemp(prefix=f"fetch-{m.name}-", dir=paths.tmp_dir()))
+        staging = staging_dir(m.name)
         try:
             with download.open_url(url, retry.timeout) as resp:
                 length = resp.headers.get("Content-Length")
@@ -299,7 +345,7 @@ def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = 
     mir = resolve_mirror(mirror)
     if not ms:
         return []
-    _sweep_stale_tmp()
+    recover()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ms))), thread_name_prefix="fetch") as pool:
         futures = [pool.submit(fetch_source, m, mirror=mir, force=force, progress=progress, retry=retry,
                                limits=limits) for m in ms]

@@ -26,7 +26,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from arcforge import __version__, formats, paths
+from arcforge import __version__, formats, integrity, paths
 from arcforge.errors import BuildError
 from arcforge.formats import Member, RawTask, Rejected, Skipped
 from arcforge.manifest import NAME_RE, Manifest
@@ -220,6 +220,11 @@ def _cache_path(key: str) -> Path:
 
 def _load_cached(key: str, name: str) -> ParsedSource | None:
     path = _cache_path(key)
+    if not path.exists():
+        return None
+    if not integrity.intact(path):  # changed on disk since it was written: never trusted, parsed again
+        integrity.discard(path)
+        return None
     try:
         with pa.memory_map(str(path)) as src:
             table = pa.ipc.open_file(src).read_all()
@@ -242,7 +247,10 @@ def _store_cached(key: str, parsed: ParsedSource) -> None:
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
     with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
         w.write_table(table)
-    os.replace(tmp, path)  # atomic: a crash leaves either no entry or a complete one
+    integrity.seal(tmp)
+    integrity.discard(path)
+    os.replace(tmp.with_name(tmp.name + ".sha256"), path.with_name(path.name + ".sha256"))
+    os.replace(tmp, path)  # a crash leaves no entry, or one whose digest does not match: parsed again
 
 
 def parse_source(plan: SourcePlan, *, use_cache: bool = True) -> ParsedSource:

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from arcforge import paths
+from arcforge import fslock, paths
 from arcforge.errors import ManifestError
 from arcforge.manifest import MANIFEST_DIR, Manifest, matches_any
 
@@ -170,7 +170,10 @@ def find_pin(m: Manifest) -> Pin | None:
 def record_pin(m: Manifest, digest: str, files: int) -> Path:
     """Record a first-fetch digest in the home lock; returns the lock's path."""
     path = home_lock_path()
-    with _record_lock:
+    # Threads of this process and other processes (two first fetches at once) must not drop each other's
+    # pins: the read-modify-write happens under a thread lock and an flock on a sidecar file, and the
+    # file is replaced atomically, so readers without the lock still see a complete lock file.
+    with _record_lock, fslock.locked(path.with_name(f".{path.name}.lck")):
         pins = read_lock(path)
         pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path)
         write_lock(path, pins.values())
