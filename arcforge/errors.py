@@ -11,7 +11,7 @@ import re
 
 # Hugging Face tokens (hf_..., also inside URLs), and whatever follows an Authorization/Bearer header.
 _TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9_]{6,}")
-_AUTH_RE = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|token|basic)?\s*|\bbearer\s+)[^\s'\",}]+")
+_AUTH_RE = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|token|basic)?\s*|\bbearer\s+)[^\s'\",})\]]+")
 _TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
 REDACTED = "***"
 

@@ -220,6 +220,13 @@ def _copy_from_folder(m: Manifest, mirror: Mirror, progress: Progress, key: str)
         raise SourceUnavailableError(f"{m.name}: {m.repo} is not in the mirror {mirror.location}",
                                      hint=f"expected the folder {root}")
     rels = lock.kept_files(root, m.files)
+    for rel in rels:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(rel).decode("utf-8", "replace")
+            raise FetchError(f"{m.name}: {root / shown}: the file name is not valid UTF-8; it cannot be "
+                             "named in the source's digest", hint="rename the file in the mirror") from None
     progress.update(key, completed=0, total=sum((root / r).stat().st_size for r in rels))
     staging = staging_dir(m.name)
     try:
@@ -247,24 +254,26 @@ def _copy_hashing(src: Path, dst: Path, on_bytes) -> str:
 
 
 def _download(m: Manifest, base: str, progress: Progress, key: str, retry: RetryPolicy,
-              limits: ArchiveLimits) -> _Fetched:
+              limits: ArchiveLimits, max_kept_bytes: int | None = None) -> _Fetched:
     url = download.tarball_url(base, m.owner, m.repo_name, m.commit)
+    clock = download.Clock(retry, m.name, url)
 
     def attempt(n: int) -> _Fetched:
         staging = staging_dir(m.name)
         try:
-            with download.open_url(url, retry.timeout) as resp:
+            with download.open_url(url, clock.socket_timeout()) as raw:
+                resp = download.WatchedResponse(raw, clock)
                 length = resp.headers.get("Content-Length")
                 progress.update(key, completed=0, total=int(length) if length and length.isdigit() else None)
                 hashes = archive.extract_tar_gz(
                     resp, staging, lambda rel: matches_any(rel, m.files), archive=f"{m.name} ({url})", limits=limits,
-                    on_raw_bytes=lambda k: progress.advance(key, k))
+                    on_raw_bytes=lambda k: progress.advance(key, k), max_kept_bytes=max_kept_bytes)
             return _Fetched(staging, hashes, url)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    return download.with_retries(attempt, url=url, what=m.name, policy=retry)
+    return download.with_retries(attempt, url=url, what=m.name, policy=retry, clock=clock)
 
 
 # --- fetching ----------------------------------------------------------------------------------------------
@@ -288,7 +297,8 @@ def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = Fal
                 got = _copy_from_folder(m, mirror, progress, m.name)
             else:
                 base = mirror.location if mirror is not None else download.github_base()
-                got = _download(m, base, progress, m.name, retry, limits)
+                got = _download(m, base, progress, m.name, retry, limits,
+                                max_kept_bytes=pin.bytes if pin is not None and pin.bytes else None)
         finally:
             progress.finish(m.name)
         try:
@@ -320,7 +330,8 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     dest = cache_dir(m)
     _place(got.staging, dest)
     recorded = pin is None
-    pin_path = lock.record_pin(m, digest, len(got.hashes)) if recorded else pin.lock_path
+    nbytes = sum((dest / rel).stat().st_size for rel in got.hashes) if recorded else 0
+    pin_path = lock.record_pin(m, digest, len(got.hashes), nbytes) if recorded else pin.lock_path
     return FetchResult(m.name, "fetched", dest, digest, len(got.hashes), got.origin, recorded, pin_path,
                        seconds=time.perf_counter() - t0)
 

@@ -166,8 +166,14 @@ def test_concurrent_first_fetches_keep_every_pin(arcforge_home):
     )
     env = {**os.environ, "PYTHONPATH": str(kill_child.ROOT)}
     ps = [subprocess.Popen([sys.executable, "-c", code, str(k), str(go), str(per)], env=env) for k in range(procs)]
-    go.touch()
-    assert all(p.wait(timeout=60) == 0 for p in ps)
+    try:
+        go.touch()
+        assert all(p.wait(timeout=60) == 0 for p in ps)
+    finally:
+        for p in ps:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     from arcforge.lock import home_lock_path, read_lock
 
     assert len(read_lock(home_lock_path())) == procs * per
