@@ -197,6 +197,7 @@ def test_provenance_holds_names_not_local_paths(arcforge_home, tmp_path):
         assert str(tmp_path) not in text and "secret_place" not in text, f
     prov = json.loads((out / "provenance.json").read_text())
     assert prov["options"]["local"] == ["mine"] and prov["options"]["eval_local"] == ["eval_heldout"]
+    assert prov["options"]["max_grid"] is None and prov["options"]["seed"] == 0  # every option is recorded
     assert prov["sources"][0]["repo"] == "local:mine"
 
 
