@@ -59,6 +59,10 @@ class ArchiveLimits:
 DEFAULT_LIMITS = ArchiveLimits()
 
 
+class OverPinnedSizeError(FetchError):
+    """The kept files add up to more than the size pinned for the source: the digest cannot match."""
+
+
 class TruncatedArchiveError(FetchError):
     """The compressed stream ended before its end marker (likely a dropped connection; retryable)."""
 
@@ -208,7 +212,7 @@ def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, ar
                         from None
                 kept_bytes += member.size
                 if max_kept_bytes is not None and kept_bytes > max_kept_bytes:
-                    raise UnsafeArchiveError(
+                    raise OverPinnedSizeError(
                         f"{archive}: the kept files up to {member.name!r} add up to more than the "
                         f"{max_kept_bytes} bytes pinned for this source; the content cannot match the pin")
                 hashes[rel] = _write_member(tar, member, dest / rel, archive)

@@ -16,6 +16,15 @@ _TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
 REDACTED = "***"
 
 
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: bytes of a non-UTF-8 file name (kept by Python as surrogates) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def redact(text: str) -> str:
     """``text`` with every Hub token (``hf_...``, a bearer header, the value of ``$HF_TOKEN``) replaced."""
     for env in _TOKEN_ENVS:
@@ -30,8 +39,8 @@ class ArcforgeError(Exception):
     """Base class of every error arcforge raises on purpose. Message and hint never carry a token."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        message = redact(str(message))
-        hint = None if hint is None else redact(str(hint))
+        message = printable(redact(str(message)))
+        hint = None if hint is None else printable(redact(str(hint)))
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -46,6 +46,8 @@ from arcforge.progress import NULL_PROGRESS, Progress
 MARKER = ".arcforge-source.json"
 MIRROR_ENV = "ARCFORGE_MIRROR"
 STATUSES = ("cached", "fetched", "failed", "unavailable")
+DIGEST_HINT = ("the source or mirror serves different files than were pinned; if the pin is outdated, "
+               "update it (see README: Fetching sources)")
 
 
 @dataclass
@@ -254,7 +256,7 @@ def _copy_hashing(src: Path, dst: Path, on_bytes) -> str:
 
 
 def _download(m: Manifest, base: str, progress: Progress, key: str, retry: RetryPolicy,
-              limits: ArchiveLimits, max_kept_bytes: int | None = None) -> _Fetched:
+              limits: ArchiveLimits, pin: lock.Pin | None = None) -> _Fetched:
     url = download.tarball_url(base, m.owner, m.repo_name, m.commit)
     clock = download.Clock(retry, m.name, url)
 
@@ -273,7 +275,15 @@ def _download(m: Manifest, base: str, progress: Progress, key: str, retry: Retry
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    return download.with_retries(attempt, url=url, what=m.name, policy=retry, clock=clock)
+    max_kept_bytes = pin.bytes if pin is not None and pin.bytes else None
+    try:
+        return download.with_retries(attempt, url=url, what=m.name, policy=retry, clock=clock)
+    except archive.OverPinnedSizeError as e:  # stopped early: the digest could never have matched
+        assert pin is not None
+        raise DigestMismatchError(
+            f"{m.name}: content from {url} is larger than the {pin.bytes} bytes {pin.lock_path} pins with "
+            f"digest {pin.digest}, so it cannot match; the cache was left as it was ({e.message})",
+            hint=DIGEST_HINT) from None
 
 
 # --- fetching ----------------------------------------------------------------------------------------------
@@ -297,8 +307,7 @@ def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = Fal
                 got = _copy_from_folder(m, mirror, progress, m.name)
             else:
                 base = mirror.location if mirror is not None else download.github_base()
-                got = _download(m, base, progress, m.name, retry, limits,
-                                max_kept_bytes=pin.bytes if pin is not None and pin.bytes else None)
+                got = _download(m, base, progress, m.name, retry, limits, pin)
         finally:
             progress.finish(m.name)
         try:
@@ -320,9 +329,7 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     if pin is not None and digest != pin.digest:
         raise DigestMismatchError(
             f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins {pin.digest}; "
-            "the cache was left as it was",
-            hint="the source or mirror serves different files than were pinned; if the pin is outdated, "
-                 "update it (see README: Fetching sources)")
+            "the cache was left as it was", hint=DIGEST_HINT)
     marker = {"name": m.name, "repo": m.repo, "commit": m.commit, "files": list(m.files), "digest": digest,
               "count": len(got.hashes), "origin": got.origin,
               "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

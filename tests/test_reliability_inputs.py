@@ -133,7 +133,7 @@ def test_a_gzip_bomb_is_stopped_by_the_ratio_before_inflating_it_all(tmp_path):
 
 def test_kept_files_beyond_the_pinned_size_are_refused_before_being_written(tmp_path):
     body = _tar_gz([("repo-x/a.json", b"1" * 1000), ("repo-x/b.json", b"2" * 5000)])
-    with pytest.raises(UnsafeArchiveError, match="more than the 3000 bytes pinned"):
+    with pytest.raises(archive.OverPinnedSizeError, match="more than the 3000 bytes pinned"):
         archive.extract_tar_gz(io.BytesIO(body), tmp_path / "x", lambda rel: True, archive="src",
                                max_kept_bytes=3000)
     assert not (tmp_path / "x" / "b.json").exists()
@@ -244,3 +244,10 @@ def test_reading_a_good_shard_is_unchanged(built):
 def test_fetch_errors_never_leak_as_other_exceptions(arcforge_home, tmp_path):
     with pytest.raises(FetchError, match="does not exist"):
         fetch.resolve_mirror(tmp_path / "nope")
+
+
+def test_a_non_utf8_path_in_an_error_prints_as_one_clean_line(tmp_path, arcforge_home):
+    missing = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    res = runner.invoke(app, ["build", "--local", str(missing), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "caf\ufffd: local folder not found" in res.output
+    assert "internal error" not in res.output

@@ -50,6 +50,10 @@ def test_rebuild_replaces_only_what_arcforge_wrote(arcforge_home, tmp_path):
     owned = json.loads((out / output.OWNED_FILE).read_text())["files"]
     assert "notes.txt" not in owned and "mine/training-00000-of-00001.parquet" in owned
     assert _siblings(out) == []
+    from arcforge.publish_plan import collect_files
+
+    skipped = collect_files(out).skipped  # never uploaded; the build's own list is not even mentioned
+    assert "notes.txt" in skipped and "mine/t1.json" in skipped and output.OWNED_FILE not in skipped
 
 
 def test_a_build_without_the_owned_list_keeps_foreign_files_too(arcforge_home, tmp_path):
