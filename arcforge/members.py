@@ -202,6 +202,30 @@ def glob_members(
         yield seen[path]
 
 
+def open_member(root: Path, path: str, zips: ZipCache) -> Member:
+    """The ``Member`` for a path that ``glob_members`` listed (a plain file, or ``outer.zip!inner``), with
+    the same checks: a worker process re-opens members by path and must quarantine what the planner saw."""
+    file = root / path
+    if "!" in path and not file.is_file():
+        outer, inner = path.split("!", 1)
+        try:
+            zf = zips.get(root / outer)
+            info = zf.getinfo(inner)
+        except BuildError as e:
+            return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{root / outer}: "))
+        except KeyError:
+            return _failing(path, BAD_ARCHIVE, f"{inner}: not in the archive any more")
+        return _zip_member(zf, outer, info)
+    if path.endswith(ZIP_SUFFIX) and file.is_file():  # a whole archive the planner quarantined
+        try:
+            zips.get(file)
+        except BuildError as e:
+            return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{file}: "))
+    if "\ufffd" in path and not file.exists():  # listed under its printable name: not UTF-8 on disk
+        return _failing(path, BAD_NAME, "the file name is not valid UTF-8; rename the file")
+    return _file_member(root, path)
+
+
 def local_members(folder: Path, *, zips: ZipCache) -> Iterator[Member]:
     """Every ``*.json`` file of a user's folder, and every ``*.json`` inside its ``*.zip`` archives."""
     if not folder.is_dir():
