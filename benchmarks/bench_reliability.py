@@ -27,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow.parquet as pq
 
-from arcforge import archive, integrity, shards  # noqa: E402
-from arcforge.build import build  # noqa: E402
-from arcforge.errors import UnsafeArchiveError  # noqa: E402
-from arcforge.synthetic import generate  # noqa: E402
-from arcforge.task import task_to_row  # noqa: E402
+from arcforge import archive, integrity, shards
+from arcforge.build import build
+from arcforge.errors import UnsafeArchiveError
+from arcforge.synthetic import generate
+from arcforge.task import task_to_row
 
 RESULTS = Path(__file__).resolve().parent / "results" / "reliability.json"
 

@@ -1,5 +1,5 @@
 """Seeded fuzzing that runs on every test run: random mutations of real tasks, hostile zips and tars,
-corrupted shards. The rule checked is the same everywhere: a bad input ends as a
+corrupted shards and checkpoints. The rule checked is the same everywhere: a bad input ends as a
 quarantined task or ONE typed arcforge error, never an internal error, a traceback or a hang.
 
 Each case derives its own seed from ``ARCFORGE_FUZZ_SEED`` (default 0) and its number, and a failure
@@ -285,3 +285,39 @@ def test_fuzz_corrupted_shards_give_a_shard_error_naming_the_file(small_build):
         except Exception as e:
             pytest.fail(f"ARCFORGE_FUZZ_SEED={SEED} case {case} ({how}): {type(e).__name__}: {e}")
     assert "error" in seen
+
+
+# --- corrupted checkpoints ----------------------------------------------------------------------------------
+def test_fuzz_corrupted_checkpoints_give_a_typed_error_or_an_older_intact_one(tmp_path):
+    torch = pytest.importorskip("torch")  # the [train] extra
+    from arcforge.errors import ArcforgeError
+    from arcforge.train.checkpoint import load_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    for step in (1, 2):
+        weights = {"w": torch.full((8, 8), float(step))}
+        save_checkpoint(run, step, weights, {"step": step, "rng": torch.get_rng_state()}, {"model": {"d": 8}})
+    ck = run / "checkpoints" / "step-000002"
+    pristine = {p.name: p.read_bytes() for p in ck.iterdir()}
+    outcomes = set()
+    for case in range(12 * SCALE):
+        rng = _rng("ckpt", case)
+        name = rng.choice(sorted(pristine))
+        b = bytearray(pristine[name])
+        if rng.random() < 0.5:
+            b = b[: rng.randrange(len(b) + 1)]
+        else:
+            for _ in range(rng.randint(1, 10)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        (ck / name).write_bytes(bytes(b))
+        try:
+            config, weights, _ = load_checkpoint(run)
+            outcomes.add(int(weights["w"][0, 0]))  # the newest intact one: 2, or 1 when 2 is damaged
+            assert config["step"] in (1, 2)
+        except ArcforgeError:
+            outcomes.add("error")
+        except Exception as e:
+            pytest.fail(f"ARCFORGE_FUZZ_SEED={SEED} case {case} ({name}): {type(e).__name__}: {e}")
+        finally:
+            (ck / name).write_bytes(pristine[name])
+    assert 1 in outcomes  # damage to the newest checkpoint falls back to the older one
