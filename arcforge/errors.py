@@ -35,11 +35,21 @@ def redact(text: str) -> str:
     return _AUTH_RE.sub(lambda m: m.group(1) + REDACTED, text)
 
 
+def _unwrap_worker(message: str) -> str:
+    """The original one-line message of an error re-raised from a worker process (torch's DataLoader
+    rebuilds it as ``Caught XError in DataLoader worker process 0.\nOriginal Traceback ...``)."""
+    if "\nOriginal Traceback" not in message:
+        return message
+    last = message.rstrip().rsplit("\n", 1)[-1]
+    name, sep, text = last.partition(": ")
+    return text if sep and name.replace(".", "").replace("_", "").isalnum() else last
+
+
 class ArcforgeError(Exception):
     """Base class of every error arcforge raises on purpose. Message and hint never carry a token."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        message = printable(redact(str(message)))
+        message = printable(redact(_unwrap_worker(str(message))))
         hint = None if hint is None else printable(redact(str(hint)))
         super().__init__(message)
         self.message = message

@@ -251,3 +251,13 @@ def test_a_non_utf8_path_in_an_error_prints_as_one_clean_line(tmp_path, arcforge
     res = runner.invoke(app, ["build", "--local", str(missing), "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "caf\ufffd: local folder not found" in res.output
     assert "internal error" not in res.output
+
+
+def test_an_error_re_raised_from_a_data_loader_worker_is_still_one_line():
+    text = ("Caught ShardError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+            '  File "x.py", line 1, in f\n    raise ShardError(...)\n'
+            "arcforge.errors.ShardError: /data/in/training-00000-of-00001.parquet: a test input grid has the "
+            "cell value 99 (colors are 0-9)\n")
+    assert ShardError(text).message == ("/data/in/training-00000-of-00001.parquet: a test input grid has the "
+                                        "cell value 99 (colors are 0-9)")
+    assert ShardError("plain: message").message == "plain: message"
