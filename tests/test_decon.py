@@ -239,6 +239,9 @@ def test_cli_warns_about_a_training_split_as_reference(arcforge_home, tmp_path):
     assert "warning: --eval mine:training: 'training' is not an evaluation split" in r.output
     r = CliRunner().invoke(app, [*args, "--eval", "mine", "--json"])
     assert r.exit_code == 0 and "warning:" not in r.output and json.loads(r.stdout)["warnings"] == []
+    (folder / "evaluation" / "a.json").unlink()  # a bare local source means its `evaluation` split: now empty
+    r = CliRunner().invoke(app, [*args, "--eval", "mine"])
+    assert r.exit_code == 0 and "warning: --eval mine:evaluation: no task in that split" in r.output
 
 
 def test_information_bits_of_small_grids():
