@@ -258,11 +258,16 @@ def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:
 
 
 def _member_size(root: Path, path: str, zips: ZipCache) -> int:
+    """Bytes of a member, for cutting chunks; 0 when they cannot be known here (a damaged archive, a
+    name that is not UTF-8: the worker quarantines such a member when it opens it)."""
     file = root / path
-    if "!" in path and not file.is_file():
-        outer, inner = path.split("!", 1)
-        return zips.get(root / outer).getinfo(inner).file_size
-    return file.stat().st_size
+    try:
+        if "!" in path and not file.is_file():
+            outer, inner = path.split("!", 1)
+            return zips.get(root / outer).getinfo(inner).file_size
+        return file.stat().st_size
+    except (BuildError, KeyError, OSError, ValueError):
+        return 0
 
 
 def _jobs(source: int, plan: SourcePlan, workers: int) -> Iterator[_Job]:
