@@ -57,5 +57,30 @@ def scale_block(path: Path) -> str:
                 "1 test per task. `tasks` counts the generated tasks; tasks/s counts every task found, with the "
                 "800 + 1,120 of ARC-AGI-1/2 (whose evaluation splits are the reference). Wall time on this "
                 "shared machine is mostly waiting for a CPU when the load is high; CPU s is the work done.", ""]
+    out += _goals(r)
     out.append("(`benchmarks/results/scale.json`, `python benchmarks/bench_scale.py`)")
     return "\n".join(out)
+
+
+def _goals(r: dict) -> list[str]:
+    """The targets, each with the measured figure it is judged on."""
+    lines = []
+    cpus = r.get("machine", {}).get("cpus_available")
+    if "sources" in r and cpus:
+        m = r["sources"]["median"].get(f"build_w{cpus}")
+        if m:
+            ok = "met" if m["x_floor_work_wall"] <= 2 else "not met"
+            lines.append(f"- 11 sources at most 2x the stdlib-json floor, wall, {cpus} CPUs: "
+                         f"**{m['x_floor_work_wall']:.2f}x** ({ok}; CPU {m['x_floor_cpu']:.2f}x).")
+    for b in r.get("big", []):
+        if b["tasks"] >= 1_000_000:
+            wall = "met" if b["wall_s"] <= 240 else "not met"
+            mem = "met" if b["peak_pss_mb"] <= 4096 else "not met"
+            lines.append(f"- {b['tasks']:,} tasks ({b['kind']}, {b['workers']} workers): wall {b['wall_s']:.0f} s "
+                         f"against 240 s ({wall}, at load {b['load_before']:.0f}; {b['cpu_s']:.0f} CPU s in all), "
+                         f"peak {b['peak_pss_mb']:,} MB PSS / {b['peak_rss_mb']:,} MB RSS against 4,096 MB ({mem}).")
+    if "sources" in r:
+        same = r["sources"]["identical_output_across_workers"]
+        lines.append(f"- Byte-identical output whatever the worker count: {'yes' if same else 'NO'} in this run "
+                     "(and `tests/test_build_parallel.py`).")
+    return ["Goals:", "", *lines, ""] if lines else []
