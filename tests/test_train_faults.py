@@ -148,10 +148,15 @@ def test_resume_refuses_without_a_checkpoint_or_with_other_model_options(arc_sha
     r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(run), "--resume", "--d-model", "64",
                             "--heads", "2"])
     assert r.exit_code == 1 and "model.d_model: 32 -> 64" in r.output
-    # without model options, --resume continues with the run's own config (run.toml)
+    # without model options, --resume continues with the run's own config (run.toml) ...
     r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", "3", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["steps"] == 3
+    # ... or, without run.toml, its latest checkpoint's config.json
+    (run / "run.toml").unlink()
+    r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["steps"] == 4
 
 
 def test_config_file_reproduces_a_run_and_flags_override_it(arc_shards, tmp_path):
@@ -163,9 +168,9 @@ def test_config_file_reproduces_a_run_and_flags_override_it(arc_shards, tmp_path
     assert r.exit_code == 0, r.output
     for k, v in _weights(a, 2).items():
         assert torch.equal(_weights(b, 2)[k], v)  # same config file, same run
-    c = tmp_path / "c"
-    r = runner.invoke(app, ["train", "--config", str(a / "run.toml"), "--out", str(c), "--d-model", "64",
-                            "--json"])
+    c = tmp_path / "c"  # a checkpoint's config.json works as --config too
+    r = runner.invoke(app, ["train", "--config", str(a / "checkpoints" / "step-000002" / "config.json"),
+                            "--out", str(c), "--d-model", "64", "--json"])
     assert r.exit_code == 0, r.output
     cfg = json.loads((c / "checkpoints" / "step-000002" / "config.json").read_text())
     assert cfg["model"]["d_model"] == 64 and cfg["model"]["n_layers"] == 1 and cfg["train"]["amp"] == "off"
