@@ -238,3 +238,18 @@ def test_train_from_a_hub_dataset(tmp_path, shared_sources, monkeypatch):
             assert r.exit_code == 0, r.output
             assert json.loads(r.stdout)["steps"] == 1
         assert any("/resolve/" in x for x in hub.requests)
+
+
+def test_demo_prints_plain_progress_off_a_terminal(tmp_path, arcforge_home, monkeypatch):
+    monkeypatch.setenv("ARCFORGE_LOG_SECONDS", "0")
+    empty_mirror = tmp_path / "mirror"
+    empty_mirror.mkdir()
+    r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--steps", "3", "--tasks", "16",
+                            "--eval-tasks", "4", "--families", "flip", "--mirror", str(empty_mirror),
+                            "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    err = r.stderr.splitlines()
+    steps = [ln for ln in err if ln.startswith("step ")]
+    assert len(steps) >= 3 and all(k in steps[-1] for k in ("loss", "tok/s", "s/step", "eta"))
+    assert any(ln.startswith("train: 3/3") for ln in err) and any(ln.startswith("eval: 4/4") for ln in err)
+    assert json.loads(r.stdout)["config"]["torch_threads"] == 1
