@@ -5,6 +5,7 @@ training from the Hub, and where eval writes its submission. Tiny models, a few 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -82,23 +83,27 @@ class _SigintAt:
             if self.calls == self.n:
                 if self.raise_:
                     raise KeyboardInterrupt
+                for child in multiprocessing.active_children():  # a terminal's Ctrl-C reaches the
+                    os.kill(child.pid, signal.SIGINT)  # DataLoader workers too
                 os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.mark.parametrize("raise_", [False, True], ids=["sigint", "raised"])
-def test_ctrl_c_mid_step_resumes_exactly(arc_shards, tmp_path, raise_):
-    full = [r["loss"] for r in train(*_cfgs(arc_shards, tmp_path / "a", grad_accum=2))["history"]]
+@pytest.mark.parametrize(("raise_", "workers"), [(False, 0), (True, 0), (False, 1)],
+                         ids=["sigint", "raised", "sigint-with-loader-worker"])
+def test_ctrl_c_mid_step_resumes_exactly(arc_shards, tmp_path, raise_, workers):
+    kw = {"grad_accum": 2, "num_workers": workers}
+    full = [r["loss"] for r in train(*_cfgs(arc_shards, tmp_path / "a", **kw))["history"]]
     hook = _SigintAt(n=6, raise_=raise_)  # forward 6 = 2nd micro-batch of step 3
     handle = torch.nn.modules.module.register_module_forward_hook(hook)
     try:
         with pytest.raises(KeyboardInterrupt):
-            train(*_cfgs(arc_shards, tmp_path / "b", grad_accum=2))
+            train(*_cfgs(arc_shards, tmp_path / "b", **kw))
     finally:
         handle.remove()
     done = 3 if not raise_ else 2  # SIGINT: step 3 finishes first; raised mid-step: step 3 never happened
     state = torch.load(tmp_path / "b" / "checkpoints" / f"step-{done:06d}" / "state.pt", weights_only=False)
     assert state["step"] == done and state["data"]["batches"] == 2 * done  # no batch counted twice
-    rest = train(*_cfgs(arc_shards, tmp_path / "b", grad_accum=2), resume=True)["history"]
+    rest = train(*_cfgs(arc_shards, tmp_path / "b", **kw), resume=True)["history"]
     assert [r["step"] for r in rest] == list(range(done + 1, 7))
     assert [r["loss"] for r in rest] == full[done:]
 

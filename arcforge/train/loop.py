@@ -301,6 +301,13 @@ def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
     return out
 
 
+def _ignore_sigint(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process (which finishes the step and saves)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Interrupts:
     """Ctrl-C during training: the first SIGINT lets the running step finish (the loop then saves a
     checkpoint of exactly the steps done and raises KeyboardInterrupt); a second one stops at once."""
@@ -395,7 +402,7 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
     n_workers = max(1, cfg.num_workers)
     ds = PackedBatches(data_cfg, num_workers=n_workers, positions=positions,
                        first_worker=batches_done % n_workers)
-    loader = DataLoader(ds, batch_size=None, num_workers=cfg.num_workers,
+    loader = DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, worker_init_fn=_ignore_sigint,
                         pin_memory=tr.device.type == "cuda", persistent_workers=False)
     writer = SummaryWriter(str(run / "tb")) if (main and cfg.tensorboard and SummaryWriter) else None
     history: list[dict] = []
@@ -490,11 +497,13 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
                     saved, saved_step = save(), tr.step_no
                 if stop_requested(interrupts.requested) and tr.step_no < cfg.max_steps:
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            if saved_step != tr.step_no:
+        except BaseException as e:
+            if not isinstance(e, KeyboardInterrupt) and not interrupts.requested:
+                raise
+            if saved_step != tr.step_no:  # only what the completed steps consumed is saved
                 saved = save()
             progress.finish("train")
-            raise
+            raise KeyboardInterrupt from None
         finally:
             if writer is not None:
                 writer.flush()
