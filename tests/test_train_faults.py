@@ -258,3 +258,13 @@ def test_demo_prints_plain_progress_off_a_terminal(tmp_path, arcforge_home, monk
     assert len(steps) >= 3 and all(k in steps[-1] for k in ("loss", "tok/s", "s/step", "eta"))
     assert any(ln.startswith("train: 3/3") for ln in err) and any(ln.startswith("eval: 4/4") for ln in err)
     assert json.loads(r.stdout)["config"]["torch_threads"] == 1
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_data_errors_are_one_line_also_from_a_loader_worker(arc_shards, tmp_path, workers):
+    args = ["train", "-d", str(arc_shards), "--workers", workers, *TINY[:6], *TINY[8:]]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "-s", "nope"])
+    assert r.exit_code == 1 and "no shards match" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--seq-len", "16"])  # no example fits
+    assert r.exit_code == 1 and "holds no example that fits seq_len=16" in r.output, r.output
+    assert "Traceback" not in r.output and "internal error" not in r.output

@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from arcforge import __version__
-from arcforge.errors import TrainError
+from arcforge.errors import ArcforgeError, TrainError
 from arcforge.progress import NULL_PROGRESS, Progress
-from arcforge.shards import read_tasks
+from arcforge.shards import iter_batches, read_tasks
 from arcforge.train import checkpoint as ckpt
 from arcforge.train.config import Amp, DataConfig, ModelConfig, RunConfig, TrainConfig, write_toml_atomic
 from arcforge.train.cpu import available_memory, choose_threads, cpu_bf16_auto
@@ -301,6 +301,18 @@ def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
     return out
 
 
+def _next_batch(it) -> dict:
+    """``next(it)``; an arcforge error raised in a DataLoader worker comes back as its own one line (the
+    loader wraps it in a message holding the worker's traceback)."""
+    try:
+        return next(it)
+    except ArcforgeError as e:
+        if "Original Traceback" not in e.message:
+            raise
+        last = e.message.rstrip().splitlines()[-1]
+        raise type(e)(last.split(": ", 1)[1] if ": " in last else last) from None
+
+
 def _ignore_sigint(_worker_id: int) -> None:
     """DataLoader workers leave Ctrl-C to the main process (which finishes the step and saves)."""
     import signal
@@ -400,6 +412,8 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
         _trim_metrics(metrics_path, tr.step_no)
         write_toml_atomic(run / ckpt.RUN_TOML, run_cfg.to_dict())
     n_workers = max(1, cfg.num_workers)
+    # the selection exists and opens, checked here, before any loader worker (its errors come back wrapped)
+    next(iter_batches(Path(data_cfg.root), sources=data_cfg.sources, splits=data_cfg.splits, batch_size=1), None)
     ds = PackedBatches(data_cfg, num_workers=n_workers, positions=positions,
                        first_worker=batches_done % n_workers)
     loader = DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, worker_init_fn=_ignore_sigint,
@@ -471,7 +485,7 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
             while tr.step_no < cfg.max_steps:
                 micro, new_pos = [], dict(positions)
                 for _ in range(cfg.grad_accum):
-                    b = next(it)
+                    b = _next_batch(it)
                     new_pos[b["worker"]] = DataPosition(*b["position"])
                     stats = b["stats"]
                     micro.append(b)
