@@ -215,5 +215,5 @@ def test_without_the_train_extra_the_command_says_what_to_install(tmp_path):
             f"app(['train', '--data', {str(tmp_path)!r}])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1])
-    assert r.returncode == 1 and "needs torch" in r.stderr and "pip install 'arcforge" in r.stderr
+    assert r.returncode == 1 and "needs torch" in r.stderr and "pip install 'arcforge[train]'" in r.stderr
     assert "Traceback" not in r.stderr

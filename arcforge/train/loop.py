@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from arcforge import __version__
-from arcforge.errors import ArcforgeError, TrainError
+from arcforge.errors import TrainError
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.shards import iter_batches, read_tasks
 from arcforge.train import checkpoint as ckpt
@@ -301,18 +301,6 @@ def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
     return out
 
 
-def _next_batch(it) -> dict:
-    """``next(it)``; an arcforge error raised in a DataLoader worker comes back as its own one line (the
-    loader wraps it in a message holding the worker's traceback)."""
-    try:
-        return next(it)
-    except ArcforgeError as e:
-        if "Original Traceback" not in e.message:
-            raise
-        last = e.message.rstrip().splitlines()[-1]
-        raise type(e)(last.split(": ", 1)[1] if ": " in last else last) from None
-
-
 def _ignore_sigint(_worker_id: int) -> None:
     """DataLoader workers leave Ctrl-C to the main process (which finishes the step and saves)."""
     import signal
@@ -485,7 +473,7 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
             while tr.step_no < cfg.max_steps:
                 micro, new_pos = [], dict(positions)
                 for _ in range(cfg.grad_accum):
-                    b = _next_batch(it)
+                    b = next(it)  # an arcforge error from a loader worker keeps its one line (errors.py)
                     new_pos[b["worker"]] = DataPosition(*b["position"])
                     stats = b["stats"]
                     micro.append(b)
