@@ -217,3 +217,15 @@ def test_without_the_train_extra_the_command_says_what_to_install(tmp_path):
                        cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 1 and "needs torch" in r.stderr and "pip install 'arcforge[train]'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_eval_config_file_and_conflicting_train_flags_are_usage_errors(tmp_path):
+    f = tmp_path / "eval.toml"
+    f.write_text("[eval]\nvotes = 0\n")
+    r = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--config", str(f)])
+    assert r.exit_code == 2 and "eval.votes" in r.output and "eval.toml" in r.output, r.output
+    r = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--config", str(f), "--votes", "2",
+                            "-d", str(tmp_path / "none")])
+    assert r.exit_code == 1 and "dataset folder not found" in r.output  # the flag replaced the file's value
+    r = runner.invoke(app, ["train", "--resume", "--overwrite"])
+    assert r.exit_code == 2 and "pick one" in r.output

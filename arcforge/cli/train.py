@@ -222,6 +222,9 @@ def register(app: typer.Typer) -> None:
         json_: JsonOpt = False,
     ) -> None:
         """Train a transformer on a built dataset (CPU, one GPU, or torchrun for several)."""
+        if resume and overwrite:
+            raise typer.BadParameter("--resume continues the run in --out, --overwrite replaces it: pick one",
+                                     param_hint="'--overwrite'")
         values = given(ctx, TRAIN_SECTIONS)
         if "data.augment.symmetries" in values:  # --no-augment turns every augmentation off
             on = values["data.augment.symmetries"]
