@@ -1,0 +1,95 @@
+"""Batched decoding: equals sequential decoding token for token, equals the argmax of a full forward pass,
+keeps every output a rectangle, and scores candidates consistently with decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from arcforge.train.augment import voting_transforms
+from arcforge.train.decode import decode_batch, grammar_mask, score_candidates
+from arcforge.train.evaluate import prompt
+from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.tokenize import GRID_END, N_COLORS, ROW
+from tests.train_fixtures import load_arc1
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(3)
+    m = ArcTransformer(ModelConfig(d_model=32, n_layers=2, n_heads=2)).eval()
+    # bias the head towards ROW/GRID_END so that a random model closes small grids now and then
+    with torch.no_grad():
+        m.embed.weight[ROW] *= 4
+        m.embed.weight[GRID_END] *= 4
+    return m
+
+
+@pytest.fixture(scope="module")
+def prompts(shared_sources):
+    tasks = load_arc1(shared_sources, "training", 4, max_side=7)
+    out = []
+    for task in tasks:  # prompts of different lengths, under several transforms
+        for t in voting_transforms(3, 0):
+            out.append(prompt(t.task(task), 0, 1024))
+    assert len({len(p) for p in out}) >= 3
+    return out
+
+
+def test_batched_decoding_equals_sequential_token_for_token(model, prompts):
+    batched = decode_batch(model, prompts, max_new=40, max_side=6)
+    for p, b in zip(prompts, batched, strict=True):
+        alone = decode_batch(model, [p], max_new=40, max_side=6)[0]
+        assert alone.tokens == b.tokens
+        assert alone.logp == pytest.approx(b.logp, abs=1e-4)
+        assert (alone.grid is None) == (b.grid is None)
+    assert any(b.grid is not None for b in batched) and len({tuple(b.tokens) for b in batched}) > 1
+
+
+def _replay_state(tokens: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """(width, row, col) before each token, from the grammar's definition."""
+    width, row, col = 0, 1, 1
+    ws, rs, cs = [], [], []
+    for t in tokens:
+        ws.append(width), rs.append(row), cs.append(col)
+        if t == ROW:
+            width = width or col - 1
+            row, col = row + 1, 1
+        elif t < N_COLORS:
+            col += 1
+    return ws, rs, cs
+
+
+def test_greedy_decoding_equals_argmax_of_a_full_forward_pass(model, prompts):
+    for p in prompts[:4]:
+        d = decode_batch(model, [p], max_new=40, max_side=6)[0]
+        seq = d.tokens + ([GRID_END] if d.grid is not None else [])
+        n = len(p)
+        tok = torch.tensor(np.concatenate([p.tokens, seq]))[None]
+        ws, rs, cs = _replay_state(seq)
+        # positions of the emitted tokens, as the decoder assigns them
+        pos = np.concatenate([p.positions, np.stack([np.arange(n, n + len(seq)), rs, cs], 1)])
+        with torch.no_grad():
+            logits = model(tok, torch.from_numpy(pos)[None])[0, n - 1 : n - 1 + len(seq)]
+        m = grammar_mask(torch.tensor(ws), torch.tensor(rs), torch.tensor(cs), logits.shape[-1], 6)
+        lp = torch.log_softmax(logits + m, -1)
+        assert lp.argmax(-1).tolist() == seq
+        assert float(lp.gather(1, torch.tensor(seq)[:, None]).sum()) == pytest.approx(d.logp, abs=1e-4)
+
+
+def test_every_finished_row_is_a_rectangle_within_max_side(model, prompts):
+    for d in decode_batch(model, prompts, max_side=4):
+        assert d.grid is not None  # the grammar forces an end within 4 * 5 + 1 tokens
+        assert 1 <= d.grid.shape[0] <= 4 and 1 <= d.grid.shape[1] <= 4
+
+
+def test_scoring_a_decoded_grid_gives_its_decoding_log_prob(model, prompts):
+    decoded = decode_batch(model, prompts, max_side=5)
+    pairs = [(p, d.grid) for p, d in zip(prompts, decoded, strict=True)]
+    scores = score_candidates(model, pairs, max_side=5)
+    for s, d in zip(scores, decoded, strict=True):
+        assert s == pytest.approx(d.logp, abs=1e-3)
+    # another grid is less likely than the greedy one
+    other = score_candidates(model, [(prompts[0], (decoded[0].grid + 1) % 10)], max_side=5)[0]
+    assert other < scores[0]
