@@ -66,7 +66,7 @@ def test_ttt_is_deterministic_by_seed(tasks):
     task = tasks[0]
     a, ra = fine_tune(_model(), task, TTTConfig(steps=3, batch_size=2, lr=1e-2), SEQ)
     b, rb = fine_tune(_model(), task, TTTConfig(steps=3, batch_size=2, lr=1e-2), SEQ)
-    c, rc = fine_tune(_model(), task, TTTConfig(steps=3, batch_size=2, lr=1e-2, seed=1), SEQ)
+    _, rc = fine_tune(_model(), task, TTTConfig(steps=3, batch_size=2, lr=1e-2, seed=1), SEQ)
     assert ra == rb and ra != rc
     for k, v in a.state_dict().items():
         assert torch.equal(v, b.state_dict()[k])

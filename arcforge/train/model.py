@@ -125,7 +125,7 @@ def flex_block_mask(segments: Tensor) -> BlockMask:
 
 
 @functools.cache
-def _flex_attention():  # noqa: ANN202 - compiled lazily, once per process
+def _flex_attention():  # compiled lazily, once per process
     if torch.cuda.is_available() and os.environ.get("ARCFORGE_FLEX") != "1":
         return torch.compile(flex_attention, dynamic=False)
     return flex_attention
