@@ -12,7 +12,8 @@ content-defined chunking so that re-uploads of a changed build deduplicate well 
 Output is deterministic: the same rows give byte-identical files.
 
 Reading streams record batches (never the whole dataset), filtered by source/split and sharded by
-``rank``/``world_size`` on the global row index, so ranks (and DataLoader workers) see disjoint rows.
+``rank``/``world_size`` into contiguous ranges of the global row order, so ranks (and DataLoader workers)
+see disjoint rows and each reads only its own row groups.
 """
 
 from __future__ import annotations
@@ -125,7 +126,10 @@ def iter_batches(
     columns: list[str] | None = None,
     shuffle_seed: int | Sequence[int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream TASK_SCHEMA record batches; row ``i`` (global order) goes to rank ``i % world_size``.
+    """Stream TASK_SCHEMA record batches; rank ``r`` gets the ``r``-th of ``world_size`` contiguous, balanced
+    ranges of the global row order (sizes differ by at most one row), and reads only the row groups that
+    overlap its range: a rank never decodes another rank's rows (at most the two row groups at its
+    range's ends are shared, and sliced).
 
     The global order is the shards' (source, split, file) order, in which a source's tasks are contiguous
     and sorted by id. With ``shuffle_seed`` the reading units, every (shard, row group), come in an order
@@ -154,16 +158,24 @@ def iter_batches(
     units = [(f, rg) for f, pf in enumerate(files) for rg in range(pf.num_row_groups)]
     if shuffle_seed is not None:
         units = [units[int(i)] for i in np.random.default_rng(shuffle_seed).permutation(len(units))]
-    offset = 0
-    for f, rg in units:
+    sizes = [files[f].metadata.row_group(rg).num_rows for f, rg in units]
+    total = sum(sizes)
+    lo, hi = rank * total // world_size, (rank + 1) * total // world_size  # this rank's global rows
+    start = 0
+    for (f, rg), n in zip(units, sizes, strict=True):
+        a, b = max(lo, start) - start, min(hi, start + n) - start  # the part of this unit that is ours
+        start += n
+        if a >= b:
+            continue
+        at = 0
         for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns):
-            n = batch.num_rows
-            if world_size > 1:
-                idx = np.arange(offset, offset + n)
-                batch = batch.filter(pa.array(idx % world_size == rank))
-            offset += n
-            if batch.num_rows:
-                yield batch
+            m = batch.num_rows
+            part = batch.slice(max(a - at, 0), max(0, min(b, at + m) - max(a, at)))
+            at += m
+            if part.num_rows:
+                yield part
+            if at >= b:
+                break
 
 
 def read_tasks(root: Path, **kwargs) -> Iterator[Task]:

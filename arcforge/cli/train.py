@@ -148,19 +148,42 @@ def register(app: typer.Typer) -> None:
         rope_factor: Annotated[float, typer.Option(help="Factor for --rope-scaling.")] = 1.0,
         seq_len: Annotated[int, typer.Option(help="Prompt budget (0 = the training --seq-len).")] = 0,
         device: Annotated[str, typer.Option(help="auto | cpu | cuda.")] = "auto",
+        rank: Annotated[str, typer.Option(help="Rank voted candidates: poe (log-prob summed over every "
+                                          "transform) | votes (count).")] = "poe",
+        batch_rows: Annotated[int, typer.Option(help="Rows decoded together (transforms x tasks).")] = 64,
+        ttt_steps: Annotated[int, typer.Option(help="Test-time training steps per task (0 = off).")] = 0,
+        ttt_lr: Annotated[float, typer.Option(help="Test-time training learning rate.")] = 3e-4,
+        ttt_batch_size: Annotated[int, typer.Option(help="Leave-one-out examples per TTT step.")] = 8,
+        ttt_lora_rank: Annotated[int, typer.Option(help="LoRA rank for TTT (0 = full fine-tuning).")] = 0,
+        seed: SeedOpt = 0,
         json_: JsonOpt = False,
     ) -> None:
-        """Exact-match and pass@2 (augmentation voting) of a checkpoint; writes a Kaggle submission.json."""
+        """Exact-match and pass@2 (augmentation voting, optional test-time training) of a checkpoint;
+        writes a Kaggle submission.json."""
+        from arcforge.train.evaluate import RANKS, EvalConfig
         from arcforge.train.runner import run_eval
+        from arcforge.train.ttt import TTTConfig
+
+        if rank not in RANKS:
+            raise typer.BadParameter(f"use one of {', '.join(RANKS)}, not {rank!r}", param_hint="--rank")
+        if min(votes, batch_rows, ttt_batch_size) < 1 or min(ttt_steps, ttt_lora_rank) < 0:
+            raise typer.BadParameter("--votes, --batch-rows and --ttt-batch-size must be >= 1; --ttt-steps "
+                                     "and --ttt-lora-rank >= 0", param_hint="--ttt-steps")
+        ecfg = EvalConfig(votes=votes, rank=rank, batch_rows=batch_rows, seed=seed,
+                          ttt=TTTConfig(steps=ttt_steps, lr=ttt_lr, batch_size=ttt_batch_size,
+                                        lora_rank=ttt_lora_rank, seed=seed))
 
         with RichProgress(enabled=progress_enabled(json_)) as prog:
             res = run_eval(checkpoint, data, split=split, sources=_csv(sources), limit=limit, votes=votes,
                            submission=submission, rope_scaling=rope_scaling, rope_factor=rope_factor,
-                           seq_len=seq_len, device=device, progress=prog)
+                           seq_len=seq_len, device=device, progress=prog, eval_cfg=ecfg)
         if json_:
             print_json(res)
             return
         m = res["metrics"]
+        if ttt_steps:
+            console.print(f"before test-time training: exact-match {m['exact_match_before']:.4f}  "
+                          f"pass@2 {m['pass@2_before']:.4f}")
         console.print(f"{m['scored']} test inputs of {res['tasks']} tasks ({split}), {m['votes']} votes: "
                       f"exact-match {m['exact_match']:.4f}  pass@2 {m['pass@2']:.4f}  "
                       f"token accuracy {m['token_accuracy']:.4f}")

@@ -51,6 +51,10 @@ class ModelConfig:
     rope_axis_base: float | None = None  # RoPE base for the row/col components (None: rope_base)
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    # learned absolute (row, col) embeddings added to the token embeddings (0 = none; else the table size,
+    # positions clamped to it). RoPE only sees relative offsets; flips, rotations and transposes map a cell
+    # by its absolute coordinates. Configs saved without this field load with 0 (what they were trained with).
+    grid_pos: int = 32
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. what it was trained on)
 
     def __post_init__(self) -> None:
@@ -77,13 +81,13 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{"grid_pos": 0, **{k: v for k, v in d.items() if k in known}})
 
 
 def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
     """Parameter count from the config (matches ``sum(p.numel())`` of the model)."""
     per_layer = 4 * cfg.d_model * cfg.d_model + 3 * cfg.d_model * cfg.d_ff + 2 * cfg.d_model
-    emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2)
+    emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model
     return cfg.n_layers * per_layer + cfg.d_model + (emb if embeddings else 0)
 
 
@@ -236,6 +240,8 @@ class ArcTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.row_embed = nn.Embedding(cfg.grid_pos, cfg.d_model) if cfg.grid_pos else None
+        self.col_embed = nn.Embedding(cfg.grid_pos, cfg.d_model) if cfg.grid_pos else None
         self.rope = RotaryEmbedding(cfg.rope())
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -260,6 +266,9 @@ class ArcTransformer(nn.Module):
         row), ``mask`` (bool ``[B, 1, T, T_keys]``, True = may attend; overrides ``segments``; the batched
         decoder's left padding) -> logits ``[B, T, V]`` (float32)."""
         x = self.embed(tokens)  # [B, T, d]
+        if self.row_embed is not None:
+            top = self.cfg.grid_pos - 1
+            x = x + self.row_embed(positions[..., 1].clamp(0, top)) + self.col_embed(positions[..., 2].clamp(0, top))
         pos = positions[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
         if pos.shape[-1] == 1:
             pos = pos[..., 0]

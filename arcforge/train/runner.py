@@ -10,7 +10,7 @@ from pathlib import Path
 from arcforge.progress import Progress
 from arcforge.shards import list_shards, read_tasks
 from arcforge.train import checkpoint as ckpt
-from arcforge.train.evaluate import evaluate_tasks
+from arcforge.train.evaluate import EvalConfig, evaluate_tasks
 from arcforge.train.loop import pick_device
 from arcforge.train.model import ArcTransformer, ModelConfig
 
@@ -26,8 +26,9 @@ def load_model(path: Path, device: str = "cpu") -> tuple[ArcTransformer, dict]:
 def run_eval(checkpoint: Path, data: Path, *, split: str = "evaluation", sources: list[str] | None = None,
              limit: int = 0, votes: int = 8, submission: Path | None = None, rope_scaling: str | None = None,
              rope_factor: float = 1.0, seq_len: int = 0, device: str = "auto",
-             progress: Progress | None = None) -> dict:
-    """Evaluate ``checkpoint`` on ``split`` of ``data``; returns metrics and the submission path."""
+             progress: Progress | None = None, eval_cfg: EvalConfig | None = None) -> dict:
+    """Evaluate ``checkpoint`` on ``split`` of ``data``; returns metrics and the submission path.
+    ``eval_cfg`` carries ranking, batching and test-time training (``votes`` here overrides its own)."""
     model, config = load_model(checkpoint, device)
     if rope_scaling:
         model.set_rope_scaling(rope_scaling, rope_factor)
@@ -37,7 +38,8 @@ def run_eval(checkpoint: Path, data: Path, *, split: str = "evaluation", sources
     if limit:
         tasks = islice(tasks, limit)
     res = evaluate_tasks(model, tasks, seq_len=seq_len or config["data"]["seq_len"],
-                         device=next(model.parameters()).device, votes=votes, progress=progress, total=total)
+                         device=next(model.parameters()).device, votes=votes, progress=progress, total=total,
+                         cfg=eval_cfg)
     ck = ckpt.resolve(checkpoint)
     out = Path(submission) if submission else ck / "submission.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -45,4 +47,5 @@ def run_eval(checkpoint: Path, data: Path, *, split: str = "evaluation", sources
     tmp.write_text(json.dumps(res.submission))
     os.replace(tmp, out)
     return {"metrics": res.metrics, "tasks": len(res.submission), "submission": str(out),
-            "checkpoint": str(ck), "step": config.get("step"), "per_task": res.per_task}
+            "checkpoint": str(ck), "step": config.get("step"), "per_task": res.per_task,
+            "eval_config": (eval_cfg or EvalConfig(votes=votes)).to_dict()}
