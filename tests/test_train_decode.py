@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from arcforge.train.augment import voting_transforms
-from arcforge.train.decode import decode_batch, grammar_mask, score_candidates
+from arcforge.train.decode import decode_batch, grammar_mask, score_candidates, score_with_prefix
 from arcforge.train.evaluate import prompt
 from arcforge.train.model import ArcTransformer, ModelConfig
 from arcforge.train.tokenize import GRID_END, N_COLORS, ROW
@@ -102,3 +102,16 @@ def test_scoring_a_decoded_grid_gives_its_decoding_log_prob(model, prompts):
     # another grid is less likely than the greedy one
     other = score_candidates(model, [(prompts[0], (decoded[0].grid + 1) % 10)], max_side=5)[0]
     assert other < scores[0]
+
+
+def test_scoring_from_the_kept_prompt_cache_equals_a_full_forward(model, prompts):
+    decoded, prefix = decode_batch(model, prompts, max_side=5, keep_prefix=True)
+    rng = np.random.default_rng(0)
+    rows = [int(r) for r in rng.integers(0, len(prompts), 9)]
+    grids = [rng.integers(0, 10, (int(rng.integers(1, 6)), int(rng.integers(1, 6)))).astype(np.int8) for _ in rows]
+    rows.append(0)
+    grids.append(decoded[0].grid)
+    fast = score_with_prefix(model, prefix, rows, grids, max_side=5, chunk=4)
+    full = score_candidates(model, [(prompts[r], g) for r, g in zip(rows, grids, strict=True)], max_side=5)
+    assert fast == pytest.approx(full, abs=1e-3)
+    assert fast[-1] == pytest.approx(decoded[0].logp, abs=1e-3)

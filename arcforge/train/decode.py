@@ -86,11 +86,25 @@ def prefill_mask(valid: Tensor) -> Tensor:
     return ((causal & valid[:, None, :]) | eye)[:, None]
 
 
+@dataclass
+class Prefix:
+    """The prefilled prompts of a decoded batch, kept to score candidate grids without re-reading the
+    prompts: the cache (rewound to the prompt length ``P``), which keys are real, each prompt's length and
+    the logits after its last token."""
+
+    cache: KVCache
+    valid: Tensor  # [B, P] bool
+    lengths: Tensor  # [B]
+    last_logits: Tensor  # [B, V]
+
+
 @torch.no_grad()
 def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int = MAX_NEW_TOKENS,
-                 max_side: int = MAX_SIDE, sync_every: int = 16) -> list[Decoded]:
+                 max_side: int = MAX_SIDE, sync_every: int = 16, keep_prefix: bool = False
+                 ) -> list[Decoded] | tuple[list[Decoded], Prefix]:
     """Greedy-decode the output grid after each prompt (which ends in ``OUTPUT GRID_START``), all rows as
-    one batch. Rows are independent: the result of a row does not depend on the others (tested)."""
+    one batch. Rows are independent: the result of a row does not depend on the others (tested).
+    ``keep_prefix``: also return the ``Prefix`` for ``score_with_prefix``."""
     if not prompts:
         return []
     device = next(model.parameters()).device
@@ -98,6 +112,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     b, p = tokens.shape
     cache = KVCache.for_model(model, b, p + min(max_new, 64))
     logits = model(tokens, positions, cache=cache, mask=prefill_mask(valid))[:, -1]  # [B, V]
+    first_logits = logits
     # every later column is written by every row, so only the prompt padding is ever invalid
     keys = torch.cat([valid, torch.ones(b, max_new, dtype=torch.bool, device=device)], dim=1)
     lengths = torch.tensor([len(e) for e in prompts], device=device)
@@ -135,7 +150,63 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         if ended[i]:
             toks = toks[: toks.index(GRID_END)]
         res.append(Decoded(parse_grid_tokens(toks) if ended[i] else None, float(sums[i]), toks))
+    if keep_prefix:
+        cache.length = p  # rewind: later writes overwrite the decoded tokens
+        return res, Prefix(cache, valid, lengths, first_logits)
     return res
+
+
+def _body(grid: Grid, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tokens ``[n]`` of a grid's body + GRID_END, their positions ``[n, 3]`` from seq ``start``, and the
+    grammar state ``[n, 3]`` (width, row, col) before each token."""
+    toks, rc = grid_tokens(grid)
+    body, body_rc = toks[1:], rc[1:]
+    n = len(body)
+    pos = np.concatenate([np.arange(start, start + n)[:, None], body_rc], 1)
+    h, w = grid.shape
+    r = np.concatenate([np.repeat(np.arange(1, h + 1), w + 1), [h + 1]])
+    c = np.concatenate([np.tile(np.arange(1, w + 2), h), [1]])
+    state = np.stack([np.where(r == 1, 0, w), r, c], 1)
+    return body, pos, state
+
+
+@torch.no_grad()
+def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], grids: list[Grid], *,
+                      max_side: int = MAX_SIDE, chunk: int = 64) -> list[float]:
+    """Summed log-probability of ``grids[i]`` after prompt ``rows[i]`` of a decoded batch (grammar applied),
+    reading the prompts from the kept cache: only the candidates' tokens are computed."""
+    device = prefix.valid.device
+    out: list[float] = []
+    cache_len = prefix.cache.length
+    for s0 in range(0, len(rows), chunk):
+        rs, gs = rows[s0 : s0 + chunk], grids[s0 : s0 + chunk]
+        idx = torch.tensor(rs, device=device)
+        bodies = [_body(g, int(prefix.lengths[r])) for r, g in zip(rs, gs, strict=True)]
+        n = max(len(b[0]) for b in bodies)
+        m = len(rs)
+        tok = np.full((m, n), PAD, np.int64)
+        pos = np.zeros((m, n, 3), np.int64)
+        state = np.zeros((m, n, 3), np.int64)
+        state[:, :, 2] = 1
+        for i, (t, ps, st) in enumerate(bodies):
+            tok[i, : len(t)], pos[i, : len(t)], state[i, : len(t)] = t, ps, st
+        tok_t = torch.from_numpy(tok).to(device)
+        cache = KVCache.__new__(KVCache)
+        cache.k, cache.v = prefix.cache.k[:, idx], prefix.cache.v[:, idx]
+        cache.length = cache_len
+        causal = torch.ones(n, n, dtype=torch.bool, device=device).tril()
+        mask = torch.cat([prefix.valid[idx][:, None, :].expand(m, n, cache_len), causal.expand(m, n, n)], 2)
+        preds = prefix.last_logits[idx][:, None]  # [m, 1, V]: predicts body token 0
+        if n > 1:  # body tokens 0..n-2 predict tokens 1..n-1
+            logits = model(tok_t[:, :-1], torch.from_numpy(pos[:, :-1]).to(device), cache=cache,
+                           mask=mask[:, None, :-1, :-1])
+            preds = torch.cat([preds, logits], 1)  # [m, n, V]
+        st = torch.from_numpy(state).to(device).reshape(-1, 3)
+        gm = grammar_mask(st[:, 0], st[:, 1], st[:, 2], preds.shape[-1], max_side).view(m, n, -1)
+        lp = torch.log_softmax(preds + gm, -1).gather(2, tok_t[:, :, None])[:, :, 0].double()
+        real = torch.from_numpy(np.array([[j < len(b[0]) for j in range(n)] for b in bodies])).to(device)
+        out += lp.masked_fill(~real, 0.0).sum(1).cpu().tolist()
+    return out
 
 
 def candidate_example(prompt: Example, grid: Grid) -> tuple[Example, int]:

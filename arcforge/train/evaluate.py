@@ -30,7 +30,7 @@ from arcforge.grids import Grid, grid_bytes
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.augment import Transform, voting_transforms
-from arcforge.train.decode import MAX_NEW_TOKENS, decode_batch, score_candidates
+from arcforge.train.decode import MAX_NEW_TOKENS, decode_batch, score_with_prefix
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
 from arcforge.train.tokenize import Example, encode, encode_task, grid_length
@@ -44,6 +44,7 @@ class EvalConfig:
     """Inference settings (saved with eval results)."""
 
     votes: int = 8  # transforms decoded per test input
+    vote_symmetries: bool = True  # vote over the 8 symmetries (False: identity + color permutations only)
     rank: str = "poe"  # "poe" | "votes" (see the module docstring)
     poe_top: int = 4  # candidates re-scored under every transform
     batch_rows: int = 64  # decoded rows per batch (several tasks share one without TTT)
@@ -158,45 +159,73 @@ def _items(tasks: list[Task], transforms: list[Transform], seq_len: int) -> list
     return out
 
 
-def _decode_items(model: ArcTransformer, items: list[_Item], transforms: list[Transform],
-                  cfg: EvalConfig) -> None:
-    """Decode every item, batched by similar prompt length (left padding stays small)."""
-    order = sorted(range(len(items)), key=lambda i: len(items[i].prompt))
-    for s in range(0, len(order), cfg.batch_rows):
-        chunk = [items[i] for i in order[s : s + cfg.batch_rows]]
-        for it, d in zip(chunk, decode_batch(model, [c.prompt for c in chunk], max_new=cfg.max_new), strict=True):
+def _rank(items: list[_Item], cfg: EvalConfig) -> tuple[list[Grid], list[Grid]]:
+    """Pool the decoded grids of one test input; returns (ranked by votes, the top ones to re-score)."""
+    pooled = [e[0] for e in _pool([(it.grid, it.logp) for it in items if it.grid is not None])]
+    if cfg.rank == "votes" or len(pooled) < 2:
+        return pooled, []
+    return pooled, pooled[: cfg.poe_top]
+
+
+def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms: list[Transform],
+                   cfg: EvalConfig) -> list[list[Grid]]:
+    """Decode the groups (all transforms of one test input each) in batches of whole groups of similar
+    prompt length, and rank each group's candidates (product of experts: every top candidate scored under
+    every transform, reusing the batch's prefilled prompts)."""
+    ranked: list[list[Grid]] = [[] for _ in groups]
+    order = sorted(range(len(groups)), key=lambda g: max(len(it.prompt) for it in groups[g]))
+    s = 0
+    while s < len(order):
+        batch = [order[s]]
+        rows = len(groups[order[s]])
+        s += 1
+        while s < len(order) and rows + len(groups[order[s]]) <= cfg.batch_rows:
+            rows += len(groups[order[s]])
+            batch.append(order[s])
+            s += 1
+        items = [it for g in batch for it in groups[g]]
+        decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new, keep_prefix=True)
+        for it, d in zip(items, decoded, strict=True):
             if d.grid is not None:
                 it.grid = transforms[it.transform].invert(d.grid)
                 it.logp = d.logp / (len(d.tokens) + 1)
-
-
-def _rank(model: ArcTransformer, items: list[_Item], transforms: list[Transform], cfg: EvalConfig) -> list[Grid]:
-    """The candidates of one test input (its items, one per transform), best first."""
-    pooled = _pool([(it.grid, it.logp) for it in items if it.grid is not None])
-    if cfg.rank == "votes" or len(pooled) < 2:
-        return [e[0] for e in pooled]
-    top = [e[0] for e in pooled[: cfg.poe_top]]
-    pairs = [(it.prompt, transforms[it.transform].grid(g)) for g in top for it in items]
-    scores = score_candidates(model, pairs)
-    n = len(items)
-    total = [sum(scores[c * n : (c + 1) * n]) for c in range(len(top))]
-    order = sorted(range(len(top)), key=lambda c: -total[c])
-    return [top[c] for c in order] + [e[0] for e in pooled[cfg.poe_top :]]
+        rows_q: list[int] = []
+        grids_q: list[Grid] = []
+        plan = []  # (group, candidates, first row in the queue)
+        at = 0
+        for g in batch:
+            pooled, top = _rank(groups[g], cfg)
+            ranked[g] = pooled
+            if top:
+                plan.append((g, top, len(rows_q)))
+                for c in top:
+                    for it in groups[g]:
+                        rows_q.append(at + groups[g].index(it))
+                        grids_q.append(transforms[it.transform].grid(c))
+            at += len(groups[g])
+        scores = score_with_prefix(model, prefix, rows_q, grids_q) if rows_q else []
+        for g, top, first in plan:
+            n = len(groups[g])
+            total = [sum(scores[first + c * n : first + (c + 1) * n]) for c in range(len(top))]
+            best = [top[c] for c in sorted(range(len(top)), key=lambda c: -total[c])]
+            ranked[g] = best + ranked[g][len(top) :]
+    return ranked
 
 
 def predict(model: ArcTransformer, tasks: list[Task], *, seq_len: int, cfg: EvalConfig) -> list[list[dict]]:
     """Per task, per test input: ``{"ranked": [grids, best first], "first": identity-transform grid}``.
-    All tasks' prompts are decoded together (in batches of ``cfg.batch_rows`` rows)."""
-    transforms = voting_transforms(max(1, cfg.votes), cfg.seed)
+    All tasks' prompts are decoded together (in batches of about ``cfg.batch_rows`` rows)."""
+    transforms = voting_transforms(max(1, cfg.votes), cfg.seed, symmetries=cfg.vote_symmetries)
     items = _items(tasks, transforms, seq_len)
-    _decode_items(model, items, transforms, cfg)
-    groups: dict[tuple[int, int], list[_Item]] = {}
+    by_input: dict[tuple[int, int], list[_Item]] = {}
     for it in items:
-        groups.setdefault((it.task, it.test), []).append(it)
+        by_input.setdefault((it.task, it.test), []).append(it)
+    keys = list(by_input)
+    groups = [sorted(by_input[k], key=lambda it: it.transform) for k in keys]
+    ranked = _decode_groups(model, groups, transforms, cfg)
     out: list[list[dict]] = [[{} for _ in t.test] for t in tasks]
-    for (ti, k), its in groups.items():
-        its.sort(key=lambda it: it.transform)
-        out[ti][k] = {"ranked": _rank(model, its, transforms, cfg), "first": its[0].grid}
+    for (ti, k), its, r in zip(keys, groups, ranked, strict=True):
+        out[ti][k] = {"ranked": r, "first": its[0].grid}
     return out
 
 
