@@ -1,6 +1,7 @@
 """``arcforge build``: fetched sources and users' folders in, one validated, deduplicated dataset out.
 
-Pipeline: plan the sources -> parse each one into a table of valid tasks (``arcforge.ingest``, cached)
+Pipeline: plan the sources -> parse each one into a table of valid tasks (``arcforge.ingest``: parallel,
+spilled to disk, cached)
 -> drop tasks over ``--max-grid`` -> ``arcforge.dedup.run_dedup`` -> write shards, report files and the
 dataset card into a temp folder beside ``out`` -> swap it in. Only a complete build replaces ``out``:
 an error, ``--strict`` with quarantined tasks, or Ctrl-C leaves the previous ``out`` as it was.
@@ -27,13 +28,12 @@ from arcforge import card, dedup, paths, shards
 from arcforge.errors import BuildError
 from arcforge.ingest import (
     LOCAL_LICENSE,
-    ParsedSource,
     SourcePlan,
     local_name,
-    parse_source,
+    parse_stage,
     quarantine_table,
 )
-from arcforge.manifest import SPLIT_RE, Manifest, load_manifests, select
+from arcforge.manifest import EVAL_SPLIT, SPLIT_RE, Manifest, load_manifests, select
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.stats import task_max_side
@@ -62,6 +62,7 @@ class BuildStats:
     files_read: int = 0
     cached_sources: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # written files, relative to out
+    warnings: list[str] = field(default_factory=list)  # things the user asked for that deserve a second look
 
     @property
     def total_tasks(self) -> int:
@@ -142,8 +143,14 @@ def plan_sources(
     return plans
 
 
-def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None) -> set[tuple[str, str]]:
-    """``{(source, split)}`` that are the evaluation reference: ``--eval`` refs, else eval manifests."""
+def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None,
+                   warnings: list[str] | None = None) -> set[tuple[str, str]]:
+    """``{(source, split)}`` that are the evaluation reference: ``--eval`` refs, else eval manifests.
+
+    A bare ``SOURCE`` means its evaluation-role splits (a manifest's ``eval_splits``; ``evaluation`` for a
+    local folder). Any other split must be named as ``SOURCE:SPLIT`` and adds a line to ``warnings``:
+    its tasks become the reference, so their copies in other sources are excluded.
+    """
     if eval_refs is None:
         return {(p.name, s) for p in plans if p.manifest and p.manifest.is_eval for s in p.manifest.eval_splits}
     by_name = {p.name: p for p in plans}
@@ -156,8 +163,17 @@ def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None)
                              hint=f"add --source {name}")
         if split and not SPLIT_RE.match(split):
             raise BuildError(f"--eval {ref}: {split!r} is not a valid split name")
-        splits = [split] if split else (list(p.manifest.splits) if p.manifest else ["training", "evaluation"])
-        out |= {(name, s) for s in splits}
+        role_splits = list(p.manifest.eval_splits) if p.manifest else [EVAL_SPLIT]
+        if not split and not role_splits:
+            raise BuildError(f"--eval {ref}: source {name!r} has no evaluation split",
+                             hint=f"name one: --eval {name}:SPLIT (one of {', '.join(p.manifest.splits)})")
+        if split and p.manifest and split not in p.manifest.splits:
+            raise BuildError(f"--eval {ref}: source {name!r} has no split {split!r}",
+                             hint=f"one of {', '.join(p.manifest.splits)}")
+        if split and split not in role_splits and warnings is not None:
+            warnings.append(f"--eval {ref}: {split!r} is not an evaluation split; its tasks are the reference "
+                            "and their copies in other sources are excluded")
+        out |= {(name, s) for s in ([split] if split else role_splits)}
     return out
 
 
@@ -236,9 +252,13 @@ def build(
     shard_bytes: int = shards.DEFAULT_SHARD_BYTES,
     row_group_rows: int = shards.DEFAULT_ROW_GROUP_ROWS,
     use_cache: bool = True,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> BuildStats:
-    """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps."""
+    """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps.
+
+    ``workers``: processes that parse and generate (None: every available CPU); the output does not
+    depend on it (``arcforge.ingest.parse_stage``)."""
     progress = progress or NULL_PROGRESS
     out = Path(out)
     _check_out(out)
@@ -247,16 +267,10 @@ def build(
     manifests = load_manifests(manifests_dir)
     plans = plan_sources(manifests, sources, local, local_names, synthetic_tasks, seed,
                          synthetic_families, synthetic_difficulty)
-    eval_splits = eval_split_set(plans, eval_refs)
     stats = BuildStats(out=str(out))
+    eval_splits = eval_split_set(plans, eval_refs, stats.warnings)
 
-    progress.start("parse", "Parsing sources", total=len(plans))
-    parsed: list[ParsedSource] = []
-    for p in plans:
-        parsed.append(parse_source(p, use_cache=use_cache))
-        progress.advance("parse")
-    progress.finish("parse")
-    reference = _parse_reference(eval_local, use_cache) if eval_local else None
+    parsed, reference = parse_stage(plans, eval_local, use_cache=use_cache, workers=workers, progress=progress)
 
     quarantine = [row for ps in parsed for row in ps.quarantine]
     for ps in parsed:
@@ -333,17 +347,6 @@ def _provenance_entry(p: SourcePlan) -> dict:
                 "commit": f"seed-{p.seed}-n-{p.synthetic_n}-{p.synthetic_difficulty}-{fams}",
                 "license": p.license, "citation": getattr(synthetic, "CITATION", "")}
     return {"name": p.name, "repo": f"local:{p.root}", "commit": "local", "license": p.license}
-
-
-def _parse_reference(folders: Sequence[Path], use_cache: bool) -> pa.Table:
-    tables = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise BuildError(f"{folder}: --eval-local folder not found")
-        plan = SourcePlan(f"eval_{local_name(folder)}", "local", root=folder)
-        tables.append(parse_source(plan, use_cache=use_cache).table)
-    return pa.concat_tables(tables)
 
 
 # --- atomic output ---------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""Print the README's Markdown tables from benchmarks/results/{grokfast_modarith,rope_extension}.json.
+"""Markdown tables from benchmarks/results/{grokfast_modarith,rope_extension}.json.
 
 The results themselves come from ``arcforge experiment grokfast`` and ``arcforge experiment rope`` (see the
-README's experiments section for the exact commands).
+docs/experiments.md for the exact commands).
 """
 
 from __future__ import annotations

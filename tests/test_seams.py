@@ -7,7 +7,7 @@ CORE = ["arcforge.task", "arcforge.grids", "arcforge.manifest", "arcforge.format
         "arcforge.errors", "arcforge.paths", "arcforge.provenance", "arcforge.publish_plan", "arcforge.hub_data",
         "arcforge.build", "arcforge.ingest", "arcforge.members", "arcforge.card", "arcforge.stats", "arcforge.render",
         "arcforge.synthetic", "arcforge.fetch", "arcforge.archive", "arcforge.download", "arcforge.lock",
-        "arcforge.canon", "arcforge.minhash", "arcforge.dedup", "arcforge.overlap"]
+        "arcforge.canon", "arcforge.dedup", "arcforge.overlap"]
 
 
 def _imported_after(modules: list[str]) -> set[str]:

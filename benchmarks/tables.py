@@ -1,0 +1,203 @@
+"""Generate every benchmark table in the docs from ``benchmarks/results/*.json``, so they cannot drift.
+
+    python benchmarks/tables.py          # rewrite the generated parts of README.md and docs/*.md
+    python benchmarks/tables.py --check  # exit 1 (and name the file) if any of them is out of date
+
+Two kinds of output:
+- ``docs/benchmarks.md`` is generated whole: one section per results file, with a renderer below for the
+  files we know and a plain key/value (or list-of-records) table for any other JSON file.
+- In README.md and docs/*.md, the text between ``<!-- tables:NAME -->`` and ``<!-- /tables:NAME -->`` is
+  replaced by the block ``NAME`` (``BLOCKS`` below).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+
+import experiments_tables as exp  # noqa: E402  (sibling script)
+
+MARK = re.compile(r"(<!-- tables:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /tables:(?P=name) -->)", re.S)
+
+
+def _load(name: str):
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list | dict):
+        return json.dumps(v, sort_keys=True)
+    return "-" if v is None else str(v)
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+# --- blocks used in README.md / docs ------------------------------------------------------------------
+def sources_block() -> str:
+    r = _load("sources")
+    lines = ["| name | repo@commit | license | tasks (after `--exclude-eval`) |", "|---|---|---|---|"]
+    for s in r["sources"]:
+        tasks = f"{s['tasks_written']:,}" if s["status"] in ("fetched", "cached") else "not in the mirror"
+        lines.append(f"| `{s['name']}` | [{s['repo']}](https://github.com/{s['repo']}/tree/{s['commit']})"
+                     f"@{s['commit'][:7]} | {s['license']} | {tasks} |")
+    lines += ["", f"Tasks: a build of the {sum(s['status'] in ('fetched', 'cached') for s in r['sources'])} "
+              f"sources in the offline mirror with default options and `--exclude-eval` "
+              f"({r['total_tasks']:,} tasks; {r['excluded']} excluded as copies of evaluation tasks, "
+              f"{r['duplicates']:,} duplicates dropped, {r['quarantined']} quarantined; build "
+              f"{r['build_s']:.0f} s; `benchmarks/results/sources.json`)."]
+    return "\n".join(lines)
+
+
+def demo_block() -> str:
+    r = _load("demo")
+    c = r["config"]
+    lines = ["| family | exact match | baseline (answer = test input) |", "|---|---|---|"]
+    for fam, f in r["per_family"].items():
+        lines.append(f"| `{fam}` | {_pct(f['exact_match'])} ({f['exact']}/{f['tasks']}) | "
+                     f"{_pct(f['baseline_exact'])} |")
+    lines.append(f"| all | **{_pct(r['exact_all'])}** | {_pct(r['baseline_exact'])} |")
+    lines += ["", f"{c['steps']:,} steps in {r['train_seconds']:.0f} s on {c['torch_threads']} CPU threads "
+              f"(d_model {c['d_model']}, {c['n_layers']} layers, amp {c['amp']}), {c['tasks']:,} training "
+              f"tasks, {c['eval_tasks']} held-out tasks (`benchmarks/results/demo.json`)."]
+    return "\n".join(lines)
+
+
+def install_block() -> str:
+    r = _load("install")
+    lines = ["| install | wheels | size (MB) |", "|---|---|---|"]
+    for name, x in r["installs"].items():
+        lines.append(f"| `{name}` | {x['wheels']} | {x['mb']:.1f} |")
+    return "\n".join([*lines, "", f"({r['how']}; `benchmarks/results/install.json`)"])
+
+
+def grokfast_block(stem: str) -> Callable[[], str]:
+    return lambda: exp.grokfast_summary(RESULTS / f"{stem}.json")
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "sources": sources_block,
+    "demo": demo_block,
+    "install": install_block,
+    "grokfast_modarith": grokfast_block("grokfast_modarith"),
+    "grokfast_modarith_torchinit": grokfast_block("grokfast_modarith_torchinit"),
+    "rope_headline": lambda: exp.rope_headline(RESULTS / "rope_extension.json"),
+    "rope_full": lambda: exp.rope_table(RESULTS / "rope_extension.json").rstrip(),
+}
+
+
+# --- docs/benchmarks.md ---------------------------------------------------------------------------------
+def _records_table(rows: list[dict]) -> str:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    out += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _flatten(d, prefix: str = "") -> list[tuple[str, object]]:
+    out: list[tuple[str, object]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and len(v) <= 40:
+            out += _flatten(v, key + ".")
+        else:
+            out.append((key, v))
+    return out
+
+
+def generic(data) -> str:
+    """Any JSON: a list of records as one table, an object as key/value rows (records lists inside as tables)."""
+    if isinstance(data, list) and data and all(isinstance(x, dict) for x in data):
+        return _records_table([{k: v for k, v in x.items()} for x in data])
+    if not isinstance(data, dict):
+        return f"`{_fmt(data)}`"
+    scalars, tables = [], []
+    for k, v in _flatten(data):
+        if isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+            tables.append(f"`{k}`:\n\n{_records_table(v)}")
+        else:
+            scalars.append(f"| {k} | {_fmt(v)} |")
+    parts = (["| key | value |", "|---|---|", *scalars] if scalars else [])
+    return "\n\n".join(["\n".join(parts), *tables] if parts else tables)
+
+
+SECTIONS: dict[str, Callable[[], str]] = {
+    "sources": sources_block,
+    "demo": demo_block,
+    "install": install_block,
+    "grokfast_modarith": lambda: (exp.grokfast_summary(RESULTS / "grokfast_modarith.json") + "\n\n"
+                                  + exp.grokfast_table(RESULTS / "grokfast_modarith.json")),
+    "grokfast_modarith_torchinit": lambda: (exp.grokfast_summary(RESULTS / "grokfast_modarith_torchinit.json")
+                                            + "\n\n" + exp.grokfast_table(RESULTS /
+                                                                          "grokfast_modarith_torchinit.json")),
+    "rope_extension": lambda: (exp.rope_headline(RESULTS / "rope_extension.json") + "\n\n"
+                               + exp.rope_table(RESULTS / "rope_extension.json").rstrip()),
+}
+
+
+def benchmarks_md() -> str:
+    out = ["# Benchmarks", "",
+           "Generated by `python benchmarks/tables.py` from `benchmarks/results/*.json`; do not edit by hand",
+           "(a test fails when this file is out of date). Each section names its results file; the scripts",
+           "that write them are `benchmarks/bench_*.py` and `arcforge experiment ...` (see docs/experiments.md).",
+           "Timings come from a shared, noisy 2-core CPU: compare the ratios measured within one run.", ""]
+    for path in sorted(RESULTS.glob("*.json")):
+        name = path.stem
+        body = SECTIONS[name]() if name in SECTIONS else generic(json.loads(path.read_text()))
+        out += [f"## {name}", "", f"`benchmarks/results/{path.name}`", "", body.rstrip(), ""]
+        if (png := path.with_suffix(".png")).is_file():
+            out += [f"![{name}](../benchmarks/results/{png.name})", ""]
+    return "\n".join(out)
+
+
+def render_file(text: str) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group("name")
+        if name not in BLOCKS:
+            raise SystemExit(f"unknown tables block {name!r} (known: {', '.join(BLOCKS)})")
+        return f"{m.group(1)}{BLOCKS[name]().rstrip()}\n{m.group(4)}"
+
+    return MARK.sub(sub, text)
+
+
+def targets() -> dict[Path, str]:
+    """Every generated file and what it should contain."""
+    want = {ROOT / "docs" / "benchmarks.md": benchmarks_md()}
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        if path.name == "benchmarks.md" or not path.is_file():
+            continue
+        text = path.read_text()
+        if MARK.search(text):
+            want[path] = render_file(text)
+    return want
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for path, text in targets().items():
+        if not path.is_file() or path.read_text() != text:
+            stale.append(path.relative_to(ROOT).as_posix())
+            if not check:
+                path.write_text(text)
+    if check and stale:
+        print(f"out of date (run `python benchmarks/tables.py`): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    if not check:
+        print("updated: " + (", ".join(stale) or "nothing"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
