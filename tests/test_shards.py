@@ -1,6 +1,6 @@
 import numpy as np
-import pytest
 import pyarrow.parquet as pq
+import pytest
 
 from arcforge.errors import ShardError
 from arcforge.shards import iter_batches, list_shards, read_tasks, write_shards
