@@ -13,7 +13,10 @@ from arcforge.train.evaluate import EvalConfig, evaluate_tasks
 from arcforge.train.model import ArcTransformer, ModelConfig
 from arcforge.train.pack import pack, stack
 from arcforge.train.ttt import TTTConfig, fine_tune, leave_one_out, task_rng
+from tests import train_fixtures
 from tests.train_fixtures import load_arc1
+
+arc_shards = train_fixtures.arc_shards  # the shared fixture
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -118,3 +121,33 @@ def test_fine_tuning_fits_the_demonstrations(tasks):
     tuned, rep = fine_tune(base, task, cfg, SEQ)
     assert rep["steps"] == 12 and rep["loss_last"] < rep["loss_first"]
     assert loss(tuned) < loss(base) - 0.1
+
+
+def test_cli_eval_with_test_time_training(arc_shards, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from arcforge.cli.app import app
+    from arcforge.train import checkpoint as ckpt
+    from arcforge.train.data import DataConfig
+    from arcforge.train.loop import TrainConfig
+    from arcforge.train.model import n_params
+
+    model = _model()
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2)
+    run = tmp_path / "run"
+    config = {"model": cfg.to_dict(), "data": DataConfig(root=str(arc_shards), seq_len=SEQ).to_dict(),
+              "train": TrainConfig().to_dict(), "params": n_params(cfg)}
+    ckpt.save_checkpoint(run, 1, model.state_dict(), {}, config)
+    runner = CliRunner()
+    r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--limit", "1",
+                            "--votes", "2", "--ttt-steps", "1", "--ttt-batch-size", "2", "--ttt-lora-rank", "2",
+                            "--submission", str(tmp_path / "sub.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["metrics"]["ttt_steps"] == 1 and "pass@2_before" in rep["metrics"]
+    assert rep["eval_config"]["ttt"]["lora_rank"] == 2
+    assert all("exact_before" in t and t["ttt"]["steps"] == 1 for t in rep["per_task"])
+    r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--rank", "best"])
+    assert r.exit_code == 2 and "--rank" in r.output

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(
             "demo-output"
         ),
-        steps: Annotated[int | None, typer.Option(help="Training steps.", show_default="2000")] = None,
+        steps: Annotated[int | None, typer.Option(help="Training steps.", show_default="1500")] = None,
         tasks: Annotated[int | None, typer.Option(help="Synthetic training tasks to generate.",
                                                   show_default="6000")] = None,
         eval_tasks: Annotated[int | None, typer.Option(help="Held-out synthetic tasks to score.",
