@@ -46,10 +46,12 @@ def prompts(shared_sources):
     return out
 
 
-def test_batched_decoding_equals_sequential_token_for_token(model, prompts):
-    batched = decode_batch(model, prompts, max_new=40, max_side=6)
-    for p, b in zip(prompts, batched, strict=True):
-        alone = decode_batch(model, [p], max_new=40, max_side=6)[0]
+@pytest.mark.parametrize("sync_every", [16, 2])  # 2: finished rows leave the batch early (compaction)
+def test_batched_decoding_equals_sequential_token_for_token(model, prompts, sync_every):
+    sides = [4 + i % 3 for i in range(len(prompts))]  # per-row side limits
+    batched = decode_batch(model, prompts, max_new=40, max_sides=sides, sync_every=sync_every)
+    for p, b, side in zip(prompts, batched, sides, strict=True):
+        alone = decode_batch(model, [p], max_new=40, max_side=side)[0]
         assert alone.tokens == b.tokens
         assert alone.logp == pytest.approx(b.logp, abs=1e-4)
         assert (alone.grid is None) == (b.grid is None)
@@ -115,3 +117,16 @@ def test_scoring_from_the_kept_prompt_cache_equals_a_full_forward(model, prompts
     full = score_candidates(model, [(prompts[r], g) for r, g in zip(rows, grids, strict=True)], max_side=5)
     assert fast == pytest.approx(full, abs=1e-3)
     assert fast[-1] == pytest.approx(decoded[0].logp, abs=1e-3)
+
+
+def test_output_side_limit_follows_the_demonstrations():
+    from arcforge.task import Pair, Task
+    from arcforge.train.evaluate import output_side_limit
+
+    g = np.zeros((3, 3), np.int8)
+    tile = Task("t", "s", "e", [Pair(g, np.zeros((3, 9), np.int8))] * 2, [Pair(np.zeros((5, 5), np.int8), None)])
+    assert output_side_limit(tile, 0) == 17  # 5 x 3 (the demonstrated ratio) + 2
+    same = Task("t", "s", "e", [Pair(g, g)], [Pair(np.zeros((2, 2), np.int8), None)])
+    assert output_side_limit(same, 0) == 5  # the largest train output + 2
+    big = Task("t", "s", "e", [Pair(g, np.zeros((3, 30), np.int8))], [Pair(np.zeros((9, 9), np.int8), None)])
+    assert output_side_limit(big, 0) == 30

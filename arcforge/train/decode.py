@@ -47,9 +47,10 @@ class Decoded:
     tokens: list[int]
 
 
-def grammar_mask(width: Tensor, row: Tensor, col: Tensor, vocab: int, max_side: int = MAX_SIDE) -> Tensor:
+def grammar_mask(width: Tensor, row: Tensor, col: Tensor, vocab: int, max_side: int | Tensor = MAX_SIDE) -> Tensor:
     """Additive mask ``[B, V]`` (0 allowed, -inf not) from the per-row state ``[B]``: ``width`` (0 while the
-    first line is open), ``row``/``col`` (1-based line and cell of the next token)."""
+    first line is open), ``row``/``col`` (1-based line and cell of the next token); ``max_side`` an int or
+    a per-row ``[B]`` limit."""
     first = width == 0
     cell_ok = torch.where(first, col <= max_side, (col <= width) & (row <= max_side))
     row_ok = torch.where(first, col > 1, col == width + 1)
@@ -100,11 +101,15 @@ class Prefix:
 
 @torch.no_grad()
 def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int = MAX_NEW_TOKENS,
-                 max_side: int = MAX_SIDE, sync_every: int = 16, keep_prefix: bool = False
-                 ) -> list[Decoded] | tuple[list[Decoded], Prefix]:
+                 max_side: int = MAX_SIDE, max_sides: list[int] | None = None, sync_every: int = 16,
+                 keep_prefix: bool = False) -> list[Decoded] | tuple[list[Decoded], Prefix]:
     """Greedy-decode the output grid after each prompt (which ends in ``OUTPUT GRID_START``), all rows as
     one batch. Rows are independent: the result of a row does not depend on the others (tested).
-    ``keep_prefix``: also return the ``Prefix`` for ``score_with_prefix``."""
+    ``max_sides``: a per-row side limit (default ``max_side`` for all). ``keep_prefix``: also return the
+    ``Prefix`` for ``score_with_prefix``.
+
+    At every host check (each ``sync_every`` steps) finished rows leave the batch once at least half of
+    it is done, so one long row does not keep paying for the others."""
     if not prompts:
         return []
     device = next(model.parameters()).device
@@ -112,10 +117,13 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     b, p = tokens.shape
     cache = KVCache.for_model(model, b, p + min(max_new, 64))
     logits = model(tokens, positions, cache=cache, mask=prefill_mask(valid))[:, -1]  # [B, V]
+    prefix_kv = (cache.k, cache.v)  # compaction copies; these keep every prompt
     first_logits = logits
     # every later column is written by every row, so only the prompt padding is ever invalid
     keys = torch.cat([valid, torch.ones(b, max_new, dtype=torch.bool, device=device)], dim=1)
     lengths = torch.tensor([len(e) for e in prompts], device=device)
+    sides = torch.tensor(max_sides if max_sides is not None else [max_side] * b, device=device)
+    rows = torch.arange(b, device=device)  # which prompt each active row is
     seq = lengths.clone()  # seq position of the next token
     row = torch.ones(b, dtype=torch.long, device=device)
     col = torch.ones(b, dtype=torch.long, device=device)
@@ -123,16 +131,28 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     done = torch.zeros(b, dtype=torch.bool, device=device)
     logp = torch.zeros(b, dtype=torch.float64, device=device)
     out = torch.full((b, max_new), PAD, dtype=torch.long, device=device)
+    final_logp = torch.zeros(b, dtype=torch.float64, device=device)
+    final_done = torch.zeros(b, dtype=torch.bool, device=device)
     steps = 0
     for t in range(max_new):
-        lp = torch.log_softmax(logits + grammar_mask(width, row, col, logits.shape[-1], max_side), dim=-1)
+        lp = torch.log_softmax(logits + grammar_mask(width, row, col, logits.shape[-1], sides), dim=-1)
         nxt = lp.argmax(dim=-1)  # [B]
         logp += torch.where(done, 0.0, lp.gather(1, nxt[:, None])[:, 0].double())
-        out[:, t] = torch.where(done, PAD, nxt)
+        out[rows, t] = torch.where(done, PAD, nxt)
         steps = t + 1
         done = done | (nxt == GRID_END)
-        if t + 1 == max_new or (sync_every and (t + 1) % sync_every == 0 and bool(done.all())):
+        if t + 1 == max_new:
             break
+        if sync_every and (t + 1) % sync_every == 0:
+            n_done = int(done.sum())  # the one host sync, every sync_every steps
+            if n_done == len(rows):
+                break
+            if 2 * n_done >= len(rows):  # compact: keep the unfinished rows
+                final_logp[rows], final_done[rows] = logp, done
+                keep = (~done).nonzero()[:, 0]
+                rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
+                done, logp, nxt, sides, keys = done[keep], logp[keep], nxt[keep], sides[keep], keys[keep]
+                cache.k, cache.v = cache.k[:, keep], cache.v[:, keep]
         pos = torch.stack([seq, row, col], dim=-1)[:, None]  # [B, 1, 3]: the position of token nxt
         is_row, is_cell = nxt == ROW, nxt < N_COLORS
         width = torch.where(is_row & (width == 0), col - 1, width)
@@ -141,9 +161,10 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         seq = seq + 1
         mask = keys[:, None, None, : cache.length + 1]  # [B, 1, 1, keys]
         logits = model(nxt[:, None], pos, cache=cache, mask=mask)[:, -1]
+    final_logp[rows], final_done[rows] = logp, done
     emitted = out[:, :steps].cpu().numpy()
-    ended = done.cpu().numpy()
-    sums = logp.cpu().numpy()
+    ended = final_done.cpu().numpy()
+    sums = final_logp.cpu().numpy()
     res = []
     for i in range(b):
         toks = [int(x) for x in emitted[i]]
@@ -151,8 +172,9 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
             toks = toks[: toks.index(GRID_END)]
         res.append(Decoded(parse_grid_tokens(toks) if ended[i] else None, float(sums[i]), toks))
     if keep_prefix:
-        cache.length = p  # rewind: later writes overwrite the decoded tokens
-        return res, Prefix(cache, valid, lengths, first_logits)
+        kept = KVCache.__new__(KVCache)
+        kept.k, kept.v, kept.length = prefix_kv[0], prefix_kv[1], p  # later writes go after the prompts
+        return res, Prefix(kept, valid, lengths, first_logits)
     return res
 
 

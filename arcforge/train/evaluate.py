@@ -19,6 +19,7 @@ fine-tuned on its demonstration pairs (``ttt.fine_tune``; "after"); per-task rec
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from itertools import islice
@@ -30,7 +31,7 @@ from arcforge.grids import Grid, grid_bytes
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.augment import Transform, voting_transforms
-from arcforge.train.decode import MAX_NEW_TOKENS, decode_batch, score_with_prefix
+from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, decode_batch, score_with_prefix
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
 from arcforge.train.tokenize import Example, encode, encode_task, grid_length
@@ -49,6 +50,7 @@ class EvalConfig:
     poe_top: int = 4  # candidates re-scored under every transform
     batch_rows: int = 64  # decoded rows per batch (several tasks share one without TTT)
     max_new: int = MAX_NEW_TOKENS
+    size_limit: bool = True  # cap each output's side from the task's own pairs (output_side_limit)
     seed: int = 0
     ttt: TTTConfig = field(default_factory=TTTConfig)
 
@@ -136,6 +138,18 @@ def submission_key(task: Task) -> str:
     return task.id.rsplit("/", 1)[-1]
 
 
+def output_side_limit(task: Task, test_index: int, margin: int = 2) -> int:
+    """A generous cap on the test output's side, from the task's demonstrations: the largest train output
+    side, or the test input's side times the largest output/input side ratio, plus ``margin``; at most
+    ``MAX_SIDE``. Stops a row that would run to 30x30 on a task whose outputs are all small."""
+    pairs = [(p.input, p.output) for p in task.train if p.output is not None]
+    if not pairs:
+        return MAX_SIDE
+    ratio = max(max(o.shape) / max(i.shape) for i, o in pairs)
+    grown = math.ceil(max(task.test[test_index].input.shape) * ratio)
+    return min(MAX_SIDE, max(max(max(o.shape) for _, o in pairs), grown) + margin)
+
+
 @dataclass
 class _Item:
     """One test input under one transform: its prompt and the decoded (inverted) grid."""
@@ -144,18 +158,20 @@ class _Item:
     test: int
     transform: int
     prompt: Example
+    side: int = MAX_SIDE  # output side limit
     grid: Grid | None = None
     logp: float = 0.0
 
 
-def _items(tasks: list[Task], transforms: list[Transform], seq_len: int) -> list[_Item]:
+def _items(tasks: list[Task], transforms: list[Transform], cfg: EvalConfig, seq_len: int) -> list[_Item]:
     out = []
     for ti, task in enumerate(tasks):
         visible = strip_test_outputs(task)  # prompts never carry a test output
         for j, t in enumerate(transforms):
             tt = t.task(visible)
             for k in range(len(tt.test)):
-                out.append(_Item(ti, k, j, prompt(tt, k, seq_len)))
+                side = output_side_limit(tt, k) if cfg.size_limit else MAX_SIDE
+                out.append(_Item(ti, k, j, prompt(tt, k, seq_len), side))
     return out
 
 
@@ -184,7 +200,8 @@ def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms:
             batch.append(order[s])
             s += 1
         items = [it for g in batch for it in groups[g]]
-        decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new, keep_prefix=True)
+        decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new,
+                                       max_sides=[it.side for it in items], keep_prefix=True)
         for it, d in zip(items, decoded, strict=True):
             if d.grid is not None:
                 it.grid = transforms[it.transform].invert(d.grid)
@@ -216,7 +233,7 @@ def predict(model: ArcTransformer, tasks: list[Task], *, seq_len: int, cfg: Eval
     """Per task, per test input: ``{"ranked": [grids, best first], "first": identity-transform grid}``.
     All tasks' prompts are decoded together (in batches of about ``cfg.batch_rows`` rows)."""
     transforms = voting_transforms(max(1, cfg.votes), cfg.seed, symmetries=cfg.vote_symmetries)
-    items = _items(tasks, transforms, seq_len)
+    items = _items(tasks, transforms, cfg, seq_len)
     by_input: dict[tuple[int, int], list[_Item]] = {}
     for it in items:
         by_input.setdefault((it.task, it.test), []).append(it)
