@@ -282,6 +282,9 @@ def build(
         for reason, n in ps.skipped.items():
             stats.skipped[reason] = stats.skipped.get(reason, 0) + n
     table = pa.concat_tables([ps.table for ps in parsed]) if parsed else TASK_SCHEMA.empty_table()
+    if eval_refs:  # a reference the user named but that holds no task protects nothing
+        stats.warnings += [f"--eval {name}:{split}: no task in that split, nothing is compared against it"
+                           for name, split in sorted(eval_splits) if not stats.found.get(name, {}).get(split)]
     if max_grid is not None:
         table, oversize = _drop_oversize(table, max_grid)
         quarantine += oversize

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,21 +46,17 @@ class DemoConfig:
     eval_tasks: int = 80  # held-out synthetic tasks scored after training (10 per family)
     families: tuple[str, ...] = DEMO_FAMILIES
     difficulty: str = "easy"  # 3x3..5x5 inputs
-    seq_len: int = 512  # a whole easy task fits; rows of 512 pack 92% full (384: 80%)
-    d_model: int = 128
-    n_layers: int = 3
-    n_heads: int = 4
-    grid_pos: int = 32  # absolute (row, col) embeddings (see ModelConfig.grid_pos)
-    batch_size: int = 6  # packed rows of seq_len tokens per step (3,072 tokens)
+    # The model, batch size, amp and the rest are the defaults of arcforge.train.config; the demo sets only
+    # what its small synthetic tasks call for:
+    seq_len: int = 384  # a whole easy task fits (tile and mirror_concat lose train pairs when they don't)
     lr: float = 2e-3
     loss_on: str = "outputs"  # every output grid is a target (4-5x the signal of the test output alone)
-    amp: str = "off"  # fp32: this class of CPU has no native bf16 (emulated bf16 is slower)
     votes: int = 8  # test-time augmentation transforms voted over (pass@2)
     ttt_steps: int = 8  # test-time training steps per held-out task (0 = off)
     ttt_lr: float = 1e-3
-    ttt_batch_size: int = 8
+    ttt_batch_size: int = 8  # leave-one-out examples per TTT step
     gallery_rows: int = 16
-    threads: int = 0  # torch CPU threads for training (0: torch's default, one per core)
+    threads: int = 0  # torch CPU threads for training (0: the CPUs free now, from affinity and load average)
     eval_threads: int = 1  # threads while decoding and test-time training (small ops: one thread wins)
     seed: int = 0
 
@@ -154,7 +151,7 @@ def per_family_scores(tasks: list[Task], per_task: list[dict], easy: set[str]) -
 
 
 def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None = None,
-             progress: Progress | None = None) -> DemoResult:
+             progress: Progress | None = None, on_step: Callable[[dict], None] | None = None) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (data/, run/, loss.png, gallery.png, demo.json)."""
     import time
 
@@ -175,16 +172,13 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
           synthetic_tasks=cfg.tasks, synthetic_families=list(cfg.families),
           synthetic_difficulty=cfg.difficulty, seed=cfg.seed, progress=progress)
 
-    # 2. Train a small model on the synthetic training tasks only, and 3. score held-out tasks of the
-    #    training distribution per family. A previous run in run/ is replaced (the demo is one shot;
-    #    `arcforge train --resume` is the way to continue a run).
-    if (run_dir / "checkpoints").exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
+    # 2. Train a small model on the synthetic training tasks only (a previous demo run in run/ is replaced:
+    #    the demo is one shot; `arcforge train --resume` is the way to continue a run), and 3. score
+    #    held-out tasks of the training distribution per family, without and with test-time training.
     train_fps = {t.fingerprint for t in read_tasks(data_dir, sources=[synthetic.SOURCE_NAME])}
     held = held_out(cfg, cfg.eval_tasks, train_fps)
-    scored = train_and_score(cfg, data_dir, run_dir, held, source=synthetic.SOURCE_NAME, progress=progress)
+    scored = train_and_score(cfg, data_dir, run_dir, held, source=synthetic.SOURCE_NAME, progress=progress,
+                             on_step=on_step)
     per_family = per_family_scores(held, scored["per_task"], set(synthetic.families(easy_only=True)))
 
     def rate(key: str, fams: list[dict[str, Any]]) -> float:
@@ -211,8 +205,8 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     fams = list(per_family.values())
     result = DemoResult(
         out_dir, data_dir, run_dir, fetched, notice,
-        config={**asdict(cfg), "families": list(cfg.families), "amp": scored["train_amp"],
-                "torch_threads": scored["torch_threads"], "model": scored["model"],
+        config={**asdict(cfg), "families": list(cfg.families), "model": scored["model"],
+                "batch_size": scored["batch_size"], "bf16": scored["bf16"], "torch_threads": scored["threads"],
                 "eval": scored["eval_config"]},
         per_family=per_family,
         exact_easy=rate("exact", [f for f in fams if f["easy"]]),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, replace
 from itertools import islice
 
 import numpy as np
@@ -31,42 +31,12 @@ from arcforge.grids import Grid, grid_bytes
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.augment import Transform, voting_transforms
+from arcforge.train.config import EvalConfig, Rank
 from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, decode_batch, score_with_prefix
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
 from arcforge.train.tokenize import Example, encode, encode_task, grid_length
-from arcforge.train.ttt import TTTConfig, fine_tune, strip_test_outputs
-
-RANKS = ("poe", "votes")
-
-
-@dataclass
-class EvalConfig:
-    """Inference settings (saved with eval results)."""
-
-    votes: int = 8  # transforms decoded per test input
-    vote_symmetries: bool = True  # vote over the 8 symmetries (False: identity + color permutations only)
-    rank: str = "poe"  # "poe" | "votes" (see the module docstring)
-    poe_top: int = 4  # candidates re-scored under every transform
-    batch_rows: int = 64  # decoded rows per batch (several tasks share one without TTT)
-    max_new: int = MAX_NEW_TOKENS
-    size_limit: bool = True  # cap each output's side from the task's own pairs (output_side_limit)
-    seed: int = 0
-    ttt: TTTConfig = field(default_factory=TTTConfig)
-
-    def __post_init__(self) -> None:
-        if self.rank not in RANKS:
-            raise ValueError(f"rank must be one of {RANKS}, not {self.rank!r}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EvalConfig:
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in known}
-        d["ttt"] = TTTConfig.from_dict(d.get("ttt", {}))
-        return cls(**d)
+from arcforge.train.ttt import fine_tune, strip_test_outputs
 
 
 @dataclass
@@ -178,7 +148,7 @@ def _items(tasks: list[Task], transforms: list[Transform], cfg: EvalConfig, seq_
 def _rank(items: list[_Item], cfg: EvalConfig) -> tuple[list[Grid], list[Grid]]:
     """Pool the decoded grids of one test input; returns (ranked by votes, the top ones to re-score)."""
     pooled = [e[0] for e in _pool([(it.grid, it.logp) for it in items if it.grid is not None])]
-    if cfg.rank == "votes" or len(pooled) < 2:
+    if cfg.rank == Rank.votes or len(pooled) < 2:
         return pooled, []
     return pooled, pooled[: cfg.poe_top]
 
@@ -277,9 +247,9 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
     the per-task records and metrics say before (``*_before``) and after."""
     cfg = cfg or EvalConfig()
     if votes is not None:
-        cfg = EvalConfig.from_dict({**cfg.to_dict(), "votes": votes})
+        cfg = replace(cfg, votes=votes)
     if seed is not None:
-        cfg = EvalConfig.from_dict({**cfg.to_dict(), "seed": seed})
+        cfg = replace(cfg, seed=seed)
     progress = progress or NULL_PROGRESS
     was_training = model.training
     model.eval()

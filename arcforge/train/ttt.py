@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import zlib
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -24,36 +23,11 @@ import torch.nn.functional as F
 
 from arcforge.task import Pair, Task
 from arcforge.train.augment import AugmentConfig, random_transform
+from arcforge.train.config import TTTConfig  # the settings live with all the others
 from arcforge.train.lora import add_lora
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
 from arcforge.train.tokenize import Example, encode, example_length
-
-
-@dataclass
-class TTTConfig:
-    """Test-time training settings (``steps == 0``: off)."""
-
-    steps: int = 0  # AdamW steps per task
-    lr: float = 3e-4
-    batch_size: int = 8  # leave-one-out examples per step
-    lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA adapters of this rank on every block's linears
-    lora_alpha: float = 0.0  # 0 = the rank (scale 1)
-    weight_decay: float = 0.0
-    loss_on: str = "outputs"  # "outputs": every output grid of an example is a target; "test": the held-out one
-    symmetries: bool = True
-    colors: bool = True
-    keep_zero: bool = True  # color 0 (background) is never permuted
-    shuffle_train: bool = True
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TTTConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def strip_test_outputs(task: Task) -> Task:
@@ -89,7 +63,7 @@ def leave_one_out(task: Task, n: int, rng: np.random.Generator, cfg: TTTConfig, 
         while len(ctx) > 1 and example_length(ctx, tin, tout) > max_len:
             ctx.pop()
         if example_length(ctx, tin, tout) <= max_len:
-            out.append(encode(ctx, tin, tout, loss_on=cfg.loss_on, task_id=task.id))
+            out.append(encode(ctx, tin, tout, loss_on=str(cfg.loss_on), task_id=task.id))
     return out
 
 
