@@ -36,14 +36,14 @@ class Overlap:
 
 def _links(out: Path) -> list[tuple[str, str, str]]:
     links: list[tuple[str, str, str]] = []
-    ex = read_file(out / "excluded.parquet").to_pylist()
+    ex = read_file(out / "excluded.parquet", required=("source", "level", "eval_ids")).to_pylist()
     for r in ex:
         for s in dict.fromkeys(r.get("eval_sources") or [e.split("/", 1)[0] for e in r["eval_ids"]]):
             links.append((r["source"], s, r["level"]))
-    for r in read_file(out / "duplicates.parquet").to_pylist():
+    for r in read_file(out / "duplicates.parquet", required=("dropped_source", "kept_source", "level")).to_pylist():
         links.append((r["dropped_source"], r["kept_source"], r["level"]))
     if (out / "reported.parquet").is_file():
-        for r in read_file(out / "reported.parquet").to_pylist():
+        for r in read_file(out / "reported.parquet", required=("source", "level", "eval_sources")).to_pylist():
             if str(r.get("reason", "")).startswith("reference"):
                 for s in dict.fromkeys(r["eval_sources"]):
                     links.append((r["source"], s, r["level"]))

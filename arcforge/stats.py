@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from arcforge import shards
 from arcforge.task import MAX_GRID_SIDE, QUARANTINE_SCHEMA
@@ -152,7 +151,7 @@ def dataset_stats(root: Path, sources: Iterable[str] | None = None) -> dict:
     quarantine: dict[str, int] = {}
     qpath = root / "quarantine.parquet"
     if qpath.is_file():
-        q = pq.read_table(qpath)
+        q = shards.read_file(qpath, required=("source", "reason"))
         has_split = "split" in q.schema.names
         for row in q.to_pylist():
             if sources is not None and row["source"] not in set(sources):
@@ -162,7 +161,7 @@ def dataset_stats(root: Path, sources: Iterable[str] | None = None) -> dict:
             entry = out.setdefault(row["source"], {}).setdefault(split, {"tasks": 0, "quarantined": 0})
             entry["quarantined"] += 1
     reports = {
-        name: pq.ParquetFile(root / name).metadata.num_rows
+        name: shards.count_rows(root / name)
         for name in shards.REPORT_FILES
         if (root / name).is_file()
     }

@@ -24,15 +24,20 @@ def debug_enabled() -> bool:
 
 
 def report(exc: BaseException) -> None:
+    """One line (plus a hint) on stderr. Text is printed literally (a ``[/x]`` in a path is not markup) and
+    with every token redacted."""
+    from rich.markup import escape
+
     from arcforge.cli.console import err_console
+    from arcforge.errors import printable, redact
 
     if isinstance(exc, ArcforgeError):
-        err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(exc.message)))}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"  [dim]hint:[/] {escape(printable(redact(exc.hint)))}", highlight=False, soft_wrap=True)
     else:
         err_console.print(
-            f"[bold red]Error:[/] internal error: {type(exc).__name__}: {exc} "
+            f"[bold red]Error:[/] internal error: {escape(printable(redact(f'{type(exc).__name__}: {exc}')))} "
             "(re-run with ARCFORGE_DEBUG=1 for the traceback, and please report it)",
             highlight=False,
             soft_wrap=True,

@@ -93,4 +93,4 @@ def register(app: typer.Typer) -> None:
             return
         sys.stdout.write(task_text(task))
         if png is not None:
-            console.print(f"wrote {png}")
+            console.print(f"wrote {png}", markup=False)
