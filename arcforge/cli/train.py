@@ -264,7 +264,7 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"trained {res['steps']} steps ({res['params']:,} params, {res['tokens']:,} tokens, "
                       f"{res['elapsed_s']:.1f}s on {res['device']} x{res['world_size']}, "
-                      f"{res['threads']} threads, {'bf16' if res['bf16'] else 'fp32'}); "
+                      f"{res['threads']} thread{'s' if res['threads'] != 1 else ''}, {'bf16' if res['bf16'] else 'fp32'}); "
                       f"examples dropped {res['dropped']}, truncated {res['truncated']}", markup=False, soft_wrap=True)
         if res["loss_first"] is not None:
             console.print(f"loss {res['loss_first']:.4f} -> {res['loss_last']:.4f}")
@@ -324,7 +324,7 @@ def register(app: typer.Typer) -> None:
         m = res["metrics"]
         console.print(f"{m['scored']} test inputs of {res['tasks']} tasks ({cfg.split}), {m['votes']} votes: "
                       f"exact-match {m['exact_match']:.4f}  pass@2 {m['pass@2']:.4f}  "
-                      f"token accuracy {m['token_accuracy']:.4f}")
+                      f"token accuracy {m['token_accuracy']:.4f}", soft_wrap=True)
         console.print(f"submission: {res['submission']}", markup=False, soft_wrap=True)
 
 
