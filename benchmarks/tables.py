@@ -87,10 +87,12 @@ def _demo_ttt_block(r: dict, c: dict) -> str:
     lines.append(f"| all | **{_pct(r['pass2_all'])}** | {_pct(r['pass2_no_ttt'])} | {_pct(r['exact_all'])} | "
                  f"{_pct(r['exact_no_ttt'])} | {_pct(r['baseline_exact'])} |")
     e = c["eval"]
+    m = c["model"]
     lines += ["", f"{c['steps']:,} steps in {r['train_seconds']:.0f} s ({r['s_per_step']:.3f} s/step) on "
-              f"{c['torch_threads']} CPU thread(s) (d_model {c['d_model']}, {c['n_layers']} layers, amp {c['amp']}), "
-              f"{c['tasks']:,} training tasks; {c['eval_tasks']} held-out tasks scored in {r['eval_seconds']:.0f} s "
-              f"({e['votes']} votes, {e['ttt']['steps']} TTT steps); total {r['total_seconds']:.0f} s "
+              f"{c['torch_threads']} CPU thread(s) (d_model {m['d_model']}, {m['n_layers']} layers, "
+              f"{'bf16' if c.get('bf16') else 'fp32'}), {c['tasks']:,} training tasks; {c['eval_tasks']} held-out "
+              f"tasks scored in {r['eval_seconds']:.0f} s ({e['votes']} votes, rank {e['rank']}, "
+              f"{e['ttt']['steps']} TTT steps); total {r['total_seconds']:.0f} s wall on a shared, busy machine "
               f"(`benchmarks/results/demo.json`)."]
     return "\n".join(lines)
 
