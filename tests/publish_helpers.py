@@ -1,17 +1,22 @@
-"""Helpers for the publish tests: a small built dataset folder made from real upstream tasks, without the
-build pipeline (so these tests do not depend on it), and an isolated Hugging Face environment."""
+"""Helpers for the publish tests: a small built dataset folder made from hand-made tasks, without the
+build pipeline (so these tests depend neither on it nor on the real upstream data), and an isolated
+Hugging Face environment. The source names, repos and licenses are the shipped manifests' (arc_agi_1 is
+Apache-2.0, arc_community's license is unknown), so the license gate sees real provenance."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
+from arcforge import reports
+from arcforge.dedup import DUPLICATES_SCHEMA, EXCLUDED_SCHEMA
 from arcforge.manifest import load_manifests
 from arcforge.provenance import write_provenance
-from arcforge.shards import write_shards, write_table
-from arcforge.task import QUARANTINE_SCHEMA, Task, loads_json, parse_task_object, tasks_to_table
+from arcforge.shards import write_shards
+from arcforge.task import QUARANTINE_SCHEMA, Task, parse_task_object, tasks_to_table
 
 SECRET_TOKEN = "hf_arcforgeTESTtoken0123456789SECRET"  # must never appear in any output or file
 
@@ -22,13 +27,22 @@ PICKS = {
 }
 
 
-def _tasks(shared: Path, name: str) -> list[Task]:
+def _task_object(seed: int, side: int = 15, pairs: int = 5) -> dict:
+    """A task whose rule is 'mirror left-right' (15x15 grids: three tasks fill more than one 6 kB shard)."""
+    rng = np.random.default_rng(seed)
+    grids = [rng.integers(0, 10, size=(side, side)).tolist() for _ in range(pairs)]
+    ps = [{"input": g, "output": [row[::-1] for row in g]} for g in grids]
+    return {"train": ps[:-1], "test": ps[-1:]}
+
+
+def _tasks(name: str) -> list[Task]:
     m = load_manifests()[name]
     out = []
-    for split, folder, n in PICKS[name]:
-        for f in sorted((shared / m.owner / m.repo_name / folder).glob("*.json"))[:n]:
-            train, test, extra = parse_task_object(loads_json(f.read_bytes(), str(f)))
-            rel = f.relative_to(shared / m.owner / m.repo_name).as_posix()
+    for k, (split, folder, n) in enumerate(PICKS[name]):
+        for i in range(n):
+            side = 15 if split == "evaluation" else 9  # sized so that each split fills exactly two shards
+            train, test, extra = parse_task_object(_task_object(1000 * k + i + sum(map(ord, name)), side))
+            rel = f"{folder}/{i:08x}.json"
             tid = f"{name}/{rel.removeprefix(m.id_root + '/').removesuffix('.json')}"
             out.append(Task(tid, name, split, train, test, m.repo, m.commit, rel, m.license, extra))
     return out
@@ -47,19 +61,23 @@ def card_text(sources: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_out(out: Path, shared: Path, sources: tuple[str, ...] = ("arc_agi_1", "arc_community"),
+def build_out(out: Path, sources: tuple[str, ...] = ("arc_agi_1", "arc_community"),
               *, shard_bytes: int = 6_000) -> Path:
     """Write shards (several per split: small ``shard_bytes``), card, reports and provenance into ``out``."""
-    tasks = [t for name in sources for t in _tasks(shared, name)]
+    tasks = [t for name in sources for t in _tasks(name)]
     write_shards(tasks_to_table(tasks), out, shard_bytes=shard_bytes)
     (out / "README.md").write_text(card_text(list(sources)), encoding="utf-8")
-    write_table(pa.Table.from_pylist(
+    reports.write_report(pa.Table.from_pylist(
         [{"source": "arc_agi_1", "path": "data/training/broken.json", "reason": "invalid_json",
-          "detail": "line 1"}], schema=QUARANTINE_SCHEMA), out / "quarantine.parquet")
-    write_table(pa.table({"id": ["arc_agi_1/training/x"], "reason": ["eval_exact"],
-                          "match": ["arc_agi_1/evaluation/y"]}), out / "excluded.parquet")
-    write_table(pa.table({"id": ["arc_agi_1/training/z"], "kept": ["arc_agi_1/training/w"]}),
-                out / "duplicates.parquet")
+          "detail": "line 1", "split": "training"}], schema=QUARANTINE_SCHEMA), reports.report_path(out, "quarantine"))
+    reports.write_report(pa.Table.from_pylist(
+        [{"id": "arc_agi_1/training/x", "source": "arc_agi_1", "split": "training",
+          "eval_ids": ["arc_agi_1/evaluation/y"], "level": "exact", "similarity": 1.0,
+          "eval_sources": ["arc_agi_1"]}], schema=EXCLUDED_SCHEMA), reports.report_path(out, "excluded"))
+    reports.write_report(pa.Table.from_pylist(
+        [{"kept_id": "arc_agi_1/training/w", "kept_source": "arc_agi_1", "dropped_id": "arc_agi_1/training/z",
+          "dropped_source": "arc_agi_1", "level": "exact", "kept_split": "training", "dropped_split": "training"}],
+        schema=DUPLICATES_SCHEMA), reports.report_path(out, "duplicates"))
     manifests = load_manifests()
     write_provenance(out, sources=[
         {"name": n, "repo": manifests[n].repo, "commit": manifests[n].commit, "license": manifests[n].license,

@@ -29,10 +29,10 @@ TREE = [
     "arc_agi_1/evaluation-00001-of-00002.parquet",
     "arc_agi_1/training-00000-of-00002.parquet",
     "arc_agi_1/training-00001-of-00002.parquet",
-    "duplicates.parquet",
-    "excluded.parquet",
     "provenance.json",
-    "quarantine.parquet",
+    "reports/duplicates.jsonl",
+    "reports/excluded.jsonl",
+    "reports/quarantine.jsonl",
 ]
 REMOTE = [".gitattributes", "README.md", "arc_agi_1/training-00000-of-00001.parquet",
           "barc/training-00000-of-00001.parquet", "provenance.json"]
@@ -40,9 +40,9 @@ STALE = ["arc_agi_1/training-00000-of-00001.parquet", "barc/training-00000-of-00
 
 
 @pytest.fixture()
-def out(tmp_path: Path, shared_sources: Path) -> Path:
+def out(tmp_path: Path) -> Path:
     """A build with known licenses only (arc_agi_1, Apache-2.0)."""
-    return build_out(tmp_path / "out", shared_sources, sources=("arc_agi_1",))
+    return build_out(tmp_path / "out", sources=("arc_agi_1",))
 
 
 @pytest.fixture()
@@ -157,8 +157,8 @@ def test_not_logged_in_stops_before_any_call(out: Path, api, monkeypatch):
     assert calls(api) == []
 
 
-def test_unknown_license_is_refused_before_any_call(tmp_path, shared_sources, api):
-    out = build_out(tmp_path / "o2", shared_sources)  # includes arc_community (license unknown)
+def test_unknown_license_is_refused_before_any_call(tmp_path, api):
+    out = build_out(tmp_path / "o2")  # includes arc_community (license unknown)
     with pytest.raises(PublishError, match="unknown license: arc_community"):
         pub.publish(out, pub.PublishOptions(REPO), api=api)
     assert calls(api) == []
@@ -229,7 +229,7 @@ def _no_hub(monkeypatch):
 
 def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_env, monkeypatch):  # noqa: F811
     _no_hub(monkeypatch)
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--dry-run"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--dry-run"])
     assert res.exit_code == 0, res.output
     from arcforge.publish_plan import collect_files
 
@@ -237,7 +237,7 @@ def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_e
         assert f"add    {f.size:>12}  {f.sha256}  {f.path_in_repo}" in res.output
     assert "deletions: not computed (the Hub was not contacted)" in res.output
 
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--dry-run", "--json"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--dry-run", "--json"])
     report = json.loads(res.stdout)
     assert [o["path"] for o in report["operations"]] == TREE
     assert report["mode"] == "dry-run" and report["commit_url"] is None and report["deletions_known"] is False
@@ -247,26 +247,26 @@ def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_e
 def test_cli_to_dir_writes_the_tree_without_the_hub(out: Path, tmp_path: Path, hf_env, monkeypatch):  # noqa: F811
     _no_hub(monkeypatch)
     dest = tmp_path / "tree"
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--json"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--json"])
     assert res.exit_code == 0, res.output
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == TREE
     assert json.loads(res.stdout)["to_dir"] == str(dest)
     for p in dest.rglob("*"):
         if p.is_file():
             assert SECRET_TOKEN.encode() not in p.read_bytes()
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--dry-run"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--dry-run"])
     assert res.exit_code == 1 and "either --dry-run or --to-dir" in res.output
 
 
 def test_cli_publish_reports_commit_and_tag_and_never_the_token(out: Path, api, monkeypatch):
     monkeypatch.setattr(pub, "HfApi", lambda **kw: api)
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--tag", "v1.0", "--json"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--tag", "v1.0", "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["commit_url"] == f"https://huggingface.co/datasets/{REPO}/commit/{NEW}"
     assert (report["tag"], report["parent_commit"], report["deletions"]) == ("v1.0", HEAD, 2)
     assert api.create_tag.call_count == 1
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO])
     assert f"committed to {REPO}@main: https://huggingface.co/datasets/{REPO}/commit/{NEW}" in res.output
     assert SECRET_TOKEN not in res.output
 
@@ -274,10 +274,10 @@ def test_cli_publish_reports_commit_and_tag_and_never_the_token(out: Path, api, 
 def test_cli_errors_exit_1_with_a_hint(out: Path, api, monkeypatch):
     monkeypatch.setattr(pub, "HfApi", lambda **kw: api)
     api.create_commit.side_effect = hub_error(412)
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO])
     assert res.exit_code == 1
     assert "Error:" in res.output and "hint: re-run `arcforge publish`" in res.output
     assert SECRET_TOKEN not in res.output
     monkeypatch.delenv("HF_TOKEN")
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO])
     assert res.exit_code == 1 and "not logged in" in res.output

@@ -11,12 +11,12 @@ from arcforge.train.evaluate import greedy_decode, prompt, vote
 from arcforge.train.model import ArcTransformer, KVCache, ModelConfig, flops_per_token, mfu, n_params
 from arcforge.train.pack import pack_row
 from arcforge.train.tokenize import encode_task
-from tests.train_fixtures import load_arc1
+from tests.train_fixtures import small_tasks
 
 
 @pytest.fixture(scope="module")
-def examples(shared_sources):
-    return [encode_task(t, 0) for t in load_arc1(shared_sources, "training", 3)]
+def examples():
+    return [encode_task(t, 0) for t in small_tasks("training", 3)]
 
 
 def _logits(model, row):
@@ -55,10 +55,10 @@ def test_kv_cache_matches_full_forward(examples):
     torch.testing.assert_close(torch.cat([head, chunk, *step], 1), full[:, :30], rtol=1e-4, atol=1e-4)
 
 
-def test_greedy_decode_equals_argmax_of_full_forward(shared_sources):
+def test_greedy_decode_equals_argmax_of_full_forward():
     torch.manual_seed(2)
     model = ArcTransformer(ModelConfig(d_model=32, n_layers=2, n_heads=2)).eval()
-    task = load_arc1(shared_sources, "training", 1)[0]
+    task = small_tasks("training", 1)[0]
     ex = prompt(task, 0, 2048)
     grid, lp = greedy_decode(model, ex, torch.device("cpu"), max_new=12)
     assert grid is None or grid.ndim == 2  # an untrained model rarely closes a rectangle

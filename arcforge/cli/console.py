@@ -28,6 +28,11 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def color_enabled() -> bool:
+    """ANSI colors on stdout: only on a terminal, never with NO_COLOR set or TERM=dumb (rich's rules)."""
+    return console.is_terminal and not console.no_color and not console.is_dumb_terminal
+
+
 def progress_enabled(json_output: bool = False) -> bool:
     """Progress bars only on an interactive terminal, never with --json."""
     return not json_output and err_console.is_terminal

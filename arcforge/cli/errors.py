@@ -23,10 +23,33 @@ def debug_enabled() -> bool:
     return os.environ.get("ARCFORGE_DEBUG", "") not in ("", "0", "false", "False")
 
 
+# Optional dependencies and the extra that installs each (pyproject.toml [project.optional-dependencies]).
+EXTRAS = {"torch": "train", "safetensors": "train", "PIL": "png", "tensorboard": "tensorboard"}
+
+
+def missing_extra(exc: BaseException) -> tuple[str, str] | None:
+    """(module, extra) when ``exc`` is the import of an optional dependency that is not installed."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        if top in EXTRAS:
+            return top, EXTRAS[top]
+    return None
+
+
 def report(exc: BaseException) -> None:
     from arcforge.cli.console import err_console
 
-    if isinstance(exc, ArcforgeError):
+    if extra := missing_extra(exc):
+        module, name = extra
+        torch_first = "pip install torch==2.13.0 && " if name == "train" else ""
+        err_console.print(f"[bold red]Error:[/] this command needs {module}, which is not installed: "
+                          f"{torch_first}pip install 'arcforge[{name}]'", highlight=False, soft_wrap=True)
+    elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
+        # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and why.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[bold red]Error:[/] {where}{exc.strerror}", highlight=False, markup=True,
+                          soft_wrap=True)
+    elif isinstance(exc, ArcforgeError):
         err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
         if exc.hint:
             err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)

@@ -9,7 +9,7 @@ import typer
 
 from arcforge.cli.console import console, print_json, progress_enabled
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import DataDirOpt, JsonOpt
+from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt
 
 
 def _human_size(n: int | None) -> str:
@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
     @app.command("publish")
     @handle_errors
     def publish_cmd(
-        out: DataDirOpt,
         repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
+        data: DataOpt = DEFAULT_DATA,
         private: Annotated[bool, typer.Option("--private", help="Create the repo private (refused if it "
                                               "already exists and is public).")] = False,
         revision: Annotated[str | None, typer.Option("--revision", help="Branch to commit to (created if "
@@ -93,11 +93,11 @@ def register(app: typer.Typer) -> None:
                                   allow_unknown_license=allow_unknown_license)
         with RichProgress(enabled=progress_enabled(json_output)) as progress:
             if dry_run:
-                result = pub.plan(out, opts, progress=progress)
+                result = pub.plan(data, opts, progress=progress)
             elif to_dir is not None:
-                result = pub.export_tree(out, to_dir, opts, progress=progress)
+                result = pub.export_tree(data, to_dir, opts, progress=progress)
             else:
-                result = pub.publish(out, opts, progress=progress)
+                result = pub.publish(data, opts, progress=progress)
         if json_output:
             print_json(result.to_dict())
         else:
