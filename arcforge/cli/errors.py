@@ -43,7 +43,7 @@ def report(exc: BaseException) -> None:
         module, name = extra
         torch_first = "pip install torch==2.13.0 && " if name == "train" else ""
         err_console.print(f"[bold red]Error:[/] this command needs {module}, which is not installed: "
-                          f"{torch_first}pip install 'arcforge[{name}]'", highlight=False, soft_wrap=True)
+                          f"{torch_first}pip install 'arcforge\\[{name}]'", highlight=False, soft_wrap=True)
     elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
         # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and why.
         where = f"{exc.filename}: " if exc.filename else ""
