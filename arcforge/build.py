@@ -212,8 +212,7 @@ def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, 
     if p.kind == SYNTHETIC:
         from arcforge import synthetic
 
-        return card.SourceInfo(p.name, "arcforge synthetic tasks", p.license,
-                               citation=getattr(synthetic, "CITATION", ""), counts=counts,
+        return card.SourceInfo(p.name, synthetic.TITLE, p.license, citation=synthetic.CITATION, counts=counts,
                                num_bytes=split_bytes,
                                description=_synthetic_description(p))
     return card.SourceInfo(p.name, f"local folder {p.root.name if p.root else ''}", p.license,

@@ -109,3 +109,106 @@ def hf_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(hc, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
     return home
+
+
+class FakeHub:
+    """A stateful stand-in for ``HfApi`` (the Hub is the network boundary): one dataset repo held in memory,
+    with branches, commits (each a full snapshot ``{path: bytes}``), pull-request refs and tags, and the
+    Hub's rules that publishing relies on: a commit with a stale ``parent_commit`` is refused (HTTP 412),
+    an existing tag cannot be created again (409), a missing branch is ``RevisionNotFound``.
+
+    Tests assert what the repo holds afterwards, not which calls were made. ``before_commit`` runs just
+    before a commit is applied (to simulate someone else committing at that moment).
+    """
+
+    def __init__(self, repo_id: str, files: dict[str, bytes] | None = None, *, private: bool = False) -> None:
+        self.repo_id, self.private = repo_id, private
+        self.exists = files is not None
+        self.commits: dict[str, dict[str, bytes]] = {}
+        self.branches: dict[str, str] = {}
+        self.tags: dict[str, str] = {}
+        self.prs: list[str] = []
+        self.messages: list[tuple[str, str | None]] = []  # (title, description) of each commit made
+        self.before_commit = None
+        if files is not None:
+            self.branches["main"] = self._snapshot(dict(files))
+
+    def _snapshot(self, files: dict[str, bytes]) -> str:
+        import hashlib
+
+        oid = hashlib.sha1(repr((len(self.commits), sorted(files.items()))).encode()).hexdigest()
+        self.commits[oid] = files
+        return oid
+
+    def _error(self, status: int, **headers):
+        import httpx2
+        from huggingface_hub.utils import hf_raise_for_status
+
+        resp = httpx2.Response(status, headers=headers,
+                               request=httpx2.Request("POST", f"https://huggingface.co/api/datasets/{self.repo_id}"))
+        try:
+            hf_raise_for_status(resp)
+        except Exception as e:
+            return e
+        raise AssertionError("no error")
+
+    def _resolve(self, revision: str) -> str:
+        if not self.exists:
+            raise self._error(404, **{"X-Error-Code": "RepoNotFound"})
+        if revision in self.commits:
+            return revision
+        if revision in self.branches:
+            return self.branches[revision]
+        raise self._error(404, **{"X-Error-Code": "RevisionNotFound"})
+
+    def files(self, revision: str = "main") -> dict[str, bytes]:
+        return self.commits[self._resolve(revision)]
+
+    # --- the HfApi methods publish uses ---------------------------------------------------------------------
+    def create_repo(self, repo_id, *, repo_type, private=False, exist_ok=False):
+        assert (repo_id, repo_type) == (self.repo_id, "dataset")
+        if not self.exists:
+            self.exists, self.private = True, private
+            self.branches["main"] = self._snapshot({})
+
+    def create_branch(self, repo_id, *, branch, repo_type, exist_ok=False):
+        self.branches.setdefault(branch, self._resolve("main"))
+
+    def repo_info(self, repo_id, *, repo_type, revision="main"):
+        from huggingface_hub.hf_api import DatasetInfo
+
+        return DatasetInfo(id=repo_id, sha=self._resolve(revision), private=self.private)
+
+    def list_repo_files(self, repo_id, *, repo_type, revision="main"):
+        return sorted(self.files(revision))
+
+    def create_commit(self, repo_id, *, operations, commit_message, commit_description=None, repo_type,
+                      revision="main", create_pr=False, parent_commit=None):
+        from huggingface_hub import CommitOperationAdd
+        from huggingface_hub.hf_api import CommitInfo
+
+        if self.before_commit is not None:
+            self.before_commit(self)
+        head = self._resolve(revision)
+        if parent_commit is not None and parent_commit != head:
+            raise self._error(412, **{"X-Error-Message": "A commit has happened since."})
+        files = dict(self.commits[head])
+        for op in operations:
+            if isinstance(op, CommitOperationAdd):
+                files[op.path_in_repo] = Path(op.path_or_fileobj).read_bytes()
+            else:
+                files.pop(op.path_in_repo)
+        oid = self._snapshot(files)
+        self.messages.append((commit_message, commit_description))
+        url = f"https://huggingface.co/datasets/{repo_id}/commit/{oid}"
+        if create_pr:
+            self.prs.append(oid)
+            return CommitInfo(commit_url=url, commit_message=commit_message, commit_description="", oid=oid,
+                              pr_url=f"https://huggingface.co/datasets/{repo_id}/discussions/{len(self.prs)}")
+        self.branches[revision] = oid
+        return CommitInfo(commit_url=url, commit_message=commit_message, commit_description="", oid=oid)
+
+    def create_tag(self, repo_id, *, tag, tag_message=None, revision=None, repo_type):
+        if tag in self.tags:
+            raise self._error(409)
+        self.tags[tag] = self._resolve(revision or "main")

@@ -70,7 +70,7 @@ def test_easy_expands_and_bad_knobs_fail_before_anything_is_written(arcforge_hom
     r = _build(out, "--synthetic-families", "flip,nope")
     assert r.exit_code == 1 and "unknown synthetic family: nope" in r.output
     r = _build(out, "--synthetic-difficulty", "extreme")
-    assert r.exit_code == 1 and "unknown synthetic difficulty 'extreme'" in r.output
+    assert r.exit_code == 2 and "'extreme'" in r.output and "'easy', 'medium', 'hard'" in r.output
     r = _build(out, "--synthetic-families", ",")
     assert r.exit_code == 1 and "no synthetic families selected" in r.output
     assert not out.exists()

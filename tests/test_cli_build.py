@@ -49,7 +49,8 @@ def test_show_terminal_png_json(full_build, tmp_path):
     r = runner.invoke(app, ["show", "arc_agi_1/evaluation/00576224", "--data", str(out),
                             "--png", str(tmp_path / "t.png")])
     assert r.exit_code == 0, r.output
-    assert "train[0]  2x2 -> 6x6" in r.stdout and "\x1b[48;2;" in r.stdout
+    assert "train[0]  2x2 -> 6x6" in r.stdout and "\x1b[" not in r.stdout  # not a terminal: digits
+    assert "8 6    8 6 8 6 8 6" in r.stdout
     assert Image.open(tmp_path / "t.png").format == "PNG"
     r = runner.invoke(app, ["show", "arc_agi_1/evaluation/00576224", "--data", str(out), "--json"])
     row = json.loads(r.stdout)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import RichProgress, console, print_json, progress_enabled
+from arcforge.cli.console import cli_progress, console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import DEFAULT_DATA, Difficulty, JsonOpt, ManifestsOpt, OutOpt, SeedOpt, split_csv
 from arcforge.errors import BuildError
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         from arcforge.build import build
 
         _check_out_path(out)
-        with RichProgress(enabled=progress_enabled(json_out)) as progress, _out_errors(out):
+        with cli_progress(json_out) as progress, _out_errors(out):
             stats = build(
                 out, sources=source, local=local or [], local_names=local_name or [],
                 manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,

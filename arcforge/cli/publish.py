@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import console, print_json, progress_enabled
+from arcforge.cli.console import cli_progress, console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt
 
@@ -86,12 +86,10 @@ def register(app: typer.Typer) -> None:
         if dry_run and to_dir is not None:
             raise PublishError("use either --dry-run or --to-dir, not both",
                                hint="--dry-run prints the operations; --to-dir writes the repo tree")
-        from arcforge.cli.console import RichProgress
-
         opts = pub.PublishOptions(repo_id=repo_id, private=private, revision=revision, tag=tag,
                                   create_pr=create_pr, message=message,
                                   allow_unknown_license=allow_unknown_license)
-        with RichProgress(enabled=progress_enabled(json_output)) as progress:
+        with cli_progress(json_output) as progress:
             if dry_run:
                 result = pub.plan(data, opts, progress=progress)
             elif to_dir is not None:
