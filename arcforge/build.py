@@ -33,7 +33,7 @@ from arcforge.ingest import (
     parse_source,
     quarantine_table,
 )
-from arcforge.manifest import SPLIT_RE, Manifest, load_manifests, select
+from arcforge.manifest import EVAL_SPLIT, SPLIT_RE, Manifest, load_manifests, select
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.stats import task_max_side
@@ -62,6 +62,7 @@ class BuildStats:
     files_read: int = 0
     cached_sources: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # written files, relative to out
+    warnings: list[str] = field(default_factory=list)  # things the user asked for that deserve a second look
 
     @property
     def total_tasks(self) -> int:
@@ -145,8 +146,14 @@ def plan_sources(
     return plans
 
 
-def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None) -> set[tuple[str, str]]:
-    """``{(source, split)}`` that are the evaluation reference: ``--eval`` refs, else eval manifests."""
+def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None,
+                   warnings: list[str] | None = None) -> set[tuple[str, str]]:
+    """``{(source, split)}`` that are the evaluation reference: ``--eval`` refs, else eval manifests.
+
+    A bare ``SOURCE`` means its evaluation-role splits (a manifest's ``eval_splits``; ``evaluation`` for a
+    local folder). Any other split must be named as ``SOURCE:SPLIT`` and adds a line to ``warnings``:
+    its tasks become the reference, so their copies in other sources are excluded.
+    """
     if eval_refs is None:
         return {(p.name, s) for p in plans if p.manifest and p.manifest.is_eval for s in p.manifest.eval_splits}
     by_name = {p.name: p for p in plans}
@@ -159,8 +166,17 @@ def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None)
                              hint=f"add --source {name}")
         if split and not SPLIT_RE.match(split):
             raise BuildError(f"--eval {ref}: {split!r} is not a valid split name")
-        splits = [split] if split else (list(p.manifest.splits) if p.manifest else ["training", "evaluation"])
-        out |= {(name, s) for s in splits}
+        role_splits = list(p.manifest.eval_splits) if p.manifest else [EVAL_SPLIT]
+        if not split and not role_splits:
+            raise BuildError(f"--eval {ref}: source {name!r} has no evaluation split",
+                             hint=f"name one: --eval {name}:SPLIT (one of {', '.join(p.manifest.splits)})")
+        if split and p.manifest and split not in p.manifest.splits:
+            raise BuildError(f"--eval {ref}: source {name!r} has no split {split!r}",
+                             hint=f"one of {', '.join(p.manifest.splits)}")
+        if split and split not in role_splits and warnings is not None:
+            warnings.append(f"--eval {ref}: {split!r} is not an evaluation split; its tasks are the reference "
+                            "and their copies in other sources are excluded")
+        out |= {(name, s) for s in ([split] if split else role_splits)}
     return out
 
 
@@ -249,8 +265,8 @@ def build(
     manifests = load_manifests(manifests_dir)
     plans = plan_sources(manifests, sources, local, local_names, synthetic_tasks, seed,
                          synthetic_families, synthetic_difficulty)
-    eval_splits = eval_split_set(plans, eval_refs)
     stats = BuildStats(out=str(out))
+    eval_splits = eval_split_set(plans, eval_refs, stats.warnings)
 
     progress.start("parse", "Parsing sources", total=len(plans))
     parsed: list[ParsedSource] = []

@@ -42,8 +42,9 @@ from arcforge.grids import apply_symmetry
 NCOLORS = 10
 NSYM = 8
 SWAPS_SHAPE = np.array([False, True, False, True, False, False, True, True])  # symmetries transposing h, w
-_ORBIT_BASE = 2.0**37  # count_c * 2**37 + orbit sum (orbit weights < 2**22, <= 2**15 cells: exact in float64)
-MAX_CELLS = 2**15  # per grid, so float64 sums stay exact
+_ORBIT_BASE = 2.0**37  # count_c * 2**37 + orbit sum, packed in one float64 sum for grids of < 2**15 cells
+PACKED_CELLS = 2**15  # grids this size or larger get counts and orbit sums separately (any size works)
+_EXACT_F64 = 2.0**53  # float64 sums of integers stay exact below this
 
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
@@ -74,8 +75,13 @@ COLOR_CODES = fmix(np.arange(1, NCOLORS + 1, dtype=np.uint64) * _GOLD)
 
 
 def shape_code(h: np.ndarray, w: np.ndarray, salt: np.uint64 = SALT_SHAPE) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return fmix((np.asarray(h, np.uint64) << np.uint64(16) | np.asarray(w, np.uint64)) ^ salt)
+    """A hash of two non-negative integers (a shape, or two packed shapes: see ``_packed``)."""
+    return mix2(np.asarray(h, np.uint64) ^ salt, np.asarray(w, np.uint64))
+
+
+def _packed(h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """One uint64 per shape, distinct for every side below 2**32."""
+    return np.asarray(h, np.uint64) << np.uint64(32) | np.asarray(w, np.uint64)
 
 
 # --- reading grids from Arrow ------------------------------------------------------------------------------
@@ -134,10 +140,11 @@ def _concat_grids(parts: list[Grids]) -> Grids:
 
 @dataclass
 class PairBatch:
-    """All pairs of a batch of tasks, train and test together, task-major (roles are not kept)."""
+    """All pairs of a batch of tasks, train and test together, task-major (train pairs first)."""
 
     task: np.ndarray  # (pairs,) int64 task index within the batch
     grids: Grids  # 2 * pairs grids: inputs [0, pairs), outputs [pairs, 2 * pairs)
+    test: np.ndarray  # (pairs,) bool: the pair is a test pair of its task (keys ignore roles; reports use it)
 
     @property
     def npairs(self) -> int:
@@ -147,7 +154,7 @@ class PairBatch:
 def read_pairs(batch: pa.RecordBatch | pa.Table) -> PairBatch:
     """Flatten the train and test columns of a batch of TASK_SCHEMA rows into a ``PairBatch``."""
     n = batch.num_rows
-    tasks, ins, outs = [], [], []
+    tasks, ins, outs, roles = [], [], [], []
     for col in ("train", "test"):
         arr = batch.column(col)
         if isinstance(arr, pa.ChunkedArray):
@@ -165,12 +172,14 @@ def read_pairs(batch: pa.RecordBatch | pa.Table) -> PairBatch:
             gi, go = (Grids(g.values, g.start[keep], g.h[keep], g.w[keep]) for g in (gi, go))
         ins.append(gi)
         outs.append(go)
+        roles.append(np.full(len(gi), col == "test"))
     task = np.concatenate(tasks)
     order = np.argsort(task, kind="stable")
     grids = _concat_grids([*ins, *outs])
     m = len(task)
     idx = np.concatenate([order, order + m])
-    return PairBatch(task[order], Grids(grids.values, grids.start[idx], grids.h[idx], grids.w[idx]))
+    return PairBatch(task[order], Grids(grids.values, grids.start[idx], grids.h[idx], grids.w[idx]),
+                     np.concatenate(roles)[order])
 
 
 # --- per-shape reduction ----------------------------------------------------------------------------------
@@ -191,27 +200,46 @@ def _gather(g: Grids, sel: np.ndarray, hw: int) -> np.ndarray:
 
 
 def _color_sums(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(n, k, 10) float64: for each grid, weight column and color, the sum of the weights of its cells."""
+    """(n, k, 10) uint64: for each grid, weight column and color, the exact sum of the weights of its cells.
+
+    ``weights`` (k, hw) float64 holds non-negative integers below 2**53. A float64 bincount is exact while
+    every sum stays below 2**53; for larger grids each weight is split into 16-bit halves summed apart, so
+    every grid size is exact (up to 2**37 cells).
+    """
     n, hw = cells.shape
-    if hw >= MAX_CELLS:
-        raise DedupError(f"a grid has {hw} cells; dedup supports fewer than {MAX_CELLS}",
-                         hint="use --max-grid to drop oversize grids before dedup")
     # Only non-zero cells are summed (0 is the usual background); color 0 gets the rest of the total.
     nz = np.flatnonzero(cells)
     grid = nz // hw
     col = nz - grid * hw
     idx = grid * NCOLORS + cells.ravel()[nz]
-    out = np.empty((n, weights.shape[0], NCOLORS))
+    out = np.empty((n, weights.shape[0], NCOLORS), np.uint64)
     for k, wcol in enumerate(weights):
-        sums = np.bincount(idx, weights=wcol[col], minlength=n * NCOLORS).reshape(n, NCOLORS)
-        sums[:, 0] = wcol.sum() - sums[:, 1:].sum(axis=1)
-        out[:, k, :] = sums
+        if hw * float(wcol.max(initial=0.0)) < _EXACT_F64:
+            parts = [(wcol, np.uint64(0))]
+        else:
+            wi = wcol.astype(np.uint64)
+            parts = [((wi & np.uint64(0xFFFF)).astype(np.float64), np.uint64(0)),
+                     ((wi >> np.uint64(16)).astype(np.float64), np.uint64(16))]
+        acc = np.zeros((n, NCOLORS), np.uint64)
+        with np.errstate(over="ignore"):
+            for part, shift in parts:
+                sums = np.bincount(idx, weights=part[col], minlength=n * NCOLORS).reshape(n, NCOLORS)
+                sums[:, 0] = part.sum() - sums[:, 1:].sum(axis=1)
+                acc += sums.astype(np.uint64) << shift
+        out[:, k, :] = acc
     return out
+
+
+def _color_counts(cells: np.ndarray) -> np.ndarray:
+    """(n, 10) int64 cells of each color per grid."""
+    n, hw = cells.shape
+    rows = np.repeat(np.arange(n, dtype=np.int64) * NCOLORS, hw)
+    return np.bincount(rows + cells.ravel(), minlength=n * NCOLORS).reshape(n, NCOLORS)
 
 
 @functools.lru_cache(maxsize=4096)
 def _orbit_weights(h: int, w: int) -> np.ndarray:
-    """(1, h*w) float64: 2**37 + a random 22-bit weight of each cell's orbit under the 8 symmetries."""
+    """(1, h*w) float64: a random 22-bit weight of each cell's orbit under the 8 symmetries."""
     i = np.abs(2 * np.arange(h) - (h - 1))[:, None] * np.ones((1, w), np.int64)
     j = np.abs(2 * np.arange(w) - (w - 1))[None, :] * np.ones((h, 1), np.int64)
     if h > w:
@@ -221,7 +249,7 @@ def _orbit_weights(h: int, w: int) -> np.ndarray:
     key = ((np.uint64(min(h, w)) << np.uint64(48)) | (np.uint64(max(h, w)) << np.uint64(32))
            | (i.astype(np.uint64) << np.uint64(16)) | j.astype(np.uint64))
     wt = (fmix(key ^ SALT_ORBIT) >> np.uint64(42)).astype(np.float64)
-    return (wt + _ORBIT_BASE).reshape(1, h * w)
+    return wt.reshape(1, h * w)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -243,12 +271,21 @@ def _sym_weights(h: int, w: int) -> np.ndarray:
     return out
 
 
-def color_stats(g: Grids) -> np.ndarray:
-    """(n, 10) uint64 invariant stats per grid and color (0 where the color is absent)."""
+def color_stats(g: Grids) -> tuple[np.ndarray, np.ndarray]:
+    """Invariant stats per grid and color: (n, 10) uint64 (0 where the color is absent), (n, 10) int64 counts."""
     out = np.zeros((len(g), NCOLORS), np.uint64)
+    counts = np.zeros((len(g), NCOLORS), np.int64)
     for sel, h, w in _shape_groups(g):
-        out[sel] = _color_sums(_gather(g, sel, h * w), _orbit_weights(h, w))[:, 0, :].astype(np.uint64)
-    return out
+        cells = _gather(g, sel, h * w)
+        orbit = _orbit_weights(h, w)
+        if h * w < PACKED_CELLS:  # count * 2**37 + orbit sum in one pass
+            st = _color_sums(cells, orbit + _ORBIT_BASE)[:, 0, :]
+            out[sel], counts[sel] = st, (st >> np.uint64(37)).astype(np.int64)
+        else:  # a big grid: counts and orbit sums apart, mixed into one stat
+            cnt = _color_counts(cells)
+            st = mix2(cnt.astype(np.uint64), _color_sums(cells, orbit)[:, 0, :])
+            out[sel], counts[sel] = st * (cnt > 0), cnt
+    return out, counts
 
 
 def sym_sums(g: Grids) -> np.ndarray:
@@ -260,11 +297,25 @@ def sym_sums(g: Grids) -> np.ndarray:
 
 
 # --- invariants (every task) ------------------------------------------------------------------------------
-# A grid is trivial when it has at most TRIVIAL_CELLS cells, or at most TRIVIAL_CELLS cells that are not its
-# most frequent color; a pair is trivial when its input has at most TRIVIAL_CELLS cells, or its input and
-# output together have at most TRIVIAL_CELLS such cells. Matches on trivial pairs/grids are coincidences
-# more often than leaks (single-color grids, a few dots, a tiled 2x2 checkerboard).
+# A grid is trivial (for the near-duplicate level) when it has at most TRIVIAL_CELLS cells, or at most
+# TRIVIAL_CELLS cells that are not its most frequent color (single-color grids, a few dots).
 TRIVIAL_CELLS = 4
+
+
+@functools.lru_cache(maxsize=8)
+def _log2_factorials(n: int) -> np.ndarray:
+    """(n + 1,) float64: log2(k!) for k = 0..n."""
+    return np.r_[0.0, np.cumsum(np.log2(np.arange(1, n + 1, dtype=np.float64)))]
+
+
+def information_bits(counts: np.ndarray) -> np.ndarray:
+    """Bits to tell a grid among all grids of its shape and color counts: log2 of the multinomial
+    ``area! / prod(count_c!)``. ``counts`` (..., 10) -> (...). A one-color grid has 0 bits, one dot in a
+    3x3 grid log2(9) = 3.2, a 15x15 grid with 2 marked cells 14.6."""
+    area = counts.sum(axis=-1)
+    n = int(area.max(initial=0))
+    lf = _log2_factorials(max(64, 1 << max(0, n - 1).bit_length()))  # cached by power-of-two size
+    return lf[area] - lf[counts].sum(axis=-1)
 
 
 def minority_cells(counts: np.ndarray) -> np.ndarray:
@@ -279,7 +330,10 @@ class Invariants:
     task_inv: np.ndarray  # (tasks,) uint64
     pair_task: np.ndarray  # (pairs,) int64 row of the task in the table
     pair_inv: np.ndarray  # (pairs,) uint64
-    pair_trivial: np.ndarray  # (pairs,) bool
+    pair_info: np.ndarray  # (pairs,) float64 bits: the input's, plus the output's up to as much again
+    pair_test: np.ndarray  # (pairs,) bool test pair
+    in_trivial: np.ndarray  # (pairs,) bool the input grid is trivial
+    out_trivial: np.ndarray  # (pairs,) bool the output grid is trivial (or absent)
     grid_task: np.ndarray  # (grids,) int64 (present grids only)
     grid_inv: np.ndarray  # (grids,) uint64
     grid_trivial: np.ndarray  # (grids,) bool
@@ -287,28 +341,33 @@ class Invariants:
 
 def _batch_invariants(pb: PairBatch, ntasks: int) -> tuple[np.ndarray, ...]:
     m = pb.npairs
-    st = color_stats(pb.grids)  # (2m, 10)
-    counts = (st >> np.uint64(37)).astype(np.int64)
+    st, counts = color_stats(pb.grids)  # (2m, 10) each
     g = pb.grids
     present = g.h > 0
     # grid signature: unordered shape + multiset over colors of the (count, orbit) stat
-    ginv = shape_code(np.minimum(g.h, g.w), np.maximum(g.h, g.w)) + (fmix(st) * (st > 0)).sum(axis=1)
+    with np.errstate(over="ignore"):
+        ginv = shape_code(np.minimum(g.h, g.w), np.maximum(g.h, g.w)) + (fmix(st) * (st > 0)).sum(axis=1)
     minority = minority_cells(counts)
     area = g.h * g.w
     gtriv = (minority <= TRIVIAL_CELLS) | (area <= TRIVIAL_CELLS)
+    info = information_bits(counts)
     # pair signature: the orientation-free shape of (in, out) + multiset over colors of (in stat, out stat)
     hi, wi, ho, wo = g.h[:m], g.w[:m], g.h[m:], g.w[m:]
-    a = shape_code(hi * 256 + wi, ho * 256 + wo)
-    b = shape_code(wi * 256 + hi, wo * 256 + ho)
+    a = shape_code(_packed(hi, wi), _packed(ho, wo))
+    b = shape_code(_packed(wi, hi), _packed(wo, ho))
     sin, sout = st[:m], st[m:]
-    pinv = np.minimum(a, b) + (mix2(sin, sout) * ((sin > 0) | (sout > 0))).sum(axis=1)
-    ptriv = (minority[:m] + minority[m:] <= TRIVIAL_CELLS) | (area[:m] <= TRIVIAL_CELLS)
+    with np.errstate(over="ignore"):
+        pinv = np.minimum(a, b) + (mix2(sin, sout) * ((sin > 0) | (sout > 0))).sum(axis=1)
     with np.errstate(over="ignore"):
         tinv = np.zeros(ntasks, np.uint64)
         np.add.at(tinv, pb.task, fmix(pinv))
         tinv += fmix(np.bincount(pb.task, minlength=ntasks).astype(np.uint64) ^ SALT_COUNT)
     gtask = np.concatenate([pb.task, pb.task])
-    return tinv, pinv, ptriv, gtask[present], ginv[present], gtriv[present]
+    ptriv = (gtriv[:m], gtriv[m:] | ~present[m:])
+    # A pair's information: its input's, plus its output's up to as much again (an output is mostly a
+    # function of the input: a 2x2 input tiled into a 6x6 output holds the 2x2's few bits).
+    pinfo = info[:m] + np.minimum(info[m:], info[:m])
+    return (tinv, pinv, pinfo, pb.test, *ptriv, gtask[present], ginv[present], gtriv[present])
 
 
 def invariants(table: pa.Table, *, batch_size: int = 20_000, progress=None) -> Invariants:
@@ -321,15 +380,16 @@ def invariants(table: pa.Table, *, batch_size: int = 20_000, progress=None) -> I
         out = _batch_invariants(pb, batch.num_rows)
         parts.append(out)
         ptask.append(pb.task + row)
-        out[3][:] += row  # grid_task -> table row
+        out[6][:] += row  # grid_task -> table row
         row += batch.num_rows
         if progress is not None:
             progress.advance("dedup.invariants", batch.num_rows)
-    if not parts:
-        e64, eu, eb = np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, bool)
-        return Invariants(eu, e64, eu, eb, e64, eu, eb)
-    cat = [np.concatenate([p[i] for p in parts]) for i in range(6)]
-    return Invariants(cat[0], np.concatenate(ptask), cat[1], cat[2], cat[3], cat[4], cat[5])
+    e64, eu, eb, ef = np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, bool), np.zeros(0)
+    empty = (eu, eu, ef, eb, eb, eb, e64, eu, eb)
+    cat = [np.concatenate([p[i] for p in parts]) if parts else empty[i] for i in range(9)]
+    return Invariants(task_inv=cat[0], pair_task=np.concatenate(ptask) if ptask else e64, pair_inv=cat[1],
+                      pair_info=cat[2], pair_test=cat[3], in_trivial=cat[4], out_trivial=cat[5],
+                      grid_task=cat[6], grid_inv=cat[7], grid_trivial=cat[8])
 
 
 # --- exact keys (candidate tasks) -------------------------------------------------------------------------
@@ -346,6 +406,24 @@ class ExactKeys:
     key2: np.ndarray  # (T,) up to a symmetry
     key3: np.ndarray  # (T,) up to a symmetry and a consistent recoloring
     pair_offsets: np.ndarray  # (T+1,) pairs of task t are [pair_offsets[t], pair_offsets[t+1])
+    pair_test: np.ndarray  # (P,) bool test pair
+    grid_in: np.ndarray  # (P,) uint64 input grid up to symmetry and recoloring (``grid_keys``)
+    grid_out: np.ndarray  # (P,) uint64 output grid likewise, 0 when absent
+
+
+def grid_keys(s: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(n,) uint64 key of each grid up to a symmetry and a color permutation, from ``S`` (n, 10, 8).
+
+    A grid up to recoloring is the partition of its cells into color classes: the multiset of its
+    per-color position hashes ``S[c, s]``; the key is the minimum over the 8 symmetries (with the
+    transformed shape). 0 for an absent grid.
+    """
+    sw = SWAPS_SHAPE[None, :]
+    h, w = h[:, None], w[:, None]
+    with np.errstate(over="ignore"):
+        parts = (fmix(s) * (s > 0)).sum(axis=1)  # (n, 8)
+        k = mix2(shape_code(_packed(np.where(sw, w, h), np.where(sw, h, w)), SALT_NULL), parts).min(axis=1)
+    return np.where(h[:, 0] > 0, k, np.uint64(0))
 
 
 def exact_keys(table: pa.Table | pa.RecordBatch) -> ExactKeys:
@@ -358,7 +436,8 @@ def exact_keys_of(batch: PairBatch, tasks: np.ndarray) -> ExactKeys:
     sel = np.flatnonzero(np.isin(batch.task, tasks))
     g0 = batch.grids
     idx = np.r_[sel, sel + batch.npairs]
-    pb = PairBatch(np.searchsorted(tasks, batch.task[sel]), Grids(g0.values, g0.start[idx], g0.h[idx], g0.w[idx]))
+    pb = PairBatch(np.searchsorted(tasks, batch.task[sel]), Grids(g0.values, g0.start[idx], g0.h[idx], g0.w[idx]),
+                   batch.test[sel])
     m = pb.npairs
     s = sym_sums(pb.grids)  # (2m, 10, 8)
     sin, sout = s[:m], s[m:]
@@ -370,14 +449,16 @@ def exact_keys_of(batch: PairBatch, tasks: np.ndarray) -> ExactKeys:
         eout[g.h[m:] == 0] = SALT_NULL
         hi, wi, ho, wo = g.h[:m, None], g.w[:m, None], g.h[m:, None], g.w[m:, None]
         sw = SWAPS_SHAPE[None, :]
-        sc = shape_code(np.where(sw, wi, hi) * 256 + np.where(sw, hi, wi),
-                        np.where(sw, wo, ho) * 256 + np.where(sw, ho, wo))  # (m, 8)
+        sc = shape_code(_packed(np.where(sw, wi, hi), np.where(sw, hi, wi)),
+                        _packed(np.where(sw, wo, ho), np.where(sw, ho, wo)))  # (m, 8)
         p1 = mix2(mix2(ein, eout), sc)
         mm = mix2(sin, sout) * present[:, :, None]
         p3 = mix2(mm.sum(axis=1), sc)
     counts = np.bincount(pb.task, minlength=len(tasks))
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    ek = ExactKeys(pb.task, p1, mm, sc, p3.min(axis=1), *(np.zeros(0, np.uint64),) * 3, offsets)
+    gk = grid_keys(s, g.h, g.w)
+    ek = ExactKeys(pb.task, p1, mm, sc, p3.min(axis=1), *(np.zeros(0, np.uint64),) * 3, offsets, pb.test,
+                   gk[:m], gk[m:])
     ek.key1, ek.key2, ek.key3 = group_keys(ek, np.arange(m, dtype=np.int64), offsets)
     return ek
 
@@ -407,3 +488,42 @@ def group_keys(ek: ExactKeys, rows: np.ndarray, offsets: np.ndarray) -> tuple[np
         pt = mix2((mix2(label, mr) * (mr != 0)).sum(axis=1), ek.sc[rows])  # (r, 8)
         key3 = fmix(np.add.reduceat(fmix(pt), starts, axis=0) + ncode[:, None]).min(axis=1)
     return key1, key2, key3
+
+
+# --- canonical forms (verification on the grids themselves) ----------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _sym_index(h: int, w: int) -> np.ndarray:
+    """(8, h*w) int64: row s lists the source cell of each cell of the grid transformed by symmetry s."""
+    src = np.arange(h * w, dtype=np.int64).reshape(h, w)
+    return np.stack([apply_symmetry(src, k).ravel() for k in range(NSYM)])
+
+
+def canonical_form(*grids: np.ndarray | None) -> bytes:
+    """The grids (one grid, or a pair's input and output) up to one symmetry and one color permutation
+    applied to all of them: the smallest over the 8 symmetries of (shapes, cells with colors renamed in
+    order of first appearance). Equal forms mean equal grids up to those transforms, with no hash between."""
+    gs = [g for g in grids if g is not None]
+    x = np.concatenate([g.ravel()[_sym_index(*g.shape)] for g in gs], axis=1)  # (8, cells)
+    eq = x[:, None, :] == np.arange(NCOLORS, dtype=x.dtype)[None, :, None]  # (8, 10, cells)
+    first = np.where(eq.any(axis=2), eq.argmax(axis=2), x.shape[1])  # (8, 10) first position of each color
+    label = np.argsort(np.argsort(first, axis=1, kind="stable"), axis=1)  # (8, 10) new name of each color
+    y = np.take_along_axis(label, x.astype(np.int64), axis=1).astype(np.int8)
+    forms = []
+    for k in range(NSYM):
+        shapes = [(g.shape[1], g.shape[0]) if SWAPS_SHAPE[k] else g.shape for g in gs]
+        head = np.array([len(grids), len(gs), *(v for sh in shapes for v in sh)], np.int64).tobytes()
+        forms.append(head + y[k].tobytes())
+    return min(forms)
+
+
+def grid_at(g: Grids, k: int) -> np.ndarray | None:
+    """Grid ``k`` as a (h, w) int8 view, None when absent."""
+    h, w = int(g.h[k]), int(g.w[k])
+    return g.values[g.start[k] : g.start[k] + h * w].reshape(h, w) if h else None
+
+
+def is_trivial_grid(grid: np.ndarray | None) -> bool:
+    """The near-duplicate level's rule (see ``TRIVIAL_CELLS``), on one grid."""
+    if grid is None or grid.size <= TRIVIAL_CELLS:
+        return True
+    return int(grid.size - np.bincount(grid.ravel(), minlength=NCOLORS).max()) <= TRIVIAL_CELLS

@@ -9,30 +9,40 @@ reference task at one of these levels (the first that applies is reported):
 1. ``exact``: the same multiset of (input, output) pairs.
 2. ``symmetric``: equal after one of the 8 rotations/reflections applied to every grid of the task.
 3. ``recolored``: equal after one color permutation applied consistently to every grid of the task
-   (0 may move or stay: a 0-fixed recoloring is a special case), combined with any symmetry of level 2.
-4. ``subset``: its pairs are a strict subset or superset of the reference task's pairs (a dropped or
-   added pair), with one consistent symmetry + recoloring over the shared pairs (verified on the sub-task).
-5. ``leaked_pair``: it contains a non-trivial pair equal to some pair (train or test) of a reference task
-   up to a symmetry and a recoloring of that pair. A pair is *trivial* when its input has at most
-   ``TRIVIAL_CELLS`` (4) cells, or its input and output together have at most 4 cells that are not the
-   most frequent color of their grid (single-color grids, 1x1 grids, a handful of dots, a tiled 2x2
-   checkerboard); trivial matches are *reported*, not dropped.
+   (0 may move or stay), combined with any symmetry of level 2.
+4. ``subset``: its pairs are a strict subset or superset of the reference task's pairs (dropped or added
+   pairs), with one consistent symmetry + recoloring over the shared pairs, and the shared pairs are
+   *decisive* (below).
+5. ``leaked_pair``: it contains a decisive pair of a reference task, up to a symmetry and a recoloring of
+   that pair.
 6. ``near_duplicate``: the Jaccard similarity of the sets of its non-trivial grids (inputs and outputs,
-   each taken up to symmetry and recoloring; a grid is trivial with at most 4 cells or at most 4
-   non-background cells) with a reference task's is at least ``NEAR_THRESHOLD`` (0.33: a third of the
-   distinct grids shared, e.g. every input with edited outputs); candidates come from MinHash/LSH
-   (``arcforge.minhash``) and are verified with the exact Jaccard value. The threshold was chosen on the
-   labeled probe set (``benchmarks/bench_dedup.py probe``).
+   each up to symmetry and recoloring; a grid with at most ``TRIVIAL_CELLS`` cells, or at most that many
+   cells off its most frequent color, is trivial) with a reference task's is at least ``NEAR_THRESHOLD``.
+
+A shared pair is *decisive* unless evidence says a coincidence is likely:
+
+- a reference **test** pair is always decisive: a copy of an evaluation answer is never waved through;
+- a reference train pair is not decisive when it holds fewer than ``INFO_BITS`` bits
+  (``canon.information_bits`` of its input plus its output: log2 of the number of grids with its shape
+  and color counts; a 3x3 grid with one dot is 3.2 bits), or when it is *common*: at least
+  ``COMMON_TASKS`` unrelated non-reference tasks (distinct up to symmetry and recoloring, each sharing only
+  that one pair with the reference) contain it. Such matches are *reported*, not dropped.
+
+Every exclusion is verified on the grids themselves before it is made (``canon.canonical_form``: the
+smallest form over the 8 symmetries, colors renamed by first appearance): equal multisets of pair forms
+(levels 1-3), shared pair forms (4-5) and the Jaccard similarity of grid forms (6), which is the reported
+similarity. A match that does not verify (a hash collision) is reported as ``unverified`` and removes
+nothing.
 
 Within the collection (always on), non-reference tasks equal at levels 1-3 are kept once: the first by
 ``priority`` (source order; unlisted sources after, alphabetically), ties by id; the rest go to
 ``duplicates`` with the level that links them to the kept task. Excluded tasks are removed first.
-Reference tasks equal to each other (ARC-AGI-2 evaluation holds 6 ARC-AGI-1 evaluation tasks) all stay
-and are listed in ``reported``.
+Reference tasks equal to each other (ARC-AGI-2 evaluation holds 6 ARC-AGI-1 evaluation tasks), or sharing
+some decisive pairs, all stay and are listed in ``reported`` (reason ``reference ...``).
 
 How: every task gets symmetry/recolor/order-invariant signatures in one vectorized pass
 (``arcforge.canon.invariants``); only tasks whose signature collides with another task, or that share a
-pair signature or grids with a reference task, get exact keys (``arcforge.canon.exact_keys``). Joins are
+pair or grid signature with a reference task, get exact keys (``arcforge.canon.exact_keys``). Joins are
 hash joins on uint64 keys; nothing compares all pairs of tasks.
 """
 
@@ -47,15 +57,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arcforge import canon, minhash
+from arcforge import canon
 from arcforge.canon import TRIVIAL_CELLS
+from arcforge.grids import apply_symmetry
 from arcforge.progress import NULL_PROGRESS, Progress
 
 LEVELS: tuple[str, ...] = ("exact", "symmetric", "recolored", "subset", "leaked_pair", "near_duplicate")
 MAX_CHOICES = 256  # sub-tasks tried per (task, reference) pair at the subset level
-NEAR_THRESHOLD = 0.33  # measured on the probe set, see the README (section dedup)
-__all__ = ["DUPLICATES_SCHEMA", "EXCLUDED_SCHEMA", "LEVELS", "NEAR_THRESHOLD", "REPORTED_SCHEMA",
-           "TRIVIAL_CELLS", "DedupResult", "run_dedup"]
+INFO_BITS = 20.0  # a reference train pair with less information is never decisive on its own
+COMMON_TASKS = 3  # ... nor one found in this many unrelated non-reference tasks
+NEAR_THRESHOLD = 0.33  # tuned on one half of the probe set, reported on the other (docs/decontamination.md)
+__all__ = ["COMMON_TASKS", "DUPLICATES_SCHEMA", "EXCLUDED_SCHEMA", "INFO_BITS", "LEVELS", "NEAR_THRESHOLD",
+           "REPORTED_SCHEMA", "TRIVIAL_CELLS", "DedupResult", "run_dedup"]
 
 EXCLUDED_SCHEMA = pa.schema(
     [
@@ -92,19 +105,43 @@ class DedupResult:
     reported: pa.Table | None = None  # REPORTED_SCHEMA: matches reported but not dropped
 
 
+
+
 @dataclass
 class _Refs:
-    """Exact keys of the reference tasks and lookups from each key to reference rows."""
+    """Exact keys and grids of the reference tasks, and lookups from keys to reference indices."""
 
     rows: np.ndarray  # reference row numbers in the working table
     ek: canon.ExactKeys
+    pb: canon.PairBatch  # their grids, for verification
+    bits: dict[int, float]  # canonical pair key -> information bits of the pair
     by_key: list[dict[int, list[int]]]  # level 1..3: key -> reference indices
-    by_pair: dict[int, list[int]]  # canonical pair key -> reference indices (one per pair)
+    by_pair: dict[int, list[int]]  # canonical pair key -> reference indices (one per task)
     pair_keys: list[Counter]  # per reference index: multiset of canonical pair keys
+    test_keys: list[set[int]]  # per reference index: canonical keys of its test pairs
+    grid_t: np.ndarray  # (G,) reference index of each non-trivial grid key (unique per task)
+    grid_k: np.ndarray  # (G,) uint64 grid key
 
 
-def _build_refs(work: pa.Table, rows: np.ndarray) -> _Refs:
-    ek = canon.exact_keys(work.take(pa.array(rows)))
+def _unique_pairs(t: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(t, k) rows deduplicated, sorted by t then k."""
+    order = np.lexsort((k, t))
+    t, k = t[order], k[order]
+    first = np.r_[True, (t[1:] != t[:-1]) | (k[1:] != k[:-1])] if len(t) else np.zeros(0, bool)
+    return t[first], k[first]
+
+
+def _grid_set(ek: canon.ExactKeys, owner: np.ndarray, in_triv: np.ndarray, out_triv: np.ndarray):
+    """Non-trivial grid keys of the pairs of ``ek`` (their owners ``owner``), unique per owner."""
+    t = np.r_[owner[~in_triv], owner[~out_triv]]
+    k = np.r_[ek.grid_in[~in_triv], ek.grid_out[~out_triv]]
+    return _unique_pairs(t, k)
+
+
+def _build_refs(work: pa.Table, rows: np.ndarray, inv: canon.Invariants, pair_off: np.ndarray) -> _Refs:
+    pb = canon.read_pairs(work.take(pa.array(rows)))
+    ek = canon.exact_keys_of(pb, np.arange(len(rows), dtype=np.int64))
+    pr = _ranges(pair_off, rows)
     by_key: list[dict[int, list[int]]] = []
     for keys in (ek.key1, ek.key2, ek.key3):
         d: dict[int, list[int]] = defaultdict(list)
@@ -112,14 +149,18 @@ def _build_refs(work: pa.Table, rows: np.ndarray) -> _Refs:
             d[k].append(i)
         by_key.append(d)
     by_pair: dict[int, list[int]] = defaultdict(list)
-    pair_keys = []
-    pk = ek.pair_key.tolist()
+    pair_keys, test_keys = [], []
+    pk, test = ek.pair_key.tolist(), ek.pair_test.tolist()
     for t in range(len(rows)):
-        c = Counter(pk[ek.pair_offsets[t] : ek.pair_offsets[t + 1]])
+        lo, hi = ek.pair_offsets[t], ek.pair_offsets[t + 1]
+        c = Counter(pk[lo:hi])
         pair_keys.append(c)
+        test_keys.append({k for k, te in zip(pk[lo:hi], test[lo:hi], strict=True) if te})
         for k in c:
             by_pair[k].append(t)
-    return _Refs(rows, ek, by_key, by_pair, pair_keys)
+    bits = dict(zip(pk, inv.pair_info[pr].tolist(), strict=True))
+    gt, gk = _grid_set(ek, ek.pair_task, inv.in_trivial[pr], inv.out_trivial[pr])
+    return _Refs(rows, ek, pb, bits, by_key, by_pair, pair_keys, test_keys, gt, gk)
 
 
 def _sub_task_matches(ek: canon.ExactKeys, lo: int, hi: int, want: Counter, key3: int) -> bool:
@@ -137,73 +178,118 @@ def _sub_task_matches(ek: canon.ExactKeys, lo: int, hi: int, want: Counter, key3
     return bool((k3 == np.uint64(key3)).any())
 
 
-def _pair_level(ek: canon.ExactKeys, t: int, refs: _Refs, ptriv: np.ndarray) -> tuple[str, list[int], float]:
-    """Level 4/5 matches of candidate task ``t`` (an index into ``ek``): (level, reference indices, sim).
+@dataclass
+class _PairHit:
+    """A candidate task sharing pairs with one reference task (levels 4-5, decided once all are seen)."""
 
-    ``ptriv`` flags trivial pairs of ``ek``. Level "" when no pair matches; "trivial" when only trivial.
-    """
+    ref: int  # reference index
+    shared: Counter  # canonical pair keys shared
+    subset: bool  # a sub-task verified as a consistent symmetry + recoloring (level 4)
+    sim: float  # shared / union of the pair multisets
+
+
+def _pair_hits(ek: canon.ExactKeys, t: int, refs: _Refs) -> list[_PairHit]:
+    """Reference tasks sharing a canonical pair key with candidate ``t`` (an index into ``ek``)."""
     lo, hi = ek.pair_offsets[t], ek.pair_offsets[t + 1]
-    pk = ek.pair_key[lo:hi].tolist()
-    mine = Counter(pk)
-    nontriv = {k for k, tr in zip(pk, ptriv[lo:hi].tolist(), strict=True) if not tr}
-    hits: dict[int, int] = {}
-    for k in mine:
-        for r in refs.by_pair.get(k, ()):
-            hits[r] = 1
-    subset, leaked, trivial, best = [], [], [], 0.0
+    mine = Counter(ek.pair_key[lo:hi].tolist())
+    hits = dict.fromkeys(r for k in mine for r in refs.by_pair.get(k, ()))
+    out = []
     for r in hits:
         theirs = refs.pair_keys[r]
-        shared = sum((mine & theirs).values())
-        sim = shared / (sum(mine.values()) + sum(theirs.values()) - shared)
-        n_mine, n_theirs = hi - lo, sum(theirs.values())
+        shared = mine & theirs
+        n_shared, n_mine, n_theirs = sum(shared.values()), hi - lo, sum(theirs.values())
         ok = False
-        if shared == n_mine and n_mine < n_theirs:  # a dropped pair: verify on a reference sub-task
+        if n_shared == n_mine and n_mine < n_theirs:  # dropped pairs: verify on a reference sub-task
             rl, rh = refs.ek.pair_offsets[r], refs.ek.pair_offsets[r + 1]
             ok = _sub_task_matches(refs.ek, rl, rh, mine, int(ek.key3[t]))
-        elif shared == n_theirs and n_mine > n_theirs:  # an added pair: verify on our sub-task
+        elif n_shared == n_theirs and n_mine > n_theirs:  # added pairs: verify on our sub-task
             ok = _sub_task_matches(ek, lo, hi, theirs, int(refs.ek.key3[r]))
-        if ok:
-            subset.append(r)
-        elif any(k in theirs for k in nontriv):
-            leaked.append(r)
-        else:
-            trivial.append(r)
-        best = max(best, sim)
+        out.append(_PairHit(r, shared, ok, n_shared / (n_mine + n_theirs - n_shared)))
+    return out
+
+
+def _decisive(refs: _Refs, r: int, key: int, common: set[int]) -> bool:
+    """Is a shared pair (canonical key ``key`` of reference task ``r``) evidence of a copy?"""
+    return key in refs.test_keys[r] or (refs.bits[key] >= INFO_BITS and key not in common)
+
+
+def _decide(hits: list[_PairHit], refs: _Refs, common: set[int]) -> tuple[str, list[int], float, str]:
+    """(level, reference indices, similarity, why-not) for a candidate's pair hits: level "subset",
+    "leaked_pair", or "" (reported, not dropped, with the reason)."""
+    subset, leaked, best = [], [], 0.0
+    for h in hits:
+        decisive = [k for k in h.shared if _decisive(refs, h.ref, k, common)]
+        bits = sum(refs.bits[k] * n for k, n in h.shared.items() if k not in common)
+        if h.subset and (decisive or bits >= INFO_BITS):
+            subset.append(h.ref)
+        elif decisive:
+            leaked.append(h.ref)
+        best = max(best, h.sim)
     if subset:
-        return "subset", subset, best
+        return "subset", subset, best, ""
     if leaked:
-        return "leaked_pair", leaked, best
-    if trivial:
-        return "trivial", trivial, best
-    return "", [], 0.0
+        return "leaked_pair", leaked, best, ""
+    keys = {k for h in hits for k in h.shared}
+    why = ("common pair" if keys & common else "trivial pair") + \
+        f" ({max(refs.bits[k] for k in keys):.1f} bits, {len(keys & common)} common)"
+    return "", [h.ref for h in hits], best, why
 
 
-def _match_eval(ek: canon.ExactKeys, rows: np.ndarray, keys: np.ndarray, refs: _Refs, ptriv: np.ndarray,
-                excluded: dict, reported: list) -> None:
-    """Levels 1-5 for candidate tasks ``rows`` (their exact keys ``ek``, ``keys``); fills the reports."""
-    k = [keys[:, lvl] for lvl in range(3)]
-    for t, row in enumerate(rows.tolist()):
-        for lvl in range(3):
-            hits = refs.by_key[lvl].get(int(k[lvl][t]))
-            if hits:
-                excluded[row] = (LEVELS[lvl], hits, 1.0)
-                break
-        else:
-            level, hits, sim = _pair_level(ek, t, refs, ptriv)
-            if level == "trivial":
-                reported.append((row, "leaked_pair", hits, sim, "trivial pair"))
-            elif level:
-                excluded[row] = (level, hits, sim)
+# --- verification on the grids ---------------------------------------------------------------------------
+class _Forms:
+    """Canonical forms of the pairs and grids of tasks of one ``PairBatch``, computed once each."""
+
+    def __init__(self, pb: canon.PairBatch, offsets: np.ndarray) -> None:
+        self.pb, self.off, self._pairs, self._grids = pb, offsets, {}, {}
+
+    def raw(self, t: int, k: int = 0) -> Counter:
+        """The multiset of the task's pairs under symmetry ``k``, as bytes (shapes + cells)."""
+        g, m = self.pb.grids, self.pb.npairs
+        out: Counter = Counter()
+        for i in range(self.off[t], self.off[t + 1]):
+            gs = [canon.grid_at(g, j) for j in (i, i + m)]
+            out[b"|".join(b"-" if x is None else _raw(apply_symmetry(x, k)) for x in gs)] += 1
+        return out
+
+    def pairs(self, t: int) -> list[bytes]:
+        if t not in self._pairs:
+            g, m = self.pb.grids, self.pb.npairs
+            self._pairs[t] = [canon.canonical_form(canon.grid_at(g, i), canon.grid_at(g, i + m))
+                              for i in range(self.off[t], self.off[t + 1])]
+        return self._pairs[t]
+
+    def grids(self, t: int) -> set[bytes]:
+        if t not in self._grids:
+            g, m = self.pb.grids, self.pb.npairs
+            lo, hi = self.off[t], self.off[t + 1]
+            gs = [canon.grid_at(g, i) for i in (*range(lo, hi), *range(lo + m, hi + m))]
+            self._grids[t] = {canon.canonical_form(x) for x in gs if not canon.is_trivial_grid(x)}
+        return self._grids[t]
 
 
-def _grid_sets(inv: canon.Invariants) -> tuple[np.ndarray, np.ndarray]:
-    """Non-trivial grid signatures and their task rows, sorted by task, unique per task."""
-    keep = ~inv.grid_trivial
-    t, g = inv.grid_task[keep], inv.grid_inv[keep]
-    order = np.lexsort((g, t))
-    t, g = t[order], g[order]
-    first = np.r_[True, (t[1:] != t[:-1]) | (g[1:] != g[:-1])]
-    return t[first], g[first]
+def _raw(g: np.ndarray) -> bytes:
+    return np.array(g.shape, np.int64).tobytes() + g.tobytes()
+
+
+def _verify(level: str, mine: _Forms, t: int, theirs: _Forms, r: int, decisive: set[bytes] | None,
+            near_threshold: float) -> float | None:
+    """The verified similarity of candidate ``t`` and reference ``r`` at ``level``, None if it fails."""
+    if level == "near_duplicate":
+        a, b = mine.grids(t), theirs.grids(r)
+        j = len(a & b) / max(1, len(a | b))
+        return j if j >= near_threshold and a & b else None
+    if level == "exact":
+        return 1.0 if mine.raw(t) == theirs.raw(r) else None
+    if level == "symmetric":
+        return 1.0 if any(mine.raw(t, k) == theirs.raw(r) for k in range(canon.NSYM)) else None
+    a, b = Counter(mine.pairs(t)), Counter(theirs.pairs(r))
+    shared = sum((a & b).values())
+    sim = shared / (sum(a.values()) + sum(b.values()) - shared)
+    if level == "recolored":  # the consistency of the recoloring across pairs rests on key3
+        return 1.0 if a == b else None
+    if level == "subset":
+        return sim if a <= b or b <= a else None
+    return sim if decisive is not None and set(a) & decisive else None
 
 
 def _ranges(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -226,6 +312,58 @@ def _keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
         if len(idx):
             out.append(batch if len(idx) == batch.num_rows else batch.take(pa.array(idx)))
     return pa.Table.from_batches(out, schema=table.schema)
+
+
+def _ref_overlaps(refs: _Refs) -> list[tuple[int, str, list[int], float, str]]:
+    """Reference tasks equal to each other (levels 1-3) or sharing decisive pairs: reported, all kept."""
+    out: list[tuple[int, str, list[int], float, str]] = []
+    equal: set[tuple[int, int]] = set()
+    for lvl, d in enumerate(refs.by_key):
+        for members in d.values():
+            for i in members[1:]:
+                if (members[0], i) not in equal:
+                    equal.add((members[0], i))
+                    out.append((int(refs.rows[i]), LEVELS[lvl], [members[0]], 1.0, "reference duplicate (both kept)"))
+    shared: dict[tuple[int, int], Counter] = defaultdict(Counter)
+    for k, members in refs.by_pair.items():
+        for a, b in itertools.combinations(members, 2):
+            shared[(a, b)][k] = min(refs.pair_keys[a][k], refs.pair_keys[b][k])
+    for (a, b), c in sorted(shared.items()):
+        if (a, b) in equal or not any(k in refs.test_keys[a] or k in refs.test_keys[b] or refs.bits[k] >= INFO_BITS
+                                      for k in c):
+            continue
+        n, na, nb = sum(c.values()), sum(refs.pair_keys[a].values()), sum(refs.pair_keys[b].values())
+        level = "subset" if n in (na, nb) else "leaked_pair"
+        out.append((int(refs.rows[b]), level, [a], n / (na + nb - n), "reference partial overlap (both kept)"))
+    return out
+
+
+def _near_duplicates(cand_t: np.ndarray, cand_k: np.ndarray, refs: _Refs, threshold: float
+                     ) -> dict[int, list[tuple[float, int]]]:
+    """Rows whose set of non-trivial grid keys has Jaccard >= ``threshold`` with a reference task's:
+    row -> [(similarity, reference index)], best first. An exact, vectorized join on the grid keys."""
+    if not len(cand_t) or not len(refs.grid_k):
+        return {}
+    order = np.argsort(refs.grid_k, kind="stable")
+    rk, rt = refs.grid_k[order], refs.grid_t[order]
+    lo, hi = np.searchsorted(rk, cand_k, "left"), np.searchsorted(rk, cand_k, "right")
+    n = hi - lo
+    q = np.repeat(cand_t, n)
+    r = rt[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))]
+    if not len(q):
+        return {}
+    pairs, shared = np.unique(np.stack([q, r], axis=1), axis=0, return_counts=True)
+    qs, qn = np.unique(cand_t, return_counts=True)
+    rn = np.bincount(refs.grid_t, minlength=len(refs.rows))
+    size_q = qn[np.searchsorted(qs, pairs[:, 0])]
+    jac = shared / (size_q + rn[pairs[:, 1]] - shared)
+    near: dict[int, list[tuple[float, int]]] = defaultdict(list)
+    for (row, ref), j in zip(pairs.tolist(), jac.tolist(), strict=True):
+        if j >= threshold:
+            near[row].append((j, ref))
+    for lst in near.values():
+        lst.sort(key=lambda x: (-x[0], x[1]))
+    return near
 
 
 def run_dedup(
@@ -266,25 +404,25 @@ def run_dedup(
     cand = nonref & (tcnt - refc >= 2)[tgrp]
     if exclude_eval:
         cand |= nonref & (refc > 0)[tgrp]
-        ref_pinv = inv.pair_inv[is_ref[inv.pair_task]]
-        hit = np.isin(inv.pair_inv, ref_pinv) & nonref[inv.pair_task]
+        hit = np.isin(inv.pair_inv, inv.pair_inv[is_ref[inv.pair_task]]) & nonref[inv.pair_task]
         cand[inv.pair_task[hit]] = True
+        keep = ~inv.grid_trivial  # near duplicates: tasks sharing a non-trivial grid signature
+        gref = keep & is_ref[inv.grid_task]
+        ghit = keep & ~gref & np.isin(inv.grid_inv, inv.grid_inv[gref])
+        cand[inv.grid_task[ghit]] = True
     cand_rows = np.flatnonzero(cand)
     ref_rows = np.flatnonzero(is_ref)
 
     excluded: dict[int, tuple[str, list[int], float]] = {}  # row -> (level, ref indices, similarity)
     reported: list[tuple[int, str, list[int], float, str]] = []
-    refs = _build_refs(work, ref_rows) if exclude_eval or len(ref_rows) else None
-    if refs is not None:  # reference tasks equal to each other: reported, all kept
-        for lvl, d in enumerate(refs.by_key):
-            for members in d.values():
-                for i in members[1:]:
-                    if lvl == 0 or refs.ek.key1[i] != refs.ek.key1[members[0]]:
-                        reported.append((int(ref_rows[i]), LEVELS[lvl], [members[0]], 1.0,
-                                         "reference duplicate (both kept)"))
+    refs = _build_refs(work, ref_rows, inv, pair_off) if len(ref_rows) else None
+    if refs is not None:
+        reported += _ref_overlaps(refs)
 
-    # --- exact keys of the candidates, in chunks --------------------------------------------------------
+    # --- exact keys of the candidates, in chunks; levels 1-3 at once, pair hits for later ---------------
     keys = np.zeros((len(cand_rows), 3), np.uint64)
+    pending: dict[int, list[_PairHit]] = {}
+    gparts: list[tuple[np.ndarray, np.ndarray]] = []
     progress.start("dedup.exact", "dedup: exact keys", total=len(cand_rows))
     base = 0
     for batch in work.to_batches(max_chunksize=chunk):
@@ -294,40 +432,47 @@ def run_dedup(
             ek = canon.exact_keys_of(canon.read_pairs(batch), rows - base)
             keys[lo:hi] = np.stack([ek.key1, ek.key2, ek.key3], axis=1)
             if exclude_eval and refs is not None:
-                _match_eval(ek, rows, keys[lo:hi], refs, inv.pair_trivial[_ranges(pair_off, rows)],
-                            excluded, reported)
+                for t, row in enumerate(rows.tolist()):
+                    for lvl, k in enumerate(keys[lo + t].tolist()):
+                        if k in refs.by_key[lvl]:
+                            excluded[row] = (LEVELS[lvl], refs.by_key[lvl][k], 1.0)
+                            break
+                    else:
+                        if ph := _pair_hits(ek, t, refs):
+                            pending[row] = ph
+                pr = _ranges(pair_off, rows)
+                gparts.append(_grid_set(ek, rows[ek.pair_task], inv.in_trivial[pr], inv.out_trivial[pr]))
         base += batch.num_rows
         progress.advance("dedup.exact", len(rows))
     progress.finish("dedup.exact")
 
-    # --- near duplicates (MinHash/LSH over sets of non-trivial grid signatures) -------------------------
-    if exclude_eval and len(ref_rows):
-        gt, gv = _grid_sets(inv)
-        ref_sel = is_ref[gt]
-        # Only tasks sharing at least one grid signature with a reference task can be similar to it.
-        shares = np.isin(gv, gv[ref_sel]) & ~ref_sel
-        q_rows = np.unique(gt[shares])
-        q_rows = q_rows[~np.isin(q_rows, np.fromiter(excluded, np.int64, len(excluded)))]
-        q_sel = np.isin(gt, q_rows)
-        sig_q = minhash.signatures(gv[q_sel], np.searchsorted(q_rows, gt[q_sel]), len(q_rows))
-        sig_r = minhash.signatures(gv[ref_sel], np.searchsorted(ref_rows, gt[ref_sel]), len(ref_rows))
-        qi, ri = minhash.candidates(minhash.band_keys(sig_q), minhash.band_keys(sig_r))
-        open_rows = q_rows
-        if len(qi):
-            gsets = defaultdict(set)
-            need = set(open_rows[qi].tolist()) | set(ref_rows[ri].tolist())
-            sel = np.isin(gt, np.fromiter(need, np.int64, len(need)))
-            for t, g in zip(gt[sel].tolist(), gv[sel].tolist(), strict=True):
-                gsets[t].add(g)
-            near: dict[int, list[tuple[float, int]]] = defaultdict(list)
-            for q, r in zip(open_rows[qi].tolist(), ri.tolist(), strict=True):
-                a, b = gsets[q], gsets[int(ref_rows[r])]
-                j = len(a & b) / len(a | b)
-                if j >= near_threshold:
-                    near[q].append((j, r))
-            for q, lst in near.items():
-                lst.sort(key=lambda x: (-x[0], x[1]))
-                excluded[q] = ("near_duplicate", [r for _, r in lst], lst[0][0])
+    if exclude_eval and refs is not None:
+        # --- levels 4-5: evidence first (pairs shared, alone, by several unrelated tasks), then decide ---
+        key3 = dict(zip(cand_rows.tolist(), keys[:, 2].tolist(), strict=True))
+        alone: dict[int, set[int]] = defaultdict(set)
+        for row, hits in pending.items():
+            for h in hits:
+                if sum(h.shared.values()) == 1:
+                    alone[next(iter(h.shared))].add(key3[row])
+        common = {k for k, tasks in alone.items() if len(tasks) >= COMMON_TASKS}
+        decisive_keys: dict[int, set[int]] = {}
+        for row, hits in pending.items():
+            level, hit_refs, sim, why = _decide(hits, refs, common)
+            if level:
+                excluded[row] = (level, hit_refs, sim)
+                for h in hits:
+                    decisive_keys[h.ref] = {k for k in refs.pair_keys[h.ref] if _decisive(refs, h.ref, k, common)}
+            else:
+                reported.append((row, "leaked_pair", hit_refs, sim, why))
+        # --- level 6 ------------------------------------------------------------------------------------
+        if gparts:
+            ct, ck = (np.concatenate(x) for x in zip(*gparts, strict=True))
+            open_ = ~np.isin(ct, np.fromiter(excluded, np.int64, len(excluded)))
+            for row, lst in _near_duplicates(ct[open_], ck[open_], refs, near_threshold).items():
+                excluded[row] = ("near_duplicate", [r for _, r in lst], lst[0][0])
+        # --- verify every exclusion on the grids --------------------------------------------------------
+        excluded, unverified = _verify_all(work, excluded, refs, decisive_keys, near_threshold)
+        reported += unverified
 
     # --- within-collection duplicates among what is left ------------------------------------------------
     dups: list[tuple[int, int, str]] = []  # (kept row, dropped row, level)
@@ -380,3 +525,28 @@ def run_dedup(
     )
 
 
+def _verify_all(work: pa.Table, excluded: dict[int, tuple[str, list[int], float]], refs: _Refs,
+                decisive_keys: dict[int, set[int]], near_threshold: float):
+    """Keep the exclusions whose match holds on the canonical forms of the grids, with the verified
+    similarity; the rest become ``unverified`` reports. Returns (excluded, reported rows)."""
+    rows = np.array(sorted(excluded), np.int64)
+    if not len(rows):
+        return {}, []
+    pb = canon.read_pairs(work.take(pa.array(rows)))
+    mine = _Forms(pb, np.searchsorted(pb.task, np.arange(len(rows) + 1)))
+    theirs = _Forms(refs.pb, refs.ek.pair_offsets)
+    decisive_forms: dict[int, set[bytes]] = {}
+    for r, ks in decisive_keys.items():
+        lo = refs.ek.pair_offsets[r]
+        decisive_forms[r] = {f for f, k in zip(theirs.pairs(r), refs.ek.pair_key[lo:].tolist(), strict=False)
+                             if k in ks}
+    out, unverified = {}, []
+    for t, row in enumerate(rows.tolist()):
+        level, hits, _ = excluded[row]
+        ok = [(s, r) for r in hits
+              if (s := _verify(level, mine, t, theirs, r, decisive_forms.get(r), near_threshold)) is not None]
+        if ok:
+            out[row] = (level, [r for _, r in ok], max(s for s, _ in ok))
+        else:
+            unverified.append((row, level, hits, 0.0, "unverified (signature collision, kept)"))
+    return out, unverified

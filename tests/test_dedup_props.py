@@ -132,7 +132,7 @@ def test_edited_outputs_are_a_near_duplicate_and_tiny_leaks_are_only_reported(ev
     assert 0.33 <= ex["near/x"]["similarity"] < 1
     assert "tiny/x" not in ex
     rep = {x["id"]: x for x in r.reported.to_pylist()}
-    assert rep["tiny/x"]["level"] == "leaked_pair" and rep["tiny/x"]["reason"] == "trivial pair"
+    assert rep["tiny/x"]["level"] == "leaked_pair" and rep["tiny/x"]["reason"].startswith("trivial pair")
     assert r.counts["reported.leaked_pair"] == 1 and r.counts["excluded.near_duplicate"] == 1
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import cli_progress, console, print_json
+from arcforge.cli.console import cli_progress, console, err_console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import DEFAULT_DATA, Difficulty, JsonOpt, ManifestsOpt, OutOpt, SeedOpt, split_csv
 from arcforge.errors import BuildError
@@ -110,6 +110,8 @@ def register(app: typer.Typer) -> None:
                 synthetic_difficulty=synthetic_difficulty.value, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
                 row_group_rows=row_group_rows, use_cache=not no_cache, progress=progress,
             )
+        for line in stats.warnings:
+            err_console.print(f"warning: {line}", markup=False, highlight=False)
         if json_out:
             print_json(stats.to_dict())
         else:
