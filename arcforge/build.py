@@ -142,7 +142,8 @@ def plan_sources(
         seen.add(p.name)
     if not plans:
         raise BuildError("nothing to build: no source is fetched and no --local folder was given",
-                         hint="arcforge fetch --all (or: arcforge build --local PATH)")
+                         hint="arcforge fetch --all (offline: --mirror DIR); or build from your own tasks "
+                         "with --local PATH, or from generated ones with --source synthetic")
     return plans
 
 
