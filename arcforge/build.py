@@ -1,6 +1,7 @@
 """``arcforge build``: fetched sources and users' folders in, one validated, deduplicated dataset out.
 
-Pipeline: plan the sources -> parse each one into a table of valid tasks (``arcforge.ingest``, cached)
+Pipeline: plan the sources -> parse each one into a table of valid tasks (``arcforge.ingest``: parallel,
+spilled to disk, cached)
 -> drop tasks over ``--max-grid`` -> ``arcforge.dedup.run_dedup`` -> write shards, report files and the
 dataset card into a temp folder beside ``out`` -> swap it in. Only a complete build replaces ``out``:
 an error, ``--strict`` with quarantined tasks, or Ctrl-C leaves the previous ``out`` as it was.
@@ -27,10 +28,9 @@ from arcforge import card, dedup, paths, reports, shards
 from arcforge.errors import BuildError
 from arcforge.ingest import (
     LOCAL_LICENSE,
-    ParsedSource,
     SourcePlan,
     local_name,
-    parse_source,
+    parse_stage,
     quarantine_table,
 )
 from arcforge.manifest import EVAL_SPLIT, SPLIT_RE, Manifest, load_manifests, select
@@ -255,9 +255,13 @@ def build(
     shard_bytes: int = shards.DEFAULT_SHARD_BYTES,
     row_group_rows: int = shards.DEFAULT_ROW_GROUP_ROWS,
     use_cache: bool = True,
+    workers: int | None = None,
     progress: Progress | None = None,
 ) -> BuildStats:
-    """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps."""
+    """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps.
+
+    ``workers``: processes that parse and generate (None: every available CPU); the output does not
+    depend on it (``arcforge.ingest.parse_stage``)."""
     progress = progress or NULL_PROGRESS
     out = Path(out)
     _check_out(out)
@@ -269,13 +273,7 @@ def build(
     stats = BuildStats(out=str(out))
     eval_splits = eval_split_set(plans, eval_refs, stats.warnings)
 
-    progress.start("parse", "Parsing sources", total=len(plans))
-    parsed: list[ParsedSource] = []
-    for p in plans:
-        parsed.append(parse_source(p, use_cache=use_cache))
-        progress.advance("parse")
-    progress.finish("parse")
-    reference = _parse_reference(eval_local, use_cache) if eval_local else None
+    parsed, reference = parse_stage(plans, eval_local, use_cache=use_cache, workers=workers, progress=progress)
 
     quarantine = [row for ps in parsed for row in ps.quarantine]
     for ps in parsed:
@@ -352,17 +350,6 @@ def _provenance_entry(p: SourcePlan) -> dict:
                 "commit": f"seed-{p.seed}-n-{p.synthetic_n}-{p.synthetic_difficulty}-{fams}",
                 "license": p.license, "citation": getattr(synthetic, "CITATION", "")}
     return {"name": p.name, "repo": f"local:{p.root}", "commit": "local", "license": p.license}
-
-
-def _parse_reference(folders: Sequence[Path], use_cache: bool) -> pa.Table:
-    tables = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise BuildError(f"{folder}: --eval-local folder not found")
-        plan = SourcePlan(f"eval_{local_name(folder)}", "local", root=folder)
-        tables.append(parse_source(plan, use_cache=use_cache).table)
-    return pa.concat_tables(tables)
 
 
 # --- atomic output ---------------------------------------------------------------------------------------

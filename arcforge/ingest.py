@@ -9,6 +9,12 @@ split, every other file to ``training``; each file's format is detected from its
 Parsed sources are cached under ``ARCFORGE_HOME/build-cache`` (Arrow IPC, keyed by the arcforge version
 and everything that determines the result), so a re-run after an interruption or with other options
 does not parse finished sources again.
+
+Parallel: each source's files (or synthetic task indices) are cut into chunks that worker processes
+parse (``arcforge.parallel``); the chunks are merged back in order, and the checks that span a source
+(duplicate ids, synthetic fingerprints) run during that ordered merge, so the result is the same for
+any number of workers. Each source streams into a spill file (``arcforge.spill``), so memory stays
+bounded whatever the number of tasks.
 """
 
 from __future__ import annotations
@@ -19,7 +25,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +40,9 @@ from arcforge.errors import BuildError
 from arcforge.formats import Member, RawTask, Rejected, Skipped
 from arcforge.manifest import NAME_RE, Manifest
 from arcforge.members import ZipCache, glob_members, local_members, plain_files
+from arcforge.parallel import WorkerPool
+from arcforge.progress import NULL_PROGRESS, Progress
+from arcforge.spill import SpillWriter, read_spill
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 from arcforge.task import (
     BAD_STRUCTURE,
@@ -102,12 +114,13 @@ def _rel_id(inner: str, id_root: str) -> str:
 
 
 class _Collector:
-    """Accumulates one source's tasks, quarantine rows and counts while its files are read."""
+    """Accumulates tasks, quarantine rows and counts while the files of one work chunk are read.
+
+    Task ids are checked for duplicates later, across the whole source, by ``_SourceMerger``."""
 
     def __init__(self, plan: SourcePlan) -> None:
         self.plan = plan
         self.tasks: list[Task] = []
-        self.ids: set[str] = set()
         self.quarantine: list[dict[str, str]] = []
         self.skipped: Counter[str] = Counter()
         self.found: Counter[str] = Counter()
@@ -144,63 +157,206 @@ class _Collector:
                 self.add(member.path, split, f"{base_id}/{item.key}" if item.key else base_id, item)
 
     def add(self, path: str, split: str, task_id: str, raw: RawTask) -> None:
-        if task_id in self.ids:
-            self.reject(path, split, DUPLICATE_ID, f"id {task_id} is already used by another file")
-            return
-        self.ids.add(task_id)
         self.found[split] += 1
         p = self.plan
         self.tasks.append(Task(task_id, p.name, split, raw.train, raw.test, p.repo, p.commit, path,
                                p.license, raw.extra))
 
-    def result(self) -> ParsedSource:
-        return ParsedSource(self.plan.name, tasks_to_table(self.tasks), self.quarantine,
-                            dict(sorted(self.skipped.items())), dict(sorted(self.found.items())),
-                            self.files)
+
+# --- work chunks (run in the worker processes) -------------------------------------------------------------
+@dataclass(frozen=True)
+class _FileItem:
+    """One member to read: its path (``outer.zip!inner`` inside a zip), format (None = detect), split, id."""
+
+    path: str
+    fmt: str | None
+    options: dict
+    split: str
+    base_id: str
 
 
-def _parse_manifest_source(plan: SourcePlan) -> ParsedSource:
+@dataclass(frozen=True)
+class _Job:
+    """A chunk of one source's work: files to read, or a range of synthetic task indices."""
+
+    source: int  # index into the plans being parsed
+    plan: SourcePlan
+    files: tuple[_FileItem, ...] = ()
+    first: int = 0  # synthetic: task indices first..last-1
+    last: int = 0
+    final: bool = False  # the source's last chunk
+
+
+@dataclass
+class _Chunk:
+    """What a worker sends back for one ``_Job``: Arrow rows (cheap to pickle) and counts."""
+
+    source: int
+    final: bool
+    table: pa.Table
+    quarantine: list[dict[str, str]] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    found: Counter[str] = field(default_factory=Counter)
+    files: int = 0
+
+
+def _open_member(root: Path, path: str, zips: ZipCache) -> Member:
+    """The ``Member`` for a path from ``glob_members`` (a plain file, or ``outer.zip!inner``)."""
+    file = root / path
+    if "!" in path and not file.is_file():
+        outer, inner = path.split("!", 1)
+        zf = zips.get(root / outer)
+        return Member(path, lambda: zf.read(inner))
+    return Member(path, file.read_bytes)
+
+
+def _run_job(job: _Job) -> _Chunk:
+    # Parsing allocates many small objects that all stay alive: the cyclic GC only costs time here.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        if job.plan.kind == "synthetic":
+            from arcforge.synthetic.generator import generate_table
+
+            p = job.plan
+            table = generate_table(job.first, job.last, p.seed, families=p.synthetic_families,
+                                   difficulty=p.synthetic_difficulty)
+            return _Chunk(job.source, job.final, table)
+        col = _Collector(job.plan)
+        assert job.plan.root is not None
+        with ZipCache() as zips:
+            for it in job.files:
+                member = _open_member(job.plan.root, it.path, zips)
+                col.read(member, None if it.fmt is None else formats.get(it.fmt), it.options, it.split,
+                         it.base_id)
+        return _Chunk(job.source, job.final, tasks_to_table(col.tasks), col.quarantine, col.skipped,
+                      col.found, col.files)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+# --- planning the work (in the parent) -----------------------------------------------------------------------
+def _manifest_items(plan: SourcePlan) -> Iterator[_FileItem]:
     m = plan.manifest
     assert m is not None and plan.root is not None
-    col = _Collector(plan)
     files = plain_files(plan.root)
     with ZipCache() as zips:
         for tg in m.tasks:
-            fmt = formats.get(tg.format or m.format)
+            fmt = formats.get(tg.format or m.format).name
             id_root = tg.id_root if tg.id_root is not None else m.id_root
             for member in glob_members(plan.root, tg.include, tg.exclude, zips=zips, files=files):
-                col.read(member, fmt, tg.options, tg.split, f"{plan.name}/{_rel_id(member.inner_path, id_root)}")
-    return col.result()
+                yield _FileItem(member.path, fmt, tg.options, tg.split,
+                                f"{plan.name}/{_rel_id(member.inner_path, id_root)}")
 
 
-def _parse_local_source(plan: SourcePlan) -> ParsedSource:
+def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:
     assert plan.root is not None
-    col = _Collector(plan)
     with ZipCache() as zips:
         for member in local_members(plan.root, zips=zips):
             rel = _strip_ext(member.inner_path)
             top = rel.split("/", 1)[0]
             split = top if top in LOCAL_SPLITS and "/" in rel else DEFAULT_LOCAL_SPLIT
-            col.read(member, None, {}, split, f"{plan.name}/{rel}")
-    return col.result()
+            yield _FileItem(member.path, None, {}, split, f"{plan.name}/{rel}")
 
 
-def _parse_synthetic(plan: SourcePlan) -> ParsedSource:
-    from arcforge import synthetic
+def _jobs(source: int, plan: SourcePlan, workers: int) -> Iterator[_Job]:
+    """A source's work in chunks (at least one, the last one marked ``final``). Chunk sizes only spread the
+    load: results are merged in order, so the output is the same whatever they are."""
+    if plan.kind == "synthetic":
+        n = plan.synthetic_n
+        step = max(MIN_SYNTHETIC_CHUNK, min(SYNTHETIC_CHUNK, -(-n // (4 * workers))))
+        for lo in range(0, max(1, n), step):
+            hi = min(n, lo + step)
+            yield _Job(source, plan, first=min(lo, n), last=hi, final=hi >= n)
+        return
+    items = list(_manifest_items(plan) if plan.kind == "manifest" else _local_items(plan))
+    step = max(1, min(FILES_PER_CHUNK, -(-len(items) // (4 * workers))))
+    starts = range(0, max(1, len(items)), step)  # an empty source still sends one (empty) chunk
+    for lo in starts:
+        yield _Job(source, plan, files=tuple(items[lo : lo + step]), final=lo == starts[-1])
 
-    tasks = list(synthetic.generate(plan.synthetic_n, plan.seed, families=plan.synthetic_families,
-                                    difficulty=plan.synthetic_difficulty))
-    found = Counter(t.split for t in tasks)
-    return ParsedSource(plan.name, tasks_to_table(tasks), found=dict(sorted(found.items())))
+
+class _SourceMerger:
+    """Merges one source's chunks, in order, into its spill file: the checks that need the whole source
+    (duplicate task ids; synthetic fingerprints already taken) run here, in input order, as a serial
+    parse would run them."""
+
+    def __init__(self, index: int, plan: SourcePlan, spill: SpillWriter) -> None:
+        self.index = index
+        self.plan = plan
+        self.spill = spill
+        self.parsed = ParsedSource(plan.name, TASK_SCHEMA.empty_table())
+        self.ids: set[str] = set()
+        self.taken: set[str] = set()  # synthetic: fingerprints of the tasks kept so far
+        self.found: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.next_index = 0
+
+    def add(self, chunk: _Chunk) -> int:
+        ps = self.parsed
+        ps.quarantine += chunk.quarantine
+        self.skipped.update(chunk.skipped)
+        self.found.update(chunk.found)
+        ps.files += chunk.files
+        table = self._synthetic(chunk.table) if self.plan.kind == "synthetic" else self._unique_ids(chunk.table)
+        self.spill.write(table)
+        return table.num_rows
+
+    def _unique_ids(self, table: pa.Table) -> pa.Table:
+        keep = []
+        for i, task_id in enumerate(table["id"].to_pylist()):
+            if task_id in self.ids:
+                row = table.slice(i, 1).select(["path", "split"]).to_pylist()[0]
+                self.parsed.quarantine.append(
+                    {"source": self.plan.name, "path": row["path"], "reason": DUPLICATE_ID,
+                     "detail": f"id {task_id} is already used by another file", "split": row["split"]})
+                keep.append(False)
+            else:
+                self.ids.add(task_id)
+                keep.append(True)
+        return table if all(keep) else table.filter(pa.array(keep))
+
+    def _synthetic(self, table: pa.Table) -> pa.Table:
+        """Task ``i`` was drawn without knowing the tasks before it; where its fingerprint repeats an
+        earlier task's, draw it again here exactly as the serial generator does (same attempts, in order)."""
+        from arcforge.synthetic.generator import regenerate
+
+        pieces, start = [], 0
+        for i, fp in enumerate(table["fingerprint"].to_pylist()):
+            if fp not in self.taken:
+                self.taken.add(fp)
+                continue
+            p = self.plan
+            task = regenerate(self.next_index + i, p.seed, families=p.synthetic_families,
+                              difficulty=p.synthetic_difficulty, taken=self.taken)
+            pieces += [table.slice(start, i - start), tasks_to_table([task])]
+            start = i + 1
+        self.next_index += table.num_rows
+        self.found.update(table["split"].to_pylist())
+        if not pieces:
+            return table
+        return pa.concat_tables([*pieces, table.slice(start)])
+
+    def finish(self) -> ParsedSource:
+        self.spill.close()
+        ps = self.parsed
+        ps.table = read_spill(self.spill.path)
+        ps.skipped = dict(sorted(self.skipped.items()))
+        ps.found = dict(sorted(self.found.items()))
+        return ps
 
 
 # --- cache ---------------------------------------------------------------------------------------------
+CACHE_LAYOUT = 2  # bumped when the cache files change shape: older entries are parsed again
+
+
 def cache_key(plan: SourcePlan) -> str | None:
     """Digest of everything that determines a parsed source; None = do not cache."""
     if plan.kind == "synthetic":
         return None
-    key: dict[str, Any] = {"arcforge": __version__, "name": plan.name, "kind": plan.kind,
-                           "formats": formats.names()}
+    key: dict[str, Any] = {"arcforge": __version__, "layout": CACHE_LAYOUT, "name": plan.name,
+                           "kind": plan.kind, "formats": formats.names()}
     if plan.kind == "manifest" and plan.manifest is not None:
         m = dataclasses.asdict(plan.manifest)
         m.pop("path", None)
@@ -218,54 +374,148 @@ def _cache_path(key: str) -> Path:
     return paths.home() / "build-cache" / f"{key}.arrow"
 
 
+def _meta_path(key: str) -> Path:
+    return _cache_path(key).with_suffix(".json")
+
+
 def _load_cached(key: str, name: str) -> ParsedSource | None:
-    path = _cache_path(key)
+    """A complete cache entry: the tasks (``.arrow``, memory-mapped) and their counts (``.json``, written
+    last, so its presence means the entry is whole)."""
     try:
-        with pa.memory_map(str(path)) as src:
-            table = pa.ipc.open_file(src).read_all()
-        meta = json.loads(table.schema.metadata[b"arcforge"])
-    except (OSError, pa.ArrowInvalid, KeyError, TypeError, ValueError):
+        meta = json.loads(_meta_path(key).read_text(encoding="utf-8"))
+        table = read_spill(_cache_path(key))
+    except (OSError, pa.ArrowInvalid, TypeError, ValueError):
         return None  # missing or unreadable: parse again
-    table = table.replace_schema_metadata(None)
-    if not table.schema.equals(TASK_SCHEMA):
+    if not table.schema.equals(TASK_SCHEMA) or table.num_rows != meta.get("rows"):
         return None
     return ParsedSource(name, table, meta["quarantine"], meta["skipped"], meta["found"], meta["files"],
                         from_cache=True)
 
 
-def _store_cached(key: str, parsed: ParsedSource) -> None:
-    path = _cache_path(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _store_meta(key: str, parsed: ParsedSource) -> None:
     meta = {"quarantine": parsed.quarantine, "skipped": parsed.skipped, "found": parsed.found,
-            "files": parsed.files}
-    table = parsed.table.replace_schema_metadata({"arcforge": json.dumps(meta, sort_keys=True)})
+            "files": parsed.files, "rows": parsed.table.num_rows}
+    path = _meta_path(key)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-        w.write_table(table)
+    tmp.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)  # atomic: a crash leaves either no entry or a complete one
 
 
-def parse_source(plan: SourcePlan, *, use_cache: bool = True) -> ParsedSource:
-    """Parse one source (from the build cache when possible)."""
-    key = cache_key(plan) if use_cache else None
-    if key is not None and (cached := _load_cached(key, plan.name)) is not None:
-        return cached
-    # Parsing allocates millions of small objects that all stay alive: the cyclic GC only costs time here.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        if plan.kind == "manifest":
-            parsed = _parse_manifest_source(plan)
-        elif plan.kind == "local":
-            parsed = _parse_local_source(plan)
+# --- the parse stage -----------------------------------------------------------------------------------------
+FILES_PER_CHUNK = 256  # files per work chunk at most (fewer when a source is small: spread the load)
+SYNTHETIC_CHUNK = 1000  # generated tasks per work chunk at most
+MIN_SYNTHETIC_CHUNK = 50
+
+
+def parse_sources(
+    plans: Sequence[SourcePlan],
+    *,
+    pool: WorkerPool,
+    spill_dir: Path,
+    use_cache: bool = True,
+    progress: Progress | None = None,
+) -> Iterator[ParsedSource]:
+    """Parse sources (from the build cache when possible), yielding each as soon as it is complete.
+
+    All sources' work chunks go through one ordered stream over ``pool``, so the workers stay busy across
+    source boundaries. Each source's tasks are streamed into a spill file (the cache entry when caching),
+    so memory does not grow with the number of tasks; the ``ParsedSource.table`` is memory-mapped.
+    """
+    progress = progress or NULL_PROGRESS
+    keys = [cache_key(p) if use_cache else None for p in plans]
+    done: dict[int, ParsedSource] = {}
+    todo = []
+    for i, (p, key) in enumerate(zip(plans, keys, strict=True)):
+        cached = _load_cached(key, p.name) if key is not None else None
+        if cached is not None:
+            done[i] = cached
         else:
-            parsed = _parse_synthetic(plan)
+            todo.append(i)
+    spill_dir.mkdir(parents=True, exist_ok=True)
+
+    def spill_path(i: int) -> Path:
+        key = keys[i]
+        return _cache_path(key) if key is not None else spill_dir / f"{i:03d}-{plans[i].name}.arrow"
+
+    def all_jobs() -> Iterator[_Job]:
+        for i in todo:
+            yield from _jobs(i, plans[i], pool.workers)
+
+    next_out = 0
+    progress.start("parse.tasks", "Parsing tasks", total=None, unit="tasks")
+    merger: _SourceMerger | None = None
+    try:
+        for chunk in pool.imap(_run_job, all_jobs()):
+            if merger is None:
+                i = chunk.source
+                merger = _SourceMerger(i, plans[i], SpillWriter(spill_path(i)))
+            progress.advance("parse.tasks", merger.add(chunk))
+            if chunk.final:  # complete: cached (when caching) before anything else happens
+                done[merger.index] = _finish(merger, keys[merger.index])
+                merger = None
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+        while next_out in done:
+            yield done.pop(next_out)
+            next_out += 1
+    except BaseException:
+        if merger is not None:
+            merger.spill.abort()
+        raise
     finally:
-        if gc_was_enabled:
-            gc.enable()
+        progress.finish("parse.tasks")
+
+
+def _finish(merger: _SourceMerger, key: str | None) -> ParsedSource:
+    parsed = merger.finish()
     if key is not None:
-        _store_cached(key, parsed)
+        _store_meta(key, parsed)
     return parsed
+
+
+def parse_stage(
+    plans: Sequence[SourcePlan],
+    eval_local: Sequence[Path] = (),
+    *,
+    use_cache: bool = True,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[ParsedSource], pa.Table | None]:
+    """The build's parse step: every source, then every ``--eval-local`` folder (the reference-only
+    tasks, returned as one table or None), through one worker pool.
+
+    Uncached sources spill into a temporary folder that is removed before returning: the tables stay
+    memory-mapped (an unlinked file stays readable while mapped) and the disk space is freed with them.
+    """
+    progress = progress or NULL_PROGRESS
+    ref_plans = []
+    for folder in eval_local:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise BuildError(f"{folder}: --eval-local folder not found")
+        ref_plans.append(SourcePlan(f"eval_{local_name(folder)}", "local", root=folder))
+    everything = [*plans, *ref_plans]
+    spill_dir = Path(tempfile.mkdtemp(prefix="build-", dir=paths.tmp_dir()))
+    parsed: list[ParsedSource] = []
+    progress.start("parse", "Parsing sources", total=len(everything))
+    try:
+        with WorkerPool(workers) as pool:
+            for ps in parse_sources(everything, pool=pool, spill_dir=spill_dir, use_cache=use_cache,
+                                    progress=progress):
+                parsed.append(ps)
+                progress.advance("parse")
+    finally:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+        progress.finish("parse")
+    refs = parsed[len(plans) :]
+    reference = pa.concat_tables([ps.table for ps in refs]) if refs else None
+    return parsed[: len(plans)], reference
+
+
+def parse_source(plan: SourcePlan, *, use_cache: bool = True, workers: int = 1) -> ParsedSource:
+    """One source through ``parse_stage`` (a library convenience; serial by default)."""
+    return parse_stage([plan], use_cache=use_cache, workers=workers)[0][0]
 
 
 def quarantine_table(rows: list[dict[str, str]]) -> pa.Table:

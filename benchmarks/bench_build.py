@@ -48,7 +48,7 @@ def child_floor(manifests: str | None, sources: list[str] | None) -> dict:
     from arcforge.members import ZipCache, glob_members, plain_files
 
     plans = plan_sources(load_manifests(Path(manifests) if manifests else None), sources, [], [], 0, 0)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     n = 0
     for p in plans:
         files = plain_files(p.root)
@@ -57,7 +57,7 @@ def child_floor(manifests: str | None, sources: list[str] | None) -> dict:
                 for m in glob_members(p.root, tg.include, tg.exclude, zips=zips, files=files):
                     json.loads(m.read())
                     n += 1
-    return {"wall": time.perf_counter() - t, "files": n, "rss_mb": _rss_mb()}
+    return {"wall": time.perf_counter() - t, "cpu": time.process_time() - c, "files": n, "rss_mb": _rss_mb()}
 
 
 def run_child(env: dict, *args: str) -> dict:

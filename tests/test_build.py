@@ -106,7 +106,7 @@ def test_resume_does_not_reparse_finished_sources(arcforge_home, tmp_path, monke
     a = _local(tmp_path / "a", {"x.json": json.dumps(GOOD).encode()})
     b = _local(tmp_path / "b", {"y.json": json.dumps(GOOD_B).encode()})
     calls: list[str] = []
-    real = ingest._parse_local_source
+    real = ingest._local_items
 
     def crash_on_b(plan):
         calls.append(plan.name)
@@ -114,11 +114,11 @@ def test_resume_does_not_reparse_finished_sources(arcforge_home, tmp_path, monke
             raise KeyboardInterrupt  # Ctrl-C while source b is parsed
         return real(plan)
 
-    monkeypatch.setattr(ingest, "_parse_local_source", crash_on_b)
+    monkeypatch.setattr(ingest, "_local_items", crash_on_b)
     with pytest.raises(KeyboardInterrupt):
-        build(tmp_path / "out", local=[a, b])
+        build(tmp_path / "out", local=[a, b], workers=1)  # serial: a is complete when b starts
     assert not (tmp_path / "out").exists()
-    monkeypatch.setattr(ingest, "_parse_local_source", lambda plan: (calls.append(plan.name), real(plan))[1])
+    monkeypatch.setattr(ingest, "_local_items", lambda plan: (calls.append(plan.name), real(plan))[1])
     stats = build(tmp_path / "out", local=[a, b])
     assert calls == ["a", "b", "b"]  # a came from the build cache the second time
     assert stats.cached_sources == ["a"] and stats.total_tasks == 2

@@ -94,6 +94,9 @@ def register(app: typer.Typer) -> None:
         shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
         row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Parse every source again.")] = False,
+        workers: Annotated[int, typer.Option(
+            "--workers", help="Processes that parse and generate tasks (0 = every available CPU). "
+            "The output is the same for any value.")] = 0,
         manifests: ManifestsOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
@@ -108,7 +111,8 @@ def register(app: typer.Typer) -> None:
                 eval_local=eval_local or [], max_grid=max_grid, strict=strict,
                 synthetic_tasks=synthetic_tasks, synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
                 synthetic_difficulty=synthetic_difficulty.value, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
-                row_group_rows=row_group_rows, use_cache=not no_cache, progress=progress,
+                row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
+                progress=progress,
             )
         for line in stats.warnings:
             err_console.print(f"warning: {line}", markup=False, highlight=False)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from arcforge.errors import BuildError
 from arcforge.progress import NULL_PROGRESS, Progress
@@ -26,7 +27,7 @@ from arcforge.synthetic.base import (
     randint,
     resolve_difficulty,
 )
-from arcforge.task import Pair, Task
+from arcforge.task import Pair, Task, tasks_to_table
 
 SOURCE_NAME = "synthetic"
 LICENSE = "Apache-2.0"
@@ -175,6 +176,26 @@ def _iterate(n: int, seed: int, fams: list[Family], d: Difficulty, progress: Pro
             progress.advance("synthetic")
     finally:
         progress.finish("synthetic")
+
+
+# --- parallel generation -----------------------------------------------------------------------------
+# ``generate`` is serial because task i avoids the fingerprints of tasks 0..i-1. The build splits the
+# work: workers draw each task of a range as if nothing were taken (``generate_table``), and the ordered
+# merge keeps a draw whose fingerprint is new, or re-draws task i with ``regenerate``, which is exactly
+# what ``generate`` does for it. So the tasks are the same for any number of workers or chunk size.
+def generate_table(first: int, last: int, seed: int, *, families: Sequence[str] | None = None,
+                   difficulty: str | Difficulty = DEFAULT_DIFFICULTY) -> pa.Table:
+    """Tasks ``first..last-1`` of ``generate(n, seed, ...)`` each as its first well-posed draw, as rows."""
+    d = resolve_difficulty(difficulty)
+    fams = _resolve_families(families)
+    return tasks_to_table([make_task(fams[i % len(fams)], i, seed, d) for i in range(first, last)])
+
+
+def regenerate(index: int, seed: int, *, families: Sequence[str] | None, difficulty: str | Difficulty,
+               taken: set[str]) -> Task:
+    """Task ``index`` avoiding the fingerprints in ``taken`` (which gets the new one), as ``generate``."""
+    fams = _resolve_families(families)
+    return make_task(fams[index % len(fams)], index, seed, resolve_difficulty(difficulty), taken)
 
 
 # --- per-family statistics -----------------------------------------------------------------------------

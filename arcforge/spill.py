@@ -1,0 +1,90 @@
+"""Parsed tasks on disk instead of in memory: one Arrow IPC file per source, read back memory-mapped.
+
+The build streams each source's tasks into a ``SpillWriter`` as they are parsed, so the memory a build
+needs does not grow with the dataset: what stays resident are file-backed pages the kernel can drop.
+
+Layout is canonical: record batches of exactly ``BATCH_ROWS`` rows (the last one shorter), each one
+contiguous, whatever the sizes of the pieces written. Every later step (dedup, byte counts in the card,
+shard writing) sees the same chunking for the same rows, which is what keeps a build's output
+byte-identical whatever the number of workers that produced the pieces.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+
+from arcforge.task import TASK_SCHEMA
+
+BATCH_ROWS = 8192  # rows per record batch: a few MB of grids, the unit every later step streams over
+
+
+class SpillWriter:
+    """Append tables of ``TASK_SCHEMA`` rows; ``close()`` publishes the file atomically (temp + rename)."""
+
+    def __init__(self, path: Path, *, batch_rows: int = BATCH_ROWS) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        self._sink = pa.OSFile(str(self._tmp), "wb")
+        self._writer = pa.ipc.new_file(self._sink, TASK_SCHEMA)
+        self._batch_rows = batch_rows
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if not table.num_rows:
+            return
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= self._batch_rows:
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        table = pa.concat_tables(self._pending) if len(self._pending) > 1 else self._pending[0]
+        start = 0
+        while table.num_rows - start >= self._batch_rows or (final and start < table.num_rows):
+            n = min(self._batch_rows, table.num_rows - start)
+            # take() builds fresh, exactly sized buffers (a slice would carry its parent's buffers)
+            part = table.slice(start, n).take(pa.array(range(n), pa.int64())).combine_chunks()
+            self._writer.write_batch(part.to_batches()[0])
+            self.rows += n
+            start += n
+        rest = table.slice(start)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+    def close(self) -> None:
+        """Write what is pending and move the file into place."""
+        if self._pending:
+            self._flush(final=True)
+        self._writer.close()
+        self._sink.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop the unfinished file (an error or Ctrl-C while parsing)."""
+        try:
+            self._writer.close()
+            self._sink.close()
+        except (OSError, pa.ArrowException):
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> SpillWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def read_spill(path: Path) -> pa.Table:
+    """The rows of a spill file, memory-mapped (nothing is copied into memory until it is used)."""
+    with pa.memory_map(str(path)) as src:
+        return pa.ipc.open_file(src).read_all()

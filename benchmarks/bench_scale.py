@@ -1,0 +1,322 @@
+"""Scale of `arcforge build`: JSON parser choice, the 11 mirrored sources against the stdlib-JSON floor,
+100k and 1M tasks end to end, and scaling with the worker count. Writes benchmarks/results/scale.json.
+
+    python benchmarks/bench_scale.py                       # every part, default sizes
+    python benchmarks/bench_scale.py --parts json,sources  # some parts (results are merged into the file)
+    python benchmarks/bench_scale.py --parts local,synthetic --sizes 100000,1000000 --big-workers all
+
+Parts:
+- ``json``: stdlib ``json``, orjson and msgspec decoding the bytes of every file the 11-source build reads
+  (in memory, CPU seconds, best of ``--repeat``); the fastest is the one ``arcforge.task.loads_json`` uses.
+- ``sources``: the floor (enumerate + read + stdlib ``json.loads`` of exactly the files the build reads,
+  serial) and ``build --no-cache --exclude-eval`` with 1, 2 and all workers, alternated ``--repeat`` times
+  in one run; medians and ratios to the floor of the same run.
+- ``local``: a folder of N generated tasks (distinct random grids) built end to end with the two ARC-AGI
+  evaluation sets as the reference (parse, validate, dedup with ``--exclude-eval``, write). Up to 100k
+  tasks: one standard JSON file per task; above: RE-ARC-style files of 1000 tasks each.
+- ``synthetic``: ``--synthetic-tasks N`` end to end the same way.
+
+Every build runs in its own process. Wall time; CPU time of the build and its workers (rusage of waited
+children); peak memory = the largest sum over the build's process tree of RSS and of PSS (PSS shares
+copy-on-write pages between the parent and its forked workers fairly; RSS counts them twice), sampled
+every 0.2 s; and the load average (others' work on the shared machine) before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
+sys.path.insert(0, str(ROOT))
+
+
+# --- measuring one process tree ------------------------------------------------------------------------------
+def _tree(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError):
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+    return out
+
+
+def _mem_kb(pid: int) -> tuple[int, int]:
+    rss = pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def measure(cmd: list[str], env: dict) -> dict:
+    """Run ``cmd``; wall, CPU (user+sys of it and its children), peak tree RSS/PSS, load averages."""
+    load0 = os.getloadavg()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = {"rss": 0, "pss": 0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            mems = [_mem_kb(p) for p in _tree(proc.pid)]
+            peak["rss"] = max(peak["rss"], sum(m[0] for m in mems))
+            peak["pss"] = max(peak["pss"], sum(m[1] for m in mems))
+            stop.wait(0.2)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    res = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(peak["rss"] / 1024),
+           "peak_pss_mb": round(peak["pss"] / 1024), "load_before": round(load0[0], 2),
+           "load_after": round(os.getloadavg()[0], 2)}
+    try:
+        res["report"] = json.loads(out)
+    except ValueError:
+        res["stdout"] = out[-2000:]
+    return res
+
+
+# --- inputs ---------------------------------------------------------------------------------------------------
+def mirror_home(tmp: Path, shared: Path) -> Path:
+    from arcforge.manifest import load_manifests
+    from tests.helpers import mirrored, populate_cache
+
+    home = tmp / "home"
+    populate_cache(home, mirrored(load_manifests(), shared), shared)
+    return home
+
+
+def _grid(rng: np.random.Generator) -> np.ndarray:
+    h, w = rng.integers(3, 13, size=2)
+    return rng.integers(0, 10, size=(h, w), dtype=np.int8)
+
+
+def _example(rng: np.random.Generator) -> dict:
+    g = _grid(rng)
+    return {"input": g.tolist(), "output": np.rot90(g).tolist()}
+
+
+def make_folder(root: Path, n: int, seed: int = 0) -> str:
+    """``n`` distinct random tasks (3 train + 1 test, sides 3-12): one file each up to 100k, else RE-ARC-style
+    lists of 1000 tasks (4000 examples) per file. Returns the layout's name."""
+    import orjson
+
+    rng = np.random.default_rng(seed)
+    per_file = 1 if n <= 100_000 else 1000
+    for f in range(-(-n // per_file)):
+        d = root / f"part{f // 1000:04d}"
+        d.mkdir(parents=True, exist_ok=True)
+        k = min(per_file, n - f * per_file)
+        if per_file == 1:
+            doc = {"train": [_example(rng) for _ in range(3)], "test": [_example(rng)]}
+        else:
+            doc = [_example(rng) for _ in range(4 * k)]
+        (d / f"t{f:07d}.json").write_bytes(orjson.dumps(doc))
+    return "one standard JSON file per task" if per_file == 1 else "RE-ARC-style lists, 1000 tasks per file"
+
+
+# --- parts ----------------------------------------------------------------------------------------------------
+def part_json(home: Path, repeat: int) -> dict:
+    import orjson
+
+    os.environ["ARCFORGE_HOME"] = str(home)
+    from arcforge.build import plan_sources
+    from arcforge.manifest import load_manifests
+    from arcforge.members import ZipCache, glob_members, plain_files
+
+    blobs = []
+    for p in plan_sources(load_manifests(None), None, [], [], 0, 0):
+        files = plain_files(p.root)
+        with ZipCache() as zips:
+            for tg in p.manifest.tasks:
+                blobs += [m.read() for m in glob_members(p.root, tg.include, tg.exclude, zips=zips, files=files)]
+    parsers = {"json (stdlib)": json.loads, "orjson": orjson.loads}
+    try:
+        import msgspec
+
+        parsers["msgspec"] = msgspec.json.Decoder().decode
+    except ImportError:
+        pass
+    best = {name: float("inf") for name in parsers}
+    for _ in range(repeat):  # alternate, so a busy moment hurts all parsers alike
+        for name, fn in parsers.items():
+            t = time.process_time()
+            for b in blobs:
+                fn(b)
+            best[name] = min(best[name], time.process_time() - t)
+    base = best["json (stdlib)"]
+    return {"files": len(blobs), "mb": round(sum(map(len, blobs)) / 1e6, 1), "repeat": repeat,
+            "cpu_s": {k: round(v, 3) for k, v in best.items()},
+            "x_stdlib": {k: round(v / base, 3) for k, v in best.items()},
+            "fastest": min(best, key=best.get)}
+
+
+def _build_cmd(out: Path, workers: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "arcforge", "build", "--out", str(out), "--no-cache", "--exclude-eval",
+            "--workers", str(workers), "--json", *extra]
+
+
+def _summary(r: dict) -> dict:
+    rep = r.pop("report", {})
+    found = sum(sum(s.values()) for s in rep.get("found", {}).values())
+    r.update(tasks_found=found, tasks_written=rep.get("total_tasks"),
+             tasks_per_s=round(found / r["wall_s"]) if r["wall_s"] else None)
+    return r
+
+
+def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -> dict:
+    """In-process timings (``work_*``: after the interpreter started and imported arcforge, as the floor) and
+    whole-process ones (``wall_s``/``cpu_s``: what a user waits for, interpreter start included)."""
+    env = {**os.environ, "ARCFORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    floor_cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_build.py"), "--child", "floor", "-", ""]
+    runs: dict[str, list[dict]] = {"floor": [], **{f"build_w{w}": [] for w in worker_counts}}
+    for _ in range(repeat):  # alternate, so a busy moment on the shared machine hurts every variant alike
+        r = measure(floor_cmd, env)
+        rep = r.pop("report")
+        runs["floor"].append({**r, "work_wall_s": rep["wall"], "work_cpu_s": rep.get("cpu"), "files": rep["files"]})
+        for w in worker_counts:
+            cmd = [sys.executable, __file__, "--child-build", str(tmp / f"src{w}"), str(w)]
+            r = measure(cmd, env)
+            rep = r.pop("report")
+            runs[f"build_w{w}"].append({**r, "work_wall_s": rep["wall"], "work_cpu_s": rep["cpu"],
+                                        "tasks_found": rep["found"], "tasks_written": rep["tasks"]})
+    keys = ("work_wall_s", "work_cpu_s", "wall_s", "cpu_s", "peak_rss_mb", "peak_pss_mb", "load_before")
+    med = {k: {m: round(statistics.median(x[m] for x in v), 3) for m in keys if v[0].get(m) is not None}
+           for k, v in runs.items()}
+    f = med["floor"]
+    for v in med.values():
+        v["x_floor_work_wall"] = round(v["work_wall_s"] / f["work_wall_s"], 2)
+        v["x_floor_wall"] = round(v["wall_s"] / f["wall_s"], 2)
+        v["x_floor_cpu"] = round(v["cpu_s"] / f["cpu_s"], 2)
+    b = runs[f"build_w{worker_counts[0]}"][0]
+    same = len({json.dumps(_tree_digest(tmp / f"src{w}")) for w in worker_counts}) == 1
+    return {"repeat": repeat, "files": runs["floor"][0]["files"], "tasks_found": b["tasks_found"],
+            "tasks_written": b["tasks_written"], "median": med, "runs": runs,
+            "identical_output_across_workers": same}
+
+
+def child_build(out: str, workers: int) -> dict:
+    """``build --no-cache --exclude-eval`` of every fetched source, timed after the imports (as the floor)."""
+    from arcforge.build import build
+
+    t, c = time.perf_counter(), _cpu()
+    stats = build(Path(out), exclude_eval=True, use_cache=False, workers=workers)
+    return {"wall": time.perf_counter() - t, "cpu": _cpu() - c, "tasks": stats.total_tasks,
+            "found": sum(sum(s.values()) for s in stats.found.values())}
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the build's workers once it returns)."""
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+def _tree_digest(folder: Path) -> dict:
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: list[int]) -> list[dict]:
+    env = {**os.environ, "ARCFORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    refs = ["--source", "arc_agi_1", "--source", "arc_agi_2"]  # the evaluation reference for --exclude-eval
+    rows = []
+    for n in sizes:
+        layout = f"--synthetic-tasks {n}"
+        folder = tmp / f"local{n}"
+        if kind == "local":
+            t = time.perf_counter()
+            layout = make_folder(folder, n)
+            made = time.perf_counter() - t
+        for w in worker_counts:
+            extra = [*refs, "--local", str(folder)] if kind == "local" else [
+                *refs, "--source", "synthetic", "--synthetic-tasks", str(n)]
+            r = _summary(measure(_build_cmd(tmp / f"{kind}{n}_w{w}", w, *extra), env))
+            rows.append({"kind": kind, "tasks": n, "workers": w, "input": layout, **r})
+            print(json.dumps(rows[-1]), flush=True)
+            if kind == "local":
+                rows[-1]["folder_made_s"] = round(made, 1)
+        for w in worker_counts:
+            import shutil
+
+            shutil.rmtree(tmp / f"{kind}{n}_w{w}", ignore_errors=True)
+        if kind == "local":
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def main() -> None:
+    from arcforge.parallel import available_cpus
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "arc-sources"))
+    ap.add_argument("--parts", default="json,sources,local,synthetic")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--sizes", default="100000,1000000")
+    ap.add_argument("--big-workers", default="1,all", help="worker counts for the big builds (all = every CPU)")
+    ap.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
+    args = ap.parse_args()
+    cpus = available_cpus()
+    counts = sorted({1, 2, cpus})
+    big_counts = sorted({cpus if w == "all" else int(w) for w in args.big_workers.split(",")})
+    sizes = [int(s) for s in args.sizes.split(",")]
+    result = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    result["machine"] = {"cpus_available": cpus, "cpu_count": os.cpu_count(),
+                         "note": "shared machine: others' load is recorded with each run"}
+    with tempfile.TemporaryDirectory(prefix="arcforge-scale-", dir=args.tmp) as tmp:
+        tmp = Path(tmp)
+        home = mirror_home(tmp, Path(args.shared).resolve())
+        parts = args.parts.split(",")
+        if "json" in parts:
+            result["json"] = part_json(home, args.repeat)
+            print(json.dumps(result["json"]), flush=True)
+        if "sources" in parts:
+            result["sources"] = part_sources(home, tmp, args.repeat, counts)
+            print(json.dumps(result["sources"]["median"]), flush=True)
+        for kind in ("local", "synthetic"):
+            if kind in parts:
+                old = [r for r in result.get("big", []) if not (r["kind"] == kind and r["tasks"] in sizes
+                                                               and r["workers"] in big_counts)]
+                result["big"] = old + part_big(kind, home, tmp, sizes, big_counts)
+                result["big"].sort(key=lambda r: (r["kind"], r["tasks"], r["workers"]))
+                RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-build":
+        print(json.dumps(child_build(sys.argv[2], int(sys.argv[3]))))
+    else:
+        main()

@@ -1,0 +1,186 @@
+"""Parallel builds: the same bytes for any number of workers, parallel generation equal to the serial
+generator, and an interrupted parallel build that leaves the previous output as it was."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from arcforge import synthetic
+from arcforge.build import build
+from arcforge.ingest import SourcePlan, _Chunk, _SourceMerger
+from arcforge.parallel import WorkerPool, available_cpus, resolve_workers
+from arcforge.shards import read_table
+from arcforge.spill import SpillWriter, read_spill
+from arcforge.synthetic.generator import generate_table
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _task_json(t) -> dict:
+    return {role: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in pairs]
+            for role, pairs in (("train", t.train), ("test", t.test))}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user folder with every kind of member: plain files in two splits, a zip whose member has the same
+    id as a plain file, an RE-ARC example list, broken files, a non-task, and copies for dedup."""
+    root = tmp_path_factory.mktemp("tasks") / "mine"
+    tasks = list(synthetic.generate(90, seed=3))
+    for i, t in enumerate(tasks[:60]):
+        (root / "training").mkdir(parents=True, exist_ok=True)
+        (root / "training" / f"t{i:03d}.json").write_text(json.dumps(_task_json(t)))
+    for i, t in enumerate(tasks[60:75]):
+        (root / "evaluation").mkdir(parents=True, exist_ok=True)
+        (root / "evaluation" / f"e{i:03d}.json").write_text(json.dumps(_task_json(t)))
+    # copies: of an evaluation task (excluded with --exclude-eval) and of a training task (a duplicate)
+    (root / "training" / "copy_of_e000.json").write_bytes((root / "evaluation" / "e000.json").read_bytes())
+    (root / "training" / "zz_copy_of_t001.json").write_bytes((root / "training" / "t001.json").read_bytes())
+    examples = [p for t in tasks[75:90] for p in _task_json(t)["train"]]
+    (root / "training" / "re_arc_list.json").write_text(json.dumps(examples))
+    (root / "training" / "broken.json").write_bytes(b'{"train": [')
+    (root / "training" / "value.json").write_text(json.dumps({**_task_json(tasks[0]), "test": [
+        {"input": [[1, 12]], "output": [[1]]}]}))
+    (root / "training" / "not_a_task.json").write_text(json.dumps({"hello": "world"}))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, t in enumerate(tasks[40:50]):
+            zf.writestr(f"z{i:02d}.json", json.dumps(_task_json(t)))
+        zf.writestr("training/t002.json", json.dumps(_task_json(tasks[5])))  # id mine/training/t002 again
+    (root / "packed.zip").write_bytes(buf.getvalue())
+    return root
+
+
+def test_output_is_byte_identical_for_any_worker_count(arcforge_home, tmp_path, task_folder):
+    opts = {"local": [task_folder], "synthetic_tasks": 200, "synthetic_difficulty": "easy", "exclude_eval": True,
+            "eval_refs": ["mine:evaluation"]}
+    outs = {}
+    for workers in (1, 3):
+        stats = build(tmp_path / f"out{workers}", use_cache=False, workers=workers, **opts)
+        outs[workers] = _files(tmp_path / f"out{workers}")
+        assert stats.quarantined == {"bad_structure": 1, "bad_value": 1, "duplicate_id": 1, "invalid_json": 1}
+        assert stats.excluded >= 1 and stats.duplicates >= 2  # the copies and the zip's tasks
+        assert stats.tasks["synthetic"]["training"] == 200
+    assert outs[1] == outs[3]
+    # two workers, parsing into the build cache, then served from it: the same bytes again
+    build(tmp_path / "cached1", workers=2, **opts)
+    again = build(tmp_path / "cached2", workers=2, **opts)
+    assert again.cached_sources == ["mine"]
+    assert _files(tmp_path / "cached1") == _files(tmp_path / "cached2") == outs[1]
+
+
+def test_parallel_synthetic_tasks_are_the_serial_generators(arcforge_home, tmp_path):
+    n = 700
+    build(tmp_path / "out", sources=["synthetic"], synthetic_tasks=n, seed=11, workers=2)
+    got = read_table(tmp_path / "out").sort_by("id")
+    want = sorted(synthetic.generate(n, seed=11), key=lambda t: t.id)
+    assert got["id"].to_pylist() == [t.id for t in want]
+    assert got["fingerprint"].to_pylist() == [t.fingerprint for t in want]
+
+
+def test_a_repeated_draw_is_drawn_again_as_the_serial_generator_does(tmp_path):
+    """Workers draw without knowing earlier tasks; the ordered merge re-draws a task whose fingerprint is
+    already taken. Here chunk 2 repeats chunk 1's tasks, so every one of them must be re-drawn."""
+    import pyarrow as pa
+
+    plan = SourcePlan("synthetic", "synthetic", synthetic_n=40, seed=5)
+    first = generate_table(0, 20, 5)
+    with SpillWriter(tmp_path / "s.arrow") as w:
+        merger = _SourceMerger(0, plan, w)
+        merger.add(_Chunk(0, False, first))
+        merger.add(_Chunk(0, True, first))  # the draws of tasks 0..19 again, offered as tasks 20..39
+    got = read_spill(tmp_path / "s.arrow")
+    taken = set(first["fingerprint"].to_pylist())
+    want = [synthetic.generator.regenerate(i, 5, families=None, difficulty="medium", taken=taken)
+            for i in range(20, 40)]
+    assert got.slice(20)["fingerprint"].to_pylist() == [t.fingerprint for t in want]
+    assert len(set(got["fingerprint"].to_pylist())) == 40
+    assert pa.concat_tables([first]).equals(got.slice(0, 20))
+
+
+def test_spill_layout_does_not_depend_on_the_pieces(tmp_path):
+    table = generate_table(0, 300, 1)
+    a, b = tmp_path / "a.arrow", tmp_path / "b.arrow"
+    with SpillWriter(a, batch_rows=64) as w:
+        w.write(table)
+    with SpillWriter(b, batch_rows=64) as w:
+        for lo, hi in ((0, 1), (1, 70), (70, 71), (71, 250), (250, 300)):
+            w.write(table.slice(lo, hi - lo))
+    assert a.read_bytes() == b.read_bytes()
+    assert [x.num_rows for x in read_spill(a).to_batches()] == [64, 64, 64, 64, 44]
+
+
+def test_worker_counts():
+    assert resolve_workers(None) == resolve_workers(0) == available_cpus() == len(os.sched_getaffinity(0))
+    assert resolve_workers(3) == 3
+    with pytest.raises(Exception, match="at least 1"):
+        resolve_workers(-1)
+    with WorkerPool(2) as pool:
+        assert list(pool.imap(abs, range(-50, 0), window=3)) == list(range(50, 0, -1))
+
+
+def test_a_worker_error_stops_the_build_with_its_message(arcforge_home, tmp_path):
+    with WorkerPool(2) as pool, pytest.raises(ZeroDivisionError):
+        list(pool.imap(_inverse, [1, 2, 0, 4]))
+
+
+def _inverse(x: int) -> float:
+    return 1 / x
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_interrupted_parallel_build_leaves_previous_output(arcforge_home, tmp_path, task_folder):
+    out = tmp_path / "out"
+    build(out, local=[task_folder], workers=2)
+    before = _tree(out)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "arcforge", "build", "--out", str(out), "--no-cache", "--workers", "2",
+           "--source", "synthetic", "--synthetic-tasks", "30000"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    tmp = arcforge_home / "tmp"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp.glob("build-*/*.arrow.tmp-*")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    assert list(tmp.glob("build-*/*.arrow.tmp-*")), "the build never started spilling tasks"
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole process group
+    try:
+        proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("an interrupted parallel build did not stop")
+    assert proc.returncode != 0
+    assert _tree(out) == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    assert not list(tmp.glob("build-*"))
+    time.sleep(0.2)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
