@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,14 @@ class DemoConfig:
     eval_tasks: int = 200  # held-out synthetic tasks scored after training
     families: tuple[str, ...] = DEMO_FAMILIES
     difficulty: str = "easy"  # 3x3..5x5 inputs
+    # The model, batch size, amp and the rest are the defaults of arcforge.train.config; the demo sets only
+    # what its small synthetic tasks call for:
     seq_len: int = 384  # a whole easy task fits (tile and mirror_concat lose train pairs when they don't)
-    d_model: int = 128
-    n_layers: int = 3
-    n_heads: int = 4
-    batch_size: int = 8  # packed rows of seq_len tokens per step
     lr: float = 2e-3
     loss_on: str = "outputs"  # every output grid is a target (4-5x the signal of the test output alone)
-    amp: str = "auto"  # "auto" here: bf16 on CPUs that support it (AMX / AVX512-BF16), else fp32
     votes: int = 1  # test-time augmentation votes at evaluation (1 = the plain prediction)
     gallery_rows: int = 16
-    threads: int = 0  # torch CPU threads (0: torch's default, one per core; use fewer on a busy machine)
+    threads: int = 0  # torch CPU threads (0: the CPUs free now, from affinity and load average)
     seed: int = 0
 
 
@@ -112,14 +110,6 @@ def held_out(cfg: DemoConfig, n: int, train_fps: set[str]) -> list[Task]:
     return out
 
 
-def _amp(cfg: DemoConfig) -> str:
-    if cfg.amp != "auto":
-        return cfg.amp
-    import torch
-
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "off"
-
-
 def per_family_scores(tasks: list[Task], per_task: list[dict], easy: set[str]) -> dict[str, dict[str, Any]]:
     """Exact match per family, and the baseline that answers with the test input."""
     by_id = {t.id: t for t in tasks}
@@ -140,7 +130,7 @@ def per_family_scores(tasks: list[Task], per_task: list[dict], easy: set[str]) -
 
 
 def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None = None,
-             progress: Progress | None = None) -> DemoResult:
+             progress: Progress | None = None, on_step: Callable[[dict], None] | None = None) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (data/, run/, loss.png, gallery.png, demo.json)."""
     from arcforge.build import build
     from arcforge.demo_images import GalleryRow, gallery_png, loss_curve_png
@@ -152,10 +142,6 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     from arcforge.train.runner import load_model
 
     cfg = cfg or DemoConfig()
-    if cfg.threads > 0:
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     progress = progress or NULL_PROGRESS
     out_dir = Path(out_dir)
     data_dir, run_dir = out_dir / "data", out_dir / "run"
@@ -166,23 +152,18 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
           synthetic_tasks=cfg.tasks, synthetic_families=list(cfg.families),
           synthetic_difficulty=cfg.difficulty, seed=cfg.seed, progress=progress)
 
-    # 2. Train a small model on the synthetic training tasks only. A previous run in run/ is replaced
+    # 2. Train a small model on the synthetic training tasks only. A previous demo run in run/ is replaced
     #    (the demo is one shot; `arcforge train --resume` is the way to continue a run).
-    if (run_dir / "checkpoints").exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
     data_cfg = DataConfig(root=str(data_dir), sources=[synthetic.SOURCE_NAME], splits=["training"],
-                          seq_len=cfg.seq_len, batch_size=cfg.batch_size, loss_on=cfg.loss_on, seed=cfg.seed)
-    model_cfg = ModelConfig(d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-                            max_seq_len=cfg.seq_len,
+                          seq_len=cfg.seq_len, loss_on=cfg.loss_on, seed=cfg.seed)
+    model_cfg = ModelConfig(max_seq_len=cfg.seq_len,
                             extra={"trained_on": f"arcforge demo: synthetic {cfg.difficulty}, "
                                                  f"{len(cfg.families)} families"})
     train_cfg = TrainConfig(out=str(run_dir), max_steps=cfg.steps, lr=cfg.lr,
                             warmup_steps=max(1, cfg.steps // 20), log_every=max(1, cfg.steps // 100),
-                            ckpt_every=cfg.steps, eval_every=0, eval_tasks=0, device="cpu", amp=_amp(cfg),
+                            ckpt_every=cfg.steps, eval_every=0, eval_tasks=0, device="cpu", threads=cfg.threads,
                             seed=cfg.seed, tensorboard=False)
-    trained = train(model_cfg, data_cfg, train_cfg, progress=progress)
+    trained = train(model_cfg, data_cfg, train_cfg, overwrite=True, progress=progress, on_step=on_step)
 
     # 3. Evaluate per family on held-out tasks of the training distribution.
     train_fps = {t.fingerprint for t in read_tasks(data_dir, sources=[synthetic.SOURCE_NAME])}
@@ -216,8 +197,8 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     fams = list(per_family.values())
     result = DemoResult(
         out_dir, data_dir, run_dir, fetched, notice,
-        config={**asdict(cfg), "families": list(cfg.families), "amp": train_cfg.amp,
-                "torch_threads": _threads()},
+        config={**asdict(cfg), "families": list(cfg.families), "model": model_cfg.to_dict(),
+                "batch_size": data_cfg.batch_size, "bf16": trained["bf16"], "torch_threads": trained["threads"]},
         per_family=per_family,
         exact_easy=rate("exact", [f for f in fams if f["easy"]]),
         exact_all=rate("exact", fams),
@@ -230,9 +211,3 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     tmp.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
     os.replace(tmp, out_dir / "demo.json")
     return result
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()

@@ -23,6 +23,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
+import decon_tables  # noqa: E402  (sibling script)
 import experiments_tables as exp  # noqa: E402  (sibling script)
 
 MARK = re.compile(r"(<!-- tables:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /tables:(?P=name) -->)", re.S)
@@ -95,6 +96,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "grokfast_modarith_torchinit": grokfast_block("grokfast_modarith_torchinit"),
     "rope_headline": lambda: exp.rope_headline(RESULTS / "rope_extension.json"),
     "rope_full": lambda: exp.rope_table(RESULTS / "rope_extension.json").rstrip(),
+    "decontamination": decon_tables.disguise_block,
 }
 
 
@@ -134,6 +136,7 @@ def generic(data) -> str:
 
 
 SECTIONS: dict[str, Callable[[], str]] = {
+    "decontamination": decon_tables.disguise_block,
     "sources": sources_block,
     "demo": demo_block,
     "install": install_block,

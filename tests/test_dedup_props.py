@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arcforge.dedup import LEVELS, run_dedup
+from arcforge.dedup import LEVELS, NEAR_THRESHOLD, run_dedup
 from arcforge.grids import apply_symmetry, recolor
 from arcforge.task import Pair, Task, tasks_to_table
 from tests.dedup_data import load_tasks
@@ -129,7 +129,7 @@ def test_edited_outputs_are_a_near_duplicate_and_tiny_leaks_are_only_reported(ev
     r = _run(eval_table, [near, tiny])
     ex = {x["id"]: x for x in r.excluded.to_pylist()}
     assert ex["near/x"]["level"] == "near_duplicate" and ex["near/x"]["eval_ids"] == [src.id]
-    assert 0.33 <= ex["near/x"]["similarity"] < 1
+    assert NEAR_THRESHOLD <= ex["near/x"]["similarity"] < 1
     assert "tiny/x" not in ex
     rep = {x["id"]: x for x in r.reported.to_pylist()}
     assert rep["tiny/x"]["level"] == "leaked_pair" and rep["tiny/x"]["reason"].startswith("trivial pair")

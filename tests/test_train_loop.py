@@ -31,6 +31,7 @@ def _cfgs(root: Path, out: Path, **train_kw):
     from arcforge.train.model import ModelConfig
 
     data = DataConfig(root=str(root), seq_len=512, batch_size=2, chunk_tasks=16, seed=5)
+    train_kw = {"threads": 1, "amp": "off", **train_kw}  # exact comparisons: no machine-dependent choice
     tcfg = TrainConfig(out=str(out), max_steps=6, warmup_steps=2, log_every=1, ckpt_every=0,
                        tensorboard=False, eval_tasks=0, **train_kw)
     return ModelConfig(**TINY, max_seq_len=512), data, tcfg
@@ -73,7 +74,7 @@ def _ddp_worker(rank: int, world: int, init: str, root: str, out: str) -> None:
         from arcforge.train.model import ModelConfig
 
         tr = Trainer(ModelConfig(**TINY, max_seq_len=512),
-                     TrainConfig(max_steps=4, warmup_steps=1, seed=11), device=torch.device("cpu"))
+                     TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"), device=torch.device("cpu"))
         for rows in _fixed_batches(Path(root), 2, 4):
             tr.step([to_torch(stack(rows[rank::world]))])
         if rank == 0:
@@ -89,9 +90,9 @@ def test_two_process_gloo_equals_one_process(arc_shards, tmp_path):
     init = f"file://{tmp_path / 'rdzv'}"
     mp.spawn(_ddp_worker, args=(2, init, str(arc_shards), str(tmp_path / "ddp.pt")), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "ddp.pt")
-    single = Trainer(ModelConfig(**TINY, max_seq_len=512), TrainConfig(max_steps=4, warmup_steps=1, seed=11),
+    single = Trainer(ModelConfig(**TINY, max_seq_len=512), TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"),
                      device=torch.device("cpu"))
-    accum = Trainer(ModelConfig(**TINY, max_seq_len=512), TrainConfig(max_steps=4, warmup_steps=1, seed=11),
+    accum = Trainer(ModelConfig(**TINY, max_seq_len=512), TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"),
                     device=torch.device("cpu"))
     init_state = {k: v.clone() for k, v in single.model.state_dict().items()}
     for rows in _fixed_batches(arc_shards, 2, 4):
@@ -130,7 +131,7 @@ def test_eval_metrics_and_submission_format(arc_shards, tmp_path):
 def test_cli_train_then_eval(arc_shards, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
-    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(out), "--max-steps", "4",
+    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(out), "--max-steps", "4", "--amp", "off",
                             "--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "512",
                             "--batch-size", "2", "--eval-tasks", "1", "--log-every", "2", "--json"])
     assert r.exit_code == 0, r.output
@@ -162,7 +163,7 @@ def test_cpu_bf16_autocast_trains_close_to_fp32(arc_shards, tmp_path):
     assert cfg["train"]["amp"] == "bf16"
     with torch.no_grad(), autocast_for(torch.device("cpu"), "bf16"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
-    with autocast_for(torch.device("cpu"), "auto"):  # auto = fp32 on CPU
+    with autocast_for(torch.device("cpu"), "off"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
     with pytest.raises(TrainError, match="unknown amp mode 'fp8'"):
         autocast_for(torch.device("cpu"), "fp8")

@@ -7,9 +7,14 @@ from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import RichProgress, console, print_json, progress_enabled
+from arcforge.cli.console import console, err_console, print_json
 from arcforge.cli.errors import handle_errors
+from arcforge.cli.logprogress import Heartbeat
 from arcforge.cli.options import JsonOpt, MirrorOpt, SeedOpt, split_csv
+from arcforge.cli.train import _fmt_log, _progress, need_train_extra
+from arcforge.demo import DemoConfig
+
+_D = DemoConfig()  # the demo's defaults, shown in --help (they live in DemoConfig only)
 
 
 def register(app: typer.Typer) -> None:
@@ -19,20 +24,21 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option("--out", "-o", help="Where the demo writes everything.")] = Path(
             "demo-output"
         ),
-        steps: Annotated[int | None, typer.Option(help="Training steps.", show_default="2000")] = None,
+        steps: Annotated[int | None, typer.Option(help="Training steps.", show_default=str(_D.steps))] = None,
         tasks: Annotated[int | None, typer.Option(help="Synthetic training tasks to generate.",
-                                                  show_default="6000")] = None,
+                                                  show_default=str(_D.tasks))] = None,
         eval_tasks: Annotated[int | None, typer.Option(help="Held-out synthetic tasks to score.",
-                                                       show_default="200")] = None,
+                                                       show_default=str(_D.eval_tasks))] = None,
         families: Annotated[str | None, typer.Option(
             help="Comma-separated synthetic families to train and score (`easy` = all 8 easy ones).",
-            show_default="border,color_map,flip,gravity")] = None,
+            show_default=",".join(_D.families))] = None,
         difficulty: Annotated[str | None, typer.Option(help="Synthetic difficulty: easy | medium | hard.",
-                                                       show_default="easy")] = None,
+                                                       show_default=_D.difficulty)] = None,
         votes: Annotated[int | None, typer.Option(help="Test-time augmentation votes at evaluation.",
-                                                  show_default="1")] = None,
-        threads: Annotated[int, typer.Option(help="torch CPU threads (0: one per core). On a busy machine "
-                                             "use fewer: oversubscribed threads slow training 10x.")] = 0,
+                                                  show_default=str(_D.votes))] = None,
+        threads: Annotated[int | None, typer.Option(help="torch CPU threads (0: the CPUs free now, from "
+                                                    "affinity and load average).",
+                                                    show_default=str(_D.threads))] = None,
         mirror: MirrorOpt = None,
         seed: SeedOpt = 0,
         json_: JsonOpt = False,
@@ -40,16 +46,18 @@ def register(app: typer.Typer) -> None:
         """Run fetch, build --exclude-eval, train, per-family eval and pictures, on CPU in a few minutes."""
         from dataclasses import replace
 
-        from arcforge.demo import DemoConfig, run_demo
+        from arcforge.demo import run_demo
         from arcforge.synthetic import resolve_families
 
+        need_train_extra("demo")
         given = {"steps": steps, "tasks": tasks, "eval_tasks": eval_tasks, "difficulty": difficulty,
-                 "votes": votes}
-        cfg = replace(DemoConfig(seed=seed, threads=threads), **{k: v for k, v in given.items() if v is not None})
+                 "votes": votes, "threads": threads}
+        cfg = replace(DemoConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
         if families is not None:
             cfg = replace(cfg, families=resolve_families(split_csv(families)))
-        with RichProgress(enabled=progress_enabled(json_)) as prog:
-            res = run_demo(out, cfg, mirror=mirror, progress=prog)
+        heartbeat = None if err_console.is_terminal else Heartbeat(_fmt_log)
+        with _progress(json_) as prog:
+            res = run_demo(out, cfg, mirror=mirror, progress=prog, on_step=heartbeat)
         if json_:
             print_json(res.to_dict())
             return

@@ -24,7 +24,7 @@ def debug_enabled() -> bool:
 
 
 # Optional dependencies and the extra that installs each (pyproject.toml [project.optional-dependencies]).
-EXTRAS = {"torch": "train", "safetensors": "train", "PIL": "png", "tensorboard": "tensorboard"}
+EXTRAS = {"torch": "train", "safetensors": "train", "tomli_w": "train", "PIL": "png", "tensorboard": "tensorboard"}
 
 
 def missing_extra(exc: BaseException) -> tuple[str, str] | None:

@@ -21,7 +21,7 @@ long they are dropped. Both are counted (``truncated``/``dropped``) and reported
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,34 +31,12 @@ from torch.utils.data import IterableDataset, get_worker_info
 from arcforge.errors import TrainError
 from arcforge.shards import iter_batches
 from arcforge.task import Task, tasks_from_batch
-from arcforge.train.augment import AugmentConfig, random_transform
+from arcforge.train.augment import random_transform
+from arcforge.train.config import DataConfig
 from arcforge.train.pack import PackedRows, pack, stack
 from arcforge.train.tokenize import encode_task, example_length
 
 ARROW_BATCH = 256  # rows per Arrow record batch read from the shards
-
-
-@dataclass
-class DataConfig:
-    root: str
-    sources: list[str] | None = None
-    splits: list[str] | None = field(default_factory=lambda: ["training"])
-    seq_len: int = 2048
-    batch_size: int = 8  # packed rows per micro-batch per rank
-    chunk_tasks: int = 256  # tasks shuffled and packed together
-    shuffle_tasks: int = 16384  # tasks per shuffle window (rounded up to whole chunks); see _chunks
-    loss_on: str = "test"
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DataConfig:
-        d = dict(d)
-        d["augment"] = AugmentConfig(**d.get("augment", {}))
-        return cls(**d)
 
 
 @dataclass(frozen=True)

@@ -23,36 +23,17 @@ is left as is). If a gradient is inf/NaN, the loop skips the optimizer step and 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from arcforge.errors import TrainError
+from arcforge.train.config import GrokfastConfig, GrokfastKind
 
-KINDS = ("none", "ema", "ma")
+KINDS = tuple(k.value for k in GrokfastKind)
 
 ParamsLike = Iterable[nn.Parameter] | Iterable[tuple[str, nn.Parameter]]
-
-
-@dataclass
-class GrokfastConfig:
-    """Which filter and its knobs; see the module docstring for the pinned defaults."""
-
-    kind: str = "none"  # "none" | "ema" | "ma"
-    alpha: float = 0.98  # EMA momentum
-    lamb: float = 2.0  # amplification of the slow component
-    window: int = 100  # MA window (gradients)
-    warmup: bool = False  # MA: filter only once the window is full
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise TrainError(f"unknown Grokfast filter {self.kind!r}", hint=f"use one of {', '.join(KINDS)}")
-        if not 0.0 <= self.alpha < 1.0:
-            raise TrainError(f"Grokfast alpha must be in [0, 1) (got {self.alpha})")
-        if self.window < 1:
-            raise TrainError(f"Grokfast window must be >= 1 (got {self.window})")
 
 
 def _named(params: ParamsLike) -> list[tuple[str, nn.Parameter]]:
@@ -164,7 +145,7 @@ class Grokfast:
     def state_dict(self) -> dict:
         """Everything needed to continue identically: config, step count, and per-parameter tensors."""
         c = self.cfg
-        cfg = {"kind": c.kind, "alpha": c.alpha, "lamb": c.lamb, "window": c.window, "warmup": c.warmup}
+        cfg = {"kind": str(c.kind), "alpha": c.alpha, "lamb": c.lamb, "window": c.window, "warmup": c.warmup}
         if c.kind == "ma":
             st = {k: {"buf": v["buf"].clone(), "pos": v["pos"], "count": v["count"], "sum": v["sum"].clone()}
                   for k, v in self.state.items()}
@@ -175,7 +156,7 @@ class Grokfast:
     def load_state_dict(self, d: dict) -> None:
         """Restore from ``state_dict()``; the config must match (a changed filter would not continue)."""
         c = self.cfg
-        mine = {"kind": c.kind, "alpha": c.alpha, "lamb": c.lamb, "window": c.window, "warmup": c.warmup}
+        mine = {"kind": str(c.kind), "alpha": c.alpha, "lamb": c.lamb, "window": c.window, "warmup": c.warmup}
         if d.get("config") != mine:
             raise TrainError(f"Grokfast state was saved with {d.get('config')}, this run uses {mine}",
                              hint="resume with the same --grokfast settings")

@@ -21,7 +21,6 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,52 +34,17 @@ from arcforge.errors import TrainError
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.shards import read_tasks
 from arcforge.train import checkpoint as ckpt
-from arcforge.train.data import DataConfig, DataPosition, PackedBatches
+from arcforge.train.config import Amp, DataConfig, ModelConfig, RunConfig, TrainConfig, write_toml_atomic
+from arcforge.train.cpu import available_memory, choose_threads, cpu_bf16_auto
+from arcforge.train.data import DataPosition, PackedBatches
 from arcforge.train.evaluate import evaluate_tasks
-from arcforge.train.grokfast import Grokfast, GrokfastConfig
-from arcforge.train.model import ArcTransformer, ModelConfig, n_params
+from arcforge.train.grokfast import Grokfast
+from arcforge.train.model import ArcTransformer, n_params
 
 try:  # TensorBoard is optional
     from torch.utils.tensorboard import SummaryWriter
 except Exception:  # pragma: no cover - depends on the install
     SummaryWriter = None
-
-
-@dataclass
-class TrainConfig:
-    out: str = "runs/arc"
-    max_steps: int = 300
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 30
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    log_every: int = 10
-    eval_every: int = 0  # 0 = only at the end (when an eval split exists)
-    eval_split: str = "evaluation"
-    eval_tasks: int = 16  # tasks per in-training eval (the `eval` command does the full split)
-    eval_votes: int = 1
-    ckpt_every: int = 100
-    keep_checkpoints: int = 3
-    device: str = "auto"
-    compile: bool = False
-    amp: str = "auto"  # "auto": bf16 autocast on CUDA, fp32 on CPU | "bf16": bf16 on CPU too (AMX) | "off"
-    num_workers: int = 0
-    seed: int = 0
-    tensorboard: bool = True
-    grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
-        d = dict(d)
-        d["grokfast"] = GrokfastConfig(**d.get("grokfast", {}))
-        return cls(**d)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -92,25 +56,81 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-AMP_MODES = ("auto", "bf16", "off")
+AMP_MODES = tuple(a.value for a in Amp)
+
+
+def use_bf16(device: torch.device, amp: str) -> bool:
+    """Whether bf16 autocast runs: ``off`` never, ``bf16`` always, ``auto`` on CUDA (where supported) and on
+    a CPU only with native bf16 that a short probe measures faster (``arcforge.train.cpu``): emulated bf16
+    is 2x slower than fp32 there."""
+    try:
+        amp = Amp(amp)
+    except ValueError:
+        raise TrainError(f"unknown amp mode {amp!r}", hint=f"use one of {', '.join(AMP_MODES)}") from None
+    if amp != Amp.auto:
+        return amp == Amp.bf16
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_bf16_auto()
 
 
 def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """The forward pass's autocast: bf16 on CUDA unless ``amp == "off"``; on CPU only with ``"bf16"``
-    (worth it on CPUs with AMX/AVX512-BF16: about 2x for d_model 256; weights and optimizer stay fp32)."""
-    if amp not in AMP_MODES:
-        raise TrainError(f"unknown amp mode {amp!r}", hint=f"use one of {', '.join(AMP_MODES)}")
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+    """The forward pass's autocast (weights and optimizer stay fp32); see ``use_bf16``."""
+    if not use_bf16(device, amp):
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` -> the local GPU when there is one, else the CPU. A CUDA device on a torch without CUDA, or
+    one that does not exist, is a ``TrainError`` in one line."""
     if name == "auto":
         if dist.is_initialized() and torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise TrainError(f"--device {name!r}: not a device", hint="use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise TrainError(f"--device {name}: this torch ({torch.__version__}) is built without CUDA",
+                             hint="use --device cpu, or install a CUDA build of torch")
+        if not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count():
+            raise TrainError(f"--device {name}: no such CUDA GPU is visible "
+                             f"({torch.cuda.device_count()} found)", hint="use --device cpu or auto")
+    return dev
+
+
+def memory_needed(model_cfg: ModelConfig, data_cfg: DataConfig) -> int:
+    """A rough upper estimate of the bytes one training step needs: parameters with AdamW state and
+    gradients, activations, the [B, T, T] block mask of a packed batch and one layer's attention scores."""
+    b, t, d = data_cfg.batch_size, data_cfg.seq_len, model_cfg.d_model
+    params = n_params(model_cfg) * 4 * 4  # weights, grads, two AdamW moments
+    acts = b * t * (12 * d + 3 * model_cfg.d_ff) * 4 * model_cfg.n_layers
+    masks = 3 * b * t * t  # bool: same-segment, causal, their conjunction
+    scores = b * model_cfg.n_heads * t * t * 4
+    logits = 3 * b * t * model_cfg.vocab_size * 4
+    return params + acts + masks + scores + logits
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def check_memory(model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.device) -> None:
+    """Refuse up front, with the size needed, a step that cannot fit in the memory available now."""
+    need = memory_needed(model_cfg, data_cfg)
+    if device.type == "cuda":
+        have = torch.cuda.mem_get_info(device)[0]
+    else:
+        have = available_memory()
+        if have is None:
+            return
+    if need > have:
+        raise TrainError(f"--seq-len {data_cfg.seq_len} x --batch-size {data_cfg.batch_size} needs about "
+                         f"{_gib(need)} per training step; {_gib(have)} is available on {device}",
+                         hint="lower --seq-len or --batch-size (use --grad-accum for a larger batch)")
 
 
 def init_distributed() -> tuple[int, int]:
@@ -181,7 +201,15 @@ class Trainer:
         self.grokfast = Grokfast(self.model, train_cfg.grokfast)
         self.step_no = 0
         self.tokens_seen = 0
-        self.autocast = autocast_for(self.device, train_cfg.amp)
+        self._set_bf16(use_bf16(self.device, train_cfg.amp))
+
+    def _set_bf16(self, on: bool) -> None:
+        if self.world > 1:  # every rank computes alike: bf16 only if all chose it
+            t = torch.tensor([float(on)], device=self.device)
+            dist.all_reduce(t, op=dist.ReduceOp.MIN)
+            on = bool(t.item())
+        self.bf16 = on
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
 
     def _all_sum(self, x: float) -> float:
         if self.world == 1:
@@ -224,7 +252,7 @@ class Trainer:
 
     def state(self) -> dict:
         return {"optimizer": self.opt.state_dict(), "grokfast": self.grokfast.state_dict(), "rng": rng_state(),
-                "step": self.step_no, "tokens_seen": self.tokens_seen}
+                "step": self.step_no, "tokens_seen": self.tokens_seen, "bf16": self.bf16}
 
     def load_state(self, weights: dict, state: dict) -> None:
         self.model.load_state_dict(weights)
@@ -233,6 +261,8 @@ class Trainer:
         self.step_no = int(state["step"])
         self.tokens_seen = int(state.get("tokens_seen", 0))
         set_rng_state(state["rng"])
+        if self.cfg.amp == Amp.auto and "bf16" in state:  # a resumed run keeps the choice --amp auto made
+            self._set_bf16(bool(state["bf16"]))
 
 
 def _gather(obj: object, world: int) -> list:
@@ -251,41 +281,117 @@ def _trim_metrics(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
+# Data-stream settings a resumed run must share with its checkpoint (else its saved position means nothing).
+_STREAM_FIELDS = ("sources", "splits", "seq_len", "chunk_tasks", "shuffle_tasks", "loss_on", "augment", "seed")
+
+
+def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
+    """``name: saved -> now`` for every model option and data-stream setting that differs from the
+    checkpoint's (the model cannot change under a resumed run)."""
+    out = []
+    now_model = run.model.to_dict()
+    saved_model = ModelConfig.from_dict(saved.get("model", {})).to_dict()
+    for k, v in now_model.items():
+        if k != "extra" and saved_model.get(k) != v:
+            out.append(f"model.{k}: {saved_model.get(k)!r} -> {v!r}")
+    now_data, saved_data = run.data.to_dict(), saved.get("data", {})
+    for k in _STREAM_FIELDS:
+        if k in saved_data and saved_data[k] != now_data[k]:
+            out.append(f"data.{k}: {saved_data[k]!r} -> {now_data[k]!r}")
+    return out
+
+
+class _Interrupts:
+    """Ctrl-C during training: the first SIGINT lets the running step finish (the loop then saves a
+    checkpoint of exactly the steps done and raises KeyboardInterrupt); a second one stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = None
+
+    def __enter__(self) -> _Interrupts:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
 def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, resume: bool = False,
-          progress: Progress | None = None, on_log: Callable[[dict], None] | None = None) -> dict:
+          overwrite: bool = False, progress: Progress | None = None,
+          on_log: Callable[[dict], None] | None = None, on_step: Callable[[dict], None] | None = None) -> dict:
     """Train; returns a summary ``{"history": [...], "eval": {...}, "checkpoint": path, ...}``.
 
-    ``on_log`` receives every logged record (step metrics every ``log_every`` steps, eval records).
-    Ctrl-C saves a checkpoint and re-raises ``KeyboardInterrupt``.
+    The run folder ``cfg.out`` must be empty or new, unless ``resume`` (continue its newest intact
+    checkpoint; the model and data stream must not change) or ``overwrite`` (remove the earlier run's
+    files first). ``on_log`` receives every logged record (step metrics every ``log_every`` steps, eval
+    records); ``on_step`` a status record after every step (step, loss, tokens/s, s/step, ETA).
+    Ctrl-C finishes the running step, saves a checkpoint and re-raises ``KeyboardInterrupt``.
     """
     progress = progress or NULL_PROGRESS
+    run_cfg = RunConfig(model=model_cfg, data=data_cfg, train=cfg)  # the model's context = data.seq_len
+    model_cfg = run_cfg.model
     owns_group = not dist.is_initialized()  # we tear down only a process group we created
     rank, world = init_distributed()
     owns_group = owns_group and dist.is_initialized()
     run = Path(cfg.out)
     main = rank == 0
-    tr = Trainer(model_cfg, cfg)
+    device = pick_device(cfg.device)
+    if main:
+        ckpt.prepare_run_folder(run, resume=resume, overwrite=overwrite)
+    check_memory(model_cfg, data_cfg, device)
+    if world > 1:
+        dist.barrier()  # the run folder is ready before any rank reads it
+    loaded = ckpt.load_latest_intact(run) if resume else None
+    if loaded is not None:
+        diff = resume_mismatch(loaded.config, run_cfg)
+        if diff:
+            raise TrainError(f"{run}: --resume with other options than the checkpoint's ({'; '.join(diff)})",
+                             hint="resume without changing model or data options, or start a new run "
+                                  "(another --out, or --overwrite)")
+    threads_before = torch.get_num_threads()
+    if device.type == "cpu":
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        torch.set_num_threads(cfg.threads or max(1, choose_threads(0) // max(1, local)))
+    try:
+        return _train(run_cfg, run, rank, world, main, device, loaded, owns_group, progress, on_log, on_step)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, device: torch.device,
+           loaded: ckpt.Loaded | None, owns_group: bool, progress: Progress,
+           on_log: Callable[[dict], None] | None, on_step: Callable[[dict], None] | None) -> dict:
+    model_cfg, data_cfg, cfg = run_cfg.model, run_cfg.data, run_cfg.train
+    tr = Trainer(model_cfg, cfg, device=device)
     positions: dict[int, DataPosition] = {}
     batches_done = 0
-    if resume and ckpt.has_checkpoint(run):
-        conf, weights, state = ckpt.load_checkpoint(run)
-        if conf["model"] != model_cfg.to_dict():
-            model_cfg = ModelConfig.from_dict(conf["model"])
-            tr = Trainer(model_cfg, cfg)
-        tr.load_state(weights, state)
-        data_state = state["data"]
+    if loaded is not None:
+        tr.load_state(loaded.weights, loaded.state)
+        data_state = loaded.state["data"]
         if data_state["world"] != world or data_state["num_workers"] != max(1, cfg.num_workers):
             raise TrainError(f"{run}: checkpoint was written with world_size={data_state['world']}, "
                              f"num_workers={data_state['num_workers']}; this run has {world}, {cfg.num_workers}",
                              hint="resume with the same number of processes and --workers")
         positions = {int(w): DataPosition(*p) for w, p in data_state["positions"][rank].items()}
         batches_done = int(data_state["batches"])
-    elif main:
-        run.mkdir(parents=True, exist_ok=True)
     metrics_path = run / "metrics.jsonl"
     if main:
         run.mkdir(parents=True, exist_ok=True)
         _trim_metrics(metrics_path, tr.step_no)
+        write_toml_atomic(run / ckpt.RUN_TOML, run_cfg.to_dict())
     n_workers = max(1, cfg.num_workers)
     ds = PackedBatches(data_cfg, num_workers=n_workers, positions=positions,
                        first_worker=batches_done % n_workers)
@@ -294,8 +400,7 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
     writer = SummaryWriter(str(run / "tb")) if (main and cfg.tensorboard and SummaryWriter) else None
     history: list[dict] = []
     eval_tasks = None
-    config = {"model": model_cfg.to_dict(), "data": data_cfg.to_dict(), "train": cfg.to_dict(),
-              "arcforge": __version__, "params": n_params(model_cfg)}
+    config = {**run_cfg.to_dict(), "arcforge": __version__, "params": n_params(model_cfg)}
 
     def log(rec: dict) -> None:
         if not main:
@@ -310,6 +415,7 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
             on_log(rec)
 
     def save() -> Path | None:
+        # positions and batches_done only ever hold what the completed steps consumed
         all_pos = _gather({w: (p.epoch, p.chunk, p.row) for w, p in positions.items()}, world)
         state = {**tr.state(), "data": {"positions": all_pos, "batches": batches_done, "world": world,
                                         "num_workers": n_workers}}
@@ -320,7 +426,7 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
 
     def run_eval() -> dict | None:
         nonlocal eval_tasks
-        if not main:
+        if not main or cfg.eval_tasks == 0:
             return None
         if eval_tasks is None:
             try:
@@ -336,46 +442,63 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
         log(rec)
         return rec
 
+    def stop_requested(flag: bool) -> bool:
+        if world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=tr.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+        return bool(t.item())
+
     progress.start("train", "train", total=cfg.max_steps)
     progress.update("train", completed=tr.step_no)
     t0 = time.perf_counter()
     tok0 = tr.tokens_seen
+    step0 = tr.step_no
     last_eval: dict | None = None
     stats = (0, 0, 0)
     it = iter(loader)
-    saved: Path | None = None
-    try:
-        while tr.step_no < cfg.max_steps:
-            micro = []
-            for _ in range(cfg.grad_accum):
-                b = next(it)
-                positions[b["worker"]] = DataPosition(*b["position"])
-                stats = b["stats"]
-                batches_done += 1
-                micro.append(b)
-            rec = tr.step(micro)
-            history.append(rec)
-            progress.advance("train")
-            if tr.step_no % cfg.log_every == 0 or tr.step_no == cfg.max_steps:
+    saved: Path | None = loaded.path if loaded is not None else None
+    saved_step = tr.step_no if loaded is not None else -1
+    with _Interrupts() as interrupts:
+        try:
+            while tr.step_no < cfg.max_steps:
+                micro, new_pos = [], dict(positions)
+                for _ in range(cfg.grad_accum):
+                    b = next(it)
+                    new_pos[b["worker"]] = DataPosition(*b["position"])
+                    stats = b["stats"]
+                    micro.append(b)
+                rec = tr.step(micro)
+                positions.update(new_pos)  # committed only once the step is done
+                batches_done += len(micro)
+                history.append(rec)
+                progress.advance("train")
                 dt = time.perf_counter() - t0
-                rec = {**rec, "tokens_per_s": (tr.tokens_seen - tok0) / max(dt, 1e-9),
-                       "tokens": tr.tokens_seen, "elapsed_s": dt,
-                       "eta_s": dt / max(1, len(history)) * (cfg.max_steps - tr.step_no)}
-                log(rec)
-            if cfg.eval_every and tr.step_no % cfg.eval_every == 0 and tr.step_no < cfg.max_steps:
-                last_eval = run_eval() or last_eval
-                if world > 1:
-                    dist.barrier()
-            if cfg.ckpt_every and tr.step_no % cfg.ckpt_every == 0:
+                done = tr.step_no - step0
+                rec = {**rec, "tokens_per_s": (tr.tokens_seen - tok0) / max(dt, 1e-9), "tokens": tr.tokens_seen,
+                       "elapsed_s": dt, "s_per_step": dt / max(1, done),
+                       "eta_s": dt / max(1, done) * (cfg.max_steps - tr.step_no)}
+                if main and on_step is not None:
+                    on_step({**rec, "max_steps": cfg.max_steps})
+                if tr.step_no % cfg.log_every == 0 or tr.step_no == cfg.max_steps:
+                    log(rec)
+                if cfg.eval_every and tr.step_no % cfg.eval_every == 0 and tr.step_no < cfg.max_steps:
+                    last_eval = run_eval() or last_eval
+                    if world > 1:
+                        dist.barrier()
+                if cfg.ckpt_every and tr.step_no % cfg.ckpt_every == 0:
+                    saved, saved_step = save(), tr.step_no
+                if stop_requested(interrupts.requested) and tr.step_no < cfg.max_steps:
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if saved_step != tr.step_no:
                 saved = save()
-    except KeyboardInterrupt:
-        saved = save()
-        progress.finish("train")
-        raise
-    finally:
-        if writer is not None:
-            writer.flush()
-    if tr.step_no % max(1, cfg.ckpt_every) or not cfg.ckpt_every or saved is None:
+            progress.finish("train")
+            raise
+        finally:
+            if writer is not None:
+                writer.flush()
+    if saved_step != tr.step_no:
         saved = save()
     progress.finish("train")
     last_eval = run_eval() or last_eval
@@ -388,4 +511,6 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
     return {"history": history, "eval": last_eval, "checkpoint": str(saved) if saved else None,
             "steps": tr.step_no, "tokens": tr.tokens_seen, "elapsed_s": time.perf_counter() - t0,
             "examples": stats[0], "truncated": stats[1], "dropped": stats[2], "params": n_params(model_cfg),
-            "device": str(tr.device), "world_size": world}
+            "device": str(tr.device), "world_size": world, "threads": torch.get_num_threads(),
+            "bf16": tr.bf16,
+            "skipped_checkpoints": loaded.skipped if loaded is not None else []}

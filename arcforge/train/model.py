@@ -15,64 +15,15 @@ Decoding uses a KV cache (``KVCache``) so greedy generation costs one token's fo
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arcforge.errors import TrainError
-from arcforge.train.rope import RopeConfig, RotaryEmbedding, rotate
-from arcforge.train.tokenize import VOCAB_SIZE
+from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
+from arcforge.train.rope import RotaryEmbedding, rotate
 
 ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
-
-
-@dataclass
-class ModelConfig:
-    """Architecture; saved as JSON in every checkpoint (``to_dict``/``from_dict``)."""
-
-    vocab_size: int = VOCAB_SIZE
-    d_model: int = 256
-    n_layers: int = 4
-    n_heads: int = 4
-    d_ff: int = 0  # SwiGLU hidden size; 0 = 8/3 * d_model rounded up to a multiple of 64
-    rope_mode: str = "2d+1d"
-    rope_base: float = 10000.0
-    rope_scaling: str = "none"
-    rope_factor: float = 1.0
-    max_seq_len: int = 2048  # the training context (RoPE's original_max_len)
-    rope_original_max_side: int | None = None  # RoPE's L for the row/col components (None: max_seq_len)
-    rope_axis_base: float | None = None  # RoPE base for the row/col components (None: rope_base)
-    norm_eps: float = 1e-5
-    tie_embeddings: bool = True
-    extra: dict = field(default_factory=dict)  # free-form notes (e.g. what it was trained on)
-
-    def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise TrainError(f"d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
-        if self.rope_mode not in ROPE_COMPONENTS:
-            raise TrainError(f"unknown rope_mode {self.rope_mode!r}", hint="use 1d, 2d or 2d+1d")
-        if not self.d_ff:
-            self.d_ff = 64 * math.ceil(self.d_model * 8 / 3 / 64)
-
-    @property
-    def head_dim(self) -> int:
-        return self.d_model // self.n_heads
-
-    def rope(self) -> RopeConfig:
-        return RopeConfig(head_dim=self.head_dim, base=self.rope_base, mode=self.rope_mode,
-                          scaling=self.rope_scaling, factor=self.rope_factor,
-                          original_max_len=self.max_seq_len, original_max_side=self.rope_original_max_side,
-                          axis_base=self.rope_axis_base)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:

@@ -1,0 +1,117 @@
+"""What this machine can do now: CPUs free for torch threads, and whether bf16 is worth turning on.
+
+Measured on a 2-core AVX512 CPU without AMX/AVX512-BF16 (benchmarks/bench_amp.py): emulated bf16 autocast
+is 2x slower than fp32, and 2 torch threads with one core busy elsewhere are 4.8x slower than 1 thread.
+Hence ``--amp auto`` never turns on bf16 where the CPU has no native bf16 instructions, and the default
+thread count is the CPUs this process may use minus the load already running on the machine.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from pathlib import Path
+
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
+    """The CPU feature flags (``flags`` line of /proc/cpuinfo; empty where there is none)."""
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(flags: set[str] | None = None) -> bool:
+    """True where the CPU computes bf16 natively (AMX or AVX512-BF16), not by emulation."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in NATIVE_BF16_FLAGS)
+
+
+def _cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs granted by a cgroup v2 quota (``cpu.max``: ``QUOTA PERIOD``), None when unlimited/unknown."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def free_cpus(*, affinity: int | None = None, load: float | None = None, total: int | None = None,
+              quota: float | None = None) -> int:
+    """CPUs free for this process's threads: those it may run on (affinity, cgroup quota), less the
+    1-minute load average of the others, at least 1. Arguments override what is read from the system."""
+    if affinity is None:
+        affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    total = total or os.cpu_count() or affinity
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            load = 0.0
+    quota = _cgroup_cpus() if quota is None else quota
+    usable = float(affinity) if quota is None else min(float(affinity), quota)
+    idle = total - load  # CPUs of the whole machine not running anything (over the last minute)
+    return max(1, min(int(usable), math.floor(idle + 0.5)))
+
+
+def choose_threads(requested: int = 0) -> int:
+    """``requested`` if > 0, else the CPUs free now."""
+    return requested if requested > 0 else free_cpus()
+
+
+def bf16_faster(d: int = 256, rows: int = 512, repeats: int = 5) -> bool:
+    """A short probe (~0.2 s): is a bf16-autocast linear layer's forward+backward clearly (> 1.25x) faster
+    than fp32 here, with the current torch thread count?"""
+    import torch
+
+    lin = torch.nn.Linear(d, 4 * d)
+    x = torch.randn(rows, d, requires_grad=True)
+
+    def timed(bf16: bool) -> float:
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                y = lin(x)
+            y.float().sum().backward()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    timed(False), timed(True)  # warm up both paths
+    return timed(True) < 0.8 * timed(False)
+
+
+def cpu_bf16_auto(flags: set[str] | None = None) -> bool:
+    """``--amp auto`` on a CPU: bf16 only with native bf16 instructions AND a probe measuring it faster.
+    Decided once per process and thread count (a run keeps its choice; checkpoints record it)."""
+    if not native_bf16(flags):
+        return False
+    import torch
+
+    return _probe(torch.get_num_threads())
+
+
+@functools.cache
+def _probe(threads: int) -> bool:
+    return bf16_faster()
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes of memory available to new allocations now (``MemAvailable``), None where unknown."""
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
