@@ -37,6 +37,8 @@ def missing_extra(exc: BaseException) -> tuple[str, str] | None:
 
 
 def report(exc: BaseException) -> None:
+    from rich.markup import escape
+
     from arcforge.cli.console import err_console
 
     if extra := missing_extra(exc):
@@ -47,12 +49,11 @@ def report(exc: BaseException) -> None:
     elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
         # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and why.
         where = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"[bold red]Error:[/] {where}{exc.strerror}", highlight=False, markup=True,
-                          soft_wrap=True)
-    elif isinstance(exc, ArcforgeError):
-        err_console.print(f"[bold red]Error:[/] {exc.message}", highlight=False, markup=True, soft_wrap=True)
+        err_console.print(f"[bold red]Error:[/] {escape(where + exc.strerror)}", highlight=False, soft_wrap=True)
+    elif isinstance(exc, ArcforgeError):  # printed literally: a [x] in a path or an extra is not markup
+        err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"  [dim]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"  [dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
     else:
         err_console.print(
             f"[bold red]Error:[/] internal error: {type(exc).__name__}: {exc} "
