@@ -9,20 +9,26 @@ Rules (every violation raises ``UnsafeArchiveError`` naming the entry):
   which case it is refused too (the cache holds regular files only);
 - sizes: each entry at most ``ArchiveLimits.max_file_bytes``, all entries together at most
   ``max_total_bytes`` (checked on the headers, before any data is read), at most ``max_entries`` entries;
-- the same kept path twice is refused (ambiguous content).
+  the kept entries together at most the size pinned for the source (``max_kept_bytes``: more cannot
+  match the pinned digest, so nothing beyond it is written);
+- CPU: the inflated stream may grow at most ``max_ratio`` times the compressed bytes read so far (once
+  past ``ratio_floor``); real ARC repositories inflate 3-35x, a bomb inflates ~1000x;
+- the same kept path twice is refused (ambiguous content);
+- a kept entry whose name is not valid UTF-8 is refused (it could not be named in the digest).
 
 GitHub tarballs put everything under one top-level folder (``<repo>-<commit>/``); it is stripped, and an
 archive whose entries do not share one top folder is refused.
 
 The gzip layer is decoded here (not by ``tarfile``) so that a stream that ends early — a connection that
 dropped without the HTTP layer noticing — is detected by the missing gzip trailer (CRC + length) and
-raised as ``TruncatedArchiveError``, which callers may retry. Zip members are checked with
-``check_zip_members`` by whoever opens zip files later.
+raised as ``TruncatedArchiveError``, which callers may retry. Zip archives are checked with
+``check_zip_members`` when the build opens them (``arcforge.members``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import re
 import stat
@@ -46,9 +52,15 @@ class ArchiveLimits:
     max_file_bytes: int = 2 << 30  # 2 GiB per entry (the largest ARC file is a few MiB)
     max_total_bytes: int = 32 << 30  # 32 GiB uncompressed for a whole archive
     max_entries: int = 2_000_000
+    max_ratio: float = 250.0  # inflated / compressed bytes; ARC repositories: 3-35
+    ratio_floor: int = 64 << 20  # the ratio is enforced once this much has been inflated
 
 
 DEFAULT_LIMITS = ArchiveLimits()
+
+
+class OverPinnedSizeError(FetchError):
+    """The kept files add up to more than the size pinned for the source: the digest cannot match."""
 
 
 class TruncatedArchiveError(FetchError):
@@ -85,8 +97,11 @@ class GunzipReader:
     """
 
     def __init__(self, raw: BinaryIO, *, name: str, max_bytes: int,
-                 on_raw_bytes: Callable[[int], None] | None = None) -> None:
+                 on_raw_bytes: Callable[[int], None] | None = None,
+                 max_ratio: float = DEFAULT_LIMITS.max_ratio, ratio_floor: int = DEFAULT_LIMITS.ratio_floor) -> None:
         self._raw, self._name, self._max = raw, name, max_bytes
+        self._ratio, self._floor = max_ratio, ratio_floor
+        self.compressed = 0
         self._on = on_raw_bytes or (lambda n: None)
         self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip wrapper: checks CRC32 and size
         self._buf = bytearray()
@@ -104,6 +119,7 @@ class GunzipReader:
                     raise TruncatedArchiveError(f"{self._name}: the download ended before the end of the archive")
                 return
             self._on(len(data))
+            self.compressed += len(data)
             if self._z.eof:  # trailing bytes after the gzip member (padding): ignored
                 return
         try:
@@ -113,6 +129,10 @@ class GunzipReader:
         self.decompressed += len(out)
         if self.decompressed > self._max:
             raise UnsafeArchiveError(f"{self._name}: decompresses to more than {self._max} bytes")
+        if self.decompressed > self._floor and self.decompressed > self._ratio * max(1, self.compressed):
+            raise UnsafeArchiveError(f"{self._name}: inflates more than {self._ratio:g} times its compressed "
+                                     f"size ({self.compressed} -> {self.decompressed} bytes): refused as a "
+                                     "decompression bomb")
         self._buf += out
 
     def read(self, n: int = -1) -> bytes:
@@ -134,17 +154,18 @@ class GunzipReader:
 
 def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, archive: str,
                    limits: ArchiveLimits = DEFAULT_LIMITS,
-                   on_raw_bytes: Callable[[int], None] | None = None) -> dict[str, str]:
+                   on_raw_bytes: Callable[[int], None] | None = None,
+                   max_kept_bytes: int | None = None) -> dict[str, str]:
     """Stream a GitHub-style .tar.gz from ``raw`` into ``dest``, keeping files for which ``keep(relpath)``.
 
     Returns ``{relpath: sha256 hex}`` of the files written. ``relpath`` is relative to the archive's
     single top-level folder. Never holds more than one chunk of the archive in memory.
     """
     gz = GunzipReader(raw, name=archive, max_bytes=limits.max_total_bytes + (64 << 20),
-                      on_raw_bytes=on_raw_bytes)
+                      on_raw_bytes=on_raw_bytes, max_ratio=limits.max_ratio, ratio_floor=limits.ratio_floor)
     hashes: dict[str, str] = {}
     top: str | None = None
-    total = entries = 0
+    total = entries = kept_bytes = 0
     try:
         with tarfile.open(fileobj=gz, mode="r|") as tar:  # type: ignore[call-overload]
             for member in tar:
@@ -183,6 +204,17 @@ def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, ar
                         f"{limits.max_total_bytes} bytes")
                 if not member.isreg() or not rel or not keep(rel):
                     continue  # directories, other repo files, pax/GNU metadata
+                try:
+                    rel.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    raise UnsafeArchiveError(f"{archive}: entry {shown!r} has a name that is not valid UTF-8") \
+                        from None
+                kept_bytes += member.size
+                if max_kept_bytes is not None and kept_bytes > max_kept_bytes:
+                    raise OverPinnedSizeError(
+                        f"{archive}: the kept files up to {member.name!r} add up to more than the "
+                        f"{max_kept_bytes} bytes pinned for this source; the content cannot match the pin")
                 hashes[rel] = _write_member(tar, member, dest / rel, archive)
             gz.drain()
     except tarfile.ReadError as e:
@@ -211,22 +243,33 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, a
 
 def check_zip_members(zf: zipfile.ZipFile, archive: str,
                       limits: ArchiveLimits = DEFAULT_LIMITS) -> list[zipfile.ZipInfo]:
-    """Validate every member of an open zip (names, links, devices, declared sizes); returns the file
-    members. ``zipfile`` itself never reads past a member's declared size and checks its CRC."""
+    """Validate the whole of an open zip (member names, links, devices, entry count, declared total size
+    and its ratio to the archive's size); returns the file members. Per-member size, ratio, encryption
+    and compression are checked when a member is read (``arcforge.members.read_zip_member``), so one bad
+    member does not condemn the others. ``zipfile`` never inflates past a member's declared size and
+    checks its CRC."""
+    infos = zf.infolist()
+    if len(infos) > limits.max_entries:
+        raise UnsafeArchiveError(f"{archive}: more than {limits.max_entries} entries")
+    try:
+        archive_bytes = os.fstat(zf.fp.fileno()).st_size if zf.fp is not None else 0
+    except (OSError, AttributeError, ValueError):
+        archive_bytes = 0
+    budget = limits.max_total_bytes
+    if archive_bytes:
+        budget = min(budget, max(limits.ratio_floor, int(limits.max_ratio * archive_bytes)))
     total, out = 0, []
-    for info in zf.infolist():
+    for info in infos:
         check_name(info.filename, archive)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
             raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} is a symlink")
         if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode):
             raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} is a device or FIFO")
-        if info.file_size > limits.max_file_bytes:
-            raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} is {info.file_size} bytes "
-                                     f"(more than the {limits.max_file_bytes}-byte limit per file)")
         total += info.file_size
-        if total > limits.max_total_bytes:
-            raise UnsafeArchiveError(f"{archive}: entries add up to more than {limits.max_total_bytes} bytes")
+        if total > budget:
+            raise UnsafeArchiveError(f"{archive}: entries add up to more than {budget} bytes "
+                                     f"({limits.max_ratio:g} times the archive's size at most)")
         if not info.is_dir():
             out.append(info)
     return out

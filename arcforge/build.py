@@ -12,7 +12,6 @@ other manifest sources in manifest (alphabetical) order, then ``--local`` folder
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections import Counter
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arcforge import card, dedup, paths, reports, shards
+from arcforge import card, dedup, output, paths, reports, shards
 from arcforge.errors import BuildError
 from arcforge.ingest import (
     LOCAL_LICENSE,
@@ -33,7 +32,7 @@ from arcforge.ingest import (
     parse_stage,
     quarantine_table,
 )
-from arcforge.manifest import EVAL_SPLIT, SPLIT_RE, Manifest, load_manifests, select
+from arcforge.manifest import EVAL_SPLIT, NAME_RE, SPLIT_RE, Manifest, load_manifests, select
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.stats import task_max_side
@@ -121,6 +120,10 @@ def plan_sources(
         if not folder.is_dir():
             raise BuildError(f"{folder}: local folder not found")
         name = local_names[i] if i < len(local_names) else local_name(folder)
+        if not NAME_RE.match(name):
+            raise BuildError(f"--local-name {name!r} is not a valid source name",
+                             hint="use a lowercase letter followed by lowercase letters, digits or '_' "
+                                  "(it names the shard folder and the dataset config)")
         plans.append(SourcePlan(name, "local", root=folder, license=LOCAL_LICENSE))
     if want_synth:
         from arcforge.synthetic import LICENSE, resolve_families
@@ -265,6 +268,10 @@ def build(
     progress = progress or NULL_PROGRESS
     out = Path(out)
     _check_out(out)
+    if (paths.home() / "tmp").is_dir():  # a fetch killed mid-swap may have moved a source aside
+        from arcforge.fetch import recover
+
+        recover()
     if max_grid is not None and max_grid < 1:
         raise BuildError(f"--max-grid {max_grid} must be at least 1")
     manifests = load_manifests(manifests_dir)
@@ -285,6 +292,9 @@ def build(
         for reason, n in ps.skipped.items():
             stats.skipped[reason] = stats.skipped.get(reason, 0) + n
     table = pa.concat_tables([ps.table for ps in parsed]) if parsed else TASK_SCHEMA.empty_table()
+    if eval_refs:  # a reference the user named but that holds no task protects nothing
+        stats.warnings += [f"--eval {name}:{split}: no task in that split, nothing is compared against it"
+                           for name, split in sorted(eval_splits) if not stats.found.get(name, {}).get(split)]
     if max_grid is not None:
         table, oversize = _drop_oversize(table, max_grid)
         quarantine += oversize
@@ -316,9 +326,11 @@ def build(
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
     synth = [p for p in plans if p.kind == SYNTHETIC]
     prov_options = {
-        "sources": [p.name for p in plans], "local": [str(x) for x in local], "exclude_eval": exclude_eval,
-        "eval_refs": eval_refs, "eval_splits": sorted(f"{a}:{b}" for a, b in eval_splits),
-        "eval_local": [str(x) for x in eval_local], "max_grid": max_grid, "synthetic_tasks": synthetic_tasks,
+        "sources": [p.name for p in plans], "local": [p.name for p in plans if p.kind == "local"],
+        "exclude_eval": exclude_eval, "eval_refs": eval_refs,
+        "eval_splits": sorted(f"{a}:{b}" for a, b in eval_splits),
+        "eval_local": [reference_name(Path(x)) for x in eval_local],  # names: no local path is uploaded
+        "max_grid": max_grid, "synthetic_tasks": synthetic_tasks,
         "synthetic_families": synth[0].synthetic_families if synth else None,
         "synthetic_difficulty": synth[0].synthetic_difficulty if synth else None,
         "seed": seed, "shard_bytes": shard_bytes, "row_group_rows": row_group_rows,
@@ -349,19 +361,23 @@ def _provenance_entry(p: SourcePlan) -> dict:
         return {"name": p.name, "repo": "arcforge/synthetic",
                 "commit": f"seed-{p.seed}-n-{p.synthetic_n}-{p.synthetic_difficulty}-{fams}",
                 "license": p.license, "citation": getattr(synthetic, "CITATION", "")}
-    return {"name": p.name, "repo": f"local:{p.root}", "commit": "local", "license": p.license}
+    return {"name": p.name, "repo": f"local:{p.name}", "commit": "local", "license": p.license}
+
+
+def reference_name(folder: Path) -> str:
+    """The name an ``--eval-local`` folder goes by (in reports and provenance: never its path)."""
+    return f"eval_{local_name(folder)}"
 
 
 # --- atomic output ---------------------------------------------------------------------------------------
 def _check_out(out: Path) -> None:
-    """Refuse to replace a folder that is not an arcforge build (it would be deleted by the swap)."""
+    """Refuse a file, or a non-empty folder that no arcforge build wrote (its files are never touched)."""
+    output.recover(out)  # a build killed mid-swap: put the previous output back first
     if out.exists():
         if not out.is_dir():
             raise BuildError(f"{out}: exists and is not a folder")
-        readme = out / "README.md"
-        is_build = readme.is_file() and card.MARKER in readme.read_text(encoding="utf-8", errors="replace")
-        if any(out.iterdir()) and not is_build:
-            raise BuildError(f"{out}: is a non-empty folder that is not an arcforge build; not replacing it",
+        if any(out.iterdir()) and not output.is_build(out):
+            raise BuildError(f"{out}: is a non-empty folder that is not an arcforge build; not writing into it",
                              hint="choose another --out or empty that folder")
 
 
@@ -370,8 +386,7 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
                       progress: Progress, provenance: tuple[list[dict], dict]) -> list[str]:
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    tmp = output.building_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         progress.start("write", "Writing shards", total=None)
@@ -385,13 +400,8 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
         write_provenance(tmp, sources=provenance[0], options=provenance[1])
         files.append(PROVENANCE_FILE)
         progress.finish("write")
-        if out.exists():
-            os.replace(out, old)
-        os.replace(tmp, out)
+        output.commit(out, tmp, files)  # replaces only what the previous build wrote
     except BaseException:  # Ctrl-C included: never leave a half-written folder behind
         shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not out.exists():
-            os.replace(old, out)
         raise
-    shutil.rmtree(old, ignore_errors=True)
     return sorted(files)

@@ -5,8 +5,15 @@ Tarballs are fetched from ``{base}/{owner}/{repo}/tar.gz/{commit}``, GitHub's co
 server), or an HTTP mirror's base URL. Only the standard library is used.
 
 Transient failures are retried with exponential backoff (``RetryPolicy``): HTTP 408/425/429/5xx,
-refused/reset/dropped connections, timeouts, and bodies that end early. A name that does not resolve
-(no network) is not retried. Each attempt starts the download from the beginning.
+refused/reset/dropped connections, timeouts, stalls and bodies that end early. A name that does not
+resolve (no network) is not retried. Each attempt starts the download from the beginning.
+
+Deadlines (every call has one; ``RetryPolicy``, overridable by environment variables):
+
+- ``timeout`` (``$ARCFORGE_FETCH_TIMEOUT``, 30 s): no byte for that long -> the attempt fails ("stalled");
+- ``min_rate`` over ``rate_window`` (1 KiB/s averaged over 60 s): a server that drips bytes fails too;
+- ``deadline`` (``$ARCFORGE_FETCH_DEADLINE``, 1200 s): one source, all attempts and waits together. It is
+  checked before every read and every retry, so a fetch ends at most ``timeout`` seconds after it.
 """
 
 from __future__ import annotations
@@ -36,12 +43,23 @@ TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 T = TypeVar("T")
 
 
+class DeadlineError(FetchError):
+    """A download did not finish within its overall deadline (not retried)."""
+
+
+class StalledError(FetchError):
+    """A download received too little data for too long (retried while the deadline allows)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     attempts: int = 5  # total tries per source
     base_delay: float = 1.0  # seconds before the 2nd try; doubles each time
     max_delay: float = 30.0
-    timeout: float = 60.0  # socket timeout per connect/read
+    timeout: float = 30.0  # socket timeout per connect/read: no byte for this long = stalled
+    deadline: float = 1200.0  # seconds for one source, every attempt and wait included
+    min_rate: float = 1024.0  # bytes/s averaged over rate_window; less = stalled (a dripping server)
+    rate_window: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed try number ``attempt`` (1-based); honours Retry-After, capped."""
@@ -58,10 +76,15 @@ class RetryPolicy:
         try:
             attempts = int(os.environ.get("ARCFORGE_RETRIES") or p.attempts)
             base = float(os.environ.get("ARCFORGE_RETRY_DELAY") or p.base_delay)
+            timeout = float(os.environ.get("ARCFORGE_FETCH_TIMEOUT") or p.timeout)
+            deadline = float(os.environ.get("ARCFORGE_FETCH_DEADLINE") or p.deadline)
         except ValueError:
-            raise FetchError("ARCFORGE_RETRIES must be an integer and ARCFORGE_RETRY_DELAY a number") from None
+            raise FetchError("ARCFORGE_RETRIES must be an integer and ARCFORGE_RETRY_DELAY, "
+                             "ARCFORGE_FETCH_TIMEOUT, ARCFORGE_FETCH_DEADLINE numbers (seconds)") from None
+        if not (timeout > 0 and deadline > 0):  # also refuses nan
+            raise FetchError("ARCFORGE_FETCH_TIMEOUT and ARCFORGE_FETCH_DEADLINE must be positive seconds")
         return cls(attempts=max(1, attempts), base_delay=max(0.0, base), max_delay=max(p.max_delay, base),
-                   timeout=p.timeout)
+                   timeout=timeout, deadline=deadline, min_rate=p.min_rate, rate_window=p.rate_window)
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -80,6 +103,66 @@ def open_url(url: str, timeout: float) -> http.client.HTTPResponse:
     return urllib.request.urlopen(req, timeout=timeout)
 
 
+class Clock:
+    """The deadline of one source's download, shared by its attempts (monotonic seconds)."""
+
+    def __init__(self, policy: RetryPolicy, what: str, url: str) -> None:
+        self.policy, self.what, self.url = policy, what, url
+        self.end = time.monotonic() + policy.deadline
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self, received: int | None = None) -> None:
+        if self.left() <= 0:
+            got = f" ({received} bytes of this attempt received)" if received is not None else ""
+            raise DeadlineError(f"{self.what}: download of {self.url} did not finish within the "
+                                f"{self.policy.deadline:g} s deadline{got}",
+                                hint="the server is too slow or stalls; retry later, use a mirror, or allow "
+                                     "more time with ARCFORGE_FETCH_DEADLINE=SECONDS")
+
+    def socket_timeout(self) -> float:
+        return max(0.01, min(self.policy.timeout, self.left()))
+
+
+class WatchedResponse:
+    """``read(n)`` over an HTTP response that returns what one system call brings (never waits for a
+    full ``n``), and enforces the deadline, the per-read timeout and the minimum rate."""
+
+    def __init__(self, resp: http.client.HTTPResponse, clock: Clock) -> None:
+        self._resp, self._clock = resp, clock
+        self.headers = resp.headers
+        self.received = 0
+        self._window_start, self._window_bytes = time.monotonic(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        clock, policy = self._clock, self._clock.policy
+        clock.check(self.received)
+        self._set_timeout(clock.socket_timeout())
+        try:
+            data = self._resp.read1(n if n and n > 0 else 1 << 16)
+        except TimeoutError:
+            clock.check(self.received)
+            raise StalledError(f"{clock.what}: no data from {clock.url} for {policy.timeout:g} s "
+                               f"(after {self.received} bytes)", hint=MIRROR_HINT) from None
+        self.received += len(data)
+        now = time.monotonic()
+        self._window_bytes += len(data)
+        if now - self._window_start >= policy.rate_window:
+            if self._window_bytes < policy.min_rate * policy.rate_window:
+                raise StalledError(
+                    f"{clock.what}: {clock.url} sent only {self._window_bytes} bytes in "
+                    f"{now - self._window_start:.0f} s (at least {policy.min_rate:g} bytes/s are needed)",
+                    hint=MIRROR_HINT)
+            self._window_start, self._window_bytes = now, 0
+        return data
+
+    def _set_timeout(self, seconds: float) -> None:
+        sock = getattr(getattr(getattr(self._resp, "fp", None), "raw", None), "_sock", None)
+        if sock is not None:
+            sock.settimeout(seconds)
+
+
 def _retry_after(exc: BaseException) -> float | None:
     if isinstance(exc, urllib.error.HTTPError) and exc.headers is not None:
         value = exc.headers.get("Retry-After")
@@ -96,7 +179,8 @@ def is_transient(exc: BaseException) -> bool:
         # DNS failure = offline: no point retrying; certificate errors will not fix themselves either.
         reason = exc.reason
         return isinstance(reason, OSError) and not isinstance(reason, socket.gaierror | ssl.SSLCertVerificationError)
-    return isinstance(exc, TruncatedArchiveError | http.client.HTTPException | ConnectionError | TimeoutError)
+    return isinstance(exc, TruncatedArchiveError | StalledError | http.client.HTTPException | ConnectionError
+                      | TimeoutError)
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -110,12 +194,16 @@ def _describe(exc: BaseException) -> str:
         return str(exc.reason)
     if isinstance(exc, http.client.IncompleteRead):
         return f"connection dropped mid-download ({exc.partial and len(exc.partial)} bytes of the last read)"
+    if isinstance(exc, TimeoutError):
+        return "the server did not answer in time"
+    if isinstance(exc, FetchError):
+        return exc.message
     return str(exc) or type(exc).__name__
 
 
 def with_retries(fn: Callable[[int], T], *, url: str, what: str, policy: RetryPolicy = DEFAULT_RETRY,
                  on_retry: Callable[[int, BaseException, float], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> T:
+                 sleep: Callable[[float], None] = time.sleep, clock: Clock | None = None) -> T:
     """Run ``fn(attempt)`` until it succeeds, retrying transient errors; map failures to typed errors.
 
     ``what`` names the source in messages. HTTP 404/410 -> ``SourceUnavailableError``; host not reachable
@@ -123,15 +211,25 @@ def with_retries(fn: Callable[[int], T], *, url: str, what: str, policy: RetryPo
     (digest, unsafe archive) pass through untouched.
     """
     host = urllib.parse.urlsplit(url).netloc
+    clock = clock or Clock(policy, what, url)
     for attempt in range(1, policy.attempts + 1):
+        clock.check()
         try:
             return fn(attempt)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, TruncatedArchiveError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TruncatedArchiveError,
+                StalledError) as exc:
+            if isinstance(exc, TimeoutError | socket.timeout) or (
+                    isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, TimeoutError)):
+                clock.check()
             if isinstance(exc, urllib.error.HTTPError) and exc.code in (404, 410):
                 raise SourceUnavailableError(f"{what}: not found at {url} (HTTP {exc.code})",
                                              hint="check the manifest's repo and commit, or the mirror") from None
             if is_transient(exc) and attempt < policy.attempts:
                 delay = policy.delay(attempt, _retry_after(exc))
+                if delay >= clock.left():  # no time left for another try: say why it failed
+                    raise DeadlineError(f"{what}: gave up on {url} after {attempt} attempt(s) within the "
+                                        f"{policy.deadline:g} s deadline: {_describe(exc)}",
+                                        hint=MIRROR_HINT) from None
                 if on_retry is not None:
                     on_retry(attempt, exc, delay)
                 sleep(delay)

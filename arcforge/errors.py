@@ -6,11 +6,51 @@ Every error carries a one-line message that names the file/source and the proble
 
 from __future__ import annotations
 
+import os
+import re
+
+# Hugging Face tokens (hf_..., also inside URLs), and whatever follows an Authorization/Bearer header.
+_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9_]{6,}")
+_AUTH_RE = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|token|basic)?\s*|\bbearer\s+)[^\s'\",})\]]+")
+_TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
+REDACTED = "***"
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: bytes of a non-UTF-8 file name (kept by Python as surrogates) become U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def redact(text: str) -> str:
+    """``text`` with every Hub token (``hf_...``, a bearer header, the value of ``$HF_TOKEN``) replaced."""
+    for env in _TOKEN_ENVS:
+        value = os.environ.get(env, "").strip()
+        if len(value) >= 8:
+            text = text.replace(value, REDACTED)
+    text = _TOKEN_RE.sub("hf_" + REDACTED, text)
+    return _AUTH_RE.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def _unwrap_worker(message: str) -> str:
+    """The original one-line message of an error re-raised from a worker process (torch's DataLoader
+    rebuilds it as ``Caught XError in DataLoader worker process 0.\nOriginal Traceback ...``)."""
+    if "\nOriginal Traceback" not in message:
+        return message
+    last = message.rstrip().rsplit("\n", 1)[-1]
+    name, sep, text = last.partition(": ")
+    return text if sep and name.replace(".", "").replace("_", "").isalnum() else last
+
 
 class ArcforgeError(Exception):
-    """Base class of every error arcforge raises on purpose."""
+    """Base class of every error arcforge raises on purpose. Message and hint never carry a token."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        message = printable(redact(_unwrap_worker(str(message))))
+        hint = None if hint is None else printable(redact(str(hint)))
         super().__init__(message)
         self.message = message
         self.hint = hint

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -29,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from arcforge import archive, download, lock, paths
+from arcforge import archive, download, fslock, lock, paths
 from arcforge.archive import DEFAULT_LIMITS, ArchiveLimits
 from arcforge.download import DEFAULT_RETRY, RetryPolicy
 from arcforge.errors import (
@@ -45,6 +46,8 @@ from arcforge.progress import NULL_PROGRESS, Progress
 MARKER = ".arcforge-source.json"
 MIRROR_ENV = "ARCFORGE_MIRROR"
 STATUSES = ("cached", "fetched", "failed", "unavailable")
+DIGEST_HINT = ("the source or mirror serves different files than were pinned; if the pin is outdated, "
+               "update it (see README: Fetching sources)")
 
 
 @dataclass
@@ -121,32 +124,77 @@ def cached_path(m: Manifest, *, verify: bool = False) -> Path | None:
     return folder
 
 
+_OLD_RE = re.compile(r"old-(?P<pid>\d+)-\w+")
+_STAGING_RE = re.compile(r"fetch-[a-z0-9_]+-(?P<pid>\d+)-\w+")
+_DEST_FILE = ".dest"  # in an old-* holder: the cache folder the aside copy belongs to
+
+
+def _tmp_lock() -> Path:
+    return paths.tmp_dir()  # the folder itself is locked: no lock file is left behind
+
+
+def staging_dir(name: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"fetch-{name}-{os.getpid()}-", dir=paths.tmp_dir()))
+
+
 def _place(staging: Path, dest: Path) -> None:
-    """Rename ``staging`` to ``dest``; an existing ``dest`` is moved aside first and restored on failure."""
+    """Rename ``staging`` to ``dest``. An existing ``dest`` is first moved into ``tmp/old-<pid>-*/`` next
+    to a note of where it belongs, so that ``recover`` can put it back if a kill lands between the two
+    renames; on an error it is put back at once."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    aside = None
-    if dest.exists() or dest.is_symlink():
-        aside = Path(tempfile.mkdtemp(prefix="old-", dir=paths.tmp_dir())) / dest.name
-        os.rename(dest, aside)
-    try:
-        os.rename(staging, dest)
-    except BaseException:
-        if aside is not None:
-            os.rename(aside, dest)
-        raise
-    if aside is not None:
-        shutil.rmtree(aside.parent, ignore_errors=True)
-
-
-def _sweep_stale_tmp(max_age_s: float = 24 * 3600) -> None:
-    """Remove temp folders left by a fetch that was killed (older than a day, so never a live one)."""
-    now = time.time()
-    for d in paths.tmp_dir().glob("*"):
+    with fslock.locked(_tmp_lock()):
+        holder = aside = None
+        if dest.exists() or dest.is_symlink():
+            holder = Path(tempfile.mkdtemp(prefix=f"old-{os.getpid()}-", dir=paths.tmp_dir()))
+            (holder / _DEST_FILE).write_text(str(dest), encoding="utf-8")
+            aside = holder / dest.name
+            os.rename(dest, aside)
         try:
-            if d.name.startswith(("fetch-", "old-")) and now - d.stat().st_mtime > max_age_s:
-                shutil.rmtree(d, ignore_errors=True)
-        except OSError:
-            pass
+            os.rename(staging, dest)
+        except BaseException:
+            if aside is not None:
+                os.rename(aside, dest)
+            raise
+        if holder is not None:
+            shutil.rmtree(holder, ignore_errors=True)
+
+
+def recover(max_age_s: float = 24 * 3600) -> list[str]:
+    """Clean up after fetches that were killed: put a cache folder moved aside back where it is missing,
+    then remove the working folders of processes that are gone. Returns what was done."""
+    done: list[str] = []
+    tmp = paths.tmp_dir()
+    with fslock.locked(_tmp_lock()):
+        for d in sorted(tmp.iterdir()):
+            if d.name.startswith(".") or not d.is_dir():
+                continue
+            pid = fslock.owner_pid(d.name, _OLD_RE)
+            if pid is None:
+                pid = fslock.owner_pid(d.name, _STAGING_RE)
+            if pid is None:  # a folder of an older arcforge (no pid in the name): age decides
+                try:
+                    stale = d.name.startswith(("fetch-", "old-")) and time.time() - d.stat().st_mtime > max_age_s
+                except OSError:
+                    stale = False
+                if stale:
+                    shutil.rmtree(d, ignore_errors=True)
+                    done.append(f"removed {d.name}")
+                continue
+            if not fslock.abandoned(pid):
+                continue
+            if d.name.startswith("old-"):
+                try:
+                    dest = Path((d / _DEST_FILE).read_text(encoding="utf-8"))
+                except (OSError, UnicodeDecodeError):
+                    dest = None
+                aside = d / dest.name if dest is not None else None
+                if aside is not None and aside.exists() and not dest.exists() and not dest.is_symlink():
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.rename(aside, dest)
+                    done.append(f"restored {dest}")
+            shutil.rmtree(d, ignore_errors=True)
+            done.append(f"removed {d.name}")
+    return done
 
 
 # --- mirrors ---------------------------------------------------------------------------------------------
@@ -174,8 +222,15 @@ def _copy_from_folder(m: Manifest, mirror: Mirror, progress: Progress, key: str)
         raise SourceUnavailableError(f"{m.name}: {m.repo} is not in the mirror {mirror.location}",
                                      hint=f"expected the folder {root}")
     rels = lock.kept_files(root, m.files)
+    for rel in rels:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(rel).decode("utf-8", "replace")
+            raise FetchError(f"{m.name}: {root / shown}: the file name is not valid UTF-8; it cannot be "
+                             "named in the source's digest", hint="rename the file in the mirror") from None
     progress.update(key, completed=0, total=sum((root / r).stat().st_size for r in rels))
-    staging = Path(tempfile.mkdtemp(prefix=f"fetch-{m.name}-", dir=paths.tmp_dir()))
+    staging = staging_dir(m.name)
     try:
         out = _Fetched(staging, origin=str(root))
         for rel in rels:
@@ -201,24 +256,34 @@ def _copy_hashing(src: Path, dst: Path, on_bytes) -> str:
 
 
 def _download(m: Manifest, base: str, progress: Progress, key: str, retry: RetryPolicy,
-              limits: ArchiveLimits) -> _Fetched:
+              limits: ArchiveLimits, pin: lock.Pin | None = None) -> _Fetched:
     url = download.tarball_url(base, m.owner, m.repo_name, m.commit)
+    clock = download.Clock(retry, m.name, url)
 
     def attempt(n: int) -> _Fetched:
-        staging = Path(tempfile.mkdtemp(prefix=f"fetch-{m.name}-", dir=paths.tmp_dir()))
+        staging = staging_dir(m.name)
         try:
-            with download.open_url(url, retry.timeout) as resp:
+            with download.open_url(url, clock.socket_timeout()) as raw:
+                resp = download.WatchedResponse(raw, clock)
                 length = resp.headers.get("Content-Length")
                 progress.update(key, completed=0, total=int(length) if length and length.isdigit() else None)
                 hashes = archive.extract_tar_gz(
                     resp, staging, lambda rel: matches_any(rel, m.files), archive=f"{m.name} ({url})", limits=limits,
-                    on_raw_bytes=lambda k: progress.advance(key, k))
+                    on_raw_bytes=lambda k: progress.advance(key, k), max_kept_bytes=max_kept_bytes)
             return _Fetched(staging, hashes, url)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
-    return download.with_retries(attempt, url=url, what=m.name, policy=retry)
+    max_kept_bytes = pin.bytes if pin is not None and pin.bytes else None
+    try:
+        return download.with_retries(attempt, url=url, what=m.name, policy=retry, clock=clock)
+    except archive.OverPinnedSizeError as e:  # stopped early: the digest could never have matched
+        assert pin is not None
+        raise DigestMismatchError(
+            f"{m.name}: content from {url} is larger than the {pin.bytes} bytes {pin.lock_path} pins with "
+            f"digest {pin.digest}, so it cannot match; the cache was left as it was ({e.message})",
+            hint=DIGEST_HINT) from None
 
 
 # --- fetching ----------------------------------------------------------------------------------------------
@@ -242,7 +307,7 @@ def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = Fal
                 got = _copy_from_folder(m, mirror, progress, m.name)
             else:
                 base = mirror.location if mirror is not None else download.github_base()
-                got = _download(m, base, progress, m.name, retry, limits)
+                got = _download(m, base, progress, m.name, retry, limits, pin)
         finally:
             progress.finish(m.name)
         try:
@@ -264,9 +329,7 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     if pin is not None and digest != pin.digest:
         raise DigestMismatchError(
             f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins {pin.digest}; "
-            "the cache was left as it was",
-            hint="the source or mirror serves different files than were pinned; if the pin is outdated, "
-                 "update it (see README: Fetching sources)")
+            "the cache was left as it was", hint=DIGEST_HINT)
     marker = {"name": m.name, "repo": m.repo, "commit": m.commit, "files": list(m.files), "digest": digest,
               "count": len(got.hashes), "origin": got.origin,
               "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -274,7 +337,8 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     dest = cache_dir(m)
     _place(got.staging, dest)
     recorded = pin is None
-    pin_path = lock.record_pin(m, digest, len(got.hashes)) if recorded else pin.lock_path
+    nbytes = sum((dest / rel).stat().st_size for rel in got.hashes) if recorded else 0
+    pin_path = lock.record_pin(m, digest, len(got.hashes), nbytes) if recorded else pin.lock_path
     return FetchResult(m.name, "fetched", dest, digest, len(got.hashes), got.origin, recorded, pin_path,
                        seconds=time.perf_counter() - t0)
 
@@ -299,7 +363,7 @@ def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = 
     mir = resolve_mirror(mirror)
     if not ms:
         return []
-    _sweep_stale_tmp()
+    recover()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ms))), thread_name_prefix="fetch") as pool:
         futures = [pool.submit(fetch_source, m, mirror=mir, force=force, progress=progress, retry=retry,
                                limits=limits) for m in ms]

@@ -35,11 +35,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from arcforge import __version__, formats, paths
+from arcforge import __version__, formats, integrity, paths
 from arcforge.errors import BuildError
 from arcforge.formats import Member, RawTask, Rejected, Skipped
 from arcforge.manifest import NAME_RE, Manifest
-from arcforge.members import ZipCache, glob_members, local_members, plain_files
+from arcforge.members import ZipCache, glob_members, local_members, open_member, plain_files
 from arcforge.parallel import WorkerPool
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.spill import SpillWriter, read_spill
@@ -202,12 +202,7 @@ class _Chunk:
 
 def _open_member(root: Path, path: str, zips: ZipCache) -> Member:
     """The ``Member`` for a path from ``glob_members`` (a plain file, or ``outer.zip!inner``)."""
-    file = root / path
-    if "!" in path and not file.is_file():
-        outer, inner = path.split("!", 1)
-        zf = zips.get(root / outer)
-        return Member(path, lambda: zf.read(inner))
-    return Member(path, file.read_bytes)
+    return open_member(root, path, zips)
 
 
 def _run_job(job: _Job) -> _Chunk:
@@ -380,7 +375,15 @@ def _meta_path(key: str) -> Path:
 
 def _load_cached(key: str, name: str) -> ParsedSource | None:
     """A complete cache entry: the tasks (``.arrow``, memory-mapped) and their counts (``.json``, written
-    last, so its presence means the entry is whole)."""
+    last, so its presence means the entry is whole). The ``.arrow`` must still have the sha256 recorded
+    when it was stored: an entry changed on disk (a flipped bit) is discarded and the source parsed again."""
+    path = _cache_path(key)
+    if not _meta_path(key).exists():
+        return None
+    if not integrity.intact(path):
+        integrity.discard(path)
+        _meta_path(key).unlink(missing_ok=True)
+        return None
     try:
         meta = json.loads(_meta_path(key).read_text(encoding="utf-8"))
         table = read_spill(_cache_path(key))
@@ -397,6 +400,7 @@ def _store_meta(key: str, parsed: ParsedSource) -> None:
             "files": parsed.files, "rows": parsed.table.num_rows}
     path = _meta_path(key)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    integrity.seal(_cache_path(key))  # the tasks' digest, before the counts that make the entry whole
     tmp.write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
     os.replace(tmp, path)  # atomic: a crash leaves either no entry or a complete one
 

@@ -11,8 +11,9 @@ Sorting is by code point (= UTF-8 byte order), so the same value comes out of co
     cd <dir> && find . -type f ! -name '.arcforge-*' | sed 's|^\\./||' | LC_ALL=C sort \\
       | xargs -d '\\n' sha256sum | sha256sum
 
-**Lock files** are TOML tables keyed by source name, each with ``repo``, ``commit``, ``digest`` and
-``files`` (how many files the digest covers). A pin applies only when its repo and commit equal the
+**Lock files** are TOML tables keyed by source name, each with ``repo``, ``commit``, ``digest``,
+``files`` (how many files the digest covers) and ``bytes`` (their total size: a download that would keep
+more is stopped at once instead of after writing it all). A pin applies only when its repo and commit equal the
 manifest's. Two are consulted, first match wins:
 
 1. ``digests.lock`` next to the manifests in use (shipped: ``manifests/digests.lock``, derived from the
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from arcforge import paths
+from arcforge import fslock, paths
 from arcforge.errors import ManifestError
 from arcforge.manifest import MANIFEST_DIR, Manifest, matches_any
 
@@ -57,6 +58,7 @@ class Pin:
     digest: str
     files: int
     lock_path: Path  # the lock file it was read from
+    bytes: int = 0  # total size of the kept files (0: not recorded); bounds what a fetch may write
 
     def applies_to(self, m: Manifest) -> bool:
         return self.repo == m.repo and self.commit == m.commit
@@ -135,7 +137,11 @@ def read_lock(path: Path) -> dict[str, Pin]:
         ok = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("repo", "commit", "digest"))
         if not ok or not str(entry["digest"]).startswith("sha256:"):
             raise ManifestError(f"{path}: entry [{name}] needs string fields repo, commit and digest='sha256:...'")
-        pins[name] = Pin(name, entry["repo"], entry["commit"], entry["digest"], int(entry.get("files", 0)), Path(path))
+        try:
+            files, size = int(entry.get("files", 0)), int(entry.get("bytes", 0))
+        except (TypeError, ValueError):
+            raise ManifestError(f"{path}: entry [{name}]: files and bytes must be integers") from None
+        pins[name] = Pin(name, entry["repo"], entry["commit"], entry["digest"], files, Path(path), size)
     return pins
 
 
@@ -145,7 +151,8 @@ def write_lock(path: Path, pins: Iterable[Pin]) -> None:
     for p in sorted(pins, key=lambda p: p.name):
         # json.dumps yields valid TOML basic strings for these ASCII values.
         lines.append(f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\ncommit = {json.dumps(p.commit)}\n"
-                     f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n")
+                     f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n"
+                     + (f"bytes = {p.bytes}\n" if p.bytes else ""))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -167,12 +174,15 @@ def find_pin(m: Manifest) -> Pin | None:
     return None
 
 
-def record_pin(m: Manifest, digest: str, files: int) -> Path:
+def record_pin(m: Manifest, digest: str, files: int, nbytes: int = 0) -> Path:
     """Record a first-fetch digest in the home lock; returns the lock's path."""
     path = home_lock_path()
-    with _record_lock:
+    # Threads of this process and other processes (two first fetches at once) must not drop each other's
+    # pins: the read-modify-write happens under a thread lock and an flock on a sidecar file, and the
+    # file is replaced atomically, so readers without the lock still see a complete lock file.
+    with _record_lock, fslock.locked(path.with_name(f".{path.name}.lck")):
         pins = read_lock(path)
-        pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path)
+        pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path, nbytes)
         write_lock(path, pins.values())
     return path
 
@@ -184,7 +194,8 @@ def pins_from_mirror(manifests: Iterable[Manifest], mirror: Path) -> list[Pin]:
         root = Path(mirror) / m.owner / m.repo_name
         if root.is_dir():
             digest, n = digest_tree(root, m.files)
-            out.append(Pin(m.name, m.repo, m.commit, digest, n, repo_lock_path(m)))
+            size = sum((root / rel).stat().st_size for rel in kept_files(root, m.files))
+            out.append(Pin(m.name, m.repo, m.commit, digest, n, repo_lock_path(m), size))
     return out
 
 

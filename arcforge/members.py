@@ -8,15 +8,49 @@ path, so ids and output are deterministic.
 
 from __future__ import annotations
 
+import lzma
+import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from arcforge.errors import BuildError
+from arcforge.archive import ArchiveLimits, check_zip_members
+from arcforge.errors import BuildError, UnsafeArchiveError
 from arcforge.formats import Member
 from arcforge.manifest import glob_match, matches_any, split_archive_glob
+from arcforge.task import BAD_ARCHIVE, BAD_NAME, TOO_LARGE, TaskFormatError
 
 ZIP_SUFFIX = ".zip"
+# Limits for files the build reads (a task file is KiBs to a few MiB): a member is read whole into memory,
+# so its size bounds memory; the ratio bounds the CPU one compressed byte can cost.
+BUILD_LIMITS = ArchiveLimits(max_file_bytes=256 << 20, max_total_bytes=8 << 30, max_entries=1_000_000)
+SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+# bad CRC / broken stream / truncated / encrypted without password / unsupported method
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
+                RuntimeError, ValueError)
+
+
+def utf8_name(rel: str) -> bool:
+    """True when a path from the file system is valid UTF-8 (os.fsdecode keeps bad bytes as surrogates)."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(rel: str) -> str:
+    """A path with undecodable bytes shown as U+FFFD, safe for messages and Parquet strings."""
+    return os.fsencode(rel).decode("utf-8", errors="replace")
+
+
+def _failing(path: str, reason: str, detail: str) -> Member:
+    """A member whose reading fails: the build quarantines ``path`` with this reason."""
+    def read() -> bytes:
+        raise TaskFormatError(reason, detail)
+
+    return Member(path, read)
 
 
 def is_junk(path: str) -> bool:
@@ -46,8 +80,13 @@ class ZipCache:
         if zf is None:
             try:
                 zf = zipfile.ZipFile(path)
-            except (zipfile.BadZipFile, OSError) as e:
+            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
                 raise BuildError(f"{path}: not a readable zip archive: {e}") from None
+            try:
+                check_zip_members(zf, str(path), BUILD_LIMITS)
+            except UnsafeArchiveError as e:
+                zf.close()
+                raise BuildError(e.message) from None
             self._open[path] = zf
         return zf
 
@@ -65,18 +104,62 @@ class ZipCache:
 
 def zip_entries(zf: zipfile.ZipFile) -> list[str]:
     """Names of the real files in an archive (no folders, no ``__MACOSX/`` or ``._*`` junk), sorted."""
-    return sorted(
-        i.filename for i in zf.infolist() if not i.is_dir() and not is_junk(i.filename.rstrip("/"))
-    )
+    return sorted(i.filename for i in zip_infos(zf))
 
 
-def _file_member(root: Path, rel: str) -> Member:
+def zip_infos(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The real file members of an archive, sorted by name; a name listed twice keeps its last entry
+    (as ``zipfile`` itself does)."""
+    by_name = {i.filename: i for i in zf.infolist() if not i.is_dir() and not is_junk(i.filename.rstrip("/"))}
+    return [by_name[n] for n in sorted(by_name)]
+
+
+def _file_member(root: Path, rel: str, limits: ArchiveLimits = BUILD_LIMITS) -> Member:
     path = root / rel
-    return Member(rel, path.read_bytes)
+    if not utf8_name(rel):
+        return _failing(printable_name(rel), BAD_NAME, "the file name is not valid UTF-8; rename the file")
+
+    def read() -> bytes:
+        try:
+            size = path.stat().st_size
+            if size > limits.max_file_bytes:
+                raise TaskFormatError(TOO_LARGE, f"{size} bytes, more than the {limits.max_file_bytes}-byte limit")
+            return path.read_bytes()
+        except OSError as e:
+            raise TaskFormatError(BAD_NAME if isinstance(e, FileNotFoundError) else TOO_LARGE,
+                                  f"cannot read the file: {e.strerror or e}") from None
+
+    return Member(rel, read)
 
 
-def _zip_member(zf: zipfile.ZipFile, outer: str, inner: str) -> Member:
-    return Member(f"{outer}!{inner}", lambda: zf.read(inner))
+def read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ArchiveLimits = BUILD_LIMITS) -> bytes:
+    """One member's bytes, refusing (``TaskFormatError``) what cannot or must not be inflated: encrypted
+    or unsupported members, a declared size over the limit, an inflation ratio over the limit, and
+    corrupt data (bad CRC, broken deflate/bzip2/lzma stream). ``zipfile`` never inflates past the
+    declared size, so memory and CPU stay bounded by the checks made before reading."""
+    name = info.filename
+    if info.flag_bits & 0x1:
+        raise TaskFormatError(BAD_ARCHIVE, f"{name}: encrypted (password-protected) member")
+    if info.compress_type not in SUPPORTED_COMPRESSION:
+        raise TaskFormatError(BAD_ARCHIVE, f"{name}: compression method {info.compress_type} is not supported")
+    if info.file_size > limits.max_file_bytes:
+        raise TaskFormatError(TOO_LARGE, f"{name}: {info.file_size} bytes, more than the "
+                                         f"{limits.max_file_bytes}-byte limit")
+    if info.file_size > limits.ratio_floor and info.file_size > limits.max_ratio * max(1, info.compress_size):
+        raise TaskFormatError(TOO_LARGE, f"{name}: inflates {info.file_size // max(1, info.compress_size)} times "
+                                         f"its compressed size (limit {limits.max_ratio:g})")
+    try:
+        with zf.open(info) as f:
+            data = f.read(info.file_size + 1)
+    except _READ_ERRORS as e:
+        raise TaskFormatError(BAD_ARCHIVE, f"{name}: cannot be read: {e}") from None
+    if len(data) != info.file_size:
+        raise TaskFormatError(BAD_ARCHIVE, f"{name}: holds {len(data)} bytes, not the {info.file_size} declared")
+    return data
+
+
+def _zip_member(zf: zipfile.ZipFile, outer: str, info: zipfile.ZipInfo) -> Member:
+    return Member(f"{outer}!{info.filename}", lambda: read_zip_member(zf, info))
 
 
 def glob_members(
@@ -102,13 +185,45 @@ def glob_members(
                 if rel not in seen and not matches_any(rel, exclude):
                     seen[rel] = _file_member(root, rel)
                 continue
-            zf = zips.get(root / rel)
-            for name in zip_entries(zf):
-                full = f"{rel}!{name}"
-                if glob_match(name, inner) and full not in seen and not matches_any(full, exclude):
-                    seen[full] = _zip_member(zf, rel, name)
+            if not utf8_name(rel):
+                seen.setdefault(rel, _file_member(root, rel))
+                continue
+            try:
+                zf = zips.get(root / rel)
+            except BuildError as e:  # corrupt or unsafe archive: quarantined as one file, the build goes on
+                if rel not in seen and not matches_any(rel, exclude):
+                    seen[rel] = _failing(rel, BAD_ARCHIVE, e.message.removeprefix(f"{root / rel}: "))
+                continue
+            for info in zip_infos(zf):
+                full = f"{rel}!{info.filename}"
+                if glob_match(info.filename, inner) and full not in seen and not matches_any(full, exclude):
+                    seen[full] = _zip_member(zf, rel, info)
     for path in sorted(seen):
         yield seen[path]
+
+
+def open_member(root: Path, path: str, zips: ZipCache) -> Member:
+    """The ``Member`` for a path that ``glob_members`` listed (a plain file, or ``outer.zip!inner``), with
+    the same checks: a worker process re-opens members by path and must quarantine what the planner saw."""
+    file = root / path
+    if "!" in path and not file.is_file():
+        outer, inner = path.split("!", 1)
+        try:
+            zf = zips.get(root / outer)
+            info = zf.getinfo(inner)
+        except BuildError as e:
+            return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{root / outer}: "))
+        except KeyError:
+            return _failing(path, BAD_ARCHIVE, f"{inner}: not in the archive any more")
+        return _zip_member(zf, outer, info)
+    if path.endswith(ZIP_SUFFIX) and file.is_file():  # a whole archive the planner quarantined
+        try:
+            zips.get(file)
+        except BuildError as e:
+            return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{file}: "))
+    if "\ufffd" in path and not file.exists():  # listed under its printable name: not UTF-8 on disk
+        return _failing(path, BAD_NAME, "the file name is not valid UTF-8; rename the file")
+    return _file_member(root, path)
 
 
 def local_members(folder: Path, *, zips: ZipCache) -> Iterator[Member]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from arcforge.errors import DedupError
-from arcforge.reports import has_report, report_path, scan_report
+from arcforge.reports import has_report, readable, report_path, scan_report
 
 REPORTS = ("excluded", "duplicates", "reported")
 
@@ -69,10 +69,11 @@ def overlap(out: Path) -> Overlap:
         raise DedupError(f"{out}: no {' or '.join(missing)} (not a built dataset folder?)",
                          hint="run `arcforge build --out DIR` first (with --exclude-eval for the eval reports)")
     lf = links(out)
-    pair_counts, level_counts = pl.collect_all([
-        lf.group_by("a", "b").len(),
-        lf.group_by("level").len().sort("level"),
-    ])
+    with readable(out, REPORTS):
+        pair_counts, level_counts = pl.collect_all([
+            lf.group_by("a", "b").len(),
+            lf.group_by("level").len().sort("level"),
+        ])
     sources = sorted(set(pair_counts["a"].to_list()) | set(pair_counts["b"].to_list()))
     index = {s: i for i, s in enumerate(sources)}
     matrix = [[0] * len(sources) for _ in sources]

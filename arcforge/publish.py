@@ -17,16 +17,30 @@ which operations, the license gate) live in ``arcforge.publish_plan``.
 8. ``create_tag(tag, revision=<new commit>)`` for ``--tag``.
 
 ``plan`` (``--dry-run``) and ``export_tree`` (``--to-dir``) make no remote call at all, not even auth.
+
+Deadlines: huggingface_hub's shared HTTP client has no timeout by default (a Hub that accepts the
+connection and never answers would hang forever). Before any Hub call arcforge installs a client with a
+timeout of ``$ARCFORGE_HUB_TIMEOUT`` seconds (default 60) for connecting, each read, each write and
+getting a pooled connection; huggingface_hub retries timed-out requests a few times at most, and
+downloads keep their own ``HF_HUB_DOWNLOAD_TIMEOUT``/``HF_HUB_ETAG_TIMEOUT``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, get_token, snapshot_download
+from huggingface_hub import (
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    get_token,
+    set_client_factory,
+    snapshot_download,
+)
 from huggingface_hub.errors import (
     DisabledRepoError,
     GatedRepoError,
@@ -37,10 +51,17 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+try:  # the client huggingface_hub makes by default (its headers hook, redirects); we only add a timeout
+    from huggingface_hub.utils._http import default_client_factory
+except ImportError:  # pragma: no cover - moved in a later huggingface_hub: a plain client still works
+    default_client_factory = None
+
 try:  # huggingface_hub 2.x talks HTTP through httpx2, 1.x through httpx
-    from httpx2 import TransportError
+    import httpx2 as _httpx
+    from httpx2 import TimeoutException, TransportError
 except ImportError:  # pragma: no cover
-    from httpx import TransportError
+    import httpx as _httpx
+    from httpx import TimeoutException, TransportError
 
 from arcforge import __version__
 from arcforge.errors import FetchError, PublishError, SourceUnavailableError
@@ -57,6 +78,8 @@ from arcforge.publish_plan import (
     write_tree,
 )
 
+HUB_TIMEOUT_ENV = "ARCFORGE_HUB_TIMEOUT"
+DEFAULT_HUB_TIMEOUT = 60.0
 REPO_TYPE = "dataset"
 DEFAULT_REVISION = "main"
 LOGIN_HINT = "set HF_TOKEN to a token with write access, or run `hf auth login`"
@@ -167,6 +190,36 @@ def commit_message(tree: RepoTree, prov: Provenance, opts: PublishOptions) -> tu
 
 
 # --- the Hub ----------------------------------------------------------------------------------------------------
+def hub_timeout() -> float:
+    """Seconds a Hub request may wait for the network (``$ARCFORGE_HUB_TIMEOUT``, default 60)."""
+    raw = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else DEFAULT_HUB_TIMEOUT
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise PublishError(f"{HUB_TIMEOUT_ENV}={raw!r} is not a positive number of seconds")
+    return value
+
+
+_installed_timeout: float | None = None
+
+
+def install_timeouts() -> float:
+    """Make huggingface_hub's shared HTTP client time out after ``hub_timeout()`` seconds (idempotent)."""
+    global _installed_timeout
+    seconds = hub_timeout()
+    if _installed_timeout != seconds:
+        def factory():
+            client = default_client_factory() if default_client_factory else _httpx.Client(follow_redirects=True)
+            client.timeout = _httpx.Timeout(seconds)
+            return client
+
+        set_client_factory(factory)
+        _installed_timeout = seconds
+    return seconds
+
+
 def _status(e: HfHubHTTPError) -> int | None:
     resp = getattr(e, "response", None)
     return getattr(resp, "status_code", None)
@@ -210,6 +263,10 @@ def hub_errors(opts: PublishOptions, stage: str) -> Iterator[None]:
                                f"made{detail}", hint="choose a new --tag VERSION") from None
         raise PublishError(f"{opts.repo_id}: the Hub answered HTTP {status} to {stage}{detail}",
                            hint="retry later; set ARCFORGE_DEBUG=1 to see the full error") from None
+    except TimeoutException as e:
+        raise PublishError(f"the Hub did not answer within {_installed_timeout or DEFAULT_HUB_TIMEOUT:g} s "
+                           f"({stage}: {type(e).__name__}); nothing more was sent",
+                           hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
     except (TransportError, OfflineModeIsEnabled) as e:
         raise PublishError(f"cannot reach the Hub ({stage}): {type(e).__name__}",
                            hint="check the network (and that HF_HUB_OFFLINE is not set); nothing was "
@@ -235,6 +292,7 @@ def publish(
     """Publish the built folder ``out`` to ``opts.repo_id`` in one commit (see the module docstring)."""
     tree, prov = prepare(out, opts, progress=progress)
     token = _token()
+    install_timeouts()
     api = api if api is not None else HfApi(token=token)
     branch = opts.branch
     if not opts.create_pr:
@@ -287,6 +345,7 @@ def download_dataset(
     """``snapshot_download`` a dataset repo into the HF cache (``HF_HOME``/``HF_HUB_CACHE``); returns the
     snapshot folder. Works offline when the snapshot is cached (``HF_HUB_OFFLINE=1``)."""
     where = f"{repo_id}@{revision or DEFAULT_REVISION}"
+    install_timeouts()
     try:
         path = snapshot_download(repo_id, repo_type=REPO_TYPE, revision=revision,
                                  cache_dir=str(cache_dir) if cache_dir else None, endpoint=endpoint)
@@ -303,6 +362,9 @@ def download_dataset(
                                                      "HF_HUB_OFFLINE) to download it") from None
     except HfHubHTTPError as e:
         raise FetchError(f"{where}: the Hub answered HTTP {_status(e)}", hint="retry later") from None
+    except TimeoutException as e:
+        raise FetchError(f"{where}: the Hub did not answer in time ({type(e).__name__})",
+                         hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
     except (TransportError, OfflineModeIsEnabled) as e:
         raise SourceUnavailableError(f"{where}: cannot reach the Hub ({type(e).__name__})",
                                      hint="check the network") from None

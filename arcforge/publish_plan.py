@@ -24,7 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from arcforge.errors import PublishError
+from arcforge.errors import PublishError, printable
+from arcforge.output import OWNED_FILE
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.provenance import PROVENANCE_FILE, Provenance
 from arcforge.reports import OLD_REPORT_FILES, REPORT_FILES
@@ -122,8 +123,8 @@ def collect_files(out: Path, *, progress: Progress | None = None) -> RepoTree:
                 (depth == 0 and rel in ROOT_FILES) or rel in REPORT_FILES or (depth == 1 and is_shard_path(rel))
             ):
                 chosen.append((rel, p))
-            else:
-                skipped.append(rel)
+            elif rel != OWNED_FILE:  # the build's list of its own files: bookkeeping, not a stray file
+                skipped.append(printable(rel))
     for required in (CARD_FILE, PROVENANCE_FILE):
         if not any(rel == required for rel, _ in chosen):
             raise PublishError(f"{root / required}: missing; a built dataset has a dataset card and provenance",

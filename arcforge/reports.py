@@ -15,6 +15,8 @@ Python. Writing is deterministic: the same rows give byte-identical files.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -78,16 +80,32 @@ def scan_report(root: Path, name: str) -> pl.LazyFrame:
     return pl.scan_ndjson(path, schema=polars_schema(name))
 
 
+@contextmanager
+def readable(root: Path, names: Iterable[str]) -> Iterator[None]:
+    """Run queries over reports; a report polars cannot read becomes a ShardError naming its file."""
+    try:
+        yield
+    except pl.exceptions.PolarsError as e:
+        for name in names:
+            if has_report(root, name):
+                try:
+                    scan_report(root, name).collect()
+                except pl.exceptions.PolarsError as bad:
+                    raise ShardError(f"{report_path(root, name)}: not a readable report: {bad}",
+                                     hint="rebuild the dataset (arcforge build)") from None
+        raise ShardError(f"{Path(root) / REPORTS_DIR}: the reports cannot be read: {e}",
+                         hint="rebuild the dataset (arcforge build)") from None
+
+
 def read_report(root: Path, name: str) -> pa.Table:
     """One report as an Arrow table with exactly its schema."""
-    try:
+    with readable(root, [name]):
         df = scan_report(root, name).collect()
-    except pl.exceptions.PolarsError as e:
-        raise ShardError(f"{report_path(root, name)}: not a readable report: {e}") from None
     return df.to_arrow().cast(SCHEMAS[name])
 
 
 def count_rows(root: Path) -> dict[str, int]:
     """Rows per report that exists: ``{"quarantine": n, ...}``."""
-    return {name: scan_report(root, name).select(pl.len()).collect().item()
-            for name in SCHEMAS if has_report(root, name)}
+    names = [n for n in SCHEMAS if has_report(root, n)]
+    with readable(root, names):
+        return {name: scan_report(root, name).select(pl.len()).collect().item() for name in names}

@@ -13,6 +13,11 @@ Output is deterministic: the same rows give byte-identical files.
 
 Reading streams record batches (never the whole dataset), filtered by source/split and sharded by
 ``rank``/``world_size`` on the global row index, so ranks (and DataLoader workers) see disjoint rows.
+
+A damaged shard never surfaces as a pyarrow or numpy exception: a file that is not Parquet, truncated,
+has corrupt pages, columns of the wrong type, or grids that are not rectangular grids of colors 0-9
+raises ``ShardError`` naming the file (and the row group), so ``show``, ``stats`` and ``train`` all say
+which file is damaged.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from arcforge.task import TASK_SCHEMA, Task, tasks_from_batch
 SHARD_RE = re.compile(r"^(?P<split>\w+(?:\.\w+)*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 DEFAULT_ROW_GROUP_ROWS = 1024  # ~1-10 MB of task rows: small enough for the Hub viewer's random access
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024  # uncompressed Arrow bytes per shard file (Hub-friendly files)
+REBUILD_HINT = "the file is damaged or was not written by arcforge: rebuild the dataset (arcforge build)"
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,10 @@ def list_shards(
             m = SHARD_RE.match(f.name)
             if not m or (want_split is not None and m["split"] not in want_split):
                 continue
-            rows = pq.ParquetFile(f).metadata.num_rows
+            try:
+                rows = pq.ParquetFile(f).metadata.num_rows
+            except (OSError, pa.ArrowException) as e:
+                raise ShardError(f"{f}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None
             out.append(ShardInfo(f.relative_to(root), src_dir.name, m["split"], rows, f.stat().st_size))
     return out
 
@@ -140,6 +149,36 @@ def iter_batches(
     permuted by that seed instead (a training stream's epoch passes ``(seed, epoch)``), so that what is
     read next is not all one source or one task family; the rows inside a unit keep their order.
     """
+    for _, batch in _iter_file_batches(root, sources=sources, splits=splits, rank=rank, world_size=world_size,
+                                       batch_size=batch_size, columns=columns, shuffle_seed=shuffle_seed):
+        yield batch
+
+
+def _open_shard(path: Path) -> pq.ParquetFile:
+    try:
+        pf = pq.ParquetFile(path)
+        schema = pf.schema_arrow
+    except (OSError, pa.ArrowException) as e:
+        raise ShardError(f"{path}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None
+    missing = set(TASK_SCHEMA.names) - set(schema.names)
+    if missing:
+        raise ShardError(f"{path}: not an arcforge shard (missing columns {sorted(missing)})", hint=REBUILD_HINT)
+    for name in TASK_SCHEMA.names:
+        got, want = schema.field(name).type, TASK_SCHEMA.field(name).type
+        if not got.equals(want) and not _castable(got, want):
+            raise ShardError(f"{path}: column {name!r} has type {got}, expected {want}", hint=REBUILD_HINT)
+    return pf
+
+
+def _castable(got: pa.DataType, want: pa.DataType) -> bool:
+    """The same values in another layout: large_* offsets or dictionary-encoded strings."""
+    if pa.types.is_dictionary(got):
+        got = got.value_type
+    return str(got).replace("large_", "") == str(want)
+
+
+def _iter_file_batches(root: Path, *, sources=None, splits=None, rank=0, world_size=1, batch_size=256,
+                       columns=None, shuffle_seed=None) -> Iterator[tuple[Path, pa.RecordBatch]]:
     if world_size < 1 or not 0 <= rank < world_size:
         raise ShardError(f"rank {rank} is not in [0, world_size={world_size})")
     shards = list_shards(root, sources, splits)
@@ -147,36 +186,90 @@ def iter_batches(
         raise ShardError(
             f"{root}: no shards match sources={sorted(sources) if sources else 'all'} "
             f"splits={sorted(splits) if splits else 'all'}", hint=available(root))
-    files: list[pq.ParquetFile] = []
-    for info in shards:
-        path = Path(root) / info.path
-        try:
-            pf = pq.ParquetFile(path)
-        except (OSError, pa.ArrowInvalid) as e:
-            raise ShardError(f"{path}: not a readable Parquet file: {e}") from None
-        missing = set(TASK_SCHEMA.names) - set(pf.schema_arrow.names)
-        if missing:
-            raise ShardError(f"{path}: not an arcforge shard (missing columns {sorted(missing)})")
-        files.append(pf)
+    paths = [Path(root) / info.path for info in shards]
+    files = [_open_shard(p) for p in paths]
     units = [(f, rg) for f, pf in enumerate(files) for rg in range(pf.num_row_groups)]
     if shuffle_seed is not None:
         units = [units[int(i)] for i in np.random.default_rng(shuffle_seed).permutation(len(units))]
     offset = 0
+    want = pa.schema([TASK_SCHEMA.field(c) for c in (columns or TASK_SCHEMA.names)])
     for f, rg in units:
-        for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns):
-            n = batch.num_rows
-            if world_size > 1:
-                idx = np.arange(offset, offset + n)
-                batch = batch.filter(pa.array(idx % world_size == rank))
-            offset += n
-            if batch.num_rows:
-                yield batch
+        path = paths[f]
+        try:
+            for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns):
+                if not batch.schema.equals(want):
+                    batch = batch.select(want.names).cast(want)
+                check_batch(batch, path)
+                n = batch.num_rows
+                if world_size > 1:
+                    idx = np.arange(offset, offset + n)
+                    batch = batch.filter(pa.array(idx % world_size == rank))
+                offset += n
+                if batch.num_rows:
+                    yield path, batch
+        except (OSError, pa.ArrowException) as e:
+            raise ShardError(f"{path}: row group {rg} cannot be read: {e}", hint=REBUILD_HINT) from None
+
+
+def check_batch(batch: pa.RecordBatch, path: Path) -> None:
+    """Refuse rows a reader cannot use: a missing id/source/split, and grids that are not non-empty
+    rectangles of colors 0-9 (a damaged shard or one written by another tool)."""
+    for name in ("id", "source", "split"):
+        if name in batch.schema.names and batch.column(name).null_count:
+            raise ShardError(f"{path}: column {name!r} has empty (null) values", hint=REBUILD_HINT)
+    for name in ("train", "test"):
+        if name not in batch.schema.names:
+            continue
+        pairs = batch.column(name)
+        for side, grids in zip(("input", "output"), pairs.flatten().flatten(), strict=True):
+            problem = _grid_problem(grids, allow_null=side == "output")
+            if problem:
+                raise ShardError(f"{path}: a {name} {side} grid {problem}", hint=REBUILD_HINT)
+
+
+def _grid_problem(grids: pa.ListArray, *, allow_null: bool) -> str | None:
+    if grids.null_count and not allow_null:
+        return "is missing (null)"
+    rows = grids.flatten()
+    cells = rows.flatten()
+    if rows.null_count or cells.null_count:
+        return "has missing (null) rows or cells"
+    if len(cells):
+        mm = pc.min_max(cells).as_py()
+        if mm["min"] < 0 or mm["max"] > 9:
+            bad = mm["max"] if mm["max"] > 9 else mm["min"]
+            return f"has the cell value {bad} (colors are 0-9)"
+    n_grids = len(grids)
+    if not n_grids:
+        return None
+    row_len = np.asarray(pc.list_value_length(rows), dtype=np.int64)
+    parent = np.asarray(pc.list_parent_indices(grids), dtype=np.int64)
+    n_rows = np.bincount(parent, minlength=n_grids)
+    present = ~np.asarray(grids.is_null(), dtype=bool)
+    if (n_rows[present] == 0).any():
+        return "is empty (no rows)"
+    lo = np.full(n_grids, np.iinfo(np.int64).max)
+    hi = np.zeros(n_grids, dtype=np.int64)
+    np.minimum.at(lo, parent, row_len)
+    np.maximum.at(hi, parent, row_len)
+    if (lo[present] != hi[present]).any():
+        return "is not rectangular (rows of different lengths)"
+    if (hi[present] == 0).any():
+        return "is empty (rows without cells)"
+    return None
 
 
 def read_tasks(root: Path, **kwargs) -> Iterator[Task]:
     """Stream ``Task`` records (same arguments as ``iter_batches``)."""
-    for batch in iter_batches(root, **kwargs):
-        yield from tasks_from_batch(batch)
+    for path, batch in _iter_file_batches(root, **kwargs):
+        yield from _tasks(batch, path)
+
+
+def _tasks(batch: pa.RecordBatch | pa.Table, path: Path) -> list[Task]:
+    try:
+        return tasks_from_batch(batch)
+    except (ValueError, TypeError, KeyError) as e:  # e.g. `extra` that is not JSON
+        raise ShardError(f"{path}: a row cannot be read as a task: {e}", hint=REBUILD_HINT) from None
 
 
 def read_table(root: Path, **kwargs) -> pa.Table:
@@ -190,18 +283,31 @@ def find_task(root: Path, task_id: str) -> Task | None:
     source = task_id.split("/", 1)[0]
     if not list_shards(root, [source]):
         return None
-    for batch in iter_batches(root, sources=[source], batch_size=1024):
+    for path, batch in _iter_file_batches(root, sources=[source], batch_size=1024):
         hit = batch.filter(pc.equal(batch["id"], task_id))
         if hit.num_rows:
-            return tasks_from_batch(hit)[0]
+            return _tasks(hit, path)[0]
     return None
 
 
-def read_file(path: Path) -> pa.Table:
-    """One Parquet file (a report such as ``excluded.parquet``) as a table; a clear error if unreadable."""
+def read_file(path: Path, *, required: Sequence[str] = ()) -> pa.Table:
+    """One Parquet file (a report such as ``excluded.parquet``) as a table; a clear error if unreadable
+    or if a ``required`` column is missing."""
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except FileNotFoundError:
         raise ShardError(f"{path}: file not found") from None
-    except (OSError, pa.ArrowInvalid) as e:
-        raise ShardError(f"{path}: not a readable Parquet file: {e}") from None
+    except (OSError, pa.ArrowException) as e:
+        raise ShardError(f"{path}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None
+    missing = [c for c in required if c not in table.schema.names]
+    if missing:
+        raise ShardError(f"{path}: missing columns {missing}", hint=REBUILD_HINT)
+    return table
+
+
+def count_rows(path: Path) -> int:
+    """Rows of a Parquet file from its footer; a clear error if unreadable."""
+    try:
+        return pq.ParquetFile(path).metadata.num_rows
+    except (OSError, pa.ArrowException) as e:
+        raise ShardError(f"{path}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None

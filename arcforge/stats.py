@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from arcforge import reports, shards
+from arcforge.errors import ShardError
 from arcforge.task import MAX_GRID_SIDE, QUARANTINE_SCHEMA
 
 # Grid-size histogram buckets by the larger side: (label, lowest side, highest side).
@@ -86,7 +87,7 @@ def task_max_side(table: pa.Table) -> np.ndarray:
 
 def _scan_shards(root: Path, infos: list[shards.ShardInfo]) -> pl.LazyFrame:
     return pl.scan_parquet([root / i.path for i in infos]).select(
-        "source", "split", "train", "test", "extra").with_row_index("row")
+        "id", "source", "split", "train", "test", "extra").with_row_index("row")
 
 
 def _grids(tasks: pl.LazyFrame) -> pl.LazyFrame:
@@ -99,7 +100,8 @@ def _grids(tasks: pl.LazyFrame) -> pl.LazyFrame:
     grids = pl.concat([pairs.select(*keys, pl.col("p").struct.field(k).alias("g")) for k in ("input", "output")])
     return (grids.filter(pl.col("g").is_not_null())
             .with_columns(h=pl.col("g").list.len(),
-                          w=pl.col("g").list.eval(pl.element().list.len()).list.max().fill_null(0))
+                          w=pl.col("g").list.eval(pl.element().list.len()).list.max().fill_null(0),
+                          w_min=pl.col("g").list.eval(pl.element().list.len()).list.min().fill_null(0))
             .with_columns(side=pl.max_horizontal("h", "w")))
 
 
@@ -108,18 +110,36 @@ def _records(df: pl.DataFrame) -> dict[tuple, dict]:
     return {(r.pop("source"), r.pop("split")): r for r in df.to_dicts()}
 
 
+def _damaged(root: Path, infos: list[shards.ShardInfo], why: str) -> ShardError:
+    """The queries found something a shard must not hold (or polars could not read one): let the checking
+    shard reader name the file and the problem."""
+    for source, split in sorted({(i.source, i.split) for i in infos}):
+        for _ in shards.iter_batches(root, sources=[source], splits=[split], batch_size=4096):
+            pass  # raises ShardError naming the file
+    return ShardError(f"{root}: the shards cannot be summarised: {why}", hint=shards.REBUILD_HINT)
+
+
 def _shard_stats(root: Path, infos: list[shards.ShardInfo]) -> tuple[dict, dict]:
+    try:
+        return _shard_queries(root, infos)
+    except pl.exceptions.PolarsError as e:
+        raise _damaged(root, infos, f"{type(e).__name__}: {e}") from None
+
+
+def _shard_queries(root: Path, infos: list[shards.ShardInfo]) -> tuple[dict, dict]:
     tasks = _scan_shards(root, infos)
     grids = _grids(tasks)
     keys = ("source", "split")
     per_task = tasks.select(*keys, "row", train=pl.col("train").list.len(), test=pl.col("test").list.len(),
-                            family=pl.col("extra").str.json_path_match("$.family"))
+                            family=pl.col("extra").str.json_path_match("$.family"),
+                            no_id=pl.any_horizontal(pl.col("id", "source", "split").is_null()))
     task_side = grids.group_by(*keys, "row").agg(pl.col("side").max())
     counts, sizes, over_tasks, colors, fams = pl.collect_all([
         per_task.group_by(keys).agg(tasks=pl.len(), train_pairs=pl.col("train").sum(),
-                                    test_pairs=pl.col("test").sum()),
+                                    test_pairs=pl.col("test").sum(), no_id=pl.col("no_id").sum()),
         grids.group_by(keys).agg(
             grids=pl.len(), max_side=pl.col("side").max(), over_30_grids=(pl.col("side") > MAX_GRID_SIDE).sum(),
+            bad_grids=((pl.col("h") == 0) | (pl.col("w") == 0) | (pl.col("w_min") != pl.col("w"))).sum(),
             **{label: ((pl.col("side") >= lo) & (pl.col("side") <= hi)).sum() for label, lo, hi in SIZE_BUCKETS}),
         task_side.group_by(keys).agg(over_30_tasks=(pl.col("side") > MAX_GRID_SIDE).sum()),
         grids.select(*keys, "g").explode("g").explode("g").group_by(*keys, "g").len(),
@@ -128,6 +148,8 @@ def _shard_stats(root: Path, infos: list[shards.ShardInfo]) -> tuple[dict, dict]
                                        mean_max_side=pl.col("side").mean().round(2),
                                        max_side=pl.col("side").max()),
     ])
+    if counts["no_id"].sum() or sizes["bad_grids"].sum() or not colors["g"].is_between(0, 9).all():
+        raise _damaged(root, infos, "a grid is empty, ragged or has a color outside 0-9")
     color_cells: dict[tuple, list[int]] = {}
     for source, split, color, n in colors.iter_rows():  # at most 10 rows per source and split
         color_cells.setdefault((source, split), [0] * 10)[int(color)] += n
@@ -162,8 +184,9 @@ def dataset_stats(root: Path, sources: Iterable[str] | None = None) -> dict:
             q = q.filter(pl.col("source").is_in(list(sources)))
         q = q.with_columns(split=pl.when(pl.col("split").fill_null("") == "").then(pl.lit("unknown"))
                            .otherwise(pl.col("split")))
-        by_reason, by_split = pl.collect_all([q.group_by("reason").len().sort("reason"),
-                                              q.group_by("source", "split").len()])
+        with reports.readable(root, ["quarantine"]):
+            by_reason, by_split = pl.collect_all([q.group_by("reason").len().sort("reason"),
+                                                  q.group_by("source", "split").len()])
         quarantine = dict(by_reason.iter_rows())
         for source, split, n in by_split.iter_rows():
             entry = out.setdefault(source, {}).setdefault(split, {"tasks": 0, "quarantined": 0})

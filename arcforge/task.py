@@ -33,6 +33,9 @@ NO_TRAIN = "no_train"
 NO_TEST = "no_test"
 OVERSIZE = "oversize"  # larger than --max-grid (dropped and reported, not an error in the data)
 DUPLICATE_ID = "duplicate_id"  # two files of one source map to the same task id (the first one is kept)
+BAD_ARCHIVE = "bad_archive"  # a zip (or one of its members) that is corrupt, unsafe, encrypted or unsupported
+BAD_NAME = "bad_name"  # a file name that is not valid UTF-8 (it cannot be an id)
+TOO_LARGE = "too_large"  # a file larger than the per-file limit (or inflating far beyond its compressed size)
 
 QUARANTINE_REASONS: tuple[str, ...] = (
     INVALID_JSON,
@@ -44,6 +47,9 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     NO_TRAIN,
     NO_TEST,
     DUPLICATE_ID,
+    BAD_ARCHIVE,
+    BAD_NAME,
+    TOO_LARGE,
 )
 
 MAX_GRID_SIDE = 30  # the official ARC limit; larger grids are kept unless --max-grid is given

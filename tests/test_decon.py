@@ -239,3 +239,35 @@ def test_cli_warns_about_a_training_split_as_reference(arcforge_home, tmp_path):
     assert "warning: --eval mine:training: 'training' is not an evaluation split" in r.output
     r = CliRunner().invoke(app, [*args, "--eval", "mine", "--json"])
     assert r.exit_code == 0 and "warning:" not in r.output and json.loads(r.stdout)["warnings"] == []
+    (folder / "evaluation" / "a.json").unlink()  # a bare local source means its `evaluation` split: now empty
+    r = CliRunner().invoke(app, [*args, "--eval", "mine"])
+    assert r.exit_code == 0 and "warning: --eval mine:evaluation: no task in that split" in r.output
+
+
+def test_information_bits_of_small_grids():
+    dot = np.zeros((3, 3), np.int8)
+    dot[1, 1] = 5
+    two = np.zeros((15, 15), np.int8)
+    two[3, 4] = two[9, 2] = 1
+    bits = [float(canon.information_bits(np.bincount(g.ravel(), minlength=10))) for g in (dot, two, dot * 0)]
+    assert bits == pytest.approx([np.log2(9), np.log2(225 * 224 / 2), 0.0])
+
+
+def test_a_match_that_does_not_hold_on_the_grids_is_refused():
+    from arcforge.dedup import _Forms, _verify
+
+    rng = np.random.default_rng(4)
+    a = [_noise(rng) for _ in range(3)]
+    b = [_disguise(p, rng, 1) for p in a]  # the same pairs, each with its own symmetry and recoloring
+    c = [*a[:2], _noise(rng)]
+    pb = canon.read_pairs(tasks_to_table([Task(f"t/{i}", "t", "training", x[1:], x[:1]) for i, x in
+                                          enumerate((a, b, c))]))
+    f = _Forms(pb, np.searchsorted(pb.task, np.arange(4)))
+    forms_a = set(f.pairs(0))
+    assert _verify("exact", f, 0, f, 0, None, 0.3) == 1.0 and _verify("exact", f, 1, f, 0, None, 0.3) is None
+    assert _verify("recolored", f, 2, f, 0, None, 0.3) is None  # one pair differs
+    assert _verify("leaked_pair", f, 1, f, 0, forms_a, 0.3) == 1.0  # pair-wise the same
+    only_a = forms_a - set(f.pairs(2))
+    assert len(only_a) == 1 and _verify("leaked_pair", f, 2, f, 0, only_a, 0.3) is None  # decisive pair not shared
+    assert _verify("near_duplicate", f, 2, f, 0, None, 0.3) == pytest.approx(4 / 8)
+    assert _verify("near_duplicate", f, 2, f, 0, None, 0.6) is None

@@ -85,6 +85,14 @@ def test_hostile_zip_members_are_refused(entry, needle):
 
 
 def test_zip_size_limit():
-    zf = _zip([("big.json", b"0" * 5000)])
-    with pytest.raises(UnsafeArchiveError, match=r"'big\.json' is 5000 bytes"):
-        check_zip_members(zf, "z.zip", ArchiveLimits(max_file_bytes=4096))
+    from arcforge.members import read_zip_member
+    from arcforge.task import TaskFormatError
+
+    zf = _zip([("big.json", b"0" * 5000), ("small.json", b"[]")])
+    check_zip_members(zf, "z.zip", ArchiveLimits(max_file_bytes=4096))  # the archive as a whole is fine
+    with pytest.raises(TaskFormatError, match=r"big\.json: 5000 bytes, more than the 4096-byte limit") as e:
+        read_zip_member(zf, zf.getinfo("big.json"), ArchiveLimits(max_file_bytes=4096))
+    assert e.value.reason == "too_large"
+    assert read_zip_member(zf, zf.getinfo("small.json"), ArchiveLimits(max_file_bytes=4096)) == b"[]"
+    with pytest.raises(UnsafeArchiveError, match="entries add up to more than 4000 bytes"):
+        check_zip_members(zf, "z.zip", ArchiveLimits(max_total_bytes=4000))

@@ -17,9 +17,10 @@ from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 
 
 def _summary(stats) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"Built {stats.out}", show_lines=False)
+    t = Table(title=f"Built {escape(stats.out)}", show_lines=False)
     for col in ("source", "split", "tasks", "over 30x30"):
         t.add_column(col, justify="right" if col not in ("source", "split") else "left")
     for src, splits in stats.tasks.items():

@@ -37,9 +37,12 @@ def missing_extra(exc: BaseException) -> tuple[str, str] | None:
 
 
 def report(exc: BaseException) -> None:
+    """One line (plus a hint) on stderr. Text is printed literally (a ``[/x]`` in a path is not markup) and
+    with every token redacted."""
     from rich.markup import escape
 
     from arcforge.cli.console import err_console
+    from arcforge.errors import printable, redact
 
     if extra := missing_extra(exc):
         module, name = extra
@@ -49,14 +52,15 @@ def report(exc: BaseException) -> None:
     elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
         # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and why.
         where = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"[bold red]Error:[/] {escape(where + exc.strerror)}", highlight=False, soft_wrap=True)
-    elif isinstance(exc, ArcforgeError):  # printed literally: a [x] in a path or an extra is not markup
-        err_console.print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(where + exc.strerror)))}",
+                          highlight=False, soft_wrap=True)
+    elif isinstance(exc, ArcforgeError):
+        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(exc.message)))}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"  [dim]hint:[/] {escape(exc.hint)}", highlight=False, soft_wrap=True)
+            err_console.print(f"  [dim]hint:[/] {escape(printable(redact(exc.hint)))}", highlight=False, soft_wrap=True)
     else:
         err_console.print(
-            f"[bold red]Error:[/] internal error: {type(exc).__name__}: {exc} "
+            f"[bold red]Error:[/] internal error: {escape(printable(redact(f'{type(exc).__name__}: {exc}')))} "
             "(re-run with ARCFORGE_DEBUG=1 for the traceback, and please report it)",
             highlight=False,
             soft_wrap=True,

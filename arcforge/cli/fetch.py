@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from arcforge import fetch as fetch_lib
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
                           ", ".join(r["splits"]), r["role"], "[green]yes[/]" if r["cached"] else "no")
         console.print(table)
         n = sum(r["cached"] for r in rows)
-        console.print(f"{n} of {len(rows)} cached under {paths.sources_dir()}", highlight=False)
+        console.print(f"{n} of {len(rows)} cached under {escape(str(paths.sources_dir()))}", highlight=False)
 
     @app.command("fetch")
     @handle_errors
@@ -92,15 +93,16 @@ def _print_report(results: list[fetch_lib.FetchResult]) -> None:
                       (r.digest or "")[:23], f"{r.seconds:.1f}s")
     console.print(table)
     if any(r.ok for r in results):
-        console.print(f"cache: {paths.sources_dir()}/<owner>/<repo>/<commit>/", highlight=False, soft_wrap=True)
+        console.print(f"cache: {escape(str(paths.sources_dir()))}/<owner>/<repo>/<commit>/", highlight=False,
+                      soft_wrap=True)
     for r in results:
         if r.recorded_pin:
             console.print(f"[yellow]note:[/] {r.name} had no pinned digest; recorded {r.digest} in "
-                          f"{r.pin_path} (later fetches are checked against it)", highlight=False, soft_wrap=True)
+                          f"{escape(str(r.pin_path))} (later fetches are checked against it)", highlight=False, soft_wrap=True)
     bad = [r for r in results if not r.ok]
     for r in bad:
-        err_console.print(f"[bold red]{r.status}:[/] {r.error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]{r.status}:[/] {escape(r.error or '')}", highlight=False, soft_wrap=True)
         if r.hint:
-            err_console.print(f"  [dim]hint:[/] {r.hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"  [dim]hint:[/] {escape(r.hint)}", highlight=False, soft_wrap=True)
     counts = {s: sum(r.status == s for r in results) for s in fetch_lib.STATUSES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)

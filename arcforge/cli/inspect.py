@@ -91,4 +91,4 @@ def register(app: typer.Typer) -> None:
             return
         sys.stdout.write(task_text(task, color=color_enabled()))
         if png is not None:
-            console.print(f"wrote {png}")
+            console.print(f"wrote {png}", markup=False)

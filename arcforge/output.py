@@ -1,0 +1,221 @@
+"""Replace a built dataset folder so that nothing is lost: arcforge's own files are swapped, all else stays.
+
+A build writes every file into ``.<out>.building-<pid>`` beside ``out``; ``commit`` then:
+
+1. writes ``.arcforge-build.json`` into it: the list of files this build wrote (arcforge's files);
+2. hard-links every file of ``out`` that the PREVIOUS build did not write (notes, a ``--local`` input
+   folder kept inside ``out``, ...) into the new folder at the same path (copied where a link is
+   impossible). A foreign file where the new build writes one is refused: nothing is overwritten;
+3. ``rename(out, .<out>.old-<pid>)``, ``rename(building, out)``, then removes the old folder, deleting
+   only files that are arcforge's or that have a twin (the link or copy) in the new ``out``.
+
+A kill can stop this at any point. ``recover(out)``, run by every build before it starts (and by
+``commit``), returns every state to a complete folder; for folders whose process is gone:
+
+- ``.old-<pid>`` and no ``out`` (killed between the two renames): the old folder goes back to ``out``;
+- ``.old-<pid>`` and ``out`` (killed after the second rename): the old folder is removed as in step 3;
+- ``.building-<pid>``: removed (every foreign file in it is a link or copy of one kept in ``out``).
+
+A folder from an older arcforge without ``.arcforge-build.json`` but with the card's marker counts as
+arcforge's for its shards, reports, card and provenance; everything else in it is foreign.
+Swaps and recovery of one ``out`` hold a lock on its parent folder, so two builds never interleave them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from arcforge import fslock
+from arcforge.errors import BuildError
+
+OWNED_FILE = ".arcforge-build.json"
+_LEGACY_TOP = {"README.md", "provenance.json", "quarantine.parquet", "excluded.parquet", "duplicates.parquet",
+               "reported.parquet"}
+_LEGACY_SHARD = re.compile(r"^[^/]+/\w+(?:\.\w+)*-\d{5}-of-\d{5}\.parquet$")
+
+
+def building_dir(out: Path) -> Path:
+    return out.parent / f".{out.name}.building-{os.getpid()}"
+
+
+def _work_re(out: Path, kind: str) -> re.Pattern[str]:
+    return re.compile(re.escape(f".{out.name}.{kind}-") + r"(?P<pid>\d+)")
+
+
+# --- what arcforge wrote ---------------------------------------------------------------------------------
+def _walk_files(root: Path) -> list[str]:
+    """Relative posix paths of every non-directory entry under ``root`` (symlinks are not followed)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            out.append(name if rel_dir == "." else f"{rel_dir}/{name}".replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _empty_dirs(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if not dirnames and not filenames and Path(dirpath) != root:
+            out.append(os.path.relpath(dirpath, root).replace(os.sep, "/"))
+    return out
+
+
+def owned_files(folder: Path) -> set[str]:
+    """Relative paths of the files arcforge wrote in ``folder`` (its list, or the legacy layout)."""
+    try:
+        data = json.loads((folder / OWNED_FILE).read_text(encoding="utf-8"))
+        files = data["files"] if isinstance(data, dict) else None
+        if isinstance(files, list) and all(isinstance(f, str) for f in files):
+            return set(files) | {OWNED_FILE}
+    except (OSError, ValueError, KeyError):
+        pass
+    from arcforge.card import MARKER
+
+    readme = folder / "README.md"
+    try:
+        is_build = readme.is_file() and MARKER in readme.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        is_build = False
+    if not is_build:
+        return set()
+    return {f for f in _walk_files(folder) if f in _LEGACY_TOP or _LEGACY_SHARD.match(f)}
+
+
+def is_build(folder: Path) -> bool:
+    """A folder that an arcforge build wrote (it may hold other files too)."""
+    return (folder / OWNED_FILE).is_file() or bool(owned_files(folder))
+
+
+# --- removing without losing foreign files -----------------------------------------------------------------
+def _twin(path: Path, other: Path) -> bool:
+    """``other`` holds the same file as ``path``: the same inode (a hard link) or identical bytes."""
+    try:
+        if path.is_symlink() or other.is_symlink():
+            return path.is_symlink() and other.is_symlink() and os.readlink(path) == os.readlink(other)
+        a, b = path.stat(), other.stat()
+        if os.path.samestat(a, b):
+            return True
+        if a.st_size != b.st_size:
+            return False
+        with open(path, "rb") as fa, open(other, "rb") as fb:
+            while True:
+                x, y = fa.read(1 << 20), fb.read(1 << 20)
+                if x != y:
+                    return False
+                if not x:
+                    return True
+    except OSError:
+        return False
+
+
+def remove_replaced(old: Path, new: Path) -> list[str]:
+    """Delete ``old`` (a replaced build) except foreign files that have no twin in ``new``.
+
+    Returns the relative paths kept; the folder stays (with only those) if any were kept."""
+    owned = owned_files(old)
+    kept = []
+    for rel in _walk_files(old):
+        p = old / rel
+        if rel in owned or _twin(p, new / rel):
+            p.unlink()
+        else:
+            kept.append(rel)
+    if not kept:
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        for d in sorted(_empty_dirs(old), key=len, reverse=True):
+            os.rmdir(old / d)
+    return kept
+
+
+# --- recovery -----------------------------------------------------------------------------------------------
+def recover(out: Path) -> list[str]:
+    """Bring ``out`` back to a complete state after a killed build; returns what was done (for logs)."""
+    out = Path(out).absolute()
+    done: list[str] = []
+    if not out.parent.is_dir():
+        return done
+    with fslock.locked(out.parent):
+        done += _recover_locked(out)
+    return done
+
+
+def _recover_locked(out: Path) -> list[str]:
+    done = []
+    entries = sorted(out.parent.iterdir())
+    for kind in ("old", "building"):
+        pattern = _work_re(out, kind)
+        for d in entries:
+            pid = fslock.owner_pid(d.name, pattern)
+            if pid is None or not fslock.abandoned(pid) or not d.exists():
+                continue
+            if kind == "old" and not out.exists() and not out.is_symlink():
+                os.rename(d, out)
+                done.append(f"restored {out} from {d.name}")
+            elif kind == "old":
+                kept = remove_replaced(d, out)
+                done.append(f"removed {d.name}" if not kept else f"kept {len(kept)} foreign file(s) in {d}")
+            else:
+                shutil.rmtree(d, ignore_errors=True)
+                done.append(f"removed {d.name}")
+    return done
+
+
+# --- the swap -------------------------------------------------------------------------------------------------
+def _carry_foreign(out: Path, building: Path, new_files: set[str]) -> None:
+    """Link (or copy) every file of ``out`` that arcforge did not write into ``building``; refuse clashes."""
+    owned = owned_files(out)
+    for rel in _walk_files(out):
+        if rel in owned:
+            continue
+        src, dst = out / rel, building / rel
+        clash = rel in new_files or any(p in new_files for p in _parents(rel)) or dst.exists()
+        if not clash:
+            try:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                clash = True
+        if clash:
+            raise BuildError(f"{src}: arcforge did not write this file and the new build would replace it; "
+                             f"{out} was left as it was",
+                             hint="move that file out of the way (or choose another --out)")
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+            continue
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+    for d in _empty_dirs(out):
+        (building / d).mkdir(parents=True, exist_ok=True)
+
+
+def _parents(rel: str) -> list[str]:
+    parts = rel.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def commit(out: Path, building: Path, files: list[str]) -> None:
+    """Swap the finished ``building`` folder in as ``out`` (see the module docstring)."""
+    out = Path(out).absolute()
+    (building / OWNED_FILE).write_text(json.dumps({"format": 1, "files": sorted(files)}, indent=1) + "\n",
+                                       encoding="utf-8")
+    with fslock.locked(out.parent):
+        _recover_locked(out)
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            _carry_foreign(out, building, set(files))
+            os.rename(out, old)
+        try:
+            os.rename(building, out)
+        except BaseException:
+            if old.exists() and not out.exists():
+                os.rename(old, out)
+            raise
+        if old.exists():
+            remove_replaced(old, out)
