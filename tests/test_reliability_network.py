@@ -144,8 +144,8 @@ def test_cli_fetch_honours_the_deadline_from_the_environment(arcforge_home, no_p
 
 
 @pytest.fixture()
-def out(tmp_path: Path, shared_sources: Path) -> Path:
-    return build_out(tmp_path / "out", shared_sources, sources=("arc_agi_1",))
+def out(tmp_path: Path) -> Path:
+    return build_out(tmp_path / "out", sources=("arc_agi_1",))
 
 
 def _online(monkeypatch):
