@@ -268,3 +268,18 @@ def test_data_errors_are_one_line_also_from_a_loader_worker(arc_shards, tmp_path
     r = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--seq-len", "16"])  # no example fits
     assert r.exit_code == 1 and "holds no example that fits seq_len=16" in r.output, r.output
     assert "Traceback" not in r.output and "internal error" not in r.output
+
+
+def test_a_resumed_run_keeps_the_bf16_choice_amp_auto_made():
+    from arcforge.train.loop import Trainer
+
+    m = ModelConfig(d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
+    a = Trainer(m, TrainConfig(amp="auto"), device=torch.device("cpu"))
+    state = a.state()
+    assert state["bf16"] == a.bf16
+    b = Trainer(m, TrainConfig(amp="auto"), device=torch.device("cpu"))
+    b.load_state(a.model.state_dict(), {**state, "bf16": not a.bf16})  # as if the probe had chosen otherwise
+    assert b.bf16 is (not a.bf16)
+    c = Trainer(m, TrainConfig(amp="off"), device=torch.device("cpu"))
+    c.load_state(a.model.state_dict(), {**state, "bf16": True})  # an explicit --amp wins
+    assert c.bf16 is False
