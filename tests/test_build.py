@@ -136,16 +136,16 @@ def test_crash_while_writing_leaves_previous_output(full_build, mirror_home, tmp
     shutil.copytree(full_build[0], out)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     monkeypatch.setenv("ARCFORGE_HOME", str(mirror_home))
-    real = shards.write_table
-    written: list[Path] = []
+    real = shards._gather  # rows gathered for each block of a shard file being written
+    written: list[int] = []
 
-    def crash_after_three(table, path, **kw):
-        written.append(path)
+    def crash_after_three(batches, starts, rows):
+        written.append(len(rows))
         if len(written) == 3:
             raise KeyboardInterrupt
-        return real(table, path, **kw)
+        return real(batches, starts, rows)
 
-    monkeypatch.setattr(shards, "write_table", crash_after_three)
+    monkeypatch.setattr(shards, "_gather", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
         build(out, sources=["arc_agi_1", "concept_arc", "mini_arc"])
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
