@@ -217,3 +217,16 @@ def test_a_bit_flip_in_the_build_cache_is_caught_and_the_source_parsed_again(arc
     assert again.cached_sources == []  # not trusted: parsed again
     assert read_table(tmp_path / "o2").equals(read_table(tmp_path / "o1"))
     assert build(tmp_path / "o3", local=[a]).cached_sources == ["a"]  # the fresh entry is used again
+
+
+def test_an_out_that_is_a_symlink_keeps_pointing_at_the_rebuilt_folder(arcforge_home, tmp_path):
+    real = tmp_path / "real"
+    link = tmp_path / "link"
+    a = _local(tmp_path / "a", {"x.json": json.dumps(GOOD).encode()})
+    build(real, local=[a])
+    link.symlink_to(real)
+    (real / "notes.txt").write_text("keep")
+    b = _local(tmp_path / "b", {"y.json": json.dumps(GOOD_B).encode()})
+    build(link, local=[b])
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "notes.txt").read_text() == "keep" and [s.source for s in list_shards(real)] == ["b"]
