@@ -148,6 +148,14 @@ def test_native_bf16_needs_amx_or_avx512_bf16(tmp_path):
     assert native_bf16({"amx_bf16"}) and not native_bf16(set())
 
 
+def test_amp_auto_never_picks_emulated_bf16_on_a_cpu():
+    from arcforge.train.cpu import cpu_bf16_auto
+
+    assert cpu_bf16_auto({"avx512f", "avx512_vnni"}) is False  # no probe: emulated bf16 is never used
+    # with native bf16 the probe decides, once per thread count, so a run keeps its choice
+    assert cpu_bf16_auto({"amx_bf16"}) == cpu_bf16_auto({"amx_bf16"})
+
+
 class Clock:
     def __init__(self) -> None:
         self.t = 0.0
@@ -160,14 +168,17 @@ def test_plain_progress_prints_at_most_every_interval_with_eta():
     clock, out = Clock(), io.StringIO()
     p = PlainProgress(out, interval=30, clock=clock)
     p.start("eval", "eval", total=100)
-    for _ in range(10):
+    clock.t += 2
+    p.advance("eval")  # the first item: an early estimate
+    assert out.getvalue().splitlines()[-1] == "eval: 1/100 (1%)  2 s/item  eta 3m18s  elapsed 2s"
+    for _ in range(9):
         clock.t += 2
-        p.advance("eval")  # 20 s: nothing more yet
-    assert out.getvalue().count("\n") == 1
-    clock.t += 11
-    p.advance("eval")  # 31 s since the first line
+        p.advance("eval")  # 18 s more: nothing printed
+    assert out.getvalue().count("\n") == 2
+    clock.t += 13
+    p.advance("eval")  # 31 s since the last line
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2 and "11/100" in lines[1] and "eta" in lines[1] and "s/item" in lines[1]
+    assert len(lines) == 3 and "11/100" in lines[2] and "eta" in lines[2] and "s/item" in lines[2]
     p.finish("eval")
     assert out.getvalue().splitlines()[-1].endswith("done")
 
@@ -204,5 +215,17 @@ def test_without_the_train_extra_the_command_says_what_to_install(tmp_path):
             f"app(['train', '--data', {str(tmp_path)!r}])")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1])
-    assert r.returncode == 1 and "needs torch" in r.stderr and "pip install 'arcforge" in r.stderr
+    assert r.returncode == 1 and "needs torch" in r.stderr and "pip install 'arcforge[train]'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_eval_config_file_and_conflicting_train_flags_are_usage_errors(tmp_path):
+    f = tmp_path / "eval.toml"
+    f.write_text("[eval]\nvotes = 0\n")
+    r = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--config", str(f)])
+    assert r.exit_code == 2 and "eval.votes" in r.output and "eval.toml" in r.output, r.output
+    r = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--config", str(f), "--votes", "2",
+                            "-d", str(tmp_path / "none")])
+    assert r.exit_code == 1 and "dataset folder not found" in r.output  # the flag replaced the file's value
+    r = runner.invoke(app, ["train", "--resume", "--overwrite"])
+    assert r.exit_code == 2 and "pick one" in r.output

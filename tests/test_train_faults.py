@@ -5,6 +5,7 @@ training from the Hub, and where eval writes its submission. Tiny models, a few 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 from pathlib import Path
@@ -82,23 +83,27 @@ class _SigintAt:
             if self.calls == self.n:
                 if self.raise_:
                     raise KeyboardInterrupt
+                for child in multiprocessing.active_children():  # a terminal's Ctrl-C reaches the
+                    os.kill(child.pid, signal.SIGINT)  # DataLoader workers too
                 os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.mark.parametrize("raise_", [False, True], ids=["sigint", "raised"])
-def test_ctrl_c_mid_step_resumes_exactly(arc_shards, tmp_path, raise_):
-    full = [r["loss"] for r in train(*_cfgs(arc_shards, tmp_path / "a", grad_accum=2))["history"]]
+@pytest.mark.parametrize(("raise_", "workers"), [(False, 0), (True, 0), (False, 1)],
+                         ids=["sigint", "raised", "sigint-with-loader-worker"])
+def test_ctrl_c_mid_step_resumes_exactly(arc_shards, tmp_path, raise_, workers):
+    kw = {"grad_accum": 2, "num_workers": workers}
+    full = [r["loss"] for r in train(*_cfgs(arc_shards, tmp_path / "a", **kw))["history"]]
     hook = _SigintAt(n=6, raise_=raise_)  # forward 6 = 2nd micro-batch of step 3
     handle = torch.nn.modules.module.register_module_forward_hook(hook)
     try:
         with pytest.raises(KeyboardInterrupt):
-            train(*_cfgs(arc_shards, tmp_path / "b", grad_accum=2))
+            train(*_cfgs(arc_shards, tmp_path / "b", **kw))
     finally:
         handle.remove()
     done = 3 if not raise_ else 2  # SIGINT: step 3 finishes first; raised mid-step: step 3 never happened
     state = torch.load(tmp_path / "b" / "checkpoints" / f"step-{done:06d}" / "state.pt", weights_only=False)
     assert state["step"] == done and state["data"]["batches"] == 2 * done  # no batch counted twice
-    rest = train(*_cfgs(arc_shards, tmp_path / "b", grad_accum=2), resume=True)["history"]
+    rest = train(*_cfgs(arc_shards, tmp_path / "b", **kw), resume=True)["history"]
     assert [r["step"] for r in rest] == list(range(done + 1, 7))
     assert [r["loss"] for r in rest] == full[done:]
 
@@ -148,10 +153,15 @@ def test_resume_refuses_without_a_checkpoint_or_with_other_model_options(arc_sha
     r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(run), "--resume", "--d-model", "64",
                             "--heads", "2"])
     assert r.exit_code == 1 and "model.d_model: 32 -> 64" in r.output
-    # without model options, --resume continues with the run's own config (run.toml)
+    # without model options, --resume continues with the run's own config (run.toml) ...
     r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", "3", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["steps"] == 3
+    # ... or, without run.toml, its latest checkpoint's config.json
+    (run / "run.toml").unlink()
+    r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", "4", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["steps"] == 4
 
 
 def test_config_file_reproduces_a_run_and_flags_override_it(arc_shards, tmp_path):
@@ -163,9 +173,9 @@ def test_config_file_reproduces_a_run_and_flags_override_it(arc_shards, tmp_path
     assert r.exit_code == 0, r.output
     for k, v in _weights(a, 2).items():
         assert torch.equal(_weights(b, 2)[k], v)  # same config file, same run
-    c = tmp_path / "c"
-    r = runner.invoke(app, ["train", "--config", str(a / "run.toml"), "--out", str(c), "--d-model", "64",
-                            "--json"])
+    c = tmp_path / "c"  # a checkpoint's config.json works as --config too
+    r = runner.invoke(app, ["train", "--config", str(a / "checkpoints" / "step-000002" / "config.json"),
+                            "--out", str(c), "--d-model", "64", "--json"])
     assert r.exit_code == 0, r.output
     cfg = json.loads((c / "checkpoints" / "step-000002" / "config.json").read_text())
     assert cfg["model"]["d_model"] == 64 and cfg["model"]["n_layers"] == 1 and cfg["train"]["amp"] == "off"
@@ -233,3 +243,43 @@ def test_train_from_a_hub_dataset(tmp_path, shared_sources, monkeypatch):
             assert r.exit_code == 0, r.output
             assert json.loads(r.stdout)["steps"] == 1
         assert any("/resolve/" in x for x in hub.requests)
+
+
+def test_demo_prints_plain_progress_off_a_terminal(tmp_path, arcforge_home, monkeypatch):
+    monkeypatch.setenv("ARCFORGE_LOG_SECONDS", "0")
+    empty_mirror = tmp_path / "mirror"
+    empty_mirror.mkdir()
+    r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--steps", "3", "--tasks", "16",
+                            "--eval-tasks", "4", "--families", "flip", "--mirror", str(empty_mirror),
+                            "--threads", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    err = r.stderr.splitlines()
+    steps = [ln for ln in err if ln.startswith("step ")]
+    assert len(steps) >= 3 and all(k in steps[-1] for k in ("loss", "tok/s", "s/step", "eta"))
+    assert any(ln.startswith("train: 3/3") for ln in err) and any(ln.startswith("eval: 4/4") for ln in err)
+    assert json.loads(r.stdout)["config"]["torch_threads"] == 1
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_data_errors_are_one_line_also_from_a_loader_worker(arc_shards, tmp_path, workers):
+    args = ["train", "-d", str(arc_shards), "--workers", workers, *TINY[:6], *TINY[8:]]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "a"), "-s", "nope"])
+    assert r.exit_code == 1 and "no shards match" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--seq-len", "16"])  # no example fits
+    assert r.exit_code == 1 and "holds no example that fits seq_len=16" in r.output, r.output
+    assert "Traceback" not in r.output and "internal error" not in r.output
+
+
+def test_a_resumed_run_keeps_the_bf16_choice_amp_auto_made():
+    from arcforge.train.loop import Trainer
+
+    m = ModelConfig(d_model=32, n_layers=1, n_heads=2, max_seq_len=64)
+    a = Trainer(m, TrainConfig(amp="auto"), device=torch.device("cpu"))
+    state = a.state()
+    assert state["bf16"] == a.bf16
+    b = Trainer(m, TrainConfig(amp="auto"), device=torch.device("cpu"))
+    b.load_state(a.model.state_dict(), {**state, "bf16": not a.bf16})  # as if the probe had chosen otherwise
+    assert b.bf16 is (not a.bf16)
+    c = Trainer(m, TrainConfig(amp="off"), device=torch.device("cpu"))
+    c.load_state(a.model.state_dict(), {**state, "bf16": True})  # an explicit --amp wins
+    assert c.bf16 is False

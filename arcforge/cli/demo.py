@@ -55,6 +55,9 @@ def register(app: typer.Typer) -> None:
         cfg = replace(DemoConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
         if families is not None:
             cfg = replace(cfg, families=resolve_families(split_csv(families)))
+        from arcforge.train.cpu import use_free_cpus
+
+        use_free_cpus(cfg.threads)  # for the demo's evaluation too (training sets its own the same way)
         heartbeat = None if err_console.is_terminal else Heartbeat(_fmt_log)
         with _progress(json_) as prog:
             res = run_demo(out, cfg, mirror=mirror, progress=prog, on_step=heartbeat)

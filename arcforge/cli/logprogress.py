@@ -1,7 +1,7 @@
 """Progress as plain log lines, for stderr that is not a terminal (CI logs, ``nohup``, pipes).
 
-A line at the start, then at most one every ``ARCFORGE_LOG_SECONDS`` (default 30) seconds, and one at the
-end, each with counts, rate and ETA; training adds loss and tokens/s (``Heartbeat``).
+A line at the start, one after the first item (its rate gives an early ETA), then at most one every
+``ARCFORGE_LOG_SECONDS`` (default 30) seconds, and one at the end, each with counts, rate and ETA; training adds loss and tokens/s (``Heartbeat``).
 """
 
 from __future__ import annotations
@@ -70,8 +70,13 @@ class PlainProgress:
 
     def advance(self, key: str, amount: float = 1) -> None:
         if key in self._bars:
-            self._bars[key]["done"] += amount
-            self._maybe(key)
+            b = self._bars[key]
+            first = b["done"] == 0
+            b["done"] += amount
+            if first and b["total"]:  # the first measured rate: an early estimate of the whole
+                self._line(key)
+            else:
+                self._maybe(key)
 
     def update(self, key: str, *, completed: float | None = None, total: float | None = None) -> None:
         if key in self._bars:

@@ -222,6 +222,9 @@ def register(app: typer.Typer) -> None:
         json_: JsonOpt = False,
     ) -> None:
         """Train a transformer on a built dataset (CPU, one GPU, or torchrun for several)."""
+        if resume and overwrite:
+            raise typer.BadParameter("--resume continues the run in --out, --overwrite replaces it: pick one",
+                                     param_hint="'--overwrite'")
         values = given(ctx, TRAIN_SECTIONS)
         if "data.augment.symmetries" in values:  # --no-augment turns every augmentation off
             on = values["data.augment.symmetries"]
@@ -261,7 +264,7 @@ def register(app: typer.Typer) -> None:
             return
         console.print(f"trained {res['steps']} steps ({res['params']:,} params, {res['tokens']:,} tokens, "
                       f"{res['elapsed_s']:.1f}s on {res['device']} x{res['world_size']}, "
-                      f"{res['threads']} threads, {'bf16' if res['bf16'] else 'fp32'}); "
+                      f"{res['threads']} thread{'s' if res['threads'] != 1 else ''}, {'bf16' if res['bf16'] else 'fp32'}); "
                       f"examples dropped {res['dropped']}, truncated {res['truncated']}", markup=False, soft_wrap=True)
         if res["loss_first"] is not None:
             console.print(f"loss {res['loss_first']:.4f} -> {res['loss_last']:.4f}")
@@ -321,7 +324,7 @@ def register(app: typer.Typer) -> None:
         m = res["metrics"]
         console.print(f"{m['scored']} test inputs of {res['tasks']} tasks ({cfg.split}), {m['votes']} votes: "
                       f"exact-match {m['exact_match']:.4f}  pass@2 {m['pass@2']:.4f}  "
-                      f"token accuracy {m['token_accuracy']:.4f}")
+                      f"token accuracy {m['token_accuracy']:.4f}", soft_wrap=True)
         console.print(f"submission: {res['submission']}", markup=False, soft_wrap=True)
 
 
@@ -330,13 +333,21 @@ def _run_config(values: dict[str, Any], config: Path | None, resume: bool) -> Ru
     checked once merged, so an option given on the command line replaces a bad one in the file."""
     tables: dict = {}
     source = str(config) if config is not None else None
-    if source is None and resume:
-        saved = Path(values.get("train.out", default_of("train.out"))) / "run.toml"
-        source = str(saved) if saved.is_file() else None
+    if source is None and resume:  # the run's own config: run.toml, else its latest checkpoint's
+        out = Path(values.get("train.out", default_of("train.out")))
+        latest = out / "latest"
+        for f in [out / "run.toml"] + ([out / "checkpoints" / latest.read_text().strip() / "config.json"]
+                                       if latest.is_file() else []):
+            if f.is_file():
+                source = str(f)
+                break
     try:
         if source is not None:
             tables = load_tables(Path(source))
-            RunConfig.check_keys(tables, source)
+            if source.endswith(".json"):  # a checkpoint's config.json also records step, version, params
+                tables = {k: v for k, v in tables.items() if k in TRAIN_SECTIONS}
+            else:
+                RunConfig.check_keys(tables, source)
     except ConfigError as e:
         raise usage_error(e, source=source) from None
     try:

@@ -115,3 +115,12 @@ def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def use_free_cpus(requested: int = 0) -> int:
+    """Set torch's CPU threads to ``requested`` (> 0) or the CPUs free now; returns the count."""
+    import torch
+
+    n = choose_threads(requested)
+    torch.set_num_threads(n)
+    return n

@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 from arcforge import __version__
 from arcforge.errors import TrainError
 from arcforge.progress import NULL_PROGRESS, Progress
-from arcforge.shards import read_tasks
+from arcforge.shards import iter_batches, read_tasks
 from arcforge.train import checkpoint as ckpt
 from arcforge.train.config import Amp, DataConfig, ModelConfig, RunConfig, TrainConfig, write_toml_atomic
 from arcforge.train.cpu import available_memory, choose_threads, cpu_bf16_auto
@@ -301,6 +301,13 @@ def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
     return out
 
 
+def _ignore_sigint(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process (which finishes the step and saves)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Interrupts:
     """Ctrl-C during training: the first SIGINT lets the running step finish (the loop then saves a
     checkpoint of exactly the steps done and raises KeyboardInterrupt); a second one stops at once."""
@@ -393,9 +400,11 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
         _trim_metrics(metrics_path, tr.step_no)
         write_toml_atomic(run / ckpt.RUN_TOML, run_cfg.to_dict())
     n_workers = max(1, cfg.num_workers)
+    # the selection exists and opens, checked here, before any loader worker (its errors come back wrapped)
+    next(iter_batches(Path(data_cfg.root), sources=data_cfg.sources, splits=data_cfg.splits, batch_size=1), None)
     ds = PackedBatches(data_cfg, num_workers=n_workers, positions=positions,
                        first_worker=batches_done % n_workers)
-    loader = DataLoader(ds, batch_size=None, num_workers=cfg.num_workers,
+    loader = DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, worker_init_fn=_ignore_sigint,
                         pin_memory=tr.device.type == "cuda", persistent_workers=False)
     writer = SummaryWriter(str(run / "tb")) if (main and cfg.tensorboard and SummaryWriter) else None
     history: list[dict] = []
@@ -464,7 +473,7 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
             while tr.step_no < cfg.max_steps:
                 micro, new_pos = [], dict(positions)
                 for _ in range(cfg.grad_accum):
-                    b = next(it)
+                    b = next(it)  # an arcforge error from a loader worker keeps its one line (errors.py)
                     new_pos[b["worker"]] = DataPosition(*b["position"])
                     stats = b["stats"]
                     micro.append(b)
@@ -490,11 +499,13 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
                     saved, saved_step = save(), tr.step_no
                 if stop_requested(interrupts.requested) and tr.step_no < cfg.max_steps:
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            if saved_step != tr.step_no:
+        except BaseException as e:
+            if not isinstance(e, KeyboardInterrupt) and not interrupts.requested:
+                raise
+            if saved_step != tr.step_no:  # only what the completed steps consumed is saved
                 saved = save()
             progress.finish("train")
-            raise
+            raise KeyboardInterrupt from None
         finally:
             if writer is not None:
                 writer.flush()
