@@ -12,7 +12,8 @@ content-defined chunking so that re-uploads of a changed build deduplicate well 
 Output is deterministic: the same rows give byte-identical files.
 
 Reading streams record batches (never the whole dataset), filtered by source/split and sharded by
-``rank``/``world_size`` on the global row index, so ranks (and DataLoader workers) see disjoint rows.
+``rank``/``world_size`` into contiguous ranges of the global row order, so ranks (and DataLoader workers)
+see disjoint rows and each reads only its own row groups.
 
 A damaged shard never surfaces as a pyarrow or numpy exception: a file that is not Parquet, truncated,
 has corrupt pages, columns of the wrong type, or grids that are not rectangular grids of colors 0-9
@@ -138,7 +139,10 @@ def iter_batches(
     columns: list[str] | None = None,
     shuffle_seed: int | Sequence[int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream TASK_SCHEMA record batches; row ``i`` (global order) goes to rank ``i % world_size``.
+    """Stream TASK_SCHEMA record batches; rank ``r`` gets the ``r``-th of ``world_size`` contiguous, balanced
+    ranges of the global row order (sizes differ by at most one row), and reads only the row groups that
+    overlap its range: a rank never decodes another rank's rows (at most the two row groups at its
+    range's ends are shared, and sliced).
 
     The global order is the shards' (source, split, file) order, in which a source's tasks are contiguous
     and sorted by id. With ``shuffle_seed`` the reading units, every (shard, row group), come in an order
@@ -188,22 +192,30 @@ def _iter_file_batches(root: Path, *, sources=None, splits=None, rank=0, world_s
     units = [(f, rg) for f, pf in enumerate(files) for rg in range(pf.num_row_groups)]
     if shuffle_seed is not None:
         units = [units[int(i)] for i in np.random.default_rng(shuffle_seed).permutation(len(units))]
-    offset = 0
+    sizes = [files[f].metadata.row_group(rg).num_rows for f, rg in units]
+    total = sum(sizes)
+    lo, hi = rank * total // world_size, (rank + 1) * total // world_size  # this rank's global rows
     want = pa.schema([TASK_SCHEMA.field(c) for c in (columns or TASK_SCHEMA.names)])
-    for f, rg in units:
+    start = 0
+    for (f, rg), n in zip(units, sizes, strict=True):
+        a, b = max(lo, start) - start, min(hi, start + n) - start  # the part of this unit that is ours
+        start += n
+        if a >= b:
+            continue
         path = paths[f]
+        at = 0
         try:
             for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns):
-                if not batch.schema.equals(want):
-                    batch = batch.select(want.names).cast(want)
-                check_batch(batch, path)
-                n = batch.num_rows
-                if world_size > 1:
-                    idx = np.arange(offset, offset + n)
-                    batch = batch.filter(pa.array(idx % world_size == rank))
-                offset += n
-                if batch.num_rows:
-                    yield path, batch
+                m = batch.num_rows
+                part = batch.slice(max(a - at, 0), max(0, min(b, at + m) - max(a, at)))
+                at += m
+                if part.num_rows:
+                    if not part.schema.equals(want):
+                        part = part.select(want.names).cast(want)
+                    check_batch(part, path)
+                    yield path, part
+                if at >= b:
+                    break
         except (OSError, pa.ArrowException) as e:
             raise ShardError(f"{path}: row group {rg} cannot be read: {e}", hint=REBUILD_HINT) from None
 

@@ -18,7 +18,8 @@ EASY = synthetic.families(easy_only=True)
 def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
     out = tmp_path / "demo"
     r = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "4", "--tasks", "96", "--eval-tasks",
-                                 "24", "--mirror", str(shared_sources), "--json"])
+                                 "16", "--votes", "2", "--ttt-steps", "1", "--mirror", str(shared_sources),
+                                 "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert len(res["fetched"]) == 11  # the 11 mirrored sources; the 3 unmirrored are unavailable
@@ -31,7 +32,10 @@ def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
     assert res["config"]["families"] == list(DEMO_FAMILIES) and res["config"]["difficulty"] == "easy"
     assert set(DEMO_FAMILIES) <= set(EASY) and sorted(res["per_family"]) == sorted(DEMO_FAMILIES)
     assert all(f["easy"] for f in res["per_family"].values())
-    assert sum(f["tasks"] for f in res["per_family"].values()) == 24
+    assert sum(f["tasks"] for f in res["per_family"].values()) == 16
+    assert res["config"]["eval"]["ttt"]["steps"] == 1 and res["config"]["eval"]["votes"] == 2
+    for f in res["per_family"].values():  # with and without test-time training, and the baseline
+        assert {"pass2_rate", "pass2_rate_no_ttt", "exact_match", "exact_match_no_ttt", "baseline_exact"} <= set(f)
     assert res["baseline_exact"] == 0.0  # every pair changes its input: "answer = test input" never scores
     card = (out / "data" / "README.md").read_text()
     assert "synthetic" in card and "arc_agi_1" in card and "difficulty easy" in card
@@ -49,7 +53,8 @@ def test_offline_demo_uses_the_built_in_source_alone(tmp_path, arcforge_home):
     empty_mirror.mkdir()
     out = tmp_path / "demo"
     r = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "2", "--tasks", "16", "--eval-tasks",
-                                 "8", "--families", "flip,gravity", "--mirror", str(empty_mirror), "--json"])
+                                 "8", "--families", "flip,gravity", "--votes", "1", "--ttt-steps", "0",
+                                 "--mirror", str(empty_mirror), "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["fetched"] == [] and "unreachable" in res["notice"]
@@ -69,8 +74,15 @@ def test_held_out_tasks_share_the_distribution_but_not_the_tasks():
 
 def test_per_family_scores_count_exact_and_baseline():
     tasks = list(synthetic.generate(4, seed=3, families=["flip", "gravity"], difficulty="easy"))
-    recs = [{"task": t.id, "test_index": 0, "exact": i == 0} for i, t in enumerate(tasks)]
+    recs = [{"task": t.id, "test_index": 0, "exact": i == 0, "pass2": i < 2, "exact_before": False,
+             "pass2_before": i == 1} for i, t in enumerate(tasks)]
     scores = per_family_scores(tasks, recs, {"flip"})
-    assert scores["flip"] == {"tasks": 2, "exact": 1, "baseline": 0, "easy": True, "exact_match": 0.5,
-                              "baseline_exact": 0.0}
-    assert scores["gravity"]["exact"] == 0 and scores["gravity"]["easy"] is False
+    flip = [t for t in tasks if synthetic.family_of(t) == "flip"]
+    assert [t.id for t in flip] == [tasks[0].id, tasks[2].id]
+    assert scores["flip"] == {"tasks": 2, "exact": 1, "pass2": 1, "exact_no_ttt": 0, "pass2_no_ttt": 0,
+                              "baseline": 0, "easy": True, "exact_match": 0.5, "pass2_rate": 0.5,
+                              "exact_match_no_ttt": 0.0, "pass2_rate_no_ttt": 0.0, "baseline_exact": 0.0}
+    assert scores["gravity"]["pass2_no_ttt"] == 1 and scores["gravity"]["easy"] is False
+    # without TTT the records carry no *_before: "no TTT" is the plain score
+    plain = per_family_scores(tasks, [{"task": t.id, "exact": True} for t in tasks], {"flip"})
+    assert plain["flip"]["exact_no_ttt"] == plain["flip"]["pass2"] == 2

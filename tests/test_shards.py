@@ -1,4 +1,5 @@
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from arcforge.errors import ShardError
@@ -60,3 +61,25 @@ def test_errors_name_the_folder(tmp_path):
         list(iter_batches(tmp_path))
     with pytest.raises(ShardError, match="rank 3"):
         list(iter_batches(tmp_path, rank=3, world_size=2))
+
+
+def test_each_rank_reads_only_its_own_row_groups(tmp_path, monkeypatch):
+    write_shards(tasks_to_table(_tasks(64)), tmp_path, row_group_rows=8)
+    everything = sorted(t.id for t in read_tasks(tmp_path))
+    read: dict[int, list[tuple[str, int]]] = {}
+    real = pq.ParquetFile.iter_batches
+
+    def spy(self, *args, row_groups=None, **kwargs):
+        read.setdefault(current, []).extend((str(self.metadata), g) for g in row_groups)
+        return real(self, *args, row_groups=row_groups, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    groups = sum(pq.ParquetFile(tmp_path / i.path).num_row_groups for i in list_shards(tmp_path))
+    assert groups >= 8
+    parts = []
+    for current in range(4):
+        parts.append([t.id for t in read_tasks(tmp_path, rank=current, world_size=4, shuffle_seed=(1, 0))])
+    assert sorted(i for p in parts for i in p) == everything
+    assert {len(p) for p in parts} == {16}
+    # every rank opened about a quarter of the row groups (8-row groups, 16-row ranges: 2, or 3 unaligned)
+    assert all(len(read[r]) <= 3 for r in range(4))

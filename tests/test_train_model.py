@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from arcforge.errors import TrainError
-from arcforge.train.evaluate import greedy_decode, prompt, vote
+from arcforge.train.evaluate import vote
 from arcforge.train.model import ArcTransformer, KVCache, ModelConfig, flops_per_token, mfu, n_params
 from arcforge.train.pack import pack_row
 from arcforge.train.tokenize import encode_task
@@ -48,21 +48,11 @@ def test_kv_cache_matches_full_forward(examples):
     tok, pos = torch.from_numpy(ex.tokens)[None], torch.from_numpy(ex.positions)[None]
     with torch.no_grad():
         full = model(tok, pos)
-        cache = KVCache(2)
+        cache = KVCache.for_model(model, 1, 8)  # grows on demand
         head = model(tok[:, :20], pos[:, :20], cache=cache)
         chunk = model(tok[:, 20:25], pos[:, 20:25], cache=cache)  # several new tokens at once
         step = [model(tok[:, i : i + 1], pos[:, i : i + 1], cache=cache) for i in range(25, 30)]
     torch.testing.assert_close(torch.cat([head, chunk, *step], 1), full[:, :30], rtol=1e-4, atol=1e-4)
-
-
-def test_greedy_decode_equals_argmax_of_full_forward(shared_sources):
-    torch.manual_seed(2)
-    model = ArcTransformer(ModelConfig(d_model=32, n_layers=2, n_heads=2)).eval()
-    task = load_arc1(shared_sources, "training", 1)[0]
-    ex = prompt(task, 0, 2048)
-    grid, lp = greedy_decode(model, ex, torch.device("cpu"), max_new=12)
-    assert grid is None or grid.ndim == 2  # an untrained model rarely closes a rectangle
-    assert lp <= 0
 
 
 def test_vote_orders_by_count_then_logprob():

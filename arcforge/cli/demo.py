@@ -36,6 +36,8 @@ def register(app: typer.Typer) -> None:
                                                        show_default=_D.difficulty)] = None,
         votes: Annotated[int | None, typer.Option(help="Test-time augmentation votes at evaluation.",
                                                   show_default=str(_D.votes))] = None,
+        ttt_steps: Annotated[int | None, typer.Option(help="Test-time training steps per scored task (0 = off).",
+                                                      show_default=str(_D.ttt_steps))] = None,
         threads: Annotated[int | None, typer.Option(help="torch CPU threads (0: the CPUs free now, from "
                                                     "affinity and load average).",
                                                     show_default=str(_D.threads))] = None,
@@ -51,7 +53,7 @@ def register(app: typer.Typer) -> None:
 
         need_train_extra("demo")
         given = {"steps": steps, "tasks": tasks, "eval_tasks": eval_tasks, "difficulty": difficulty,
-                 "votes": votes, "threads": threads}
+                 "votes": votes, "ttt_steps": ttt_steps, "threads": threads}
         cfg = replace(DemoConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
         if families is not None:
             cfg = replace(cfg, families=resolve_families(split_csv(families)))
@@ -67,11 +69,16 @@ def register(app: typer.Typer) -> None:
         if res.notice:
             console.print(f"[yellow]notice:[/] {res.notice}")
         console.print(f"real sources used: {', '.join(res.fetched) or 'none (offline)'}")
-        console.print(f"trained {cfg.steps} steps in {res.train_seconds:.0f} s (final loss {res.final_loss})")
+        console.print(f"trained {cfg.steps} steps in {res.train_seconds:.0f} s ({res.s_per_step:.3f} s/step, "
+                      f"final loss {res.final_loss}); scored in {res.eval_seconds:.0f} s")
+        console.print(f"  {'family':20} {'pass@2 TTT':>10} {'no TTT':>8} {'exact TTT':>10} {'no TTT':>8} "
+                      f"{'baseline':>8}")
         for fam, f in res.per_family.items():
-            console.print(f"  {fam:20} exact-match {f['exact_match']:6.1%} ({f['exact']}/{f['tasks']})"
-                          f"   baseline {f['baseline_exact']:.0%}{'  (easy)' if f['easy'] else ''}")
-        console.print(f"exact-match: easy families {res.exact_easy:.1%}, all families {res.exact_all:.1%} "
-                      f"(baseline 'answer = test input': {res.baseline_exact:.1%})")
+            console.print(f"  {fam:20} {f['pass2_rate']:10.1%} {f['pass2_rate_no_ttt']:8.1%} "
+                          f"{f['exact_match']:10.1%} {f['exact_match_no_ttt']:8.1%} {f['baseline_exact']:8.0%}"
+                          f"{'  (easy)' if f['easy'] else ''}")
+        console.print(f"pass@2 with voting: {res.pass2_all:.1%} with test-time training, {res.pass2_no_ttt:.1%} "
+                      f"without; exact match {res.exact_all:.1%} / {res.exact_no_ttt:.1%} (baseline 'answer = "
+                      f"test input': {res.baseline_exact:.1%}); total {res.total_seconds:.0f} s")
         console.print(f"outputs in {res.out_dir}: dataset {res.data_dir}, run {res.run_dir}, "
                       f"{res.loss_png}, {res.gallery_png}, {res.metrics_json}")

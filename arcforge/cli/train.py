@@ -27,6 +27,7 @@ from arcforge.train.config import (
     EvalConfig,
     GrokfastKind,
     LossOn,
+    Rank,
     RopeMode,
     RopeScaling,
     RunConfig,
@@ -300,11 +301,24 @@ def register(app: typer.Typer) -> None:
         device: Annotated[str | None, cfg_opt("eval.device", "--device", help="auto | cpu | cuda.")] = None,
         threads: Annotated[int | None, cfg_opt("eval.threads", "--threads", help="torch CPU threads (0: the "
                                                "CPUs free now).")] = None,
-        seed: Annotated[int | None, cfg_opt("eval.seed", "--seed", help="Seed of the voting transforms.")]
-        = None,
+        seed: Annotated[int | None, cfg_opt("eval.seed", "--seed", help="Seed of the voting transforms and "
+                                            "of test-time training.")] = None,
+        rank: Annotated[Rank | None, cfg_opt("eval.rank", "--rank", help="Rank voted candidates: poe (log-prob "
+                                             "summed over every transform) or votes (count).")] = None,
+        batch_rows: Annotated[int | None, cfg_opt("eval.batch_rows", "--batch-rows", help="Rows decoded as one "
+                                                  "batch (transforms x test inputs).")] = None,
+        ttt_steps: Annotated[int | None, cfg_opt("eval.ttt.steps", "--ttt-steps", help="Test-time training "
+                                                 "steps per task (0 = off).")] = None,
+        ttt_lr: Annotated[float | None, cfg_opt("eval.ttt.lr", "--ttt-lr",
+                                                help="Test-time training learning rate.")] = None,
+        ttt_batch_size: Annotated[int | None, cfg_opt("eval.ttt.batch_size", "--ttt-batch-size",
+                                                      help="Leave-one-out examples per TTT step.")] = None,
+        ttt_lora_rank: Annotated[int | None, cfg_opt("eval.ttt.lora_rank", "--ttt-lora-rank", help="LoRA "
+                                                     "adapter rank for TTT (0 = full fine-tuning).")] = None,
         json_: JsonOpt = False,
     ) -> None:
-        """Exact-match and pass@2 (augmentation voting) of a checkpoint; writes a Kaggle submission.json."""
+        """Exact-match and pass@2 (augmentation voting, optional test-time training) of a checkpoint;
+        writes a Kaggle submission.json."""
         cfg = _eval_config(given(ctx, EVAL_SECTIONS), config)
         need_train_extra("eval")
         from arcforge.train.runner import eval_plan, run_eval
@@ -322,6 +336,9 @@ def register(app: typer.Typer) -> None:
             print_json(res)
             return
         m = res["metrics"]
+        if cfg.ttt.steps:
+            console.print(f"before test-time training: exact-match {m['exact_match_before']:.4f}  "
+                          f"pass@2 {m['pass@2_before']:.4f}")
         console.print(f"{m['scored']} test inputs of {res['tasks']} tasks ({cfg.split}), {m['votes']} votes: "
                       f"exact-match {m['exact_match']:.4f}  pass@2 {m['pass@2']:.4f}  "
                       f"token accuracy {m['token_accuracy']:.4f}", soft_wrap=True)
@@ -365,7 +382,7 @@ def _eval_config(values: dict[str, Any], config: Path | None) -> EvalConfig:
         except ConfigError as e:
             raise usage_error(e, source=str(config)) from None
         base = tables.get("eval", {})
-    merged = {**base, **{p.split(".", 1)[1]: v for p, v in values.items()}}
+    merged = set_paths(base, {p.split(".", 1)[1]: v for p, v in values.items()})  # "ttt.steps" nests
     try:
         return EvalConfig.from_dict(merged)
     except ConfigError as e:

@@ -71,14 +71,15 @@ def random_transform(rng: np.random.Generator, n_train: int, cfg: AugmentConfig)
     )
 
 
-def voting_transforms(n: int, seed: int = 0, *, keep_zero: bool = True) -> list[Transform]:
+def voting_transforms(n: int, seed: int = 0, *, keep_zero: bool = True, symmetries: bool = True) -> list[Transform]:
     """``n`` deterministic transforms for test-time voting: identity first, then each other symmetry
-    (with a color permutation after the first 8)."""
+    (with a color permutation after the first 8). ``symmetries=False``: identity, then color permutations
+    only (for a model fine-tuned on the task's own orientation)."""
     rng = np.random.default_rng(seed)
     out = [Transform()]
     for i in range(1, n):
-        sym = i % 8
-        if i < 8:
+        sym = i % 8 if symmetries else 0
+        if i < 8 and symmetries:
             out.append(Transform(sym=sym))
         else:
             p = np.concatenate([[0], 1 + rng.permutation(9)]) if keep_zero else rng.permutation(10)

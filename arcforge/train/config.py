@@ -88,8 +88,15 @@ class LossOn(StrEnum):
     outputs = "outputs"
 
 
+class Rank(StrEnum):
+    """How voted candidates are ranked: log-probability summed over every transform, or vote count."""
+
+    poe = "poe"
+    votes = "votes"
+
+
 _NOUNS = {"RopeMode": "RoPE mode", "RopeScaling": "RoPE scaling", "GrokfastKind": "Grokfast filter",
-          "Amp": "amp mode", "LossOn": "loss_on"}
+          "Amp": "amp mode", "LossOn": "loss_on", "Rank": "ranking"}
 
 
 def _choice(path: str, enum: type[StrEnum], value: Any) -> Any:
@@ -138,9 +145,14 @@ class ModelConfig:
     rope_axis_base: float | None = None  # RoPE base for the row/col components (None: rope_base)
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
+    # learned absolute (row, col) embeddings added to the token embeddings (0 = none; else the table size,
+    # positions clamped to it). RoPE only sees relative offsets; flips, rotations and transposes move a cell
+    # by its absolute coordinates. Checkpoints saved without this field load with 0 (``from_checkpoint``).
+    grid_pos: int = 32
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. what it was trained on)
 
     def __post_init__(self) -> None:
+        _int_at_least("model.grid_pos", self.grid_pos, 0)
         self.rope_mode = _choice("model.rope_mode", RopeMode, self.rope_mode)
         self.rope_scaling = _choice("model.rope_scaling", RopeScaling, self.rope_scaling)
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):
@@ -176,6 +188,11 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_checkpoint(cls, d: dict) -> ModelConfig:
+        """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0)."""
+        return cls.from_dict({"grid_pos": 0, **d})
 
 
 # ------------------------------------------------------------------------------------------------- data
@@ -304,9 +321,48 @@ class TrainConfig:
 
 
 @dataclass
+class TTTConfig:
+    """Test-time training (``arcforge.train.ttt``): per task, a copy of the model is fine-tuned on
+    leave-one-out examples of its demonstration pairs. ``steps == 0``: off."""
+
+    steps: int = 0  # AdamW steps per task
+    lr: float = 3e-4
+    batch_size: int = 8  # leave-one-out examples per step
+    lora_rank: int = 0  # 0 = full fine-tuning; > 0 = LoRA adapters of this rank on every block's linears
+    lora_alpha: float = 0.0  # 0 = the rank (scale 1)
+    weight_decay: float = 0.0
+    loss_on: LossOn = LossOn.outputs  # every output grid of an example is a target, or the held-out one
+    symmetries: bool = True  # random D8 symmetry per example
+    colors: bool = True  # random color permutation per example
+    keep_zero: bool = True  # color 0 (background) is never permuted
+    shuffle_train: bool = True  # random context order
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.loss_on = _choice("eval.ttt.loss_on", LossOn, self.loss_on)
+        for name in ("steps", "lora_rank", "seed"):
+            _int_at_least(f"eval.ttt.{name}", getattr(self, name), 0)
+        _int_at_least("eval.ttt.batch_size", self.batch_size, 1)
+        _finite("eval.ttt.lr", self.lr, 0.0, strict=True)
+        _finite("eval.ttt.lora_alpha", self.lora_alpha, 0.0)
+        _finite("eval.ttt.weight_decay", self.weight_decay, 0.0)
+
+    def to_dict(self) -> dict:
+        return _plain(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TTTConfig:
+        return cls(**_known(cls, d))
+
+
+MAX_NEW_TOKENS = 30 * 31 + 1  # a 30x30 grid: 30 lines of 30 cells and a row token, then the end token
+
+
+@dataclass
 class EvalConfig:
-    """``arcforge eval``: which tasks, how they are decoded and voted. CPU-sane defaults (a full ARC split
-    with 8 votes takes hours on a CPU: ``limit`` and ``votes`` keep the default run to minutes)."""
+    """``arcforge eval``: which tasks, how they are decoded, voted and ranked, and test-time training.
+    CPU-sane defaults (a full ARC split with 8 votes takes long on a CPU: ``limit`` and ``votes`` keep the
+    default run to minutes). ``arcforge.train.evaluate`` reads the inference fields."""
 
     data: str = DEFAULT_DATA
     split: str = "evaluation"
@@ -319,16 +375,29 @@ class EvalConfig:
     device: str = "auto"
     threads: int = 0
     seed: int = 0
+    rank: Rank = Rank.poe  # candidates: log-prob summed over every transform (poe) or vote count
+    poe_top: int = 4  # candidates re-scored under every transform
+    vote_symmetries: bool = True  # vote over the 8 symmetries (False: identity + color permutations only)
+    batch_rows: int = 64  # rows decoded as one batch (transforms x test inputs)
+    max_new: int = MAX_NEW_TOKENS  # decoded tokens per output at most
+    size_limit: bool = True  # cap each output's side from the task's own pairs
+    ttt: TTTConfig = field(default_factory=TTTConfig)
 
     def __post_init__(self) -> None:
         self.data = str(self.data)
         if self.rope_scaling is not None:
             self.rope_scaling = _choice("eval.rope_scaling", RopeScaling, self.rope_scaling)
+        self.rank = _choice("eval.rank", Rank, self.rank)
+        if isinstance(self.ttt, dict):
+            self.ttt = TTTConfig.from_dict(self.ttt)
         _int_at_least("eval.limit", self.limit, 0)
         _int_at_least("eval.votes", self.votes, 1)
         _int_at_least("eval.seq_len", self.seq_len, 0)
         _int_at_least("eval.threads", self.threads, 0)
         _int_at_least("eval.seed", self.seed, 0)
+        _int_at_least("eval.poe_top", self.poe_top, 1)
+        _int_at_least("eval.batch_rows", self.batch_rows, 1)
+        _int_at_least("eval.max_new", self.max_new, 1)
         _finite("eval.rope_factor", self.rope_factor, 1.0)
         _check("eval.device", isinstance(self.device, str) and bool(_DEVICE.match(self.device)),
                "auto, cpu, cuda, cuda:N or mps", self.device)
@@ -340,7 +409,10 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> EvalConfig:
-        return cls(**_known(cls, d))
+        d = _known(cls, d)
+        if isinstance(d.get("ttt"), dict):
+            d["ttt"] = TTTConfig.from_dict(d["ttt"])
+        return cls(**d)
 
 
 # -------------------------------------------------------------------------------------------------- run

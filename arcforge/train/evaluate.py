@@ -1,17 +1,28 @@
-"""Evaluation: token accuracy (teacher forcing), greedy exact-match, pass@2 with augmentation voting,
-and a Kaggle-style ``submission.json``.
+"""Evaluation: token accuracy (teacher forcing), exact match, pass@2 with augmentation voting, optional
+test-time training, and a Kaggle-style ``submission.json``.
 
-pass@2 with voting: every test input is decoded under ``votes`` transforms (identity, then the other
-symmetries, then symmetries with color permutations; ``augment.voting_transforms``), each prediction is
-mapped back with the inverse transform, identical grids pool their votes, and the two most voted grids
-(ties: higher mean log-probability) are the two attempts. ``exact_match`` is the identity transform's
-greedy answer alone.
+Voting: every test input is decoded under ``votes`` transforms (identity, then the other symmetries, then
+symmetries with color permutations; ``augment.voting_transforms``), all as rows of one batch
+(``decode.decode_batch``; without TTT, several tasks share a batch). Each prediction is mapped back with
+the inverse transform and identical grids are pooled. Ranking (``EvalConfig.rank``):
+
+- ``"poe"`` (default): product of experts -- the ``poe_top`` most voted candidates are re-scored under
+  every transform (teacher forcing, ``decode.score_candidates``) and ranked by their log-probability
+  summed over all the transforms;
+- ``"votes"``: by vote count, ties by mean log-probability.
+
+The two best are the two attempts (pass@2). ``exact_match`` is the identity transform's greedy answer.
+
+With ``ttt.steps > 0`` each task is first predicted by the base model ("before"), then by a copy
+fine-tuned on its demonstration pairs (``ttt.fine_tune``; "after"); per-task records carry both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from itertools import islice
 
 import numpy as np
 import torch
@@ -20,21 +31,12 @@ from arcforge.grids import Grid, grid_bytes
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.augment import Transform, voting_transforms
-from arcforge.train.model import ArcTransformer, KVCache
+from arcforge.train.config import EvalConfig, Rank
+from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, decode_batch, score_with_prefix
+from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
-from arcforge.train.tokenize import (
-    GRID_END,
-    N_COLORS,
-    ROW,
-    Example,
-    encode,
-    encode_task,
-    grid_length,
-    parse_grid_tokens,
-)
-
-MAX_SIDE = 30
-MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1
+from arcforge.train.tokenize import Example, encode, encode_task, grid_length
+from arcforge.train.ttt import fine_tune, strip_test_outputs
 
 
 @dataclass
@@ -58,38 +60,11 @@ def prompt(task: Task, test_index: int, max_len: int) -> Example:
 
 
 @torch.no_grad()
-def greedy_decode(model: ArcTransformer, ex: Example, device: torch.device,
+def greedy_decode(model: ArcTransformer, ex: Example, device: torch.device | None = None,
                   max_new: int = MAX_NEW_TOKENS) -> tuple[Grid | None, float]:
-    """Greedy continuation of a prompt (ending in ``OUTPUT GRID_START``) until GRID_END; returns the grid
-    (None when malformed) and the mean log-probability of the chosen tokens. Uses a KV cache."""
-    cache = KVCache(model.cfg.n_layers)
-    tokens = torch.from_numpy(ex.tokens)[None].to(device)
-    positions = torch.from_numpy(ex.positions)[None].to(device)
-    logits = model(tokens, positions, cache=cache)[0, -1]
-    allowed = torch.full_like(logits, float("-inf"))
-    allowed[:N_COLORS] = 0
-    allowed[ROW] = 0
-    allowed[GRID_END] = 0
-    seq, row, col = len(ex), 1, 1
-    out: list[int] = []
-    logp = 0.0
-    for _ in range(max_new):
-        lp = torch.log_softmax(logits + allowed, dim=-1)
-        nxt = int(lp.argmax())
-        logp += float(lp[nxt])
-        if nxt == GRID_END:
-            break
-        out.append(nxt)
-        pos = torch.tensor([[[seq, row, col]]], device=device)
-        if nxt == ROW:
-            row, col = row + 1, 1
-        else:
-            col += 1
-        if row > MAX_SIDE + 1 or col > MAX_SIDE + 1:
-            return None, logp / max(1, len(out))
-        seq += 1
-        logits = model(torch.tensor([[nxt]], device=device), pos, cache=cache)[0, -1]
-    return parse_grid_tokens(out), logp / max(1, len(out) + 1)
+    """One prompt (a batch of one): the grid and the mean log-probability of its tokens."""
+    d = decode_batch(model, [ex], max_new=max_new)[0]
+    return d.grid, d.logp / max(1, len(d.tokens) + 1)
 
 
 @torch.no_grad()
@@ -114,6 +89,10 @@ def token_accuracy(model: ArcTransformer, examples: list[Example], seq_len: int,
 
 def vote(candidates: list[tuple[Grid, float]]) -> list[Grid]:
     """Pool identical grids; order by (votes, mean log-prob); return the grids."""
+    return [e[0] for e in _pool(candidates)]
+
+
+def _pool(candidates: list[tuple[Grid, float]]) -> list[list]:
     pool: dict[bytes, list] = {}
     for g, lp in candidates:
         k = grid_bytes(g)
@@ -121,8 +100,7 @@ def vote(candidates: list[tuple[Grid, float]]) -> list[Grid]:
             pool[k] = [g, 0, 0.0]
         pool[k][1] += 1
         pool[k][2] += lp
-    ranked = sorted(pool.values(), key=lambda e: (-e[1], -e[2] / e[1]))
-    return [e[0] for e in ranked]
+    return sorted(pool.values(), key=lambda e: (-e[1], -e[2] / e[1]))
 
 
 def submission_key(task: Task) -> str:
@@ -130,58 +108,202 @@ def submission_key(task: Task) -> str:
     return task.id.rsplit("/", 1)[-1]
 
 
+def output_side_limit(task: Task, test_index: int, margin: int = 2) -> int:
+    """A generous cap on the test output's side, from the task's demonstrations: the largest train output
+    side, or the test input's side times the largest output/input side ratio, plus ``margin``; at most
+    ``MAX_SIDE``. Stops a row that would run to 30x30 on a task whose outputs are all small."""
+    pairs = [(p.input, p.output) for p in task.train if p.output is not None]
+    if not pairs:
+        return MAX_SIDE
+    ratio = max(max(o.shape) / max(i.shape) for i, o in pairs)
+    grown = math.ceil(max(task.test[test_index].input.shape) * ratio)
+    return min(MAX_SIDE, max(max(max(o.shape) for _, o in pairs), grown) + margin)
+
+
+@dataclass
+class _Item:
+    """One test input under one transform: its prompt and the decoded (inverted) grid."""
+
+    task: int
+    test: int
+    transform: int
+    prompt: Example
+    side: int = MAX_SIDE  # output side limit
+    grid: Grid | None = None
+    logp: float = 0.0
+
+
+def _items(tasks: list[Task], transforms: list[Transform], cfg: EvalConfig, seq_len: int) -> list[_Item]:
+    out = []
+    for ti, task in enumerate(tasks):
+        visible = strip_test_outputs(task)  # prompts never carry a test output
+        for j, t in enumerate(transforms):
+            tt = t.task(visible)
+            for k in range(len(tt.test)):
+                side = output_side_limit(tt, k) if cfg.size_limit else MAX_SIDE
+                out.append(_Item(ti, k, j, prompt(tt, k, seq_len), side))
+    return out
+
+
+def _rank(items: list[_Item], cfg: EvalConfig) -> tuple[list[Grid], list[Grid]]:
+    """Pool the decoded grids of one test input; returns (ranked by votes, the top ones to re-score)."""
+    pooled = [e[0] for e in _pool([(it.grid, it.logp) for it in items if it.grid is not None])]
+    if cfg.rank == Rank.votes or len(pooled) < 2:
+        return pooled, []
+    return pooled, pooled[: cfg.poe_top]
+
+
+def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms: list[Transform],
+                   cfg: EvalConfig) -> list[list[Grid]]:
+    """Decode the groups (all transforms of one test input each) in batches of whole groups of similar
+    prompt length, and rank each group's candidates (product of experts: every top candidate scored under
+    every transform, reusing the batch's prefilled prompts)."""
+    ranked: list[list[Grid]] = [[] for _ in groups]
+    order = sorted(range(len(groups)), key=lambda g: max(len(it.prompt) for it in groups[g]))
+    s = 0
+    while s < len(order):
+        batch = [order[s]]
+        rows = len(groups[order[s]])
+        s += 1
+        while s < len(order) and rows + len(groups[order[s]]) <= cfg.batch_rows:
+            rows += len(groups[order[s]])
+            batch.append(order[s])
+            s += 1
+        items = [it for g in batch for it in groups[g]]
+        decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new,
+                                       max_sides=[it.side for it in items], keep_prefix=True)
+        for it, d in zip(items, decoded, strict=True):
+            if d.grid is not None:
+                it.grid = transforms[it.transform].invert(d.grid)
+                it.logp = d.logp / (len(d.tokens) + 1)
+        rows_q: list[int] = []
+        grids_q: list[Grid] = []
+        plan = []  # (group, candidates, first row in the queue)
+        at = 0
+        for g in batch:
+            pooled, top = _rank(groups[g], cfg)
+            ranked[g] = pooled
+            if top:
+                plan.append((g, top, len(rows_q)))
+                for c in top:
+                    for it in groups[g]:
+                        rows_q.append(at + groups[g].index(it))
+                        grids_q.append(transforms[it.transform].grid(c))
+            at += len(groups[g])
+        scores = score_with_prefix(model, prefix, rows_q, grids_q) if rows_q else []
+        for g, top, first in plan:
+            n = len(groups[g])
+            total = [sum(scores[first + c * n : first + (c + 1) * n]) for c in range(len(top))]
+            best = [top[c] for c in sorted(range(len(top)), key=lambda c: -total[c])]
+            ranked[g] = best + ranked[g][len(top) :]
+    return ranked
+
+
+def predict(model: ArcTransformer, tasks: list[Task], *, seq_len: int, cfg: EvalConfig) -> list[list[dict]]:
+    """Per task, per test input: ``{"ranked": [grids, best first], "first": identity-transform grid}``.
+    All tasks' prompts are decoded together (in batches of about ``cfg.batch_rows`` rows)."""
+    transforms = voting_transforms(max(1, cfg.votes), cfg.seed, symmetries=cfg.vote_symmetries)
+    items = _items(tasks, transforms, cfg, seq_len)
+    by_input: dict[tuple[int, int], list[_Item]] = {}
+    for it in items:
+        by_input.setdefault((it.task, it.test), []).append(it)
+    keys = list(by_input)
+    groups = [sorted(by_input[k], key=lambda it: it.transform) for k in keys]
+    ranked = _decode_groups(model, groups, transforms, cfg)
+    out: list[list[dict]] = [[{} for _ in t.test] for t in tasks]
+    for (ti, k), its, r in zip(keys, groups, ranked, strict=True):
+        out[ti][k] = {"ranked": r, "first": its[0].grid}
+    return out
+
+
+def _score(pred: dict, truth: Grid | None) -> dict:
+    ranked, first = pred["ranked"][:2], pred["first"]
+    rec = {"decoded": first is not None}
+    if truth is not None:
+        rec["exact"] = bool(first is not None and np.array_equal(first, truth))
+        rec["pass2"] = bool(any(np.array_equal(g, truth) for g in ranked))
+    return rec
+
+
+def _attempts(pred: dict) -> dict:
+    ranked = pred["ranked"][:2]
+    a1 = ranked[0] if ranked else np.zeros((1, 1), np.int8)
+    a2 = ranked[1] if len(ranked) > 1 else a1
+    return {"attempt_1": a1.tolist(), "attempt_2": a2.tolist()}
+
+
+def _groups(tasks: Iterable[Task], n: int) -> Iterator[list[Task]]:
+    it = iter(tasks)
+    while chunk := list(islice(it, n)):
+        yield chunk
+
+
 @torch.no_grad()
 def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int, device: torch.device,
-                   votes: int = 8, seed: int = 0, progress: Progress | None = None,
-                   total: int | None = None) -> EvalResult:
-    """Token accuracy, exact-match and pass@2 over every test input of ``tasks``, plus the submission."""
+                   votes: int | None = None, seed: int | None = None, progress: Progress | None = None,
+                   total: int | None = None, cfg: EvalConfig | None = None) -> EvalResult:
+    """Token accuracy, exact match and pass@2 over every test input of ``tasks``, plus the submission.
+    ``votes``/``seed`` override ``cfg``'s. With ``cfg.ttt.steps > 0``: test-time training per task, and
+    the per-task records and metrics say before (``*_before``) and after."""
+    cfg = cfg or EvalConfig()
+    if votes is not None:
+        cfg = replace(cfg, votes=votes)
+    if seed is not None:
+        cfg = replace(cfg, seed=seed)
     progress = progress or NULL_PROGRESS
     was_training = model.training
     model.eval()
-    transforms = voting_transforms(max(1, votes), seed)
+    ttt = cfg.ttt.steps > 0
     examples: list[Example] = []
     submission: dict[str, list] = {}
-    per_task = []
-    n = exact = pass2 = scored = 0
+    per_task: list[dict] = []
+    counts = {"n": 0, "scored": 0, "exact": 0, "pass2": 0, "exact_before": 0, "pass2_before": 0}
     progress.start("eval", "eval", total=total)
-    for task in tasks:
-        attempts = []
-        for k, pair in enumerate(task.test):
-            cands: list[tuple[Grid, float]] = []
-            first: Grid | None = None
-            for j, t in enumerate(transforms):
-                tt: Task = t.task(task)
-                g, lp = greedy_decode(model, prompt(tt, k, seq_len), device)
-                if g is not None:
-                    inv = t.invert(g)
-                    cands.append((inv, lp))
-                    if j == 0:
-                        first = inv
-            ranked = vote(cands)[:2]
-            a1 = ranked[0] if ranked else np.zeros((1, 1), np.int8)
-            a2 = ranked[1] if len(ranked) > 1 else a1
-            attempts.append({"attempt_1": a1.tolist(), "attempt_2": a2.tolist()})
-            n += 1
-            rec = {"task": task.id, "test_index": k, "decoded": first is not None}
-            if pair.output is not None:
-                scored += 1
-                em = first is not None and np.array_equal(first, pair.output)
-                p2 = any(np.array_equal(g, pair.output) for g in ranked)
-                exact += em
-                pass2 += p2
-                rec.update(exact=bool(em), pass2=bool(p2))
-                ex = encode_task(task, k, max_len=seq_len)
-                if ex is not None:
-                    examples.append(ex)
-            per_task.append(rec)
-        submission[submission_key(task)] = attempts
-        progress.advance("eval")
+    # without TTT a group of tasks decodes as one batch; with TTT each task has its own weights
+    group = max(1, cfg.batch_rows // max(1, cfg.votes))
+    for tasks_g in _groups(tasks, group):
+        before = predict(model, tasks_g, seq_len=seq_len, cfg=cfg)
+        for task, preds in zip(tasks_g, before, strict=True):
+            report = None
+            after = preds
+            if ttt:
+                with torch.enable_grad():
+                    tuned, report = fine_tune(model, task, cfg.ttt, seq_len)
+                after = predict(tuned, [task], seq_len=seq_len, cfg=cfg)[0]
+                del tuned
+            attempts = []
+            for k, pair in enumerate(task.test):
+                rec = {"task": task.id, "test_index": k, **_score(after[k], pair.output)}
+                if ttt:
+                    b = _score(preds[k], pair.output)
+                    rec.update({f"{key}_before": v for key, v in b.items() if key != "decoded"})
+                    rec["ttt"] = report
+                counts["n"] += 1
+                if pair.output is not None:
+                    counts["scored"] += 1
+                    counts["exact"] += rec["exact"]
+                    counts["pass2"] += rec["pass2"]
+                    if ttt:
+                        counts["exact_before"] += rec["exact_before"]
+                        counts["pass2_before"] += rec["pass2_before"]
+                    ex = encode_task(task, k, max_len=seq_len)
+                    if ex is not None:
+                        examples.append(ex)
+                per_task.append(rec)
+                attempts.append(_attempts(after[k]))
+            submission[submission_key(task)] = attempts
+            progress.advance("eval")
     progress.finish("eval")
     acc, loss = token_accuracy(model, examples, seq_len, device) if examples else (0.0, 0.0)
     model.train(was_training)
-    metrics = {"test_inputs": n, "scored": scored, "exact_match": exact / max(1, scored),
-               "pass@2": pass2 / max(1, scored), "token_accuracy": acc, "loss": loss, "votes": len(transforms)}
+    s = max(1, counts["scored"])
+    metrics = {"test_inputs": counts["n"], "scored": counts["scored"], "exact_match": counts["exact"] / s,
+               "pass@2": counts["pass2"] / s, "token_accuracy": acc, "loss": loss, "votes": max(1, cfg.votes),
+               "ttt_steps": cfg.ttt.steps}
+    if ttt:
+        metrics.update({"exact_match_before": counts["exact_before"] / s, "pass@2_before": counts["pass2_before"] / s})
     return EvalResult(metrics, submission, per_task)
 
 
-__all__ = ["EvalResult", "Transform", "evaluate_tasks", "greedy_decode", "prompt", "token_accuracy", "vote"]
+__all__ = ["EvalConfig", "EvalResult", "Transform", "evaluate_tasks", "greedy_decode", "predict", "prompt",
+           "token_accuracy", "vote"]

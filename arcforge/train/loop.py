@@ -290,7 +290,7 @@ def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
     checkpoint's (the model cannot change under a resumed run)."""
     out = []
     now_model = run.model.to_dict()
-    saved_model = ModelConfig.from_dict(saved.get("model", {})).to_dict()
+    saved_model = ModelConfig.from_checkpoint(saved.get("model", {})).to_dict()
     for k, v in now_model.items():
         if k != "extra" and saved_model.get(k) != v:
             out.append(f"model.{k}: {saved_model.get(k)!r} -> {v!r}")

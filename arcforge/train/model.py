@@ -1,24 +1,29 @@
 """Decoder-only transformer: pre-norm RMSNorm, SwiGLU, SDPA with RoPE (1-D, 2-D axial or mixed).
 
 Packed rows are handled with a block-diagonal causal mask built from ``segments`` (a token attends to
-earlier tokens of its own example only) and passed to ``F.scaled_dot_product_attention`` as a boolean
-mask. (flex_attention would skip the masked blocks, but in torch 2.13 on CPU it needs torch.compile; the
-dense mask is simple and exact, and the README reports the choice.)
+earlier tokens of its own example only), once per batch. On CUDA it is a flex_attention ``BlockMask``
+(compiled kernel, masked blocks skipped); on CPU a dense boolean mask for
+``F.scaled_dot_product_attention`` (flex_attention on CPU needs torch.compile to be fast; the dense mask is
+exact and simple). Both give the same result (tested on CPU with ``ARCFORGE_FLEX=1``).
 
 Positions are ``[B, T, 3] = (seq, row, col)`` (see ``arcforge.train.tokenize``); ``rope_mode`` picks the
 components: "1d" -> seq, "2d" -> (row, col), "2d+1d" -> all three (the default: the seq part tells
 which grid of the task a token is in, which pure 2-D positions cannot, since every grid starts at (0, 0)).
 
-Decoding uses a KV cache (``KVCache``) so greedy generation costs one token's forward per step.
+Decoding uses a preallocated KV cache (``KVCache``) so generation costs one token's forward per step
+(see ``arcforge.train.decode``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
 from arcforge.train.rope import RotaryEmbedding, rotate
@@ -29,7 +34,7 @@ ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
 def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
     """Parameter count from the config (matches ``sum(p.numel())`` of the model)."""
     per_layer = 4 * cfg.d_model * cfg.d_model + 3 * cfg.d_model * cfg.d_ff + 2 * cfg.d_model
-    emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2)
+    emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model
     return cfg.n_layers * per_layer + cfg.d_model + (emb if embeddings else 0)
 
 
@@ -52,6 +57,31 @@ def block_causal_mask(segments: Tensor) -> Tensor:
     return (same & causal)[:, None]
 
 
+def use_flex(tokens: Tensor) -> bool:
+    """flex_attention for packed rows on CUDA (it needs a compiled kernel to be fast; CPU keeps SDPA with a
+    dense mask, exact and simple). ``ARCFORGE_FLEX=0`` turns it off, ``=1`` forces it (tests on CPU)."""
+    flag = os.environ.get("ARCFORGE_FLEX", "")
+    return flag == "1" or (flag != "0" and tokens.is_cuda)
+
+
+def flex_block_mask(segments: Tensor) -> BlockMask:
+    """The block-diagonal causal mask of packed rows as a flex_attention ``BlockMask`` (built once per
+    batch: fully masked 128x128 blocks are skipped, so attention costs ~ sum of squared example lengths)."""
+    b, t = segments.shape
+
+    def keep(bi: Tensor, h: Tensor, qi: Tensor, ki: Tensor) -> Tensor:
+        return (segments[bi, qi] == segments[bi, ki]) & (ki <= qi)
+
+    return create_block_mask(keep, b, None, t, t, device=str(segments.device))
+
+
+@functools.cache
+def _flex_attention():  # compiled lazily, once per process
+    if torch.cuda.is_available() and os.environ.get("ARCFORGE_FLEX") != "1":
+        return torch.compile(flex_attention, dynamic=False)
+    return flex_attention
+
+
 class RMSNorm(nn.Module):
     def __init__(self, d: int, eps: float) -> None:
         super().__init__()
@@ -64,22 +94,56 @@ class RMSNorm(nn.Module):
 
 
 class KVCache:
-    """Per-layer keys/values ``[B, H, T, D]`` for incremental decoding."""
+    """Preallocated per-layer keys/values ``[L, B, H, capacity, Dh]`` for incremental decoding.
 
-    def __init__(self, n_layers: int) -> None:
-        self.k: list[Tensor | None] = [None] * n_layers
-        self.v: list[Tensor | None] = [None] * n_layers
+    ``length`` (a host int) is how many columns are filled; every row of the batch shares it (prompts are
+    left-padded, see ``arcforge.train.decode``), so writing a step never needs a device->host sync. The
+    capacity doubles on demand (a host-side decision on ``length``, again no sync)."""
+
+    def __init__(self, n_layers: int, batch: int, n_heads: int, head_dim: int, capacity: int,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        shape = (n_layers, batch, n_heads, max(1, capacity), head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0
+
+    @classmethod
+    def for_model(cls, model: nn.Module, batch: int, capacity: int) -> KVCache:
+        p = next(model.parameters())
+        cfg = model.cfg
+        return cls(cfg.n_layers, batch, cfg.n_heads, cfg.head_dim, capacity, p.device, p.dtype)
+
+    @property
+    def capacity(self) -> int:
+        return int(self.k.shape[3])
+
+    def reserve(self, n: int) -> None:
+        """Make room for ``n`` more columns (doubling)."""
+        need = self.length + n
+        if need <= self.capacity:
+            return
+        cap = max(need, 2 * self.capacity)
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = old.new_zeros((*old.shape[:3], cap, old.shape[4]))
+            new[:, :, :, : self.length] = old[:, :, :, : self.length]
+            setattr(self, name, new)
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        if self.k[layer] is not None:
-            k = torch.cat([self.k[layer], k], dim=2)
-            v = torch.cat([self.v[layer], v], dim=2)
-        self.k[layer], self.v[layer] = k, v
-        return k, v
+        """Write ``k, v [B, H, t, Dh]`` after the filled columns; returns the filled views ``[B, H, len+t, Dh]``
+        (``length`` advances once per forward, in ``advance``)."""
+        t = k.shape[2]
+        self.k[layer, :, :, self.length : self.length + t] = k
+        self.v[layer, :, :, self.length : self.length + t] = v
+        return self.k[layer, :, :, : self.length + t], self.v[layer, :, :, : self.length + t]
 
-    def layer_length(self, layer: int) -> int:
-        k = self.k[layer]
-        return 0 if k is None else int(k.shape[2])
+    def advance(self, t: int) -> None:
+        self.length += t
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` of the batch (e.g. to share one prefilled prompt between several rows)."""
+        self.k = self.k[:, index]
+        self.v = self.v[:, index]
 
 
 class Block(nn.Module):
@@ -101,14 +165,18 @@ class Block(nn.Module):
         cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # bf16 under autocast
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         if cache is not None:
-            past = cache.layer_length(layer)
+            past = cache.length
+            cache.reserve(t)
             k, v = cache.update(layer, k, v)
-            if past and t > 1:  # new tokens see the whole cache and each other causally
+            if mask is None and past and t > 1:  # new tokens see the whole cache and each other causally
                 mask = torch.ones(t, past + t, dtype=torch.bool, device=x.device).tril(diagonal=past)
             causal = mask is None and past == 0 and t > 1
         else:
             causal = mask is None
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # [B,H,T,Dh]
+        if isinstance(mask, BlockMask):  # CUDA packed rows: flex_attention skips the masked blocks
+            a = _flex_attention()(q, k, v, block_mask=mask)
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # [B,H,T,Dh]
         x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
@@ -119,6 +187,8 @@ class ArcTransformer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.row_embed = nn.Embedding(cfg.grid_pos, cfg.d_model) if cfg.grid_pos else None
+        self.col_embed = nn.Embedding(cfg.grid_pos, cfg.d_model) if cfg.grid_pos else None
         self.rope = RotaryEmbedding(cfg.rope())
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -138,17 +208,25 @@ class ArcTransformer(nn.Module):
         self.rope.set_scaling(scaling, factor)
 
     def forward(self, tokens: Tensor, positions: Tensor, segments: Tensor | None = None,
-                cache: KVCache | None = None) -> Tensor:
+                cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
         """``tokens [B,T]``, ``positions [B,T,3]``, ``segments [B,T]`` (packing; None = one example per
-        row) -> logits ``[B, T, V]`` (float32)."""
+        row), ``mask`` (bool ``[B, 1, T, T_keys]``, True = may attend; overrides ``segments``; the batched
+        decoder's left padding) -> logits ``[B, T, V]`` (float32)."""
         x = self.embed(tokens)  # [B, T, d]
+        if self.row_embed is not None:
+            top = self.cfg.grid_pos - 1
+            x = x + self.row_embed(positions[..., 1].clamp(0, top)) + self.col_embed(positions[..., 2].clamp(0, top))
         pos = positions[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
         if pos.shape[-1] == 1:
             pos = pos[..., 0]
         cos, sin = self.rope.cos_sin(pos, dtype=x.dtype)  # [B, 1, T, Dh]
-        mask = block_causal_mask(segments) if segments is not None else None
+        if mask is None and segments is not None:
+            # one mask per batch, shared by every layer
+            mask = flex_block_mask(segments) if use_flex(tokens) else block_causal_mask(segments)
         for i, blk in enumerate(self.blocks):
             x = blk(x, cos, sin, mask, i, cache)
+        if cache is not None:
+            cache.advance(tokens.shape[1])
         x = self.norm(x)
         w = self.embed.weight if self.head is None else self.head.weight
         return F.linear(x, w).float()

@@ -208,53 +208,58 @@ def apply_rope(q: Tensor, k: Tensor, positions: Tensor, cfg: RopeConfig) -> tupl
 
 
 class RotaryEmbedding(nn.Module):
-    """RoPE as a module: caches per-component cos/sin tables (grown on demand) and gathers them by position.
+    """RoPE as a module: caches per-component inverse frequencies and computes cos/sin from positions.
 
     The model should call ``cos_sin(positions)`` once per forward and ``rotate`` q/k in every layer (or call
     ``forward(q, k, positions)`` per layer). ``set_scaling`` switches the context extension method at eval
-    time. Tables are plain attributes keyed by device (not state), so checkpoints only carry ``cfg``.
-    ``dynamic_ntk`` depends on the current length, so it is computed without the cache.
+    time. Frequencies are plain attributes keyed by device (not state), so checkpoints only carry ``cfg``.
+    Nothing here reads a device tensor back to the host (no ``.item()``), so a forward pass never waits
+    for the GPU and compiles without graph breaks; ``dynamic_ntk`` computes its length-dependent base on
+    the device (``dynamic_ntk_inv_freq``).
     """
 
     def __init__(self, cfg: RopeConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self._tables: dict[tuple[int, str], tuple[Tensor, Tensor]] = {}  # (component, device) -> cos, sin
+        self._freqs: dict[tuple[int, str], Tensor] = {}  # (component, device) -> inv_freq [pairs_c]
 
     def set_scaling(self, scaling: str, factor: float = 1.0) -> None:
         """Switch the context extension method (e.g. train with "none", evaluate with "yarn", factor 4)."""
         self.cfg = replace(self.cfg, scaling=scaling, factor=factor)
-        self._tables.clear()
+        self._freqs.clear()
 
-    def _table(self, c: int, n: int, device: torch.device) -> tuple[Tensor, Tensor]:
-        # cos/sin [N, pairs_c] for positions 0..N-1 of component c, N >= n (grown by doubling)
+    def _inv_freq(self, c: int, device: torch.device) -> Tensor:
         key = (c, str(device))
-        have = self._tables.get(key)
-        if have is None or have[0].shape[0] < n:
-            size = max(n, 2 * (have[0].shape[0] if have is not None else 64))
+        f = self._freqs.get(key)
+        if f is None:
             pairs, length, b = components(self.cfg)[c]
-            f = inv_freq(self.cfg, dim=2 * pairs, original_max_len=length, base=b).to(device)
-            ang = torch.arange(size, device=device, dtype=torch.float32)[:, None] * f
-            self._tables[key] = have = (ang.cos(), ang.sin())
-        return have
+            f = self._freqs[key] = inv_freq(self.cfg, dim=2 * pairs, original_max_len=length, base=b).to(device)
+        return f
 
     def cos_sin(self, positions: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
         """cos, sin ``[B, 1, T, head_dim]`` (times the YaRN mscale) for non-negative integer positions."""
-        if self.cfg.scaling == "dynamic_ntk" and self.cfg.factor > 1.0:
-            return cos_sin(positions, self.cfg, dtype)
-        cs, ss = [], []
+        dyn = self.cfg.scaling == "dynamic_ntk" and self.cfg.factor > 1.0
+        parts = []
         for c, pos in enumerate(_split_positions(positions, self.cfg)):
-            n = int(pos.max().item()) + 1 if pos.numel() else 1
-            cos_t, sin_t = self._table(c, n, pos.device)
-            cs.append(cos_t[pos])  # [B, T, pairs_c]
-            ss.append(sin_t[pos])
-        scale = attention_scale(self.cfg)
-        cos_h, sin_h = torch.cat(cs, dim=-1), torch.cat(ss, dim=-1)
-        cos_full = (torch.cat([cos_h, cos_h], dim=-1)[:, None] * scale).to(dtype)
-        sin_full = (torch.cat([sin_h, sin_h], dim=-1)[:, None] * scale).to(dtype)
-        return cos_full, sin_full
+            if dyn:
+                pairs, length, b = components(self.cfg)[c]
+                f = dynamic_ntk_inv_freq(pos, 2 * pairs, length, b, self.cfg.factor)  # [B, pairs]
+                parts.append(pos.to(torch.float32)[..., None] * f[:, None, :])
+            else:
+                parts.append(pos.to(torch.float32)[..., None] * self._inv_freq(c, pos.device))  # [B, T, pairs]
+        return _to_cos_sin(torch.cat(parts, dim=-1), attention_scale(self.cfg), dtype)
 
     def forward(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
         """Rotate ``q, k [B, H, T, D]`` by ``positions``; returns the rotated pair."""
         c, s = self.cos_sin(positions, dtype=q.dtype)
         return rotate(q, c, s), rotate(k, c, s)
+
+
+def dynamic_ntk_inv_freq(pos: Tensor, dim: int, length: int, base: float, factor: float) -> Tensor:
+    """Dynamic NTK frequencies ``[B, dim/2]`` with the current length ``L' = max(pos) + 1`` computed on the
+    device (``inv_freq``'s formula; plain RoPE while ``L' <= L``). Same for every row, as in ``rope_angles``."""
+    cur = (pos.amax().to(torch.float64) + 1).expand(pos.shape[0])  # [B]
+    scaled = base * (factor * cur / length - (factor - 1)).clamp(min=1.0) ** (dim / (dim - 2))
+    b = torch.where(cur > length, scaled, torch.full_like(scaled, base))  # [B]
+    expo = torch.arange(0, dim, 2, dtype=torch.float64, device=pos.device) / dim  # [dim/2]
+    return (1.0 / b[:, None] ** expo).to(torch.float32)

@@ -27,7 +27,7 @@ def load_model(path: Path, device: str = "cpu") -> tuple[ArcTransformer, dict]:
     """The model of a checkpoint (run folder: its newest intact checkpoint) in eval mode, and its config
     (with ``checkpoint``: the folder used, and ``skipped``: damaged newer checkpoints)."""
     got = ckpt.load_latest_intact(path, with_state=False)
-    model = ArcTransformer(ModelConfig.from_dict(got.config["model"]))
+    model = ArcTransformer(ModelConfig.from_checkpoint(got.config["model"]))
     model.load_state_dict(got.weights)
     config = {**got.config, "checkpoint": str(got.path), "skipped": got.skipped}
     return model.to(pick_device(device)).eval(), config
@@ -44,7 +44,8 @@ def eval_plan(data: Path, cfg: EvalConfig) -> dict:
     """What an eval will do, before it starts: tasks, and decodes (test inputs x votes, estimated)."""
     n = sum(s.rows for s in list_shards(data, cfg.sources, [cfg.split]))
     tasks = min(n, cfg.limit) if cfg.limit else n
-    return {"tasks": tasks, "votes": cfg.votes, "decodes_estimate": tasks * cfg.votes}
+    return {"tasks": tasks, "votes": cfg.votes, "decodes_estimate": tasks * cfg.votes,
+            "ttt_steps": cfg.ttt.steps}
 
 
 def run_eval(checkpoint: Path, data: Path, cfg: EvalConfig | None = None, *, submission: Path | None = None,
@@ -64,7 +65,7 @@ def run_eval(checkpoint: Path, data: Path, cfg: EvalConfig | None = None, *, sub
         if cfg.limit:
             tasks = islice(tasks, cfg.limit)
         res = evaluate_tasks(model, tasks, seq_len=cfg.seq_len or config["data"]["seq_len"], device=device,
-                             votes=cfg.votes, seed=cfg.seed, progress=progress, total=plan["tasks"])
+                             progress=progress, total=plan["tasks"], cfg=cfg)
     finally:
         torch.set_num_threads(threads_before)
     ck = Path(config["checkpoint"])
@@ -75,4 +76,4 @@ def run_eval(checkpoint: Path, data: Path, cfg: EvalConfig | None = None, *, sub
     os.replace(tmp, out)
     return {"metrics": res.metrics, "tasks": len(res.submission), "submission": str(out),
             "checkpoint": str(ck), "step": config.get("step"), "per_task": res.per_task,
-            "skipped_checkpoints": config["skipped"]}
+            "skipped_checkpoints": config["skipped"], "eval_config": cfg.to_dict()}

@@ -1,0 +1,166 @@
+"""Voting inference throughput: batched decoding vs one sequence at a time, same checkpoint, same run.
+
+    python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1]
+    python benchmarks/bench_inference.py                  # trains a small demo-sized model first
+
+Both paths decode every test input of ``--tasks`` held-out synthetic easy tasks under ``--votes`` transforms
+and vote; they differ only in how:
+
+- ``sequential`` (the previous evaluator): one prompt at a time, a token per forward, the next token read
+  back to the host (``int(argmax)``) at every step;
+- ``batched`` (``arcforge.train.evaluate.predict``): all transforms of many test inputs as one batch,
+  preallocated KV cache, grammar-constrained, no per-token host sync; ranked by votes, and again with
+  product-of-experts re-scoring (``rank=poe``).
+
+The two are timed alternately (``--repeats`` rounds) and reported as test inputs per second and ratios
+(the machine may be busy: only the ratios are comparable). Results: ``benchmarks/results/inference.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from arcforge import shards, synthetic
+from arcforge.grids import Grid
+from arcforge.task import Task, tasks_to_table
+from arcforge.train.augment import voting_transforms
+from arcforge.train.data import DataConfig
+from arcforge.train.evaluate import EvalConfig, predict, prompt, vote
+from arcforge.train.loop import TrainConfig, train
+from arcforge.train.model import ArcTransformer, KVCache, ModelConfig
+from arcforge.train.runner import load_model
+from arcforge.train.tokenize import GRID_END, N_COLORS, ROW, Example, parse_grid_tokens
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "inference.json"
+MAX_SIDE = 30
+
+
+@torch.no_grad()
+def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SIDE * (MAX_SIDE + 1) + 1
+                      ) -> tuple[Grid | None, float]:
+    """The previous evaluator's decoder: one prompt, one token per forward, a host sync per token."""
+    cache = KVCache.for_model(model, 1, len(ex) + 64)
+    tokens = torch.from_numpy(ex.tokens)[None]
+    positions = torch.from_numpy(ex.positions)[None]
+    logits = model(tokens, positions, cache=cache)[0, -1]
+    allowed = torch.full_like(logits, float("-inf"))
+    allowed[:N_COLORS] = 0
+    allowed[ROW] = 0
+    allowed[GRID_END] = 0
+    seq, row, col = len(ex), 1, 1
+    out: list[int] = []
+    logp = 0.0
+    for _ in range(max_new):
+        lp = torch.log_softmax(logits + allowed, dim=-1)
+        nxt = int(lp.argmax())
+        logp += float(lp[nxt])
+        if nxt == GRID_END:
+            break
+        out.append(nxt)
+        pos = torch.tensor([[[seq, row, col]]])
+        if nxt == ROW:
+            row, col = row + 1, 1
+        else:
+            col += 1
+        if row > MAX_SIDE + 1 or col > MAX_SIDE + 1:
+            return None, logp / max(1, len(out))
+        seq += 1
+        logits = model(torch.tensor([[nxt]]), pos, cache=cache)[0, -1]
+    return parse_grid_tokens(out), logp / max(1, len(out) + 1)
+
+
+def sequential_predict(model: ArcTransformer, tasks: list[Task], seq_len: int, votes: int) -> list[list[Grid]]:
+    transforms = voting_transforms(votes, 0)
+    out = []
+    for task in tasks:
+        for k in range(len(task.test)):
+            cands = []
+            for t in transforms:
+                g, lp = sequential_decode(model, prompt(t.task(task), k, seq_len))
+                if g is not None:
+                    cands.append((t.invert(g), lp))
+            out.append(vote(cands)[:2])
+    return out
+
+
+def held_out_tasks(n: int) -> list[Task]:
+    fams = synthetic.families(easy_only=True)
+    return list(synthetic.generate(n, seed=1_000_003, families=fams, difficulty="easy"))
+
+
+def small_checkpoint(tmp: Path, steps: int) -> Path:
+    fams = synthetic.families(easy_only=True)
+    data = tmp / "data"
+    shards.write_shards(tasks_to_table(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")), data)
+    run = tmp / "run"
+    train(ModelConfig(d_model=128, n_layers=3, n_heads=4, max_seq_len=512),
+          DataConfig(root=str(data), seq_len=512, batch_size=6, loss_on="outputs"),
+          TrainConfig(out=str(run), max_steps=steps, lr=2e-3, warmup_steps=max(1, steps // 20), ckpt_every=steps,
+                      device="cpu", amp="off", tensorboard=False, eval_tasks=0))
+    return run
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", type=Path, default=None, help="a run folder (default: train one)")
+    ap.add_argument("--train-steps", type=int, default=300, help="steps of the model trained without --checkpoint")
+    ap.add_argument("--tasks", type=int, default=32)
+    ap.add_argument("--votes", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    with tempfile.TemporaryDirectory(prefix="bench_inference_") as tmp:
+        ckpt = a.checkpoint or small_checkpoint(Path(tmp), a.train_steps)
+        model, config = load_model(ckpt, "cpu")
+    tasks = held_out_tasks(a.tasks)
+    inputs = sum(len(t.test) for t in tasks)
+    times: dict[str, list[float]] = {"sequential": [], "batched_votes": [], "batched_poe": []}
+    answers: dict[str, list] = {}
+    for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        answers["sequential"] = sequential_predict(model, tasks, a.seq_len, a.votes)
+        times["sequential"].append(time.perf_counter() - t0)
+        for rank in ("votes", "poe"):
+            t0 = time.perf_counter()
+            preds = predict(model, tasks, seq_len=a.seq_len, cfg=EvalConfig(votes=a.votes, rank=rank))
+            times[f"batched_{rank}"].append(time.perf_counter() - t0)
+            answers[f"batched_{rank}"] = [p["ranked"][:2] for ps in preds for p in ps]
+
+    def correct(key: str) -> int:
+        truth = [p.output for t in tasks for p in t.test]
+        return sum(any(np.array_equal(g, y) for g in att) for att, y in zip(answers[key], truth, strict=True))
+
+    best = {k: min(v) for k, v in times.items()}
+    out = {
+        "checkpoint_params": sum(p.numel() for p in model.parameters()), "model": config["model"],
+        "tasks": len(tasks), "test_inputs": inputs, "votes": a.votes, "threads": a.threads,
+        "repeats": a.repeats, "seconds": times,
+        "test_inputs_per_s": {k: round(inputs / v, 3) for k, v in best.items()},
+        "speedup_vs_sequential": {k: round(best["sequential"] / v, 2) for k, v in best.items()},
+        "pass@2": {k: round(correct(k) / inputs, 4) for k in answers},
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = a.out.with_name(f".{a.out.name}.tmp")
+    tmp_out.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(tmp_out, a.out)
+    print(json.dumps({k: out[k] for k in ("test_inputs_per_s", "speedup_vs_sequential", "pass@2")}))
+    return out
+
+
+if __name__ == "__main__":
+    main()

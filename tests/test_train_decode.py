@@ -1,0 +1,132 @@
+"""Batched decoding: equals sequential decoding token for token, equals the argmax of a full forward pass,
+keeps every output a rectangle, and scores candidates consistently with decoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from arcforge.train.augment import voting_transforms
+from arcforge.train.decode import decode_batch, grammar_mask, score_candidates, score_with_prefix
+from arcforge.train.evaluate import prompt
+from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.tokenize import GRID_END, N_COLORS, ROW
+from tests.train_fixtures import load_arc1
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is faster (and far faster on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(3)
+    m = ArcTransformer(ModelConfig(d_model=32, n_layers=2, n_heads=2)).eval()
+    # bias the head towards ROW/GRID_END so that a random model closes small grids now and then
+    with torch.no_grad():
+        m.embed.weight[ROW] *= 4
+        m.embed.weight[GRID_END] *= 4
+    return m
+
+
+@pytest.fixture(scope="module")
+def prompts(shared_sources):
+    tasks = load_arc1(shared_sources, "training", 4, max_side=7)
+    out = []
+    for task in tasks:  # prompts of different lengths, under several transforms
+        for t in voting_transforms(3, 0):
+            out.append(prompt(t.task(task), 0, 1024))
+    assert len({len(p) for p in out}) >= 3
+    return out
+
+
+@pytest.mark.parametrize("sync_every", [16, 2])  # 2: finished rows leave the batch early (compaction)
+def test_batched_decoding_equals_sequential_token_for_token(model, prompts, sync_every):
+    sides = [4 + i % 3 for i in range(len(prompts))]  # per-row side limits
+    batched = decode_batch(model, prompts, max_new=40, max_sides=sides, sync_every=sync_every)
+    for p, b, side in zip(prompts, batched, sides, strict=True):
+        alone = decode_batch(model, [p], max_new=40, max_side=side)[0]
+        assert alone.tokens == b.tokens
+        assert alone.logp == pytest.approx(b.logp, abs=1e-4)
+        assert (alone.grid is None) == (b.grid is None)
+    assert any(b.grid is not None for b in batched) and len({tuple(b.tokens) for b in batched}) > 1
+
+
+def _replay_state(tokens: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """(width, row, col) before each token, from the grammar's definition."""
+    width, row, col = 0, 1, 1
+    ws, rs, cs = [], [], []
+    for t in tokens:
+        ws.append(width), rs.append(row), cs.append(col)
+        if t == ROW:
+            width = width or col - 1
+            row, col = row + 1, 1
+        elif t < N_COLORS:
+            col += 1
+    return ws, rs, cs
+
+
+def test_greedy_decoding_equals_argmax_of_a_full_forward_pass(model, prompts):
+    for p in prompts[:4]:
+        d = decode_batch(model, [p], max_new=40, max_side=6)[0]
+        seq = d.tokens + ([GRID_END] if d.grid is not None else [])
+        n = len(p)
+        tok = torch.tensor(np.concatenate([p.tokens, seq]))[None]
+        ws, rs, cs = _replay_state(seq)
+        # positions of the emitted tokens, as the decoder assigns them
+        pos = np.concatenate([p.positions, np.stack([np.arange(n, n + len(seq)), rs, cs], 1)])
+        with torch.no_grad():
+            logits = model(tok, torch.from_numpy(pos)[None])[0, n - 1 : n - 1 + len(seq)]
+        m = grammar_mask(torch.tensor(ws), torch.tensor(rs), torch.tensor(cs), logits.shape[-1], 6)
+        lp = torch.log_softmax(logits + m, -1)
+        assert lp.argmax(-1).tolist() == seq
+        assert float(lp.gather(1, torch.tensor(seq)[:, None]).sum()) == pytest.approx(d.logp, abs=1e-4)
+
+
+def test_every_finished_row_is_a_rectangle_within_max_side(model, prompts):
+    for d in decode_batch(model, prompts, max_side=4):
+        assert d.grid is not None  # the grammar forces an end within 4 * 5 + 1 tokens
+        assert 1 <= d.grid.shape[0] <= 4 and 1 <= d.grid.shape[1] <= 4
+
+
+def test_scoring_a_decoded_grid_gives_its_decoding_log_prob(model, prompts):
+    decoded = decode_batch(model, prompts, max_side=5)
+    pairs = [(p, d.grid) for p, d in zip(prompts, decoded, strict=True)]
+    scores = score_candidates(model, pairs, max_side=5)
+    for s, d in zip(scores, decoded, strict=True):
+        assert s == pytest.approx(d.logp, abs=1e-3)
+    # another grid is less likely than the greedy one
+    other = score_candidates(model, [(prompts[0], (decoded[0].grid + 1) % 10)], max_side=5)[0]
+    assert other < scores[0]
+
+
+def test_scoring_from_the_kept_prompt_cache_equals_a_full_forward(model, prompts):
+    decoded, prefix = decode_batch(model, prompts, max_side=5, keep_prefix=True)
+    rng = np.random.default_rng(0)
+    rows = [int(r) for r in rng.integers(0, len(prompts), 9)]
+    grids = [rng.integers(0, 10, (int(rng.integers(1, 6)), int(rng.integers(1, 6)))).astype(np.int8) for _ in rows]
+    rows.append(0)
+    grids.append(decoded[0].grid)
+    fast = score_with_prefix(model, prefix, rows, grids, max_side=5, chunk=4)
+    full = score_candidates(model, [(prompts[r], g) for r, g in zip(rows, grids, strict=True)], max_side=5)
+    assert fast == pytest.approx(full, abs=1e-3)
+    assert fast[-1] == pytest.approx(decoded[0].logp, abs=1e-3)
+
+
+def test_output_side_limit_follows_the_demonstrations():
+    from arcforge.task import Pair, Task
+    from arcforge.train.evaluate import output_side_limit
+
+    g = np.zeros((3, 3), np.int8)
+    tile = Task("t", "s", "e", [Pair(g, np.zeros((3, 9), np.int8))] * 2, [Pair(np.zeros((5, 5), np.int8), None)])
+    assert output_side_limit(tile, 0) == 17  # 5 x 3 (the demonstrated ratio) + 2
+    same = Task("t", "s", "e", [Pair(g, g)], [Pair(np.zeros((2, 2), np.int8), None)])
+    assert output_side_limit(same, 0) == 5  # the largest train output + 2
+    big = Task("t", "s", "e", [Pair(g, np.zeros((3, 30), np.int8))], [Pair(np.zeros((9, 9), np.int8), None)])
+    assert output_side_limit(big, 0) == 30

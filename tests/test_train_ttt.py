@@ -1,0 +1,153 @@
+"""Test-time training: leaves the model's weights exactly as they were, never reads a test output, is
+deterministic by seed, and fits the task's demonstrations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from arcforge.task import Pair, Task
+from arcforge.train.evaluate import EvalConfig, evaluate_tasks
+from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.pack import pack, stack
+from arcforge.train.ttt import TTTConfig, fine_tune, leave_one_out, task_rng
+from tests import train_fixtures
+from tests.train_fixtures import load_arc1
+
+arc_shards = train_fixtures.arc_shards  # the shared fixture
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is faster (and far faster on a busy machine)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+SEQ = 512
+
+
+@pytest.fixture(scope="module")
+def tasks(shared_sources):
+    return load_arc1(shared_sources, "evaluation", 2, max_side=5)
+
+
+def _model(seed: int = 0) -> ArcTransformer:
+    torch.manual_seed(seed)
+    return ArcTransformer(ModelConfig(d_model=32, n_layers=2, n_heads=2)).eval()
+
+
+def _cfg(**ttt) -> EvalConfig:
+    return EvalConfig(votes=2, max_new=24, ttt=TTTConfig(steps=2, batch_size=2, lr=1e-2, **ttt))
+
+
+def _poisoned(task: Task, how: str) -> Task:
+    rng = np.random.default_rng(7)
+    test = [Pair(p.input, None if how == "absent" else rng.integers(0, 10, (3, 4)).astype(np.int8))
+            for p in task.test]
+    return Task(task.id, task.source, task.split, task.train, test)
+
+
+@pytest.mark.parametrize("lora", [0, 2])
+def test_ttt_leaves_the_weights_exactly_as_they_were(tasks, lora):
+    model = _model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    res = evaluate_tasks(model, tasks, seq_len=SEQ, device=torch.device("cpu"), cfg=_cfg(lora_rank=lora))
+    assert all(r["ttt"]["steps"] == 2 for r in res.per_task)
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+    assert not any(n for n, _ in model.named_modules() if "lora" in type(_).__name__.lower())
+
+
+def test_ttt_never_reads_a_test_output(tasks):
+    """Predictions are identical whether the test outputs are right, random, or absent."""
+    subs = []
+    for how in ("real", "random", "absent"):
+        ts = tasks[:1] if how == "real" else [_poisoned(t, how) for t in tasks[:1]]
+        res = evaluate_tasks(_model(), ts, seq_len=SEQ, device=torch.device("cpu"), cfg=_cfg())
+        subs.append((res.submission, [r["ttt"] for r in res.per_task]))
+    assert subs[0] == subs[1] == subs[2]
+
+
+def test_ttt_is_deterministic_by_seed(tasks):
+    task = tasks[0]
+    a, ra = fine_tune(_model(), task, TTTConfig(steps=3, batch_size=2, lr=1e-2), SEQ)
+    b, rb = fine_tune(_model(), task, TTTConfig(steps=3, batch_size=2, lr=1e-2), SEQ)
+    _, rc = fine_tune(_model(), task, TTTConfig(steps=3, batch_size=2, lr=1e-2, seed=1), SEQ)
+    assert ra == rb and ra != rc
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k])
+
+
+def test_leave_one_out_uses_only_demonstrations(tasks):
+    task = tasks[0]
+    cfg = TTTConfig(symmetries=False, colors=False, shuffle_train=False, loss_on="test")
+    exs = leave_one_out(task, 2 * len(task.train), task_rng(cfg, task.id), cfg, SEQ)
+    assert len(exs) == 2 * len(task.train)
+    for ex in exs:
+        assert ex.n_train == len(task.train) - 1
+        # the target grid of every example is one of the train outputs, never a test output
+        toks = ex.tokens[ex.targets][:-1]  # the target grid's tokens, EOS dropped
+        outs = [tuple(toks)]
+        assert any(tuple(_grid_tokens(p.output)) in outs for p in task.train)
+    assert leave_one_out(Task("x", "s", "e", task.train[:1], task.test), 4, task_rng(cfg, "x"), cfg, SEQ) == []
+
+
+def _grid_tokens(g: np.ndarray) -> list[int]:
+    from arcforge.train.tokenize import grid_tokens
+
+    return list(grid_tokens(g)[0])
+
+
+def test_fine_tuning_fits_the_demonstrations(tasks):
+    task = tasks[0]
+    cfg = TTTConfig(steps=12, batch_size=4, lr=3e-3)
+    held = leave_one_out(task, 8, np.random.default_rng(99), cfg, SEQ)
+    b = stack(pack(held, max(SEQ, max(len(e) for e in held))))
+    tok = torch.from_numpy(b.tokens)
+
+    def loss(m: ArcTransformer) -> float:
+        with torch.no_grad():
+            lg = m(tok, torch.from_numpy(b.positions), torch.from_numpy(b.segments))
+        mask = torch.from_numpy(b.targets[:, 1:])
+        return float(F.cross_entropy(lg[:, :-1][mask], tok[:, 1:][mask]))
+
+    base = _model()
+    tuned, rep = fine_tune(base, task, cfg, SEQ)
+    assert rep["steps"] == 12 and rep["loss_last"] < rep["loss_first"]
+    assert loss(tuned) < loss(base) - 0.1
+
+
+def test_cli_eval_with_test_time_training(arc_shards, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from arcforge.cli.app import app
+    from arcforge.train import checkpoint as ckpt
+    from arcforge.train.data import DataConfig
+    from arcforge.train.loop import TrainConfig
+    from arcforge.train.model import n_params
+
+    model = _model()
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2)
+    run = tmp_path / "run"
+    config = {"model": cfg.to_dict(), "data": DataConfig(root=str(arc_shards), seq_len=SEQ).to_dict(),
+              "train": TrainConfig().to_dict(), "params": n_params(cfg)}
+    ckpt.save_checkpoint(run, 1, model.state_dict(), {}, config)
+    runner = CliRunner()
+    r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--limit", "1",
+                            "--votes", "2", "--ttt-steps", "1", "--ttt-batch-size", "2", "--ttt-lora-rank", "2",
+                            "--submission", str(tmp_path / "sub.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["metrics"]["ttt_steps"] == 1 and "pass@2_before" in rep["metrics"]
+    assert rep["eval_config"]["ttt"]["lora_rank"] == 2
+    assert all("exact_before" in t and t["ttt"]["steps"] == 1 for t in rep["per_task"])
+    r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--rank", "best"])
+    assert r.exit_code == 2 and "--rank" in r.output
