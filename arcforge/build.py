@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arcforge import card, dedup, output, paths, shards
+from arcforge import card, dedup, output, paths, reports, shards
 from arcforge.errors import BuildError
 from arcforge.ingest import (
     LOCAL_LICENSE,
@@ -139,10 +139,14 @@ def plan_sources(
     for p in plans:
         if p.name in seen or (p.kind != "manifest" and p.name in manifests):
             raise BuildError(f"source name {p.name!r} is used twice", hint="pick another with --local-name")
+        if p.name == reports.REPORTS_DIR:
+            raise BuildError(f"source name {p.name!r} is the dataset's reports folder",
+                             hint="pick another with --local-name")
         seen.add(p.name)
     if not plans:
         raise BuildError("nothing to build: no source is fetched and no --local folder was given",
-                         hint="arcforge fetch --all (or: arcforge build --local PATH)")
+                         hint="arcforge fetch --all (offline: --mirror DIR); or build from your own tasks "
+                         "with --local PATH, or from generated ones with --source synthetic")
     return plans
 
 
@@ -228,8 +232,7 @@ def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, 
     if p.kind == SYNTHETIC:
         from arcforge import synthetic
 
-        return card.SourceInfo(p.name, "arcforge synthetic tasks", p.license,
-                               citation=getattr(synthetic, "CITATION", ""), counts=counts,
+        return card.SourceInfo(p.name, synthetic.TITLE, p.license, citation=synthetic.CITATION, counts=counts,
                                num_bytes=split_bytes,
                                description=_synthetic_description(p))
     return card.SourceInfo(p.name, f"local folder {p.root.name if p.root else ''}", p.license,
@@ -316,7 +319,7 @@ def build(
     if strict and errors:
         first = "; ".join(f"{r['path']} ({r['reason']}: {r['detail']})" for r in errors[:3])
         raise BuildError(f"--strict: {len(errors)} task(s) quarantined, {out} left unchanged. First: {first}",
-                         hint="run without --strict and look at quarantine.parquet")
+                         hint="run without --strict and look at reports/quarantine.jsonl")
 
     nbytes = _split_bytes(kept)
     infos = [_source_info(p, stats.tasks.get(p.name, {}), nbytes) for p in plans]
@@ -392,10 +395,8 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
         infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows)
         files = [i.path.as_posix() for i in infos]
         reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
-        for name, t in (("quarantine.parquet", quarantine), ("excluded.parquet", result.excluded),
-                        ("duplicates.parquet", result.duplicates), ("reported.parquet", reported)):
-            shards.write_table(t, tmp / name, row_group_rows=max(row_group_rows, 1 << 16))
-            files.append(name)
+        files += reports.write_reports(tmp, {"quarantine": quarantine, "excluded": result.excluded,
+                                             "duplicates": result.duplicates, "reported": reported})
         (tmp / "README.md").write_text(card.render_card(card_data), encoding="utf-8")
         files.append("README.md")
         write_provenance(tmp, sources=provenance[0], options=provenance[1])

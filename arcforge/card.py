@@ -2,7 +2,7 @@
 
 Front matter: one config per source (``config_name: <source>``, files ``<source>/<split>-*.parquet``)
 and a ``default`` config over all sources per split (``*/<split>-*.parquet``); explicit configs keep
-the report files at the root (``quarantine.parquet`` ...) from being read as data. ``dataset_info``
+the reports (``reports/*.jsonl``) from being read as data. ``dataset_info``
 is generated from the real Arrow schema in the YAML form ``datasets`` writes (``Features._to_yaml_list``),
 with the exact number of examples per split so ``load_dataset`` verifies them. No timestamps: the card
 is byte-identical for identical inputs.
@@ -195,14 +195,14 @@ def render_card(data: CardData) -> str:
         out.append("Options: " + ", ".join(f"`{k}={v}`" for k, v in sorted(data.options.items())) + ".")
         out.append("")
     q_total = sum(data.quarantined.values())
-    out.append(f"Quarantined (not in the data, listed in `quarantine.parquet`): {q_total}.")
+    out.append(f"Quarantined (not in the data, listed in `reports/quarantine.jsonl`): {q_total}.")
     for reason, n in sorted(data.quarantined.items()):
         out.append(f"- `{reason}`: {n}")
     out.append("")
     if data.skipped:
         out += [f"Files skipped as not tasks (solution programs, user traces, ...): {data.skipped}.", ""]
     if data.dedup:
-        out += ["De-duplication and decontamination (rows in `duplicates.parquet` / `excluded.parquet`):", ""]
+        out += ["De-duplication and decontamination (rows in `reports/duplicates.jsonl` / `reports/excluded.jsonl`):", ""]
         out += ["| level | tasks |", "| --- | --- |"]
         out += [f"| `{k}` | {v} |" for k, v in sorted(data.dedup.items())]
         out.append("")

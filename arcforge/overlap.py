@@ -1,10 +1,10 @@
 """Which datasets copy which: a source x source matrix of shared tasks, read from a built ``out`` folder.
 
-Inputs are the dedup reports the build writes: ``excluded.parquet`` (a non-evaluation task and the
-evaluation tasks it copies), ``duplicates.parquet`` (a dropped copy and the task kept in its place) and,
-when present, ``reported.parquet`` (evaluation tasks equal to each other; trivial leaked pairs are not
-counted). Each report row links two sources; ``matrix[a][b]`` counts the rows linking a and b, so the
-matrix is symmetric and its diagonal counts copies within one source.
+Inputs are the dedup reports the build writes (``arcforge.reports``): ``excluded`` (a non-evaluation
+task and the evaluation tasks it copies), ``duplicates`` (a dropped copy and the task kept in its place)
+and ``reported`` (evaluation tasks equal to each other; trivial leaked pairs are not counted). Each
+report row links two sources; ``matrix[a][b]`` counts the rows linking a and b, so the matrix is
+symmetric and its diagonal counts copies within one source. The counting is one polars lazy query.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arcforge.errors import DedupError
-from arcforge.shards import read_file
+import polars as pl
 
-REPORTS = ("excluded.parquet", "duplicates.parquet", "reported.parquet")
+from arcforge.errors import DedupError
+from arcforge.reports import has_report, readable, report_path, scan_report
+
+REPORTS = ("excluded", "duplicates", "reported")
 
 
 @dataclass
@@ -34,41 +36,53 @@ class Overlap:
         return {"sources": self.sources, "matrix": self.matrix, "pairs": pairs, "by_level": self.by_level}
 
 
-def _links(out: Path) -> list[tuple[str, str, str]]:
-    links: list[tuple[str, str, str]] = []
-    ex = read_file(out / "excluded.parquet", required=("source", "level", "eval_ids")).to_pylist()
-    for r in ex:
-        for s in dict.fromkeys(r.get("eval_sources") or [e.split("/", 1)[0] for e in r["eval_ids"]]):
-            links.append((r["source"], s, r["level"]))
-    for r in read_file(out / "duplicates.parquet", required=("dropped_source", "kept_source", "level")).to_pylist():
-        links.append((r["dropped_source"], r["kept_source"], r["level"]))
-    if (out / "reported.parquet").is_file():
-        for r in read_file(out / "reported.parquet", required=("source", "level", "eval_sources")).to_pylist():
-            if str(r.get("reason", "")).startswith("reference"):
-                for s in dict.fromkeys(r["eval_sources"]):
-                    links.append((r["source"], s, r["level"]))
-    return links
+def links(out: Path) -> pl.LazyFrame:
+    """One row per (report row, other source): columns ``a`` (the copy's source), ``b``, ``level``."""
+    eval_sources = (
+        pl.when(pl.col("eval_sources").list.len().fill_null(0) > 0)
+        .then(pl.col("eval_sources"))
+        .otherwise(pl.col("eval_ids").list.eval(pl.element().str.split("/").list.first()))
+    )
+    parts = [
+        scan_report(out, "excluded")
+        .select(a=pl.col("source"), b=eval_sources.list.unique(maintain_order=True), level=pl.col("level"))
+        .explode("b"),
+        scan_report(out, "duplicates").select(a=pl.col("dropped_source"), b=pl.col("kept_source"),
+                                              level=pl.col("level")),
+    ]
+    if has_report(out, "reported"):
+        parts.append(
+            scan_report(out, "reported")
+            .filter(pl.col("reason").str.starts_with("reference"))
+            .select(a=pl.col("source"), b=pl.col("eval_sources").list.unique(maintain_order=True),
+                    level=pl.col("level"))
+            .explode("b")
+        )
+    return pl.concat(parts).filter(pl.col("b").is_not_null())
 
 
 def overlap(out: Path) -> Overlap:
     """The overlap matrix of a built dataset folder (the ``--out`` of ``arcforge build``)."""
     out = Path(out)
-    missing = [n for n in REPORTS[:2] if not (out / n).is_file()]
+    missing = [str(report_path(out, n).relative_to(out)) for n in REPORTS[:2] if not has_report(out, n)]
     if missing:
         raise DedupError(f"{out}: no {' or '.join(missing)} (not a built dataset folder?)",
                          hint="run `arcforge build --out DIR` first (with --exclude-eval for the eval reports)")
-    links = _links(out)
-    sources = sorted({s for a, b, _ in links for s in (a, b)})
+    lf = links(out)
+    with readable(out, REPORTS):
+        pair_counts, level_counts = pl.collect_all([
+            lf.group_by("a", "b").len(),
+            lf.group_by("level").len().sort("level"),
+        ])
+    sources = sorted(set(pair_counts["a"].to_list()) | set(pair_counts["b"].to_list()))
     index = {s: i for i, s in enumerate(sources)}
     matrix = [[0] * len(sources) for _ in sources]
-    by_level: dict[str, int] = {}
-    for a, b, level in links:
+    for a, b, n in pair_counts.iter_rows():  # one row per pair of sources, not per task
         i, j = index[a], index[b]
-        matrix[i][j] += 1
+        matrix[i][j] += n
         if i != j:
-            matrix[j][i] += 1
-        by_level[level] = by_level.get(level, 0) + 1
-    return Overlap(sources, matrix, by_level)
+            matrix[j][i] += n
+    return Overlap(sources, matrix, dict(level_counts.iter_rows()))
 
 
 def heatmap_png(ov: Overlap, path: Path, *, cell: int = 56) -> None:

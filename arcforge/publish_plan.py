@@ -9,8 +9,8 @@ The repo tree is exactly:
 
 - ``<source>/<split>-XXXXX-of-YYYYY.parquet`` shards (``arcforge.shards`` layout),
 - ``README.md`` (the dataset card, required, must start with a YAML block),
-- ``provenance.json`` (required), and the reports ``quarantine.parquet``, ``excluded.parquet``,
-  ``duplicates.parquet`` (each included when the build wrote it).
+- ``provenance.json`` (required), and the reports ``reports/{quarantine,excluded,duplicates,reported}.jsonl``
+  (each included when the build wrote it; ``arcforge.reports``).
 
 Anything else in the folder (hidden files, stray files) is listed as ``skipped`` and never uploaded.
 """
@@ -28,10 +28,11 @@ from arcforge.errors import PublishError, printable
 from arcforge.output import OWNED_FILE
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.provenance import PROVENANCE_FILE, Provenance
-from arcforge.shards import REPORT_FILES, SHARD_RE
+from arcforge.reports import OLD_REPORT_FILES, REPORT_FILES
+from arcforge.shards import SHARD_RE
 
 CARD_FILE = "README.md"
-ROOT_FILES = (CARD_FILE, PROVENANCE_FILE, *REPORT_FILES)
+ROOT_FILES = (CARD_FILE, PROVENANCE_FILE)
 _HASH_CHUNK = 1 << 20
 
 
@@ -89,9 +90,10 @@ def is_managed_path(path_in_repo: str) -> bool:
     """Files a build owns on the Hub: shards, reports and the provenance file.
 
     Only these are deleted when a new build no longer has them; anything else in the repo (a
-    ``.gitattributes``, images a maintainer added) is never touched.
+    ``.gitattributes``, images a maintainer added) is never touched. Reports at the root in Parquet are
+    where earlier builds put them: a new build's commit removes them.
     """
-    return is_shard_path(path_in_repo) or path_in_repo in (PROVENANCE_FILE, *REPORT_FILES)
+    return is_shard_path(path_in_repo) or path_in_repo in (PROVENANCE_FILE, *REPORT_FILES, *OLD_REPORT_FILES)
 
 
 def sha256_file(path: Path, progress: Progress = NULL_PROGRESS, key: str = "hash") -> str:
@@ -122,7 +124,7 @@ def collect_files(out: Path, *, progress: Progress | None = None) -> RepoTree:
             rel = p.relative_to(root).as_posix()
             depth = rel.count("/")
             if p.is_file() and not p.is_symlink() and (
-                (depth == 0 and rel in ROOT_FILES) or (depth == 1 and is_shard_path(rel))
+                (depth == 0 and rel in ROOT_FILES) or rel in REPORT_FILES or (depth == 1 and is_shard_path(rel))
             ):
                 chosen.append((rel, p))
             elif rel != OWNED_FILE:  # the build's list of its own files: bookkeeping, not a stray file

@@ -1,7 +1,8 @@
-"""Draw tasks: colored cells for the terminal (ANSI 24-bit) and a PNG (Pillow), standard ARC palette.
+"""Draw tasks: colored cells for a terminal (ANSI 24-bit), digits for anything else, and a PNG (Pillow).
 
-Layout (both): one row per pair, ``input -> output``; train pairs first, then test pairs. A hidden
-test output is drawn as ``?``. No rich here: the CLI prints the returned text as is.
+Layout (all three): one row per pair, ``input -> output``; train pairs first, then test pairs. A hidden
+test output is drawn as ``?``. No rich here: the CLI decides whether the output is a color terminal
+and prints the returned text as is. Pillow is imported only when a picture is drawn (extra ``png``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ def _cell(c: int) -> str:
     return f"\x1b[48;2;{r};{g};{b}m  "
 
 
-def grid_lines(grid: np.ndarray | None) -> list[str]:
-    """One string per grid row; each cell is two spaces on its color's background."""
+def grid_lines(grid: np.ndarray | None, *, color: bool = True) -> list[str]:
+    """One string per grid row, two characters per cell: two spaces on the cell's color's background
+    (``color``), or the color's digit and a space (plain text, for files, pipes and dumb terminals)."""
     if grid is None:
         return [" ?"]
+    if not color:
+        return ["".join(f"{int(c)} " for c in row) for row in grid]
     return ["".join(_cell(int(c)) for c in row) + RESET for row in grid]
 
 
@@ -44,15 +48,15 @@ def _width(grid: np.ndarray | None) -> int:
     return 2 if grid is None else 2 * grid.shape[1]
 
 
-def task_text(task: Task) -> str:
-    """The task as terminal text: a header, then each pair's grids side by side."""
+def task_text(task: Task, *, color: bool = True) -> str:
+    """The task as text: a header, then each pair's grids side by side (ANSI colors or digits)."""
     out = [f"{task.id}  ({task.source}/{task.split}, {len(task.train)} train, {len(task.test)} test)"]
     for role, pairs in (("train", task.train), ("test", task.test)):
         for i, p in enumerate(pairs):
             out.append("")
             shape = lambda g: "?" if g is None else f"{g.shape[0]}x{g.shape[1]}"  # noqa: E731
             out.append(f"{role}[{i}]  {shape(p.input)} -> {shape(p.output)}")
-            left, right = grid_lines(p.input), grid_lines(p.output)
+            left, right = grid_lines(p.input, color=color), grid_lines(p.output, color=color)
             pad = " " * _width(p.input)
             for j in range(max(len(left), len(right))):
                 a = left[j] if j < len(left) else pad

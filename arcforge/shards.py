@@ -4,7 +4,7 @@ Layout of a built dataset folder::
 
     out/<source>/<split>-00000-of-00002.parquet   # TASK_SCHEMA rows, sorted by id
     out/README.md                                 # dataset card (arcforge.card)
-    out/quarantine.parquet, excluded.parquet, duplicates.parquet   # reports (not configs)
+    out/reports/*.jsonl                           # reports (arcforge.reports), not data
 
 Writing uses pyarrow's ``ParquetWriter`` (plain ``list``/``string`` types that ``datasets`` maps to its
 features exactly; polars' writer would store ``large_*`` types), zstd, statistics, the page index and
@@ -39,7 +39,6 @@ from arcforge.task import TASK_SCHEMA, Task, tasks_from_batch
 SHARD_RE = re.compile(r"^(?P<split>\w+(?:\.\w+)*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 DEFAULT_ROW_GROUP_ROWS = 1024  # ~1-10 MB of task rows: small enough for the Hub viewer's random access
 DEFAULT_SHARD_BYTES = 256 * 1024 * 1024  # uncompressed Arrow bytes per shard file (Hub-friendly files)
-REPORT_FILES = ("quarantine.parquet", "excluded.parquet", "duplicates.parquet", "reported.parquet")
 REBUILD_HINT = "the file is damaged or was not written by arcforge: rebuild the dataset (arcforge build)"
 
 
@@ -128,6 +127,15 @@ def list_shards(
     return out
 
 
+def available(root: Path) -> str:
+    """What a dataset folder holds, for error messages: ``sources: a, b; splits: evaluation, training``."""
+    infos = list_shards(root)
+    if not infos:
+        return f"{root} holds no shards (<source>/<split>-00000-of-0000N.parquet); build one with `arcforge build`"
+    return (f"it has sources: {', '.join(sorted({i.source for i in infos}))}; "
+            f"splits: {', '.join(sorted({i.split for i in infos}))}")
+
+
 def iter_batches(
     root: Path,
     *,
@@ -185,8 +193,7 @@ def _iter_file_batches(root: Path, *, sources=None, splits=None, rank=0, world_s
     if not shards:
         raise ShardError(
             f"{root}: no shards match sources={sorted(sources) if sources else 'all'} "
-            f"splits={sorted(splits) if splits else 'all'}"
-        )
+            f"splits={sorted(splits) if splits else 'all'}", hint=available(root))
     paths = [Path(root) / info.path for info in shards]
     files = [_open_shard(p) for p in paths]
     units = [(f, rg) for f, pf in enumerate(files) for rg in range(pf.num_row_groups)]

@@ -25,6 +25,7 @@ every 0.2 s; and the load average (others' work on the shared machine) before an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -49,10 +50,8 @@ def _tree(pid: int) -> list[int]:
     while todo:
         p = todo.pop()
         out.append(p)
-        try:
+        with contextlib.suppress(OSError):
             todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except OSError:
-            pass
     return out
 
 

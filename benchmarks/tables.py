@@ -99,9 +99,10 @@ def _demo_ttt_block(r: dict, c: dict) -> str:
 
 def install_block() -> str:
     r = _load("install")
-    lines = ["| install | wheels | size (MB) |", "|---|---|---|"]
+    lines = ["| install | wheels | size (MB) | largest |", "|---|---|---|---|"]
     for name, x in r["installs"].items():
-        lines.append(f"| `{name}` | {x['wheels']} | {x['mb']:.1f} |")
+        big = ", ".join(f"{w.split('-')[0]} {b / 1e6:.0f}" for w, b in sorted(x["largest"].items(), key=lambda kv: -kv[1])[:3])
+        lines.append(f"| `{name}` | {x['wheels']} | {x['mb']:.1f} | {big} |")
     return "\n".join([*lines, "", f"({r['how']}; `benchmarks/results/install.json`)"])
 
 

@@ -1,23 +1,78 @@
-"""Shared fixtures. Real upstream data is read from ../shared/arc-sources (never copied in)."""
+"""Shared fixtures.
+
+Real upstream data (never copied into the project) comes from ``ARCFORGE_MIRROR``, else from
+``../shared/arc-sources``; without either, every test that needs it is skipped with one reason. Tests
+that use it are marked ``shared`` automatically (``-m "not shared"`` leaves them out). When
+``../shared`` exists (as in CI) a skipped ``shared`` test fails the run: CI must run all of them.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED = (REPO_ROOT.parent / "shared" / "arc-sources").resolve()
+SHARED_ROOT = (REPO_ROOT.parent / "shared").resolve()
+SHARED = SHARED_ROOT / "arc-sources"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+NO_MIRROR = ("needs the real upstream repos: set ARCFORGE_MIRROR to a folder laid out <owner>/<repo>/<files> "
+             f"or place them at {SHARED}")
+
+
+def find_mirror() -> Path | None:
+    """The offline mirror of the upstream repos: $ARCFORGE_MIRROR, else ../shared/arc-sources, else None."""
+    env = os.environ.get("ARCFORGE_MIRROR")
+    if env and not env.startswith(("http://", "https://")):
+        return Path(env).resolve()
+    return SHARED if SHARED.is_dir() else None
+
+
+MIRROR = find_mirror()
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "shared_sources" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.shared)
+
+
+_skipped_shared: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and "shared" in report.keywords:
+        _skipped_shared.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # CI has ../shared: a test that needs it and was skipped anyway is a failure, not a pass.
+    if SHARED_ROOT.is_dir() and _skipped_shared:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"FAILED: {len(_skipped_shared)} test(s) needing the real upstream data were skipped "
+                          f"although {SHARED_ROOT} exists, e.g. {_skipped_shared[0]}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
 def shared_sources() -> Path:
-    """The offline mirror of the 11 upstream repos. CI has it at the same relative path."""
-    if not (SHARED / "SOURCES.json").is_file():
-        pytest.fail(f"offline mirror not found at {SHARED}: tests need ../shared/arc-sources")
-    return SHARED
+    """The offline mirror of the upstream repos (the 11 of SOURCES.json). CI has ../shared/arc-sources."""
+    if MIRROR is None:
+        pytest.skip(NO_MIRROR)
+    if not (MIRROR / "SOURCES.json").is_file():
+        pytest.fail(f"{MIRROR}: not an offline mirror of the upstream repos (no SOURCES.json)")
+    return MIRROR
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny hand-made upstream (tests/tiny_upstream.py): mirror, manifests and pins. Needs no real data."""
+    from tests.tiny_upstream import make_tiny
+
+    return make_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture(scope="session")

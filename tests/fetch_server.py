@@ -1,4 +1,4 @@
-"""Test helpers for fetch: GitHub-style tarballs built from ../shared, and a loopback HTTP server.
+"""Test helpers for fetch: GitHub-style tarballs built from a folder, and a loopback HTTP server.
 
 The server stands in for codeload.github.com (the network boundary): it serves registered paths, counts
 requests, and can misbehave on purpose per request (drop the connection mid-body, answer 503/429).

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from arcforge import ingest
 from arcforge.build import build
 from arcforge.errors import BuildError, ManifestError
+from arcforge.reports import read_report
 from arcforge.shards import read_table
 
 GOOD = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]], "output": [[4, 3]]}]}
@@ -54,7 +54,7 @@ def test_quarantine_every_reason_and_build_goes_on(arcforge_home, messy):
     stats = build(out, local=[messy])
     assert stats.quarantined == dict(sorted(EXPECTED_REASONS.items()))
     assert stats.tasks == {"my_tasks": {"evaluation": 1, "training": 2}}
-    q = pq.read_table(out / "quarantine.parquet").to_pylist()
+    q = read_report(out, "quarantine").to_pylist()
     assert {r["path"] for r in q} == {f"bad/{k}" for k in BAD_FILES}
     ragged = next(r for r in q if r["path"] == "bad/ragged.json")
     assert ragged["reason"] == "non_rectangular" and "train[0].input row 1" in ragged["detail"]
@@ -84,7 +84,7 @@ def test_max_grid_drops_and_reports(arcforge_home, tmp_path):
     assert stats.over_30 == {"f": {"training": 1}} and stats.total_tasks == 2
     stats = build(arcforge_home / "o2", local=[folder], max_grid=30, strict=True)  # oversize is not an error
     assert stats.total_tasks == 1 and stats.oversize_dropped == 1 and stats.quarantined == {"oversize": 1}
-    q = pq.read_table(arcforge_home / "o2" / "quarantine.parquet").to_pylist()
+    q = read_report(arcforge_home / "o2", "quarantine").to_pylist()
     assert q[0]["path"] == "big.json" and "31" in q[0]["detail"]
 
 

@@ -3,10 +3,10 @@
 import json
 import os
 
-import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from arcforge.cli.app import app
+from arcforge.reports import read_report
 from arcforge.shards import read_table
 
 
@@ -15,7 +15,7 @@ def test_exclude_eval_build_writes_reports_and_card(mirror_home, tmp_path, monke
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["build", "--out", str(out), "--exclude-eval", "--json"])
     assert r.exit_code == 0, r.output
-    excluded = pq.read_table(out / "excluded.parquet").to_pylist()
+    excluded = read_report(out, "excluded").to_pylist()
     by_id = {e["id"]: e for e in excluded}
     # ARC-1 training/40853293 is evaluation/070dd51e; ARC-2 training holds ARC-1 eval tasks, pairs reordered.
     assert by_id["arc_agi_1/training/40853293"]["eval_ids"] == ["arc_agi_1/evaluation/070dd51e"]
@@ -28,15 +28,15 @@ def test_exclude_eval_build_writes_reports_and_card(mirror_home, tmp_path, monke
     # evaluation rows stay, including the 6 ARC-1 eval tasks that ARC-2 evaluation repeats
     assert sum(1 for i in kept if i.startswith("arc_agi_1/evaluation/")) == 400
     assert sum(1 for i in kept if i.startswith("arc_agi_2/evaluation/")) == 120
-    for name in ("duplicates.parquet", "reported.parquet", "quarantine.parquet"):
-        assert (out / name).is_file()
+    for name in ("duplicates", "reported", "quarantine"):
+        assert (out / "reports" / f"{name}.jsonl").is_file()
     card = (out / "README.md").read_text()
     levels: dict[str, int] = {}
     for e in excluded:
         levels[e["level"]] = levels.get(e["level"], 0) + 1
     for level, n in levels.items():  # the card shows the count of every exclusion level
         assert f"| `excluded.{level}` | {n} |" in card
-    ov = CliRunner().invoke(app, ["overlap", str(out), "--json"])
+    ov = CliRunner().invoke(app, ["overlap", "-d", str(out), "--json"])
     assert ov.exit_code == 0, ov.output
     assert json.loads(ov.stdout)
     assert os.environ["ARCFORGE_HOME"] == str(mirror_home)

@@ -7,9 +7,9 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
+from arcforge.reports import read_report
 from arcforge.shards import list_shards, read_table
 
 
@@ -48,9 +48,9 @@ def test_counts_match_the_source_files(full_build, shared_sources):
     assert expected["arc_agi_1"] == {"training": 400, "evaluation": 400}  # sanity of the counting itself
     assert stats.found == expected
     # Every task found is written, quarantined, or dropped by dedup (and listed in its report).
-    q = Counter(r["source"] for r in pq.read_table(out / "quarantine.parquet").to_pylist())
-    ex = Counter(pq.read_table(out / "excluded.parquet")["source"].to_pylist())
-    dup = Counter(pq.read_table(out / "duplicates.parquet")["dropped_source"].to_pylist())
+    q = Counter(r["source"] for r in read_report(out, "quarantine").to_pylist())
+    ex = Counter(read_report(out, "excluded")["source"].to_pylist())
+    dup = Counter(read_report(out, "duplicates")["dropped_source"].to_pylist())
     for src, splits in expected.items():
         written = sum(i.rows for i in list_shards(out, [src]))
         assert written + q[src] + ex[src] + dup[src] == sum(splits.values()), src

@@ -47,7 +47,7 @@ def test_stats_per_family(arcforge_home, tmp_path):
     out = tmp_path / "ds"
     assert _build(out, "--synthetic-tasks", "48", "--synthetic-families", "easy",
                   "--synthetic-difficulty", "hard").exit_code == 0
-    r = runner.invoke(app, ["stats", str(out), "--json"])
+    r = runner.invoke(app, ["stats", "-d", str(out), "--json"])
     assert r.exit_code == 0, r.output
     fams = json.loads(r.stdout)["families"]["synthetic"]["training"]
     assert sorted(fams) == synthetic.families(easy_only=True)
@@ -58,7 +58,7 @@ def test_stats_per_family(arcforge_home, tmp_path):
         assert f["tasks"] == len(mine)
         assert f["max_side"] == max(max(g.shape) for t in mine for g in t.grids())
         assert f["train_pairs_per_task"] == round(float(np.mean([len(t.train) for t in mine])), 2)
-    text = runner.invoke(app, ["stats", str(out)]).stdout
+    text = runner.invoke(app, ["stats", "-d", str(out)]).stdout
     assert "synthetic/training by family" in text and "mirror_concat" in text
 
 
@@ -70,7 +70,7 @@ def test_easy_expands_and_bad_knobs_fail_before_anything_is_written(arcforge_hom
     r = _build(out, "--synthetic-families", "flip,nope")
     assert r.exit_code == 1 and "unknown synthetic family: nope" in r.output
     r = _build(out, "--synthetic-difficulty", "extreme")
-    assert r.exit_code == 1 and "unknown synthetic difficulty 'extreme'" in r.output
+    assert r.exit_code == 2 and "'extreme'" in r.output and "'easy', 'medium', 'hard'" in r.output
     r = _build(out, "--synthetic-families", ",")
     assert r.exit_code == 1 and "no synthetic families selected" in r.output
     assert not out.exists()

@@ -31,7 +31,7 @@ def test_build_json_and_strict(arcforge_home, tmp_path):
 
 def test_stats_json_and_table(full_build):
     out, stats = full_build
-    r = runner.invoke(app, ["stats", str(out), "--json"])
+    r = runner.invoke(app, ["stats", "-d", str(out), "--json"])
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     tama = rep["sources"]["neoneye_tama"]["training"]
@@ -40,7 +40,7 @@ def test_stats_json_and_table(full_build):
     iparc = rep["sources"]["iparc"]["training"]
     assert iparc["colors_used"] == [0, 1, 2, 3] and iparc["grid_sizes"]["11-20"] == iparc["grids"]
     assert rep["sources"]["arc_agi_1"]["evaluation"]["tasks"] == 400
-    r = runner.invoke(app, ["stats", str(out)])
+    r = runner.invoke(app, ["stats", "-d", str(out)])
     assert r.exit_code == 0 and "neoneye_tama" in r.output and "5000" in r.output
 
 
@@ -49,7 +49,8 @@ def test_show_terminal_png_json(full_build, tmp_path):
     r = runner.invoke(app, ["show", "arc_agi_1/evaluation/00576224", "--data", str(out),
                             "--png", str(tmp_path / "t.png")])
     assert r.exit_code == 0, r.output
-    assert "train[0]  2x2 -> 6x6" in r.stdout and "\x1b[48;2;" in r.stdout
+    assert "train[0]  2x2 -> 6x6" in r.stdout and "\x1b[" not in r.stdout  # not a terminal: digits
+    assert "8 6    8 6 8 6 8 6" in r.stdout
     assert Image.open(tmp_path / "t.png").format == "PNG"
     r = runner.invoke(app, ["show", "arc_agi_1/evaluation/00576224", "--data", str(out), "--json"])
     row = json.loads(r.stdout)

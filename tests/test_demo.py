@@ -3,13 +3,13 @@ offline path (nothing reachable -> one notice, the built-in source alone)."""
 
 import json
 
-import pyarrow.parquet as pq
 from PIL import Image
 from typer.testing import CliRunner
 
 from arcforge import synthetic
 from arcforge.cli.app import app
 from arcforge.demo import DEMO_FAMILIES, DemoConfig, held_out, per_family_scores
+from arcforge.reports import read_report
 from arcforge.shards import read_tasks
 
 EASY = synthetic.families(easy_only=True)
@@ -40,7 +40,7 @@ def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
     card = (out / "data" / "README.md").read_text()
     assert "synthetic" in card and "arc_agi_1" in card and "difficulty easy" in card
     # --exclude-eval ran on the real sources: its report exists and ARC-2 lost its ARC-1 eval copies
-    assert pq.read_metadata(out / "data" / "excluded.parquet").num_rows > 0
+    assert read_report(out / "data", "excluded").num_rows > 0
     train = list(read_tasks(out / "data", sources=["synthetic"]))
     assert len(train) == 96 and {synthetic.family_of(t) for t in train} == set(DEMO_FAMILIES)
     # the checkpoint says what it was trained on
@@ -59,7 +59,7 @@ def test_offline_demo_uses_the_built_in_source_alone(tmp_path, arcforge_home):
     res = json.loads(r.stdout)
     assert res["fetched"] == [] and "unreachable" in res["notice"]
     assert sorted(res["per_family"]) == ["flip", "gravity"]
-    assert [p.name for p in (out / "data").iterdir() if p.is_dir()] == ["synthetic"]
+    assert [p.name for p in (out / "data").iterdir() if p.is_dir() and p.name != "reports"] == ["synthetic"]
 
 
 def test_held_out_tasks_share_the_distribution_but_not_the_tasks():

@@ -1,4 +1,4 @@
-"""Fast variants of the issue-7 experiments: the Grokfast filter changes training (deterministically), the
+"""Fast variants of the paper-reproduction experiments: the Grokfast filter changes training (deterministically), the
 grid-task generator is right, and both CLI commands run end to end on tiny settings."""
 
 import json
@@ -10,9 +10,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from arcforge.cli.app import app
-from arcforge.experiments.grokfast_modarith import GrokRun, P, make_data, run_one
-from arcforge.experiments.plot import Panel, draw_panels
-from arcforge.experiments.rope_extension import (
+from arcforge.train.experiments.grokfast_modarith import GrokRun, P, make_data, run_one
+from arcforge.train.experiments.plot import Panel, draw_panels
+from arcforge.train.experiments.rope_extension import (
     RECOLOR,
     RopeStudy,
     example_tokens,
@@ -67,7 +67,7 @@ def test_grokfast_filter_changes_training_deterministically():
 
 
 def test_grokfast_uses_the_trainers_model():
-    from arcforge.experiments.grokfast_modarith import model_config
+    from arcforge.train.experiments.grokfast_modarith import model_config
 
     cfg = model_config(GrokRun("baseline"))
     assert (cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.rope_mode) == (P + 2, 128, 2, 4, "1d")

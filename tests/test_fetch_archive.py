@@ -13,17 +13,18 @@ from fetch_server import github_tarball
 from arcforge.archive import ArchiveLimits, TruncatedArchiveError, check_zip_members, extract_tar_gz
 from arcforge.errors import FetchError, UnsafeArchiveError
 
-COMMIT = "1a68203d6ae58417f5240d9e68d083b24bb4c577"
+COMMIT = "3" * 40
 
 
 @pytest.fixture(scope="module")
-def tarball(shared_sources) -> bytes:
-    return github_tarball(shared_sources / "arc-community" / "arc", "arc", COMMIT)
+def tarball(tiny) -> bytes:
+    """A GitHub-style tarball of the tiny upstream's tiny-org/arc-odd repo (tests/tiny_upstream.py)."""
+    return github_tarball(tiny.mirror / "tiny-org" / "arc-odd", "arc-odd", COMMIT)
 
 
-def test_extract_keeps_matching_files(tarball, tmp_path, shared_sources):
-    hashes = extract_tar_gz(io.BytesIO(tarball), tmp_path, lambda rel: rel.startswith("levels/yk/"), archive="t")
-    assert sorted(hashes) == sorted(f"levels/yk/{p.name}" for p in (shared_sources / "arc-community/arc/levels/yk")
+def test_extract_keeps_matching_files(tarball, tmp_path, tiny):
+    hashes = extract_tar_gz(io.BytesIO(tarball), tmp_path, lambda rel: rel.startswith("levels/"), archive="t")
+    assert sorted(hashes) == sorted(f"levels/{p.name}" for p in (tiny.mirror / "tiny-org/arc-odd/levels")
                                     .iterdir())
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")) == sorted(hashes)
 
@@ -44,9 +45,10 @@ def test_corrupt_gzip_is_a_fetch_error(tarball, tmp_path):
 
 
 def test_total_size_limit(tarball, tmp_path):
-    with pytest.raises(UnsafeArchiveError, match="add up to more than 1000 bytes"):
+    with pytest.raises(UnsafeArchiveError, match="add up to more than 300 bytes"):
         extract_tar_gz(io.BytesIO(tarball), tmp_path, lambda rel: True, archive="t",
-                       limits=ArchiveLimits(max_total_bytes=1000))
+                       limits=ArchiveLimits(max_total_bytes=300))
+    assert len(tarball) > 300
 
 
 def test_real_zip_archives_pass_the_zip_rules(shared_sources):

@@ -1,5 +1,6 @@
-"""Fetch over real HTTP: GitHub-style tarballs built from ../shared, served by a loopback server that stands
-in for codeload.github.com. Everything from the socket up is the code that talks to GitHub."""
+"""Fetch over real HTTP: GitHub-style tarballs built from a tiny hand-made upstream (tests/tiny_upstream.py),
+served by a loopback server that stands in for codeload.github.com. Everything from the socket up is the
+code that talks to GitHub; no real upstream data is needed."""
 
 from __future__ import annotations
 
@@ -16,12 +17,21 @@ from arcforge.download import RetryPolicy
 from arcforge.manifest import load_manifests
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=10)
-SMALL = ("arc_community", "neoneye_bad", "concept_arc")
+SMALL = ("tiny_unknown", "tiny_train", "tiny_eval")
 
 
 @pytest.fixture(scope="module")
-def ms():
-    return load_manifests()
+def ms(tiny):
+    return tiny.ms
+
+
+@pytest.fixture(scope="module")
+def mirror(tiny):
+    return tiny.mirror
+
+
+def kept(m) -> int:
+    return lock.find_pin(m).files
 
 
 @pytest.fixture()
@@ -48,22 +58,22 @@ def tmp_is_clean() -> bool:
     return not any(paths.tmp_dir().iterdir())
 
 
-def test_fetch_keeps_only_manifest_files_and_matches_the_pin(server, shared_sources, ms):
-    m = ms["arc_community"]
-    serve(server, shared_sources, m, extra={"src/tool.py": b"print('not data')\n", "docs/x.md": b"#"})
+def test_fetch_keeps_only_manifest_files_and_matches_the_pin(server, mirror, ms):
+    m = ms["tiny_unknown"]
+    serve(server, mirror, m, extra={"src/tool.py": b"print('not data')\n", "docs/x.md": b"#"})
     [r] = fetch.fetch_sources([m], retry=FAST)
     assert r.status == "fetched", r.error
-    assert r.path == paths.source_dir("arc-community", "arc", m.commit)
+    assert r.path == paths.source_dir("tiny-org", "arc-odd", m.commit)
     got = {k: v for k, v in snapshot(r.path).items() if k != fetch.MARKER}
-    assert got == snapshot(shared_sources / "arc-community" / "arc")  # byte-identical, nothing extra
-    assert r.digest == lock.find_pin(m).digest and not r.recorded_pin and r.files == 19
+    assert got == snapshot(mirror / "tiny-org" / "arc-odd")  # byte-identical, nothing extra
+    assert r.digest == lock.find_pin(m).digest and not r.recorded_pin and r.files == kept(m) == 3
     assert json.loads((r.path / fetch.MARKER).read_text())["commit"] == m.commit
     assert server.count() == 1 and tmp_is_clean()
 
 
-def test_valid_cache_makes_no_requests_and_force_refetches(server, shared_sources, ms):
-    m = ms["neoneye_bad"]
-    serve(server, shared_sources, m)
+def test_valid_cache_makes_no_requests_and_force_refetches(server, mirror, ms):
+    m = ms["tiny_train"]
+    serve(server, mirror, m)
     assert fetch.fetch_sources([m], retry=FAST)[0].status == "fetched"
     assert fetch.cached_path(m) is not None
     again = fetch.fetch_sources([m], retry=FAST)[0]
@@ -74,9 +84,9 @@ def test_valid_cache_makes_no_requests_and_force_refetches(server, shared_source
 
 
 @pytest.mark.parametrize("drop", ["drop-length", "drop-chunked", "drop-close"])
-def test_dropped_connection_mid_body_is_retried(server, shared_sources, ms, drop):
-    m = ms["arc_community"]
-    serve(server, shared_sources, m, plan=[drop])
+def test_dropped_connection_mid_body_is_retried(server, mirror, ms, drop):
+    m = ms["tiny_unknown"]
+    serve(server, mirror, m, plan=[drop])
     [r] = fetch.fetch_sources([m], retry=FAST)
     assert r.status == "fetched", r.error
     assert r.digest == lock.find_pin(m).digest
@@ -84,13 +94,13 @@ def test_dropped_connection_mid_body_is_retried(server, shared_sources, ms, drop
 
 
 @pytest.mark.parametrize("drop", ["drop-length", "drop-close"])
-def test_connection_that_always_drops_never_half_writes_the_cache(server, shared_sources, ms, drop):
-    m, fresh = ms["arc_community"], ms["neoneye_bad"]
-    serve(server, shared_sources, m)
+def test_connection_that_always_drops_never_half_writes_the_cache(server, mirror, ms, drop):
+    m, fresh = ms["tiny_unknown"], ms["tiny_train"]
+    serve(server, mirror, m)
     first = fetch.fetch_sources([m], retry=FAST)[0]
     before = snapshot(first.path)
-    serve(server, shared_sources, m, plan=[drop] * 3)
-    serve(server, shared_sources, fresh, plan=[drop] * 3)
+    serve(server, mirror, m, plan=[drop] * 3)
+    serve(server, mirror, fresh, plan=[drop] * 3)
     r, rf = fetch.fetch_sources([m, fresh], force=True, retry=FAST)
     assert r.status == rf.status == "failed"
     assert "after 3 attempts" in r.error and "--mirror" in r.hint
@@ -99,22 +109,22 @@ def test_connection_that_always_drops_never_half_writes_the_cache(server, shared
     assert tmp_is_clean()
 
 
-def test_transient_status_codes_are_retried_with_backoff(server, shared_sources, ms):
-    m = ms["neoneye_bad"]
-    serve(server, shared_sources, m, plan=["503", "429", "502"])
+def test_transient_status_codes_are_retried_with_backoff(server, mirror, ms):
+    m = ms["tiny_train"]
+    serve(server, mirror, m, plan=["503", "429", "502"])
     [r] = fetch.fetch_sources([m], retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05))
     assert r.status == "fetched", r.error
     assert server.count() == 4
 
 
-def test_corrupted_file_is_a_digest_error_and_the_old_cache_stays(server, shared_sources, ms):
-    m = ms["arc_community"]
-    serve(server, shared_sources, m)
+def test_corrupted_file_is_a_digest_error_and_the_old_cache_stays(server, mirror, ms):
+    m = ms["tiny_unknown"]
+    serve(server, mirror, m)
     good = fetch.fetch_sources([m], retry=FAST)[0]
     before = snapshot(good.path)
-    name = "levels/yk/" + sorted(p.name for p in (shared_sources / "arc-community/arc/levels/yk").iterdir())[0]
-    tampered = (shared_sources / "arc-community/arc" / name).read_bytes() + b" "  # one byte more
-    serve(server, shared_sources, m, replace={name: tampered})
+    name = "levels/" + sorted(p.name for p in (mirror / "tiny-org/arc-odd/levels").iterdir())[0]
+    tampered = (mirror / "tiny-org/arc-odd" / name).read_bytes() + b" "  # one byte more
+    serve(server, mirror, m, replace={name: tampered})
     [r] = fetch.fetch_sources([m], force=True, retry=FAST)
     assert r.status == "failed"
     assert "digest" in r.error and "digests.lock" in r.error and "left as it was" in r.error
@@ -130,19 +140,19 @@ def _hostile(kind: str, top: str) -> tuple[tarfile.TarInfo, bytes, str]:
     if kind == "dotdot":
         return file_info(f"{top}/../../evil.json", 2), b"{}", "../../evil.json"
     if kind == "symlink-out":
-        return file_info(f"{top}/levels/yk/evil.json", 0, tarfile.SYMTYPE, linkname="/etc/passwd"), b"", "evil.json"
+        return file_info(f"{top}/levels/evil.json", 0, tarfile.SYMTYPE, linkname="/etc/passwd"), b"", "evil.json"
     if kind == "symlink-relative-out":
         return file_info(f"{top}/levels/up", 0, tarfile.SYMTYPE, linkname="../../../etc"), b"", "levels/up"
     if kind == "hardlink-out":
         return file_info(f"{top}/levels/hard", 0, tarfile.LNKTYPE, linkname="../../etc/passwd"), b"", "levels/hard"
     if kind == "symlink-kept":
-        return file_info(f"{top}/levels/yk/link.json", 0, tarfile.SYMTYPE, linkname="a.json"), b"", "link.json"
+        return file_info(f"{top}/levels/link.json", 0, tarfile.SYMTYPE, linkname="a.json"), b"", "link.json"
     if kind == "chardev":
         return file_info(f"{top}/dev/null0", 0, tarfile.CHRTYPE, devmajor=1, devminor=3), b"", "dev/null0"
     if kind == "fifo":
         return file_info(f"{top}/pipe", 0, tarfile.FIFOTYPE), b"", "pipe"
     if kind == "huge":  # the header claims 1 TiB; no data follows, it must be refused on the header alone
-        return file_info(f"{top}/levels/yk/big.json", 1 << 40), b"", "big.json"
+        return file_info(f"{top}/levels/big.json", 1 << 40), b"", "big.json"
     if kind == "other-top":
         return file_info("elsewhere/x.json", 2), b"{}", "elsewhere/x.json"
     if kind == "duplicate":
@@ -155,10 +165,10 @@ HOSTILE = ["absolute", "dotdot", "symlink-out", "symlink-relative-out", "hardlin
 
 
 @pytest.mark.parametrize("kind", HOSTILE)
-def test_malicious_tarball_is_refused_naming_the_entry(server, shared_sources, ms, kind):
-    m = ms["arc_community"]
-    info, data, needle = _hostile(kind, f"arc-{m.commit}")
-    serve(server, shared_sources, m, raw_entries=[(info, data)])
+def test_malicious_tarball_is_refused_naming_the_entry(server, mirror, ms, kind):
+    m = ms["tiny_unknown"]
+    info, data, needle = _hostile(kind, f"{m.repo_name}-{m.commit}")
+    serve(server, mirror, m, raw_entries=[(info, data)])
     [r] = fetch.fetch_sources([m], retry=FAST)
     assert r.status == "failed"
     assert needle in r.error, r.error
@@ -167,10 +177,10 @@ def test_malicious_tarball_is_refused_naming_the_entry(server, shared_sources, m
     assert not Path("/tmp/evil.json").exists()
 
 
-def test_link_inside_the_tree_outside_the_kept_files_is_ignored(server, shared_sources, ms):
-    m = ms["arc_community"]
-    link = file_info(f"arc-{m.commit}/docs/readme-link", 0, tarfile.SYMTYPE, linkname="../README.md")
-    serve(server, shared_sources, m, raw_entries=[(link, b"")])
+def test_link_inside_the_tree_outside_the_kept_files_is_ignored(server, mirror, ms):
+    m = ms["tiny_unknown"]
+    link = file_info(f"{m.repo_name}-{m.commit}/docs/readme-link", 0, tarfile.SYMTYPE, linkname="../README.md")
+    serve(server, mirror, m, raw_entries=[(link, b"")])
     [r] = fetch.fetch_sources([m], retry=FAST)
     assert r.status == "fetched", r.error
     assert not (r.path / "docs").exists()
@@ -181,20 +191,20 @@ def test_unreachable_github_is_a_clear_error_suggesting_a_mirror(monkeypatch, ar
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     monkeypatch.setenv("ARCFORGE_GITHUB_URL", f"http://127.0.0.1:{port}")
-    [r] = fetch.fetch_sources([ms["arc_community"]], retry=RetryPolicy(attempts=2, base_delay=0.01))
+    [r] = fetch.fetch_sources([ms["tiny_unknown"]], retry=RetryPolicy(attempts=2, base_delay=0.01))
     assert r.status == "failed"
     assert f"cannot reach 127.0.0.1:{port}" in r.error and "after 2 attempts" in r.error
     assert "--mirror" in r.hint and "ARCFORGE_MIRROR" in r.hint
-    assert not fetch.cache_dir(ms["arc_community"]).exists()
+    assert not fetch.cache_dir(ms["tiny_unknown"]).exists()
 
 
-def test_http_mirror_serves_in_github_layout_and_names_missing_sources(monkeypatch, server, shared_sources, ms):
+def test_http_mirror_serves_in_github_layout_and_names_missing_sources(monkeypatch, server, mirror, ms):
     monkeypatch.setenv("ARCFORGE_GITHUB_URL", "http://127.0.0.1:9")  # GitHub must not be needed
-    serve(server, shared_sources, ms["concept_arc"], plan=["ok-chunked"])
-    ok, missing = fetch.fetch_sources([ms["concept_arc"], ms["neoneye_bad"]], mirror=server.url + "/", retry=FAST)
-    assert ok.status == "fetched" and ok.origin.startswith(server.url) and ok.files == 178
+    serve(server, mirror, ms["tiny_eval"], plan=["ok-chunked"])
+    ok, missing = fetch.fetch_sources([ms["tiny_eval"], ms["tiny_train"]], mirror=server.url + "/", retry=FAST)
+    assert ok.status == "fetched" and ok.origin.startswith(server.url) and ok.files == kept(ms["tiny_eval"]) == 6
     assert missing.status == "unavailable"
-    assert missing.error.startswith("neoneye_bad:") and "HTTP 404" in missing.error
+    assert missing.error.startswith("tiny_train:") and "HTTP 404" in missing.error
 
 
 class RecordingProgress:
@@ -217,9 +227,9 @@ class RecordingProgress:
         self.finished.add(key)
 
 
-def test_several_sources_in_parallel_report_bytes(server, shared_sources, ms):
+def test_several_sources_in_parallel_report_bytes(server, mirror, ms):
     chosen = [ms[n] for n in SMALL]
-    bodies = {m.name: serve(server, shared_sources, m) for m in chosen}
+    bodies = {m.name: serve(server, mirror, m) for m in chosen}
     prog = RecordingProgress()
     results = fetch.fetch_sources(chosen, progress=prog, workers=3, retry=FAST)
     assert [r.name for r in results] == list(SMALL) and all(r.status == "fetched" for r in results)
@@ -227,11 +237,11 @@ def test_several_sources_in_parallel_report_bytes(server, shared_sources, ms):
     assert prog.advanced == {n: len(b) for n, b in bodies.items()}
 
 
-def test_unpinned_source_records_its_digest_then_enforces_it(server, shared_sources, ms, tmp_path):
-    m = ms["barc"]
+def test_unpinned_source_records_its_digest_then_enforces_it(server, mirror, tmp_path):
+    m = load_manifests()["barc"]  # the shipped manifest: no pin in the shipped lock
     assert lock.find_pin(m) is None
-    # A small stand-in for BARC's one file, made of real ARC-AGI-1 evaluation tasks.
-    ev = sorted((shared_sources / "fchollet/ARC-AGI/data/evaluation").glob("*.json"))[:2]
+    # A small stand-in for BARC's one file, made of the tiny upstream's evaluation tasks.
+    ev = sorted((mirror / "tiny-org/arc-eval/data/evaluation").glob("*.json"))[:2]
     entries = [{"name": p.name, "data": json.loads(p.read_text())} for p in ev]
     src = tmp_path / "BARC" / "data_processing" / "test-time-finetune"
     src.mkdir(parents=True)

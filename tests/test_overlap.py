@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from arcforge.cli.app import app
 from arcforge.dedup import run_dedup
 from arcforge.overlap import overlap
-from arcforge.shards import write_table
+from arcforge.reports import write_reports
+from arcforge.task import QUARANTINE_SCHEMA
 from tests.dedup_data import arc_table
 
 EVAL = {("arc_agi_1", "evaluation"), ("arc_agi_2", "evaluation")}
@@ -22,9 +23,8 @@ def out_dir(shared_sources, tmp_path_factory):
     r = run_dedup(arc_table(shared_sources), eval_splits=EVAL, exclude_eval=True,
                   priority=("arc_agi_1", "arc_agi_2", "concept_arc"))
     out = tmp_path_factory.mktemp("out")
-    write_table(r.excluded, out / "excluded.parquet")
-    write_table(r.duplicates, out / "duplicates.parquet")
-    write_table(r.reported, out / "reported.parquet")
+    write_reports(out, {"quarantine": QUARANTINE_SCHEMA.empty_table(), "excluded": r.excluded,
+                        "duplicates": r.duplicates, "reported": r.reported})
     return out
 
 
@@ -42,18 +42,18 @@ def test_matrix_counts_who_copies_whom(out_dir):
 
 def test_cli_json_table_and_png(out_dir, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["overlap", str(out_dir), "--json", "--png", str(tmp_path / "m.png")])
+    res = runner.invoke(app, ["overlap", "-d", str(out_dir), "--json", "--png", str(tmp_path / "m.png")])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["sources"] == ["arc_agi_1", "arc_agi_2"]
     assert {"a": "arc_agi_1", "b": "arc_agi_2", "shared": 774} in data["pairs"]
     with Image.open(tmp_path / "m.png") as im:
         assert im.format == "PNG" and im.size[0] > 100
-    res = runner.invoke(app, ["overlap", str(out_dir)])
+    res = runner.invoke(app, ["overlap", "-d", str(out_dir)])
     assert res.exit_code == 0 and "arc_agi_2" in res.stdout and "774" in res.stdout
 
 
 def test_cli_on_a_folder_without_reports(tmp_path):
-    res = CliRunner().invoke(app, ["overlap", str(tmp_path)])
+    res = CliRunner().invoke(app, ["overlap", "-d", str(tmp_path)])
     assert res.exit_code == 1
-    assert "excluded.parquet" in res.output and "arcforge build" in res.output
+    assert "reports/excluded.jsonl" in res.output and "arcforge build" in res.output

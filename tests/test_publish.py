@@ -18,7 +18,7 @@ from arcforge import __version__
 from arcforge import publish as pub
 from arcforge.cli.app import app
 from arcforge.errors import PublishError
-from tests.publish_helpers import SECRET_TOKEN, build_out, hf_env  # noqa: F401  (fixture)
+from tests.publish_helpers import SECRET_TOKEN, FakeHub, build_out, hf_env  # noqa: F401  (fixture)
 
 REPO = "arc-org/arc-corpus"
 HEAD = "1" * 40
@@ -29,10 +29,10 @@ TREE = [
     "arc_agi_1/evaluation-00001-of-00002.parquet",
     "arc_agi_1/training-00000-of-00002.parquet",
     "arc_agi_1/training-00001-of-00002.parquet",
-    "duplicates.parquet",
-    "excluded.parquet",
     "provenance.json",
-    "quarantine.parquet",
+    "reports/duplicates.jsonl",
+    "reports/excluded.jsonl",
+    "reports/quarantine.jsonl",
 ]
 REMOTE = [".gitattributes", "README.md", "arc_agi_1/training-00000-of-00001.parquet",
           "barc/training-00000-of-00001.parquet", "provenance.json"]
@@ -40,9 +40,9 @@ STALE = ["arc_agi_1/training-00000-of-00001.parquet", "barc/training-00000-of-00
 
 
 @pytest.fixture()
-def out(tmp_path: Path, shared_sources: Path) -> Path:
+def out(tmp_path: Path) -> Path:
     """A build with known licenses only (arc_agi_1, Apache-2.0)."""
-    return build_out(tmp_path / "out", shared_sources, sources=("arc_agi_1",))
+    return build_out(tmp_path / "out", sources=("arc_agi_1",))
 
 
 @pytest.fixture()
@@ -54,10 +54,6 @@ def api(hf_env: Path):  # noqa: F811
         commit_url=f"https://huggingface.co/datasets/{REPO}/commit/{NEW}", commit_message="m",
         commit_description="", oid=NEW)
     return api
-
-
-def expected_ops(out: Path, stale=STALE) -> list:
-    return [("add", p, str(out / p)) for p in TREE] + [("delete", p, None) for p in stale]
 
 
 def calls(api) -> list:
@@ -78,15 +74,6 @@ def calls(api) -> list:
     return out
 
 
-def commit_call(out: Path, *, revision="main", create_pr=False, title=None, stale=STALE):
-    title = title or f"arcforge {__version__}: 4 shards from 1 source"
-    description = (f"Built by arcforge {__version__} from:\n"
-                   "- arc_agi_1: fchollet/ARC-AGI@399030444e0ab0cc8b4e199870fb20b863846f34 (Apache-2.0)")
-    return call.create_commit(REPO, operations=expected_ops(out, stale), commit_message=title,
-                              commit_description=description, repo_type="dataset", revision=revision,
-                              create_pr=create_pr, parent_commit=HEAD)
-
-
 def hub_error(status: int, method: str = "POST", path: str = f"/api/datasets/{REPO}/commit/main", **headers):
     """The exception huggingface_hub itself raises for such a Hub response."""
     resp = httpx2.Response(status, request=httpx2.Request(method, f"https://huggingface.co{path}"),
@@ -98,54 +85,73 @@ def hub_error(status: int, method: str = "POST", path: str = f"/api/datasets/{RE
     raise AssertionError("no error raised")
 
 
-# --- the calls -------------------------------------------------------------------------------------------------
-def test_publish_makes_one_commit_with_parent_adds_and_stale_deletes_then_tags(out: Path, api):
-    res = pub.publish(out, pub.PublishOptions(REPO, tag="v1.0"), api=api)
-    title = f"arcforge {__version__}: 4 shards from 1 source"
-    assert calls(api) == [
-        call.create_repo(REPO, repo_type="dataset", private=False, exist_ok=True),
-        call.repo_info(REPO, repo_type="dataset", revision="main"),
-        call.list_repo_files(REPO, repo_type="dataset", revision=HEAD),
-        commit_call(out),
-        call.create_tag(REPO, tag="v1.0", tag_message=title, revision=NEW, repo_type="dataset"),
-    ]
-    assert (res.parent_commit, res.commit_oid, res.tag) == (HEAD, NEW, "v1.0")
-    assert res.commit_url.endswith(f"/commit/{NEW}")
+# --- what the repo holds afterwards (a stateful fake Hub) ------------------------------------------------------
+def local_files(out: Path) -> dict[str, bytes]:
+    return {p: (out / p).read_bytes() for p in TREE}
+
+
+def remote_before() -> dict[str, bytes]:
+    """A repo holding an earlier build (other sharding, a dropped source) and a file a maintainer added."""
+    return {p: b"old " + p.encode() for p in REMOTE}
+
+
+def test_publish_replaces_the_previous_build_in_one_commit_then_tags(out: Path, hf_env):  # noqa: F811
+    hub = FakeHub(REPO, remote_before())
+    head = hub.branches["main"]
+    res = pub.publish(out, pub.PublishOptions(REPO, tag="v1.0"), api=hub)
+    after = hub.files("main")
+    # exactly the new build, plus what arcforge does not own; the old build's shards are gone
+    assert after == {**local_files(out), ".gitattributes": b"old .gitattributes"}
+    assert len(hub.commits) == 2 and res.parent_commit == head  # one commit, on top of the head it read
+    assert hub.tags == {"v1.0": res.commit_oid} and hub.branches["main"] == res.commit_oid
+    assert hub.messages == [(f"arcforge {__version__}: 4 shards from 1 source",
+                             f"Built by arcforge {__version__} from:\n- arc_agi_1: "
+                             "fchollet/ARC-AGI@399030444e0ab0cc8b4e199870fb20b863846f34 (Apache-2.0)")]
+    assert res.commit_url.endswith(f"/commit/{res.commit_oid}")
     d = res.to_dict()
     assert (d["additions"], d["deletions"], d["deletions_known"]) == (len(TREE), 2, True)
     assert [o["path"] for o in d["operations"]] == TREE + STALE
+    # publishing the same build again changes nothing on the Hub but makes a new (identical) snapshot
+    again = pub.publish(out, pub.PublishOptions(REPO), api=hub)
+    assert hub.files(again.commit_oid) == after and again.to_dict()["deletions"] == 0
 
 
-def test_publish_to_a_branch_creates_it_and_commits_there(out: Path, api):
-    api.repo_info.return_value = DatasetInfo(id=REPO, sha=HEAD, private=True)
-    pub.publish(out, pub.PublishOptions(REPO, revision="v2-candidate", private=True, message="rebuild"),
-                api=api)
-    assert calls(api) == [
-        call.create_repo(REPO, repo_type="dataset", private=True, exist_ok=True),
-        call.create_branch(REPO, branch="v2-candidate", repo_type="dataset", exist_ok=True),
-        call.repo_info(REPO, repo_type="dataset", revision="v2-candidate"),
-        call.list_repo_files(REPO, repo_type="dataset", revision=HEAD),
-        commit_call(out, revision="v2-candidate", title="rebuild"),
-    ]
+def test_publish_to_a_branch_leaves_main_alone(out: Path, hf_env):  # noqa: F811
+    hub = FakeHub(REPO, remote_before(), private=True)
+    main_before = hub.files("main")
+    pub.publish(out, pub.PublishOptions(REPO, revision="v2-candidate", private=True, message="rebuild"), api=hub)
+    assert hub.files("main") == main_before
+    assert hub.files("v2-candidate") == {**local_files(out), ".gitattributes": b"old .gitattributes"}
 
 
-def test_publish_as_pull_request_touches_no_repo_or_branch(out: Path, api):
-    api.create_commit.return_value = CommitInfo(
-        commit_url=f"https://huggingface.co/datasets/{REPO}/commit/{NEW}", commit_message="m", commit_description="", oid=NEW,
-        pr_url=f"https://huggingface.co/datasets/{REPO}/discussions/3")
-    res = pub.publish(out, pub.PublishOptions(REPO, create_pr=True), api=api)
-    assert calls(api) == [
-        call.repo_info(REPO, repo_type="dataset", revision="main"),
-        call.list_repo_files(REPO, repo_type="dataset", revision=HEAD),
-        commit_call(out, create_pr=True),
-    ]
-    assert res.pr_url.endswith("/discussions/3")
+def test_publish_as_pull_request_changes_no_branch(out: Path, hf_env):  # noqa: F811
+    hub = FakeHub(REPO, remote_before())
+    branches = dict(hub.branches)
+    res = pub.publish(out, pub.PublishOptions(REPO, create_pr=True), api=hub)
+    assert hub.branches == branches and hub.prs == [res.commit_oid]
+    assert hub.files(res.commit_oid) == {**local_files(out), ".gitattributes": b"old .gitattributes"}
+    assert res.pr_url.endswith("/discussions/1")
 
 
-def test_first_publish_into_a_fresh_repo_deletes_nothing(out: Path, api):
-    api.list_repo_files.return_value = [".gitattributes"]
-    pub.publish(out, pub.PublishOptions(REPO), api=api)
-    assert calls(api)[-1] == commit_call(out, stale=[])
+def test_first_publish_creates_the_repo_and_deletes_nothing(out: Path, hf_env):  # noqa: F811
+    hub = FakeHub(REPO)  # no repo yet
+    res = pub.publish(out, pub.PublishOptions(REPO), api=hub)
+    assert hub.files("main") == local_files(out)
+    assert res.to_dict()["deletions"] == 0
+
+
+def test_a_concurrent_commit_is_never_overwritten(out: Path, hf_env):  # noqa: F811
+    hub = FakeHub(REPO, remote_before())
+
+    def someone_else(h):
+        h.before_commit = None
+        h.branches["main"] = h._snapshot({**h.files("main"), "theirs.txt": b"mine"})
+
+    hub.before_commit = someone_else
+    with pytest.raises(PublishError, match="someone committed to the repo since it was read") as e:
+        pub.publish(out, pub.PublishOptions(REPO), api=hub)
+    assert "re-run" in e.value.hint
+    assert hub.files("main") == {**remote_before(), "theirs.txt": b"mine"}  # their commit stands, ours not made
 
 
 # --- refusals before any remote call -------------------------------------------------------------------------
@@ -157,8 +163,8 @@ def test_not_logged_in_stops_before_any_call(out: Path, api, monkeypatch):
     assert calls(api) == []
 
 
-def test_unknown_license_is_refused_before_any_call(tmp_path, shared_sources, api):
-    out = build_out(tmp_path / "o2", shared_sources)  # includes arc_community (license unknown)
+def test_unknown_license_is_refused_before_any_call(tmp_path, api):
+    out = build_out(tmp_path / "o2")  # includes arc_community (license unknown)
     with pytest.raises(PublishError, match="unknown license: arc_community"):
         pub.publish(out, pub.PublishOptions(REPO), api=api)
     assert calls(api) == []
@@ -229,7 +235,7 @@ def _no_hub(monkeypatch):
 
 def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_env, monkeypatch):  # noqa: F811
     _no_hub(monkeypatch)
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--dry-run"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--dry-run"])
     assert res.exit_code == 0, res.output
     from arcforge.publish_plan import collect_files
 
@@ -237,7 +243,7 @@ def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_e
         assert f"add    {f.size:>12}  {f.sha256}  {f.path_in_repo}" in res.output
     assert "deletions: not computed (the Hub was not contacted)" in res.output
 
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--dry-run", "--json"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--dry-run", "--json"])
     report = json.loads(res.stdout)
     assert [o["path"] for o in report["operations"]] == TREE
     assert report["mode"] == "dry-run" and report["commit_url"] is None and report["deletions_known"] is False
@@ -247,26 +253,26 @@ def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_e
 def test_cli_to_dir_writes_the_tree_without_the_hub(out: Path, tmp_path: Path, hf_env, monkeypatch):  # noqa: F811
     _no_hub(monkeypatch)
     dest = tmp_path / "tree"
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--json"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--json"])
     assert res.exit_code == 0, res.output
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == TREE
     assert json.loads(res.stdout)["to_dir"] == str(dest)
     for p in dest.rglob("*"):
         if p.is_file():
             assert SECRET_TOKEN.encode() not in p.read_bytes()
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--dry-run"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--dry-run"])
     assert res.exit_code == 1 and "either --dry-run or --to-dir" in res.output
 
 
 def test_cli_publish_reports_commit_and_tag_and_never_the_token(out: Path, api, monkeypatch):
     monkeypatch.setattr(pub, "HfApi", lambda **kw: api)
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO, "--tag", "v1.0", "--json"])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--tag", "v1.0", "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.stdout)
     assert report["commit_url"] == f"https://huggingface.co/datasets/{REPO}/commit/{NEW}"
     assert (report["tag"], report["parent_commit"], report["deletions"]) == ("v1.0", HEAD, 2)
     assert api.create_tag.call_count == 1
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO])
     assert f"committed to {REPO}@main: https://huggingface.co/datasets/{REPO}/commit/{NEW}" in res.output
     assert SECRET_TOKEN not in res.output
 
@@ -274,10 +280,10 @@ def test_cli_publish_reports_commit_and_tag_and_never_the_token(out: Path, api, 
 def test_cli_errors_exit_1_with_a_hint(out: Path, api, monkeypatch):
     monkeypatch.setattr(pub, "HfApi", lambda **kw: api)
     api.create_commit.side_effect = hub_error(412)
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO])
     assert res.exit_code == 1
     assert "Error:" in res.output and "hint: re-run `arcforge publish`" in res.output
     assert SECRET_TOKEN not in res.output
     monkeypatch.delenv("HF_TOKEN")
-    res = CliRunner().invoke(app, ["publish", str(out), "--repo-id", REPO])
+    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO])
     assert res.exit_code == 1 and "not logged in" in res.output

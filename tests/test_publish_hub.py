@@ -24,7 +24,7 @@ pytestmark = [
 ]
 
 
-def test_publish_twice_then_read_back(tmp_path: Path, shared_sources: Path):
+def test_publish_twice_then_read_back(tmp_path: Path):
     from huggingface_hub import HfApi
 
     from arcforge import publish as pub
@@ -32,13 +32,13 @@ def test_publish_twice_then_read_back(tmp_path: Path, shared_sources: Path):
     api = HfApi(endpoint=ENDPOINT, token=TOKEN)
     repo_id = f"{api.whoami()['name']}/arcforge-test-{uuid.uuid4().hex[:8]}"
     try:
-        first = build_out(tmp_path / "v1", shared_sources, sources=("arc_agi_1",), shard_bytes=6_000)
+        first = build_out(tmp_path / "v1", sources=("arc_agi_1",), shard_bytes=6_000)
         res1 = pub.publish(first, pub.PublishOptions(repo_id, private=True, tag="v1"), api=api)
         files1 = set(api.list_repo_files(repo_id, repo_type="dataset", revision=res1.commit_oid))
         assert {op.path_in_repo for op in res1.operations} <= files1
         assert "v1" in [t.name for t in api.list_repo_refs(repo_id, repo_type="dataset").tags]
 
-        second = build_out(tmp_path / "v2", shared_sources, sources=("arc_agi_1",), shard_bytes=1 << 30)
+        second = build_out(tmp_path / "v2", sources=("arc_agi_1",), shard_bytes=1 << 30)
         res2 = pub.publish(second, pub.PublishOptions(repo_id, private=True), api=api)
         assert res2.parent_commit == res1.commit_oid
         deleted = {op.path_in_repo for op in res2.operations if op.kind == "delete"}

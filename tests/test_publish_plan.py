@@ -7,7 +7,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from arcforge.errors import BuildError, PublishError
@@ -20,6 +19,7 @@ from arcforge.publish_plan import (
     plan_operations,
     write_tree,
 )
+from arcforge.reports import read_report
 from arcforge.shards import list_shards, read_table
 from tests.publish_helpers import build_out, hf_env  # noqa: F401  (fixture)
 
@@ -30,16 +30,16 @@ EXPECTED_TREE = [
     "arc_agi_1/training-00000-of-00002.parquet",
     "arc_agi_1/training-00001-of-00002.parquet",
     "arc_community/training-00000-of-00001.parquet",
-    "duplicates.parquet",
-    "excluded.parquet",
     "provenance.json",
-    "quarantine.parquet",
+    "reports/duplicates.jsonl",
+    "reports/excluded.jsonl",
+    "reports/quarantine.jsonl",
 ]
 
 
 @pytest.fixture()
-def out(tmp_path: Path, shared_sources: Path) -> Path:
-    return build_out(tmp_path / "out", shared_sources)
+def out(tmp_path: Path) -> Path:
+    return build_out(tmp_path / "out")
 
 
 # --- provenance ------------------------------------------------------------------------------------------
@@ -123,7 +123,8 @@ def test_plan_operations_adds_everything_and_deletes_only_stale_build_files(out:
         "arc_agi_1/training-00000-of-00002.parquet",  # replaced by an add
         "arc_agi_1/training-00000-of-00003.parquet", "arc_agi_1/training-00002-of-00003.parquet",  # old sharding
         "re_arc/training-00000-of-00001.parquet",  # a source the new build dropped
-        "provenance.json", "quarantine.parquet",
+        "provenance.json", "reports/quarantine.jsonl",
+        "quarantine.parquet", "reported.parquet",  # reports where older builds put them: removed
         "arc_agi_1/notes/x-00000-of-00001.parquet",  # deeper than a shard: not ours
     ]
     ops = plan_operations(tree, remote)
@@ -132,9 +133,11 @@ def test_plan_operations_adds_everything_and_deletes_only_stale_build_files(out:
         *(Operation("add", p, by_path[p].size, by_path[p].sha256, out / p) for p in EXPECTED_TREE),
         Operation("delete", "arc_agi_1/training-00000-of-00003.parquet"),
         Operation("delete", "arc_agi_1/training-00002-of-00003.parquet"),
+        Operation("delete", "quarantine.parquet"),
         Operation("delete", "re_arc/training-00000-of-00001.parquet"),
+        Operation("delete", "reported.parquet"),
     ]
-    assert ops[-1].to_dict() == {"op": "delete", "path": "re_arc/training-00000-of-00001.parquet",
+    assert ops[-2].to_dict() == {"op": "delete", "path": "re_arc/training-00000-of-00001.parquet",
                                  "size": None, "sha256": None}
     # unknown remote (dry run): additions only
     assert plan_operations(tree, None) == ops[: len(EXPECTED_TREE)]
@@ -142,7 +145,9 @@ def test_plan_operations_adds_everything_and_deletes_only_stale_build_files(out:
 
 def test_managed_paths():
     assert is_managed_path("src/training-00000-of-00001.parquet")
-    assert is_managed_path("excluded.parquet") and is_managed_path("provenance.json")
+    assert is_managed_path("reports/excluded.jsonl") and is_managed_path("provenance.json")
+    assert is_managed_path("excluded.parquet")  # where older builds put the reports
+    assert not is_managed_path("reports/notes.jsonl")
     assert not is_managed_path("README.md")  # always re-added, never deleted
     assert not is_managed_path(".gitattributes")
     assert not is_managed_path("training-00000-of-00001.parquet")  # not under a source folder
@@ -158,8 +163,8 @@ def test_license_gate_refuses_unknown_unless_allowed(out: Path):
     check_sources(tree, prov, allow_unknown_license=True)
 
 
-def test_license_gate_passes_known_licenses_and_requires_provenance_for_every_source(tmp_path, shared_sources):
-    out = build_out(tmp_path / "out", shared_sources, sources=("arc_agi_1",))
+def test_license_gate_passes_known_licenses_and_requires_provenance_for_every_source(tmp_path):
+    out = build_out(tmp_path / "out", sources=("arc_agi_1",))
     check_sources(collect_files(out), read_provenance(out), allow_unknown_license=False)
     write_provenance(out, sources=[], options={})
     with pytest.raises(PublishError, match=r"no provenance .* for shard folder"):
@@ -185,7 +190,7 @@ def test_write_tree_is_exact_and_loads_with_datasets(out: Path, tmp_path: Path, 
             want = read_table(out, sources=[config], splits=[split])
             assert ds[split]["id"] == want["id"].to_pylist()
             assert ds[split]["train"] == want["train"].to_pylist()
-    assert pq.read_table(dest / "quarantine.parquet").num_rows == 1
+    assert read_report(dest, "quarantine").num_rows == 1
 
 
 def test_write_tree_refuses_a_non_empty_or_inner_destination(out: Path, tmp_path: Path):

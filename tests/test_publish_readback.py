@@ -100,9 +100,9 @@ class FakeHub:
 
 
 @pytest.fixture()
-def exported(tmp_path: Path, shared_sources: Path) -> tuple[Path, Path]:
+def exported(tmp_path: Path) -> tuple[Path, Path]:
     """(built folder, the exact repo tree that publish would push)."""
-    out = build_out(tmp_path / "out", shared_sources, sources=("arc_agi_1",))
+    out = build_out(tmp_path / "out", sources=("arc_agi_1",))
     return out, write_tree(collect_files(out), tmp_path / "repo")
 
 

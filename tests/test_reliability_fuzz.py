@@ -19,7 +19,6 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -27,6 +26,7 @@ from arcforge import archive, shards
 from arcforge.archive import ArchiveLimits
 from arcforge.cli.app import app
 from arcforge.errors import FetchError, ShardError
+from arcforge.reports import read_report
 from arcforge.task import QUARANTINE_REASONS
 
 SEED = int(os.environ.get("ARCFORGE_FUZZ_SEED", "0"))
@@ -236,7 +236,7 @@ def test_fuzz_hostile_zips_never_fail_the_build(shared_sources, arcforge_home, t
     assert res.exit_code == 0, f"ARCFORGE_FUZZ_SEED={SEED}: {res.output[-2000:]}"
     stats = json.loads(res.stdout)
     assert stats["total_tasks"] >= 1 and set(stats["quarantined"]) <= set(QUARANTINE_REASONS)
-    q = pq.read_table(tmp_path / "out" / "quarantine.parquet").to_pylist()
+    q = read_report(tmp_path / "out", "quarantine").to_pylist()
     assert any(r["reason"] == "bad_archive" for r in q)
 
 

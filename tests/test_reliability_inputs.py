@@ -24,6 +24,7 @@ from arcforge.build import build
 from arcforge.cli.app import app
 from arcforge.errors import FetchError, ShardError, UnsafeArchiveError
 from arcforge.manifest import load_manifests
+from arcforge.reports import read_report
 from tests.test_build import GOOD, GOOD_B, GOOD_C, _local
 
 runner = CliRunner()
@@ -67,7 +68,7 @@ def _patch_member(data: bytes, name: str, *, flag: int | None = None, method: in
 
 
 def _quarantine(out: Path) -> list[dict]:
-    return sorted(pq.read_table(out / "quarantine.parquet").to_pylist(), key=lambda r: r["path"])
+    return sorted(read_report(out, "quarantine").to_pylist(), key=lambda r: r["path"])
 
 
 def test_hostile_and_corrupt_zips_are_quarantined_and_the_build_goes_on(arcforge_home, tmp_path):
@@ -218,7 +219,7 @@ def test_a_damaged_shard_is_a_shard_error_naming_the_file_everywhere(built, dama
     assert str(path) in e.value.message
     commands = [["show", "in/a", "--data", str(built)]]
     if damage != "bad_extra":  # stats never parses `extra`
-        commands.append(["stats", str(built)])
+        commands.append(["stats", "-d", str(built)])
     for args in commands:
         res = runner.invoke(app, args)
         assert res.exit_code == 1, (args, res.output)

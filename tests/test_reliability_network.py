@@ -145,8 +145,8 @@ def test_cli_fetch_honours_the_deadline_from_the_environment(arcforge_home, no_p
 
 
 @pytest.fixture()
-def out(tmp_path: Path, shared_sources: Path) -> Path:
-    return build_out(tmp_path / "out", shared_sources, sources=("arc_agi_1",))
+def out(tmp_path: Path) -> Path:
+    return build_out(tmp_path / "out", sources=("arc_agi_1",))
 
 
 def _online(monkeypatch):
@@ -183,7 +183,7 @@ def test_cli_publish_never_prints_the_token_even_when_the_hub_echoes_it(out, hf_
     monkeypatch.setenv("ARCFORGE_HUB_TIMEOUT", "5")
     with SlowServer("echo401") as srv:
         monkeypatch.setattr(pub, "HfApi", lambda **kw: HfApi(endpoint=srv.url, **kw))
-        res = runner.invoke(app, ["publish", str(out), "--repo-id", "arc-org/arc-corpus"])
+        res = runner.invoke(app, ["publish", "-d", str(out), "--repo-id", "arc-org/arc-corpus"])
     assert res.exit_code == 1 and "(bad credentials: Bearer ***)" in res.output  # the echo, redacted
     assert SECRET_TOKEN not in res.output and SECRET_TOKEN[3:] not in res.output
     assert "Traceback" not in res.output

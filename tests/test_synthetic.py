@@ -163,7 +163,17 @@ def test_progress_is_reported():
     assert events == [("start", 4), *[("advance", 1)] * 4, ("finish", None)]
 
 
-def test_dataset_card_strings():
-    assert synthetic.SOURCE_NAME == "synthetic" and synthetic.LICENSE == "Apache-2.0"
-    assert str(len(FAMS)) in synthetic.DESCRIPTION and synthetic.TITLE
-    assert synthetic.CITATION.startswith("@software{") and synthetic.CITATION.endswith("}")
+def test_a_synthetic_build_carries_the_sources_card_strings(arcforge_home, tmp_path):
+    """The source's title, license and citation reach the dataset card, the rows and provenance.json."""
+    from arcforge.build import build
+    from arcforge.provenance import read_provenance
+    from arcforge.shards import read_table
+
+    out = tmp_path / "ds"
+    build(out, sources=[synthetic.SOURCE_NAME], synthetic_tasks=8)
+    card = (out / "README.md").read_text()
+    assert synthetic.TITLE in card and synthetic.CITATION.strip() in card
+    assert f"| `{synthetic.SOURCE_NAME}` | {synthetic.TITLE} | {synthetic.LICENSE} |" in card
+    assert set(read_table(out)["license"].to_pylist()) == {synthetic.LICENSE}
+    [src] = read_provenance(out).sources
+    assert (src.name, src.license) == (synthetic.SOURCE_NAME, synthetic.LICENSE)

@@ -13,14 +13,14 @@ from arcforge.train.data import DataConfig, DataPosition, PackedBatches, iter_ro
 from arcforge.train.pack import first_fit_decreasing, pack
 from arcforge.train.tokenize import GRID_START, OUTPUT, ROW, decode, encode_task, example_length
 from tests import train_fixtures
-from tests.train_fixtures import load_arc1
+from tests.train_fixtures import small_tasks
 
 arc_shards = train_fixtures.arc_shards  # the shared fixture
 
 
 @pytest.fixture(scope="module")
-def tasks(shared_sources):
-    return load_arc1(shared_sources, "training", 30, max_side=30)
+def tasks():
+    return small_tasks("training", 30, max_side=30, difficulty="hard")
 
 
 def test_tokenize_round_trip_and_positions(tasks):

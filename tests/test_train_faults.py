@@ -220,7 +220,7 @@ def test_eval_submission_lives_outside_rotated_checkpoints_and_shows_the_plan(ar
     assert not (run / "checkpoints" / "step-000002").exists() and sub.is_file()  # rotation kept it
 
 
-def test_train_from_a_hub_dataset(tmp_path, shared_sources, monkeypatch):
+def test_train_from_a_hub_dataset(tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 
     from arcforge.publish_plan import collect_files, write_tree
@@ -232,7 +232,7 @@ def test_train_from_a_hub_dataset(tmp_path, shared_sources, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
-    out = build_out(tmp_path / "out", shared_sources, sources=("arc_agi_1",))
+    out = build_out(tmp_path / "out", sources=("arc_agi_1",))
     repo = write_tree(collect_files(out), tmp_path / "repo")
     with FakeHub(repo) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)

@@ -11,12 +11,12 @@ from arcforge.train.evaluate import vote
 from arcforge.train.model import ArcTransformer, KVCache, ModelConfig, flops_per_token, mfu, n_params
 from arcforge.train.pack import pack_row
 from arcforge.train.tokenize import encode_task
-from tests.train_fixtures import load_arc1
+from tests.train_fixtures import small_tasks
 
 
 @pytest.fixture(scope="module")
-def examples(shared_sources):
-    return [encode_task(t, 0) for t in load_arc1(shared_sources, "training", 3)]
+def examples():
+    return [encode_task(t, 0) for t in small_tasks("training", 3)]
 
 
 def _logits(model, row):

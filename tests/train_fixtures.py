@@ -1,14 +1,19 @@
-"""Shards for the trainer tests, built from real ARC-AGI-1 tasks in ../shared (small grids only, so the
-tiny models stay fast)."""
+"""Tasks and shards for the trainer tests.
+
+``small_tasks`` needs no real data: ARC-style tasks of the built-in generator (24 families, medium
+difficulty), so the model, packing and data-stream tests run on a clone without ../shared.
+``load_arc1`` reads real ARC-AGI-1 tasks from the offline mirror, for tests that are about real data.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from arcforge import shards
+from arcforge import shards, synthetic
 from arcforge.task import Task, parse_task_object, tasks_to_table
 
 ARC1 = Path("fchollet/ARC-AGI/data")
@@ -27,10 +32,23 @@ def load_arc1(shared: Path, split: str, n: int, max_side: int = 10) -> list[Task
     return out
 
 
+def small_tasks(split: str, n: int, max_side: int = 10, difficulty: str = "medium") -> list[Task]:
+    """``n`` generated ARC-style tasks whose grids are at most ``max_side`` (deterministic; the split
+    decides the seed, so training and evaluation tasks differ), with ids ``tiny/<split>/<family>/<i>``."""
+    seed = {"training": 1, "evaluation": 2}.get(split, 3)
+    out = []
+    for t in synthetic.generate(4 * n + 24, seed, difficulty=difficulty):
+        if t.max_side() <= max_side:
+            out.append(replace(t, id=f"tiny/{split}/{t.id.split('/', 1)[1]}", source="tiny", split=split))
+        if len(out) == n:
+            break
+    return out
+
+
 @pytest.fixture(scope="session")
-def arc_shards(shared_sources: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A built-dataset folder: 48 small training tasks and 8 evaluation tasks of ARC-AGI-1."""
+def arc_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A built-dataset folder: 48 small training tasks and 8 evaluation tasks (generated)."""
     root = tmp_path_factory.mktemp("arc_shards")
-    tasks = load_arc1(shared_sources, "training", 48) + load_arc1(shared_sources, "evaluation", 8)
+    tasks = small_tasks("training", 48) + small_tasks("evaluation", 8)
     shards.write_shards(tasks_to_table(tasks), root)
     return root

@@ -32,15 +32,21 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"arcforge.cli.{_name}").register(app)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    # A parameter callback runs while the options are parsed, before typer looks for a command.
+    if value:
         from arcforge import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"arcforge {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+) -> None:
+    """Compile the public ARC datasets into one clean, decontaminated, Hub-ready Parquet dataset."""
 
 
 def main() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import RichProgress, console, err_console, print_json, progress_enabled
+from arcforge.cli.console import cli_progress, console, err_console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt, ManifestsOpt, OutOpt, SeedOpt, split_csv
+from arcforge.cli.options import DEFAULT_DATA, Difficulty, JsonOpt, ManifestsOpt, OutOpt, SeedOpt, split_csv
+from arcforge.errors import BuildError
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 
 
@@ -29,18 +32,39 @@ def _summary(stats) -> None:
     if stats.quarantined:
         console.print(f"[yellow]quarantined {stats.total_quarantined}[/]: "
                       + ", ".join(f"{r} {n}" for r, n in stats.quarantined.items())
-                      + "  (see quarantine.parquet)")
+                      + "  (see reports/quarantine.jsonl)")
     if stats.skipped:
         console.print("skipped (not tasks): " + ", ".join(f"{r}: {n}" for r, n in stats.skipped.items()))
     if stats.excluded or stats.duplicates:
         console.print(f"dedup: {stats.duplicates} duplicates dropped, {stats.excluded} excluded as eval copies")
 
 
+def _check_out_path(out: Path) -> None:
+    """Refuse an --out under a file before any work is done (the first existing ancestor must be a folder)."""
+    parent = out.absolute()
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent != out.absolute() and not parent.is_dir():
+        raise BuildError(f"--out {out}: {parent} is a file, not a folder")
+
+
+@contextmanager
+def _out_errors(out: Path) -> Iterator[None]:
+    """A filesystem refusal while writing (read-only, no space, /proc) names --out and the reason."""
+    try:
+        yield
+    except OSError as e:
+        if not e.strerror or isinstance(e, ConnectionError | TimeoutError):
+            raise
+        raise BuildError(f"--out {out}: cannot write the dataset there: {e.strerror}",
+                         hint="choose a folder you can write to") from None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("build")
     @handle_errors
     def build_cmd(
-        out: OutOpt = Path("arc-dataset"),
+        out: OutOpt = DEFAULT_DATA,
         source: Annotated[list[str] | None, typer.Option(
             "--source", "-s", help="Source to include (repeatable; default: every fetched source). "
             "`synthetic` adds generated tasks.")] = None,
@@ -64,9 +88,9 @@ def register(app: typer.Typer) -> None:
         synthetic_families: Annotated[str | None, typer.Option(
             "--synthetic-families", help="Comma-separated families for the `synthetic` source "
             "(`easy` = every family marked easy; default: all; README lists them).")] = None,
-        synthetic_difficulty: Annotated[str, typer.Option(
+        synthetic_difficulty: Annotated[Difficulty, typer.Option(
             "--synthetic-difficulty", help="Grid sizes, objects and colors of generated tasks: "
-            "easy (3-5 sides), medium (3-8), hard (5-16).")] = DEFAULT_DIFFICULTY,
+            "easy (3-5 sides), medium (3-8), hard (5-16).")] = Difficulty(DEFAULT_DIFFICULTY),
         seed: SeedOpt = 0,
         shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
         row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
@@ -80,13 +104,14 @@ def register(app: typer.Typer) -> None:
         """Normalize, validate and de-duplicate every source into `OUT/<source>/<split>-*.parquet`."""
         from arcforge.build import build
 
-        with RichProgress(enabled=progress_enabled(json_out)) as progress:
+        _check_out_path(out)
+        with cli_progress(json_out) as progress, _out_errors(out):
             stats = build(
                 out, sources=source, local=local or [], local_names=local_name or [],
                 manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
                 eval_local=eval_local or [], max_grid=max_grid, strict=strict,
                 synthetic_tasks=synthetic_tasks, synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
-                synthetic_difficulty=synthetic_difficulty, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
+                synthetic_difficulty=synthetic_difficulty.value, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
                 row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
                 progress=progress,
             )

@@ -23,6 +23,19 @@ def debug_enabled() -> bool:
     return os.environ.get("ARCFORGE_DEBUG", "") not in ("", "0", "false", "False")
 
 
+# Optional dependencies and the extra that installs each (pyproject.toml [project.optional-dependencies]).
+EXTRAS = {"torch": "train", "safetensors": "train", "tomli_w": "train", "PIL": "png", "tensorboard": "tensorboard"}
+
+
+def missing_extra(exc: BaseException) -> tuple[str, str] | None:
+    """(module, extra) when ``exc`` is the import of an optional dependency that is not installed."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        if top in EXTRAS:
+            return top, EXTRAS[top]
+    return None
+
+
 def report(exc: BaseException) -> None:
     """One line (plus a hint) on stderr. Text is printed literally (a ``[/x]`` in a path is not markup) and
     with every token redacted."""
@@ -31,7 +44,17 @@ def report(exc: BaseException) -> None:
     from arcforge.cli.console import err_console
     from arcforge.errors import printable, redact
 
-    if isinstance(exc, ArcforgeError):
+    if extra := missing_extra(exc):
+        module, name = extra
+        torch_first = "pip install torch==2.13.0 && " if name == "train" else ""
+        err_console.print(f"[bold red]Error:[/] this command needs {module}, which is not installed: "
+                          f"{torch_first}pip install 'arcforge\\[{name}]'", highlight=False, soft_wrap=True)
+    elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
+        # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and why.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(where + exc.strerror)))}",
+                          highlight=False, soft_wrap=True)
+    elif isinstance(exc, ArcforgeError):
         err_console.print(f"[bold red]Error:[/] {escape(printable(redact(exc.message)))}", highlight=False, soft_wrap=True)
         if exc.hint:
             err_console.print(f"  [dim]hint:[/] {escape(printable(redact(exc.hint)))}", highlight=False, soft_wrap=True)

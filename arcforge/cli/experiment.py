@@ -1,4 +1,4 @@
-"""``arcforge experiment grokfast|rope``: the paper reproductions of issue 7 (see arcforge/experiments)."""
+"""``arcforge experiment grokfast|rope``: the paper reproductions (see arcforge/train/experiments)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,9 @@ def _seeds(text: str) -> list[int]:
 
 
 def _threads(n: int) -> None:
-    if n > 0:
-        import torch
+    from arcforge.train.experiments import set_threads
 
-        torch.set_num_threads(n)
+    set_threads(n)
 
 
 @experiment_app.command("grokfast")
@@ -54,7 +53,7 @@ def grokfast(
 ) -> None:
     """Grokfast (Lee et al. 2024) on x*y mod 97: baseline vs EMA vs MA vs an AdamW weight-decay control."""
     _threads(threads)
-    from arcforge.experiments.grokfast_modarith import default_runs, run_benchmark
+    from arcforge.train.experiments.grokfast_modarith import default_runs, run_benchmark
 
     if init not in ("trainer", "torch_default"):
         raise TrainError(f"unknown --init {init!r}", hint="use trainer or torch_default")
@@ -111,7 +110,7 @@ def rope(
     NTK/YaRN on grids larger than any seen in training, with and without a short fine-tune, for 1-D vs 2-D
     vs 2-D+1-D RoPE."""
     _threads(threads)
-    from arcforge.experiments.rope_extension import RopeStudy, run_study, table, tiny_study
+    from arcforge.train.experiments.rope_extension import RopeStudy, run_study, table, tiny_study
     from arcforge.train.rope import MODES
 
     def _modes(text: str, opt: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from arcforge import fetch as fetch_lib
 from arcforge import lock, paths
-from arcforge.cli.console import RichProgress, console, err_console, print_json, progress_enabled
+from arcforge.cli.console import cli_progress, console, err_console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import JsonOpt, ManifestsOpt, MirrorOpt
 from arcforge.manifest import Manifest, load_manifests, select
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give source names or --all, not both", param_hint="--all")
         known = load_manifests(manifests)
         chosen = list(known.values()) if all_ else select(known, names or [])
-        with RichProgress(enabled=progress_enabled(json_)) as progress:
+        with cli_progress(json_) as progress:
             results = fetch_lib.fetch_sources(chosen, mirror=mirror, force=force, progress=progress,
                                               workers=workers)
         ok = all(r.ok for r in results)

@@ -8,12 +8,10 @@ from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import console, print_json
+from arcforge.cli.console import color_enabled, console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt
+from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt, SourceOpt
 from arcforge.errors import ShardError
-
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="A built dataset folder.")]
 
 
 def _stats_table(report: dict) -> None:
@@ -54,8 +52,8 @@ def register(app: typer.Typer) -> None:
     @app.command("stats")
     @handle_errors
     def stats_cmd(
-        data: Annotated[Path, typer.Argument(help="A built dataset folder (the --out of build).")] = Path("arc-dataset"),
-        source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources.")] = None,
+        data: DataOpt = DEFAULT_DATA,
+        source: SourceOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
         """Per source and split: tasks, pairs, grid sizes, colors, over-30 grids, quarantined."""
@@ -71,11 +69,11 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def show_cmd(
         task_id: Annotated[str, typer.Argument(help="A task id, e.g. arc_agi_1/evaluation/00576224.")],
-        data: DataOpt = Path("arc-dataset"),
+        data: DataOpt = DEFAULT_DATA,
         png: Annotated[Path | None, typer.Option("--png", help="Also draw the task into this PNG file.")] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Draw a task's pairs as colored cells (and optionally as a PNG)."""
+        """Draw a task's pairs: colored cells on a terminal, digits in a file or pipe (and optionally a PNG)."""
         from arcforge.render import save_png, task_text
         from arcforge.shards import find_task
         from arcforge.task import task_to_row
@@ -91,6 +89,6 @@ def register(app: typer.Typer) -> None:
             row["png"] = str(png) if png else None
             print_json(row)
             return
-        sys.stdout.write(task_text(task))
+        sys.stdout.write(task_text(task, color=color_enabled()))
         if png is not None:
             console.print(f"wrote {png}", markup=False)

@@ -1,11 +1,20 @@
-"""Options shared by several commands, defined once as ``Annotated`` aliases."""
+"""Options shared by several commands, defined once as ``Annotated`` aliases; choices as Enums.
+
+One vocabulary: the dataset folder is ``--data/-d`` in every command that reads one, defaulting to
+``build``'s default ``--out`` (``arc-dataset``); sources are ``--source/-s``.
+"""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from arcforge.synthetic.base import DIFFICULTIES
+
+DEFAULT_DATA = Path("arc-dataset")  # build's default --out, every other command's default --data
 
 
 def split_csv(text: str) -> list[str]:
@@ -25,6 +34,12 @@ MirrorOpt = Annotated[
                  help="Offline mirror: a folder laid out <owner>/<repo>/<files>, or an http(s) base URL "
                       "serving tarballs in GitHub's URL layout."),
 ]
-DataDirOpt = Annotated[Path, typer.Argument(help="A built dataset folder (the --out of `arcforge build`).")]
+DataOpt = Annotated[Path, typer.Option("--data", "-d", help="A built dataset folder (the --out of `arcforge build`).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources (repeatable).",
+                                                     show_default=False)]
+
+# Enum of the synthetic generator's difficulty presets (values come from arcforge.synthetic).
+Difficulty = Enum("Difficulty", {name: name for name in DIFFICULTIES}, type=str)  # type: ignore[misc]
+Difficulty.__doc__ = "Synthetic difficulty preset: grid sizes, objects and colors of generated tasks."
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (every random choice derives from it).")]

@@ -9,23 +9,23 @@ import typer
 
 from arcforge.cli.console import console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt
+from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt
 
 
 def register(app: typer.Typer) -> None:
     @app.command("overlap")
     @handle_errors
     def overlap_cmd(
-        out: Annotated[Path, typer.Argument(help="A built dataset folder (the --out of `arcforge build`).")] = Path("out"),
+        data: DataOpt = DEFAULT_DATA,
         json_out: JsonOpt = False,
         png: Annotated[Path | None, typer.Option("--png", help="Also write the matrix as a PNG heatmap.")] = None,
     ) -> None:
-        """Show a source x source matrix of shared tasks (from excluded/duplicates reports)."""
+        """Show a source x source matrix of shared tasks (from the excluded/duplicates reports)."""
         from rich.table import Table
 
         from arcforge.overlap import heatmap_png, overlap
 
-        ov = overlap(out)
+        ov = overlap(data)
         if png is not None:
             heatmap_png(ov, png)
         if json_out:
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         if not ov.sources:
             console.print("No shared tasks: the reports are empty.")
             return
-        table = Table(title=f"Shared tasks between sources ({out})")
+        table = Table(title=f"Shared tasks between sources ({data})")
         table.add_column("source", style="bold")
         for s in ov.sources:
             table.add_column(s, justify="right")

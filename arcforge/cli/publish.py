@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import console, print_json, progress_enabled
+from arcforge.cli.console import cli_progress, console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import DataDirOpt, JsonOpt
+from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt
 
 
 def _human_size(n: int | None) -> str:
@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
     @app.command("publish")
     @handle_errors
     def publish_cmd(
-        out: DataDirOpt,
         repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
+        data: DataOpt = DEFAULT_DATA,
         private: Annotated[bool, typer.Option("--private", help="Create the repo private (refused if it "
                                               "already exists and is public).")] = False,
         revision: Annotated[str | None, typer.Option("--revision", help="Branch to commit to (created if "
@@ -86,18 +86,16 @@ def register(app: typer.Typer) -> None:
         if dry_run and to_dir is not None:
             raise PublishError("use either --dry-run or --to-dir, not both",
                                hint="--dry-run prints the operations; --to-dir writes the repo tree")
-        from arcforge.cli.console import RichProgress
-
         opts = pub.PublishOptions(repo_id=repo_id, private=private, revision=revision, tag=tag,
                                   create_pr=create_pr, message=message,
                                   allow_unknown_license=allow_unknown_license)
-        with RichProgress(enabled=progress_enabled(json_output)) as progress:
+        with cli_progress(json_output) as progress:
             if dry_run:
-                result = pub.plan(out, opts, progress=progress)
+                result = pub.plan(data, opts, progress=progress)
             elif to_dir is not None:
-                result = pub.export_tree(out, to_dir, opts, progress=progress)
+                result = pub.export_tree(data, to_dir, opts, progress=progress)
             else:
-                result = pub.publish(out, opts, progress=progress)
+                result = pub.publish(data, opts, progress=progress)
         if json_output:
             print_json(result.to_dict())
         else:

@@ -39,8 +39,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from arcforge.experiments.plot import Panel, draw_panels
 from arcforge.train.data import to_torch
+from arcforge.train.experiments.plot import Panel, draw_panels
 from arcforge.train.loop import token_loss_sum
 from arcforge.train.model import ArcTransformer, ModelConfig
 from arcforge.train.pack import pack, stack

@@ -30,7 +30,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from arcforge.errors import TrainError
-from arcforge.experiments.plot import Panel, draw_panels
+from arcforge.train.experiments.plot import Panel, draw_panels
 from arcforge.train.grokfast import Grokfast, GrokfastConfig
 from arcforge.train.model import ArcTransformer, ModelConfig
 
@@ -58,7 +58,7 @@ class GrokRun:
 
 
 def default_runs(init: str = "trainer") -> list[GrokRun]:
-    """The four runs of issue 7 (paper settings for the three Grokfast-paper runs, plus the control)."""
+    """The four runs (paper settings for the three Grokfast-paper runs, plus the control)."""
     return [
         GrokRun("baseline", init=init),
         GrokRun("grokfast_ema", GrokfastConfig("ema", alpha=0.98, lamb=2.0), weight_decay=0.005, init=init),
