@@ -269,6 +269,8 @@ def build(
     depend on it (``arcforge.ingest.parse_stage``)."""
     progress = progress or NULL_PROGRESS
     out = Path(out)
+    if out.is_symlink():  # swap the folder it points to, never the link itself
+        out = out.resolve()
     _check_out(out)
     if (paths.home() / "tmp").is_dir():  # a fetch killed mid-swap may have moved a source aside
         from arcforge.fetch import recover

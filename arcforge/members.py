@@ -24,7 +24,8 @@ from arcforge.task import BAD_ARCHIVE, BAD_NAME, TOO_LARGE, TaskFormatError
 ZIP_SUFFIX = ".zip"
 # Limits for files the build reads (a task file is KiBs to a few MiB): a member is read whole into memory,
 # so its size bounds memory; the ratio bounds the CPU one compressed byte can cost.
-BUILD_LIMITS = ArchiveLimits(max_file_bytes=256 << 20, max_total_bytes=8 << 30, max_entries=1_000_000)
+BUILD_LIMITS = ArchiveLimits(max_file_bytes=128 << 20, max_total_bytes=8 << 30, max_entries=1_000_000,
+                             ratio_floor=8 << 20)
 SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 # bad CRC / broken stream / truncated / encrypted without password / unsupported method
 _READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,

@@ -110,6 +110,10 @@ def collect_files(out: Path, *, progress: Progress | None = None) -> RepoTree:
     progress = progress or NULL_PROGRESS
     root = Path(out)
     if not root.is_dir():
+        from arcforge.output import recover
+
+        recover(root)  # a build killed between its two renames: the previous output comes back
+    if not root.is_dir():
         raise PublishError(f"{root}: dataset folder not found", hint="build one with `arcforge build --out DIR`")
     chosen: list[tuple[str, Path]] = []
     skipped: list[str] = []

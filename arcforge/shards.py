@@ -160,6 +160,10 @@ def list_shards(
     """Shard files under ``root`` in a fixed order (source, split, index), optionally filtered."""
     root = Path(root)
     if not root.is_dir():
+        from arcforge.output import recover
+
+        recover(root)  # a build killed between its two renames: the previous output comes back
+    if not root.is_dir():
         raise ShardError(f"{root}: dataset folder not found", hint="build one with `arcforge build --out DIR`")
     want_src = set(sources) if sources else None
     want_split = set(splits) if splits else None

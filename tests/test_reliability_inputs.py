@@ -262,3 +262,16 @@ def test_an_error_re_raised_from_a_data_loader_worker_is_still_one_line():
     assert ShardError(text).message == ("/data/in/training-00000-of-00001.parquet: a test input grid has the "
                                         "cell value 99 (colors are 0-9)")
     assert ShardError("plain: message").message == "plain: message"
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_train_on_a_shard_with_a_bad_cell_is_one_line_naming_the_file(built, tmp_path, workers):
+    pytest.importorskip("torch")  # the [train] extra
+    DAMAGES["cell_99"](_shard(built))
+    res = runner.invoke(app, ["train", "--data", str(built), "--out", str(tmp_path / "run"), "--max-steps", "2",
+                              "--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "256",
+                              "--batch-size", "2", "--eval-every", "0", "--workers", workers])
+    assert res.exit_code == 1
+    [line] = [x for x in res.output.splitlines() if x.startswith("Error:")]
+    assert line == f"Error: {_shard(built)}: a test input grid has the cell value 99 (colors are 0-9)"
+    assert "Traceback" not in res.output and "IndexError" not in res.output

@@ -26,6 +26,7 @@ from arcforge.manifest import load_manifests
 from tests.publish_helpers import SECRET_TOKEN, build_out, hf_env  # noqa: F401  (fixture)
 
 runner = CliRunner()
+SLACK = 10.0  # seconds of scheduling noise allowed on a loaded CI machine (the faults hung for 600+ s)
 BODY = gzip.compress(random.Random(0).randbytes(1 << 20), mtime=0)  # a valid gzip stream that never ends soon
 
 
@@ -110,7 +111,7 @@ def test_a_dripping_server_fails_at_the_overall_deadline(arcforge_home, no_proxy
     with SlowServer("drip") as srv:
         r, took = _fetch(srv.url, policy)
     assert r.status == "failed" and "within the 1.5 s deadline" in r.error and "ARCFORGE_FETCH_DEADLINE" in r.hint
-    assert 1.4 < took < 1.5 + policy.timeout + 1.0
+    assert 1.4 < took < 1.5 + policy.timeout + SLACK  # the body would take 14 hours at this pace
     assert fetch.cache_dir(load_manifests()["arc_community"]).exists() is False
 
 
@@ -119,7 +120,7 @@ def test_a_dripping_server_fails_on_the_minimum_rate_and_retries_within_the_dead
     with SlowServer("drip") as srv:
         r, took = _fetch(srv.url, policy)
     assert r.status == "failed" and "bytes/s are needed" in r.error and "after 2 attempts" in r.error
-    assert took < 3
+    assert took < 2 * policy.rate_window + SLACK
 
 
 def test_a_server_that_stalls_mid_body_fails_after_the_read_timeout(arcforge_home, no_proxy):
@@ -127,7 +128,7 @@ def test_a_server_that_stalls_mid_body_fails_after_the_read_timeout(arcforge_hom
     with SlowServer("stall") as srv:
         r, took = _fetch(srv.url, policy)
     assert r.status == "failed" and "no data from" in r.error and "for 0.5 s" in r.error
-    assert took < 2 * policy.timeout + 1.5
+    assert took < 2 * policy.timeout + SLACK
 
 
 def test_cli_fetch_honours_the_deadline_from_the_environment(arcforge_home, no_proxy, monkeypatch):
@@ -136,7 +137,7 @@ def test_cli_fetch_honours_the_deadline_from_the_environment(arcforge_home, no_p
     with SlowServer("drip") as srv:
         t0 = time.monotonic()
         res = runner.invoke(app, ["fetch", "arc_community", "--mirror", srv.url])
-    assert res.exit_code == 1 and time.monotonic() - t0 < 4
+    assert res.exit_code == 1 and time.monotonic() - t0 < 1 + 0.5 + SLACK
     assert "within the 1 s deadline" in res.output and "Traceback" not in res.output
     monkeypatch.setenv("ARCFORGE_FETCH_DEADLINE", "nan")
     res = runner.invoke(app, ["fetch", "arc_community", "--mirror", "http://127.0.0.1:9"])
@@ -166,7 +167,7 @@ def test_publish_to_a_hub_that_never_answers_fails_at_the_timeout(out, hf_env, m
         t0 = time.monotonic()
         with pytest.raises(PublishError, match=r"did not answer within 1 s \(create_repo") as e:
             pub.publish(out, pub.PublishOptions("arc-org/arc-corpus"), api=HfApi(endpoint=srv.url))
-        assert time.monotonic() - t0 < 10
+        assert time.monotonic() - t0 < 1 + SLACK
     assert "ARCFORGE_HUB_TIMEOUT" in e.value.hint
     monkeypatch.setenv("ARCFORGE_HUB_TIMEOUT", "0")
     with pytest.raises(PublishError, match="not a positive number"):
@@ -213,4 +214,4 @@ def test_a_dropped_socket_is_not_a_hang(arcforge_home, no_proxy):
         stop.set()
         t.join()
         sock.close()
-    assert r.status == "failed" and took < 5 and "after 2 attempt" in r.error
+    assert r.status == "failed" and took < 2 + SLACK and "after 2 attempt" in r.error
