@@ -12,19 +12,15 @@ import hashlib
 import os
 from pathlib import Path
 
-_CHUNK = 1 << 20
-
 
 def _digest_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
 def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
+    """Hex sha256 of a file's bytes (streamed by ``hashlib.file_digest``)."""
     with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def seal(path: Path) -> None:

@@ -36,11 +36,11 @@ from pathlib import Path
 
 from arcforge import fslock, paths
 from arcforge.errors import ManifestError
+from arcforge.integrity import sha256_of
 from arcforge.manifest import MANIFEST_DIR, Manifest, matches_any
 
 LOCK_NAME = "digests.lock"
 INTERNAL_PREFIX = ".arcforge-"  # arcforge's own bookkeeping files in a cache dir; never part of a digest
-_CHUNK = 1 << 20
 _record_lock = threading.Lock()  # serialises read-modify-write of the home lock between fetch threads
 
 _HEADER = """\
@@ -65,15 +65,6 @@ class Pin:
 
 
 # --- digests ---------------------------------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def digest_from_hashes(hashes: Mapping[str, str]) -> str:
     """The source digest from ``{relative posix path: sha256 hex}`` (see the module docstring)."""
     h = hashlib.sha256()
@@ -100,7 +91,7 @@ def kept_files(root: Path, patterns: Iterable[str]) -> list[str]:
 
 def hash_tree(root: Path, patterns: Iterable[str]) -> dict[str, str]:
     """``{relpath: sha256}`` of the kept files under ``root``."""
-    return {rel: sha256_file(root / rel) for rel in kept_files(root, patterns)}
+    return {rel: sha256_of(root / rel) for rel in kept_files(root, patterns)}
 
 
 def digest_tree(root: Path, patterns: Iterable[str]) -> tuple[str, int]:

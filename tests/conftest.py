@@ -122,3 +122,14 @@ def full_build(mirror_home: Path, tmp_path_factory: pytest.TempPathFactory):
         else:
             os.environ["ARCFORGE_HOME"] = old
     return out, stats
+
+
+@pytest.fixture()
+def one_thread():
+    """Tiny torch models: one intra-op thread is fastest and does not oversubscribe a shared CPU."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -28,13 +28,7 @@ from arcforge.train.tokenize import EOS, GRID_END, GRID_START, INPUT, OUTPUT, RO
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny models: one intra-op thread is fastest and avoids oversubscribing a shared CPU
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _small(name, gf=None, wd=0.0):

@@ -14,14 +14,7 @@ from arcforge.train.model import ArcTransformer, ModelConfig
 from arcforge.train.tokenize import GRID_END, N_COLORS, ROW
 from tests.train_fixtures import load_arc1
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster (and far faster on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,7 @@ from tests.train_fixtures import load_arc1
 arc_shards = train_fixtures.arc_shards  # the shared fixture
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster (and far faster on a busy machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SEQ = 512
 
