@@ -93,8 +93,8 @@ def _demo_ttt_block(r: dict, c: dict) -> str:
               f"{c['torch_threads']} CPU thread(s) (d_model {m['d_model']}, {m['n_layers']} layers, "
               f"{'bf16' if c.get('bf16') else 'fp32'}), {c['tasks']:,} training tasks; {c['eval_tasks']} held-out "
               f"tasks scored in {r['eval_seconds']:.0f} s ({e['votes']} votes, rank {e['rank']}, "
-              f"{e['ttt']['steps']} TTT steps); total {r['total_seconds']:.0f} s wall on a shared, busy machine "
-              f"(`benchmarks/results/demo.json`)."]
+              f"{e['ttt']['steps']} TTT steps); total {r['total_seconds']:.0f} s wall; "
+              f"{r.get('measured_on', 'on a shared, busy machine')} (`benchmarks/results/demo.json`)."]
     return "\n".join(lines)
 
 
