@@ -63,22 +63,9 @@ def sources_block() -> str:
 
 
 def demo_block() -> str:
+    """The demo's per-family scores, without and with test-time training (benchmarks/results/demo.json)."""
     r = _load("demo")
     c = r["config"]
-    if "pass2_all" in r:  # scored without and with test-time training
-        return _demo_ttt_block(r, c)
-    lines = ["| family | exact match | baseline (answer = test input) |", "|---|---|---|"]
-    for fam, f in r["per_family"].items():
-        lines.append(f"| `{fam}` | {_pct(f['exact_match'])} ({f['exact']}/{f['tasks']}) | "
-                     f"{_pct(f['baseline_exact'])} |")
-    lines.append(f"| all | **{_pct(r['exact_all'])}** | {_pct(r['baseline_exact'])} |")
-    lines += ["", f"{c['steps']:,} steps in {r['train_seconds']:.0f} s on {c['torch_threads']} CPU threads "
-              f"(d_model {c['d_model']}, {c['n_layers']} layers, amp {c['amp']}), {c['tasks']:,} training "
-              f"tasks, {c['eval_tasks']} held-out tasks (`benchmarks/results/demo.json`)."]
-    return "\n".join(lines)
-
-
-def _demo_ttt_block(r: dict, c: dict) -> str:
     lines = ["| family | pass@2, TTT | pass@2, no TTT | exact, TTT | exact, no TTT | baseline |",
              "|---|---|---|---|---|---|"]
     for fam, f in r["per_family"].items():
