@@ -3,6 +3,7 @@ written out independently from the papers (and checked against HF transformers w
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -260,3 +261,50 @@ def test_bad_configs_raise_clear_errors():
     with pytest.raises(TrainError, match="positions"):
         apply_rope(torch.zeros(1, 1, 3, 16), torch.zeros(1, 1, 3, 16), torch.zeros(1, 3, dtype=torch.long),
                    RopeConfig(head_dim=16, mode="2d"))
+
+
+# ------------------------------------------------------------------------------------- symmetry frames
+D8_NUMPY = {"identity": lambda g: g, "flip_lr": np.fliplr, "flip_ud": np.flipud, "rot180": lambda g: np.rot90(g, 2),
+            "transpose": lambda g: g.T, "anti_transpose": lambda g: np.rot90(g, 2).T,
+            "rot90": lambda g: np.rot90(g, 1), "rot270": lambda g: np.rot90(g, 3)}
+
+
+@pytest.mark.parametrize("frame", range(8))
+def test_a_frame_head_attends_each_output_cell_to_the_input_cell_its_symmetry_moves_there(frame):
+    """The point of the frames: with keys placed by symmetry ``g`` and queries at their own cell, the
+    highest RoPE score of output cell (i, j) is exactly the input cell that ``g`` sends to (i, j)."""
+    from arcforge.train.rope import D8_FRAMES, frame_rc
+
+    cfg = RopeConfig(head_dim=32, mode="2d+1d")
+    rng = np.random.default_rng(frame)
+    for h, w in [(3, 5), (4, 4), (6, 2), (1, 7)]:
+        grid = np.arange(h * w).reshape(h, w)
+        out = D8_NUMPY[D8_FRAMES[frame]](grid)
+        rc = torch.tensor([(r, c) for r in range(1, h + 1) for c in range(1, w + 1)])
+        keys = frame_rc(rc, torch.tensor([h, w]).expand(len(rc), 2), frame)
+        oh, ow = out.shape
+        queries = torch.tensor([(i, j) for i in range(1, oh + 1) for j in range(1, ow + 1)])
+        seq = torch.zeros(1, len(rc), 1, dtype=torch.long)  # same seq position: only the grid part matters
+        kc, ks = cos_sin(torch.cat([seq, keys[None]], -1), cfg)
+        qc, qs = cos_sin(torch.cat([seq[:, : len(queries)], queries[None]], -1), cfg)
+        v = torch.zeros(32)
+        v[8:16] = torch.from_numpy(rng.uniform(0.5, 1.5, 8)).float()  # row/col rotary pairs only
+        v[24:32] = v[8:16]
+        k = rotate(v.expand(1, 1, len(rc), 32), kc, ks)
+        q = rotate(v.expand(1, 1, len(queries), 32), qc, qs)
+        best = (q @ k.transpose(-1, -2))[0, 0].argmax(-1)  # [queries] -> key index
+        assert grid.ravel()[best.numpy()].tolist() == out.ravel().tolist(), (D8_FRAMES[frame], h, w)
+
+
+def test_frames_move_only_sized_cells_and_keep_the_rest():
+    from arcforge.train.rope import frame_rc, framed_positions, head_frames
+
+    rc = torch.tensor([[1, 2], [0, 0], [3, 4]])
+    hw = torch.tensor([[2, 3], [0, 0], [0, 0]])
+    assert frame_rc(rc, hw, 1).tolist() == [[1, 2], [0, 0], [3, 4]]  # flip_lr: (r, w + 1 - c)
+    assert frame_rc(rc, hw, 4).tolist() == [[2, 1], [0, 0], [3, 4]]  # transpose
+    assert head_frames(4, 0) == (0, 1, 2, 3) and head_frames(4, 1) == (4, 5, 6, 7) and head_frames(8, 2) == tuple(range(8))
+    pos = torch.tensor([[[7, 1, 2, 2, 3], [8, 0, 0, 0, 0]]])
+    fp = framed_positions(pos, (0, 1, 4))
+    assert fp.shape == (1, 3, 2, 3)
+    assert fp[0, :, 0].tolist() == [[7, 1, 2], [7, 1, 2], [7, 2, 1]] and (fp[0, :, 1] == torch.tensor([8, 0, 0])).all()

@@ -33,8 +33,14 @@ def test_tokenize_round_trip_and_positions(tasks):
             for (i, o), p in zip(back["train"], task.train, strict=True):
                 assert np.array_equal(i, p.input) and np.array_equal(o, p.output)
             assert np.array_equal(back["test"][0], pair.input) and np.array_equal(back["test"][1], pair.output)
-            seq, row, col = ex.positions.T
+            seq, row, col, gh, gw = ex.positions.T
+            cells = ex.tokens < 10
             assert np.array_equal(seq, np.arange(len(ex)))
+            # the grid size sits on input cells only: exactly the cells of every input grid
+            sized = gh > 0
+            assert sized.sum() == sum(p.input.size for p in task.train) + pair.input.size
+            assert (cells[sized]).all() and (gw[sized] > 0).all() and not (gw[~sized]).any()
+            assert (row[sized] <= gh[sized]).all() and (col[sized] <= gw[sized]).all()
             cells = ex.tokens < 10
             # every cell of the test output sits at (r+1, c+1) of its own grid
             start = len(ex) - (pair.output.shape[0] * (pair.output.shape[1] + 1) + 3)

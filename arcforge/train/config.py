@@ -149,6 +149,14 @@ class ModelConfig:
     # positions clamped to it). RoPE only sees relative offsets; flips, rotations and transposes move a cell
     # by its absolute coordinates. Checkpoints saved without this field load with 0 (``from_checkpoint``).
     grid_pos: int = 32
+    # symmetry frames: each attention head sees input-grid keys under one of the 8 symmetries of the square
+    # (``arcforge.train.rope.frame_rc``), so a flip, rotation or transpose is a zero-offset copy for some
+    # head. Checkpoints saved without this field load with False.
+    key_frames: bool = True
+    # queries rotate by the place of the token they predict (``arcforge.train.model.next_cell_positions``),
+    # keys by their own: "the cell at (r, c) of another grid" is then a zero-offset match. Checkpoints
+    # saved without this field load with False (queries at their own position).
+    next_cell_queries: bool = True
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. what it was trained on)
 
     def __post_init__(self) -> None:
@@ -191,8 +199,9 @@ class ModelConfig:
 
     @classmethod
     def from_checkpoint(cls, d: dict) -> ModelConfig:
-        """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0)."""
-        return cls.from_dict({"grid_pos": 0, **d})
+        """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
+        ``key_frames`` and ``next_cell_queries`` False)."""
+        return cls.from_dict({"grid_pos": 0, "key_frames": False, "next_cell_queries": False, **d})
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -30,7 +30,17 @@ from torch import Tensor
 
 from arcforge.grids import Grid
 from arcforge.train.model import ArcTransformer, KVCache
-from arcforge.train.tokenize import GRID_END, N_COLORS, PAD, ROW, Example, grid_tokens, parse_grid_tokens
+from arcforge.train.tokenize import (
+    GRID_END,
+    N_COLORS,
+    PAD,
+    POS_DIMS,
+    ROW,
+    Example,
+    grid_tokens,
+    parse_grid_tokens,
+    widen,
+)
 
 MAX_SIDE = 30
 MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 cells + ROW, then GRID_END
@@ -64,11 +74,11 @@ def grammar_mask(width: Tensor, row: Tensor, col: Tensor, vocab: int, max_side: 
 
 
 def left_pad(seqs: list[Example], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """``tokens [B, P]``, ``positions [B, P, 3]`` and ``valid [B, P]`` (False on the left padding)."""
+    """``tokens [B, P]``, ``positions [B, P, POS_DIMS]`` and ``valid [B, P]`` (False on the left padding)."""
     p = max(len(e) for e in seqs)
     b = len(seqs)
     tokens = np.full((b, p), PAD, np.int64)
-    positions = np.zeros((b, p, 3), np.int64)
+    positions = np.zeros((b, p, POS_DIMS), np.int64)
     valid = np.zeros((b, p), bool)
     for i, e in enumerate(seqs):
         n = len(e)
@@ -153,7 +163,8 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                 rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                 done, logp, nxt, sides, keys = done[keep], logp[keep], nxt[keep], sides[keep], keys[keep]
                 cache.k, cache.v = cache.k[:, keep], cache.v[:, keep]
-        pos = torch.stack([seq, row, col], dim=-1)[:, None]  # [B, 1, 3]: the position of token nxt
+        # [B, 1, 3]: the position of token nxt (an output cell: no grid size, so no symmetry frame)
+        pos = torch.stack([seq, row, col], dim=-1)[:, None]
         is_row, is_cell = nxt == ROW, nxt < N_COLORS
         width = torch.where(is_row & (width == 0), col - 1, width)
         row = row + is_row.long()
@@ -179,12 +190,12 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
 
 
 def _body(grid: Grid, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tokens ``[n]`` of a grid's body + GRID_END, their positions ``[n, 3]`` from seq ``start``, and the
+    """Tokens ``[n]`` of a grid's body + GRID_END, their positions ``[n, POS_DIMS]`` from seq ``start``, and the
     grammar state ``[n, 3]`` (width, row, col) before each token."""
     toks, rc = grid_tokens(grid)
     body, body_rc = toks[1:], rc[1:]
     n = len(body)
-    pos = np.concatenate([np.arange(start, start + n)[:, None], body_rc], 1)
+    pos = widen(body_rc, np.arange(start, start + n))
     h, w = grid.shape
     r = np.concatenate([np.repeat(np.arange(1, h + 1), w + 1), [h + 1]])
     c = np.concatenate([np.tile(np.arange(1, w + 2), h), [1]])
@@ -207,7 +218,7 @@ def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], gr
         n = max(len(b[0]) for b in bodies)
         m = len(rs)
         tok = np.full((m, n), PAD, np.int64)
-        pos = np.zeros((m, n, 3), np.int64)
+        pos = np.zeros((m, n, POS_DIMS), np.int64)
         state = np.zeros((m, n, 3), np.int64)
         state[:, :, 2] = 1
         for i, (t, ps, st) in enumerate(bodies):
@@ -236,9 +247,8 @@ def candidate_example(prompt: Example, grid: Grid) -> tuple[Example, int]:
     toks, rc = grid_tokens(grid)
     body, body_rc = toks[1:], rc[1:]  # the prompt already ends with GRID_START
     n = len(prompt)
-    seq = np.arange(n, n + len(body))[:, None]
     ex = Example(np.concatenate([prompt.tokens, body]),
-                 np.concatenate([prompt.positions, np.concatenate([seq, body_rc], 1)]),
+                 np.concatenate([prompt.positions, widen(body_rc, np.arange(n, n + len(body)))]),
                  np.zeros(n + len(body), bool), prompt.task_id, prompt.test_index, prompt.n_train)
     return ex, len(body)
 

@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
-from arcforge.train.rope import RotaryEmbedding, rotate
+from arcforge.train.rope import RotaryEmbedding, framed_positions, head_frames, rotate
+from arcforge.train.tokenize import GRID_START, N_COLORS, ROW
 
 ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
 
@@ -80,6 +81,19 @@ def _flex_attention():  # compiled lazily, once per process
     if torch.cuda.is_available() and os.environ.get("ARCFORGE_FLEX") != "1":
         return torch.compile(flex_attention, dynamic=False)
     return flex_attention
+
+
+def next_cell_positions(tokens: Tensor, positions: Tensor) -> Tensor:
+    """Where the token *predicted* at each position will sit: ``[B, T, 3]`` (seq, row, col) with the
+    grid part moved one step on. A grid is written row by row, so that place is known before the token
+    is: after a cell (r, c) comes (r, c + 1) (a cell or the ROW that closes the row), after a ROW comes
+    (r + 1, 1), after GRID_START (1, 1). Queries placed there make "predict the cell that sits at (r, c)
+    of some grid" a zero-offset match for RoPE, with no special case at the start of a row."""
+    seq, r, c = positions[..., 0], positions[..., 1], positions[..., 2]
+    newline = (tokens == ROW) | (tokens == GRID_START)
+    r = torch.where(tokens == ROW, r + 1, torch.where(tokens == GRID_START, torch.ones_like(r), r))
+    c = torch.where(newline, torch.ones_like(c), torch.where(tokens < N_COLORS, c + 1, c))
+    return torch.stack([seq, r, c], -1)
 
 
 class RMSNorm(nn.Module):
@@ -158,12 +172,15 @@ class Block(nn.Module):
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, layer: int,
-                cache: KVCache | None) -> Tensor:
+                cache: KVCache | None, key_cos_sin: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """``cos, sin [B, 1, T, Dh]`` rotate queries (and keys unless ``key_cos_sin [B, H, T, Dh]`` is given:
+        the per-head symmetry frames of the keys)."""
         b, t, d = x.shape
         h = self.cfg.n_heads
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3x[B,H,T,Dh]
         cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # bf16 under autocast
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        kc, ks = (cos, sin) if key_cos_sin is None else (key_cos_sin[0].to(q.dtype), key_cos_sin[1].to(q.dtype))
+        q, k = rotate(q, cos, sin), rotate(k, kc, ks)
         if cache is not None:
             past = cache.length
             cache.reserve(t)
@@ -207,24 +224,51 @@ class ArcTransformer(nn.Module):
         """Switch the context-extension method at eval time."""
         self.rope.set_scaling(scaling, factor)
 
+    def _key_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]] | None:
+        """Per layer, the keys' cos/sin ``[B, H, T, Dh]`` under each head's symmetry frame (``key_frames``;
+        ``rope.framed_positions``), or None: keys rotate like queries. Positions without the grid-size
+        columns (``[B, T, 3]``, e.g. decoded tokens) have no framed cells, so frames change nothing there."""
+        if not self.cfg.key_frames or positions.shape[-1] < 5 or self.cfg.rope_mode == "1d":
+            return None
+        b, t = positions.shape[:2]
+        h = self.cfg.n_heads
+        done: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
+        out = []
+        for layer in range(self.cfg.n_layers):
+            frames = head_frames(h, layer)
+            if frames not in done:
+                fp = framed_positions(positions, frames)[..., ROPE_COMPONENTS[self.cfg.rope_mode]]  # [B,H,T,c]
+                fp = fp.reshape(b * h, t, fp.shape[-1])
+                c, s = self.rope.cos_sin(fp[..., 0] if fp.shape[-1] == 1 else fp, dtype=dtype)  # [B*H,1,T,Dh]
+                done[frames] = (c.view(b, h, t, -1), s.view(b, h, t, -1))
+            out.append(done[frames])
+        return out
+
     def forward(self, tokens: Tensor, positions: Tensor, segments: Tensor | None = None,
                 cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
-        """``tokens [B,T]``, ``positions [B,T,3]``, ``segments [B,T]`` (packing; None = one example per
+        """``tokens [B,T]``, ``positions [B,T,5]`` (or ``[B,T,3]``: no grid sizes), ``segments [B,T]`` (packing; None = one example per
         row), ``mask`` (bool ``[B, 1, T, T_keys]``, True = may attend; overrides ``segments``; the batched
         decoder's left padding) -> logits ``[B, T, V]`` (float32)."""
         x = self.embed(tokens)  # [B, T, d]
         if self.row_embed is not None:
             top = self.cfg.grid_pos - 1
             x = x + self.row_embed(positions[..., 1].clamp(0, top)) + self.col_embed(positions[..., 2].clamp(0, top))
-        pos = positions[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
+        own = positions[..., :3]  # (seq, row, col) of each token
+        query = next_cell_positions(tokens, own) if self.cfg.next_cell_queries else own
+        pos = query[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
         if pos.shape[-1] == 1:
             pos = pos[..., 0]
-        cos, sin = self.rope.cos_sin(pos, dtype=x.dtype)  # [B, 1, T, Dh]
+        cos, sin = self.rope.cos_sin(pos, dtype=x.dtype)  # [B, 1, T, Dh]: queries (and keys, unless below)
+        key_cs = self._key_cos_sin(positions, x.dtype)
+        if key_cs is None and self.cfg.next_cell_queries:  # keys sit at their own positions
+            kp = own[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
+            kc, ks = self.rope.cos_sin(kp[..., 0] if kp.shape[-1] == 1 else kp, dtype=x.dtype)
+            key_cs = [(kc, ks)] * self.cfg.n_layers
         if mask is None and segments is not None:
             # one mask per batch, shared by every layer
             mask = flex_block_mask(segments) if use_flex(tokens) else block_causal_mask(segments)
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cos, sin, mask, i, cache)
+            x = blk(x, cos, sin, mask, i, cache, key_cs[i] if key_cs else None)
         if cache is not None:
             cache.advance(tokens.shape[1])
         x = self.norm(x)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arcforge.train.tokenize import PAD, Example
+from arcforge.train.tokenize import PAD, POS_DIMS, Example
 
 
 @dataclass
@@ -20,7 +20,7 @@ class PackedRows:
     """A batch of packed rows, numpy (the loader converts to torch)."""
 
     tokens: np.ndarray  # [B, L] int64
-    positions: np.ndarray  # [B, L, 3] int64
+    positions: np.ndarray  # [B, L, POS_DIMS] int64
     targets: np.ndarray  # [B, L] bool
     segments: np.ndarray  # [B, L] int64, 0 = padding
 
@@ -52,7 +52,7 @@ def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
 def pack_row(examples: list[Example], length: int) -> PackedRows:
     """Lay ``examples`` side by side in one row of ``length`` tokens (a [1, L] PackedRows)."""
     tokens = np.full(length, PAD, np.int64)
-    positions = np.zeros((length, 3), np.int64)
+    positions = np.zeros((length, POS_DIMS), np.int64)
     targets = np.zeros(length, bool)
     segments = np.zeros(length, np.int64)
     at = 0

@@ -255,6 +255,42 @@ class RotaryEmbedding(nn.Module):
         return rotate(q, c, s), rotate(k, c, s)
 
 
+# ------------------------------------------------------------------------------------- symmetry frames
+# A head with frame ``g`` (one of the 8 symmetries of the square, D8) sees every *input-grid cell* key at the
+# position that cell takes after applying ``g`` to its grid, while queries keep their own position. RoPE
+# scores depend on the offset between query and key, so "output cell (r, c) copies the input cell that
+# ``g`` sends to (r, c)" becomes a zero-offset match for that head: flips, rotations and transposes are as
+# easy to express as a plain copy. Keys of other tokens (output grids, markers, ROW) keep their position,
+# so a token's key never depends on the size of a grid still being generated.
+
+# Name -> image of 1-based cell (r, c) of an h x w grid, as (row, col) in the transformed grid.
+D8_FRAMES = ("identity", "flip_lr", "flip_ud", "rot180", "transpose", "anti_transpose", "rot90", "rot270")
+
+
+def frame_rc(rc: Tensor, hw: Tensor, frame: int) -> Tensor:
+    """``rc [..., 2]`` 1-based (row, col) of cells in grids of size ``hw [..., 2]`` -> their (row, col) after
+    symmetry ``D8_FRAMES[frame]`` (``np.rot90`` convention: rot90 is counter-clockwise). Entries with
+    ``h == 0`` (not a framed cell) are returned unchanged."""
+    r, c = rc.unbind(-1)
+    h, w = hw.unbind(-1)
+    rr, cc = h + 1 - r, w + 1 - c  # flipped row / col
+    image = ((r, c), (r, cc), (rr, c), (rr, cc), (c, r), (cc, rr), (cc, r), (c, rr))[frame]
+    return torch.where((h > 0)[..., None], torch.stack(image, -1), rc)
+
+
+def head_frames(n_heads: int, layer: int) -> tuple[int, ...]:
+    """The frame of each head of ``layer``: heads cycle through D8 continuing from layer to layer, so every
+    frame appears in the model once it has 8 heads in all (and in every layer once ``n_heads >= 8``)."""
+    return tuple((layer * n_heads + i) % len(D8_FRAMES) for i in range(n_heads))
+
+
+def framed_positions(positions: Tensor, frames: tuple[int, ...]) -> Tensor:
+    """``positions [B, T, 5] = (seq, row, col, h, w)`` -> ``[B, H, T, 3]`` key positions (seq, row', col'),
+    one per head frame (``h, w`` > 0 only on input-grid cells, see ``arcforge.train.tokenize``)."""
+    seq, rc, hw = positions[..., :1], positions[..., 1:3], positions[..., 3:5]
+    return torch.stack([torch.cat([seq, frame_rc(rc, hw, f)], -1) for f in frames], 1)
+
+
 def dynamic_ntk_inv_freq(pos: Tensor, dim: int, length: int, base: float, factor: float) -> Tensor:
     """Dynamic NTK frequencies ``[B, dim/2]`` with the current length ``L' = max(pos) + 1`` computed on the
     device (``inv_freq``'s formula; plain RoPE while ``L' <= L``). Same for every row, as in ``rope_angles``."""

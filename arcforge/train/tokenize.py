@@ -13,11 +13,14 @@ Layout of one example (a task with n train pairs and test input ``k``)::
 
 where a grid of h x w cells is h rows of ``w`` color tokens each followed by ``ROW``.
 
-Every token carries three positions ``(seq, row, col)``: ``seq`` is its index inside the example
+Every token carries five position numbers ``(seq, row, col, h, w)``: ``seq`` is its index inside the example
 (restarting at 0 for every example in a packed row); ``row``/``col`` locate it inside its grid, shifted by
 one so that GRID_START sits at (0, 0): cell (r, c) -> (r + 1, c + 1), ``ROW`` after row r ->
-(r + 1, w + 1), GRID_END -> (h + 1, 0); markers (BOS, INPUT, OUTPUT, EOS) get (0, 0). The model's RoPE
-mode picks which of the three it uses (see ``arcforge.train.model``).
+(r + 1, w + 1), GRID_END -> (h + 1, 0); markers (BOS, INPUT, OUTPUT, EOS) get (0, 0). ``h, w`` is the
+size of the grid for the cells of *input* grids and (0, 0) for every other token: the model's symmetry
+frames move those keys only (``arcforge.train.rope.frame_rc``), and an output grid's size is never known
+before it is generated. The model's RoPE mode picks which of (seq, row, col) it uses (see
+``arcforge.train.model``); ``POS_DIMS`` is the width of a position.
 
 The loss mask marks *target* tokens (the tokens the model must predict): by default the test output
 (its GRID_START, cells, ROW tokens, GRID_END and the final EOS); with ``loss_on="outputs"`` also every
@@ -36,6 +39,7 @@ from arcforge.task import Task
 N_COLORS = 10
 PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
 VOCAB_SIZE = 18
+POS_DIMS = 5  # (seq, row, col, h, w)
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
 LOSS_ON = ("test", "outputs")
@@ -46,7 +50,7 @@ class Example:
     """One tokenized (task, test index). Arrays are aligned: one entry per token."""
 
     tokens: np.ndarray  # [T] int64
-    positions: np.ndarray  # [T, 3] int64 (seq, row, col)
+    positions: np.ndarray  # [T, POS_DIMS] int64 (seq, row, col, h, w)
     targets: np.ndarray  # [T] bool: this token is predicted (loss / accuracy)
     task_id: str = ""
     test_index: int = 0
@@ -67,6 +71,13 @@ def grid_tokens(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     toks = np.concatenate([[GRID_START], body.ravel(), [GRID_END]])
     rc = np.concatenate([[[0, 0]], np.stack([rows.ravel(), cols.ravel()], 1), [[h + 1, 0]]]).astype(np.int64)
     return toks, rc
+
+
+def widen(rc: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Positions ``[n, POS_DIMS]`` of tokens that are not input cells: ``seq [n]``, ``rc [n, 2]``, no size."""
+    out = np.zeros((len(seq), POS_DIMS), np.int64)
+    out[:, 0], out[:, 1:3] = seq, rc
+    return out
 
 
 def grid_length(grid: Grid) -> int:
@@ -96,13 +107,16 @@ def encode(
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on must be one of {LOSS_ON}, not {loss_on!r}")
     toks: list[np.ndarray] = [np.array([BOS])]
-    rcs: list[np.ndarray] = [np.zeros((1, 2), np.int64)]
+    rcs: list[np.ndarray] = [np.zeros((1, 4), np.int64)]  # (row, col, h, w) per token
     tgt: list[np.ndarray] = [np.zeros(1, bool)]
 
     def add(grid: Grid, marker: int, target: bool) -> None:
         t, rc = grid_tokens(grid)
+        hw = np.zeros_like(rc)
+        if marker == INPUT:  # input cells carry their grid's size (the symmetry frames' keys)
+            hw[t < N_COLORS] = grid.shape
         toks.extend([np.array([marker]), t])
-        rcs.extend([np.zeros((1, 2), np.int64), rc])
+        rcs.extend([np.zeros((1, 4), np.int64), np.concatenate([rc, hw], 1)])
         tgt.extend([np.zeros(1, bool), np.full(t.shape[0], target)])
 
     for i, o in train:
@@ -112,11 +126,11 @@ def encode(
     if test_out is not None:
         add(test_out, OUTPUT, True)
         toks.append(np.array([EOS]))
-        rcs.append(np.zeros((1, 2), np.int64))
+        rcs.append(np.zeros((1, 4), np.int64))
         tgt.append(np.ones(1, bool))
     else:  # prompt for decoding: the model continues after GRID_START
         toks.append(np.array([OUTPUT, GRID_START]))
-        rcs.append(np.zeros((2, 2), np.int64))
+        rcs.append(np.zeros((2, 4), np.int64))
         tgt.append(np.zeros(2, bool))
     tokens = np.concatenate(toks)
     rc = np.concatenate(rcs)
