@@ -142,7 +142,9 @@ class ModelConfig:
     rope_factor: float = 1.0
     max_seq_len: int = 2048  # the training context (RoPE's original_max_len); the trainer sets data.seq_len
     rope_original_max_side: int | None = None  # RoPE's L for the row/col components (None: max_seq_len)
-    rope_axis_base: float | None = None  # RoPE base for the row/col components (None: rope_base)
+    # RoPE base for the row/col components (None: rope_base). Grids are at most 30 cells a side: base 100
+    # spreads the row/col frequencies over that range, so neighbouring cells differ in every rotary pair.
+    rope_axis_base: float | None = 100.0
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
     # learned absolute (row, col) embeddings added to the token embeddings (0 = none; else the table size,
@@ -157,6 +159,8 @@ class ModelConfig:
     # keys by their own: "the cell at (r, c) of another grid" is then a zero-offset match. Checkpoints
     # saved without this field load with False (queries at their own position).
     next_cell_queries: bool = True
+    qkv_bias: bool = True  # a bias on q, k, v: heads can attend by position whatever the token
+    copy_prior: float = 3.0  # init q/k biases so every head starts attending to its (framed) cell (0 = off)
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. what it was trained on)
 
     def __post_init__(self) -> None:
@@ -200,8 +204,8 @@ class ModelConfig:
     @classmethod
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
-        ``key_frames`` and ``next_cell_queries`` False)."""
-        return cls.from_dict({"grid_pos": 0, "key_frames": False, "next_cell_queries": False, **d})
+        ``key_frames``, ``next_cell_queries`` and ``qkv_bias`` False)."""
+        return cls.from_dict({"grid_pos": 0, "key_frames": False, "next_cell_queries": False, "qkv_bias": False, **d})
 
 
 # ------------------------------------------------------------------------------------------------- data

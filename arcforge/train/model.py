@@ -35,7 +35,9 @@ ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
 def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
     """Parameter count from the config (matches ``sum(p.numel())`` of the model)."""
     per_layer = 4 * cfg.d_model * cfg.d_model + 3 * cfg.d_model * cfg.d_ff + 2 * cfg.d_model
-    emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model
+    emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model \
+        + (2 * cfg.d_model if cfg.key_frames else 0)
+    per_layer += 3 * cfg.d_model if cfg.qkv_bias else 0
     return cfg.n_layers * per_layer + cfg.d_model + (emb if embeddings else 0)
 
 
@@ -165,7 +167,8 @@ class Block(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attn_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=False)
+        # a q/k bias lets a head attend by position alone, whatever the token (the copy heads)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.qkv_bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.mlp_norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
@@ -206,6 +209,8 @@ class ArcTransformer(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.row_embed = nn.Embedding(cfg.grid_pos, cfg.d_model) if cfg.grid_pos else None
         self.col_embed = nn.Embedding(cfg.grid_pos, cfg.d_model) if cfg.grid_pos else None
+        # input cell or not: what tells a frame head's input keys from the output keys it must ignore
+        self.input_embed = nn.Embedding(2, cfg.d_model) if cfg.key_frames else None
         self.rope = RotaryEmbedding(cfg.rope())
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -219,6 +224,27 @@ class ArcTransformer(nn.Module):
                 std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("proj.weight", "down.weight")) \
                     else 0.02
                 nn.init.normal_(p, mean=0.0, std=std)
+            elif name.endswith("qkv.bias"):
+                nn.init.zeros_(p)
+        if self.cfg.copy_prior and self.cfg.qkv_bias:
+            self._copy_prior(self.cfg.copy_prior)
+
+    @torch.no_grad()
+    def _copy_prior(self, a: float) -> None:
+        """Start every head as a positional copy head: q and k biases of ``a`` on the row/col rotary dims
+        (and ``a / 4`` on the sequence dims: a mild preference for the nearest grid), so at step 0 a query
+        already attends to the cell at its (framed) place. Training then decides what each head keeps."""
+        dh, d = self.cfg.head_dim, self.cfg.d_model
+        prior = torch.zeros(dh)
+        if self.cfg.rope_mode == "2d+1d":  # pairs: seq [0, D/4), row/col [D/4, D/2); dims i and i + D/2
+            prior[dh // 4 : dh // 2] = prior[3 * dh // 4 :] = a
+            prior[: dh // 4] = prior[dh // 2 : 3 * dh // 4] = a / 4
+        elif self.cfg.rope_mode == "2d":
+            prior[:] = a
+        else:
+            prior[:] = a / 4
+        for blk in self.blocks:
+            blk.qkv.bias[: 2 * d] = prior.repeat(2 * self.cfg.n_heads)  # q and k of every head
 
     def set_rope_scaling(self, scaling: str, factor: float = 1.0) -> None:
         """Switch the context-extension method at eval time."""
@@ -253,6 +279,9 @@ class ArcTransformer(nn.Module):
         if self.row_embed is not None:
             top = self.cfg.grid_pos - 1
             x = x + self.row_embed(positions[..., 1].clamp(0, top)) + self.col_embed(positions[..., 2].clamp(0, top))
+        if self.input_embed is not None:
+            sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
+            x = x + self.input_embed(sized.long())
         own = positions[..., :3]  # (seq, row, col) of each token
         query = next_cell_positions(tokens, own) if self.cfg.next_cell_queries else own
         pos = query[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
