@@ -52,6 +52,7 @@ from arcforge.train.tokenize import (
 MAX_SIDE = 30
 MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 cells + ROW, then GRID_END
 NEG_INF = float("-inf")
+GROW_STEPS = 64  # decoded tokens the cache has room for at first, and after each compaction
 PREFILL_TOKENS = 8192  # tokens per prefill forward at most (bounds the activations' memory)
 
 
@@ -195,7 +196,8 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     p = len(ps[0])
     params = next(model.parameters())
     cfg = model.cfg
-    cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + steps_max, device,
+    # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
+    cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + min(steps_max, GROW_STEPS), device,
                     torch.bfloat16 if amp else params.dtype)
     # one autocast context for the whole batch: the weights are cast to bf16 once, not at every step
     with _autocast(device, amp):
@@ -239,10 +241,11 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     keep = (~done).nonzero()[:, 0]
                     rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
-                    # and drop the leading key columns that are padding for every row left
-                    lead = int((~keys[keep]).sum(1).min()) if len(keep) else 0
+                    # and the key columns that are padding for every row left or that no later step reaches
+                    lead = int((~keys[keep]).sum(1).min())
+                    end = cache.length + min(steps_max - t, GROW_STEPS)
                     keys = keys[keep, lead:]
-                    cache.k, cache.v = cache.k[:, keep, :, lead:], cache.v[:, keep, :, lead:]
+                    cache.k, cache.v = cache.k[:, keep, :, lead:end], cache.v[:, keep, :, lead:end]
                     cache.length -= lead
             pos = torch.cat([torch.stack([seq, row, col], dim=-1), extra], dim=-1)[:, None]  # position of nxt
             is_row, is_cell = nxt == ROW, nxt < N_COLORS
