@@ -1,6 +1,6 @@
 """Voting inference throughput: batched decoding vs one sequence at a time, same checkpoint, same run.
 
-    python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1]
+    python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1] [--batched-threads 2]
     python benchmarks/bench_inference.py                  # trains a small demo-sized model first
 
 Both paths decode every test input of ``--tasks`` held-out synthetic easy tasks under ``--votes`` transforms
@@ -124,6 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batched-threads", type=int, default=0,
+                    help="torch threads of the batched decoders (default: --threads; the sequential one keeps "
+                         "--threads, its fastest setting being one thread)")
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the bf16 autocast variants")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
@@ -140,9 +143,11 @@ def main(argv: list[str] | None = None) -> dict:
     load = [round(os.getloadavg()[0], 2)]
     started = time.perf_counter()
     for _ in range(a.repeats):
+        torch.set_num_threads(a.threads)
         t0 = time.perf_counter()
         answers["sequential"] = sequential_predict(model, tasks, a.seq_len, a.votes)
         times["sequential"].append(time.perf_counter() - t0)
+        torch.set_num_threads(a.batched_threads or a.threads)
         for key, rank, amp in variants:
             t0 = time.perf_counter()
             preds = predict(model, tasks, seq_len=a.seq_len, cfg=EvalConfig(votes=a.votes, rank=rank, amp=amp))
@@ -161,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "checkpoint_params": sum(p.numel() for p in model.parameters()), "model": config["model"],
         "checkpoint_step": config.get("step"), "tasks": len(tasks), "test_inputs": inputs, "votes": a.votes,
-        "threads": a.threads, "repeats": a.repeats, "load_average_1min": load,
+        "threads": a.threads, "batched_threads": a.batched_threads or a.threads, "repeats": a.repeats, "load_average_1min": load,
         "wall_s": round(time.perf_counter() - started, 1), "seconds": times,
         "test_inputs_per_s": {k: round(inputs / v, 3) for k, v in best.items()},
         "speedup_vs_sequential": {k: round(best["sequential"] / v, 2) for k, v in best.items()},

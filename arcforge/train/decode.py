@@ -14,7 +14,7 @@ Many prompts (every vote transform of a test input, of several tasks) decode as 
 - a grammar keeps every row a well-formed grid: colors and ``ROW`` until the first ``ROW`` fixes the width
   ``w`` (at most ``MAX_SIDE`` cells), then exactly ``w`` colors and a ``ROW`` per line, and ``GRID_END``
   only at the start of a line (at most ``MAX_SIDE`` lines). Every finished row is thus a rectangle, and a
-  row with side limit ``s`` ends within ``s * (s + 1) + 1`` tokens (the cache is sized for that);
+  row with side limit ``s`` ends within ``s * (s + 1) + 1`` tokens (the decoding loop's bound);
 - each row stops on its own ``GRID_END`` (its later tokens are ignored); the loop ends when every row is
   done, checked on the host every ``sync_every`` steps only, or after ``max_new`` tokens.
 
