@@ -54,6 +54,7 @@ MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 ce
 NEG_INF = float("-inf")
 GROW_STEPS = 64  # decoded tokens the cache has room for at first, and after each compaction
 PREFILL_TOKENS = 8192  # tokens per prefill forward at most (bounds the activations' memory)
+PAD_TO = 32  # prompts are right-padded to a multiple of this in the prefill (few distinct matmul shapes)
 
 
 @dataclass
@@ -131,24 +132,52 @@ def _cache_view(k: Tensor, v: Tensor, length: int) -> KVCache:
     return c
 
 
+def padded_length(n: int) -> int:
+    """A prompt's length in the prefill: ``n`` rounded up to a multiple of ``PAD_TO``."""
+    return -(-n // PAD_TO) * PAD_TO
+
+
+def ladder(n: int) -> int:
+    """The smallest of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and 1.5 times them) >= ``n``."""
+    p = 1
+    while p < n:
+        if p >= 2 and p + p // 2 >= n:
+            return p + p // 2
+        p *= 2
+    return p
+
+
 def _prefill(model: ArcTransformer, prompts: list[Example], cache: KVCache) -> Tensor:
-    """Run ``prompts`` (sorted longest first) into ``cache``, right-aligned at the longest prompt's length
-    ``P``; returns the logits after each prompt's last token ``[B, V]``. Equal-length prompts go through
-    one causal forward with no mask, writing straight into their rows of the cache."""
+    """Run ``prompts`` (sorted longest first) into ``cache``; returns the logits after each prompt's last
+    token ``[B, V]``.
+
+    Each prompt is right-padded to its ``padded_length`` ``n'`` and written to columns ``[P - n', P)`` of
+    its row (``P``: the longest padded length), so that every row decodes into column ``P`` onwards; its pad
+    keys are masked out afterwards. Prompts of one padded length go through causal forwards with no mask
+    (a pad token comes after the real ones, so it changes nothing before it), in power-of-two row counts:
+    the same few matmul shapes recur, and oneDNN reuses their kernels (a bf16 matmul of a shape not seen
+    before costs ~5 ms here to set up, ten times what it then takes to run)."""
     device = cache.k.device
     lens = [len(e) for e in prompts]
-    p, b = lens[0], len(prompts)
+    padded = [padded_length(n) for n in lens]
+    p, b = padded[0], len(prompts)
     out = torch.empty(b, model.cfg.vocab_size, device=device)
-    s = 0
-    while s < b:
-        n, e = lens[s], s + 1
-        while e < b and lens[e] == n and (e + 1 - s) * n <= PREFILL_TOKENS:
+    r = 0
+    while r < b:
+        n = padded[r]
+        e = r + 1
+        while e < b and padded[e] == n:
             e += 1
-        tok = torch.from_numpy(np.stack([x.tokens for x in prompts[s:e]])).to(device)  # [b', n]
-        pos = torch.from_numpy(np.stack([x.positions for x in prompts[s:e]])).to(device)  # [b', n, POS_DIMS]
-        view = _cache_view(cache.k[:, s:e, :, p - n :], cache.v[:, s:e, :, p - n :], 0)
-        out[s:e] = model(tok, pos, cache=view)[:, -1]
-        s = e
+        k = 1 << (min(e - r, max(1, PREFILL_TOKENS // n)).bit_length() - 1)  # rows in this forward
+        tok = np.full((k, n), PAD, np.int64)
+        pos = np.zeros((k, n, POS_DIMS), np.int64)
+        for i, x in enumerate(prompts[r : r + k]):
+            tok[i, : len(x)], pos[i, : len(x)] = x.tokens, x.positions
+        view = _cache_view(cache.k[:, r : r + k, :, p - n :], cache.v[:, r : r + k, :, p - n :], 0)
+        logits = model(torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view)
+        last = torch.tensor(lens[r : r + k], device=device) - 1
+        out[r : r + k] = logits[torch.arange(k, device=device), last]  # [k, V]
+        r += k
     cache.length = p
     return out
 
@@ -193,7 +222,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     ps = [prompts[i] for i in order]
     side_list = [max_sides[i] for i in order] if max_sides is not None else [max_side] * b
     steps_max = max(1, min(max_new, max(max_tokens(s) for s in side_list)))  # the grammar ends every row
-    p = len(ps[0])
+    p = padded_length(len(ps[0]))
     params = next(model.parameters())
     cfg = model.cfg
     # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
@@ -206,7 +235,9 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         first_logits = logits
         lengths_np = np.array([len(e) for e in ps])
         lengths = torch.from_numpy(lengths_np).to(device)
-        valid = torch.arange(p, device=device)[None, :] >= (p - lengths)[:, None]  # [B, P]: real prompt keys
+        start = p - torch.tensor([padded_length(len(e)) for e in ps], device=device)[:, None]
+        cols = torch.arange(p, device=device)[None, :]
+        valid = (cols >= start) & (cols < start + lengths[:, None])  # [B, P]: real prompt keys
         # every later column is written by every row, so only the prompt padding is ever invalid
         keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
         last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
@@ -236,13 +267,15 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                 n_done = int(done.sum())  # the one host sync, every sync_every steps
                 if n_done == len(rows):
                     break
-                if 4 * n_done >= len(rows):  # compact: keep the unfinished rows
+                size = ladder(len(rows) - n_done)
+                if 4 * size <= 3 * len(rows):  # compact: keep the unfinished rows (and a few finished ones:
+                    # the row counts stay on a short ladder of matmul shapes that oneDNN has seen before)
                     final_logp[rows], final_done[rows] = logp, done
-                    keep = (~done).nonzero()[:, 0]
+                    keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
                     rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
                     # and the key columns that are padding for every row left or that no later step reaches
-                    lead = int((~keys[keep]).sum(1).min())
+                    lead = int(keys[keep].to(torch.uint8).argmax(1).min())  # first real key of any row
                     end = cache.length + min(steps_max - t, GROW_STEPS)
                     keys = keys[keep, lead:]
                     cache.k, cache.v = cache.k[:, keep, :, lead:end], cache.v[:, keep, :, lead:end]
