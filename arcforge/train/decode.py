@@ -23,7 +23,7 @@ All state (``width``, ``row``, ``col``, ``done``, summed log-probs) lives in ``[
 
 ``score_with_prefix`` is the other half of product-of-experts voting: the summed log-probability of given
 output grids after prompts of a decoded batch, reading the prompts from the kept cache (only the
-candidates' tokens are computed, every candidate of a prompt in its cache row). ``score_candidates`` does the same by full forward passes (the reference
+candidates' tokens are computed, every candidate of a prompt in one row). ``score_candidates`` does the same by full forward passes (the reference
 the fast path is tested against).
 """
 
@@ -54,6 +54,7 @@ MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 ce
 NEG_INF = float("-inf")
 GROW_STEPS = 64  # decoded tokens the cache has room for at first, and after each compaction
 PREFILL_TOKENS = 8192  # tokens per prefill forward at most (bounds the activations' memory)
+SCORE_TOKENS = 8192  # candidate tokens per re-scoring forward at most
 PAD_TO = 32  # prompts are right-padded to a multiple of this in the prefill (few distinct matmul shapes)
 
 
@@ -321,11 +322,13 @@ def _body(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], grids: list[Grid], *,
                       max_side: int = MAX_SIDE, chunk: int = 64) -> list[float]:
     """Summed log-probability of ``grids[i]`` after prompt ``rows[i]`` of a decoded batch (grammar applied),
-    reading the prompts from the kept cache in place: only the candidates' tokens are computed.
+    reading the prompts from the kept cache: only the candidates' tokens are computed.
 
-    All candidates of one prompt go into its cache row one after the other, each seeing the prompt and its
-    own earlier tokens only (a block-causal mask, as packed training rows); ``chunk`` cache rows per
-    forward."""
+    All candidates of one prompt go into one row one after the other, each seeing the prompt and its own
+    earlier tokens only (a block-causal mask, as packed training rows). Rows are sorted by their candidates'
+    total length and scored ``chunk`` at a time (fewer for long ones, at most ``SCORE_TOKENS`` tokens per
+    forward), each chunk with a copy of its rows' prompt keys/values: outputs of very different sizes do
+    not pad each other (a copy costs far less than the padding it saves)."""
     if not rows:
         return []
     device = prefix.valid.device
@@ -335,41 +338,42 @@ def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], gr
     per_row: dict[int, list[int]] = {}
     for q, r in enumerate(at):
         per_row.setdefault(int(r), []).append(q)
+    total = {r: sum(len(bodies[q][0]) for q in qs) for r, qs in per_row.items()}
+    order = sorted(per_row, key=lambda r: -total[r])
     out = torch.zeros(len(rows), dtype=torch.float64, device=device)
-    for c0 in range(0, len(prefix.index), chunk):
-        used = [r for r in range(c0, min(c0 + chunk, len(prefix.index))) if r in per_row]
-        if not used:
-            continue
-        r0, r1 = used[0], used[-1] + 1  # a contiguous range of cache rows
-        m = r1 - r0
-        t = max(sum(len(bodies[q][0]) for q in per_row.get(r, [])) for r in range(r0, r1))
+    k0, v0 = prefix.cache.k, prefix.cache.v
+    c0 = 0
+    while c0 < len(order):
+        t = total[order[c0]]
+        rs = order[c0 : c0 + max(1, min(chunk, SCORE_TOKENS // t))]
+        c0 += len(rs)
+        m = len(rs)
         tok = np.full((m, t), PAD, np.int64)
         pos = np.zeros((m, t, POS_DIMS), np.int64)
         state = np.zeros((m, t, 3), np.int64)
         state[:, :, 2] = 1
         seg = np.full((m, t), -1, np.int64)  # which candidate a slot holds (-1: padding)
         first = np.zeros((m, t), bool)  # a candidate's first token: predicted from the prompt's last logits
-        for i, r in enumerate(range(r0, r1)):
+        for i, r in enumerate(rs):
             o = 0
-            for q in per_row.get(r, []):
+            for q in per_row[r]:
                 tk, rc, st = bodies[q]
                 k = len(tk)
                 tok[i, o : o + k], state[i, o : o + k], seg[i, o : o + k] = tk, st, q
                 pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc)
                 first[i, o] = True
                 o += k
+        idx = torch.tensor(rs, device=device)
         tok_t, seg_t = torch.from_numpy(tok).to(device), torch.from_numpy(seg).to(device)
         causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
         own = (seg_t[:, :, None] == seg_t[:, None, :]) & causal  # [m, t, t]
-        mask = torch.cat([prefix.valid[r0:r1, None, :].expand(m, t, p), own], 2)[:, None]
-        k0, v0 = prefix.cache.k, prefix.cache.v
-        if k0.shape[3] < p + t:  # room after the prompts for this chunk's tokens
-            grow = k0.new_zeros((*k0.shape[:3], p + t - k0.shape[3], k0.shape[4]))
-            prefix.cache.k, prefix.cache.v = torch.cat([k0, grow], 3), torch.cat([v0, grow], 3)
-        cache = _cache_view(prefix.cache.k[:, r0:r1], prefix.cache.v[:, r0:r1], p)  # writes after P only
+        mask = torch.cat([prefix.valid[idx][:, None, :].expand(m, t, p), own], 2)[:, None]
+        kk = k0.new_empty((k0.shape[0], m, k0.shape[2], p + t, k0.shape[4]))  # [L, m, H, P + t, Dh]
+        vv = torch.empty_like(kk)
+        kk[:, :, :, :p], vv[:, :, :, :p] = k0[:, idx, :, :p], v0[:, idx, :, :p]
         with _autocast(device, prefix.amp):
-            logits = model(tok_t, torch.from_numpy(pos).to(device), cache=cache, mask=mask)  # [m, t, V]
-        last = prefix.last_logits[r0:r1, None]  # [m, 1, V]
+            logits = model(tok_t, torch.from_numpy(pos).to(device), cache=_cache_view(kk, vv, p), mask=mask)
+        last = prefix.last_logits[idx][:, None]  # [m, 1, V]
         shifted = torch.cat([last, logits[:, :-1]], 1)  # slot j is predicted by slot j - 1 ...
         preds = torch.where(torch.from_numpy(first).to(device)[:, :, None], last, shifted)  # ... or the prompt
         st = torch.from_numpy(state).to(device).reshape(-1, 3)
