@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from arcforge import __version__, formats, integrity, paths
+from arcforge import __version__, formats, integrity, paths, spill
 from arcforge.errors import BuildError
 from arcforge.formats import Member, RawTask, Rejected, Skipped
 from arcforge.manifest import NAME_RE, Manifest
@@ -524,7 +523,8 @@ def parse_stage(
             raise BuildError(f"{folder}: --eval-local folder not found")
         ref_plans.append(SourcePlan(f"eval_{local_name(folder)}", "local", root=folder))
     everything = [*plans, *ref_plans]
-    spill_dir = Path(tempfile.mkdtemp(prefix="build-", dir=paths.tmp_dir()))
+    spill.recover(paths.home() / "build-cache")  # what killed builds left behind
+    spill_dir = spill.spill_dir()
     parsed: list[ParsedSource] = []
     progress.start("parse", "Parsing sources", total=len(everything))
     try:
