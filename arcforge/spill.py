@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from arcforge import fslock, paths
@@ -58,7 +59,7 @@ class SpillWriter:
         while table.num_rows - start >= self._batch_rows or (final and start < table.num_rows):
             n = min(self._batch_rows, table.num_rows - start)
             # take() builds fresh, exactly sized buffers (a slice would carry its parent's buffers)
-            part = table.slice(start, n).take(pa.array(range(n), pa.int64())).combine_chunks()
+            part = table.slice(start, n).take(pa.array(np.arange(n, dtype=np.int64))).combine_chunks()
             self._writer.write_batch(part.to_batches()[0])
             self.rows += n
             start += n

@@ -350,16 +350,15 @@ def tasks_to_table(tasks: Iterable[Task]) -> pa.Table:
 def _grids_array(grids: list[Grid | None]) -> pa.Array:
     """``list<list<int8>>`` from grids (None -> null) via offsets: rows of width w repeated h times."""
     n = len(grids)
+    present = [g for g in grids if g is not None]
+    shapes = np.array([g.shape for g in present], dtype=np.int32).reshape(-1, 2)
     heights = np.zeros(n, dtype=np.int32)
     widths = np.zeros(n, dtype=np.int32)
-    valid = np.ones(n, dtype=bool)
-    for i, g in enumerate(grids):
-        if g is None:
-            valid[i] = False
-        else:
-            heights[i], widths[i] = g.shape
-    present = [np.ascontiguousarray(g, dtype=np.int8).reshape(-1) for g in grids if g is not None]
-    values = np.concatenate(present) if present else np.zeros(0, np.int8)
+    valid = np.fromiter((g is not None for g in grids), dtype=bool, count=n)
+    heights[valid], widths[valid] = shapes[:, 0], shapes[:, 1]
+    # axis=None: every grid flattened in C order, cast to int8 as np.ascontiguousarray(g, np.int8) would
+    values = (np.concatenate(present, axis=None, dtype=np.int8, casting="unsafe") if present
+              else np.zeros(0, np.int8))
     row_offsets = np.zeros(int(heights.sum()) + 1, dtype=np.int32)
     np.cumsum(np.repeat(widths, heights), out=row_offsets[1:])
     grid_offsets = np.zeros(n + 1, dtype=np.int32)
