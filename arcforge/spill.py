@@ -22,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from arcforge import fslock, paths
 from arcforge.task import TASK_SCHEMA
 
+_EMPTY = pa.RecordBatch.from_pylist([], schema=TASK_SCHEMA)
 BATCH_ROWS = 8192  # rows per record batch: a few MB of grids, the unit every later step streams over
 
 
@@ -58,9 +58,10 @@ class SpillWriter:
         start = 0
         while table.num_rows - start >= self._batch_rows or (final and start < table.num_rows):
             n = min(self._batch_rows, table.num_rows - start)
-            # take() builds fresh, exactly sized buffers (a slice would carry its parent's buffers)
-            part = table.slice(start, n).take(pa.array(np.arange(n, dtype=np.int64))).combine_chunks()
-            self._writer.write_batch(part.to_batches()[0])
+            # Concatenating with an empty batch builds fresh, exactly sized buffers (a slice would carry its
+            # parent's buffers and offsets into the file); the same bytes as take(), several times faster.
+            part = pa.Table.from_batches([*table.slice(start, n).to_batches(), _EMPTY], schema=TASK_SCHEMA)
+            self._writer.write_batch(part.combine_chunks().to_batches()[0])
             self.rows += n
             start += n
         rest = table.slice(start)
