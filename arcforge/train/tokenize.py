@@ -36,6 +36,7 @@ from arcforge.task import Task
 N_COLORS = 10
 PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
 VOCAB_SIZE = 18
+POS_DIMS = 3  # components of a token's position; the first three are always (seq, row, col)
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
 LOSS_ON = ("test", "outputs")
