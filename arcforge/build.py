@@ -33,6 +33,7 @@ from arcforge.ingest import (
     quarantine_table,
 )
 from arcforge.manifest import EVAL_SPLIT, NAME_RE, SPLIT_RE, Manifest, load_manifests, select
+from arcforge.parallel import resolve_workers
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.stats import task_max_side
@@ -306,7 +307,7 @@ def build(
 
     result = dedup.run_dedup(
         table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=exclude_eval,
-        priority=[p.name for p in plans],
+        priority=[p.name for p in plans], workers=resolve_workers(workers),
     )
     kept = result.table
     stats.tasks = _nested_counts(kept)

@@ -30,7 +30,7 @@ Two passes, both hashing into uint64 with wrap-around arithmetic (splitmix64 fin
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -370,16 +370,28 @@ def _batch_invariants(pb: PairBatch, ntasks: int) -> tuple[np.ndarray, ...]:
     return (tinv, pinv, pinfo, pb.test, *ptriv, gtask[present], ginv[present], gtriv[present])
 
 
-def invariants(table: pa.Table, *, batch_size: int = 20_000, progress=None) -> Invariants:
-    """Signatures of every task of a TASK_SCHEMA table (processed in batches to bound memory)."""
+def batch_invariants(batch: pa.RecordBatch) -> tuple[np.ndarray, ...]:
+    """The invariants of one batch's tasks (rows numbered from 0), as ``invariants`` joins them: the
+    nine arrays of ``_batch_invariants`` then the pairs' task rows."""
+    pb = read_pairs(batch)
+    return (*_batch_invariants(pb, batch.num_rows), pb.task)
+
+
+def invariants(table: pa.Table, *, batch_size: int = 20_000, progress=None,
+               computed: Iterable[tuple[np.ndarray, ...]] | None = None) -> Invariants:
+    """Signatures of every task of a TASK_SCHEMA table (processed in batches to bound memory).
+
+    ``computed``: ``batch_invariants`` of ``table.to_batches(max_chunksize=batch_size)``, in order, made
+    elsewhere (in worker processes); joined here as if computed in this loop."""
     parts: list[tuple[np.ndarray, ...]] = []
     ptask: list[np.ndarray] = []
     row = 0
-    for batch in table.to_batches(max_chunksize=batch_size):
-        pb = read_pairs(batch)
-        out = _batch_invariants(pb, batch.num_rows)
+    batches = table.to_batches(max_chunksize=batch_size)
+    results = computed if computed is not None else map(batch_invariants, batches)
+    for batch, res in zip(batches, results, strict=True):
+        out, task = res[:9], res[9]
         parts.append(out)
-        ptask.append(pb.task + row)
+        ptask.append(task + row)
         out[6][:] += row  # grid_task -> table row
         row += batch.num_rows
         if progress is not None:

@@ -60,6 +60,7 @@ import pyarrow.compute as pc
 from arcforge import canon
 from arcforge.canon import TRIVIAL_CELLS
 from arcforge.grids import apply_symmetry
+from arcforge.parallel import WorkerPool, forks
 from arcforge.progress import NULL_PROGRESS, Progress
 
 LEVELS: tuple[str, ...] = ("exact", "symmetric", "recolored", "subset", "leaked_pair", "near_duplicate")
@@ -376,13 +377,78 @@ def run_dedup(
     near_threshold: float = NEAR_THRESHOLD,
     progress: Progress | None = None,
     chunk: int = 20_000,
+    workers: int = 1,
 ) -> DedupResult:
-    """Remove evaluation copies (with ``exclude_eval``) and within-collection duplicates; see the module doc."""
+    """Remove evaluation copies (with ``exclude_eval``) and within-collection duplicates; see the module doc.
+
+    ``workers`` > 1: the signatures and exact keys of batches of tasks are computed in that many forked
+    processes (the result does not depend on it: every step after them works per task or on sets)."""
     progress = progress or NULL_PROGRESS
     n = table.num_rows
     work = table
     if extra_reference is not None and extra_reference.num_rows:
         work = pa.concat_tables([table, extra_reference.select(table.column_names).cast(table.schema)])
+    ntot = work.num_rows
+    smallest = min(chunk, MIN_PARALLEL_CHUNK)
+    pool = _forked_pool(work, workers, smallest)
+    if pool is not None:  # batches small enough that every worker gets some
+        chunk = max(smallest, min(chunk, -(-ntot // (2 * pool.workers))))
+    try:
+        progress.start("dedup.invariants", "dedup: signatures", total=ntot)
+        computed = None
+        if pool is not None:
+            computed = pool.imap(_invariants_job, _spans(work.to_batches(max_chunksize=chunk)))
+        inv = canon.invariants(work, batch_size=chunk, progress=progress, computed=computed)
+        progress.finish("dedup.invariants")
+        return _run(work, n, inv, chunk, pool, eval_splits=eval_splits, exclude_eval=exclude_eval,
+                    priority=priority, near_threshold=near_threshold, progress=progress, table=table)
+    finally:
+        if pool is not None:
+            pool.close()
+        _SHARED.clear()
+
+
+# --- the parallel parts: worker processes forked once the table exists read it as the parent does -----------
+MIN_PARALLEL_CHUNK = 2_000  # tasks per batch when the batches go to worker processes
+_SHARED: list[pa.Table] = []  # the table being deduplicated, inherited by the forked workers
+
+
+def _forked_pool(work: pa.Table, workers: int, smallest: int) -> WorkerPool | None:
+    """A pool of ``workers`` processes forked now (they see ``work`` without a copy), or None: one
+    worker, fewer than two batches of ``smallest`` rows, or no ``fork`` on this system (the work then
+    runs here, with the same result)."""
+    if workers <= 1 or work.num_rows < 2 * smallest or not forks():
+        return None
+    _SHARED[:] = [work]
+    return WorkerPool(workers)
+
+
+def _spans(batches: list[pa.RecordBatch]) -> list[tuple[int, int]]:
+    """(first row, rows) of each batch of the table."""
+    starts = np.cumsum([0, *(b.num_rows for b in batches)]).tolist()
+    return [(starts[i], b.num_rows) for i, b in enumerate(batches)]
+
+
+def _batch_at(span: tuple[int, int]) -> pa.RecordBatch:
+    """In a worker: the batch of the shared table at ``span`` (a slice of one chunk: no copy)."""
+    start, rows = span
+    part = _SHARED[0].slice(start, rows).combine_chunks().to_batches()
+    return part[0] if part else pa.RecordBatch.from_pylist([], schema=_SHARED[0].schema)
+
+
+def _invariants_job(span: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    return canon.batch_invariants(_batch_at(span))
+
+
+def _exact_keys_job(job: tuple[tuple[int, int], np.ndarray]) -> canon.ExactKeys:
+    span, rows = job
+    return canon.exact_keys_of(canon.read_pairs(_batch_at(span)), rows)
+
+
+def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: WorkerPool | None, *,
+         eval_splits: set[tuple[str, str]], exclude_eval: bool, priority: Sequence[str], near_threshold: float,
+         progress: Progress, table: pa.Table) -> DedupResult:
+    """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None)."""
     ntot = work.num_rows
     src = work.column("source").to_numpy(zero_copy_only=False).astype(str)
     spl = work.column("split").to_numpy(zero_copy_only=False).astype(str)
@@ -392,10 +458,6 @@ def run_dedup(
     is_ref = pc.is_in(keys, value_set=wanted).to_numpy(zero_copy_only=False).astype(bool)
     is_ref[n:] = True
     nonref = ~is_ref
-
-    progress.start("dedup.invariants", "dedup: signatures", total=ntot)
-    inv = canon.invariants(work, batch_size=chunk, progress=progress)
-    progress.finish("dedup.invariants")
     pair_off = np.searchsorted(inv.pair_task, np.arange(ntot + 1))
 
     # --- candidates -----------------------------------------------------------------------------------
@@ -424,12 +486,20 @@ def run_dedup(
     pending: dict[int, list[_PairHit]] = {}
     gparts: list[tuple[np.ndarray, np.ndarray]] = []
     progress.start("dedup.exact", "dedup: exact keys", total=len(cand_rows))
-    base = 0
-    for batch in work.to_batches(max_chunksize=chunk):
-        lo, hi = np.searchsorted(cand_rows, [base, base + batch.num_rows])
+    batches = work.to_batches(max_chunksize=chunk)
+    spans = _spans(batches)
+    bounds = [np.searchsorted(cand_rows, [a, a + k]).tolist() for a, k in spans]
+    todo = [i for i, (lo, hi) in enumerate(bounds) if hi > lo]  # batches holding candidates
+    jobs = [(spans[i], cand_rows[bounds[i][0] : bounds[i][1]] - spans[i][0]) for i in todo]
+    if pool is not None:
+        eks = pool.imap(_exact_keys_job, jobs)
+    else:
+        eks = (canon.exact_keys_of(canon.read_pairs(batches[i]), rows) for i, (_, rows) in zip(todo, jobs,
+                                                                                            strict=True))
+    for i, ek in zip(todo, eks, strict=True):
+        lo, hi = bounds[i]
         rows = cand_rows[lo:hi]
         if len(rows):
-            ek = canon.exact_keys_of(canon.read_pairs(batch), rows - base)
             keys[lo:hi] = np.stack([ek.key1, ek.key2, ek.key3], axis=1)
             if exclude_eval and refs is not None:
                 for t, row in enumerate(rows.tolist()):
@@ -442,7 +512,6 @@ def run_dedup(
                             pending[row] = ph
                 pr = _ranges(pair_off, rows)
                 gparts.append(_grid_set(ek, rows[ek.pair_task], inv.in_trivial[pr], inv.out_trivial[pr]))
-        base += batch.num_rows
         progress.advance("dedup.exact", len(rows))
     progress.finish("dedup.exact")
 

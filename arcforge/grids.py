@@ -64,12 +64,16 @@ def inverse_permutation(perm: Sequence[int] | np.ndarray) -> np.ndarray:
     return inv.astype(np.int8)
 
 
+_INT8 = np.dtype(np.int8)
+
+
 def grid_bytes(grid: Grid | None) -> bytes:
     """Shape-prefixed bytes of a grid: equal bytes iff equal grids (None encodes as a marker)."""
     if grid is None:
         return b"\xff\xff"
     h, w = grid.shape
-    return h.to_bytes(2, "little") + w.to_bytes(2, "little") + np.ascontiguousarray(grid, np.int8).tobytes()
+    cells = grid.tobytes() if grid.dtype == _INT8 else np.ascontiguousarray(grid, np.int8).tobytes()  # C order
+    return h.to_bytes(2, "little") + w.to_bytes(2, "little") + cells
 
 
 def pair_key(inp: Grid, out: Grid | None) -> bytes:

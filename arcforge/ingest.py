@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from arcforge import __version__, formats, integrity, paths
+from arcforge import __version__, formats, integrity, paths, spill
 from arcforge.errors import BuildError
 from arcforge.formats import Member, RawTask, Rejected, Skipped
 from arcforge.manifest import NAME_RE, Manifest
@@ -260,12 +259,12 @@ def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:
 def _member_size(root: Path, path: str, zips: ZipCache) -> int:
     """Bytes of a member, for cutting chunks; 0 when they cannot be known here (a damaged archive, a
     name that is not UTF-8: the worker quarantines such a member when it opens it)."""
-    file = root / path
+    file = os.path.join(root, path)  # a str: this runs once per file of the build
     try:
-        if "!" in path and not file.is_file():
+        if "!" in path and not os.path.isfile(file):
             outer, inner = path.split("!", 1)
             return zips.get(root / outer).getinfo(inner).file_size
-        return file.stat().st_size
+        return os.stat(file).st_size
     except (BuildError, KeyError, OSError, ValueError):
         return 0
 
@@ -304,7 +303,7 @@ class _SourceMerger:
         self.index = index
         self.plan = plan
         self.spill = spill
-        self.parsed = ParsedSource(plan.name, TASK_SCHEMA.empty_table())
+        self.parsed = ParsedSource(plan.name, pa.Table.from_batches([], schema=TASK_SCHEMA))  # (empty_table() imports pandas: 0.8 s)
         self.ids: set[str] = set()
         self.taken: set[str] = set()  # synthetic: fingerprints of the tasks kept so far
         self.found: Counter[str] = Counter()
@@ -524,7 +523,8 @@ def parse_stage(
             raise BuildError(f"{folder}: --eval-local folder not found")
         ref_plans.append(SourcePlan(f"eval_{local_name(folder)}", "local", root=folder))
     everything = [*plans, *ref_plans]
-    spill_dir = Path(tempfile.mkdtemp(prefix="build-", dir=paths.tmp_dir()))
+    spill.recover(paths.home() / "build-cache")  # what killed builds left behind
+    spill_dir = spill.spill_dir()
     parsed: list[ParsedSource] = []
     progress.start("parse", "Parsing sources", total=len(everything))
     try:

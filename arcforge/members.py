@@ -61,12 +61,36 @@ def is_junk(path: str) -> bool:
 
 
 def plain_files(root: Path) -> list[str]:
-    """Every non-hidden regular file under ``root``, as sorted posix paths relative to it."""
-    out = []
-    for p in root.rglob("*"):
-        rel = p.relative_to(root).as_posix()
-        if p.is_file() and not is_junk(rel):
-            out.append(rel)
+    """Every non-hidden regular file under ``root``, as sorted posix paths relative to it.
+
+    As ``root.rglob("*")`` filtered by ``is_file()`` (a link to a file counts, a link to a folder is not
+    followed), walked with ``os.scandir``: a folder of a million files is listed in seconds, not minutes.
+    Hidden and ``__MACOSX`` folders are not entered (all they hold is junk)."""
+    out: list[str] = []
+    todo = [("", os.fspath(root))]
+    while todo:
+        prefix, folder = todo.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except (PermissionError, NotADirectoryError, FileNotFoundError):
+            continue
+        for e in entries:
+            name = e.name
+            try:
+                is_dir = e.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not (name.startswith(".") or name == "__MACOSX"):
+                    todo.append((f"{prefix}{name}/", e.path))
+                continue
+            try:
+                is_file = e.is_file()
+            except OSError:
+                is_file = False
+            if is_file and not name.startswith("."):
+                out.append(prefix + name)
     return sorted(out)
 
 
@@ -116,16 +140,18 @@ def zip_infos(zf: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
 
 
 def _file_member(root: Path, rel: str, limits: ArchiveLimits = BUILD_LIMITS) -> Member:
-    path = root / rel
+    path = os.path.join(root, rel)  # a str, not a Path: this runs once per file of the build
     if not utf8_name(rel):
         return _failing(printable_name(rel), BAD_NAME, "the file name is not valid UTF-8; rename the file")
 
     def read() -> bytes:
         try:
-            size = path.stat().st_size
-            if size > limits.max_file_bytes:
-                raise TaskFormatError(TOO_LARGE, f"{size} bytes, more than the {limits.max_file_bytes}-byte limit")
-            return path.read_bytes()
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > limits.max_file_bytes:
+                    raise TaskFormatError(TOO_LARGE,
+                                          f"{size} bytes, more than the {limits.max_file_bytes}-byte limit")
+                return f.read()
         except OSError as e:
             raise TaskFormatError(BAD_NAME if isinstance(e, FileNotFoundError) else TOO_LARGE,
                                   f"cannot read the file: {e.strerror or e}") from None
@@ -206,8 +232,8 @@ def glob_members(
 def open_member(root: Path, path: str, zips: ZipCache) -> Member:
     """The ``Member`` for a path that ``glob_members`` listed (a plain file, or ``outer.zip!inner``), with
     the same checks: a worker process re-opens members by path and must quarantine what the planner saw."""
-    file = root / path
-    if "!" in path and not file.is_file():
+    file = os.path.join(root, path)
+    if "!" in path and not os.path.isfile(file):
         outer, inner = path.split("!", 1)
         try:
             zf = zips.get(root / outer)
@@ -217,12 +243,12 @@ def open_member(root: Path, path: str, zips: ZipCache) -> Member:
         except KeyError:
             return _failing(path, BAD_ARCHIVE, f"{inner}: not in the archive any more")
         return _zip_member(zf, outer, info)
-    if path.endswith(ZIP_SUFFIX) and file.is_file():  # a whole archive the planner quarantined
+    if path.endswith(ZIP_SUFFIX) and os.path.isfile(file):  # a whole archive the planner quarantined
         try:
-            zips.get(file)
+            zips.get(root / path)
         except BuildError as e:
-            return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{file}: "))
-    if "\ufffd" in path and not file.exists():  # listed under its printable name: not UTF-8 on disk
+            return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{root / path}: "))
+    if "\ufffd" in path and not os.path.exists(file):  # listed under its printable name: not UTF-8 on disk
         return _failing(path, BAD_NAME, "the file name is not valid UTF-8; rename the file")
     return _file_member(root, path)
 

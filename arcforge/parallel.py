@@ -66,6 +66,11 @@ def _context() -> mp.context.BaseContext:
     return mp.get_context("fork" if "fork" in methods else "spawn")
 
 
+def forks() -> bool:
+    """True when workers start by ``fork`` (they inherit the parent's memory, memory-mapped tables too)."""
+    return _context().get_start_method() == "fork"
+
+
 class WorkerPool:
     """A lazily started process pool shared by every stage of one build (see the module docstring)."""
 

@@ -125,6 +125,7 @@ class Task:
 # --- validation of upstream JSON ------------------------------------------------------------------------
 _CHAIN = itertools.chain.from_iterable
 _COLORS = bytes(range(10))
+_LIST_TYPE = {list}
 
 
 def may_have_bools(data: bytes) -> bool:
@@ -135,25 +136,33 @@ def may_have_bools(data: bytes) -> bool:
 def parse_grid(obj: Any, where: str, *, check_bools: bool = True) -> Grid:
     """Validate one JSON grid (list of equal-length lists of ints 0-9) and return it as int8.
 
-    The common case runs at C speed: ``bytearray`` of the flattened cells rejects non-integers and
-    values outside 0-255, ``translate`` finds values above 9. JSON ``true``/``false`` would pass as 1/0,
-    so a type scan runs unless the caller knows the document has no boolean literal
-    (``check_bools=False``, see ``may_have_bools``). Any failure re-checks slowly for a precise detail.
+    The common case runs at C speed (``fast_grid``); any failure re-checks slowly for a precise detail.
     """
-    if type(obj) is list and obj and type(obj[0]) is list:
-        width = len(obj[0])
-        if width and all(type(r) is list and len(r) == width for r in obj):
-            try:
-                cells = bytearray(_CHAIN(obj))
-            except (TypeError, ValueError):
-                cells = None
-            if (
-                cells is not None
-                and not cells.translate(None, _COLORS)
-                and not (check_bools and bool in set(map(type, _CHAIN(obj))))
-            ):
-                return np.frombuffer(cells, dtype=np.int8).reshape(len(obj), width)
-    return _parse_grid_strict(obj, where)
+    g = fast_grid(obj, check_bools)
+    return g if g is not None else _parse_grid_strict(obj, where)
+
+
+def fast_grid(obj: Any, check_bools: bool = True) -> Grid | None:
+    """The grid as int8 when ``obj`` is a valid grid, else None (``parse_grid`` then says why).
+
+    Only C-level loops: the rows' lengths must be one positive width; ``bytearray`` of the flattened rows
+    rejects non-integers and values outside 0-255, and ``translate`` finds values above 9. JSON ``true``/``false`` would
+    pass as 1/0, so a type scan runs unless the caller knows the document has no boolean literal
+    (``check_bools=False``, see ``may_have_bools``)."""
+    if type(obj) is not list or not obj:
+        return None
+    if set(map(type, obj)) != _LIST_TYPE:
+        return None
+    try:
+        widths = set(map(len, obj))
+        cells = bytearray(_CHAIN(obj))
+    except (TypeError, ValueError):
+        return None
+    if len(widths) != 1 or 0 in widths or cells.translate(None, _COLORS):
+        return None
+    if check_bools and bool in set(map(type, _CHAIN(obj))):
+        return None
+    return np.frombuffer(cells, dtype=np.int8).reshape(len(obj), len(obj[0]))
 
 
 def _parse_grid_strict(obj: Any, where: str) -> Grid:
@@ -179,13 +188,19 @@ def _parse_grid_strict(obj: Any, where: str) -> Grid:
 def parse_pair(obj: Any, where: str, *, output_required: bool = True, check_bools: bool = True) -> Pair:
     if not isinstance(obj, Mapping) or "input" not in obj:
         raise TaskFormatError(BAD_STRUCTURE, f"{where} is not an object with 'input' and 'output'")
-    inp = parse_grid(obj["input"], f"{where}.input", check_bools=check_bools)
+    # fast_grid first: the ``where`` of a grid is only formatted when it is needed for an error
+    inp = fast_grid(obj["input"], check_bools)
+    if inp is None:
+        inp = _parse_grid_strict(obj["input"], f"{where}.input")
     out_obj = obj.get("output")
     if out_obj is None:
         if output_required:
             raise TaskFormatError(BAD_STRUCTURE, f"{where} has no 'output'")
         return Pair(inp, None)
-    return Pair(inp, parse_grid(out_obj, f"{where}.output", check_bools=check_bools))
+    out = fast_grid(out_obj, check_bools)
+    if out is None:
+        out = _parse_grid_strict(out_obj, f"{where}.output")
+    return Pair(inp, out)
 
 
 def parse_pairs(
@@ -335,16 +350,15 @@ def tasks_to_table(tasks: Iterable[Task]) -> pa.Table:
 def _grids_array(grids: list[Grid | None]) -> pa.Array:
     """``list<list<int8>>`` from grids (None -> null) via offsets: rows of width w repeated h times."""
     n = len(grids)
+    present = [g for g in grids if g is not None]
+    shapes = np.array([g.shape for g in present], dtype=np.int32).reshape(-1, 2)
     heights = np.zeros(n, dtype=np.int32)
     widths = np.zeros(n, dtype=np.int32)
-    valid = np.ones(n, dtype=bool)
-    for i, g in enumerate(grids):
-        if g is None:
-            valid[i] = False
-        else:
-            heights[i], widths[i] = g.shape
-    present = [np.ascontiguousarray(g, dtype=np.int8).reshape(-1) for g in grids if g is not None]
-    values = np.concatenate(present) if present else np.zeros(0, np.int8)
+    valid = np.fromiter((g is not None for g in grids), dtype=bool, count=n)
+    heights[valid], widths[valid] = shapes[:, 0], shapes[:, 1]
+    # axis=None: every grid flattened in C order, cast to int8 as np.ascontiguousarray(g, np.int8) would
+    values = (np.concatenate(present, axis=None, dtype=np.int8, casting="unsafe") if present
+              else np.zeros(0, np.int8))
     row_offsets = np.zeros(int(heights.sum()) + 1, dtype=np.int32)
     np.cumsum(np.repeat(widths, heights), out=row_offsets[1:])
     grid_offsets = np.zeros(n + 1, dtype=np.int32)

@@ -216,3 +216,47 @@ def test_shards_do_not_depend_on_how_the_table_is_chunked(tmp_path):
     back = read_table(tmp_path / "a")
     assert back["id"].to_pylist() == table.sort_by([("source", "ascending"), ("id", "ascending")])["id"].to_pylist()
     assert back.sort_by("id").to_pylist() == table.sort_by("id").to_pylist()
+
+
+def test_a_killed_build_leaves_spill_files_that_the_next_build_removes(arcforge_home, tmp_path, task_folder):
+    """SIGKILL runs no cleanup: the spill folder stays in ARCFORGE_HOME/tmp. The next build removes it (its
+    process is gone) and leaves a running build's folder, and files arcforge did not name, alone."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "arcforge", "build", "--out", str(tmp_path / "killed"), "--no-cache",
+           "--workers", "2", "--source", "synthetic", "--synthetic-tasks", "30000"]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    tmp = arcforge_home / "tmp"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp.glob(f"build-{proc.pid}-*/*.arrow.tmp-*")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    left = list(tmp.glob(f"build-{proc.pid}-*"))
+    assert len(left) == 1 and list(left[0].glob("*.arrow.tmp-*")), "the killed build left no spill folder"
+    # a build still running elsewhere (a live process), and things arcforge did not write
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        running = tmp / f"build-{other.pid}-abcd1234"
+        running.mkdir()
+        (running / "000-synthetic.arrow.tmp-1").write_bytes(b"x")
+        mine = tmp / "my-notes"
+        mine.mkdir()
+        cache = arcforge_home / "build-cache"
+        cache.mkdir(exist_ok=True)
+        dead_tmp = cache / f"0123.arrow.tmp-{proc.pid}"  # an unfinished cache entry of the killed build
+        dead_tmp.write_bytes(b"x")
+        live_tmp = cache / f"4567.arrow.tmp-{other.pid}"
+        live_tmp.write_bytes(b"x")
+
+        build(tmp_path / "next", local=[task_folder], workers=1)
+
+        assert not left[0].exists()
+        assert not dead_tmp.exists()
+        assert running.is_dir() and (running / "000-synthetic.arrow.tmp-1").exists()
+        assert live_tmp.exists() and mine.is_dir()
+        assert not list(tmp.glob(f"build-{os.getpid()}-*"))  # the build removed its own folder too
+    finally:
+        other.kill()
+        other.wait()

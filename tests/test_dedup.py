@@ -9,6 +9,7 @@ from arcforge.dedup import (
     DUPLICATES_SCHEMA,
     EXCLUDED_SCHEMA,
     LEVELS,
+    MIN_PARALLEL_CHUNK,
     REPORTED_SCHEMA,
     run_dedup,
 )
@@ -128,3 +129,14 @@ def test_extra_reference_is_reference_only(real_table):
     assert "arc_agi_1/training/40853293" in _ids(r.excluded)
     assert not _ids(r.table) & _ids(ev1)  # reference-only rows are never written
     assert r.counts["excluded.exact"] >= 376
+
+
+def test_worker_processes_give_the_same_result(real_table, result):
+    """Signatures and exact keys computed in forked workers, in batches: the same tables, row for row."""
+    chunk = 300  # batches of 300 tasks (a build uses up to MIN_PARALLEL_CHUNK): several for each worker
+    assert real_table.num_rows > 4 * chunk and chunk <= MIN_PARALLEL_CHUNK
+    par = run_dedup(real_table, eval_splits=EVAL, exclude_eval=True, priority=PRIORITY, workers=2, chunk=chunk)
+    for name in ("table", "excluded", "duplicates", "reported"):
+        assert getattr(par, name).equals(getattr(result, name)), name
+    assert par.counts == result.counts
+    assert sum(v for k, v in par.counts.items() if k.startswith("excluded.")) > 0

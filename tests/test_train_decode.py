@@ -39,14 +39,16 @@ def prompts(shared_sources):
     return out
 
 
-@pytest.mark.parametrize("sync_every", [16, 2])  # 2: finished rows leave the batch early (compaction)
-def test_batched_decoding_equals_sequential_token_for_token(model, prompts, sync_every):
+@pytest.mark.parametrize(("sync_every", "amp"), [(16, False), (2, False), (None, False), (None, True)])
+def test_batched_decoding_equals_sequential_token_for_token(model, prompts, sync_every, amp):
+    """Prompts of several lengths (prefilled per length into one right-aligned cache); finished rows leave
+    the batch at a check (every 16 or 2 steps, or every step: the CPU default); fp32 and bf16 autocast."""
     sides = [4 + i % 3 for i in range(len(prompts))]  # per-row side limits
-    batched = decode_batch(model, prompts, max_new=40, max_sides=sides, sync_every=sync_every)
+    batched = decode_batch(model, prompts, max_new=40, max_sides=sides, sync_every=sync_every, amp=amp)
     for p, b, side in zip(prompts, batched, sides, strict=True):
-        alone = decode_batch(model, [p], max_new=40, max_side=side)[0]
+        alone = decode_batch(model, [p], max_new=40, max_side=side, amp=amp)[0]
         assert alone.tokens == b.tokens
-        assert alone.logp == pytest.approx(b.logp, abs=1e-4)
+        assert alone.logp == pytest.approx(b.logp, abs=1e-2 if amp else 1e-4)
         assert (alone.grid is None) == (b.grid is None)
     assert any(b.grid is not None for b in batched) and len({tuple(b.tokens) for b in batched}) > 1
 
@@ -123,3 +125,16 @@ def test_output_side_limit_follows_the_demonstrations():
     assert output_side_limit(same, 0) == 5  # the largest train output + 2
     big = Task("t", "s", "e", [Pair(g, np.zeros((3, 30), np.int8))], [Pair(np.zeros((9, 9), np.int8), None)])
     assert output_side_limit(big, 0) == 30
+
+
+def test_bf16_scoring_from_the_kept_prompt_cache_matches_bf16_decoding(model, prompts):
+    """Under bf16 autocast (``--amp``) the re-scoring reads the bf16 cache and agrees with decoding and,
+    within bf16 rounding, with the fp32 full forward."""
+    decoded, prefix = decode_batch(model, prompts, max_side=5, keep_prefix=True, amp=True)
+    rows = list(range(len(prompts)))
+    grids = [d.grid for d in decoded]
+    fast = score_with_prefix(model, prefix, rows + rows, grids + [(g + 1) % 10 for g in grids], max_side=5)
+    assert fast[: len(rows)] == pytest.approx([d.logp for d in decoded], abs=0.05)
+    full = score_candidates(model, list(zip(prompts + prompts, grids + [(g + 1) % 10 for g in grids],
+                                            strict=True)), max_side=5)
+    assert fast == pytest.approx(full, rel=0.02, abs=0.1)

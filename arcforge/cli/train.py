@@ -307,6 +307,8 @@ def register(app: typer.Typer) -> None:
                                              "summed over every transform) or votes (count).")] = None,
         batch_rows: Annotated[int | None, cfg_opt("eval.batch_rows", "--batch-rows", help="Rows decoded as one "
                                                   "batch (transforms x test inputs).")] = None,
+        amp: Annotated[Amp | None, cfg_opt("eval.amp", "--amp", help="bf16 autocast while decoding: auto = on "
+                                           "CUDA, and on a CPU with native bf16 measured faster; off = fp32.")] = None,
         ttt_steps: Annotated[int | None, cfg_opt("eval.ttt.steps", "--ttt-steps", help="Test-time training "
                                                  "steps per task (0 = off).")] = None,
         ttt_lr: Annotated[float | None, cfg_opt("eval.ttt.lr", "--ttt-lr",

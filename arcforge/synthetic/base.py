@@ -138,7 +138,8 @@ def choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
 def noise_grid(rng: np.random.Generator, h: int, w: int, palette: Sequence[int], density: float) -> Grid:
     """An h x w grid: each cell is background with probability 1-density, else a color of ``palette``."""
     vals = np.asarray(palette, dtype=np.int8)[rng.integers(len(palette), size=(h, w))]
-    return np.where(rng.random((h, w)) < density, vals, np.int8(0)).astype(np.int8)
+    vals[rng.random((h, w)) >= density] = 0  # background with probability 1 - density
+    return vals
 
 
 def full_grid(rng: np.random.Generator, h: int, w: int, palette: Sequence[int]) -> Grid:
@@ -204,6 +205,11 @@ def scatter(rng: np.random.Generator, h: int, w: int, k: int) -> tuple[np.ndarra
     """``k`` distinct random cells of an h x w grid as (rows, cols)."""
     flat = rng.choice(h * w, size=min(k, h * w), replace=False)
     return flat // w, flat % w
+
+
+def same_grid(a: Grid, b: Grid) -> bool:
+    """``np.array_equal`` for two grids, without its generic overhead (checks run it for every pair)."""
+    return a.shape == b.shape and bool((a == b).all())
 
 
 def colors_in(grids: Sequence[Grid]) -> set[int]:

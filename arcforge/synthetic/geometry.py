@@ -18,6 +18,7 @@ from arcforge.synthetic.base import (
     noise_grid,
     randint,
     random_shape,
+    same_grid,
     side,
 )
 
@@ -29,14 +30,8 @@ def _palette(rng: np.random.Generator, d: Difficulty) -> list[int]:
 def _only_symmetry(k: int, train: Sequence[RawPair]) -> bool:
     """True if symmetry ``k`` (``arcforge.grids`` numbering) is the only one of the 8 that maps every
     train input to its output, so the train pairs pin the rule down."""
-    return all(
-        j == k
-        or not all(
-            apply_symmetry(i, j).shape == o.shape and np.array_equal(apply_symmetry(i, j), o)
-            for i, o in train
-        )
-        for j in range(8)
-    )
+    return all(j == k or not all(same_grid(apply_symmetry(i, j), o) for i, o in train) for j in range(8))
+
 
 
 def _scene(rng: np.random.Generator, d: Difficulty, params: Params, lo: int = 2, hi: int = MAX_SIDE):

@@ -16,6 +16,7 @@ from arcforge.synthetic.base import (
     noise_grid,
     randint,
     random_shape,
+    same_grid,
     side,
 )
 
@@ -55,8 +56,9 @@ class Gravity:
     def check(p: Params, train: Sequence[RawPair], test: Sequence[RawPair]) -> bool:
         # No other direction explains every train pair.
         return not any(
-            all(np.array_equal(gravity(i, d), o) for i, o in train) for d in DIRECTIONS if d != p["direction"]
+            all(same_grid(gravity(i, d), o) for i, o in train) for d in DIRECTIONS if d != p["direction"]
         )
+
 
 
 def _object(rng: np.random.Generator, palette: list[int], max_h: int, max_w: int) -> np.ndarray:

@@ -394,6 +394,7 @@ class EvalConfig:
     batch_rows: int = 64  # rows decoded as one batch (transforms x test inputs)
     max_new: int = MAX_NEW_TOKENS  # decoded tokens per output at most
     size_limit: bool = True  # cap each output's side from the task's own pairs
+    amp: Amp = Amp.off  # bf16 autocast and a bf16 KV cache while decoding and scoring (see Amp)
     ttt: TTTConfig = field(default_factory=TTTConfig)
 
     def __post_init__(self) -> None:
@@ -401,6 +402,7 @@ class EvalConfig:
         if self.rope_scaling is not None:
             self.rope_scaling = _choice("eval.rope_scaling", RopeScaling, self.rope_scaling)
         self.rank = _choice("eval.rank", Rank, self.rank)
+        self.amp = _choice("eval.amp", Amp, self.amp)
         if isinstance(self.ttt, dict):
             self.ttt = TTTConfig.from_dict(self.ttt)
         _int_at_least("eval.limit", self.limit, 0)

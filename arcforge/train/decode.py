@@ -2,26 +2,34 @@
 
 Many prompts (every vote transform of a test input, of several tasks) decode as ONE batch:
 
-- prompts are left-padded to a common length ``P`` so that every row writes the same KV-cache column at
-  every step (``KVCache`` is preallocated; ``length`` is a host int, so a step needs no device->host sync);
-  pad keys are masked out, and a pad query attends to itself only (a fully masked row would give NaN,
-  and NaN times a zero attention weight is still NaN);
-- positions are explicit ``(seq, row, col)`` per token (``arcforge.train.tokenize``), so left padding does
-  not shift them;
+- rows are sorted by prompt length (longest first) and **prefilled per exact length**: each run of
+  equal-length prompts is one causal forward with no mask (SDPA's fused causal kernel; no padding is
+  computed, no ``[B, T, T]`` mask is materialized), writing its keys/values straight into its rows of one
+  preallocated KV cache, right-aligned at column ``P`` (the longest prompt). Every row then writes the
+  same cache column at every step (``KVCache.length`` is a host int: no device->host sync);
+- a decoding step attends over the cache with a ``[B, 1, 1, keys]`` mask hiding each row's left padding;
+- positions are explicit per token (``arcforge.train.tokenize``: ``(seq, row, col, ...)``), so the
+  right-alignment does not shift them. A generated token gets ``(seq, row, col)`` from the decoder's
+  state and its other components from the prompt's last token (the output grid's ``GRID_START``);
 - a grammar keeps every row a well-formed grid: colors and ``ROW`` until the first ``ROW`` fixes the width
   ``w`` (at most ``MAX_SIDE`` cells), then exactly ``w`` colors and a ``ROW`` per line, and ``GRID_END``
-  only at the start of a line (at most ``MAX_SIDE`` lines). Every finished row is thus a rectangle;
+  only at the start of a line (at most ``MAX_SIDE`` lines). Every finished row is thus a rectangle, and a
+  row with side limit ``s`` ends within ``s * (s + 1) + 1`` tokens (the decoding loop's bound);
 - each row stops on its own ``GRID_END`` (its later tokens are ignored); the loop ends when every row is
   done, checked on the host every ``sync_every`` steps only, or after ``max_new`` tokens.
 
 All state (``width``, ``row``, ``col``, ``done``, summed log-probs) lives in ``[B]`` device tensors.
+``amp=True`` runs the forward passes under bf16 autocast with a bf16 cache (``EvalConfig.amp``).
 
-``score_candidates`` is the other half of product-of-experts voting: the summed log-probability of given
-output grids after given prompts, by one teacher-forced forward pass over a left-padded batch.
+``score_with_prefix`` is the other half of product-of-experts voting: the summed log-probability of given
+output grids after prompts of a decoded batch, reading the prompts from the kept cache (only the
+candidates' tokens are computed, every candidate of a prompt in one row). ``score_candidates`` does the same by full forward passes (the reference
+the fast path is tested against).
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,12 +47,15 @@ from arcforge.train.tokenize import (
     Example,
     grid_tokens,
     parse_grid_tokens,
-    widen,
 )
 
 MAX_SIDE = 30
 MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 cells + ROW, then GRID_END
 NEG_INF = float("-inf")
+GROW_STEPS = 64  # decoded tokens the cache has room for at first, and after each compaction
+PREFILL_TOKENS = 8192  # tokens per prefill forward at most (bounds the activations' memory)
+SCORE_TOKENS = 8192  # candidate tokens per re-scoring forward at most
+PAD_TO = 32  # prompts are right-padded to a multiple of this in the prefill (few distinct matmul shapes)
 
 
 @dataclass
@@ -73,6 +84,11 @@ def grammar_mask(width: Tensor, row: Tensor, col: Tensor, vocab: int, max_side: 
     return torch.zeros(b, vocab, device=width.device).masked_fill(~ok, NEG_INF)
 
 
+def max_tokens(side: int) -> int:
+    """Most tokens the grammar lets a row emit under side limit ``side`` (GRID_END included)."""
+    return side * (side + 1) + 1
+
+
 def left_pad(seqs: list[Example], device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """``tokens [B, P]``, ``positions [B, P, POS_DIMS]`` and ``valid [B, P]`` (False on the left padding)."""
     p = max(len(e) for e in seqs)
@@ -97,149 +113,275 @@ def prefill_mask(valid: Tensor) -> Tensor:
     return ((causal & valid[:, None, :]) | eye)[:, None]
 
 
+def output_positions(last: np.ndarray, start: int, rc: np.ndarray) -> np.ndarray:
+    """Positions ``[n, POS_DIMS]`` of output-grid tokens: seq from ``start``, ``rc [n, 2]`` (row, col), the
+    other components from ``last`` (the prompt's last position, the output's GRID_START)."""
+    pos = np.broadcast_to(last, (rc.shape[0], last.shape[-1])).copy()
+    pos[:, 0] = np.arange(start, start + rc.shape[0])
+    pos[:, 1:3] = rc
+    return pos
+
+
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    return torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
+
+
+def _cache_view(k: Tensor, v: Tensor, length: int) -> KVCache:
+    """A KVCache over given tensors (views of a larger cache, or gathered rows)."""
+    c = KVCache.__new__(KVCache)
+    c.k, c.v, c.length = k, v, length
+    return c
+
+
+def padded_length(n: int) -> int:
+    """A prompt's length in the prefill: ``n`` rounded up to a multiple of ``PAD_TO``."""
+    return -(-n // PAD_TO) * PAD_TO
+
+
+def ladder(n: int) -> int:
+    """The smallest of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and 1.5 times them) >= ``n``."""
+    p = 1
+    while p < n:
+        if p >= 2 and p + p // 2 >= n:
+            return p + p // 2
+        p *= 2
+    return p
+
+
+def _prefill(model: ArcTransformer, prompts: list[Example], cache: KVCache) -> Tensor:
+    """Run ``prompts`` (sorted longest first) into ``cache``; returns the logits after each prompt's last
+    token ``[B, V]``.
+
+    Each prompt is right-padded to its ``padded_length`` ``n'`` and written to columns ``[P - n', P)`` of
+    its row (``P``: the longest padded length), so that every row decodes into column ``P`` onwards; its pad
+    keys are masked out afterwards. Prompts of one padded length go through causal forwards with no mask
+    (a pad token comes after the real ones, so it changes nothing before it), in power-of-two row counts:
+    the same few matmul shapes recur, and oneDNN reuses their kernels (a bf16 matmul of a shape not seen
+    before costs ~5 ms here to set up, ten times what it then takes to run)."""
+    device = cache.k.device
+    lens = [len(e) for e in prompts]
+    padded = [padded_length(n) for n in lens]
+    p, b = padded[0], len(prompts)
+    out = torch.empty(b, model.cfg.vocab_size, device=device)
+    r = 0
+    while r < b:
+        n = padded[r]
+        e = r + 1
+        while e < b and padded[e] == n:
+            e += 1
+        k = 1 << (min(e - r, max(1, PREFILL_TOKENS // n)).bit_length() - 1)  # rows in this forward
+        tok = np.full((k, n), PAD, np.int64)
+        pos = np.zeros((k, n, POS_DIMS), np.int64)
+        for i, x in enumerate(prompts[r : r + k]):
+            tok[i, : len(x)], pos[i, : len(x)] = x.tokens, x.positions
+        view = _cache_view(cache.k[:, r : r + k, :, p - n :], cache.v[:, r : r + k, :, p - n :], 0)
+        logits = model(torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view)
+        last = torch.tensor(lens[r : r + k], device=device) - 1
+        out[r : r + k] = logits[torch.arange(k, device=device), last]  # [k, V]
+        r += k
+    cache.length = p
+    return out
+
+
 @dataclass
 class Prefix:
     """The prefilled prompts of a decoded batch, kept to score candidate grids without re-reading the
-    prompts: the cache (rewound to the prompt length ``P``), which keys are real, each prompt's length and
-    the logits after its last token."""
+    prompts. Rows are in the decoder's order (longest prompt first); ``index[r]`` is the row of prompt
+    ``r``. ``cache`` is rewound to the prompt length ``P``; ``valid [B, P]`` marks real keys; ``lengths``
+    are the prompts' lengths, ``last_pos [B, POS_DIMS]`` their last positions and ``last_logits [B, V]``
+    the logits after their last token."""
 
     cache: KVCache
-    valid: Tensor  # [B, P] bool
-    lengths: Tensor  # [B]
-    last_logits: Tensor  # [B, V]
+    valid: Tensor
+    lengths: np.ndarray
+    last_pos: np.ndarray
+    last_logits: Tensor
+    index: np.ndarray
+    amp: bool = False
 
 
 @torch.no_grad()
 def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int = MAX_NEW_TOKENS,
-                 max_side: int = MAX_SIDE, max_sides: list[int] | None = None, sync_every: int = 16,
-                 keep_prefix: bool = False) -> list[Decoded] | tuple[list[Decoded], Prefix]:
+                 max_side: int = MAX_SIDE, max_sides: list[int] | None = None, sync_every: int | None = None,
+                 keep_prefix: bool = False, amp: bool = False) -> list[Decoded] | tuple[list[Decoded], Prefix]:
     """Greedy-decode the output grid after each prompt (which ends in ``OUTPUT GRID_START``), all rows as
     one batch. Rows are independent: the result of a row does not depend on the others (tested).
     ``max_sides``: a per-row side limit (default ``max_side`` for all). ``keep_prefix``: also return the
-    ``Prefix`` for ``score_with_prefix``.
+    ``Prefix`` for ``score_with_prefix``. ``amp``: bf16 autocast and a bf16 cache.
 
-    At every host check (each ``sync_every`` steps) finished rows leave the batch once at least half of
-    it is done, so one long row does not keep paying for the others."""
+    At every host check (each ``sync_every`` steps: default every step on a CPU, where reading a flag
+    costs nothing, 16 elsewhere) finished rows leave the batch once at least a quarter of it is done (a
+    copy of the cache, paid back within a few steps), so long rows do not keep paying for the others;
+    key columns that are left padding for every remaining row go too."""
     if not prompts:
-        return []
+        return ([], None) if keep_prefix else []
     device = next(model.parameters()).device
-    tokens, positions, valid = left_pad(prompts, device)
-    b, p = tokens.shape
-    cache = KVCache.for_model(model, b, p + min(max_new, 64))
-    logits = model(tokens, positions, cache=cache, mask=prefill_mask(valid))[:, -1]  # [B, V]
-    prefix_kv = (cache.k, cache.v)  # compaction copies; these keep every prompt
-    first_logits = logits
-    # every later column is written by every row, so only the prompt padding is ever invalid
-    keys = torch.cat([valid, torch.ones(b, max_new, dtype=torch.bool, device=device)], dim=1)
-    lengths = torch.tensor([len(e) for e in prompts], device=device)
-    sides = torch.tensor(max_sides if max_sides is not None else [max_side] * b, device=device)
-    rows = torch.arange(b, device=device)  # which prompt each active row is
-    seq = lengths.clone()  # seq position of the next token
-    row = torch.ones(b, dtype=torch.long, device=device)
-    col = torch.ones(b, dtype=torch.long, device=device)
-    width = torch.zeros(b, dtype=torch.long, device=device)
-    done = torch.zeros(b, dtype=torch.bool, device=device)
-    logp = torch.zeros(b, dtype=torch.float64, device=device)
-    out = torch.full((b, max_new), PAD, dtype=torch.long, device=device)
-    final_logp = torch.zeros(b, dtype=torch.float64, device=device)
-    final_done = torch.zeros(b, dtype=torch.bool, device=device)
-    steps = 0
-    for t in range(max_new):
-        lp = torch.log_softmax(logits + grammar_mask(width, row, col, logits.shape[-1], sides), dim=-1)
-        nxt = lp.argmax(dim=-1)  # [B]
-        logp += torch.where(done, 0.0, lp.gather(1, nxt[:, None])[:, 0].double())
-        out[rows, t] = torch.where(done, PAD, nxt)
-        steps = t + 1
-        done = done | (nxt == GRID_END)
-        if t + 1 == max_new:
-            break
-        if sync_every and (t + 1) % sync_every == 0:
-            n_done = int(done.sum())  # the one host sync, every sync_every steps
-            if n_done == len(rows):
+    if sync_every is None:  # reading a CPU tensor costs nothing; on an accelerator it waits for the queue
+        sync_every = 1 if device.type == "cpu" else 16
+    b = len(prompts)
+    order = np.argsort(-np.array([len(e) for e in prompts]), kind="stable")  # decoder row i = prompt order[i]
+    ps = [prompts[i] for i in order]
+    side_list = [max_sides[i] for i in order] if max_sides is not None else [max_side] * b
+    steps_max = max(1, min(max_new, max(max_tokens(s) for s in side_list)))  # the grammar ends every row
+    p = padded_length(len(ps[0]))
+    params = next(model.parameters())
+    cfg = model.cfg
+    # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
+    cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + min(steps_max, GROW_STEPS), device,
+                    torch.bfloat16 if amp else params.dtype)
+    # one autocast context for the whole batch: the weights are cast to bf16 once, not at every step
+    with _autocast(device, amp):
+        logits = _prefill(model, ps, cache)  # [B, V]
+        prefix_kv = (cache.k, cache.v)  # compaction copies; these keep every prompt
+        first_logits = logits
+        lengths_np = np.array([len(e) for e in ps])
+        lengths = torch.from_numpy(lengths_np).to(device)
+        start = p - torch.tensor([padded_length(len(e)) for e in ps], device=device)[:, None]
+        cols = torch.arange(p, device=device)[None, :]
+        valid = (cols >= start) & (cols < start + lengths[:, None])  # [B, P]: real prompt keys
+        # every later column is written by every row, so only the prompt padding is ever invalid
+        keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
+        last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
+        extra = torch.from_numpy(last_np[:, 3:]).to(device)  # position components the decoder copies
+        sides = torch.tensor(side_list, device=device)
+        rows = torch.arange(b, device=device)  # which decoder row each active row is
+        seq = lengths.clone()  # seq position of the next token
+        row = torch.ones(b, dtype=torch.long, device=device)
+        col = torch.ones(b, dtype=torch.long, device=device)
+        width = torch.zeros(b, dtype=torch.long, device=device)
+        done = torch.zeros(b, dtype=torch.bool, device=device)
+        logp = torch.zeros(b, dtype=torch.float64, device=device)
+        out = torch.full((b, steps_max), PAD, dtype=torch.long, device=device)
+        final_logp = torch.zeros(b, dtype=torch.float64, device=device)
+        final_done = torch.zeros(b, dtype=torch.bool, device=device)
+        steps = 0
+        for t in range(steps_max):
+            lp = torch.log_softmax(logits + grammar_mask(width, row, col, logits.shape[-1], sides), dim=-1)
+            nxt = lp.argmax(dim=-1)  # [B]
+            logp += torch.where(done, 0.0, lp.gather(1, nxt[:, None])[:, 0].double())
+            out[rows, t] = torch.where(done, PAD, nxt)
+            steps = t + 1
+            done = done | (nxt == GRID_END)
+            if t + 1 == steps_max:
                 break
-            if 2 * n_done >= len(rows):  # compact: keep the unfinished rows
-                final_logp[rows], final_done[rows] = logp, done
-                keep = (~done).nonzero()[:, 0]
-                rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
-                done, logp, nxt, sides, keys = done[keep], logp[keep], nxt[keep], sides[keep], keys[keep]
-                cache.k, cache.v = cache.k[:, keep], cache.v[:, keep]
-        # [B, 1, 3]: the position of token nxt (an output cell: no grid size, so no symmetry frame)
-        pos = torch.stack([seq, row, col], dim=-1)[:, None]
-        is_row, is_cell = nxt == ROW, nxt < N_COLORS
-        width = torch.where(is_row & (width == 0), col - 1, width)
-        row = row + is_row.long()
-        col = torch.where(is_row, torch.ones_like(col), col + is_cell.long())
-        seq = seq + 1
-        mask = keys[:, None, None, : cache.length + 1]  # [B, 1, 1, keys]
-        logits = model(nxt[:, None], pos, cache=cache, mask=mask)[:, -1]
+            if (t + 1) % sync_every == 0:
+                n_done = int(done.sum())  # the one host sync, every sync_every steps
+                if n_done == len(rows):
+                    break
+                size = ladder(len(rows) - n_done)
+                if 4 * size <= 3 * len(rows):  # compact: keep the unfinished rows (and a few finished ones:
+                    # the row counts stay on a short ladder of matmul shapes that oneDNN has seen before)
+                    final_logp[rows], final_done[rows] = logp, done
+                    keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
+                    rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
+                    done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
+                    # and the key columns that are padding for every row left or that no later step reaches
+                    lead = int(keys[keep].to(torch.uint8).argmax(1).min())  # first real key of any row
+                    end = cache.length + min(steps_max - t, GROW_STEPS)
+                    keys = keys[keep, lead:]
+                    cache.k, cache.v = cache.k[:, keep, :, lead:end], cache.v[:, keep, :, lead:end]
+                    cache.length -= lead
+            pos = torch.cat([torch.stack([seq, row, col], dim=-1), extra], dim=-1)[:, None]  # position of nxt
+            is_row, is_cell = nxt == ROW, nxt < N_COLORS
+            width = torch.where(is_row & (width == 0), col - 1, width)
+            row = row + is_row.long()
+            col = torch.where(is_row, torch.ones_like(col), col + is_cell.long())
+            seq = seq + 1
+            mask = keys[:, None, None, : cache.length + 1]  # [B, 1, 1, keys]
+            logits = model(nxt[:, None], pos, cache=cache, mask=mask)[:, -1]
     final_logp[rows], final_done[rows] = logp, done
     emitted = out[:, :steps].cpu().numpy()
     ended = final_done.cpu().numpy()
     sums = final_logp.cpu().numpy()
-    res = []
+    res: list[Decoded] = [None] * b  # type: ignore[list-item]
     for i in range(b):
         toks = [int(x) for x in emitted[i]]
         if ended[i]:
             toks = toks[: toks.index(GRID_END)]
-        res.append(Decoded(parse_grid_tokens(toks) if ended[i] else None, float(sums[i]), toks))
+        res[order[i]] = Decoded(parse_grid_tokens(toks) if ended[i] else None, float(sums[i]), toks)
     if keep_prefix:
-        kept = KVCache.__new__(KVCache)
-        kept.k, kept.v, kept.length = prefix_kv[0], prefix_kv[1], p  # later writes go after the prompts
-        return res, Prefix(kept, valid, lengths, first_logits)
+        index = np.empty(b, np.int64)
+        index[order] = np.arange(b)
+        kept = _cache_view(prefix_kv[0], prefix_kv[1], p)  # later writes go after the prompts
+        return res, Prefix(kept, valid, lengths_np, last_np, first_logits, index, amp)
     return res
 
 
-def _body(grid: Grid, start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tokens ``[n]`` of a grid's body + GRID_END, their positions ``[n, POS_DIMS]`` from seq ``start``, and the
-    grammar state ``[n, 3]`` (width, row, col) before each token."""
+def _body(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tokens ``[n]`` of a grid's body + GRID_END, their (row, col) ``[n, 2]``, and the grammar state
+    ``[n, 3]`` (width, row, col) before each token."""
     toks, rc = grid_tokens(grid)
-    body, body_rc = toks[1:], rc[1:]
-    n = len(body)
-    pos = widen(body_rc, np.arange(start, start + n))
     h, w = grid.shape
     r = np.concatenate([np.repeat(np.arange(1, h + 1), w + 1), [h + 1]])
     c = np.concatenate([np.tile(np.arange(1, w + 2), h), [1]])
     state = np.stack([np.where(r == 1, 0, w), r, c], 1)
-    return body, pos, state
+    return toks[1:], rc[1:], state
 
 
 @torch.no_grad()
 def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], grids: list[Grid], *,
                       max_side: int = MAX_SIDE, chunk: int = 64) -> list[float]:
     """Summed log-probability of ``grids[i]`` after prompt ``rows[i]`` of a decoded batch (grammar applied),
-    reading the prompts from the kept cache: only the candidates' tokens are computed."""
+    reading the prompts from the kept cache: only the candidates' tokens are computed.
+
+    All candidates of one prompt go into one row one after the other, each seeing the prompt and its own
+    earlier tokens only (a block-causal mask, as packed training rows). Rows are sorted by their candidates'
+    total length and scored ``chunk`` at a time (fewer for long ones, at most ``SCORE_TOKENS`` tokens per
+    forward), each chunk with a copy of its rows' prompt keys/values: outputs of very different sizes do
+    not pad each other (a copy costs far less than the padding it saves)."""
+    if not rows:
+        return []
     device = prefix.valid.device
-    out: list[float] = []
-    cache_len = prefix.cache.length
-    for s0 in range(0, len(rows), chunk):
-        rs, gs = rows[s0 : s0 + chunk], grids[s0 : s0 + chunk]
-        idx = torch.tensor(rs, device=device)
-        bodies = [_body(g, int(prefix.lengths[r])) for r, g in zip(rs, gs, strict=True)]
-        n = max(len(b[0]) for b in bodies)
+    p = prefix.cache.length
+    at = prefix.index[np.asarray(rows)]  # decoder rows
+    bodies = [_body(g) for g in grids]
+    per_row: dict[int, list[int]] = {}
+    for q, r in enumerate(at):
+        per_row.setdefault(int(r), []).append(q)
+    total = {r: sum(len(bodies[q][0]) for q in qs) for r, qs in per_row.items()}
+    order = sorted(per_row, key=lambda r: -total[r])
+    out = torch.zeros(len(rows), dtype=torch.float64, device=device)
+    k0, v0 = prefix.cache.k, prefix.cache.v
+    c0 = 0
+    while c0 < len(order):
+        t = total[order[c0]]
+        rs = order[c0 : c0 + max(1, min(chunk, SCORE_TOKENS // t))]
+        c0 += len(rs)
         m = len(rs)
-        tok = np.full((m, n), PAD, np.int64)
-        pos = np.zeros((m, n, POS_DIMS), np.int64)
-        state = np.zeros((m, n, 3), np.int64)
+        tok = np.full((m, t), PAD, np.int64)
+        pos = np.zeros((m, t, POS_DIMS), np.int64)
+        state = np.zeros((m, t, 3), np.int64)
         state[:, :, 2] = 1
-        for i, (t, ps, st) in enumerate(bodies):
-            tok[i, : len(t)], pos[i, : len(t)], state[i, : len(t)] = t, ps, st
-        tok_t = torch.from_numpy(tok).to(device)
-        cache = KVCache.__new__(KVCache)
-        cache.k, cache.v = prefix.cache.k[:, idx], prefix.cache.v[:, idx]
-        cache.length = cache_len
-        causal = torch.ones(n, n, dtype=torch.bool, device=device).tril()
-        mask = torch.cat([prefix.valid[idx][:, None, :].expand(m, n, cache_len), causal.expand(m, n, n)], 2)
-        preds = prefix.last_logits[idx][:, None]  # [m, 1, V]: predicts body token 0
-        if n > 1:  # body tokens 0..n-2 predict tokens 1..n-1
-            logits = model(tok_t[:, :-1], torch.from_numpy(pos[:, :-1]).to(device), cache=cache,
-                           mask=mask[:, None, :-1, :-1])
-            preds = torch.cat([preds, logits], 1)  # [m, n, V]
+        seg = np.full((m, t), -1, np.int64)  # which candidate a slot holds (-1: padding)
+        first = np.zeros((m, t), bool)  # a candidate's first token: predicted from the prompt's last logits
+        for i, r in enumerate(rs):
+            o = 0
+            for q in per_row[r]:
+                tk, rc, st = bodies[q]
+                k = len(tk)
+                tok[i, o : o + k], state[i, o : o + k], seg[i, o : o + k] = tk, st, q
+                pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc)
+                first[i, o] = True
+                o += k
+        idx = torch.tensor(rs, device=device)
+        tok_t, seg_t = torch.from_numpy(tok).to(device), torch.from_numpy(seg).to(device)
+        causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+        own = (seg_t[:, :, None] == seg_t[:, None, :]) & causal  # [m, t, t]
+        mask = torch.cat([prefix.valid[idx][:, None, :].expand(m, t, p), own], 2)[:, None]
+        kk = k0.new_empty((k0.shape[0], m, k0.shape[2], p + t, k0.shape[4]))  # [L, m, H, P + t, Dh]
+        vv = torch.empty_like(kk)
+        kk[:, :, :, :p], vv[:, :, :, :p] = k0[:, idx, :, :p], v0[:, idx, :, :p]
+        with _autocast(device, prefix.amp):
+            logits = model(tok_t, torch.from_numpy(pos).to(device), cache=_cache_view(kk, vv, p), mask=mask)
+        last = prefix.last_logits[idx][:, None]  # [m, 1, V]
+        shifted = torch.cat([last, logits[:, :-1]], 1)  # slot j is predicted by slot j - 1 ...
+        preds = torch.where(torch.from_numpy(first).to(device)[:, :, None], last, shifted)  # ... or the prompt
         st = torch.from_numpy(state).to(device).reshape(-1, 3)
-        gm = grammar_mask(st[:, 0], st[:, 1], st[:, 2], preds.shape[-1], max_side).view(m, n, -1)
+        gm = grammar_mask(st[:, 0], st[:, 1], st[:, 2], preds.shape[-1], max_side).view(m, t, -1)
         lp = torch.log_softmax(preds + gm, -1).gather(2, tok_t[:, :, None])[:, :, 0].double()
-        real = torch.from_numpy(np.array([[j < len(b[0]) for j in range(n)] for b in bodies])).to(device)
-        out += lp.masked_fill(~real, 0.0).sum(1).cpu().tolist()
-    return out
+        real = seg_t >= 0
+        out.index_add_(0, seg_t[real], lp[real])
+    return out.cpu().tolist()
 
 
 def candidate_example(prompt: Example, grid: Grid) -> tuple[Example, int]:
@@ -248,7 +390,7 @@ def candidate_example(prompt: Example, grid: Grid) -> tuple[Example, int]:
     body, body_rc = toks[1:], rc[1:]  # the prompt already ends with GRID_START
     n = len(prompt)
     ex = Example(np.concatenate([prompt.tokens, body]),
-                 np.concatenate([prompt.positions, widen(body_rc, np.arange(n, n + len(body)))]),
+                 np.concatenate([prompt.positions, output_positions(prompt.positions[-1], n, body_rc)]),
                  np.zeros(n + len(body), bool), prompt.task_id, prompt.test_index, prompt.n_train)
     return ex, len(body)
 
@@ -266,17 +408,13 @@ def score_candidates(model: ArcTransformer, pairs: list[tuple[Example, Grid]], *
     logits = model(tokens, positions, mask=prefill_mask(valid))  # [B, P, V]
     out = []
     for i, (grid, n) in enumerate(zip((g for _, g in pairs), counts, strict=True)):
-        h, w = grid.shape
         lg = logits[i, -n - 1 : -1]  # predictions of the n body tokens
-        # the grammar state before each body token: line r (1-based), cell c, width known after line 1
-        r = torch.arange(1, h + 1, device=device).repeat_interleave(w + 1)
-        c = torch.arange(1, w + 2, device=device).repeat(h)
-        r, c = torch.cat([r, r.new_tensor([h + 1])]), torch.cat([c, c.new_tensor([1])])
-        wid = torch.where(r == 1, 0, w)
-        lp = torch.log_softmax(lg + grammar_mask(wid, r, c, lg.shape[-1], max_side), dim=-1)
+        st = torch.from_numpy(_body(grid)[2]).to(device)  # the grammar state before each body token
+        lp = torch.log_softmax(lg + grammar_mask(st[:, 0], st[:, 1], st[:, 2], lg.shape[-1], max_side), dim=-1)
         tgt = tokens[i, -n:]
         out.append(float(lp.gather(1, tgt[:, None]).double().sum()))
     return out
 
 
-__all__ = ["MAX_NEW_TOKENS", "MAX_SIDE", "Decoded", "decode_batch", "grammar_mask", "score_candidates"]
+__all__ = ["MAX_NEW_TOKENS", "MAX_SIDE", "Decoded", "Prefix", "decode_batch", "grammar_mask", "max_tokens",
+           "score_candidates", "score_with_prefix"]

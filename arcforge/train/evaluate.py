@@ -154,7 +154,7 @@ def _rank(items: list[_Item], cfg: EvalConfig) -> tuple[list[Grid], list[Grid]]:
 
 
 def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms: list[Transform],
-                   cfg: EvalConfig) -> list[list[Grid]]:
+                   cfg: EvalConfig, amp: bool) -> list[list[Grid]]:
     """Decode the groups (all transforms of one test input each) in batches of whole groups of similar
     prompt length, and rank each group's candidates (product of experts: every top candidate scored under
     every transform, reusing the batch's prefilled prompts)."""
@@ -171,7 +171,7 @@ def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms:
             s += 1
         items = [it for g in batch for it in groups[g]]
         decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new,
-                                       max_sides=[it.side for it in items], keep_prefix=True)
+                                       max_sides=[it.side for it in items], keep_prefix=True, amp=amp)
         for it, d in zip(items, decoded, strict=True):
             if d.grid is not None:
                 it.grid = transforms[it.transform].invert(d.grid)
@@ -186,8 +186,8 @@ def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms:
             if top:
                 plan.append((g, top, len(rows_q)))
                 for c in top:
-                    for it in groups[g]:
-                        rows_q.append(at + groups[g].index(it))
+                    for j, it in enumerate(groups[g]):
+                        rows_q.append(at + j)
                         grids_q.append(transforms[it.transform].grid(c))
             at += len(groups[g])
         scores = score_with_prefix(model, prefix, rows_q, grids_q) if rows_q else []
@@ -209,7 +209,9 @@ def predict(model: ArcTransformer, tasks: list[Task], *, seq_len: int, cfg: Eval
         by_input.setdefault((it.task, it.test), []).append(it)
     keys = list(by_input)
     groups = [sorted(by_input[k], key=lambda it: it.transform) for k in keys]
-    ranked = _decode_groups(model, groups, transforms, cfg)
+    from arcforge.train.loop import use_bf16  # loop imports this module
+
+    ranked = _decode_groups(model, groups, transforms, cfg, use_bf16(next(model.parameters()).device, cfg.amp))
     out: list[list[dict]] = [[{} for _ in t.test] for t in tasks]
     for (ti, k), its, r in zip(keys, groups, ranked, strict=True):
         out[ti][k] = {"ranked": r, "first": its[0].grid}

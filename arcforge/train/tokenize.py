@@ -39,7 +39,7 @@ from arcforge.task import Task
 N_COLORS = 10
 PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
 VOCAB_SIZE = 18
-POS_DIMS = 5  # (seq, row, col, h, w)
+POS_DIMS = 5  # a token's position: (seq, row, col, h, w); the first three are always (seq, row, col)
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
 LOSS_ON = ("test", "outputs")
