@@ -73,11 +73,13 @@ def test_config_round_trip_and_flops():
 
 def test_axial_rope_fields_reach_rope_and_old_configs_load():
     old = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d").to_dict()
-    del old["rope_original_max_side"], old["rope_axis_base"]  # a checkpoint saved before the fields existed
-    cfg = ModelConfig.from_dict(old)
+    for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "next_cell_queries", "qkv_bias"):
+        del old[name]  # a checkpoint saved before the fields existed loads as it was trained
+    cfg = ModelConfig.from_checkpoint(old)
     assert cfg.rope().original_max_side is None and cfg.rope().axis_base is None
+    assert not (cfg.key_frames or cfg.next_cell_queries or cfg.qkv_bias)
     axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
-                        rope_axis_base=100.0)
+                        rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False)
     assert (axial.rope().original_max_side, axial.rope().axis_base) == (17, 100.0)
     assert ModelConfig.from_dict(axial.to_dict()) == axial
     torch.manual_seed(0)
@@ -85,3 +87,45 @@ def test_axial_rope_fields_reach_rope_and_old_configs_load():
     a, b = ArcTransformer(cfg).eval(), ArcTransformer(axial).eval()
     b.load_state_dict(a.state_dict())  # same weights, only the axis base differs -> different logits
     assert not torch.allclose(a(tokens, pos), b(tokens, pos))
+
+
+def test_queries_sit_where_the_predicted_token_will_be():
+    """``next_cell_positions``: the token each position predicts lands at the place the query uses, for
+    every token of a real encoded task (cells, row ends, grid starts)."""
+    import numpy as np
+
+    from arcforge.train.model import next_cell_positions
+    from arcforge.train.tokenize import GRID_END, GRID_START, N_COLORS, ROW, encode
+
+    rng = np.random.default_rng(0)
+    pairs = [(rng.integers(0, 10, (h, w)).astype(np.int8), rng.integers(0, 10, (w, h)).astype(np.int8))
+             for h, w in [(2, 3), (4, 1), (3, 3)]]
+    ex = encode(pairs[:2], *pairs[2])
+    tok, pos = torch.from_numpy(ex.tokens), torch.from_numpy(ex.positions)
+    q = next_cell_positions(tok[None], pos[None, :, :3])[0]
+    assert (q[:, 0] == pos[:, 0]).all()  # the sequence part is the token's own
+    for i in range(len(tok) - 1):
+        if int(tok[i]) < N_COLORS or int(tok[i]) in (ROW, GRID_START):
+            nxt = int(tok[i + 1])
+            if nxt != GRID_END:  # a cell or a ROW follows: the query is exactly where it sits
+                assert q[i, 1:].tolist() == pos[i + 1, 1:3].tolist(), i
+    other = ~((tok < N_COLORS) | (tok == ROW) | (tok == GRID_START))
+    assert (q[other, 1:] == pos[other, 1:3]).all()
+
+
+def test_copy_prior_makes_a_fresh_model_copy_cells_by_position():
+    """At init with the copy prior, a query attends mostly to the key at its own (row, col)."""
+    from arcforge.train.rope import rotate
+
+    cfg = ModelConfig(d_model=64, n_layers=1, n_heads=2, copy_prior=3.0)
+    model = ArcTransformer(cfg).eval()
+    blk = model.blocks[0]
+    h = w = 5
+    rc = torch.tensor([(r, c) for r in range(1, h + 1) for c in range(1, w + 1)])
+    pos = torch.cat([torch.zeros(len(rc), 1, dtype=torch.long), rc], 1)[None]
+    cos, sin = model.rope.cos_sin(pos)
+    x = blk.attn_norm(model.embed(torch.randint(0, 10, (1, len(rc)))))
+    q, k, _ = blk.qkv(x).view(1, len(rc), 3, 2, 32).permute(2, 0, 3, 1, 4)
+    att = (rotate(q, cos, sin) @ rotate(k, cos, sin).transpose(-1, -2)).softmax(-1)[0]  # [H, T, T]
+    assert (att.argmax(-1) == torch.arange(len(rc))).all()
+    assert att.diagonal(dim1=-2, dim2=-1).mean() > 0.5

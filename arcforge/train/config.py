@@ -204,8 +204,10 @@ class ModelConfig:
     @classmethod
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
-        ``key_frames``, ``next_cell_queries`` and ``qkv_bias`` False)."""
-        return cls.from_dict({"grid_pos": 0, "key_frames": False, "next_cell_queries": False, "qkv_bias": False, **d})
+        ``rope_axis_base`` None, ``key_frames``, ``next_cell_queries`` and ``qkv_bias`` False)."""
+        old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "next_cell_queries": False,
+               "qkv_bias": False}
+        return cls.from_dict({**old, **d})
 
 
 # ------------------------------------------------------------------------------------------------- data
