@@ -159,12 +159,14 @@ class ModelConfig:
     # keys by their own: "the cell at (r, c) of another grid" is then a zero-offset match. Checkpoints
     # saved without this field load with False (queries at their own position).
     next_cell_queries: bool = True
+    own_query_layers: int = 0  # the first layers' queries stay at their own token's place (0 = none)
     qkv_bias: bool = True  # a bias on q, k, v: heads can attend by position whatever the token
     copy_prior: float = 3.0  # init q/k biases so every head starts attending to its (framed) cell (0 = off)
     extra: dict = field(default_factory=dict)  # free-form notes (e.g. what it was trained on)
 
     def __post_init__(self) -> None:
         _int_at_least("model.grid_pos", self.grid_pos, 0)
+        _int_at_least("model.own_query_layers", self.own_query_layers, 0)
         self.rope_mode = _choice("model.rope_mode", RopeMode, self.rope_mode)
         self.rope_scaling = _choice("model.rope_scaling", RopeScaling, self.rope_scaling)
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):

@@ -174,16 +174,15 @@ class Block(nn.Module):
         self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Tensor | None, layer: int,
-                cache: KVCache | None, key_cos_sin: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        """``cos, sin [B, 1, T, Dh]`` rotate queries (and keys unless ``key_cos_sin [B, H, T, Dh]`` is given:
-        the per-head symmetry frames of the keys)."""
+    def forward(self, x: Tensor, query_cs: tuple[Tensor, Tensor], key_cs: tuple[Tensor, Tensor],
+                mask: Tensor | None, layer: int, cache: KVCache | None) -> Tensor:
+        """``query_cs``: cos, sin ``[B, 1, T, Dh]`` rotating the queries; ``key_cs``: the keys' (``[B, 1, T, Dh]``,
+        or ``[B, H, T, Dh]`` with per-head symmetry frames)."""
         b, t, d = x.shape
         h = self.cfg.n_heads
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3x[B,H,T,Dh]
-        cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # bf16 under autocast
-        kc, ks = (cos, sin) if key_cos_sin is None else (key_cos_sin[0].to(q.dtype), key_cos_sin[1].to(q.dtype))
-        q, k = rotate(q, cos, sin), rotate(k, kc, ks)
+        (qc, qs), (kc, ks) = ((c.to(q.dtype), s.to(q.dtype)) for c, s in (query_cs, key_cs))  # bf16 under autocast
+        q, k = rotate(q, qc, qs), rotate(k, kc, ks)
         if cache is not None:
             past = cache.length
             cache.reserve(t)
@@ -283,21 +282,22 @@ class ArcTransformer(nn.Module):
             sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
             x = x + self.input_embed(sized.long())
         own = positions[..., :3]  # (seq, row, col) of each token
-        query = next_cell_positions(tokens, own) if self.cfg.next_cell_queries else own
-        pos = query[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
-        if pos.shape[-1] == 1:
-            pos = pos[..., 0]
-        cos, sin = self.rope.cos_sin(pos, dtype=x.dtype)  # [B, 1, T, Dh]: queries (and keys, unless below)
-        key_cs = self._key_cos_sin(positions, x.dtype)
-        if key_cs is None and self.cfg.next_cell_queries:  # keys sit at their own positions
-            kp = own[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
-            kc, ks = self.rope.cos_sin(kp[..., 0] if kp.shape[-1] == 1 else kp, dtype=x.dtype)
-            key_cs = [(kc, ks)] * self.cfg.n_layers
+
+        def cos_sin(p3: Tensor) -> tuple[Tensor, Tensor]:  # [B, T, 3] -> cos, sin [B, 1, T, Dh]
+            p = p3[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
+            return self.rope.cos_sin(p[..., 0] if p.shape[-1] == 1 else p, dtype=x.dtype)
+
+        own_cs = cos_sin(own)
+        next_cs = cos_sin(next_cell_positions(tokens, own)) if self.cfg.next_cell_queries else own_cs
+        # queries: the first own_query_layers layers at the token's own place (compare a cell with what a
+        # frame head finds there), the rest at the place of the token they predict
+        query_cs = [own_cs if i < self.cfg.own_query_layers else next_cs for i in range(self.cfg.n_layers)]
+        key_cs = self._key_cos_sin(positions, x.dtype) or [own_cs] * self.cfg.n_layers
         if mask is None and segments is not None:
             # one mask per batch, shared by every layer
             mask = flex_block_mask(segments) if use_flex(tokens) else block_causal_mask(segments)
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cos, sin, mask, i, cache, key_cs[i] if key_cs else None)
+            x = blk(x, query_cs[i], key_cs[i], mask, i, cache)
         if cache is not None:
             cache.advance(tokens.shape[1])
         x = self.norm(x)
