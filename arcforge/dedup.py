@@ -139,9 +139,11 @@ def _grid_set(ek: canon.ExactKeys, owner: np.ndarray, in_triv: np.ndarray, out_t
     return _unique_pairs(t, k)
 
 
-def _build_refs(work: pa.Table, rows: np.ndarray, inv: canon.Invariants, pair_off: np.ndarray) -> _Refs:
+def _build_refs(work: pa.Table, rows: np.ndarray, inv: canon.Invariants, pair_off: np.ndarray,
+                ek: canon.ExactKeys | None = None) -> _Refs:
     pb = canon.read_pairs(work.take(pa.array(rows)))
-    ek = canon.exact_keys_of(pb, np.arange(len(rows), dtype=np.int64))
+    if ek is None:
+        ek = canon.exact_keys_of(pb, np.arange(len(rows), dtype=np.int64))
     pr = _ranges(pair_off, rows)
     by_key: list[dict[int, list[int]]] = []
     for keys in (ek.key1, ek.key2, ek.key3):
@@ -394,14 +396,20 @@ def run_dedup(
     if pool is not None:  # batches small enough that every worker gets some
         chunk = max(smallest, min(chunk, -(-ntot // (2 * pool.workers))))
     try:
+        is_ref = _reference_rows(work, n, eval_splits)
+        ref_rows = np.flatnonzero(is_ref)
+        ref_keys = None  # the reference tasks' exact keys: in a worker, while the others make signatures
+        if pool is not None and len(ref_rows):
+            ref_keys = pool.submit(_reference_keys_job, ref_rows)
         progress.start("dedup.invariants", "dedup: signatures", total=ntot)
         computed = None
         if pool is not None:
             computed = pool.imap(_invariants_job, _spans(work.to_batches(max_chunksize=chunk)))
         inv = canon.invariants(work, batch_size=chunk, progress=progress, computed=computed)
         progress.finish("dedup.invariants")
-        return _run(work, n, inv, chunk, pool, eval_splits=eval_splits, exclude_eval=exclude_eval,
-                    priority=priority, near_threshold=near_threshold, progress=progress, table=table)
+        return _run(work, n, inv, chunk, pool, is_ref, ref_keys.result() if ref_keys else None,
+                    exclude_eval=exclude_eval, priority=priority, near_threshold=near_threshold,
+                    progress=progress, table=table)
     finally:
         if pool is not None:
             pool.close()
@@ -436,6 +444,20 @@ def _batch_at(span: tuple[int, int]) -> pa.RecordBatch:
     return part[0] if part else pa.RecordBatch.from_pylist([], schema=_SHARED[0].schema)
 
 
+def _reference_rows(work: pa.Table, n: int, eval_splits: set[tuple[str, str]]) -> np.ndarray:
+    """(rows,) bool: the reference rows (``eval_splits``, and every row from ``n`` on: ``--eval-local``)."""
+    keys = pc.binary_join_element_wise(work.column("source"), work.column("split"), "/")
+    wanted = pa.array(sorted(f"{a}/{b}" for a, b in eval_splits), pa.string())
+    is_ref = pc.is_in(keys, value_set=wanted).to_numpy(zero_copy_only=False).astype(bool)
+    is_ref[n:] = True
+    return is_ref
+
+
+def _reference_keys_job(rows: np.ndarray) -> canon.ExactKeys:
+    return canon.exact_keys_of(canon.read_pairs(_SHARED[0].take(pa.array(rows))),
+                               np.arange(len(rows), dtype=np.int64))
+
+
 def _invariants_job(span: tuple[int, int]) -> tuple[np.ndarray, ...]:
     return canon.batch_invariants(_batch_at(span))
 
@@ -445,18 +467,15 @@ def _exact_keys_job(job: tuple[tuple[int, int], np.ndarray]) -> canon.ExactKeys:
     return canon.exact_keys_of(canon.read_pairs(_batch_at(span)), rows)
 
 
-def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: WorkerPool | None, *,
-         eval_splits: set[tuple[str, str]], exclude_eval: bool, priority: Sequence[str], near_threshold: float,
-         progress: Progress, table: pa.Table) -> DedupResult:
-    """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None)."""
+def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: WorkerPool | None,
+         is_ref: np.ndarray, ref_keys: canon.ExactKeys | None, *, exclude_eval: bool, priority: Sequence[str],
+         near_threshold: float, progress: Progress, table: pa.Table) -> DedupResult:
+    """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None;
+    ``ref_keys``: the reference tasks' exact keys when already computed)."""
     ntot = work.num_rows
     src = work.column("source").to_numpy(zero_copy_only=False).astype(str)
     spl = work.column("split").to_numpy(zero_copy_only=False).astype(str)
     ids = work.column("id").to_numpy(zero_copy_only=False).astype(str)
-    keys = pc.binary_join_element_wise(work.column("source"), work.column("split"), "/")
-    wanted = pa.array(sorted(f"{a}/{b}" for a, b in eval_splits), pa.string())
-    is_ref = pc.is_in(keys, value_set=wanted).to_numpy(zero_copy_only=False).astype(bool)
-    is_ref[n:] = True
     nonref = ~is_ref
     pair_off = np.searchsorted(inv.pair_task, np.arange(ntot + 1))
 
@@ -477,7 +496,7 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
 
     excluded: dict[int, tuple[str, list[int], float]] = {}  # row -> (level, ref indices, similarity)
     reported: list[tuple[int, str, list[int], float, str]] = []
-    refs = _build_refs(work, ref_rows, inv, pair_off) if len(ref_rows) else None
+    refs = _build_refs(work, ref_rows, inv, pair_off, ref_keys) if len(ref_rows) else None
     if refs is not None:
         reported += _ref_overlaps(refs)
 
