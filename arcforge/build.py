@@ -342,7 +342,7 @@ def build(
     }
     prov_sources = [_provenance_entry(p) for p in plans]
     stats.outputs = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
-                                      shard_bytes, row_group_rows, progress, (prov_sources, prov_options))
+                                      shard_bytes, row_group_rows, progress, (prov_sources, prov_options), nbytes)
     return stats
 
 
@@ -388,14 +388,16 @@ def _check_out(out: Path) -> None:
 
 def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: dedup.DedupResult,
                       card_data: card.CardData, shard_bytes: int, row_group_rows: int,
-                      progress: Progress, provenance: tuple[list[dict], dict]) -> list[str]:
+                      progress: Progress, provenance: tuple[list[dict], dict],
+                      nbytes: dict[tuple[str, str], int] | None = None) -> list[str]:
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.building_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         progress.start("write", "Writing shards", total=None)
-        infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows)
+        infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows,
+                                    group_nbytes=nbytes)
         files = [i.path.as_posix() for i in infos]
         reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
         files += reports.write_reports(tmp, {"quarantine": quarantine, "excluded": result.excluded,
