@@ -201,12 +201,13 @@ def _drop_oversize(table: pa.Table, max_grid: int) -> tuple[pa.Table, list[dict[
 
 
 def _nested_counts(table: pa.Table, mask: np.ndarray | None = None) -> dict[str, dict[str, int]]:
+    keys = table.select(["source", "split"])  # counted in Arrow: no Python string per row
     if mask is not None:
-        table = table.filter(pa.array(mask))
-    c = Counter(zip(table["source"].to_pylist(), table["split"].to_pylist(), strict=True))
+        keys = keys.filter(pa.array(mask))
+    groups = keys.group_by(["source", "split"], use_threads=False).aggregate([([], "count_all")]).to_pylist()
     out: dict[str, dict[str, int]] = {}
-    for (src, split), n in sorted(c.items()):
-        out.setdefault(src, {})[split] = n
+    for g in sorted(groups, key=lambda g: (g["source"], g["split"])):
+        out.setdefault(g["source"], {})[g["split"]] = g["count_all"]
     return out
 
 
