@@ -1,6 +1,6 @@
 """Voting inference throughput: batched decoding vs one sequence at a time, same checkpoint, same run.
 
-    python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1]
+    python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1] [--batched-threads 2]
     python benchmarks/bench_inference.py                  # trains a small demo-sized model first
 
 Both paths decode every test input of ``--tasks`` held-out synthetic easy tasks under ``--votes`` transforms
@@ -14,7 +14,8 @@ and vote; they differ only in how:
   fp32 and under bf16 autocast (``*_bf16``, ``--amp bf16``; skipped with ``--no-bf16``).
 
 All are timed alternately (``--repeats`` rounds, best of each) and reported as test inputs per second and
-ratios (the machine may be busy: only the ratios are comparable; the load average is recorded), with
+ratios, by wall time and by process CPU time (the machine may be busy: only the ratios are comparable;
+the load average is recorded), with
 pass@2 and how many test inputs get the same two attempts as the sequential evaluator.
 Results: ``benchmarks/results/inference.json``.
 """
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seq-len", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batched-threads", type=int, default=0,
+                    help="torch threads of the batched decoders (default: --threads; the sequential one keeps "
+                         "--threads, its fastest setting being one thread)")
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the bf16 autocast variants")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
@@ -136,17 +140,22 @@ def main(argv: list[str] | None = None) -> dict:
     variants = [(f"batched_{rank}{'_bf16' if amp == 'bf16' else ''}", rank, amp)
                 for amp in (("off", "bf16") if a.bf16 else ("off",)) for rank in ("votes", "poe")]
     times: dict[str, list[float]] = {"sequential": [], **{v[0]: [] for v in variants}}
+    cpu: dict[str, list[float]] = {k: [] for k in times}  # process CPU seconds: less sensitive to others' load
     answers: dict[str, list] = {}
     load = [round(os.getloadavg()[0], 2)]
     started = time.perf_counter()
     for _ in range(a.repeats):
-        t0 = time.perf_counter()
+        torch.set_num_threads(a.threads)
+        t0, c0 = time.perf_counter(), time.process_time()
         answers["sequential"] = sequential_predict(model, tasks, a.seq_len, a.votes)
         times["sequential"].append(time.perf_counter() - t0)
+        cpu["sequential"].append(time.process_time() - c0)
+        torch.set_num_threads(a.batched_threads or a.threads)
         for key, rank, amp in variants:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             preds = predict(model, tasks, seq_len=a.seq_len, cfg=EvalConfig(votes=a.votes, rank=rank, amp=amp))
             times[key].append(time.perf_counter() - t0)
+            cpu[key].append(time.process_time() - c0)
             answers[key] = [p["ranked"][:2] for ps in preds for p in ps]
         load.append(round(os.getloadavg()[0], 2))
     truth = [p.output for t in tasks for p in t.test]
@@ -161,10 +170,12 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "checkpoint_params": sum(p.numel() for p in model.parameters()), "model": config["model"],
         "checkpoint_step": config.get("step"), "tasks": len(tasks), "test_inputs": inputs, "votes": a.votes,
-        "threads": a.threads, "repeats": a.repeats, "load_average_1min": load,
+        "threads": a.threads, "batched_threads": a.batched_threads or a.threads, "repeats": a.repeats, "load_average_1min": load,
         "wall_s": round(time.perf_counter() - started, 1), "seconds": times,
         "test_inputs_per_s": {k: round(inputs / v, 3) for k, v in best.items()},
         "speedup_vs_sequential": {k: round(best["sequential"] / v, 2) for k, v in best.items()},
+        "cpu_seconds": cpu,
+        "speedup_vs_sequential_cpu": {k: round(min(cpu["sequential"]) / min(v), 2) for k, v in cpu.items()},
         "pass@2": {k: round(correct(k) / inputs, 4) for k in answers},
         # test inputs whose two attempts are those of the sequential evaluator (votes ranking: the same
         # greedy decodes and the same vote; poe: re-ranked on purpose)

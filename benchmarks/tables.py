@@ -94,6 +94,29 @@ def install_block() -> str:
     return "\n".join([*lines, "", f"({r['how']}; `benchmarks/results/install.json`)"])
 
 
+def inference_block() -> str:
+    r = _load("inference")
+    names = {"sequential": "sequential (previous evaluator)", "batched_votes": "batched, votes",
+             "batched_poe": "batched, product of experts", "batched_votes_bf16": "batched, votes, bf16",
+             "batched_poe_bf16": "batched, product of experts, bf16"}
+    same = r.get("same_attempts_as_sequential", {})
+    by_cpu = r.get("speedup_vs_sequential_cpu", {})
+    lines = ["| decoder | test inputs/s | vs sequential | (by CPU time) | pass@2 | same attempts as sequential |",
+             "|---|---|---|---|---|---|"]
+    for k, v in r["test_inputs_per_s"].items():
+        lines.append(f"| {names.get(k, k)} | {v:.2f} | **{r['speedup_vs_sequential'][k]:.2f}x** | "
+                     f"{f'{by_cpu[k]:.2f}x' if k in by_cpu else '-'} | {_pct(r['pass@2'][k])} | "
+                     f"{_pct(same[k]) if k in same else '-'} |")
+    load = r.get("load_average_1min")
+    threads = r["threads"], r.get("batched_threads", r["threads"])
+    how = (f"{r['tasks']} tasks, {r['test_inputs']} test inputs x {r['votes']} votes, {threads[0]} thread(s)"
+           + (f" ({threads[1]} for the batched ones)" if threads[1] != threads[0] else "")
+           + f", best of {r['repeats']} alternating rounds"
+           + (f", load average {min(load)}-{max(load)}" if load else "")
+           + (f", {r['wall_s']:.0f} s in all" if "wall_s" in r else ""))
+    return "\n".join([*lines, "", f"({how}; `benchmarks/results/inference.json`)"])
+
+
 def grokfast_block(stem: str) -> Callable[[], str]:
     return lambda: exp.grokfast_summary(RESULTS / f"{stem}.json")
 
@@ -102,6 +125,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "sources": sources_block,
     "demo": demo_block,
     "install": install_block,
+    "inference": inference_block,
     "grokfast_modarith": grokfast_block("grokfast_modarith"),
     "grokfast_modarith_torchinit": grokfast_block("grokfast_modarith_torchinit"),
     "rope_headline": lambda: exp.rope_headline(RESULTS / "rope_extension.json"),

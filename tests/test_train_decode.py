@@ -125,3 +125,16 @@ def test_output_side_limit_follows_the_demonstrations():
     assert output_side_limit(same, 0) == 5  # the largest train output + 2
     big = Task("t", "s", "e", [Pair(g, np.zeros((3, 30), np.int8))], [Pair(np.zeros((9, 9), np.int8), None)])
     assert output_side_limit(big, 0) == 30
+
+
+def test_bf16_scoring_from_the_kept_prompt_cache_matches_bf16_decoding(model, prompts):
+    """Under bf16 autocast (``--amp``) the re-scoring reads the bf16 cache and agrees with decoding and,
+    within bf16 rounding, with the fp32 full forward."""
+    decoded, prefix = decode_batch(model, prompts, max_side=5, keep_prefix=True, amp=True)
+    rows = list(range(len(prompts)))
+    grids = [d.grid for d in decoded]
+    fast = score_with_prefix(model, prefix, rows + rows, grids + [(g + 1) % 10 for g in grids], max_side=5)
+    assert fast[: len(rows)] == pytest.approx([d.logp for d in decoded], abs=0.05)
+    full = score_candidates(model, list(zip(prompts + prompts, grids + [(g + 1) % 10 for g in grids],
+                                            strict=True)), max_side=5)
+    assert fast == pytest.approx(full, rel=0.02, abs=0.1)

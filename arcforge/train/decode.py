@@ -14,7 +14,7 @@ Many prompts (every vote transform of a test input, of several tasks) decode as 
 - a grammar keeps every row a well-formed grid: colors and ``ROW`` until the first ``ROW`` fixes the width
   ``w`` (at most ``MAX_SIDE`` cells), then exactly ``w`` colors and a ``ROW`` per line, and ``GRID_END``
   only at the start of a line (at most ``MAX_SIDE`` lines). Every finished row is thus a rectangle, and a
-  row with side limit ``s`` ends within ``s * (s + 1) + 1`` tokens (the cache is sized for that);
+  row with side limit ``s`` ends within ``s * (s + 1) + 1`` tokens (the decoding loop's bound);
 - each row stops on its own ``GRID_END`` (its later tokens are ignored); the loop ends when every row is
   done, checked on the host every ``sync_every`` steps only, or after ``max_new`` tokens.
 
@@ -23,7 +23,7 @@ All state (``width``, ``row``, ``col``, ``done``, summed log-probs) lives in ``[
 
 ``score_with_prefix`` is the other half of product-of-experts voting: the summed log-probability of given
 output grids after prompts of a decoded batch, reading the prompts from the kept cache (only the
-candidates' tokens are computed, every candidate of a prompt in its cache row). ``score_candidates`` does the same by full forward passes (the reference
+candidates' tokens are computed, every candidate of a prompt in one row). ``score_candidates`` does the same by full forward passes (the reference
 the fast path is tested against).
 """
 
@@ -52,7 +52,10 @@ from arcforge.train.tokenize import (
 MAX_SIDE = 30
 MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 cells + ROW, then GRID_END
 NEG_INF = float("-inf")
+GROW_STEPS = 64  # decoded tokens the cache has room for at first, and after each compaction
 PREFILL_TOKENS = 8192  # tokens per prefill forward at most (bounds the activations' memory)
+SCORE_TOKENS = 8192  # candidate tokens per re-scoring forward at most
+PAD_TO = 32  # prompts are right-padded to a multiple of this in the prefill (few distinct matmul shapes)
 
 
 @dataclass
@@ -130,24 +133,52 @@ def _cache_view(k: Tensor, v: Tensor, length: int) -> KVCache:
     return c
 
 
+def padded_length(n: int) -> int:
+    """A prompt's length in the prefill: ``n`` rounded up to a multiple of ``PAD_TO``."""
+    return -(-n // PAD_TO) * PAD_TO
+
+
+def ladder(n: int) -> int:
+    """The smallest of 1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and 1.5 times them) >= ``n``."""
+    p = 1
+    while p < n:
+        if p >= 2 and p + p // 2 >= n:
+            return p + p // 2
+        p *= 2
+    return p
+
+
 def _prefill(model: ArcTransformer, prompts: list[Example], cache: KVCache) -> Tensor:
-    """Run ``prompts`` (sorted longest first) into ``cache``, right-aligned at the longest prompt's length
-    ``P``; returns the logits after each prompt's last token ``[B, V]``. Equal-length prompts go through
-    one causal forward with no mask, writing straight into their rows of the cache."""
+    """Run ``prompts`` (sorted longest first) into ``cache``; returns the logits after each prompt's last
+    token ``[B, V]``.
+
+    Each prompt is right-padded to its ``padded_length`` ``n'`` and written to columns ``[P - n', P)`` of
+    its row (``P``: the longest padded length), so that every row decodes into column ``P`` onwards; its pad
+    keys are masked out afterwards. Prompts of one padded length go through causal forwards with no mask
+    (a pad token comes after the real ones, so it changes nothing before it), in power-of-two row counts:
+    the same few matmul shapes recur, and oneDNN reuses their kernels (a bf16 matmul of a shape not seen
+    before costs ~5 ms here to set up, ten times what it then takes to run)."""
     device = cache.k.device
     lens = [len(e) for e in prompts]
-    p, b = lens[0], len(prompts)
+    padded = [padded_length(n) for n in lens]
+    p, b = padded[0], len(prompts)
     out = torch.empty(b, model.cfg.vocab_size, device=device)
-    s = 0
-    while s < b:
-        n, e = lens[s], s + 1
-        while e < b and lens[e] == n and (e + 1 - s) * n <= PREFILL_TOKENS:
+    r = 0
+    while r < b:
+        n = padded[r]
+        e = r + 1
+        while e < b and padded[e] == n:
             e += 1
-        tok = torch.from_numpy(np.stack([x.tokens for x in prompts[s:e]])).to(device)  # [b', n]
-        pos = torch.from_numpy(np.stack([x.positions for x in prompts[s:e]])).to(device)  # [b', n, POS_DIMS]
-        view = _cache_view(cache.k[:, s:e, :, p - n :], cache.v[:, s:e, :, p - n :], 0)
-        out[s:e] = model(tok, pos, cache=view)[:, -1]
-        s = e
+        k = 1 << (min(e - r, max(1, PREFILL_TOKENS // n)).bit_length() - 1)  # rows in this forward
+        tok = np.full((k, n), PAD, np.int64)
+        pos = np.zeros((k, n, POS_DIMS), np.int64)
+        for i, x in enumerate(prompts[r : r + k]):
+            tok[i, : len(x)], pos[i, : len(x)] = x.tokens, x.positions
+        view = _cache_view(cache.k[:, r : r + k, :, p - n :], cache.v[:, r : r + k, :, p - n :], 0)
+        logits = model(torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view)
+        last = torch.tensor(lens[r : r + k], device=device) - 1
+        out[r : r + k] = logits[torch.arange(k, device=device), last]  # [k, V]
+        r += k
     cache.length = p
     return out
 
@@ -192,10 +223,11 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     ps = [prompts[i] for i in order]
     side_list = [max_sides[i] for i in order] if max_sides is not None else [max_side] * b
     steps_max = max(1, min(max_new, max(max_tokens(s) for s in side_list)))  # the grammar ends every row
-    p = len(ps[0])
+    p = padded_length(len(ps[0]))
     params = next(model.parameters())
     cfg = model.cfg
-    cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + steps_max, device,
+    # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
+    cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + min(steps_max, GROW_STEPS), device,
                     torch.bfloat16 if amp else params.dtype)
     # one autocast context for the whole batch: the weights are cast to bf16 once, not at every step
     with _autocast(device, amp):
@@ -204,7 +236,9 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         first_logits = logits
         lengths_np = np.array([len(e) for e in ps])
         lengths = torch.from_numpy(lengths_np).to(device)
-        valid = torch.arange(p, device=device)[None, :] >= (p - lengths)[:, None]  # [B, P]: real prompt keys
+        start = p - torch.tensor([padded_length(len(e)) for e in ps], device=device)[:, None]
+        cols = torch.arange(p, device=device)[None, :]
+        valid = (cols >= start) & (cols < start + lengths[:, None])  # [B, P]: real prompt keys
         # every later column is written by every row, so only the prompt padding is ever invalid
         keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
         last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
@@ -234,15 +268,18 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                 n_done = int(done.sum())  # the one host sync, every sync_every steps
                 if n_done == len(rows):
                     break
-                if 4 * n_done >= len(rows):  # compact: keep the unfinished rows
+                size = ladder(len(rows) - n_done)
+                if 4 * size <= 3 * len(rows):  # compact: keep the unfinished rows (and a few finished ones:
+                    # the row counts stay on a short ladder of matmul shapes that oneDNN has seen before)
                     final_logp[rows], final_done[rows] = logp, done
-                    keep = (~done).nonzero()[:, 0]
+                    keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
                     rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
-                    # and drop the leading key columns that are padding for every row left
-                    lead = int((~keys[keep]).sum(1).min()) if len(keep) else 0
+                    # and the key columns that are padding for every row left or that no later step reaches
+                    lead = int(keys[keep].to(torch.uint8).argmax(1).min())  # first real key of any row
+                    end = cache.length + min(steps_max - t, GROW_STEPS)
                     keys = keys[keep, lead:]
-                    cache.k, cache.v = cache.k[:, keep, :, lead:], cache.v[:, keep, :, lead:]
+                    cache.k, cache.v = cache.k[:, keep, :, lead:end], cache.v[:, keep, :, lead:end]
                     cache.length -= lead
             pos = torch.cat([torch.stack([seq, row, col], dim=-1), extra], dim=-1)[:, None]  # position of nxt
             is_row, is_cell = nxt == ROW, nxt < N_COLORS
@@ -285,11 +322,13 @@ def _body(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], grids: list[Grid], *,
                       max_side: int = MAX_SIDE, chunk: int = 64) -> list[float]:
     """Summed log-probability of ``grids[i]`` after prompt ``rows[i]`` of a decoded batch (grammar applied),
-    reading the prompts from the kept cache in place: only the candidates' tokens are computed.
+    reading the prompts from the kept cache: only the candidates' tokens are computed.
 
-    All candidates of one prompt go into its cache row one after the other, each seeing the prompt and its
-    own earlier tokens only (a block-causal mask, as packed training rows); ``chunk`` cache rows per
-    forward."""
+    All candidates of one prompt go into one row one after the other, each seeing the prompt and its own
+    earlier tokens only (a block-causal mask, as packed training rows). Rows are sorted by their candidates'
+    total length and scored ``chunk`` at a time (fewer for long ones, at most ``SCORE_TOKENS`` tokens per
+    forward), each chunk with a copy of its rows' prompt keys/values: outputs of very different sizes do
+    not pad each other (a copy costs far less than the padding it saves)."""
     if not rows:
         return []
     device = prefix.valid.device
@@ -299,41 +338,42 @@ def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], gr
     per_row: dict[int, list[int]] = {}
     for q, r in enumerate(at):
         per_row.setdefault(int(r), []).append(q)
+    total = {r: sum(len(bodies[q][0]) for q in qs) for r, qs in per_row.items()}
+    order = sorted(per_row, key=lambda r: -total[r])
     out = torch.zeros(len(rows), dtype=torch.float64, device=device)
-    for c0 in range(0, len(prefix.index), chunk):
-        used = [r for r in range(c0, min(c0 + chunk, len(prefix.index))) if r in per_row]
-        if not used:
-            continue
-        r0, r1 = used[0], used[-1] + 1  # a contiguous range of cache rows
-        m = r1 - r0
-        t = max(sum(len(bodies[q][0]) for q in per_row.get(r, [])) for r in range(r0, r1))
+    k0, v0 = prefix.cache.k, prefix.cache.v
+    c0 = 0
+    while c0 < len(order):
+        t = total[order[c0]]
+        rs = order[c0 : c0 + max(1, min(chunk, SCORE_TOKENS // t))]
+        c0 += len(rs)
+        m = len(rs)
         tok = np.full((m, t), PAD, np.int64)
         pos = np.zeros((m, t, POS_DIMS), np.int64)
         state = np.zeros((m, t, 3), np.int64)
         state[:, :, 2] = 1
         seg = np.full((m, t), -1, np.int64)  # which candidate a slot holds (-1: padding)
         first = np.zeros((m, t), bool)  # a candidate's first token: predicted from the prompt's last logits
-        for i, r in enumerate(range(r0, r1)):
+        for i, r in enumerate(rs):
             o = 0
-            for q in per_row.get(r, []):
+            for q in per_row[r]:
                 tk, rc, st = bodies[q]
                 k = len(tk)
                 tok[i, o : o + k], state[i, o : o + k], seg[i, o : o + k] = tk, st, q
                 pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc)
                 first[i, o] = True
                 o += k
+        idx = torch.tensor(rs, device=device)
         tok_t, seg_t = torch.from_numpy(tok).to(device), torch.from_numpy(seg).to(device)
         causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
         own = (seg_t[:, :, None] == seg_t[:, None, :]) & causal  # [m, t, t]
-        mask = torch.cat([prefix.valid[r0:r1, None, :].expand(m, t, p), own], 2)[:, None]
-        k0, v0 = prefix.cache.k, prefix.cache.v
-        if k0.shape[3] < p + t:  # room after the prompts for this chunk's tokens
-            grow = k0.new_zeros((*k0.shape[:3], p + t - k0.shape[3], k0.shape[4]))
-            prefix.cache.k, prefix.cache.v = torch.cat([k0, grow], 3), torch.cat([v0, grow], 3)
-        cache = _cache_view(prefix.cache.k[:, r0:r1], prefix.cache.v[:, r0:r1], p)  # writes after P only
+        mask = torch.cat([prefix.valid[idx][:, None, :].expand(m, t, p), own], 2)[:, None]
+        kk = k0.new_empty((k0.shape[0], m, k0.shape[2], p + t, k0.shape[4]))  # [L, m, H, P + t, Dh]
+        vv = torch.empty_like(kk)
+        kk[:, :, :, :p], vv[:, :, :, :p] = k0[:, idx, :, :p], v0[:, idx, :, :p]
         with _autocast(device, prefix.amp):
-            logits = model(tok_t, torch.from_numpy(pos).to(device), cache=cache, mask=mask)  # [m, t, V]
-        last = prefix.last_logits[r0:r1, None]  # [m, 1, V]
+            logits = model(tok_t, torch.from_numpy(pos).to(device), cache=_cache_view(kk, vv, p), mask=mask)
+        last = prefix.last_logits[idx][:, None]  # [m, 1, V]
         shifted = torch.cat([last, logits[:, :-1]], 1)  # slot j is predicted by slot j - 1 ...
         preds = torch.where(torch.from_numpy(first).to(device)[:, :, None], last, shifted)  # ... or the prompt
         st = torch.from_numpy(state).to(device).reshape(-1, 3)
