@@ -425,7 +425,8 @@ def _forked_pool(work: pa.Table, workers: int, smallest: int) -> WorkerPool | No
     """A pool of ``workers`` processes forked now (they see ``work`` without a copy), or None: one
     worker, fewer than two batches of ``smallest`` rows, or no ``fork`` on this system (the work then
     runs here, with the same result)."""
-    if workers <= 1 or work.num_rows < 2 * smallest or not forks():
+    workers = min(workers, work.num_rows // max(1, smallest))  # no more processes than batches to share
+    if workers <= 1 or not forks():
         return None
     _SHARED[:] = [work]
     return WorkerPool(workers)
