@@ -267,7 +267,7 @@ def build(
 ) -> BuildStats:
     """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps.
 
-    ``workers``: processes that parse and generate (None: every available CPU); the output does not
+    ``workers``: processes that parse, generate and deduplicate (None: every available CPU); the output does not
     depend on it (``arcforge.ingest.parse_stage``)."""
     progress = progress or NULL_PROGRESS
     out = Path(out)
