@@ -474,9 +474,6 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
     """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None;
     ``ref_keys``: the reference tasks' exact keys when already computed)."""
     ntot = work.num_rows
-    src = work.column("source").to_numpy(zero_copy_only=False).astype(str)
-    spl = work.column("split").to_numpy(zero_copy_only=False).astype(str)
-    ids = work.column("id").to_numpy(zero_copy_only=False).astype(str)
     nonref = ~is_ref
     pair_off = np.searchsorted(inv.pair_task, np.arange(ntot + 1))
 
@@ -494,6 +491,10 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         cand[inv.grid_task[ghit]] = True
     cand_rows = np.flatnonzero(cand)
     ref_rows = np.flatnonzero(is_ref)
+    # ids, sources and splits of the rows that can appear in a report (not of every row: a million strings)
+    named = np.union1d(cand_rows, ref_rows)
+    src, spl, ids = (dict(zip(named.tolist(), work.column(c).take(pa.array(named)).to_pylist(), strict=True))
+                     for c in ("source", "split", "id"))
 
     excluded: dict[int, tuple[str, list[int], float]] = {}  # row -> (level, ref indices, similarity)
     reported: list[tuple[int, str, list[int], float, str]] = []
@@ -567,14 +568,14 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
     dups: list[tuple[int, int, str]] = []  # (kept row, dropped row, level)
     left = np.array([r not in excluded for r in cand_rows.tolist()], bool).reshape(-1)
     lrows, lkeys = cand_rows[left], keys[left]
-    rank = _priority_rank(src[lrows].tolist(), priority)
+    rank = _priority_rank([src[r] for r in lrows.tolist()], priority)
     groups: dict[int, list[int]] = defaultdict(list)
     for i, k in enumerate(lkeys[:, 2].tolist()):
         groups[k].append(i)
     for members in groups.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda i: (rank[i], ids[lrows[i]]))
+        members.sort(key=lambda i: (rank[i], ids[int(lrows[i])]))
         k0 = members[0]
         for i in members[1:]:
             lvl = 0 if lkeys[i, 0] == lkeys[k0, 0] else 1 if lkeys[i, 1] == lkeys[k0, 1] else 2
@@ -586,12 +587,12 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         drop[r] = True
     for _, r, _ in dups:
         drop[r] = True
-    ref_ids = ids[ref_rows] if len(ref_rows) else np.zeros(0, str)
-    ref_src = src[ref_rows] if len(ref_rows) else np.zeros(0, str)
+    ref_ids = [ids[r] for r in ref_rows.tolist()]
+    ref_src = [src[r] for r in ref_rows.tolist()]
 
     def match_row(row: int, level: str, hits: list[int], sim: float) -> dict:
-        return {"id": ids[row], "source": src[row], "split": spl[row], "eval_ids": [str(ref_ids[h]) for h in hits],
-                "level": level, "similarity": float(sim), "eval_sources": [str(ref_src[h]) for h in hits]}
+        return {"id": ids[row], "source": src[row], "split": spl[row], "eval_ids": [ref_ids[h] for h in hits],
+                "level": level, "similarity": float(sim), "eval_sources": [ref_src[h] for h in hits]}
 
     exc_rows = [match_row(r, *excluded[r]) for r in sorted(excluded, key=lambda r: ids[r])]
     rep_rows = [{**match_row(r, lvl, h, s), "reason": why} for r, lvl, h, s, why in reported]
