@@ -201,12 +201,13 @@ def _drop_oversize(table: pa.Table, max_grid: int) -> tuple[pa.Table, list[dict[
 
 
 def _nested_counts(table: pa.Table, mask: np.ndarray | None = None) -> dict[str, dict[str, int]]:
+    keys = table.select(["source", "split"])  # counted in Arrow: no Python string per row
     if mask is not None:
-        table = table.filter(pa.array(mask))
-    c = Counter(zip(table["source"].to_pylist(), table["split"].to_pylist(), strict=True))
+        keys = keys.filter(pa.array(mask))
+    groups = keys.group_by(["source", "split"], use_threads=False).aggregate([([], "count_all")]).to_pylist()
     out: dict[str, dict[str, int]] = {}
-    for (src, split), n in sorted(c.items()):
-        out.setdefault(src, {})[split] = n
+    for g in sorted(groups, key=lambda g: (g["source"], g["split"])):
+        out.setdefault(g["source"], {})[g["split"]] = g["count_all"]
     return out
 
 
@@ -266,7 +267,7 @@ def build(
 ) -> BuildStats:
     """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps.
 
-    ``workers``: processes that parse and generate (None: every available CPU); the output does not
+    ``workers``: processes that parse, generate and deduplicate (None: every available CPU); the output does not
     depend on it (``arcforge.ingest.parse_stage``)."""
     progress = progress or NULL_PROGRESS
     out = Path(out)
@@ -342,7 +343,7 @@ def build(
     }
     prov_sources = [_provenance_entry(p) for p in plans]
     stats.outputs = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
-                                      shard_bytes, row_group_rows, progress, (prov_sources, prov_options))
+                                      shard_bytes, row_group_rows, progress, (prov_sources, prov_options), nbytes)
     return stats
 
 
@@ -388,14 +389,16 @@ def _check_out(out: Path) -> None:
 
 def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: dedup.DedupResult,
                       card_data: card.CardData, shard_bytes: int, row_group_rows: int,
-                      progress: Progress, provenance: tuple[list[dict], dict]) -> list[str]:
+                      progress: Progress, provenance: tuple[list[dict], dict],
+                      nbytes: dict[tuple[str, str], int] | None = None) -> list[str]:
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.building_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         progress.start("write", "Writing shards", total=None)
-        infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows)
+        infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows,
+                                    group_nbytes=nbytes)
         files = [i.path.as_posix() for i in infos]
         reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
         files += reports.write_reports(tmp, {"quarantine": quarantine, "excluded": result.excluded,

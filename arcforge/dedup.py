@@ -139,9 +139,11 @@ def _grid_set(ek: canon.ExactKeys, owner: np.ndarray, in_triv: np.ndarray, out_t
     return _unique_pairs(t, k)
 
 
-def _build_refs(work: pa.Table, rows: np.ndarray, inv: canon.Invariants, pair_off: np.ndarray) -> _Refs:
+def _build_refs(work: pa.Table, rows: np.ndarray, inv: canon.Invariants, pair_off: np.ndarray,
+                ek: canon.ExactKeys | None = None) -> _Refs:
     pb = canon.read_pairs(work.take(pa.array(rows)))
-    ek = canon.exact_keys_of(pb, np.arange(len(rows), dtype=np.int64))
+    if ek is None:
+        ek = canon.exact_keys_of(pb, np.arange(len(rows), dtype=np.int64))
     pr = _ranges(pair_off, rows)
     by_key: list[dict[int, list[int]]] = []
     for keys in (ek.key1, ek.key2, ek.key3):
@@ -394,14 +396,20 @@ def run_dedup(
     if pool is not None:  # batches small enough that every worker gets some
         chunk = max(smallest, min(chunk, -(-ntot // (2 * pool.workers))))
     try:
+        is_ref = _reference_rows(work, n, eval_splits)
+        ref_rows = np.flatnonzero(is_ref)
+        ref_keys = None  # the reference tasks' exact keys: in a worker, while the others make signatures
+        if pool is not None and len(ref_rows):
+            ref_keys = pool.submit(_reference_keys_job, ref_rows)
         progress.start("dedup.invariants", "dedup: signatures", total=ntot)
         computed = None
         if pool is not None:
             computed = pool.imap(_invariants_job, _spans(work.to_batches(max_chunksize=chunk)))
         inv = canon.invariants(work, batch_size=chunk, progress=progress, computed=computed)
         progress.finish("dedup.invariants")
-        return _run(work, n, inv, chunk, pool, eval_splits=eval_splits, exclude_eval=exclude_eval,
-                    priority=priority, near_threshold=near_threshold, progress=progress, table=table)
+        return _run(work, n, inv, chunk, pool, is_ref, ref_keys.result() if ref_keys else None,
+                    exclude_eval=exclude_eval, priority=priority, near_threshold=near_threshold,
+                    progress=progress, table=table)
     finally:
         if pool is not None:
             pool.close()
@@ -417,7 +425,8 @@ def _forked_pool(work: pa.Table, workers: int, smallest: int) -> WorkerPool | No
     """A pool of ``workers`` processes forked now (they see ``work`` without a copy), or None: one
     worker, fewer than two batches of ``smallest`` rows, or no ``fork`` on this system (the work then
     runs here, with the same result)."""
-    if workers <= 1 or work.num_rows < 2 * smallest or not forks():
+    workers = min(workers, work.num_rows // max(1, smallest))  # no more processes than batches to share
+    if workers <= 1 or not forks():
         return None
     _SHARED[:] = [work]
     return WorkerPool(workers)
@@ -436,6 +445,20 @@ def _batch_at(span: tuple[int, int]) -> pa.RecordBatch:
     return part[0] if part else pa.RecordBatch.from_pylist([], schema=_SHARED[0].schema)
 
 
+def _reference_rows(work: pa.Table, n: int, eval_splits: set[tuple[str, str]]) -> np.ndarray:
+    """(rows,) bool: the reference rows (``eval_splits``, and every row from ``n`` on: ``--eval-local``)."""
+    keys = pc.binary_join_element_wise(work.column("source"), work.column("split"), "/")
+    wanted = pa.array(sorted(f"{a}/{b}" for a, b in eval_splits), pa.string())
+    is_ref = pc.is_in(keys, value_set=wanted).to_numpy(zero_copy_only=False).astype(bool)
+    is_ref[n:] = True
+    return is_ref
+
+
+def _reference_keys_job(rows: np.ndarray) -> canon.ExactKeys:
+    return canon.exact_keys_of(canon.read_pairs(_SHARED[0].take(pa.array(rows))),
+                               np.arange(len(rows), dtype=np.int64))
+
+
 def _invariants_job(span: tuple[int, int]) -> tuple[np.ndarray, ...]:
     return canon.batch_invariants(_batch_at(span))
 
@@ -445,18 +468,12 @@ def _exact_keys_job(job: tuple[tuple[int, int], np.ndarray]) -> canon.ExactKeys:
     return canon.exact_keys_of(canon.read_pairs(_batch_at(span)), rows)
 
 
-def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: WorkerPool | None, *,
-         eval_splits: set[tuple[str, str]], exclude_eval: bool, priority: Sequence[str], near_threshold: float,
-         progress: Progress, table: pa.Table) -> DedupResult:
-    """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None)."""
+def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: WorkerPool | None,
+         is_ref: np.ndarray, ref_keys: canon.ExactKeys | None, *, exclude_eval: bool, priority: Sequence[str],
+         near_threshold: float, progress: Progress, table: pa.Table) -> DedupResult:
+    """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None;
+    ``ref_keys``: the reference tasks' exact keys when already computed)."""
     ntot = work.num_rows
-    src = work.column("source").to_numpy(zero_copy_only=False).astype(str)
-    spl = work.column("split").to_numpy(zero_copy_only=False).astype(str)
-    ids = work.column("id").to_numpy(zero_copy_only=False).astype(str)
-    keys = pc.binary_join_element_wise(work.column("source"), work.column("split"), "/")
-    wanted = pa.array(sorted(f"{a}/{b}" for a, b in eval_splits), pa.string())
-    is_ref = pc.is_in(keys, value_set=wanted).to_numpy(zero_copy_only=False).astype(bool)
-    is_ref[n:] = True
     nonref = ~is_ref
     pair_off = np.searchsorted(inv.pair_task, np.arange(ntot + 1))
 
@@ -474,10 +491,14 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         cand[inv.grid_task[ghit]] = True
     cand_rows = np.flatnonzero(cand)
     ref_rows = np.flatnonzero(is_ref)
+    # ids, sources and splits of the rows that can appear in a report (not of every row: a million strings)
+    named = np.union1d(cand_rows, ref_rows)
+    src, spl, ids = (dict(zip(named.tolist(), work.column(c).take(pa.array(named)).to_pylist(), strict=True))
+                     for c in ("source", "split", "id"))
 
     excluded: dict[int, tuple[str, list[int], float]] = {}  # row -> (level, ref indices, similarity)
     reported: list[tuple[int, str, list[int], float, str]] = []
-    refs = _build_refs(work, ref_rows, inv, pair_off) if len(ref_rows) else None
+    refs = _build_refs(work, ref_rows, inv, pair_off, ref_keys) if len(ref_rows) else None
     if refs is not None:
         reported += _ref_overlaps(refs)
 
@@ -547,14 +568,14 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
     dups: list[tuple[int, int, str]] = []  # (kept row, dropped row, level)
     left = np.array([r not in excluded for r in cand_rows.tolist()], bool).reshape(-1)
     lrows, lkeys = cand_rows[left], keys[left]
-    rank = _priority_rank(src[lrows].tolist(), priority)
+    rank = _priority_rank([src[r] for r in lrows.tolist()], priority)
     groups: dict[int, list[int]] = defaultdict(list)
     for i, k in enumerate(lkeys[:, 2].tolist()):
         groups[k].append(i)
     for members in groups.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda i: (rank[i], ids[lrows[i]]))
+        members.sort(key=lambda i: (rank[i], ids[int(lrows[i])]))
         k0 = members[0]
         for i in members[1:]:
             lvl = 0 if lkeys[i, 0] == lkeys[k0, 0] else 1 if lkeys[i, 1] == lkeys[k0, 1] else 2
@@ -566,12 +587,12 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         drop[r] = True
     for _, r, _ in dups:
         drop[r] = True
-    ref_ids = ids[ref_rows] if len(ref_rows) else np.zeros(0, str)
-    ref_src = src[ref_rows] if len(ref_rows) else np.zeros(0, str)
+    ref_ids = [ids[r] for r in ref_rows.tolist()]
+    ref_src = [src[r] for r in ref_rows.tolist()]
 
     def match_row(row: int, level: str, hits: list[int], sim: float) -> dict:
-        return {"id": ids[row], "source": src[row], "split": spl[row], "eval_ids": [str(ref_ids[h]) for h in hits],
-                "level": level, "similarity": float(sim), "eval_sources": [str(ref_src[h]) for h in hits]}
+        return {"id": ids[row], "source": src[row], "split": spl[row], "eval_ids": [ref_ids[h] for h in hits],
+                "level": level, "similarity": float(sim), "eval_sources": [ref_src[h] for h in hits]}
 
     exc_rows = [match_row(r, *excluded[r]) for r in sorted(excluded, key=lambda r: ids[r])]
     rep_rows = [{**match_row(r, lvl, h, s), "reason": why} for r, lvl, h, s, why in reported]

@@ -113,6 +113,14 @@ class WorkerPool:
             self.close()
             raise
 
+    def submit(self, fn: Callable[[T], R], item: T) -> Future:
+        """``fn(item)`` in a worker (or here, now, with one worker); its result from ``.result()``."""
+        if self.workers <= 1:
+            f: Future = Future()
+            f.set_result(fn(item))
+            return f
+        return self._executor().submit(fn, item)
+
     def close(self) -> None:
         """Cancel queued work, let the chunks being worked on finish (each is small), stop the workers.
 

@@ -80,13 +80,15 @@ def write_shards(
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
     threads: int | None = None,
+    group_nbytes: dict[tuple[str, str], int] | None = None,
 ) -> list[ShardInfo]:
     """Write TASK_SCHEMA rows as ``root/<source>/<split>-XXXXX-of-YYYYY.parquet``, sorted by id.
 
     Streams: only the sort keys are sorted; rows are gathered from ``table`` (which may be memory-mapped)
     a block of row groups at a time, so memory stays at a few blocks whatever the table's size. The bytes
     depend only on the rows, not on how ``table`` is chunked. Shard files are written by ``threads``
-    threads at once (None: one per available CPU).
+    threads at once (None: one per available CPU). ``group_nbytes``: the Arrow bytes of each (source, split)
+    of ``table`` when the caller has them already (the build's ``_split_bytes``: the same sums).
     """
     if not table.schema.equals(TASK_SCHEMA):
         table = table.cast(TASK_SCHEMA)
@@ -104,7 +106,8 @@ def write_shards(
     for lo, hi in zip(group_starts, [*group_starts[1:], len(order)], strict=True):
         source, split = str(src[lo]), str(spl[lo])
         rows = order[lo:hi]
-        n_shards = max(1, -(-_rows_nbytes(batches, starts, rows) // max(1, shard_bytes)))
+        nbytes = group_nbytes[(source, split)] if group_nbytes is not None else _rows_nbytes(batches, starts, rows)
+        n_shards = max(1, -(-nbytes // max(1, shard_bytes)))
         bounds = np.linspace(0, len(rows), n_shards + 1).astype(int)
         for i in range(n_shards):
             rel = Path(source) / f"{split}-{i:05d}-of-{n_shards:05d}.parquet"

@@ -197,6 +197,7 @@ def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -
     """In-process timings (``work_*``: after the interpreter started and imported arcforge, as the floor) and
     whole-process ones (``wall_s``/``cpu_s``: what a user waits for, interpreter start included)."""
     env = {**os.environ, "ARCFORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    load_start = [round(x, 2) for x in os.getloadavg()]  # 1, 5 and 15 min: others' work on the machine
     floor_cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_build.py"), "--child", "floor", "-", ""]
     runs: dict[str, list[dict]] = {"floor": [], **{f"build_w{w}": [] for w in worker_counts}}
     for _ in range(repeat):  # alternate, so a busy moment on the shared machine hurts every variant alike
@@ -219,7 +220,8 @@ def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -
         v["x_floor_cpu"] = round(v["cpu_s"] / f["cpu_s"], 2)
     b = runs[f"build_w{worker_counts[0]}"][0]
     same = len({json.dumps(_tree_digest(tmp / f"src{w}")) for w in worker_counts}) == 1
-    return {"repeat": repeat, "files": runs["floor"][0]["files"], "tasks_found": b["tasks_found"],
+    return {"repeat": repeat, "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            "files": runs["floor"][0]["files"], "tasks_found": b["tasks_found"],
             "tasks_written": b["tasks_written"], "median": med, "runs": runs,
             "identical_output_across_workers": same}
 

@@ -38,20 +38,24 @@ def scale_block(path: Path) -> str:
                        f"{m['wall_s']:.2f} | {m['cpu_s']:.2f} | {m['x_floor_cpu']:.2f} | {m['peak_pss_mb']:.0f} | "
                        f"{m['load_before']:.1f} |")
         same = "identical" if s["identical_output_across_workers"] else "NOT identical"
-        out += ["", f"Output files across worker counts: {same} (sha256 of every file).", ""]
+        out += ["", f"Output files across worker counts: {same} (sha256 of every file)."]
+        if "loadavg_start" in s:
+            out += [f"Load average (1/5/15 min) when the run started: {' / '.join(map(str, s['loadavg_start']))}; "
+                    f"when it ended: {' / '.join(map(str, s['loadavg_end']))}."]
+        out += [""]
     if r.get("big"):
         out += ["End to end (parse, validate, dedup with `--exclude-eval` against ARC-AGI-1/2 evaluation, write), "
                 "`--no-cache`; peak memory summed over the build's processes (PSS counts pages shared with "
                 "forked workers once, RSS counts them in every process):", "",
-                "| input | tasks | workers | wall s | parse / dedup / write s | CPU s | tasks/s | peak PSS MB | "
-                "peak RSS MB | load before/after |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "| input | tasks | workers | wall s | parse / dedup / write s | CPU s | CPU us/task | tasks/s | "
+                "peak PSS MB | peak RSS MB | load before/after |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for b in r["big"]:
             what = "synthetic" if b["kind"] == "synthetic" else f"local folder ({b['input'].split(';')[0]})"
             st = b.get("stages_s")
             stages = f"{_s(st['parse'])} / {_s(st['dedup_and_counts'])} / {_s(st['write'])}" if st else "-"
             out.append(f"| {what} | {b['tasks']:,} | {b['workers']} | {_s(b['wall_s'])} | {stages} | "
-                       f"{_s(b['cpu_s'])} | {b['tasks_per_s']:,} | {b['peak_pss_mb']:,} | {b['peak_rss_mb']:,} | "
+                       f"{_s(b['cpu_s'])} | {b['cpu_s'] / b['tasks_found'] * 1e6:.0f} | {b['tasks_per_s']:,} | {b['peak_pss_mb']:,} | {b['peak_rss_mb']:,} | "
                        f"{b['load_before']:.1f} / {b['load_after']:.1f} |")
         out += ["", "Local folders: examples drawn from a pool of 50,000 random grids (sides 3-12), 3 train + "
                 "1 test per task. `tasks` counts the generated tasks; tasks/s counts every task found, with the "

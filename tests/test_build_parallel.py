@@ -13,15 +13,18 @@ import time
 import zipfile
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from arcforge import synthetic
-from arcforge.build import build
+from arcforge.build import _split_bytes, build
 from arcforge.ingest import SourcePlan, _Chunk, _SourceMerger
 from arcforge.parallel import WorkerPool, available_cpus, resolve_workers
-from arcforge.shards import read_table
+from arcforge.shards import _rows_nbytes, read_table, write_shards
 from arcforge.spill import SpillWriter, read_spill
 from arcforge.synthetic.generator import generate_table
+from arcforge.task import tasks_to_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,3 +263,24 @@ def test_a_killed_build_leaves_spill_files_that_the_next_build_removes(arcforge_
     finally:
         other.kill()
         other.wait()
+
+
+def test_card_bytes_are_the_sums_that_cut_the_shards(tmp_path):
+    """The build hands its per-split byte counts (``_split_bytes``) to ``write_shards`` instead of letting it
+    count again: they must be the very sums ``write_shards`` would compute, on a table whose batches mix
+    sources and splits, and give the same files."""
+    tasks = list(synthetic.generate(60, seed=5))
+    for i, t in enumerate(tasks):
+        t.source, t.split = ("a", "b")[i % 2], ("training", "evaluation")[i % 3 == 0]
+    table = pa.Table.from_batches(tasks_to_table(tasks).to_batches(max_chunksize=7))
+    sums = _split_bytes(table)
+    batches = table.to_batches()
+    starts = np.cumsum([0, *(b.num_rows for b in batches)])
+    for (source, split), n in sums.items():
+        mask = np.array([(s, sp) == (source, split) for s, sp in
+                         zip(table["source"].to_pylist(), table["split"].to_pylist(), strict=True)])
+        assert n == _rows_nbytes(batches, starts, np.flatnonzero(mask)) > 0
+    a = write_shards(table, tmp_path / "a", shard_bytes=5_000, row_group_rows=4)
+    b = write_shards(table, tmp_path / "b", shard_bytes=5_000, row_group_rows=4, group_nbytes=sums)
+    assert len(a) == len(b) > len(sums)  # several shards per split
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")

@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
         no_cache: Annotated[bool, typer.Option("--no-cache", help="Parse every source again.")] = False,
         workers: Annotated[int, typer.Option(
-            "--workers", help="Processes that parse and generate tasks (0 = every available CPU). "
+            "--workers", help="Processes that parse, generate and deduplicate tasks (0 = every available CPU). "
             "The output is the same for any value.")] = 0,
         manifests: ManifestsOpt = None,
         json_out: JsonOpt = False,
