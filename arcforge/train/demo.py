@@ -40,7 +40,8 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
                             seed=cfg.seed, tensorboard=False)
     trained = train(model_cfg, data_cfg, train_cfg, overwrite=True, progress=progress, on_step=on_step)
     model, _ = load_model(run_dir, "cpu")
-    ecfg = EvalConfig(votes=cfg.votes, seed=cfg.seed,
+    # decode in the precision the model trained in (bf16 where the trainer's amp probe chose it)
+    ecfg = EvalConfig(votes=cfg.votes, seed=cfg.seed, amp="bf16" if trained["bf16"] else "off",
                       ttt=TTTConfig(steps=cfg.ttt_steps, lr=cfg.ttt_lr, batch_size=cfg.ttt_batch_size,
                                     seed=cfg.seed))
     threads = torch.get_num_threads()
