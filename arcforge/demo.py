@@ -52,9 +52,9 @@ class DemoConfig:
     lr: float = 2e-3
     loss_on: str = "outputs"  # every output grid is a target (4-5x the signal of the test output alone)
     votes: int = 8  # test-time augmentation transforms voted over (pass@2)
-    ttt_steps: int = 12  # test-time training steps per held-out task (0 = off)
-    ttt_lr: float = 3e-3
-    ttt_batch_size: int = 8  # leave-one-out examples per TTT step
+    ttt_steps: int = 8  # test-time training steps per held-out task (0 = off)
+    ttt_lr: float = 1e-3
+    ttt_batch_size: int = 4  # leave-one-out examples per TTT step
     gallery_rows: int = 16
     threads: int = 0  # torch CPU threads for training (0: the CPUs free now, from affinity and load average)
     eval_threads: int = 1  # threads while decoding and test-time training (small ops: one thread wins)
