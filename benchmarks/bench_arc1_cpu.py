@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     demo = DemoConfig()
     torch.set_num_threads(demo.eval_threads or torch.get_num_threads())
-    model, info = load_model(a.run, "cpu")
+    model, _ = load_model(a.run, "cpu")
     tasks = smallest(load_split(a.arc_dir, "evaluation"), a.tasks)
     cfg = EvalConfig(votes=demo.votes, seed=demo.seed, amp="auto",  # bf16 where the CPU runs it faster
                      ttt=TTTConfig(steps=demo.ttt_steps, lr=demo.ttt_lr, batch_size=demo.ttt_batch_size,

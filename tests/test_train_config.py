@@ -229,3 +229,16 @@ def test_eval_config_file_and_conflicting_train_flags_are_usage_errors(tmp_path)
     assert r.exit_code == 1 and "dataset folder not found" in r.output  # the flag replaced the file's value
     r = runner.invoke(app, ["train", "--resume", "--overwrite"])
     assert r.exit_code == 2 and "pick one" in r.output
+
+
+def test_amp_auto_probe_works_inside_no_grad_and_inference_mode():
+    """``eval --amp auto`` decides bf16 while decoding, i.e. under no_grad / inference_mode: the probe's
+    backward pass must still run there."""
+    import torch
+
+    from arcforge.train.cpu import bf16_faster
+
+    with torch.no_grad():
+        assert bf16_faster(d=32, rows=8, repeats=1) in (True, False)
+    with torch.inference_mode():
+        assert bf16_faster(d=32, rows=8, repeats=1) in (True, False)

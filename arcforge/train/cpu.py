@@ -71,6 +71,11 @@ def bf16_faster(d: int = 256, rows: int = 512, repeats: int = 5) -> bool:
     than fp32 here, with the current torch thread count?"""
     import torch
 
+    with torch.inference_mode(False), torch.enable_grad():  # also when called while decoding (no_grad)
+        return _bf16_faster(torch, d, rows, repeats)
+
+
+def _bf16_faster(torch, d: int, rows: int, repeats: int) -> bool:  # torch: the module, imported lazily
     lin = torch.nn.Linear(d, 4 * d)
     x = torch.randn(rows, d, requires_grad=True)
 
