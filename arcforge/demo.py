@@ -71,7 +71,7 @@ class DemoResult:
     config: dict[str, Any] = field(default_factory=dict)
     # family -> tasks, exact/pass2 with TTT, *_no_ttt without, baseline (answer = test input), easy, rates
     per_family: dict[str, dict[str, Any]] = field(default_factory=dict)
-    exact_easy: float = 0.0  # exact match (first attempt) with TTT, easy families
+    exact_easy: float = 0.0  # exact match (greedy answer, untransformed task) with TTT, easy families
     exact_all: float = 0.0
     pass2_all: float = 0.0  # pass@2 with voting and TTT, all families (the headline)
     exact_no_ttt: float = 0.0
