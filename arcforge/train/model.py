@@ -249,6 +249,11 @@ class ArcTransformer(nn.Module):
         """Switch the context-extension method at eval time."""
         self.rope.set_scaling(scaling, factor)
 
+    def _cos_sin(self, p3: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """``[N, T, 3]`` (seq, row, col) -> cos, sin ``[N, 1, T, Dh]`` of the components the RoPE mode uses."""
+        p = p3[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
+        return self.rope.cos_sin(p[..., 0] if p.shape[-1] == 1 else p, dtype=dtype)
+
     def _key_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]] | None:
         """Per layer, the keys' cos/sin ``[B, H, T, Dh]`` under each head's symmetry frame (``key_frames``;
         ``rope.framed_positions``), or None: keys rotate like queries. Positions without the grid-size
@@ -262,9 +267,8 @@ class ArcTransformer(nn.Module):
         for layer in range(self.cfg.n_layers):
             frames = head_frames(h, layer)
             if frames not in done:
-                fp = framed_positions(positions, frames)[..., ROPE_COMPONENTS[self.cfg.rope_mode]]  # [B,H,T,c]
-                fp = fp.reshape(b * h, t, fp.shape[-1])
-                c, s = self.rope.cos_sin(fp[..., 0] if fp.shape[-1] == 1 else fp, dtype=dtype)  # [B*H,1,T,Dh]
+                fp = framed_positions(positions, frames).reshape(b * h, t, 3)  # [B*H, T, (seq, row', col')]
+                c, s = self._cos_sin(fp, dtype)  # [B*H, 1, T, Dh]
                 done[frames] = (c.view(b, h, t, -1), s.view(b, h, t, -1))
             out.append(done[frames])
         return out
@@ -282,13 +286,8 @@ class ArcTransformer(nn.Module):
             sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
             x = x + self.input_embed(sized.long())
         own = positions[..., :3]  # (seq, row, col) of each token
-
-        def cos_sin(p3: Tensor) -> tuple[Tensor, Tensor]:  # [B, T, 3] -> cos, sin [B, 1, T, Dh]
-            p = p3[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
-            return self.rope.cos_sin(p[..., 0] if p.shape[-1] == 1 else p, dtype=x.dtype)
-
-        own_cs = cos_sin(own)
-        next_cs = cos_sin(next_cell_positions(tokens, own)) if self.cfg.next_cell_queries else own_cs
+        own_cs = self._cos_sin(own, x.dtype)
+        next_cs = self._cos_sin(next_cell_positions(tokens, own), x.dtype) if self.cfg.next_cell_queries else own_cs
         # queries: the first own_query_layers layers at the token's own place (compare a cell with what a
         # frame head finds there), the rest at the place of the token they predict
         query_cs = [own_cs if i < self.cfg.own_query_layers else next_cs for i in range(self.cfg.n_layers)]

@@ -73,13 +73,6 @@ def grid_tokens(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     return toks, rc
 
 
-def widen(rc: np.ndarray, seq: np.ndarray) -> np.ndarray:
-    """Positions ``[n, POS_DIMS]`` of tokens that are not input cells: ``seq [n]``, ``rc [n, 2]``, no size."""
-    out = np.zeros((len(seq), POS_DIMS), np.int64)
-    out[:, 0], out[:, 1:3] = seq, rc
-    return out
-
-
 def grid_length(grid: Grid) -> int:
     """Number of tokens ``grid_tokens`` produces (without the INPUT/OUTPUT marker)."""
     h, w = grid.shape
