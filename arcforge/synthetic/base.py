@@ -128,7 +128,15 @@ def side(rng: np.random.Generator, d: Difficulty, lo: int | None = None, hi: int
 def colors(rng: np.random.Generator, k: int, exclude: Sequence[int] = ()) -> list[int]:
     """``k`` distinct non-background colors, none in ``exclude``."""
     pool = [c for c in COLORS if c not in exclude]
-    return [int(c) for c in rng.choice(pool, size=k, replace=False)]
+    # choice over the pool's size draws exactly what choice over the pool does (same indices), without
+    # turning the pool into an array first
+    return [pool[i] for i in rng.choice(len(pool), size=k, replace=False).tolist()]
+
+
+def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """``float(rng.uniform(lo, hi))``, the same number (numpy computes ``lo + (hi - lo) * random()``) at
+    a third of the cost."""
+    return lo + (hi - lo) * rng.random()
 
 
 def choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
@@ -137,8 +145,11 @@ def choice(rng: np.random.Generator, options: Sequence[Any]) -> Any:
 
 def noise_grid(rng: np.random.Generator, h: int, w: int, palette: Sequence[int], density: float) -> Grid:
     """An h x w grid: each cell is background with probability 1-density, else a color of ``palette``."""
-    vals = np.asarray(palette, dtype=np.int8)[rng.integers(len(palette), size=(h, w))]
-    vals[rng.random((h, w)) >= density] = 0  # background with probability 1 - density
+    vals = np.array(palette, dtype=np.int8)[rng.integers(len(palette), size=(h, w))]
+    if density < 1.0:  # random() < 1 always: a density of 1 keeps every cell (the draws are made alike)
+        vals[rng.random((h, w)) >= density] = 0  # background with probability 1 - density
+    else:
+        rng.random((h, w))
     return vals
 
 
@@ -158,46 +169,60 @@ def random_shape(rng: np.random.Generator, max_h: int, max_w: int, cells: int) -
     """
     cells = min(cells, max_h * max_w)
     u = rng.random((cells * 8 + 1, 2)).tolist()  # all the walk's draws at once: scalar draws are slow
-    pts = [(int(u[0][0] * max_h), int(u[0][1] * max_w))]
+    it = iter(u)
+    a, b = next(it)
+    pts = [(int(a * max_h), int(b * max_w))]
     seen = set(pts)
-    for a, b in u[1:]:
-        if len(pts) >= cells:
-            break
-        r, c = pts[int(a * len(pts))]
-        dr, dc = _STEPS[int(b * 4)]
-        nxt = (r + dr, c + dc)
-        if 0 <= nxt[0] < max_h and 0 <= nxt[1] < max_w and nxt not in seen:
-            seen.add(nxt)
-            pts.append(nxt)
-    rs, cs = zip(*pts, strict=True)
-    r0, c0 = min(rs), min(cs)
-    m = np.zeros((max(rs) - r0 + 1, max(cs) - c0 + 1), dtype=bool)
-    m[np.array(rs) - r0, np.array(cs) - c0] = True
-    return m
+    steps = _STEPS
+    n = 1
+    if n < cells:
+        for a, b in it:
+            r, c = pts[int(a * n)]
+            dr, dc = steps[int(b * 4)]
+            r += dr
+            c += dc
+            if 0 <= r < max_h and 0 <= c < max_w and (r, c) not in seen:
+                seen.add((r, c))
+                pts.append((r, c))
+                n += 1
+                if n >= cells:
+                    break
+    r0 = min(p[0] for p in pts)
+    c0 = min(p[1] for p in pts)
+    hh = max(p[0] for p in pts) - r0 + 1
+    ww = max(p[1] for p in pts) - c0 + 1
+    m = bytearray(hh * ww)
+    for r, c in pts:
+        m[(r - r0) * ww + c - c0] = 1
+    return np.frombuffer(m, dtype=bool).reshape(hh, ww)
 
 
-def place(
-    rng: np.random.Generator, taken: np.ndarray, h: int, w: int, gap: int = 1
-) -> tuple[int, int] | None:
-    """A random top-left corner for an h x w box on the canvas ``taken`` (bool, True = used) such that
-    the box grown by ``gap`` cells on every side touches nothing taken; marks the box as taken.
+class Canvas:
+    """The boxes ``place`` has put on an h x w grid (the cells they cover are taken)."""
+
+    __slots__ = ("boxes", "shape")
+
+    def __init__(self, h: int, w: int) -> None:
+        self.shape = (h, w)
+        self.boxes: list[tuple[int, int, int, int]] = []  # (row, col, height, width)
+
+
+def place(rng: np.random.Generator, taken: Canvas, h: int, w: int, gap: int = 1) -> tuple[int, int] | None:
+    """A random top-left corner for an h x w box on the canvas ``taken`` such that the box grown by
+    ``gap`` cells on every side touches no box placed before; adds the box to the canvas.
     None when no such position exists (every free position is equally likely)."""
     H, W = taken.shape
     if h > H or w > W:
         return None
-    # Summed-area table of the canvas padded by ``gap``: one window sum per candidate corner.
-    padded = np.zeros((H + 2 * gap, W + 2 * gap), dtype=np.int32)
-    padded[gap : gap + H, gap : gap + W] = taken
-    s = np.zeros((H + 2 * gap + 1, W + 2 * gap + 1), dtype=np.int32)
-    s[1:, 1:] = padded.cumsum(0).cumsum(1)
-    bh, bw = h + 2 * gap, w + 2 * gap
-    window = s[bh:, bw:] - s[:-bh, bw:] - s[bh:, :-bw] + s[:-bh, :-bw]  # (H - h + 1, W - w + 1)
-    free = np.flatnonzero(window == 0)
+    nc = W - w + 1
+    free = np.ones((H - h + 1, nc), dtype=bool)  # candidate corners, row-major
+    for r0, c0, h0, w0 in taken.boxes:  # corners whose grown box would overlap this box
+        free[max(0, r0 - gap - h + 1) : r0 + h0 + gap, max(0, c0 - gap - w + 1) : c0 + w0 + gap] = False
+    free = np.flatnonzero(free)
     if free.size == 0:
         return None
-    k = int(free[below(rng, free.size)])
-    r, c = divmod(k, W - w + 1)
-    taken[r : r + h, c : c + w] = True
+    r, c = divmod(int(free[below(rng, free.size)]), nc)
+    taken.boxes.append((r, c, h, w))
     return r, c
 
 
@@ -209,13 +234,15 @@ def scatter(rng: np.random.Generator, h: int, w: int, k: int) -> tuple[np.ndarra
 
 def same_grid(a: Grid, b: Grid) -> bool:
     """``np.array_equal`` for two grids, without its generic overhead (checks run it for every pair)."""
+    if a.dtype == b.dtype:  # equal bytes (C order) of equal shapes and dtypes: equal grids
+        return a.shape == b.shape and a.tobytes() == b.tobytes()
     return a.shape == b.shape and bool((a == b).all())
 
 
 def colors_in(grids: Sequence[Grid]) -> set[int]:
     """Non-background colors present in any of the grids."""
     present: set[int] = set()
-    for g in grids:
-        present.update(int(v) for v in np.unique(g))
+    for g in grids:  # an int8 grid's bytes are its colors
+        present.update(g.tobytes() if g.dtype == np.int8 else (int(v) for v in np.unique(g)))
     present.discard(0)
     return present

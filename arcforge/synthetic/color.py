@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from arcforge.synthetic.base import (
+    Canvas,
     Difficulty,
     Params,
     RawPair,
@@ -19,6 +20,7 @@ from arcforge.synthetic.base import (
     randint,
     random_shape,
     side,
+    uniform,
 )
 
 
@@ -34,7 +36,7 @@ class ColorMap:
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
-        g = noise_grid(rng, side(rng, d), side(rng, d), p["palette"], float(rng.uniform(0.4, 0.9)))
+        g = noise_grid(rng, side(rng, d), side(rng, d), p["palette"], uniform(rng, 0.4, 0.9))
         table = np.arange(10, dtype=np.int8)
         for s, t in p["mapping"]:
             table[s] = t
@@ -51,7 +53,7 @@ def _objects(
     rng: np.random.Generator, h: int, w: int, sizes: Sequence[int]
 ) -> list[tuple[int, int, np.ndarray]] | None:
     """Place one random 4-connected shape of exactly each size, no two touching (not even diagonally)."""
-    taken = np.zeros((h, w), dtype=bool)
+    taken = Canvas(h, w)
     out = []
     for n in sizes:
         shape = random_shape(rng, min(h, 4), min(w, 4), n)
@@ -132,7 +134,7 @@ class Denoise:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:
         h, w = side(rng, d, 5), side(rng, d, 5)
         pal = p["palette"]
-        taken = np.zeros((h, w), dtype=bool)
+        taken = Canvas(h, w)
         clean = np.zeros((h, w), dtype=np.int8)
         for _ in range(randint(rng, 1, d.max_objects)):
             rh, rw = randint(rng, 2, min(4, h - 1)), randint(rng, 2, min(4, w - 1))

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from arcforge.synthetic.base import (
+    Canvas,
     Difficulty,
     Params,
     RawPair,
@@ -19,6 +20,7 @@ from arcforge.synthetic.base import (
     random_shape,
     scatter,
     side,
+    uniform,
 )
 
 
@@ -61,7 +63,7 @@ class MajorityColor:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:
         h, w = side(rng, d, 3), side(rng, d, 3)
         pal = np.asarray(p["palette"], dtype=np.int8)
-        g = np.where(rng.random((h, w)) < rng.uniform(0.5, 1.0), pal[rng.integers(len(pal), size=(h, w))], 0)
+        g = np.where(rng.random((h, w)) < uniform(rng, 0.5, 1.0), pal[rng.integers(len(pal), size=(h, w))], 0)
         counts = np.bincount(g.ravel(), minlength=10)[1:]
         top = counts.max()
         if top == 0 or (counts == top).sum() > 1:  # the majority must be unique
@@ -84,7 +86,7 @@ class CountObjects:
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:
         h, w = side(rng, d, 4), side(rng, d, 4)
-        taken = np.zeros((h, w), dtype=bool)
+        taken = Canvas(h, w)
         g = np.zeros((h, w), dtype=np.int8)
         n = 0
         pal = p["palette"]

@@ -7,6 +7,7 @@ import numpy as np
 
 from arcforge.synthetic.base import (
     MAX_SIDE,
+    Canvas,
     Difficulty,
     Params,
     RawPair,
@@ -19,6 +20,7 @@ from arcforge.synthetic.base import (
     place,
     randint,
     side,
+    uniform,
 )
 
 
@@ -42,7 +44,7 @@ class FillEnclosed:
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:
         h, w = side(rng, d, 5), side(rng, d, 5)
-        taken = np.zeros((h, w), dtype=bool)
+        taken = Canvas(h, w)
         g = np.zeros((h, w), dtype=np.int8)
         out = g.copy()
         closed = 0
@@ -166,7 +168,7 @@ class Border:
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
-        g = noise_grid(rng, side(rng, d, 3), side(rng, d, 3), p["palette"], float(rng.uniform(0.2, 0.7)))
+        g = noise_grid(rng, side(rng, d, 3), side(rng, d, 3), p["palette"], uniform(rng, 0.2, 0.7))
         out = g.copy()
         out[0, :] = out[-1, :] = out[:, 0] = out[:, -1] = p["color"]
         return g, out
@@ -181,7 +183,7 @@ class Hollow:
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair | None:
         h, w = side(rng, d, 5, MAX_SIDE), side(rng, d, 5, MAX_SIDE)
-        taken = np.zeros((h, w), dtype=bool)
+        taken = Canvas(h, w)
         g = np.zeros((h, w), dtype=np.int8)
         out = g.copy()
         pal = p["palette"]

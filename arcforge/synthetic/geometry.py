@@ -20,6 +20,7 @@ from arcforge.synthetic.base import (
     random_shape,
     same_grid,
     side,
+    uniform,
 )
 
 
@@ -37,7 +38,7 @@ def _only_symmetry(k: int, train: Sequence[RawPair]) -> bool:
 def _scene(rng: np.random.Generator, d: Difficulty, params: Params, lo: int = 2, hi: int = MAX_SIDE):
     """A random sparse-to-dense grid in the task's palette, sides in the difficulty's range."""
     h, w = side(rng, d, lo, hi), side(rng, d, lo, hi)
-    return noise_grid(rng, h, w, params["palette"], float(rng.uniform(0.3, 0.8)))
+    return noise_grid(rng, h, w, params["palette"], uniform(rng, 0.3, 0.8))
 
 
 @family("flip", "geometry", "mirror the grid left-right (axis h) or top-bottom (axis v)", easy=True)

@@ -18,6 +18,7 @@ from arcforge.synthetic.base import (
     random_shape,
     same_grid,
     side,
+    uniform,
 )
 
 DIRECTIONS = ("down", "up", "left", "right")
@@ -49,7 +50,7 @@ class Gravity:
 
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
-        g = noise_grid(rng, side(rng, d), side(rng, d), p["palette"], float(rng.uniform(0.15, 0.5)))
+        g = noise_grid(rng, side(rng, d), side(rng, d), p["palette"], uniform(rng, 0.15, 0.5))
         return g, np.ascontiguousarray(gravity(g, p["direction"]))
 
     @staticmethod
