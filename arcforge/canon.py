@@ -202,12 +202,24 @@ def _gather(g: Grids, sel: np.ndarray, hw: int) -> np.ndarray:
 def _color_sums(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(n, k, 10) uint64: for each grid, weight column and color, the exact sum of the weights of its cells.
 
-    ``weights`` (k, hw) float64 holds non-negative integers below 2**53. A float64 bincount is exact while
-    every sum stays below 2**53; for larger grids each weight is split into 16-bit halves summed apart, so
-    every grid size is exact (up to 2**37 cells).
+    ``weights`` (k, hw) float64 holds non-negative integers below 2**53. While every sum stays below 2**53
+    the sums are float64 matrix products (one per color present: its 0/1 mask of the cells times the
+    weights: faster than bincounts for several weight columns), exact in any order of summation; else
+    bincounts over ``grid * 10 + color``, and for larger grids each weight is split into 16-bit halves
+    summed apart, so every grid size is exact (up to 2**37 cells).
     """
     n, hw = cells.shape
-    # Only non-zero cells are summed (0 is the usual background); color 0 gets the rest of the total.
+    if weights.shape[0] > 1 and hw * float(weights.max(initial=0.0)) < _EXACT_F64:
+        out = np.zeros((n, weights.shape[0], NCOLORS), np.float64)
+        wt = np.ascontiguousarray(weights.T)  # (hw, k)
+        present = np.bincount(cells.ravel(), minlength=NCOLORS)[1:NCOLORS] > 0
+        step = max(1, _MATMUL_CELLS // max(1, hw))  # grids per product: bounded temporaries
+        for c in (np.flatnonzero(present) + 1).tolist():
+            for lo in range(0, n, step):
+                out[lo : lo + step, :, c] = (cells[lo : lo + step] == c).astype(np.float64) @ wt
+        # Only colors 1-9 are summed (0 is the usual background); color 0 gets the rest of the total.
+        out[:, :, 0] = weights.sum(axis=1)[None, :] - out[:, :, 1:].sum(axis=2)
+        return out.astype(np.uint64)
     nz = np.flatnonzero(cells)
     grid = nz // hw
     col = nz - grid * hw
@@ -228,6 +240,9 @@ def _color_sums(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
                 acc += sums.astype(np.uint64) << shift
         out[:, k, :] = acc
     return out
+
+
+_MATMUL_CELLS = 1 << 20  # cells per matrix product in ``_color_sums``
 
 
 def _color_counts(cells: np.ndarray) -> np.ndarray:
@@ -263,12 +278,15 @@ def _sym_weights(h: int, w: int) -> np.ndarray:
     out = np.empty((NSYM, h * w))
     for s in range(NSYM):
         t = apply_symmetry(src, s)
-        h2, w2 = t.shape
-        q = np.arange(h2 * w2, dtype=np.uint64)
-        key = (np.uint64(h2) << np.uint64(48)) | (np.uint64(w2) << np.uint64(32)) | q
-        base = ((fmix(key ^ SALT_POS) >> np.uint64(33)) | np.uint64(1)).astype(np.float64)
-        out[s, t.ravel()] = base
+        out[s, t.ravel()] = _place_weights(*t.shape)
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _place_weights(h: int, w: int) -> np.ndarray:
+    """(h*w,) float64: the odd 31-bit weight of each place of an h x w grid (row-major)."""
+    key = (np.uint64(h) << np.uint64(48)) | (np.uint64(w) << np.uint64(32)) | np.arange(h * w, dtype=np.uint64)
+    return ((fmix(key ^ SALT_POS) >> np.uint64(33)) | np.uint64(1)).astype(np.float64)
 
 
 def color_stats(g: Grids) -> tuple[np.ndarray, np.ndarray]:
