@@ -103,6 +103,7 @@ def write_shards(
     group_starts = [0, *cut.tolist()] if len(order) else []
     block = max(1, row_group_rows) * max(1, _BLOCK_ROWS // max(1, row_group_rows))
     jobs: list[tuple[Path, str, str, np.ndarray]] = []
+    sizes: list[float] = []  # Arrow bytes of each job (about)
     for lo, hi in zip(group_starts, [*group_starts[1:], len(order)], strict=True):
         source, split = str(src[lo]), str(spl[lo])
         rows = order[lo:hi]
@@ -112,6 +113,7 @@ def write_shards(
         for i in range(n_shards):
             rel = Path(source) / f"{split}-{i:05d}-of-{n_shards:05d}.parquet"
             jobs.append((rel, source, split, rows[bounds[i] : bounds[i + 1]]))
+            sizes.append(nbytes * (bounds[i + 1] - bounds[i]) / max(1, len(rows)))
 
     def write_one(job: tuple[Path, str, str, np.ndarray]) -> ShardInfo:
         rel, source, split, part = job
@@ -122,9 +124,12 @@ def write_shards(
                 w.write_table(_gather(batches, starts, part[b : b + block]), row_group_size=max(1, row_group_rows))
         return ShardInfo(rel, source, split, len(part), path.stat().st_size)
 
-    # Files are independent and pyarrow compresses without the GIL: one thread per CPU writes them.
+    # Files are independent and pyarrow compresses without the GIL: one thread per CPU writes them, the
+    # biggest first (a big shard started last would keep one thread busy while the others are done).
+    order = sorted(range(len(jobs)), key=lambda i: -sizes[i])
     with ThreadPoolExecutor(max(1, min(threads or available_cpus(), len(jobs)))) as ex:
-        return list(ex.map(write_one, jobs))
+        done = dict(zip(order, ex.map(write_one, [jobs[i] for i in order]), strict=True))
+    return [done[i] for i in range(len(jobs))]
 
 
 _BLOCK_ROWS = 8192  # rows gathered at once while writing a shard
