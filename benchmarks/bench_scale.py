@@ -126,15 +126,16 @@ def _examples(rng: np.random.Generator, n: int) -> list[dict]:
     return out
 
 
-def make_folder(root: Path, n: int, seed: int = 0) -> str:
+def make_folder(root: Path, n: int, seed: int = 0, layout: str = "auto") -> str:
     """``n`` distinct random tasks of 4 examples (3 train + 1 test) drawn from a pool of 50,000 random
     examples (pre-encoded, so that making a million tasks takes seconds, not minutes): one standard file
-    per task up to 100k tasks, else RE-ARC-style lists of 1000 tasks (4000 examples) per file."""
+    per task (``layout`` files; auto: up to 100k tasks), or RE-ARC-style lists of 1000 tasks (4000
+    examples) per file (``layout`` lists; auto: above 100k)."""
     import msgspec
 
     rng = np.random.default_rng(seed)
     pool = [msgspec.json.encode(e) for e in _examples(rng, 50_000)]
-    per_file = 1 if n <= 100_000 else 1000
+    per_file = 1 if layout == "files" or (layout == "auto" and n <= 100_000) else 1000
     for f in range(-(-n // per_file)):
         d = root / f"part{f // 1000:04d}"
         d.mkdir(parents=True, exist_ok=True)
@@ -280,15 +281,17 @@ def _tree_digest(folder: Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: list[int]) -> list[dict]:
+def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: list[int],
+             layout: str = "auto") -> list[dict]:
     env = {**os.environ, "ARCFORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
     rows = []
+    layout_arg = layout
     for n in sizes:
         layout = f"--synthetic-tasks {n}"
         folder = tmp / f"local{n}"
         if kind == "local":
             t = time.perf_counter()
-            layout = make_folder(folder, n)
+            layout = make_folder(folder, n, layout=layout_arg)
             made = time.perf_counter() - t
         for w in worker_counts:
             # ARC-AGI-1/2 come along as the evaluation reference of --exclude-eval
@@ -324,6 +327,9 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,1000000")
     ap.add_argument("--big-workers", default="1,all", help="worker counts for the big builds (all = every CPU)")
     ap.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--layout", default="auto", choices=["auto", "files", "lists"],
+                    help="local folders: one file per task (files), RE-ARC-style lists of 1000 (lists), "
+                         "or files up to 100k tasks and lists above (auto)")
     ap.add_argument("--results", default=str(RESULTS), help="results file (merged into when it exists)")
     args = ap.parse_args()
     results = Path(args.results)
@@ -346,10 +352,12 @@ def main() -> None:
             print(json.dumps(result["sources"]["median"]), flush=True)
         for kind in ("local", "synthetic"):
             if kind in parts:
-                old = [r for r in result.get("big", []) if not (r["kind"] == kind and r["tasks"] in sizes
-                                                               and r["workers"] in big_counts)]
-                result["big"] = old + part_big(kind, home, tmp, sizes, big_counts)
-                result["big"].sort(key=lambda r: (r["kind"], r["tasks"], r["workers"]))
+                new = part_big(kind, home, tmp, sizes, big_counts, args.layout)
+                same = {(r["kind"], r["tasks"], r["workers"], r["input"]) for r in new}
+                old = [r for r in result.get("big", []) if (r["kind"], r["tasks"], r["workers"], r["input"])
+                       not in same]
+                result["big"] = old + new
+                result["big"].sort(key=lambda r: (r["kind"], r["tasks"], r["input"], r["workers"]))
                 results.write_text(json.dumps(result, indent=1) + "\n")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(result, indent=1) + "\n")

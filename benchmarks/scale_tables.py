@@ -73,15 +73,17 @@ def _goals(r: dict) -> list[str]:
     if "sources" in r and cpus:
         m = r["sources"]["median"].get(f"build_w{cpus}")
         if m:
-            ok = "met" if m["x_floor_work_wall"] <= 2 else "not met"
+            ok = "met" if m["x_floor_wall"] <= 2 else "not met"
             lines.append(f"- 11 sources at most 2x the stdlib-json floor, wall, {cpus} CPUs: "
-                         f"**{m['x_floor_work_wall']:.2f}x** ({ok}; CPU {m['x_floor_cpu']:.2f}x).")
+                         f"**{m['x_floor_wall']:.2f}x** process wall ({ok}, at load {m['load_before']:.1f}; "
+                         f"after the interpreter started: {m['x_floor_work_wall']:.2f}x; CPU {m['x_floor_cpu']:.2f}x).")
     for b in r.get("big", []):
         if b["tasks"] >= 1_000_000:
             wall = "met" if b["wall_s"] <= 240 else "not met"
             mem = "met" if b["peak_pss_mb"] <= 4096 else "not met"
-            lines.append(f"- {b['tasks']:,} tasks ({b['kind']}, {b['workers']} workers): wall {b['wall_s']:.0f} s "
-                         f"against 240 s ({wall}, at load {b['load_before']:.0f}; {b['cpu_s']:.0f} CPU s in all), "
+            what = b["kind"] if b["kind"] == "synthetic" else f"local, {b['input'].split(';')[0]}"
+            lines.append(f"- {b['tasks']:,} tasks ({what}, {b['workers']} workers): wall {b['wall_s']:.0f} s "
+                         f"against 240 s ({wall}, at load {b['load_before']:.1f}; {b['cpu_s']:.0f} CPU s in all), "
                          f"peak {b['peak_pss_mb']:,} MB PSS / {b['peak_rss_mb']:,} MB RSS against 4,096 MB ({mem}).")
     if "sources" in r:
         same = r["sources"]["identical_output_across_workers"]
