@@ -353,6 +353,9 @@ class TTTConfig:
     colors: bool = True  # random color permutation per example
     keep_zero: bool = True  # color 0 (background) is never permuted
     shuffle_train: bool = True  # random context order
+    # the second attempt is the base model's best answer when it differs from the tuned model's first:
+    # a tuned copy can overfit a task's three or four demonstrations, the base model cannot
+    base_attempt: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
