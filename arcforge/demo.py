@@ -55,6 +55,11 @@ class DemoConfig:
     ttt_steps: int = 8  # test-time training steps per held-out task (0 = off)
     ttt_lr: float = 1e-3
     ttt_batch_size: int = 4  # leave-one-out examples per TTT step
+    # TTT examples keep the task's own orientation and colors (only the context order is shuffled): under a
+    # random symmetry or color permutation a flip or a color map becomes another rule, which this model
+    # cannot yet pick from three demonstrations (docs/training.md: 16% -> 26% on the same checkpoint)
+    ttt_symmetries: bool = False
+    ttt_colors: bool = False
     gallery_rows: int = 16
     threads: int = 0  # torch CPU threads for training (0: the CPUs free now, from affinity and load average)
     eval_threads: int = 1  # threads while decoding and test-time training (small ops: one thread wins)

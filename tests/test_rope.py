@@ -296,6 +296,38 @@ def test_a_frame_head_attends_each_output_cell_to_the_input_cell_its_symmetry_mo
         assert grid.ravel()[best.numpy()].tolist() == out.ravel().tolist(), (D8_FRAMES[frame], h, w)
 
 
+EDGE_NUMPY = {"mirror_right": lambda g: np.hstack([g, np.fliplr(g)]), "mirror_down": lambda g: np.vstack([g, np.flipud(g)]),
+              "shift_right": lambda g: np.hstack([g, g]), "shift_down": lambda g: np.vstack([g, g])}
+
+
+@pytest.mark.parametrize("frame", range(8, 12))
+def test_an_edge_frame_head_attends_each_cell_beyond_the_edge_to_its_source(frame):
+    """Edge frames: in the mirrored or repeated concatenation of a grid, every cell beyond the right (or
+    bottom) edge gets its highest RoPE score from the input cell it copies."""
+    from arcforge.train.rope import FRAMES, frame_rc
+
+    cfg = RopeConfig(head_dim=32, mode="2d+1d")
+    rng = np.random.default_rng(frame)
+    for h, w in [(3, 5), (4, 4), (6, 2), (1, 7)]:
+        grid = np.arange(h * w).reshape(h, w)
+        full = EDGE_NUMPY[FRAMES[frame]](grid)
+        beyond = full[:, w:] if FRAMES[frame].endswith("right") else full[h:]
+        r0, c0 = (0, w) if FRAMES[frame].endswith("right") else (h, 0)
+        rc = torch.tensor([(r, c) for r in range(1, h + 1) for c in range(1, w + 1)])
+        keys = frame_rc(rc, torch.tensor([h, w]).expand(len(rc), 2), frame)
+        queries = torch.tensor([(r0 + i, c0 + j) for i in range(1, h + 1) for j in range(1, w + 1)])
+        seq = torch.zeros(1, len(rc), 1, dtype=torch.long)
+        kc, ks = cos_sin(torch.cat([seq, keys[None]], -1), cfg)
+        qc, qs = cos_sin(torch.cat([seq, queries[None]], -1), cfg)
+        v = torch.zeros(32)
+        v[8:16] = torch.from_numpy(rng.uniform(0.5, 1.5, 8)).float()
+        v[24:32] = v[8:16]
+        k = rotate(v.expand(1, 1, len(rc), 32), kc, ks)
+        q = rotate(v.expand(1, 1, len(queries), 32), qc, qs)
+        best = (q @ k.transpose(-1, -2))[0, 0].argmax(-1)
+        assert grid.ravel()[best.numpy()].tolist() == beyond.ravel().tolist(), (FRAMES[frame], h, w)
+
+
 def test_frames_move_only_sized_cells_and_keep_the_rest():
     from arcforge.train.rope import frame_rc, framed_positions, head_frames
 
@@ -304,6 +336,7 @@ def test_frames_move_only_sized_cells_and_keep_the_rest():
     assert frame_rc(rc, hw, 1).tolist() == [[1, 2], [0, 0], [3, 4]]  # flip_lr: (r, w + 1 - c)
     assert frame_rc(rc, hw, 4).tolist() == [[2, 1], [0, 0], [3, 4]]  # transpose
     assert head_frames(4, 0) == (0, 1, 2, 3) and head_frames(4, 1) == (4, 5, 6, 7) and head_frames(8, 2) == tuple(range(8))
+    assert [head_frames(4, layer, 12) for layer in range(3)] == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11)]
     pos = torch.tensor([[[7, 1, 2, 2, 3], [8, 0, 0, 0, 0]]])
     fp = framed_positions(pos, (0, 1, 4))
     assert fp.shape == (1, 3, 2, 3)

@@ -73,11 +73,12 @@ def test_config_round_trip_and_flops():
 
 def test_axial_rope_fields_reach_rope_and_old_configs_load():
     old = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d").to_dict()
-    for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "next_cell_queries", "qkv_bias"):
+    for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "edge_frames", "next_cell_queries",
+                 "qkv_bias"):
         del old[name]  # a checkpoint saved before the fields existed loads as it was trained
     cfg = ModelConfig.from_checkpoint(old)
     assert cfg.rope().original_max_side is None and cfg.rope().axis_base is None
-    assert not (cfg.key_frames or cfg.next_cell_queries or cfg.qkv_bias)
+    assert not (cfg.key_frames or cfg.edge_frames or cfg.next_cell_queries or cfg.qkv_bias)
     axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
                         rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False)
     assert (axial.rope().original_max_side, axial.rope().axis_base) == (17, 100.0)
@@ -86,6 +87,23 @@ def test_axial_rope_fields_reach_rope_and_old_configs_load():
     tokens, pos = torch.randint(0, 10, (1, 6)), torch.randint(0, 9, (1, 6, 3))
     a, b = ArcTransformer(cfg).eval(), ArcTransformer(axial).eval()
     b.load_state_dict(a.state_dict())  # same weights, only the axis base differs -> different logits
+    assert not torch.allclose(a(tokens, pos), b(tokens, pos))
+
+
+def test_edge_frames_change_only_the_keys_of_input_cells():
+    """Same weights with and without the edge frames: logits differ once a layer's heads take an edge frame
+    (layer 2 of 4 heads), and nothing differs for tokens that are not input-grid cells (no h, w)."""
+    base = ModelConfig(d_model=64, n_layers=3, n_heads=4, edge_frames=False)
+    edge = ModelConfig(d_model=64, n_layers=3, n_heads=4, edge_frames=True)
+    torch.manual_seed(0)
+    a, b = ArcTransformer(base).eval(), ArcTransformer(edge).eval()
+    b.load_state_dict(a.state_dict())
+    tokens = torch.randint(0, 10, (1, 12))
+    pos = torch.zeros(1, 12, 5, dtype=torch.long)
+    pos[0, :, 0] = torch.arange(12)
+    pos[0, :, 1], pos[0, :, 2] = torch.arange(12) // 3 + 1, torch.arange(12) % 3 + 1
+    assert torch.equal(a(tokens, pos), b(tokens, pos))  # no sized cells: frames move nothing
+    pos[0, :6, 3], pos[0, :6, 4] = 2, 3  # the first 6 tokens: a 2x3 input grid
     assert not torch.allclose(a(tokens, pos), b(tokens, pos))
 
 

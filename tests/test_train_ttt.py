@@ -3,6 +3,8 @@ deterministic by seed, and fits the task's demonstrations."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -145,3 +147,36 @@ def test_cli_eval_with_test_time_training(arc_shards, tmp_path):
     assert all("exact_before" in t and t["ttt"]["steps"] == 1 for t in rep["per_task"])
     r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--rank", "best"])
     assert r.exit_code == 2 and "--rank" in r.output
+
+
+def test_base_attempt_merges_the_two_rankings():
+    from arcforge.train.evaluate import with_base_attempt
+
+    a, b, c = (np.full((2, 2), k, np.int8) for k in (1, 2, 3))
+    merged = with_base_attempt({"ranked": [a, b], "first": a}, {"ranked": [c, a], "first": c})
+    assert [int(g[0, 0]) for g in merged["ranked"]] == [1, 3, 2] and merged["first"] is a
+    same = with_base_attempt({"ranked": [a, b], "first": a}, {"ranked": [a, c], "first": a})
+    assert [int(g[0, 0]) for g in same["ranked"]] == [1, 2, 3]
+    assert with_base_attempt({"ranked": [], "first": None}, {"ranked": [c], "first": c})["ranked"][0] is c
+
+
+def test_the_second_attempt_is_the_base_models_answer(tasks):
+    """With base_attempt, attempt 2 is what the model without TTT ranks first (where the tuned copy's
+    first attempt differs); without it, both attempts come from the tuned copy."""
+    def subs(**kw):
+        cfg = replace(_cfg(**kw), max_new=80)  # every row ends (the side limit caps it) with an answer
+        return evaluate_tasks(_model(), tasks, seq_len=SEQ, device=torch.device("cpu"), cfg=cfg).submission
+
+    base = evaluate_tasks(_model(), tasks, seq_len=SEQ, device=torch.device("cpu"),
+                          cfg=EvalConfig(votes=2, max_new=80)).submission
+    mixed, tuned = subs(base_attempt=True), subs(base_attempt=False)
+    assert mixed.keys() == base.keys() == tuned.keys()
+    for key in base:
+        for m, b, t in zip(mixed[key], base[key], tuned[key], strict=True):
+            assert m["attempt_1"] == t["attempt_1"]
+            assert b["attempt_1"] != [[0]]  # a decoded answer, not the placeholder
+            if m["attempt_1"] != b["attempt_1"]:
+                assert m["attempt_2"] == b["attempt_1"]
+            else:
+                assert m["attempt_2"] == t["attempt_2"]
+    assert any(m["attempt_2"] != t["attempt_2"] for k in base for m, t in zip(mixed[k], tuned[k], strict=True))

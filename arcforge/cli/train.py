@@ -317,6 +317,16 @@ def register(app: typer.Typer) -> None:
                                                       help="Leave-one-out examples per TTT step.")] = None,
         ttt_lora_rank: Annotated[int | None, cfg_opt("eval.ttt.lora_rank", "--ttt-lora-rank", help="LoRA "
                                                      "adapter rank for TTT (0 = full fine-tuning).")] = None,
+        ttt_symmetries: Annotated[bool | None, cfg_opt("eval.ttt.symmetries", "--ttt-symmetries/--no-ttt-symmetries",
+                                                       help="A random D8 symmetry per TTT example (off: the "
+                                                       "task's own orientation; a flip stays that flip).")] = None,
+        ttt_colors: Annotated[bool | None, cfg_opt("eval.ttt.colors", "--ttt-colors/--no-ttt-colors",
+                                                   help="A random color permutation per TTT example (off: "
+                                                   "the task's own colors; a color map stays that map).")] = None,
+        ttt_base_attempt: Annotated[bool | None, cfg_opt("eval.ttt.base_attempt",
+                                                         "--ttt-base-attempt/--no-ttt-base-attempt",
+                                                         help="Second attempt: the base model's best answer "
+                                                         "where it differs from the tuned model's.")] = None,
         json_: JsonOpt = False,
     ) -> None:
         """Exact-match and pass@2 (augmentation voting, optional test-time training) of a checkpoint;

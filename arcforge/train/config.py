@@ -155,6 +155,9 @@ class ModelConfig:
     # (``arcforge.train.rope.frame_rc``), so a flip, rotation or transpose is a zero-offset copy for some
     # head. Checkpoints saved without this field load with False.
     key_frames: bool = True
+    # with key_frames, heads also cycle through the 4 edge frames (``rope.EDGE_FRAMES``: the input's mirror
+    # image or copy beyond its right or bottom edge). Checkpoints saved without this field load with False.
+    edge_frames: bool = False
     # queries rotate by the place of the token they predict (``arcforge.train.model.next_cell_positions``),
     # keys by their own: "the cell at (r, c) of another grid" is then a zero-offset match. Checkpoints
     # saved without this field load with False (queries at their own position).
@@ -206,9 +209,9 @@ class ModelConfig:
     @classmethod
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
-        ``rope_axis_base`` None, ``key_frames``, ``next_cell_queries`` and ``qkv_bias`` False)."""
-        old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "next_cell_queries": False,
-               "qkv_bias": False}
+        ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``next_cell_queries`` and ``qkv_bias`` False)."""
+        old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False,
+               "next_cell_queries": False, "qkv_bias": False}
         return cls.from_dict({**old, **d})
 
 
@@ -353,6 +356,9 @@ class TTTConfig:
     colors: bool = True  # random color permutation per example
     keep_zero: bool = True  # color 0 (background) is never permuted
     shuffle_train: bool = True  # random context order
+    # the second attempt is the base model's best answer when it differs from the tuned model's first:
+    # a tuned copy can overfit a task's three or four demonstrations, the base model cannot
+    base_attempt: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -43,7 +43,7 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
     # decode in the precision the model trained in (bf16 where the trainer's amp probe chose it)
     ecfg = EvalConfig(votes=cfg.votes, seed=cfg.seed, amp="bf16" if trained["bf16"] else "off",
                       ttt=TTTConfig(steps=cfg.ttt_steps, lr=cfg.ttt_lr, batch_size=cfg.ttt_batch_size,
-                                    seed=cfg.seed))
+                                    symmetries=cfg.ttt_symmetries, colors=cfg.ttt_colors, seed=cfg.seed))
     threads = torch.get_num_threads()
     if cfg.eval_threads > 0:  # decoding and TTT run small ops, where fewer threads win
         torch.set_num_threads(cfg.eval_threads)

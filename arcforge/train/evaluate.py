@@ -14,7 +14,9 @@ the inverse transform and identical grids are pooled. Ranking (``EvalConfig.rank
 The two best are the two attempts (pass@2). ``exact_match`` is the identity transform's greedy answer.
 
 With ``ttt.steps > 0`` each task is first predicted by the base model ("before"), then by a copy
-fine-tuned on its demonstration pairs (``ttt.fine_tune``; "after"); per-task records carry both.
+fine-tuned on its demonstration pairs (``ttt.fine_tune``; "after"); per-task records carry both. With
+``ttt.base_attempt`` (default) the second attempt is the base model's best answer where it differs from
+the tuned model's first (``with_base_attempt``).
 """
 
 from __future__ import annotations
@@ -218,6 +220,18 @@ def predict(model: ArcTransformer, tasks: list[Task], *, seq_len: int, cfg: Eval
     return out
 
 
+def with_base_attempt(tuned: dict, base: dict) -> dict:
+    """One test input's prediction after TTT, with the base model's best answer moved up to second place
+    (unless it is the tuned model's first): attempts from two models that fail differently."""
+    out: list[Grid] = []
+    seen: set[bytes] = set()
+    for g in [*tuned["ranked"][:1], *base["ranked"][:1], *tuned["ranked"][1:], *base["ranked"][1:]]:
+        if grid_bytes(g) not in seen:
+            seen.add(grid_bytes(g))
+            out.append(g)
+    return {**tuned, "ranked": out}
+
+
 def _score(pred: dict, truth: Grid | None) -> dict:
     ranked, first = pred["ranked"][:2], pred["first"]
     rec = {"decoded": first is not None}
@@ -273,6 +287,8 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
                     tuned, report = fine_tune(model, task, cfg.ttt, seq_len)
                 after = predict(tuned, [task], seq_len=seq_len, cfg=cfg)[0]
                 del tuned
+                if cfg.ttt.base_attempt:
+                    after = [with_base_attempt(a, b) for a, b in zip(after, preds, strict=True)]
             attempts = []
             for k, pair in enumerate(task.test):
                 rec = {"task": task.id, "test_index": k, **_score(after[k], pair.output)}
@@ -308,4 +324,4 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
 
 
 __all__ = ["EvalConfig", "EvalResult", "Transform", "evaluate_tasks", "greedy_decode", "predict", "prompt",
-           "token_accuracy", "vote"]
+           "token_accuracy", "vote", "with_base_attempt"]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
-from arcforge.train.rope import RotaryEmbedding, framed_positions, head_frames, rotate
+from arcforge.train.rope import D8_FRAMES, FRAMES, RotaryEmbedding, framed_positions, head_frames, rotate
 from arcforge.train.tokenize import GRID_START, N_COLORS, ROW
 
 ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
@@ -265,7 +265,7 @@ class ArcTransformer(nn.Module):
         done: dict[tuple[int, ...], tuple[Tensor, Tensor]] = {}
         out = []
         for layer in range(self.cfg.n_layers):
-            frames = head_frames(h, layer)
+            frames = head_frames(h, layer, len(FRAMES) if self.cfg.edge_frames else len(D8_FRAMES))
             if frames not in done:
                 fp = framed_positions(positions, frames).reshape(b * h, t, 3)  # [B*H, T, (seq, row', col')]
                 c, s = self._cos_sin(fp, dtype)  # [B*H, 1, T, Dh]

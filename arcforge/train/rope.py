@@ -265,23 +265,30 @@ class RotaryEmbedding(nn.Module):
 
 # Name -> image of 1-based cell (r, c) of an h x w grid, as (row, col) in the transformed grid.
 D8_FRAMES = ("identity", "flip_lr", "flip_ud", "rot180", "transpose", "anti_transpose", "rot90", "rot270")
+# beyond the grid's edge: its mirror image across the right / bottom edge, and a copy shifted one grid
+# width right / one grid height down (mirrored concatenations, tilings, symmetry completion)
+EDGE_FRAMES = ("mirror_right", "mirror_down", "shift_right", "shift_down")
+FRAMES = D8_FRAMES + EDGE_FRAMES
 
 
 def frame_rc(rc: Tensor, hw: Tensor, frame: int) -> Tensor:
     """``rc [..., 2]`` 1-based (row, col) of cells in grids of size ``hw [..., 2]`` -> their (row, col) after
-    symmetry ``D8_FRAMES[frame]`` (``np.rot90`` convention: rot90 is counter-clockwise). Entries with
-    ``h == 0`` (not a framed cell) are returned unchanged."""
+    ``FRAMES[frame]``: a symmetry of the square (``np.rot90`` convention: rot90 is counter-clockwise), or an
+    edge frame (``EDGE_FRAMES``: the cell's place in the grid's mirror image or copy beyond its right or
+    bottom edge). Entries with ``h == 0`` (not a framed cell) are returned unchanged."""
     r, c = rc.unbind(-1)
     h, w = hw.unbind(-1)
     rr, cc = h + 1 - r, w + 1 - c  # flipped row / col
-    image = ((r, c), (r, cc), (rr, c), (rr, cc), (c, r), (cc, rr), (cc, r), (c, rr))[frame]
+    image = ((r, c), (r, cc), (rr, c), (rr, cc), (c, r), (cc, rr), (cc, r), (c, rr),
+             (r, w + cc), (h + rr, c), (r, w + c), (h + r, c))[frame]
     return torch.where((h > 0)[..., None], torch.stack(image, -1), rc)
 
 
-def head_frames(n_heads: int, layer: int) -> tuple[int, ...]:
-    """The frame of each head of ``layer``: heads cycle through D8 continuing from layer to layer, so every
-    frame appears in the model once it has 8 heads in all (and in every layer once ``n_heads >= 8``)."""
-    return tuple((layer * n_heads + i) % len(D8_FRAMES) for i in range(n_heads))
+def head_frames(n_heads: int, layer: int, n_frames: int = len(D8_FRAMES)) -> tuple[int, ...]:
+    """The frame of each head of ``layer``: heads cycle through the first ``n_frames`` of ``FRAMES`` (D8, or
+    D8 and the edge frames) continuing from layer to layer, so every frame appears in the model once it has
+    ``n_frames`` heads in all (and in every layer once ``n_heads >= n_frames``)."""
+    return tuple((layer * n_heads + i) % n_frames for i in range(n_heads))
 
 
 def framed_positions(positions: Tensor, frames: tuple[int, ...]) -> Tensor:
