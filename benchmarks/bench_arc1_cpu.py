@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     tasks = smallest(load_split(a.arc_dir, "evaluation"), a.tasks)
     cfg = EvalConfig(votes=demo.votes, seed=demo.seed, amp="auto",  # bf16 where the CPU runs it faster
                      ttt=TTTConfig(steps=demo.ttt_steps, lr=demo.ttt_lr, batch_size=demo.ttt_batch_size,
-                                   seed=demo.seed))
+                                   symmetries=demo.ttt_symmetries, colors=demo.ttt_colors, seed=demo.seed))
     t0, c0 = time.perf_counter(), time.process_time()
     res = evaluate_tasks(model, tasks, seq_len=model.cfg.max_seq_len, device=torch.device("cpu"), cfg=cfg)
     out = {"checkpoint": "the `make demo` model (synthetic easy families only)", "model": model.cfg.to_dict(),

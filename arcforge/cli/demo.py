@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
             cfg = replace(cfg, families=resolve_families(split_csv(families)))
         from arcforge.train.cpu import use_free_cpus
 
-        use_free_cpus(cfg.threads)  # for the demo's evaluation too (training sets its own the same way)
+        # counted before the demo's own build workers raise the load average: training then uses them too
+        cfg = replace(cfg, threads=use_free_cpus(cfg.threads))
         heartbeat = None if err_console.is_terminal else Heartbeat(_fmt_log)
         with _progress(json_) as prog:
             res = run_demo(out, cfg, mirror=mirror, progress=prog, on_step=heartbeat)
