@@ -242,7 +242,10 @@ def _color_sums(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-_MATMUL_CELLS = 1 << 20  # cells per matrix product in ``_color_sums``
+# Cells per matrix product in ``_color_sums``: few enough that BLAS runs each product on one thread
+# (OpenBLAS splits one over threads from m * n * k = 2**18 on; every worker process's threads would then
+# compete for the same CPUs).
+_MATMUL_CELLS = 30_000
 
 
 def _color_counts(cells: np.ndarray) -> np.ndarray:
