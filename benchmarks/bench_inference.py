@@ -64,6 +64,7 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
     allowed[ROW] = 0
     allowed[GRID_END] = 0
     seq, row, col = len(ex), 1, 1
+    extra = ex.positions[-1, 3:].tolist()  # the components a generated token takes from the output's <grid>
     out: list[int] = []
     logp = 0.0
     for _ in range(max_new):
@@ -73,7 +74,7 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
         if nxt == GRID_END:
             break
         out.append(nxt)
-        pos = torch.tensor([[[seq, row, col]]])
+        pos = torch.tensor([[[seq, row, col, *extra]]])
         if nxt == ROW:
             row, col = row + 1, 1
         else:

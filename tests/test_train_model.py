@@ -73,12 +73,12 @@ def test_config_round_trip_and_flops():
 
 def test_axial_rope_fields_reach_rope_and_old_configs_load():
     old = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d").to_dict()
-    for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "edge_frames", "next_cell_queries",
-                 "qkv_bias"):
+    for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "edge_frames", "pair_seq",
+                 "next_cell_queries", "qkv_bias"):
         del old[name]  # a checkpoint saved before the fields existed loads as it was trained
     cfg = ModelConfig.from_checkpoint(old)
     assert cfg.rope().original_max_side is None and cfg.rope().axis_base is None
-    assert not (cfg.key_frames or cfg.edge_frames or cfg.next_cell_queries or cfg.qkv_bias)
+    assert not (cfg.key_frames or cfg.edge_frames or cfg.pair_seq or cfg.next_cell_queries or cfg.qkv_bias)
     axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
                         rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False)
     assert (axial.rope().original_max_side, axial.rope().axis_base) == (17, 100.0)
@@ -147,3 +147,32 @@ def test_copy_prior_makes_a_fresh_model_copy_cells_by_position():
     att = (rotate(q, cos, sin) @ rotate(k, cos, sin).transpose(-1, -2)).softmax(-1)[0]  # [H, T, T]
     assert (att.argmax(-1) == torch.arange(len(rc))).all()
     assert att.diagonal(dim1=-2, dim2=-1).mean() > 0.5
+
+
+def test_pair_positions_and_pair_seq():
+    """Every token of an encoded task carries the index of its demonstration pair (BOS: 0, the test pair
+    last); with ``pair_seq`` the model rotates by that index instead of the token index: the logits then
+    do not change when the pairs' grids are shifted along the sequence by extra tokens in between."""
+    import numpy as np
+
+    from arcforge.train.tokenize import BOS, INPUT, encode
+
+    rng = np.random.default_rng(0)
+    train = [(rng.integers(0, 10, (2, 3)).astype(np.int8), rng.integers(0, 10, (3, 2)).astype(np.int8))
+             for _ in range(3)]
+    ex = encode(train, rng.integers(0, 10, (2, 2)).astype(np.int8), None)
+    pair = ex.positions[:, 5]
+    starts = np.flatnonzero(ex.tokens == INPUT)
+    assert ex.tokens[0] == BOS and pair[0] == 0 and len(starts) == 4
+    for j, (a, b) in enumerate(zip(starts, [*starts[1:], len(ex)], strict=True)):
+        assert (pair[a:b] == j).all()
+    cfg = ModelConfig(d_model=64, n_layers=2, n_heads=2, pair_seq=True)
+    torch.manual_seed(0)
+    m = ArcTransformer(cfg).eval()
+    tok, pos = torch.from_numpy(ex.tokens)[None], torch.from_numpy(ex.positions)[None]
+    shifted = pos.clone()
+    shifted[..., 0] += 7 * shifted[..., 5]  # the token index jumps at every pair: nothing pair_seq sees
+    assert torch.allclose(m(tok, pos), m(tok, shifted), atol=1e-5)
+    plain = ArcTransformer(ModelConfig(d_model=64, n_layers=2, n_heads=2, pair_seq=False)).eval()
+    plain.load_state_dict(m.state_dict())
+    assert not torch.allclose(plain(tok, pos), plain(tok, shifted), atol=1e-3)

@@ -162,6 +162,10 @@ class ModelConfig:
     # keys by their own: "the cell at (r, c) of another grid" is then a zero-offset match. Checkpoints
     # saved without this field load with False (queries at their own position).
     next_cell_queries: bool = True
+    # RoPE's sequence component counts demonstration pairs instead of tokens (``tokenize``'s ``pair``): an
+    # output cell and its own input grid are then a zero offset apart, every other pair's grids farther.
+    # Checkpoints saved without this field load with False.
+    pair_seq: bool = False
     own_query_layers: int = 0  # the first layers' queries stay at their own token's place (0 = none)
     qkv_bias: bool = True  # a bias on q, k, v: heads can attend by position whatever the token
     copy_prior: float = 3.0  # init q/k biases so every head starts attending to its (framed) cell (0 = off)
@@ -210,7 +214,7 @@ class ModelConfig:
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
         ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``next_cell_queries`` and ``qkv_bias`` False)."""
-        old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False,
+        old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False, "pair_seq": False,
                "next_cell_queries": False, "qkv_bias": False}
         return cls.from_dict({**old, **d})
 

@@ -278,6 +278,8 @@ class ArcTransformer(nn.Module):
         """``tokens [B,T]``, ``positions [B,T,5]`` (or ``[B,T,3]``: no grid sizes), ``segments [B,T]`` (packing; None = one example per
         row), ``mask`` (bool ``[B, 1, T, T_keys]``, True = may attend; overrides ``segments``; the batched
         decoder's left padding) -> logits ``[B, T, V]`` (float32)."""
+        if self.cfg.pair_seq and positions.shape[-1] >= 6:  # rotate by the demonstration pair, not the token
+            positions = torch.cat([positions[..., 5:6], positions[..., 1:]], -1)
         x = self.embed(tokens)  # [B, T, d]
         if self.row_embed is not None:
             top = self.cfg.grid_pos - 1

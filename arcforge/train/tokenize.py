@@ -13,14 +13,16 @@ Layout of one example (a task with n train pairs and test input ``k``)::
 
 where a grid of h x w cells is h rows of ``w`` color tokens each followed by ``ROW``.
 
-Every token carries five position numbers ``(seq, row, col, h, w)``: ``seq`` is its index inside the example
-(restarting at 0 for every example in a packed row); ``row``/``col`` locate it inside its grid, shifted by
+Every token carries six position numbers ``(seq, row, col, h, w, pair)``: ``seq`` is its index inside the
+example (restarting at 0 for every example in a packed row); ``row``/``col`` locate it inside its grid, shifted by
 one so that GRID_START sits at (0, 0): cell (r, c) -> (r + 1, c + 1), ``ROW`` after row r ->
 (r + 1, w + 1), GRID_END -> (h + 1, 0); markers (BOS, INPUT, OUTPUT, EOS) get (0, 0). ``h, w`` is the
 size of the grid for the cells of *input* grids and (0, 0) for every other token: the model's symmetry
 frames move those keys only (``arcforge.train.rope.frame_rc``), and an output grid's size is never known
-before it is generated. The model's RoPE mode picks which of (seq, row, col) it uses (see
-``arcforge.train.model``); ``POS_DIMS`` is the width of a position.
+before it is generated. ``pair`` is the index of the demonstration pair the token belongs to (the test
+pair is the last; BOS sits in pair 0): the model's ``pair_seq`` rotates by it instead of ``seq``, so that an
+output cell and the cells of its own input grid are a zero sequence offset apart. The model's RoPE mode
+picks which of (seq, row, col) it uses (see ``arcforge.train.model``); ``POS_DIMS`` is the width of a position.
 
 The loss mask marks *target* tokens (the tokens the model must predict): by default the test output
 (its GRID_START, cells, ROW tokens, GRID_END and the final EOS); with ``loss_on="outputs"`` also every
@@ -39,7 +41,7 @@ from arcforge.task import Task
 N_COLORS = 10
 PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
 VOCAB_SIZE = 18
-POS_DIMS = 5  # a token's position: (seq, row, col, h, w); the first three are always (seq, row, col)
+POS_DIMS = 6  # a token's position: (seq, row, col, h, w, pair); the first three are always (seq, row, col)
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
 LOSS_ON = ("test", "outputs")
@@ -50,7 +52,7 @@ class Example:
     """One tokenized (task, test index). Arrays are aligned: one entry per token."""
 
     tokens: np.ndarray  # [T] int64
-    positions: np.ndarray  # [T, POS_DIMS] int64 (seq, row, col, h, w)
+    positions: np.ndarray  # [T, POS_DIMS] int64 (seq, row, col, h, w, pair)
     targets: np.ndarray  # [T] bool: this token is predicted (loss / accuracy)
     task_id: str = ""
     test_index: int = 0
@@ -100,30 +102,36 @@ def encode(
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on must be one of {LOSS_ON}, not {loss_on!r}")
     toks: list[np.ndarray] = [np.array([BOS])]
-    rcs: list[np.ndarray] = [np.zeros((1, 4), np.int64)]  # (row, col, h, w) per token
+    rcs: list[np.ndarray] = [np.zeros((1, 5), np.int64)]  # (row, col, h, w, pair) per token
     tgt: list[np.ndarray] = [np.zeros(1, bool)]
+    n = len(train)  # the test pair's index
 
-    def add(grid: Grid, marker: int, target: bool) -> None:
+    def marker_rc(k: int, pair: int) -> np.ndarray:
+        rc = np.zeros((k, 5), np.int64)
+        rc[:, 4] = pair
+        return rc
+
+    def add(grid: Grid, marker: int, target: bool, pair: int) -> None:
         t, rc = grid_tokens(grid)
         hw = np.zeros_like(rc)
         if marker == INPUT:  # input cells carry their grid's size (the symmetry frames' keys)
             hw[t < N_COLORS] = grid.shape
         toks.extend([np.array([marker]), t])
-        rcs.extend([np.zeros((1, 4), np.int64), np.concatenate([rc, hw], 1)])
+        rcs.extend([marker_rc(1, pair), np.concatenate([rc, hw, np.full((len(t), 1), pair)], 1)])
         tgt.extend([np.zeros(1, bool), np.full(t.shape[0], target)])
 
-    for i, o in train:
-        add(i, INPUT, False)
-        add(o, OUTPUT, loss_on == "outputs")
-    add(test_in, INPUT, False)
+    for j, (i, o) in enumerate(train):
+        add(i, INPUT, False, j)
+        add(o, OUTPUT, loss_on == "outputs", j)
+    add(test_in, INPUT, False, n)
     if test_out is not None:
-        add(test_out, OUTPUT, True)
+        add(test_out, OUTPUT, True, n)
         toks.append(np.array([EOS]))
-        rcs.append(np.zeros((1, 4), np.int64))
+        rcs.append(marker_rc(1, n))
         tgt.append(np.ones(1, bool))
     else:  # prompt for decoding: the model continues after GRID_START
         toks.append(np.array([OUTPUT, GRID_START]))
-        rcs.append(np.zeros((2, 4), np.int64))
+        rcs.append(marker_rc(2, n))
         tgt.append(np.zeros(2, bool))
     tokens = np.concatenate(toks)
     rc = np.concatenate(rcs)
