@@ -170,5 +170,5 @@ class MirrorConcat:
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
         g = _scene(rng, d, p, 2, MAX_SIDE // 2)
         if p["axis"] == "h":
-            return g, np.hstack([g, g[:, ::-1]])
-        return g, np.vstack([g, g[::-1, :]])
+            return g, np.concatenate((g, g[:, ::-1]), axis=1)
+        return g, np.concatenate((g, g[::-1, :]), axis=0)

@@ -28,7 +28,7 @@ def _fall_down(g: np.ndarray) -> np.ndarray:
     # A stable sort on "is non-background" moves background cells to the top of each column and keeps
     # the colored cells in their original order below them.
     order = np.argsort(g != 0, axis=0, kind="stable")
-    return np.take_along_axis(g, order, axis=0)
+    return g[order, np.arange(g.shape[1])]  # np.take_along_axis(g, order, axis=0), without its overhead
 
 
 def gravity(g: np.ndarray, direction: str) -> np.ndarray:
