@@ -11,7 +11,7 @@ from arcforge.shards import read_tasks
 from arcforge.train.augment import AugmentConfig, Transform, random_transform, voting_transforms
 from arcforge.train.data import DataConfig, DataPosition, PackedBatches, iter_rows
 from arcforge.train.pack import first_fit_decreasing, pack
-from arcforge.train.tokenize import GRID_START, OUTPUT, ROW, decode, encode_task, example_length
+from arcforge.train.tokenize import GRID_START, INPUT, OUTPUT, ROW, decode, encode_task, example_length
 from tests import train_fixtures
 from tests.train_fixtures import small_tasks
 
@@ -33,9 +33,11 @@ def test_tokenize_round_trip_and_positions(tasks):
             for (i, o), p in zip(back["train"], task.train, strict=True):
                 assert np.array_equal(i, p.input) and np.array_equal(o, p.output)
             assert np.array_equal(back["test"][0], pair.input) and np.array_equal(back["test"][1], pair.output)
-            seq, row, col, gh, gw = ex.positions.T
+            seq, row, col, gh, gw, pair_of = ex.positions.T
             cells = ex.tokens < 10
             assert np.array_equal(seq, np.arange(len(ex)))
+            # the pair index: 0 up to BOS and the first pair, then one more at every <in> marker
+            assert np.array_equal(pair_of, np.maximum(0, np.cumsum(ex.tokens == INPUT) - 1))
             # the grid size sits on input cells only: exactly the cells of every input grid
             sized = gh > 0
             assert sized.sum() == sum(p.input.size for p in task.train) + pair.input.size
