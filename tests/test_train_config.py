@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -129,6 +130,23 @@ def test_config_file_values_and_errors_through_the_cli(tmp_path):
     r = runner.invoke(app, ["train", "--config", str(f), "--batch-size", "2", "--data", str(tmp_path / "none"),
                             "--out", str(tmp_path / "run")])
     assert r.exit_code == 1 and "dataset folder not found" in r.output, r.output
+
+
+@pytest.mark.skipif(not Path("/proc/stat").is_file(), reason="needs /proc/stat (Linux)")
+def test_busy_cpus_now_sees_another_process_spin():
+    """A process spinning on a CPU shows as (about) one busy CPU; this process's own work does not count."""
+    import subprocess
+    import sys
+
+    from arcforge.train.cpu import busy_cpus_now
+
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
+    try:
+        time.sleep(0.3)  # let it start
+        assert busy_cpus_now(0.5) > 0.5
+    finally:
+        spin.kill()
+        spin.wait()
 
 
 def test_free_cpus_counts_affinity_quota_and_load():

@@ -43,10 +43,39 @@ def _cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
         return None
 
 
+def _cpu_jiffies(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
+    """(busy, total) time of all CPUs since boot, from the ``cpu`` line of /proc/stat (None elsewhere)."""
+    try:
+        f = stat.read_text().split("\n", 1)[0].split()
+        if f[0] != "cpu":
+            return None
+        v = [int(x) for x in f[1:9]]  # user nice system idle iowait irq softirq steal (guests are in user)
+    except (OSError, ValueError, IndexError):
+        return None
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+def busy_cpus_now(window: float = 0.3) -> float | None:
+    """CPUs kept busy by *other* processes over the next ``window`` seconds (/proc/stat, less this process's
+    own CPU time), or None where /proc/stat is not readable. Unlike the load average, it does not remember a
+    job that ended a minute ago (such as the demo's own build workers)."""
+    a, own = _cpu_jiffies(), time.process_time()
+    if a is None:
+        return None
+    time.sleep(window)
+    b, own = _cpu_jiffies(), time.process_time() - own
+    if b is None or b[1] <= a[1]:
+        return None
+    busy = (b[0] - a[0]) / (b[1] - a[1]) * (os.cpu_count() or 1)
+    return max(0.0, busy - own / window)
+
+
 def free_cpus(*, affinity: int | None = None, load: float | None = None, total: int | None = None,
               quota: float | None = None) -> int:
-    """CPUs free for this process's threads: those it may run on (affinity, cgroup quota), less the
-    1-minute load average of the others, at least 1. Arguments override what is read from the system."""
+    """CPUs free for this process's threads: those it may run on (affinity, cgroup quota), less the load of
+    the others -- the 1-minute load average, or what is busy right now if that is less (a job that just
+    ended still weighs on the average for a minute) -- at least 1. Arguments override what is read from
+    the system."""
     if affinity is None:
         affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     total = total or os.cpu_count() or affinity
@@ -55,6 +84,9 @@ def free_cpus(*, affinity: int | None = None, load: float | None = None, total: 
             load = os.getloadavg()[0]
         except OSError:
             load = 0.0
+        now = busy_cpus_now() if load >= 0.5 else None  # only when the average alone would cost a thread
+        if now is not None:
+            load = min(load, now)
     quota = _cgroup_cpus() if quota is None else quota
     usable = float(affinity) if quota is None else min(float(affinity), quota)
     idle = total - load  # CPUs of the whole machine not running anything (over the last minute)
