@@ -165,7 +165,7 @@ class ModelConfig:
     # RoPE's sequence component counts demonstration pairs instead of tokens (``tokenize``'s ``pair``): an
     # output cell and its own input grid are then a zero offset apart, every other pair's grids farther.
     # Checkpoints saved without this field load with False.
-    pair_seq: bool = False
+    pair_seq: bool = True
     own_query_layers: int = 0  # the first layers' queries stay at their own token's place (0 = none)
     qkv_bias: bool = True  # a bias on q, k, v: heads can attend by position whatever the token
     copy_prior: float = 3.0  # init q/k biases so every head starts attending to its (framed) cell (0 = off)

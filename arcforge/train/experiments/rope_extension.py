@@ -102,6 +102,7 @@ def model_config(study: RopeStudy, mode: str) -> ModelConfig:
     return ModelConfig(vocab_size=VOCAB_SIZE, d_model=study.d_model, n_layers=study.layers, n_heads=study.heads,
                        rope_mode=mode, rope_base=study.base, max_seq_len=example_tokens(s),
                        rope_original_max_side=s + 2, rope_axis_base=study.axis_base,
+                       pair_seq=False,  # the study extends token positions: keep them in the rotation
                        extra={"experiment": "rope_extension"})
 
 
