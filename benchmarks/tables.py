@@ -62,6 +62,13 @@ def sources_block() -> str:
     return "\n".join(lines)
 
 
+def _ttt_recipe(t: dict) -> str:
+    """How the TTT examples were made and the attempts chosen, in words (older results lack the fields)."""
+    aug = [name for name, on in (("symmetries", t.get("symmetries", True)), ("colors", t.get("colors", True))) if on]
+    out = f" on {' and '.join('random ' + a for a in aug)}" if aug else " on each task as it is"
+    return out + (", the base model's answer second" if t.get("base_attempt") else "")
+
+
 def demo_block() -> str:
     """The demo's per-family scores, without and with test-time training (benchmarks/results/demo.json)."""
     r = _load("demo")
@@ -80,7 +87,7 @@ def demo_block() -> str:
               f"{c['torch_threads']} CPU thread(s) (d_model {m['d_model']}, {m['n_layers']} layers, "
               f"{'bf16' if c.get('bf16') else 'fp32'}), {c['tasks']:,} training tasks; {c['eval_tasks']} held-out "
               f"tasks scored in {r['eval_seconds']:.0f} s ({e['votes']} votes, rank {e['rank']}, "
-              f"{e['ttt']['steps']} TTT steps); total {r['total_seconds']:.0f} s wall; "
+              f"{e['ttt']['steps']} TTT steps{_ttt_recipe(e['ttt'])}); total {r['total_seconds']:.0f} s wall; "
               f"{r.get('measured_on', 'on a shared, busy machine')} (`benchmarks/results/demo.json`)."]
     return "\n".join(lines)
 
