@@ -57,10 +57,6 @@ class Flip:
         return _only_symmetry(4 if p["axis"] == "h" else 5, train)
 
 
-# np.rot90(g, k) for k = 1, 2, 3 as plain views (np.rot90 itself costs more than the rest of a pair)
-_ROT90 = {1: lambda g: g.T[::-1], 2: lambda g: g[::-1, ::-1], 3: lambda g: g[::-1].T}
-
-
 @family("rotate", "geometry", "rotate the grid counter-clockwise by 90, 180 or 270 degrees", easy=True)
 class Rotate:
     @staticmethod
@@ -70,7 +66,7 @@ class Rotate:
     @staticmethod
     def pair(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
         g = _scene(rng, d, p)
-        return g, _ROT90[p["quarter_turns"]](g)
+        return g, apply_symmetry(g, p["quarter_turns"])  # symmetries 1-3 are the quarter turns
 
     @staticmethod
     def check(p: Params, train: Sequence[RawPair], test: Sequence[RawPair]) -> bool:

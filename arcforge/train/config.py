@@ -213,7 +213,8 @@ class ModelConfig:
     @classmethod
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
-        ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``next_cell_queries`` and ``qkv_bias`` False)."""
+        ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``pair_seq``, ``next_cell_queries`` and
+        ``qkv_bias`` False)."""
         old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False, "pair_seq": False,
                "next_cell_queries": False, "qkv_bias": False}
         return cls.from_dict({**old, **d})

@@ -89,7 +89,7 @@ def free_cpus(*, affinity: int | None = None, load: float | None = None, total: 
             load = min(load, now)
     quota = _cgroup_cpus() if quota is None else quota
     usable = float(affinity) if quota is None else min(float(affinity), quota)
-    idle = total - load  # CPUs of the whole machine not running anything (over the last minute)
+    idle = total - load  # CPUs of the whole machine not running anything (last minute, or now)
     return max(1, min(int(usable), math.floor(idle + 0.5)))
 
 

@@ -226,8 +226,9 @@ def with_base_attempt(tuned: dict, base: dict) -> dict:
     out: list[Grid] = []
     seen: set[bytes] = set()
     for g in [*tuned["ranked"][:1], *base["ranked"][:1], *tuned["ranked"][1:], *base["ranked"][1:]]:
-        if grid_bytes(g) not in seen:
-            seen.add(grid_bytes(g))
+        key = grid_bytes(g)
+        if key not in seen:
+            seen.add(key)
             out.append(g)
     return {**tuned, "ranked": out}
 

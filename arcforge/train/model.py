@@ -6,9 +6,10 @@ earlier tokens of its own example only), once per batch. On CUDA it is a flex_at
 ``F.scaled_dot_product_attention`` (flex_attention on CPU needs torch.compile to be fast; the dense mask is
 exact and simple). Both give the same result (tested on CPU with ``ARCFORGE_FLEX=1``).
 
-Positions are ``[B, T, 3] = (seq, row, col)`` (see ``arcforge.train.tokenize``); ``rope_mode`` picks the
-components: "1d" -> seq, "2d" -> (row, col), "2d+1d" -> all three (the default: the seq part tells
-which grid of the task a token is in, which pure 2-D positions cannot, since every grid starts at (0, 0)).
+Positions are ``[B, T, 6] = (seq, row, col, h, w, pair)`` (see ``arcforge.train.tokenize``; ``[B, T, 3]``
+works too, without grid sizes or pairs); ``rope_mode`` picks the components: "1d" -> seq, "2d" -> (row,
+col), "2d+1d" -> all three (the default: the seq part tells which grid of the task a token is in, which
+pure 2-D positions cannot, since every grid starts at (0, 0); with ``pair_seq`` it is the pair index).
 
 Decoding uses a preallocated KV cache (``KVCache``) so generation costs one token's forward per step
 (see ``arcforge.train.decode``).
@@ -257,7 +258,7 @@ class ArcTransformer(nn.Module):
     def _key_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]] | None:
         """Per layer, the keys' cos/sin ``[B, H, T, Dh]`` under each head's symmetry frame (``key_frames``;
         ``rope.framed_positions``), or None: keys rotate like queries. Positions without the grid-size
-        columns (``[B, T, 3]``, e.g. decoded tokens) have no framed cells, so frames change nothing there."""
+        columns (``[B, T, 3]``) have no framed cells, so frames change nothing there."""
         if not self.cfg.key_frames or positions.shape[-1] < 5 or self.cfg.rope_mode == "1d":
             return None
         b, t = positions.shape[:2]
@@ -275,7 +276,7 @@ class ArcTransformer(nn.Module):
 
     def forward(self, tokens: Tensor, positions: Tensor, segments: Tensor | None = None,
                 cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
-        """``tokens [B,T]``, ``positions [B,T,5]`` (or ``[B,T,3]``: no grid sizes), ``segments [B,T]`` (packing; None = one example per
+        """``tokens [B,T]``, ``positions [B,T,6]`` (or ``[B,T,3]``: no grid sizes), ``segments [B,T]`` (packing; None = one example per
         row), ``mask`` (bool ``[B, 1, T, T_keys]``, True = may attend; overrides ``segments``; the batched
         decoder's left padding) -> logits ``[B, T, V]`` (float32)."""
         if self.cfg.pair_seq and positions.shape[-1] >= 6:  # rotate by the demonstration pair, not the token

@@ -292,7 +292,7 @@ def head_frames(n_heads: int, layer: int, n_frames: int = len(D8_FRAMES)) -> tup
 
 
 def framed_positions(positions: Tensor, frames: tuple[int, ...]) -> Tensor:
-    """``positions [B, T, 5] = (seq, row, col, h, w)`` -> ``[B, H, T, 3]`` key positions (seq, row', col'),
+    """``positions [B, T, >= 5] = (seq, row, col, h, w, ...)`` -> ``[B, H, T, 3]`` key positions (seq, row', col'),
     one per head frame (``h, w`` > 0 only on input-grid cells, see ``arcforge.train.tokenize``)."""
     seq, rc, hw = positions[..., :1], positions[..., 1:3], positions[..., 3:5]
     return torch.stack([torch.cat([seq, frame_rc(rc, hw, f)], -1) for f in frames], 1)
