@@ -16,6 +16,7 @@ from arcforge.train.rope import (
     attention_scale,
     cos_sin,
     inv_freq,
+    rope_angles,
     rotate,
 )
 
@@ -341,3 +342,15 @@ def test_frames_move_only_sized_cells_and_keep_the_rest():
     fp = framed_positions(pos, (0, 1, 4))
     assert fp.shape == (1, 3, 2, 3)
     assert fp[0, :, 0].tolist() == [[7, 1, 2], [7, 1, 2], [7, 2, 1]] and (fp[0, :, 1] == torch.tensor([8, 0, 0])).all()
+
+
+def test_axis_scale_multiplies_only_the_row_and_col_frequencies():
+    plain = RopeConfig(head_dim=32, mode="2d+1d", axis_base=10.0)
+    fast = RopeConfig(head_dim=32, mode="2d+1d", axis_base=10.0, axis_scale=3.0)
+    pos = torch.tensor([[[4, 2, 3]]])
+    a, b = rope_angles(pos, plain), rope_angles(pos, fast)
+    torch.testing.assert_close(b[..., :8], a[..., :8])  # the sequence part is untouched
+    torch.testing.assert_close(b[..., 8:], 3 * a[..., 8:])
+    module = RotaryEmbedding(fast)
+    torch.testing.assert_close(module.cos_sin(pos)[0], cos_sin(pos, fast)[0])
+

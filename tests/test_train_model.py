@@ -74,11 +74,12 @@ def test_config_round_trip_and_flops():
 def test_axial_rope_fields_reach_rope_and_old_configs_load():
     old = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d").to_dict()
     for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "edge_frames", "pair_seq",
-                 "next_cell_queries", "qkv_bias"):
+                 "next_cell_queries", "qkv_bias", "rope_axis_scale"):
         del old[name]  # a checkpoint saved before the fields existed loads as it was trained
     cfg = ModelConfig.from_checkpoint(old)
     assert cfg.rope().original_max_side is None and cfg.rope().axis_base is None
     assert not (cfg.key_frames or cfg.edge_frames or cfg.pair_seq or cfg.next_cell_queries or cfg.qkv_bias)
+    assert cfg.rope().axis_scale == 1.0
     axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
                         rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False)
     assert (axial.rope().original_max_side, axial.rope().axis_base) == (17, 100.0)

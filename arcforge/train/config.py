@@ -145,6 +145,10 @@ class ModelConfig:
     # RoPE base for the row/col components (None: rope_base). Grids are at most 30 cells a side: base 100
     # spreads the row/col frequencies over that range, so neighbouring cells differ in every rotary pair.
     rope_axis_base: float | None = 100.0
+    # the row/col frequencies times this. RoPE's fastest pair turns 1 radian per cell, so at scale 1 a cell
+    # and its neighbour score almost alike; larger angles make "the cell at exactly (r, c)" a sharp match.
+    # Checkpoints saved without this field load with 1.
+    rope_axis_scale: float = 1.0
     norm_eps: float = 1e-5
     tie_embeddings: bool = True
     # learned absolute (row, col) embeddings added to the token embeddings (0 = none; else the table size,
@@ -180,6 +184,7 @@ class ModelConfig:
             _int_at_least(f"model.{name}", getattr(self, name), 1)
         _int_at_least("model.d_ff", self.d_ff, 0)
         _finite("model.rope_factor", self.rope_factor, 1.0)
+        _finite("model.rope_axis_scale", self.rope_axis_scale, 0.0, strict=True)
         _finite("model.rope_base", self.rope_base, 1.0, strict=True)
         if self.d_model % self.n_heads:
             raise ConfigError("model.d_model", f"{self.d_model} is not divisible by n_heads {self.n_heads}")
@@ -200,7 +205,7 @@ class ModelConfig:
         return RopeConfig(head_dim=self.head_dim, base=self.rope_base, mode=self.rope_mode.value,
                           scaling=self.rope_scaling.value, factor=self.rope_factor,
                           original_max_len=self.max_seq_len, original_max_side=self.rope_original_max_side,
-                          axis_base=self.rope_axis_base)
+                          axis_base=self.rope_axis_base, axis_scale=self.rope_axis_scale)
 
     def to_dict(self) -> dict:
         return _plain(asdict(self))
@@ -214,9 +219,9 @@ class ModelConfig:
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
         ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``pair_seq``, ``next_cell_queries`` and
-        ``qkv_bias`` False)."""
+        ``qkv_bias`` False, ``rope_axis_scale`` 1)."""
         old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False, "pair_seq": False,
-               "next_cell_queries": False, "qkv_bias": False}
+               "next_cell_queries": False, "qkv_bias": False, "rope_axis_scale": 1.0}
         return cls.from_dict({**old, **d})
 
 

@@ -66,6 +66,7 @@ class RopeConfig:
     yarn_beta_slow: float = 1.0
     original_max_side: int | None = None  # L for row/col components (default: original_max_len)
     axis_base: float | None = None  # base for row/col components (default: base)
+    axis_scale: float = 1.0  # row/col frequencies times this (> 1: neighbouring cells differ by larger angles)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -88,16 +89,17 @@ class RopeConfig:
         return N_COMPONENTS[self.mode]
 
 
-def components(cfg: RopeConfig) -> list[tuple[int, int, float]]:
-    """Per position component: (number of rotary pairs, training length L, base). Sums to head_dim/2 pairs."""
+def components(cfg: RopeConfig) -> list[tuple[int, int, float, float]]:
+    """Per position component: (number of rotary pairs, training length L, base, frequency multiplier).
+    Sums to head_dim/2 pairs."""
     side = cfg.original_max_side if cfg.original_max_side is not None else cfg.original_max_len
     ab = cfg.axis_base if cfg.axis_base is not None else cfg.base
-    d = cfg.head_dim
+    d, m = cfg.head_dim, cfg.axis_scale
     if cfg.mode == "1d":
-        return [(d // 2, cfg.original_max_len, cfg.base)]
+        return [(d // 2, cfg.original_max_len, cfg.base, 1.0)]
     if cfg.mode == "2d":
-        return [(d // 4, side, ab), (d // 4, side, ab)]
-    return [(d // 4, cfg.original_max_len, cfg.base), (d // 8, side, ab), (d // 8, side, ab)]
+        return [(d // 4, side, ab, m), (d // 4, side, ab, m)]
+    return [(d // 4, cfg.original_max_len, cfg.base, 1.0), (d // 8, side, ab, m), (d // 8, side, ab, m)]
 
 
 def _plain(base: float, dim: int) -> Tensor:
@@ -168,9 +170,9 @@ def _split_positions(positions: Tensor, cfg: RopeConfig) -> list[Tensor]:
 def rope_angles(positions: Tensor, cfg: RopeConfig) -> Tensor:
     """Rotation angles ``[B, T, head_dim/2]`` for integer positions ([B, T] or [B, T, C])."""
     parts = []
-    for pos, (pairs, length, b) in zip(_split_positions(positions, cfg), components(cfg), strict=True):
+    for pos, (pairs, length, b, m) in zip(_split_positions(positions, cfg), components(cfg), strict=True):
         seq_len = int(pos.max().item()) + 1 if cfg.scaling == "dynamic_ntk" and pos.numel() else None
-        f = inv_freq(cfg, dim=2 * pairs, seq_len=seq_len, original_max_len=length, base=b).to(pos.device)
+        f = m * inv_freq(cfg, dim=2 * pairs, seq_len=seq_len, original_max_len=length, base=b).to(pos.device)
         parts.append(pos.to(torch.float32)[..., None] * f)  # [B, T, pairs]
     return torch.cat(parts, dim=-1)
 
@@ -232,8 +234,8 @@ class RotaryEmbedding(nn.Module):
         key = (c, str(device))
         f = self._freqs.get(key)
         if f is None:
-            pairs, length, b = components(self.cfg)[c]
-            f = self._freqs[key] = inv_freq(self.cfg, dim=2 * pairs, original_max_len=length, base=b).to(device)
+            pairs, length, b, m = components(self.cfg)[c]
+            f = self._freqs[key] = m * inv_freq(self.cfg, dim=2 * pairs, original_max_len=length, base=b).to(device)
         return f
 
     def cos_sin(self, positions: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
@@ -242,8 +244,8 @@ class RotaryEmbedding(nn.Module):
         parts = []
         for c, pos in enumerate(_split_positions(positions, self.cfg)):
             if dyn:
-                pairs, length, b = components(self.cfg)[c]
-                f = dynamic_ntk_inv_freq(pos, 2 * pairs, length, b, self.cfg.factor)  # [B, pairs]
+                pairs, length, b, m = components(self.cfg)[c]
+                f = m * dynamic_ntk_inv_freq(pos, 2 * pairs, length, b, self.cfg.factor)  # [B, pairs]
                 parts.append(pos.to(torch.float32)[..., None] * f[:, None, :])
             else:
                 parts.append(pos.to(torch.float32)[..., None] * self._inv_freq(c, pos.device))  # [B, T, pairs]
