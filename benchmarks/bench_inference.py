@@ -44,7 +44,7 @@ from arcforge.train.evaluate import EvalConfig, predict, prompt, vote
 from arcforge.train.loop import TrainConfig, train
 from arcforge.train.model import ArcTransformer, KVCache, ModelConfig
 from arcforge.train.runner import load_model
-from arcforge.train.tokenize import GRID_END, N_COLORS, ROW, Example, parse_grid_tokens
+from arcforge.train.tokenize import GRID_END, N_COLORS, ROW, Example, frame_lookups, input_table, parse_grid_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "inference.json"
@@ -64,7 +64,8 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
     allowed[ROW] = 0
     allowed[GRID_END] = 0
     seq, row, col = len(ex), 1, 1
-    extra = ex.positions[-1, 3:].tolist()  # the components a generated token takes from the output's <grid>
+    extra = ex.positions[-1, 3:6].tolist()  # (h, w, pair): what a generated token takes from the output's <grid>
+    table = input_table(ex)  # the test input's frame lookups
     out: list[int] = []
     logp = 0.0
     for _ in range(max_new):
@@ -74,11 +75,13 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
         if nxt == GRID_END:
             break
         out.append(nxt)
-        pos = torch.tensor([[[seq, row, col, *extra]]])
+        here = (seq, row, col)
         if nxt == ROW:
             row, col = row + 1, 1
         else:
             col += 1
+        looks = frame_lookups(table, np.array([here[1:]]), np.array([(row, col)]))[0].tolist()
+        pos = torch.tensor([[[*here, *extra, *looks]]])
         if row > MAX_SIDE + 1 or col > MAX_SIDE + 1:
             return None, logp / max(1, len(out))
         seq += 1

@@ -33,7 +33,7 @@ def test_tokenize_round_trip_and_positions(tasks):
             for (i, o), p in zip(back["train"], task.train, strict=True):
                 assert np.array_equal(i, p.input) and np.array_equal(o, p.output)
             assert np.array_equal(back["test"][0], pair.input) and np.array_equal(back["test"][1], pair.output)
-            seq, row, col, gh, gw, pair_of = ex.positions.T
+            seq, row, col, gh, gw, pair_of = ex.positions.T[:6]
             cells = ex.tokens < 10
             assert np.array_equal(seq, np.arange(len(ex)))
             # the pair index: 0 up to BOS and the first pair, then one more at every <in> marker
@@ -174,3 +174,62 @@ def test_resume_inside_a_shuffle_window(arc_shards):
         resumed = [r.tokens for (r, _), _ in zip(iter_rows(cfg, 0, 1, pos), range(3), strict=False)]
         for a, b in zip(resumed, [t for t, _ in stream[cut : cut + 3]], strict=False):
             assert np.array_equal(a, b), pos
+
+
+# ------------------------------------------------------------------------------------------ frame lookups
+FRAME_NUMPY = [lambda g: g, np.fliplr, np.flipud, lambda g: np.rot90(g, 2), lambda g: g.T,
+               lambda g: np.rot90(g, 2).T, lambda g: np.rot90(g, 1), lambda g: np.rot90(g, 3),
+               lambda g: np.hstack([g, np.fliplr(g)]), lambda g: np.vstack([g, np.flipud(g)]),
+               lambda g: np.hstack([g, g]), lambda g: np.vstack([g, g])]
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (4, 4), (1, 7), (30, 30)])
+def test_lookup_table_holds_each_frame_of_the_grid(shape):
+    """Entry (f, r, c) of a grid's lookup table is what numpy's flip / rotation / transpose / mirrored or
+    repeated concatenation of the grid has at 1-based (r, c) (edge frames: the part beyond the edge), and
+    NO_CELL everywhere else."""
+    from arcforge.train.tokenize import LOOKUP_FRAMES, NO_CELL, lookup_table
+
+    g = np.random.default_rng(shape[0]).integers(0, 10, shape).astype(np.int8)
+    h, w = shape
+    table = lookup_table(g)
+    assert len(FRAME_NUMPY) == LOOKUP_FRAMES
+    for f, fn in enumerate(FRAME_NUMPY):
+        full = fn(g)
+        r0, c0 = (0, 0) if f < 8 else ((0, w) if f in (8, 10) else (h, 0))
+        part = full[r0:, c0:] if f >= 8 else full
+        oh, ow = part.shape
+        assert np.array_equal(table[f, r0 + 1 : r0 + oh + 1, c0 + 1 : c0 + ow + 1], part), f
+        assert (table[f] != NO_CELL).sum() == h * w, f
+
+
+def test_the_right_frames_next_lookup_is_the_answer_and_the_decoder_assigns_the_same():
+    """On a real transpose task, the transpose frame's lookup at the cell each test-output token predicts is
+    exactly the token that comes next (the other frames' are not); and the decoder's positions for the
+    output tokens (``output_positions``) equal the tokenizer's, so training and decoding see the same."""
+    from arcforge import synthetic
+    from arcforge.train.decode import output_positions
+    from arcforge.train.tokenize import (
+        LOOKUP_FRAMES,
+        LOOKUPS,
+        N_COLORS,
+        encode,
+        grid_tokens,
+        input_table,
+    )
+
+    task = next(iter(synthetic.generate(1, seed=5, families=["transpose"], difficulty="easy")))
+    train = [(p.input, p.output) for p in task.train]
+    t_in, t_out = task.test[0].input, task.test[0].output
+    full = encode(train, t_in, t_out)
+    prompt_ex = encode(train, t_in, None)
+    n = len(prompt_ex)  # the prompt ends with the output's GRID_START; its body follows
+    nxt = full.positions[:, LOOKUPS][:, LOOKUP_FRAMES:]  # [T, F]: next-cell lookups
+    cells = [j for j in range(n, len(full)) if full.tokens[j] < N_COLORS]
+    for f in range(LOOKUP_FRAMES):
+        hits = np.mean([nxt[j - 1, f] == full.tokens[j] for j in cells])
+        assert hits == 1.0 if f == 4 else hits < 1.0, (f, hits)  # frame 4: transpose
+    toks, rc = grid_tokens(t_out)
+    body = slice(1, len(toks) - 1 + 1)  # the body after GRID_START, GRID_END included
+    decoded = output_positions(prompt_ex.positions[-1], n, rc[body], toks[body], input_table(prompt_ex))
+    assert np.array_equal(decoded, full.positions[n : n + len(toks) - 1])

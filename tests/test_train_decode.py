@@ -17,7 +17,7 @@ from arcforge.train.decode import (
 )
 from arcforge.train.evaluate import prompt
 from arcforge.train.model import ArcTransformer, ModelConfig
-from arcforge.train.tokenize import GRID_END, N_COLORS, ROW
+from arcforge.train.tokenize import GRID_END, N_COLORS, ROW, input_table
 from tests.train_fixtures import load_arc1
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,7 +81,8 @@ def test_greedy_decoding_equals_argmax_of_a_full_forward_pass(model, prompts):
         tok = torch.tensor(np.concatenate([p.tokens, seq]))[None]
         ws, rs, cs = _replay_state(seq)
         # positions of the emitted tokens, as the decoder assigns them
-        pos = np.concatenate([p.positions, output_positions(p.positions[-1], n, np.stack([rs, cs], 1))])
+        pos = np.concatenate([p.positions, output_positions(p.positions[-1], n, np.stack([rs, cs], 1),
+                                                            np.asarray(seq), input_table(p))])
         with torch.no_grad():
             logits = model(tok, torch.from_numpy(pos)[None])[0, n - 1 : n - 1 + len(seq)]
         m = grammar_mask(torch.tensor(ws), torch.tensor(rs), torch.tensor(cs), logits.shape[-1], 6)

@@ -74,14 +74,15 @@ def test_config_round_trip_and_flops():
 def test_axial_rope_fields_reach_rope_and_old_configs_load():
     old = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d").to_dict()
     for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "edge_frames", "pair_seq",
-                 "next_cell_queries", "qkv_bias", "rope_axis_scale"):
+                 "next_cell_queries", "qkv_bias", "rope_axis_scale", "frame_lookups"):
         del old[name]  # a checkpoint saved before the fields existed loads as it was trained
     cfg = ModelConfig.from_checkpoint(old)
     assert cfg.rope().original_max_side is None and cfg.rope().axis_base is None
     assert not (cfg.key_frames or cfg.edge_frames or cfg.pair_seq or cfg.next_cell_queries or cfg.qkv_bias)
-    assert cfg.rope().axis_scale == 1.0
+    assert cfg.rope().axis_scale == 1.0 and cfg.frame_lookups == 0
     axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
-                        rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False)
+                        rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False,
+                        frame_lookups=0)
     assert (axial.rope().original_max_side, axial.rope().axis_base) == (17, 100.0)
     assert ModelConfig.from_dict(axial.to_dict()) == axial
     torch.manual_seed(0)
@@ -177,3 +178,21 @@ def test_pair_positions_and_pair_seq():
     plain = ArcTransformer(ModelConfig(d_model=64, n_layers=2, n_heads=2, pair_seq=False)).eval()
     plain.load_state_dict(m.state_dict())
     assert not torch.allclose(plain(tok, pos), plain(tok, shifted), atol=1e-3)
+
+
+def test_frame_lookups_reach_the_embedding_and_models_without_them_ignore_them(examples):
+    """The lookup columns of the positions change the logits of a model with ``frame_lookups`` and of no
+    model without them (old checkpoints see what they were trained on)."""
+    from arcforge.train.tokenize import LOOKUPS
+
+    ex = examples[0]
+    tok, pos = torch.from_numpy(ex.tokens)[None], torch.from_numpy(ex.positions)[None]
+    other = pos.clone()
+    other[..., LOOKUPS] = (other[..., LOOKUPS] + 3) % 11
+    torch.manual_seed(0)
+    with_lookups = ArcTransformer(ModelConfig(d_model=32, n_layers=1, n_heads=2)).eval()
+    without = ArcTransformer(ModelConfig(d_model=32, n_layers=1, n_heads=2, frame_lookups=0)).eval()
+    with torch.no_grad():
+        assert not torch.allclose(with_lookups(tok, pos), with_lookups(tok, other), atol=1e-4)
+        torch.testing.assert_close(without(tok, pos), without(tok, other), rtol=0, atol=0)
+        torch.testing.assert_close(without(tok, pos), without(tok, pos[..., :6]), rtol=0, atol=0)

@@ -170,6 +170,12 @@ class ModelConfig:
     # output cell and its own input grid are then a zero offset apart, every other pair's grids farther.
     # Checkpoints saved without this field load with False.
     pair_seq: bool = True
+    # frame lookups (``arcforge.train.tokenize``): every token's embedding gets, for each of this many
+    # frames (the 8 symmetries, then the 4 edge frames), the color that frame of its pair's input grid
+    # puts at the token's own cell and at the cell it predicts. What a flip, rotation or mirror of the
+    # input would write there is then known exactly at every layer; the model has to learn from the
+    # demonstrations which frame the task uses (0 = off). Checkpoints saved without it load with 0.
+    frame_lookups: int = 12
     own_query_layers: int = 0  # the first layers' queries stay at their own token's place (0 = none)
     qkv_bias: bool = True  # a bias on q, k, v: heads can attend by position whatever the token
     copy_prior: float = 3.0  # init q/k biases so every head starts attending to its (framed) cell (0 = off)
@@ -178,6 +184,9 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _int_at_least("model.grid_pos", self.grid_pos, 0)
         _int_at_least("model.own_query_layers", self.own_query_layers, 0)
+        _int_at_least("model.frame_lookups", self.frame_lookups, 0)
+        if self.frame_lookups > 12:
+            raise ConfigError("model.frame_lookups", f"{self.frame_lookups}: there are 12 frames (8 symmetries, 4 edge)")
         self.rope_mode = _choice("model.rope_mode", RopeMode, self.rope_mode)
         self.rope_scaling = _choice("model.rope_scaling", RopeScaling, self.rope_scaling)
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):
@@ -219,9 +228,9 @@ class ModelConfig:
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
         ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``pair_seq``, ``next_cell_queries`` and
-        ``qkv_bias`` False, ``rope_axis_scale`` 1)."""
+        ``qkv_bias`` False, ``rope_axis_scale`` 1, ``frame_lookups`` 0)."""
         old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False, "pair_seq": False,
-               "next_cell_queries": False, "qkv_bias": False, "rope_axis_scale": 1.0}
+               "next_cell_queries": False, "qkv_bias": False, "rope_axis_scale": 1.0, "frame_lookups": 0}
         return cls.from_dict({**old, **d})
 
 

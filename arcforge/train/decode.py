@@ -44,8 +44,12 @@ from arcforge.train.tokenize import (
     PAD,
     POS_DIMS,
     ROW,
+    TABLE_SIDE,
     Example,
+    frame_lookups,
     grid_tokens,
+    input_table,
+    next_rc,
     parse_grid_tokens,
 )
 
@@ -113,12 +117,16 @@ def prefill_mask(valid: Tensor) -> Tensor:
     return ((causal & valid[:, None, :]) | eye)[:, None]
 
 
-def output_positions(last: np.ndarray, start: int, rc: np.ndarray) -> np.ndarray:
-    """Positions ``[n, POS_DIMS]`` of output-grid tokens: seq from ``start``, ``rc [n, 2]`` (row, col), the
-    other components from ``last`` (the prompt's last position, the output's GRID_START)."""
-    pos = np.broadcast_to(last, (rc.shape[0], last.shape[-1])).copy()
+def output_positions(last: np.ndarray, start: int, rc: np.ndarray, tokens: np.ndarray,
+                     table: np.ndarray) -> np.ndarray:
+    """Positions ``[n, POS_DIMS]`` of output-grid ``tokens``: seq from ``start``, ``rc [n, 2]`` (row, col),
+    (h, w, pair) from ``last`` (the prompt's last position, the output's GRID_START), and the frame lookups
+    of the test input's lookup ``table`` (``tokenize.input_table``) at each token's cell and the next."""
+    pos = np.zeros((rc.shape[0], POS_DIMS), np.int64)
     pos[:, 0] = np.arange(start, start + rc.shape[0])
     pos[:, 1:3] = rc
+    pos[:, 3:6] = last[3:6]
+    pos[:, 6:] = frame_lookups(table, rc, next_rc(tokens, rc))
     return pos
 
 
@@ -188,8 +196,8 @@ class Prefix:
     """The prefilled prompts of a decoded batch, kept to score candidate grids without re-reading the
     prompts. Rows are in the decoder's order (longest prompt first); ``index[r]`` is the row of prompt
     ``r``. ``cache`` is rewound to the prompt length ``P``; ``valid [B, P]`` marks real keys; ``lengths``
-    are the prompts' lengths, ``last_pos [B, POS_DIMS]`` their last positions and ``last_logits [B, V]``
-    the logits after their last token."""
+    are the prompts' lengths, ``last_pos [B, POS_DIMS]`` their last positions, ``last_logits [B, V]``
+    the logits after their last token and ``tables`` their test inputs' lookup tables."""
 
     cache: KVCache
     valid: Tensor
@@ -197,6 +205,7 @@ class Prefix:
     last_pos: np.ndarray
     last_logits: Tensor
     index: np.ndarray
+    tables: np.ndarray
     amp: bool = False
 
 
@@ -242,7 +251,10 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         # every later column is written by every row, so only the prompt padding is ever invalid
         keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
         last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
-        extra = torch.from_numpy(last_np[:, 3:]).to(device)  # position components the decoder copies
+        extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies
+        tables_np = np.stack([input_table(e) for e in ps])  # [B, F, S, S]: the frame lookups' source
+        tables = torch.from_numpy(tables_np).to(device)
+        top = TABLE_SIDE - 1
         sides = torch.tensor(side_list, device=device)
         rows = torch.arange(b, device=device)  # which decoder row each active row is
         seq = lengths.clone()  # seq position of the next token
@@ -275,18 +287,23 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
                     rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
+                    tables = tables[keep]
                     # and the key columns that are padding for every row left or that no later step reaches
                     lead = int(keys[keep].to(torch.uint8).argmax(1).min())  # first real key of any row
                     end = cache.length + min(steps_max - t, GROW_STEPS)
                     keys = keys[keep, lead:]
                     cache.k, cache.v = cache.k[:, keep, :, lead:end], cache.v[:, keep, :, lead:end]
                     cache.length -= lead
-            pos = torch.cat([torch.stack([seq, row, col], dim=-1), extra], dim=-1)[:, None]  # position of nxt
+            ar = torch.arange(len(rows), device=device)
+            own = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # [B, F]: lookups at nxt's cell
+            here = torch.stack([seq, row, col], dim=-1)
             is_row, is_cell = nxt == ROW, nxt < N_COLORS
             width = torch.where(is_row & (width == 0), col - 1, width)
             row = row + is_row.long()
             col = torch.where(is_row, torch.ones_like(col), col + is_cell.long())
             seq = seq + 1
+            ahead = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # ... at the cell nxt predicts
+            pos = torch.cat([here, extra, own.long(), ahead.long()], dim=-1)[:, None]  # position of nxt
             mask = keys[:, None, None, : cache.length + 1]  # [B, 1, 1, keys]
             logits = model(nxt[:, None], pos, cache=cache, mask=mask)[:, -1]
     final_logp[rows], final_done[rows] = logp, done
@@ -303,7 +320,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         index = np.empty(b, np.int64)
         index[order] = np.arange(b)
         kept = _cache_view(prefix_kv[0], prefix_kv[1], p)  # later writes go after the prompts
-        return res, Prefix(kept, valid, lengths_np, last_np, first_logits, index, amp)
+        return res, Prefix(kept, valid, lengths_np, last_np, first_logits, index, tables_np, amp)
     return res
 
 
@@ -360,7 +377,8 @@ def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], gr
                 tk, rc, st = bodies[q]
                 k = len(tk)
                 tok[i, o : o + k], state[i, o : o + k], seg[i, o : o + k] = tk, st, q
-                pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc)
+                pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc, tk,
+                                                     prefix.tables[r])
                 first[i, o] = True
                 o += k
         idx = torch.tensor(rs, device=device)
@@ -390,7 +408,8 @@ def candidate_example(prompt: Example, grid: Grid) -> tuple[Example, int]:
     body, body_rc = toks[1:], rc[1:]  # the prompt already ends with GRID_START
     n = len(prompt)
     ex = Example(np.concatenate([prompt.tokens, body]),
-                 np.concatenate([prompt.positions, output_positions(prompt.positions[-1], n, body_rc)]),
+                 np.concatenate([prompt.positions, output_positions(prompt.positions[-1], n, body_rc, body,
+                                                                    input_table(prompt))]),
                  np.zeros(n + len(body), bool), prompt.task_id, prompt.test_index, prompt.n_train)
     return ex, len(body)
 

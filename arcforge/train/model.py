@@ -28,7 +28,7 @@ from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex
 
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
 from arcforge.train.rope import D8_FRAMES, FRAMES, RotaryEmbedding, framed_positions, head_frames, rotate
-from arcforge.train.tokenize import GRID_START, N_COLORS, ROW
+from arcforge.train.tokenize import GRID_START, LOOKUP_FRAMES, LOOKUPS, N_COLORS, NO_CELL, ROW
 
 ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
 
@@ -37,7 +37,7 @@ def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
     """Parameter count from the config (matches ``sum(p.numel())`` of the model)."""
     per_layer = 4 * cfg.d_model * cfg.d_model + 3 * cfg.d_model * cfg.d_ff + 2 * cfg.d_model
     emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model \
-        + (2 * cfg.d_model if cfg.key_frames else 0)
+        + (2 * cfg.d_model if cfg.key_frames else 0) + (2 * (NO_CELL + 1) + 1) * cfg.frame_lookups * cfg.d_model
     per_layer += 3 * cfg.d_model if cfg.qkv_bias else 0
     return cfg.n_layers * per_layer + cfg.d_model + (emb if embeddings else 0)
 
@@ -211,6 +211,12 @@ class ArcTransformer(nn.Module):
         self.col_embed = nn.Embedding(cfg.grid_pos, cfg.d_model) if cfg.grid_pos else None
         # input cell or not: what tells a frame head's input keys from the output keys it must ignore
         self.input_embed = nn.Embedding(2, cfg.d_model) if cfg.key_frames else None
+        # (own / next, frame, color or NO_CELL) -> a vector; a token sums its 2 * frame_lookups of them
+        self.lookup_embed = nn.Embedding(2 * cfg.frame_lookups * (NO_CELL + 1), cfg.d_model) \
+            if cfg.frame_lookups else None
+        # per frame: "this output cell is what the frame of its pair's input puts here" (the evidence, on
+        # every demonstration output, of which frame the task uses)
+        self.agree_embed = nn.Linear(cfg.frame_lookups, cfg.d_model, bias=False) if cfg.frame_lookups else None
         self.rope = RotaryEmbedding(cfg.rope())
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -255,6 +261,15 @@ class ArcTransformer(nn.Module):
         p = p3[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
         return self.rope.cos_sin(p[..., 0] if p.shape[-1] == 1 else p, dtype=dtype)
 
+    def _lookup_ids(self, positions: Tensor) -> Tensor:
+        """``positions [B, T, POS_DIMS]`` -> ``[B, T, 2 * frame_lookups]`` rows of ``lookup_embed``: the own and
+        next lookups of the model's first ``frame_lookups`` frames."""
+        n = self.cfg.frame_lookups
+        look = positions[..., LOOKUPS]  # [B, T, 2 * LOOKUP_FRAMES]: own then next
+        look = torch.cat([look[..., :n], look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n]], -1)
+        slot = torch.arange(2 * n, device=positions.device) * (NO_CELL + 1)
+        return look + slot
+
     def _key_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]] | None:
         """Per layer, the keys' cos/sin ``[B, H, T, Dh]`` under each head's symmetry frame (``key_frames``;
         ``rope.framed_positions``), or None: keys rotate like queries. Positions without the grid-size
@@ -288,6 +303,14 @@ class ArcTransformer(nn.Module):
         if self.input_embed is not None:
             sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
             x = x + self.input_embed(sized.long())
+        if self.lookup_embed is not None and positions.shape[-1] >= LOOKUPS.stop:
+            ids = self._lookup_ids(positions)  # [B, T, 2n]
+            b, t, k = ids.shape
+            x = x + F.embedding_bag(ids.reshape(b * t, k), self.lookup_embed.weight, mode="sum").view(b, t, -1)
+            own = ids[..., : k // 2] - torch.arange(k // 2, device=ids.device) * (NO_CELL + 1)  # colors [B, T, n]
+            output_cell = (tokens < N_COLORS) & (positions[..., 3] == 0)  # [B, T]
+            agree = (own == tokens[..., None]) & output_cell[..., None]  # [B, T, n]
+            x = x + self.agree_embed(agree.to(x.dtype))
         own = positions[..., :3]  # (seq, row, col) of each token
         own_cs = self._cos_sin(own, x.dtype)
         next_cs = self._cos_sin(next_cell_positions(tokens, own), x.dtype) if self.cfg.next_cell_queries else own_cs

@@ -41,7 +41,16 @@ from arcforge.task import Task
 N_COLORS = 10
 PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
 VOCAB_SIZE = 18
-POS_DIMS = 6  # a token's position: (seq, row, col, h, w, pair); the first three are always (seq, row, col)
+# Frame lookups: for every token, the color that each frame (the 8 symmetries of the square, then the 4
+# edge frames: ``arcforge.train.rope.FRAMES``) of its pair's input grid puts at the token's own cell and at
+# the cell it predicts (``next_rc``); NO_CELL where that frame puts no cell there.
+LOOKUP_FRAMES = 12
+NO_CELL = 10
+TABLE_SIDE = 64  # lookup tables cover rows/cols 0-63 (edge frames reach twice a 30-cell side)
+# a token's position: (seq, row, col, h, w, pair, own lookups [LOOKUP_FRAMES], next lookups [LOOKUP_FRAMES]);
+# the first three are always (seq, row, col)
+POS_DIMS = 6 + 2 * LOOKUP_FRAMES
+LOOKUPS = slice(6, POS_DIMS)
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
 LOSS_ON = ("test", "outputs")
@@ -52,7 +61,7 @@ class Example:
     """One tokenized (task, test index). Arrays are aligned: one entry per token."""
 
     tokens: np.ndarray  # [T] int64
-    positions: np.ndarray  # [T, POS_DIMS] int64 (seq, row, col, h, w, pair)
+    positions: np.ndarray  # [T, POS_DIMS] int64 (seq, row, col, h, w, pair, lookups)
     targets: np.ndarray  # [T] bool: this token is predicted (loss / accuracy)
     task_id: str = ""
     test_index: int = 0
@@ -86,6 +95,58 @@ def example_length(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid
     # BOS, the train pairs (two markers each), INPUT + test input, OUTPUT
     n = 1 + sum(2 + grid_length(i) + grid_length(o) for i, o in train) + 1 + grid_length(test_in) + 1
     return n + (grid_length(test_out) + 1 if test_out is not None else 1)  # output + EOS | GRID_START
+
+
+def frame_images(h: int, w: int) -> np.ndarray:
+    """``[LOOKUP_FRAMES, h, w, 2]``: the 1-based (row, col) that each frame sends cell (r, c) of an h x w grid
+    to (numpy twin of ``arcforge.train.rope.frame_rc``, same frame order)."""
+    r, c = np.meshgrid(np.arange(1, h + 1), np.arange(1, w + 1), indexing="ij")
+    rr, cc = h + 1 - r, w + 1 - c
+    image = ((r, c), (r, cc), (rr, c), (rr, cc), (c, r), (cc, rr), (cc, r), (c, rr),
+             (r, w + cc), (h + rr, c), (r, w + c), (h + r, c))
+    return np.stack([np.stack(i, -1) for i in image])
+
+
+def lookup_table(grid: Grid) -> np.ndarray:
+    """``[LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE]`` uint8: entry (f, r', c') is the color of the cell of
+    ``grid`` that frame f sends to (r', c'), NO_CELL where it sends none."""
+    h, w = grid.shape
+    table = np.full((LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE), NO_CELL, np.uint8)
+    img = frame_images(h, w)  # [F, h, w, 2]
+    f = np.broadcast_to(np.arange(LOOKUP_FRAMES)[:, None, None], (LOOKUP_FRAMES, h, w))
+    table[f, img[..., 0], img[..., 1]] = np.broadcast_to(np.asarray(grid, np.uint8), (LOOKUP_FRAMES, h, w))
+    return table
+
+
+def next_rc(tokens: np.ndarray, rc: np.ndarray) -> np.ndarray:
+    """``[T, 2]`` (row, col) of the place each token predicts (numpy twin of
+    ``arcforge.train.model.next_cell_positions``): after a cell (r, c + 1), after a ROW (r + 1, 1), after
+    GRID_START (1, 1), else the token's own."""
+    r, c = rc[:, 0].copy(), rc[:, 1].copy()
+    cell, row, start = tokens < N_COLORS, tokens == ROW, tokens == GRID_START
+    c[cell] += 1
+    r[row] += 1
+    r[start] = 1
+    c[row | start] = 1
+    return np.stack([r, c], 1)
+
+
+def frame_lookups(table: np.ndarray, rc: np.ndarray, nrc: np.ndarray) -> np.ndarray:
+    """``[n, 2 * LOOKUP_FRAMES]``: ``table``'s colors at each (row, col) of ``rc`` then of ``nrc`` (``[n, 2]``)."""
+    own = table[:, rc[:, 0].clip(0, TABLE_SIDE - 1), rc[:, 1].clip(0, TABLE_SIDE - 1)].T
+    nxt = table[:, nrc[:, 0].clip(0, TABLE_SIDE - 1), nrc[:, 1].clip(0, TABLE_SIDE - 1)].T
+    return np.concatenate([own, nxt], 1).astype(np.int64)
+
+
+def input_table(ex: Example, pair: int = -1) -> np.ndarray:
+    """The lookup table of an example's input grid of ``pair`` (default: the test pair, the last)."""
+    pairs = ex.positions[:, 5]
+    p = int(pairs.max()) if pair < 0 else pair
+    cells = (ex.positions[:, 3] > 0) & (pairs == p)
+    h, w = ex.positions[cells][0, 3:5]
+    grid = np.zeros((h, w), np.int8)
+    grid[ex.positions[cells, 1] - 1, ex.positions[cells, 2] - 1] = ex.tokens[cells]
+    return lookup_table(grid)
 
 
 def encode(
@@ -135,7 +196,12 @@ def encode(
         tgt.append(np.zeros(2, bool))
     tokens = np.concatenate(toks)
     rc = np.concatenate(rcs)
-    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc], 1)
+    tables = np.stack([lookup_table(g) for g in [i for i, _ in train] + [test_in]])  # [pairs, F, S, S]
+    pair = rc[:, 4]
+    nrc = next_rc(tokens, rc[:, :2]).clip(0, TABLE_SIDE - 1)
+    own = rc[:, :2].clip(0, TABLE_SIDE - 1)
+    looks = np.concatenate([tables[pair, :, own[:, 0], own[:, 1]], tables[pair, :, nrc[:, 0], nrc[:, 1]]], 1)
+    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc, looks.astype(np.int64)], 1)
     return Example(tokens, positions, np.concatenate(tgt), task_id, test_index, len(train))
 
 
