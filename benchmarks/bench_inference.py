@@ -44,7 +44,15 @@ from arcforge.train.evaluate import EvalConfig, predict, prompt, vote
 from arcforge.train.loop import TrainConfig, train
 from arcforge.train.model import ArcTransformer, KVCache, ModelConfig
 from arcforge.train.runner import load_model
-from arcforge.train.tokenize import GRID_END, N_COLORS, ROW, Example, frame_lookups, input_table, parse_grid_tokens
+from arcforge.train.tokenize import (
+    GRID_END,
+    N_COLORS,
+    ROW,
+    Example,
+    frame_lookups,
+    input_table,
+    parse_grid_tokens,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "inference.json"
