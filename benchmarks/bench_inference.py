@@ -73,6 +73,7 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
     allowed[GRID_END] = 0
     seq, row, col = len(ex), 1, 1
     extra = ex.positions[-1, 3:6].tolist()  # (h, w, pair): what a generated token takes from the output's <grid>
+    evidence = ex.positions[-1, EVIDENCE].tolist()  # and the frame evidence
     table = input_table(ex)  # the test input's frame lookups
     out: list[int] = []
     logp = 0.0
@@ -89,7 +90,7 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
         else:
             col += 1
         looks = frame_lookups(table, np.array([here[1:]]), np.array([(row, col)]))[0].tolist()
-        pos = torch.tensor([[[*here, *extra, *looks]]])
+        pos = torch.tensor([[[*here, *extra, *looks, *evidence]]])
         if row > MAX_SIDE + 1 or col > MAX_SIDE + 1:
             return None, logp / max(1, len(out))
         seq += 1

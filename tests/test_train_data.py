@@ -233,3 +233,25 @@ def test_the_right_frames_next_lookup_is_the_answer_and_the_decoder_assigns_the_
     body = slice(1, len(toks) - 1 + 1)  # the body after GRID_START, GRID_END included
     decoded = output_positions(prompt_ex.positions[-1], n, rc[body], toks[body], input_table(prompt_ex))
     assert np.array_equal(decoded, full.positions[n : n + len(toks) - 1])
+
+
+@pytest.mark.parametrize(("family", "frames"), [("transpose", {4}), ("flip", {1, 2}), ("rotate", {3, 6, 7})])
+def test_frame_evidence_names_the_frame_of_a_geometric_task_from_earlier_pairs_only(family, frames):
+    """On real generated tasks, the test pair's tokens see 100% for the frame the task uses (one of
+    ``frames``: flips are left-right or up-down, rotations a quarter, half or three-quarter turn), the
+    first pair's tokens see no evidence (-1), and a demonstration pair's tokens see only the pairs before."""
+    from arcforge import synthetic
+    from arcforge.train.tokenize import EVIDENCE, encode_task, frame_evidence, lookup_table
+
+    for task in synthetic.generate(6, seed=11, families=[family], difficulty="easy"):
+        ex = encode_task(task, 0)
+        pair = ex.positions[:, 5]
+        ev = ex.positions[:, EVIDENCE]
+        test = ev[pair == pair.max()]
+        assert (test == test[0]).all()  # one value for the whole test pair
+        full = {f for f in range(12) if test[0, f] == 100}
+        assert len(full & frames) == 1, (full, test[0].tolist())
+        assert (ev[pair == 0] == -1).all()
+        first = [(p.input, p.output) for p in task.train][:1]
+        only_first = frame_evidence(np.stack([lookup_table(first[0][0])]), [first[0][1]])[1]
+        assert (ev[pair == 1] == only_first).all()

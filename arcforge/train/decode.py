@@ -44,6 +44,8 @@ from arcforge.train.tokenize import (
     PAD,
     POS_DIMS,
     ROW,
+    EVIDENCE,
+    LOOKUPS,
     TABLE_SIDE,
     Example,
     frame_lookups,
@@ -120,13 +122,15 @@ def prefill_mask(valid: Tensor) -> Tensor:
 def output_positions(last: np.ndarray, start: int, rc: np.ndarray, tokens: np.ndarray,
                      table: np.ndarray) -> np.ndarray:
     """Positions ``[n, POS_DIMS]`` of output-grid ``tokens``: seq from ``start``, ``rc [n, 2]`` (row, col),
-    (h, w, pair) from ``last`` (the prompt's last position, the output's GRID_START), and the frame lookups
-    of the test input's lookup ``table`` (``tokenize.input_table``) at each token's cell and the next."""
+    (h, w, pair) and the frame evidence from ``last`` (the prompt's last position, the output's GRID_START),
+    and the frame lookups of the test input's lookup ``table`` (``tokenize.input_table``) at each token's
+    cell and the next."""
     pos = np.zeros((rc.shape[0], POS_DIMS), np.int64)
     pos[:, 0] = np.arange(start, start + rc.shape[0])
     pos[:, 1:3] = rc
     pos[:, 3:6] = last[3:6]
-    pos[:, 6:] = frame_lookups(table, rc, next_rc(tokens, rc))
+    pos[:, LOOKUPS] = frame_lookups(table, rc, next_rc(tokens, rc))
+    pos[:, EVIDENCE] = last[EVIDENCE]
     return pos
 
 
@@ -251,7 +255,8 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         # every later column is written by every row, so only the prompt padding is ever invalid
         keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
         last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
-        extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies
+        extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies ...
+        evidence = torch.from_numpy(last_np[:, EVIDENCE]).to(device)  # ... and the frame evidence
         tables_np = np.stack([input_table(e) for e in ps])  # [B, F, S, S]: the frame lookups' source
         tables = torch.from_numpy(tables_np).to(device)
         top = TABLE_SIDE - 1
@@ -287,7 +292,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
                     rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
-                    tables = tables[keep]
+                    tables, evidence = tables[keep], evidence[keep]
                     # and the key columns that are padding for every row left or that no later step reaches
                     lead = int(keys[keep].to(torch.uint8).argmax(1).min())  # first real key of any row
                     end = cache.length + min(steps_max - t, GROW_STEPS)
@@ -303,7 +308,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
             col = torch.where(is_row, torch.ones_like(col), col + is_cell.long())
             seq = seq + 1
             ahead = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # ... at the cell nxt predicts
-            pos = torch.cat([here, extra, own.long(), ahead.long()], dim=-1)[:, None]  # position of nxt
+            pos = torch.cat([here, extra, own.long(), ahead.long(), evidence], dim=-1)[:, None]  # position of nxt
             mask = keys[:, None, None, : cache.length + 1]  # [B, 1, 1, keys]
             logits = model(nxt[:, None], pos, cache=cache, mask=mask)[:, -1]
     final_logp[rows], final_done[rows] = logp, done

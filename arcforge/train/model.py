@@ -28,7 +28,7 @@ from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex
 
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
 from arcforge.train.rope import D8_FRAMES, FRAMES, RotaryEmbedding, framed_positions, head_frames, rotate
-from arcforge.train.tokenize import GRID_START, LOOKUP_FRAMES, LOOKUPS, N_COLORS, NO_CELL, ROW
+from arcforge.train.tokenize import EVIDENCE, GRID_START, LOOKUP_FRAMES, LOOKUPS, N_COLORS, NO_CELL, ROW
 
 ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
 
@@ -37,7 +37,8 @@ def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
     """Parameter count from the config (matches ``sum(p.numel())`` of the model)."""
     per_layer = 4 * cfg.d_model * cfg.d_model + 3 * cfg.d_model * cfg.d_ff + 2 * cfg.d_model
     emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model \
-        + (2 * cfg.d_model if cfg.key_frames else 0) + (2 * (NO_CELL + 1) + 1) * cfg.frame_lookups * cfg.d_model
+        + (2 * cfg.d_model if cfg.key_frames else 0) + (2 * (NO_CELL + 1) + 2) * cfg.frame_lookups * cfg.d_model \
+        + (cfg.d_model if cfg.frame_lookups else 0)
     per_layer += 3 * cfg.d_model if cfg.qkv_bias else 0
     return cfg.n_layers * per_layer + cfg.d_model + (emb if embeddings else 0)
 
@@ -217,6 +218,8 @@ class ArcTransformer(nn.Module):
         # per frame: "this output cell is what the frame of its pair's input puts here" (the evidence, on
         # every demonstration output, of which frame the task uses)
         self.agree_embed = nn.Linear(cfg.frame_lookups, cfg.d_model, bias=False) if cfg.frame_lookups else None
+        # per frame: the share of the earlier demonstrations' output cells it explains (-1: none yet)
+        self.evidence_embed = nn.Linear(cfg.frame_lookups, cfg.d_model) if cfg.frame_lookups else None
         self.rope = RotaryEmbedding(cfg.rope())
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -311,6 +314,9 @@ class ArcTransformer(nn.Module):
             output_cell = (tokens < N_COLORS) & (positions[..., 3] == 0)  # [B, T]
             agree = (own == tokens[..., None]) & output_cell[..., None]  # [B, T, n]
             x = x + self.agree_embed(agree.to(x.dtype))
+            if positions.shape[-1] >= EVIDENCE.stop:
+                ev = positions[..., EVIDENCE][..., : self.cfg.frame_lookups].to(x.dtype) / 100  # [B, T, n]
+                x = x + self.evidence_embed(ev)
         own = positions[..., :3]  # (seq, row, col) of each token
         own_cs = self._cos_sin(own, x.dtype)
         next_cs = self._cos_sin(next_cell_positions(tokens, own), x.dtype) if self.cfg.next_cell_queries else own_cs

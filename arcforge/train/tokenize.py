@@ -47,10 +47,14 @@ VOCAB_SIZE = 18
 LOOKUP_FRAMES = 12
 NO_CELL = 10
 TABLE_SIDE = 64  # lookup tables cover rows/cols 0-63 (edge frames reach twice a 30-cell side)
-# a token's position: (seq, row, col, h, w, pair, own lookups [LOOKUP_FRAMES], next lookups [LOOKUP_FRAMES]);
-# the first three are always (seq, row, col)
-POS_DIMS = 6 + 2 * LOOKUP_FRAMES
-LOOKUPS = slice(6, POS_DIMS)
+# Frame evidence: for every token, per frame, the percentage of the output cells of the demonstration
+# pairs *before* its pair that the frame of their own input explains (-1: no earlier pair). Tokens of the
+# test pair see every demonstration; a decoded token copies it from the prompt's last token.
+# a token's position: (seq, row, col, h, w, pair, own lookups [LOOKUP_FRAMES], next lookups [LOOKUP_FRAMES],
+# evidence [LOOKUP_FRAMES]); the first three are always (seq, row, col)
+POS_DIMS = 6 + 3 * LOOKUP_FRAMES
+LOOKUPS = slice(6, 6 + 2 * LOOKUP_FRAMES)
+EVIDENCE = slice(6 + 2 * LOOKUP_FRAMES, POS_DIMS)
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
 LOSS_ON = ("test", "outputs")
@@ -138,6 +142,22 @@ def frame_lookups(table: np.ndarray, rc: np.ndarray, nrc: np.ndarray) -> np.ndar
     return np.concatenate([own, nxt], 1).astype(np.int64)
 
 
+def frame_evidence(tables: np.ndarray, outputs: list[Grid]) -> np.ndarray:
+    """``[len(outputs) + 1, LOOKUP_FRAMES]`` int64: row p is, per frame, the percentage (0-100) of the cells
+    of ``outputs[:p]`` that the frame of their pair's input (``tables[j]``) puts there; row 0 is -1 (no
+    evidence yet)."""
+    hits = np.zeros((len(outputs) + 1, LOOKUP_FRAMES), np.int64)
+    cells = np.zeros(len(outputs) + 1, np.int64)
+    for j, o in enumerate(outputs):
+        h, w = o.shape
+        hits[j + 1] = (tables[j][:, 1 : h + 1, 1 : w + 1] == np.asarray(o, np.uint8)).sum((1, 2))
+        cells[j + 1] = h * w
+    hits, cells = hits.cumsum(0), cells.cumsum(0)
+    out = np.full_like(hits, -1)
+    out[1:] = (100 * hits[1:]) // np.maximum(cells[1:, None], 1)
+    return out
+
+
 def input_table(ex: Example, pair: int = -1) -> np.ndarray:
     """The lookup table of an example's input grid of ``pair`` (default: the test pair, the last)."""
     pairs = ex.positions[:, 5]
@@ -201,7 +221,8 @@ def encode(
     nrc = next_rc(tokens, rc[:, :2]).clip(0, TABLE_SIDE - 1)
     own = rc[:, :2].clip(0, TABLE_SIDE - 1)
     looks = np.concatenate([tables[pair, :, own[:, 0], own[:, 1]], tables[pair, :, nrc[:, 0], nrc[:, 1]]], 1)
-    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc, looks.astype(np.int64)], 1)
+    evidence = frame_evidence(tables[: len(train)], [o for _, o in train])[pair]  # [T, F]
+    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc, looks.astype(np.int64), evidence], 1)
     return Example(tokens, positions, np.concatenate(tgt), task_id, test_index, len(train))
 
 
