@@ -45,6 +45,7 @@ from arcforge.train.loop import TrainConfig, train
 from arcforge.train.model import ArcTransformer, KVCache, ModelConfig
 from arcforge.train.runner import load_model
 from arcforge.train.tokenize import (
+    EVIDENCE,
     GRID_END,
     N_COLORS,
     ROW,

@@ -39,13 +39,13 @@ from torch import Tensor
 from arcforge.grids import Grid
 from arcforge.train.model import ArcTransformer, KVCache
 from arcforge.train.tokenize import (
+    EVIDENCE,
     GRID_END,
+    LOOKUPS,
     N_COLORS,
     PAD,
     POS_DIMS,
     ROW,
-    EVIDENCE,
-    LOOKUPS,
     TABLE_SIDE,
     Example,
     frame_lookups,
