@@ -28,7 +28,7 @@ from typing import Any
 
 from arcforge.errors import TrainError
 from arcforge.train.augment import AugmentConfig
-from arcforge.train.tokenize import VOCAB_SIZE
+from arcforge.train.tokenize import LOOKUP_FRAMES, VOCAB_SIZE
 
 # The dataset folder train and eval read by default: the default ``--out`` of ``arcforge build``.
 DEFAULT_DATA = "arc-dataset"
@@ -185,8 +185,9 @@ class ModelConfig:
         _int_at_least("model.grid_pos", self.grid_pos, 0)
         _int_at_least("model.own_query_layers", self.own_query_layers, 0)
         _int_at_least("model.frame_lookups", self.frame_lookups, 0)
-        if self.frame_lookups > 12:
-            raise ConfigError("model.frame_lookups", f"{self.frame_lookups}: there are 12 frames (8 symmetries, 4 edge)")
+        if self.frame_lookups > LOOKUP_FRAMES:
+            raise ConfigError("model.frame_lookups",
+                              f"{self.frame_lookups}: there are {LOOKUP_FRAMES} frames (8 symmetries, 4 edge)")
         self.rope_mode = _choice("model.rope_mode", RopeMode, self.rope_mode)
         self.rope_scaling = _choice("model.rope_scaling", RopeScaling, self.rope_scaling)
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):

@@ -260,6 +260,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         tables_np = np.stack([input_table(e) for e in ps])  # [B, F, S, S]: the frame lookups' source
         tables = torch.from_numpy(tables_np).to(device)
         top = TABLE_SIDE - 1
+        ar = torch.arange(b, device=device)  # 0 .. active rows - 1 (the tables' row index)
         sides = torch.tensor(side_list, device=device)
         rows = torch.arange(b, device=device)  # which decoder row each active row is
         seq = lengths.clone()  # seq position of the next token
@@ -292,14 +293,13 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
                     rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
-                    tables, evidence = tables[keep], evidence[keep]
+                    tables, evidence, ar = tables[keep], evidence[keep], ar[: len(keep)]
                     # and the key columns that are padding for every row left or that no later step reaches
                     lead = int(keys[keep].to(torch.uint8).argmax(1).min())  # first real key of any row
                     end = cache.length + min(steps_max - t, GROW_STEPS)
                     keys = keys[keep, lead:]
                     cache.k, cache.v = cache.k[:, keep, :, lead:end], cache.v[:, keep, :, lead:end]
                     cache.length -= lead
-            ar = torch.arange(len(rows), device=device)
             own = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # [B, F]: lookups at nxt's cell
             here = torch.stack([seq, row, col], dim=-1)
             is_row, is_cell = nxt == ROW, nxt < N_COLORS

@@ -6,8 +6,8 @@ earlier tokens of its own example only), once per batch. On CUDA it is a flex_at
 ``F.scaled_dot_product_attention`` (flex_attention on CPU needs torch.compile to be fast; the dense mask is
 exact and simple). Both give the same result (tested on CPU with ``ARCFORGE_FLEX=1``).
 
-Positions are ``[B, T, 6] = (seq, row, col, h, w, pair)`` (see ``arcforge.train.tokenize``; ``[B, T, 3]``
-works too, without grid sizes or pairs); ``rope_mode`` picks the components: "1d" -> seq, "2d" -> (row,
+Positions are ``[B, T, POS_DIMS] = (seq, row, col, h, w, pair, frame lookups, frame evidence)`` (see
+``arcforge.train.tokenize``; ``[B, T, 3]`` or ``[B, T, 6]`` work too, without what they leave out); ``rope_mode`` picks the components: "1d" -> seq, "2d" -> (row,
 col), "2d+1d" -> all three (the default: the seq part tells which grid of the task a token is in, which
 pure 2-D positions cannot, since every grid starts at (0, 0); with ``pair_seq`` it is the pair index).
 
@@ -264,14 +264,23 @@ class ArcTransformer(nn.Module):
         p = p3[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
         return self.rope.cos_sin(p[..., 0] if p.shape[-1] == 1 else p, dtype=dtype)
 
-    def _lookup_ids(self, positions: Tensor) -> Tensor:
-        """``positions [B, T, POS_DIMS]`` -> ``[B, T, 2 * frame_lookups]`` rows of ``lookup_embed``: the own and
-        next lookups of the model's first ``frame_lookups`` frames."""
+    def _add_frame_inputs(self, x: Tensor, tokens: Tensor, positions: Tensor) -> Tensor:
+        """``x [B, T, d]`` plus what the frame lookups and evidence (``positions [B, T, POS_DIMS]``, see
+        ``arcforge.train.tokenize``) add, for the model's first ``frame_lookups`` frames: the sum of the own
+        and next lookups' embeddings, the output cells' per-frame agreement, and the evidence."""
         n = self.cfg.frame_lookups
         look = positions[..., LOOKUPS]  # [B, T, 2 * LOOKUP_FRAMES]: own then next
-        look = torch.cat([look[..., :n], look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n]], -1)
-        slot = torch.arange(2 * n, device=positions.device) * (NO_CELL + 1)
-        return look + slot
+        own = look[..., :n]  # [B, T, n] colors (or NO_CELL) at the token's own cell
+        ids = torch.cat([own, look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n]], -1) \
+            + torch.arange(2 * n, device=positions.device) * (NO_CELL + 1)  # [B, T, 2n] rows of lookup_embed
+        b, t, k = ids.shape
+        x = x + F.embedding_bag(ids.reshape(b * t, k), self.lookup_embed.weight, mode="sum").view(b, t, -1)
+        output_cell = (tokens < N_COLORS) & (positions[..., 3] == 0)  # [B, T]
+        agree = (own == tokens[..., None]) & output_cell[..., None]  # [B, T, n]
+        x = x + self.agree_embed(agree.to(x.dtype))
+        if positions.shape[-1] >= EVIDENCE.stop:
+            x = x + self.evidence_embed(positions[..., EVIDENCE][..., :n].to(x.dtype) / 100)  # percent -> share
+        return x
 
     def _key_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]] | None:
         """Per layer, the keys' cos/sin ``[B, H, T, Dh]`` under each head's symmetry frame (``key_frames``;
@@ -294,7 +303,7 @@ class ArcTransformer(nn.Module):
 
     def forward(self, tokens: Tensor, positions: Tensor, segments: Tensor | None = None,
                 cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
-        """``tokens [B,T]``, ``positions [B,T,6]`` (or ``[B,T,3]``: no grid sizes), ``segments [B,T]`` (packing; None = one example per
+        """``tokens [B,T]``, ``positions [B,T,POS_DIMS]`` (or fewer columns, see the module docstring), ``segments [B,T]`` (packing; None = one example per
         row), ``mask`` (bool ``[B, 1, T, T_keys]``, True = may attend; overrides ``segments``; the batched
         decoder's left padding) -> logits ``[B, T, V]`` (float32)."""
         if self.cfg.pair_seq and positions.shape[-1] >= 6:  # rotate by the demonstration pair, not the token
@@ -307,16 +316,7 @@ class ArcTransformer(nn.Module):
             sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
             x = x + self.input_embed(sized.long())
         if self.lookup_embed is not None and positions.shape[-1] >= LOOKUPS.stop:
-            ids = self._lookup_ids(positions)  # [B, T, 2n]
-            b, t, k = ids.shape
-            x = x + F.embedding_bag(ids.reshape(b * t, k), self.lookup_embed.weight, mode="sum").view(b, t, -1)
-            own = ids[..., : k // 2] - torch.arange(k // 2, device=ids.device) * (NO_CELL + 1)  # colors [B, T, n]
-            output_cell = (tokens < N_COLORS) & (positions[..., 3] == 0)  # [B, T]
-            agree = (own == tokens[..., None]) & output_cell[..., None]  # [B, T, n]
-            x = x + self.agree_embed(agree.to(x.dtype))
-            if positions.shape[-1] >= EVIDENCE.stop:
-                ev = positions[..., EVIDENCE][..., : self.cfg.frame_lookups].to(x.dtype) / 100  # [B, T, n]
-                x = x + self.evidence_embed(ev)
+            x = self._add_frame_inputs(x, tokens, positions)
         own = positions[..., :3]  # (seq, row, col) of each token
         own_cs = self._cos_sin(own, x.dtype)
         next_cs = self._cos_sin(next_cell_positions(tokens, own), x.dtype) if self.cfg.next_cell_queries else own_cs

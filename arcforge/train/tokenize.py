@@ -65,7 +65,7 @@ class Example:
     """One tokenized (task, test index). Arrays are aligned: one entry per token."""
 
     tokens: np.ndarray  # [T] int64
-    positions: np.ndarray  # [T, POS_DIMS] int64 (seq, row, col, h, w, pair, lookups)
+    positions: np.ndarray  # [T, POS_DIMS] int64 (seq, row, col, h, w, pair, lookups, evidence)
     targets: np.ndarray  # [T] bool: this token is predicted (loss / accuracy)
     task_id: str = ""
     test_index: int = 0
@@ -218,11 +218,13 @@ def encode(
     rc = np.concatenate(rcs)
     tables = np.stack([lookup_table(g) for g in [i for i, _ in train] + [test_in]])  # [pairs, F, S, S]
     pair = rc[:, 4]
-    nrc = next_rc(tokens, rc[:, :2]).clip(0, TABLE_SIDE - 1)
-    own = rc[:, :2].clip(0, TABLE_SIDE - 1)
-    looks = np.concatenate([tables[pair, :, own[:, 0], own[:, 1]], tables[pair, :, nrc[:, 0], nrc[:, 1]]], 1)
+    nrc = next_rc(tokens, rc[:, :2])
+    looks = np.zeros((len(tokens), 2 * LOOKUP_FRAMES), np.int64)
+    for p, table in enumerate(tables):  # every token looks into its own pair's input
+        at = pair == p
+        looks[at] = frame_lookups(table, rc[at, :2], nrc[at])
     evidence = frame_evidence(tables[: len(train)], [o for _, o in train])[pair]  # [T, F]
-    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc, looks.astype(np.int64), evidence], 1)
+    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc, looks, evidence], 1)
     return Example(tokens, positions, np.concatenate(tgt), task_id, test_index, len(train))
 
 
