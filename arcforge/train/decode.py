@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from arcforge.grids import Grid
-from arcforge.train.model import ArcTransformer, KVCache
+from arcforge.train.model import ArcTransformer, KVCache, RowSpans
 from arcforge.train.tokenize import (
     EVIDENCE,
     GRID_END,
@@ -160,6 +160,32 @@ def ladder(n: int) -> int:
     return p
 
 
+def row_spans(first: np.ndarray, keys: int, max_spans: int = 4, span_cost: int = 512) -> list[tuple[int, int, int]]:
+    """Split the rows of a decoding batch into at most ``max_spans`` contiguous ranges ``(r0, r1, c0)``, each
+    attending to key columns ``c0`` (its rows' first real key) onwards, so as to read the fewest keys:
+    ``sum((r1 - r0) * (keys - c0))`` plus ``span_cost`` per span (what one more attention call costs, in
+    key reads). ``first [B]``: each row's first real key column (the decoder's rows are sorted by prompt
+    length, so it never decreases); ``keys``: the columns filled."""
+    n = len(first)
+    cuts = [0] + [i for i in range(1, n) if first[i] != first[i - 1]] + [n]  # runs of equal first columns
+    m = len(cuts) - 1
+
+    def cost(i: int, j: int) -> int:  # runs i .. j - 1 as one span
+        return (cuts[j] - cuts[i]) * (keys - int(first[cuts[i] : cuts[j]].min())) + span_cost
+
+    # best[s][j]: (cheapest cover of runs 0 .. j - 1 by s + 1 spans, the run its last span starts at)
+    best = [{j: (cost(0, j), 0) for j in range(1, m + 1)}]
+    for s in range(1, min(max_spans, m)):
+        best.append({j: min((best[s - 1][i][0] + cost(i, j), i) for i in range(s, j)) for j in range(s + 1, m + 1)})
+    s = min(range(len(best)), key=lambda s: best[s][m][0])
+    spans, j = [], m
+    for s in range(s, -1, -1):
+        i = best[s][j][1]
+        spans.append((cuts[i], cuts[j], int(first[cuts[i] : cuts[j]].min())))
+        j = i
+    return spans[::-1]
+
+
 def _prefill(model: ArcTransformer, prompts: list[Example], cache: KVCache) -> Tensor:
     """Run ``prompts`` (sorted longest first) into ``cache``; returns the logits after each prompt's last
     token ``[B, V]``.
@@ -187,9 +213,9 @@ def _prefill(model: ArcTransformer, prompts: list[Example], cache: KVCache) -> T
         for i, x in enumerate(prompts[r : r + k]):
             tok[i, : len(x)], pos[i, : len(x)] = x.tokens, x.positions
         view = _cache_view(cache.k[:, r : r + k, :, p - n :], cache.v[:, r : r + k, :, p - n :], 0)
-        logits = model(torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view)
         last = torch.tensor(lens[r : r + k], device=device) - 1
-        out[r : r + k] = logits[torch.arange(k, device=device), last]  # [k, V]
+        out[r : r + k] = model(torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view,
+                               only=last)[:, 0]  # [k, V]: only the last token's logits are read
         r += k
     cache.length = p
     return out
@@ -257,6 +283,8 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
         extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies ...
         evidence = torch.from_numpy(last_np[:, EVIDENCE]).to(device)  # ... and the frame evidence
+        first = p - np.array([padded_length(len(e)) for e in ps])  # [B] each row's first real key column
+        spans = row_spans(first, p)
         tables_np = np.stack([input_table(e) for e in ps])  # [B, F, S, S]: the frame lookups' source
         tables = torch.from_numpy(tables_np).to(device)
         top = TABLE_SIDE - 1
@@ -300,6 +328,8 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     keys = keys[keep, lead:]
                     cache.k, cache.v = cache.k[:, keep, :, lead:end], cache.v[:, keep, :, lead:end]
                     cache.length -= lead
+                    first = first[keep.cpu().numpy()] - lead
+                    spans = row_spans(first, cache.length)
             own = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # [B, F]: lookups at nxt's cell
             here = torch.stack([seq, row, col], dim=-1)
             is_row, is_cell = nxt == ROW, nxt < N_COLORS
@@ -309,8 +339,8 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
             seq = seq + 1
             ahead = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # ... at the cell nxt predicts
             pos = torch.cat([here, extra, own.long(), ahead.long(), evidence], dim=-1)[:, None]  # position of nxt
-            mask = keys[:, None, None, : cache.length + 1]  # [B, 1, 1, keys]
-            logits = model(nxt[:, None], pos, cache=cache, mask=mask)[:, -1]
+            mask = RowSpans(spans, keys[:, None, None, : cache.length + 1])  # [B, 1, 1, keys], read per span
+            logits = model(nxt[:, None], pos, cache=cache, mask=mask, framed_keys=False)[:, -1]  # output cells
     final_logp[rows], final_done[rows] = logp, done
     emitted = out[:, :steps].cpu().numpy()
     ended = final_done.cpu().numpy()

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -107,6 +108,8 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(d))
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.float32:  # one fused op; the same numbers as the formula below (tested)
+            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
         xf = x.float()
         return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
 
@@ -164,6 +167,24 @@ class KVCache:
         self.v = self.v[:, index]
 
 
+@dataclass
+class RowSpans:
+    """One decoding step's attention, split by rows: rows ``[r0, r1)`` of each span read key columns ``c0``
+    onwards only, under the bool ``mask [B, 1, 1, keys]`` (True: may attend). The batched decoder keeps its
+    rows sorted by prompt length and its prompts right-aligned, so every span skips the left padding all
+    its rows share: keys that one dense call over the whole batch would read only to mask them out."""
+
+    spans: list[tuple[int, int, int]]  # (r0, r1, c0)
+    mask: Tensor
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """``q [B, H, 1, Dh]``, ``k, v [B, H, keys, Dh]`` -> ``[B, H, 1, Dh]``."""
+        out = [F.scaled_dot_product_attention(q[r0:r1], k[r0:r1, :, c0:], v[r0:r1, :, c0:],
+                                              attn_mask=self.mask[r0:r1, :, :, c0:])
+               for r0, r1, c0 in self.spans]
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -177,14 +198,24 @@ class Block(nn.Module):
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
     def forward(self, x: Tensor, query_cs: tuple[Tensor, Tensor], key_cs: tuple[Tensor, Tensor],
-                mask: Tensor | None, layer: int, cache: KVCache | None) -> Tensor:
+                mask: Tensor | None, layer: int, cache: KVCache | None, only: Tensor | None = None) -> Tensor:
         """``query_cs``: cos, sin ``[B, 1, T, Dh]`` rotating the queries; ``key_cs``: the keys' (``[B, 1, T, Dh]``,
-        or ``[B, H, T, Dh]`` with per-head symmetry frames)."""
+        or ``[B, H, T, Dh]`` with per-head symmetry frames). ``only [B]``: compute the output at this position
+        of each row only (``[B, 1, d]``; every token's keys and values still reach the cache)."""
         b, t, d = x.shape
         h = self.cfg.n_heads
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3x[B,H,T,Dh]
         (qc, qs), (kc, ks) = ((c.to(q.dtype), s.to(q.dtype)) for c, s in (query_cs, key_cs))  # bf16 under autocast
-        q, k = rotate(q, qc, qs), rotate(k, kc, ks)
+        k = rotate(k, kc, ks)
+        if only is not None:  # one query per row, at its position `only`, seeing every key up to it
+            if mask is not None:
+                raise ValueError("only= takes no mask: the query sees every key up to its own position")
+            rows = torch.arange(b, device=x.device)
+            q, qc, qs = (y[rows, :, only][:, :, None] for y in (q, qc.expand(b, -1, -1, -1), qs.expand(b, -1, -1, -1)))
+            x = x[rows, only][:, None]  # [B, 1, d]
+            past = cache.length if cache is not None else 0
+            mask = (torch.arange(past + t, device=x.device) <= past + only[:, None])[:, None, None]  # [B,1,1,keys]
+        q = rotate(q, qc, qs)
         if cache is not None:
             past = cache.length
             cache.reserve(t)
@@ -196,9 +227,11 @@ class Block(nn.Module):
             causal = mask is None
         if isinstance(mask, BlockMask):  # CUDA packed rows: flex_attention skips the masked blocks
             a = _flex_attention()(q, k, v, block_mask=mask)
+        elif isinstance(mask, RowSpans):  # a batched decoding step
+            a = mask.attend(q, k, v)
         else:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)  # [B,H,T,Dh]
-        x = x + self.proj(a.transpose(1, 2).reshape(b, t, d))
+        x = x + self.proj(a.transpose(1, 2).reshape(b, q.shape[2], d))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
 
@@ -302,10 +335,16 @@ class ArcTransformer(nn.Module):
         return out
 
     def forward(self, tokens: Tensor, positions: Tensor, segments: Tensor | None = None,
-                cache: KVCache | None = None, mask: Tensor | None = None) -> Tensor:
-        """``tokens [B,T]``, ``positions [B,T,POS_DIMS]`` (or fewer columns, see the module docstring), ``segments [B,T]`` (packing; None = one example per
-        row), ``mask`` (bool ``[B, 1, T, T_keys]``, True = may attend; overrides ``segments``; the batched
-        decoder's left padding) -> logits ``[B, T, V]`` (float32)."""
+                cache: KVCache | None = None, mask: Tensor | RowSpans | None = None,
+                framed_keys: bool = True, only: Tensor | None = None) -> Tensor:
+        """``tokens [B,T]``, ``positions [B,T,POS_DIMS]`` (or fewer columns, see the module docstring),
+        ``segments [B,T]`` (packing; None = one example per row), ``mask`` (bool ``[B, 1, T, T_keys]``, True
+        = may attend; overrides ``segments``; the batched decoder's left padding, or its ``RowSpans``) -> logits ``[B, T, V]``
+        (float32). ``framed_keys=False`` promises that no token is an input-grid cell (a decoder's generated
+        output tokens): every key then rotates at its own place, and the per-head frames are not computed.
+        ``only [B]``: the logits at this position of each row only, ``[B, 1, V]`` (a prefill: the last layer
+        then computes its queries, attention and MLP there only; every token's keys and values still go to
+        the cache)."""
         if self.cfg.pair_seq and positions.shape[-1] >= 6:  # rotate by the demonstration pair, not the token
             positions = torch.cat([positions[..., 5:6], positions[..., 1:]], -1)
         x = self.embed(tokens)  # [B, T, d]
@@ -318,17 +357,21 @@ class ArcTransformer(nn.Module):
         if self.lookup_embed is not None and positions.shape[-1] >= LOOKUPS.stop:
             x = self._add_frame_inputs(x, tokens, positions)
         own = positions[..., :3]  # (seq, row, col) of each token
-        own_cs = self._cos_sin(own, x.dtype)
-        next_cs = self._cos_sin(next_cell_positions(tokens, own), x.dtype) if self.cfg.next_cell_queries else own_cs
+        # cos/sin in the dtype q and k have (bf16 under autocast): converted once here, not in every layer
+        dev = x.device.type
+        cdt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        own_cs = self._cos_sin(own, cdt)
+        next_cs = self._cos_sin(next_cell_positions(tokens, own), cdt) if self.cfg.next_cell_queries else own_cs
         # queries: the first own_query_layers layers at the token's own place (compare a cell with what a
         # frame head finds there), the rest at the place of the token they predict
         query_cs = [own_cs if i < self.cfg.own_query_layers else next_cs for i in range(self.cfg.n_layers)]
-        key_cs = self._key_cos_sin(positions, x.dtype) or [own_cs] * self.cfg.n_layers
+        key_cs = (self._key_cos_sin(positions, cdt) if framed_keys else None) or [own_cs] * self.cfg.n_layers
         if mask is None and segments is not None:
             # one mask per batch, shared by every layer
             mask = flex_block_mask(segments) if use_flex(tokens) else block_causal_mask(segments)
+        last = len(self.blocks) - 1
         for i, blk in enumerate(self.blocks):
-            x = blk(x, query_cs[i], key_cs[i], mask, i, cache)
+            x = blk(x, query_cs[i], key_cs[i], mask, i, cache, only if i == last else None)
         if cache is not None:
             cache.advance(tokens.shape[1])
         x = self.norm(x)

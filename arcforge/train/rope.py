@@ -180,6 +180,8 @@ def rope_angles(positions: Tensor, cfg: RopeConfig) -> Tensor:
 def _to_cos_sin(angles: Tensor, scale: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     # angles [B, T, D/2] -> cos, sin [B, 1, T, D] (duplicated for the two halves; 1 broadcasts over heads)
     emb = torch.cat([angles, angles], dim=-1)[:, None]
+    if scale == 1.0:  # no YaRN temperature: skip two multiplies by one
+        return emb.cos().to(dtype), emb.sin().to(dtype)
     return (emb.cos() * scale).to(dtype), (emb.sin() * scale).to(dtype)
 
 

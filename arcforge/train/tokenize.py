@@ -31,6 +31,7 @@ train output grid.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,25 +102,36 @@ def example_length(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid
     return n + (grid_length(test_out) + 1 if test_out is not None else 1)  # output + EOS | GRID_START
 
 
+@functools.lru_cache(maxsize=1024)
 def frame_images(h: int, w: int) -> np.ndarray:
     """``[LOOKUP_FRAMES, h, w, 2]``: the 1-based (row, col) that each frame sends cell (r, c) of an h x w grid
-    to (numpy twin of ``arcforge.train.rope.frame_rc``, same frame order)."""
+    to (numpy twin of ``arcforge.train.rope.frame_rc``, same frame order). Cached per size, read-only."""
     r, c = np.meshgrid(np.arange(1, h + 1), np.arange(1, w + 1), indexing="ij")
     rr, cc = h + 1 - r, w + 1 - c
     image = ((r, c), (r, cc), (rr, c), (rr, cc), (c, r), (cc, rr), (cc, r), (c, rr),
              (r, w + cc), (h + rr, c), (r, w + c), (h + r, c))
-    return np.stack([np.stack(i, -1) for i in image])
+    out = np.stack([np.stack(i, -1) for i in image])
+    out.flags.writeable = False
+    return out
 
 
 def lookup_table(grid: Grid) -> np.ndarray:
     """``[LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE]`` uint8: entry (f, r', c') is the color of the cell of
     ``grid`` that frame f sends to (r', c'), NO_CELL where it sends none."""
     h, w = grid.shape
-    table = np.full((LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE), NO_CELL, np.uint8)
+    table = np.full(LOOKUP_FRAMES * TABLE_SIDE * TABLE_SIDE, NO_CELL, np.uint8)
+    table[_image_index(h, w)] = np.tile(np.asarray(grid, np.uint8).ravel(), LOOKUP_FRAMES)
+    return table.reshape(LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _image_index(h: int, w: int) -> np.ndarray:
+    """``[LOOKUP_FRAMES * h * w]``: where ``frame_images`` sends each cell, as flat indices of a lookup table."""
     img = frame_images(h, w)  # [F, h, w, 2]
-    f = np.broadcast_to(np.arange(LOOKUP_FRAMES)[:, None, None], (LOOKUP_FRAMES, h, w))
-    table[f, img[..., 0], img[..., 1]] = np.broadcast_to(np.asarray(grid, np.uint8), (LOOKUP_FRAMES, h, w))
-    return table
+    f = np.arange(LOOKUP_FRAMES)[:, None, None]
+    out = ((f * TABLE_SIDE + img[..., 0]) * TABLE_SIDE + img[..., 1]).ravel()
+    out.flags.writeable = False
+    return out
 
 
 def next_rc(tokens: np.ndarray, rc: np.ndarray) -> np.ndarray:
@@ -169,6 +181,27 @@ def input_table(ex: Example, pair: int = -1) -> np.ndarray:
     return lookup_table(grid)
 
 
+@functools.lru_cache(maxsize=4096)
+def _grid_layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For the ``h*(w+1)+2`` tokens of an h x w grid (``grid_tokens``): their (row, col) ``[n, 2]``; where
+    their own and their next (``next_rc``) lookups sit in a flattened lookup table ``[n]`` each; and the
+    indices of the cells among the tokens ``[h*w]``. Cached per size, read-only."""
+    body = np.zeros((h, w + 1), np.int64)  # any color for the cells; ROW closes each row
+    body[:, w] = ROW
+    toks = np.concatenate([[GRID_START], body.ravel(), [GRID_END]])
+    rc = grid_tokens(np.zeros((h, w), np.int8))[1]
+    own, nxt = (_table_index(x) for x in (rc, next_rc(toks, rc)))
+    cells = 1 + (np.arange(h)[:, None] * (w + 1) + np.arange(w)[None, :]).ravel()
+    for a in (rc, own, nxt, cells):
+        a.flags.writeable = False
+    return rc, own, nxt, cells
+
+
+def _table_index(rc: np.ndarray) -> np.ndarray:
+    """``[n]`` flat indices into a ``[TABLE_SIDE * TABLE_SIDE]`` lookup table of 1-based (row, col) ``[n, 2]``."""
+    return rc[:, 0].clip(0, TABLE_SIDE - 1) * TABLE_SIDE + rc[:, 1].clip(0, TABLE_SIDE - 1)
+
+
 def encode(
     train: list[tuple[Grid, Grid]],
     test_in: Grid,
@@ -179,53 +212,71 @@ def encode(
     test_index: int = 0,
 ) -> Example:
     """Encode grids into an ``Example``. With ``test_out=None`` the sequence is the decoding prompt:
-    it ends with ``OUTPUT GRID_START`` of the test output."""
+    it ends with ``OUTPUT GRID_START`` of the test output.
+
+    Written straight into preallocated arrays (the layout of a grid's tokens is cached per size): the
+    evaluator encodes every vote transform of every test input, and the trainer every example it packs."""
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on must be one of {LOSS_ON}, not {loss_on!r}")
-    toks: list[np.ndarray] = [np.array([BOS])]
-    rcs: list[np.ndarray] = [np.zeros((1, 5), np.int64)]  # (row, col, h, w, pair) per token
-    tgt: list[np.ndarray] = [np.zeros(1, bool)]
     n = len(train)  # the test pair's index
+    total = example_length(train, test_in, test_out)
+    tokens = np.empty(total, np.int64)
+    positions = np.zeros((total, POS_DIMS), np.int64)
+    targets = np.zeros(total, bool)
+    inputs = [i for i, _ in train] + [test_in]
+    tables = [lookup_table(g) for g in inputs]  # [F, S, S] each: every token looks into its pair's input
+    flat = [t.reshape(LOOKUP_FRAMES, -1) for t in tables]
+    evidence = frame_evidence(np.stack(tables[:n]) if n else np.zeros((0,) + tables[0].shape, np.uint8),
+                              [o for _, o in train])  # [n + 1, F]
+    no_cell = np.full(2 * LOOKUP_FRAMES, NO_CELL, np.int64)  # markers sit at (0, 0): no frame puts a cell there
 
-    def marker_rc(k: int, pair: int) -> np.ndarray:
-        rc = np.zeros((k, 5), np.int64)
-        rc[:, 4] = pair
-        return rc
+    def lookups(pair: int, at: np.ndarray) -> np.ndarray:  # [k, F]: pair's colors at table indices at [k]
+        return flat[pair][:, at].T
 
-    def add(grid: Grid, marker: int, target: bool, pair: int) -> None:
-        t, rc = grid_tokens(grid)
-        hw = np.zeros_like(rc)
-        if marker == INPUT:  # input cells carry their grid's size (the symmetry frames' keys)
-            hw[t < N_COLORS] = grid.shape
-        toks.extend([np.array([marker]), t])
-        rcs.extend([marker_rc(1, pair), np.concatenate([rc, hw, np.full((len(t), 1), pair)], 1)])
-        tgt.extend([np.zeros(1, bool), np.full(t.shape[0], target)])
+    tokens[0] = BOS
+    positions[0, LOOKUPS], positions[0, EVIDENCE] = no_cell, evidence[0]
+    o = 1
 
-    for j, (i, o) in enumerate(train):
-        add(i, INPUT, False, j)
-        add(o, OUTPUT, loss_on == "outputs", j)
-    add(test_in, INPUT, False, n)
+    def marker(token: int, pair: int, target: bool) -> None:
+        nonlocal o
+        tokens[o], targets[o] = token, target
+        positions[o, 5], positions[o, LOOKUPS], positions[o, EVIDENCE] = pair, no_cell, evidence[pair]
+        o += 1
+
+    def grid(g: Grid, kind: int, target: bool, pair: int) -> None:
+        nonlocal o
+        marker(kind, pair, False)
+        h, w = g.shape
+        rc, own, nxt, cells = _grid_layout(h, w)
+        k = len(rc)
+        t, pos = tokens[o : o + k], positions[o : o + k]
+        t[0], t[-1] = GRID_START, GRID_END
+        body = t[1:-1].reshape(h, w + 1)
+        body[:, :w], body[:, w] = g, ROW
+        pos[:, 1:3], pos[:, 5] = rc, pair
+        if kind == INPUT:  # input cells carry their grid's size (the symmetry frames' keys)
+            pos[cells, 3], pos[cells, 4] = h, w
+        pos[:, LOOKUPS.start : LOOKUPS.start + LOOKUP_FRAMES] = lookups(pair, own)
+        pos[:, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = lookups(pair, nxt)
+        pos[:, EVIDENCE] = evidence[pair]
+        targets[o : o + k] = target
+        o += k
+
+    for j, (i, out) in enumerate(train):
+        grid(i, INPUT, False, j)
+        grid(out, OUTPUT, loss_on == "outputs", j)
+    grid(test_in, INPUT, False, n)
     if test_out is not None:
-        add(test_out, OUTPUT, True, n)
-        toks.append(np.array([EOS]))
-        rcs.append(marker_rc(1, n))
-        tgt.append(np.ones(1, bool))
+        grid(test_out, OUTPUT, True, n)
+        marker(EOS, n, True)
     else:  # prompt for decoding: the model continues after GRID_START
-        toks.append(np.array([OUTPUT, GRID_START]))
-        rcs.append(marker_rc(2, n))
-        tgt.append(np.zeros(2, bool))
-    tokens = np.concatenate(toks)
-    rc = np.concatenate(rcs)
-    tables = np.stack([lookup_table(g) for g in [i for i, _ in train] + [test_in]])  # [pairs, F, S, S]
-    pair = rc[:, 4]
-    nrc = next_rc(tokens, rc[:, :2])
-    looks = np.zeros((len(tokens), 2 * LOOKUP_FRAMES), np.int64)
-    for p, table in enumerate(tables):  # every token looks into its own pair's input
-        at = pair == p
-        looks[at] = frame_lookups(table, rc[at, :2], nrc[at])
-    evidence = frame_evidence(tables[: len(train)], [o for _, o in train])[pair]  # [T, F]
-    positions = np.concatenate([np.arange(tokens.shape[0])[:, None], rc, looks, evidence], 1)
-    return Example(tokens, positions, np.concatenate(tgt), task_id, test_index, len(train))
+        marker(OUTPUT, n, False)
+        marker(GRID_START, n, False)
+        # GRID_START predicts cell (1, 1) of the output: its next lookups are the test input's there
+        positions[o - 1, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = lookups(n, np.array([TABLE_SIDE + 1]))[0]
+    assert o == total
+    positions[:, 0] = np.arange(total)
+    return Example(tokens, positions, targets, task_id, test_index, n)
 
 
 def encode_task(
