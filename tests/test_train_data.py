@@ -11,7 +11,23 @@ from arcforge.shards import read_tasks
 from arcforge.train.augment import AugmentConfig, Transform, random_transform, voting_transforms
 from arcforge.train.data import DataConfig, DataPosition, PackedBatches, iter_rows
 from arcforge.train.pack import first_fit_decreasing, pack
-from arcforge.train.tokenize import GRID_START, INPUT, OUTPUT, ROW, decode, encode_task, example_length
+from arcforge.train.tokenize import (
+    BOS,
+    EOS,
+    GRID_START,
+    INPUT,
+    OUTPUT,
+    ROW,
+    decode,
+    encode,
+    encode_task,
+    example_length,
+    frame_evidence,
+    frame_lookups,
+    grid_tokens,
+    lookup_table,
+    next_rc,
+)
 from tests import train_fixtures
 from tests.train_fixtures import small_tasks
 
@@ -255,3 +271,47 @@ def test_frame_evidence_names_the_frame_of_a_geometric_task_from_earlier_pairs_o
         first = [(p.input, p.output) for p in task.train][:1]
         only_first = frame_evidence(np.stack([lookup_table(first[0][0])]), [first[0][1]])[1]
         assert (ev[pair == 1] == only_first).all()
+
+
+def _reference_encode(train, test_in, test_out, loss_on):
+    """``encode`` spelled out from the tokenizer's parts, one grid and one pair at a time: tokens and
+    (row, col) from ``grid_tokens``, sizes on input cells, lookups into the pair's input table at each
+    token's cell and at ``next_rc``, and the frame evidence of the earlier pairs."""
+    toks, rc5, tgt = [[BOS]], [np.zeros((1, 5), np.int64)], [[False]]
+    n = len(train)
+    grids = [(g, m, t, j) for j, (i, o) in enumerate(train)
+             for g, m, t in ((i, INPUT, False), (o, OUTPUT, loss_on == "outputs"))] + [(test_in, INPUT, False, n)]
+    if test_out is not None:
+        grids.append((test_out, OUTPUT, True, n))
+    for g, marker, target, pair in grids:
+        t, rc = grid_tokens(g)
+        hw = np.zeros_like(rc)
+        if marker == INPUT:
+            hw[t < 10] = g.shape
+        toks += [[marker], t]
+        rc5 += [np.array([[0, 0, 0, 0, pair]]), np.concatenate([rc, hw, np.full((len(t), 1), pair)], 1)]
+        tgt += [[False], [target] * len(t)]
+    tail = [EOS] if test_out is not None else [OUTPUT, GRID_START]
+    toks.append(tail)
+    rc5.append(np.array([[0, 0, 0, 0, n]] * len(tail)))
+    tgt.append([test_out is not None] * len(tail))
+    tokens, rc5 = np.concatenate(toks), np.concatenate(rc5)
+    tables = [lookup_table(g) for g in [i for i, _ in train] + [test_in]]
+    looks = np.concatenate([frame_lookups(tables[p], rc5[k : k + 1, :2], next_rc(tokens[k : k + 1], rc5[k : k + 1, :2]))
+                            for k, p in enumerate(rc5[:, 4])])
+    evidence = frame_evidence(tables[:n], [o for _, o in train])[rc5[:, 4]]
+    return tokens, np.concatenate([np.arange(len(tokens))[:, None], rc5, looks, evidence], 1), np.concatenate(tgt)
+
+
+def test_encode_equals_the_tokenizer_spelled_out(tasks):
+    """The vectorized ``encode`` (cached grid layouts, one preallocated array) equals the plain composition
+    of its parts, for training examples (both loss settings), decoding prompts and a task with no
+    demonstrations."""
+    cases = [([(p.input, p.output) for p in t.train], t.test[0].input, t.test[0].output) for t in tasks[:12]]
+    cases += [(train, test_in, None) for train, test_in, _ in cases[:6]] + [([], tasks[0].test[0].input, None)]
+    for train, test_in, test_out in cases:
+        for loss_on in ("test", "outputs"):
+            ex = encode(train, test_in, test_out, loss_on=loss_on)
+            tokens, positions, targets = _reference_encode(train, test_in, test_out, loss_on)
+            assert np.array_equal(ex.tokens, tokens) and np.array_equal(ex.targets, targets)
+            assert np.array_equal(ex.positions, positions)

@@ -7,11 +7,14 @@ import numpy as np
 import pytest
 import torch
 
+from arcforge.train import decode
 from arcforge.train.augment import voting_transforms
 from arcforge.train.decode import (
+    MAX_SPANS,
     decode_batch,
     grammar_mask,
     output_positions,
+    row_spans,
     score_candidates,
     score_with_prefix,
 )
@@ -145,3 +148,46 @@ def test_bf16_scoring_from_the_kept_prompt_cache_matches_bf16_decoding(model, pr
     full = score_candidates(model, list(zip(prompts + prompts, grids + [(g + 1) % 10 for g in grids],
                                             strict=True)), max_side=5)
     assert fast == pytest.approx(full, rel=0.02, abs=0.1)
+
+
+def _span_cost(first, keys, spans, per_span):
+    return sum((r1 - r0) * (keys - c0) + per_span for r0, r1, c0 in spans)
+
+
+def test_row_spans_cover_every_row_and_read_the_fewest_keys():
+    """The split is contiguous, covers every row once, lets no row miss a real key, and is as cheap as the
+    best of all splits into at most MAX_SPANS ranges (brute force over the cut points)."""
+    import itertools
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n = int(rng.integers(1, 14))
+        first = np.sort(rng.choice([0, 32, 64, 96, 192, 288], size=n))
+        keys, per_span = 320 + int(rng.integers(0, 64)), int(rng.choice([0, 64, 512]))
+        spans = row_spans(first, keys, span_cost=per_span)
+        assert spans[0][0] == 0 and spans[-1][1] == n and len(spans) <= MAX_SPANS
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+        assert all(c0 <= first[r0:r1].min() for r0, r1, c0 in spans)
+        best = min(_span_cost(first, keys, [(a, b, int(first[a:b].min())) for a, b in
+                                            itertools.pairwise((0, *cuts, n))], per_span)
+                   for k in range(MAX_SPANS) for cuts in itertools.combinations(range(1, n), k))
+        assert _span_cost(first, keys, spans, per_span) == best, (trial, first, spans)
+    # one length: one span; two far-apart lengths: two spans, the short prompts skipping the long ones' keys
+    assert row_spans(np.zeros(8, int), 400) == [(0, 8, 0)]
+    assert row_spans(np.array([0] * 8 + [256] * 8), 400) == [(0, 8, 0), (8, 16, 256)]
+
+
+def test_decoding_with_many_row_spans_equals_one_row_at_a_time(model, prompts, monkeypatch):
+    """Every distinct prompt start its own span (no span cost): each row still decodes what it decodes
+    alone, in fp32 and bf16, with the log-probability a full forward pass (no cache, no spans) gives."""
+    monkeypatch.setattr(decode, "SPAN_COST", 0)
+    assert len({decode.padded_length(len(p)) for p in prompts}) >= 2  # so that the batch really splits
+    for amp in (True, False):
+        batched = decode_batch(model, prompts, max_new=40, max_side=5, amp=amp)
+        for p, b in zip(prompts, batched, strict=True):
+            alone = decode_batch(model, [p], max_new=40, max_side=5, amp=amp)[0]
+            assert alone.tokens == b.tokens
+            assert alone.logp == pytest.approx(b.logp, abs=1e-2 if amp else 1e-4)
+    scores = score_candidates(model, [(p, b.grid) for p, b in zip(prompts, batched, strict=True)], max_side=5)
+    assert all(b.grid is not None for b in batched)
+    assert scores == pytest.approx([b.logp for b in batched], abs=1e-4)

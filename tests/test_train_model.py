@@ -8,7 +8,15 @@ import torch
 
 from arcforge.errors import TrainError
 from arcforge.train.evaluate import vote
-from arcforge.train.model import ArcTransformer, KVCache, ModelConfig, flops_per_token, mfu, n_params
+from arcforge.train.model import (
+    ArcTransformer,
+    KVCache,
+    ModelConfig,
+    RowSpans,
+    flops_per_token,
+    mfu,
+    n_params,
+)
 from arcforge.train.pack import pack_row
 from arcforge.train.tokenize import encode_task
 from tests.train_fixtures import small_tasks
@@ -196,3 +204,37 @@ def test_frame_lookups_reach_the_embedding_and_models_without_them_ignore_them(e
         assert not torch.allclose(with_lookups(tok, pos), with_lookups(tok, other), atol=1e-4)
         torch.testing.assert_close(without(tok, pos), without(tok, other), rtol=0, atol=0)
         torch.testing.assert_close(without(tok, pos), without(tok, pos[..., :6]), rtol=0, atol=0)
+
+
+def test_last_token_only_forward_gives_the_full_forwards_logits_and_cache(examples):
+    """A prefill that asks for each row's last logits only (``only=``) computes the last layer's queries and
+    MLP there only, yet gives the same logits and writes the same keys/values as the full forward."""
+    torch.manual_seed(4)
+    model = ArcTransformer(ModelConfig(d_model=32, n_layers=3, n_heads=2)).eval()
+    n = max(len(e) for e in examples)
+    tok = torch.full((len(examples), n), 10)
+    pos = torch.zeros(len(examples), n, examples[0].positions.shape[1], dtype=torch.long)
+    for i, e in enumerate(examples):  # right-padded rows of different lengths
+        tok[i, : len(e)], pos[i, : len(e)] = torch.from_numpy(e.tokens), torch.from_numpy(e.positions)
+    last = torch.tensor([len(e) - 1 for e in examples])
+    with torch.no_grad():
+        full_cache, only_cache = (KVCache.for_model(model, len(examples), n) for _ in range(2))
+        full = model(tok, pos, cache=full_cache)[torch.arange(len(examples)), last]
+        only = model(tok, pos, cache=only_cache, only=last)
+    assert only.shape == (len(examples), 1, model.cfg.vocab_size)
+    torch.testing.assert_close(only[:, 0], full, rtol=0, atol=1e-5)
+    assert torch.equal(only_cache.k, full_cache.k) and torch.equal(only_cache.v, full_cache.v)
+    assert only_cache.length == full_cache.length == n
+
+
+def test_row_spans_attend_like_one_masked_call():
+    """Attention split into row spans, each reading its keys from c0 on, equals one call over every key
+    with the mask, as long as no span skips a key its rows may see."""
+    torch.manual_seed(5)
+    b, h, keys, dh = 7, 2, 40, 8
+    q, k, v = torch.randn(b, h, 1, dh), torch.randn(b, h, keys, dh), torch.randn(b, h, keys, dh)
+    first = torch.tensor([0, 0, 3, 9, 9, 20, 31])  # each row's first real key (sorted, as the decoder's)
+    mask = (torch.arange(keys)[None] >= first[:, None])[:, None, None]  # [B, 1, 1, keys]
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    for spans in ([(0, 7, 0)], [(0, 2, 0), (2, 5, 3), (5, 7, 20)], [(0, 3, 0), (3, 6, 9), (6, 7, 31)]):
+        torch.testing.assert_close(RowSpans(spans, mask).attend(q, k, v), dense, rtol=0, atol=1e-6)

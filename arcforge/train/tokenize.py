@@ -226,7 +226,7 @@ def encode(
     inputs = [i for i, _ in train] + [test_in]
     tables = [lookup_table(g) for g in inputs]  # [F, S, S] each: every token looks into its pair's input
     flat = [t.reshape(LOOKUP_FRAMES, -1) for t in tables]
-    evidence = frame_evidence(np.stack(tables[:n]) if n else np.zeros((0,) + tables[0].shape, np.uint8),
+    evidence = frame_evidence(np.stack(tables[:n]) if n else np.zeros((0, *tables[0].shape), np.uint8),
                               [o for _, o in train])  # [n + 1, F]
     no_cell = np.full(2 * LOOKUP_FRAMES, NO_CELL, np.int64)  # markers sit at (0, 0): no frame puts a cell there
 
