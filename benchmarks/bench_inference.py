@@ -1,6 +1,7 @@
 """Voting inference throughput: batched decoding vs one sequence at a time, same checkpoint, same run.
 
     python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1] [--batched-threads 2]
+                                         [--also-sequential-threads 2]
     python benchmarks/bench_inference.py                  # trains a small demo-sized model first
 
 Both paths decode every test input of ``--tasks`` held-out synthetic easy tasks under ``--votes`` transforms
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--batched-threads", type=int, default=0,
                     help="torch threads of the batched decoders (default: --threads; the sequential one keeps "
                          "--threads, its fastest setting being one thread)")
+    ap.add_argument("--also-sequential-threads", type=int, default=0,
+                    help="also time the sequential evaluator on this many threads (``sequential_N_threads``: "
+                         "whether it gains from more cores, as the batched path does)")
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the bf16 autocast variants")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
@@ -153,7 +157,9 @@ def main(argv: list[str] | None = None) -> dict:
     inputs = sum(len(t.test) for t in tasks)
     variants = [(f"batched_{rank}{'_bf16' if amp == 'bf16' else ''}", rank, amp)
                 for amp in (("off", "bf16") if a.bf16 else ("off",)) for rank in ("votes", "poe")]
-    times: dict[str, list[float]] = {"sequential": [], **{v[0]: [] for v in variants}}
+    extra_seq = f"sequential_{a.also_sequential_threads}_threads" if a.also_sequential_threads else None
+    times: dict[str, list[float]] = {"sequential": [], **({extra_seq: []} if extra_seq else {}),
+                                     **{v[0]: [] for v in variants}}
     cpu: dict[str, list[float]] = {k: [] for k in times}  # process CPU seconds: less sensitive to others' load
     answers: dict[str, list] = {}
     load = [round(os.getloadavg()[0], 2)]
@@ -164,6 +170,12 @@ def main(argv: list[str] | None = None) -> dict:
         answers["sequential"] = sequential_predict(model, tasks, a.seq_len, a.votes)
         times["sequential"].append(time.perf_counter() - t0)
         cpu["sequential"].append(time.process_time() - c0)
+        if extra_seq:
+            torch.set_num_threads(a.also_sequential_threads)
+            t0, c0 = time.perf_counter(), time.process_time()
+            answers[extra_seq] = sequential_predict(model, tasks, a.seq_len, a.votes)
+            times[extra_seq].append(time.perf_counter() - t0)
+            cpu[extra_seq].append(time.process_time() - c0)
         torch.set_num_threads(a.batched_threads or a.threads)
         for key, rank, amp in variants:
             t0, c0 = time.perf_counter(), time.process_time()

@@ -101,8 +101,8 @@ def install_block() -> str:
     return "\n".join([*lines, "", f"({r['how']}; `benchmarks/results/install.json`)"])
 
 
-def inference_block() -> str:
-    r = _load("inference")
+def inference_block(stem: str = "inference") -> str:
+    r = _load(stem)
     names = {"sequential": "sequential (previous evaluator)", "batched_votes": "batched, votes",
              "batched_poe": "batched, product of experts", "batched_votes_bf16": "batched, votes, bf16",
              "batched_poe_bf16": "batched, product of experts, bf16"}
@@ -111,6 +111,8 @@ def inference_block() -> str:
     lines = ["| decoder | test inputs/s | vs sequential | (by CPU time) | pass@2 | same attempts as sequential |",
              "|---|---|---|---|---|---|"]
     for k, v in r["test_inputs_per_s"].items():
+        if k.startswith("sequential_") and k.endswith("_threads"):
+            names[k] = f"sequential, {k.split('_')[1]} threads"
         lines.append(f"| {names.get(k, k)} | {v:.2f} | **{r['speedup_vs_sequential'][k]:.2f}x** | "
                      f"{f'{by_cpu[k]:.2f}x' if k in by_cpu else '-'} | {_pct(r['pass@2'][k])} | "
                      f"{_pct(same[k]) if k in same else '-'} |")
@@ -121,7 +123,7 @@ def inference_block() -> str:
            + f", best of {r['repeats']} alternating rounds"
            + (f", load average {min(load)}-{max(load)}" if load else "")
            + (f", {r['wall_s']:.0f} s in all" if "wall_s" in r else ""))
-    return "\n".join([*lines, "", f"({how}; `benchmarks/results/inference.json`)"])
+    return "\n".join([*lines, "", f"({how}; `benchmarks/results/{stem}.json`)"])
 
 
 def grokfast_block(stem: str) -> Callable[[], str]:
@@ -133,6 +135,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "demo": demo_block,
     "install": install_block,
     "inference": inference_block,
+    "inference_2threads": lambda: inference_block("inference_2threads"),
     "grokfast_modarith": grokfast_block("grokfast_modarith"),
     "grokfast_modarith_torchinit": grokfast_block("grokfast_modarith_torchinit"),
     "rope_headline": lambda: exp.rope_headline(RESULTS / "rope_extension.json"),
