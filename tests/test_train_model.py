@@ -225,6 +225,8 @@ def test_last_token_only_forward_gives_the_full_forwards_logits_and_cache(exampl
     torch.testing.assert_close(only[:, 0], full, rtol=0, atol=1e-5)
     assert torch.equal(only_cache.k, full_cache.k) and torch.equal(only_cache.v, full_cache.v)
     assert only_cache.length == full_cache.length == n
+    with pytest.raises(TrainError, match="takes no mask"):
+        model(tok, pos, mask=torch.ones(len(examples), 1, n, n, dtype=torch.bool), only=last)
 
 
 def test_row_spans_attend_like_one_masked_call():

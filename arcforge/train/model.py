@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
 
+from arcforge.errors import TrainError
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
 from arcforge.train.rope import D8_FRAMES, FRAMES, RotaryEmbedding, framed_positions, head_frames, rotate
 from arcforge.train.tokenize import EVIDENCE, GRID_START, LOOKUP_FRAMES, LOOKUPS, N_COLORS, NO_CELL, ROW
@@ -209,7 +210,7 @@ class Block(nn.Module):
         k = rotate(k, kc, ks)
         if only is not None:  # one query per row, at its position `only`, seeing every key up to it
             if mask is not None:
-                raise ValueError("only= takes no mask: the query sees every key up to its own position")
+                raise TrainError("model(only=...) takes no mask: each row's query sees every key up to its position")
             rows = torch.arange(b, device=x.device)
             q, qc, qs = (y[rows, :, only][:, :, None] for y in (q, qc.expand(b, -1, -1, -1), qs.expand(b, -1, -1, -1)))
             x = x[rows, only][:, None]  # [B, 1, d]
