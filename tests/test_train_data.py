@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +15,6 @@ from arcforge.train.augment import AugmentConfig, Transform, random_transform, v
 from arcforge.train.data import DataConfig, DataPosition, PackedBatches, iter_rows
 from arcforge.train.pack import first_fit_decreasing, pack
 from arcforge.train.tokenize import (
-    BOS,
-    EOS,
     GRID_START,
     INPUT,
     OUTPUT,
@@ -23,15 +24,14 @@ from arcforge.train.tokenize import (
     encode_task,
     example_length,
     frame_evidence,
-    frame_lookups,
     grid_tokens,
     lookup_table,
-    next_rc,
 )
 from tests import train_fixtures
 from tests.train_fixtures import small_tasks
 
 arc_shards = train_fixtures.arc_shards  # the shared fixture
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +204,7 @@ def test_lookup_table_holds_each_frame_of_the_grid(shape):
     """Entry (f, r, c) of a grid's lookup table is what numpy's flip / rotation / transpose / mirrored or
     repeated concatenation of the grid has at 1-based (r, c) (edge frames: the part beyond the edge), and
     NO_CELL everywhere else."""
-    from arcforge.train.tokenize import LOOKUP_FRAMES, NO_CELL, lookup_table
+    from arcforge.train.tokenize import LOOKUP_FRAMES, NO_CELL
 
     g = np.random.default_rng(shape[0]).integers(0, 10, shape).astype(np.int8)
     h, w = shape
@@ -230,7 +230,6 @@ def test_the_right_frames_next_lookup_is_the_answer_and_the_decoder_assigns_the_
         LOOKUPS,
         N_COLORS,
         encode,
-        grid_tokens,
         input_table,
     )
 
@@ -257,7 +256,7 @@ def test_frame_evidence_names_the_frame_of_a_geometric_task_from_earlier_pairs_o
     ``frames``: flips are left-right or up-down, rotations a quarter, half or three-quarter turn), the
     first pair's tokens see no evidence (-1), and a demonstration pair's tokens see only the pairs before."""
     from arcforge import synthetic
-    from arcforge.train.tokenize import EVIDENCE, encode_task, frame_evidence, lookup_table
+    from arcforge.train.tokenize import EVIDENCE, encode_task
 
     for task in synthetic.generate(6, seed=11, families=[family], difficulty="easy"):
         ex = encode_task(task, 0)
@@ -273,34 +272,12 @@ def test_frame_evidence_names_the_frame_of_a_geometric_task_from_earlier_pairs_o
         assert (ev[pair == 1] == only_first).all()
 
 
-def _reference_encode(train, test_in, test_out, loss_on):
-    """``encode`` spelled out from the tokenizer's parts, one grid and one pair at a time: tokens and
-    (row, col) from ``grid_tokens``, sizes on input cells, lookups into the pair's input table at each
-    token's cell and at ``next_rc``, and the frame evidence of the earlier pairs."""
-    toks, rc5, tgt = [[BOS]], [np.zeros((1, 5), np.int64)], [[False]]
-    n = len(train)
-    grids = [(g, m, t, j) for j, (i, o) in enumerate(train)
-             for g, m, t in ((i, INPUT, False), (o, OUTPUT, loss_on == "outputs"))] + [(test_in, INPUT, False, n)]
-    if test_out is not None:
-        grids.append((test_out, OUTPUT, True, n))
-    for g, marker, target, pair in grids:
-        t, rc = grid_tokens(g)
-        hw = np.zeros_like(rc)
-        if marker == INPUT:
-            hw[t < 10] = g.shape
-        toks += [[marker], t]
-        rc5 += [np.array([[0, 0, 0, 0, pair]]), np.concatenate([rc, hw, np.full((len(t), 1), pair)], 1)]
-        tgt += [[False], [target] * len(t)]
-    tail = [EOS] if test_out is not None else [OUTPUT, GRID_START]
-    toks.append(tail)
-    rc5.append(np.array([[0, 0, 0, 0, n]] * len(tail)))
-    tgt.append([test_out is not None] * len(tail))
-    tokens, rc5 = np.concatenate(toks), np.concatenate(rc5)
-    tables = [lookup_table(g) for g in [i for i, _ in train] + [test_in]]
-    looks = np.concatenate([frame_lookups(tables[p], rc5[k : k + 1, :2], next_rc(tokens[k : k + 1], rc5[k : k + 1, :2]))
-                            for k, p in enumerate(rc5[:, 4])])
-    evidence = frame_evidence(tables[:n], [o for _, o in train])[rc5[:, 4]]
-    return tokens, np.concatenate([np.arange(len(tokens))[:, None], rc5, looks, evidence], 1), np.concatenate(tgt)
+def _reference_encode():
+    """``benchmarks/bench_encode.py``'s ``reference_encode``: the tokenizer spelled out part by part."""
+    spec = importlib.util.spec_from_file_location("bench_encode", ROOT / "benchmarks" / "bench_encode.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.reference_encode
 
 
 def test_encode_equals_the_tokenizer_spelled_out(tasks):
@@ -309,9 +286,10 @@ def test_encode_equals_the_tokenizer_spelled_out(tasks):
     demonstrations."""
     cases = [([(p.input, p.output) for p in t.train], t.test[0].input, t.test[0].output) for t in tasks[:12]]
     cases += [(train, test_in, None) for train, test_in, _ in cases[:6]] + [([], tasks[0].test[0].input, None)]
+    reference = _reference_encode()
     for train, test_in, test_out in cases:
         for loss_on in ("test", "outputs"):
             ex = encode(train, test_in, test_out, loss_on=loss_on)
-            tokens, positions, targets = _reference_encode(train, test_in, test_out, loss_on)
+            tokens, positions, targets = reference(train, test_in, test_out, loss_on)
             assert np.array_equal(ex.tokens, tokens) and np.array_equal(ex.targets, targets)
             assert np.array_equal(ex.positions, positions)
