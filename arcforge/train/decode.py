@@ -7,7 +7,10 @@ Many prompts (every vote transform of a test input, of several tasks) decode as 
   computed, no ``[B, T, T]`` mask is materialized), writing its keys/values straight into its rows of one
   preallocated KV cache, right-aligned at column ``P`` (the longest prompt). Every row then writes the
   same cache column at every step (``KVCache.length`` is a host int: no device->host sync);
-- a decoding step attends over the cache with a ``[B, 1, 1, keys]`` mask hiding each row's left padding;
+- the prefill computes each prompt's last logits only (``model(..., only=last)``: the last layer's queries
+  and MLP at that token alone), every token's keys and values still going to the cache;
+- a decoding step attends over the cache with a ``[B, 1, 1, keys]`` mask hiding each row's left padding,
+  per span of rows (``row_spans``): rows sorted by prompt length skip the padding their span shares;
 - positions are explicit per token (``arcforge.train.tokenize``: ``(seq, row, col, ...)``), so the
   right-alignment does not shift them. A generated token gets ``(seq, row, col)`` from the decoder's
   state and its other components from the prompt's last token (the output grid's ``GRID_START``);
