@@ -282,7 +282,8 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         first_logits = logits
         lengths_np = np.array([len(e) for e in ps])
         lengths = torch.from_numpy(lengths_np).to(device)
-        start = p - torch.tensor([padded_length(len(e)) for e in ps], device=device)[:, None]
+        first = p - np.array([padded_length(len(e)) for e in ps])  # [B] each row's first real key column
+        start = torch.from_numpy(first).to(device)[:, None]
         cols = torch.arange(p, device=device)[None, :]
         valid = (cols >= start) & (cols < start + lengths[:, None])  # [B, P]: real prompt keys
         # every later column is written by every row, so only the prompt padding is ever invalid
@@ -290,7 +291,6 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
         extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies ...
         evidence = torch.from_numpy(last_np[:, EVIDENCE]).to(device)  # ... and the frame evidence
-        first = p - np.array([padded_length(len(e)) for e in ps])  # [B] each row's first real key column
         spans = row_spans(first, p)
         tables_np = np.stack([input_table(e) for e in ps])  # [B, F, S, S]: the frame lookups' source
         tables = torch.from_numpy(tables_np).to(device)
@@ -330,14 +330,15 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
                     tables, evidence, ar = tables[keep], evidence[keep], ar[: len(keep)]
                     # and the key columns that are padding for every row left or that no later step reaches
-                    lead = int(keys[keep].to(torch.uint8).argmax(1).min())  # first real key of any row
+                    first = first[keep.cpu().numpy()]
+                    lead = int(first.min())  # first real key of any row left
                     end = cache.length + min(steps_max - t, GROW_STEPS)
                     keys = keys[keep, lead:]
                     # whole rows (contiguous copies: a gather along the row dim with sliced columns is ~4x
                     # slower), then a view of the columns still needed
                     cache.k, cache.v = (c.index_select(1, keep)[:, :, :, lead:end] for c in (cache.k, cache.v))
                     cache.length -= lead
-                    first = first[keep.cpu().numpy()] - lead
+                    first = first - lead
                     spans = row_spans(first, cache.length)
             own = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # [B, F]: lookups at nxt's cell
             here = torch.stack([seq, row, col], dim=-1)

@@ -32,6 +32,7 @@ train output grid.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,12 +150,11 @@ def next_rc(tokens: np.ndarray, rc: np.ndarray) -> np.ndarray:
 
 def frame_lookups(table: np.ndarray, rc: np.ndarray, nrc: np.ndarray) -> np.ndarray:
     """``[n, 2 * LOOKUP_FRAMES]``: ``table``'s colors at each (row, col) of ``rc`` then of ``nrc`` (``[n, 2]``)."""
-    own = table[:, rc[:, 0].clip(0, TABLE_SIDE - 1), rc[:, 1].clip(0, TABLE_SIDE - 1)].T
-    nxt = table[:, nrc[:, 0].clip(0, TABLE_SIDE - 1), nrc[:, 1].clip(0, TABLE_SIDE - 1)].T
-    return np.concatenate([own, nxt], 1).astype(np.int64)
+    flat = table.reshape(LOOKUP_FRAMES, -1)
+    return np.concatenate([flat[:, _table_index(rc)].T, flat[:, _table_index(nrc)].T], 1).astype(np.int64)
 
 
-def frame_evidence(tables: np.ndarray, outputs: list[Grid]) -> np.ndarray:
+def frame_evidence(tables: Sequence[np.ndarray], outputs: list[Grid]) -> np.ndarray:
     """``[len(outputs) + 1, LOOKUP_FRAMES]`` int64: row p is, per frame, the percentage (0-100) of the cells
     of ``outputs[:p]`` that the frame of their pair's input (``tables[j]``) puts there; row 0 is -1 (no
     evidence yet)."""
@@ -226,8 +226,7 @@ def encode(
     inputs = [i for i, _ in train] + [test_in]
     tables = [lookup_table(g) for g in inputs]  # [F, S, S] each: every token looks into its pair's input
     flat = [t.reshape(LOOKUP_FRAMES, -1) for t in tables]
-    evidence = frame_evidence(np.stack(tables[:n]) if n else np.zeros((0, *tables[0].shape), np.uint8),
-                              [o for _, o in train])  # [n + 1, F]
+    evidence = frame_evidence(tables[:n], [o for _, o in train])  # [n + 1, F]
     no_cell = np.full(2 * LOOKUP_FRAMES, NO_CELL, np.int64)  # markers sit at (0, 0): no frame puts a cell there
 
     def lookups(pair: int, at: np.ndarray) -> np.ndarray:  # [k, F]: pair's colors at table indices at [k]
@@ -273,7 +272,7 @@ def encode(
         marker(OUTPUT, n, False)
         marker(GRID_START, n, False)
         # GRID_START predicts cell (1, 1) of the output: its next lookups are the test input's there
-        positions[o - 1, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = lookups(n, np.array([TABLE_SIDE + 1]))[0]
+        positions[o - 1, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = lookups(n, _table_index(np.array([[1, 1]])))[0]
     assert o == total
     positions[:, 0] = np.arange(total)
     return Example(tokens, positions, targets, task_id, test_index, n)
