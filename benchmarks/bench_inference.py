@@ -8,7 +8,9 @@ Both paths decode every test input of ``--tasks`` held-out synthetic easy tasks 
 and vote; they differ only in how:
 
 - ``sequential`` (the previous evaluator): one prompt at a time, a token per forward, the next token read
-  back to the host (``int(argmax)``) at every step;
+  back to the host (``int(argmax)``) at every step, and its KV cache growing by concatenation (each
+  token's forward copies the cache); ``sequential_preallocated`` is the same loop over today's
+  preallocated ``KVCache`` (what the cache alone is worth to it);
 - ``batched`` (``arcforge.train.evaluate.predict``): all transforms of many test inputs as one batch,
   prompts prefilled per exact length, preallocated KV cache, grammar-constrained, no per-token host sync;
   ranked by votes (``batched_votes``), and with product-of-experts re-scoring (``batched_poe``); both in
@@ -61,11 +63,35 @@ RESULTS = ROOT / "benchmarks" / "results" / "inference.json"
 MAX_SIDE = 30
 
 
+class GrowingCache:
+    """The previous evaluator's KV cache: per layer, every forward's keys/values are concatenated onto the
+    ones before (a copy of the whole cache per token), behind the interface the model calls today."""
+
+    def __init__(self, n_layers: int) -> None:
+        self.k: list[torch.Tensor | None] = [None] * n_layers
+        self.v: list[torch.Tensor | None] = [None] * n_layers
+        self.length = 0
+
+    def reserve(self, n: int) -> None:  # nothing is preallocated
+        pass
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.k[layer] is not None:
+            k = torch.cat([self.k[layer], k], dim=2)
+            v = torch.cat([self.v[layer], v], dim=2)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
+
+    def advance(self, t: int) -> None:
+        self.length += t
+
+
 @torch.no_grad()
-def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SIDE * (MAX_SIDE + 1) + 1
-                      ) -> tuple[Grid | None, float]:
-    """The previous evaluator's decoder: one prompt, one token per forward, a host sync per token."""
-    cache = KVCache.for_model(model, 1, len(ex) + 64)
+def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SIDE * (MAX_SIDE + 1) + 1,
+                      preallocated: bool = False) -> tuple[Grid | None, float]:
+    """The previous evaluator's decoder: one prompt, one token per forward, a host sync per token, and its
+    growing KV cache (``preallocated``: today's ``KVCache`` instead)."""
+    cache = KVCache.for_model(model, 1, len(ex) + 64) if preallocated else GrowingCache(model.cfg.n_layers)
     tokens = torch.from_numpy(ex.tokens)[None]
     positions = torch.from_numpy(ex.positions)[None]
     logits = model(tokens, positions, cache=cache)[0, -1]
@@ -100,14 +126,15 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
     return parse_grid_tokens(out), logp / max(1, len(out) + 1)
 
 
-def sequential_predict(model: ArcTransformer, tasks: list[Task], seq_len: int, votes: int) -> list[list[Grid]]:
+def sequential_predict(model: ArcTransformer, tasks: list[Task], seq_len: int, votes: int,
+                       preallocated: bool = False) -> list[list[Grid]]:
     transforms = voting_transforms(votes, 0)
     out = []
     for task in tasks:
         for k in range(len(task.test)):
             cands = []
             for t in transforms:
-                g, lp = sequential_decode(model, prompt(t.task(task), k, seq_len))
+                g, lp = sequential_decode(model, prompt(t.task(task), k, seq_len), preallocated=preallocated)
                 if g is not None:
                     cands.append((t.invert(g), lp))
             out.append(vote(cands)[:2])
@@ -158,8 +185,8 @@ def main(argv: list[str] | None = None) -> dict:
     variants = [(f"batched_{rank}{'_bf16' if amp == 'bf16' else ''}", rank, amp)
                 for amp in (("off", "bf16") if a.bf16 else ("off",)) for rank in ("votes", "poe")]
     extra_seq = f"sequential_{a.also_sequential_threads}_threads" if a.also_sequential_threads else None
-    times: dict[str, list[float]] = {"sequential": [], **({extra_seq: []} if extra_seq else {}),
-                                     **{v[0]: [] for v in variants}}
+    times: dict[str, list[float]] = {"sequential": [], "sequential_preallocated": [],
+                                     **({extra_seq: []} if extra_seq else {}), **{v[0]: [] for v in variants}}
     cpu: dict[str, list[float]] = {k: [] for k in times}  # process CPU seconds: less sensitive to others' load
     answers: dict[str, list] = {}
     load = [round(os.getloadavg()[0], 2)]
@@ -170,6 +197,10 @@ def main(argv: list[str] | None = None) -> dict:
         answers["sequential"] = sequential_predict(model, tasks, a.seq_len, a.votes)
         times["sequential"].append(time.perf_counter() - t0)
         cpu["sequential"].append(time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        answers["sequential_preallocated"] = sequential_predict(model, tasks, a.seq_len, a.votes, preallocated=True)
+        times["sequential_preallocated"].append(time.perf_counter() - t0)
+        cpu["sequential_preallocated"].append(time.process_time() - c0)
         if extra_seq:
             torch.set_num_threads(a.also_sequential_threads)
             t0, c0 = time.perf_counter(), time.process_time()

@@ -19,7 +19,7 @@ from arcforge.train.decode import (
     score_with_prefix,
 )
 from arcforge.train.evaluate import prompt
-from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.model import ArcTransformer, KVCache, ModelConfig
 from arcforge.train.tokenize import GRID_END, N_COLORS, ROW, input_table
 from tests.train_fixtures import load_arc1
 
@@ -191,3 +191,22 @@ def test_decoding_with_many_row_spans_equals_one_row_at_a_time(model, prompts, m
     scores = score_candidates(model, [(p, b.grid) for p, b in zip(prompts, batched, strict=True)], max_side=5)
     assert all(b.grid is not None for b in batched)
     assert scores == pytest.approx([b.logp for b in batched], abs=1e-4)
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_prefill_leaves_every_column_a_step_reads_finite_in_an_uninitialized_cache(model, prompts, amp):
+    """The decoder's cache is allocated uninitialized: the prefill must write every column up to the prompt
+    end, the left padding included (masked keys still enter SDPA: a NaN there would poison the row)."""
+    ps = sorted(prompts, key=len, reverse=True)
+    cfg = model.cfg
+    p = decode.padded_length(len(ps[0]))
+    cache = KVCache(cfg.n_layers, len(ps), cfg.n_heads, cfg.head_dim, p + 8,
+                    dtype=torch.bfloat16 if amp else torch.float32, zeroed=False)
+    cache.k.fill_(float("nan"))  # what uninitialized memory may hold
+    cache.v.fill_(float("nan"))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        logits = decode._prefill(model, ps, cache)
+    assert cache.length == p
+    assert torch.isfinite(cache.k[:, :, :, :p]).all() and torch.isfinite(cache.v[:, :, :, :p]).all()
+    assert torch.isfinite(logits).all()
+    assert torch.isnan(cache.k[:, :, :, p:]).all()  # the decoding columns are left for the steps to write

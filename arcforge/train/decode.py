@@ -219,6 +219,8 @@ def _prefill(model: ArcTransformer, prompts: list[Example], cache: KVCache) -> T
         pos = np.zeros((k, n, POS_DIMS), np.int64)
         for i, x in enumerate(prompts[r : r + k]):
             tok[i, : len(x)], pos[i, : len(x)] = x.tokens, x.positions
+        for c in (cache.k, cache.v):  # keys left of a prompt are masked, but must be finite (0 x NaN = NaN)
+            c[:, r : r + k, :, : p - n] = 0
         view = _cache_view(cache.k[:, r : r + k, :, p - n :], cache.v[:, r : r + k, :, p - n :], 0)
         last = torch.tensor(lens[r : r + k], device=device) - 1
         out[r : r + k] = model(torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view,
@@ -274,7 +276,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     cfg = model.cfg
     # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
     cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + min(steps_max, GROW_STEPS), device,
-                    torch.bfloat16 if amp else params.dtype)
+                    torch.bfloat16 if amp else params.dtype, zeroed=False)  # _prefill zeroes the left padding
     # one autocast context for the whole batch: the weights are cast to bf16 once, not at every step
     with _autocast(device, amp):
         logits = _prefill(model, ps, cache)  # [B, V]
@@ -307,6 +309,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
         out = torch.full((b, steps_max), PAD, dtype=torch.long, device=device)
         final_logp = torch.zeros(b, dtype=torch.float64, device=device)
         final_done = torch.zeros(b, dtype=torch.bool, device=device)
+        ahead = tables[ar, :, 1, 1]  # [B, F]: the lookups at the first generated token's cell, (1, 1)
         steps = 0
         for t in range(steps_max):
             lp = torch.log_softmax(logits + grammar_mask(width, row, col, logits.shape[-1], sides), dim=-1)
@@ -328,7 +331,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
                     rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
                     done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
-                    tables, evidence, ar = tables[keep], evidence[keep], ar[: len(keep)]
+                    tables, evidence, ar, ahead = tables[keep], evidence[keep], ar[: len(keep)], ahead[keep]
                     # and the key columns that are padding for every row left or that no later step reaches
                     first = first[keep.cpu().numpy()]
                     lead = int(first.min())  # first real key of any row left
@@ -340,7 +343,7 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
                     cache.length -= lead
                     first = first - lead
                     spans = row_spans(first, cache.length)
-            own = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # [B, F]: lookups at nxt's cell
+            own = ahead  # [B, F]: the lookups at nxt's cell, where the last step's `ahead` looked
             here = torch.stack([seq, row, col], dim=-1)
             is_row, is_cell = nxt == ROW, nxt < N_COLORS
             width = torch.where(is_row & (width == 0), col - 1, width)

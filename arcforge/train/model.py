@@ -120,13 +120,17 @@ class KVCache:
 
     ``length`` (a host int) is how many columns are filled; every row of the batch shares it (prompts are
     left-padded, see ``arcforge.train.decode``), so writing a step never needs a device->host sync. The
-    capacity doubles on demand (a host-side decision on ``length``, again no sync)."""
+    capacity doubles on demand (a host-side decision on ``length``, again no sync). Columns past ``length``
+    are never read before a forward writes them; ``zeroed=False`` leaves them uninitialized (no pass over
+    the whole cache) for a caller that writes every column it will read, as the batched decoder does."""
 
     def __init__(self, n_layers: int, batch: int, n_heads: int, head_dim: int, capacity: int,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, *,
+                 zeroed: bool = True) -> None:
         shape = (n_layers, batch, n_heads, max(1, capacity), head_dim)
-        self.k = torch.zeros(shape, device=device, dtype=dtype)
-        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        alloc = torch.zeros if zeroed else torch.empty
+        self.k = alloc(shape, device=device, dtype=dtype)
+        self.v = alloc(shape, device=device, dtype=dtype)
         self.length = 0
 
     @classmethod
@@ -147,7 +151,7 @@ class KVCache:
         cap = max(need, 2 * self.capacity)
         for name in ("k", "v"):
             old = getattr(self, name)
-            new = old.new_zeros((*old.shape[:3], cap, old.shape[4]))
+            new = old.new_empty((*old.shape[:3], cap, old.shape[4]))  # columns past length: written first
             new[:, :, :, : self.length] = old[:, :, :, : self.length]
             setattr(self, name, new)
 
@@ -361,12 +365,16 @@ class ArcTransformer(nn.Module):
         # cos/sin in the dtype q and k have (bf16 under autocast): converted once here, not in every layer
         dev = x.device.type
         cdt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-        own_cs = self._cos_sin(own, cdt)
+        framed = self._key_cos_sin(positions, cdt) if framed_keys else None
+        # each token's own place rotates the keys (unless framed) and the first own_query_layers layers'
+        # queries; computed only when one of them reads it
+        own_cs = self._cos_sin(own, cdt) if framed is None or not self.cfg.next_cell_queries \
+            or self.cfg.own_query_layers else None
         next_cs = self._cos_sin(next_cell_positions(tokens, own), cdt) if self.cfg.next_cell_queries else own_cs
         # queries: the first own_query_layers layers at the token's own place (compare a cell with what a
         # frame head finds there), the rest at the place of the token they predict
         query_cs = [own_cs if i < self.cfg.own_query_layers else next_cs for i in range(self.cfg.n_layers)]
-        key_cs = (self._key_cos_sin(positions, cdt) if framed_keys else None) or [own_cs] * self.cfg.n_layers
+        key_cs = framed or [own_cs] * self.cfg.n_layers
         if mask is None and segments is not None:
             # one mask per batch, shared by every layer
             mask = flex_block_mask(segments) if use_flex(tokens) else block_causal_mask(segments)
