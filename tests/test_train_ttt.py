@@ -180,3 +180,20 @@ def test_the_second_attempt_is_the_base_models_answer(tasks):
             else:
                 assert m["attempt_2"] == t["attempt_2"]
     assert any(m["attempt_2"] != t["attempt_2"] for k in base for m, t in zip(mixed[k], tuned[k], strict=True))
+
+
+def test_tasks_fine_tuned_in_parallel_give_what_one_at_a_time_gives(shared_sources):
+    """``ttt.workers``: several tasks fine-tuned at once, each in its own thread; the records, attempts and
+    metrics are those of one task at a time (each task's TTT is seeded by its id), and the torch thread
+    count is back as it was."""
+    tasks = load_arc1(shared_sources, "evaluation", 5, max_side=5)
+    model = _model(1)
+    runs = {w: evaluate_tasks(model, tasks, seq_len=SEQ, device=torch.device("cpu"), cfg=_cfg(workers=w))
+            for w in (1, 3)}
+    assert torch.get_num_threads() == 1
+    one, par = runs[1], runs[3]
+    assert len(one.per_task) == sum(len(t.test) for t in tasks)
+    assert par.per_task == one.per_task
+    assert par.submission == one.submission
+    assert par.metrics == one.metrics
+    assert all(r["ttt"]["steps"] == 2 for r in par.per_task)

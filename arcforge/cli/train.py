@@ -327,6 +327,9 @@ def register(app: typer.Typer) -> None:
                                                          "--ttt-base-attempt/--no-ttt-base-attempt",
                                                          help="Second attempt: the base model's best answer "
                                                          "where it differs from the tuned model's.")] = None,
+        ttt_workers: Annotated[int | None, cfg_opt("eval.ttt.workers", "--ttt-workers", help="Tasks "
+                                                   "fine-tuned at once, each in a thread with its share of "
+                                                   "--threads (0 = auto: up to 4 on a CPU, 1 on CUDA).")] = None,
         json_: JsonOpt = False,
     ) -> None:
         """Exact-match and pass@2 (augmentation voting, optional test-time training) of a checkpoint;

@@ -380,10 +380,13 @@ class TTTConfig:
     # a tuned copy can overfit a task's three or four demonstrations, the base model cannot
     base_attempt: bool = True
     seed: int = 0
+    # tasks fine-tuned at once, each in its own thread with its share of the torch threads (0 = auto: up
+    # to 4 on a CPU, one per torch thread; 1 on an accelerator). Results do not depend on it.
+    workers: int = 0
 
     def __post_init__(self) -> None:
         self.loss_on = _choice("eval.ttt.loss_on", LossOn, self.loss_on)
-        for name in ("steps", "lora_rank", "seed"):
+        for name in ("steps", "lora_rank", "seed", "workers"):
             _int_at_least(f"eval.ttt.{name}", getattr(self, name), 0)
         _int_at_least("eval.ttt.batch_size", self.batch_size, 1)
         _finite("eval.ttt.lr", self.lr, 0.0, strict=True)

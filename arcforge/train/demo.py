@@ -45,7 +45,7 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
                       ttt=TTTConfig(steps=cfg.ttt_steps, lr=cfg.ttt_lr, batch_size=cfg.ttt_batch_size,
                                     symmetries=cfg.ttt_symmetries, colors=cfg.ttt_colors, seed=cfg.seed))
     threads = torch.get_num_threads()
-    if cfg.eval_threads > 0:  # decoding and TTT run small ops, where fewer threads win
+    if cfg.eval_threads > 0:  # else the training's; TTT then fine-tunes one task per thread at once
         torch.set_num_threads(cfg.eval_threads)
     t0 = time.perf_counter()
     try:

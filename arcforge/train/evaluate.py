@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 
@@ -33,7 +34,7 @@ from arcforge.grids import Grid, grid_bytes
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.augment import Transform, voting_transforms
-from arcforge.train.config import EvalConfig, Rank
+from arcforge.train.config import Amp, EvalConfig, Rank, TTTConfig
 from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, decode_batch, score_with_prefix
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
@@ -278,40 +279,32 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
     progress.start("eval", "eval", total=total)
     # without TTT a group of tasks decodes as one batch; with TTT each task has its own weights
     group = max(1, cfg.batch_rows // max(1, cfg.votes))
-    for tasks_g in _groups(tasks, group):
-        before = predict(model, tasks_g, seq_len=seq_len, cfg=cfg)
-        for task, preds in zip(tasks_g, before, strict=True):
-            report = None
-            after = preds
-            if ttt:
-                with torch.enable_grad():
-                    tuned, report = fine_tune(model, task, cfg.ttt, seq_len)
-                after = predict(tuned, [task], seq_len=seq_len, cfg=cfg)[0]
-                del tuned
-                if cfg.ttt.base_attempt:
-                    after = [with_base_attempt(a, b) for a, b in zip(after, preds, strict=True)]
-            attempts = []
-            for k, pair in enumerate(task.test):
-                rec = {"task": task.id, "test_index": k, **_score(after[k], pair.output)}
-                if ttt:
-                    b = _score(preds[k], pair.output)
-                    rec.update({f"{key}_before": v for key, v in b.items() if key != "decoded"})
-                    rec["ttt"] = report
-                counts["n"] += 1
-                if pair.output is not None:
-                    counts["scored"] += 1
-                    counts["exact"] += rec["exact"]
-                    counts["pass2"] += rec["pass2"]
-                    if ttt:
-                        counts["exact_before"] += rec["exact_before"]
-                        counts["pass2_before"] += rec["pass2_before"]
-                    ex = encode_task(task, k, max_len=seq_len)
-                    if ex is not None:
-                        examples.append(ex)
-                per_task.append(rec)
-                attempts.append(_attempts(after[k]))
-            submission[submission_key(task)] = attempts
-            progress.advance("eval")
+    workers = ttt_workers(cfg.ttt, device) if ttt else 1
+    if workers > 1:  # settle `amp auto` once: its CPU probe, cached per thread count, must not differ by thread
+        from arcforge.train.loop import use_bf16  # loop imports this module
+
+        cfg = replace(cfg, amp=Amp.bf16 if use_bf16(next(model.parameters()).device, cfg.amp) else Amp.off)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="arcforge-ttt") if workers > 1 else None
+    try:
+        for tasks_g in _groups(tasks, group):
+            before = predict(model, tasks_g, seq_len=seq_len, cfg=cfg)
+            if not ttt:
+                tuned_g: Iterable = ((preds, None) for preds in before)
+            elif pool is None:
+                tuned_g = (_tuned(model, task, preds, cfg, seq_len) for task, preds in zip(tasks_g, before,
+                                                                                          strict=True))
+            else:  # the tasks of the group at once, each thread with its share of the torch threads
+                threads = torch.get_num_threads()
+                torch.set_num_threads(max(1, threads // workers))
+                try:
+                    tuned_g = list(pool.map(lambda tp: _tuned(model, *tp, cfg, seq_len), zip(tasks_g, before,
+                                                                                             strict=True)))
+                finally:
+                    torch.set_num_threads(threads)
+            _collect(tasks_g, before, tuned_g, ttt, seq_len, counts, examples, per_task, submission, progress)
+    finally:
+        if pool is not None:
+            pool.shutdown()
     progress.finish("eval")
     acc, loss = token_accuracy(model, examples, seq_len, device) if examples else (0.0, 0.0)
     model.train(was_training)
@@ -324,5 +317,58 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
     return EvalResult(metrics, submission, per_task)
 
 
+def ttt_workers(cfg: TTTConfig, device: torch.device) -> int:
+    """How many tasks are fine-tuned at once: ``cfg.workers``, or on a CPU one per torch thread up to 4
+    (a small model's fine-tuning and decoding run many small ops, which one thread each runs better than
+    all threads one task at a time), on an accelerator 1."""
+    if cfg.workers:
+        return cfg.workers
+    return min(4, torch.get_num_threads()) if device.type == "cpu" else 1
+
+
+@torch.no_grad()
+def _tuned(model: ArcTransformer, task: Task, preds: list[dict], cfg: EvalConfig, seq_len: int
+           ) -> tuple[list[dict], dict]:
+    """One task's predictions after test-time training (``preds``: the base model's) and the TTT report.
+    Thread-safe: the base model is only read (``fine_tune`` tunes a copy)."""
+    with torch.enable_grad():
+        tuned, report = fine_tune(model, task, cfg.ttt, seq_len)
+    after = predict(tuned, [task], seq_len=seq_len, cfg=cfg)[0]
+    del tuned
+    if cfg.ttt.base_attempt:
+        after = [with_base_attempt(a, b) for a, b in zip(after, preds, strict=True)]
+    return after, report
+
+
+def _collect(tasks_g: list[Task], before: list[list[dict]], tuned_g: Iterable[tuple[list[dict], dict | None]],
+             ttt: bool, seq_len: int, counts: dict, examples: list[Example], per_task: list[dict],
+             submission: dict[str, list], progress: Progress) -> None:
+    """Score one group of tasks (before and after TTT) into the running records."""
+    for task, preds, (tuned, report) in zip(tasks_g, before, tuned_g, strict=True):
+        after = tuned if ttt else preds
+        attempts = []
+        for k, pair in enumerate(task.test):
+            rec = {"task": task.id, "test_index": k, **_score(after[k], pair.output)}
+            if ttt:
+                b = _score(preds[k], pair.output)
+                rec.update({f"{key}_before": v for key, v in b.items() if key != "decoded"})
+                rec["ttt"] = report
+            counts["n"] += 1
+            if pair.output is not None:
+                counts["scored"] += 1
+                counts["exact"] += rec["exact"]
+                counts["pass2"] += rec["pass2"]
+                if ttt:
+                    counts["exact_before"] += rec["exact_before"]
+                    counts["pass2_before"] += rec["pass2_before"]
+                ex = encode_task(task, k, max_len=seq_len)
+                if ex is not None:
+                    examples.append(ex)
+            per_task.append(rec)
+            attempts.append(_attempts(after[k]))
+        submission[submission_key(task)] = attempts
+        progress.advance("eval")
+
+
 __all__ = ["EvalConfig", "EvalResult", "Transform", "evaluate_tasks", "greedy_decode", "predict", "prompt",
-           "token_accuracy", "vote", "with_base_attempt"]
+           "token_accuracy", "ttt_workers", "vote", "with_base_attempt"]
