@@ -103,7 +103,8 @@ def install_block() -> str:
 
 def inference_block(stem: str = "inference") -> str:
     r = _load(stem)
-    names = {"sequential": "sequential (previous evaluator)", "batched_votes": "batched, votes",
+    names = {"sequential": "sequential (previous evaluator)",
+             "sequential_preallocated": "sequential, preallocated KV cache", "batched_votes": "batched, votes",
              "batched_poe": "batched, product of experts", "batched_votes_bf16": "batched, votes, bf16",
              "batched_poe_bf16": "batched, product of experts, bf16"}
     same = r.get("same_attempts_as_sequential", {})
@@ -126,6 +127,24 @@ def inference_block(stem: str = "inference") -> str:
     return "\n".join([*lines, "", f"({how}; `benchmarks/results/{stem}.json`)"])
 
 
+def ttt_workers_block() -> str:
+    """Evaluation with test-time training: tasks fine-tuned in turn vs several at once."""
+    r = _load("ttt_workers")
+    n = r["threads"]
+    names = {"one_thread": "every task in turn, 1 thread", "threads": f"every task in turn, {n} threads",
+             "workers": f"{n} tasks at once, 1 thread each (`ttt.workers`)"}
+    lines = ["| scoring | tasks/s | vs one thread | pass@2 | same records as one thread |", "|---|---|---|---|---|"]
+    for k, v in r["tasks_per_s"].items():
+        lines.append(f"| {names.get(k, k)} | {v:.2f} | **{r['speedup_vs_one_thread'][k]:.2f}x** | "
+                     f"{_pct(r['pass@2'][k])} | {'yes' if r['same_records'][k] else 'no'} |")
+    load = r["load_average_1min"]
+    t = r["eval_config"]["ttt"]
+    how = (f"{r['tasks']} held-out easy tasks, {r['eval_config']['votes']} votes, {t['steps']} TTT steps of "
+           f"{t['batch_size']} examples, {r['amp']}; best of {r['repeats']} alternating rounds, load average "
+           f"{min(load)}-{max(load)}, {r['wall_s']:.0f} s in all")
+    return "\n".join([*lines, "", f"({how}; `benchmarks/results/ttt_workers.json`)"])
+
+
 def grokfast_block(stem: str) -> Callable[[], str]:
     return lambda: exp.grokfast_summary(RESULTS / f"{stem}.json")
 
@@ -136,6 +155,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "install": install_block,
     "inference": inference_block,
     "inference_2threads": lambda: inference_block("inference_2threads"),
+    "ttt_workers": ttt_workers_block,
     "grokfast_modarith": grokfast_block("grokfast_modarith"),
     "grokfast_modarith_torchinit": grokfast_block("grokfast_modarith_torchinit"),
     "rope_headline": lambda: exp.rope_headline(RESULTS / "rope_extension.json"),
