@@ -302,9 +302,9 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
                 finally:
                     torch.set_num_threads(threads)
             _collect(tasks_g, before, tuned_g, ttt, seq_len, counts, examples, per_task, submission, progress)
-    finally:
+    finally:  # on an error or Ctrl-C, the tasks not yet started are dropped, not run
         if pool is not None:
-            pool.shutdown()
+            pool.shutdown(cancel_futures=True)
     progress.finish("eval")
     acc, loss = token_accuracy(model, examples, seq_len, device) if examples else (0.0, 0.0)
     model.train(was_training)
