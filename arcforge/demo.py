@@ -63,7 +63,7 @@ class DemoConfig:
     gallery_rows: int = 16
     threads: int = 0  # torch CPU threads for training (0: the CPUs free now, from affinity and load average)
     # threads while decoding and test-time training (0: the training's); held-out tasks are fine-tuned one
-    # per thread at once (``TTTConfig.workers`` auto), 1.7x faster on 2 cores than one thread for all
+    # per thread at once (``TTTConfig.workers`` auto), 1.5-1.7x faster on 2 cores than one thread for all
     eval_threads: int = 0
     seed: int = 0
 

@@ -16,7 +16,8 @@ The two best are the two attempts (pass@2). ``exact_match`` is the identity tran
 With ``ttt.steps > 0`` each task is first predicted by the base model ("before"), then by a copy
 fine-tuned on its demonstration pairs (``ttt.fine_tune``; "after"); per-task records carry both. With
 ``ttt.base_attempt`` (default) the second attempt is the base model's best answer where it differs from
-the tuned model's first (``with_base_attempt``).
+the tuned model's first (``with_base_attempt``). ``ttt.workers`` tasks are fine-tuned and decoded at once,
+each in a thread of its own (``ttt_workers``); the records do not depend on it.
 """
 
 from __future__ import annotations
