@@ -9,7 +9,7 @@ and vote; they differ only in how:
 
 - ``sequential`` (the previous evaluator): one prompt at a time, a token per forward, the next token read
   back to the host (``int(argmax)``) at every step, and its KV cache growing by concatenation (each
-  token's forward copies the cache); ``sequential_preallocated`` is the same loop over today's
+  token's forward copies the cache); ``sequential_preallocated`` is the same loop over the current
   preallocated ``KVCache`` (what the cache alone is worth to it);
 - ``batched`` (``arcforge.train.evaluate.predict``): all transforms of many test inputs as one batch,
   prompts prefilled per exact length, preallocated KV cache, grammar-constrained, no per-token host sync;
@@ -65,7 +65,7 @@ MAX_SIDE = 30
 
 class GrowingCache:
     """The previous evaluator's KV cache: per layer, every forward's keys/values are concatenated onto the
-    ones before (a copy of the whole cache per token), behind the interface the model calls today."""
+    ones before (a copy of the whole cache per token), behind the interface the model calls."""
 
     def __init__(self, n_layers: int) -> None:
         self.k: list[torch.Tensor | None] = [None] * n_layers
@@ -90,7 +90,7 @@ class GrowingCache:
 def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SIDE * (MAX_SIDE + 1) + 1,
                       preallocated: bool = False) -> tuple[Grid | None, float]:
     """The previous evaluator's decoder: one prompt, one token per forward, a host sync per token, and its
-    growing KV cache (``preallocated``: today's ``KVCache`` instead)."""
+    growing KV cache (``preallocated``: the current ``KVCache`` instead)."""
     cache = KVCache.for_model(model, 1, len(ex) + 64) if preallocated else GrowingCache(model.cfg.n_layers)
     tokens = torch.from_numpy(ex.tokens)[None]
     positions = torch.from_numpy(ex.positions)[None]
