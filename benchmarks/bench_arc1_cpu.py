@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from arcforge.demo import DemoConfig
-from arcforge.train.config import EvalConfig, TTTConfig
+from arcforge.train.demo import eval_config
 from arcforge.train.evaluate import evaluate_tasks
 from arcforge.train.runner import load_model
 from benchmarks.gpu_check import ARC1, load_split, smallest
@@ -41,9 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(demo.eval_threads or torch.get_num_threads())
     model, _ = load_model(a.run, "cpu")
     tasks = smallest(load_split(a.arc_dir, "evaluation"), a.tasks)
-    cfg = EvalConfig(votes=demo.votes, seed=demo.seed, amp="auto",  # bf16 where the CPU runs it faster
-                     ttt=TTTConfig(steps=demo.ttt_steps, lr=demo.ttt_lr, batch_size=demo.ttt_batch_size,
-                                   symmetries=demo.ttt_symmetries, colors=demo.ttt_colors, seed=demo.seed))
+    cfg = eval_config(demo, "auto")  # bf16 where the CPU runs it faster
     t0, c0 = time.perf_counter(), time.process_time()
     res = evaluate_tasks(model, tasks, seq_len=model.cfg.max_seq_len, device=torch.device("cpu"), cfg=cfg)
     out = {"checkpoint": "the `make demo` model (synthetic easy families only)", "model": model.cfg.to_dict(),

@@ -33,19 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import held_out_tasks, small_checkpoint
 
 from arcforge.demo import DemoConfig
-from arcforge.train.config import EvalConfig, TTTConfig
+from arcforge.train.demo import eval_config
 from arcforge.train.evaluate import evaluate_tasks
 from arcforge.train.runner import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "ttt_workers.json"
-
-
-def demo_eval_config(workers: int, amp: str) -> EvalConfig:
-    d = DemoConfig()
-    return EvalConfig(votes=d.votes, seed=d.seed, amp=amp,
-                      ttt=TTTConfig(steps=d.ttt_steps, lr=d.ttt_lr, batch_size=d.ttt_batch_size,
-                                    symmetries=d.ttt_symmetries, colors=d.ttt_colors, seed=d.seed, workers=workers))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -74,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
             torch.set_num_threads(threads)
             t0 = time.perf_counter()
             res = evaluate_tasks(model, tasks, seq_len=seq_len, device=torch.device("cpu"),
-                                 cfg=demo_eval_config(workers, a.amp))
+                                 cfg=eval_config(DemoConfig(), a.amp, workers))
             times[key].append(time.perf_counter() - t0)
             records[key], metrics[key] = res.per_task, res.metrics
         load.append(round(os.getloadavg()[0], 2))
@@ -82,7 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = {
         "checkpoint_step": config.get("step"), "tasks": len(tasks), "threads": a.threads, "amp": a.amp,
         "repeats": a.repeats, "load_average_1min": load, "wall_s": round(time.perf_counter() - started, 1),
-        "eval_config": demo_eval_config(a.threads, a.amp).to_dict(), "seconds": times,
+        "eval_config": eval_config(DemoConfig(), a.amp, a.threads).to_dict(), "seconds": times,
         "tasks_per_s": {k: round(len(tasks) / v, 3) for k, v in best.items()},
         "speedup_vs_one_thread": {k: round(best["one_thread"] / v, 2) for k, v in best.items()},
         "pass@2": {k: round(m["pass@2"], 4) for k, m in metrics.items()},

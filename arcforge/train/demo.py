@@ -22,6 +22,15 @@ from arcforge.train.loop import train
 from arcforge.train.runner import load_model
 
 
+def eval_config(cfg: Any, amp: str, workers: int = 0) -> EvalConfig:
+    """How the demo (``cfg``: an ``arcforge.demo.DemoConfig``) scores its held-out tasks: its votes and
+    test-time training, decoding under ``amp``, ``workers`` tasks fine-tuned at once (0: auto)."""
+    return EvalConfig(votes=cfg.votes, seed=cfg.seed, amp=amp,
+                      ttt=TTTConfig(steps=cfg.ttt_steps, lr=cfg.ttt_lr, batch_size=cfg.ttt_batch_size,
+                                    symmetries=cfg.ttt_symmetries, colors=cfg.ttt_colors, seed=cfg.seed,
+                                    workers=workers))
+
+
 def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *, source: str,
                     progress: Progress | None = None,
                     on_step: Callable[[dict], None] | None = None) -> dict[str, Any]:
@@ -41,9 +50,7 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
     trained = train(model_cfg, data_cfg, train_cfg, overwrite=True, progress=progress, on_step=on_step)
     model, _ = load_model(run_dir, "cpu")
     # decode in the precision the model trained in (bf16 where the trainer's amp probe chose it)
-    ecfg = EvalConfig(votes=cfg.votes, seed=cfg.seed, amp="bf16" if trained["bf16"] else "off",
-                      ttt=TTTConfig(steps=cfg.ttt_steps, lr=cfg.ttt_lr, batch_size=cfg.ttt_batch_size,
-                                    symmetries=cfg.ttt_symmetries, colors=cfg.ttt_colors, seed=cfg.seed))
+    ecfg = eval_config(cfg, "bf16" if trained["bf16"] else "off")
     threads = torch.get_num_threads()
     if cfg.eval_threads > 0:  # else the training's; TTT then fine-tunes one task per thread at once
         torch.set_num_threads(cfg.eval_threads)

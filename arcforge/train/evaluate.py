@@ -344,9 +344,9 @@ def _tuned(model: ArcTransformer, task: Task, preds: list[dict], cfg: EvalConfig
 def _collect(tasks_g: list[Task], before: list[list[dict]], tuned_g: Iterable[tuple[list[dict], dict | None]],
              ttt: bool, seq_len: int, counts: dict, examples: list[Example], per_task: list[dict],
              submission: dict[str, list], progress: Progress) -> None:
-    """Score one group of tasks (before and after TTT) into the running records."""
-    for task, preds, (tuned, report) in zip(tasks_g, before, tuned_g, strict=True):
-        after = tuned if ttt else preds
+    """Score one group of tasks into the running records: ``tuned_g`` holds each task's (predictions after
+    TTT, report), or without TTT (its predictions, None)."""
+    for task, preds, (after, report) in zip(tasks_g, before, tuned_g, strict=True):
         attempts = []
         for k, pair in enumerate(task.test):
             rec = {"task": task.id, "test_index": k, **_score(after[k], pair.output)}
