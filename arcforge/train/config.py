@@ -176,6 +176,11 @@ class ModelConfig:
     # input would write there is then known exactly at every layer; the model has to learn from the
     # demonstrations which frame the task uses (0 = off). Checkpoints saved without it load with 0.
     frame_lookups: int = 12
+    # frame votes (with frame_lookups): per color, the best evidence of a frame that puts that color at the
+    # cell the token predicts (``ArcTransformer.frame_votes``). "Copy what the frame the demonstrations
+    # name puts here" is then one linear read-out, where from the summed lookups and the evidence alone the
+    # model has to learn which lookup to trust. Checkpoints saved without this field load with False.
+    frame_votes: bool = True
     own_query_layers: int = 0  # the first layers' queries stay at their own token's place (0 = none)
     qkv_bias: bool = True  # a bias on q, k, v: heads can attend by position whatever the token
     copy_prior: float = 3.0  # init q/k biases so every head starts attending to its (framed) cell (0 = off)
@@ -229,9 +234,10 @@ class ModelConfig:
     def from_checkpoint(cls, d: dict) -> ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
         ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``pair_seq``, ``next_cell_queries`` and
-        ``qkv_bias`` False, ``rope_axis_scale`` 1, ``frame_lookups`` 0)."""
+        ``qkv_bias`` and ``frame_votes`` False, ``rope_axis_scale`` 1, ``frame_lookups`` 0)."""
         old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False, "pair_seq": False,
-               "next_cell_queries": False, "qkv_bias": False, "rope_axis_scale": 1.0, "frame_lookups": 0}
+               "next_cell_queries": False, "qkv_bias": False, "rope_axis_scale": 1.0, "frame_lookups": 0,
+               "frame_votes": False}
         return cls.from_dict({**old, **d})
 
 

@@ -41,6 +41,7 @@ def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
     emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model \
         + (2 * cfg.d_model if cfg.key_frames else 0) + (2 * (NO_CELL + 1) + 2) * cfg.frame_lookups * cfg.d_model \
         + (cfg.d_model if cfg.frame_lookups else 0)
+    emb += (NO_CELL + 2) * cfg.d_model if cfg.frame_lookups and cfg.frame_votes else 0
     per_layer += 3 * cfg.d_model if cfg.qkv_bias else 0
     return cfg.n_layers * per_layer + cfg.d_model + (emb if embeddings else 0)
 
@@ -87,6 +88,16 @@ def _flex_attention():  # compiled lazily, once per process
     if torch.cuda.is_available() and os.environ.get("ARCFORGE_FLEX") != "1":
         return torch.compile(flex_attention, dynamic=False)
     return flex_attention
+
+
+def frame_votes(lookups: Tensor, evidence: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """``lookups [..., n]`` (each frame's color, or NO_CELL, at the predicted cell) and ``evidence [..., n]``
+    (percent, -1 for none) -> ``[..., NO_CELL + 1]``: per color, the largest share of demonstration cells
+    explained by a frame that puts that color there (0 where none does). A task the demonstrations show to
+    be a rotation gets 1.0 on exactly the color the rotation of the test input puts at the next cell, and
+    on NO_CELL where that rotation's row ends: the copy is one linear read-out."""
+    share = evidence.clamp(min=0).to(dtype) / 100
+    return (F.one_hot(lookups, NO_CELL + 1).to(dtype) * share[..., None]).amax(-2)
 
 
 def next_cell_positions(tokens: Tensor, positions: Tensor) -> Tensor:
@@ -258,6 +269,8 @@ class ArcTransformer(nn.Module):
         self.agree_embed = nn.Linear(cfg.frame_lookups, cfg.d_model, bias=False) if cfg.frame_lookups else None
         # per frame: the share of the earlier demonstrations' output cells it explains (-1: none yet)
         self.evidence_embed = nn.Linear(cfg.frame_lookups, cfg.d_model) if cfg.frame_lookups else None
+        # per color (or NO_CELL): the best evidence of a frame that puts it at the predicted cell
+        self.vote_embed = nn.Linear(NO_CELL + 1, cfg.d_model) if cfg.frame_lookups and cfg.frame_votes else None
         self.rope = RotaryEmbedding(cfg.rope())
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -317,7 +330,10 @@ class ArcTransformer(nn.Module):
         agree = (own == tokens[..., None]) & output_cell[..., None]  # [B, T, n]
         x = x + self.agree_embed(agree.to(x.dtype))
         if positions.shape[-1] >= EVIDENCE.stop:
-            x = x + self.evidence_embed(positions[..., EVIDENCE][..., :n].to(x.dtype) / 100)  # percent -> share
+            evidence = positions[..., EVIDENCE][..., :n]  # [B, T, n] percent, -1 before any demonstration
+            x = x + self.evidence_embed(evidence.to(x.dtype) / 100)  # percent -> share
+            if self.vote_embed is not None:
+                x = x + self.vote_embed(frame_votes(look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n], evidence, x.dtype))
         return x
 
     def _key_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]] | None:
