@@ -161,6 +161,8 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "install": install_block,
     "inference": inference_block,
     "inference_2threads": lambda: inference_block("inference_2threads"),
+    "inference_votes_model": lambda: inference_block("inference_votes_model"),
+    "inference_votes_model_2threads": lambda: inference_block("inference_votes_model_2threads"),
     "ttt_workers": ttt_workers_block,
     "grokfast_modarith": grokfast_block("grokfast_modarith"),
     "grokfast_modarith_torchinit": grokfast_block("grokfast_modarith_torchinit"),
