@@ -203,13 +203,16 @@ FRAME_NUMPY = [lambda g: g, np.fliplr, np.flipud, lambda g: np.rot90(g, 2), lamb
 def test_lookup_table_holds_each_frame_of_the_grid(shape):
     """Entry (f, r, c) of a grid's lookup table is what numpy's flip / rotation / transpose / mirrored or
     repeated concatenation of the grid has at 1-based (r, c) (edge frames: the part beyond the edge), and
-    NO_CELL everywhere else."""
-    from arcforge.train.tokenize import LOOKUP_FRAMES, NO_CELL
+    NO_CELL everywhere else; the tiling frame is ``np.tile`` of the grid over the whole table from (1, 1)."""
+    from arcforge.train.tokenize import LOOKUP_FRAMES, NO_CELL, TABLE_SIDE, TILE_FRAME
 
     g = np.random.default_rng(shape[0]).integers(0, 10, shape).astype(np.int8)
     h, w = shape
     table = lookup_table(g)
-    assert len(FRAME_NUMPY) == LOOKUP_FRAMES
+    assert len(FRAME_NUMPY) + 1 == LOOKUP_FRAMES == TILE_FRAME + 1
+    tiled = np.tile(g, (TABLE_SIDE // h + 1, TABLE_SIDE // w + 1))
+    assert np.array_equal(table[TILE_FRAME, 1:, 1:], tiled[: TABLE_SIDE - 1, : TABLE_SIDE - 1])
+    assert (table[TILE_FRAME, 0] == NO_CELL).all() and (table[TILE_FRAME, :, 0] == NO_CELL).all()
     for f, fn in enumerate(FRAME_NUMPY):
         full = fn(g)
         r0, c0 = (0, 0) if f < 8 else ((0, w) if f in (8, 10) else (h, 0))

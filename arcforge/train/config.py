@@ -171,11 +171,11 @@ class ModelConfig:
     # Checkpoints saved without this field load with False.
     pair_seq: bool = True
     # frame lookups (``arcforge.train.tokenize``): every token's embedding gets, for each of this many
-    # frames (the 8 symmetries, then the 4 edge frames), the color that frame of its pair's input grid
+    # frames (the 8 symmetries, then the 4 edge frames, then the input tiled), the color that frame of its pair's input grid
     # puts at the token's own cell and at the cell it predicts. What a flip, rotation or mirror of the
     # input would write there is then known exactly at every layer; the model has to learn from the
     # demonstrations which frame the task uses (0 = off). Checkpoints saved without it load with 0.
-    frame_lookups: int = 12
+    frame_lookups: int = 13
     # frame votes (with frame_lookups): per color, the best evidence of a frame that puts that color at the
     # cell the token predicts (``ArcTransformer.frame_votes``). "Copy what the frame the demonstrations
     # name puts here" is then one linear read-out, where from the summed lookups and the evidence alone the
@@ -192,7 +192,7 @@ class ModelConfig:
         _int_at_least("model.frame_lookups", self.frame_lookups, 0)
         if self.frame_lookups > LOOKUP_FRAMES:
             raise ConfigError("model.frame_lookups",
-                              f"{self.frame_lookups}: there are {LOOKUP_FRAMES} frames (8 symmetries, 4 edge)")
+                              f"{self.frame_lookups}: there are {LOOKUP_FRAMES} frames (8 symmetries, 4 edge, tiling)")
         self.rope_mode = _choice("model.rope_mode", RopeMode, self.rope_mode)
         self.rope_scaling = _choice("model.rope_scaling", RopeScaling, self.rope_scaling)
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):

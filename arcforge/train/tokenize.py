@@ -44,9 +44,12 @@ N_COLORS = 10
 PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
 VOCAB_SIZE = 18
 # Frame lookups: for every token, the color that each frame (the 8 symmetries of the square, then the 4
-# edge frames: ``arcforge.train.rope.FRAMES``) of its pair's input grid puts at the token's own cell and at
-# the cell it predicts (``next_rc``); NO_CELL where that frame puts no cell there.
-LOOKUP_FRAMES = 12
+# edge frames: ``arcforge.train.rope.FRAMES``, then the input tiled over the whole plane) of its pair's
+# input grid puts at the token's own cell and at the cell it predicts (``next_rc``); NO_CELL where that
+# frame puts no cell there. The first MAPPED_FRAMES send each cell to one place; TILE_FRAME repeats it.
+LOOKUP_FRAMES = 13
+MAPPED_FRAMES = 12
+TILE_FRAME = 12
 NO_CELL = 10
 TABLE_SIDE = 64  # lookup tables cover rows/cols 0-63 (edge frames reach twice a 30-cell side)
 # Frame evidence: for every token, per frame, the percentage of the output cells of the demonstration
@@ -105,7 +108,7 @@ def example_length(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid
 
 @functools.lru_cache(maxsize=1024)
 def frame_images(h: int, w: int) -> np.ndarray:
-    """``[LOOKUP_FRAMES, h, w, 2]``: the 1-based (row, col) that each frame sends cell (r, c) of an h x w grid
+    """``[MAPPED_FRAMES, h, w, 2]``: the 1-based (row, col) that each frame sends cell (r, c) of an h x w grid
     to (numpy twin of ``arcforge.train.rope.frame_rc``, same frame order). Cached per size, read-only."""
     r, c = np.meshgrid(np.arange(1, h + 1), np.arange(1, w + 1), indexing="ij")
     rr, cc = h + 1 - r, w + 1 - c
@@ -118,18 +121,22 @@ def frame_images(h: int, w: int) -> np.ndarray:
 
 def lookup_table(grid: Grid) -> np.ndarray:
     """``[LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE]`` uint8: entry (f, r', c') is the color of the cell of
-    ``grid`` that frame f sends to (r', c'), NO_CELL where it sends none."""
+    ``grid`` that frame f sends to (r', c'), NO_CELL where it sends none; the tiling frame puts the grid's
+    cell ((r' - 1) mod h, (c' - 1) mod w) at every (r', c') from (1, 1) on."""
     h, w = grid.shape
-    table = np.full(LOOKUP_FRAMES * TABLE_SIDE * TABLE_SIDE, NO_CELL, np.uint8)
-    table[_image_index(h, w)] = np.tile(np.asarray(grid, np.uint8).ravel(), LOOKUP_FRAMES)
-    return table.reshape(LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE)
+    g = np.asarray(grid, np.uint8)
+    table = np.full((LOOKUP_FRAMES, TABLE_SIDE, TABLE_SIDE), NO_CELL, np.uint8)
+    table.reshape(-1)[_image_index(h, w)] = np.tile(g.ravel(), MAPPED_FRAMES)
+    side = TABLE_SIDE - 1
+    table[TILE_FRAME, 1:, 1:] = np.tile(g, (-(-side // h), -(-side // w)))[:side, :side]
+    return table
 
 
 @functools.lru_cache(maxsize=1024)
 def _image_index(h: int, w: int) -> np.ndarray:
-    """``[LOOKUP_FRAMES * h * w]``: where ``frame_images`` sends each cell, as flat indices of a lookup table."""
+    """``[MAPPED_FRAMES * h * w]``: where ``frame_images`` sends each cell, as flat indices of a lookup table."""
     img = frame_images(h, w)  # [F, h, w, 2]
-    f = np.arange(LOOKUP_FRAMES)[:, None, None]
+    f = np.arange(MAPPED_FRAMES)[:, None, None]
     out = ((f * TABLE_SIDE + img[..., 0]) * TABLE_SIDE + img[..., 1]).ravel()
     out.flags.writeable = False
     return out
