@@ -253,6 +253,28 @@ def test_frame_votes_reach_the_logits_and_old_models_have_none(examples):
         torch.testing.assert_close(voting(tok, pos), plain(tok, pos), rtol=0, atol=1e-6)
 
 
+def test_a_model_of_12_lookup_frames_reads_those_and_ignores_the_tiling_frame(examples):
+    """Checkpoints saved before the tiling frame have ``frame_lookups`` 12: on positions of 13 frames they read
+    the 12 frames they were trained on, whatever the tiling frame's lookups and evidence say; a model of
+    13 does read them."""
+    from arcforge.train.tokenize import EVIDENCE, LOOKUP_FRAMES, LOOKUPS, TILE_FRAME
+
+    ex = examples[0]
+    tok, pos = torch.from_numpy(ex.tokens)[None], torch.from_numpy(ex.positions)[None]
+    other = pos.clone()
+    for col in (LOOKUPS.start + TILE_FRAME, LOOKUPS.start + LOOKUP_FRAMES + TILE_FRAME):
+        other[..., col] = (other[..., col] + 5) % 11
+    other[..., EVIDENCE.start + TILE_FRAME] = 100
+    torch.manual_seed(0)
+    old = ArcTransformer(ModelConfig.from_checkpoint({**ModelConfig(d_model=32, n_layers=1, n_heads=2).to_dict(),
+                                                      "frame_lookups": 12})).eval()
+    new = ArcTransformer(ModelConfig(d_model=32, n_layers=1, n_heads=2)).eval()
+    assert old.cfg.frame_lookups == 12 and new.cfg.frame_lookups == LOOKUP_FRAMES == 13
+    with torch.no_grad():
+        torch.testing.assert_close(old(tok, pos), old(tok, other), rtol=0, atol=0)
+        assert (new(tok, pos) - new(tok, other)).abs().max() > 1e-3
+
+
 def test_last_token_only_forward_gives_the_full_forwards_logits_and_cache(examples):
     """A prefill that asks for each row's last logits only (``only=``) computes the last layer's queries and
     MLP there only, yet gives the same logits and writes the same keys/values as the full forward."""

@@ -171,15 +171,17 @@ class ModelConfig:
     # Checkpoints saved without this field load with False.
     pair_seq: bool = True
     # frame lookups (``arcforge.train.tokenize``): every token's embedding gets, for each of this many
-    # frames (the 8 symmetries, then the 4 edge frames, then the input tiled), the color that frame of its pair's input grid
-    # puts at the token's own cell and at the cell it predicts. What a flip, rotation or mirror of the
-    # input would write there is then known exactly at every layer; the model has to learn from the
-    # demonstrations which frame the task uses (0 = off). Checkpoints saved without it load with 0.
+    # frames (the 8 symmetries, the 4 edge frames, then the input tiled over the plane), the color that
+    # frame of its pair's input grid puts at the token's own cell and at the cell it predicts. What a flip,
+    # rotation, mirror or tiling of the input would write there is then known exactly at every layer; the
+    # model has to learn from the demonstrations which frame the task uses (0 = off). Checkpoints saved
+    # without it load with 0; those saved with 12 (before the tiling frame) read the first 12.
     frame_lookups: int = 13
     # frame votes (with frame_lookups): per color, the best evidence of a frame that puts that color at the
-    # cell the token predicts (``ArcTransformer.frame_votes``). "Copy what the frame the demonstrations
-    # name puts here" is then one linear read-out, where from the summed lookups and the evidence alone the
-    # model has to learn which lookup to trust. Checkpoints saved without this field load with False.
+    # cell the token predicts (``arcforge.train.model.frame_votes``). "Copy what the frame the
+    # demonstrations name puts here" is then one linear read-out, where from the summed lookups and the
+    # evidence alone the model has to learn which lookup to trust. Checkpoints saved without this field
+    # load with False.
     frame_votes: bool = True
     own_query_layers: int = 0  # the first layers' queries stay at their own token's place (0 = none)
     qkv_bias: bool = True  # a bias on q, k, v: heads can attend by position whatever the token
