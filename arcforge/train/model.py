@@ -322,7 +322,8 @@ class ArcTransformer(nn.Module):
         n = self.cfg.frame_lookups
         look = positions[..., LOOKUPS]  # [B, T, 2 * LOOKUP_FRAMES]: own then next
         own = look[..., :n]  # [B, T, n] colors (or NO_CELL) at the token's own cell
-        ids = torch.cat([own, look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n]], -1) \
+        nxt = look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n]  # [B, T, n] ... at the cell it predicts
+        ids = torch.cat([own, nxt], -1) \
             + torch.arange(2 * n, device=positions.device) * (NO_CELL + 1)  # [B, T, 2n] rows of lookup_embed
         b, t, k = ids.shape
         x = x + F.embedding_bag(ids.reshape(b * t, k), self.lookup_embed.weight, mode="sum").view(b, t, -1)
@@ -333,7 +334,7 @@ class ArcTransformer(nn.Module):
             evidence = positions[..., EVIDENCE][..., :n]  # [B, T, n] percent, -1 before any demonstration
             x = x + self.evidence_embed(evidence.to(x.dtype) / 100)  # percent -> share
             if self.vote_embed is not None:
-                x = x + self.vote_embed(frame_votes(look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n], evidence, x.dtype))
+                x = x + self.vote_embed(frame_votes(nxt, evidence, x.dtype))
         return x
 
     def _key_cos_sin(self, positions: Tensor, dtype: torch.dtype) -> list[tuple[Tensor, Tensor]] | None:

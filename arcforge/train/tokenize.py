@@ -47,9 +47,9 @@ VOCAB_SIZE = 18
 # edge frames: ``arcforge.train.rope.FRAMES``, then the input tiled over the whole plane) of its pair's
 # input grid puts at the token's own cell and at the cell it predicts (``next_rc``); NO_CELL where that
 # frame puts no cell there. The first MAPPED_FRAMES send each cell to one place; TILE_FRAME repeats it.
-LOOKUP_FRAMES = 13
 MAPPED_FRAMES = 12
-TILE_FRAME = 12
+TILE_FRAME = MAPPED_FRAMES
+LOOKUP_FRAMES = TILE_FRAME + 1
 NO_CELL = 10
 TABLE_SIDE = 64  # lookup tables cover rows/cols 0-63 (edge frames reach twice a 30-cell side)
 # Frame evidence: for every token, per frame, the percentage of the output cells of the demonstration
