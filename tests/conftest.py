@@ -59,7 +59,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(scope="session")
 def shared_sources() -> Path:
-    """The offline mirror of the upstream repos (the 11 of SOURCES.json). CI has ../shared/arc-sources."""
+    """The offline mirror of the upstream repos (those SOURCES.json lists). CI has ../shared/arc-sources."""
     if MIRROR is None:
         pytest.skip(NO_MIRROR)
     if not (MIRROR / "SOURCES.json").is_file():
@@ -80,6 +80,15 @@ def sources_json(shared_sources: Path) -> list[dict]:
     return json.loads((shared_sources / "SOURCES.json").read_text())
 
 
+@pytest.fixture(scope="session")
+def mirrored_names(sources_json: list[dict]) -> set[str]:
+    """The names of the manifests whose upstream repo the mirror holds, as SOURCES.json lists them."""
+    from arcforge.manifest import load_manifests
+
+    repos = {f"{s['owner']}/{s['repo']}" for s in sources_json}
+    return {name for name, m in load_manifests().items() if m.repo in repos}
+
+
 @pytest.fixture()
 def arcforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An isolated ARCFORGE_HOME for one test."""
@@ -92,7 +101,7 @@ def arcforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # --- build fixtures (shared by the build, card, stats and CLI tests) -------------------------------------
 @pytest.fixture(scope="session")
 def mirror_home(shared_sources: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An ARCFORGE_HOME whose cache holds the 11 mirrored sources, as `fetch` would leave it."""
+    """An ARCFORGE_HOME whose cache holds every mirrored source, as `fetch` would leave it."""
     from arcforge.manifest import load_manifests
     from tests.helpers import mirrored, populate_cache
 
@@ -103,7 +112,7 @@ def mirror_home(shared_sources: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def full_build(mirror_home: Path, tmp_path_factory: pytest.TempPathFactory):
-    """ONE build of all 11 mirrored sources, reused by every test that needs a real dataset.
+    """ONE build of all the mirrored sources, reused by every test that needs a real dataset.
 
     Returns (out folder, BuildStats).
     """

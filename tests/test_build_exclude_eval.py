@@ -1,4 +1,4 @@
-"""`arcforge build --exclude-eval` end to end over the 11 mirrored sources: reports, card counts, overlap."""
+"""`arcforge build --exclude-eval` end to end over the mirrored sources: reports, card counts, overlap."""
 
 import json
 import os

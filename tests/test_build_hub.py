@@ -1,50 +1,20 @@
-"""A build of all 11 mirrored sources loads with `datasets.load_dataset`, every config, counts checked
+"""A build of all the mirrored sources loads with `datasets.load_dataset`, every config, counts checked
 against the source files themselves."""
 
 from __future__ import annotations
 
-import zipfile
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from arcforge.reports import read_report
 from arcforge.shards import list_shards, read_table
+from tests.helpers import tasks_in_mirror
 
 
-def _tasks_in_files(shared: Path) -> dict[str, dict[str, int]]:
-    """Tasks per source and split, counted from the upstream files with plain globbing (not our code)."""
-    def n(pattern: str) -> int:
-        return len(list(shared.glob(pattern)))
-
-    def zipped(path: str, folder: str) -> int:
-        with zipfile.ZipFile(shared / path) as zf:
-            return sum(1 for x in zf.namelist() if x.startswith(folder + "/") and x.endswith(".json"))
-
-    iparc = [p for p in shared.glob("ac20/IPARC_ChallengeV2/Dataset/*/Task*.json") if "_soln" not in p.name]
-    return {
-        "arc_agi_1": {"training": n("fchollet/ARC-AGI/data/training/*.json"),
-                      "evaluation": n("fchollet/ARC-AGI/data/evaluation/*.json")},
-        "arc_agi_2": {"training": n("arcprize/ARC-AGI-2/data/training/*.json"),
-                      "evaluation": n("arcprize/ARC-AGI-2/data/evaluation/*.json")},
-        "concept_arc": {"training": n("victorvikram/ConceptARC/corpus/*/*.json")
-                        + n("victorvikram/ConceptARC/MinimalTasks/*.json")},
-        "arc_1d": {"training": n("khalil-research/1D-ARC/dataset/*/*.json")},
-        "mini_arc": {"training": n("KSB21ST/MINI-ARC/data/MiniARC/*.json")},  # traces are not tasks
-        "neoneye_diva": {"training": n("neoneye/arc-dataset-diva/dataset/*/*.json")},
-        "neoneye_tama": {"training": n("neoneye/arc-dataset-tama/dataset/*/*.json")},
-        "synthetic_extend": {"training": zipped("frankaging/ARC_synthetic_extend/easy_l1.zip", "easy_l1")
-                             + zipped("frankaging/ARC_synthetic_extend/easy_l2.zip", "easy_l2")},
-        "iparc": {"training": len(iparc)},
-        "arc_community": {"training": n("arc-community/arc/levels/*/*.json")},
-        "neoneye_bad": {"training": n("neoneye/arc-dataset-collection/dataset/arc-dataset-bad/data/*.json")},
-    }
-
-
-def test_counts_match_the_source_files(full_build, shared_sources):
+def test_counts_match_the_source_files(full_build, shared_sources, mirrored_names):
     out, stats = full_build
-    expected = _tasks_in_files(shared_sources)
+    expected = tasks_in_mirror(shared_sources, mirrored_names)
     assert expected["arc_agi_1"] == {"training": 400, "evaluation": 400}  # sanity of the counting itself
     assert stats.found == expected
     # Every task found is written, quarantined, or dropped by dedup (and listed in its report).

@@ -12,34 +12,39 @@ from typer.testing import CliRunner
 from arcforge.cli.app import app
 
 runner = CliRunner()
-UNMIRRORED = ("sequence_arc", "barc", "re_arc")
 
 
 @pytest.fixture()
 def big_home(arcforge_home):
-    """An ARCFORGE_HOME that will hold all 11 sources (~57 MB, 10k files): removed right after the test
+    """An ARCFORGE_HOME that will hold every mirrored source (~70 MB, 10k files): removed right after the test
     instead of being left to pytest's tmp_path retention."""
     yield arcforge_home
     shutil.rmtree(arcforge_home, ignore_errors=True)
 
 
-def test_fetch_all_from_mirror_env_then_sources_shows_11_cached(big_home, shared_sources, monkeypatch):
+def test_fetch_all_from_mirror_env_then_sources_shows_the_mirrored_cached(big_home, shared_sources, monkeypatch,
+                                                                          mirrored_names):
+    from arcforge.manifest import load_manifests
+
+    known = set(load_manifests())
+    unmirrored = known - mirrored_names
+    assert mirrored_names and unmirrored  # the mirror holds some sources, not all (Sequence_ARC is not in it)
     monkeypatch.setenv("ARCFORGE_MIRROR", str(shared_sources))
     res = runner.invoke(app, ["fetch", "--all"])
     assert res.exit_code == 1, res.output
-    assert "11 fetched, 3 unavailable" in res.output
-    for name in UNMIRRORED:
+    assert f"{len(mirrored_names)} fetched, {len(unmirrored)} unavailable" in res.output
+    for name in unmirrored:
         assert f"unavailable: {name}: " in res.output
     src = runner.invoke(app, ["sources", "--json"])
     assert src.exit_code == 0, src.output
     rows = {r["name"]: r for r in json.loads(src.stdout)["sources"]}
-    assert len(rows) == 14
-    assert {n for n, r in rows.items() if r["cached"]} == set(rows) - set(UNMIRRORED)
+    assert set(rows) == known
+    assert {n for n, r in rows.items() if r["cached"]} == mirrored_names
     assert rows["arc_agi_1"]["role"] == "eval" and rows["arc_agi_1"]["splits"] == ["training", "evaluation"]
-    assert rows["arc_agi_1"]["digest"].startswith("sha256:") and rows["barc"]["digest"] is None
+    assert rows["arc_agi_1"]["digest"].startswith("sha256:") and rows["sequence_arc"]["digest"] is None
     # and the plain table
     table = runner.invoke(app, ["sources"])
-    assert table.exit_code == 0 and "11 of 14 cached" in table.output
+    assert table.exit_code == 0 and f"{len(mirrored_names)} of {len(known)} cached" in table.output
 
 
 def test_fetch_json_report_and_cached_rerun(arcforge_home, shared_sources):
@@ -53,12 +58,15 @@ def test_fetch_json_report_and_cached_rerun(arcforge_home, shared_sources):
     assert [s["status"] for s in again["sources"]] == ["cached", "cached"]
 
 
-def test_fetch_mixed_json_exit_code(arcforge_home, shared_sources):
-    res = runner.invoke(app, ["fetch", "barc", "neoneye_bad", "--mirror", str(shared_sources), "--json"])
+def test_fetch_mixed_json_exit_code(arcforge_home, shared_sources, mirrored_names):
+    from arcforge.manifest import load_manifests
+
+    missing = min(set(load_manifests()) - mirrored_names)
+    res = runner.invoke(app, ["fetch", missing, "neoneye_bad", "--mirror", str(shared_sources), "--json"])
     assert res.exit_code == 1
     rep = json.loads(res.stdout)
     assert not rep["ok"]
-    assert {s["name"]: s["status"] for s in rep["sources"]} == {"barc": "unavailable", "neoneye_bad": "fetched"}
+    assert {s["name"]: s["status"] for s in rep["sources"]} == {missing: "unavailable", "neoneye_bad": "fetched"}
 
 
 def test_fetch_needs_names_or_all(arcforge_home):

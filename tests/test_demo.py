@@ -15,14 +15,14 @@ from arcforge.shards import read_tasks
 EASY = synthetic.families(easy_only=True)
 
 
-def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources):
+def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources, mirrored_names):
     out = tmp_path / "demo"
     r = CliRunner().invoke(app, ["demo", "--out", str(out), "--steps", "4", "--tasks", "96", "--eval-tasks",
                                  "16", "--votes", "2", "--ttt-steps", "1", "--mirror", str(shared_sources),
                                  "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
-    assert len(res["fetched"]) == 11  # the 11 mirrored sources; the 3 unmirrored are unavailable
+    assert set(res["fetched"]) == mirrored_names  # what SOURCES.json lists; the others are unavailable
     assert res["notice"] is None
     for png in ("loss.png", "gallery.png"):
         with Image.open(out / png) as im:

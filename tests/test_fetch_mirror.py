@@ -8,14 +8,12 @@ import pytest
 
 from arcforge import fetch, lock, paths
 from arcforge.errors import FetchError
-from arcforge.manifest import load_manifests
-
-UNMIRRORED = {"sequence_arc": "seedling123/Sequence_ARC", "barc": "xu3kev/BARC", "re_arc": "michaelhodel/re-arc"}
+from arcforge.manifest import glob_match, load_manifests, split_archive_glob
 
 
 @pytest.fixture()
 def big_home(arcforge_home):
-    """An ARCFORGE_HOME that will hold all 11 sources (~57 MB, 10k files): removed right after the test
+    """An ARCFORGE_HOME that will hold every mirrored source (~70 MB, 10k files): removed right after the test
     instead of being left to pytest's tmp_path retention."""
     yield arcforge_home
     shutil.rmtree(arcforge_home, ignore_errors=True)
@@ -26,18 +24,24 @@ def ms():
     return load_manifests()
 
 
-def test_folder_mirror_fetches_all_11_and_names_the_3_missing(big_home, shared_sources, sources_json, ms):
+def test_folder_mirror_fetches_the_mirrored_and_names_the_missing(big_home, shared_sources, sources_json, ms,
+                                                                  mirrored_names):
+    pinned = {n for n, m in ms.items() if lock.find_pin(m)}
     results = {r.name: r for r in fetch.fetch_sources(ms.values(), mirror=shared_sources)}
-    expected_files = {f"{s['owner']}/{s['repo']}": s["files"] for s in sources_json}
+    listed = {f"{s['owner']}/{s['repo']}": s for s in sources_json}
     fetched = {n for n, r in results.items() if r.status == "fetched"}
-    assert fetched == set(ms) - set(UNMIRRORED)
+    assert fetched == mirrored_names
     for name in fetched:
         m, r = ms[name], results[name]
         assert r.path == paths.source_dir(m.owner, m.repo_name, m.commit)
-        assert r.digest == lock.find_pin(m).digest and not r.recorded_pin
-        assert r.files == expected_files[m.repo]  # every mirrored file is one the manifest keeps
+        assert r.digest == lock.find_pin(m).digest and r.recorded_pin == (name not in pinned)
+        kept = [f for f in (shared_sources / m.repo).rglob("*")
+                if f.is_file() and any(glob_match(f.relative_to(shared_sources / m.repo).as_posix(),
+                                                  split_archive_glob(g)[0]) for g in m.files)]
+        assert r.files == len(kept) <= listed[m.repo]["files"]
         assert lock.digest_tree(r.path, m.files) == (r.digest, r.files)
-    for name, repo in UNMIRRORED.items():
+    for name in set(ms) - mirrored_names:
+        repo = ms[name].repo
         r = results[name]
         assert r.status == "unavailable" and r.error.startswith(f"{name}: {repo} is not in the mirror")
         assert fetch.cached_path(ms[name]) is None
