@@ -100,8 +100,8 @@ class DemoResult:
 
 def _fetch(mirror: str | None, progress: Progress) -> tuple[list[str], str | None]:
     """Fetch the real sources; offline (or any fetch failure) -> ([], notice)."""
-    from arcforge.fetch import fetch_sources
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.fetch import fetch_sources
+    from arcforge.sources.manifest import load_manifests
 
     try:
         results = fetch_sources(load_manifests().values(), mirror=mirror, progress=progress)
@@ -162,7 +162,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     """Run the whole pipeline into ``out_dir`` (data/, run/, loss.png, gallery.png, demo.json)."""
     import time
 
-    from arcforge.build import build
+    from arcforge.build.pipeline import build
     from arcforge.demo_images import GalleryRow, gallery_png, loss_curve_png
     from arcforge.shards import read_tasks
     from arcforge.train.demo import train_and_score

@@ -1,6 +1,6 @@
 """Which datasets copy which: a source x source matrix of shared tasks, read from a built ``out`` folder.
 
-Inputs are the dedup reports the build writes (``arcforge.reports``): ``excluded`` (a non-evaluation
+Inputs are the dedup reports the build writes (``arcforge.build.reports``): ``excluded`` (a non-evaluation
 task and the evaluation tasks it copies), ``duplicates`` (a dropped copy and the task kept in its place)
 and ``reported`` (evaluation tasks equal to each other; trivial leaked pairs are not counted). Each
 report row links two sources; ``matrix[a][b]`` counts the rows linking a and b, so the matrix is
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import polars as pl
 
+from arcforge.build.reports import has_report, readable, report_path, scan_report
 from arcforge.errors import DedupError
-from arcforge.reports import has_report, readable, report_path, scan_report
 
 REPORTS = ("excluded", "duplicates", "reported")
 

@@ -20,7 +20,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arcforge import reports, shards
+from arcforge import shards
+from arcforge.build import reports
 from arcforge.errors import ShardError
 from arcforge.task import MAX_GRID_SIDE, QUARANTINE_SCHEMA
 

@@ -32,7 +32,7 @@ def _rss_mb() -> float:
 
 
 def child_build(out: str, manifests: str | None, sources: list[str] | None) -> dict:
-    from arcforge.build import build
+    from arcforge.build.pipeline import build
 
     t = time.perf_counter()
     stats = build(Path(out), sources=sources, manifests_dir=Path(manifests) if manifests else None,
@@ -43,9 +43,9 @@ def child_build(out: str, manifests: str | None, sources: list[str] | None) -> d
 
 def child_floor(manifests: str | None, sources: list[str] | None) -> dict:
     """Read + json.loads every file the build would read (same member enumeration), nothing else."""
-    from arcforge.build import plan_sources
-    from arcforge.manifest import load_manifests
-    from arcforge.members import ZipCache, glob_members, plain_files
+    from arcforge.build.pipeline import plan_sources
+    from arcforge.sources.manifest import load_manifests
+    from arcforge.sources.members import ZipCache, glob_members, plain_files
 
     plans = plan_sources(load_manifests(Path(manifests) if manifests else None), sources, [], [], 0, 0)
     t, c = time.perf_counter(), time.process_time()
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--scales", default="1,10,100")
     args = ap.parse_args()
     shared = Path(args.shared).resolve()
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
     from tests.helpers import mirrored, populate_cache
 
     with tempfile.TemporaryDirectory(prefix="arcforge-bench-") as tmp:

@@ -137,7 +137,7 @@ def disguises(src, rng, donors) -> list[tuple[str, list, list, bool]]:
 
 # --- scoring ----------------------------------------------------------------------------------------------
 def _run(corpus: pa.Table, extra: list):
-    from arcforge.dedup import run_dedup
+    from arcforge.build.dedup import run_dedup
     from arcforge.task import tasks_to_table
 
     table = pa.concat_tables([corpus, tasks_to_table(extra)]) if extra else corpus
@@ -232,8 +232,8 @@ def plot(curve, chosen: float) -> None:
 
 def build_cost(reps: int) -> dict:
     """Median build wall time with and without --exclude-eval, alternated in this run (build cache warm)."""
-    from arcforge.build import build
-    from arcforge.manifest import load_manifests
+    from arcforge.build.pipeline import build
+    from arcforge.sources.manifest import load_manifests
     from tests.helpers import mirrored, populate_cache
 
     with tempfile.TemporaryDirectory(prefix="arcforge-decon-") as tmp:
@@ -264,7 +264,7 @@ def main() -> None:
     a = ap.parse_args()
     from dedup_data import load_mirrored
 
-    from arcforge.dedup import COMMON_TASKS, INFO_BITS, NEAR_THRESHOLD
+    from arcforge.build.decon import COMMON_TASKS, INFO_BITS, NEAR_THRESHOLD
     from arcforge.synthetic import generate
     from arcforge.task import tasks_from_batch, tasks_to_table
 

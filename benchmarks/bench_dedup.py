@@ -1,4 +1,4 @@
-"""Benchmark and probe set for ``arcforge.dedup``.
+"""Benchmark and probe set for ``arcforge.build.dedup``.
 
     python benchmarks/bench_dedup.py speed [--sizes mirrored,100000,1000000]
 
@@ -38,7 +38,7 @@ def speed_one(size: str) -> dict:
     import pyarrow.compute as pc
     from dedup_data import generate, load_mirrored
 
-    from arcforge.dedup import run_dedup
+    from arcforge.build.dedup import run_dedup
 
     if size == "mirrored":
         table, expected, evals = load_mirrored(SHARED), None, EVAL

@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from arcforge import shards, synthetic
+from arcforge import synthetic
+from arcforge.build import shard_writer
 from arcforge.grids import Grid
 from arcforge.task import Task, parse_task_object, tasks_to_table
 from arcforge.train.config import DataConfig
@@ -119,7 +120,7 @@ def _time(fn, cases: list[tuple]) -> float:
 
 
 def _loader_ms(tmp: Path, tasks: list[Task], batches: int) -> float:
-    shards.write_shards(tasks_to_table(tasks), tmp / "data")
+    shard_writer.write_shards(tasks_to_table(tasks), tmp / "data")
     cfg = DataConfig(root=str(tmp / "data"), seq_len=384, loss_on="outputs", seed=0)
     it = iter(PackedBatches(cfg, num_workers=1))
     next(it)

@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from arcforge import fetch
-from arcforge.download import RetryPolicy
-from arcforge.manifest import load_manifests
+from arcforge.sources import fetch
+from arcforge.sources.download import RetryPolicy
+from arcforge.sources.manifest import load_manifests
 
 
 def timed(fn, repeat: int = 3) -> float:

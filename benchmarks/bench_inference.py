@@ -38,7 +38,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from arcforge import shards, synthetic
+from arcforge import synthetic
+from arcforge.build import shard_writer
 from arcforge.grids import Grid
 from arcforge.task import Task, tasks_to_table
 from arcforge.train.augment import voting_transforms
@@ -149,7 +150,7 @@ def held_out_tasks(n: int) -> list[Task]:
 def small_checkpoint(tmp: Path, steps: int) -> Path:
     fams = synthetic.families(easy_only=True)
     data = tmp / "data"
-    shards.write_shards(tasks_to_table(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")), data)
+    shard_writer.write_shards(tasks_to_table(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")), data)
     run = tmp / "run"
     train(ModelConfig(d_model=128, n_layers=3, n_heads=4, max_seq_len=512),
           DataConfig(root=str(data), seq_len=512, batch_size=6, loss_on="outputs"),

@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from arcforge.provenance import write_provenance
-from arcforge.publish_plan import collect_files, plan_operations, write_tree
+from arcforge.build.provenance import write_provenance
+from arcforge.hub.plan import collect_files, plan_operations, write_tree
 
 
 def timed(fn, repeat: int = 3, cleanup=None) -> float:

@@ -29,9 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyarrow.parquet as pq
 
-from arcforge import archive, integrity, shards
-from arcforge.build import build
+from arcforge import shards
+from arcforge.build.pipeline import build
 from arcforge.errors import UnsafeArchiveError
+from arcforge.sources import archive, integrity
 from arcforge.synthetic import generate
 from arcforge.task import task_to_row
 

@@ -106,7 +106,7 @@ def measure(cmd: list[str], env: dict) -> dict:
 
 # --- inputs ---------------------------------------------------------------------------------------------------
 def mirror_home(tmp: Path, shared: Path) -> Path:
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
     from tests.helpers import mirrored, populate_cache
 
     home = tmp / "home"
@@ -153,9 +153,9 @@ def make_folder(root: Path, n: int, seed: int = 0, layout: str = "auto") -> str:
 # --- parts ----------------------------------------------------------------------------------------------------
 def part_json(home: Path, repeat: int) -> dict:
     os.environ["ARCFORGE_HOME"] = str(home)
-    from arcforge.build import plan_sources
-    from arcforge.manifest import load_manifests
-    from arcforge.members import ZipCache, glob_members, plain_files
+    from arcforge.build.pipeline import plan_sources
+    from arcforge.sources.manifest import load_manifests
+    from arcforge.sources.members import ZipCache, glob_members, plain_files
 
     blobs = []
     for p in plan_sources(load_manifests(None), None, [], [], 0, 0):
@@ -229,7 +229,7 @@ def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -
 
 def child_build(out: str, workers: int) -> dict:
     """``build --no-cache --exclude-eval`` of every fetched source, timed after the imports (as the floor)."""
-    from arcforge.build import build
+    from arcforge.build.pipeline import build
 
     t, c = time.perf_counter(), _cpu()
     stats = build(Path(out), exclude_eval=True, use_cache=False, workers=workers)
@@ -239,7 +239,7 @@ def child_build(out: str, workers: int) -> dict:
 
 def child_big(out: str, workers: int, kwargs: dict) -> dict:
     """One big build (``--no-cache --exclude-eval``), with the time of its stages."""
-    from arcforge.build import build
+    from arcforge.build.pipeline import build
 
     marks: dict[str, float] = {}
 
@@ -318,7 +318,7 @@ def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: 
 
 
 def main() -> None:
-    from arcforge.parallel import available_cpus
+    from arcforge.build.parallel import available_cpus
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--shared", default=str(ROOT.parent / "shared" / "arc-sources"))

@@ -30,9 +30,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["ARCFORGE_HOME"] = str(Path(tmp) / "home")
-        from arcforge.build import build
-        from arcforge.fetch import fetch_sources
-        from arcforge.manifest import load_manifests
+        from arcforge.build.pipeline import build
+        from arcforge.sources.fetch import fetch_sources
+        from arcforge.sources.manifest import load_manifests
 
         manifests = load_manifests()
         t0 = time.perf_counter()

@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--steps 20] [--seq-len 2048] [--batch-size 4] [--rope-compare 0]
 
 Measures, in one run on the same shards (built from ../shared/arc-sources ARC-AGI-1 with
-``tasks_to_table`` + ``shards.write_shards``):
+``tasks_to_table`` + ``shard_writer.write_shards``):
 
 1. token utilization of packed rows vs the HRM/TRM scheme (every grid padded to 30x30 = 900 tokens);
 2. the loader alone (shards -> tasks -> augmentation -> tokens -> packed batches), tokens/s;
@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from arcforge import shards
+from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
 from arcforge.train.augment import AugmentConfig
 from arcforge.train.data import DataConfig, PackedBatches
@@ -93,7 +93,7 @@ def main() -> None:
     args = ap.parse_args()
     tasks = load_tasks()
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    shards.write_shards(tasks_to_table(tasks), tmp / "data")
+    shard_writer.write_shards(tasks_to_table(tasks), tmp / "data")
     report: dict = {"device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads()}
 
     train_tasks = [t for t in tasks if t.split == "training"]

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from arcforge import formats
 from arcforge.formats import Member, RawTask
-from arcforge.manifest import glob_match, load_manifests, split_archive_glob
+from arcforge.sources.manifest import glob_match, load_manifests, split_archive_glob
 from arcforge.task import PAIRS_TYPE, TASK_SCHEMA, Task, TaskFormatError, tasks_to_table
 
 

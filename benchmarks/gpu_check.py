@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from arcforge import shards
+from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
 from arcforge.train.data import DataConfig
 from arcforge.train.evaluate import EvalConfig, evaluate_tasks
@@ -115,7 +115,7 @@ def _main(argv: list[str] | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         data = Path(tmp) / "data"
         tasks = load_split(a.arc_dir, "training") + load_split(a.arc_dir, "evaluation")
-        shards.write_shards(tasks_to_table(tasks), data)
+        shard_writer.write_shards(tasks_to_table(tasks), data)
         dcfg = DataConfig(root=str(data), splits=["training"], seq_len=a.seq_len, batch_size=a.batch_size,
                           loss_on="outputs")
         log_every = max(1, a.steps // 10)

@@ -83,7 +83,7 @@ def sources_json(shared_sources: Path) -> list[dict]:
 @pytest.fixture(scope="session")
 def mirrored_names(sources_json: list[dict]) -> set[str]:
     """The names of the manifests whose upstream repo the mirror holds, as SOURCES.json lists them."""
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
 
     repos = {f"{s['owner']}/{s['repo']}" for s in sources_json}
     return {name for name, m in load_manifests().items() if m.repo in repos}
@@ -102,7 +102,7 @@ def arcforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def mirror_home(shared_sources: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ARCFORGE_HOME whose cache holds every mirrored source, as `fetch` would leave it."""
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
     from tests.helpers import mirrored, populate_cache
 
     home = tmp_path_factory.mktemp("mirror_home")
@@ -118,7 +118,7 @@ def full_build(mirror_home: Path, tmp_path_factory: pytest.TempPathFactory):
     """
     import os
 
-    from arcforge.build import build
+    from arcforge.build.pipeline import build
 
     out = tmp_path_factory.mktemp("full_build") / "out"
     old = os.environ.get("ARCFORGE_HOME")

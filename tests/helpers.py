@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 from arcforge import paths
-from arcforge.manifest import Manifest, glob_match, split_archive_glob
+from arcforge.sources.manifest import Manifest, glob_match, split_archive_glob
 
 
 def mirrored(manifests: dict[str, Manifest], shared: Path) -> list[Manifest]:

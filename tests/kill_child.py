@@ -33,13 +33,13 @@ def main(argv: list[str]) -> None:
 
     os.rename = rename
     if step == "build":
-        from arcforge.build import build
+        from arcforge.build.pipeline import build
 
         out, local = rest
         build(Path(out), local=[Path(local)], use_cache=False)
     else:
-        from arcforge.fetch import fetch_source, resolve_mirror
-        from arcforge.manifest import load_manifests
+        from arcforge.sources.fetch import fetch_source, resolve_mirror
+        from arcforge.sources.manifest import load_manifests
 
         name, mdir, mirror = rest
         r = fetch_source(load_manifests(Path(mdir))[name], mirror=resolve_mirror(mirror), force=True)

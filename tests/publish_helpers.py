@@ -11,11 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from arcforge import reports
-from arcforge.dedup import DUPLICATES_SCHEMA, EXCLUDED_SCHEMA
-from arcforge.manifest import load_manifests
-from arcforge.provenance import write_provenance
-from arcforge.shards import write_shards
+from arcforge.build import reports
+from arcforge.build.dedup import DUPLICATES_SCHEMA, EXCLUDED_SCHEMA
+from arcforge.build.provenance import write_provenance
+from arcforge.build.shard_writer import write_shards
+from arcforge.sources.manifest import load_manifests
 from arcforge.task import QUARANTINE_SCHEMA, Task, parse_task_object, tasks_to_table
 
 SECRET_TOKEN = "hf_arcforgeTESTtoken0123456789SECRET"  # must never appear in any output or file

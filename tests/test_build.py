@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from arcforge import ingest
-from arcforge.build import build
+from arcforge.build import ingest, shard_writer
+from arcforge.build.pipeline import build
+from arcforge.build.reports import read_report
 from arcforge.errors import BuildError, ManifestError
-from arcforge.reports import read_report
 from arcforge.shards import read_table
 
 GOOD = {"train": [{"input": [[1, 2]], "output": [[2, 1]]}], "test": [{"input": [[3, 4]], "output": [[4, 3]]}]}
@@ -130,13 +130,11 @@ def test_resume_does_not_reparse_finished_sources(arcforge_home, tmp_path, monke
 def test_crash_while_writing_leaves_previous_output(full_build, mirror_home, tmp_path, monkeypatch):
     import shutil
 
-    from arcforge import shards
-
     out = tmp_path / "out"
     shutil.copytree(full_build[0], out)
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     monkeypatch.setenv("ARCFORGE_HOME", str(mirror_home))
-    real = shards._gather  # rows gathered for each block of a shard file being written
+    real = shard_writer._gather  # rows gathered for each block of a shard file being written
     written: list[int] = []
 
     def crash_after_three(batches, starts, rows):
@@ -145,7 +143,7 @@ def test_crash_while_writing_leaves_previous_output(full_build, mirror_home, tmp
             raise KeyboardInterrupt
         return real(batches, starts, rows)
 
-    monkeypatch.setattr(shards, "_gather", crash_after_three)
+    monkeypatch.setattr(shard_writer, "_gather", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
         build(out, sources=["arc_agi_1", "concept_arc", "mini_arc"])
     assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

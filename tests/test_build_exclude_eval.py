@@ -5,8 +5,8 @@ import os
 
 from typer.testing import CliRunner
 
+from arcforge.build.reports import read_report
 from arcforge.cli.app import app
-from arcforge.reports import read_report
 from arcforge.shards import read_table
 
 

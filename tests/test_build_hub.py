@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from arcforge.reports import read_report
+from arcforge.build.reports import read_report
 from arcforge.shards import list_shards, read_table
 from tests.helpers import tasks_in_mirror
 

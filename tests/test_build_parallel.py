@@ -18,11 +18,12 @@ import pyarrow as pa
 import pytest
 
 from arcforge import synthetic
-from arcforge.build import _split_bytes, build
-from arcforge.ingest import SourcePlan, _Chunk, _SourceMerger
-from arcforge.parallel import WorkerPool, available_cpus, resolve_workers
-from arcforge.shards import _rows_nbytes, read_table, write_shards
-from arcforge.spill import SpillWriter, read_spill
+from arcforge.build.ingest import SourcePlan, _Chunk, _SourceMerger
+from arcforge.build.parallel import WorkerPool, available_cpus, resolve_workers
+from arcforge.build.pipeline import _split_bytes, build
+from arcforge.build.shard_writer import _rows_nbytes, write_shards
+from arcforge.build.spill import SpillWriter, read_spill
+from arcforge.shards import read_table
 from arcforge.synthetic.generator import generate_table
 from arcforge.task import tasks_to_table
 
@@ -206,7 +207,7 @@ def _children(pid: int) -> list[int]:
 def test_shards_do_not_depend_on_how_the_table_is_chunked(tmp_path):
     import pyarrow as pa
 
-    from arcforge.shards import write_shards
+    from arcforge.build.shard_writer import write_shards
 
     table = generate_table(0, 300, 2)
     table = table.set_column(1, "source", pa.array(["b" if i % 3 else "a" for i in range(300)]))

@@ -2,10 +2,10 @@
 
 import pytest
 
+from arcforge.build.provenance import read_provenance
 from arcforge.errors import PublishError
-from arcforge.manifest import load_manifests
-from arcforge.provenance import read_provenance
-from arcforge.publish_plan import check_sources, collect_files
+from arcforge.hub.plan import check_sources, collect_files
+from arcforge.sources.manifest import load_manifests
 
 
 def test_real_build_has_provenance_publish_accepts(full_build, mirrored_names):

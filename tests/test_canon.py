@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from arcforge import canon
+from arcforge.build import canon
 from arcforge.errors import DedupError
 from arcforge.grids import apply_symmetry, recolor
 from arcforge.task import PAIRS_TYPE, TASK_SCHEMA, Pair, Task, tasks_to_table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arcforge import card
+from arcforge.build import card
 from arcforge.task import TASK_SCHEMA
 
 

@@ -24,7 +24,7 @@ def big_home(arcforge_home):
 
 def test_fetch_all_from_mirror_env_then_sources_shows_the_mirrored_cached(big_home, shared_sources, monkeypatch,
                                                                           mirrored_names):
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
 
     known = set(load_manifests())
     unmirrored = known - mirrored_names
@@ -59,7 +59,7 @@ def test_fetch_json_report_and_cached_rerun(arcforge_home, shared_sources):
 
 
 def test_fetch_mixed_json_exit_code(arcforge_home, shared_sources, mirrored_names):
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
 
     missing = min(set(load_manifests()) - mirrored_names)
     res = runner.invoke(app, ["fetch", missing, "neoneye_bad", "--mirror", str(shared_sources), "--json"])
@@ -104,7 +104,7 @@ def test_first_fetch_of_an_unpinned_source_says_it_recorded_the_digest(arcforge_
                                                                        shared_sources):
     from fetch_server import TarballServer, github_tarball
 
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
 
     m = load_manifests()["barc"]
     task = (shared_sources / "fchollet/ARC-AGI/data/evaluation/00576224.json").read_text()

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from arcforge import reports
+from arcforge.build import reports
 from arcforge.cli.app import app
 from arcforge.cli.options import DEFAULT_DATA
 from arcforge.shards import list_shards, read_table

@@ -10,14 +10,14 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from arcforge import canon
-from arcforge.build import eval_split_set
+from arcforge.build import canon
+from arcforge.build.dedup import COMMON_TASKS, INFO_BITS, run_dedup
+from arcforge.build.ingest import SourcePlan
+from arcforge.build.pipeline import eval_split_set
 from arcforge.cli.app import app
-from arcforge.dedup import COMMON_TASKS, INFO_BITS, run_dedup
 from arcforge.errors import BuildError
 from arcforge.grids import apply_symmetry, recolor
-from arcforge.ingest import SourcePlan
-from arcforge.manifest import load_manifests
+from arcforge.sources.manifest import load_manifests
 from arcforge.task import Pair, Task, tasks_to_table
 from tests.dedup_data import load_tasks
 
@@ -254,7 +254,7 @@ def test_information_bits_of_small_grids():
 
 
 def test_a_match_that_does_not_hold_on_the_grids_is_refused():
-    from arcforge.dedup import _Forms, _verify
+    from arcforge.build.decon import _Forms, _verify
 
     rng = np.random.default_rng(4)
     a = [_noise(rng) for _ in range(3)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from arcforge.dedup import (
+from arcforge.build.dedup import (
     DUPLICATES_SCHEMA,
     EXCLUDED_SCHEMA,
     LEVELS,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arcforge.dedup import LEVELS, NEAR_THRESHOLD, run_dedup
+from arcforge.build.dedup import LEVELS, NEAR_THRESHOLD, run_dedup
 from arcforge.grids import apply_symmetry, recolor
 from arcforge.task import Pair, Task, tasks_to_table
 from tests.dedup_data import load_tasks

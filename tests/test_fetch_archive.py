@@ -10,8 +10,8 @@ import zipfile
 import pytest
 from fetch_server import github_tarball
 
-from arcforge.archive import ArchiveLimits, TruncatedArchiveError, check_zip_members, extract_tar_gz
 from arcforge.errors import FetchError, UnsafeArchiveError
+from arcforge.sources.archive import ArchiveLimits, TruncatedArchiveError, check_zip_members, extract_tar_gz
 
 COMMIT = "3" * 40
 
@@ -85,7 +85,7 @@ def test_hostile_zip_members_are_refused(entry, needle):
 
 
 def test_zip_size_limit():
-    from arcforge.members import read_zip_member
+    from arcforge.sources.members import read_zip_member
     from arcforge.task import TaskFormatError
 
     zf = _zip([("big.json", b"0" * 5000), ("small.json", b"[]")])

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from fetch_server import TarballServer, file_info, github_tarball
 
-from arcforge import fetch, lock, paths
-from arcforge.download import RetryPolicy
-from arcforge.manifest import load_manifests
+from arcforge import paths
+from arcforge.sources import fetch, lock
+from arcforge.sources.download import RetryPolicy
+from arcforge.sources.manifest import load_manifests
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=10)
 SMALL = ("tiny_unknown", "tiny_train", "tiny_eval")

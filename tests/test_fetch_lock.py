@@ -7,9 +7,9 @@ import subprocess
 
 import pytest
 
-from arcforge import lock
 from arcforge.errors import ManifestError
-from arcforge.manifest import load_manifests
+from arcforge.sources import lock
+from arcforge.sources.manifest import load_manifests
 
 MIRRORED = {"arc_agi_1", "arc_agi_2", "concept_arc", "arc_1d", "mini_arc", "neoneye_diva", "neoneye_tama",
             "synthetic_extend", "iparc", "arc_community", "neoneye_bad"}

@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
-from arcforge import fetch, lock, paths
+from arcforge import paths
 from arcforge.errors import FetchError
-from arcforge.manifest import glob_match, load_manifests, split_archive_glob
+from arcforge.sources import fetch, lock
+from arcforge.sources.manifest import glob_match, load_manifests, split_archive_glob
 
 
 @pytest.fixture()

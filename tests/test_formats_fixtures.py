@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arcforge import formats, paths
-from arcforge.build import build
+from arcforge.build.pipeline import build
 from arcforge.formats import Member, RawTask, Rejected, Skipped
-from arcforge.manifest import load_manifests
 from arcforge.shards import read_table
+from arcforge.sources.manifest import load_manifests
 from arcforge.task import TaskFormatError
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from arcforge import formats
 from arcforge.formats import Member, RawTask, Skipped
-from arcforge.members import ZipCache, glob_members
+from arcforge.sources.members import ZipCache, glob_members
 
 
 def _read(fmt: str, path: Path, options=None) -> list:

@@ -5,7 +5,7 @@ import pytest
 
 from arcforge import formats
 from arcforge.errors import ManifestError
-from arcforge.manifest import MANIFEST_DIR, glob_match, load_manifest, load_manifests, parse_manifest
+from arcforge.sources.manifest import MANIFEST_DIR, glob_match, load_manifest, load_manifests, parse_manifest
 
 MIRRORED = {"arc_agi_1", "arc_agi_2", "concept_arc", "arc_1d", "mini_arc", "neoneye_diva", "neoneye_tama",
             "synthetic_extend", "iparc", "arc_community", "neoneye_bad"}

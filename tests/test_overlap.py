@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from arcforge.build.dedup import run_dedup
+from arcforge.build.reports import write_reports
 from arcforge.cli.app import app
-from arcforge.dedup import run_dedup
 from arcforge.overlap import overlap
-from arcforge.reports import write_reports
 from arcforge.task import QUARANTINE_SCHEMA
 from tests.dedup_data import arc_table
 

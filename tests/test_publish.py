@@ -15,9 +15,9 @@ from huggingface_hub.utils import hf_raise_for_status
 from typer.testing import CliRunner
 
 from arcforge import __version__
-from arcforge import publish as pub
 from arcforge.cli.app import app
 from arcforge.errors import PublishError
+from arcforge.hub import publish as pub
 from tests.publish_helpers import SECRET_TOKEN, FakeHub, build_out, hf_env  # noqa: F401  (fixture)
 
 REPO = "arc-org/arc-corpus"
@@ -237,7 +237,7 @@ def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_e
     _no_hub(monkeypatch)
     res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--dry-run"])
     assert res.exit_code == 0, res.output
-    from arcforge.publish_plan import collect_files
+    from arcforge.hub.plan import collect_files
 
     for f in collect_files(out).files:
         assert f"add    {f.size:>12}  {f.sha256}  {f.path_in_repo}" in res.output

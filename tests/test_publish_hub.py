@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from arcforge.hub_data import resolve_data
+from arcforge.hub.data import resolve_data
 from arcforge.shards import read_table
 from tests.publish_helpers import build_out
 
@@ -27,7 +27,7 @@ pytestmark = [
 def test_publish_twice_then_read_back(tmp_path: Path):
     from huggingface_hub import HfApi
 
-    from arcforge import publish as pub
+    from arcforge.hub import publish as pub
 
     api = HfApi(endpoint=ENDPOINT, token=TOKEN)
     repo_id = f"{api.whoami()['name']}/arcforge-test-{uuid.uuid4().hex[:8]}"

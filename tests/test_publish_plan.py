@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from arcforge.build.provenance import PROVENANCE_FILE, read_provenance, write_provenance
+from arcforge.build.reports import read_report
 from arcforge.errors import BuildError, PublishError
-from arcforge.provenance import PROVENANCE_FILE, read_provenance, write_provenance
-from arcforge.publish_plan import (
+from arcforge.hub.plan import (
     Operation,
     check_sources,
     collect_files,
@@ -19,7 +20,6 @@ from arcforge.publish_plan import (
     plan_operations,
     write_tree,
 )
-from arcforge.reports import read_report
 from arcforge.shards import list_shards, read_table
 from tests.publish_helpers import build_out, hf_env  # noqa: F401  (fixture)
 

@@ -20,8 +20,8 @@ from urllib.parse import unquote, urlparse
 import pytest
 
 from arcforge.errors import FetchError, ShardError, SourceUnavailableError
-from arcforge.hub_data import DataSpec, parse_data_spec, resolve_data
-from arcforge.publish_plan import collect_files, write_tree
+from arcforge.hub.data import DataSpec, parse_data_spec, resolve_data
+from arcforge.hub.plan import collect_files, write_tree
 from arcforge.shards import read_table
 from tests.publish_helpers import build_out, hf_env  # noqa: F401  (fixture)
 

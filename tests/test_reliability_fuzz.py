@@ -22,11 +22,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from arcforge import archive, shards
-from arcforge.archive import ArchiveLimits
+from arcforge import shards
+from arcforge.build.reports import read_report
 from arcforge.cli.app import app
 from arcforge.errors import FetchError, ShardError
-from arcforge.reports import read_report
+from arcforge.sources import archive
+from arcforge.sources.archive import ArchiveLimits
 from arcforge.task import QUARANTINE_REASONS
 
 SEED = int(os.environ.get("ARCFORGE_FUZZ_SEED", "0"))

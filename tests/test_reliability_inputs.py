@@ -18,13 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from arcforge import archive, fetch, shards
-from arcforge.archive import ArchiveLimits
-from arcforge.build import build
+from arcforge import shards
+from arcforge.build.pipeline import build
+from arcforge.build.reports import read_report
 from arcforge.cli.app import app
 from arcforge.errors import FetchError, ShardError, UnsafeArchiveError
-from arcforge.manifest import load_manifests
-from arcforge.reports import read_report
+from arcforge.sources import archive, fetch
+from arcforge.sources.archive import ArchiveLimits
+from arcforge.sources.manifest import load_manifests
 from tests.test_build import GOOD, GOOD_B, GOOD_C, _local
 
 runner = CliRunner()

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from arcforge import fetch
 from arcforge.cli.app import app
-from arcforge.download import RetryPolicy
-from arcforge.manifest import load_manifests
+from arcforge.sources import fetch
+from arcforge.sources.download import RetryPolicy
+from arcforge.sources.manifest import load_manifests
 from tests.publish_helpers import SECRET_TOKEN, build_out, hf_env  # noqa: F401  (fixture)
 
 runner = CliRunner()
@@ -158,8 +158,8 @@ def _online(monkeypatch):
 def test_publish_to_a_hub_that_never_answers_fails_at_the_timeout(out, hf_env, monkeypatch, no_proxy):  # noqa: F811
     from huggingface_hub import HfApi
 
-    from arcforge import publish as pub
     from arcforge.errors import PublishError
+    from arcforge.hub import publish as pub
 
     _online(monkeypatch)
     monkeypatch.setenv("ARCFORGE_HUB_TIMEOUT", "1")
@@ -177,7 +177,7 @@ def test_publish_to_a_hub_that_never_answers_fails_at_the_timeout(out, hf_env, m
 def test_cli_publish_never_prints_the_token_even_when_the_hub_echoes_it(out, hf_env, monkeypatch, no_proxy):  # noqa: F811
     from huggingface_hub import HfApi
 
-    from arcforge import publish as pub
+    from arcforge.hub import publish as pub
 
     _online(monkeypatch)
     monkeypatch.setenv("ARCFORGE_HUB_TIMEOUT", "5")

@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from arcforge import fetch, output, paths
-from arcforge.build import build
-from arcforge.errors import BuildError
-from arcforge.manifest import load_manifests
+from arcforge import paths
+from arcforge.build import output
+from arcforge.build.pipeline import build
+from arcforge.errors import BuildError, ShardError
 from arcforge.shards import list_shards, read_table
+from arcforge.sources import fetch
+from arcforge.sources.manifest import load_manifests
 from tests import kill_child
 from tests.test_build import GOOD, GOOD_B, GOOD_C, _local
 
@@ -50,7 +52,7 @@ def test_rebuild_replaces_only_what_arcforge_wrote(arcforge_home, tmp_path):
     owned = json.loads((out / output.OWNED_FILE).read_text())["files"]
     assert "notes.txt" not in owned and "mine/training-00000-of-00001.parquet" in owned
     assert _siblings(out) == []
-    from arcforge.publish_plan import collect_files
+    from arcforge.hub.plan import collect_files
 
     skipped = collect_files(out).skipped  # never uploaded; the build's own list is not even mentioned
     assert "notes.txt" in skipped and "mine/t1.json" in skipped and output.OWNED_FILE not in skipped
@@ -94,7 +96,10 @@ def test_build_killed_at_each_rename_is_recovered(arcforge_home, tmp_path, when,
     assert kill_child.run(when, str(n), "build", str(out), str(b)) < 0
     if (when, n) == ("before", 2):
         assert not out.exists() and any(".old-" in s for s in _siblings(out))  # the window of the fault
-        assert len(list_shards(out)) == 1  # readers put the previous output back too
+        with pytest.raises(ShardError, match="dataset folder not found") as err:
+            list_shards(out)  # readers never repair: they say what happened and what to do
+        assert "interrupted" in err.value.hint and "run the same `arcforge build --out` again" in err.value.hint
+        assert not out.exists()
     output.recover(out)  # what any next build does first
     assert _siblings(out) == [] and (out / "notes.txt").read_text() == "keep me"
     got = read_table(out)
@@ -161,8 +166,8 @@ def test_concurrent_first_fetches_keep_every_pin(arcforge_home):
     go = arcforge_home / "go"
     code = (
         "import sys, time, pathlib\n"
-        "from arcforge import lock\n"
-        "from arcforge.manifest import load_manifests\n"
+        "from arcforge.sources import lock\n"
+        "from arcforge.sources.manifest import load_manifests\n"
         "m = load_manifests()['arc_agi_1']\n"
         "go = pathlib.Path(sys.argv[2])\n"
         "while not go.exists(): time.sleep(0.01)\n"
@@ -179,7 +184,7 @@ def test_concurrent_first_fetches_keep_every_pin(arcforge_home):
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    from arcforge.lock import home_lock_path, read_lock
+    from arcforge.sources.lock import home_lock_path, read_lock
 
     assert len(read_lock(home_lock_path())) == procs * per
 

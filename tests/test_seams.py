@@ -1,7 +1,7 @@
 """The architecture's seams, asserted on every module of the package, eager and lazy imports alike.
 
 - The core never imports the CLI, typer or rich; click is never imported (typer bundles its own).
-- torch and safetensors only under arcforge/train/; huggingface_hub only in publish.py and hub_data.py.
+- torch and safetensors only under arcforge/train/; huggingface_hub only under arcforge/hub/.
 - Pillow (the ``png`` extra) is imported outside arcforge/train/ only inside functions; every module
   outside arcforge/train/ imports on the base install (no torch, safetensors or Pillow): the CLI may
   read the trainer's torch-free config at import, never torch.
@@ -77,8 +77,8 @@ def violations(files: list[Path] | None = None) -> list[str]:
                 bad.append(f"{where}: imports the CLI ({mod})")
             if root in ("torch", "safetensors") and not in_train:
                 bad.append(f"{where}: imports {root} outside arcforge/train")
-            if root == "huggingface_hub" and where not in ("arcforge/publish.py", "arcforge/hub_data.py"):
-                bad.append(f"{where}: imports huggingface_hub outside publish.py / hub_data.py")
+            if root == "huggingface_hub" and not where.startswith("arcforge/hub/"):
+                bad.append(f"{where}: imports huggingface_hub outside arcforge/hub")
             if top and not in_train and root == "PIL":
                 bad.append(f"{where}: imports {mod} at module level (an optional extra: import it where used)")
     return bad
@@ -145,12 +145,13 @@ def test_a_command_needing_an_extra_names_it(argv, extra, tmp_path):
         "from typer.testing import CliRunner\nfrom arcforge.cli.app import app\n"
         f"r = CliRunner().invoke(app, {argv!r})\nprint(r.exit_code)\nprint(r.output)\n")
     if argv[0] == "show":  # a real dataset, so that only the picture is missing
-        from arcforge import shards, synthetic
+        from arcforge import synthetic
+        from arcforge.build import shard_writer
         from arcforge.task import tasks_to_table
 
         ds = tmp_path / "ds"
         task = next(iter(synthetic.generate(1, 0)))
-        shards.write_shards(tasks_to_table([task]), ds)
+        shard_writer.write_shards(tasks_to_table([task]), ds)
         code = code.replace("'x/y'", repr(task.id)).replace("'t.png'", repr(str(tmp_path / "t.png")))
         code = code.replace("'--png'", f"'--data', {str(ds)!r}, '--png'")
     r = _run(code)

@@ -2,8 +2,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from arcforge.build.shard_writer import write_shards
 from arcforge.errors import ShardError
-from arcforge.shards import iter_batches, list_shards, read_tasks, write_shards
+from arcforge.shards import iter_batches, list_shards, read_tasks
 from arcforge.task import Pair, Task, tasks_to_table
 
 

@@ -165,8 +165,8 @@ def test_progress_is_reported():
 
 def test_a_synthetic_build_carries_the_sources_card_strings(arcforge_home, tmp_path):
     """The source's title, license and citation reach the dataset card, the rows and provenance.json."""
-    from arcforge.build import build
-    from arcforge.provenance import read_provenance
+    from arcforge.build.pipeline import build
+    from arcforge.build.provenance import read_provenance
     from arcforge.shards import read_table
 
     out = tmp_path / "ds"

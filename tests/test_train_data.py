@@ -161,7 +161,7 @@ def test_loader_resumes_mid_epoch_at_the_same_row(arc_shards):
 def test_chunks_mix_sources_stored_one_after_another(tmp_path):
     """Shards store one synthetic family after another (sorted ids); every chunk must still mix them."""
     from arcforge import synthetic
-    from arcforge.shards import write_shards
+    from arcforge.build.shard_writer import write_shards
     from arcforge.task import tasks_to_table
     from arcforge.train.data import _chunks
 

@@ -223,7 +223,7 @@ def test_eval_submission_lives_outside_rotated_checkpoints_and_shows_the_plan(ar
 def test_train_from_a_hub_dataset(tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 
-    from arcforge.publish_plan import collect_files, write_tree
+    from arcforge.hub.plan import collect_files, write_tree
     from tests.publish_helpers import build_out, hf_env  # noqa: F401
     from tests.test_publish_readback import REPO, FakeHub
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from arcforge import lock
-from arcforge.manifest import Manifest, load_manifests
+from arcforge.sources import lock
+from arcforge.sources.manifest import Manifest, load_manifests
 
 COMMIT = {"tiny_eval": "1" * 40, "tiny_train": "2" * 40, "tiny_unknown": "3" * 40}
 

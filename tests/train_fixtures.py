@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from arcforge import shards, synthetic
+from arcforge import synthetic
+from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
 
 ARC1 = Path("fchollet/ARC-AGI/data")
@@ -50,5 +51,5 @@ def arc_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A built-dataset folder: 48 small training tasks and 8 evaluation tasks (generated)."""
     root = tmp_path_factory.mktemp("arc_shards")
     tasks = small_tasks("training", 48) + small_tasks("evaluation", 8)
-    shards.write_shards(tasks_to_table(tasks), root)
+    shard_writer.write_shards(tasks_to_table(tasks), root)
     return root

@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Normalize, validate and de-duplicate every source into `OUT/<source>/<split>-*.parquet`."""
-        from arcforge.build import build
+        from arcforge.build.pipeline import build
 
         _check_out_path(out)
         with cli_progress(json_out) as progress, _out_errors(out):

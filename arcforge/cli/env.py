@@ -12,7 +12,7 @@ from arcforge import __version__, paths
 from arcforge.cli.console import console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import JsonOpt
-from arcforge.manifest import MANIFEST_DIR
+from arcforge.sources.manifest import MANIFEST_DIR
 
 PACKAGES = ("typer", "rich", "polars", "pyarrow", "numpy", "huggingface_hub", "torch", "safetensors", "pillow")
 

@@ -8,12 +8,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from arcforge import fetch as fetch_lib
-from arcforge import lock, paths
+from arcforge import paths
 from arcforge.cli.console import cli_progress, console, err_console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import JsonOpt, ManifestsOpt, MirrorOpt
-from arcforge.manifest import Manifest, load_manifests, select
+from arcforge.sources import fetch as fetch_lib
+from arcforge.sources import lock
+from arcforge.sources.manifest import Manifest, load_manifests, select
 
 STATUS_STYLE = {"cached": "green", "fetched": "green", "failed": "red", "unavailable": "yellow"}
 

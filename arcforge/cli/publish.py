@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
         Shards of a previous build that this build no longer has are deleted in the same commit.
         The token comes from HF_TOKEN or `hf auth login` and is never printed.
         """
-        from arcforge import publish as pub  # imports huggingface_hub: only when the command runs
         from arcforge.errors import PublishError
+        from arcforge.hub import publish as pub  # imports huggingface_hub: only when the command runs
 
         if dry_run and to_dir is not None:
             raise PublishError("use either --dry-run or --to-dir, not both",

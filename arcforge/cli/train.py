@@ -107,7 +107,7 @@ def _fmt_log(rec: dict) -> str:
 
 
 def _resolve_data(spec: str) -> Path:
-    from arcforge.hub_data import resolve_data
+    from arcforge.hub.data import resolve_data
 
     # HF_ENDPOINT (a mirror, a private Hub) is read now, not only when huggingface_hub was imported
     return resolve_data(spec, endpoint=os.environ.get("HF_ENDPOINT") or None)

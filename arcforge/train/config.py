@@ -250,7 +250,7 @@ class ModelConfig:
 class DataConfig:
     """The training stream (see ``arcforge.train.data``)."""
 
-    root: str = DEFAULT_DATA  # a built dataset folder (or what hub_data.resolve_data made of ORG/NAME)
+    root: str = DEFAULT_DATA  # a built dataset folder (or what hub.data.resolve_data made of ORG/NAME)
     sources: list[str] | None = None  # None: every source
     splits: list[str] | None = field(default_factory=lambda: ["training"])  # None: every split
     seq_len: int = 2048  # tokens per packed row (the context)

@@ -1,7 +1,7 @@
 """Push a built dataset to the Hugging Face Hub as one atomic commit, and read published datasets back.
 
 This is the only module of arcforge that imports ``huggingface_hub`` (2.x). The pure parts (which files,
-which operations, the license gate) live in ``arcforge.publish_plan``.
+which operations, the license gate) live in ``arcforge.hub.plan``.
 
 ``publish`` does, in order (every call on the injected ``HfApi``):
 
@@ -64,11 +64,9 @@ except ImportError:  # pragma: no cover
     from httpx import TimeoutException, TransportError
 
 from arcforge import __version__
+from arcforge.build.provenance import Provenance, read_provenance
 from arcforge.errors import FetchError, PublishError, SourceUnavailableError
-from arcforge.manifest import REPO_RE
-from arcforge.progress import Progress
-from arcforge.provenance import Provenance, read_provenance
-from arcforge.publish_plan import (
+from arcforge.hub.plan import (
     Operation,
     RepoTree,
     check_sources,
@@ -77,6 +75,8 @@ from arcforge.publish_plan import (
     plan_operations,
     write_tree,
 )
+from arcforge.progress import Progress
+from arcforge.sources.manifest import REPO_RE
 
 HUB_TIMEOUT_ENV = "ARCFORGE_HUB_TIMEOUT"
 DEFAULT_HUB_TIMEOUT = 60.0

@@ -22,7 +22,7 @@ archive whose entries do not share one top folder is refused.
 The gzip layer is decoded here (not by ``tarfile``) so that a stream that ends early — a connection that
 dropped without the HTTP layer noticing — is detected by the missing gzip trailer (CRC + length) and
 raised as ``TruncatedArchiveError``, which callers may retry. Zip archives are checked with
-``check_zip_members`` when the build opens them (``arcforge.members``).
+``check_zip_members`` when the build opens them (``arcforge.sources.members``).
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ def check_zip_members(zf: zipfile.ZipFile, archive: str,
                       limits: ArchiveLimits = DEFAULT_LIMITS) -> list[zipfile.ZipInfo]:
     """Validate the whole of an open zip (member names, links, devices, entry count, declared total size
     and its ratio to the archive's size); returns the file members. Per-member size, ratio, encryption
-    and compression are checked when a member is read (``arcforge.members.read_zip_member``), so one bad
+    and compression are checked when a member is read (``arcforge.sources.members.read_zip_member``), so one bad
     member does not condemn the others. ``zipfile`` never inflates past a member's declared size and
     checks its CRC."""
     infos = zf.infolist()

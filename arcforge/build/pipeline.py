@@ -1,8 +1,8 @@
 """``arcforge build``: fetched sources and users' folders in, one validated, deduplicated dataset out.
 
-Pipeline: plan the sources -> parse each one into a table of valid tasks (``arcforge.ingest``: parallel,
+Pipeline: plan the sources -> parse each one into a table of valid tasks (``arcforge.build.ingest``: parallel,
 spilled to disk, cached)
--> drop tasks over ``--max-grid`` -> ``arcforge.dedup.run_dedup`` -> write shards, report files and the
+-> drop tasks over ``--max-grid`` -> ``arcforge.build.dedup.run_dedup`` -> write shards, report files and the
 dataset card into a temp folder beside ``out`` -> swap it in. Only a complete build replaces ``out``:
 an error, ``--strict`` with quarantined tasks, or Ctrl-C leaves the previous ``out`` as it was.
 
@@ -23,19 +23,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arcforge import card, dedup, output, paths, reports, shards
-from arcforge.errors import BuildError
-from arcforge.ingest import (
+from arcforge import paths
+from arcforge.build import card, dedup, output, reports, shard_writer
+from arcforge.build.ingest import (
     LOCAL_LICENSE,
     SourcePlan,
     local_name,
     parse_stage,
     quarantine_table,
 )
-from arcforge.manifest import EVAL_SPLIT, NAME_RE, SPLIT_RE, Manifest, load_manifests, select
-from arcforge.parallel import resolve_workers
+from arcforge.build.parallel import resolve_workers
+from arcforge.build.provenance import PROVENANCE_FILE, write_provenance
+from arcforge.errors import BuildError
 from arcforge.progress import NULL_PROGRESS, Progress
-from arcforge.provenance import PROVENANCE_FILE, write_provenance
+from arcforge.sources.manifest import EVAL_SPLIT, NAME_RE, SPLIT_RE, Manifest, load_manifests, select
 from arcforge.stats import task_max_side
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
@@ -259,8 +260,8 @@ def build(
     synthetic_families: Sequence[str] | None = None,
     synthetic_difficulty: str = DEFAULT_DIFFICULTY,
     seed: int = 0,
-    shard_bytes: int = shards.DEFAULT_SHARD_BYTES,
-    row_group_rows: int = shards.DEFAULT_ROW_GROUP_ROWS,
+    shard_bytes: int = shard_writer.DEFAULT_SHARD_BYTES,
+    row_group_rows: int = shard_writer.DEFAULT_ROW_GROUP_ROWS,
     use_cache: bool = True,
     workers: int | None = None,
     progress: Progress | None = None,
@@ -268,14 +269,14 @@ def build(
     """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps.
 
     ``workers``: processes that parse, generate and deduplicate (None: every available CPU); the output does not
-    depend on it (``arcforge.ingest.parse_stage``)."""
+    depend on it (``arcforge.build.ingest.parse_stage``)."""
     progress = progress or NULL_PROGRESS
     out = Path(out)
     if out.is_symlink():  # swap the folder it points to, never the link itself
         out = out.resolve()
     _check_out(out)
     if (paths.home() / "tmp").is_dir():  # a fetch killed mid-swap may have moved a source aside
-        from arcforge.fetch import recover
+        from arcforge.sources.fetch import recover
 
         recover()
     if max_grid is not None and max_grid < 1:
@@ -354,7 +355,7 @@ def _provenance_entry(p: SourcePlan) -> dict:
         entry = {"name": m.name, "repo": m.repo, "commit": m.commit, "license": m.license,
                  "citation": m.citation, "format": m.format}
         if p.root is not None:
-            from arcforge.fetch import read_marker
+            from arcforge.sources.fetch import read_marker
 
             marker = read_marker(p.root) or {}
             if marker.get("digest"):
@@ -397,7 +398,7 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         progress.start("write", "Writing shards", total=None)
-        infos = shards.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows,
+        infos = shard_writer.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows,
                                     group_nbytes=nbytes)
         files = [i.path.as_posix() for i in infos]
         reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()

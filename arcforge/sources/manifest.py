@@ -45,7 +45,7 @@ from arcforge.errors import ManifestError
 
 def _bundled_manifest_dir() -> Path:
     # In a source checkout/editable install: <repo>/manifests. In a wheel: arcforge/_manifests.
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parent.parent  # the arcforge package
     for cand in (here / "_manifests", here.parent / "manifests"):
         if cand.is_dir():
             return cand

@@ -74,7 +74,7 @@ def owned_files(folder: Path) -> set[str]:
             return set(files) | {OWNED_FILE}
     except (OSError, ValueError, KeyError):
         pass
-    from arcforge.card import MARKER
+    from arcforge.build.card import MARKER
 
     readme = folder / "README.md"
     try:

@@ -15,10 +15,10 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from arcforge.archive import ArchiveLimits, check_zip_members
 from arcforge.errors import BuildError, UnsafeArchiveError
 from arcforge.formats import Member
-from arcforge.manifest import glob_match, matches_any, split_archive_glob
+from arcforge.sources.archive import ArchiveLimits, check_zip_members
+from arcforge.sources.manifest import glob_match, matches_any, split_archive_glob
 from arcforge.task import BAD_ARCHIVE, BAD_NAME, TOO_LARGE, TaskFormatError
 
 ZIP_SUFFIX = ".zip"

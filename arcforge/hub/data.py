@@ -8,7 +8,7 @@
 
 A Hub dataset is downloaded with huggingface_hub's ``snapshot_download`` into the Hugging Face cache
 (``HF_HOME``/``HF_HUB_CACHE``), so a second run reuses it, also offline (``HF_HUB_OFFLINE=1``). This module
-itself does not import huggingface_hub: only a Hub spec imports ``arcforge.publish``.
+itself does not import huggingface_hub: only a Hub spec imports ``arcforge.hub.publish``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def resolve_data(spec: str | Path, *, cache_dir: Path | None = None, endpoint: s
     """
     parsed = parse_data_spec(spec)
     if parsed.is_hub:
-        from arcforge.publish import download_dataset  # the only huggingface_hub importer
+        from arcforge.hub.publish import download_dataset  # the only huggingface_hub importer
 
         assert parsed.repo_id is not None
         root = download_dataset(parsed.repo_id, parsed.revision, cache_dir=cache_dir, endpoint=endpoint)

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from arcforge import __version__
-from arcforge.archive import TruncatedArchiveError
 from arcforge.errors import FetchError, SourceUnavailableError
+from arcforge.sources.archive import TruncatedArchiveError
 
 GITHUB_URL_ENV = "ARCFORGE_GITHUB_URL"
 DEFAULT_GITHUB_URL = "https://codeload.github.com"

@@ -11,9 +11,9 @@ and everything that determines the result), so a re-run after an interruption or
 does not parse finished sources again.
 
 Parallel: each source's files (or synthetic task indices) are cut into chunks that worker processes
-parse (``arcforge.parallel``); the chunks are merged back in order, and the checks that span a source
+parse (``arcforge.build.parallel``); the chunks are merged back in order, and the checks that span a source
 (duplicate ids, synthetic fingerprints) run during that ordered merge, so the result is the same for
-any number of workers. Each source streams into a spill file (``arcforge.spill``), so memory stays
+any number of workers. Each source streams into a spill file (``arcforge.build.spill``), so memory stays
 bounded whatever the number of tasks.
 """
 
@@ -34,14 +34,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from arcforge import __version__, formats, integrity, paths, spill
+from arcforge import __version__, formats, paths
+from arcforge.build import spill
+from arcforge.build.parallel import WorkerPool
+from arcforge.build.spill import SpillWriter, read_spill
 from arcforge.errors import BuildError
 from arcforge.formats import Member, RawTask, Rejected, Skipped
-from arcforge.manifest import NAME_RE, Manifest
-from arcforge.members import ZipCache, glob_members, local_members, open_member, plain_files
-from arcforge.parallel import WorkerPool
 from arcforge.progress import NULL_PROGRESS, Progress
-from arcforge.spill import SpillWriter, read_spill
+from arcforge.sources import integrity
+from arcforge.sources.manifest import NAME_RE, Manifest
+from arcforge.sources.members import ZipCache, glob_members, local_members, open_member, plain_files
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 from arcforge.task import (
     BAD_STRUCTURE,

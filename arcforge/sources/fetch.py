@@ -30,9 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from arcforge import archive, download, fslock, lock, paths
-from arcforge.archive import DEFAULT_LIMITS, ArchiveLimits
-from arcforge.download import DEFAULT_RETRY, RetryPolicy
+from arcforge import fslock, paths
 from arcforge.errors import (
     ArcforgeError,
     DigestMismatchError,
@@ -40,8 +38,11 @@ from arcforge.errors import (
     ManifestError,
     SourceUnavailableError,
 )
-from arcforge.manifest import Manifest, matches_any
 from arcforge.progress import NULL_PROGRESS, Progress
+from arcforge.sources import archive, download, lock
+from arcforge.sources.archive import DEFAULT_LIMITS, ArchiveLimits
+from arcforge.sources.download import DEFAULT_RETRY, RetryPolicy
+from arcforge.sources.manifest import Manifest, matches_any
 
 MARKER = ".arcforge-source.json"
 MIRROR_ENV = "ARCFORGE_MIRROR"

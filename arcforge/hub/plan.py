@@ -2,7 +2,7 @@
 
 Pure and Hub-free (no huggingface_hub import): ``collect_files`` reads the built folder, ``plan_operations``
 turns it plus the remote file list into the exact add/delete operations of the one commit, and
-``write_tree`` materialises the tree in a folder (``--to-dir``). ``arcforge.publish`` turns the plan into
+``write_tree`` materialises the tree in a folder (``--to-dir``). ``arcforge.hub.publish`` turns the plan into
 ``CommitOperationAdd``/``CommitOperationDelete`` and talks to the Hub.
 
 The repo tree is exactly:
@@ -10,7 +10,7 @@ The repo tree is exactly:
 - ``<source>/<split>-XXXXX-of-YYYYY.parquet`` shards (``arcforge.shards`` layout),
 - ``README.md`` (the dataset card, required, must start with a YAML block),
 - ``provenance.json`` (required), and the reports ``reports/{quarantine,excluded,duplicates,reported}.jsonl``
-  (each included when the build wrote it; ``arcforge.reports``).
+  (each included when the build wrote it; ``arcforge.build.reports``).
 
 Anything else in the folder (hidden files, stray files) is listed as ``skipped`` and never uploaded.
 """
@@ -24,12 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from arcforge.build.output import OWNED_FILE
+from arcforge.build.provenance import PROVENANCE_FILE, Provenance
+from arcforge.build.reports import OLD_REPORT_FILES, REPORT_FILES
 from arcforge.errors import PublishError, printable
-from arcforge.output import OWNED_FILE
 from arcforge.progress import NULL_PROGRESS, Progress
-from arcforge.provenance import PROVENANCE_FILE, Provenance
-from arcforge.reports import OLD_REPORT_FILES, REPORT_FILES
-from arcforge.shards import SHARD_RE
+from arcforge.shards import SHARD_RE, missing_dataset_hint
 
 CARD_FILE = "README.md"
 ROOT_FILES = (CARD_FILE, PROVENANCE_FILE)
@@ -110,11 +110,7 @@ def collect_files(out: Path, *, progress: Progress | None = None) -> RepoTree:
     progress = progress or NULL_PROGRESS
     root = Path(out)
     if not root.is_dir():
-        from arcforge.output import recover
-
-        recover(root)  # a build killed between its two renames: the previous output comes back
-    if not root.is_dir():
-        raise PublishError(f"{root}: dataset folder not found", hint="build one with `arcforge build --out DIR`")
+        raise PublishError(f"{root}: dataset folder not found", hint=missing_dataset_hint(root))
     chosen: list[tuple[str, Path]] = []
     skipped: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):

@@ -18,7 +18,7 @@ manifest's. Two are consulted, first match wins:
 
 1. ``digests.lock`` next to the manifests in use (shipped: ``manifests/digests.lock``, derived from the
    byte-identical upstream copies in ``../shared/arc-sources``; regenerate with
-   ``python -m arcforge.lock MIRROR_DIR``);
+   ``python -m arcforge.sources.lock MIRROR_DIR``);
 2. ``$ARCFORGE_HOME/digests.lock``: where ``fetch`` records the digest of a source that had no pin, on
    its first successful fetch (the shipped lock is never written at run time).
 """
@@ -36,8 +36,8 @@ from pathlib import Path
 
 from arcforge import fslock, paths
 from arcforge.errors import ManifestError
-from arcforge.integrity import sha256_of
-from arcforge.manifest import MANIFEST_DIR, Manifest, matches_any
+from arcforge.sources.integrity import sha256_of
+from arcforge.sources.manifest import MANIFEST_DIR, Manifest, matches_any
 
 LOCK_NAME = "digests.lock"
 INTERNAL_PREFIX = ".arcforge-"  # arcforge's own bookkeeping files in a cache dir; never part of a digest
@@ -190,10 +190,10 @@ def pins_from_mirror(manifests: Iterable[Manifest], mirror: Path) -> list[Pin]:
     return out
 
 
-if __name__ == "__main__":  # python -m arcforge.lock MIRROR_DIR [MANIFEST_DIR]: regenerate the shipped lock
+if __name__ == "__main__":  # python -m arcforge.sources.lock MIRROR_DIR [MANIFEST_DIR]: regenerate the shipped lock
     import sys
 
-    from arcforge.manifest import load_manifests
+    from arcforge.sources.manifest import load_manifests
 
     mdir = Path(sys.argv[2]) if len(sys.argv) > 2 else MANIFEST_DIR
     new = pins_from_mirror(load_manifests(mdir).values(), Path(sys.argv[1]))

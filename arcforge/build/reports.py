@@ -22,7 +22,8 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from arcforge.dedup import DUPLICATES_SCHEMA, EXCLUDED_SCHEMA, REPORTED_SCHEMA
+from arcforge.build.decon import EXCLUDED_SCHEMA, REPORTED_SCHEMA
+from arcforge.build.dedup import DUPLICATES_SCHEMA
 from arcforge.errors import ShardError
 from arcforge.task import QUARANTINE_SCHEMA
 
