@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from arcforge.demo import DemoConfig
+from arcforge.demo.run import DemoConfig
 from arcforge.train.demo import eval_config
 from arcforge.train.evaluate import evaluate_tasks
 from arcforge.train.runner import load_model

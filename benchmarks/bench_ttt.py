@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_inference import held_out_tasks, small_checkpoint
 
-from arcforge.demo import DemoConfig
+from arcforge.demo.run import DemoConfig
 from arcforge.train.demo import eval_config
 from arcforge.train.evaluate import evaluate_tasks
 from arcforge.train.runner import load_model

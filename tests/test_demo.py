@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from arcforge import synthetic
 from arcforge.build.reports import read_report
 from arcforge.cli.app import app
-from arcforge.demo import DEMO_FAMILIES, DemoConfig, held_out, per_family_scores
+from arcforge.demo.run import DEMO_FAMILIES, DemoConfig, held_out, per_family_scores
 from arcforge.shards import read_tasks
 
 EASY = synthetic.families(easy_only=True)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from arcforge.build.dedup import run_dedup
 from arcforge.build.reports import write_reports
 from arcforge.cli.app import app
-from arcforge.overlap import overlap
+from arcforge.inspect.overlap import overlap
 from arcforge.task import QUARANTINE_SCHEMA
 from tests.dedup_data import arc_table
 

@@ -278,7 +278,7 @@ def test_fuzz_corrupted_shards_give_a_shard_error_naming_the_file(small_build):
             tasks = list(shards.read_tasks(small_build))
             seen.add("ok")
             assert all(t.train for t in tasks)
-            from arcforge.stats import dataset_stats
+            from arcforge.inspect.stats import dataset_stats
 
             dataset_stats(small_build)
         except ShardError as e:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from arcforge.render import PALETTE, save_png, task_text
+from arcforge.inspect.render import PALETTE, save_png, task_text
 from arcforge.task import Pair, Task
 
 

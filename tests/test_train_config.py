@@ -50,7 +50,7 @@ def test_every_option_is_a_config_field_without_a_default_of_its_own(command, se
 
 
 def test_one_set_of_defaults_for_cli_library_and_demo():
-    from arcforge.demo import DemoConfig
+    from arcforge.demo.run import DemoConfig
 
     m, d = C.ModelConfig(), C.DataConfig()
     assert (m.d_model, m.n_layers, m.n_heads, d.batch_size) == (128, 3, 4, 8)

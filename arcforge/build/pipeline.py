@@ -37,7 +37,7 @@ from arcforge.build.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.errors import BuildError
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.sources.manifest import EVAL_SPLIT, NAME_RE, SPLIT_RE, Manifest, load_manifests, select
-from arcforge.stats import task_max_side
+from arcforge.inspect.stats import task_max_side
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
 

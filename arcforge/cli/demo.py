@@ -12,7 +12,7 @@ from arcforge.cli.errors import handle_errors
 from arcforge.cli.logprogress import Heartbeat
 from arcforge.cli.options import JsonOpt, MirrorOpt, SeedOpt, split_csv
 from arcforge.cli.train import _fmt_log, _progress, need_train_extra
-from arcforge.demo import DemoConfig
+from arcforge.demo.run import DemoConfig
 
 _D = DemoConfig()  # the demo's defaults, shown in --help (they live in DemoConfig only)
 
@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         """Run fetch, build --exclude-eval, train, per-family eval and pictures, on CPU in a few minutes."""
         from dataclasses import replace
 
-        from arcforge.demo import run_demo
+        from arcforge.demo.run import run_demo
         from arcforge.synthetic import resolve_families
 
         need_train_extra("demo")

@@ -18,7 +18,7 @@ def _stats_table(report: dict) -> None:
     """Two narrow tables (they fit 80 columns): counts, then the grid-size distribution."""
     from rich.table import Table
 
-    from arcforge.stats import SIZE_BUCKETS
+    from arcforge.inspect.stats import SIZE_BUCKETS
 
     counts = Table(title="Tasks per source and split")
     sizes = Table(title="Grids by their larger side")
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Per source and split: tasks, pairs, grid sizes, colors, over-30 grids, quarantined."""
-        from arcforge.stats import dataset_stats
+        from arcforge.inspect.stats import dataset_stats
 
         report = dataset_stats(data, source)
         if json_out:
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
     ) -> None:
         """Draw a task's pairs: colored cells on a terminal, digits in a file or pipe (and optionally a PNG)."""
-        from arcforge.render import save_png, task_text
+        from arcforge.inspect.render import save_png, task_text
         from arcforge.shards import find_task
         from arcforge.task import task_to_row
 

@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
         """Show a source x source matrix of shared tasks (from the excluded/duplicates reports)."""
         from rich.table import Table
 
-        from arcforge.overlap import heatmap_png, overlap
+        from arcforge.inspect.overlap import heatmap_png, overlap
 
         ov = overlap(data)
         if png is not None:

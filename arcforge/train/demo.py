@@ -1,5 +1,5 @@
 """The demo's torch half: train a small model on the built synthetic tasks, then score held-out tasks
-with voting, without and with test-time training (``arcforge.demo`` orchestrates and never imports torch).
+with voting, without and with test-time training (``arcforge.demo.run`` orchestrates and never imports torch).
 
 Returns plain Python (per-task records, first attempts for the gallery, timings) so that the caller stays
 torch-free.
@@ -23,7 +23,7 @@ from arcforge.train.runner import load_model
 
 
 def eval_config(cfg: Any, amp: str, workers: int = 0) -> EvalConfig:
-    """How the demo (``cfg``: an ``arcforge.demo.DemoConfig``) scores its held-out tasks: its votes and
+    """How the demo (``cfg``: an ``arcforge.demo.run.DemoConfig``) scores its held-out tasks: its votes and
     test-time training, decoding under ``amp``, ``workers`` tasks fine-tuned at once (0: auto)."""
     return EvalConfig(votes=cfg.votes, seed=cfg.seed, amp=amp,
                       ttt=TTTConfig(steps=cfg.ttt_steps, lr=cfg.ttt_lr, batch_size=cfg.ttt_batch_size,
@@ -35,7 +35,7 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
                     progress: Progress | None = None,
                     on_step: Callable[[dict], None] | None = None) -> dict[str, Any]:
     """Train on ``source``'s training split of ``data_dir`` into ``run_dir`` (``cfg``: an
-    ``arcforge.demo.DemoConfig``; the model and batch are ``arcforge.train.config``'s defaults), then
+    ``arcforge.demo.run.DemoConfig``; the model and batch are ``arcforge.train.config``'s defaults), then
     evaluate ``held`` with ``cfg.votes`` votes, before and after ``cfg.ttt_steps`` of test-time training."""
     progress = progress or NULL_PROGRESS
     data_cfg = DataConfig(root=str(data_dir), sources=[source], splits=["training"], seq_len=cfg.seq_len,

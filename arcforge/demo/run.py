@@ -163,7 +163,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     import time
 
     from arcforge.build.pipeline import build
-    from arcforge.demo_images import GalleryRow, gallery_png, loss_curve_png
+    from arcforge.demo.images import GalleryRow, gallery_png, loss_curve_png
     from arcforge.shards import read_tasks
     from arcforge.train.demo import train_and_score
 

@@ -1,6 +1,6 @@
 """The demo's pictures (Pillow only): a loss curve and a gallery of input / prediction / target grids.
 
-DRAFT: written before the build's ``arcforge.render`` landed on this branch; it takes the ARC palette
+DRAFT: written before the build's ``arcforge.inspect.render`` landed on this branch; it takes the ARC palette
 from there and is not tested yet.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from arcforge.render import PALETTE
+from arcforge.inspect.render import PALETTE
 
 WHITE, GREY, DARK = (255, 255, 255), (200, 200, 200), (40, 40, 40)
 
