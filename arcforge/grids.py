@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Grid = np.ndarray  # (rows, cols) int8
 
@@ -92,3 +95,58 @@ def multiset_key(keys: Iterable[bytes]) -> bytes:
 def grid_to_text(grid: Grid) -> str:
     """Compact text of a grid, one line per row (for messages and tests)."""
     return "\n".join("".join(str(int(v)) for v in row) for row in grid)
+
+
+# --- shapes of grid columns (Arrow), for the build's --max-grid and over-30 counts -------------------------
+@dataclass
+class GridShapes:
+    """One entry per grid of a column (hidden test outputs omitted)."""
+
+    task: np.ndarray  # (n_grids,) int64: row index of the task in the table
+    height: np.ndarray  # (n_grids,) int64
+    width: np.ndarray  # (n_grids,) int64
+    pairs_per_task: np.ndarray  # (n_tasks,) int64
+
+
+def _as_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    # Make offsets start at 0 so parent indices and flattened values line up.
+    return pa.concat_arrays([col]) if col.offset else col
+
+
+def grid_shapes(col: pa.ChunkedArray | pa.Array) -> GridShapes:
+    """Shapes of every grid in a ``list<struct<input, output>>`` column."""
+    pairs = _as_array(col)
+    n_tasks = len(pairs)
+    pair_task = np.asarray(pc.list_parent_indices(pairs), dtype=np.int64)
+    structs = pairs.flatten()
+    tasks, heights, widths = [], [], []
+    for name in ("input", "output"):
+        grids = structs.field(name)
+        if grids.offset:
+            grids = pa.concat_arrays([grids])
+        valid = np.asarray(grids.is_valid(), dtype=bool)
+        h = np.asarray(pc.fill_null(pc.list_value_length(grids), 0), dtype=np.int64)
+        rows = grids.flatten()
+        row_grid = np.asarray(pc.list_parent_indices(grids), dtype=np.int64)
+        row_w = np.asarray(pc.list_value_length(rows), dtype=np.int64)
+        w = np.zeros(len(grids), dtype=np.int64)
+        np.maximum.at(w, row_grid, row_w)
+        tasks.append(pair_task[valid])
+        heights.append(h[valid])
+        widths.append(w[valid])
+    per_task = np.bincount(pair_task, minlength=n_tasks).astype(np.int64)
+    return GridShapes(np.concatenate(tasks), np.concatenate(heights), np.concatenate(widths), per_task)
+
+
+def task_max_side(table: pa.Table) -> np.ndarray:
+    """(n_tasks,) the largest grid side of each task over train and test (batch by batch: bounded memory)."""
+    parts = [np.zeros(0, dtype=np.int64)]
+    for batch in table.to_batches(max_chunksize=16384):
+        out = np.zeros(batch.num_rows, dtype=np.int64)
+        for col in ("train", "test"):
+            s = grid_shapes(batch.column(col))
+            np.maximum.at(out, s.task, np.maximum(s.height, s.width))
+        parts.append(out)
+    return np.concatenate(parts)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_amp import batch, step_time
 
 from arcforge.train.config import ModelConfig
-from arcforge.train.cpu import cpu_bf16_auto, free_cpus, native_bf16
+from arcforge.train.device import cpu_bf16_auto, free_cpus, native_bf16
 from arcforge.train.model import ArcTransformer
 
 OUT = Path(__file__).resolve().parent / "results" / "machine_choice.json"

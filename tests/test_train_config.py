@@ -18,7 +18,7 @@ from arcforge.cli.app import app
 from arcforge.cli.logprogress import Heartbeat, PlainProgress
 from arcforge.cli.train import EVAL_SECTIONS, TRAIN_SECTIONS, fields_of
 from arcforge.train import config as C
-from arcforge.train.cpu import cpu_flags, free_cpus, native_bf16
+from arcforge.train.device import cpu_flags, free_cpus, native_bf16
 
 runner = CliRunner()
 COMMAND = typer.main.get_command(app)
@@ -64,12 +64,11 @@ def test_one_set_of_defaults_for_cli_library_and_demo():
 
 
 def test_enum_choices_match_what_the_trainer_accepts():
-    from arcforge.train import grokfast, loop, rope
+    from arcforge.train import grokfast, rope
 
     assert tuple(m.value for m in C.RopeMode) == rope.MODES
     assert tuple(m.value for m in C.RopeScaling) == rope.SCALINGS
     assert tuple(m.value for m in C.GrokfastKind) == grokfast.KINDS
-    assert tuple(m.value for m in C.Amp) == loop.AMP_MODES
 
 
 @pytest.mark.parametrize(("args", "choices"), [
@@ -138,7 +137,7 @@ def test_busy_cpus_now_sees_another_process_spin():
     import subprocess
     import sys
 
-    from arcforge.train.cpu import busy_cpus_now
+    from arcforge.train.device import busy_cpus_now
 
     spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
     try:
@@ -167,7 +166,7 @@ def test_native_bf16_needs_amx_or_avx512_bf16(tmp_path):
 
 
 def test_amp_auto_never_picks_emulated_bf16_on_a_cpu():
-    from arcforge.train.cpu import cpu_bf16_auto
+    from arcforge.train.device import cpu_bf16_auto
 
     assert cpu_bf16_auto({"avx512f", "avx512_vnni"}) is False  # no probe: emulated bf16 is never used
     # with native bf16 the probe decides, once per thread count, so a run keeps its choice
@@ -254,7 +253,7 @@ def test_amp_auto_probe_works_inside_no_grad_and_inference_mode():
     backward pass must still run there."""
     import torch
 
-    from arcforge.train.cpu import bf16_faster
+    from arcforge.train.device import bf16_faster
 
     with torch.no_grad():
         assert bf16_faster(d=32, rows=8, repeats=1) in (True, False)

@@ -152,7 +152,7 @@ def test_cli_train_then_eval(arc_shards, tmp_path):
 
 def test_cpu_bf16_autocast_trains_close_to_fp32(arc_shards, tmp_path):
     from arcforge.errors import TrainError
-    from arcforge.train.loop import autocast_for
+    from arcforge.train.device import autocast_for
 
     fp32 = train(*_cfgs(arc_shards, tmp_path / "fp32"))["history"]
     bf16 = train(*_cfgs(arc_shards, tmp_path / "bf16", amp="bf16"))["history"]

@@ -35,9 +35,9 @@ from arcforge.build.ingest import (
 from arcforge.build.parallel import resolve_workers
 from arcforge.build.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.errors import BuildError
+from arcforge.grids import task_max_side
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.sources.manifest import EVAL_SPLIT, NAME_RE, SPLIT_RE, Manifest, load_manifests, select
-from arcforge.inspect.stats import task_max_side
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
 

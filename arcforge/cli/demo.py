@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         cfg = replace(DemoConfig(seed=seed), **{k: v for k, v in given.items() if v is not None})
         if families is not None:
             cfg = replace(cfg, families=resolve_families(split_csv(families)))
-        from arcforge.train.cpu import use_free_cpus
+        from arcforge.train.device import use_free_cpus
 
         # counted before the demo's own build workers raise the load average: training then uses them too
         cfg = replace(cfg, threads=use_free_cpus(cfg.threads))

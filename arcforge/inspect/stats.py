@@ -5,20 +5,16 @@ pairs per source and split, every grid's height and width (from the list lengths
 histogram, colors, over-30 grids and tasks, per-family figures for sources whose tasks carry a family
 label (``extra.family``), and the quarantine counts from ``reports/quarantine.jsonl``.
 
-``grid_shapes`` / ``task_max_side`` work on an Arrow table in memory (``build --max-grid`` and the
-over-30 counts of a build use them, before anything is written).
+``arcforge.grids.grid_shapes`` / ``task_max_side`` do the same on an Arrow table in memory, for the build.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from arcforge import shards
 from arcforge.build import reports
@@ -33,60 +29,6 @@ SIZE_BUCKETS: tuple[tuple[str, int, int], ...] = (
     ("21-30", 21, 30),
     (">30", 31, 1 << 30),
 )
-
-
-@dataclass
-class GridShapes:
-    """One entry per grid of a column (hidden test outputs omitted)."""
-
-    task: np.ndarray  # (n_grids,) int64: row index of the task in the table
-    height: np.ndarray  # (n_grids,) int64
-    width: np.ndarray  # (n_grids,) int64
-    pairs_per_task: np.ndarray  # (n_tasks,) int64
-
-
-def _as_array(col: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    # Make offsets start at 0 so parent indices and flattened values line up.
-    return pa.concat_arrays([col]) if col.offset else col
-
-
-def grid_shapes(col: pa.ChunkedArray | pa.Array) -> GridShapes:
-    """Shapes of every grid in a ``list<struct<input, output>>`` column."""
-    pairs = _as_array(col)
-    n_tasks = len(pairs)
-    pair_task = np.asarray(pc.list_parent_indices(pairs), dtype=np.int64)
-    structs = pairs.flatten()
-    tasks, heights, widths = [], [], []
-    for name in ("input", "output"):
-        grids = structs.field(name)
-        if grids.offset:
-            grids = pa.concat_arrays([grids])
-        valid = np.asarray(grids.is_valid(), dtype=bool)
-        h = np.asarray(pc.fill_null(pc.list_value_length(grids), 0), dtype=np.int64)
-        rows = grids.flatten()
-        row_grid = np.asarray(pc.list_parent_indices(grids), dtype=np.int64)
-        row_w = np.asarray(pc.list_value_length(rows), dtype=np.int64)
-        w = np.zeros(len(grids), dtype=np.int64)
-        np.maximum.at(w, row_grid, row_w)
-        tasks.append(pair_task[valid])
-        heights.append(h[valid])
-        widths.append(w[valid])
-    per_task = np.bincount(pair_task, minlength=n_tasks).astype(np.int64)
-    return GridShapes(np.concatenate(tasks), np.concatenate(heights), np.concatenate(widths), per_task)
-
-
-def task_max_side(table: pa.Table) -> np.ndarray:
-    """(n_tasks,) the largest grid side of each task over train and test (batch by batch: bounded memory)."""
-    parts = [np.zeros(0, dtype=np.int64)]
-    for batch in table.to_batches(max_chunksize=16384):
-        out = np.zeros(batch.num_rows, dtype=np.int64)
-        for col in ("train", "test"):
-            s = grid_shapes(batch.column(col))
-            np.maximum.at(out, s.task, np.maximum(s.height, s.width))
-        parts.append(out)
-    return np.concatenate(parts)
 
 
 def _scan_shards(root: Path, infos: list[shards.ShardInfo]) -> pl.LazyFrame:

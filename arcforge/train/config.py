@@ -334,7 +334,7 @@ class TrainConfig:
     compile: bool = False
     amp: Amp = Amp.auto
     num_workers: int = 0
-    threads: int = 0  # torch CPU threads; 0 = the CPUs free now (affinity minus load), see arcforge.train.cpu
+    threads: int = 0  # torch CPU threads; 0 = the CPUs free now (affinity minus load), see arcforge.train.device
     seed: int = 0
     tensorboard: bool = True
     grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)

@@ -213,7 +213,7 @@ def predict(model: ArcTransformer, tasks: list[Task], *, seq_len: int, cfg: Eval
         by_input.setdefault((it.task, it.test), []).append(it)
     keys = list(by_input)
     groups = [sorted(by_input[k], key=lambda it: it.transform) for k in keys]
-    from arcforge.train.loop import use_bf16  # loop imports this module
+    from arcforge.train.device import use_bf16
 
     ranked = _decode_groups(model, groups, transforms, cfg, use_bf16(next(model.parameters()).device, cfg.amp))
     out: list[list[dict]] = [[{} for _ in t.test] for t in tasks]
@@ -282,7 +282,7 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
     group = max(1, cfg.batch_rows // max(1, cfg.votes))
     workers = ttt_workers(cfg.ttt, device) if ttt else 1
     if workers > 1:  # settle `amp auto` once: its CPU probe, cached per thread count, must not differ by thread
-        from arcforge.train.loop import use_bf16  # loop imports this module
+        from arcforge.train.device import use_bf16
 
         cfg = replace(cfg, amp=Amp.bf16 if use_bf16(next(model.parameters()).device, cfg.amp) else Amp.off)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="arcforge-ttt") if workers > 1 else None

@@ -35,8 +35,8 @@ from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.shards import iter_batches, read_tasks
 from arcforge.train import checkpoint as ckpt
 from arcforge.train.config import Amp, DataConfig, ModelConfig, RunConfig, TrainConfig, write_toml_atomic
-from arcforge.train.cpu import available_memory, choose_threads, cpu_bf16_auto
 from arcforge.train.data import DataPosition, PackedBatches
+from arcforge.train.device import available_memory, choose_threads, pick_device, use_bf16
 from arcforge.train.evaluate import evaluate_tasks
 from arcforge.train.grokfast import Grokfast
 from arcforge.train.model import ArcTransformer, n_params
@@ -54,52 +54,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     span = max(1, cfg.max_steps - cfg.warmup_steps)
     t = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-AMP_MODES = tuple(a.value for a in Amp)
-
-
-def use_bf16(device: torch.device, amp: str) -> bool:
-    """Whether bf16 autocast runs: ``off`` never, ``bf16`` always, ``auto`` on CUDA (where supported) and on
-    a CPU only with native bf16 that a short probe measures faster (``arcforge.train.cpu``): emulated bf16
-    is 2x slower than fp32 there."""
-    try:
-        amp = Amp(amp)
-    except ValueError:
-        raise TrainError(f"unknown amp mode {amp!r}", hint=f"use one of {', '.join(AMP_MODES)}") from None
-    if amp != Amp.auto:
-        return amp == Amp.bf16
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_bf16_auto()
-
-
-def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """The forward pass's autocast (weights and optimizer stay fp32); see ``use_bf16``."""
-    if not use_bf16(device, amp):
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` -> the local GPU when there is one, else the CPU. A CUDA device on a torch without CUDA, or
-    one that does not exist, is a ``TrainError`` in one line."""
-    if name == "auto":
-        if dist.is_initialized() and torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise TrainError(f"--device {name!r}: not a device", hint="use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.backends.cuda.is_built():
-            raise TrainError(f"--device {name}: this torch ({torch.__version__}) is built without CUDA",
-                             hint="use --device cpu, or install a CUDA build of torch")
-        if not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count():
-            raise TrainError(f"--device {name}: no such CUDA GPU is visible "
-                             f"({torch.cuda.device_count()} found)", hint="use --device cpu or auto")
-    return dev
 
 
 def memory_needed(model_cfg: ModelConfig, data_cfg: DataConfig) -> int:

@@ -17,9 +17,8 @@ from arcforge.progress import Progress
 from arcforge.shards import list_shards, read_tasks
 from arcforge.train import checkpoint as ckpt
 from arcforge.train.config import EvalConfig
-from arcforge.train.cpu import choose_threads
+from arcforge.train.device import choose_threads, pick_device
 from arcforge.train.evaluate import evaluate_tasks
-from arcforge.train.loop import pick_device
 from arcforge.train.model import ArcTransformer, ModelConfig
 
 

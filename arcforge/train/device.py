@@ -1,4 +1,5 @@
-"""What this machine can do now: CPUs free for torch threads, and whether bf16 is worth turning on.
+"""The device a run uses and what it can do now: ``pick_device`` (auto, cpu, cuda:N), whether bf16 autocast
+runs (``use_bf16``, ``autocast_for``), the CPUs free for torch threads, and the memory available.
 
 Measured on a 2-core AVX512 CPU without AMX/AVX512-BF16 (benchmarks/bench_amp.py): emulated bf16 autocast
 is 2x slower than fp32, and 2 torch threads with one core busy elsewhere are 4.8x slower than 1 thread.
@@ -8,11 +9,18 @@ thread count is the CPUs this process may use minus the load already running on 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import time
 from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from arcforge.errors import TrainError
+from arcforge.train.config import Amp
 
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
@@ -161,3 +169,46 @@ def use_free_cpus(requested: int = 0) -> int:
     n = choose_threads(requested)
     torch.set_num_threads(n)
     return n
+
+
+def use_bf16(device: torch.device, amp: str) -> bool:
+    """Whether bf16 autocast runs: ``off`` never, ``bf16`` always, ``auto`` on CUDA (where supported) and on
+    a CPU only with native bf16 that a short probe measures faster (``cpu_bf16_auto``): emulated bf16
+    is 2x slower than fp32 there."""
+    try:
+        amp = Amp(amp)
+    except ValueError:
+        raise TrainError(f"unknown amp mode {amp!r}", hint=f"use one of {', '.join(a.value for a in Amp)}") from None
+    if amp != Amp.auto:
+        return amp == Amp.bf16
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_bf16_auto()
+
+
+def autocast_for(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """The forward pass's autocast (weights and optimizer stay fp32); see ``use_bf16``."""
+    if not use_bf16(device, amp):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> the local GPU when there is one, else the CPU. A CUDA device on a torch without CUDA, or
+    one that does not exist, is a ``TrainError`` in one line."""
+    if name == "auto":
+        if dist.is_initialized() and torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise TrainError(f"--device {name!r}: not a device", hint="use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.backends.cuda.is_built():
+            raise TrainError(f"--device {name}: this torch ({torch.__version__}) is built without CUDA",
+                             hint="use --device cpu, or install a CUDA build of torch")
+        if not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count():
+            raise TrainError(f"--device {name}: no such CUDA GPU is visible "
+                             f"({torch.cuda.device_count()} found)", hint="use --device cpu or auto")
+    return dev
