@@ -32,7 +32,7 @@ install-train: $(VENV)/.train
 install-test: $(VENV)/.test
 
 lint: $(VENV)/.test
-	$(PY) -m ruff check arcforge tests benchmarks
+	$(PY) -m ruff check arcforge tests benchmarks experiments
 
 test: $(VENV)/.test lint
 	$(PY) -m pytest -q

@@ -220,7 +220,7 @@ def tune_threshold(near_sims, negatives: dict[str, float], n_neg: int, tune_ids:
 
 
 def plot(curve, chosen: float) -> None:
-    from arcforge.experiments.plot import Panel, draw_panels
+    from experiments.plot import Panel, draw_panels
 
     xs = [r["threshold"] for r in curve]
     rec = Panel(f"near-duplicate recall (chosen {chosen})", "threshold", "recall",

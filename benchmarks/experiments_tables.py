@@ -1,6 +1,6 @@
 """Markdown tables from benchmarks/results/{grokfast_modarith,rope_extension}.json.
 
-The results themselves come from ``arcforge experiment grokfast`` and ``arcforge experiment rope`` (see the
+The results themselves come from ``python -m experiments grokfast`` and ``python -m experiments rope`` (see the
 docs/experiments.md for the exact commands).
 """
 

@@ -9,10 +9,13 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from arcforge.cli.app import app
-from arcforge.train.experiments.grokfast_modarith import GrokRun, P, make_data, run_one
-from arcforge.train.experiments.plot import Panel, draw_panels
-from arcforge.train.experiments.rope_extension import (
+from arcforge.train.grokfast import GrokfastConfig
+from arcforge.train.model import ArcTransformer
+from arcforge.train.tokenize import EOS, GRID_END, GRID_START, INPUT, OUTPUT, ROW, decode
+from experiments.cli import experiment_app
+from experiments.grokfast_modarith import GrokRun, P, make_data, run_one
+from experiments.plot import Panel, draw_panels
+from experiments.rope_extension import (
     RECOLOR,
     RopeStudy,
     example_tokens,
@@ -21,9 +24,6 @@ from arcforge.train.experiments.rope_extension import (
     model_config,
     sample_examples,
 )
-from arcforge.train.grokfast import GrokfastConfig
-from arcforge.train.model import ArcTransformer
-from arcforge.train.tokenize import EOS, GRID_END, GRID_START, INPUT, OUTPUT, ROW, decode
 
 runner = CliRunner()
 
@@ -61,7 +61,7 @@ def test_grokfast_filter_changes_training_deterministically():
 
 
 def test_grokfast_uses_the_trainers_model():
-    from arcforge.train.experiments.grokfast_modarith import model_config
+    from experiments.grokfast_modarith import model_config
 
     cfg = model_config(GrokRun("baseline"))
     assert (cfg.vocab_size, cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.rope_mode) == (P + 2, 128, 2, 4, "1d")
@@ -75,7 +75,7 @@ def test_grokfast_init_option():
     torch_init = run_one(run, steps=1, seed=0, eval_every=1, keep_params=True)["params"]
     # one Adam step at lr 1e-4 (warmup) barely moves the weights: the init scale is what shows
     assert float(trainer["embed.weight"].std()) < 0.1 < 0.5 < float(torch_init["embed.weight"].std())
-    res = runner.invoke(app, ["experiment", "grokfast", "--init", "xavier", "--out", "/nonexistent"])
+    res = runner.invoke(experiment_app, ["grokfast", "--init", "xavier", "--out", "/nonexistent"])
     assert res.exit_code == 1 and "unknown --init" in res.output
 
 
@@ -113,7 +113,7 @@ def test_rope_study_model_and_factors():
 
 
 def test_rope_cli_runs_tiny(tmp_path):
-    res = runner.invoke(app, ["experiment", "rope", "--tiny", "--modes", "1d,2d", "--out", str(tmp_path),
+    res = runner.invoke(experiment_app, ["rope", "--tiny", "--modes", "1d,2d", "--out", str(tmp_path),
                               "--threads", "1", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -133,12 +133,12 @@ def test_rope_cli_runs_tiny(tmp_path):
 
 
 def test_rope_cli_rejects_unknown_mode(tmp_path):
-    res = runner.invoke(app, ["experiment", "rope", "--tiny", "--modes", "3d", "--out", str(tmp_path)])
+    res = runner.invoke(experiment_app, ["rope", "--tiny", "--modes", "3d", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "unknown --modes" in res.output
 
 
 def test_grokfast_cli_runs_a_few_steps(tmp_path):
-    res = runner.invoke(app, ["experiment", "grokfast", "--steps", "2", "--eval-every", "1", "--seeds", "0",
+    res = runner.invoke(experiment_app, ["grokfast", "--steps", "2", "--eval-every", "1", "--seeds", "0",
                               "--runs", "grokfast_ma", "--out", str(tmp_path), "--threads", "1", "--json"])
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)["summary"]
@@ -146,7 +146,7 @@ def test_grokfast_cli_runs_a_few_steps(tmp_path):
     report = json.loads((tmp_path / "grokfast_modarith.json").read_text())
     assert report["runs"][0]["config"]["grokfast"]["window"] == 100
     assert [c["step"] for c in report["runs"][0]["curve"]] == [1, 2]
-    res = runner.invoke(app, ["experiment", "grokfast", "--runs", "sgd", "--out", str(tmp_path)])
+    res = runner.invoke(experiment_app, ["grokfast", "--runs", "sgd", "--out", str(tmp_path)])
     assert res.exit_code == 1 and "unknown --runs" in res.output
 
 

@@ -24,7 +24,6 @@ COMMAND_MODULES = (
     "train",  # train, eval
     "publish",  # publish
     "demo",  # demo
-    "experiment",  # experiment grokfast|rope
     "env",  # env
 )
 

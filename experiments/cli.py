@@ -1,4 +1,5 @@
-"""``arcforge experiment grokfast|rope``: the paper reproductions (see arcforge/train/experiments)."""
+"""``python -m experiments grokfast|rope``: the paper reproductions behind the trainer, run as scripts from
+the repository root (they are not part of the arcforge package; results go to benchmarks/results)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import JsonOpt, split_csv
 from arcforge.errors import TrainError
 
-experiment_app = typer.Typer(help="Reproduce the papers behind the trainer (Grokfast, RoPE context extension).",
-                             no_args_is_help=True)
+experiment_app = typer.Typer(help="Reproduce the papers behind the trainer (Grokfast, RoPE context extension). "
+                             "Example: python -m experiments grokfast --steps 2000 --seeds 0,1,2",
+                             no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the results JSON and PNG plot.")]
 ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: torch's default).")]
@@ -28,7 +30,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def _threads(n: int) -> None:
-    from arcforge.train.experiments import set_threads
+    from experiments import set_threads
 
     set_threads(n)
 
@@ -53,7 +55,7 @@ def grokfast(
 ) -> None:
     """Grokfast (Lee et al. 2024) on x*y mod 97: baseline vs EMA vs MA vs an AdamW weight-decay control."""
     _threads(threads)
-    from arcforge.train.experiments.grokfast_modarith import default_runs, run_benchmark
+    from experiments.grokfast_modarith import default_runs, run_benchmark
 
     if init not in ("trainer", "torch_default"):
         raise TrainError(f"unknown --init {init!r}", hint="use trainer or torch_default")
@@ -110,8 +112,8 @@ def rope(
     NTK/YaRN on grids larger than any seen in training, with and without a short fine-tune, for 1-D vs 2-D
     vs 2-D+1-D RoPE."""
     _threads(threads)
-    from arcforge.train.experiments.rope_extension import RopeStudy, run_study, table, tiny_study
     from arcforge.train.rope import MODES
+    from experiments.rope_extension import RopeStudy, run_study, table, tiny_study
 
     def _modes(text: str, opt: str) -> tuple[str, ...]:
         got = tuple(split_csv(text))
@@ -156,7 +158,3 @@ def rope(
             t.add_row(*[str(v) for v in r.values()])
         console.print(t)
     console.print(f"results: {out / (tag + '.json')}  plot: {out / (tag + '.png')}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(experiment_app, name="experiment")

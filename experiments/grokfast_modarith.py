@@ -30,9 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from arcforge.errors import TrainError
-from arcforge.train.experiments.plot import Panel, draw_panels
 from arcforge.train.grokfast import Grokfast, GrokfastConfig
 from arcforge.train.model import ArcTransformer, ModelConfig
+from experiments.plot import Panel, draw_panels
 
 P = 97
 

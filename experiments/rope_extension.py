@@ -40,12 +40,12 @@ import torch
 from torch.nn import functional as F
 
 from arcforge.train.data import to_torch
-from arcforge.train.experiments.plot import Panel, draw_panels
 from arcforge.train.loop import token_loss_sum
 from arcforge.train.model import ArcTransformer, ModelConfig
 from arcforge.train.pack import pack, stack
 from arcforge.train.rope import SCALINGS
 from arcforge.train.tokenize import VOCAB_SIZE, Example, encode
+from experiments.plot import Panel, draw_panels
 
 RECOLOR = np.array([3, 7, 0, 9, 1, 8, 2, 5, 4, 6], dtype=np.int8)  # the fixed rule (no color maps to itself)
 
