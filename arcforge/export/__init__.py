@@ -1,0 +1,60 @@
+"""Exports for other trainers, one writer per format, registered by name.
+
+A writer receives the exported tasks one at a time (read through ``arcforge.shards``) with the id they get
+in its files and their subset, and writes into a folder that ``arcforge.export.run`` swaps into place when
+it is complete. Adding a format = one module here that calls ``@register("name")``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from arcforge.errors import ExportError
+from arcforge.export.config import ExportConfig
+from arcforge.export.select import Selection, Subset
+from arcforge.task import Task
+
+_BUILTIN_MODULES = ("kaggle", "trm", "jsonl")
+
+
+class Writer(Protocol):
+    def __init__(self, folder: Path, cfg: ExportConfig, sel: Selection) -> None: ...
+
+    def add(self, task: Task, export_id: str, subset: Subset) -> None:
+        """Write one task."""
+
+    def close(self) -> dict[str, Any]:
+        """Finish the files; returns what was written (counts), for export.json."""
+
+    def abort(self) -> None:
+        """Close open files after an error (the folder is then removed)."""
+
+
+_REGISTRY: dict[str, type[Writer]] = {}
+
+
+def register(name: str) -> Callable[[type[Writer]], type[Writer]]:
+    def deco(cls: type[Writer]) -> type[Writer]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ExportError(f"export format {name!r} is registered twice")
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def writers() -> dict[str, type[Writer]]:
+    """Every registered export format by name (the built-ins first)."""
+    for mod in _BUILTIN_MODULES:
+        importlib.import_module(f"arcforge.export.{mod}")
+    return dict(_REGISTRY)
+
+
+def get_writer(name: str) -> type[Writer]:
+    known = writers()
+    if name not in known:
+        raise ExportError(f"unknown export format {name!r}", hint=f"one of {', '.join(known)}")
+    return known[name]
