@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from arcforge.errors import ExportError
-from arcforge.export.config import ExportConfig
+from arcforge.export.config import FORMATS, ExportConfig
 from arcforge.export.select import Selection, Subset
 from arcforge.task import Task
 
-_BUILTIN_MODULES = ("kaggle", "trm", "jsonl")
+_BUILTIN_MODULES = FORMATS
 
 
 class Writer(Protocol):

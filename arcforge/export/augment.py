@@ -63,7 +63,7 @@ def aug_name(base: str, t: int, perm: np.ndarray) -> str:
     """TRM's puzzle name of an augmented version (``base`` for the identity)."""
     if t == 0 and bool((perm == np.arange(10)).all()):
         return base
-    return f"{base}{ID_SEPARATOR}t{t}{ID_SEPARATOR}{''.join(str(int(x)) for x in perm)}"
+    return f"{base}{ID_SEPARATOR}t{t}{ID_SEPARATOR}{(perm.astype(np.uint8) + 48).tobytes().decode('ascii')}"
 
 
 def identity() -> tuple[np.ndarray, np.ndarray]:
@@ -88,7 +88,8 @@ def augmentations(pairs: Pairs, num_aug: int, rng: np.random.Generator) -> tuple
     used = np.unique(np.concatenate([g.ravel() for p in pairs for g in p]))
     used = used[used != 0]
     # Draws that agree on the transform and on the colors the task uses give the same task: keep the first.
-    _, first = np.unique(np.column_stack([cand_t, cand_p[:, used]]), axis=0, return_index=True)
+    digits = np.column_stack([cand_t, cand_p[:, used]]).astype(np.int64)
+    _, first = np.unique(digits @ (10 ** np.arange(digits.shape[1], dtype=np.int64)), return_index=True)
     first.sort()
     cand_t, cand_p = cand_t[first], cand_p[first]
     keys = _Keys(pairs)
@@ -112,14 +113,17 @@ class _Keys:
 
     def __init__(self, pairs: Pairs) -> None:
         grids = [g for p in pairs for g in p]
-        self.flat = np.stack([np.concatenate([dihedral(g, t).ravel() for g in grids]) for t in range(8)])
+        self.flat = [np.concatenate([dihedral(g, t).ravel() for g in grids]).astype(np.intp) for t in range(8)]
         bounds = np.cumsum([0] + [p[0].size + p[1].size for p in pairs])
         self.spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
         self.prefix = [[_shape_bytes(dihedral(i, t).shape, dihedral(o, t).shape) for i, o in pairs]
                        for t in range(8)]
 
     def of(self, ts: np.ndarray, perms: np.ndarray) -> list[bytes]:
-        mapped = np.take_along_axis(perms, self.flat[ts].astype(np.intp), axis=1)
+        mapped = np.empty((len(ts), self.flat[0].size), np.uint8)
+        for t in np.unique(ts).tolist():
+            rows = np.flatnonzero(ts == t)
+            mapped[rows] = perms[rows][:, self.flat[t]]
         out = []
         for t, row in zip(ts.tolist(), mapped, strict=True):
             raw = row.tobytes()
@@ -165,11 +169,11 @@ def encode(pairs: Pairs, ts: np.ndarray, perms: np.ndarray, rng: np.random.Gener
 def _place(canvas: np.ndarray, at: np.ndarray, vals: np.ndarray, top: np.ndarray, left: np.ndarray) -> None:
     """Write grids ``vals`` (n, h, w) into ``canvas[at]`` at (top, left), with the end markers."""
     _, h, w = vals.shape
-    r = top[:, None, None] + np.arange(h)[None, :, None]
-    c = left[:, None, None] + np.arange(w)[None, None, :]
-    canvas[at[:, None, None], r, c] = vals
-    below, right = top + h, left + w
-    m = below < MAX_SIDE
-    canvas[at[m][:, None], below[m][:, None], left[m][:, None] + np.arange(w)[None, :]] = 1
-    m = right < MAX_SIDE
-    canvas[at[m][:, None], top[m][:, None] + np.arange(h)[None, :], right[m][:, None]] = 1
+    flat = canvas.reshape(-1)
+    corner = at * (MAX_SIDE * MAX_SIDE) + top * MAX_SIDE + left  # (n,) flat index of each grid's top left
+    cells = (np.arange(h)[:, None] * MAX_SIDE + np.arange(w)[None, :]).ravel()
+    flat[(corner[:, None] + cells[None, :]).ravel()] = vals.reshape(-1)
+    m = top + h < MAX_SIDE
+    flat[(corner[m, None] + (h * MAX_SIDE + np.arange(w))[None, :]).ravel()] = 1  # the row below
+    m = left + w < MAX_SIDE
+    flat[(corner[m, None] + (np.arange(h) * MAX_SIDE + w)[None, :]).ravel()] = 1  # the column to the right

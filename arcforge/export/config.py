@@ -7,6 +7,7 @@ from typing import Any
 
 from arcforge.errors import ExportError
 
+FORMATS = ("kaggle", "trm", "jsonl")  # the built-in writers (arcforge.export.<name>)
 # --num-aug when not given: TRM's builder default for `trm`; none for the others.
 DEFAULT_NUM_AUG = {"kaggle": 0, "trm": 1000, "jsonl": 0}
 DEFAULT_SEED = 42  # TRM's builder default

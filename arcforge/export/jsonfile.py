@@ -46,7 +46,11 @@ class JsonArrayFile:
         self._f.write(b"[")
 
     def append(self, value: Any) -> None:
-        self._f.write((b", " if self.entries else b"") + encode(value))
+        self.append_raw(encode(value))
+
+    def append_raw(self, raw: bytes) -> None:
+        """Append a value already encoded as JSON."""
+        self._f.write((b", " if self.entries else b"") + raw)
         self.entries += 1
 
     def close(self) -> None:

@@ -61,7 +61,7 @@ def export(data: Path, out: Path, cfg: ExportConfig, *, progress: Progress | Non
         _stream(sel, writer, progress)
         written = writer.close()
         progress.finish("export")
-        files = _files(staging) + [METADATA_FILE]
+        files = [*_files(staging), METADATA_FILE]
         _write_metadata(staging / METADATA_FILE, cfg, sel, written, sorted(files))
         _swap(staging, out)
     except BaseException:  # Ctrl-C included: no half-written export is left behind

@@ -136,7 +136,7 @@ class TrmWriter:
         ident.append("<blank>")
         with open(self.names_path, "rb") as f:
             for line in f:
-                ident.append(json.loads(line))
+                ident.append_raw(line.rstrip(b"\n"))
         ident.close()
         os.unlink(self.names_path)
         return out
