@@ -14,7 +14,6 @@ from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import DEFAULT_DATA, DataSpecOpt, ExportFormat, JsonOpt, SourceOpt
 from arcforge.export.config import DEFAULT_PREFIX, DEFAULT_SEED
 
-
 HELP = """Write the tasks of a built dataset in a format another trainer reads.
 
 kaggle: <prefix>_<subset>_challenges.json and _solutions.json (read by TRM's and HRM's build_arc_dataset.py, ARChitects, NVARC). trm: the .npy puzzle dataset of TRM's builder, augmented (--num-aug, default 1000). jsonl: prompt and completion lines, grids as rows of digits.
