@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from arcforge.errors import ExportError
 from arcforge.export.config import FORMATS, ExportConfig
-from arcforge.export.select import Selection, Subset
-from arcforge.task import Task
+
+if TYPE_CHECKING:  # the CLI imports this package for --help: keep pyarrow out of that import
+    from arcforge.export.select import Selection, Subset
+    from arcforge.task import Task
 
 _BUILTIN_MODULES = FORMATS
 
