@@ -52,7 +52,8 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dic
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-3000:]}")
-    return {"seconds": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "log_tail": out[-400:]}
+    return {"seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "log_tail": out[-400:]}
 
 
 def du_mb(path: Path) -> float:
@@ -124,7 +125,8 @@ def bench_trm(fraction: int, num_aug: int, full: bool) -> dict:
         shutil.rmtree(out, ignore_errors=True)
         r = run(arcforge_cmd(data, out, "trm", [*(x for s in subsets(1) for x in ("--subset", s)), "--num-aug",
                                                   str(num_aug), "--eval-demos-in-train"]), env=env)
-        result["arcforge_full"] = {"tasks": 960, "seconds": r["seconds"], "peak_rss_mb": r["peak_rss_mb"],
+        result["arcforge_full"] = {"tasks": 960, "seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"],
+                                   "peak_rss_mb": r["peak_rss_mb"],
                                    "output_mb": du_mb(out)}
         shutil.rmtree(out, ignore_errors=True)
     return result
@@ -141,14 +143,16 @@ def make_scale_data(n: int) -> Path:
     out = WORK / f"scale_{n}"
     if (out / "gen").is_dir():
         return out
+    tmp = WORK / f".scale_{n}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
     base = read_table(build_arc())
     base = base.set_column(base.schema.get_field_index("split"), "split", pa.array(["training"] * base.num_rows))
     base = base.set_column(base.schema.get_field_index("source"), "source", pa.array(["gen"] * base.num_rows))
     per_file, files = 100_000, -(-n // 100_000)
-    (out / "gen").mkdir(parents=True)
+    (tmp / "gen").mkdir(parents=True)
     done = 0
     for f in range(files):
-        path = out / "gen" / f"training-{f:05d}-of-{files:05d}.parquet"
+        path = tmp / "gen" / f"training-{f:05d}-of-{files:05d}.parquet"
         with pq.ParquetWriter(path, base.schema) as w:
             rows = 0
             while rows < min(per_file, n - done):
@@ -156,9 +160,10 @@ def make_scale_data(n: int) -> Path:
                 take = base.slice(0, min(base.num_rows, per_file - rows, n - done - rows))
                 ids = pc.binary_join_element_wise(pa.scalar(f"gen/{k:05d}"), pc.replace_substring_regex(
                     take.column("id"), r"^[^/]+/", ""), "/")
-                w.write_table(take.set_column(0, "id", ids), row_group_size=1024)
+                w.write_table(take.set_column(0, "id", ids).cast(base.schema), row_group_size=1024)
                 rows += take.num_rows
         done += rows
+    tmp.rename(out)
     return out
 
 
@@ -171,8 +176,8 @@ def bench_scale(n: int) -> dict:
         out = WORK / f"scale_out_{fmt}"
         shutil.rmtree(out, ignore_errors=True)
         r = run(arcforge_cmd(data, out, fmt, []), env=env)
-        result[fmt] = {"seconds": r["seconds"], "tasks_per_s": round(n / r["seconds"]), "peak_rss_mb": r["peak_rss_mb"],
-                       "output_mb": du_mb(out)}
+        result[fmt] = {"seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"], "tasks_per_s": round(n / r["seconds"]),
+                       "peak_rss_mb": r["peak_rss_mb"], "output_mb": du_mb(out)}
         shutil.rmtree(out, ignore_errors=True)
     return result
 

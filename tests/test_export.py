@@ -246,3 +246,26 @@ def test_export_reads_a_hub_dataset(data: Path, tmp_path: Path, hf_env, monkeypa
         assert (tmp_path / "k" / name).read_bytes() == (local / name).read_bytes()
     meta = json.loads((tmp_path / "k" / "export.json").read_text())
     assert meta["build_provenance"] == json.loads((data / "provenance.json").read_text())
+
+
+def test_an_unwritable_output_is_one_clear_error(data: Path, tmp_path: Path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExportError, match=r"--out .*file/k: cannot write the export there: Not a directory"):
+        export(data, blocker / "k", ExportConfig("kaggle"))
+    assert blocker.read_text() == "not a folder"
+
+
+def test_a_task_with_a_hidden_test_output_is_left_out_and_counted(data: Path, tmp_path: Path):
+    from arcforge.build.shard_writer import write_shards
+    from arcforge.task import Pair, tasks_to_table
+
+    tasks = list(read_tasks(data))
+    tasks[0].test = [Pair(tasks[0].test[0].input, None)]
+    hidden = tmp_path / "hidden"
+    write_shards(tasks_to_table(tasks), hidden)
+    for fmt in ("kaggle", "trm", "jsonl"):
+        res = export(hidden, tmp_path / fmt, ExportConfig(fmt, num_aug=1 if fmt != "kaggle" else None))
+        assert res.written["skipped"] == {"hidden test output": 1}, fmt
+    ids = json.loads((tmp_path / "kaggle" / "arc-agi_ids.json").read_text())
+    assert tasks[0].id not in ids.values() and len(ids) == len(tasks) - 1

@@ -16,6 +16,8 @@ from arcforge.errors import ExportError
 from arcforge.export.config import FORMATS, ExportConfig
 
 if TYPE_CHECKING:  # the CLI imports this package for --help: keep pyarrow out of that import
+    import pyarrow as pa
+
     from arcforge.export.select import Selection, Subset
     from arcforge.task import Task
 
@@ -25,14 +27,21 @@ _BUILTIN_MODULES = FORMATS
 class Writer(Protocol):
     def __init__(self, folder: Path, cfg: ExportConfig, sel: Selection) -> None: ...
 
-    def add(self, task: Task, export_id: str, subset: Subset) -> None:
-        """Write one task."""
+    def add_batch(self, batch: pa.RecordBatch, export_ids: list[str], subsets: list[Subset]) -> None:
+        """Write a batch of tasks (TASK_SCHEMA rows), with their exported ids and subsets."""
 
     def close(self) -> dict[str, Any]:
         """Finish the files; returns what was written (counts), for export.json."""
 
     def abort(self) -> None:
         """Close open files after an error (the folder is then removed)."""
+
+
+def each_task(batch: pa.RecordBatch) -> list[Task]:
+    """The batch's rows as ``Task`` records (for writers that work a task at a time)."""
+    from arcforge.task import tasks_from_batch
+
+    return tasks_from_batch(batch)
 
 
 _REGISTRY: dict[str, type[Writer]] = {}

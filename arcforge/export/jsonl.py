@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from arcforge.export import register
+from arcforge.export import each_task, register
+from arcforge.export.arrowtext import hidden_outputs, prompt_parts
 from arcforge.export.augment import aug_name, augmentations, dihedral, task_rng
 from arcforge.export.config import ExportConfig
 from arcforge.export.jsonfile import encode
-from arcforge.export.kaggle import HIDDEN_OUTPUT, has_hidden_output
+from arcforge.export.kaggle import HIDDEN_OUTPUT
 from arcforge.export.select import Selection, Subset
 from arcforge.task import Task
 
@@ -63,18 +65,28 @@ class JsonlWriter:
         self.skipped: dict[str, int] = {}
         self.line_count = 0
 
-    def add(self, task: Task, export_id: str, subset: Subset) -> None:
-        if has_hidden_output(task):
-            self.skipped[HIDDEN_OUTPUT] = self.skipped.get(HIDDEN_OUTPUT, 0) + 1
-            return
-        if subset.name not in self.files:
-            self.files[subset.name] = open(self.folder / f"{subset.name}.jsonl", "wb")  # noqa: SIM115
-        out = lines(task, export_id, subset.name)
-        if self.cfg.augmentations:
-            out += self._augmented(task, export_id, subset.name)
-        self.files[subset.name].write(b"".join(out))
-        self.line_count += len(out)
-        self.written[subset.name] = self.written.get(subset.name, 0) + 1
+    def add_batch(self, batch: pa.RecordBatch, export_ids: list[str], subsets: list[Subset]) -> None:
+        hidden = hidden_outputs(batch)
+        demos, inputs, outputs = prompt_parts(batch)
+        task_ids = batch.column("id").to_pylist()
+        tasks = each_task(batch) if self.cfg.augmentations else None
+        for j, (export_id, subset) in enumerate(zip(export_ids, subsets, strict=True)):
+            if hidden[j]:
+                self.skipped[HIDDEN_OUTPUT] = self.skipped.get(HIDDEN_OUTPUT, 0) + 1
+                continue
+            out = [encode({"id": export_id, "task": task_ids[j], "subset": subset.name, "test_index": k,
+                           "prompt": f"{demos[j]}input:\n{i}\noutput:\n", "completion": o + "\n"}) + b"\n"
+                   for k, (i, o) in enumerate(zip(inputs[j], outputs[j], strict=True))]
+            if tasks is not None:
+                out += self._augmented(tasks[j], export_id, subset.name)
+            self._file(subset.name).write(b"".join(out))
+            self.line_count += len(out)
+            self.written[subset.name] = self.written.get(subset.name, 0) + 1
+
+    def _file(self, subset: str) -> Any:
+        if subset not in self.files:
+            self.files[subset] = open(self.folder / f"{subset}.jsonl", "wb")  # noqa: SIM115 (closed in abort)
+        return self.files[subset]
 
     def _augmented(self, task: Task, export_id: str, subset: str) -> list[bytes]:
         pairs = [(p.input.astype(np.uint8), p.output.astype(np.uint8)) for p in task.pairs]

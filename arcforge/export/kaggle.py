@@ -11,22 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from arcforge.export import register
+from arcforge.export.arrowtext import hidden_outputs, kaggle_json
 from arcforge.export.config import ExportConfig
-from arcforge.export.jsonfile import JsonObjectFile, encode
+from arcforge.export.jsonfile import JsonObjectFile
 from arcforge.export.select import Selection, Subset
 from arcforge.task import Task
 
 HIDDEN_OUTPUT = "hidden test output"
-
-
-def challenge(task: Task) -> dict[str, Any]:
-    return {"train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.train],
-            "test": [{"input": p.input.tolist()} for p in task.test]}
-
-
-def solutions(task: Task) -> list[Any]:
-    return [p.output.tolist() for p in task.test]
 
 
 def has_hidden_output(task: Task) -> bool:
@@ -42,19 +36,26 @@ class KaggleWriter:
         self.skipped: dict[str, int] = {}
         self.written: dict[str, int] = {}
 
-    def add(self, task: Task, export_id: str, subset: Subset) -> None:
-        if has_hidden_output(task):
-            self.skipped[HIDDEN_OUTPUT] = self.skipped.get(HIDDEN_OUTPUT, 0) + 1
-            return
-        if subset.name not in self.files:
-            base = self.folder / f"{self.prefix}_{subset.name}"
-            self.files[subset.name] = (JsonObjectFile(base.with_name(base.name + "_challenges.json")),
-                                       JsonObjectFile(base.with_name(base.name + "_solutions.json")))
-        chal, sols = self.files[subset.name]
-        chal.put(export_id, raw=encode(challenge(task)))
-        sols.put(export_id, raw=encode(solutions(task)))
-        self.ids.put(export_id, task.id)
-        self.written[subset.name] = self.written.get(subset.name, 0) + 1
+    def add_batch(self, batch: pa.RecordBatch, export_ids: list[str], subsets: list[Subset]) -> None:
+        hidden = hidden_outputs(batch)
+        challenges, solutions = kaggle_json(batch)
+        task_ids = batch.column("id").to_pylist()
+        for j, (export_id, subset) in enumerate(zip(export_ids, subsets, strict=True)):
+            if hidden[j]:
+                self.skipped[HIDDEN_OUTPUT] = self.skipped.get(HIDDEN_OUTPUT, 0) + 1
+                continue
+            chal, sols = self._files(subset.name)
+            chal.put(export_id, raw=challenges[j].encode())
+            sols.put(export_id, raw=solutions[j].encode())
+            self.ids.put(export_id, task_ids[j])
+            self.written[subset.name] = self.written.get(subset.name, 0) + 1
+
+    def _files(self, subset: str) -> tuple[JsonObjectFile, JsonObjectFile]:
+        if subset not in self.files:
+            base = f"{self.prefix}_{subset}"
+            self.files[subset] = (JsonObjectFile(self.folder / f"{base}_challenges.json"),
+                                  JsonObjectFile(self.folder / f"{base}_solutions.json"))
+        return self.files[subset]
 
     def close(self) -> dict[str, Any]:
         self.abort()

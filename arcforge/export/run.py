@@ -25,7 +25,6 @@ from arcforge.export.config import ExportConfig
 from arcforge.export.select import Selection, plan
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.shards import iter_batches
-from arcforge.task import tasks_from_batch
 
 METADATA_FILE = "export.json"
 METADATA_VERSION = 1
@@ -53,9 +52,13 @@ def export(data: Path, out: Path, cfg: ExportConfig, *, progress: Progress | Non
     check_out(out, cfg.overwrite)
     sel = plan(Path(data), cfg)
     staging = out.parent / f".{out.name}.exporting-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    writer = get_writer(cfg.format)(staging, cfg, sel)
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        writer = get_writer(cfg.format)(staging, cfg, sel)
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _write_error(out, e) from None
     try:
         progress.start("export", f"export {cfg.format}", total=sel.total)
         _stream(sel, writer, progress)
@@ -64,11 +67,18 @@ def export(data: Path, out: Path, cfg: ExportConfig, *, progress: Progress | Non
         files = [*_files(staging), METADATA_FILE]
         _write_metadata(staging / METADATA_FILE, cfg, sel, written, sorted(files))
         _swap(staging, out)
-    except BaseException:  # Ctrl-C included: no half-written export is left behind
+    except BaseException as e:  # Ctrl-C included: no half-written export is left behind
         writer.abort()
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError | TimeoutError):
+            raise _write_error(out, e) from None
         raise
     return ExportResult(out=str(out), format=cfg.format, tasks=sel.total, written=written, files=sorted(files))
+
+
+def _write_error(out: Path, e: OSError) -> ExportError:
+    return ExportError(f"--out {out}: cannot write the export there: {e.strerror or e}",
+                       hint="choose a folder you can write to, with room for the export")
 
 
 def _stream(sel: Selection, writer: Any, progress: Progress) -> None:
@@ -77,10 +87,10 @@ def _stream(sel: Selection, writer: Any, progress: Progress) -> None:
         keep = idx >= 0
         if not keep.any():
             continue
-        tasks = tasks_from_batch(batch.filter(pa.array(keep)))
-        for task, i in zip(tasks, idx[keep].tolist(), strict=True):
-            writer.add(task, sel.export_id(task.id), sel.subsets[i])
-        progress.advance("export", len(tasks))
+        part = batch.filter(pa.array(keep))
+        ids = [sel.export_id(t) for t in part.column("id").to_pylist()]
+        writer.add_batch(part, ids, [sel.subsets[i] for i in idx[keep].tolist()])
+        progress.advance("export", part.num_rows)
 
 
 def _files(folder: Path) -> list[str]:

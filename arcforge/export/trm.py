@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from arcforge.export import register
+from arcforge.export import each_task, register
 from arcforge.export.augment import MAX_SIDE, aug_name, augmentations, encode, task_rng
 from arcforge.export.config import ExportConfig
 from arcforge.export.jsonfile import JsonArrayFile, JsonObjectFile
@@ -101,6 +102,10 @@ class TrmWriter:
         if name not in self.splits:
             self.splits[name] = _Split(self.folder / name)
         return self.splits[name]
+
+    def add_batch(self, batch: pa.RecordBatch, export_ids: list[str], subsets: list[Subset]) -> None:
+        for task, export_id, subset in zip(each_task(batch), export_ids, subsets, strict=True):
+            self.add(task, export_id, subset)
 
     def add(self, task: Task, export_id: str, subset: Subset) -> None:
         problem = HIDDEN_OUTPUT if has_hidden_output(task) else TOO_LARGE if task.max_side() > MAX_SIDE else None
