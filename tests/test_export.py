@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -269,3 +271,24 @@ def test_a_task_with_a_hidden_test_output_is_left_out_and_counted(data: Path, tm
         assert res.written["skipped"] == {"hidden test output": 1}, fmt
     ids = json.loads((tmp_path / "kaggle" / "arc-agi_ids.json").read_text())
     assert tasks[0].id not in ids.values() and len(ids) == len(tasks) - 1
+
+
+def test_what_a_killed_export_left_behind_is_put_right(data: Path, tmp_path: Path):
+    out = tmp_path / "k"
+    export(data, out, ExportConfig("kaggle"))
+    dead = 999999999  # above any pid_max: no such process
+    staging = tmp_path / f".k.exporting-{dead}"
+    staging.mkdir()
+    (staging / "half.json").write_text("{")
+    out.rename(tmp_path / f".k.old-{dead}")  # killed between its two renames: the earlier export is aside
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        busy = tmp_path / f".k.exporting-{live.pid}"  # an export still running: left alone
+        busy.mkdir()
+        with pytest.raises(ExportError, match="holds an earlier export"):
+            export(data, out, ExportConfig("kaggle"))
+        assert (out / "export.json").is_file() and not staging.exists() and busy.is_dir()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [busy.name, "k"]
+    finally:
+        live.kill()
+        live.wait()

@@ -1,7 +1,9 @@
 """``export()``: stream the selected tasks of a built dataset through one writer into a new folder.
 
 The writer fills ``.<out>.exporting-<pid>`` beside ``out``; ``export.json`` (what was exported, from
-what, how) is written last, and the folder then takes the place of ``out``. ``out`` may be missing, an
+what, how) is written last, and the folder then takes the place of ``out`` (an earlier export is moved to
+``.<out>.old-<pid>`` for that moment). What a killed export left behind is put right by the next one
+(``recover``). ``out`` may be missing, an
 empty folder, or (with ``overwrite``) an earlier export; a folder holding anything else is refused before
 any work, so nothing arcforge did not write is ever replaced. Memory holds one batch of tasks and one
 task's augmentations, plus the id columns of the selection (``arcforge.export.select``).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from arcforge.errors import ExportError
 from arcforge.export import get_writer, writers
 from arcforge.export.config import ExportConfig
 from arcforge.export.select import Selection, plan
+from arcforge.fslock import pid_alive
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.shards import iter_batches
 
@@ -49,6 +53,7 @@ def export(data: Path, out: Path, cfg: ExportConfig, *, progress: Progress | Non
     progress = progress or NULL_PROGRESS
     cfg.check(tuple(writers()))
     out = Path(out)
+    recover(out)
     check_out(out, cfg.overwrite)
     sel = plan(Path(data), cfg)
     staging = out.parent / f".{out.name}.exporting-{os.getpid()}"
@@ -120,6 +125,22 @@ def read_metadata(folder: Path) -> dict[str, Any] | None:
         return None
     ok = isinstance(meta, dict) and "arcforge_version" in meta and isinstance(meta.get("files"), list)
     return meta if ok else None
+
+
+def recover(out: Path) -> None:
+    """Undo what a killed export into ``out`` left beside it: its staging folder is removed; an earlier
+    export it had moved aside goes back to ``out`` (if ``out`` is missing) or is removed."""
+    if not out.parent.is_dir():
+        return
+    work = re.compile(re.escape(f".{out.name}.") + r"(?P<kind>exporting|old)-(?P<pid>\d+)$")
+    for path in sorted(out.parent.iterdir()):
+        m = work.match(path.name)
+        if not m or not path.is_dir() or pid_alive(int(m["pid"])):
+            continue
+        if m["kind"] == "old" and not out.exists():
+            path.rename(out)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def check_out(out: Path, overwrite: bool) -> None:
