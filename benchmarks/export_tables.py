@@ -30,18 +30,21 @@ def export_block(path: Path) -> str:
     if s := data.get("scale"):
         for fmt in ("kaggle", "jsonl"):
             r = s[fmt]
-            lines.append(f"| `{fmt}` | {s['tasks']:,} | {_run(r)}, {r['tasks_per_s']:,} tasks/s, writes "
+            cpu = f" ({r['cpu_seconds']:.0f} s CPU)" if "cpu_seconds" in r else ""
+            lines.append(f"| `{fmt}` | {s['tasks']:,} | {_run(r)}{cpu}, {r['tasks_per_s']:,} tasks/s, writes "
                          f"{_mb(r['output_mb'])} | | |")
         machines.append(s["machine"])
     notes = []
     if t:
+        k = int(t["fraction"].split("/")[1])
         notes.append(f"TRM's builder holds every example of its output in memory until it writes it: on {t['fraction']} "
-                     f"of the tasks it peaked at {_mb(t['builder']['peak_rss_mb'])}, so the whole set (about "
-                     f"{t['tasks'] * int(t['fraction'].split('/')[1])} tasks) is beyond this shared machine; both "
+                     f"of the tasks it peaked at {_mb(t['builder']['peak_rss_mb'])}, so on all 960 tasks it would need "
+                     f"about {_mb(t['builder']['peak_rss_mb'] * k)}, more than this shared machine can spare; both "
                      "ran on the same fraction, one after the other, in one run.")
     if s:
         notes.append(f"The {s['tasks']:,} tasks are {s['input']}.")
     loads = ", ".join(str(m.get("load_avg_1m_at_end", "?")) for m in machines)
-    notes.append(f"Machine: {machines[0]['cpus']} shared CPUs (load average at the end: {loads}), one process per "
-                 "run; `benchmarks/bench_export.py`, `benchmarks/results/export.json`." if machines else "")
+    notes.append(f"Machine: {machines[0]['cpus']} CPUs shared with other work (load average at the end: {loads}), "
+                 f"runs at nice {machines[0].get('nice', 0)}; `benchmarks/bench_export.py`, "
+                 "`benchmarks/results/export.json`." if machines else "")
     return "\n".join(lines) + "\n\n" + " ".join(n for n in notes if n)
