@@ -12,7 +12,13 @@ def _mb(v: float) -> str:
 
 
 def _run(r: dict) -> str:
-    return f"{r['seconds']:.1f} s, peak {_mb(r['peak_rss_mb'])}"
+    cpu = f" ({r['cpu_seconds']:.0f} s CPU)" if "cpu_seconds" in r else ""
+    return f"{r['seconds']:.1f} s{cpu}, peak {_mb(r['peak_rss_mb'])}"
+
+
+def _cpu_ratio(t: dict) -> str:
+    a, b = t["arcforge"].get("cpu_seconds"), t["builder"].get("cpu_seconds")
+    return f" ({b / a:.1f}x less CPU)" if a and b else ""
 
 
 def export_block(path: Path) -> str:
@@ -21,7 +27,7 @@ def export_block(path: Path) -> str:
     machines = []
     if t := data.get("trm"):
         lines.append(f"| `trm --num-aug {t['num_aug']}`, {t['fraction']} of ARC-AGI-1 + ConceptARC | {t['tasks']} | "
-                     f"{_run(t['arcforge'])} | {_run(t['builder'])} | {t['speedup']:.1f}x faster, "
+                     f"{_run(t['arcforge'])} | {_run(t['builder'])} | {t['speedup']:.1f}x faster{_cpu_ratio(t)}, "
                      f"{t['memory_ratio']:.2f}x the peak memory |")
         if f := t.get("arcforge_full"):
             lines.append(f"| `trm --num-aug {t['num_aug']}`, all of ARC-AGI-1 + ConceptARC | {f['tasks']} | "
@@ -30,8 +36,7 @@ def export_block(path: Path) -> str:
     if s := data.get("scale"):
         for fmt in ("kaggle", "jsonl"):
             r = s[fmt]
-            cpu = f" ({r['cpu_seconds']:.0f} s CPU)" if "cpu_seconds" in r else ""
-            lines.append(f"| `{fmt}` | {s['tasks']:,} | {_run(r)}{cpu}, {r['tasks_per_s']:,} tasks/s, writes "
+            lines.append(f"| `{fmt}` | {s['tasks']:,} | {_run(r)}, {r['tasks_per_s']:,} tasks/s, writes "
                          f"{_mb(r['output_mb'])} | | |")
         machines.append(s["machine"])
     notes = []
