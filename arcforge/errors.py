@@ -99,5 +99,10 @@ class TrainError(ArcforgeError):
     """The trainer was misconfigured or a checkpoint could not be used."""
 
 
+class ExportError(ArcforgeError):
+    """An export could not be made: a bad selection, an evaluation task bound for training, an output folder
+    that is not arcforge's."""
+
+
 class PublishError(ArcforgeError):
     """Publishing to the Hugging Face Hub failed; the hint says what to do."""

@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE))
 
 import decon_tables  # noqa: E402  (sibling script)
 import experiments_tables as exp  # noqa: E402  (sibling script)
+import export_tables  # noqa: E402  (sibling script)
 import scale_tables  # noqa: E402  (sibling script)
 
 MARK = re.compile(r"(<!-- tables:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /tables:(?P=name) -->)", re.S)
@@ -170,6 +171,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "rope_full": lambda: exp.rope_table(RESULTS / "rope_extension.json").rstrip(),
     "scale": lambda: scale_tables.scale_block(RESULTS / "scale.json"),
     "decontamination": decon_tables.disguise_block,
+    "export": lambda: export_tables.export_block(RESULTS / "export.json"),
 }
 
 
@@ -210,6 +212,7 @@ def generic(data) -> str:
 
 SECTIONS: dict[str, Callable[[], str]] = {
     "decontamination": decon_tables.disguise_block,
+    "export": lambda: export_tables.export_block(RESULTS / "export.json"),
     "sources": sources_block,
     "demo": demo_block,
     "install": install_block,

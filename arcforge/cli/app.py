@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "build",  # build
     "inspect",  # stats, show
     "overlap",  # overlap
+    "export",  # export
     "train",  # train, eval
     "publish",  # publish
     "demo",  # demo

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from arcforge.export.config import FORMATS
 from arcforge.synthetic.base import DIFFICULTIES
 
 DEFAULT_DATA = Path("arc-dataset")  # build's default --out, every other command's default --data
@@ -35,6 +36,9 @@ MirrorOpt = Annotated[
                       "serving tarballs in GitHub's URL layout."),
 ]
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="A built dataset folder (the --out of `arcforge build`).")]
+DataSpecOpt = Annotated[str, typer.Option(
+    "--data", "-d", help="A built dataset folder (the --out of `arcforge build`), or a dataset on the Hub: "
+    "ORG/NAME[@REVISION] or hf://datasets/ORG/NAME.")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s", help="Only these sources (repeatable).",
                                                      show_default=False)]
@@ -43,3 +47,7 @@ SourceOpt = Annotated[list[str] | None, typer.Option("--source", "-s", help="Onl
 Difficulty = Enum("Difficulty", {name: name for name in DIFFICULTIES}, type=str)  # type: ignore[misc]
 Difficulty.__doc__ = "Synthetic difficulty preset: grid sizes, objects and colors of generated tasks."
 SeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (every random choice derives from it).")]
+
+# Enum of the export formats (arcforge.export registers one writer per name).
+ExportFormat = Enum("ExportFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
+ExportFormat.__doc__ = "Export format: kaggle (ARC Prize JSON), trm (TRM/HRM .npy puzzles), jsonl (text for LMs)."
