@@ -81,3 +81,28 @@ def test_load_manifest_reports_bad_toml(tmp_path):
 )
 def test_glob(path, pattern, ok):
     assert glob_match(path, pattern) is ok
+
+
+def test_kind_defaults_to_repo_and_unknown_kind_names_known_ones():
+    m = parse_manifest(_base(), Path("manifests/x.toml"), formats.names())
+    assert m.kind == "repo" and m.settings == {}
+    with pytest.raises(ManifestError, match=r"x\.toml: unknown source kind 'nope'; known kinds: generator, repo"):
+        parse_manifest(_base(kind="nope"), Path("manifests/x.toml"), formats.names())
+    with pytest.raises(ManifestError, match=r"\[generator\] must be a table"):
+        parse_manifest(_base(kind="generator", generator=3), Path("manifests/x.toml"), formats.names())
+
+
+def _gen(**gen):
+    settings = {"driver": "re_arc", "code": ["README.md"], **gen}
+    return _base(kind="generator", generator=settings)
+
+
+def test_generator_kind_checks_its_table():
+    m = parse_manifest(_gen(k=4), Path("manifests/x.toml"), formats.names())
+    assert m.kind == "generator"
+    assert m.settings["k"] == 4 and m.settings["split"] == "generated" and m.settings["code"] == ["README.md"]
+    for bad, needle in [({"driver": "nope"}, "'driver'"), ({"k": 0}, "'k' must be a positive int"),
+                        ({"code": []}, "'code' must name"), ({"code": ["gen.py"]}, "code file 'gen.py' is not"),
+                        ({"what": 1}, "unknown field"), ({"call_s": "x"}, "'call_s'")]:
+        with pytest.raises(ManifestError, match=needle):
+            parse_manifest(_gen(**bad), Path("manifests/x.toml"), formats.names())

@@ -27,6 +27,9 @@ Example (manifests/arc_agi_1.toml)::
     split = "evaluation"
     include = ["data/evaluation/*.json"]
 
+``kind`` names a source kind plug-in (``arcforge.sources.kinds``; default ``repo``); a kind's own settings
+are the table named after it, e.g. ``[generator]`` (``arcforge.sources.generator_kind``).
+
 Pinned content digests live in ``manifests/digests.lock`` (written by ``fetch``), not in the manifests.
 """
 
@@ -41,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from arcforge.errors import ManifestError
+from arcforge.sources import kinds
+from arcforge.sources.kinds import DEFAULT_KIND
 
 
 def _bundled_manifest_dir() -> Path:
@@ -93,6 +98,8 @@ class Manifest:
     eval_splits: tuple[str, ...] = ()
     description: str = ""
     path: Path | None = None  # the manifest file it came from
+    kind: str = DEFAULT_KIND  # a source kind plug-in (arcforge.sources.kinds): repo, generator, ...
+    settings: dict[str, Any] = field(default_factory=dict)  # the kind's own table, checked by the kind
 
     @property
     def owner(self) -> str:
@@ -252,6 +259,11 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
             raise ManifestError(f"{where}: eval split {s!r} is not one of the manifest's splits")
 
     files = _str_list(data, "files", where)
+    kind = _field(data, "kind", where, str, required=False) or DEFAULT_KIND
+    settings = kinds.check_settings(kind, data, where)
+    for f in settings.get("code", ()):
+        if not matches_any(f, files):
+            raise ManifestError(f"{where}: [{kind}] code file {f!r} is not among the manifest's 'files'")
     return Manifest(
         name=name,
         title=data.get("title", name),
@@ -268,6 +280,8 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
         eval_splits=eval_splits,
         description=data.get("description", "").strip(),
         path=where,
+        kind=kind,
+        settings=settings,
     )
 
 

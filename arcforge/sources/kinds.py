@@ -1,0 +1,97 @@
+"""Source kinds as plug-ins, registered by name (as ``arcforge.formats`` registers upstream layouts).
+
+A manifest names its kind (``kind = "repo"`` when absent). The kind decides what the manifest's own table
+of settings means and checks it when the manifest is loaded:
+
+- ``repo``: files of a GitHub repository at a pinned commit, read by format plug-ins (``[[tasks]]``).
+- ``generator``: a repository at a pinned commit whose *programs* make tasks. Its ``[generator]`` table
+  names the driver (``arcforge.sources.generate``) and the upstream code files; the programs run only in
+  the sandbox (``arcforge.sources.sandbox``). Its ``[[tasks]]`` still map the repository's files, if any.
+
+Adding a kind = one module that calls ``@register("name")`` and is listed in ``_BUILTIN_MODULES``.
+A kind's settings are the manifest table it names in ``table`` (``[generator]``, ``[hub]``, ...); ``repo``
+takes none.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from arcforge.errors import ManifestError
+
+DEFAULT_KIND = "repo"
+
+
+class SourceKind(Protocol):
+    name: ClassVar[str]
+    table: ClassVar[str | None]  # the manifest table holding its settings (None: the kind takes none)
+
+    def check(self, settings: Mapping[str, Any], where: Path) -> dict[str, Any]:
+        """Validate the kind's settings table (``{}`` when the manifest has none); return it normalized.
+        Raise ``ManifestError`` naming ``where`` and the field."""
+        ...
+
+
+_REGISTRY: dict[str, type[SourceKind]] = {}
+_BUILTIN_MODULES = ("arcforge.sources.kinds", "arcforge.sources.generator_kind")
+_loaded = False
+
+
+def register(name: str) -> Callable[[type[SourceKind]], type[SourceKind]]:
+    def deco(cls: type[SourceKind]) -> type[SourceKind]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ManifestError(f"source kind {name!r} is registered twice ({_REGISTRY[name]} and {cls})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return deco
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for mod in _BUILTIN_MODULES:
+            importlib.import_module(mod)
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> SourceKind:
+    _load_builtins()
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        raise ManifestError(f"unknown source kind {name!r}; known kinds: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def check_settings(kind: str, data: Mapping[str, Any], where: Path) -> dict[str, Any]:
+    """The kind's settings from a manifest dict: its table named after the kind, checked by the kind."""
+    try:
+        impl = get(kind)
+    except ManifestError as e:
+        raise ManifestError(f"{where}: {e}") from None
+    if impl.table is None:
+        return impl.check({}, where)
+    settings = data.get(impl.table, {})
+    if not isinstance(settings, dict):
+        raise ManifestError(f"{where}: [{impl.table}] must be a table")
+    return impl.check(settings, where)
+
+
+@register("repo")
+class RepoKind:
+    """Files of a repository at a pinned commit; nothing to configure beyond ``files`` and ``[[tasks]]``."""
+
+    name = "repo"
+    table = None
+
+    def check(self, settings: Mapping[str, Any], where: Path) -> dict[str, Any]:
+        return {}
