@@ -35,6 +35,7 @@ DUPLICATE_ID = "duplicate_id"  # two files of one source map to the same task id
 BAD_ARCHIVE = "bad_archive"  # a zip (or one of its members) that is corrupt, unsafe, encrypted or unsupported
 BAD_NAME = "bad_name"  # a file name that is not valid UTF-8 (it cannot be an id)
 TOO_LARGE = "too_large"  # a file larger than the per-file limit (or inflating far beyond its compressed size)
+BAD_RLE = "bad_rle"  # a run-length-encoded grid (simon-arc) that does not decode to its stated size
 
 QUARANTINE_REASONS: tuple[str, ...] = (
     INVALID_JSON,
@@ -49,6 +50,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     BAD_ARCHIVE,
     BAD_NAME,
     TOO_LARGE,
+    BAD_RLE,
 )
 
 MAX_GRID_SIDE = 30  # the official ARC limit; larger grids are kept unless --max-grid is given

@@ -60,6 +60,7 @@ LOCAL_SPLITS = ("training", "evaluation")
 DEFAULT_LOCAL_SPLIT = "training"
 LOCAL_LICENSE = "unknown"
 NOT_A_TASK = "no known format recognizes this file"
+FLUSH_TASKS = 20_000  # tasks held as Python objects at most, per work chunk
 
 
 @dataclass
@@ -122,6 +123,7 @@ class _Collector:
     def __init__(self, plan: SourcePlan) -> None:
         self.plan = plan
         self.tasks: list[Task] = []
+        self.tables: list[pa.Table] = []  # tasks already turned into Arrow rows (see FLUSH_TASKS)
         self.quarantine: list[dict[str, str]] = []
         self.skipped: Counter[str] = Counter()
         self.found: Counter[str] = Counter()
@@ -144,23 +146,35 @@ class _Collector:
                 if fmt is None:
                     raise TaskFormatError(BAD_STRUCTURE, NOT_A_TASK)
                 member = Member(member.path, lambda: data, obj)  # parsed once, read by the format
-            items = list(fmt.read(member, options))
+            # A streaming format (JSONL, Parquet: files of any size) is consumed as it yields; the others are
+            # listed first, so that a file that fails halfway is quarantined whole.
+            items = fmt.read(member, options) if getattr(fmt, "streaming", False) else list(fmt.read(member, options))
+            for item in items:
+                self._take(member.path, split, base_id, item)
         except TaskFormatError as e:
             self.reject(member.path, split, e.reason, e.detail)
-            return
-        for item in items:
-            if isinstance(item, Skipped):
-                self.skipped[item.reason] += 1
-            elif isinstance(item, Rejected):
-                self.reject(member.path, split, item.reason, f"{item.key}: {item.detail}")
-            elif isinstance(item, RawTask):
-                self.add(member.path, split, f"{base_id}/{item.key}" if item.key else base_id, item)
+
+    def _take(self, path: str, split: str, base_id: str, item: formats.Item) -> None:
+        if isinstance(item, Skipped):
+            self.skipped[item.reason] += 1
+        elif isinstance(item, Rejected):
+            self.reject(path, split, item.reason, f"{item.key}: {item.detail}")
+        elif isinstance(item, RawTask):
+            self.add(path, split, f"{base_id}/{item.key}" if item.key else base_id, item)
 
     def add(self, path: str, split: str, task_id: str, raw: RawTask) -> None:
         self.found[split] += 1
         p = self.plan
         self.tasks.append(Task(task_id, p.name, split, raw.train, raw.test, p.repo, p.commit, path,
                                p.license, raw.extra))
+        if len(self.tasks) >= FLUSH_TASKS:  # a file of millions of tasks: hold them as compact Arrow rows
+            self.tables.append(tasks_to_table(self.tasks))
+            self.tasks = []
+
+    def table(self) -> pa.Table:
+        """Every task collected, as one ``TASK_SCHEMA`` table."""
+        tables = [*self.tables, tasks_to_table(self.tasks)]
+        return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
 
 
 # --- work chunks (run in the worker processes) -------------------------------------------------------------
@@ -225,7 +239,7 @@ def _run_job(job: _Job) -> _Chunk:
                 member = _open_member(job.plan.root, it.path, zips)
                 col.read(member, None if it.fmt is None else formats.get(it.fmt), it.options, it.split,
                          it.base_id)
-        return _Chunk(job.source, job.final, tasks_to_table(col.tasks), col.quarantine, col.skipped,
+        return _Chunk(job.source, job.final, col.table(), col.quarantine, col.skipped,
                       col.found, col.files)
     finally:
         if gc_was_enabled:

@@ -5,6 +5,10 @@ A format turns one file (a ``Member``: a path in a repo, possibly inside a zip) 
 file still counts), and ``Skipped`` for files that are not tasks at all (solution programs, user traces).
 A file that is broken as a whole raises ``TaskFormatError``; the build quarantines it with the reason.
 
+A format with a class attribute ``streaming = True`` reads its member piece by piece (``Member.stream``:
+JSONL, Parquet files of any size) and never raises after its first item; the build consumes its items as
+they come instead of listing them first.
+
 Adding a layout = one new module here that calls ``@register("name")`` + one manifest. ``detect`` picks a
 format for a single file of a user's folder (``build --local``) by sniffing its parsed JSON.
 """
@@ -14,7 +18,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import IO, Any, ClassVar, Protocol
 
 from arcforge.errors import FormatError
 from arcforge.task import Pair, loads_json
@@ -26,11 +30,22 @@ _UNPARSED: Any = object()
 class Member:
     """One file to read. ``path`` is repo-relative; inside a zip it is ``outer.zip!inner/path``.
 
-    ``parsed``: its JSON when already parsed (``detect`` read it first), so that it is parsed only once."""
+    ``parsed``: its JSON when already parsed (``detect`` read it first), so that it is parsed only once.
+    ``open``: a binary stream of its bytes, for formats that read a file of any size piece by piece
+    (JSONL, Parquet); ``None`` where only ``read`` exists (``stream`` then wraps its bytes)."""
 
     path: str
     read: Callable[[], bytes] = field(repr=False, compare=False)
     parsed: Any = field(default=_UNPARSED, repr=False, compare=False)
+    open: Callable[[], IO[bytes]] | None = field(default=None, repr=False, compare=False)
+
+    def stream(self) -> IO[bytes]:
+        """A binary stream of the member (its file when there is one, else its bytes in memory)."""
+        if self.open is not None:
+            return self.open()
+        import io
+
+        return io.BytesIO(self.read())
 
     def load(self) -> tuple[bytes, Any]:
         """The member's bytes and their JSON (``TaskFormatError`` if that is not valid JSON)."""
@@ -86,7 +101,8 @@ class Format(Protocol):
 
 _REGISTRY: dict[str, type[Format]] = {}
 # Order matters for ``detect``: the first format whose sniff() accepts a file wins.
-_BUILTIN_MODULES = ("standard", "mini_arc", "barc_list", "iparc", "re_arc")
+_BUILTIN_MODULES = ("standard", "mini_arc", "barc_list", "iparc", "re_arc", "barc_jsonl", "simon_arc",
+                    "arc_parquet")
 _loaded = False
 
 

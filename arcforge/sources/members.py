@@ -156,7 +156,7 @@ def _file_member(root: Path, rel: str, limits: ArchiveLimits = BUILD_LIMITS) -> 
             raise TaskFormatError(BAD_NAME if isinstance(e, FileNotFoundError) else TOO_LARGE,
                                   f"cannot read the file: {e.strerror or e}") from None
 
-    return Member(rel, read)
+    return Member(rel, read, open=lambda: open(path, "rb"))
 
 
 def read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ArchiveLimits = BUILD_LIMITS) -> bytes:
