@@ -23,8 +23,17 @@ def sources_dir() -> Path:
     return home() / "sources"
 
 
-def source_dir(owner: str, repo: str, commit: str) -> Path:
-    return sources_dir() / owner / repo / commit
+HUB_KIND = "hub"
+
+
+def source_dir(owner: str, repo: str, commit: str, kind: str = "repo", key: str = "") -> Path:
+    """The cache folder of one source: ``<owner>/<repo>/<commit>``; a Hub dataset's under ``hf/``; a source
+    with a ``cache_key`` (one of several that keep different files of one repository at one commit) in
+    ``<commit>-<key>``."""
+    folder = f"{commit}-{key}" if key else commit
+    if kind == HUB_KIND:
+        return sources_dir() / "hf" / owner / repo / folder
+    return sources_dir() / owner / repo / folder
 
 
 def tmp_dir() -> Path:

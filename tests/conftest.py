@@ -82,11 +82,14 @@ def sources_json(shared_sources: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def mirrored_names(sources_json: list[dict]) -> set[str]:
-    """The names of the manifests whose upstream repo the mirror holds, as SOURCES.json lists them."""
+    """The names of the manifests whose upstream repo the mirror holds, as SOURCES.json lists them, and
+    whose files it holds (it copies some repos only in part: neoneye's collection keeps one folder)."""
+    from arcforge.sources.lock import kept_files, mirror_root
     from arcforge.sources.manifest import load_manifests
 
     repos = {f"{s['owner']}/{s['repo']}" for s in sources_json}
-    return {name for name, m in load_manifests().items() if m.repo in repos}
+    return {name for name, m in load_manifests().items()
+            if m.repo in repos and kept_files(mirror_root(MIRROR, m), m.files)}
 
 
 @pytest.fixture()

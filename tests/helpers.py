@@ -9,12 +9,14 @@ import zipfile
 from pathlib import Path
 
 from arcforge import paths
+from arcforge.sources.lock import kept_files, mirror_root
 from arcforge.sources.manifest import Manifest, glob_match, split_archive_glob
 
 
 def mirrored(manifests: dict[str, Manifest], shared: Path) -> list[Manifest]:
-    """The manifests whose repo is in the offline mirror."""
-    return [m for m in manifests.values() if (shared / m.owner / m.repo_name).is_dir()]
+    """The manifests whose files the offline mirror holds (a repo it copied only in part, like neoneye's
+    collection, serves only the sources whose files it has)."""
+    return [m for m in manifests.values() if mirror_root(shared, m).is_dir() and kept_files(mirror_root(shared, m), m.files)]
 
 
 def populate_cache(home: Path, manifests: list[Manifest], shared: Path) -> None:
@@ -27,8 +29,8 @@ def populate_cache(home: Path, manifests: list[Manifest], shared: Path) -> None:
     os.environ["ARCFORGE_HOME"] = str(home)
     try:
         for m in manifests:
-            src = shared / m.owner / m.repo_name
-            dst = paths.source_dir(m.owner, m.repo_name, m.commit)
+            src = mirror_root(shared, m)
+            dst = paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)
             if dst.is_dir():
                 continue
             tmp = dst.with_name(dst.name + ".tmp")

@@ -43,7 +43,7 @@ from arcforge.formats import Member, RawTask, Rejected, Skipped
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.sources import integrity
 from arcforge.sources.manifest import NAME_RE, Manifest
-from arcforge.sources.members import ZipCache, glob_members, local_members, open_member, plain_files
+from arcforge.sources.members import ZipCache, glob_members, is_tar, local_members, open_member, plain_files
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 from arcforge.task import (
     BAD_STRUCTURE,
@@ -279,6 +279,8 @@ def _member_size(root: Path, path: str, zips: ZipCache) -> int:
     try:
         if "!" in path and not os.path.isfile(file):
             outer, inner = path.split("!", 1)
+            if is_tar(outer):
+                return os.stat(os.path.join(zips.untar(root / outer), inner)).st_size
             return zips.get(root / outer).getinfo(inner).file_size
         return os.stat(file).st_size
     except (BuildError, KeyError, OSError, ValueError):

@@ -82,7 +82,7 @@ class BuildStats:
 
 # --- planning ------------------------------------------------------------------------------------------
 def _is_cached(m: Manifest) -> Path | None:
-    d = paths.source_dir(m.owner, m.repo_name, m.commit)
+    d = paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)
     return d if d.is_dir() else None
 
 
@@ -111,7 +111,7 @@ def plan_sources(
     for m in chosen:
         root = _is_cached(m)
         if root is None:
-            raise BuildError(f"source {m.name!r} is not fetched (no {paths.source_dir(m.owner, m.repo_name, m.commit)})",
+            raise BuildError(f"source {m.name!r} is not fetched (no {paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)})",
                              hint=f"arcforge fetch {m.name}")
         plans.append(_manifest_plan(m, root))
     plans.sort(key=lambda p: (not (p.manifest and p.manifest.is_eval), p.name))

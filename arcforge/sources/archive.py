@@ -155,11 +155,12 @@ class GunzipReader:
 def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, archive: str,
                    limits: ArchiveLimits = DEFAULT_LIMITS,
                    on_raw_bytes: Callable[[int], None] | None = None,
-                   max_kept_bytes: int | None = None) -> dict[str, str]:
+                   max_kept_bytes: int | None = None, strip_top: bool = True) -> dict[str, str]:
     """Stream a GitHub-style .tar.gz from ``raw`` into ``dest``, keeping files for which ``keep(relpath)``.
 
     Returns ``{relpath: sha256 hex}`` of the files written. ``relpath`` is relative to the archive's
-    single top-level folder. Never holds more than one chunk of the archive in memory.
+    single top-level folder (``strip_top=False``: to the archive's root, and any layout is accepted: a
+    data archive inside a repository). Never holds more than one chunk of the archive in memory.
     """
     gz = GunzipReader(raw, name=archive, max_bytes=limits.max_total_bytes + (64 << 20),
                       on_raw_bytes=on_raw_bytes, max_ratio=limits.max_ratio, ratio_floor=limits.ratio_floor)
@@ -176,6 +177,8 @@ def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, ar
                 if not full:
                     continue
                 head, _, rel = full.partition("/")
+                if not strip_top:
+                    head, rel = "", full
                 if top is None:
                     top = head
                 elif head != top:

@@ -14,6 +14,10 @@ Mirrors (``mirror=`` or ``$ARCFORGE_MIRROR``):
 - a folder laid out ``<owner>/<repo>/<files>`` (like ``../shared/arc-sources``): files are copied;
 - an ``http(s)://`` base URL serving ``{base}/{owner}/{repo}/tar.gz/{commit}`` like codeload.github.com.
 
+A ``hub`` source (a Hugging Face dataset, ``arcforge.sources.hub_kind``) is at ``hf/<org>/<name>/<files>``
+in a folder mirror, and is downloaded from the Hub otherwise (``arcforge.sources.hub_fetch``); its cache is
+``$ARCFORGE_HOME/sources/hf/<org>/<name>/<revision>/``.
+
 With a mirror GitHub is not contacted; a source the mirror lacks is reported ``unavailable``.
 """
 
@@ -39,7 +43,7 @@ from arcforge.errors import (
     SourceUnavailableError,
 )
 from arcforge.progress import NULL_PROGRESS, Progress
-from arcforge.sources import archive, download, lock
+from arcforge.sources import archive, download, hub_fetch, lock
 from arcforge.sources.archive import DEFAULT_LIMITS, ArchiveLimits
 from arcforge.sources.download import DEFAULT_RETRY, RetryPolicy
 from arcforge.sources.manifest import Manifest, matches_any
@@ -96,7 +100,7 @@ class _Fetched:
 
 # --- cache -------------------------------------------------------------------------------------------------
 def cache_dir(m: Manifest) -> Path:
-    return paths.source_dir(m.owner, m.repo_name, m.commit)
+    return paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)
 
 
 def read_marker(folder: Path) -> dict | None:
@@ -218,10 +222,10 @@ def resolve_mirror(mirror: str | Path | None) -> Mirror | None:
 
 
 def _copy_from_folder(m: Manifest, mirror: Mirror, progress: Progress, key: str) -> _Fetched:
-    root = Path(mirror.location) / m.owner / m.repo_name
-    if not root.is_dir():
-        raise SourceUnavailableError(f"{m.name}: {m.repo} is not in the mirror {mirror.location}",
-                                     hint=f"expected the folder {root}")
+    root = lock.mirror_root(Path(mirror.location), m)
+    missing = hub_fetch.mirror_missing(m, root, mirror.location)
+    if missing is not None:
+        raise missing
     rels = lock.kept_files(root, m.files)
     for rel in rels:
         try:
@@ -287,6 +291,23 @@ def _download(m: Manifest, base: str, progress: Progress, key: str, retry: Retry
             hint=DIGEST_HINT) from None
 
 
+def _from_hub(m: Manifest, mirror: Mirror | None, progress: Progress, retry: RetryPolicy,
+              pin: lock.Pin | None) -> _Fetched:
+    if mirror is not None:  # an http(s) mirror serves GitHub tarballs, not Hub datasets
+        raise SourceUnavailableError(f"{m.name}: the mirror {mirror.location} serves GitHub tarballs, not the "
+                                     f"Hub dataset {m.repo}",
+                                     hint="use a folder mirror holding hf/<org>/<name>/, or no mirror")
+    staging = staging_dir(m.name)
+    try:
+        hashes, origin = hub_fetch.from_hub(
+            m, staging, pin, retry, on_total=lambda n: progress.update(m.name, completed=0, total=n),
+            on_bytes=lambda n: progress.advance(m.name, n))
+        return _Fetched(staging, hashes, origin)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
 # --- fetching ----------------------------------------------------------------------------------------------
 def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = False,
                  progress: Progress | None = None, retry: RetryPolicy = DEFAULT_RETRY,
@@ -306,6 +327,8 @@ def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = Fal
         try:
             if mirror is not None and mirror.kind == "folder":
                 got = _copy_from_folder(m, mirror, progress, m.name)
+            elif m.kind == paths.HUB_KIND:
+                got = _from_hub(m, mirror, progress, retry, pin)
             else:
                 base = mirror.location if mirror is not None else download.github_base()
                 got = _download(m, base, progress, m.name, retry, limits, pin)
@@ -326,12 +349,16 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     if not got.hashes:
         raise FetchError(f"{m.name}: no file in {got.origin} matches the manifest's files "
                          f"({', '.join(m.files)})", hint=f"check 'files' in {m.path}")
+    hub = m.kind == paths.HUB_KIND
+    if hub:
+        hub_fetch.check_hashes(m, got.hashes, pin, got.origin)
     digest = lock.digest_from_hashes(got.hashes)
     if pin is not None and digest != pin.digest:
         raise DigestMismatchError(
             f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins {pin.digest}; "
             "the cache was left as it was", hint=DIGEST_HINT)
-    marker = {"name": m.name, "repo": m.repo, "commit": m.commit, "files": list(m.files), "digest": digest,
+    marker = {"name": m.name, "kind": m.kind, "repo": m.repo, "commit": m.commit, "files": list(m.files),
+              "digest": digest,
               "count": len(got.hashes), "origin": got.origin,
               "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (got.staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
@@ -339,7 +366,8 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     _place(got.staging, dest)
     recorded = pin is None
     nbytes = sum((dest / rel).stat().st_size for rel in got.hashes) if recorded else 0
-    pin_path = lock.record_pin(m, digest, len(got.hashes), nbytes) if recorded else pin.lock_path
+    pin_path = (lock.record_pin(m, digest, len(got.hashes), nbytes, dict(got.hashes) if hub else None)
+                if recorded else pin.lock_path)
     return FetchResult(m.name, "fetched", dest, digest, len(got.hashes), got.origin, recorded, pin_path,
                        seconds=time.perf_counter() - t0)
 

@@ -36,7 +36,7 @@ class SourceKind(Protocol):
 
 
 _REGISTRY: dict[str, type[SourceKind]] = {}
-_BUILTIN_MODULES = ("arcforge.sources.kinds", "arcforge.sources.generator_kind")
+_BUILTIN_MODULES = ("arcforge.sources.kinds", "arcforge.sources.generator_kind", "arcforge.sources.hub_kind")
 _loaded = False
 
 

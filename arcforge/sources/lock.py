@@ -59,6 +59,7 @@ class Pin:
     files: int
     lock_path: Path  # the lock file it was read from
     bytes: int = 0  # total size of the kept files (0: not recorded); bounds what a fetch may write
+    sha256: Mapping[str, str] | None = None  # per-file sha256 (Hub sources: each file checked on arrival)
 
     def applies_to(self, m: Manifest) -> bool:
         return self.repo == m.repo and self.commit == m.commit
@@ -132,7 +133,11 @@ def read_lock(path: Path) -> dict[str, Pin]:
             files, size = int(entry.get("files", 0)), int(entry.get("bytes", 0))
         except (TypeError, ValueError):
             raise ManifestError(f"{path}: entry [{name}]: files and bytes must be integers") from None
-        pins[name] = Pin(name, entry["repo"], entry["commit"], entry["digest"], files, Path(path), size)
+        per_file = entry.get("sha256")
+        if per_file is not None and not (isinstance(per_file, dict) and all(
+                isinstance(v, str) and len(v) == 64 for v in per_file.values())):
+            raise ManifestError(f"{path}: entry [{name}]: sha256 must map file paths to 64-hex sha256 strings")
+        pins[name] = Pin(name, entry["repo"], entry["commit"], entry["digest"], files, Path(path), size, per_file)
     return pins
 
 
@@ -143,7 +148,9 @@ def write_lock(path: Path, pins: Iterable[Pin]) -> None:
         # json.dumps yields valid TOML basic strings for these ASCII values.
         lines.append(f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\ncommit = {json.dumps(p.commit)}\n"
                      f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n"
-                     + (f"bytes = {p.bytes}\n" if p.bytes else ""))
+                     + (f"bytes = {p.bytes}\n" if p.bytes else "")
+                     + (f"sha256 = {{ {', '.join(f'{json.dumps(k)} = {json.dumps(v)}' for k, v in sorted(p.sha256.items()))} }}\n"
+                        if p.sha256 else ""))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -165,7 +172,8 @@ def find_pin(m: Manifest) -> Pin | None:
     return None
 
 
-def record_pin(m: Manifest, digest: str, files: int, nbytes: int = 0) -> Path:
+def record_pin(m: Manifest, digest: str, files: int, nbytes: int = 0,
+               sha256: Mapping[str, str] | None = None) -> Path:
     """Record a first-fetch digest in the home lock; returns the lock's path."""
     path = home_lock_path()
     # Threads of this process and other processes (two first fetches at once) must not drop each other's
@@ -173,7 +181,7 @@ def record_pin(m: Manifest, digest: str, files: int, nbytes: int = 0) -> Path:
     # file is replaced atomically, so readers without the lock still see a complete lock file.
     with _record_lock, fslock.locked(path.with_name(f".{path.name}.lck")):
         pins = read_lock(path)
-        pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path, nbytes)
+        pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path, nbytes, sha256)
         write_lock(path, pins.values())
     return path
 
@@ -182,12 +190,20 @@ def pins_from_mirror(manifests: Iterable[Manifest], mirror: Path) -> list[Pin]:
     """Pins for every manifest whose repo is present in a folder mirror laid out ``<owner>/<repo>/``."""
     out = []
     for m in manifests:
-        root = Path(mirror) / m.owner / m.repo_name
-        if root.is_dir():
-            digest, n = digest_tree(root, m.files)
-            size = sum((root / rel).stat().st_size for rel in kept_files(root, m.files))
-            out.append(Pin(m.name, m.repo, m.commit, digest, n, repo_lock_path(m), size))
+        root = mirror_root(Path(mirror), m)
+        if root.is_dir() and kept_files(root, m.files):
+            hashes = hash_tree(root, m.files)
+            size = sum((root / rel).stat().st_size for rel in hashes)
+            out.append(Pin(m.name, m.repo, m.commit, digest_from_hashes(hashes), len(hashes), repo_lock_path(m), size,
+                           hashes if m.kind == paths.HUB_KIND else None))
     return out
+
+
+def mirror_root(mirror: Path, m: Manifest) -> Path:
+    """Where a folder mirror holds a source: ``<owner>/<repo>/``, a Hub dataset at ``hf/<org>/<name>/``."""
+    if m.kind == paths.HUB_KIND:
+        return mirror / "hf" / m.owner / m.repo_name
+    return mirror / m.owner / m.repo_name
 
 
 if __name__ == "__main__":  # python -m arcforge.sources.lock MIRROR_DIR [MANIFEST_DIR]: regenerate the shipped lock

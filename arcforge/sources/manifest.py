@@ -30,6 +30,9 @@ Example (manifests/arc_agi_1.toml)::
 ``kind`` names a source kind plug-in (``arcforge.sources.kinds``; default ``repo``); a kind's own settings
 are the table named after it, e.g. ``[generator]`` (``arcforge.sources.generator_kind``).
 
+``cache_key`` (optional) gives a source its own cache folder ``<commit>-<cache_key>`` when several
+manifests keep different files of one repository at one commit (the sources of neoneye's collection).
+
 Pinned content digests live in ``manifests/digests.lock`` (written by ``fetch``), not in the manifests.
 """
 
@@ -100,6 +103,7 @@ class Manifest:
     path: Path | None = None  # the manifest file it came from
     kind: str = DEFAULT_KIND  # a source kind plug-in (arcforge.sources.kinds): repo, generator, ...
     settings: dict[str, Any] = field(default_factory=dict)  # the kind's own table, checked by the kind
+    cache_key: str = ""  # set when several sources keep different files of one repo@commit: own cache folder
 
     @property
     def owner(self) -> str:
@@ -259,6 +263,9 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
             raise ManifestError(f"{where}: eval split {s!r} is not one of the manifest's splits")
 
     files = _str_list(data, "files", where)
+    cache_key = _field(data, "cache_key", where, str, required=False) or ""
+    if cache_key and not NAME_RE.match(cache_key):
+        raise ManifestError(f"{where}: field 'cache_key' = {cache_key!r} must be lowercase letters, digits, '_'")
     kind = _field(data, "kind", where, str, required=False) or DEFAULT_KIND
     settings = kinds.check_settings(kind, data, where)
     for f in settings.get("code", ()):
@@ -282,6 +289,7 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
         path=where,
         kind=kind,
         settings=settings,
+        cache_key=cache_key,
     )
 
 

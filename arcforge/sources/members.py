@@ -1,7 +1,8 @@
 """Enumerate the files (``Member``s) a build reads: from a fetched source dir or a user's folder.
 
 A manifest's ``[[tasks]]`` globs pick plain files (``data/training/*.json``) or members of a zip archive
-(``a.zip!inner/*.json``). Zip junk is never a member: ``__MACOSX/`` folders and AppleDouble ``._*``
+(``a.zip!inner/*.json``) or of a ``.tar.gz`` (``a.tar.gz!**/*.json``: unpacked once, under the same safety
+rules, into ``$ARCFORGE_HOME/unpacked/<sha256 of the archive>/``). Zip junk is never a member: ``__MACOSX/`` folders and AppleDouble ``._*``
 files that macOS adds. Dotfiles of the cache dir (fetch's markers) are ignored. Order is sorted by
 path, so ids and output are deterministic.
 """
@@ -94,11 +95,65 @@ def plain_files(root: Path) -> list[str]:
     return sorted(out)
 
 
+TAR_SUFFIXES = (".tar.gz", ".tgz")
+
+
+def is_tar(path: str) -> bool:
+    return path.endswith(TAR_SUFFIXES)
+
+
+def unpacked_dir(archive: Path) -> Path:
+    """Where a ``.tar.gz`` of a source is unpacked for the build (once; keyed by its content)."""
+    from arcforge import paths
+    from arcforge.sources.integrity import sha256_of
+
+    return paths.home() / "unpacked" / sha256_of(archive)
+
+
+def unpack_tar(archive: Path) -> Path:
+    """Unpack a ``.tar.gz`` under the safety rules of ``arcforge.sources.archive`` (names, links, devices,
+    sizes, entry count, inflation ratio: ``BUILD_LIMITS``) into ``unpacked_dir``, atomically (a temp folder
+    renamed into place), unless that was done before. ``BuildError`` names the archive and the problem."""
+    import shutil
+    import tempfile
+
+    from arcforge.errors import FetchError
+    from arcforge.sources.archive import extract_tar_gz
+
+    dest = unpacked_dir(archive)
+    if dest.is_dir():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:16]}-{os.getpid()}-", dir=dest.parent))
+    try:
+        with open(archive, "rb") as raw:
+            extract_tar_gz(raw, staging, lambda rel: not is_junk(rel), archive=str(archive), limits=BUILD_LIMITS,
+                           strip_top=False)
+        try:
+            os.rename(staging, dest)
+        except OSError:  # another worker finished first: its copy is the same content
+            if not dest.is_dir():
+                raise
+    except (FetchError, OSError) as e:  # UnsafeArchiveError is a FetchError
+        raise BuildError(f"{archive}: {getattr(e, 'message', None) or e}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
 class ZipCache:
-    """Open zip archives once per build step; members read from them lazily (thread-safe reads)."""
+    """Open zip archives once per build step; members read from them lazily (thread-safe reads). A
+    ``.tar.gz`` (no random access) is unpacked once (``unpack_tar``) and its members are plain files."""
 
     def __init__(self) -> None:
         self._open: dict[Path, zipfile.ZipFile] = {}
+        self._untarred: dict[Path, Path] = {}
+
+    def untar(self, path: Path) -> Path:
+        folder = self._untarred.get(path)
+        if folder is None:
+            folder = self._untarred[path] = unpack_tar(path)
+        return folder
 
     def get(self, path: Path) -> zipfile.ZipFile:
         zf = self._open.get(path)
@@ -189,6 +244,33 @@ def _zip_member(zf: zipfile.ZipFile, outer: str, info: zipfile.ZipInfo) -> Membe
     return Member(f"{outer}!{info.filename}", lambda: read_zip_member(zf, info))
 
 
+def _tar_member(folder: Path, outer: str, inner: str) -> Member:
+    m = _file_member(folder, inner)
+    return Member(f"{outer}!{m.path}", m.read, open=m.open)
+
+
+def _archive_members(root: Path, rel: str, inner: str, exclude: tuple[str, ...], zips: ZipCache,
+                     seen: dict[str, Member]) -> None:
+    """Add the members of the archive ``rel`` matching ``inner`` to ``seen``; a corrupt or unsafe archive is
+    one failing member (quarantined as one file, the build goes on)."""
+    try:
+        if is_tar(rel):
+            folder = zips.untar(root / rel)
+            names = plain_files(folder)
+        else:
+            zf = zips.get(root / rel)
+            infos = {i.filename: i for i in zip_infos(zf)}
+            names = list(infos)
+    except BuildError as e:
+        if rel not in seen and not matches_any(rel, exclude):
+            seen[rel] = _failing(rel, BAD_ARCHIVE, e.message.removeprefix(f"{root / rel}: "))
+        return
+    for name in names:
+        full = f"{rel}!{name}"
+        if glob_match(name, inner) and full not in seen and not matches_any(full, exclude):
+            seen[full] = _tar_member(folder, rel, name) if is_tar(rel) else _zip_member(zf, rel, infos[name])
+
+
 def glob_members(
     root: Path,
     include: tuple[str, ...],
@@ -215,16 +297,7 @@ def glob_members(
             if not utf8_name(rel):
                 seen.setdefault(rel, _file_member(root, rel))
                 continue
-            try:
-                zf = zips.get(root / rel)
-            except BuildError as e:  # corrupt or unsafe archive: quarantined as one file, the build goes on
-                if rel not in seen and not matches_any(rel, exclude):
-                    seen[rel] = _failing(rel, BAD_ARCHIVE, e.message.removeprefix(f"{root / rel}: "))
-                continue
-            for info in zip_infos(zf):
-                full = f"{rel}!{info.filename}"
-                if glob_match(info.filename, inner) and full not in seen and not matches_any(full, exclude):
-                    seen[full] = _zip_member(zf, rel, info)
+            _archive_members(root, rel, inner, exclude, zips, seen)
     for path in sorted(seen):
         yield seen[path]
 
@@ -235,6 +308,12 @@ def open_member(root: Path, path: str, zips: ZipCache) -> Member:
     file = os.path.join(root, path)
     if "!" in path and not os.path.isfile(file):
         outer, inner = path.split("!", 1)
+        if is_tar(outer):
+            try:
+                folder = zips.untar(root / outer)
+            except BuildError as e:
+                return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{root / outer}: "))
+            return _tar_member(folder, outer, inner)
         try:
             zf = zips.get(root / outer)
             info = zf.getinfo(inner)
@@ -243,9 +322,9 @@ def open_member(root: Path, path: str, zips: ZipCache) -> Member:
         except KeyError:
             return _failing(path, BAD_ARCHIVE, f"{inner}: not in the archive any more")
         return _zip_member(zf, outer, info)
-    if path.endswith(ZIP_SUFFIX) and os.path.isfile(file):  # a whole archive the planner quarantined
+    if path.endswith((ZIP_SUFFIX, *TAR_SUFFIXES)) and os.path.isfile(file):  # an archive the planner quarantined
         try:
-            zips.get(root / path)
+            zips.untar(root / path) if is_tar(path) else zips.get(root / path)
         except BuildError as e:
             return _failing(path, BAD_ARCHIVE, e.message.removeprefix(f"{root / path}: "))
     if "\ufffd" in path and not os.path.exists(file):  # listed under its printable name: not UTF-8 on disk

@@ -1,0 +1,139 @@
+"""Downloading the files of a Hub dataset at a pinned revision (the ``hub`` source kind's network side).
+
+This module and ``publish`` are arcforge's only users of huggingface_hub; ``arcforge.sources.hub_fetch``
+calls in here lazily, only for a Hub source that the mirror does not hold.
+
+- ``list_files``: the repository's files at the revision (``HfApi.list_repo_tree``), with their sizes.
+- ``download_file``: one file with ``hf_hub_download`` into arcforge's own Hub cache
+  (``$ARCFORGE_HOME/hub-downloads``, huggingface_hub's cache layout): a download that is cut off leaves its
+  ``.incomplete`` blob there and the next fetch resumes it with an HTTP range request.
+
+Deadlines: every request has the per-read timeout of ``install_timeouts`` (``$ARCFORGE_HUB_TIMEOUT``), and
+each call runs against the source's overall deadline (``RetryPolicy.deadline``): a call still running when
+it passes is abandoned (its partial file stays for the next try) and the fetch fails with a clear message.
+Transient failures (HTTP 5xx/429, timeouts, dropped connections) are retried with the fetch's backoff.
+No token is sent: Hub sources are public datasets, and an endpoint set by ``$ARCFORGE_HUB_URL`` may be a
+mirror that must not see one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from arcforge import paths
+from arcforge.errors import FetchError, SourceUnavailableError
+from arcforge.hub.publish import REPO_TYPE, TimeoutException, TransportError, install_timeouts
+from arcforge.sources.download import MIRROR_HINT, Clock, DeadlineError, RetryPolicy
+
+HUB_URL_ENV = "ARCFORGE_HUB_URL"  # another Hub endpoint (tests: a loopback server)
+T = TypeVar("T")
+
+
+def endpoint() -> str | None:
+    return os.environ.get(HUB_URL_ENV) or None
+
+
+def downloads_dir() -> Path:
+    return paths.home() / "hub-downloads"
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, HfHubHTTPError):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return status is None or status == 429 or status >= 500
+    return isinstance(exc, TimeoutException | TransportError | ConnectionError | TimeoutError)
+
+
+def _within(fn: Callable[[], T], clock: Clock) -> T:
+    """``fn()`` in a helper thread, given at most the time left on ``clock``."""
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+
+    t = threading.Thread(target=run, name="hub-download", daemon=True)
+    t.start()
+    while t.is_alive():
+        clock.check()  # past the deadline: DeadlineError (the thread is abandoned; it is a daemon)
+        t.join(max(0.01, min(1.0, clock.left())))
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+def _call(fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock: Clock) -> T:
+    """Run one Hub call with retries and the deadline; map huggingface_hub's errors to arcforge's."""
+    install_timeouts()
+    for attempt in range(1, policy.attempts + 1):
+        clock.check()
+        try:
+            return _within(fn, clock)
+        except (GatedRepoError, RepositoryNotFoundError):
+            raise SourceUnavailableError(f"{what}: dataset {where} not found on the Hub (or not public)",
+                                         hint="check the manifest's repo, or use a mirror") from None
+        except RevisionNotFoundError:
+            raise SourceUnavailableError(f"{what}: revision not found: {where}",
+                                         hint="check the manifest's commit (a full Hub commit id)") from None
+        except EntryNotFoundError:
+            raise SourceUnavailableError(f"{what}: {where} is not in the dataset at that revision",
+                                         hint="check the manifest's files") from None
+        except (OfflineModeIsEnabled, LocalEntryNotFoundError) as e:
+            raise FetchError(f"{what}: cannot reach the Hub for {where} ({type(e).__name__})",
+                             hint=MIRROR_HINT) from None
+        except DeadlineError:
+            raise
+        except Exception as e:
+            if not _transient(e):
+                raise
+            delay = policy.delay(attempt)
+            if attempt == policy.attempts or delay >= clock.left():
+                raise FetchError(f"{what}: the Hub failed for {where} after {attempt} attempt(s): "
+                                 f"{type(e).__name__}: {e}", hint=MIRROR_HINT) from None
+            threading.Event().wait(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def list_files(repo_id: str, revision: str, *, what: str, policy: RetryPolicy, clock: Clock) -> dict[str, int]:
+    """``{path: size}`` of every file of the dataset at ``revision``."""
+    api = HfApi(endpoint=endpoint(), token=False)
+
+    def listing() -> dict[str, int]:
+        tree = api.list_repo_tree(repo_id, recursive=True, revision=revision, repo_type=REPO_TYPE)
+        return {f.path: int(getattr(f, "size", 0) or 0) for f in tree if type(f).__name__ == "RepoFile"}
+
+    return _call(listing, what, f"{repo_id}@{revision}", policy, clock)
+
+
+def download_file(repo_id: str, revision: str, filename: str, *, what: str, policy: RetryPolicy,
+                  clock: Clock) -> Path:
+    """The downloaded file (in arcforge's Hub cache; resumed when an earlier try was cut off)."""
+    def get() -> Path:
+        return Path(hf_hub_download(repo_id, filename, repo_type=REPO_TYPE, revision=revision,
+                                    cache_dir=downloads_dir(), endpoint=endpoint(), token=False))
+
+    return _call(get, what, f"{repo_id}@{revision}/{filename}", policy, clock)
+
+
+def forget(path: Path) -> None:
+    """Remove a downloaded file that failed its check (its blob too), so that the next try downloads it again."""
+    target = path.resolve()
+    for p in (path, target):
+        p.unlink(missing_ok=True)

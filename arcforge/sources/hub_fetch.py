@@ -1,0 +1,105 @@
+"""Fetching a ``hub`` source (see ``arcforge.sources.hub_kind``) into a staging folder.
+
+From a folder mirror the files are copied from ``<mirror>/hf/<org>/<name>/``; otherwise the repository's
+file list at the pinned revision is read from the Hub, the files the manifest keeps are downloaded with
+huggingface_hub (``arcforge.hub.download``, imported only here and only then) and hard-linked (or copied)
+into the staging folder. Every file is hashed as it is placed and checked at once against its sha256 in
+``digests.lock`` when the lock pins one, so a wrong file is named and never reaches the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from arcforge.errors import DigestMismatchError, FetchError, SourceUnavailableError
+from arcforge.sources import lock
+from arcforge.sources.download import Clock, RetryPolicy
+from arcforge.sources.manifest import Manifest, matches_any
+
+DIGEST_HINT = ("the Hub or the mirror serves a different file than was pinned; if the pin is outdated, "
+               "update it (see docs/sources.md)")
+
+
+def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            if on_bytes is not None:
+                on_bytes(len(chunk))
+    return h.hexdigest()
+
+
+def check_file(m: Manifest, rel: str, digest: str, pin: lock.Pin | None, origin: str) -> None:
+    """Refuse a file whose sha256 differs from the one pinned for it."""
+    want = (pin.sha256 or {}).get(rel) if pin is not None else None
+    if want is not None and want != digest:
+        raise DigestMismatchError(f"{m.name}: {rel} from {origin} has sha256 {digest}, but {pin.lock_path} pins "
+                                  f"{want}; the cache was left as it was", hint=DIGEST_HINT)
+
+
+def _place(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # the Hub cache's blob: no second copy of a multi-GB file
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def from_hub(m: Manifest, staging: Path, pin: lock.Pin | None, retry: RetryPolicy,
+             on_total: Callable[[int], None], on_bytes: Callable[[int], None]) -> tuple[dict[str, str], str]:
+    """Download the kept files of ``m`` into ``staging``; returns ``({path: sha256}, origin)``."""
+    from arcforge.hub import download  # the only importer of huggingface_hub, loaded only when needed
+
+    origin = f"{download.endpoint() or 'https://huggingface.co'}/datasets/{m.repo}@{m.commit}"
+    clock = Clock(retry, m.name, origin)
+    listing = download.list_files(m.repo, m.commit, what=m.name, policy=retry, clock=clock)
+    wanted = sorted(rel for rel in listing if matches_any(rel, m.files))
+    if not wanted:
+        raise SourceUnavailableError(f"{m.name}: no file of {origin} matches the manifest's files "
+                                     f"({', '.join(m.files)})", hint=f"check 'files' in {m.path}")
+    total = sum(listing[r] for r in wanted)
+    if pin is not None and pin.bytes and total > pin.bytes:
+        raise DigestMismatchError(f"{m.name}: the files at {origin} add up to {total} bytes, more than the "
+                                  f"{pin.bytes} that {pin.lock_path} pins", hint=DIGEST_HINT)
+    on_total(total)
+    hashes: dict[str, str] = {}
+    for rel in wanted:
+        got = download.download_file(m.repo, m.commit, rel, what=m.name, policy=retry, clock=clock)
+        digest = sha256_file(got, on_bytes)
+        try:
+            check_file(m, rel, digest, pin, origin)
+        except DigestMismatchError:
+            download.forget(got)
+            raise
+        _place(got, staging / rel)
+        hashes[rel] = digest
+    return hashes, origin
+
+
+def mirror_missing(m: Manifest, root: Path, mirror: str) -> SourceUnavailableError | None:
+    """Why a folder mirror cannot serve ``m`` (``None`` when it holds some of its files)."""
+    if not root.is_dir():
+        return SourceUnavailableError(f"{m.name}: {m.repo} is not in the mirror {mirror}",
+                                      hint=f"expected the folder {root}")
+    if not lock.kept_files(root, m.files):
+        return SourceUnavailableError(f"{m.name}: the mirror {mirror} holds {m.repo} but none of the files this "
+                                      f"source keeps ({', '.join(m.files)})",
+                                      hint=f"add them under {root}, or fetch without the mirror")
+    return None
+
+
+def check_hashes(m: Manifest, hashes: dict[str, str], pin: lock.Pin | None, origin: str) -> None:
+    """Per-file check of files copied from a mirror (the Hub path checks each file as it arrives)."""
+    for rel, digest in hashes.items():
+        check_file(m, rel, digest, pin, origin)
+    if pin is not None and pin.sha256:
+        missing = sorted(set(pin.sha256) - set(hashes))
+        if missing:
+            raise FetchError(f"{m.name}: {origin} lacks {missing[0]}"
+                             + (f" and {len(missing) - 1} more pinned file(s)" if len(missing) > 1 else ""),
+                             hint=DIGEST_HINT)
