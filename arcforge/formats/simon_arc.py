@@ -10,7 +10,8 @@ the puzzle's grids run-length encoded (RLE), as simon-arc-lab writes them.
     I3T
     3 1 4a7
 
-and ``output`` is the RLE of the test output. A row is a run of ``[letter]digit`` items: a letter a-z
+and ``output`` is the RLE of the test output (the text's own ``O<n>T`` line, a placeholder, is then
+ignored). A row is a run of ``[letter]digit`` items: a letter a-z
 repeats the next color 2-27 times; a single digit fills the whole row; an empty row repeats the row
 above. Every grid is decoded and checked against its stated width and height: one that does not decode
 is quarantined with reason ``bad_rle``; a line that is not a puzzle (simon-arc also has histogram and
@@ -88,6 +89,8 @@ def parse_puzzle(text: str, answer: str | None) -> tuple[list[Pair], list[Pair]]
         m = _MARKER.match(name.strip())
         if m is None:
             raise TaskFormatError(BAD_STRUCTURE, f"{name[:30]!r} is not a grid name like I0, O0 or I3T")
+        if m[1] == "O" and m[3] and answer is not None:
+            body, name = answer, "output"  # the test answer is the row's 'output' (the text holds a placeholder)
         try:
             grids.setdefault((int(m[2]), bool(m[3])), {})[m[1]] = decode_grid(body)
         except ValueError as e:

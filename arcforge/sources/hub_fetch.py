@@ -45,7 +45,7 @@ def check_file(m: Manifest, rel: str, digest: str, pin: lock.Pin | None, origin:
 def _place(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
-        os.link(src, dst)  # the Hub cache's blob: no second copy of a multi-GB file
+        os.link(src.resolve(), dst)  # the Hub cache's blob itself: no second copy of a multi-GB file
     except OSError:
         shutil.copyfile(src, dst)
 
