@@ -44,7 +44,31 @@ def test_fetch_all_from_mirror_env_then_sources_shows_the_mirrored_cached(big_ho
     assert rows["arc_agi_1"]["digest"].startswith("sha256:") and rows["sequence_arc"]["digest"] is None
     # and the plain table
     table = runner.invoke(app, ["sources"])
-    assert table.exit_code == 0 and f"{len(mirrored_names)} of {len(known)} cached" in table.output
+    assert table.exit_code == 0 and f"{len(known)} sources (" in table.output
+    assert f"; {len(mirrored_names)} cached under" in table.output
+    # sizes come from the pins: the shipped ones, and those recorded by this first fetch
+    assert rows["arc_agi_1"]["bytes"] == 3798476 and all(rows[n]["bytes"] for n in mirrored_names)
+
+
+def test_sources_lists_each_kind_size_and_license(arcforge_home):
+    from arcforge.sources.manifest import load_manifests
+
+    res = runner.invoke(app, ["sources", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.stdout)["sources"]}
+    assert len(rows) >= 20 and set(rows) == set(load_manifests())
+    assert {r["kind"] for r in rows.values()} >= {"repo", "hub"}
+    assert rows["barc_100k_gpt4"]["kind"] == "hub" and rows["barc_100k_gpt4"]["license"] == "MIT"
+    assert rows["arc_agi_1_parquet"]["license"] == "unknown"  # the dataset card states none: unknown stays
+    assert rows["neoneye_pqa"]["license"] == "unknown" and rows["neoneye_nosound"]["license"] == "LicenseRef-DbCL-1.0"
+    assert rows["arc_agi_1"]["bytes"] == 3798476 and rows["barc_100k_gpt4"]["bytes"] is None  # not pinned yet
+    table = runner.invoke(app, ["sources"], env={"COLUMNS": "250"})
+    assert table.exit_code == 0
+    line = next(x for x in table.output.splitlines() if x.split()[:1] == ["arc_agi_1"])
+    assert " repo " in line and "3.8 MB" in line and "Apache-2.0" in line
+    hub = next(x for x in table.output.splitlines() if x.split()[:1] == ["barc_100k_gpt4"])
+    assert " hub " in hub and " ? " in hub and "MIT" in hub
+    assert f"{len(rows)} sources (" in table.output and " hub" in table.output
 
 
 def test_fetch_json_report_and_cached_rerun(arcforge_home, shared_sources):

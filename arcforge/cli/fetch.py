@@ -24,31 +24,47 @@ def source_info(m: Manifest) -> dict:
     path = fetch_lib.cached_path(m)
     pin = lock.find_pin(m)
     return {
-        "name": m.name, "repo": m.repo, "commit": m.commit, "short_commit": m.short_commit,
+        "name": m.name, "kind": m.kind, "repo": m.repo, "commit": m.commit, "short_commit": m.short_commit,
         "license": m.license, "format": m.format, "splits": list(m.splits), "role": m.role,
+        "bytes": pin.bytes if pin is not None and pin.bytes else None,  # the kept files' size, once pinned
         "cached": path is not None, "path": str(path) if path else None,
         "digest": pin.digest if pin else None, "pinned_in": str(pin.lock_path) if pin else None,
     }
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return "?"  # pragma: no cover
 
 
 def register(app: typer.Typer) -> None:
     @app.command("sources")
     @handle_errors
     def sources(json_: JsonOpt = False, manifests: ManifestsOpt = None) -> None:
-        """List the known sources: repo@commit, license, format, splits, role, and whether they are cached."""
+        """List the known sources: kind, repo@commit, size, license, format, splits, role, and whether they are
+        cached. The size is that of the files a source keeps, as pinned ("?" until a first fetch pins it)."""
         rows = [source_info(m) for m in load_manifests(manifests).values()]
         if json_:
             print_json({"sources": rows})
             return
         table = Table(box=None, header_style="bold")
-        for col in ("name", "repo@commit", "license", "format", "splits", "role", "cached"):
-            table.add_column(col, overflow="fold", no_wrap=col not in ("repo@commit", "splits"))
+        for col in ("name", "kind", "repo@commit", "size", "license", "format", "splits", "role", "cached"):
+            table.add_column(col, overflow="fold", no_wrap=col not in ("repo@commit", "splits"),
+                             justify="right" if col == "size" else "left")
         for r in rows:
-            table.add_row(r["name"], f"{r['repo']}@{r['short_commit']}", r["license"], r["format"],
-                          ", ".join(r["splits"]), r["role"], "[green]yes[/]" if r["cached"] else "no")
+            table.add_row(r["name"], r["kind"], f"{r['repo']}@{r['short_commit']}", human_bytes(r["bytes"]),
+                          r["license"], r["format"], ", ".join(r["splits"]), r["role"],
+                          "[green]yes[/]" if r["cached"] else "no")
         console.print(table)
         n = sum(r["cached"] for r in rows)
-        console.print(f"{n} of {len(rows)} cached under {escape(str(paths.sources_dir()))}", highlight=False)
+        kinds = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}" for k in sorted({r["kind"] for r in rows}))
+        console.print(f"{len(rows)} sources ({kinds}); {n} cached under {escape(str(paths.sources_dir()))}",
+                      highlight=False)
 
     @app.command("fetch")
     @handle_errors
