@@ -52,7 +52,9 @@ def decode_row(row: str, width: int) -> list[int]:
             raise ValueError(f"unexpected character {ch!r}")
         if len(out) > width:
             break
-    if len(out) != width or count != 1:
+    if count != 1:
+        raise ValueError(f"row {row!r} ends with a run length and no color")
+    if len(out) != width:
         raise ValueError(f"row {row!r} decodes to {len(out)} cells, not {width}")
     return out
 
