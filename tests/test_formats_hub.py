@@ -66,7 +66,7 @@ def test_run_length_grids_round_trip():
     for seed in range(20):
         g = np.random.default_rng(seed).integers(0, 3, size=(1 + seed % 5, 1 + seed % 7)).tolist()
         assert decode_grid(rle(g)).tolist() == g
-    assert decode_grid("4 3 a70a3,,5").tolist() == [[7, 7, 3, 3], [7, 7, 3, 3], [5, 5, 5, 5]]
+    assert decode_grid("4 3 a7a3,,5").tolist() == [[7, 7, 3, 3], [7, 7, 3, 3], [5, 5, 5, 5]]
 
 
 def test_simon_arc_lines():
@@ -75,7 +75,7 @@ def test_simon_arc_lines():
     items = list(get("simon_arc").read(_member(data), {}))
     task = items[0]
     assert isinstance(task, RawTask) and task.key == "l00000001" and len(task.train) == 2
-    a, b = grids(0, n=3)[-1]
+    _, b = grids(0, n=3)[-1]
     assert task.test[0].output.tolist() == b and task.extra["instruction"].startswith("SimonsSolveColor")
     assert [(r.reason, r.detail.split(":")[0]) for r in items[1:]] == [("bad_structure", "line 2"),
                                                                        ("bad_structure", "line 3")]
