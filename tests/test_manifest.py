@@ -10,15 +10,21 @@ from arcforge.sources.manifest import MANIFEST_DIR, glob_match, load_manifest, l
 MIRRORED = {"arc_agi_1", "arc_agi_2", "concept_arc", "arc_1d", "mini_arc", "neoneye_diva", "neoneye_tama",
             "synthetic_extend", "iparc", "arc_community", "neoneye_bad"}
 UNMIRRORED = {"sequence_arc", "barc", "re_arc"}
+HUB = {"barc_100k_gpt4", "barc_100k_gpt4omini", "simon_arc_solve_color", "arc_agi_1_parquet"}
+COLLECTION = {"neoneye_pqa", "neoneye_synth_riddles", "neoneye_sort_of_arc", "neoneye_nosound", "neoneye_dbigham"}
 
 
 def test_bundled_manifests_cover_every_shared_source(sources_json):
     ms = load_manifests()
-    assert set(ms) == MIRRORED | UNMIRRORED
-    by_repo = {(m.repo, m.commit): m for m in ms.values()}
+    assert set(ms) == MIRRORED | UNMIRRORED | HUB | COLLECTION
+    by_repo = {(m.repo, m.commit): m for m in ms.values() if m.name not in COLLECTION}
     for s in sources_json:
         m = by_repo[(f"{s['owner']}/{s['repo']}", s["commit"])]
         assert m.license == s["license"]
+    assert {m.name for m in ms.values() if m.kind == "hub"} == HUB
+    # the collection's sources share neoneye_bad's repo@commit, each in its own cache folder
+    assert {(ms[n].repo, ms[n].commit) for n in COLLECTION} == {(ms["neoneye_bad"].repo, ms["neoneye_bad"].commit)}
+    assert {ms[n].cache_key for n in COLLECTION} == COLLECTION and ms["neoneye_bad"].cache_key == ""
     assert {m.name for m in ms.values() if m.is_eval} == {"arc_agi_1", "arc_agi_2"}
     assert ms["arc_agi_1"].eval_splits == ("evaluation",)
     assert ms["barc"].license == "unknown" and ms["barc"].format == "barc_list"
@@ -86,10 +92,21 @@ def test_glob(path, pattern, ok):
 def test_kind_defaults_to_repo_and_unknown_kind_names_known_ones():
     m = parse_manifest(_base(), Path("manifests/x.toml"), formats.names())
     assert m.kind == "repo" and m.settings == {}
-    with pytest.raises(ManifestError, match=r"x\.toml: unknown source kind 'nope'; known kinds: generator, repo"):
+    with pytest.raises(ManifestError, match=r"x\.toml: unknown source kind 'nope'; known kinds: generator, hub, repo"):
         parse_manifest(_base(kind="nope"), Path("manifests/x.toml"), formats.names())
     with pytest.raises(ManifestError, match=r"\[generator\] must be a table"):
         parse_manifest(_base(kind="generator", generator=3), Path("manifests/x.toml"), formats.names())
+
+
+def test_hub_kind_settings_are_checked():
+    m = parse_manifest(_base(kind="hub"), Path("manifests/x.toml"), formats.names())
+    assert m.kind == "hub" and m.settings == {"repo_type": "dataset"}
+    with pytest.raises(ManifestError, match=r"x\.toml: \[hub\] 'repo_type' = 'model' must be one of dataset"):
+        parse_manifest(_base(kind="hub", hub={"repo_type": "model"}), Path("manifests/x.toml"), formats.names())
+    with pytest.raises(ManifestError, match=r"\[hub\] has unknown field\(s\) revision"):
+        parse_manifest(_base(kind="hub", hub={"revision": "main"}), Path("manifests/x.toml"), formats.names())
+    with pytest.raises(ManifestError, match=r"field 'cache_key' = 'No-Good' must be"):
+        parse_manifest(_base(cache_key="No-Good"), Path("manifests/x.toml"), formats.names())
 
 
 def _gen(**gen):
