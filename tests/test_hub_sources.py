@@ -12,10 +12,11 @@ import pytest
 from hub_server import HubServer
 from upstream_formats import arc_parquet, barc_jsonl, simon_jsonl, simon_line
 
+import arcforge.hub.download  # noqa: F401  (registers the Hub client, as `arcforge fetch` does)
 from arcforge import paths
 from arcforge.build.pipeline import build
 from arcforge.shards import read_table
-from arcforge.sources import fetch, lock
+from arcforge.sources import fetch, hub_fetch, lock
 from arcforge.sources.download import RetryPolicy
 from arcforge.sources.manifest import load_manifests
 
@@ -160,3 +161,10 @@ def test_hub_manifests_pin_full_revisions():
     assert {m.name for m in hub} >= {BARC, "barc_100k_gpt4omini", SIMON, PARQUET}
     for m in hub:
         assert len(m.commit) == 40 and m.settings == {"repo_type": "dataset"} and m.tasks
+
+
+def test_without_a_hub_client_the_error_says_what_to_do(arcforge_home, monkeypatch):
+    monkeypatch.setattr(hub_fetch, "_client", None)  # the sources stage alone: arcforge.hub never imported
+    [r] = fetch.fetch_sources([load_manifests()[SIMON]], retry=FAST)
+    assert r.status == "failed" and "no Hub client is registered" in r.error
+    assert "import arcforge.hub.download" in r.hint

@@ -89,6 +89,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("give source names or --all, not both", param_hint="--all")
         known = load_manifests(manifests)
         chosen = list(known.values()) if all_ else select(known, names or [])
+        if any(m.kind == paths.HUB_KIND for m in chosen):
+            import arcforge.hub.download  # noqa: F401  (registers the Hub client; imports huggingface_hub)
         with cli_progress(json_) as progress:
             results = fetch_lib.fetch_sources(chosen, mirror=mirror, force=force, progress=progress,
                                               workers=workers)

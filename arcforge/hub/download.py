@@ -1,7 +1,8 @@
 """Downloading the files of a Hub dataset at a pinned revision (the ``hub`` source kind's network side).
 
-This module and ``publish`` are arcforge's only users of huggingface_hub; ``arcforge.sources.hub_fetch``
-calls in here lazily, only for a Hub source that the mirror does not hold.
+This module and ``publish`` are arcforge's only users of huggingface_hub. Importing it registers it as
+the Hub client of ``arcforge.sources.hub_fetch`` (the sources stage never imports this later stage), which
+calls in here only for a Hub source that the mirror does not hold.
 
 - ``list_files``: the repository's files at the revision (``HfApi.list_repo_tree``), with their sizes.
 - ``download_file``: one file with ``hf_hub_download`` into arcforge's own Hub cache
@@ -38,6 +39,7 @@ from huggingface_hub.errors import (
 from arcforge import paths
 from arcforge.errors import FetchError, SourceUnavailableError
 from arcforge.hub.publish import REPO_TYPE, TimeoutException, TransportError, install_timeouts
+from arcforge.sources import hub_fetch
 from arcforge.sources.download import MIRROR_HINT, Clock, DeadlineError, RetryPolicy
 
 HUB_URL_ENV = "ARCFORGE_HUB_URL"  # another Hub endpoint (tests: a loopback server)
@@ -137,3 +139,15 @@ def forget(path: Path) -> None:
     target = path.resolve()
     for p in (path, target):
         p.unlink(missing_ok=True)
+
+
+class _Client:
+    """This module as the ``HubClient`` of ``arcforge.sources.hub_fetch``."""
+
+    endpoint = staticmethod(endpoint)
+    list_files = staticmethod(list_files)
+    download_file = staticmethod(download_file)
+    forget = staticmethod(forget)
+
+
+hub_fetch.set_client(_Client())

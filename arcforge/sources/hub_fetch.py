@@ -1,10 +1,15 @@
 """Fetching a ``hub`` source (see ``arcforge.sources.hub_kind``) into a staging folder.
 
 From a folder mirror the files are copied from ``<mirror>/hf/<org>/<name>/``; otherwise the repository's
-file list at the pinned revision is read from the Hub, the files the manifest keeps are downloaded with
-huggingface_hub (``arcforge.hub.download``, imported only here and only then) and hard-linked (or copied)
-into the staging folder. Every file is hashed as it is placed and checked at once against its sha256 in
-``digests.lock`` when the lock pins one, so a wrong file is named and never reaches the cache.
+file list at the pinned revision is read from the Hub, the files the manifest keeps are downloaded and
+hard-linked (or copied) into the staging folder. Every file is hashed as it is placed and checked at once
+against its sha256 in ``digests.lock`` when the lock pins one, so a wrong file is named and never reaches
+the cache.
+
+The Hub is reached through a ``HubClient``: ``arcforge.hub.download`` (the hub stage, the only importer of
+huggingface_hub) registers one with ``set_client`` when it is imported. The sources stage never imports the
+hub stage; ``arcforge fetch`` imports ``arcforge.hub.download`` when a Hub source is to be fetched, and a
+library caller does the same (or registers a client of its own).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from arcforge.errors import DigestMismatchError, FetchError, SourceUnavailableError
 from arcforge.sources import lock
@@ -22,6 +28,36 @@ from arcforge.sources.manifest import Manifest, matches_any
 
 DIGEST_HINT = ("the Hub or the mirror serves a different file than was pinned; if the pin is outdated, "
                "update it (see docs/sources.md)")
+
+
+class HubClient(Protocol):
+    """What fetching a Hub source needs from the Hub (see ``arcforge.hub.download``)."""
+
+    def endpoint(self) -> str | None: ...
+
+    def list_files(self, repo_id: str, revision: str, *, what: str, policy: RetryPolicy,
+                   clock: Clock) -> dict[str, int]: ...
+
+    def download_file(self, repo_id: str, revision: str, filename: str, *, what: str, policy: RetryPolicy,
+                      clock: Clock) -> Path: ...
+
+    def forget(self, path: Path) -> None: ...
+
+
+_client: HubClient | None = None
+
+
+def set_client(client: HubClient | None) -> None:
+    """Register the client Hub sources are downloaded with (``arcforge.hub.download`` does on import)."""
+    global _client
+    _client = client
+
+
+def _get_client(m: Manifest) -> HubClient:
+    if _client is None:
+        raise FetchError(f"{m.name}: no Hub client is registered to download this Hub dataset",
+                         hint="import arcforge.hub.download first (arcforge fetch does), or use a folder mirror")
+    return _client
 
 
 def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
@@ -53,8 +89,7 @@ def _place(src: Path, dst: Path) -> None:
 def from_hub(m: Manifest, staging: Path, pin: lock.Pin | None, retry: RetryPolicy,
              on_total: Callable[[int], None], on_bytes: Callable[[int], None]) -> tuple[dict[str, str], str]:
     """Download the kept files of ``m`` into ``staging``; returns ``({path: sha256}, origin)``."""
-    from arcforge.hub import download  # the only importer of huggingface_hub, loaded only when needed
-
+    download = _get_client(m)
     origin = f"{download.endpoint() or 'https://huggingface.co'}/datasets/{m.repo}@{m.commit}"
     clock = Clock(retry, m.name, origin)
     listing = download.list_files(m.repo, m.commit, what=m.name, policy=retry, clock=clock)
