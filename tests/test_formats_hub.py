@@ -23,7 +23,7 @@ def test_jsonl_records_are_the_lines_whatever_the_block_size(monkeypatch, block)
     monkeypatch.setattr(jsonl, "BLOCK", block)
     data = b'{"a": 1}\n\n{"b": [1, 2]}\r\n  \n{bad\n{"c": "x"}'  # blank lines, CRLF, no final newline
     got = list(jsonl.records(io.BytesIO(data)))
-    assert [(n, obj) for n, obj, _ in got] == [(1, {"a": 1}), (3, {"b": [1, 2]}), (5, None), (6, {"c": "x"})]
+    assert [(r.lineno, r.obj) for r in got] == [(1, {"a": 1}), (3, {"b": [1, 2]}), (5, None), (6, {"c": "x"})]
     assert "not valid JSON" in got[2][2]
 
 
@@ -32,12 +32,13 @@ def test_a_line_over_the_limit_is_refused_alone(monkeypatch):
     monkeypatch.setattr(jsonl, "MAX_LINE", 40)
     data = b'{"a": 1}\n' + b'{"x": "' + b"y" * 200 + b'"}\n{"b": 2}\n'
     got = list(jsonl.records(io.BytesIO(data)))
-    assert [(n, obj) for n, obj, _ in got] == [(1, {"a": 1}), (2, None), (3, {"b": 2})]
+    assert [(r.lineno, r.obj) for r in got] == [(1, {"a": 1}), (2, None), (3, {"b": 2})]
     assert "longer than 40 bytes" in got[1][2]
 
 
 def test_barc_jsonl_tasks_and_rejects():
-    data = barc_jsonl(3, bad_lines={1: "[1, 2]", 2: json.dumps({"uid": "p00000", "examples": "nope"})})
+    booly = json.dumps({"examples": [[[[True]], [[1]]], [[[1]], [[1]]]]})  # true is not a color, even fast
+    data = barc_jsonl(3, bad_lines={1: "[1, 2]", 2: json.dumps({"uid": "p00000", "examples": "nope"}), 3: booly})
     items = list(get("barc_jsonl").read(_member(data), {}))
     tasks = [i for i in items if isinstance(i, RawTask)]
     assert [t.key for t in tasks] == ["p00000", "p00001", "p00002"]
@@ -45,7 +46,8 @@ def test_barc_jsonl_tasks_and_rejects():
     assert np.array_equal(tasks[0].test[0].input, a) and np.array_equal(tasks[0].test[0].output, b)
     assert len(tasks[0].train) == 3 and tasks[0].extra["seeds"] == ["007bbfb7.py"] and "source" not in tasks[0].extra
     bad = [i for i in items if isinstance(i, Rejected)]
-    assert [(r.key, r.reason) for r in bad] == [("l00000002", "bad_structure"), ("p00000_l00000003", "bad_structure")]
+    assert [(r.key, r.reason) for r in bad] == [("l00000002", "bad_structure"), ("p00000_l00000003", "bad_structure"),
+                                                ("l00000004", "bad_value")]
 
 
 @pytest.mark.parametrize("text, why", [

@@ -47,7 +47,7 @@ class BarcJsonlFormat:
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
         seen: set[str] = set()
-        for lineno, obj, error in member_records(member):
+        for lineno, obj, error, bools in member_records(member):
             key = _key(obj, lineno)
             if key in seen:
                 key = f"{key}_l{lineno:08d}"
@@ -58,7 +58,7 @@ class BarcJsonlFormat:
             try:
                 if not isinstance(obj, dict) or "examples" not in obj:
                     raise TaskFormatError(BAD_STRUCTURE, "no 'examples' list")
-                train, test, _ = parse_task_object(examples_to_task(obj["examples"]))
+                train, test, _ = parse_task_object(examples_to_task(obj["examples"]), check_bools=bools)
             except TaskFormatError as e:
                 yield Rejected(key, e.reason, f"line {lineno}: {e.detail}")
                 continue

@@ -2,18 +2,18 @@
 
 ``records`` reads the stream in blocks of ``BLOCK`` bytes and decodes line by line, so memory is one block
 plus the longest line, whatever the file's size. A line that is not valid JSON (or too long) is reported
-as ``(line number, None, reason)`` and the file goes on; blank lines are skipped.
+as a ``Record`` without its object, with the reason, and the file goes on; blank lines are skipped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
 from arcforge.formats import Member
-from arcforge.task import TOO_LARGE, TaskFormatError
+from arcforge.task import TOO_LARGE, TaskFormatError, may_have_bools
 
 BLOCK = 1 << 20  # bytes read at a time
 MAX_LINE = 64 << 20  # a longer line is refused (one record; the largest upstream lines are a few MB)
@@ -40,21 +40,28 @@ def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
         yield lineno, (None if skipping else buf)
 
 
-def records(stream: IO[bytes]) -> Iterator[tuple[int, Any, str]]:
-    """(line number, decoded record or None, error detail) for every non-blank line of a JSONL stream."""
+class Record(NamedTuple):
+    lineno: int
+    obj: Any  # the decoded line; None when it could not be decoded (``error`` says why)
+    error: str
+    bools: bool  # the line may hold a JSON true/false (the grid check must then look for them)
+
+
+def records(stream: IO[bytes]) -> Iterator[Record]:
+    """A ``Record`` for every non-blank line of a JSONL stream."""
     for lineno, line in _lines(stream):
         if line is None:
-            yield lineno, None, f"line longer than {MAX_LINE} bytes"
+            yield Record(lineno, None, f"line longer than {MAX_LINE} bytes", False)
             continue
         if not line.strip():
             continue
         try:
-            yield lineno, _decoder.decode(line), ""
+            yield Record(lineno, _decoder.decode(line), "", may_have_bools(line))
         except msgspec.DecodeError as e:
-            yield lineno, None, f"not valid JSON: {e}"
+            yield Record(lineno, None, f"not valid JSON: {e}", False)
 
 
-def member_records(member: Member) -> Iterator[tuple[int, Any, str]]:
+def member_records(member: Member) -> Iterator[Record]:
     """``records`` over a member; a member that cannot be opened raises ``TaskFormatError`` first."""
     try:
         stream = member.stream()

@@ -120,7 +120,7 @@ class SimonArcFormat:
     streaming = True
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        for lineno, obj, error in member_records(member):
+        for lineno, obj, error, _ in member_records(member):
             key = f"l{lineno:08d}"
             if obj is None:
                 yield Rejected(key, INVALID_JSON, f"line {lineno}: {error}")
