@@ -168,3 +168,22 @@ def test_without_a_hub_client_the_error_says_what_to_do(arcforge_home, monkeypat
     [r] = fetch.fetch_sources([load_manifests()[SIMON]], retry=FAST)
     assert r.status == "failed" and "no Hub client is registered" in r.error
     assert "import arcforge.hub.download" in r.hint
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_big_jsonl_file_read_in_parts_gives_the_same_build(arcforge_home, monkeypatch, workers):
+    from arcforge.build import ingest
+
+    m = load_manifests()[BARC]
+    root = paths.source_dir(m.owner, m.repo_name, m.commit, m.kind)
+    root.mkdir(parents=True)
+    name = "100k-gpt4-description-gpt4omini-code_generated_problems.jsonl"
+    (root / name).write_bytes(barc_jsonl(40, bad_lines={5: "{oops", 17: "[]", 30: ""}))
+    whole = build(arcforge_home / "whole", sources=[BARC], use_cache=False, workers=1)
+    monkeypatch.setattr(ingest, "PART_BYTES", 1500)  # ~10 parts, cut at line starts
+    parts = build(arcforge_home / "parts", sources=[BARC], use_cache=False, workers=workers)
+    assert parts.tasks == whole.tasks == {BARC: {"training": 40}}
+    assert parts.quarantined == whole.quarantined == {"bad_structure": 1, "invalid_json": 1}
+    assert read_table(arcforge_home / "parts").equals(read_table(arcforge_home / "whole"))
+    q = [(arcforge_home / d / "reports" / "quarantine.jsonl").read_text() for d in ("whole", "parts")]
+    assert q[0] == q[1] and "l00000006: line 6: not valid JSON" in q[0]  # lines count from the file's start

@@ -61,6 +61,7 @@ DEFAULT_LOCAL_SPLIT = "training"
 LOCAL_LICENSE = "unknown"
 NOT_A_TASK = "no known format recognizes this file"
 FLUSH_TASKS = 20_000  # tasks held as Python objects at most, per work chunk
+PART_BYTES = 64 << 20  # a JSON Lines file bigger than this is read as parts of this size, in parallel
 
 
 @dataclass
@@ -137,7 +138,8 @@ class _Collector:
 
     def read(self, member: Member, fmt: formats.Format | None, options: dict, split: str, base_id: str) -> None:
         """Read one member with ``fmt`` (None: detect it from the content) into the collector."""
-        self.files += 1
+        part = options.get("part")
+        self.files += not part or part[0] == 0  # a file read as parts counts once
         try:
             if fmt is None:
                 data = member.read()
@@ -255,10 +257,24 @@ def _manifest_items(plan: SourcePlan) -> Iterator[_FileItem]:
         for tg in m.tasks:
             fmt = formats.get(tg.format or m.format).name
             id_root = tg.id_root if tg.id_root is not None else m.id_root
+            splittable = getattr(formats.get(fmt), "splittable", False)
             for member in glob_members(plan.root, tg.include, tg.exclude, zips=zips, files=files):
-                yield _FileItem(member.path, fmt, tg.options, tg.split,
-                                f"{plan.name}/{_rel_id(member.inner_path, id_root)}",
-                                _member_size(plan.root, member.path, zips))
+                item = _FileItem(member.path, fmt, tg.options, tg.split,
+                                 f"{plan.name}/{_rel_id(member.inner_path, id_root)}",
+                                 _member_size(plan.root, member.path, zips))
+                yield from (_parts(plan.root, item) if splittable and item.size > PART_BYTES else (item,))
+
+
+def _parts(root: Path, item: _FileItem) -> Iterator[_FileItem]:
+    """A big file of a splittable format (JSON Lines) as parts of about ``PART_BYTES``, cut at line starts."""
+    from arcforge.formats.jsonl import split
+
+    path = os.path.join(root, item.path)
+    if "!" in item.path or not os.path.isfile(path):
+        yield item
+        return
+    for part in split(path, PART_BYTES):
+        yield dataclasses.replace(item, options={**item.options, "part": list(part)}, size=part.end - part.start)
 
 
 def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:

@@ -7,7 +7,9 @@ A file that is broken as a whole raises ``TaskFormatError``; the build quarantin
 
 A format with a class attribute ``streaming = True`` reads its member piece by piece (``Member.stream``:
 JSONL, Parquet files of any size) and never raises after its first item; the build consumes its items as
-they come instead of listing them first.
+they come instead of listing them first. One that is also ``splittable`` reads the part of its file
+given as ``options["part"]`` (``arcforge.formats.jsonl.Part``): the build cuts a big file into parts that
+workers read in parallel.
 
 Adding a layout = one new module here that calls ``@register("name")`` + one manifest. ``detect`` picks a
 format for a single file of a user's folder (``build --local``) by sniffing its parsed JSON.

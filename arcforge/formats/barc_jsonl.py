@@ -44,10 +44,11 @@ def _key(obj: Any, lineno: int) -> str:
 class BarcJsonlFormat:
     name = "barc_jsonl"
     streaming = True
+    splittable = True  # JSON Lines: the build may read a big file as several parts (jsonl.Part), in parallel
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
         seen: set[str] = set()
-        for lineno, obj, error, bools in member_records(member):
+        for lineno, obj, error, bools in member_records(member, options):
             key = _key(obj, lineno)
             if key in seen:
                 key = f"{key}_l{lineno:08d}"

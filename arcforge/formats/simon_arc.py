@@ -118,9 +118,10 @@ def parse_puzzle(text: str, answer: str | None) -> tuple[list[Pair], list[Pair]]
 class SimonArcFormat:
     name = "simon_arc"
     streaming = True
+    splittable = True  # JSON Lines: the build may read a big file as several parts (jsonl.Part), in parallel
 
     def read(self, member: Member, options: Mapping[str, Any]) -> Iterator[Item]:
-        for lineno, obj, error, _ in member_records(member):
+        for lineno, obj, error, _ in member_records(member, options):
             key = f"l{lineno:08d}"
             if obj is None:
                 yield Rejected(key, INVALID_JSON, f"line {lineno}: {error}")
