@@ -4,7 +4,7 @@ It speaks the part of the Hub's HTTP API that huggingface_hub's ``list_repo_tree
 use: ``GET /api/datasets/<repo>/tree/<rev>`` (the recursive file listing), ``HEAD``/``GET
 /datasets/<repo>/resolve/<rev>/<path>`` with ``X-Repo-Commit``, ``ETag`` and HTTP range requests.
 Behaviours per file, one per GET (then "ok"): ``drop`` sends half the body and closes the connection,
-``stall`` sends half and then nothing, ``503``/``500`` answer that status.
+``stall`` sends half and then nothing, a status code (``503``, ``403``) answers with it.
 """
 
 from __future__ import annotations

@@ -121,6 +121,18 @@ def test_the_deadline_ends_a_stalled_download(hub_online, arcforge_home):
     assert r.status == "failed" and "deadline" in r.error and "ARCFORGE_FETCH_DEADLINE" in r.hint
 
 
+def test_a_server_error_is_retried_and_a_refusal_is_one_clear_line(hub_online, arcforge_home):
+    ms = _serve(hub_online)
+    hub_online.plans["data.jsonl"] = ["503"]  # transient: tried again
+    [r] = fetch.fetch_sources([ms[SIMON]], retry=FAST)
+    assert r.status == "fetched", r.error
+    hub_online.plans["data/evaluation-00000-of-00001.parquet"] = ["403"] * 9  # refused: one clear line
+    [r] = fetch.fetch_sources([ms[PARQUET]], retry=FAST)
+    assert r.status == "failed" and "the Hub refused" in r.error and "evaluation-00000-of-00001" in r.error
+    assert len(hub_online.gets("/data/evaluation-00000-of-00001.parquet")) == 1  # not retried
+    assert fetch.cached_path(ms[PARQUET]) is None and not any(paths.tmp_dir().iterdir())
+
+
 def test_unknown_revision_is_unavailable(hub_online, arcforge_home):
     ms = load_manifests()
     hub_online.add(ms[SIMON].repo, "f" * 40, _upstream_files()[SIMON])  # the repo, at another commit only

@@ -104,7 +104,8 @@ def _call(fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock
             raise
         except Exception as e:
             if not _transient(e):
-                raise
+                raise FetchError(f"{what}: the Hub refused {where}: {type(e).__name__}: {e}",
+                                 hint="check the manifest's repo and commit, or use a mirror") from None
             delay = policy.delay(attempt)
             if attempt == policy.attempts or delay >= clock.left():
                 raise FetchError(f"{what}: the Hub failed for {where} after {attempt} attempt(s): "

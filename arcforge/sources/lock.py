@@ -13,7 +13,8 @@ Sorting is by code point (= UTF-8 byte order), so the same value comes out of co
 
 **Lock files** are TOML tables keyed by source name, each with ``repo``, ``commit``, ``digest``,
 ``files`` (how many files the digest covers) and ``bytes`` (their total size: a download that would keep
-more is stopped at once instead of after writing it all). A pin applies only when its repo and commit equal the
+more is stopped at once instead of after writing it all); a Hub source also has ``sha256``, each file's
+sha256 by path (each file is checked as it arrives). A pin applies only when its repo and commit equal the
 manifest's. Two are consulted, first match wins:
 
 1. ``digests.lock`` next to the manifests in use (shipped: ``manifests/digests.lock``, derived from the
@@ -141,6 +142,13 @@ def read_lock(path: Path) -> dict[str, Pin]:
     return pins
 
 
+def _sha256_line(p: Pin) -> str:
+    """``sha256 = { "path" = "hex", ... }``: each file's sha256 (Hub sources), as one TOML inline table."""
+    if not p.sha256:
+        return ""
+    return "sha256 = { " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(p.sha256.items())) + " }\n"
+
+
 def write_lock(path: Path, pins: Iterable[Pin]) -> None:
     """Write pins sorted by name, atomically (temp file + rename)."""
     lines = [_HEADER]
@@ -148,9 +156,7 @@ def write_lock(path: Path, pins: Iterable[Pin]) -> None:
         # json.dumps yields valid TOML basic strings for these ASCII values.
         lines.append(f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\ncommit = {json.dumps(p.commit)}\n"
                      f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n"
-                     + (f"bytes = {p.bytes}\n" if p.bytes else "")
-                     + (f"sha256 = {{ {', '.join(f'{json.dumps(k)} = {json.dumps(v)}' for k, v in sorted(p.sha256.items()))} }}\n"
-                        if p.sha256 else ""))
+                     + (f"bytes = {p.bytes}\n" if p.bytes else "") + _sha256_line(p))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
