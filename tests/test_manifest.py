@@ -10,7 +10,8 @@ from arcforge.sources.manifest import MANIFEST_DIR, glob_match, load_manifest, l
 MIRRORED = {"arc_agi_1", "arc_agi_2", "concept_arc", "arc_1d", "mini_arc", "neoneye_diva", "neoneye_tama",
             "synthetic_extend", "iparc", "arc_community", "neoneye_bad"}
 UNMIRRORED = {"sequence_arc", "barc", "re_arc"}
-HUB = {"barc_100k_gpt4", "barc_100k_gpt4omini", "simon_arc_solve_color", "arc_agi_1_parquet"}
+HUB = {"barc_100k_gpt4", "barc_100k_gpt4omini", "simon_arc_solve_color", "simon_arc_solve_translate",
+       "simon_arc_solve_template", "simon_arc_combine", "arc_agi_1_parquet"}
 COLLECTION = {"neoneye_pqa", "neoneye_synth_riddles", "neoneye_sort_of_arc", "neoneye_nosound", "neoneye_dbigham"}
 
 
