@@ -47,7 +47,7 @@ def main() -> int:
     for name, m in sorted(manifests.items()):
         r = fetched[name]
         rows.append({
-            "name": name, "repo": m.repo, "commit": m.commit, "license": m.license,
+            "name": name, "kind": m.kind, "repo": m.repo, "commit": m.commit, "license": m.license,
             "splits": list(m.splits), "role": m.role, "status": r.status,
             "tasks_found": sum(stats.found.get(name, {}).values()),
             "tasks_written": sum(stats.tasks.get(name, {}).values()),

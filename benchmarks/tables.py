@@ -49,12 +49,18 @@ def _pct(v: float) -> str:
 
 
 # --- blocks used in README.md / docs ------------------------------------------------------------------
+def _source_url(s: dict) -> str:
+    if s.get("kind") == "hub":
+        return f"https://huggingface.co/datasets/{s['repo']}/tree/{s['commit']}"
+    return f"https://github.com/{s['repo']}/tree/{s['commit']}"
+
+
 def sources_block() -> str:
     r = _load("sources")
-    lines = ["| name | repo@commit | license | tasks (after `--exclude-eval`) |", "|---|---|---|---|"]
+    lines = ["| name | kind | repo@commit | license | tasks (after `--exclude-eval`) |", "|---|---|---|---|---|"]
     for s in r["sources"]:
         tasks = f"{s['tasks_written']:,}" if s["status"] in ("fetched", "cached") else "not in the mirror"
-        lines.append(f"| `{s['name']}` | [{s['repo']}](https://github.com/{s['repo']}/tree/{s['commit']})"
+        lines.append(f"| `{s['name']}` | {s.get('kind', 'repo')} | [{s['repo']}]({_source_url(s)})"
                      f"@{s['commit'][:7]} | {s['license']} | {tasks} |")
     lines += ["", f"Tasks: a build of the {sum(s['status'] in ('fetched', 'cached') for s in r['sources'])} "
               f"sources in the offline mirror with default options and `--exclude-eval` "
