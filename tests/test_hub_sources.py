@@ -199,3 +199,4 @@ def test_a_big_jsonl_file_read_in_parts_gives_the_same_build(arcforge_home, monk
     assert read_table(arcforge_home / "parts").equals(read_table(arcforge_home / "whole"))
     q = [(arcforge_home / d / "reports" / "quarantine.jsonl").read_text() for d in ("whole", "parts")]
     assert q[0] == q[1] and "l00000006: line 6: not valid JSON" in q[0]  # lines count from the file's start
+

@@ -40,9 +40,11 @@ from arcforge import paths
 from arcforge.errors import FetchError, SourceUnavailableError
 from arcforge.hub.publish import REPO_TYPE, TimeoutException, TransportError, install_timeouts
 from arcforge.sources import hub_fetch
-from arcforge.sources.download import MIRROR_HINT, Clock, DeadlineError, RetryPolicy
+from arcforge.sources.download import Clock, DeadlineError, RetryPolicy
 
 HUB_URL_ENV = "ARCFORGE_HUB_URL"  # another Hub endpoint (tests: a loopback server)
+MIRROR_HINT = ("without Hub access, use a folder mirror holding the dataset's files under hf/<org>/<name>/: "
+               "--mirror PATH or ARCFORGE_MIRROR=PATH")
 T = TypeVar("T")
 
 
@@ -81,10 +83,13 @@ def _within(fn: Callable[[], T], clock: Clock) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
-def _call(fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock: Clock) -> T:
-    """Run one Hub call with retries and the deadline; map huggingface_hub's errors to arcforge's."""
+def _call(fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock: Clock, *,
+          retry: bool = True) -> T:
+    """Run one Hub call with retries (``retry=False``: huggingface_hub's own backoff is enough) and the
+    deadline; map huggingface_hub's errors to arcforge's."""
     install_timeouts()
-    for attempt in range(1, policy.attempts + 1):
+    attempts = policy.attempts if retry else 1
+    for attempt in range(1, attempts + 1):
         clock.check()
         try:
             return _within(fn, clock)
@@ -107,7 +112,7 @@ def _call(fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock
                 raise FetchError(f"{what}: the Hub refused {where}: {type(e).__name__}: {e}",
                                  hint="check the manifest's repo and commit, or use a mirror") from None
             delay = policy.delay(attempt)
-            if attempt == policy.attempts or delay >= clock.left():
+            if attempt == attempts or delay >= clock.left():
                 raise FetchError(f"{what}: the Hub failed for {where} after {attempt} attempt(s): "
                                  f"{type(e).__name__}: {e}", hint=MIRROR_HINT) from None
             threading.Event().wait(delay)
@@ -122,7 +127,8 @@ def list_files(repo_id: str, revision: str, *, what: str, policy: RetryPolicy, c
         tree = api.list_repo_tree(repo_id, recursive=True, revision=revision, repo_type=REPO_TYPE)
         return {f.path: int(getattr(f, "size", 0) or 0) for f in tree if type(f).__name__ == "RepoFile"}
 
-    return _call(listing, what, f"{repo_id}@{revision}", policy, clock)
+    # API calls already go through huggingface_hub's backoff (5 tries on connection errors and 5xx)
+    return _call(listing, what, f"{repo_id}@{revision}", policy, clock, retry=False)
 
 
 def download_file(repo_id: str, revision: str, filename: str, *, what: str, policy: RetryPolicy,
