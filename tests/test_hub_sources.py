@@ -88,6 +88,36 @@ def test_hub_sources_fetch_pin_and_build(hub_online, arcforge_home):
     assert rle and rle[0]["source"] == SIMON and "line 2: I0:" in rle[0]["detail"]
 
 
+class Recorder:
+    """A ``Progress`` that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float | None] = {}
+        self.done: dict[str, float] = {}
+
+    def start(self, key, description, total=None, *, unit="items"):
+        self.totals[key], self.done[key] = total, 0
+
+    def advance(self, key, amount=1):
+        self.done[key] += amount
+
+    def update(self, key, *, completed=None, total=None):
+        self.totals[key] = total if total is not None else self.totals[key]
+        self.done[key] = completed if completed is not None else self.done[key]
+
+    def finish(self, key):
+        pass
+
+
+def test_download_progress_counts_the_bytes_as_they_arrive(hub_online, arcforge_home):
+    ms = _serve(hub_online)
+    rec = Recorder()
+    [r] = fetch.fetch_sources([ms[PARQUET]], retry=FAST, progress=rec)
+    assert r.status == "fetched"
+    size = sum(len(d) for d in _upstream_files()[PARQUET].values())
+    assert rec.totals[PARQUET] == rec.done[PARQUET] == size
+
+
 def test_a_download_cut_off_resumes_with_a_range_request(hub_online, arcforge_home):
     ms = load_manifests()
     name = "100k-gpt4-description-gpt4omini-code_generated_problems.jsonl"

@@ -131,12 +131,34 @@ def list_files(repo_id: str, revision: str, *, what: str, policy: RetryPolicy, c
     return _call(listing, what, f"{repo_id}@{revision}", policy, clock, retry=False)
 
 
+def _bytes_counter(on_bytes: Callable[[int], None] | None) -> type:
+    """A silent tqdm for ``hf_hub_download`` that hands each chunk's size to ``on_bytes``: arcforge's own
+    progress (bars on a terminal, plain lines in a log) instead of huggingface_hub's bars."""
+    from tqdm.auto import tqdm  # a dependency of huggingface_hub
+
+    class _Counter(tqdm):
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            if n and on_bytes is not None:
+                on_bytes(int(n))
+            return super().update(n)
+
+    return _Counter
+
+
 def download_file(repo_id: str, revision: str, filename: str, *, what: str, policy: RetryPolicy,
-                  clock: Clock) -> Path:
-    """The downloaded file (in arcforge's Hub cache; resumed when an earlier try was cut off)."""
+                  clock: Clock, on_bytes: Callable[[int], None] | None = None) -> Path:
+    """The downloaded file (in arcforge's Hub cache; resumed when an earlier try was cut off). ``on_bytes``
+    gets the size of each piece as it arrives."""
+    counter = _bytes_counter(on_bytes)
+
     def get() -> Path:
         return Path(hf_hub_download(repo_id, filename, repo_type=REPO_TYPE, revision=revision,
-                                    cache_dir=downloads_dir(), endpoint=endpoint(), token=False))
+                                    cache_dir=downloads_dir(), endpoint=endpoint(), token=False,
+                                    tqdm_class=counter))
 
     return _call(get, what, f"{repo_id}@{revision}/{filename}", policy, clock)
 

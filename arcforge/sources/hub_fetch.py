@@ -39,7 +39,7 @@ class HubClient(Protocol):
                    clock: Clock) -> dict[str, int]: ...
 
     def download_file(self, repo_id: str, revision: str, filename: str, *, what: str, policy: RetryPolicy,
-                      clock: Clock) -> Path: ...
+                      clock: Clock, on_bytes: Callable[[int], None] | None = None) -> Path: ...
 
     def forget(self, path: Path) -> None: ...
 
@@ -104,8 +104,9 @@ def from_hub(m: Manifest, staging: Path, pin: lock.Pin | None, retry: RetryPolic
     on_total(total)
     hashes: dict[str, str] = {}
     for rel in wanted:
-        got = download.download_file(m.repo, m.commit, rel, what=m.name, policy=retry, clock=clock)
-        digest = sha256_file(got, on_bytes)
+        got = download.download_file(m.repo, m.commit, rel, what=m.name, policy=retry, clock=clock,
+                                     on_bytes=on_bytes)
+        digest = sha256_file(got)
         try:
             check_file(m, rel, digest, pin, origin)
         except DigestMismatchError:
