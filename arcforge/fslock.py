@@ -1,7 +1,7 @@
 """Inter-process locks and "is that process still alive" checks for arcforge's own folders and files.
 
 ``locked(path)`` holds an exclusive ``flock`` on ``path`` (a file it creates, or an existing folder) for
-the duration of a ``with`` block: it serialises read-modify-write of shared files (the home
+the duration of a ``with`` block (``exclusive`` tries once, without waiting): it serialises read-modify-write of shared files (the home
 ``digests.lock``) and the short swap/recovery steps of ``build`` and ``fetch`` between processes. The OS
 drops the lock when the process dies, so a killed holder never blocks the next run.
 
@@ -43,6 +43,27 @@ def locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[bool]:
+    """Try to hold an exclusive lock on ``folder`` (which must exist) without waiting: yields True while
+    held, False at once when another process holds it. The one-writer lock of a run folder: held for a
+    whole run, dropped by the OS when the process dies."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        got = True
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                got = False
+            except OSError as e:  # a file system without locks: go on unlocked, as ``locked`` does
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                    raise
+        yield got
+    finally:
+        os.close(fd)
 
 
 def pid_alive(pid: int) -> bool:

@@ -19,31 +19,40 @@ experiment_app = typer.Typer(help="Reproduce the papers behind the trainer (Grok
                              no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the results JSON and PNG plot.")]
-ThreadsOpt = Annotated[int, typer.Option("--threads", help="torch CPU threads (0: torch's default).")]
+ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="torch CPU threads (0: torch's default).")]
+
+
+MAX_STEPS = 1_000_000  # every run's loop is bounded by its options
 
 
 def _seeds(text: str) -> list[int]:
     try:
-        return [int(s) for s in split_csv(text)]
+        seeds = [int(s) for s in split_csv(text)]
     except ValueError:
-        raise TrainError(f"--seeds must be comma-separated integers (got {text!r})") from None
+        seeds = []
+    if not seeds or not all(0 <= s < 2**63 for s in seeds):
+        raise TrainError(f"--seeds must be comma-separated integers from 0 to 2^63-1 (got {text!r})")
+    return seeds
 
 
 def _threads(n: int) -> None:
+    from arcforge.train.device import check_cpus
     from experiments import set_threads
 
-    set_threads(n)
+    set_threads(check_cpus("--threads", n))
 
 
 @experiment_app.command("grokfast")
 @handle_errors
 def grokfast(
-    steps: Annotated[int, typer.Option("--steps", help="Max optimizer steps per run.")] = 2000,
+    steps: Annotated[int, typer.Option("--steps", min=1, max=MAX_STEPS,
+                                           help="Max optimizer steps per run.")] = 2000,
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
     runs: Annotated[str, typer.Option("--runs", help="Comma-separated subset of: baseline, grokfast_ema, "
                                       "grokfast_ma, control_adamw_wd1 (default: all).")] = "",
-    eval_every: Annotated[int, typer.Option("--eval-every", help="Evaluate train/val accuracy every N steps.")] = 50,
-    stop_at: Annotated[float, typer.Option("--stop-at", help="Stop a run once val accuracy reaches this "
+    eval_every: Annotated[int, typer.Option("--eval-every", min=1, max=MAX_STEPS,
+                                                help="Evaluate train/val accuracy every N steps.")] = 50,
+    stop_at: Annotated[float, typer.Option("--stop-at", min=0.0, max=1.0, help="Stop a run once val accuracy reaches this "
                                            "(0: never; steps-to-95/99 are unaffected below it).")] = 0.0,
     out: OutDirOpt = Path("benchmarks/results"),
     tag: Annotated[str, typer.Option("--tag", help="Result file stem.")] = "grokfast_modarith",
@@ -90,16 +99,20 @@ def grokfast(
 @experiment_app.command("rope")
 @handle_errors
 def rope(
-    steps: Annotated[int, typer.Option("--steps", help="Training steps per RoPE mode.")] = 900,
-    finetune_steps: Annotated[int, typer.Option("--finetune-steps", help="Fine-tune steps per (mode, scaling "
+    steps: Annotated[int, typer.Option("--steps", min=1, max=MAX_STEPS,
+                                           help="Training steps per RoPE mode.")] = 900,
+    finetune_steps: Annotated[int, typer.Option("--finetune-steps", min=0, max=MAX_STEPS, help="Fine-tune steps per (mode, scaling "
                                                 "method) at the longer length (0: skip).")] = 40,
-    finetune_side: Annotated[int, typer.Option("--finetune-side", help="Fine-tune on grid sides 2..N.")] = 22,
+    finetune_side: Annotated[int, typer.Option("--finetune-side", min=2, max=30,
+                                                 help="Fine-tune on grid sides 2..N.")] = 22,
     finetune_modes: Annotated[str, typer.Option("--finetune-modes", help="Comma-separated modes to "
                                                 "fine-tune (default: all trained).")] = "",
-    train_side: Annotated[int, typer.Option("--train-side", help="Train on grid sides 2..N.")] = 15,
-    eval_max_side: Annotated[int, typer.Option("--eval-max-side", help="Evaluate sides N+1..this in 3 "
+    train_side: Annotated[int, typer.Option("--train-side", min=2, max=30,
+                                              help="Train on grid sides 2..N.")] = 15,
+    eval_max_side: Annotated[int, typer.Option("--eval-max-side", min=2, max=30, help="Evaluate sides N+1..this in 3 "
                                                "buckets (and the training range).")] = 30,
-    n_eval: Annotated[int, typer.Option("--n-eval", help="Evaluation examples per bucket.")] = 24,
+    n_eval: Annotated[int, typer.Option("--n-eval", min=1, max=100_000,
+                                          help="Evaluation examples per bucket.")] = 24,
     modes: Annotated[str, typer.Option("--modes", help="Comma-separated RoPE modes to train.")] = "1d,2d,2d+1d",
     seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
     tiny: Annotated[bool, typer.Option("--tiny", help="A seconds-long smoke variant.")] = False,

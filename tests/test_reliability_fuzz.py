@@ -15,6 +15,8 @@ import io
 import json
 import os
 import random
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -323,3 +325,119 @@ def test_fuzz_corrupted_checkpoints_give_a_typed_error_or_an_older_intact_one(tm
         finally:
             (ck / name).write_bytes(pristine[name])
     assert 1 in outcomes  # damage to the newest checkpoint falls back to the older one
+
+
+# --- checkpoints of a real run: byte flips, truncation, foreign tensors -----------------------------------------
+def test_fuzz_damaged_checkpoints_of_a_run_never_run_code_nor_load_bad_weights(tmp_path):
+    torch = pytest.importorskip("torch")  # the [train] extra
+    from safetensors.torch import save_file
+
+    from arcforge.errors import ArcforgeError
+    from arcforge.train.checkpoint import load_latest_intact, read_checkpoint, save_checkpoint
+
+    run = tmp_path / "run"
+    opt_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(4, 4)}},
+                 "param_groups": [{"params": [0], "betas": (0.9, 0.95), "lr": 1e-3}]}
+    rng_state = {"torch": torch.get_rng_state(), "python": random.Random(1).getstate()}
+    for step in (1, 2):
+        state = {"step": step, "optimizer": opt_state, "rng": rng_state, "data": {"positions": [{0: (0, step, 0)}]}}
+        save_checkpoint(run, step, {"w": torch.full((8, 8), float(step))}, state, {"model": {"d": 8}})
+    ck = run / "checkpoints" / "step-000002"
+    got = read_checkpoint(ck)[2]  # the state comes back with its types (int keys, tuples)
+    assert got["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.95) and 0 in got["optimizer"]["state"]
+    assert got["data"]["positions"] == [{0: (0, 2, 0)}] and got["rng"]["python"] == random.Random(1).getstate()
+    pristine = {p.name: p.read_bytes() for p in ck.iterdir()}
+    outcomes = set()
+    for case in range(16 * SCALE):
+        rng = _rng("ckpt-run", case)
+        name = rng.choice(sorted(pristine))
+        how = rng.choice(["flip", "truncate", "foreign", "json"])
+        b = bytearray(pristine[name])
+        if how == "flip":
+            for _ in range(rng.randint(1, 8)):
+                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        elif how == "truncate":
+            b = b[: rng.randrange(len(b))]
+        elif how == "foreign":  # a well-formed file of other tensors (the checksum no longer matches)
+            buf = tmp_path / "foreign.safetensors"
+            save_file({"evil": torch.full((rng.randint(1, 9),), float("nan"))}, str(buf))
+            b = bytearray(buf.read_bytes())
+        else:  # JSON with tags that are not ours
+            b = bytearray(json.dumps({"$t": "999", "step": {"$a": "object", "v": [1]}}).encode())
+        (ck / name).write_bytes(bytes(b))
+        try:
+            loaded = load_latest_intact(run)
+            w = loaded.weights["w"]
+            assert torch.isfinite(w).all() and loaded.state["step"] in (1, 2)
+            outcomes.add(loaded.state["step"])
+        except ArcforgeError as e:
+            assert "Traceback" not in e.message
+            outcomes.add("error")
+        except Exception as e:
+            pytest.fail(f"ARCFORGE_FUZZ_SEED={SEED} case {case} ({name}, {how}): {type(e).__name__}: {e}")
+        finally:
+            (ck / name).write_bytes(pristine[name])
+    assert 1 in outcomes  # every damage to the newest checkpoint is seen: the older one is used
+
+
+# --- concurrent writers of one run folder -------------------------------------------------------------------------
+_TINY_RUN = ["--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "512", "--batch-size", "2",
+             "--eval-tasks", "0", "--amp", "off", "--threads", "1", "--no-tensorboard", "--log-every", "1"]
+
+
+def _tiny_dataset(root: Path) -> Path:
+    from arcforge.build import shard_writer
+    from arcforge.task import tasks_to_table
+    from tests.train_fixtures import small_tasks
+
+    shard_writer.write_shards(tasks_to_table(small_tasks("training", 24)), root)
+    return root
+
+
+def _arcforge(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "arcforge", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+
+
+def test_fuzz_a_second_writer_of_a_run_folder_is_refused_while_one_holds_it(tmp_path):
+    pytest.importorskip("torch")
+    data = _tiny_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", "-d", str(data), "--out", str(run), "--max-steps", "1", *_TINY_RUN])
+    assert r.exit_code == 0, r.output
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    holder = subprocess.Popen(  # another process: holds the run folder's lock until its stdin closes
+        [sys.executable, "-c", "import sys; from arcforge.train.checkpoint import run_lock\n"
+         f"with run_lock({str(run)!r}):\n    print('held', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        modes = [["--resume", "--max-steps", "3"], ["--overwrite", "--max-steps", "2"], ["--max-steps", "2"]]
+        for case in range(3 * SCALE):
+            mode = modes[case % 3] if case < 3 else _rng("writers", case).choice(modes)
+            r = runner.invoke(app, ["train", "-d", str(data), "--out", str(run), *mode, *_TINY_RUN])
+            assert r.exit_code == 1, (mode, r.output)
+            assert "another arcforge process is training into this run folder" in r.output, (mode, r.output)
+            assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before, mode  # untouched
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_two_trainings_started_at_once_into_one_folder_one_wins_and_nothing_mixes(tmp_path):
+    pytest.importorskip("torch")
+    data = _tiny_dataset(tmp_path / "data")
+    run = tmp_path / "run"
+    procs = [_arcforge("train", "-d", str(data), "--out", str(run), "--max-steps", "30", "--seed", str(i),
+                       *_TINY_RUN) for i in range(2)]
+    outs = [(p.wait(timeout=300), p.stdout.read()) for p in procs]
+    codes = sorted(rc for rc, _ in outs)
+    assert codes == [0, 1], outs
+    loser = next(out for rc, out in outs if rc == 1)
+    assert ("another arcforge process is training into this run folder" in loser
+            or "already holds an earlier run" in loser), loser  # refused while or after the winner trained
+    assert "Traceback" not in loser
+    steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 31))  # one run's lines, not two interleaved

@@ -64,8 +64,8 @@ def test_second_train_into_a_run_folder_refuses_and_overwrite_replaces_the_run(a
 
 def test_save_checkpoint_replaces_an_existing_step_folder(tmp_path):
     w1, w2 = {"w": torch.zeros(3)}, {"w": torch.ones(3)}
-    ckpt.save_checkpoint(tmp_path, 5, w1, {"step": 5}, {})
-    ckpt.save_checkpoint(tmp_path, 5, w2, {"step": 5}, {})
+    ckpt.save_checkpoint(tmp_path, 5, w1, {"step": 5}, {"model": {}})
+    ckpt.save_checkpoint(tmp_path, 5, w2, {"step": 5}, {"model": {}})
     assert torch.equal(ckpt.load_checkpoint(tmp_path)[1]["w"], w2["w"])
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000005"]
 
@@ -101,7 +101,7 @@ def test_ctrl_c_mid_step_resumes_exactly(arc_shards, tmp_path, raise_, workers):
     finally:
         handle.remove()
     done = 3 if not raise_ else 2  # SIGINT: step 3 finishes first; raised mid-step: step 3 never happened
-    state = torch.load(tmp_path / "b" / "checkpoints" / f"step-{done:06d}" / "state.pt", weights_only=False)
+    state = ckpt.read_checkpoint(tmp_path / "b" / "checkpoints" / f"step-{done:06d}")[2]
     assert state["step"] == done and state["data"]["batches"] == 2 * done  # no batch counted twice
     rest = train(*_cfgs(arc_shards, tmp_path / "b", **kw), resume=True)["history"]
     assert [r["step"] for r in rest] == list(range(done + 1, 7))
@@ -117,7 +117,7 @@ def _run_with_checkpoints(root: Path, run: Path) -> None:
 def test_damaged_checkpoint_is_named_and_the_newest_intact_one_is_used(arc_shards, tmp_path, damage):
     run = tmp_path / "run"
     _run_with_checkpoints(arc_shards, run)
-    bad = run / "checkpoints" / "step-000004" / ("model.safetensors" if damage == "truncated_weights" else "state.pt")
+    bad = run / "checkpoints" / "step-000004" / ("model.safetensors" if damage == "truncated_weights" else "state.safetensors")
     bad.write_bytes(bad.read_bytes()[: 100] if damage == "truncated_weights" else b"")
     got = ckpt.load_latest_intact(run)
     assert got.path.name == "step-000002" and str(bad) in got.skipped[0] and "damaged" in got.skipped[0]

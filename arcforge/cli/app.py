@@ -50,4 +50,10 @@ def _root(
 
 
 def main() -> None:
-    app()
+    from arcforge.cli.streams import guard_stderr, silence_stdout_if_broken
+
+    guard_stderr()  # a log reader that goes away never stops the work
+    try:
+        app()
+    finally:
+        silence_stdout_if_broken()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
 from collections.abc import Callable
@@ -49,6 +50,10 @@ def report(exc: BaseException) -> None:
         torch_first = "pip install torch==2.13.0 && " if name == "train" else ""
         err_console.print(f"[bold red]Error:[/] this command needs {module}, which is not installed: "
                           f"{torch_first}pip install 'arcforge\\[{name}]'", highlight=False, soft_wrap=True)
+    elif isinstance(exc, BrokenPipeError | OSError) and exc.errno in (errno.EPIPE, errno.ENOSPC) \
+            and not exc.filename:  # stdout: its reader closed (| head, a killed parent), or a full disk
+        err_console.print(f"[bold red]Error:[/] cannot write the output ({exc.strerror or 'broken pipe'})",
+                          highlight=False, soft_wrap=True)
     elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
         # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and why.
         where = f"{exc.filename}: " if exc.filename else ""

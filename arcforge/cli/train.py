@@ -233,6 +233,7 @@ def register(app: typer.Typer) -> None:
         run = _run_config(values, config, resume)
         need_train_extra("train")
         from arcforge.train.loop import train
+        from arcforge.train.tokenize import MAX_GRID_SIDE
 
         run.data.root = str(_resolve_data(run.data.root))
         main = int(os.environ.get("RANK", "0")) == 0
@@ -248,10 +249,15 @@ def register(app: typer.Typer) -> None:
             with _progress(json_, main) as prog:
                 res = train(run.model, run.data, run.train, resume=resume, overwrite=overwrite, progress=prog,
                             on_log=on_log, on_step=heartbeat)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # stopping: a further Ctrl-C changes nothing
             if main:
-                err_console.print(f"interrupted: checkpoint saved under {run.train.out} (continue with --resume)",
-                                  markup=False, soft_wrap=True)
+                ck = getattr(e, "checkpoint", None)
+                err_console.print(f"interrupted: checkpoint saved in {ck} (continue with --resume)" if ck else
+                                  f"interrupted: stopped at once; {run.train.out} keeps its newest checkpoint, "
+                                  "if any (continue with --resume)", markup=False, soft_wrap=True)
             raise typer.Exit(130) from None
         if not main:
             return
@@ -267,6 +273,9 @@ def register(app: typer.Typer) -> None:
                       f"{res['elapsed_s']:.1f}s on {res['device']} x{res['world_size']}, "
                       f"{res['threads']} thread{'s' if res['threads'] != 1 else ''}, {'bf16' if res['bf16'] else 'fp32'}); "
                       f"examples dropped {res['dropped']}, truncated {res['truncated']}", markup=False, soft_wrap=True)
+        if res.get("left_out"):
+            console.print(f"left out {res['left_out']} tasks with a grid side past {MAX_GRID_SIDE} cells (the "
+                          "trainer's frame tables and decoder stop there)", markup=False, soft_wrap=True)
         if res["loss_first"] is not None:
             console.print(f"loss {res['loss_first']:.4f} -> {res['loss_last']:.4f}")
         if res["eval"]:
@@ -343,6 +352,11 @@ def register(app: typer.Typer) -> None:
         err_console.print(f"eval: {plan['tasks']} tasks of {cfg.split} x {cfg.votes} votes on "
                           f"{cfg.device} (ETA shown after the first tasks; --limit and --votes shorten it)",
                           markup=False, highlight=False, soft_wrap=True)
+        if plan["left_out"]:
+            ids = ", ".join(x["task"] for x in plan["left_out"][:3])
+            err_console.print(f"left out {len(plan['left_out'])} of them ({ids}"
+                              f"{', ...' if len(plan['left_out']) > 3 else ''}): {plan['left_out'][0]['reason']}",
+                              markup=False, highlight=False, soft_wrap=True)
         with _progress(json_) as prog:
             res = run_eval(checkpoint, root, cfg, submission=submission, progress=prog)
         for line in res.get("skipped_checkpoints", []):

@@ -18,7 +18,6 @@ This module never imports torch: training and scoring live in ``arcforge.train.d
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from arcforge import synthetic
+from arcforge.demo import out as demo_out
+from arcforge.demo.out import DemoError
 from arcforge.errors import ArcforgeError
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
@@ -35,6 +36,10 @@ from arcforge.task import Task
 DEMO_FAMILIES = tuple(synthetic.families(easy_only=True))
 # Held-out tasks come from another seed stream than the training tasks (fingerprints are excluded too).
 HELD_OUT_SEED_OFFSET = 1_000_003
+
+
+DEMO_MAX_STEPS = 1_000_000
+DEMO_MAX_TASKS = 1_000_000
 
 
 @dataclass
@@ -66,6 +71,24 @@ class DemoConfig:
     # per thread at once (``TTTConfig.workers`` auto), 1.5-1.7x faster on 2 cores than one thread for all
     eval_threads: int = 0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Every field within its range (``DemoError`` naming the option): 0 tasks is not "the default",
+        and no count runs the demo past what its options promise."""
+        from arcforge.train.config import INT_MAX, MAX_LR, MAX_VOTES, MIN_SEQ_LEN
+
+        for name, low, high in (("steps", 1, DEMO_MAX_STEPS), ("tasks", 1, DEMO_MAX_TASKS),
+                                ("eval_tasks", 1, DEMO_MAX_TASKS), ("votes", 1, MAX_VOTES),
+                                ("ttt_steps", 0, DEMO_MAX_STEPS), ("ttt_batch_size", 1, 1024),
+                                ("seq_len", MIN_SEQ_LEN, 1 << 16), ("gallery_rows", 0, 1024),
+                                ("threads", 0, INT_MAX), ("eval_threads", 0, INT_MAX), ("seed", 0, INT_MAX)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+                raise DemoError(f"--{name.replace('_', '-')} {v!r}: must be an integer from {low} to {high}")
+        for name in ("lr", "ttt_lr"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not 0 < v <= MAX_LR:
+                raise DemoError(f"{name} {v!r}: must be a number > 0 and <= {MAX_LR:g}")
 
 
 @dataclass
@@ -172,6 +195,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     progress = progress or NULL_PROGRESS
     out_dir = Path(out_dir)
     data_dir, run_dir = out_dir / "data", out_dir / "run"
+    demo_out.prepare(out_dir)  # a new or empty folder, or an earlier demo's: refused before any work
     fetched, notice = _fetch(mirror, progress)
 
     # 1. Build: the real sources that arrived, decontaminated against their eval splits, plus synthetic.
@@ -194,6 +218,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     # 4. Pictures: the loss curve from metrics.jsonl and one test pair per family (up to gallery_rows).
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     losses = [(r["step"], r["loss"]) for r in history if "loss" in r]
+    demo_out.record(out_dir, "loss.png")  # claimed before it is written: prepare() found it absent or ours
     loss_png = loss_curve_png(losses, out_dir / "loss.png")
     rows, seen = [], set()
     for t in held:
@@ -207,6 +232,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
             and np.array_equal(pred_grid, t.test[0].output)
         rows.append(GalleryRow(f"{fam} ({'exact' if ok else 'wrong'})", t.test[0].input, pred_grid,
                                t.test[0].output))
+    demo_out.record(out_dir, "gallery.png")
     gallery = gallery_png(rows, out_dir / "gallery.png")
 
     fams = list(per_family.values())
@@ -229,7 +255,5 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
         final_loss=round(sum(v for _, v in losses[-10:]) / len(losses[-10:]), 4) if losses else None,
         loss_png=loss_png, gallery_png=gallery, metrics_json=out_dir / "demo.json",
     )
-    tmp = out_dir / ".demo.json.tmp"
-    tmp.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
-    os.replace(tmp, out_dir / "demo.json")
+    demo_out.write_atomic(out_dir, "demo.json", (json.dumps(result.to_dict(), indent=1) + "\n").encode())
     return result

@@ -112,13 +112,31 @@ def _check(path: str, ok: bool, need: str, value: Any) -> None:
         raise ConfigError(path, f"must be {need} (got {value!r})")
 
 
-def _int_at_least(path: str, value: Any, low: int) -> None:
-    _check(path, isinstance(value, int) and not isinstance(value, bool) and value >= low, f"an integer >= {low}",
-           value)
+# Every integer option fits a signed 64-bit integer (torch and numpy take no more); a few have tighter
+# bounds of their own (votes below; CPU threads and loader workers from the machine: arcforge.train.device).
+INT_MAX = 2**63 - 1
+MIN_SEQ_LEN = 16  # the tokens of the smallest example (one 1x1 pair and a 1x1 test pair)
+MAX_VOTES = 64  # transforms decoded per test input: each is a whole decode, and 64 votes settle any pool
+MAX_LR = 10.0  # an AdamW step moves each weight by about lr: past 10 every run diverges at once
+
+
+def _int_at_least(path: str, value: Any, low: int, high: int = INT_MAX) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    need = f"an integer from {low} to {high}" if high < INT_MAX else f"an integer >= {low}"
+    if isinstance(value, int) and value > high == INT_MAX:
+        need += " and < 2^63"
+    _check(path, ok, need, value)
+
+
+def _finite_float(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer past the largest float
+        return False
 
 
 def _finite(path: str, value: Any, low: float = 0.0, *, strict: bool = False, high: float = math.inf) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) \
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and _finite_float(value) \
         and (value > low if strict else value >= low) and value <= high
     need = f"a finite number {'>' if strict else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
     _check(path, ok, need, value)
@@ -266,7 +284,7 @@ class DataConfig:
         self.loss_on = _choice("data.loss_on", LossOn, self.loss_on)
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**self.augment)
-        _int_at_least("data.seq_len", self.seq_len, 16)
+        _int_at_least("data.seq_len", self.seq_len, MIN_SEQ_LEN)
         for name in ("batch_size", "chunk_tasks", "shuffle_tasks"):
             _int_at_least(f"data.{name}", getattr(self, name), 1)
         _int_at_least("data.seed", self.seed, 0)
@@ -345,10 +363,11 @@ class TrainConfig:
         if isinstance(self.grokfast, dict):
             self.grokfast = GrokfastConfig(**_known(GrokfastConfig, self.grokfast))
         for name, low in (("max_steps", 1), ("warmup_steps", 0), ("grad_accum", 1), ("log_every", 1),
-                          ("eval_every", 0), ("eval_tasks", 0), ("eval_votes", 1), ("ckpt_every", 0),
+                          ("eval_every", 0), ("eval_tasks", 0), ("ckpt_every", 0),
                           ("keep_checkpoints", 0), ("num_workers", 0), ("threads", 0), ("seed", 0)):
             _int_at_least(f"train.{name}", getattr(self, name), low)
-        _finite("train.lr", self.lr, 0.0, strict=True)
+        _int_at_least("train.eval_votes", self.eval_votes, 1, MAX_VOTES)
+        _finite("train.lr", self.lr, 0.0, strict=True, high=MAX_LR)
         _finite("train.min_lr_ratio", self.min_lr_ratio, 0.0, high=1.0)
         _finite("train.weight_decay", self.weight_decay, 0.0)
         _finite("train.beta1", self.beta1, 0.0, high=0.999999)
@@ -397,7 +416,7 @@ class TTTConfig:
         for name in ("steps", "lora_rank", "seed", "workers"):
             _int_at_least(f"eval.ttt.{name}", getattr(self, name), 0)
         _int_at_least("eval.ttt.batch_size", self.batch_size, 1)
-        _finite("eval.ttt.lr", self.lr, 0.0, strict=True)
+        _finite("eval.ttt.lr", self.lr, 0.0, strict=True, high=MAX_LR)
         _finite("eval.ttt.lora_alpha", self.lora_alpha, 0.0)
         _finite("eval.ttt.weight_decay", self.weight_decay, 0.0)
 
@@ -447,8 +466,11 @@ class EvalConfig:
         if isinstance(self.ttt, dict):
             self.ttt = TTTConfig.from_dict(self.ttt)
         _int_at_least("eval.limit", self.limit, 0)
-        _int_at_least("eval.votes", self.votes, 1)
+        _int_at_least("eval.votes", self.votes, 1, MAX_VOTES)
         _int_at_least("eval.seq_len", self.seq_len, 0)
+        _check("eval.seq_len", self.seq_len == 0 or self.seq_len >= MIN_SEQ_LEN,
+               f"0 (the training --seq-len) or at least {MIN_SEQ_LEN} tokens (the prompt of a 1x1 task)",
+               self.seq_len)
         _int_at_least("eval.threads", self.threads, 0)
         _int_at_least("eval.seed", self.seed, 0)
         _int_at_least("eval.poe_top", self.poe_top, 1)
@@ -523,14 +545,23 @@ def load_tables(path: Path) -> dict:
     import json
 
     path = Path(path)
+    kind = "JSON" if path.suffix == ".json" else "TOML"
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise ConfigError(str(path), "a folder, not a config file") from None
     except OSError as e:
         raise ConfigError(str(path), f"cannot read the config file ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), f"not a {kind} config file (binary content: a Parquet shard, a "
+                          "checkpoint?)", hint="pass a run's run.toml or a checkpoint's config.json") from None
     try:
-        return json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(str(path), f"not valid {'JSON' if path.suffix == '.json' else 'TOML'}: {e}") from None
+        tables = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, RecursionError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(str(path), f"not valid {kind}: {str(e)[:200]}") from None
+    if not isinstance(tables, dict):
+        raise ConfigError(str(path), f"not a config: the {kind} holds a {type(tables).__name__}, not tables")
+    return tables
 
 
 def dumps_toml(tables: dict) -> str:

@@ -34,7 +34,7 @@ from arcforge.task import Task, tasks_from_batch
 from arcforge.train.augment import random_transform
 from arcforge.train.config import DataConfig
 from arcforge.train.pack import PackedRows, pack, stack
-from arcforge.train.tokenize import encode_task, example_length
+from arcforge.train.tokenize import MAX_GRID_SIDE, encode_task, example_length, grid_too_large
 
 ARROW_BATCH = 256  # rows per Arrow record batch read from the shards
 
@@ -102,6 +102,7 @@ class ChunkStats:
     examples: int = 0
     truncated: int = 0  # examples that lost train pairs to fit seq_len
     dropped: int = 0  # examples that could not fit at all
+    left_out: int = 0  # tasks with a grid past the trainer's side (tokenize.grid_too_large)
 
 
 def chunk_rows(cfg: DataConfig, tasks: list[Task], epoch: int, part: int, chunk: int,
@@ -112,6 +113,10 @@ def chunk_rows(cfg: DataConfig, tasks: list[Task], epoch: int, part: int, chunk:
     examples = []
     for j in order:
         task = tasks[int(j)]
+        if grid_too_large(task):
+            if stats is not None:
+                stats.left_out += 1
+            continue
         trng = np.random.default_rng([cfg.seed, epoch, part, chunk, int(j), 1])
         task = random_transform(trng, len(task.train), cfg.augment).task(task)
         for k in range(len(task.test)):
@@ -144,8 +149,10 @@ def iter_rows(cfg: DataConfig, part: int, n_parts: int, start: DataPosition = Da
                 yield rows[r], DataPosition(epoch, c + 1, 0) if last else DataPosition(epoch, c, r + 1)
             first_row = 0
         if not emitted and first_chunk == 0:
+            left = f" ({stats.left_out} tasks left out: a grid side past {MAX_GRID_SIDE} cells)" \
+                if stats is not None and stats.left_out else ""
             raise TrainError(f"{cfg.root}: data part {part}/{n_parts} holds no example that fits "
-                             f"seq_len={cfg.seq_len}", hint="use fewer workers/ranks or a longer --seq-len")
+                             f"seq_len={cfg.seq_len}{left}", hint="use fewer workers/ranks or a longer --seq-len")
         epoch, first_chunk, first_row = epoch + 1, 0, 0
 
 
@@ -167,7 +174,7 @@ def dist_rank_world() -> tuple[int, int]:
 
 class PackedBatches(IterableDataset):
     """Endless batches ``{"tokens" [B,L], "positions" [B,L,3], "targets" [B,L], "segments" [B,L],
-    "worker": int, "position": (epoch, chunk, row), "stats": (examples, truncated, dropped)}``.
+    "worker": int, "position": (epoch, chunk, row), "stats": (examples, truncated, dropped, left_out)}``.
 
     Use with ``DataLoader(ds, batch_size=None, num_workers=W)``; pass the same ``num_workers`` here.
     ``positions`` (logical worker -> DataPosition) and ``first_worker`` come from a checkpoint: the
@@ -200,5 +207,5 @@ class PackedBatches(IterableDataset):
             batch = to_torch(stack([g[0] for g in got]))
             pos = got[-1][1]
             batch.update(worker=logical, position=(pos.epoch, pos.chunk, pos.row),
-                         stats=(stats.examples, stats.truncated, stats.dropped))
+                         stats=(stats.examples, stats.truncated, stats.dropped, stats.left_out))
             yield batch

@@ -101,9 +101,26 @@ def free_cpus(*, affinity: int | None = None, load: float | None = None, total: 
     return max(1, min(int(usable), math.floor(idle + 0.5)))
 
 
-def choose_threads(requested: int = 0) -> int:
-    """``requested`` if > 0, else the CPUs free now."""
-    return requested if requested > 0 else free_cpus()
+def machine_cpus() -> int:
+    """The logical CPUs of this machine: the most threads or loader workers an option may ask for."""
+    return os.cpu_count() or 1
+
+
+def check_cpus(option: str, requested: int) -> int:
+    """``requested`` when this machine has that many CPUs; else a ``TrainError`` naming ``option`` (torch
+    aborts on tens of thousands of threads, and a thousand loader processes never start in time)."""
+    top = machine_cpus()
+    if requested > top:
+        from arcforge.errors import TrainError
+
+        raise TrainError(f"{option} {requested}: this machine has {top} CPU{'s' if top != 1 else ''}",
+                         hint=f"use {option} 0 (the CPUs free now) or at most {top}")
+    return requested
+
+
+def choose_threads(requested: int = 0, option: str = "--threads") -> int:
+    """``requested`` if > 0 (at most the machine's CPUs), else the CPUs free now."""
+    return check_cpus(option, requested) if requested > 0 else free_cpus()
 
 
 def bf16_faster(d: int = 256, rows: int = 512, repeats: int = 5) -> bool:
@@ -204,6 +221,9 @@ def pick_device(name: str) -> torch.device:
         dev = torch.device(name)
     except RuntimeError:
         raise TrainError(f"--device {name!r}: not a device", hint="use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "mps" and not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
+        raise TrainError(f"--device {name}: this torch ({torch.__version__}) has no usable MPS (Apple GPU) "
+                         "backend", hint="use --device cpu or auto")
     if dev.type == "cuda":
         if not torch.backends.cuda.is_built():
             raise TrainError(f"--device {name}: this torch ({torch.__version__}) is built without CUDA",

@@ -39,7 +39,7 @@ from arcforge.train.config import Amp, EvalConfig, Rank, TTTConfig
 from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, decode_batch, score_with_prefix
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
-from arcforge.train.tokenize import Example, encode, encode_task, grid_length
+from arcforge.train.tokenize import Example, encode, encode_task, grid_length, grid_too_large
 from arcforge.train.ttt import fine_tune, strip_test_outputs
 
 
@@ -48,6 +48,7 @@ class EvalResult:
     metrics: dict[str, float]
     submission: dict[str, list[dict[str, list[list[int]]]]] = field(default_factory=dict)
     per_task: list[dict] = field(default_factory=list)
+    left_out: list[dict] = field(default_factory=list)  # {"task", "reason"}: tasks the trainer cannot take
 
 
 def prompt(task: Task, test_index: int, max_len: int) -> Example:
@@ -258,6 +259,18 @@ def _groups(tasks: Iterable[Task], n: int) -> Iterator[list[Task]]:
 
 
 @torch.no_grad()
+def _fitting(tasks: Iterable[Task], left_out: list[dict], progress: Progress) -> Iterator[Task]:
+    """``tasks`` whose grids the trainer takes; the others are appended to ``left_out`` with their reason
+    (a grid past the frame tables: named, never decoded)."""
+    for t in tasks:
+        why = grid_too_large(t)
+        if why is None:
+            yield t
+        else:
+            left_out.append({"task": t.id, "reason": why})
+            progress.advance("eval")
+
+
 def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int, device: torch.device,
                    votes: int | None = None, seed: int | None = None, progress: Progress | None = None,
                    total: int | None = None, cfg: EvalConfig | None = None) -> EvalResult:
@@ -286,8 +299,9 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
 
         cfg = replace(cfg, amp=Amp.bf16 if use_bf16(next(model.parameters()).device, cfg.amp) else Amp.off)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="arcforge-ttt") if workers > 1 else None
+    left_out: list[dict] = []
     try:
-        for tasks_g in _groups(tasks, group):
+        for tasks_g in _groups(_fitting(tasks, left_out, progress), group):
             before = predict(model, tasks_g, seq_len=seq_len, cfg=cfg)
             if not ttt:
                 tuned_g: Iterable = ((preds, None) for preds in before)
@@ -312,10 +326,10 @@ def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int
     s = max(1, counts["scored"])
     metrics = {"test_inputs": counts["n"], "scored": counts["scored"], "exact_match": counts["exact"] / s,
                "pass@2": counts["pass2"] / s, "token_accuracy": acc, "loss": loss, "votes": max(1, cfg.votes),
-               "ttt_steps": cfg.ttt.steps}
+               "ttt_steps": cfg.ttt.steps, "left_out": len(left_out)}
     if ttt:
         metrics.update({"exact_match_before": counts["exact_before"] / s, "pass@2_before": counts["pass2_before"] / s})
-    return EvalResult(metrics, submission, per_task)
+    return EvalResult(metrics, submission, per_task, left_out)
 
 
 def ttt_workers(cfg: TTTConfig, device: torch.device) -> int:

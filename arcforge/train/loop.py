@@ -21,6 +21,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,11 @@ from torch.utils.data import DataLoader
 from arcforge import __version__
 from arcforge.errors import TrainError
 from arcforge.progress import NULL_PROGRESS, Progress
-from arcforge.shards import iter_batches, read_tasks
+from arcforge.shards import iter_batches, list_shards, read_tasks
 from arcforge.train import checkpoint as ckpt
 from arcforge.train.config import Amp, DataConfig, ModelConfig, RunConfig, TrainConfig, write_toml_atomic
 from arcforge.train.data import DataPosition, PackedBatches
-from arcforge.train.device import available_memory, choose_threads, pick_device, use_bf16
+from arcforge.train.device import available_memory, check_cpus, choose_threads, pick_device, use_bf16
 from arcforge.train.evaluate import evaluate_tasks
 from arcforge.train.grokfast import Grokfast
 from arcforge.train.model import ArcTransformer, n_params
@@ -54,6 +55,9 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     span = max(1, cfg.max_steps - cfg.warmup_steps)
     t = min(1.0, (step - cfg.warmup_steps) / span)
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+NAN_PATIENCE = 10  # steps in a row with a NaN/inf loss (each one skipped) before a run stops as diverged
 
 
 def memory_needed(model_cfg: ModelConfig, data_cfg: DataConfig) -> int:
@@ -85,6 +89,27 @@ def check_memory(model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.dev
         raise TrainError(f"--seq-len {data_cfg.seq_len} x --batch-size {data_cfg.batch_size} needs about "
                          f"{_gib(need)} per training step; {_gib(have)} is available on {device}",
                          hint="lower --seq-len or --batch-size (use --grad-accum for a larger batch)")
+
+
+def has_split(data_cfg: DataConfig, split: str) -> bool:
+    return bool(list_shards(Path(data_cfg.root), data_cfg.sources, [split]))
+
+
+def check_eval_split(data_cfg: DataConfig, cfg: TrainConfig) -> None:
+    """A named ``--eval-split`` that the dataset lacks is a ``TrainError`` up front (the default one,
+    ``evaluation``, may be missing: the in-training eval is then off)."""
+    if cfg.eval_tasks == 0 or cfg.eval_split == TrainConfig.eval_split or has_split(data_cfg, cfg.eval_split):
+        return
+    splits = sorted({s.split for s in list_shards(Path(data_cfg.root), data_cfg.sources, None)})
+    raise TrainError(f"--eval-split {cfg.eval_split}: {data_cfg.root} has no such split"
+                     + (f" in source(s) {', '.join(data_cfg.sources)}" if data_cfg.sources else ""),
+                     hint=f"use one of {', '.join(splits) or 'none'}, or --eval-tasks 0")
+
+
+def check_workers(cfg: TrainConfig) -> None:
+    """Loader workers and CPU threads within what this machine has (a ``TrainError`` naming the option)."""
+    check_cpus("--workers", cfg.num_workers)
+    check_cpus("--threads", cfg.threads)
 
 
 def init_distributed() -> tuple[int, int]:
@@ -208,13 +233,28 @@ class Trainer:
         return {"optimizer": self.opt.state_dict(), "grokfast": self.grokfast.state_dict(), "rng": rng_state(),
                 "step": self.step_no, "tokens_seen": self.tokens_seen, "bf16": self.bf16}
 
-    def load_state(self, weights: dict, state: dict) -> None:
-        self.model.load_state_dict(weights)
-        self.opt.load_state_dict(state["optimizer"])
-        self.grokfast.load_state_dict(state["grokfast"])
-        self.step_no = int(state["step"])
-        self.tokens_seen = int(state.get("tokens_seen", 0))
-        set_rng_state(state["rng"])
+    def load_state(self, weights: dict, state: dict, where: Path | None = None) -> None:
+        """Weights and training state of a checkpoint (``where``: its folder, named in a ``TrainError``
+        when they do not fit this model and optimizer)."""
+        where = where or Path("checkpoint")
+        ckpt.fit_weights(self.model, weights, where)
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+            for group in self.opt.param_groups:
+                for p in group["params"]:
+                    for k, v in self.opt.state.get(p, {}).items():
+                        if isinstance(v, torch.Tensor) and v.dim() and v.shape != p.shape:
+                            raise ValueError(f"optimizer {k} of shape {tuple(v.shape)} for a {tuple(p.shape)}")
+            self.grokfast.load_state_dict(state["grokfast"])
+            self.step_no = int(state["step"])
+            self.tokens_seen = int(state.get("tokens_seen", 0))
+            set_rng_state(state["rng"])
+        except TrainError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
+            raise TrainError(f"{where}: its training state does not fit this run ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:160] if str(e) else 'malformed'})",
+                             hint="a damaged or foreign checkpoint: restore it, or start a new run") from None
         if self.cfg.amp == Amp.auto and "bf16" in state:  # a resumed run keeps the choice --amp auto made
             self._set_bf16(bool(state["bf16"]))
 
@@ -227,12 +267,31 @@ def _gather(obj: object, world: int) -> list:
     return out
 
 
+def _data_state(loaded: ckpt.Loaded) -> dict:
+    """The data stream's saved position, checked (a ``TrainError`` naming the checkpoint if malformed)."""
+    d = loaded.state.get("data")
+    ok = isinstance(d, dict) and all(isinstance(d.get(k), int) for k in ("world", "num_workers", "batches")) \
+        and isinstance(d.get("positions"), list) and all(isinstance(p, dict) for p in d["positions"])
+    if not ok:
+        raise TrainError(f"{loaded.path}: damaged checkpoint (its data position is malformed)")
+    return d
+
+
 def _trim_metrics(path: Path, step: int) -> None:
     """On resume, drop metric lines written after the checkpoint (they will be written again)."""
     if not path.is_file():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    keep = []
+    for ln in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(ln)
+        except ValueError:  # a line cut short by a kill mid-write: dropped
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("step", 0), int) and rec.get("step", 0) <= step:
+            keep.append(ln)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(ln + "\n" for ln in keep))
+    os.replace(tmp, path)
 
 
 # Data-stream settings a resumed run must share with its checkpoint (else its saved position means nothing).
@@ -255,6 +314,12 @@ def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
     return out
 
 
+def _close_loader(it: object) -> None:
+    shutdown = getattr(it, "_shutdown_workers", None)  # torch's multi-process loader iterator
+    if shutdown is not None:
+        shutdown()
+
+
 def _ignore_sigint(_worker_id: int) -> None:
     """DataLoader workers leave Ctrl-C to the main process (which finishes the step and saves)."""
     import signal
@@ -262,12 +327,22 @@ def _ignore_sigint(_worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class TrainInterrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C after saving ``checkpoint`` (the folder of the steps done; None if none)."""
+
+    def __init__(self, checkpoint: Path | None) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+
+
 class _Interrupts:
     """Ctrl-C during training: the first SIGINT lets the running step finish (the loop then saves a
-    checkpoint of exactly the steps done and raises KeyboardInterrupt); a second one stops at once."""
+    checkpoint of exactly the steps done and raises ``TrainInterrupted``); a second one stops at once
+    (a plain KeyboardInterrupt, even mid-save); any later one is ignored while the run winds down."""
 
     def __init__(self) -> None:
         self.requested = False
+        self.count = 0
         self._old = None
 
     def __enter__(self) -> _Interrupts:
@@ -279,9 +354,10 @@ class _Interrupts:
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        self.count += 1
         self.requested = True
+        if self.count == 2:
+            raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
         import signal
@@ -310,26 +386,31 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
     run = Path(cfg.out)
     main = rank == 0
     device = pick_device(cfg.device)
-    if main:
-        ckpt.prepare_run_folder(run, resume=resume, overwrite=overwrite)
-    check_memory(model_cfg, data_cfg, device)
-    if world > 1:
-        dist.barrier()  # the run folder is ready before any rank reads it
-    loaded = ckpt.load_latest_intact(run) if resume else None
-    if loaded is not None:
-        diff = resume_mismatch(loaded.config, run_cfg)
-        if diff:
-            raise TrainError(f"{run}: --resume with other options than the checkpoint's ({'; '.join(diff)})",
-                             hint="resume without changing model or data options, or start a new run "
-                                  "(another --out, or --overwrite)")
-    threads_before = torch.get_num_threads()
-    if device.type == "cpu":
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-        torch.set_num_threads(cfg.threads or max(1, choose_threads(0) // max(1, local)))
-    try:
-        return _train(run_cfg, run, rank, world, main, device, loaded, owns_group, progress, on_log, on_step)
-    finally:
-        torch.set_num_threads(threads_before)
+    check_workers(cfg)
+    check_eval_split(data_cfg, cfg)
+    if main and resume and not ckpt.has_checkpoint(run):
+        ckpt.prepare_run_folder(run, resume=True, overwrite=False)  # says there is nothing to resume
+    with ckpt.run_lock(run) if main else contextlib.nullcontext():  # one writer per run folder
+        if main:
+            ckpt.prepare_run_folder(run, resume=resume, overwrite=overwrite)
+        check_memory(model_cfg, data_cfg, device)
+        if world > 1:
+            dist.barrier()  # the run folder is ready before any rank reads it
+        loaded = ckpt.load_latest_intact(run) if resume else None
+        if loaded is not None:
+            diff = resume_mismatch(loaded.config, run_cfg)
+            if diff:
+                raise TrainError(f"{run}: --resume with other options than the checkpoint's "
+                                 f"({'; '.join(diff)})", hint="resume without changing model or data options, "
+                                 "or start a new run (another --out, or --overwrite)")
+        threads_before = torch.get_num_threads()
+        if device.type == "cpu":
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+            torch.set_num_threads(cfg.threads or max(1, choose_threads(0) // max(1, local)))
+        try:
+            return _train(run_cfg, run, rank, world, main, device, loaded, owns_group, progress, on_log, on_step)
+        finally:
+            torch.set_num_threads(threads_before)
 
 
 def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, device: torch.device,
@@ -340,13 +421,16 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
     positions: dict[int, DataPosition] = {}
     batches_done = 0
     if loaded is not None:
-        tr.load_state(loaded.weights, loaded.state)
-        data_state = loaded.state["data"]
+        tr.load_state(loaded.weights, loaded.state, loaded.path)
+        data_state = _data_state(loaded)
         if data_state["world"] != world or data_state["num_workers"] != max(1, cfg.num_workers):
             raise TrainError(f"{run}: checkpoint was written with world_size={data_state['world']}, "
                              f"num_workers={data_state['num_workers']}; this run has {world}, {cfg.num_workers}",
                              hint="resume with the same number of processes and --workers")
-        positions = {int(w): DataPosition(*p) for w, p in data_state["positions"][rank].items()}
+        try:
+            positions = {int(w): DataPosition(*map(int, p)) for w, p in data_state["positions"][rank].items()}
+        except (TypeError, ValueError, IndexError):
+            raise TrainError(f"{loaded.path}: damaged checkpoint (its data position is malformed)") from None
         batches_done = int(data_state["batches"])
     metrics_path = run / "metrics.jsonl"
     if main:
@@ -392,11 +476,8 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
         if not main or cfg.eval_tasks == 0:
             return None
         if eval_tasks is None:
-            try:
-                eval_tasks = list(read_tasks(Path(data_cfg.root), sources=data_cfg.sources,
-                                             splits=[cfg.eval_split]))[: cfg.eval_tasks]
-            except Exception:
-                eval_tasks = []
+            eval_tasks = [] if not has_split(data_cfg, cfg.eval_split) else list(islice(
+                read_tasks(Path(data_cfg.root), sources=data_cfg.sources, splits=[cfg.eval_split]), cfg.eval_tasks))
         if not eval_tasks:
             return None
         res = evaluate_tasks(tr.model, eval_tasks, seq_len=data_cfg.seq_len, device=tr.device,
@@ -418,8 +499,9 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
     tok0 = tr.tokens_seen
     step0 = tr.step_no
     last_eval: dict | None = None
-    stats = (0, 0, 0)
+    stats = (0, 0, 0, 0)
     it = iter(loader)
+    nan_streak = 0
     saved: Path | None = loaded.path if loaded is not None else None
     saved_step = tr.step_no if loaded is not None else -1
     with _Interrupts() as interrupts:
@@ -432,6 +514,11 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
                     stats = b["stats"]
                     micro.append(b)
                 rec = tr.step(micro)
+                nan_streak = 0 if math.isfinite(rec["loss"]) else nan_streak + 1
+                if nan_streak >= NAN_PATIENCE or (nan_streak and tr.step_no >= cfg.max_steps):
+                    raise TrainError(f"{run}: the loss is {rec['loss']} at step {tr.step_no} ({nan_streak} "
+                                     "step(s) in a row): the run diverged, its steps were skipped",
+                                     hint="lower --lr, or --resume from an earlier checkpoint")
                 positions.update(new_pos)  # committed only once the step is done
                 batches_done += len(micro)
                 history.append(rec)
@@ -459,8 +546,9 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
             if saved_step != tr.step_no:  # only what the completed steps consumed is saved
                 saved = save()
             progress.finish("train")
-            raise KeyboardInterrupt from None
+            raise TrainInterrupted(saved) from None
         finally:
+            _close_loader(it)  # its workers stop now, while Ctrl-C is still ours (not in a late __del__)
             if writer is not None:
                 writer.flush()
     if saved_step != tr.step_no:
@@ -475,7 +563,8 @@ def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, dev
         dist.destroy_process_group()
     return {"history": history, "eval": last_eval, "checkpoint": str(saved) if saved else None,
             "steps": tr.step_no, "tokens": tr.tokens_seen, "elapsed_s": time.perf_counter() - t0,
-            "examples": stats[0], "truncated": stats[1], "dropped": stats[2], "params": n_params(model_cfg),
+            "examples": stats[0], "truncated": stats[1], "dropped": stats[2], "left_out": stats[3],
+            "params": n_params(model_cfg),
             "device": str(tr.device), "world_size": world, "threads": torch.get_num_threads(),
             "bf16": tr.bf16,
             "skipped_checkpoints": loaded.skipped if loaded is not None else []}

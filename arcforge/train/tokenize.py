@@ -52,6 +52,11 @@ TILE_FRAME = MAPPED_FRAMES
 LOOKUP_FRAMES = TILE_FRAME + 1
 NO_CELL = 10
 TABLE_SIDE = 64  # lookup tables cover rows/cols 0-63 (edge frames reach twice a 30-cell side)
+# The largest grid side the trainer takes (ARC's limit): the edge frames send a cell up to twice the side
+# away (2 * 30 + 1 < TABLE_SIDE) and the decoder writes at most 30x30. A task with a larger grid (1D-ARC
+# rows of up to 93 cells, tama's large grids) is left out of training and evaluation, named with
+# ``grid_too_large``'s reason, never cut or wrapped around the tables.
+MAX_GRID_SIDE = 30
 # Frame evidence: for every token, per frame, the percentage of the output cells of the demonstration
 # pairs *before* its pair that the frame of their own input explains (-1: no earlier pair). Tokens of the
 # test pair see every demonstration; a decoded token copies it from the prompt's last token.
@@ -78,6 +83,15 @@ class Example:
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
+
+
+def grid_too_large(task: Task) -> str | None:
+    """Why the trainer leaves ``task`` out (a grid side past ``MAX_GRID_SIDE``), or None when it fits."""
+    shapes = [g.shape for p in (*task.train, *task.test) for g in (p.input, p.output) if g is not None]
+    big = max(shapes, key=max, default=(0, 0))
+    if max(big) <= MAX_GRID_SIDE:
+        return None
+    return f"a {big[0]}x{big[1]} grid: past the trainer's {MAX_GRID_SIDE}-cell side (its frame tables and decoder)"
 
 
 def grid_tokens(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
