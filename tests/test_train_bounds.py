@@ -91,3 +91,10 @@ def test_experiment_options_are_bounded():
     _one_line(runner.invoke(experiment_app, ["grokfast", "--steps", "0"]), 2, "--steps")
     _one_line(runner.invoke(experiment_app, ["grokfast", "--seeds", str(2**70)]), 1, "2^63-1")
     _one_line(runner.invoke(experiment_app, ["rope", "--steps", "0", "--tiny"]), 2, "--steps")
+
+
+def test_a_grokfast_window_past_the_memory_is_refused_up_front(arc_shards, tmp_path):
+    r = runner.invoke(app, ["train", "-d", str(arc_shards), "--out", str(tmp_path / "r"), *TINY,
+                            "--grokfast", "ma", "--grokfast-window", str(10**9)])
+    _one_line(r, 1, f"Error: --grokfast-window {10**9} keeps", "GiB")
+    assert not (tmp_path / "r" / "checkpoints").exists()

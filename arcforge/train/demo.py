@@ -17,6 +17,7 @@ import torch
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TTTConfig
+from arcforge.train.device import check_cpus
 from arcforge.train.evaluate import evaluate_tasks, submission_key
 from arcforge.train.loop import train
 from arcforge.train.runner import load_model
@@ -53,7 +54,7 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
     ecfg = eval_config(cfg, "bf16" if trained["bf16"] else "off")
     threads = torch.get_num_threads()
     if cfg.eval_threads > 0:  # else the training's; TTT then fine-tunes one task per thread at once
-        torch.set_num_threads(cfg.eval_threads)
+        torch.set_num_threads(check_cpus("eval_threads", cfg.eval_threads))
     t0 = time.perf_counter()
     try:
         res = evaluate_tasks(model, held, seq_len=cfg.seq_len, device=torch.device("cpu"), cfg=ecfg,

@@ -76,8 +76,10 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def check_memory(model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.device) -> None:
-    """Refuse up front, with the size needed, a step that cannot fit in the memory available now."""
+def check_memory(model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.device,
+                 cfg: TrainConfig | None = None) -> None:
+    """Refuse up front, with the size needed, a step that cannot fit in the memory available now (and
+    Grokfast's MA window of past gradients, ``--grokfast-window`` copies of the parameters)."""
     need = memory_needed(model_cfg, data_cfg)
     if device.type == "cuda":
         have = torch.cuda.mem_get_info(device)[0]
@@ -85,6 +87,11 @@ def check_memory(model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.dev
         have = available_memory()
         if have is None:
             return
+    window = cfg.grokfast.window if cfg is not None and cfg.grokfast.kind == "ma" else 0
+    if window and need + window * n_params(model_cfg) * 4 > have:
+        raise TrainError(f"--grokfast-window {window} keeps {window} copies of the gradients: about "
+                         f"{_gib(need + window * n_params(model_cfg) * 4)} with the training step; "
+                         f"{_gib(have)} is available on {device}", hint="lower --grokfast-window")
     if need > have:
         raise TrainError(f"--seq-len {data_cfg.seq_len} x --batch-size {data_cfg.batch_size} needs about "
                          f"{_gib(need)} per training step; {_gib(have)} is available on {device}",
@@ -393,7 +400,7 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
     with ckpt.run_lock(run) if main else contextlib.nullcontext():  # one writer per run folder
         if main:
             ckpt.prepare_run_folder(run, resume=resume, overwrite=overwrite)
-        check_memory(model_cfg, data_cfg, device)
+        check_memory(model_cfg, data_cfg, device, cfg)
         if world > 1:
             dist.barrier()  # the run folder is ready before any rank reads it
         loaded = ckpt.load_latest_intact(run) if resume else None
