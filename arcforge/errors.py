@@ -87,6 +87,10 @@ class ShardError(ArcforgeError):
     """Parquet shards are missing, unreadable or do not match the schema."""
 
 
+class SandboxError(ArcforgeError):
+    """Upstream code could not be started in the sandbox (its modules do not import, the worker dies at once)."""
+
+
 class BuildError(ArcforgeError):
     """The build pipeline failed (including --strict with quarantined tasks)."""
 

@@ -1,0 +1,240 @@
+"""Run upstream code (RE-ARC's generators, BARC's seeds) apart from arcforge, with limits.
+
+``Sandbox(code_dir, modules, limits, stubs)`` starts a worker: a fresh interpreter (``python -I``) running
+``sandbox_worker.py`` (standard library only, no arcforge import), its working directory a temporary folder,
+its environment cleared but for ``PATH``, its address space (``RLIMIT_AS``) and CPU time (``RLIMIT_CPU``)
+limited, core dumps off, in a session of its own. Requests and replies are length-framed JSON over pipes,
+never pickle: a hostile worker can send back only data, which is checked here.
+
+A call that runs past ``Limits.call_s`` (wall clock), runs out of memory, crashes the interpreter or sends a
+malformed reply returns ``CallResult(ok=False, error=...)``; the worker is killed and restarted for the
+next call. An exception in upstream code is a failed call too (``"<ExcType>: <msg>"``), the worker lives on.
+Error texts are made printable (no terminal control bytes) and truncated to one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from arcforge.errors import SandboxError
+
+WORKER = Path(__file__).with_name("sandbox_worker.py")
+GRID_TYPES = ("tuple", "numpy", "list")
+MAX_REPLY = 64 << 20  # bytes: a larger reply is a failed call
+MAX_ERROR = 200  # characters of an error text
+START_S = 60.0  # seconds a worker may take to import upstream's modules
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per call: ``call_s`` seconds (wall clock; CPU time is capped a little above), ``memory_mb`` MB of
+    address space for the whole worker (the interpreter and upstream's modules included)."""
+
+    call_s: float = 2.0
+    memory_mb: int = 1024
+
+
+@dataclass
+class CallResult:
+    ok: bool
+    value: Any = None
+    error: str = ""
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # attributes read after the call (``read=``)
+
+
+def escape(text: str) -> str:
+    """One printable line: control bytes (ESC, CR, NUL, ...) shown as ``\\xNN``, at most MAX_ERROR chars."""
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+
+
+class _Dead(Exception):
+    """The worker is gone or misbehaved; ``reason`` says how."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _limit_child(memory_mb: int) -> None:  # runs in the child between fork and exec
+    resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+class Sandbox:
+    """Upstream modules loaded in an isolated worker process; see the module docstring."""
+
+    def __init__(self, code_dir: Path | str, modules: Sequence[str], limits: Limits | None = None,
+                 stubs: Mapping[str, str] | None = None) -> None:
+        self.code_dir = str(Path(code_dir).resolve())
+        self.modules = list(modules)
+        self.limits = limits or Limits()
+        self.stubs = dict(stubs or {})  # module name -> source run in it ("" = an empty, inert module)
+        self.restarts = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmp: str | None = None
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start the worker and import upstream's modules (``SandboxError`` if that fails)."""
+        if self._proc is not None:
+            return
+        self._tmp = tempfile.mkdtemp(prefix="arcforge-sandbox-")
+        mem = self.limits.memory_mb
+        self._proc = subprocess.Popen(
+            [sys.executable, "-I", str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, cwd=self._tmp, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            preexec_fn=lambda: _limit_child(mem), start_new_session=True,
+        )
+        setup = {"code_dir": self.code_dir, "modules": self.modules, "stubs": self.stubs,
+                 "call_s": self.limits.call_s}
+        try:
+            self._send(setup)
+            reply = self._receive(START_S)
+        except _Dead as e:
+            self._kill()
+            raise SandboxError(f"upstream code in {Path(self.code_dir).name} did not start: {e.reason}") from None
+        if not (isinstance(reply, dict) and reply.get("ok") is True):
+            error = escape(reply.get("e", "no reason given")) if isinstance(reply, dict) else "malformed reply"
+            self._kill()
+            raise SandboxError(f"upstream modules {', '.join(self.modules)} did not import: {error}")
+
+    def close(self) -> None:
+        if self._proc is not None:
+            try:
+                self._proc.stdin.close()  # type: ignore[union-attr]
+                self._proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            self._kill()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def _kill(self) -> int | None:
+        """Kill the worker (and anything it started); its exit status."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+        code = proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        return code
+
+    # --- the channel --------------------------------------------------------------------------------------
+    def _send(self, obj: Any) -> None:
+        body = msgspec.json.encode(obj)
+        try:
+            self._proc.stdin.write(len(body).to_bytes(4, "big") + body)  # type: ignore[union-attr]
+            self._proc.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            raise _Dead("worker exited") from None
+
+    def _read_exactly(self, n: int, deadline: float) -> bytes:
+        fd = self._proc.stdout.fileno()  # type: ignore[union-attr]
+        chunks, got = [], 0
+        while got < n:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise _Dead("timeout")
+            data = os.read(fd, min(n - got, 1 << 20))
+            if not data:
+                raise _Dead("eof")
+            chunks.append(data)
+            got += len(data)
+        return b"".join(chunks)
+
+    def _receive(self, seconds: float) -> Any:
+        deadline = time.monotonic() + seconds
+        size = int.from_bytes(self._read_exactly(4, deadline), "big")
+        if size > MAX_REPLY:
+            raise _Dead(f"reply of {size} bytes is over the {MAX_REPLY >> 20} MB limit")
+        try:
+            return msgspec.json.decode(self._read_exactly(size, deadline))
+        except msgspec.DecodeError:
+            raise _Dead("malformed reply") from None
+
+    def _death_reason(self, why: str) -> str:
+        code = self._kill()
+        if why == "timeout":
+            return f"timeout after {self.limits.call_s:g} s"
+        if code is not None and code < 0:
+            sig = -code
+            if sig == signal.SIGXCPU:
+                return f"timeout after {self.limits.call_s:g} s (CPU)"
+            return f"crashed (signal {sig})"
+        if why == "eof":
+            return f"crashed (exit {code})"
+        return why
+
+    # --- calls --------------------------------------------------------------------------------------------
+    def call(self, module: str, function: str, args: Sequence[Any], grid_type: str = "list") -> CallResult:
+        return self._call({"m": module, "f": function, "a": list(args), "g": grid_type})
+
+    def call_seeded(self, module: str, function: str, args: Sequence[Any], *, seed: int,
+                    grid_type: str = "list", reset: Mapping[str, Any] | None = None,
+                    read: Sequence[str] = ()) -> CallResult:
+        """A call after seeding ``random`` and ``numpy.random`` with ``seed``. ``reset``: module attributes
+        set before the call (``{"utils.rng": []}``); ``read``: attributes returned in ``extra`` after it."""
+        return self._call({"m": module, "f": function, "a": list(args), "g": grid_type, "seed": int(seed),
+                           "reset": dict(reset or {}), "read": list(read)})
+
+    def map(self, module: str, function: str, arg_lists: Sequence[Sequence[Any]],
+            grid_type: str = "list") -> list[CallResult]:
+        return [self.call(module, function, args, grid_type) for args in arg_lists]
+
+    def _call(self, request: dict[str, Any]) -> CallResult:
+        if request["g"] not in GRID_TYPES:
+            raise ValueError(f"grid_type {request['g']!r} is not one of {', '.join(GRID_TYPES)}")
+        if request["m"] not in self.modules:
+            raise ValueError(f"module {request['m']!r} is not loaded in this sandbox")
+        if self._proc is None:
+            self.restarts += 1
+            self.start()
+        t0 = time.monotonic()
+        try:
+            self._send(request)
+            reply = self._receive(self.limits.call_s)
+        except _Dead as e:
+            return CallResult(False, error=self._death_reason(e.reason), seconds=time.monotonic() - t0)
+        seconds = time.monotonic() - t0
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            self._kill()
+            return CallResult(False, error="malformed reply", seconds=seconds)
+        if reply.get("restart"):
+            self._kill()
+        if not reply["ok"]:
+            return CallResult(False, error=escape(reply.get("e", "")) or "failed", seconds=seconds)
+        extra = reply.get("x") if isinstance(reply.get("x"), dict) else {}
+        return CallResult(True, reply.get("v"), seconds=seconds, extra=extra)
