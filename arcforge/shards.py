@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from arcforge.errors import ShardError
-from arcforge.task import TASK_SCHEMA, Task, tasks_from_batch
+from arcforge.task import OPTIONAL_COLUMNS, TASK_SCHEMA, Task, tasks_from_batch
 
 SHARD_RE = re.compile(r"^(?P<split>\w+(?:\.\w+)*)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
 REBUILD_HINT = "the file is damaged or was not written by arcforge: rebuild the dataset (arcforge build)"
@@ -133,10 +133,12 @@ def _open_shard(path: Path) -> pq.ParquetFile:
         schema = pf.schema_arrow
     except (OSError, pa.ArrowException) as e:
         raise ShardError(f"{path}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None
-    missing = set(TASK_SCHEMA.names) - set(schema.names)
+    missing = set(TASK_SCHEMA.names) - set(schema.names) - set(OPTIONAL_COLUMNS)
     if missing:
         raise ShardError(f"{path}: not an arcforge shard (missing columns {sorted(missing)})", hint=REBUILD_HINT)
     for name in TASK_SCHEMA.names:
+        if name not in schema.names:
+            continue  # an optional column that an older build did not write
         got, want = schema.field(name).type, TASK_SCHEMA.field(name).type
         if not got.equals(want) and not _castable(got, want):
             raise ShardError(f"{path}: column {name!r} has type {got}, expected {want}", hint=REBUILD_HINT)
@@ -176,8 +178,11 @@ def _iter_file_batches(root: Path, *, sources=None, splits=None, rank=0, world_s
             continue
         path = paths[f]
         at = 0
+        present = files[f].schema_arrow.names
+        read_cols = [c for c in (columns or TASK_SCHEMA.names) if c in present]
         try:
-            for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=columns):
+            for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=read_cols):
+                batch = _with_optional(batch, want)
                 m = batch.num_rows
                 part = batch.slice(max(a - at, 0), max(0, min(b, at + m) - max(a, at)))
                 at += m
@@ -190,6 +195,17 @@ def _iter_file_batches(root: Path, *, sources=None, splits=None, rank=0, world_s
                     break
         except (OSError, pa.ArrowException) as e:
             raise ShardError(f"{path}: row group {rg} cannot be read: {e}", hint=REBUILD_HINT) from None
+
+
+def _with_optional(batch: pa.RecordBatch, want: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with the optional columns an older shard lacks, filled with their defaults."""
+    absent = [f for f in want if f.name not in batch.schema.names]
+    if not absent:
+        return batch
+    cols = {name: batch.column(name) for name in batch.schema.names}
+    for f in absent:
+        cols[f.name] = pa.array([OPTIONAL_COLUMNS[f.name]] * batch.num_rows, f.type)
+    return pa.RecordBatch.from_arrays([cols[f.name] for f in want], schema=want)
 
 
 def check_batch(batch: pa.RecordBatch, path: Path) -> None:

@@ -18,6 +18,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from arcforge.difficulty import estimate
 from arcforge.errors import FormatError
 from arcforge.grids import Grid, multiset_key, pair_key
 
@@ -104,6 +105,14 @@ class Task:
     path: str = ""
     license: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    derived_from: tuple[str, ...] = ()  # ids of the tasks this one was made from (lineage), e.g. a generator's
+    quality: str = ""  # upstream's word on it: "verified" (RE-ARC), BARC's annotation, ...; "" = none
+    upstream_difficulty: float | None = None  # upstream's own difficulty measure, where it has one
+
+    @property
+    def difficulty(self) -> float:
+        """arcforge's difficulty estimate (``arcforge.difficulty``), the same formula for every source."""
+        return estimate([(p.input, p.output) for p in self.pairs])
 
     @property
     def pairs(self) -> list[Pair]:
@@ -334,8 +343,15 @@ TASK_SCHEMA = pa.schema(
         pa.field("license", pa.string()),
         pa.field("fingerprint", pa.string()),
         pa.field("extra", pa.string()),
+        pa.field("derived_from", pa.list_(pa.string())),
+        pa.field("difficulty", pa.float32()),
+        pa.field("quality", pa.string()),
+        pa.field("upstream_difficulty", pa.float32()),
     ]
 )
+# Columns that older datasets do not have: a reader fills them with these values.
+OPTIONAL_COLUMNS: dict[str, Any] = {"derived_from": [], "difficulty": None, "quality": "",
+                                    "upstream_difficulty": None}
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -368,6 +384,10 @@ def task_to_row(task: Task) -> dict[str, Any]:
         "license": task.license,
         "fingerprint": task.fingerprint,
         "extra": json.dumps(task.extra, sort_keys=True, separators=(",", ":")) if task.extra else "{}",
+        "derived_from": list(task.derived_from),
+        "difficulty": task.difficulty,
+        "quality": task.quality,
+        "upstream_difficulty": task.upstream_difficulty,
     }
 
 
@@ -389,6 +409,10 @@ def tasks_to_table(tasks: Iterable[Task]) -> pa.Table:
             json.dumps(t.extra, sort_keys=True, separators=(",", ":")) if t.extra else "{}"
         )
     arrays = {n: pa.array(v, pa.string()) for n, v in cols.items()}
+    arrays["derived_from"] = pa.array([list(t.derived_from) for t in tasks], pa.list_(pa.string()))
+    arrays["difficulty"] = pa.array([t.difficulty for t in tasks], pa.float32())
+    arrays["quality"] = pa.array([t.quality for t in tasks], pa.string())
+    arrays["upstream_difficulty"] = pa.array([t.upstream_difficulty for t in tasks], pa.float32())
     arrays["train"] = _pairs_array([t.train for t in tasks])
     arrays["test"] = _pairs_array([t.test for t in tasks])
     return pa.Table.from_arrays([arrays[f.name] for f in TASK_SCHEMA], schema=TASK_SCHEMA)
@@ -450,6 +474,9 @@ def task_from_row(row: Mapping[str, Any]) -> Task:
         path=row.get("path") or "",
         license=row.get("license") or "",
         extra=json.loads(extra),
+        derived_from=tuple(row.get("derived_from") or ()),
+        quality=row.get("quality") or "",
+        upstream_difficulty=row.get("upstream_difficulty"),
     )
 
 

@@ -41,7 +41,7 @@ def test_rank_sharding_is_a_disjoint_cover(tmp_path):
 
 def test_shuffled_reading_permutes_row_groups_and_keeps_every_row(tmp_path):
     tasks = _tasks(40, "b") + _tasks(40, "a")
-    write_shards(tasks_to_table(tasks), tmp_path, shard_bytes=3000, row_group_rows=8)
+    write_shards(tasks_to_table(tasks), tmp_path, shard_bytes=3300, row_group_rows=8)  # rows ~ 40 B each: a few shards
     plain = [t.id for t in read_tasks(tmp_path)]
     assert plain == sorted(plain)  # stored order: source a, then b, each sorted by id
     one = [t.id for t in read_tasks(tmp_path, shuffle_seed=(0, 0))]
@@ -84,3 +84,23 @@ def test_each_rank_reads_only_its_own_row_groups(tmp_path, monkeypatch):
     assert {len(p) for p in parts} == {16}
     # every rank opened about a quarter of the row groups (8-row groups, 16-row ranges: 2, or 3 unaligned)
     assert all(len(read[r]) <= 3 for r in range(4))
+
+
+def test_shards_of_an_older_build_read_with_empty_curation_columns(tmp_path):
+    from arcforge.task import OPTIONAL_COLUMNS
+
+    tasks = _tasks(6)
+    tasks[0].derived_from, tasks[0].quality = ("arc_agi_1/training/007bbfb7",), "verified"
+    infos = write_shards(tasks_to_table(tasks), tmp_path / "new")
+    new = list(read_tasks(tmp_path / "new"))
+    assert new[0].derived_from == ("arc_agi_1/training/007bbfb7",) and new[0].quality == "verified"
+    infos = list(infos)
+    old = tmp_path / "old" / infos[0].path
+    old.parent.mkdir(parents=True)
+    table = pq.read_table(tmp_path / "new" / infos[0].path)
+    pq.write_table(table.drop_columns(list(OPTIONAL_COLUMNS)), old)  # as a build before lineage wrote it
+    got = next(iter(iter_batches(tmp_path / "old")))
+    assert got.column("derived_from").to_pylist() == [[]] * 6
+    assert got.column("quality").to_pylist() == [""] * 6 and got.column("difficulty").null_count == 6
+    assert [t.id for t in read_tasks(tmp_path / "old")] == [t.id for t in new]
+    assert next(iter(read_tasks(tmp_path / "old"))).derived_from == ()

@@ -62,6 +62,8 @@ def _feature_yaml(t: pa.DataType) -> Any:
         return [{"name": f.name, **_field_body(f.type)} for f in t]
     if pa.types.is_string(t):
         return {"dtype": "string"}
+    if pa.types.is_floating(t):  # Arrow says "float"/"double", datasets "float32"/"float64"
+        return {"dtype": f"float{t.bit_width}"}
     return {"dtype": str(t)}
 
 

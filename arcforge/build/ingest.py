@@ -399,7 +399,7 @@ class _SourceMerger:
 
 
 # --- cache ---------------------------------------------------------------------------------------------
-CACHE_LAYOUT = 2  # bumped when the cache files change shape: older entries are parsed again
+CACHE_LAYOUT = 3  # bumped when the cache files change shape: older entries are parsed again
 
 
 def cache_key(plan: SourcePlan) -> str | None:
