@@ -165,8 +165,9 @@ def _generate_chunk(n: int, dup_frac: float, ref_frac: float, rng: np.random.Gen
     source = pa.array(np.where(is_ref, "gen_eval", "gen"))
     split = pa.array(np.where(is_ref, "evaluation", "training"))
     empty = pa.nulls(tot, pa.string())
+    curation = [pa.nulls(tot, TASK_SCHEMA.field(c).type) for c in TASK_SCHEMA.names[11:]]
     table = pa.Table.from_arrays([ids, source, split, train, test, empty, empty, empty, empty, empty,
-                                  pa.array(["{}"] * tot)], schema=TASK_SCHEMA)
+                                  pa.array(["{}"] * tot), *curation], schema=TASK_SCHEMA)
     n_copy_ref = int((src < n_ref).sum())
     expected = {"excluded": n_copy_ref, "duplicates": n_dup - n_copy_ref}
     return table, expected

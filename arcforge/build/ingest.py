@@ -79,6 +79,7 @@ class SourcePlan:
     seed: int = 0
     synthetic_families: tuple[str, ...] | None = None  # None = every family
     synthetic_difficulty: str = DEFAULT_DIFFICULTY
+    generate_n: int = 0  # a generator source: examples per generator (0 = its files only)
 
 
 @dataclass
@@ -92,6 +93,7 @@ class ParsedSource:
     found: dict[str, int] = field(default_factory=dict)  # split -> tasks found (valid + quarantined)
     files: int = 0
     from_cache: bool = False
+    generated: dict[str, int] = field(default_factory=dict)  # generator sources: attempts, kept, per filter
 
 
 def local_name(folder: Path) -> str:
@@ -168,7 +170,7 @@ class _Collector:
         self.found[split] += 1
         p = self.plan
         self.tasks.append(Task(task_id, p.name, split, raw.train, raw.test, p.repo, p.commit, path,
-                               p.license, raw.extra))
+                               p.license, raw.extra, derived_from=raw.derived_from, quality=raw.quality))
         if len(self.tasks) >= FLUSH_TASKS:  # a file of millions of tasks: hold them as compact Arrow rows
             self.tables.append(tasks_to_table(self.tasks))
             self.tasks = []
@@ -202,6 +204,7 @@ class _Job:
     first: int = 0  # synthetic: task indices first..last-1
     last: int = 0
     final: bool = False  # the source's last chunk
+    keys: tuple[str, ...] = ()  # a generator source: the generator keys to run
 
 
 @dataclass
@@ -215,6 +218,7 @@ class _Chunk:
     skipped: Counter[str] = field(default_factory=Counter)
     found: Counter[str] = field(default_factory=Counter)
     files: int = 0
+    generated: Counter[str] = field(default_factory=Counter)
 
 
 def _open_member(root: Path, path: str, zips: ZipCache) -> Member:
@@ -234,6 +238,11 @@ def _run_job(job: _Job) -> _Chunk:
             table = generate_table(job.first, job.last, p.seed, families=p.synthetic_families,
                                    difficulty=p.synthetic_difficulty)
             return _Chunk(job.source, job.final, table)
+        if job.keys:
+            from arcforge.build.generated import run_generators
+
+            table, quarantine, found, counts = run_generators(job.plan, job.keys)
+            return _Chunk(job.source, job.final, table, quarantine, Counter(), found, 0, counts)
         col = _Collector(job.plan)
         assert job.plan.root is not None
         with ZipCache() as zips:
@@ -314,6 +323,18 @@ def _jobs(source: int, plan: SourcePlan, workers: int) -> Iterator[_Job]:
             yield _Job(source, plan, first=min(lo, n), last=hi, final=hi >= n)
         return
     items = list(_manifest_items(plan) if plan.kind == "manifest" else _local_items(plan))
+    jobs = list(_file_jobs(source, plan, items, workers))
+    if plan.generate_n > 0:
+        from arcforge.build.generated import key_batches
+
+        jobs += [_Job(source, plan, keys=batch) for batch in key_batches(plan, workers)]
+    if not jobs:
+        jobs = [_Job(source, plan)]  # an empty source sends one empty chunk
+    yield from jobs[:-1]
+    yield dataclasses.replace(jobs[-1], final=True)
+
+
+def _file_jobs(source: int, plan: SourcePlan, items: list[_FileItem], workers: int) -> Iterator[_Job]:
     # About 4 chunks per worker for a small source (an even load), at most CHUNK_BYTES or FILES_PER_CHUNK
     # each for a big one (bounded memory in the workers and in flight).
     budget = min(CHUNK_BYTES, max(1, sum(it.size for it in items) // (4 * workers)))
@@ -325,7 +346,8 @@ def _jobs(source: int, plan: SourcePlan, workers: int) -> Iterator[_Job]:
             chunk, size = [], 0
         chunk.append(it)
         size += it.size
-    yield _Job(source, plan, files=tuple(chunk), final=True)  # an empty source sends one empty chunk
+    if chunk:
+        yield _Job(source, plan, files=tuple(chunk))
 
 
 class _SourceMerger:
@@ -342,6 +364,7 @@ class _SourceMerger:
         self.taken: set[str] = set()  # synthetic: fingerprints of the tasks kept so far
         self.found: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
+        self.generated: Counter[str] = Counter()
         self.next_index = 0
 
     def add(self, chunk: _Chunk) -> int:
@@ -349,6 +372,7 @@ class _SourceMerger:
         ps.quarantine += chunk.quarantine
         self.skipped.update(chunk.skipped)
         self.found.update(chunk.found)
+        self.generated.update(chunk.generated)
         ps.files += chunk.files
         table = self._synthetic(chunk.table) if self.plan.kind == "synthetic" else self._unique_ids(chunk.table)
         self.spill.write(table)
@@ -395,6 +419,7 @@ class _SourceMerger:
         ps.table = read_spill(self.spill.path)
         ps.skipped = dict(sorted(self.skipped.items()))
         ps.found = dict(sorted(self.found.items()))
+        ps.generated = dict(sorted(self.generated.items()))
         return ps
 
 
@@ -412,6 +437,7 @@ def cache_key(plan: SourcePlan) -> str | None:
         m = dataclasses.asdict(plan.manifest)
         m.pop("path", None)
         key["manifest"] = m
+        key["generate"] = plan.generate_n  # examples per generator: seeded by (source, key, index) alone
     elif plan.root is not None:  # a user's folder can change: key on every file's size and mtime
         key["files"] = sorted(
             (p.relative_to(plan.root).as_posix(), st.st_size, st.st_mtime_ns)
@@ -448,12 +474,12 @@ def _load_cached(key: str, name: str) -> ParsedSource | None:
     if not table.schema.equals(TASK_SCHEMA) or table.num_rows != meta.get("rows"):
         return None
     return ParsedSource(name, table, meta["quarantine"], meta["skipped"], meta["found"], meta["files"],
-                        from_cache=True)
+                        from_cache=True, generated=meta.get("generated", {}))
 
 
 def _store_meta(key: str, parsed: ParsedSource) -> None:
     meta = {"quarantine": parsed.quarantine, "skipped": parsed.skipped, "found": parsed.found,
-            "files": parsed.files, "rows": parsed.table.num_rows}
+            "files": parsed.files, "rows": parsed.table.num_rows, "generated": parsed.generated}
     path = _meta_path(key)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
     integrity.seal(_cache_path(key))  # the tasks' digest, before the counts that make the entry whole

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
 
 SYNTHETIC = "synthetic"
+GIVE_UP_NOTE = "too often: it gets 4n+20 attempts for n examples"
 DEFAULT_SYNTHETIC_TASKS = 1000  # `--source synthetic` without `--synthetic-tasks`
 
 
@@ -64,6 +65,7 @@ class BuildStats:
     cached_sources: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)  # written files, relative to out
     warnings: list[str] = field(default_factory=list)  # things the user asked for that deserve a second look
+    generated: dict[str, dict[str, int]] = field(default_factory=dict)  # generator source -> outcome counts
 
     @property
     def total_tasks(self) -> int:
@@ -150,6 +152,46 @@ def plan_sources(
                          hint="arcforge fetch --all (offline: --mirror DIR); or build from your own tasks "
                          "with --local PATH, or from generated ones with --source synthetic")
     return plans
+
+
+ALL_GENERATORS = "*"  # ``--generate N``: every generator source of the build
+
+
+def apply_generate(plans: Sequence[SourcePlan], generate: Mapping[str, int] | None) -> None:
+    """Set how many examples per generator each generator source makes (``--generate [SOURCE=]N``).
+
+    Upstream programs run only from a cache folder whose files still hash to the source's pin."""
+    generate = dict(generate or {})
+    by_name = {p.name: p for p in plans}
+    for name, n in generate.items():
+        if n < 0:
+            raise BuildError(f"--generate {name}={n}: the number of examples must be at least 0")
+        if name == ALL_GENERATORS:
+            continue
+        p = by_name.get(name)
+        if p is None:
+            raise BuildError(f"--generate {name}={n}: source {name!r} is not part of this build",
+                             hint=f"arcforge fetch {name}, or add --source {name}")
+        if p.manifest is None or p.manifest.kind != "generator":
+            raise BuildError(f"--generate {name}={n}: {name!r} is not a generator source")
+    for p in plans:
+        if p.manifest is None or p.manifest.kind != "generator":
+            continue
+        p.generate_n = generate.get(p.name, generate.get(ALL_GENERATORS, 0))
+        if p.generate_n > 0:
+            _check_code(p.manifest)
+
+
+def _check_code(m: Manifest) -> None:
+    from arcforge.sources import lock
+    from arcforge.sources.fetch import cached_path
+
+    if lock.find_pin(m) is None:
+        raise BuildError(f"source {m.name!r} has no pinned digest: its programs are not run",
+                         hint=f"pin it in {lock.repo_lock_path(m)} (python -m arcforge.sources.lock MIRROR)")
+    if cached_path(m, verify=True) is None:
+        raise BuildError(f"source {m.name!r}: the cached files do not match the pinned digest; "
+                         "its programs are not run", hint=f"arcforge fetch {m.name} --force")
 
 
 def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None,
@@ -257,6 +299,7 @@ def build(
     max_grid: int | None = None,
     strict: bool = False,
     synthetic_tasks: int = 0,
+    generate: Mapping[str, int] | None = None,
     synthetic_families: Sequence[str] | None = None,
     synthetic_difficulty: str = DEFAULT_DIFFICULTY,
     seed: int = 0,
@@ -284,6 +327,7 @@ def build(
     manifests = load_manifests(manifests_dir)
     plans = plan_sources(manifests, sources, local, local_names, synthetic_tasks, seed,
                          synthetic_families, synthetic_difficulty)
+    apply_generate(plans, generate)
     stats = BuildStats(out=str(out))
     eval_splits = eval_split_set(plans, eval_refs, stats.warnings)
 
@@ -296,6 +340,11 @@ def build(
         stats.files_read += ps.files
         if ps.from_cache:
             stats.cached_sources.append(ps.name)
+        if ps.generated:
+            stats.generated[ps.name] = dict(ps.generated)
+            if ps.generated.get("short"):
+                stats.warnings.append(f"{ps.name}: {ps.generated['short']} example(s) short of --generate "
+                                      f"(a generator failed {GIVE_UP_NOTE})")
         for reason, n in ps.skipped.items():
             stats.skipped[reason] = stats.skipped.get(reason, 0) + n
     table = pa.concat_tables([ps.table for ps in parsed]) if parsed else TASK_SCHEMA.empty_table()
@@ -340,7 +389,7 @@ def build(
         "max_grid": max_grid, "synthetic_tasks": synthetic_tasks,
         "synthetic_families": synth[0].synthetic_families if synth else None,
         "synthetic_difficulty": synth[0].synthetic_difficulty if synth else None,
-        "seed": seed, "shard_bytes": shard_bytes, "row_group_rows": row_group_rows,
+        "seed": seed, "generate": dict(sorted((generate or {}).items())), "shard_bytes": shard_bytes, "row_group_rows": row_group_rows,
     }
     prov_sources = [_provenance_entry(p) for p in plans]
     stats.outputs = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,

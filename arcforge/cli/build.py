@@ -35,6 +35,8 @@ def _summary(stats) -> None:
                       + "  (see reports/quarantine.jsonl)")
     if stats.skipped:
         console.print("skipped (not tasks): " + ", ".join(f"{r}: {n}" for r, n in stats.skipped.items()))
+    for src, counts in stats.generated.items():
+        console.print(f"generated {escape(src)}: " + ", ".join(f"{r} {n}" for r, n in counts.items()))
     if stats.excluded or stats.duplicates:
         console.print(f"dedup: {stats.duplicates} duplicates dropped, {stats.excluded} excluded as eval copies")
 
@@ -58,6 +60,19 @@ def _out_errors(out: Path) -> Iterator[None]:
             raise
         raise BuildError(f"--out {out}: cannot write the dataset there: {e.strerror}",
                          hint="choose a folder you can write to") from None
+
+
+def parse_generate(values: list[str]) -> dict[str, int]:
+    """``--generate`` values: ``N`` (every generator source) or ``SOURCE=N``."""
+    from arcforge.build.pipeline import ALL_GENERATORS
+
+    out: dict[str, int] = {}
+    for v in values:
+        name, sep, num = v.rpartition("=")
+        if not num.strip().isdigit() or (sep and not name):
+            raise typer.BadParameter(f"{v!r} is not N or SOURCE=N (N a whole number)", param_hint="--generate")
+        out[name if sep else ALL_GENERATORS] = int(num)
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -91,6 +106,9 @@ def register(app: typer.Typer) -> None:
         synthetic_difficulty: Annotated[Difficulty, typer.Option(
             "--synthetic-difficulty", help="Grid sizes, objects and colors of generated tasks: "
             "easy (3-5 sides), medium (3-8), hard (5-16).")] = Difficulty(DEFAULT_DIFFICULTY),
+        generate: Annotated[list[str] | None, typer.Option(
+            "--generate", help="Run the generator sources' programs: N examples per generator for every "
+            "generator source, or SOURCE=N for one (repeatable).")] = None,
         seed: SeedOpt = 0,
         shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
         row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
@@ -111,7 +129,7 @@ def register(app: typer.Typer) -> None:
                 manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
                 eval_local=eval_local or [], max_grid=max_grid, strict=strict,
                 synthetic_tasks=synthetic_tasks, synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
-                synthetic_difficulty=synthetic_difficulty.value, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
+                synthetic_difficulty=synthetic_difficulty.value, generate=parse_generate(generate or []), seed=seed, shard_bytes=shard_mb * 1024 * 1024,
                 row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
                 progress=progress,
             )

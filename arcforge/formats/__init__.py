@@ -68,6 +68,8 @@ class RawTask:
     train: list[Pair]
     test: list[Pair]
     extra: dict[str, Any] = field(default_factory=dict)
+    quality: str = ""  # upstream's annotation of the task, if any
+    derived_from: tuple[str, ...] = ()  # ids of the tasks it was made from, if upstream says
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class Format(Protocol):
 _REGISTRY: dict[str, type[Format]] = {}
 # Order matters for ``detect``: the first format whose sniff() accepts a file wins.
 _BUILTIN_MODULES = ("standard", "mini_arc", "barc_list", "iparc", "re_arc", "barc_jsonl", "simon_arc",
-                    "arc_parquet")
+                    "arc_parquet", "barc_problem")
 _loaded = False
 
 

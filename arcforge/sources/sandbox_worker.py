@@ -94,14 +94,22 @@ def _is_grid(arg):
     return isinstance(arg, list) and arg and all(isinstance(r, list) for r in arg)
 
 
-def _convert(args, grid_type):
+def _convert_one(a, grid_type):
+    if isinstance(a, dict):  # grids one level down too: {"input": grid, "output": grid}
+        return {k: _convert_one(v, grid_type) if _is_grid(v) else v for k, v in a.items()}
+    if not _is_grid(a):
+        return a
     if grid_type == "tuple":
-        return [tuple(tuple(r) for r in a) if _is_grid(a) else a for a in args]
-    if grid_type == "numpy":
-        import numpy as np
+        return tuple(tuple(r) for r in a)
+    import numpy as np
 
-        return [np.array(a, dtype=int) if _is_grid(a) else a for a in args]
-    return args
+    return np.array(a, dtype=int)
+
+
+def _convert(args, grid_type):
+    if grid_type == "list":
+        return args
+    return [_convert_one(a, grid_type) for a in args]
 
 
 def _attr(path):

@@ -1,0 +1,50 @@
+"""The build's side of generator sources: which keys each work chunk runs, and the chunk's rows.
+
+Each chunk runs whole generator keys (a key's attempts are sequential: its ``repeat`` filter needs the
+examples before), so a key's tasks do not depend on the chunking or on the number of workers
+(``arcforge.sources.generate``). Chunks are merged in order like any other source's.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from arcforge.sources.generate import GENERATOR_ERROR, driver, generate_keys, group_tasks
+from arcforge.task import tasks_to_table
+
+KEYS_PER_CHUNK = 50  # at most; fewer for a small build, so that every worker gets some
+
+
+def key_batches(plan, workers: int) -> Iterator[tuple[str, ...]]:
+    """The generator keys of ``plan`` (a ``SourcePlan``) in chunks, about 2 per worker."""
+    assert plan.manifest is not None and plan.root is not None
+    keys = driver(plan.root, plan.manifest.settings).keys()
+    step = max(1, min(KEYS_PER_CHUNK, -(-len(keys) // (2 * workers))))
+    for lo in range(0, len(keys), step):
+        yield tuple(keys[lo : lo + step])
+
+
+def run_generators(plan, keys: tuple[str, ...]) -> tuple[pa.Table, list[dict[str, str]], Counter, Counter]:
+    """Generate ``plan.generate_n`` examples for each key: (tasks, quarantine rows, found, counts)."""
+    m = plan.manifest
+    settings = m.settings
+    d = driver(plan.root, settings)
+    split = settings["split"]
+    results = generate_keys(d, plan.name, keys, plan.generate_n)
+    tasks, quarantine, counts = [], [], Counter()
+    prov = {"repo": plan.repo, "commit": plan.commit, "license": plan.license}
+    for res in results:
+        counts.update(res.counts)
+        made, unused = group_tasks(res, d, source=plan.name, split=split, k=int(settings["k"]), provenance=prov)
+        tasks += made
+        counts["tasks"] += len(made)
+        counts["unused"] += unused
+        for attempt, failure in res.failures:
+            quarantine.append({"source": plan.name, "path": d.path(res.key), "split": split,
+                               "reason": failure.reason if failure.reason else GENERATOR_ERROR,
+                               "detail": f"{res.key} attempt {attempt}: {failure.detail}"})
+    found = Counter({split: len(tasks)}) if tasks else Counter()
+    return tasks_to_table(tasks), quarantine, found, counts
