@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from arcforge.errors import SandboxError
 from arcforge.sources.sandbox import CallResult, Limits, Sandbox
 from arcforge.task import MAX_GRID_SIDE, Pair, Task, TaskFormatError, parse_grid
 
@@ -249,7 +250,7 @@ def generate_keys(d: Driver, source: str, keys: Sequence[str], n: int) -> list[K
             try:
                 sb.start()
                 out.append(generate_key(d, sb, source, key, n))
-            except Exception as e:  # noqa: BLE001 - a program that does not even load: one row, the build goes on
+            except SandboxError as e:  # a program that does not even load: one row, the build goes on
                 res = KeyResult(key)
                 res.counts["attempts"] += 1
                 res.counts[GENERATOR_ERROR] += 1
