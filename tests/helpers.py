@@ -82,7 +82,10 @@ def tasks_in_mirror(shared: Path, names: set[str]) -> dict[str, dict[str, int]]:
         "iparc": {"training": len(iparc)},
         "arc_community": {"training": n("arc-community/arc/levels/*/*.json")},
         "neoneye_bad": {"training": n("neoneye/arc-dataset-collection/dataset/arc-dataset-bad/data/*.json")},
-        "barc": {"evaluation": listed("xu3kev/BARC/data_processing/test-time-finetune/arc_all_evaluation.json")},
+        "barc": {"evaluation": listed("xu3kev/BARC/data_processing/test-time-finetune/arc_all_evaluation.json"),
+                 # annotated problems; those whose examples are annotated "bad" are dropped by default
+                 "synthetic_problems": sum(json.loads(p.read_text())["annotations"]["example"] != "bad"
+                                           for p in shared.glob("xu3kev/BARC/synthetic_problems/*.json"))},
         "re_arc": {"original_training": zipped("michaelhodel/re-arc/arc_original.zip", "arc_original/training"),
                    "original_evaluation": zipped("michaelhodel/re-arc/arc_original.zip",
                                                  "arc_original/evaluation")},

@@ -24,8 +24,13 @@ def test_counts_match_the_source_files(full_build, shared_sources, mirrored_name
     for src, splits in expected.items():
         written = sum(i.rows for i in list_shards(out, [src]))
         assert written + q[src] + ex[src] + dup[src] == sum(splits.values()), src
+    import json
+
+    bad = sum(json.loads(p.read_text())["annotations"]["example"] == "bad"
+              for p in shared_sources.glob("xu3kev/BARC/synthetic_problems/*.json"))
     assert stats.skipped == {"IPARC solution program (not a task)": 500,
-                             "Mini-ARC user action trace (not a task)": 10}
+                             "Mini-ARC user action trace (not a task)": 10,
+                             "BARC problem annotated example='bad' (dropped; see the manifest's drop option)": bad}
 
 
 def test_ids_paths_and_provenance(full_build):

@@ -43,7 +43,8 @@ def _base(**over):
         ({"commit": "abc123"}, "field 'commit'"),
         ({"commit": "A" * 40}, "field 'commit'"),
         ({"license": ""}, "field 'license'"),
-        ({"format": "nope"}, "unknown format 'nope'; known formats: arc_parquet, barc_jsonl, barc_list, iparc, mini_arc, re_arc, simon_arc, standard"),
+        ({"format": "nope"}, "unknown format 'nope'; known formats: arc_parquet, barc_jsonl, barc_list, barc_problem, "
+                             "iparc, mini_arc, re_arc, simon_arc, standard"),
         ({"name": "ARC-1"}, "field 'name'"),
         ({"role": "test"}, "field 'role'"),
         ({"repo": "noslash"}, "field 'repo'"),

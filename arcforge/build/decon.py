@@ -19,6 +19,9 @@ removed when it matches a reference task at one of these levels (the first that 
    each up to symmetry and recoloring; a grid with at most ``TRIVIAL_CELLS`` cells, or at most that many
    cells off its most frequent color, is trivial) with a reference task's is at least ``NEAR_THRESHOLD``.
 
+7. ``lineage``: it shares nothing at levels 1-6, but its ``derived_from`` names a reference task (a
+   RE-ARC generator or a BARC seed written from an evaluation task makes new grids of that same task).
+
 A shared pair is *decisive* unless evidence says a coincidence is likely:
 
 - a reference **test** pair is always decisive: a copy of an evaluation answer is never waved through;
@@ -43,11 +46,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from arcforge.build import canon
 from arcforge.grids import apply_symmetry
 
-LEVELS: tuple[str, ...] = ("exact", "symmetric", "recolored", "subset", "leaked_pair", "near_duplicate")
+LEVELS: tuple[str, ...] = ("exact", "symmetric", "recolored", "subset", "leaked_pair", "near_duplicate",
+                           "lineage")
 MAX_CHOICES = 256  # sub-tasks tried per (task, reference) pair at the subset level
 INFO_BITS = 20.0  # a reference train pair with less information is never decisive on its own
 COMMON_TASKS = 3  # ... nor one found in this many unrelated non-reference tasks
@@ -334,6 +339,22 @@ def verify_all(work: pa.Table, excluded: dict[int, tuple[str, list[int], float]]
         else:
             unverified.append((row, level, hits, 0.0, "unverified (signature collision, kept)"))
     return out, unverified
+
+def lineage_rows(work: pa.Table, is_ref: np.ndarray, ref_rows: np.ndarray) -> dict[int, list[int]]:
+    """Non-reference rows whose ``derived_from`` names a reference task: row -> positions in ``ref_rows``."""
+    col = work.column("derived_from")
+    lengths = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero((lengths > 0) & ~is_ref)
+    if not len(rows) or not len(ref_rows):
+        return {}
+    ref_pos = {task_id: i for i, task_id in enumerate(work.column("id").take(pa.array(ref_rows)).to_pylist())}
+    out = {}
+    for row, derived in zip(rows.tolist(), col.take(pa.array(rows)).to_pylist(), strict=True):
+        hits = sorted({ref_pos[d] for d in derived if d in ref_pos})
+        if hits:
+            out[row] = hits
+    return out
+
 
 def ranges(offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Concatenated ``arange(offsets[r], offsets[r+1])`` for each r in ``rows`` (vectorized)."""

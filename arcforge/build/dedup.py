@@ -42,6 +42,7 @@ from arcforge.build.decon import (
     decide,
     grid_set,
     is_decisive,
+    lineage_rows,
     near_duplicates,
     pair_hits,
     ranges,
@@ -214,8 +215,9 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         cand[inv.grid_task[ghit]] = True
     cand_rows = np.flatnonzero(cand)
     ref_rows = np.flatnonzero(is_ref)
+    lineage = lineage_rows(work, is_ref, ref_rows) if exclude_eval else {}
     # ids, sources and splits of the rows that can appear in a report (not of every row: a million strings)
-    named = np.union1d(cand_rows, ref_rows)
+    named = np.union1d(np.union1d(cand_rows, ref_rows), np.fromiter(lineage, np.int64, len(lineage)))
     src, spl, ids = (dict(zip(named.tolist(), work.column(c).take(pa.array(named)).to_pylist(), strict=True))
                      for c in ("source", "split", "id"))
 
@@ -286,6 +288,9 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         # --- verify every exclusion on the grids --------------------------------------------------------
         excluded, unverified = verify_all(work, excluded, refs, decisive_keys, near_threshold)
         reported += unverified
+        # --- level 7: no grid in common, derived from a reference task ---------------------------------
+        for row, hits in lineage.items():
+            excluded.setdefault(row, ("lineage", hits, 0.0))
 
     # --- within-collection duplicates among what is left ------------------------------------------------
     dups: list[tuple[int, int, str]] = []  # (kept row, dropped row, level)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from arcforge.errors import BuildError
 from arcforge.sources.generate import GENERATOR_ERROR, driver, generate_keys, group_tasks
 from arcforge.task import tasks_to_table
 
@@ -22,6 +23,12 @@ def key_batches(plan, workers: int) -> Iterator[tuple[str, ...]]:
     """The generator keys of ``plan`` (a ``SourcePlan``) in chunks, about 2 per worker."""
     assert plan.manifest is not None and plan.root is not None
     keys = driver(plan.root, plan.manifest.settings).keys()
+    wanted = plan.manifest.settings.get("keys") or keys
+    missing = sorted(set(wanted) - set(keys))
+    if missing:
+        raise BuildError(f"{plan.manifest.path}: [generator] keys {', '.join(missing[:5])} are not generators "
+                         f"of {plan.name}")
+    keys = sorted(set(wanted))
     step = max(1, min(KEYS_PER_CHUNK, -(-len(keys) // (2 * workers))))
     for lo in range(0, len(keys), step):
         yield tuple(keys[lo : lo + step])

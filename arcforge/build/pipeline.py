@@ -42,7 +42,7 @@ from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
 
 SYNTHETIC = "synthetic"
-GIVE_UP_NOTE = "too often: it gets 4n+20 attempts for n examples"
+GIVE_UP_NOTE = "too often: 4n+20 attempts for n examples, 10 errors in a row"
 DEFAULT_SYNTHETIC_TASKS = 1000  # `--source synthetic` without `--synthetic-tasks`
 
 

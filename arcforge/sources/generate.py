@@ -1,7 +1,8 @@
 """Generator sources: upstream programs that make examples, run in the sandbox, grouped into tasks.
 
 For each generator key, attempts ``0, 1, 2, ...`` are drawn until ``n`` examples are kept (at most
-``max_attempts(n)``: upstream's driver would loop for ever on a generator that never passes). Attempt ``i``
+``max_attempts(n)``: upstream's driver would loop for ever on a generator that never passes; a generator
+that fails ``GIVE_UP`` times in a row is abandoned). Attempt ``i``
 is seeded by ``(source, key, i)`` alone, so a key's examples do not depend on which worker runs it, on the
 other keys, or on earlier runs: the output is byte-identical across runs and ``--workers``.
 
@@ -34,6 +35,9 @@ from arcforge.task import MAX_GRID_SIDE, Pair, Task, TaskFormatError, parse_grid
 GENERATOR_ERROR = "generator_error"
 FILTERS = ("verifier_mismatch", "degenerate", "repeat")
 ARC1_TRAINING = "arc_agi_1/training/{}"  # the task id a generator key is derived from
+
+
+GIVE_UP = 10  # failures in a row (errors, not filters) after which a generator is abandoned
 
 
 def max_attempts(n: int) -> int:
@@ -104,6 +108,10 @@ class Driver:
     def attempt(self, sb: Sandbox, key: str, seed: int) -> tuple[np.ndarray, np.ndarray, dict] | Failure:
         raise NotImplementedError
 
+    def verify(self, sb: Sandbox, key: str, inp: list, out: list) -> Failure | None:
+        """Upstream's check of a valid example (None: it passes)."""
+        return None
+
     def path(self, key: str) -> str:
         """The upstream file that holds generator ``key`` (the tasks' ``path`` column)."""
         raise NotImplementedError
@@ -149,11 +157,11 @@ class ReArc(Driver):
             return _failed(r)
         if not isinstance(r.value, dict) or not {"input", "output"} <= r.value.keys():
             return Failure("bad_structure", "the generator did not return {'input', 'output'}")
-        inp, out = r.value["input"], r.value["output"]
+        return r.value["input"], r.value["output"], r.extra
+
+    def verify(self, sb: Sandbox, key: str, inp: list, out: list) -> Failure | None:
         v = sb.call("verifiers", f"verify_{key}", [inp], grid_type="tuple")
-        if not v.ok or v.value != out:
-            return Failure("verifier_mismatch", v.error)
-        return inp, out, r.extra
+        return None if v.ok and v.value == out else Failure("verifier_mismatch", v.error)
 
     def measures(self, sb: Sandbox, key: str, inp: list, out: list, extra: dict) -> dict[str, float]:
         rng = extra.get("utils.rng") or []
@@ -210,6 +218,9 @@ def _judge(d: Driver, sb: Sandbox, key: str, i: int, seed: int, seen: set[bytes]
         inp, out = to_grid(raw_in, "input"), to_grid(raw_out, "output")
     except TaskFormatError as e:
         return Failure(e.reason, e.detail)
+    failed = d.verify(sb, key, raw_in, raw_out)  # upstream: the grids first, then the verifier
+    if failed is not None:
+        return failed
     if inp.shape == out.shape and np.array_equal(inp, out):
         return Failure("degenerate")
     ident = repr(inp.shape).encode() + inp.tobytes()
@@ -223,16 +234,22 @@ def generate_key(d: Driver, sb: Sandbox, source: str, key: str, n: int) -> KeyRe
     """Up to ``n`` kept examples of one generator (see the module docstring)."""
     res = KeyResult(key)
     seen: set[bytes] = set()
+    in_row = 0
     for i in range(max_attempts(n)):
         if len(res.examples) >= n:
+            break
+        if in_row >= GIVE_UP:
+            res.counts["abandoned"] += 1
             break
         res.counts["attempts"] += 1
         got = _judge(d, sb, key, i, example_seed(source, key, i), seen)
         if isinstance(got, Example):
             res.examples.append(got)
             res.counts["kept"] += 1
+            in_row = 0
         else:
             res.counts[got.reason] += 1
+            in_row = 0 if got.reason in FILTERS else in_row + 1
             if got.reason not in FILTERS:
                 res.failures.append((i, got))
     if len(res.examples) < n:

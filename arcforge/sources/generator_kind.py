@@ -10,6 +10,7 @@ Its ``[generator]`` table (checked here when the manifest is loaded)::
     k = 3                        # demonstrations per task (+ 1 test pair)
     call_s = 5.0                 # per-example limits of a program (sandbox Limits)
     memory_mb = 1024
+    keys = []                    # run only these generators (default: every one upstream has)
 
 The code files must be among the manifest's ``files`` (so they are pinned by ``digests.lock``).
 """
@@ -24,7 +25,8 @@ from arcforge.errors import ManifestError
 from arcforge.sources.kinds import register
 
 DRIVERS = ("re_arc", "barc_seeds")
-DEFAULTS: dict[str, Any] = {"stubs": [], "split": "generated", "k": 3, "call_s": 5.0, "memory_mb": 1024}
+DEFAULTS: dict[str, Any] = {"stubs": [], "split": "generated", "k": 3, "call_s": 5.0, "memory_mb": 1024,
+                            "keys": []}
 
 
 def _positive(settings: Mapping[str, Any], key: str, kind: type, where: Path) -> Any:
@@ -47,7 +49,7 @@ class GeneratorKind:
         if driver not in DRIVERS:
             raise ManifestError(f"{where}: [generator] 'driver' = {driver!r} must be one of {', '.join(DRIVERS)}")
         out: dict[str, Any] = {**DEFAULTS, **settings}
-        for key in ("code", "stubs"):
+        for key in ("code", "stubs", "keys"):
             v = out.get(key)
             if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
                 raise ManifestError(f"{where}: [generator] '{key}' must be a list of non-empty strings")
