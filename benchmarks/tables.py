@@ -180,9 +180,31 @@ def grokfast_block(stem: str) -> Callable[[], str]:
     return lambda: exp.grokfast_summary(RESULTS / f"{stem}.json")
 
 
+def generate_block() -> str:
+    """RE-ARC generation, arcforge vs upstream's driver (benchmarks/results/generate.json)."""
+    r = _load("generate")
+    lines = ["| run | seconds | kept examples | examples/s | marginal examples/s | peak memory MB |",
+             "|---|---|---|---|---|---|"]
+    for key, name in (("upstream", "upstream `main.py generate_dataset`"),
+                      ("arcforge_workers_1", "arcforge `--workers 1`"), ("arcforge_workers_2", "arcforge `--workers 2`")):
+        x = r[key]
+        lines.append(f"| {name} | {x['seconds']:.1f} | {x['kept']:,} | {x['examples_per_s']:.1f} | "
+                     f"{x['marginal_examples_per_s']:.1f} | {x['peak_mb']:.0f} |")
+    e = r["extrapolated_published_size"]
+    lines += ["", f"{r['what']}; {r['machine']}. Ratio arcforge `--workers 2` / upstream: "
+              f"**{r['ratio_workers_2_vs_upstream']}x** end to end, {r['marginal_ratio_workers_2_vs_upstream']}x "
+              f"at the margin (fixed costs taken off: upstream {r['upstream']['fixed_s']:.1f} s of imports, "
+              f"arcforge {r['arcforge_workers_2']['fixed_s']:.1f} s for the same build without generating). "
+              f"`--workers 1` and `2` wrote byte-identical shards: {r['byte_identical_workers_1_2']}.",
+              "", f"{e['label']}: upstream about {e['upstream_minutes']:.0f} min, arcforge `--workers 2` about "
+              f"{e['arcforge_workers_2_minutes']:.0f} min (`benchmarks/results/generate.json`)."]
+    return "\n".join(lines)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "sources": sources_block,
     "hub_jsonl": hub_jsonl_block,
+    "generate": generate_block,
     "demo": demo_block,
     "install": install_block,
     "inference": inference_block,

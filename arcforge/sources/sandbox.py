@@ -117,11 +117,11 @@ class Sandbox:
             self._send(setup)
             reply = self._receive(START_S)
         except _Dead as e:
-            self._kill()
+            self.close()
             raise SandboxError(f"upstream code in {Path(self.code_dir).name} did not start: {e.reason}") from None
         if not (isinstance(reply, dict) and reply.get("ok") is True):
             error = escape(reply.get("e", "no reason given")) if isinstance(reply, dict) else "malformed reply"
-            self._kill()
+            self.close()
             raise SandboxError(f"upstream modules {', '.join(self.modules)} did not import: {error}")
 
     def close(self) -> None:

@@ -1,0 +1,223 @@
+"""RE-ARC generation: arcforge's `build --generate` against upstream's own driver, same machine, same run.
+
+    python benchmarks/bench_generate.py [--mirror ../shared/arc-sources] [--keys 40] [--examples 50]
+
+A fixed subset of RE-ARC's generators (every 10th key of the 400: 40 keys) makes N examples each:
+
+- **upstream**: `main.py`'s `generate_dataset` (its filters: verifier passes, input != output, new input)
+  in a subprocess, on a temporary copy of the pinned code (matplotlib stubbed: it is not installed and
+  only plots), its key list limited to the subset. Nothing of upstream is written into the project.
+- **arcforge**: `build --source re_arc --generate re_arc=N` with the `[generator] keys` set to the same subset
+  (the same filters; generators in the sandbox), with `--workers 1` and `--workers 2`, no build cache.
+
+Kept examples per second end to end (imports, and for arcforge the whole build: its arc_original splits,
+dedup, shards), and at the margin (the fixed cost taken off: upstream's import of its modules, arcforge's
+same build without generation); the peak memory of each run's whole process tree (sampled every 0.1 s from
+/proc: the driver, the build's workers and the sandbox workers), and whether the two arcforge builds wrote
+byte-identical shards. The published size (1,000 examples x 400 generators) is extrapolated from the
+measured rates, labelled as such. Writes ``benchmarks/results/generate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+CODE = ("generators.py", "verifiers.py", "dsl.py", "utils.py", "main.py")
+MATPLOTLIB_STUB = {"matplotlib/__init__.py": "", "matplotlib/pyplot.py": "",
+                   "matplotlib/colors.py": "class ListedColormap:\n    pass\n\nclass Normalize:\n    pass\n"}
+UPSTREAM_DRIVER = textwrap.dedent('''
+    import json, sys, time
+    keys, n, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    t0 = time.perf_counter()
+    import main
+    t1 = time.perf_counter()
+    everything = main.get_generators()
+    main.get_generators = lambda: {k: everything[k] for k in keys}
+    main.generate_dataset(path=out, seed=42, n_examples=n)
+    print(json.dumps({"import_s": t1 - t0, "generate_s": time.perf_counter() - t1}))
+''')
+
+
+# --- peak memory of a process tree ---------------------------------------------------------------------
+def _children() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_measured(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run ``cmd``; (result, wall seconds, peak MB of the summed RSS of it and all its descendants)."""
+    peak = [0]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            kids, tree, total = _children(), [proc.pid], 0
+            while tree:
+                pid = tree.pop()
+                total += _rss_kb(pid)
+                tree += kids.get(pid, [])
+            peak[0] = max(peak[0], total)
+            done.wait(0.1)
+
+    t = threading.Thread(target=sample, daemon=True)
+    t0 = time.perf_counter()
+    t.start()
+    out, err = proc.communicate(timeout=3600)
+    wall = time.perf_counter() - t0
+    done.set()
+    t.join()
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), wall, peak[0] / 1024
+
+
+# --- the two runs ------------------------------------------------------------------------------------------
+def run_upstream(code: Path, keys: list[str], n: int, tmp: Path) -> dict:
+    work = tmp / "upstream"
+    work.mkdir()
+    for name in CODE:
+        shutil.copy(code / name, work / name)
+    for rel, text in MATPLOTLIB_STUB.items():
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(text)
+    (work / "driver.py").write_text(UPSTREAM_DRIVER)
+    res, wall, peak = run_measured([sys.executable, "driver.py", json.dumps(keys), str(n), "re_arc_out"], cwd=work)
+    if res.returncode:
+        raise SystemExit(f"upstream failed: {res.stderr[-2000:]}")
+    meta = json.loads((work / "re_arc_out" / "metadata.json").read_text())
+    kept = sum(len(json.loads((work / "re_arc_out" / "tasks" / f"{k}.json").read_text())) for k in keys)
+    gens = sum(m["n_generations"] for m in meta.values())
+    inner = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"seconds": round(wall, 2), "kept": kept, "examples_per_s": round(kept / wall, 1),
+            "fixed_s": round(wall - inner["generate_s"], 2),
+            "marginal_examples_per_s": round(kept / inner["generate_s"], 1),
+            "generations": gens, "verified": sum(m["n_verified"] for m in meta.values()),
+            "peak_mb": round(peak, 1)}
+
+
+BUILD = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    from arcforge.build.pipeline import build
+    mdir, out, n, workers = sys.argv[1:5]
+    s = build(Path(out), sources=["re_arc"], manifests_dir=Path(mdir), generate={"re_arc": int(n)},
+              workers=int(workers), use_cache=False)
+    print(json.dumps(s.generated.get("re_arc", {})))
+''')
+
+
+def run_arcforge(mdir: Path, out: Path, n: int, workers: int, env: dict) -> dict:
+    res, wall, peak = run_measured([sys.executable, "-c", BUILD, str(mdir), str(out), str(n), str(workers)],
+                                   env=env, cwd=ROOT)
+    if res.returncode:
+        raise SystemExit(f"arcforge build failed: {res.stderr[-2000:]}")
+    counts = json.loads(res.stdout.strip().splitlines()[-1])
+    kept = counts.get("kept", 0)
+    return {"seconds": round(wall, 2), "kept": kept, "examples_per_s": round(kept / wall, 1),
+            "tasks": counts.get("tasks", 0), "counts": counts, "peak_mb": round(peak, 1)}
+
+
+def _shards(out: Path) -> dict[str, bytes]:
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mirror", default=os.environ.get("ARCFORGE_MIRROR") or str(ROOT.parent / "shared" / "arc-sources"))
+    ap.add_argument("--keys", type=int, default=40, help="generators: every (400 / KEYS)-th key")
+    ap.add_argument("--examples", type=int, default=50, help="kept examples per generator")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "generate.json")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as t:
+        tmp = Path(t)
+        env = {**os.environ, "ARCFORGE_HOME": str(tmp / "home"), "PYTHONPATH": str(ROOT)}
+        os.environ["ARCFORGE_HOME"] = env["ARCFORGE_HOME"]
+        from arcforge.sources.fetch import fetch_sources, read_marker
+        from arcforge.sources.generate import driver
+        from arcforge.sources.manifest import MANIFEST_DIR, load_manifests
+
+        mdir = tmp / "manifests"
+        mdir.mkdir()
+        for name in ("re_arc.toml", "digests.lock"):
+            shutil.copy(MANIFEST_DIR / name, mdir / name)
+        m = load_manifests(mdir)["re_arc"]
+        (r,) = fetch_sources([m], mirror=args.mirror)
+        assert r.ok, r
+        code = Path(r.path)
+        all_keys = driver(code, m.settings).keys()
+        keys = all_keys[:: max(1, len(all_keys) // args.keys)][: args.keys]
+        text = (mdir / "re_arc.toml").read_text()
+        (mdir / "re_arc.toml").write_text(text.replace("memory_mb = 1024\n", f"memory_mb = 1024\nkeys = {json.dumps(keys)}\n"))
+
+        load_before = os.getloadavg()[0]
+        upstream = run_upstream(code, keys, args.examples, tmp)
+        fixed = run_arcforge(mdir, tmp / "o0", 0, 2, env)  # the same build without generating: its fixed cost
+        w1 = run_arcforge(mdir, tmp / "o1", args.examples, 1, env)
+        w2 = run_arcforge(mdir, tmp / "o2", args.examples, 2, env)
+        for w in (w1, w2):
+            w["fixed_s"] = fixed["seconds"]
+            w["marginal_examples_per_s"] = round(w["kept"] / max(0.01, w["seconds"] - fixed["seconds"]), 1)
+        identical = _shards(tmp / "o1") == _shards(tmp / "o2")
+        digest = (read_marker(code) or {}).get("digest", "")
+
+    full = 400 * 1000
+    report = {
+        "what": f"RE-ARC, {len(keys)} generators (every {len(all_keys) // len(keys)}th key) x {args.examples} "
+                "kept examples: upstream main.py generate_dataset vs arcforge build --generate, same filters",
+        "machine": f"{os.cpu_count()} CPUs shared with other work (1-min load average {load_before:.1f} before, "
+                   f"{os.getloadavg()[0]:.1f} after: rates vary from run to run)",
+        "re_arc": {"commit": m.commit, "digest": digest},
+        "upstream": upstream, "arcforge_workers_1": w1, "arcforge_workers_2": w2,
+        "ratio_workers_2_vs_upstream": round(w2["examples_per_s"] / upstream["examples_per_s"], 2),
+        "ratio_workers_1_vs_upstream": round(w1["examples_per_s"] / upstream["examples_per_s"], 2),
+        "marginal_ratio_workers_2_vs_upstream": round(w2["marginal_examples_per_s"]
+                                                      / upstream["marginal_examples_per_s"], 2),
+        "byte_identical_workers_1_2": identical,
+        "extrapolated_published_size": {
+            "label": "EXTRAPOLATED, not measured: 1,000 examples x 400 generators = fixed cost + examples at the "
+                     "subset's marginal rate (the 40 keys stand for all 400)",
+            "examples": full,
+            "upstream_minutes": round((upstream["fixed_s"] + full / upstream["marginal_examples_per_s"]) / 60, 1),
+            "arcforge_workers_2_minutes": round((w2["fixed_s"] + full / w2["marginal_examples_per_s"]) / 60, 1),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(report, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
