@@ -6,7 +6,8 @@ Five measures, each scaled to [0, 1], averaged with equal weight:
 - ``colors``: distinct colors over all the task's grids / 10;
 - ``size_change``: the share of pairs whose output shape differs from the input's;
 - ``change``: the share of cells that differ between input and output (a pair of different shapes counts 1);
-- ``compressed``: zlib-compressed size of all grids / their raw size (how little repeats), capped at 1.
+- ``compressed``: zlib-compressed bytes of all grids (less zlib's fixed overhead) per pair / 900 (one
+  30x30 grid), capped at 1: how much there is to read once repeats are taken out.
 
 Fewer demonstrations do not enter: the count is a choice of each source, not of the transformation.
 """
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 MEASURES = ("cells", "colors", "size_change", "change", "compressed")
+_EMPTY = len(zlib.compress(b"", 6))  # zlib's fixed overhead
 
 
 def measures(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, float]:
@@ -47,7 +49,7 @@ def measures(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> dict[str,
         "colors": float(colors.sum()) / 10,
         "size_change": resized / n,
         "change": changed / n,
-        "compressed": min(1.0, len(zlib.compress(blob, 6)) / max(1, len(blob))),
+        "compressed": min(1.0, (len(zlib.compress(blob, 6)) - _EMPTY) / n / 900),
     }
 
 

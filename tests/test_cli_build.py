@@ -57,3 +57,17 @@ def test_show_terminal_png_json(full_build, tmp_path):
     assert row["train"][0]["input"] == [[8, 6], [6, 4]] and row["source"] == "arc_agi_1"
     r = runner.invoke(app, ["show", "arc_agi_1/evaluation/nope", "--data", str(out)])
     assert r.exit_code == 1 and "is not in" in r.output
+
+
+def test_generate_option_takes_n_or_source_n(arcforge_home, tmp_path):
+    from arcforge.cli.build import parse_generate
+
+    assert parse_generate(["5", "re_arc=100", "barc=0"]) == {"*": 5, "re_arc": 100, "barc": 0}
+    for bad in ("x", "re_arc=", "=3", "re_arc=-1", "re_arc=1.5"):
+        r = runner.invoke(app, ["build", "--out", str(tmp_path / "o"), "--generate", bad])
+        assert r.exit_code == 2 and "--generate" in r.output and "SOURCE=N" in r.output, (bad, r.output)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(GOOD))
+    r = runner.invoke(app, ["build", "--out", str(tmp_path / "o"), "--local", str(folder), "--generate", "mine=3"])
+    assert r.exit_code == 1 and "Error: --generate mine=3: 'mine' is not a generator source" in r.output

@@ -154,3 +154,28 @@ def test_fuzz_detect_never_crashes(doc):
         return
     fmt = formats.detect("x.json", obj)
     assert fmt is None or fmt.name in formats.names()
+
+
+def test_barc_problem_format_keeps_annotations_and_drops_bad():
+    fmt = formats.get("barc_problem")
+
+    def read(obj, options=None):
+        data = json.dumps(obj).encode()
+        return list(fmt.read(Member("synthetic_problems/x.json", lambda: data), options or {}))
+
+    examples = [_pair(i) for i in range(4)]
+    good = {"uid": "x", "annotations": {"example": "good", "code": "bad"}, "metadata": {"source_file": "f"},
+            "examples": examples, "code": "def main(): ..."}
+    (task,) = read(good)
+    assert isinstance(task, RawTask) and len(task.train) == 3 and len(task.test) == 1
+    assert task.quality == "good" and task.extra["annotations"] == {"example": "good", "code": "bad"}
+    assert "code" not in task.extra  # the program stays in the repository's <uid>.py
+    bad = {**good, "annotations": {"example": "bad", "code": "good"}}
+    (skip,) = read(bad)
+    assert isinstance(skip, Skipped) and "'bad'" in skip.reason
+    assert isinstance(read(bad, {"drop": []})[0], RawTask)
+    with pytest.raises(TaskFormatError, match="need a demonstration"):
+        read({**good, "examples": examples[:1]})
+    with pytest.raises(TaskFormatError):
+        read({**good, "examples": [{"input": [[1], [2, 3]], "output": [[1]]}] * 2})
+    assert fmt.sniff("x.json", good) and not fmt.sniff("x.json", {"train": [], "test": []})
