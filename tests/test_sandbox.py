@@ -112,6 +112,8 @@ def test_a_hostile_program_costs_one_failed_call_and_the_sandbox_goes_on(code, f
         after = sb.call("hostile", "echo", [[[1, 2], [3, 4]]])
         assert after.ok and after.value == [[1, 2], [3, 4]]
         assert sb.restarts == (1 if restart else 0)
+        cwd = sb.call("hostile", "where", []).value[0]
+    assert not Path(cwd).exists()  # the temporary folder goes with the sandbox, restarts included
 
 
 def test_growing_memory_hits_the_memory_limit_not_the_machine(code):

@@ -17,6 +17,7 @@ from arcforge.sources.generate import GENERATOR_ERROR, driver, generate_keys, gr
 from arcforge.task import tasks_to_table
 
 KEYS_PER_CHUNK = 50  # at most; fewer for a small build, so that every worker gets some
+EXAMPLES_PER_CHUNK = 500  # about: a chunk of a big build is one or a few generators
 
 
 def key_batches(plan, workers: int) -> Iterator[tuple[str, ...]]:
@@ -29,7 +30,8 @@ def key_batches(plan, workers: int) -> Iterator[tuple[str, ...]]:
         raise BuildError(f"{plan.manifest.path}: [generator] keys {', '.join(missing[:5])} are not generators "
                          f"of {plan.name}")
     keys = sorted(set(wanted))
-    step = max(1, min(KEYS_PER_CHUNK, -(-len(keys) // (2 * workers))))
+    # about 2 chunks per worker, and about EXAMPLES_PER_CHUNK examples at most (progress, memory)
+    step = max(1, min(KEYS_PER_CHUNK, -(-len(keys) // (2 * workers)), EXAMPLES_PER_CHUNK // max(1, plan.generate_n)))
     for lo in range(0, len(keys), step):
         yield tuple(keys[lo : lo + step])
 

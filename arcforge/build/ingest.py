@@ -595,6 +595,9 @@ def parse_stage(
                 progress.advance("parse")
     finally:
         shutil.rmtree(spill_dir, ignore_errors=True)
+        from arcforge.sources.generate import close_sandboxes
+
+        close_sandboxes()  # those this process ran (one worker); the pool's closed with their processes
         progress.finish("parse")
     refs = parsed[len(plans) :]
     reference = pa.concat_tables([ps.table for ps in refs]) if refs else None

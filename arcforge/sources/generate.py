@@ -19,6 +19,8 @@ The kept examples of a key are grouped in order into tasks of ``k`` demonstratio
 from __future__ import annotations
 
 import hashlib
+import multiprocessing.util as mp_util
+import os
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -257,28 +259,49 @@ def generate_key(d: Driver, sb: Sandbox, source: str, key: str, n: int) -> KeyRe
     return res
 
 
+# One shared sandbox per driver per process, kept across work chunks (RE-ARC's modules take a second to
+# import); a forked process never uses its parent's. Closed at the process's exit (multiprocessing runs
+# the finalizer in pool workers too) or by ``close_sandboxes``.
+_SANDBOXES: dict[tuple[str, str], Sandbox] = {}
+_OWNER = [0]
+
+
+def _shared(d: Driver) -> Sandbox:
+    if _OWNER[0] != os.getpid():
+        _SANDBOXES.clear()  # inherited across fork: the parent's workers, not ours
+        _OWNER[0] = os.getpid()
+        mp_util.Finalize(None, close_sandboxes, exitpriority=10)
+    key = (str(d.root), d.name)
+    if key not in _SANDBOXES:
+        _SANDBOXES[key] = d.sandbox("")
+    return _SANDBOXES[key]
+
+
+def close_sandboxes() -> None:
+    """Stop this process's shared sandboxes (their workers and temporary folders)."""
+    if _OWNER[0] == os.getpid():
+        for sb in _SANDBOXES.values():
+            sb.close()
+    _SANDBOXES.clear()
+
+
 def generate_keys(d: Driver, source: str, keys: Sequence[str], n: int) -> list[KeyResult]:
-    """Generate several keys, one sandbox for all of them when the driver allows it."""
+    """Generate several keys: in this process's shared sandbox when the driver allows it, else one each."""
     out = []
-    shared = d.sandbox(keys[0]) if keys and d.shared_sandbox() else None
-    try:
-        for key in keys:
-            sb = shared or d.sandbox(key)
-            try:
-                sb.start()
-                out.append(generate_key(d, sb, source, key, n))
-            except SandboxError as e:  # a program that does not even load: one row, the build goes on
-                res = KeyResult(key)
-                res.counts["attempts"] += 1
-                res.counts[GENERATOR_ERROR] += 1
-                res.failures.append((0, Failure(GENERATOR_ERROR, str(e))))
-                out.append(res)
-            finally:
-                if shared is None:
-                    sb.close()
-    finally:
-        if shared is not None:
-            shared.close()
+    for key in keys:
+        sb = _shared(d) if d.shared_sandbox() else d.sandbox(key)
+        try:
+            sb.start()
+            out.append(generate_key(d, sb, source, key, n))
+        except SandboxError as e:  # a program that does not even load: one row, the build goes on
+            res = KeyResult(key)
+            res.counts["attempts"] += 1
+            res.counts[GENERATOR_ERROR] += 1
+            res.failures.append((0, Failure(GENERATOR_ERROR, str(e))))
+            out.append(res)
+        finally:
+            if not d.shared_sandbox():
+                sb.close()
     return out
 
 

@@ -104,7 +104,8 @@ class Sandbox:
         """Start the worker and import upstream's modules (``SandboxError`` if that fails)."""
         if self._proc is not None:
             return
-        self._tmp = tempfile.mkdtemp(prefix="arcforge-sandbox-")
+        if self._tmp is None:  # a restarted worker keeps the folder: one per sandbox
+            self._tmp = tempfile.mkdtemp(prefix="arcforge-sandbox-")
         mem = self.limits.memory_mb
         self._proc = subprocess.Popen(
             [sys.executable, "-I", str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
