@@ -99,6 +99,10 @@ def test_generated_build_is_byte_identical_across_runs_and_workers(fetched, arcf
     assert {r["id"].rsplit("/", 1)[0] for r in t} == {f"re_arc/generated/{k}" for k in RE_ARC_KEYS}
     assert all(r["quality"] == "verified" and r["derived_from"] == [f"arc_agi_1/training/{r['id'].split('/')[2]}"]
                and 0 < r["difficulty"] < 1 and r["upstream_difficulty"] > 0 for r in t)
+    seeds = read_table(arcforge_home / "o1", sources=["barc"], splits=["generated"]).to_pylist()
+    assert seeds and {r["path"] for r in seeds} <= {f"seeds/{k}.py" for k in BARC_KEYS}
+    assert all(r["quality"] == "program" and r["derived_from"] == [f"arc_agi_1/training/{r['id'].split('/')[2]}"]
+               and r["upstream_difficulty"] is None for r in seeds)
     probs = read_table(arcforge_home / "o1", sources=["barc"], splits=["synthetic_problems"]).to_pylist()
     assert probs and {r["quality"] for r in probs} <= {"good", "ok"}
     # a second build with the same options comes from the build cache, same bytes
