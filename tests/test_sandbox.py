@@ -154,7 +154,7 @@ def test_grid_types_and_seeds(code):
         assert sb.call("hostile", "plot", []).value == "_Anything_Anything"  # matplotlib is an inert stub
         rs = sb.map("hostile", "echo", [[1], [2], [3]])
         assert [r.value for r in rs] == [1, 2, 3] and all(isinstance(r, CallResult) for r in rs)
-        with pytest.raises(ValueError, match="grid_type"):
+        with pytest.raises(SandboxError, match="grid_type"):
             sb.call("hostile", "echo", [1], grid_type="pickle")
 
 

@@ -217,9 +217,9 @@ class Sandbox:
 
     def _call(self, request: dict[str, Any]) -> CallResult:
         if request["g"] not in GRID_TYPES:
-            raise ValueError(f"grid_type {request['g']!r} is not one of {', '.join(GRID_TYPES)}")
+            raise SandboxError(f"grid_type {request['g']!r} is not one of {', '.join(GRID_TYPES)}")
         if request["m"] not in self.modules:
-            raise ValueError(f"module {request['m']!r} is not loaded in this sandbox")
+            raise SandboxError(f"module {request['m']!r} is not loaded in this sandbox")
         if self._proc is None:
             self.restarts += 1
             self.start()
