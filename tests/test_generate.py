@@ -105,6 +105,14 @@ def test_generated_build_is_byte_identical_across_runs_and_workers(fetched, arcf
                and r["upstream_difficulty"] is None for r in seeds)
     probs = read_table(arcforge_home / "o1", sources=["barc"], splits=["synthetic_problems"]).to_pylist()
     assert probs and {r["quality"] for r in probs} <= {"good", "ok"}
+    from arcforge.build.provenance import read_provenance
+
+    prov = read_provenance(arcforge_home / "o1")
+    re_arc = next(x for x in prov.sources if x.name == "re_arc")
+    assert re_arc.digest.startswith("sha256:") and re_arc.extra["kind"] == "generator"
+    assert re_arc.extra["generate"] == {"examples_per_generator": 8, "driver": "re_arc", "k": 3,
+                                        "keys": RE_ARC_KEYS, "call_s": 5.0, "memory_mb": 1024}
+    assert prov.options["generate"] == {"barc": 4, "re_arc": 8}
     # a second build with the same options comes from the build cache, same bytes
     s3 = build(arcforge_home / "o3", workers=2, **kw)
     build(arcforge_home / "o4", workers=2, **kw)

@@ -402,7 +402,10 @@ def _provenance_entry(p: SourcePlan) -> dict:
     if p.manifest is not None:
         m = p.manifest
         entry = {"name": m.name, "repo": m.repo, "commit": m.commit, "license": m.license,
-                 "citation": m.citation, "format": m.format}
+                 "citation": m.citation, "format": m.format, "kind": m.kind}
+        if p.generate_n:  # the programs ran: what they were asked for (seeds follow from it)
+            entry["generate"] = {"examples_per_generator": p.generate_n, **{
+                k: m.settings[k] for k in ("driver", "k", "keys", "call_s", "memory_mb") if m.settings.get(k)}}
         if p.root is not None:
             from arcforge.sources.fetch import read_marker
 
