@@ -130,21 +130,22 @@ def test_first_fetch_of_an_unpinned_source_says_it_recorded_the_digest(arcforge_
 
     from arcforge.sources.manifest import load_manifests
 
-    m = load_manifests()["barc"]
+    m = load_manifests()["sequence_arc"]  # not in the shipped lock: no pin yet
     task = (shared_sources / "fchollet/ARC-AGI/data/evaluation/00576224.json").read_text()
-    src = tmp_path / "BARC" / "data_processing" / "test-time-finetune"
+    src = tmp_path / "Sequence_ARC" / "data" / "evaluation"
     src.mkdir(parents=True)
-    (src / "arc_all_evaluation.json").write_text(f'[{{"name": "00576224.json", "data": {task}}}]')
+    (src / "00576224.json").write_text(task)
     with TarballServer() as srv:
-        srv.add_tarball("xu3kev", "BARC", m.commit, github_tarball(tmp_path / "BARC", "BARC", m.commit))
+        srv.add_tarball("seedling123", "Sequence_ARC", m.commit,
+                        github_tarball(tmp_path / "Sequence_ARC", "Sequence_ARC", m.commit))
         monkeypatch.setenv("ARCFORGE_GITHUB_URL", srv.url)
         monkeypatch.setenv("no_proxy", "127.0.0.1")
         for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
             monkeypatch.delenv(var, raising=False)
-        res = runner.invoke(app, ["fetch", "barc"])
+        res = runner.invoke(app, ["fetch", "sequence_arc"])
         assert res.exit_code == 0, res.output
-        assert "barc had no pinned digest; recorded sha256:" in res.output
+        assert "sequence_arc had no pinned digest; recorded sha256:" in res.output
         assert f"in {arcforge_home / 'digests.lock'} (later fetches" in res.output
-        again = runner.invoke(app, ["fetch", "barc"])
+        again = runner.invoke(app, ["fetch", "sequence_arc"])
         assert again.exit_code == 0 and "1 cached" in again.output and "recorded" not in again.output
         assert srv.count() == 1

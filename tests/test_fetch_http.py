@@ -239,24 +239,24 @@ def test_several_sources_in_parallel_report_bytes(server, mirror, ms):
 
 
 def test_unpinned_source_records_its_digest_then_enforces_it(server, mirror, tmp_path):
-    m = load_manifests()["barc"]  # the shipped manifest: no pin in the shipped lock
+    m = load_manifests()["sequence_arc"]  # the shipped manifest: no pin in the shipped lock
     assert lock.find_pin(m) is None
-    # A small stand-in for BARC's one file, made of the tiny upstream's evaluation tasks.
+    # A small stand-in for Sequence_ARC: one of the tiny upstream's evaluation tasks.
     ev = sorted((mirror / "tiny-org/arc-eval/data/evaluation").glob("*.json"))[:2]
-    entries = [{"name": p.name, "data": json.loads(p.read_text())} for p in ev]
-    src = tmp_path / "BARC" / "data_processing" / "test-time-finetune"
+    src = tmp_path / "Sequence_ARC" / "data" / "evaluation"
     src.mkdir(parents=True)
-    (src / "arc_all_evaluation.json").write_text(json.dumps(entries))
-    body = github_tarball(tmp_path / "BARC", "BARC", m.commit)
-    server.add_tarball("xu3kev", "BARC", m.commit, body)
+    (src / "a.json").write_text(ev[0].read_text())
+    body = github_tarball(tmp_path / "Sequence_ARC", "Sequence_ARC", m.commit)
+    server.add_tarball("seedling123", "Sequence_ARC", m.commit, body)
     [r] = fetch.fetch_sources([m], retry=FAST)
     assert r.status == "fetched" and r.recorded_pin and r.files == 1
     assert r.pin_path == lock.home_lock_path()
     assert lock.find_pin(m).digest == r.digest
-    assert "barc" not in lock.read_lock(lock.repo_lock_path(m))  # the shipped lock is never written
+    assert "sequence_arc" not in lock.read_lock(lock.repo_lock_path(m))  # the shipped lock is never written
     # Upstream now serves something else for the same commit: refused against the recorded pin.
-    (src / "arc_all_evaluation.json").write_text(json.dumps(entries[:1]))
-    server.add_tarball("xu3kev", "BARC", m.commit, github_tarball(tmp_path / "BARC", "BARC", m.commit))
+    (src / "a.json").write_text(ev[1].read_text())
+    server.add_tarball("seedling123", "Sequence_ARC", m.commit,
+                       github_tarball(tmp_path / "Sequence_ARC", "Sequence_ARC", m.commit))
     [again] = fetch.fetch_sources([m], force=True, retry=FAST)
     assert again.status == "failed" and str(lock.home_lock_path()) in again.error
     assert fetch.cached_path(m, verify=True) == r.path
