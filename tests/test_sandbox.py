@@ -158,6 +158,18 @@ def test_grid_types_and_seeds(code):
             sb.call("hostile", "echo", [1], grid_type="pickle")
 
 
+def test_stubs_by_name_and_a_sandbox_used_without_a_with_block(code):
+    sb = Sandbox(code, ["hostile"], stubs=["matplotlib"])
+    try:
+        assert sb.call("hostile", "plot", []).value == "_Anything_Anything"
+        assert sb.restarts == 0
+        assert not sb.call("hostile", "abort", []).ok and sb.call("hostile", "echo", [1]).value == 1
+        assert sb.restarts == 1
+    finally:
+        sb.close()
+    assert Sandbox(code, ["hostile"], stubs={"matplotlib": None}).stubs == {"matplotlib": ""}
+
+
 def test_modules_that_do_not_import_raise_a_sandbox_error(code):
     with pytest.raises(SandboxError, match="did not import: ModuleNotFoundError"):
         Sandbox(code, ["nope"]).start()

@@ -83,12 +83,17 @@ class Sandbox:
     """Upstream modules loaded in an isolated worker process; see the module docstring."""
 
     def __init__(self, code_dir: Path | str, modules: Sequence[str], limits: Limits | None = None,
-                 stubs: Mapping[str, str] | None = None) -> None:
+                 stubs: Mapping[str, Any] | Sequence[str] | None = None) -> None:
         self.code_dir = str(Path(code_dir).resolve())
         self.modules = list(modules)
         self.limits = limits or Limits()
-        self.stubs = dict(stubs or {})  # module name -> source run in it ("" = an empty, inert module)
-        self.restarts = 0
+        # module name -> source run in it ("" or anything not a str: an empty, inert module); names alone work too
+        if isinstance(stubs, Mapping):
+            self.stubs = {str(k): v if isinstance(v, str) else "" for k, v in stubs.items()}
+        else:
+            self.stubs = dict.fromkeys(map(str, stubs or ()), "")
+        self.restarts = 0  # workers started again after one was lost (not the first start)
+        self._started = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: str | None = None
 
@@ -104,6 +109,9 @@ class Sandbox:
         """Start the worker and import upstream's modules (``SandboxError`` if that fails)."""
         if self._proc is not None:
             return
+        if self._started:
+            self.restarts += 1
+        self._started = True
         if self._tmp is None:  # a restarted worker keeps the folder: one per sandbox
             self._tmp = tempfile.mkdtemp(prefix="arcforge-sandbox-")
         mem = self.limits.memory_mb
@@ -221,7 +229,6 @@ class Sandbox:
         if request["m"] not in self.modules:
             raise SandboxError(f"module {request['m']!r} is not loaded in this sandbox")
         if self._proc is None:
-            self.restarts += 1
             self.start()
         t0 = time.monotonic()
         try:
