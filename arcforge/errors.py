@@ -6,31 +6,74 @@ Every error carries a one-line message that names the file/source and the proble
 
 from __future__ import annotations
 
+import base64
+import functools
 import os
 import re
 
-# Hugging Face tokens (hf_..., also inside URLs), and whatever follows an Authorization/Bearer header.
-_TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9_]{6,}")
+# Hugging Face tokens (hf_..., also inside URLs or percent-encoded), and whatever follows an
+# Authorization/Bearer header.
+_TOKEN_RE = re.compile(r"(?i)\bhf(?:_|%5f)(?:[A-Za-z0-9_]|%[0-9a-f]{2}){6,}")
 _AUTH_RE = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|token|basic)?\s*|\bbearer\s+)[^\s'\",})\]]+")
 _TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
 REDACTED = "***"
+# Terminal control: C0 (but tab and newline), DEL, C1 (CSI, OSC...), and the bidirectional overrides that
+# reorder what is shown. Text from the network or a file name is data: shown as \xNN / \uNNNN, never obeyed.
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_secrets: set[str] = set()  # tokens arcforge obtained (a stored login has no environment variable)
 
 
 def printable(text: str) -> str:
-    """``text`` as valid UTF-8: bytes of a non-UTF-8 file name (kept by Python as surrogates) become U+FFFD."""
+    """``text`` safe to show on a terminal: valid UTF-8 (bytes of a non-UTF-8 file name, kept by Python as
+    surrogates, become U+FFFD) and no control character (ESC, CR, BEL, C1, bidi overrides: escaped)."""
     try:
         text.encode("utf-8")
-        return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _CONTROL_RE.sub(_escape_control, text)
 
 
-def redact(text: str) -> str:
-    """``text`` with every Hub token (``hf_...``, a bearer header, the value of ``$HF_TOKEN``) replaced."""
+def _escape_control(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def register_secret(token: str | None) -> None:
+    """Redact ``token`` from every message from now on (the Hub code calls this with the token it uses)."""
+    if token and len(token.strip()) >= 8:
+        _secrets.add(token.strip())
+
+
+@functools.lru_cache(maxsize=64)
+def _secret_re(secret: str) -> re.Pattern[str]:
+    """``secret`` in any encoding a server may echo it in: as is, percent-encoded (any mix of characters,
+    either case), and without its ``hf_`` prefix."""
+    body = secret.removeprefix("hf_") if len(secret) - 3 >= 8 else secret
+    prefix = secret[: len(secret) - len(body)]
+
+    def char(c: str) -> str:
+        return f"(?:{re.escape(c)}|%{ord(c):02x})" if ord(c) < 0x80 else re.escape(c)
+
+    pre = "".join(char(c) for c in prefix)
+    return re.compile(f"(?i)(?:{pre})?" + "".join(char(c) for c in body) if pre else
+                      "(?i)" + "".join(char(c) for c in body))
+
+
+def _known_secrets() -> set[str]:
+    found = set(_secrets)
     for env in _TOKEN_ENVS:
         value = os.environ.get(env, "").strip()
         if len(value) >= 8:
-            text = text.replace(value, REDACTED)
+            found.add(value)
+    return found
+
+
+def redact(text: str) -> str:
+    """``text`` with every Hub token replaced: ``hf_...`` (also percent-encoded), a bearer header, the value
+    of ``$HF_TOKEN`` or of a token arcforge obtained, in any of the encodings ``_secret_re`` knows."""
+    for secret in _known_secrets():
+        for variant in (secret, base64.b64encode(secret.encode()).decode()):
+            text = _secret_re(variant).sub(REDACTED, text)
     text = _TOKEN_RE.sub("hf_" + REDACTED, text)
     return _AUTH_RE.sub(lambda m: m.group(1) + REDACTED, text)
 

@@ -152,3 +152,53 @@ class TarballServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+class RawServer:
+    """A loopback listener that answers every connection with ``payload`` as raw bytes, ``step`` bytes at a
+    time with ``pause`` seconds between (HTTP framing faults: a status line or header line that drips, a
+    status line carrying terminal control bytes), then holds the connection open until stopped."""
+
+    def __init__(self, payload: bytes, *, step: int = 0, pause: float = 0.0) -> None:
+        self.payload, self.step, self.pause = payload, step or len(payload), pause
+        self.stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.1)
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            for i in range(0, len(self.payload), self.step):
+                if self.stop.is_set():
+                    break
+                conn.sendall(self.payload[i:i + self.step])
+                self.stop.wait(self.pause)
+            self.stop.wait(30)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def __enter__(self) -> RawServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()

@@ -125,3 +125,52 @@ def test_generator_kind_checks_its_table():
                         ({"what": 1}, "unknown field"), ({"call_s": "x"}, "'call_s'")]:
         with pytest.raises(ManifestError, match=needle):
             parse_manifest(_gen(**bad), Path("manifests/x.toml"), formats.names())
+
+
+@pytest.mark.parametrize("over,needle", [
+    ({"repo": "../.."}, "field 'repo'"),
+    ({"repo": "owner/.."}, "field 'repo'"),
+    ({"repo": "./x"}, "field 'repo'"),
+    ({"files": ["../../etc/*"]}, "field 'files'"),
+    ({"files": ["/etc/passwd"]}, "field 'files'"),
+    ({"files": ["data\\..\\x"]}, "field 'files'"),
+    ({"id_root": "../up"}, "field 'id_root'"),
+    ({"tasks": [{"split": "training", "include": ["data/../../*.json"]}]}, "field 'include'"),
+    ({"tasks": [{"split": "training", "include": ["a.zip!../x.json"]}]}, "field 'include'"),
+    ({"tasks": [{"split": "training", "include": ["*.json"], "exclude": ["x/\x1b[2J"]}]}, "field 'exclude'"),
+])
+def test_a_manifest_cannot_reach_outside_its_source(over, needle):
+    with pytest.raises(ManifestError) as e:
+        parse_manifest(_base(**over), Path("manifests/x.toml"), formats.names())
+    assert needle in str(e.value) and "\x1b" not in str(e.value)
+
+
+def test_fetch_with_a_hostile_manifest_folder_writes_and_reads_nothing_outside(tmp_path, arcforge_home):
+    from typer.testing import CliRunner
+
+    from arcforge.cli.app import app
+
+    mdir = tmp_path / "manifests"
+    mdir.mkdir()
+    text = (MANIFEST_DIR / "arc_community.toml").read_text().replace('repo = "arc-community/arc"',
+                                                                      'repo = "../.."')
+    (mdir / "evil.toml").write_text(text)
+    mirror = tmp_path / "deep" / "mirror"
+    mirror.mkdir(parents=True)
+    (tmp_path / "levels" / "npeter").mkdir(parents=True)
+    (tmp_path / "levels" / "npeter" / "a.json").write_text("{}")  # what "../.." would reach from the mirror
+    before = sorted(p for p in tmp_path.rglob("*"))
+    r = CliRunner().invoke(app, ["fetch", "arc_community", "--manifests", str(mdir), "--mirror", str(mirror)])
+    assert r.exit_code == 1 and "field 'repo' = '../..'" in r.output and "evil.toml" in r.output, r.output
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_a_binary_manifest_is_one_clear_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from arcforge.cli.app import app
+
+    (tmp_path / "bin.toml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 10)
+    r = CliRunner().invoke(app, ["sources", "--manifests", str(tmp_path)])
+    assert r.exit_code == 1 and "bin.toml: not a text (UTF-8) file" in r.output, r.output
+    assert "internal error" not in r.output and "Traceback" not in r.output

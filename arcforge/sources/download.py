@@ -14,19 +14,26 @@ Deadlines (every call has one; ``RetryPolicy``, overridable by environment varia
 - ``min_rate`` over ``rate_window`` (1 KiB/s averaged over 60 s): a server that drips bytes fails too;
 - ``deadline`` (``$ARCFORGE_FETCH_DEADLINE``, 1200 s): one source, all attempts and waits together. It is
   checked before every read and every retry, so a fetch ends at most ``timeout`` seconds after it.
+
+These count time, never lines or reads: a socket timeout restarts with every byte, so a server that sends
+its status line, a header line or a chunk-size line one byte at a time would never trip it. ``Watch``
+therefore arms timers that shut the connection down: the status line and headers must be complete within
+``timeout`` seconds, and nothing of the exchange outlives the deadline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -98,11 +105,6 @@ def tarball_url(base: str, owner: str, repo: str, commit: str) -> str:
     return f"{base.rstrip('/')}/{owner}/{repo}/tar.gz/{commit}"
 
 
-def open_url(url: str, timeout: float) -> http.client.HTTPResponse:
-    req = urllib.request.Request(url, headers={"User-Agent": f"arcforge/{__version__}"})
-    return urllib.request.urlopen(req, timeout=timeout)
-
-
 class Clock:
     """The deadline of one source's download, shared by its attempts (monotonic seconds)."""
 
@@ -123,6 +125,107 @@ class Clock:
 
     def socket_timeout(self) -> float:
         return max(0.01, min(self.policy.timeout, self.left()))
+
+
+class Watch:
+    """Timers over one HTTP exchange that shut its socket down when time is up, whatever trickles in: the
+    status line and headers within ``clock.policy.timeout`` seconds, everything within the deadline."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.expired: str | None = None  # "headers" or "deadline" once a timer fired
+        self._timers: list[threading.Timer] = []
+
+    def arm(self, seconds: float, why: str, sock: socket.socket | None) -> threading.Timer | None:
+        if sock is None:
+            return None
+        timer = threading.Timer(max(0.0, seconds), self._expire, (why, sock))
+        timer.daemon = True
+        timer.start()
+        self._timers.append(timer)
+        return timer
+
+    def _expire(self, why: str, sock: socket.socket) -> None:
+        self.expired = self.expired or why
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)  # a blocked read returns at once
+
+    def cancel(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+    def failed(self) -> None:
+        """Raise the typed error for an exchange a timer cut short (nothing when none fired)."""
+        if self.expired == "deadline":
+            self.clock.end = min(self.clock.end, time.monotonic())
+            self.clock.check()
+        if self.expired == "headers":
+            c = self.clock
+            raise StalledError(f"{c.what}: {c.url} sent no complete status line and headers within "
+                               f"{min(c.policy.timeout, c.policy.deadline):g} s", hint=MIRROR_HINT)
+
+    def connection(self, base: type[http.client.HTTPConnection]) -> Callable[..., http.client.HTTPConnection]:
+        watch = self
+
+        class Connection(base):  # type: ignore[misc, valid-type]
+            def connect(self) -> None:
+                super().connect()
+                watch.arm(watch.clock.left(), "deadline", self.sock)
+
+            def getresponse(self) -> http.client.HTTPResponse:
+                timer = watch.arm(watch.clock.socket_timeout(), "headers", self.sock)
+                try:
+                    resp = super().getresponse()
+                except (OSError, http.client.HTTPException):
+                    watch.failed()
+                    raise
+                finally:
+                    if timer is not None:
+                        timer.cancel()
+                if watch.expired:  # cut short mid-line: what was parsed is not the server's answer
+                    resp.close()
+                    watch.failed()
+                return resp
+
+        return Connection
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, watch: Watch) -> None:
+        super().__init__()
+        self.watch = watch
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self.watch.connection(http.client.HTTPConnection), req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, watch: Watch) -> None:
+        super().__init__()
+        self.watch = watch
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(self.watch.connection(http.client.HTTPSConnection), req,
+                            context=self._context)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def open_watched(url: str, clock: Clock) -> Iterator[WatchedResponse]:
+    """GET ``url`` under ``clock``: the response, read through ``WatchedResponse``; every timer is cancelled
+    and the connection closed on the way out."""
+    watch = Watch(clock)
+    opener = urllib.request.build_opener(_HTTPHandler(watch), _HTTPSHandler(watch))
+    req = urllib.request.Request(url, headers={"User-Agent": f"arcforge/{__version__}"})
+    try:
+        with opener.open(req, timeout=clock.socket_timeout()) as raw:
+            resp = WatchedResponse(raw, clock)
+            try:
+                yield resp
+            except Exception:  # a read cut short by the deadline looks like an early end: say why
+                watch.failed()
+                raise
+    finally:
+        watch.cancel()
 
 
 class WatchedResponse:

@@ -268,8 +268,7 @@ def _download(m: Manifest, base: str, progress: Progress, key: str, retry: Retry
     def attempt(n: int) -> _Fetched:
         staging = staging_dir(m.name)
         try:
-            with download.open_url(url, clock.socket_timeout()) as raw:
-                resp = download.WatchedResponse(raw, clock)
+            with download.open_watched(url, clock) as resp:
                 length = resp.headers.get("Content-Length")
                 progress.update(key, completed=0, total=int(length) if length and length.isdigit() else None)
                 hashes = archive.extract_tar_gz(

@@ -65,7 +65,9 @@ MANIFEST_DIR = _bundled_manifest_dir()
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")  # config-safe: also a valid `datasets` config name
 SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")  # what `datasets` accepts as a split name
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# owner/name as GitHub and the Hub spell them; neither part may be "." or "..": the parts name folders
+# (the cache, a mirror) and must stay inside them
+REPO_RE = re.compile(r"^(?!\.+/)[A-Za-z0-9_.-]+/(?!\.+$)[A-Za-z0-9_.-]+$")
 # SPDX-looking ids (Apache-2.0, MIT, CC-BY-4.0, GPL-3.0-or-later, ...) or the literal "unknown".
 LICENSE_RE = re.compile(r"^(unknown|[A-Za-z0-9][A-Za-z0-9.+-]*)$")
 ROLES = ("train", "eval")
@@ -201,6 +203,22 @@ def _str_list(data: dict[str, Any], key: str, where: Path, required: bool = True
     return tuple(value)
 
 
+def _check_path(value: str, key: str, where: Path) -> str:
+    """A path or glob inside the source's tree: relative, no ``..`` segment, no control character."""
+    parts = value.replace("!", "/").split("/")
+    if (value.startswith(("/", "\\")) or "\\" in value or ".." in parts or re.search(r"[\x00-\x1f\x7f]", value)
+            or (len(value) > 1 and value[1] == ":")):
+        raise ManifestError(f"{where}: field '{key}' = {value!r} must be a relative path inside the source "
+                            "(no leading '/', no '..', no backslash or control character)")
+    return value
+
+
+def _check_paths(values: tuple[str, ...], key: str, where: Path) -> tuple[str, ...]:
+    for v in values:
+        _check_path(v, key, where)
+    return values
+
+
 def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[str] | None = None) -> Manifest:
     """Validate a manifest dict. ``where`` names the file in every error."""
     name = _field(data, "name", where, str)
@@ -224,7 +242,7 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
     role = data.get("role", "train")
     if role not in ROLES:
         raise ManifestError(f"{where}: field 'role' = {role!r} must be one of {', '.join(ROLES)}")
-    id_root = (_field(data, "id_root", where, str, required=False) or "").strip("/")
+    id_root = _check_path((_field(data, "id_root", where, str, required=False) or "").strip("/"), "id_root", where)
 
     raw_tasks = _field(data, "tasks", where, list)
     if not raw_tasks:
@@ -247,10 +265,11 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
         tasks.append(
             TaskGlob(
                 split=split,
-                include=_str_list(t, "include", tw),
-                exclude=_str_list(t, "exclude", tw, required=False),
+                include=_check_paths(_str_list(t, "include", tw), "include", tw),
+                exclude=_check_paths(_str_list(t, "exclude", tw, required=False), "exclude", tw),
                 format=tfmt,
-                id_root=t["id_root"].strip("/") if isinstance(t.get("id_root"), str) else None,
+                id_root=_check_path(t["id_root"].strip("/"), "id_root", tw) if isinstance(t.get("id_root"), str)
+                else None,
                 options=options,
             )
         )
@@ -262,7 +281,7 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
         if s not in splits:
             raise ManifestError(f"{where}: eval split {s!r} is not one of the manifest's splits")
 
-    files = _str_list(data, "files", where)
+    files = _check_paths(_str_list(data, "files", where), "files", where)
     cache_key = _field(data, "cache_key", where, str, required=False) or ""
     if cache_key and not NAME_RE.match(cache_key):
         raise ManifestError(f"{where}: field 'cache_key' = {cache_key!r} must be lowercase letters, digits, '_'")
@@ -298,6 +317,10 @@ def load_manifest(path: Path, known_formats: Iterable[str] | None = None) -> Man
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ManifestError(f"{path}: manifest file not found") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not a text (UTF-8) file, so not a TOML manifest (byte {e.start})") from None
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read the manifest: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ManifestError(f"{path}: not valid TOML: {e}") from None
     if known_formats is None:
