@@ -37,6 +37,8 @@ BAD_ARCHIVE = "bad_archive"  # a zip (or one of its members) that is corrupt, un
 BAD_NAME = "bad_name"  # a file name that is not valid UTF-8 (it cannot be an id)
 TOO_LARGE = "too_large"  # a file larger than the per-file limit (or inflating far beyond its compressed size)
 BAD_RLE = "bad_rle"  # a run-length-encoded grid (simon-arc) that does not decode to its stated size
+UNREADABLE = "unreadable"  # the file system refused to read the file (permissions, an I/O error)
+DUPLICATE_KEY = "duplicate_key"  # a JSON object names a key twice ("test", "input"...): which one is meant?
 
 QUARANTINE_REASONS: tuple[str, ...] = (
     INVALID_JSON,
@@ -52,6 +54,8 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     BAD_NAME,
     TOO_LARGE,
     BAD_RLE,
+    UNREADABLE,
+    DUPLICATE_KEY,
 )
 
 MAX_GRID_SIDE = 30  # the official ARC limit; larger grids are kept unless --max-grid is given
@@ -314,15 +318,65 @@ def loads_json(data: bytes, where: str = "file") -> Any:
     if data.startswith(b"\xef\xbb\xbf"):
         raise TaskFormatError(BOM, f"{where} starts with a UTF-8 byte-order mark")
     try:
-        return _DECODER.decode(data)
+        obj = _DECODER.decode(data)
     except (msgspec.DecodeError, RecursionError):
         pass
+    else:
+        _check_duplicate_keys(data, obj, where)
+        return obj
     try:
-        return json.loads(data)
+        obj = json.loads(data)
     except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, an int of more than 4300 digits
         raise TaskFormatError(INVALID_JSON, f"{where}: {e}") from None
     except RecursionError:
         raise TaskFormatError(INVALID_JSON, f"{where}: nested too deeply") from None
+    _check_duplicate_keys(data, obj, where)
+    return obj
+
+
+_TASK_KEYS = ("train", "test", "input", "output")
+
+
+def _key_counts(obj: Any, counts: dict[str, int]) -> None:
+    """How often each of ``_TASK_KEYS`` is a key of an object in ``obj`` (a grid's rows are not entered)."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in counts:
+                counts[k] += 1
+            if isinstance(v, dict | list):
+                _key_counts(v, counts)
+    elif isinstance(obj, list) and obj and isinstance(obj[0], dict | list):
+        for v in obj:
+            if isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict | list)):
+                _key_counts(v, counts)
+
+
+def _check_duplicate_keys(data: bytes, obj: Any, where: str) -> None:
+    """Refuse an object that names a task key twice (a parser keeps the last and drops the first silently).
+
+    Cheap first: each key's quoted name is counted in the bytes and compared with the keys parsed; only
+    when the bytes hold more (a duplicate, or the name inside a string) is the text parsed again, keeping
+    every pair, to tell which."""
+    counts = dict.fromkeys(_TASK_KEYS, 0)
+    if not any(data.count(f'"{k}"'.encode()) > 0 for k in _TASK_KEYS):
+        return
+    _key_counts(obj, counts)
+    if all(data.count(f'"{k}"'.encode()) <= n for k, n in counts.items()):
+        return
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for k, _ in items:
+            if k in seen:
+                raise TaskFormatError(DUPLICATE_KEY, f"{where}: the key {k!r} appears twice in one object "
+                                                     "(only one of them could be kept)")
+            seen.add(k)
+        return dict(items)
+
+    try:
+        json.loads(data, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        pass
 
 
 # --- Arrow -------------------------------------------------------------------------------------------------

@@ -331,6 +331,7 @@ def build(
     stats = BuildStats(out=str(out))
     eval_splits = eval_split_set(plans, eval_refs, stats.warnings)
 
+    _check_eval_local(plans, eval_local)
     parsed, reference = parse_stage(plans, eval_local, use_cache=use_cache, workers=workers, progress=progress)
 
     quarantine = [row for ps in parsed for row in ps.quarantine]
@@ -369,6 +370,8 @@ def build(
     stats.quarantined = dict(sorted(q_reasons.items()))
     stats.quarantined_by_source = dict(sorted(Counter(r["source"] for r in quarantine).items()))
 
+    if kept.num_rows == 0:
+        raise _nothing_to_write(out, stats)
     errors = [r for r in quarantine if r["reason"] != OVERSIZE]
     if strict and errors:
         first = "; ".join(f"{r['path']} ({r['reason']}: {r['detail']})" for r in errors[:3])
@@ -395,6 +398,23 @@ def build(
     stats.outputs = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
                                       shard_bytes, row_group_rows, progress, (prov_sources, prov_options), nbytes)
     return stats
+
+
+def _nothing_to_write(out: Path, stats: BuildStats) -> BuildError:
+    """The one line for a build that found no task to write (the previous output, if any, is kept)."""
+    why = [f"{stats.files_read} task file(s) read"]
+    if stats.quarantined:
+        why.append(f"{stats.total_quarantined} quarantined (" + ", ".join(
+            f"{n} {reason}" for reason, n in sorted(stats.quarantined.items(), key=lambda x: -x[1])) + ")")
+    if stats.skipped:
+        why.append(f"{sum(stats.skipped.values())} file(s) not tasks")
+    if stats.excluded or stats.duplicates:
+        why.append(f"{stats.excluded} removed as evaluation tasks, {stats.duplicates} as duplicates")
+    hint = ("--local takes a folder of ARC task files (*.json with train/test pairs, zips of them); "
+            "a built dataset is read with --data, not --local")
+    if stats.oversize_dropped:
+        hint = "raise --max-grid or leave it out"
+    return BuildError(f"no valid task to write: {', '.join(why)}; {out} was not changed", hint=hint)
 
 
 def _provenance_entry(p: SourcePlan) -> dict:
@@ -426,6 +446,16 @@ def _provenance_entry(p: SourcePlan) -> dict:
 def reference_name(folder: Path) -> str:
     """The name an ``--eval-local`` folder goes by (in reports and provenance: never its path)."""
     return f"eval_{local_name(folder)}"
+
+
+def _check_eval_local(plans: Sequence[SourcePlan], eval_local: Sequence[Path]) -> None:
+    """A folder given both as --local and --eval-local would be removed entirely as a copy of itself."""
+    refs = {Path(f).resolve() for f in eval_local}
+    for p in plans:
+        if p.kind == "local" and p.root is not None and p.root.resolve() in refs:
+            raise BuildError(f"{p.root} is given both as --local and as --eval-local: every task would be "
+                             "removed as a copy of an evaluation task",
+                             hint="--eval-local names a folder of evaluation tasks to keep out of the build")
 
 
 # --- atomic output ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from arcforge.errors import BuildError, UnsafeArchiveError
 from arcforge.formats import Member
 from arcforge.sources.archive import ArchiveLimits, check_zip_members
 from arcforge.sources.manifest import glob_match, matches_any, split_archive_glob
-from arcforge.task import BAD_ARCHIVE, BAD_NAME, TOO_LARGE, TaskFormatError
+from arcforge.task import BAD_ARCHIVE, BAD_NAME, TOO_LARGE, UNREADABLE, TaskFormatError
 
 ZIP_SUFFIX = ".zip"
 # Limits for files the build reads (a task file is KiBs to a few MiB): a member is read whole into memory,
@@ -53,6 +53,13 @@ def _failing(path: str, reason: str, detail: str) -> Member:
         raise TaskFormatError(reason, detail)
 
     return Member(path, read)
+
+
+def nameless(name: str) -> bool:
+    """A file name with nothing but dots before its extension (``...json``, ``.json``): not a hidden file
+    to skip quietly, but a task file whose name cannot be an id (quarantined, so it is reported)."""
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return name.endswith(".json") and set(stem) <= {"."}
 
 
 def is_junk(path: str) -> bool:
@@ -90,7 +97,7 @@ def plain_files(root: Path) -> list[str]:
                 is_file = e.is_file()
             except OSError:
                 is_file = False
-            if is_file and not name.startswith("."):
+            if is_file and (not name.startswith(".") or nameless(name)):
                 out.append(prefix + name)
     return sorted(out)
 
@@ -142,38 +149,66 @@ def unpack_tar(archive: Path) -> Path:
 
 
 class ZipCache:
-    """Open zip archives once per build step; members read from them lazily (thread-safe reads). A
-    ``.tar.gz`` (no random access) is unpacked once (``unpack_tar``) and its members are plain files."""
+    """Zip archives opened (and their members checked) once, read lazily (thread-safe reads). A ``.tar.gz``
+    (no random access) is unpacked once (``unpack_tar``) and its members are plain files.
 
-    def __init__(self) -> None:
-        self._open: dict[Path, zipfile.ZipFile] = {}
-        self._untarred: dict[Path, Path] = {}
+    An archive is opened again only when the file changed (device, inode, size or mtime differ): a cache
+    that outlives one build step (the build's workers keep one across their work chunks, see
+    ``arcforge.build.ingest``) never serves a stale listing. ``max_open`` bounds the open files."""
+
+    def __init__(self, max_open: int | None = None) -> None:
+        self._open: dict[Path, tuple[tuple[int, int, int, int], zipfile.ZipFile]] = {}
+        self._untarred: dict[Path, tuple[tuple[int, int, int, int], Path]] = {}
+        self.max_open = max_open
+
+    @staticmethod
+    def _key(path: Path) -> tuple[int, int, int, int]:
+        try:
+            st = os.stat(path)
+            return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            return (0, 0, -1, 0)
 
     def untar(self, path: Path) -> Path:
-        folder = self._untarred.get(path)
-        if folder is None:
-            folder = self._untarred[path] = unpack_tar(path)
-        return folder
+        key = self._key(path)
+        held = self._untarred.get(path)
+        if held is None or held[0] != key:
+            held = self._untarred[path] = (key, unpack_tar(path))
+        return held[1]
 
     def get(self, path: Path) -> zipfile.ZipFile:
-        zf = self._open.get(path)
-        if zf is None:
-            try:
-                zf = zipfile.ZipFile(path)
-            except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
-                raise BuildError(f"{path}: not a readable zip archive: {e}") from None
-            try:
-                check_zip_members(zf, str(path), BUILD_LIMITS)
-            except UnsafeArchiveError as e:
-                zf.close()
-                raise BuildError(e.message) from None
-            self._open[path] = zf
+        key = self._key(path)
+        held = self._open.get(path)
+        if held is not None and held[0] == key:
+            return held[1]
+        if held is not None:
+            held[1].close()
+            del self._open[path]
+        zf = self._open_checked(path)
+        if self.max_open is not None and len(self._open) >= self.max_open:
+            oldest = next(iter(self._open))
+            self._open.pop(oldest)[1].close()
+        self._open[path] = (key, zf)
+        return zf
+
+    @staticmethod
+    def _open_checked(path: Path) -> zipfile.ZipFile:
+        try:
+            zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError) as e:
+            raise BuildError(f"{path}: not a readable zip archive: {e}") from None
+        try:
+            check_zip_members(zf, str(path), BUILD_LIMITS)
+        except UnsafeArchiveError as e:
+            zf.close()
+            raise BuildError(e.message) from None
         return zf
 
     def close(self) -> None:
-        for zf in self._open.values():
+        for _, zf in self._open.values():
             zf.close()
         self._open.clear()
+        self._untarred.clear()
 
     def __enter__(self) -> ZipCache:
         return self
@@ -198,6 +233,9 @@ def _file_member(root: Path, rel: str, limits: ArchiveLimits = BUILD_LIMITS) -> 
     path = os.path.join(root, rel)  # a str, not a Path: this runs once per file of the build
     if not utf8_name(rel):
         return _failing(printable_name(rel), BAD_NAME, "the file name is not valid UTF-8; rename the file")
+    if nameless(rel.rsplit("/", 1)[-1]):
+        return _failing(rel, BAD_NAME, "the file name has nothing but dots before .json, so it cannot be a "
+                                       "task id; rename the file")
 
     def read() -> bytes:
         try:
@@ -208,7 +246,7 @@ def _file_member(root: Path, rel: str, limits: ArchiveLimits = BUILD_LIMITS) -> 
                                           f"{size} bytes, more than the {limits.max_file_bytes}-byte limit")
                 return f.read()
         except OSError as e:
-            raise TaskFormatError(BAD_NAME if isinstance(e, FileNotFoundError) else TOO_LARGE,
+            raise TaskFormatError(BAD_NAME if isinstance(e, FileNotFoundError) else UNREADABLE,
                                   f"cannot read the file: {e.strerror or e}") from None
 
     return Member(rel, read, open=lambda: open(path, "rb"))
