@@ -8,6 +8,7 @@ Parsing is strict: anything that is not a rectangular, non-empty grid of integer
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -373,10 +374,8 @@ def _check_duplicate_keys(data: bytes, obj: Any, where: str) -> None:
             seen.add(k)
         return dict(items)
 
-    try:
+    with contextlib.suppress(ValueError, RecursionError):  # a TaskFormatError from pairs() goes through
         json.loads(data, object_pairs_hook=pairs)
-    except (ValueError, RecursionError):
-        pass
 
 
 # --- Arrow -------------------------------------------------------------------------------------------------
