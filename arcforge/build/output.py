@@ -23,6 +23,8 @@ Swaps and recovery of one ``out`` hold a lock on its parent folder, so two build
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import re
@@ -121,15 +123,19 @@ def remove_replaced(old: Path, new: Path) -> list[str]:
     kept = []
     for rel in _walk_files(old):
         p = old / rel
-        if rel in owned or _twin(p, new / rel):
-            p.unlink()
-        else:
-            kept.append(rel)
+        try:
+            if rel in owned or _twin(p, new / rel):
+                p.unlink()
+                continue
+        except OSError:  # cannot be removed (read-only): kept, and tried again by the next recovery
+            pass
+        kept.append(rel)
     if not kept:
         shutil.rmtree(old, ignore_errors=True)
     else:
         for d in sorted(_empty_dirs(old), key=len, reverse=True):
-            os.rmdir(old / d)
+            with contextlib.suppress(OSError):
+                os.rmdir(old / d)
     return kept
 
 
@@ -200,15 +206,66 @@ def _parents(rel: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def commit(out: Path, building: Path, files: list[str]) -> None:
-    """Swap the finished ``building`` folder in as ``out`` (see the module docstring)."""
+CARD = "README.md"
+EDITED_CARD = "README.edited.md"
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _edited_card(out: Path) -> bool:
+    """The user changed the dataset card since the build that wrote it (its digest is recorded)."""
+    try:
+        data = json.loads((out / OWNED_FILE).read_text(encoding="utf-8"))
+        recorded = data.get("digests", {}).get(CARD) if isinstance(data, dict) else None
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(recorded, str) and (out / CARD).is_file() and _sha256(out / CARD) != recorded
+
+
+def _keep_edited_card(out: Path, building: Path) -> str | None:
+    """Carry the user's edited card into the new folder beside the new one; returns the note to show."""
+    if not _edited_card(out):
+        return None
+    name, n = EDITED_CARD, 1
+    while (out / name).exists() or (building / name).exists():
+        n += 1
+        name = f"README.edited-{n}.md"
+    shutil.copy2(out / CARD, building / name)
+    return (f"{out / CARD} had been edited since it was built: your version is kept as {out / name} "
+            f"(the new card is {out / CARD}; move your changes into it, or keep them there)")
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse, before anything moves, an ``out`` whose previous files could not be removed after the swap
+    (a read-only folder inside it): the swap would leave the old build beside the new one for good."""
+    owned = owned_files(out)
+    for d in sorted({os.path.dirname(rel) for rel in owned}):
+        folder = out / d if d else out
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise BuildError(f"{folder}: read-only, so the previous build's files in it cannot be replaced; "
+                             f"{out} was left as it was", hint="make it writable, or choose another --out")
+
+
+def commit(out: Path, building: Path, files: list[str]) -> list[str]:
+    """Swap the finished ``building`` folder in as ``out`` (see the module docstring); returns notes for the
+    user (an edited card kept)."""
     out = Path(out).absolute()
-    (building / OWNED_FILE).write_text(json.dumps({"format": 1, "files": sorted(files)}, indent=1) + "\n",
-                                       encoding="utf-8")
+    digests = {CARD: _sha256(building / CARD)} if CARD in files else {}
+    (building / OWNED_FILE).write_text(json.dumps({"format": 1, "files": sorted(files), "digests": digests},
+                                                  indent=1) + "\n", encoding="utf-8")
+    notes = []
     with fslock.locked(out.parent):
         _recover_locked(out)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
+            _check_writable(out)
+            note = _keep_edited_card(out, building)
+            notes += [note] if note else []
             _carry_foreign(out, building, set(files))
             os.rename(out, old)
         try:
@@ -219,3 +276,4 @@ def commit(out: Path, building: Path, files: list[str]) -> None:
             raise
         if old.exists():
             remove_replaced(old, out)
+    return notes

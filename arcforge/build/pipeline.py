@@ -395,8 +395,9 @@ def build(
         "seed": seed, "generate": dict(sorted((generate or {}).items())), "shard_bytes": shard_bytes, "row_group_rows": row_group_rows,
     }
     prov_sources = [_provenance_entry(p) for p in plans]
-    stats.outputs = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
+    stats.outputs, notes = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
                                       shard_bytes, row_group_rows, progress, (prov_sources, prov_options), nbytes)
+    stats.warnings += notes
     return stats
 
 
@@ -473,7 +474,7 @@ def _check_out(out: Path) -> None:
 def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: dedup.DedupResult,
                       card_data: card.CardData, shard_bytes: int, row_group_rows: int,
                       progress: Progress, provenance: tuple[list[dict], dict],
-                      nbytes: dict[tuple[str, str], int] | None = None) -> list[str]:
+                      nbytes: dict[tuple[str, str], int] | None = None) -> tuple[list[str], list[str]]:
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.building_dir(out)
@@ -491,8 +492,8 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
         write_provenance(tmp, sources=provenance[0], options=provenance[1])
         files.append(PROVENANCE_FILE)
         progress.finish("write")
-        output.commit(out, tmp, files)  # replaces only what the previous build wrote
+        notes = output.commit(out, tmp, files)  # replaces only what the previous build wrote
     except BaseException:  # Ctrl-C included: never leave a half-written folder behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return sorted(files)
+    return sorted(files), notes

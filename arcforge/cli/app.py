@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 
 import typer
@@ -50,10 +51,16 @@ def _root(
 
 
 def main() -> None:
+    from arcforge.cli.errors import debug_enabled, report
     from arcforge.cli.streams import guard_stderr, silence_stdout_if_broken
 
     guard_stderr()  # a log reader that goes away never stops the work
     try:
         app()
+    except OSError as e:  # --help or --version into a full disk or a closed pipe (commands report their own)
+        if debug_enabled() or e.filename or e.errno not in (errno.EPIPE, errno.ENOSPC):
+            raise
+        report(e)
+        raise SystemExit(1) from None
     finally:
         silence_stdout_if_broken()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ import typer
 from arcforge.cli.console import cli_progress, console, err_console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import DEFAULT_DATA, Difficulty, JsonOpt, ManifestsOpt, OutOpt, SeedOpt, split_csv
-from arcforge.errors import BuildError
+from arcforge.errors import BuildError, printable
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 
 
@@ -52,14 +53,37 @@ def _check_out_path(out: Path) -> None:
 
 @contextmanager
 def _out_errors(out: Path) -> Iterator[None]:
-    """A filesystem refusal while writing (read-only, no space, /proc) names --out and the reason."""
+    """A filesystem refusal while writing (read-only, no space, /proc) names the path it concerns and why:
+    --out only when the path is there (or is the build's folder beside it), else the real path."""
     try:
         yield
     except OSError as e:
         if not e.strerror or isinstance(e, ConnectionError | TimeoutError):
             raise
-        raise BuildError(f"--out {out}: cannot write the dataset there: {e.strerror}",
-                         hint="choose a folder you can write to") from None
+        raise _blame(out, e) from None
+
+
+def _blame(out: Path, e: OSError) -> BuildError:
+    import os
+    import shutil
+
+    from arcforge import paths
+
+    target, home = out.absolute(), paths.home().absolute()
+    where = Path(os.fsdecode(e.filename)).absolute() if e.filename is not None else None
+    if where is None and e.errno == errno.ENOSPC:  # a write() names no file: the full disk is the one
+        full = [p for p in (target.parent, home) if p.exists() and shutil.disk_usage(p).free < (1 << 20)]
+        where = full[0] if full else None
+    top = where.relative_to(target.parent).parts[0] if where is not None and (
+        target.parent in where.parents) else None
+    if where is None or top == target.name or (top or "").startswith(f".{target.name}."):
+        return BuildError(f"--out {out}: cannot write the dataset there: {e.strerror}",
+                          hint="choose a folder you can write to")
+    if where == home or home in where.parents:
+        return BuildError(f"{where}: {e.strerror} (arcforge's cache, ARCFORGE_HOME={home}); --out was not "
+                          "changed", hint="free space or fix the permissions there, or point ARCFORGE_HOME at "
+                                          "a writable folder with room")
+    return BuildError(f"{where}: {e.strerror}; --out was not changed")
 
 
 def parse_generate(values: list[str]) -> dict[str, int]:
@@ -134,7 +158,7 @@ def register(app: typer.Typer) -> None:
                 progress=progress,
             )
         for line in stats.warnings:
-            err_console.print(f"warning: {line}", markup=False, highlight=False)
+            err_console.print(f"warning: {printable(line)}", markup=False, highlight=False, soft_wrap=True)
         if json_out:
             print_json(stats.to_dict())
         else:
