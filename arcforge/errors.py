@@ -13,7 +13,7 @@ import re
 
 # Hugging Face tokens (hf_..., also inside URLs or percent-encoded), and whatever follows an
 # Authorization/Bearer header.
-_TOKEN_RE = re.compile(r"(?i)\bhf(?:_|%5f)(?:[A-Za-z0-9_]|%[0-9a-f]{2}){6,}")
+_TOKEN_RE = re.compile(r"\bhf(?:_|%5[fF])(?:[A-Za-z0-9_]|%[0-9a-fA-F]{2}){6,}")
 _AUTH_RE = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|token|basic)?\s*|\bbearer\s+)[^\s'\",})\]]+")
 _TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
 REDACTED = "***"

@@ -174,7 +174,7 @@ class FakeHub:
     def create_branch(self, repo_id, *, branch, repo_type, exist_ok=False):
         self.branches.setdefault(branch, self._resolve("main"))
 
-    def repo_info(self, repo_id, *, repo_type, revision="main"):
+    def repo_info(self, repo_id, *, repo_type, revision="main", timeout=None):
         from huggingface_hub.hf_api import DatasetInfo
 
         return DatasetInfo(id=repo_id, sha=self._resolve(revision), private=self.private)

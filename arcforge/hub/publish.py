@@ -21,17 +21,27 @@ which operations, the license gate) live in ``arcforge.hub.plan``.
 Deadlines: huggingface_hub's shared HTTP client has no timeout by default (a Hub that accepts the
 connection and never answers would hang forever). Before any Hub call arcforge installs a client with a
 timeout of ``$ARCFORGE_HUB_TIMEOUT`` seconds (default 60) for connecting, each read, each write and
-getting a pooled connection; huggingface_hub retries timed-out requests a few times at most, and
-downloads keep their own ``HF_HUB_DOWNLOAD_TIMEOUT``/``HF_HUB_ETAG_TIMEOUT``.
+getting a pooled connection. Some calls pass ``timeout=None`` themselves and huggingface_hub retries
+dropped connections with backoff, so every call but the commit (whose uploads take as long as the data
+needs) also runs under a total deadline of ``CALL_DEADLINE_FACTOR`` times that timeout, and
+``download_dataset`` fails once the download has received no byte for that long.
+
+Answers are data: one of the wrong shape (a list for an object, a missing field, garbage instead of JSON)
+is a ``PublishError`` naming the call, never a ``KeyError`` from inside huggingface_hub. huggingface_hub
+caches the Hub's agent-harness registry in ``$HF_HOME/.agent_harnesses.json``; a damaged one breaks every
+request, so it is checked first and named, with how to clear it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from huggingface_hub import (
     CommitOperationAdd,
@@ -65,7 +75,8 @@ except ImportError:  # pragma: no cover
 
 from arcforge import __version__
 from arcforge.build.provenance import Provenance, read_provenance
-from arcforge.errors import FetchError, PublishError, SourceUnavailableError
+from arcforge.errors import FetchError, PublishError, ShardError, SourceUnavailableError, register_secret
+from arcforge.hub.calls import CallDeadline, bounded, harness_cache_problem, watched
 from arcforge.hub.plan import (
     Operation,
     RepoTree,
@@ -78,11 +89,16 @@ from arcforge.hub.plan import (
 from arcforge.progress import Progress
 from arcforge.sources.manifest import REPO_RE
 
+T = TypeVar("T")
 HUB_TIMEOUT_ENV = "ARCFORGE_HUB_TIMEOUT"
 DEFAULT_HUB_TIMEOUT = 60.0
 REPO_TYPE = "dataset"
 DEFAULT_REVISION = "main"
 LOGIN_HINT = "set HF_TOKEN to a token with write access, or run `hf auth login`"
+CALL_DEADLINE_FACTOR = 4  # a Hub call's total deadline, in ARCFORGE_HUB_TIMEOUTs (retries included)
+ODD_ANSWER = (KeyError, TypeError, AttributeError, IndexError, ValueError)  # what a malformed answer raises
+ODD_HINT = "retry later; if it persists, check HF_ENDPOINT (the Hub's address) and any proxy in between"
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -159,7 +175,20 @@ def prepare(out: Path, opts: PublishOptions, *, progress: Progress | None = None
     prov = read_provenance(out)
     tree = collect_files(out, progress=progress)
     check_sources(tree, prov, allow_unknown_license=opts.allow_unknown_license)
+    _check_shards(out)
     return tree, prov
+
+
+def _check_shards(out: Path) -> None:
+    """Read every shard through the one reader (schema, row groups, grids): a damaged shard is refused
+    before anything is planned or sent."""
+    from arcforge import shards
+
+    try:
+        for _ in shards.iter_batches(out, batch_size=4096):
+            pass
+    except ShardError as e:
+        raise PublishError(f"{e.message}; nothing was published", hint=e.hint) from None
 
 
 def plan(out: Path, opts: PublishOptions, *, progress: Progress | None = None) -> PublishResult:
@@ -267,13 +296,35 @@ def hub_errors(opts: PublishOptions, stage: str) -> Iterator[None]:
         raise PublishError(f"the Hub did not answer within {_installed_timeout or DEFAULT_HUB_TIMEOUT:g} s "
                            f"({stage}: {type(e).__name__}); nothing more was sent",
                            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
+    except CallDeadline as e:
+        raise PublishError(f"the Hub did not complete {stage} within {e.seconds:g} s "
+                           f"({CALL_DEADLINE_FACTOR} x {HUB_TIMEOUT_ENV}); nothing more was sent",
+                           hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
     except (TransportError, OfflineModeIsEnabled) as e:
         raise PublishError(f"cannot reach the Hub ({stage}): {type(e).__name__}",
                            hint="check the network (and that HF_HUB_OFFLINE is not set); nothing was "
                                 "committed") from None
-    except ValueError as e:  # e.g. create_commit validating the card's YAML against the Hub
-        raise PublishError(f"{opts.repo_id}: {stage} refused: {e}",
-                           hint="rebuild the dataset card (README.md)") from None
+    except ValueError as e:
+        if stage == "create_commit" and not isinstance(e, json.JSONDecodeError):  # the card's YAML, checked
+            raise PublishError(f"{opts.repo_id}: {stage} refused: {e}",
+                               hint="rebuild the dataset card (README.md)") from None
+        raise odd_answer(stage, e) from None
+    except ODD_ANSWER as e:
+        raise odd_answer(stage, e) from None
+
+
+def odd_answer(stage: str, e: BaseException) -> PublishError:
+    """The error for an answer of the wrong shape: names the agent-harness cache when it is the cause."""
+    cache = harness_cache_problem()
+    if cache is not None:
+        return cache
+    return PublishError(f"the Hub's answer to {stage} is not what it should be ({type(e).__name__}: {e}); "
+                        "nothing more was sent", hint=ODD_HINT)
+
+
+def _call(opts: PublishOptions, stage: str, fn: Callable[[], T]) -> T:
+    with hub_errors(opts, stage):
+        return bounded(fn, CALL_DEADLINE_FACTOR * hub_timeout())
 
 
 def _token() -> str:
@@ -283,6 +334,7 @@ def _token() -> str:
         raise PublishError(f"could not obtain a Hub token: {type(e).__name__}", hint=LOGIN_HINT) from None
     if not token:
         raise PublishError("not logged in to the Hugging Face Hub", hint=LOGIN_HINT)
+    register_secret(token)  # a stored login has no $HF_TOKEN for redact() to know it by
     return token
 
 
@@ -294,21 +346,25 @@ def publish(
     token = _token()
     install_timeouts()
     api = api if api is not None else HfApi(token=token)
-    branch = opts.branch
+    if (problem := harness_cache_problem()) is not None:
+        raise problem
+    branch, seconds = opts.branch, hub_timeout()
     if not opts.create_pr:
-        with hub_errors(opts, "create_repo"):
-            api.create_repo(opts.repo_id, repo_type=REPO_TYPE, private=opts.private, exist_ok=True)
+        _call(opts, "create_repo", lambda: api.create_repo(opts.repo_id, repo_type=REPO_TYPE,
+                                                          private=opts.private, exist_ok=True))
         if branch != DEFAULT_REVISION:
-            with hub_errors(opts, "create_branch"):
-                api.create_branch(opts.repo_id, branch=branch, repo_type=REPO_TYPE, exist_ok=True)
-    with hub_errors(opts, "repo_info"):
-        info = api.repo_info(opts.repo_id, repo_type=REPO_TYPE, revision=branch)
-    if opts.private and info.private is False:
+            _call(opts, "create_branch", lambda: api.create_branch(opts.repo_id, branch=branch,
+                                                                  repo_type=REPO_TYPE, exist_ok=True))
+    info = _call(opts, "repo_info", lambda: api.repo_info(opts.repo_id, repo_type=REPO_TYPE, revision=branch,
+                                                          timeout=seconds))
+    parent, private = _head(info, opts)
+    if opts.private and private is False:
         raise PublishError(f"{opts.repo_id}: --private was asked but the repo already exists and is public",
                            hint="make it private in the repo settings on the Hub first, or drop --private")
-    parent = info.sha
-    with hub_errors(opts, "list_repo_files"):
-        remote = api.list_repo_files(opts.repo_id, repo_type=REPO_TYPE, revision=parent)
+    remote = _call(opts, "list_repo_files", lambda: api.list_repo_files(opts.repo_id, repo_type=REPO_TYPE,
+                                                                        revision=parent))
+    if not isinstance(remote, list) or not all(isinstance(f, str) for f in remote):
+        raise odd_answer("list_repo_files", TypeError(f"a {type(remote).__name__}, not a list of paths"))
     ops = plan_operations(tree, remote)
     hub_ops = [
         CommitOperationAdd(path_in_repo=op.path_in_repo, path_or_fileobj=str(op.local_path))
@@ -327,15 +383,26 @@ def publish(
             create_pr=opts.create_pr,
             parent_commit=parent,
         )
+    oid = getattr(commit, "oid", None)
+    if not isinstance(oid, str) or not oid:
+        raise odd_answer("create_commit", TypeError("no commit id in the answer"))
     if opts.tag:
-        with hub_errors(opts, "create_tag"):
-            api.create_tag(opts.repo_id, tag=opts.tag, tag_message=title, revision=commit.oid,
-                           repo_type=REPO_TYPE)
+        _call(opts, "create_tag", lambda: api.create_tag(opts.repo_id, tag=opts.tag, tag_message=title,
+                                                         revision=oid, repo_type=REPO_TYPE))
     return PublishResult(
         opts.repo_id, branch, ops, "publish", deletions_known=True, skipped=list(tree.skipped),
-        parent_commit=parent, commit_oid=commit.oid, commit_url=commit.commit_url,
+        parent_commit=parent, commit_oid=oid, commit_url=getattr(commit, "commit_url", None),
         pr_url=getattr(commit, "pr_url", None), tag=opts.tag,
     )
+
+
+def _head(info: object, opts: PublishOptions) -> tuple[str, bool | None]:
+    """(head commit, private) from ``repo_info``'s answer, refusing one without a commit id."""
+    sha, private = getattr(info, "sha", None), getattr(info, "private", None)
+    if not isinstance(sha, str) or not _SHA_RE.match(sha):
+        raise odd_answer("repo_info", ValueError(f"no head commit id for {opts.repo_id}@{opts.branch} "
+                                                 f"(got {sha!r:.60})"))
+    return sha, private if isinstance(private, bool) else None
 
 
 # --- reading back -------------------------------------------------------------------------------------------------
@@ -345,10 +412,18 @@ def download_dataset(
     """``snapshot_download`` a dataset repo into the HF cache (``HF_HOME``/``HF_HUB_CACHE``); returns the
     snapshot folder. Works offline when the snapshot is cached (``HF_HUB_OFFLINE=1``)."""
     where = f"{repo_id}@{revision or DEFAULT_REVISION}"
-    install_timeouts()
+    stall = CALL_DEADLINE_FACTOR * install_timeouts()
+    if (problem := harness_cache_problem()) is not None:
+        raise FetchError(problem.message, hint=problem.hint)
     try:
-        path = snapshot_download(repo_id, repo_type=REPO_TYPE, revision=revision,
-                                 cache_dir=str(cache_dir) if cache_dir else None, endpoint=endpoint)
+        path = watched(lambda: snapshot_download(repo_id, repo_type=REPO_TYPE, revision=revision,
+                                                  cache_dir=str(cache_dir) if cache_dir else None,
+                                                  endpoint=endpoint),
+                        _repo_cache(repo_id, cache_dir), stall)
+    except CallDeadline as e:
+        raise FetchError(f"{where}: the Hub sent nothing for {e.seconds:g} s ({CALL_DEADLINE_FACTOR} x "
+                         f"{HUB_TIMEOUT_ENV}); the download was given up",
+                         hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
     except (GatedRepoError, RepositoryNotFoundError):
         raise FetchError(f"{repo_id}: dataset repo not found on the Hub, or not visible with your token",
                          hint="check the name (ORG/NAME); for a private repo set HF_TOKEN or run "
@@ -368,4 +443,20 @@ def download_dataset(
     except (TransportError, OfflineModeIsEnabled) as e:
         raise SourceUnavailableError(f"{where}: cannot reach the Hub ({type(e).__name__})",
                                      hint="check the network") from None
+    except ODD_ANSWER as e:
+        cache = harness_cache_problem()
+        if cache is not None:
+            raise FetchError(cache.message, hint=cache.hint) from None
+        raise FetchError(f"{where}: the Hub's answer is not what it should be ({type(e).__name__}: {e})",
+                         hint=ODD_HINT) from None
+    if not isinstance(path, str | os.PathLike) or not Path(path).is_dir():
+        raise FetchError(f"{where}: the Hub's answer gave no snapshot folder", hint=ODD_HINT)
     return Path(path)
+
+
+def _repo_cache(repo_id: str, cache_dir: Path | None) -> Path:
+    """The folder huggingface_hub downloads ``repo_id`` into (``datasets--ORG--NAME`` in the hub cache)."""
+    from huggingface_hub import constants
+
+    root = Path(cache_dir) if cache_dir else Path(constants.HF_HUB_CACHE)
+    return root / ("datasets--" + repo_id.replace("/", "--"))
