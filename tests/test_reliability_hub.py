@@ -100,7 +100,7 @@ def test_train_from_a_silent_hub_ends_within_the_deadline(online, tmp_path, monk
     pytest.importorskip("torch")
     import huggingface_hub.constants as hc
 
-    with OddHub(_with(ok_rules(), INFO, "silent") + [("GET", f"/api/datasets/{REPO}", "silent")]) as hub:
+    with OddHub([*_with(ok_rules(), INFO, "silent"), ("GET", f"/api/datasets/{REPO}", "silent")]) as hub:
         monkeypatch.setattr(hc, "ENDPOINT", hub.url)
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         t0 = time.monotonic()
