@@ -11,6 +11,7 @@ few seconds.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import os
@@ -441,3 +442,59 @@ def test_two_trainings_started_at_once_into_one_folder_one_wins_and_nothing_mixe
     assert "Traceback" not in loser
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 31))  # one run's lines, not two interleaved
+
+
+# --- HTTP framing ------------------------------------------------------------------------------------------------
+_CONTROL = bytes([0x1B, 0x07, 0x08, 0x0D, 0x9B, 0x00, 0x7F]) + b"]0;t\x1b[2J"
+
+
+def _framing(rng: random.Random) -> tuple[bytes, int, float]:
+    """(raw response, bytes per send, pause between sends): a status line, headers and a body that may
+    be malformed, carry terminal control bytes, lie about their length, or drip."""
+    status = rng.choice([b"200", b"503", b"404", b"999", b"20", b"abc", b"301"])
+    reason = rng.choice([b"OK", b"Bad" + bytes(rng.sample(_CONTROL, 4)), b"", b"x" * rng.randrange(1, 3000)])
+    lines = [rng.choice([b"HTTP/1.1 ", b"HTTP/1.0 ", b"HTTP/9 ", b"", b"\x1b[31mHTTP/1.1 "]) + status + b" " + reason]
+    body = gzip.compress(rng.randbytes(rng.randrange(0, 4000)), mtime=0)[: rng.randrange(1, 5000)]
+    framing = rng.choice(["length", "short-length", "chunked", "bad-chunk", "close", "huge-length"])
+    if framing in ("length", "short-length", "huge-length"):
+        n = {"length": len(body), "short-length": len(body) // 2, "huge-length": 1 << 40}[framing]
+        lines.append(b"Content-Length: %d" % n)
+    elif framing in ("chunked", "bad-chunk"):
+        lines.append(b"Transfer-Encoding: chunked")
+        size = b"%x" % len(body) if framing == "chunked" else rng.choice([b"zz", b"-1", b"f" * 40, b"0" * 5000])
+        body = size + b"\r\n" + body + b"\r\n0\r\n\r\n"
+    for _ in range(rng.randrange(0, 4)):
+        lines.append(rng.choice([b"X-A: " + bytes(rng.sample(_CONTROL, 3)), b"X-Long: " + b"a" * rng.randrange(9000),
+                                 b"no colon here", b"Location: \x1b]8;;http://evil\x07"]))
+    raw = b"\r\n".join(lines) + b"\r\n\r\n" + body
+    step, pause = rng.choice([(0, 0.0), (0, 0.0), (1, 0.002), (7, 0.01)])
+    return raw, step, pause
+
+
+def test_fuzz_http_framing_faults_end_in_one_clear_line_within_the_deadline(arcforge_home, monkeypatch):
+    import time
+
+    from arcforge.sources import fetch
+    from arcforge.sources.download import RetryPolicy
+    from arcforge.sources.manifest import load_manifests
+    from tests.fetch_server import RawServer
+
+    for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    m = load_manifests()["arc_community"]
+    policy = RetryPolicy(attempts=1, base_delay=0.01, timeout=0.3, deadline=1.0, min_rate=0)
+    for case in range(12 * SCALE):
+        raw, step, pause = _framing(_rng("http", case))
+        with RawServer(raw, step=step, pause=pause) as srv:
+            t0 = time.monotonic()
+            try:
+                [r] = fetch.fetch_sources([m], mirror=srv.url, retry=policy)
+            except Exception as e:
+                pytest.fail(f"ARCFORGE_FUZZ_SEED={SEED} case {case}: {type(e).__name__}: {e}")
+            took = time.monotonic() - t0
+        where = f"ARCFORGE_FUZZ_SEED={SEED} case {case}"
+        assert r.status in ("failed", "unavailable"), (where, r)  # never a digest-matching fetch
+        assert took < policy.deadline + policy.timeout + 5, (where, took, r.error)
+        text = f"{r.error} {r.hint}"
+        assert not any(chr(c) in text for c in (0x1B, 0x07, 0x08, 0x0D, 0x9B, 0x00, 0x7F)), (where, text)
+        assert not fetch.cache_dir(m).exists(), where
