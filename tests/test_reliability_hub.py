@@ -96,11 +96,13 @@ def test_a_hub_that_never_answers_or_hangs_up_ends_within_the_deadline(online, o
     assert "ARCFORGE_HUB_TIMEOUT" in r.output or "cannot reach the Hub" in r.output, r.output
 
 
-def test_train_from_a_silent_hub_ends_within_the_deadline(online, tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["silent", ("json", 200, [REPO_INFO]), ("raw", 200, b"<html>")],
+                         ids=["silent", "info-list", "garbage"])
+def test_train_from_an_odd_hub_is_one_line_within_the_deadline(online, tmp_path, monkeypatch, how):
     pytest.importorskip("torch")
     import huggingface_hub.constants as hc
 
-    with OddHub([*_with(ok_rules(), INFO, "silent"), ("GET", f"/api/datasets/{REPO}", "silent")]) as hub:
+    with OddHub([*_with(ok_rules(), INFO, how), ("GET", f"/api/datasets/{REPO}", how)]) as hub:
         monkeypatch.setattr(hc, "ENDPOINT", hub.url)
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         t0 = time.monotonic()
