@@ -207,3 +207,11 @@ def test_a_zip_is_opened_and_checked_once_per_build_not_per_chunk(tmp_path, arcf
     r = build("--local", str(src), "--out", str(tmp_path / "out"), "--workers", "1", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["files_read"] == 1200, r.output
     assert len(calls) <= 2, calls  # planning once, the chunks once (was once per chunk: 1 + 5)
+
+
+def test_writing_no_rows_writes_no_shard(tmp_path):
+    from arcforge.build.shard_writer import write_shards
+    from arcforge.task import TASK_SCHEMA
+
+    assert write_shards(TASK_SCHEMA.empty_table(), tmp_path / "out") == []  # was: ValueError from zip()
+    assert not any((tmp_path / "out").rglob("*.parquet"))

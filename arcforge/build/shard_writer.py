@@ -75,7 +75,8 @@ def write_shards(
     block = max(1, row_group_rows) * max(1, _BLOCK_ROWS // max(1, row_group_rows))
     jobs: list[tuple[Path, str, str, np.ndarray]] = []
     sizes: list[float] = []  # Arrow bytes of each job (about)
-    for lo, hi in zip(group_starts, [*group_starts[1:], len(order)][: len(group_starts)], strict=True):
+    ends = [*group_starts[1:], len(order)] if group_starts else []  # no rows: no shard
+    for lo, hi in zip(group_starts, ends, strict=True):
         source, split = str(src[lo]), str(spl[lo])
         rows = order[lo:hi]
         nbytes = group_nbytes[(source, split)] if group_nbytes is not None else _rows_nbytes(batches, starts, rows)
