@@ -159,3 +159,22 @@ def test_publish_refuses_a_damaged_shard(online, out, monkeypatch, dry_run):
     one_line(r)
     assert str(shard) in r.output and "nothing was published" in r.output, r.output
     assert hub.requests == []  # refused before any call
+
+
+def test_urls_from_the_hub_are_printed_escaped(hf_env, out, monkeypatch):  # noqa: F811
+    from types import SimpleNamespace
+
+    from arcforge.hub import publish as pub
+    from tests.publish_helpers import FakeHub
+
+    class HostileHub(FakeHub):
+        def create_commit(self, *args, **kwargs):
+            info = super().create_commit(*args, **kwargs)
+            return SimpleNamespace(oid=info.oid, commit_url="https://hub/c\x1b]0;owned\x07\x1b[2J",
+                                   pr_url=None)
+
+    hub = HostileHub(REPO, {})
+    monkeypatch.setattr(pub, "HfApi", lambda **kw: hub)
+    r = runner.invoke(app, ["publish", "-d", str(out), "--repo-id", REPO])
+    assert r.exit_code == 0, r.output
+    assert "https://hub/c\\x1b]0;owned\\x07\\x1b[2J" in r.output and "\x1b" not in r.output

@@ -10,6 +10,7 @@ import typer
 from arcforge.cli.console import cli_progress, console, print_json
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt
+from arcforge.errors import printable
 
 
 def _human_size(n: int | None) -> str:
@@ -24,7 +25,8 @@ def _human_size(n: int | None) -> str:
 
 
 def _say(text: str) -> None:
-    console.print(text, highlight=False, markup=False, soft_wrap=True)
+    """One plain line; the URLs in it come from the Hub: network text is shown escaped, never obeyed."""
+    console.print(printable(text), highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_result(result) -> None:
