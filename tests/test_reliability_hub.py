@@ -1,4 +1,4 @@
-"""A Hub that answers oddly (a loopback server as HF_ENDPOINT, tests/hub_server.py): publish and
+"""A Hub that answers oddly (a loopback server as HF_ENDPOINT, tests/odd_hub.py): publish and
 `train -d ORG/NAME` end within their deadlines, with one clear line, and never print the token.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from arcforge.cli.app import app
-from tests.hub_server import REPO, REPO_INFO, OddHub, ok_rules
+from tests.odd_hub import REPO, REPO_INFO, OddHub, ok_rules
 from tests.publish_helpers import SECRET_TOKEN, build_out, hf_env  # noqa: F401  (fixture)
 from tests.test_reliability_network import SLACK, no_proxy  # noqa: F401  (fixture)
 
