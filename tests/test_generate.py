@@ -215,11 +215,11 @@ def test_hostile_generators_cost_one_quarantined_example_each_and_the_build_fini
     manifests = load_manifests(mdir)
     lock.write_lock(mdir / "digests.lock", lock.pins_from_mirror(manifests.values(), tmp_path / "mirror"))
     assert all(r.ok for r in fetch_sources(manifests.values(), mirror=tmp_path / "mirror"))
-    stats = build(arcforge_home / "o", sources=["hostile"], manifests_dir=mdir, generate={"hostile": 1},
+    stats = build(arcforge_home / "o", sources=["hostile"], manifests_dir=mdir, generate={"hostile": 4},
                   workers=2)
-    assert stats.tasks == {}  # one example of the good generator: no task of k+1 = 4
+    assert stats.tasks == {"hostile": {"generated": 1}}  # four examples of the good generator: one task of k+1 = 4
     g = stats.generated["hostile"]
-    assert g["kept"] == 1 and g["unused"] == 1
+    assert g["kept"] == 4 and g["unused"] == 0
     rows = read_report(arcforge_home / "o", "quarantine").to_pylist()
     by_key = {}
     for r in rows:
