@@ -1,0 +1,137 @@
+"""The data of ``bench_data_value.py``: the two builds of every mirrored source, the arms that train on them,
+and the check that the contaminated build really holds the ARC-AGI-2 training copies of ARC-AGI-1
+evaluation tasks.
+
+- ``clean``: ``build --exclude-eval`` (the default corpus);
+- ``contaminated``: the same sources without ``--exclude-eval`` (contaminated on purpose).
+
+An arm trains on every *training* split of its build (every split whose name does not say "evaluation"),
+or on ARC-AGI-1 training alone. Generated data (``corpus_generated``) needs a source that generates tasks;
+the mirror's RE-ARC manifest reads only its copy of ARC-AGI-1 and BARC's only its evaluation bundle, so
+``generated_sources`` says whether a build holds any.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from arcforge.build.pipeline import build
+from arcforge.build.reports import read_report
+from arcforge.shards import read_table, read_tasks
+from arcforge.sources.fetch import fetch_sources
+from arcforge.sources.manifest import load_manifests
+from arcforge.train.tokenize import example_length
+
+ROOT = Path(__file__).resolve().parent.parent
+MIRROR = ROOT.parent / "shared" / "arc-sources"
+ARC1 = MIRROR / "fchollet" / "ARC-AGI" / "data"
+ARC2 = MIRROR / "arcprize" / "ARC-AGI-2" / "data"
+ARMS = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames")
+# the frame features (docs/training.md): symmetry-frame keys, edge frames, frame lookups and votes
+NO_FRAMES = {"key_frames": False, "edge_frames": False, "frame_lookups": 0, "frame_votes": False}
+# splits of generated tasks (RE-ARC's generated examples, BARC's synthetic problems)
+GENERATED_SPLITS = {("re_arc", "training"), ("barc", "training")}
+# ``--max-grid 30``: the model's grids are at most 30 a side; 1D-ARC and TAMA hold rows up to 69 cells long,
+# which the tokenizer's frame tables do not take
+MAX_GRID = 30
+
+
+@dataclass
+class Arm:
+    """One arm: which build, which sources and splits it trains on, and the model options it changes."""
+
+    name: str
+    build: str  # "clean" | "contaminated"
+    sources: list[str] | None
+    splits: list[str]
+    model: dict = field(default_factory=dict)
+    mix: dict[str, int] = field(default_factory=dict)  # source -> training tasks
+    length: dict = field(default_factory=dict)  # length_limits at the profile's seq_len
+
+    def summary(self) -> dict:
+        return {"build": self.build, "sources": self.sources, "splits": self.splits, "model_changes": self.model,
+                "mix": self.mix, "tasks": sum(self.mix.values()), "length_limits": self.length}
+
+
+def fetch_and_build(work: Path, mirror: Path = MIRROR) -> dict:
+    """Fetch every source from ``mirror`` into ``work/home`` and build it twice (``--max-grid 30``);
+    returns what was built."""
+    os.environ["ARCFORGE_HOME"] = str(work / "home")
+    fetched = [r.name for r in fetch_sources(load_manifests().values(), mirror=str(mirror)) if r.ok]
+    out = {"fetched": fetched}
+    for name, exclude in (("clean", True), ("contaminated", False)):
+        stats = build(work / name, sources=fetched, exclude_eval=exclude, max_grid=MAX_GRID, workers=1)
+        out[name] = {"path": work / name, "excluded": stats.excluded, "duplicates": stats.duplicates,
+                     "oversize_dropped": stats.oversize_dropped}
+    return out
+
+
+def mix(folder: Path, sources: list[str] | None, splits: list[str]) -> dict[str, int]:
+    t = read_table(folder).select(["source", "split"]).to_pylist()
+    return dict(sorted(Counter(r["source"] for r in t if r["split"] in splits
+                               and (sources is None or r["source"] in sources)).items()))
+
+
+def training_splits(folder: Path) -> list[str]:
+    return sorted({s for s in read_table(folder).column("split").to_pylist() if "evaluation" not in s})
+
+
+def generated_sources(folder: Path) -> list[str]:
+    """The generated splits (``source/split``) a build holds."""
+    t = read_table(folder).select(["source", "split"]).to_pylist()
+    return sorted({f"{r['source']}/{r['split']}" for r in t if (r["source"], r["split"]) in GENERATED_SPLITS})
+
+
+def arms(built: dict) -> tuple[list[Arm], dict]:
+    """The arms that can run on these builds, and ``not_run``: arm -> why not."""
+    clean, dirty = built["clean"]["path"], built["contaminated"]["path"]
+    splits = training_splits(clean)
+    out = [Arm("arc1_training", "clean", ["arc_agi_1"], ["training"]),
+           Arm("corpus", "clean", None, splits),
+           Arm("corpus_contaminated", "contaminated", None, training_splits(dirty)),
+           Arm("corpus_no_frames", "clean", None, splits, model=dict(NO_FRAMES))]
+    for a in out:
+        a.mix = mix(built[a.build]["path"], a.sources, a.splits)
+    gen = generated_sources(clean)
+    not_run = {} if gen else {"corpus_generated": "no source on this branch generates tasks: the RE-ARC manifest "
+                              "reads only its copy of ARC-AGI-1 (re_arc.zip's generated examples are not read) "
+                              "and BARC's only its ARC-AGI-1 evaluation bundle"}
+    return out, not_run
+
+
+def contamination_check(built: dict) -> dict:
+    """The ARC-AGI-2 training rows that ``--exclude-eval`` drops as exact copies of ARC-AGI-1 evaluation
+    tasks, and how many of them the contaminated build's training rows hold (all, unless the
+    within-collection dedup dropped them as copies of the evaluation rows)."""
+    clean, dirty = built["clean"]["path"], built["contaminated"]["path"]
+    copies = {e["id"] for e in read_report(clean, "excluded").to_pylist()
+              if e["source"] == "arc_agi_2" and e["level"] == "exact"
+              and any(i.startswith("arc_agi_1/evaluation/") for i in e["eval_ids"])}
+    rows = read_table(dirty).select(["id", "split"]).to_pylist()
+    held = {r["id"] for r in rows if r["split"] == "training"} & copies
+    dropped = {d["dropped_id"]: d["kept_id"] for d in read_report(dirty, "duplicates").to_pylist()
+               if d["dropped_id"] in copies}
+    return {"arc2_training_copies_of_arc1_eval": len(copies), "in_contaminated_training_rows": len(held),
+            "dropped_by_dedup": dropped, "clean_excluded": built["clean"]["excluded"],
+            "contaminated_excluded": built["contaminated"]["excluded"]}
+
+
+def length_limits(folder: Path, sources: list[str] | None, splits: list[str], seq_len: int) -> dict:
+    """How the tokenizer's length limit treats an arm's training tasks at ``seq_len``: test pairs that fit
+    whole, that fit only after losing train pairs, and that cannot fit at all (dropped by the loader)."""
+    counts = Counter()
+    for t in read_tasks(folder, sources=sources, splits=splits):
+        full = [(p.input, p.output) for p in t.train if p.output is not None]
+        for pair in t.test:
+            if pair.output is None:
+                continue
+            if example_length(full, pair.input, pair.output) <= seq_len:
+                counts["whole"] += 1
+            elif example_length(full[:1], pair.input, pair.output) <= seq_len:
+                counts["truncated"] += 1
+            else:
+                counts["dropped"] += 1
+    return {"seq_len": seq_len, **{k: counts[k] for k in ("whole", "truncated", "dropped")}}
