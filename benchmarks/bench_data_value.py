@@ -75,18 +75,18 @@ PROFILES = {
     "tiny": Profile(d_model=32, n_layers=1, n_heads=2, seq_len=512, batch_size=2, steps=2, lr=1e-3, seeds=(0,),
                     arms=dv.ARMS, arc1_tasks=6, small_tasks=3, arc2_tasks=3, votes=2, ttt_steps=1, max_new=64),
     # one CPU thread, a few minutes per arm: far below a useful budget, see docs/data_value.md
-    "cpu": Profile(d_model=128, n_layers=3, n_heads=4, seq_len=2048, batch_size=4, steps=160, lr=2e-3,
+    "cpu": Profile(d_model=64, n_layers=2, n_heads=2, seq_len=2048, batch_size=2, steps=200, lr=2e-3,
                    seeds=(0, 1), arms=(*FIRST3, "corpus_no_frames", "corpus_generated"), votes=2, ttt_steps=2),
-    # one H100, arms 1-3 within 12 minutes (not yet run: benchmarks/gpu_check.py --data-value)
-    "cuda": Profile(d_model=256, n_layers=6, n_heads=8, seq_len=2048, batch_size=16, steps=600, lr=1e-3,
+    # one H100, arms 1-3 within 12 minutes (`benchmarks/gpu_check.py --device cuda --data-value`; not yet run)
+    "cuda": Profile(d_model=256, n_layers=6, n_heads=8, seq_len=2048, batch_size=16, steps=400, lr=1e-3,
                     seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8),
 }
 
 
-def held_out(p: Profile, arc1: Path = dv.ARC1, arc2: Path = dv.ARC2) -> dict[str, list[Task]]:
-    e1 = load_split(arc1, "evaluation")
+def held_out(p: Profile, mirror: Path) -> dict[str, list[Task]]:
+    e1 = load_split(mirror / dv.ARC1, "evaluation")
     return {"arc1": e1[: p.arc1_tasks or None], "small": smallest(e1, p.small_tasks),
-            "arc2": load_split(arc2, "evaluation")[: p.arc2_tasks or None]}
+            "arc2": load_split(mirror / dv.ARC2, "evaluation")[: p.arc2_tasks or None]}
 
 
 def teacher_forced(model, tasks: list[Task], seq_len: int, device: torch.device) -> dict:
@@ -170,6 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--steps", type=int, default=0, help="override the profile's training steps")
+    ap.add_argument("--mirror", type=Path, default=dv.MIRROR, help="the offline mirror of every source")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --out, run the rest")
     a = ap.parse_args(argv)
@@ -180,26 +181,26 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(a.threads)
     try:
         with tempfile.TemporaryDirectory(prefix="data_value_") as tmp:
-            return _run(p, "tiny" if a.tiny else a.profile, pick_device(a.device), a.out, a.resume, Path(tmp))
+            return _run(p, "tiny" if a.tiny else a.profile, pick_device(a.device), a, Path(tmp))
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(p: Profile, profile: str, device: torch.device, out: Path, resume: bool, work: Path) -> dict:
-    t0 = time.perf_counter()
-    built = dv.fetch_and_build(work)
+def _run(p: Profile, profile: str, device: torch.device, a: argparse.Namespace, work: Path) -> dict:
+    t0, out = time.perf_counter(), a.out
+    built = dv.fetch_and_build(work, a.mirror)
     arms, not_run = dv.arms(built)
-    by_name = {a.name: a for a in arms}
-    for a in arms:
-        a.length = dv.length_limits(built[a.build]["path"], a.sources, a.splits, p.seq_len)
-    sets = held_out(p)
+    by_name = {arm.name: arm for arm in arms}
+    for arm in arms:
+        arm.length = dv.length_limits(built[arm.build]["path"], arm.sources, arm.splits, p.seq_len)
+    sets = held_out(p, a.mirror)
     doc = {"profile": profile, "config": asdict(p), "device": str(device), "torch": torch.__version__,
            "threads": torch.get_num_threads(), "mirror_sources": built["fetched"],
            "contamination_check": dv.contamination_check(built),
-           "arm_data": {a.name: a.summary() for a in arms},
+           "arm_data": {arm.name: arm.summary() for arm in arms},
            "not_run": {k: v for k, v in not_run.items() if k in p.arms},
            "held_out": {k: len(v) for k, v in sets.items()}, "arms": {}}
-    if resume and out.is_file():
+    if a.resume and out.is_file():
         doc["arms"] = json.loads(out.read_text()).get("arms", {})
     for name, seed in plan(p, set(by_name)):
         if any(r["seed"] == seed for r in doc["arms"].get(name, [])):

@@ -27,8 +27,8 @@ from arcforge.train.tokenize import example_length
 
 ROOT = Path(__file__).resolve().parent.parent
 MIRROR = ROOT.parent / "shared" / "arc-sources"
-ARC1 = MIRROR / "fchollet" / "ARC-AGI" / "data"
-ARC2 = MIRROR / "arcprize" / "ARC-AGI-2" / "data"
+ARC1 = Path("fchollet") / "ARC-AGI" / "data"  # in the mirror
+ARC2 = Path("arcprize") / "ARC-AGI-2" / "data"
 ARMS = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames")
 # the frame features (docs/training.md): symmetry-frame keys, edge frames, frame lookups and votes
 NO_FRAMES = {"key_frames": False, "edge_frames": False, "frame_lookups": 0, "frame_votes": False}

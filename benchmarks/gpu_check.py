@@ -3,6 +3,11 @@
     python benchmarks/gpu_check.py                       # CUDA: ~25M model, bf16, compile, flex_attention
     python benchmarks/gpu_check.py --eval-tasks 400      # all of ARC-AGI-1 evaluation
     python benchmarks/gpu_check.py --device cpu --tiny   # the same path in seconds on CPU (CI runs this)
+    python benchmarks/gpu_check.py --device cuda --data-value   # the data ablation, arms 1-3, < 12 min
+
+With ``--data-value`` it runs ``bench_data_value.py``'s ``cuda`` profile instead (a larger model on arms
+``arc1_training``, ``corpus``, ``corpus_contaminated``; ``benchmarks/results/data_value_cuda.json``).
+Otherwise:
 
 1. builds shards of ARC-AGI-1 (training + evaluation) from ../shared/arc-sources into a temporary folder;
 2. trains the ~25M-parameter config (d_model 512, 8 layers) for ``--steps`` steps through the real
@@ -42,6 +47,7 @@ from arcforge.train.ttt import TTTConfig
 ROOT = Path(__file__).resolve().parent.parent
 ARC1 = ROOT.parent / "shared" / "arc-sources" / "fchollet" / "ARC-AGI" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_check.json"
+DATA_VALUE = ROOT / "benchmarks" / "results" / "data_value_cuda.json"
 # dense bf16 peaks (FLOP/s) by device name substring; --peak-tflops overrides
 PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "4090": 165e12}
 
@@ -98,8 +104,15 @@ def _main(argv: list[str] | None) -> dict:
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="device bf16 peak for MFU (default: known GPUs)")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--arc-dir", type=Path, default=ARC1)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help=f"default {RESULTS.name} (--data-value: {DATA_VALUE.name})")
+    ap.add_argument("--data-value", action="store_true", help="the data ablation's cuda profile (arms 1-3)")
     a = ap.parse_args(argv)
+    if a.data_value:
+        from benchmarks import bench_data_value  # imports this module
+
+        return bench_data_value.main(["--profile", "tiny" if a.tiny else "cuda", "--device", a.device,
+                                      "--mirror", str(a.arc_dir.parents[2]), "--out", str(a.out or DATA_VALUE)])
+    a.out = a.out or RESULTS
 
     device = pick_device(a.device)
     if a.threads:
