@@ -41,6 +41,7 @@ from arcforge.train.loop import pick_device, train
 from arcforge.train.runner import load_model
 from arcforge.train.tokenize import encode_task
 from benchmarks import data_value_arms as dv
+from benchmarks import data_value_tables as dvt
 from benchmarks.gpu_check import load_split, smallest
 
 RESULTS = dv.ROOT / "benchmarks" / "results" / "data_value.json"
@@ -149,11 +150,14 @@ def summary(arms: dict[str, list[dict]]) -> dict:
 
 
 def write(out: Path, doc: dict) -> None:
+    """The results and their plot (``data_value_tables.plot``, beside them), each atomically replaced."""
     doc["summary"] = summary(doc["arms"])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str) + "\n")
     os.replace(tmp, out)
+    png = out.with_suffix(".png")
+    os.replace(dvt.plot(doc, png.with_name(f".{png.stem}.tmp.png")), png)
 
 
 def plan(p: Profile, names: set[str]) -> list[tuple[str, int]]:

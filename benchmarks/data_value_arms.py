@@ -119,19 +119,31 @@ def contamination_check(built: dict) -> dict:
             "contaminated_excluded": built["contaminated"]["excluded"]}
 
 
+def _fit(train: list, test_in, test_out, seq_len: int) -> tuple[str, int]:
+    """"whole", "truncated" (fits after dropping train pairs from the end) or "dropped", and its tokens."""
+    n = example_length(train, test_in, test_out)
+    if n <= seq_len:
+        return "whole", n
+    cut = list(train)
+    while len(cut) > 1 and n > seq_len:
+        cut.pop()
+        n = example_length(cut, test_in, test_out)
+    return ("truncated", n) if n <= seq_len else ("dropped", 0)
+
+
 def length_limits(folder: Path, sources: list[str] | None, splits: list[str], seq_len: int) -> dict:
     """How the tokenizer's length limit treats an arm's training tasks at ``seq_len``: test pairs that fit
-    whole, that fit only after losing train pairs, and that cannot fit at all (dropped by the loader)."""
-    counts = Counter()
+    whole, that fit only after losing train pairs, and that cannot fit at all (dropped by the loader); and
+    each source's share of the tokens of the examples that fit (what uniform sampling of tasks feeds)."""
+    counts: Counter = Counter()
+    tokens: Counter = Counter()
     for t in read_tasks(folder, sources=sources, splits=splits):
         full = [(p.input, p.output) for p in t.train if p.output is not None]
         for pair in t.test:
-            if pair.output is None:
-                continue
-            if example_length(full, pair.input, pair.output) <= seq_len:
-                counts["whole"] += 1
-            elif example_length(full[:1], pair.input, pair.output) <= seq_len:
-                counts["truncated"] += 1
-            else:
-                counts["dropped"] += 1
-    return {"seq_len": seq_len, **{k: counts[k] for k in ("whole", "truncated", "dropped")}}
+            if pair.output is not None:
+                key, n = _fit(full, pair.input, pair.output, seq_len)
+                counts[key] += 1
+                tokens[t.source] += n
+    total = max(1, sum(tokens.values()))
+    return {"seq_len": seq_len, **{k: counts[k] for k in ("whole", "truncated", "dropped")},
+            "token_share": {s: round(v / total, 4) for s, v in sorted(tokens.items()) if v}}

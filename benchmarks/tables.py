@@ -24,6 +24,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 
+import data_value_tables as dvt  # noqa: E402  (sibling script)
 import decon_tables  # noqa: E402  (sibling script)
 import experiments_tables as exp  # noqa: E402  (sibling script)
 import export_tables  # noqa: E402  (sibling script)
@@ -219,6 +220,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "scale": lambda: scale_tables.scale_block(RESULTS / "scale.json"),
     "decontamination": decon_tables.disguise_block,
     "export": lambda: export_tables.export_block(RESULTS / "export.json"),
+    "data_value": dvt.data_value_block,
+    "data_value_mix": dvt.mix_block,
+    "data_value_readme": dvt.readme_block,
 }
 
 
@@ -258,6 +262,7 @@ def generic(data) -> str:
 
 
 SECTIONS: dict[str, Callable[[], str]] = {
+    "data_value": lambda: dvt.data_value_block() + "\n\n" + dvt.mix_block(),
     "decontamination": decon_tables.disguise_block,
     "export": lambda: export_tables.export_block(RESULTS / "export.json"),
     "sources": sources_block,

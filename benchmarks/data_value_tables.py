@@ -1,0 +1,182 @@
+"""Tables and the plot of the data ablation (``benchmarks/results/data_value.json``), for ``tables.py``.
+
+A difference between two arms counts only when it is larger than the seed spread (max - min over seeds)
+of both arms; otherwise it is called noise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METRICS = {"arc1_eval_token_accuracy": "ARC-AGI-1 eval, token acc.", "arc1_small100_pass2": "100 smallest, pass@2",
+           "arc1_small100_pass2_ttt": "pass@2 with TTT", "arc2_eval_token_accuracy": "ARC-AGI-2 eval, token acc."}
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+ORDER = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames")
+LABEL = {"arc1_training": "ARC-AGI-1 training only", "corpus": "corpus (`--exclude-eval`)",
+         "corpus_contaminated": "corpus **without** `--exclude-eval` (contaminated)",
+         "corpus_generated": "corpus + generated", "corpus_no_frames": "corpus, frame features off"}
+
+
+def load(path: Path | None = None) -> dict:
+    return json.loads((path or RESULTS / "data_value.json").read_text())
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def _cell(runs: list[dict], m: str) -> str:
+    vals = [r[m] for r in runs]
+    mean = sum(vals) / len(vals)
+    return f"**{_pct(mean)}** ({' / '.join(_pct(v) for v in vals)})" if len(vals) > 1 else _pct(mean)
+
+
+def spread(runs: list[dict], m: str) -> float | None:
+    return max(r[m] for r in runs) - min(r[m] for r in runs) if len(runs) > 1 else None
+
+
+def compare(doc: dict, a: str, b: str, m: str = "arc1_eval_token_accuracy") -> dict | None:
+    """Arm ``b`` minus arm ``a`` on ``m`` (means over seeds), the larger seed spread, and whether it counts."""
+    ra, rb = doc["arms"].get(a), doc["arms"].get(b)
+    if not ra or not rb:
+        return None
+    diff = sum(r[m] for r in rb) / len(rb) - sum(r[m] for r in ra) / len(ra)
+    spreads = [s for s in (spread(ra, m), spread(rb, m)) if s is not None]
+    sp = max(spreads) if spreads else None
+    return {"diff": diff, "spread": sp, "noise": sp is None or abs(diff) <= sp, "seeds": min(len(ra), len(rb))}
+
+
+def _verdict(c: dict | None) -> str:
+    if c is None:
+        return "not measured"
+    if c["spread"] is None:
+        return f"{100 * c['diff']:+.1f} points (one seed: the spread is not known yet)"
+    word = "noise" if c["noise"] else "larger than the spread"
+    return f"{100 * c['diff']:+.1f} points (seed spread {100 * c['spread']:.1f} points: {word})"
+
+
+def _setup(doc: dict) -> str:
+    c = doc["config"]
+    runs = [r for rs in doc["arms"].values() for r in rs]
+    toks = sorted({r["train_tokens"] for r in runs})
+    s_step = [r["s_per_step"] for r in runs]
+    load_ = [r.get("load_average_1min", 0) for r in runs]
+    a1 = runs[0]["arc1_eval"] if runs else {}
+    a2 = runs[0]["arc2_eval"] if runs else {}
+    return (f"Profile `{doc['profile']}` on {doc['device']}, {doc['threads']} thread(s): d_model {c['d_model']}, "
+            f"{c['n_layers']} layers, {c['n_heads']} heads, rows of {c['seq_len']} tokens, {c['batch_size']} per "
+            f"step, {c['steps']} steps at lr {c['lr']:g} ({toks[0]:,}-{toks[-1]:,} training tokens a run), "
+            f"loss on every output grid, the trainer's default augmentation and sampling; "
+            f"{min(s_step):.2f}-{max(s_step):.2f} s a step (load average {min(load_):.1f}-{max(load_):.1f}). "
+            f"Scored: {a1.get('scored', 0)} of {a1.get('scored', 0) + a1.get('too_long', 0)} ARC-AGI-1 evaluation "
+            f"test outputs and {a2.get('scored', 0)} of {a2.get('scored', 0) + a2.get('too_long', 0)} ARC-AGI-2 "
+            f"ones fit {c['seq_len']} tokens (train pairs dropped from the end until they do); pass@2 over "
+            f"{c['votes']} votes, test-time training {c['ttt_steps']} steps of {c['ttt_batch_size']} examples "
+            f"at lr {c['ttt_lr']:g} per task (the demo's recipe).")
+
+
+def main_table(doc: dict) -> str:
+    lines = ["| arm | training tasks | " + " | ".join(METRICS.values()) + " |", "|---" * (2 + len(METRICS)) + "|"]
+    for name in ORDER:
+        runs = doc["arms"].get(name)
+        if not runs:
+            continue
+        tasks = doc["arm_data"][name]["tasks"]
+        lines.append(f"| {LABEL[name]} | {tasks:,} | " + " | ".join(_cell(runs, m) for m in METRICS) + " |")
+    return "\n".join(lines)
+
+
+def data_value_block() -> str:
+    doc = load()
+    cc = doc["contamination_check"]
+    out = [main_table(doc), "", "Mean over seeds in bold, then each seed (" +
+           ", ".join(f"`{n}`: {len(r)}" for n, r in doc["arms"].items()) + " seeds). " + _setup(doc), ""]
+    out += ["| comparison (ARC-AGI-1 evaluation token accuracy) | difference |", "|---|---|"]
+    for a, b, what in (("corpus", "corpus_contaminated", "contamination: without `--exclude-eval` vs with"),
+                       ("arc1_training", "corpus", "the corpus vs ARC-AGI-1 training alone"),
+                       ("corpus", "corpus_no_frames", "frame features off vs on")):
+        out.append(f"| {what} | {_verdict(compare(doc, a, b))} |")
+    out += ["", f"The contaminated build's training rows hold {cc['in_contaminated_training_rows']} of the "
+            f"{cc['arc2_training_copies_of_arc1_eval']} ARC-AGI-2 training copies of ARC-AGI-1 evaluation "
+            f"tasks; the within-collection dedup dropped {len(cc['dropped_by_dedup'])}, each as a copy of a "
+            f"training row that stays (" + ", ".join(f"`{k}` = `{v}`" for k, v in cc["dropped_by_dedup"].items())
+            + "). `--exclude-eval` removed " + f"{cc['clean_excluded']:,} tasks from the clean build.", ""]
+    for name, why in doc.get("not_run", {}).items():
+        out.append(f"Not run: `{name}`: {why}.")
+    return "\n".join(out)
+
+
+def mix_block() -> str:
+    doc = load()
+    names = [n for n in ORDER if n in doc["arm_data"]]
+    sources = sorted({s for n in names for s in doc["arm_data"][n]["mix"]})
+    lines = ["| source | " + " | ".join(f"`{n}`" for n in names) + " |", "|---" * (1 + len(names)) + "|"]
+    def cell(n: str, s: str) -> str:
+        tasks = doc["arm_data"][n]["mix"].get(s, 0)
+        share = doc["arm_data"][n]["length_limits"].get("token_share", {}).get(s)
+        return f"{tasks:,}" + (f" ({100 * share:.0f}%)" if share is not None and tasks else "")
+
+    for s in sources:
+        lines.append(f"| `{s}` | " + " | ".join(cell(n, s) for n in names) + " |")
+    lim = {n: doc["arm_data"][n]["length_limits"] for n in names}
+    for key, what in (("whole", "fit whole"), ("truncated", "fit after losing train pairs"),
+                      ("dropped", "cannot fit (dropped)")):
+        lines.append(f"| test pairs that {what} at {lim[names[0]]['seq_len']} tokens | "
+                     + " | ".join(f"{lim[n][key]:,}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def readme_block() -> str:
+    doc = load()
+    c = compare(doc, "corpus", "corpus_contaminated")
+    if c is None:
+        return "The contamination effect on real ARC is not measured yet ([docs/data_value.md](docs/data_value.md))."
+    mean = {n: sum(r["arc1_eval_token_accuracy"] for r in doc["arms"][n]) / len(doc["arms"][n])
+            for n in ("corpus", "corpus_contaminated")}
+    if c["spread"] is None:
+        sp = "one seed, spread not known"
+    else:
+        sp = f"seed spread {100 * c['spread']:.1f}: {'noise' if c['noise'] else 'more than the spread'}"
+    return (f"Trained without `--exclude-eval`, the same small model scores {_pct(mean['corpus_contaminated'])} "
+            f"teacher-forced token accuracy on ARC-AGI-1 evaluation instead of {_pct(mean['corpus'])}: "
+            f"{100 * c['diff']:+.1f} points from contamination ({sp}; a small CPU budget, "
+            f"[docs/data_value.md](docs/data_value.md)).")
+
+
+def plot(doc: dict, path: Path, width: int = 1100, height: int = 360) -> Path:
+    """One panel per metric: a bar per arm at its mean over seeds, a dot per seed."""
+    names = [n for n in ORDER if doc["arms"].get(n)]
+    img = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(img)
+    pw = width // len(METRICS)
+    top, bottom = 40, height - 70
+    for i, (m, title) in enumerate(METRICS.items()):
+        x0 = i * pw + 40
+        hi = max([r[m] for n in names for r in doc["arms"][n]] + [0.01]) * 1.15
+        d.text((x0, 10), title, fill="black")
+        d.line([(x0, top), (x0, bottom), (x0 + pw - 60, bottom)], fill="black")
+        d.text((x0 - 36, top - 6), f"{100 * hi:.0f}%", fill="black")
+        bw = (pw - 80) // max(1, len(names))
+        for j, n in enumerate(names):
+            vals = [r[m] for r in doc["arms"][n]]
+            bx = x0 + 10 + j * bw
+            y = bottom - (bottom - top) * (sum(vals) / len(vals)) / hi
+            d.rectangle([bx, y, bx + bw - 8, bottom], fill=PALETTE[j % len(PALETTE)])
+            for v in vals:
+                yv = bottom - (bottom - top) * v / hi
+                d.ellipse([bx + bw // 2 - 7, yv - 3, bx + bw // 2 - 1, yv + 3], fill="black")
+    for j, n in enumerate(names):
+        lx = 40 + j * (width - 80) // max(1, len(names))
+        d.rectangle([lx, height - 40, lx + 12, height - 28], fill=PALETTE[j % len(PALETTE)])
+        d.text((lx + 18, height - 40), n, fill="black")
+    d.text((40, height - 20), "bar: mean over seeds; dots: each seed", fill="black")
+    img.save(path)
+    return path
+
+
+if __name__ == "__main__":
+    print(plot(load(), RESULTS / "data_value.png"))
