@@ -93,8 +93,9 @@ def main_table(doc: dict) -> str:
 def data_value_block() -> str:
     doc = load()
     cc = doc["contamination_check"]
-    out = [main_table(doc), "", "Mean over seeds in bold, then each seed (" +
-           ", ".join(f"`{n}`: {len(r)}" for n, r in doc["arms"].items()) + " seeds). " + _setup(doc), ""]
+    out = [main_table(doc), "", "Mean over seeds in bold, then each seed (seeds per arm: " +
+           ", ".join(f"`{n}` {len(r)}" for n, r in doc["arms"].items()) + "). pass@2 counts the test inputs of "
+           f"the {doc['config']['small_tasks']} smallest tasks. " + _setup(doc), ""]
     out += ["| comparison (ARC-AGI-1 evaluation token accuracy) | difference |", "|---|---|"]
     for a, b, what in (("corpus", "corpus_contaminated", "contamination: without `--exclude-eval` vs with"),
                        ("arc1_training", "corpus", "the corpus vs ARC-AGI-1 training alone"),
