@@ -96,9 +96,9 @@ def arms(built: dict) -> tuple[list[Arm], dict]:
     for a in out:
         a.mix = mix(built[a.build]["path"], a.sources, a.splits)
     gen = generated_sources(clean)
-    not_run = {} if gen else {"corpus_generated": "no source on this branch generates tasks: the RE-ARC manifest "
-                              "reads only its copy of ARC-AGI-1 (re_arc.zip's generated examples are not read) "
-                              "and BARC's only its ARC-AGI-1 evaluation bundle"}
+    not_run = {} if gen else {"corpus_generated": "no source generates tasks yet: the RE-ARC manifest reads only "
+                              "its copy of ARC-AGI-1 (re_arc.zip's generated examples are not read) and BARC's "
+                              "only its ARC-AGI-1 evaluation bundle"}
     return out, not_run
 
 
