@@ -35,6 +35,7 @@ def test_tiny_data_value_run(tmp_path, shared_sources, one_thread):
     assert "evaluation" not in " ".join(data["corpus"]["splits"] + data["corpus_contaminated"]["splits"])
     lim = data["corpus"]["length_limits"]
     assert lim["seq_len"] == 512 and lim["whole"] + lim["truncated"] + lim["dropped"] >= data["corpus"]["tasks"]
+    assert abs(sum(lim["token_share"].values()) - 1) < 0.01 and set(lim["token_share"]) <= set(data["corpus"]["mix"])
 
     check = doc["contamination_check"]  # the contaminated build holds the ARC-AGI-2 copies of ARC-AGI-1 eval
     assert check["arc2_training_copies_of_arc1_eval"] == 375 and check["contaminated_excluded"] == 0
