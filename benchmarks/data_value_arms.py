@@ -134,7 +134,8 @@ def _fit(train: list, test_in, test_out, seq_len: int) -> tuple[str, int]:
 def length_limits(folder: Path, sources: list[str] | None, splits: list[str], seq_len: int) -> dict:
     """How the tokenizer's length limit treats an arm's training tasks at ``seq_len``: test pairs that fit
     whole, that fit only after losing train pairs, and that cannot fit at all (dropped by the loader); and
-    each source's share of the tokens of the examples that fit (what uniform sampling of tasks feeds)."""
+    the tokens of the examples that fit (one epoch) and each source's share of them (what uniform sampling of
+    tasks feeds)."""
     counts: Counter = Counter()
     tokens: Counter = Counter()
     for t in read_tasks(folder, sources=sources, splits=splits):
@@ -146,4 +147,4 @@ def length_limits(folder: Path, sources: list[str] | None, splits: list[str], se
                 tokens[t.source] += n
     total = max(1, sum(tokens.values()))
     return {"seq_len": seq_len, **{k: counts[k] for k in ("whole", "truncated", "dropped")},
-            "token_share": {s: round(v / total, 4) for s, v in sorted(tokens.items()) if v}}
+            "tokens": sum(tokens.values()), "token_share": {s: round(v / total, 4) for s, v in sorted(tokens.items()) if v}}

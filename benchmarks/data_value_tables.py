@@ -79,14 +79,23 @@ def _setup(doc: dict) -> str:
             f"at lr {c['ttt_lr']:g} per task (the demo's recipe).")
 
 
+def epochs(doc: dict, name: str) -> str:
+    """How many times a run went through its arm's data: training tokens over the tokens of one epoch."""
+    one = doc["arm_data"][name]["length_limits"].get("tokens")
+    runs = doc["arms"][name]
+    return f"{sum(r['train_tokens'] for r in runs) / len(runs) / one:.2f}" if one else "-"
+
+
 def main_table(doc: dict) -> str:
-    lines = ["| arm | training tasks | " + " | ".join(METRICS.values()) + " |", "|---" * (2 + len(METRICS)) + "|"]
+    lines = ["| arm | training tasks | epochs | " + " | ".join(METRICS.values()) + " |",
+             "|---" * (3 + len(METRICS)) + "|"]
     for name in ORDER:
         runs = doc["arms"].get(name)
         if not runs:
             continue
         tasks = doc["arm_data"][name]["tasks"]
-        lines.append(f"| {LABEL[name]} | {tasks:,} | " + " | ".join(_cell(runs, m) for m in METRICS) + " |")
+        lines.append(f"| {LABEL[name]} | {tasks:,} | {epochs(doc, name)} | "
+                     + " | ".join(_cell(runs, m) for m in METRICS) + " |")
     return "\n".join(lines)
 
 
@@ -143,9 +152,10 @@ def readme_block() -> str:
     else:
         sp = f"seed spread {100 * c['spread']:.1f}: {'noise' if c['noise'] else 'more than the spread'}"
     return (f"Trained without `--exclude-eval`, the same small model scores {_pct(mean['corpus_contaminated'])} "
-            f"teacher-forced token accuracy on ARC-AGI-1 evaluation instead of {_pct(mean['corpus'])}: "
-            f"{100 * c['diff']:+.1f} points from contamination ({sp}; a small CPU budget, "
-            f"[docs/data_value.md](docs/data_value.md)).")
+            f"teacher-forced token accuracy on ARC-AGI-1 evaluation instead of {_pct(mean['corpus'])}, "
+            f"{100 * c['diff']:+.1f} points ({sp}), at a small CPU budget"
+            + (f" ({ep} epochs of its data)" if (ep := epochs(doc, "corpus_contaminated")) != "-" else "")
+            + " ([docs/data_value.md](docs/data_value.md)).")
 
 
 def plot(doc: dict, path: Path, width: int = 1100, height: int = 360) -> Path:
