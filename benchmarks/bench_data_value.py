@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--steps", type=int, default=0, help="override the profile's training steps")
+    ap.add_argument("--arms", default="", help="comma list: run these arms instead of the profile's "
+                    f"({', '.join(dv.ARMS + dv.EXTRA_ARMS)})")
     ap.add_argument("--mirror", type=Path, default=dv.MIRROR, help="the offline mirror of every source")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--resume", action="store_true", help="keep the runs already in --out, run the rest")
@@ -181,6 +183,11 @@ def main(argv: list[str] | None = None) -> dict:
     p = PROFILES["tiny" if a.tiny else a.profile]
     if a.steps:
         p = replace(p, steps=a.steps)
+    if a.arms:
+        names = tuple(x for x in a.arms.split(",") if x)
+        if bad := [x for x in names if x not in dv.ARMS + dv.EXTRA_ARMS]:
+            ap.error(f"unknown arm(s) {', '.join(bad)}")
+        p = replace(p, arms=names)
     threads = torch.get_num_threads()
     torch.set_num_threads(a.threads)
     try:

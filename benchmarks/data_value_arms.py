@@ -30,6 +30,8 @@ MIRROR = ROOT.parent / "shared" / "arc-sources"
 ARC1 = Path("fchollet") / "ARC-AGI" / "data"  # in the mirror
 ARC2 = Path("arcprize") / "ARC-AGI-2" / "data"
 ARMS = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames")
+# a check of the mix, run on request (--arms): the corpus without neoneye_tama, most of its tasks
+EXTRA_ARMS = ("corpus_no_tama",)
 # the frame features (docs/training.md): symmetry-frame keys, edge frames, frame lookups and votes
 NO_FRAMES = {"key_frames": False, "edge_frames": False, "frame_lookups": 0, "frame_votes": False}
 # splits of generated tasks (RE-ARC's generated examples, BARC's synthetic problems)
@@ -95,6 +97,8 @@ def arms(built: dict) -> tuple[list[Arm], dict]:
            Arm("corpus_no_frames", "clean", None, splits, model=dict(NO_FRAMES))]
     for a in out:
         a.mix = mix(built[a.build]["path"], a.sources, a.splits)
+    no_tama = [s for s in out[1].mix if s != "neoneye_tama"]
+    out.append(Arm("corpus_no_tama", "clean", no_tama, splits, mix=mix(clean, no_tama, splits)))
     gen = generated_sources(clean)
     not_run = {} if gen else {"corpus_generated": "no source generates tasks yet: the RE-ARC manifest reads only "
                               "its copy of ARC-AGI-1 (re_arc.zip's generated examples are not read) and BARC's "

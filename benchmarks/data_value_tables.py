@@ -14,11 +14,12 @@ from PIL import Image, ImageDraw
 RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = {"arc1_eval_token_accuracy": "ARC-AGI-1 eval, token acc.", "arc1_small100_pass2": "100 smallest, pass@2",
            "arc1_small100_pass2_ttt": "pass@2 with TTT", "arc2_eval_token_accuracy": "ARC-AGI-2 eval, token acc."}
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
-ORDER = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames")
+PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+ORDER = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames", "corpus_no_tama")
 LABEL = {"arc1_training": "ARC-AGI-1 training only", "corpus": "corpus (`--exclude-eval`)",
          "corpus_contaminated": "corpus **without** `--exclude-eval` (contaminated)",
-         "corpus_generated": "corpus + generated", "corpus_no_frames": "corpus, frame features off"}
+         "corpus_generated": "corpus + generated", "corpus_no_frames": "corpus, frame features off",
+         "corpus_no_tama": "corpus without `neoneye_tama` (a check of the mix)"}
 
 
 def load(path: Path | None = None) -> dict:
@@ -108,7 +109,10 @@ def data_value_block() -> str:
     out += ["| comparison (ARC-AGI-1 evaluation token accuracy) | difference |", "|---|---|"]
     for a, b, what in (("corpus", "corpus_contaminated", "contamination: without `--exclude-eval` vs with"),
                        ("arc1_training", "corpus", "the corpus vs ARC-AGI-1 training alone"),
-                       ("corpus", "corpus_no_frames", "frame features off vs on")):
+                       ("corpus", "corpus_no_frames", "frame features off vs on"),
+                       ("arc1_training", "corpus_no_tama", "the corpus without `neoneye_tama` vs ARC-AGI-1 training")):
+        if b == "corpus_no_tama" and b not in doc["arms"]:
+            continue
         out.append(f"| {what} | {_verdict(compare(doc, a, b))} |")
     out += ["", f"The contaminated build's training rows hold {cc['in_contaminated_training_rows']} of the "
             f"{cc['arc2_training_copies_of_arc1_eval']} ARC-AGI-2 training copies of ARC-AGI-1 evaluation "
