@@ -158,7 +158,7 @@ def readme_block() -> str:
     return (f"Trained without `--exclude-eval`, the same small model scores {_pct(mean['corpus_contaminated'])} "
             f"teacher-forced token accuracy on ARC-AGI-1 evaluation instead of {_pct(mean['corpus'])}, "
             f"{100 * c['diff']:+.1f} points ({sp}), at a small CPU budget"
-            + (f" ({ep} epochs of its data)" if (ep := epochs(doc, "corpus_contaminated")) != "-" else "")
+            + (f", {ep} epochs of its data" if (ep := epochs(doc, "corpus_contaminated")) != "-" else "")
             + " ([docs/data_value.md](docs/data_value.md)).")
 
 
