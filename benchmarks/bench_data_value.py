@@ -161,9 +161,10 @@ def write(out: Path, doc: dict) -> None:
 
 
 def plan(p: Profile, names: set[str]) -> list[tuple[str, int]]:
-    """(arm, seed) in order: the first three arms seed by seed, then the others seed by seed."""
-    first = [a for a in p.arms if a in FIRST3 and a in names]
-    rest = [a for a in p.arms if a not in FIRST3 and a in names]
+    """(arm, seed) of the arms in ``names``: the first three arms seed by seed, then the others seed by seed."""
+    order = [*p.arms, *(a for a in dv.EXTRA_ARMS if a not in p.arms)]
+    first = [a for a in order if a in FIRST3 and a in names]
+    rest = [a for a in order if a not in FIRST3 and a in names]
     return [(a, s) for s in p.seeds for a in first] + [(a, s) for a in rest for s in p.seeds]
 
 
@@ -183,11 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
     p = PROFILES["tiny" if a.tiny else a.profile]
     if a.steps:
         p = replace(p, steps=a.steps)
-    if a.arms:
-        names = tuple(x for x in a.arms.split(",") if x)
-        if bad := [x for x in names if x not in dv.ARMS + dv.EXTRA_ARMS]:
-            ap.error(f"unknown arm(s) {', '.join(bad)}")
-        p = replace(p, arms=names)
+    a.arms = tuple(x for x in a.arms.split(",") if x) or p.arms
+    if bad := [x for x in a.arms if x not in dv.ARMS + dv.EXTRA_ARMS]:
+        ap.error(f"unknown arm(s) {', '.join(bad)}")
     threads = torch.get_num_threads()
     torch.set_num_threads(a.threads)
     try:
@@ -209,17 +208,20 @@ def _run(p: Profile, profile: str, device: torch.device, a: argparse.Namespace, 
            "threads": torch.get_num_threads(), "mirror_sources": built["fetched"],
            "contamination_check": dv.contamination_check(built),
            "arm_data": {arm.name: arm.summary() for arm in arms},
-           "not_run": {k: v for k, v in not_run.items() if k in p.arms},
+           "not_run": not_run,
            "held_out": {k: len(v) for k, v in sets.items()}, "arms": {}}
+    wall0 = 0.0
     if a.resume and out.is_file():
-        doc["arms"] = json.loads(out.read_text()).get("arms", {})
-    for name, seed in plan(p, set(by_name)):
+        old = json.loads(out.read_text())
+        doc["arms"], wall0 = old.get("arms", {}), old.get("wall_s", 0.0)
+    doc["wall_s"] = wall0
+    for name, seed in plan(p, set(by_name) & set(a.arms)):
         if any(r["seed"] == seed for r in doc["arms"].get(name, [])):
             continue
         rec = run_one(by_name[name], seed, p, built, sets, device, work)
         rec["load_average_1min"] = round(os.getloadavg()[0], 2)
         doc["arms"].setdefault(name, []).append(rec)
-        doc["wall_s"] = round(time.perf_counter() - t0, 1)
+        doc["wall_s"] = round(wall0 + time.perf_counter() - t0, 1)
         write(out, doc)
         print(f"{name} seed {seed}: {rec['train_tokens']:,} tokens in {rec['train_s']} s; arc1 eval tok acc "
               f"{rec['arc1_eval_token_accuracy']:.4f}, small100 pass@2 {rec['arc1_small100_pass2']:.3f} / TTT "
