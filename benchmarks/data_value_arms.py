@@ -6,8 +6,8 @@ evaluation tasks.
 - ``contaminated``: the same sources without ``--exclude-eval`` (contaminated on purpose).
 
 An arm trains on every *training* split of its build (every split whose name does not say "evaluation"),
-or on ARC-AGI-1 training alone. Generated data (``corpus_generated``) needs a source that generates tasks;
-the mirror's RE-ARC manifest reads only its copy of ARC-AGI-1 and BARC's only its evaluation bundle, so
+or on ARC-AGI-1 training alone. Generated data (``corpus_generated``) comes from ``build --generate``
+(RE-ARC's generators, BARC's seed programs: their ``generated`` splits), which these builds do not run;
 ``generated_sources`` says whether a build holds any.
 """
 
@@ -35,7 +35,7 @@ EXTRA_ARMS = ("corpus_no_tama",)
 # the frame features (docs/training.md): symmetry-frame keys, edge frames, frame lookups and votes
 NO_FRAMES = {"key_frames": False, "edge_frames": False, "frame_lookups": 0, "frame_votes": False}
 # splits of generated tasks (RE-ARC's generated examples, BARC's synthetic problems)
-GENERATED_SPLITS = {("re_arc", "training"), ("barc", "training")}
+GENERATED_SPLITS = {("re_arc", "generated"), ("barc", "generated")}
 # ``--max-grid 30``: the model's grids are at most 30 a side; 1D-ARC and TAMA hold rows up to 69 cells long,
 # which the tokenizer's frame tables do not take
 MAX_GRID = 30
@@ -100,9 +100,9 @@ def arms(built: dict) -> tuple[list[Arm], dict]:
     no_tama = [s for s in out[1].mix if s != "neoneye_tama"]
     out.append(Arm("corpus_no_tama", "clean", no_tama, splits, mix=mix(clean, no_tama, splits)))
     gen = generated_sources(clean)
-    not_run = {} if gen else {"corpus_generated": "no source generates tasks yet: the RE-ARC manifest reads only "
-                              "its copy of ARC-AGI-1 (re_arc.zip's generated examples are not read) and BARC's "
-                              "only its ARC-AGI-1 evaluation bundle"}
+    not_run = {} if gen else {"corpus_generated": "it needs a build with `--generate` (RE-ARC's "
+                              "generators, BARC's seed programs) sized to an equal token budget, which these "
+                              "builds do not run"}
     return out, not_run
 
 
