@@ -148,14 +148,16 @@ def readme_block() -> str:
     doc = load()
     c = compare(doc, "corpus", "corpus_contaminated")
     if c is None:
-        return "The contamination effect on real ARC is not measured yet ([docs/data_value.md](docs/data_value.md))."
+        return ("These are synthetic families the frame features fit; on real ARC the contamination effect is not "
+                "measured yet ([docs/data_value.md](docs/data_value.md)).")
     mean = {n: sum(r["arc1_eval_token_accuracy"] for r in doc["arms"][n]) / len(doc["arms"][n])
             for n in ("corpus", "corpus_contaminated")}
     if c["spread"] is None:
         sp = "one seed, spread not known"
     else:
         sp = f"seed spread {100 * c['spread']:.1f}: {'noise' if c['noise'] else 'more than the spread'}"
-    return (f"Trained without `--exclude-eval`, the same small model scores {_pct(mean['corpus_contaminated'])} "
+    return (f"These are synthetic families the frame features fit. On real ARC, trained without "
+            f"`--exclude-eval`, the same small model scores {_pct(mean['corpus_contaminated'])} "
             f"teacher-forced token accuracy on ARC-AGI-1 evaluation instead of {_pct(mean['corpus'])}, "
             f"{100 * c['diff']:+.1f} points ({sp}), at a small CPU budget"
             + (f", {ep} epochs of its data" if (ep := epochs(doc, "corpus_contaminated")) != "-" else "")
