@@ -173,3 +173,23 @@ def test_without_a_terminal_build_and_fetch_log_plain_lines(tiny, tmp_path):
     lines = [line for line in build.stderr.splitlines() if "elapsed" in line]
     assert len(lines) >= 3 and any(line.endswith("done") for line in lines)  # start, ticks, end
     assert "\x1b[" not in build.stderr and "━" not in build.stderr  # no progress bar drawing
+
+
+COMMANDS = ("fetch", "sources", "build", "stats", "show", "overlap", "train", "eval", "export", "publish", "demo",
+            "env")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_help_has_an_example_and_flags_take_no_bool_metavar(command):
+    res = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "Example" in res.output or "example" in res.output, f"{command} --help shows no example"
+    rows = [line for line in res.output.splitlines() if "<bool>" in line]
+    assert all("--help" in line for line in rows), rows  # typer's own --help alone keeps its type column
+
+
+def test_the_root_help_lists_every_command_and_version_is_a_plain_flag():
+    res = CliRunner().invoke(app, ["--help"], terminal_width=200)
+    assert res.exit_code == 0
+    assert all(f" {c} " in res.output for c in COMMANDS)
+    assert not [line for line in res.output.splitlines() if "<bool>" in line and "--help" not in line]

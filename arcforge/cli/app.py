@@ -44,7 +44,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, metavar="",
                                  callback=_print_version),
 ) -> None:
     """Compile the public ARC datasets into one clean, decontaminated, Hub-ready Parquet dataset."""

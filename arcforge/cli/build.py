@@ -12,7 +12,16 @@ import typer
 
 from arcforge.cli.console import cli_progress, console, err_console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import DEFAULT_DATA, Difficulty, JsonOpt, ManifestsOpt, OutOpt, SeedOpt, split_csv
+from arcforge.cli.options import (
+    DEFAULT_DATA,
+    Difficulty,
+    Flag,
+    JsonOpt,
+    ManifestsOpt,
+    OutOpt,
+    SeedOpt,
+    split_csv,
+)
 from arcforge.errors import BuildError, printable
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY
 
@@ -111,7 +120,7 @@ def register(app: typer.Typer) -> None:
             "--local", help="A folder of your own task files to add as a source (repeatable).")] = None,
         local_name: Annotated[list[str] | None, typer.Option(
             "--local-name", help="Source name for the matching --local folder (default: from its name).")] = None,
-        exclude_eval: Annotated[bool, typer.Option(
+        exclude_eval: Annotated[bool, Flag(
             "--exclude-eval", help="Drop training tasks that copy an evaluation task.")] = False,
         eval_ref: Annotated[list[str] | None, typer.Option(
             "--eval", help="SOURCE[:SPLIT] to use as the evaluation reference (repeatable; default: "
@@ -120,7 +129,7 @@ def register(app: typer.Typer) -> None:
             "--eval-local", help="A folder of held-out tasks used only as a decontamination reference.")] = None,
         max_grid: Annotated[int | None, typer.Option(
             "--max-grid", help="Drop tasks with a grid side larger than N (reported as `oversize`).")] = None,
-        strict: Annotated[bool, typer.Option(
+        strict: Annotated[bool, Flag(
             "--strict", help="Fail (exit 1, output unchanged) if any task is quarantined.")] = False,
         synthetic_tasks: Annotated[int, typer.Option(
             "--synthetic-tasks", help="Add N generated tasks as the `synthetic` source.")] = 0,
@@ -136,7 +145,7 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = 0,
         shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
         row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
-        no_cache: Annotated[bool, typer.Option("--no-cache", help="Parse every source again.")] = False,
+        no_cache: Annotated[bool, Flag("--no-cache", help="Parse every source again.")] = False,
         workers: Annotated[int, typer.Option(
             "--workers", help="Processes that parse, generate and deduplicate tasks (0 = every available CPU). "
             "The output is the same for any value.")] = 0,

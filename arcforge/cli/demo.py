@@ -45,7 +45,10 @@ def register(app: typer.Typer) -> None:
         seed: SeedOpt = 0,
         json_: JsonOpt = False,
     ) -> None:
-        """Run fetch, build --exclude-eval, train, per-family eval and pictures, on CPU in a few minutes."""
+        """Run fetch, build --exclude-eval, train, per-family eval and pictures, on CPU in a few minutes.
+
+        Example: arcforge demo --out demo-output
+        """
         from dataclasses import replace
 
         from arcforge.demo.run import run_demo

@@ -41,7 +41,10 @@ def register(app: typer.Typer) -> None:
     @app.command("env")
     @handle_errors
     def env(json_: JsonOpt = False) -> None:
-        """Print arcforge's version, its dependencies' versions and the paths it uses."""
+        """Print arcforge's version, its dependencies' versions and the paths it uses.
+
+        Example: arcforge env --json
+        """
         rep = env_report()
         if json_:
             print_json(rep)

@@ -11,7 +11,7 @@ import typer
 
 from arcforge.cli.console import cli_progress, console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import DEFAULT_DATA, DataSpecOpt, ExportFormat, JsonOpt, SourceOpt
+from arcforge.cli.options import DEFAULT_DATA, DataSpecOpt, ExportFormat, Flag, JsonOpt, SourceOpt
 from arcforge.export.config import DEFAULT_PREFIX, DEFAULT_SEED
 
 HELP = """Write the tasks of a built dataset in a format another trainer reads.
@@ -61,14 +61,14 @@ def register(app: typer.Typer) -> None:
             "--num-aug", help="Augmented versions per task (trm: default 1000; jsonl: default 0).",
             show_default=False)] = None,
         seed: Annotated[int, typer.Option("--seed", help="Seed of the augmentations.")] = DEFAULT_SEED,
-        eval_demos_in_train: Annotated[bool, typer.Option(
+        eval_demos_in_train: Annotated[bool, Flag(
             "--eval-demos-in-train", help="trm: also put the demonstration pairs of evaluation tasks into train/ "
             "(TRM's choice; recorded).")] = False,
-        allow_eval_in_train: Annotated[bool, typer.Option(
+        allow_eval_in_train: Annotated[bool, Flag(
             "--allow-eval-in-train", help="Allow tasks of evaluation splits in training subsets (recorded).")] = False,
-        no_translate: Annotated[bool, typer.Option(
+        no_translate: Annotated[bool, Flag(
             "--no-translate", help="trm: no random translation of training examples.")] = False,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --out.")] = False,
+        overwrite: Annotated[bool, Flag("--overwrite", help="Replace an earlier export in --out.")] = False,
         json_out: JsonOpt = False,
     ) -> None:
         from arcforge.export.config import ExportConfig

@@ -11,7 +11,7 @@ from rich.table import Table
 from arcforge import paths
 from arcforge.cli.console import cli_progress, console, err_console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import JsonOpt, ManifestsOpt, MirrorOpt
+from arcforge.cli.options import Flag, JsonOpt, ManifestsOpt, MirrorOpt
 from arcforge.sources import fetch as fetch_lib
 from arcforge.sources import lock
 from arcforge.sources.manifest import Manifest, load_manifests, select
@@ -47,7 +47,10 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def sources(json_: JsonOpt = False, manifests: ManifestsOpt = None) -> None:
         """List the known sources: kind, repo@commit, size, license, format, splits, role, and whether they are
-        cached. The size is that of the files a source keeps, as pinned ("?" until a first fetch pins it)."""
+        cached. The size is that of the files a source keeps, as pinned ("?" until a first fetch pins it).
+
+        Example: arcforge sources --json
+        """
         rows = [source_info(m) for m in load_manifests(manifests).values()]
         if json_:
             print_json({"sources": rows})
@@ -71,9 +74,9 @@ def register(app: typer.Typer) -> None:
     def fetch(
         names: Annotated[list[str] | None, typer.Argument(help="Sources to fetch (see `arcforge sources`).",
                                                           metavar="NAME", show_default=False)] = None,
-        all_: Annotated[bool, typer.Option("--all", help="Fetch every known source.")] = False,
+        all_: Annotated[bool, Flag("--all", help="Fetch every known source.")] = False,
         mirror: MirrorOpt = None,
-        force: Annotated[bool, typer.Option("--force", help="Download again even if the cache is valid.")] = False,
+        force: Annotated[bool, Flag("--force", help="Download again even if the cache is valid.")] = False,
         workers: Annotated[int, typer.Option("--workers", min=1, max=32,
                                              help="Sources fetched in parallel.")] = 4,
         json_: JsonOpt = False,
@@ -82,6 +85,8 @@ def register(app: typer.Typer) -> None:
         """Download sources at their pinned commits into the verified cache (from GitHub or --mirror).
 
         Exit code 1 if any source failed or is not available (the others are still fetched).
+
+        Example: arcforge fetch --all --mirror ../shared/arc-sources
         """
         if not names and not all_:
             raise typer.BadParameter("name the sources to fetch, or use --all", param_hint="NAME")

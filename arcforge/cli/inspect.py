@@ -56,7 +56,10 @@ def register(app: typer.Typer) -> None:
         source: SourceOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Per source and split: tasks, pairs, grid sizes, colors, over-30 grids, quarantined."""
+        """Per source and split: tasks, pairs, grid sizes, colors, over-30 grids, quarantined.
+
+        Example: arcforge stats --data arc-dataset -s arc_agi_1
+        """
         from arcforge.inspect.stats import dataset_stats
 
         report = dataset_stats(data, source)
@@ -73,7 +76,10 @@ def register(app: typer.Typer) -> None:
         png: Annotated[Path | None, typer.Option("--png", help="Also draw the task into this PNG file.")] = None,
         json_out: JsonOpt = False,
     ) -> None:
-        """Draw a task's pairs: colored cells on a terminal, digits in a file or pipe (and optionally a PNG)."""
+        """Draw a task's pairs: colored cells on a terminal, digits in a file or pipe (and optionally a PNG).
+
+        Example: arcforge show arc_agi_1/evaluation/00576224 --png task.png
+        """
         from arcforge.inspect.render import save_png, task_text
         from arcforge.shards import find_task
         from arcforge.task import task_to_row

@@ -23,7 +23,12 @@ def split_csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON report on stdout.")]
+def Flag(*names: str, **kwargs) -> typer.models.OptionInfo:
+    """A boolean flag: typer.Option without a ``<bool>`` type column in the help (a flag takes no value)."""
+    return typer.Option(*names, metavar="", **kwargs)
+
+
+JsonOpt = Annotated[bool, Flag("--json", help="Print a machine-readable JSON report on stdout.")]
 ManifestsOpt = Annotated[
     Path | None,
     typer.Option("--manifests", help="Folder of source manifests (default: the bundled manifests/).",

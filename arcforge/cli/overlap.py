@@ -20,7 +20,10 @@ def register(app: typer.Typer) -> None:
         json_out: JsonOpt = False,
         png: Annotated[Path | None, typer.Option("--png", help="Also write the matrix as a PNG heatmap.")] = None,
     ) -> None:
-        """Show a source x source matrix of shared tasks (from the excluded/duplicates reports)."""
+        """Show a source x source matrix of shared tasks (from the excluded/duplicates reports).
+
+        Example: arcforge overlap --data arc-dataset --json
+        """
         from rich.table import Table
 
         from arcforge.inspect.overlap import heatmap_png, overlap

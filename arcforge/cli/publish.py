@@ -9,7 +9,7 @@ import typer
 
 from arcforge.cli.console import cli_progress, console, print_json
 from arcforge.cli.errors import handle_errors
-from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt
+from arcforge.cli.options import DEFAULT_DATA, DataOpt, Flag, JsonOpt
 from arcforge.errors import printable
 
 
@@ -58,22 +58,22 @@ def register(app: typer.Typer) -> None:
     def publish_cmd(
         repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
         data: DataOpt = DEFAULT_DATA,
-        private: Annotated[bool, typer.Option("--private", help="Create the repo private (refused if it "
+        private: Annotated[bool, Flag("--private", help="Create the repo private (refused if it "
                                               "already exists and is public).")] = False,
         revision: Annotated[str | None, typer.Option("--revision", help="Branch to commit to (created if "
                                                      "missing). Default: main.", show_default=False)] = None,
         tag: Annotated[str | None, typer.Option("--tag", help="Tag the new commit, e.g. v1.0.",
                                                 show_default=False)] = None,
-        create_pr: Annotated[bool, typer.Option("--create-pr", help="Open a pull request instead of "
+        create_pr: Annotated[bool, Flag("--create-pr", help="Open a pull request instead of "
                                                 "committing to the branch.")] = False,
         message: Annotated[str | None, typer.Option("--message", "-m", help="Commit title.",
                                                     show_default=False)] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the exact operations (path, size, "
+        dry_run: Annotated[bool, Flag("--dry-run", help="Print the exact operations (path, size, "
                                               "sha256); contacts nothing remote.")] = False,
         to_dir: Annotated[Path | None, typer.Option("--to-dir", help="Write exactly the repo tree that would "
                                                     "be pushed into this (new or empty) folder; contacts "
                                                     "nothing remote.", show_default=False)] = None,
-        allow_unknown_license: Annotated[bool, typer.Option("--allow-unknown-license", help="Publish sources "
+        allow_unknown_license: Annotated[bool, Flag("--allow-unknown-license", help="Publish sources "
                                                             "whose license is 'unknown'.")] = False,
         json_output: JsonOpt = False,
     ) -> None:
@@ -81,6 +81,8 @@ def register(app: typer.Typer) -> None:
 
         Shards of a previous build that this build no longer has are deleted in the same commit.
         The token comes from HF_TOKEN or `hf auth login` and is never printed.
+
+        Example: arcforge publish --data arc-dataset --repo-id your-name/arc-clean --dry-run
         """
         from arcforge.errors import PublishError
         from arcforge.hub import publish as pub  # imports huggingface_hub: only when the command runs

@@ -19,7 +19,7 @@ import typer
 from arcforge.cli.console import RichProgress, console, err_console, print_json, progress_enabled
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.logprogress import Heartbeat, PlainProgress, fmt_duration
-from arcforge.cli.options import JsonOpt, split_csv
+from arcforge.cli.options import Flag, JsonOpt, split_csv
 from arcforge.errors import ArcforgeError
 from arcforge.train.config import (
     Amp,
@@ -51,6 +51,7 @@ def cfg_opt(paths: str | tuple[str, ...], *decls: str, help: str, **kw: Any) -> 
     shown = ",".join(d) if isinstance(d, list) else ("all" if d is None else getattr(d, "value", d))
     if isinstance(d, bool):
         shown = decls[0].split("/")[0 if d else -1].lstrip("-")
+        kw.setdefault("metavar", "")  # a flag takes no value: no <bool> column in --help
     return typer.Option(*decls, help=help, show_default=str(shown), **kw)
 
 
@@ -140,9 +141,9 @@ def register(app: typer.Typer) -> None:
         out: Annotated[str | None, cfg_opt("train.out", "--out", "-o",
                                            help="Run folder: checkpoints, run.toml, metrics, tb.")] = None,
         config: ConfigFileOpt = None,
-        resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its newest "
+        resume: Annotated[bool, Flag("--resume", help="Continue the run in --out from its newest "
                                              "intact checkpoint, with its config.")] = False,
-        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the earlier run in --out (only "
+        overwrite: Annotated[bool, Flag("--overwrite", help="Replace the earlier run in --out (only "
                                                 "the files a run writes are removed).")] = False,
         max_steps: Annotated[int | None, cfg_opt("train.max_steps", "--max-steps", help="Optimizer steps.")] = None,
         seq_len: Annotated[int | None, cfg_opt(("data.seq_len", "model.max_seq_len"), "--seq-len",
@@ -222,7 +223,10 @@ def register(app: typer.Typer) -> None:
                                             help="Random seed (every random choice derives from it).")] = None,
         json_: JsonOpt = False,
     ) -> None:
-        """Train a transformer on a built dataset (CPU, one GPU, or torchrun for several)."""
+        """Train a transformer on a built dataset (CPU, one GPU, or torchrun for several).
+
+        Example: arcforge train --data arc-dataset --max-steps 300 --out runs/arc
+        """
         if resume and overwrite:
             raise typer.BadParameter("--resume continues the run in --out, --overwrite replaces it: pick one",
                                      param_hint="'--overwrite'")
