@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from arcforge.task import MAX_GRID_SIDE
+
 Grid = np.ndarray  # (rows, cols) int8
 RawPair = tuple[Grid, Grid]
 Params = dict[str, Any]
 
-MAX_SIDE = 30  # the ARC limit; every generated grid stays within it
+MAX_SIDE = MAX_GRID_SIDE  # the ARC limit; every generated grid stays within it
 COLORS = tuple(range(1, 10))  # 0 is the background in every family
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from arcforge.errors import TrainError
+from arcforge.task import MAX_GRID_SIDE
 from arcforge.train.augment import AugmentConfig
 from arcforge.train.tokenize import LOOKUP_FRAMES, VOCAB_SIZE
 
@@ -428,7 +429,8 @@ class TTTConfig:
         return cls(**_known(cls, d))
 
 
-MAX_NEW_TOKENS = 30 * 31 + 1  # a 30x30 grid: 30 lines of 30 cells and a row token, then the end token
+MAX_SIDE = MAX_GRID_SIDE  # the largest grid side the model reads and writes (the official ARC limit)
+MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 cells + ROW, then GRID_END
 
 
 @dataclass

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from arcforge.grids import Grid
+from arcforge.train.config import MAX_NEW_TOKENS, MAX_SIDE
 from arcforge.train.model import ArcTransformer, KVCache, RowSpans
 from arcforge.train.tokenize import (
     EVIDENCE,
@@ -58,8 +59,6 @@ from arcforge.train.tokenize import (
     parse_grid_tokens,
 )
 
-MAX_SIDE = 30
-MAX_NEW_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1  # a 30x30 grid: 30 rows of 30 cells + ROW, then GRID_END
 NEG_INF = float("-inf")
 GROW_STEPS = 64  # decoded tokens the cache has room for at first, and after each compaction
 PREFILL_TOKENS = 8192  # tokens per prefill forward at most (bounds the activations' memory)
