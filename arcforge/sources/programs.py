@@ -1,0 +1,134 @@
+"""The catalogue of upstream *programs*: the transformation functions of program-backed sources.
+
+A program maps an input grid to an output grid. Upstream ships them beside its generators:
+
+- RE-ARC (``michaelhodel/re-arc``): ``verify_<key>`` in ``verifiers.py`` (over ``dsl.py``), one per
+  ARC-AGI-1 training task ``<key>``; grids are tuples of tuples.
+- BARC (``xu3kev/BARC``): ``main`` of each seed ``seeds/<arc id>[_suffix].py`` (over ``seeds/common.py``),
+  and ``main`` of the program beside each ``synthetic_problems/**/<uid>.json``; grids are numpy arrays.
+
+The catalogue only *reads* the upstream files (``ast``, no import): programs run in the sandbox
+(``arcforge.sources.sandbox``), never in arcforge's process. Each program has a content digest: its own
+source text plus every upstream file it imports, so a cached result is reused only for the same code.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from arcforge.errors import BuildError
+
+ARC_ID = re.compile(r"^[0-9a-f]{8}$")
+SEED_NAME = re.compile(r"^(?P<id>[0-9a-f]{8})(?:_[A-Za-z0-9]+)?$")
+UID_NAME = re.compile(r"^[0-9a-f]{16}$")
+
+
+@dataclass(frozen=True)
+class Program:
+    """One upstream transformation function and where it comes from."""
+
+    source: str  # the manifest whose tasks the program's generator makes (``re_arc``, ``barc``)
+    family: str  # ``re_arc.verifiers``, ``barc.seeds``, ``barc.synthetic``
+    key: str  # the generator key: ``007bbfb7``, ``25d487eb_Kevin``, a BARC uid
+    path: str  # upstream file and function: ``verifiers.py:verify_007bbfb7``, ``seeds/007bbfb7.py:main``
+    module_dir: str  # folder (relative to the checkout) the module is imported from
+    module: str
+    function: str
+    grid_type: str  # how the sandbox hands it a grid: ``tuple`` (RE-ARC) or ``numpy`` (BARC)
+    derived_from: tuple[str, ...]  # declared lineage: ``arc_agi_1/training/007bbfb7``; empty if unknown
+    digest: str  # sha256 of its source text and the upstream files it imports
+
+
+def _sha(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()
+
+
+def _read(code_dir: Path, rel: str) -> bytes:
+    f = code_dir / rel
+    try:
+        return f.read_bytes()
+    except OSError as e:
+        raise BuildError(f"{f}: cannot read the upstream program file ({e.strerror or e})") from None
+
+
+def _tree(code_dir: Path, rel: str, data: bytes) -> ast.Module:
+    try:
+        return ast.parse(data, filename=rel)
+    except (SyntaxError, ValueError) as e:
+        raise BuildError(f"{code_dir / rel}: not valid Python ({e})") from None
+
+
+def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+
+def re_arc_verifiers(code_dir: Path, source: str = "re_arc") -> list[Program]:
+    """RE-ARC's ``verify_<key>`` functions; each digest covers its own text and ``dsl.py``."""
+    data = _read(code_dir, "verifiers.py")
+    dsl = _read(code_dir, "dsl.py")
+    text = data.decode("utf-8")
+    out = []
+    for name, node in sorted(_functions(_tree(code_dir, "verifiers.py", data)).items()):
+        key = name.removeprefix("verify_")
+        if not name.startswith("verify_") or not ARC_ID.match(key):
+            continue
+        segment = ast.get_source_segment(text, node) or name
+        out.append(Program(source, "re_arc.verifiers", key, f"verifiers.py:{name}", ".", "verifiers", name,
+                           "tuple", (f"arc_agi_1/training/{key}",), _sha(segment.encode(), dsl)))
+    return out
+
+
+def _barc_mains(code_dir: Path, folder: str, family: str, source: str,
+                name_ok: Callable[[Path], bool], lineage: Callable[[str], tuple[str, ...]]) -> list[Program]:
+    common = _read(code_dir, "seeds/common.py")
+    base = code_dir / folder
+    if not base.is_dir():
+        raise BuildError(f"{base}: the upstream program folder is missing")
+    out = []
+    for f in sorted(base.rglob("*.py")):
+        if not name_ok(f):
+            continue
+        rel = f.relative_to(code_dir).as_posix()
+        data = _read(code_dir, rel)
+        if "main" not in _functions(_tree(code_dir, rel, data)):
+            continue
+        out.append(Program(source, family, f.stem, f"{rel}:main", f.parent.relative_to(code_dir).as_posix(),
+                           f.stem, "main", "numpy", lineage(f.stem), _sha(data, common)))
+    return out
+
+
+def barc_seeds(code_dir: Path, source: str = "barc") -> list[Program]:
+    """BARC's seeds: ``main`` of ``seeds/<arc id>[_suffix].py``, declared from ARC-AGI-1 training ``<arc id>``."""
+    def lineage(stem: str) -> tuple[str, ...]:
+        m = SEED_NAME.match(stem)
+        return (f"arc_agi_1/training/{m['id']}",) if m else ()
+
+    return _barc_mains(code_dir, "seeds", "barc.seeds", source,
+                       lambda f: f.parent.name == "seeds" and bool(SEED_NAME.match(f.stem)), lineage)
+
+
+def barc_synthetic(code_dir: Path, source: str = "barc") -> list[Program]:
+    """The programs beside BARC's ``synthetic_problems/**/<uid>.json`` (no declared lineage)."""
+    return _barc_mains(code_dir, "synthetic_problems", "barc.synthetic", source,
+                       lambda f: bool(UID_NAME.match(f.stem)) and f.with_suffix(".json").is_file(),
+                       lambda stem: ())
+
+
+# upstream repository -> the program families it ships (a new kind of program = one function here)
+CATALOGUES: dict[str, tuple[Callable[..., list[Program]], ...]] = {
+    "michaelhodel/re-arc": (re_arc_verifiers,),
+    "xu3kev/BARC": (barc_seeds, barc_synthetic),
+}
+
+
+def catalogue(repo: str, code_dir: Path, source: str) -> list[Program]:
+    """Every program that the checkout of ``repo`` in ``code_dir`` ships (empty for a repo without any)."""
+    return [p for fam in CATALOGUES.get(repo, ()) for p in fam(Path(code_dir), source)]
