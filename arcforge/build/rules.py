@@ -47,8 +47,10 @@ class RuleConfig:
 
     call_s: float = 1.0  # per call, wall and CPU
     memory_mb: int = 1024  # address space of the worker
-    max_failures: int = 3  # failed calls (time, memory, crash) before a program is given up
-    max_batch: int = 64  # calls per sandbox round trip
+    max_failures: int = 3  # a program is given up after this many failed calls (time, memory, crash) ...
+    failure_share: float = 0.1  # ... when they are at least this share of its calls
+    max_batch: int = 64  # calls between two looks at a program's failures
+    unit: int = 32  # programs that share one sandbox (one interpreter start)
     workers: int = 1  # sandboxes run side by side
 
     def tag(self) -> str:
@@ -89,12 +91,17 @@ def task_digest(pairs: Sequence[tuple[list, list]]) -> str:
 
 
 def references(table: pa.Table) -> list[Reference]:
-    """The reference tasks of ``table`` (TASK_SCHEMA rows), train pairs then test pairs, in row order."""
+    """The reference tasks of ``table`` (TASK_SCHEMA rows), in row order.
+
+    A program must agree on every pair, so the order it is asked in is free: smallest input first, since
+    the first pair settles almost every check and a program's time grows with its input."""
     out = []
     for r in table.select(["id", "source", "split", "train", "test"]).to_pylist():
         pairs = [(p["input"], p["output"]) for p in (r["train"] or []) + (r["test"] or [])]
+        digest = task_digest(pairs)
+        pairs.sort(key=lambda p: len(p[0]) * len(p[0][0]) if p[0] else 0)
         out.append(Reference(f"{r['source']}/{r['split']}/{r['id']}", r["source"],
-                             tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), task_digest(pairs)))
+                             tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), digest))
     return out
 
 
@@ -131,6 +138,21 @@ class RuleCache:
         os.replace(tmp, f)
 
 
+def _same(grid: list) -> list:
+    return grid
+
+
+def _transpose(grid: list) -> list:
+    return [list(col) for col in zip(*grid, strict=True)]
+
+
+def _agrees(value, expected: list) -> bool:
+    """The program's answer is the expected grid (a list of rows of ints; 1 and True are not the same)."""
+    return (isinstance(value, list) and len(value) == len(expected)
+            and all(isinstance(row, list) and all(type(c) is int for c in row) for row in value)
+            and value == expected)
+
+
 # --- running one program -----------------------------------------------------------------------------------
 def is_failure(error: str | None) -> bool:
     return bool(error) and error.startswith(FAILURES)
@@ -147,23 +169,29 @@ class _ProgramRun:
 
     def run(self, todo: list[Reference]) -> None:
         active, pair = todo, 0
-        while active and self.failures < self.config.max_failures:
+        while active and not self.given_up:
             agreeing: list[Reference] = []
             i = 0
-            while i < len(active) and self.failures < self.config.max_failures:
+            while i < len(active) and not self.given_up:
                 chunk = active[i : i + self.batch]
                 i += len(chunk)
                 agreeing += self._ask(chunk, pair)
-            active, pair = ([] if self.failures >= self.config.max_failures else agreeing), pair + 1
+            active, pair = ([] if self.given_up else agreeing), pair + 1
+
+    @property
+    def given_up(self) -> bool:
+        c = self.config
+        return self.failures >= c.max_failures and self.failures >= c.failure_share * self.calls
 
     def _ask(self, chunk: list[Reference], pair: int) -> list[Reference]:
-        rs = self.sb.map(self.p.module, self.p.function, [[r.inputs[pair]] for r in chunk],
+        t = _transpose if self.p.transpose else _same
+        rs = self.sb.map(self.p.module, self.p.function, [[t(r.inputs[pair])] for r in chunk],
                          grid_type=self.p.grid_type)
         self.calls += len(chunk)
         agreeing, failed = [], False
         tag = self.config.tag()
         for r, res in zip(chunk, rs, strict=True):
-            if res.ok and res.value == r.outputs[pair]:
+            if res.ok and _agrees(res.value, t(r.outputs[pair])):
                 if pair + 1 == len(r.inputs):
                     self.results[r.digest] = [MATCH, pair + 1, "", ""]
                 else:
@@ -180,11 +208,26 @@ class _ProgramRun:
 
 
 # --- the check ----------------------------------------------------------------------------------------------
-def _open(code_dirs: dict[str, Path], program: Program, config: RuleConfig):
+START = "__start__"  # cache key of a program whose module does not import
+# A stubbed module answers every missing name, ``__all__`` included: name its public names as Python would.
+STAR = "\n__all__ = [_n for _n in list(globals()) if not _n.startswith('_')]\n"
+
+
+def _units(programs: Sequence[Program], size: int) -> list[list[Program]]:
+    """Programs that can share one sandbox (same folder and stubs), at most ``size`` to a unit."""
+    groups: dict[tuple, list[Program]] = {}
+    for p in programs:
+        groups.setdefault((p.source, p.module_dir, p.stubs), []).append(p)
+    return [g[i : i + size] for g in groups.values() for i in range(0, len(g), size)]
+
+
+def _open(code_dir: Path, unit: list[Program], config: RuleConfig):
     from arcforge.sources.sandbox import Limits, Sandbox
 
-    limits = Limits(call_s=config.call_s, memory_mb=config.memory_mb)
-    return Sandbox(Path(code_dirs[program.source]) / program.module_dir, modules=[program.module], limits=limits)
+    first = unit[0]
+    stubs = {name: (Path(code_dir) / rel).read_text(encoding="utf-8") + STAR for name, rel in first.stubs}
+    return Sandbox(Path(code_dir) / first.module_dir, modules=[*first.preload, *sorted({p.module for p in unit})],
+                   limits=Limits(call_s=config.call_s, memory_mb=config.memory_mb), stubs=stubs)
 
 
 class _Checker:
@@ -197,57 +240,72 @@ class _Checker:
         self.stop = threading.Event()
         self.failed: list[BaseException] = []
 
-    def work(self, programs: queue.SimpleQueue) -> None:
+    def work(self, units: queue.SimpleQueue) -> None:
         try:
-            self._work(programs)
+            while not self.stop.is_set():
+                try:
+                    unit = units.get_nowait()
+                except queue.Empty:
+                    return
+                self.unit(unit)
         except BaseException as e:  # re-raised by ``check`` in the calling thread; the others stop
             self.stop.set()
             self.failed.append(e)
 
-    def _work(self, programs: queue.SimpleQueue) -> None:
-        sb, key = None, None
+    def _known(self, p: Program) -> dict[str, list]:
+        return self.cache.load(p) if self.cache is not None else {}
+
+    def unit(self, unit: list[Program]) -> None:
+        """Check the programs of one unit in one sandbox; a unit that does not start is split up."""
+        from arcforge.errors import SandboxError
+
+        known = {p: self._known(p) for p in unit}
+        todo = [p for p in unit if START not in known[p] and any(r.digest not in known[p] for r in self.refs)]
+        for p in unit:
+            if p not in todo:
+                self._collect(p, known[p], None)
+        if not todo:
+            return
         try:
-            while not self.stop.is_set():
-                try:
-                    p = programs.get_nowait()
-                except queue.Empty:
+            sb = _open(self.code_dirs[todo[0].source], todo, self.config).__enter__()
+        except SandboxError as e:
+            if len(todo) > 1:
+                for p in todo:
+                    self.unit([p])
+                return
+            known[todo[0]][START] = [ERROR, 0, str(e), self.config.tag()]
+            self._store(todo[0], known[todo[0]])
+            self._collect(todo[0], known[todo[0]], None)
+            return
+        try:
+            for p in todo:
+                if self.stop.is_set():
                     return
-                if (p.source, p.module_dir, p.module) != key:
-                    if sb is not None:
-                        sb.__exit__(None, None, None)
-                    sb, key = None, (p.source, p.module_dir, p.module)
-                sb = self.one(p, sb)
+                run = _ProgramRun(sb, p, self.config)
+                run.run([r for r in self.refs if r.digest not in known[p]])
+                known[p].update(run.results)
+                self._store(p, known[p])
+                self._collect(p, known[p], run)
         finally:
-            if sb is not None:
-                sb.__exit__(None, None, None)
+            sb.__exit__(None, None, None)
 
-    def one(self, p: Program, sb):
-        known = self.cache.load(p) if self.cache is not None else {}
-        todo = [r for r in self.refs if r.digest not in known]
-        run = None
-        if todo:
-            if sb is None:
-                sb = _open(self.code_dirs, p, self.config).__enter__()
-            run = _ProgramRun(sb, p, self.config)
-            run.run(todo)
-            known.update(run.results)
-            if self.cache is not None:
-                self.cache.store(p, known)
-        self._collect(p, known, run, len(self.refs) - len(todo))
-        return sb
+    def _store(self, p: Program, known: dict[str, list]) -> None:
+        if self.cache is not None:
+            self.cache.store(p, known)
 
-    def _collect(self, p: Program, known: dict[str, list], run: _ProgramRun | None, cached: int) -> None:
+    def _collect(self, p: Program, known: dict[str, list], run: _ProgramRun | None) -> None:
         with self.lock:
             res = self.result
-            res.cached += cached
             if run is not None:
                 res.checked += len(run.results)
                 res.calls += run.calls
-            fails = [v for d, v in known.items() if v[0] == ERROR and d in self.by_digest]
+            res.cached += sum(1 for r in self.refs if r.digest in known) - (len(run.results) if run else 0)
+            fails = [v for d, v in known.items() if v[0] == ERROR and (d in self.by_digest or d == START)]
             unchecked = sum(1 for r in self.refs if r.digest not in known)
             if fails or unchecked:
-                res.errors.append(ProgramError(p, run.first_error if run and run.first_error else fails[0][2]
-                                               if fails else "not run", len(fails), unchecked))
+                first = run.first_error if run is not None and run.first_error else fails[0][2] if fails else ""
+                n_fail = sum(1 for v in fails if v is not known.get(START))
+                res.errors.append(ProgramError(p, first or "not checked", n_fail, unchecked))
             for r in self.refs:
                 v = known.get(r.digest)
                 if v is not None and v[0] == MATCH:
@@ -263,18 +321,18 @@ def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequenc
     progress = progress or NULL_PROGRESS
     checker = _Checker(code_dirs, list(refs), config, cache, progress)
     q: queue.SimpleQueue = queue.SimpleQueue()
-    for p in programs:
-        q.put(p)
+    units = _units(programs, config.unit)
+    for u in units:
+        q.put(u)
     progress.start("rules", "rules: running programs on the reference tasks", total=len(programs), unit="programs")
     t0 = time.perf_counter()
-    n = max(1, min(config.workers, len(programs)))
+    n = max(1, min(config.workers, len(units)))
     threads = [threading.Thread(target=checker.work, args=(q,), daemon=True) for _ in range(n - 1)]
     for t in threads:
         t.start()
     try:
         checker.work(q)
     finally:
-        checker.stop.set()  # Ctrl-C or an error here: the other threads end after their current program
         for t in threads:
             t.join()
     if checker.failed:

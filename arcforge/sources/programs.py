@@ -5,7 +5,8 @@ A program maps an input grid to an output grid. Upstream ships them beside its g
 - RE-ARC (``michaelhodel/re-arc``): ``verify_<key>`` in ``verifiers.py`` (over ``dsl.py``), one per
   ARC-AGI-1 training task ``<key>``; grids are tuples of tuples.
 - BARC (``xu3kev/BARC``): ``main`` of each seed ``seeds/<arc id>[_suffix].py`` (over ``seeds/common.py``),
-  and ``main`` of the program beside each ``synthetic_problems/**/<uid>.json``; grids are numpy arrays.
+  and ``main`` of the program beside each ``synthetic_problems/**/<uid>.json``; grids are numpy arrays
+  indexed ``[x][y]``, the transpose of ARC's rows (upstream transposes every grid it hands them).
 
 The catalogue only *reads* the upstream files (``ast``, no import): programs run in the sandbox
 (``arcforge.sources.sandbox``), never in arcforge's process. Each program has a content digest: its own
@@ -26,6 +27,7 @@ from arcforge.errors import BuildError
 ARC_ID = re.compile(r"^[0-9a-f]{8}$")
 SEED_NAME = re.compile(r"^(?P<id>[0-9a-f]{8})(?:_[A-Za-z0-9]+)?$")
 UID_NAME = re.compile(r"^[0-9a-f]{16}$")
+BARC_PRELOAD = ("scipy.ndimage",)  # seeds/common.py imports it inside functions: a first call would pay it
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,9 @@ class Program:
     grid_type: str  # how the sandbox hands it a grid: ``tuple`` (RE-ARC) or ``numpy`` (BARC)
     derived_from: tuple[str, ...]  # declared lineage: ``arc_agi_1/training/007bbfb7``; empty if unknown
     digest: str  # sha256 of its source text and the upstream files it imports
+    stubs: tuple[tuple[str, str], ...] = ()  # (module, upstream file) it imports from outside its folder
+    transpose: bool = False  # its grids are indexed [x][y] (BARC): inputs and outputs are transposed
+    preload: tuple[str, ...] = ()  # modules it imports lazily, imported when its worker starts
 
 
 def _sha(*parts: bytes) -> str:
@@ -88,6 +93,7 @@ def re_arc_verifiers(code_dir: Path, source: str = "re_arc") -> list[Program]:
 
 def _barc_mains(code_dir: Path, folder: str, family: str, source: str,
                 name_ok: Callable[[Path], bool], lineage: Callable[[str], tuple[str, ...]]) -> list[Program]:
+    """``main`` of every ``.py`` under ``folder`` that ``name_ok`` accepts; they all import ``seeds/common.py``."""
     common = _read(code_dir, "seeds/common.py")
     base = code_dir / folder
     if not base.is_dir():
@@ -100,8 +106,10 @@ def _barc_mains(code_dir: Path, folder: str, family: str, source: str,
         data = _read(code_dir, rel)
         if "main" not in _functions(_tree(code_dir, rel, data)):
             continue
-        out.append(Program(source, family, f.stem, f"{rel}:main", f.parent.relative_to(code_dir).as_posix(),
-                           f.stem, "main", "numpy", lineage(f.stem), _sha(data, common)))
+        where = f.parent.relative_to(code_dir).as_posix()
+        stubs = () if where == "seeds" else (("common", "seeds/common.py"),)
+        out.append(Program(source, family, f.stem, f"{rel}:main", where, f.stem, "main", "numpy",
+                           lineage(f.stem), _sha(data, common), stubs, transpose=True, preload=BARC_PRELOAD))
     return out
 
 
@@ -122,13 +130,17 @@ def barc_synthetic(code_dir: Path, source: str = "barc") -> list[Program]:
                        lambda stem: ())
 
 
-# upstream repository -> the program families it ships (a new kind of program = one function here)
-CATALOGUES: dict[str, tuple[Callable[..., list[Program]], ...]] = {
-    "michaelhodel/re-arc": (re_arc_verifiers,),
-    "xu3kev/BARC": (barc_seeds, barc_synthetic),
+# upstream repository -> its program families and the files each needs (a new kind of program = one line)
+CATALOGUES: dict[str, tuple[tuple[Callable[..., list[Program]], tuple[str, ...]], ...]] = {
+    "michaelhodel/re-arc": ((re_arc_verifiers, ("verifiers.py", "dsl.py")),),
+    "xu3kev/BARC": ((barc_seeds, ("seeds/common.py",)),
+                    (barc_synthetic, ("seeds/common.py", "synthetic_problems"))),
 }
 
 
 def catalogue(repo: str, code_dir: Path, source: str) -> list[Program]:
-    """Every program that the checkout of ``repo`` in ``code_dir`` ships (empty for a repo without any)."""
-    return [p for fam in CATALOGUES.get(repo, ()) for p in fam(Path(code_dir), source)]
+    """The programs that the checkout of ``repo`` in ``code_dir`` ships. A family whose files the checkout
+    does not hold (a source that reads only upstream's data files) has none."""
+    code_dir = Path(code_dir)
+    return [p for fam, needs in CATALOGUES.get(repo, ()) if all((code_dir / n).exists() for n in needs)
+            for p in fam(code_dir, source)]

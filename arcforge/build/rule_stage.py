@@ -1,0 +1,195 @@
+"""The build's rule level: tasks made by a program that implements a reference task's rule.
+
+When the build holds a program-backed source (its checkout ships programs:
+``arcforge.sources.programs.catalogue``), every program is run on every reference task
+(``arcforge.build.rules.check``, cached). Then:
+
+- every match is one line of ``reports/rules.jsonl`` (``source, program, derived_from, eval_id, pairs``);
+- with ``--exclude-eval``, the tasks the program's generator made are removed at level ``rule``
+  (``reports/excluded.jsonl``: ``eval_ids`` the tasks it solves, ``similarity`` 1.0);
+- a match whose program is declared from a task of the build that is not generated (an official split:
+  RE-ARC's verifier of ARC-AGI-1 training ``d`` solving evaluation ``e``) is a rule shared between official
+  splits: both tasks stay, and the training task is listed in ``reports/reported.jsonl``, level ``rule``;
+- declared lineage is held against what execution found (``reports/lineage.jsonl``, ``disagreement``):
+  ``solves_reference`` (declared from a task outside the reference, or from nothing, and solves reference
+  tasks), ``solves_nothing`` (declared from a reference task, solves none), ``solves_other`` (declared from
+  a reference task, solves others but not it);
+- programs that failed (time, memory, crash, a module that does not import) are ``reports/rule_errors.jsonl``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pyarrow as pa
+
+from arcforge.build.decon import EXCLUDED_SCHEMA, REPORTED_SCHEMA
+from arcforge.build.rules import CheckResult, Reference, RuleCache, RuleConfig, check, references
+from arcforge.progress import Progress
+from arcforge.sources.programs import Program, catalogue
+
+RULE_LEVEL = "rule"
+SHARED_REASON = "rule shared between official splits (both kept): {program}"
+_LIST = pa.list_(pa.string())
+RULES_SCHEMA = pa.schema([pa.field("source", pa.string()), pa.field("program", pa.string()),
+                          pa.field("derived_from", _LIST), pa.field("eval_id", pa.string()),
+                          pa.field("pairs", pa.int64())])
+RULE_ERRORS_SCHEMA = pa.schema([pa.field("source", pa.string()), pa.field("program", pa.string()),
+                                pa.field("derived_from", _LIST), pa.field("error", pa.string()),
+                                pa.field("failures", pa.int64()), pa.field("unchecked", pa.int64())])
+LINEAGE_SCHEMA = pa.schema([pa.field("source", pa.string()), pa.field("program", pa.string()),
+                            pa.field("derived_from", _LIST), pa.field("eval_ids", _LIST),
+                            pa.field("disagreement", pa.string())])
+
+
+@dataclass
+class RuleStage:
+    table: pa.Table  # the kept rows, less those excluded here
+    excluded: pa.Table  # EXCLUDED_SCHEMA, level ``rule``
+    reported: pa.Table  # REPORTED_SCHEMA: rules shared between official splits
+    rules: pa.Table
+    errors: pa.Table
+    lineage: pa.Table
+    counts: dict[str, int] = field(default_factory=dict)
+    result: CheckResult | None = None
+
+
+def empty_reports() -> dict[str, pa.Table]:
+    return {"rules": RULES_SCHEMA.empty_table(), "rule_errors": RULE_ERRORS_SCHEMA.empty_table(),
+            "lineage": LINEAGE_SCHEMA.empty_table()}
+
+
+def build_programs(sources: Sequence[tuple[str, str, Path]]) -> tuple[list[Program], dict[str, Path]]:
+    """The programs of the build's ``(name, repo, checkout)`` sources, and each source's checkout."""
+    progs, dirs = [], {}
+    for name, repo, root in sources:
+        found = catalogue(repo, root, name)
+        if found:
+            progs += found
+            dirs[name] = Path(root)
+    return progs, dirs
+
+
+def _row_keys(row: dict) -> set[str]:
+    """The generator keys a task may come from: its file's stem (``tasks/007bbfb7.json``,
+    ``synthetic_problems/<uid>.json``) and its id's first part (``007bbfb7/0003``)."""
+    member = (row.get("path") or "").split("!")[-1].split(":")[0]
+    return {PurePosixPath(member).stem, row["id"].split("/")[0]} - {""}
+
+
+def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, list[Program]]:
+    by_key: dict[tuple[str, str], list[Program]] = defaultdict(list)
+    for p in programs:
+        by_key[(p.source, p.key)].append(p)
+    sources = {p.source for p in programs}
+    out: dict[int, list[Program]] = {}
+    cols = [c for c in ("id", "source", "path") if c in table.column_names]
+    for i, row in enumerate(table.select(cols).to_pylist()):
+        if row["source"] in sources:
+            hit = [p for k in _row_keys(row) for p in by_key.get((row["source"], k), ())]
+            if hit:
+                out[i] = hit
+    return out
+
+
+def run_rule_stage(kept: pa.Table, reference: pa.Table, is_ref: np.ndarray,
+                   sources: Sequence[tuple[str, str, Path]], *, exclude_eval: bool,
+                   config: RuleConfig | None = None, progress: Progress | None = None) -> RuleStage | None:
+    """The rule level over ``kept`` (``is_ref`` marks its reference rows; ``reference`` holds the
+    reference-only tasks of ``--eval-local``). None when no source of the build ships programs."""
+    programs, dirs = build_programs(sources)
+    if not programs:
+        return None
+    config = config or RuleConfig()
+    ref_table = kept.filter(pa.array(is_ref))
+    if reference is not None and reference.num_rows:
+        ref_table = pa.concat_tables([ref_table.select(["id", "source", "split", "train", "test"]),
+                                      reference.select(["id", "source", "split", "train", "test"])
+                                      .cast(ref_table.select(["id", "source", "split", "train", "test"]).schema)])
+    refs = references(ref_table)
+    res = check(programs, dirs, refs, config=config, cache=RuleCache(config=config), progress=progress)
+    solved: dict[tuple[str, str], list[Reference]] = defaultdict(list)
+    for p, r, _ in res.matches:
+        solved[(p.source, p.path)].append(r)
+    drop = np.zeros(kept.num_rows, dtype=bool)
+    excluded = []
+    if exclude_eval:
+        for i, progs in _generated_by(kept, programs).items():
+            hits = sorted({r.eval_id: r for p in progs for r in solved.get((p.source, p.path), ())}.items())
+            if hits and not is_ref[i]:
+                drop[i] = True
+                excluded.append((i, hits))
+    stage = RuleStage(kept.filter(pa.array(~drop)) if drop.any() else kept, _excluded(kept, excluded),
+                      _shared(kept, is_ref, programs, res), _rules(res), _errors(res),
+                      _lineage(programs, refs, solved), result=res)
+    stage.counts = {f"excluded.{RULE_LEVEL}": stage.excluded.num_rows, "rules.matches": stage.rules.num_rows,
+                    "rules.errors": stage.errors.num_rows, "rules.shared_official": stage.reported.num_rows}
+    return stage
+
+
+def _excluded(kept: pa.Table, excluded: list[tuple[int, list]]) -> pa.Table:
+    if not excluded:
+        return EXCLUDED_SCHEMA.empty_table()
+    rows = kept.take(pa.array([i for i, _ in excluded])).select(["id", "source", "split"]).to_pylist()
+    return pa.Table.from_pylist([
+        {**row, "eval_ids": [e for e, _ in hits], "level": RULE_LEVEL, "similarity": 1.0,
+         "eval_sources": [r.source for _, r in hits]}
+        for row, (_, hits) in zip(rows, excluded, strict=True)], schema=EXCLUDED_SCHEMA)
+
+
+def _shared(kept: pa.Table, is_ref: np.ndarray, programs: Sequence[Program], res: CheckResult) -> pa.Table:
+    """Matches whose program is declared from a task of the build that no program made: both kept."""
+    made = {p.source for p in programs}
+    ids = {}
+    for i, row in enumerate(kept.select(["id", "source", "split"]).to_pylist()):
+        if row["source"] not in made and not is_ref[i]:
+            ids[f"{row['source']}/{row['split']}/{row['id']}"] = row
+    lines = {}
+    for p, r, _ in res.matches:
+        for d in p.derived_from:
+            if d in ids and d != r.eval_id:
+                row = ids[d]
+                lines[(d, r.eval_id, p.path)] = {**row, "eval_ids": [r.eval_id], "level": RULE_LEVEL,
+                                                 "similarity": 1.0, "eval_sources": [r.source],
+                                                 "reason": SHARED_REASON.format(program=f"{p.source}:{p.path}")}
+    return pa.Table.from_pylist([lines[k] for k in sorted(lines)], schema=REPORTED_SCHEMA)
+
+
+def _rules(res: CheckResult) -> pa.Table:
+    return pa.Table.from_pylist([
+        {"source": p.source, "program": p.path, "derived_from": list(p.derived_from), "eval_id": r.eval_id,
+         "pairs": n} for p, r, n in res.matches], schema=RULES_SCHEMA)
+
+
+def _errors(res: CheckResult) -> pa.Table:
+    return pa.Table.from_pylist([
+        {"source": e.program.source, "program": e.program.path, "derived_from": list(e.program.derived_from),
+         "error": e.error, "failures": e.failures, "unchecked": e.unchecked} for e in res.errors],
+        schema=RULE_ERRORS_SCHEMA)
+
+
+def disagreement(program: Program, ref_ids: set[str], solved: set[str]) -> str | None:
+    """How ``program``'s declared lineage disagrees with the reference tasks it solves (None: it agrees)."""
+    declared = set(program.derived_from) & ref_ids
+    if not declared:
+        return "solves_reference" if solved else None
+    if not solved:
+        return "solves_nothing"
+    return None if declared & solved else "solves_other"
+
+
+def _lineage(programs: Sequence[Program], refs: Sequence[Reference],
+             solved: dict[tuple[str, str], list[Reference]]) -> pa.Table:
+    ref_ids = {r.eval_id for r in refs}
+    rows = []
+    for p in programs:
+        got = sorted({r.eval_id for r in solved.get((p.source, p.path), ())})
+        kind = disagreement(p, ref_ids, set(got))
+        if kind is not None:
+            rows.append({"source": p.source, "program": p.path, "derived_from": list(p.derived_from),
+                         "eval_ids": got, "disagreement": kind})
+    return pa.Table.from_pylist(rows, schema=LINEAGE_SCHEMA)
