@@ -74,6 +74,7 @@ class DedupResult:
     duplicates: pa.Table  # DUPLICATES_SCHEMA: within-collection copies dropped
     counts: dict[str, int] = field(default_factory=dict)  # e.g. {"excluded.exact": 3, "duplicates.symmetric": 9}
     reported: pa.Table | None = None  # REPORTED_SCHEMA: matches reported but not dropped
+    rules: dict[str, pa.Table] = field(default_factory=dict)  # the rule level's reports, when it ran
 
 
 

@@ -300,6 +300,7 @@ def build(
     strict: bool = False,
     synthetic_tasks: int = 0,
     generate: Mapping[str, int] | None = None,
+    check_rules: bool | None = None,
     synthetic_families: Sequence[str] | None = None,
     synthetic_difficulty: str = DEFAULT_DIFFICULTY,
     seed: int = 0,
@@ -312,7 +313,8 @@ def build(
     """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps.
 
     ``workers``: processes that parse, generate and deduplicate (None: every available CPU); the output does not
-    depend on it (``arcforge.build.ingest.parse_stage``)."""
+    depend on it (``arcforge.build.ingest.parse_stage``). ``check_rules``: run the programs of program-backed
+    sources on the reference tasks (``arcforge.build.rule_stage``); None = when a generator source generates."""
     progress = progress or NULL_PROGRESS
     out = Path(out)
     if out.is_symlink():  # swap the folder it points to, never the link itself
@@ -361,6 +363,8 @@ def build(
         table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=exclude_eval,
         priority=[p.name for p in plans], workers=resolve_workers(workers),
     )
+    _rule_level(result, plans, table, reference, eval_splits, exclude_eval=exclude_eval, check_rules=check_rules,
+                workers=resolve_workers(workers), progress=progress)
     kept = result.table
     stats.tasks = _nested_counts(kept)
     stats.over_30 = _nested_counts(kept, task_max_side(kept) > MAX_GRID_SIDE)
@@ -459,6 +463,46 @@ def _check_eval_local(plans: Sequence[SourcePlan], eval_local: Sequence[Path]) -
                              hint="--eval-local names a folder of evaluation tasks to keep out of the build")
 
 
+def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: pa.Table,
+                reference: pa.Table | None, eval_splits: set[tuple[str, str]], *, exclude_eval: bool,
+                check_rules: bool | None, workers: int, progress: Progress) -> None:
+    """Run the rule level (``arcforge.build.rule_stage``) over the deduplicated rows; merge what it found.
+
+    Its sources: those whose programs made tasks of this build (``--generate``), or, with ``check_rules``,
+    every source whose checkout ships programs; never a source whose cached files do not match its pin."""
+    from arcforge.build import rule_stage
+    from arcforge.build.rules import RuleConfig
+
+    if check_rules is False:
+        return
+    sources = [(p.name, p.manifest.repo, p.root) for p in plans if p.manifest is not None and p.root is not None
+               and (check_rules or p.generate_n > 0)]
+    for p in plans:
+        if p.manifest is not None and any(s[0] == p.name for s in sources):
+            _check_code(p.manifest)
+    kept = result.table
+    is_ref = _is_reference(kept, eval_splits)
+    stage = rule_stage.run_rule_stage(kept, reference, is_ref, sources, exclude_eval=exclude_eval,
+                                      made=None if check_rules else table,
+                                      config=RuleConfig(workers=workers), progress=progress)
+    if stage is None:
+        return
+    result.table = stage.table
+    result.excluded = pa.concat_tables([result.excluded, stage.excluded])
+    reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
+    result.reported = pa.concat_tables([reported, stage.reported])
+    result.counts.update({k: v for k, v in stage.counts.items() if v})
+    result.rules = {"rules": stage.rules, "rule_errors": stage.errors, "lineage": stage.lineage}
+
+
+def _is_reference(table: pa.Table, eval_splits: set[tuple[str, str]]) -> np.ndarray:
+    mask = np.zeros(table.num_rows, dtype=bool)
+    for source, split in eval_splits:
+        both = pc.and_(pc.equal(table["source"], source), pc.equal(table["split"], split))
+        mask |= np.asarray(both.to_numpy(zero_copy_only=False), dtype=bool)
+    return mask
+
+
 # --- atomic output ---------------------------------------------------------------------------------------
 def _check_out(out: Path) -> None:
     """Refuse a file, or a non-empty folder that no arcforge build wrote (its files are never touched)."""
@@ -486,7 +530,8 @@ def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: 
         files = [i.path.as_posix() for i in infos]
         reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
         files += reports.write_reports(tmp, {"quarantine": quarantine, "excluded": result.excluded,
-                                             "duplicates": result.duplicates, "reported": reported})
+                                             "duplicates": result.duplicates, "reported": reported,
+                                             **result.rules})
         (tmp / "README.md").write_text(card.render_card(card_data), encoding="utf-8")
         files.append("README.md")
         write_provenance(tmp, sources=provenance[0], options=provenance[1])

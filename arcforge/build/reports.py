@@ -7,6 +7,9 @@ They live in their own folder, as JSON Lines, so that the dataset's Parquet file
     out/reports/excluded.jsonl     copies of evaluation tasks removed by --exclude-eval (dedup.EXCLUDED_SCHEMA)
     out/reports/duplicates.jsonl   copies within the collection, dropped (dedup.DUPLICATES_SCHEMA)
     out/reports/reported.jsonl     matches that were kept: trivial pairs, eval/eval copies (REPORTED_SCHEMA)
+    out/reports/rules.jsonl        programs that implement a reference task's rule (rule_stage.RULES_SCHEMA)
+    out/reports/rule_errors.jsonl  programs that failed in the sandbox (rule_stage.RULE_ERRORS_SCHEMA)
+    out/reports/lineage.jsonl      declared lineage that execution contradicts (rule_stage.LINEAGE_SCHEMA)
 
 One JSON object per line, readable by polars, duckdb, ``datasets`` and ``jq``. Readers go through
 ``scan_report`` (a polars lazy frame with the report's schema) so that queries never loop over rows in
@@ -24,6 +27,7 @@ import pyarrow as pa
 
 from arcforge.build.decon import EXCLUDED_SCHEMA, REPORTED_SCHEMA
 from arcforge.build.dedup import DUPLICATES_SCHEMA
+from arcforge.build.rule_stage import LINEAGE_SCHEMA, RULE_ERRORS_SCHEMA, RULES_SCHEMA
 from arcforge.errors import ShardError
 from arcforge.task import QUARANTINE_SCHEMA
 
@@ -33,6 +37,9 @@ SCHEMAS: dict[str, pa.Schema] = {
     "excluded": EXCLUDED_SCHEMA,
     "duplicates": DUPLICATES_SCHEMA,
     "reported": REPORTED_SCHEMA,
+    "rules": RULES_SCHEMA,
+    "rule_errors": RULE_ERRORS_SCHEMA,
+    "lineage": LINEAGE_SCHEMA,
 }
 # Paths relative to a dataset folder, in a fixed order (what the build writes and publish uploads).
 REPORT_FILES: tuple[str, ...] = tuple(f"{REPORTS_DIR}/{name}.jsonl" for name in SCHEMAS)
@@ -56,7 +63,7 @@ def write_reports(root: Path, tables: dict[str, pa.Table]) -> list[str]:
     """Write every report under ``root/reports/``; returns their paths relative to ``root``."""
     out = []
     for name in SCHEMAS:
-        write_report(tables[name], report_path(root, name))
+        write_report(tables.get(name, SCHEMAS[name].empty_table()), report_path(root, name))
         out.append(f"{REPORTS_DIR}/{name}.jsonl")
     return out
 

@@ -19,6 +19,7 @@ When the build holds a program-backed source (its checkout ships programs:
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from arcforge.build.decon import EXCLUDED_SCHEMA, REPORTED_SCHEMA
 from arcforge.build.rules import CheckResult, Reference, RuleCache, RuleConfig, check, references
@@ -75,33 +77,47 @@ def build_programs(sources: Sequence[tuple[str, str, Path]]) -> tuple[list[Progr
 
 
 def _row_keys(row: dict) -> set[str]:
-    """The generator keys a task may come from: its file's stem (``tasks/007bbfb7.json``,
-    ``synthetic_problems/<uid>.json``) and its id's first part (``007bbfb7/0003``)."""
-    member = (row.get("path") or "").split("!")[-1].split(":")[0]
-    return {PurePosixPath(member).stem, row["id"].split("/")[0]} - {""}
+    """The generator keys a task may come from: the ``generator`` its ``extra`` names (``--generate``) and
+    its file's stem (``synthetic_problems/<uid>.json``)."""
+    keys = {PurePosixPath((row.get("path") or "").split("!")[-1]).stem}
+    try:
+        extra = json.loads(row.get("extra") or "{}")
+    except ValueError:
+        extra = {}
+    if isinstance(extra, dict) and isinstance(extra.get("generator"), str):
+        keys.add(extra["generator"])
+    return keys - {""}
 
 
 def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, list[Program]]:
+    """Row number -> the programs whose generator made that row (same source and generator key)."""
     by_key: dict[tuple[str, str], list[Program]] = defaultdict(list)
     for p in programs:
         by_key[(p.source, p.key)].append(p)
-    sources = {p.source for p in programs}
+    sources = sorted({p.source for p in programs})
+    rows = np.flatnonzero(np.asarray(pc.is_in(table["source"], pa.array(sources, pa.string()))
+                                     .to_numpy(zero_copy_only=False), dtype=bool))
+    cols = [c for c in ("source", "path", "extra") if c in table.column_names]
     out: dict[int, list[Program]] = {}
-    cols = [c for c in ("id", "source", "path") if c in table.column_names]
-    for i, row in enumerate(table.select(cols).to_pylist()):
-        if row["source"] in sources:
-            hit = [p for k in _row_keys(row) for p in by_key.get((row["source"], k), ())]
-            if hit:
-                out[i] = hit
+    if not len(rows):
+        return out
+    for i, row in zip(rows, table.take(pa.array(rows)).select(cols).to_pylist(), strict=True):
+        hit = [p for k in sorted(_row_keys(row)) for p in by_key.get((row["source"], k), ())]
+        if hit:
+            out[int(i)] = hit
     return out
 
 
-def run_rule_stage(kept: pa.Table, reference: pa.Table, is_ref: np.ndarray,
-                   sources: Sequence[tuple[str, str, Path]], *, exclude_eval: bool,
+def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarray,
+                   sources: Sequence[tuple[str, str, Path]], *, exclude_eval: bool, made: pa.Table | None = None,
                    config: RuleConfig | None = None, progress: Progress | None = None) -> RuleStage | None:
     """The rule level over ``kept`` (``is_ref`` marks its reference rows; ``reference`` holds the
-    reference-only tasks of ``--eval-local``). None when no source of the build ships programs."""
+    reference-only tasks of ``--eval-local``). With ``made`` (the build's rows before de-duplication), only
+    the programs that made one of them are run. None when there is no program to run."""
     programs, dirs = build_programs(sources)
+    if made is not None:
+        used = {(p.source, p.path) for ps in _generated_by(made, programs).values() for p in ps}
+        programs = [p for p in programs if (p.source, p.path) in used]
     if not programs:
         return None
     config = config or RuleConfig()

@@ -1,0 +1,29 @@
+"""Small reference tables and hand-made programs for the rule-level tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+
+from arcforge.sources.programs import Program
+
+
+def arc1_table(shared: Path, split: str, ids: list[str], source: str = "arc_agi_1") -> pa.Table:
+    """ARC-AGI-1 tasks straight from the mirror, as the build's rows (id, source, split, train, test, path)."""
+    rows = []
+    for i in ids:
+        d = json.loads((shared / "fchollet" / "ARC-AGI" / "data" / split / f"{i}.json").read_text())
+        rows.append({"id": i, "source": source, "split": split, "train": d["train"], "test": d["test"],
+                     "path": f"data/{split}/{i}.json", "extra": None})
+    return pa.Table.from_pylist(rows)
+
+
+def local_program(folder: Path, name: str, code: str, *, function: str = "main", grid_type: str = "list",
+                  source: str = "local", derived_from: tuple[str, ...] = ()) -> Program:
+    """A program written into ``folder`` (one module per program), as the catalogue would describe it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(code)
+    return Program(source, "test", name, f"{name}.py:{function}", ".", name, function, grid_type, derived_from,
+                   digest=f"{name}-{abs(hash(code))}")
