@@ -482,7 +482,8 @@ def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: p
             _check_code(p.manifest)
     kept = result.table
     is_ref = _is_reference(kept, eval_splits)
-    stage = rule_stage.run_rule_stage(kept, reference, is_ref, sources, exclude_eval=exclude_eval,
+    programs, dirs = rule_stage.build_programs(sources)
+    stage = rule_stage.run_rule_stage(kept, reference, is_ref, programs, dirs, exclude_eval=exclude_eval,
                                       made=None if check_rules else table,
                                       config=RuleConfig(workers=workers), progress=progress)
     if stage is None:

@@ -109,12 +109,13 @@ def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, lis
 
 
 def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarray,
-                   sources: Sequence[tuple[str, str, Path]], *, exclude_eval: bool, made: pa.Table | None = None,
-                   config: RuleConfig | None = None, progress: Progress | None = None) -> RuleStage | None:
+                   programs: Sequence[Program], dirs: dict[str, Path], *, exclude_eval: bool,
+                   made: pa.Table | None = None, config: RuleConfig | None = None,
+                   cache: RuleCache | None = None, progress: Progress | None = None) -> RuleStage | None:
     """The rule level over ``kept`` (``is_ref`` marks its reference rows; ``reference`` holds the
-    reference-only tasks of ``--eval-local``). With ``made`` (the build's rows before de-duplication), only
-    the programs that made one of them are run. None when there is no program to run."""
-    programs, dirs = build_programs(sources)
+    reference-only tasks of ``--eval-local``) for ``programs`` (``build_programs``; ``dirs``: each source's
+    checkout). With ``made`` (the build's rows before de-duplication), only the programs that made one of
+    them are run. None when there is no program to run."""
     if made is not None:
         used = {(p.source, p.path) for ps in _generated_by(made, programs).values() for p in ps}
         programs = [p for p in programs if (p.source, p.path) in used]
@@ -127,7 +128,7 @@ def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarra
                                       reference.select(["id", "source", "split", "train", "test"])
                                       .cast(ref_table.select(["id", "source", "split", "train", "test"]).schema)])
     refs = references(ref_table)
-    res = check(programs, dirs, refs, config=config, cache=RuleCache(config=config), progress=progress)
+    res = check(programs, dirs, refs, config=config, cache=cache or RuleCache(config=config), progress=progress)
     solved: dict[tuple[str, str], list[Reference]] = defaultdict(list)
     for p, r, _ in res.matches:
         solved[(p.source, p.path)].append(r)

@@ -75,19 +75,28 @@ def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
     return {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
 
 
+def _segment(lines: list[bytes], node: ast.stmt) -> bytes:
+    """The node's source text, as ``ast.get_source_segment`` gives it (which re-splits the file per call)."""
+    end = node.end_lineno or node.lineno
+    if end == node.lineno:
+        return lines[node.lineno - 1][node.col_offset : node.end_col_offset]
+    return b"".join([lines[node.lineno - 1][node.col_offset :], *lines[node.lineno : end - 1],
+                     lines[end - 1][: node.end_col_offset]])
+
+
 def re_arc_verifiers(code_dir: Path, source: str = "re_arc") -> list[Program]:
     """RE-ARC's ``verify_<key>`` functions; each digest covers its own text and ``dsl.py``."""
     data = _read(code_dir, "verifiers.py")
     dsl = _read(code_dir, "dsl.py")
-    text = data.decode("utf-8")
+    lines = data.splitlines(keepends=True)
     out = []
     for name, node in sorted(_functions(_tree(code_dir, "verifiers.py", data)).items()):
         key = name.removeprefix("verify_")
         if not name.startswith("verify_") or not ARC_ID.match(key):
             continue
-        segment = ast.get_source_segment(text, node) or name
+        segment = _segment(lines, node)
         out.append(Program(source, "re_arc.verifiers", key, f"verifiers.py:{name}", ".", "verifiers", name,
-                           "tuple", (f"arc_agi_1/training/{key}",), _sha(segment.encode(), dsl)))
+                           "tuple", (f"arc_agi_1/training/{key}",), _sha(segment, dsl)))
     return out
 
 
