@@ -54,7 +54,7 @@ def reference(*splits: tuple[str, str]):
     for source, split in splits:
         for f in sorted(SPLITS[(source, split)].glob("*.json")):
             d = json.loads(f.read_text())
-            rows.append({"id": f.stem, "source": source, "split": split, "train": d["train"], "test": d["test"]})
+            rows.append({"id": f"{source}/{split}/{f.stem}", "source": source, "split": split, "train": d["train"], "test": d["test"]})
     return references(pa.Table.from_pylist(rows))
 
 

@@ -15,7 +15,7 @@ def arc1_table(shared: Path, split: str, ids: list[str], source: str = "arc_agi_
     rows = []
     for i in ids:
         d = json.loads((shared / "fchollet" / "ARC-AGI" / "data" / split / f"{i}.json").read_text())
-        rows.append({"id": i, "source": source, "split": split, "train": d["train"], "test": d["test"],
+        rows.append({"id": f"{source}/{split}/{i}", "source": source, "split": split, "train": d["train"], "test": d["test"],
                      "path": f"data/{split}/{i}.json", "extra": "{}"})
     return pa.Table.from_pylist(rows)
 

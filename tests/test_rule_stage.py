@@ -67,7 +67,7 @@ def test_exclude_eval_drops_the_tasks_of_a_program_that_solves_a_reference_task(
                for r in ex)
     left = set(st.table.column("id").to_pylist())
     assert {"re_arc/generated/007bbfb7/0000", "local/generated/noop/0000"} <= left
-    assert {SOLVER, SOLVED, TRANSPOSED} <= left  # official tasks stay
+    assert {f"arc_agi_1/training/{k}" for k in (SOLVER, SOLVED, TRANSPOSED)} <= left  # official tasks stay
     assert st.counts[f"excluded.{RULE_LEVEL}"] == 3
 
 
@@ -79,7 +79,7 @@ def test_every_match_is_a_rules_line_and_shared_official_rules_keep_both_tasks(s
     assert r["derived_from"] == [f"arc_agi_1/training/{SOLVER}"] and r["pairs"] == 4
     assert ("local", "transpose.py:main", f"arc_agi_1/training/{TRANSPOSED}") in rules
     (shared,) = st.reported.to_pylist()  # the official training task of the solver, kept, with why
-    assert (shared["id"], shared["split"], shared["level"]) == (SOLVER, "training", RULE_LEVEL)
+    assert (shared["id"], shared["split"], shared["level"]) == (f"arc_agi_1/training/{SOLVER}", "training", RULE_LEVEL)
     assert shared["eval_ids"] == [f"arc_agi_1/training/{SOLVED}"] and "both kept" in shared["reason"]
     assert f"verify_{SOLVER}" in shared["reason"]
     without = run_rule_stage(kept, None, is_ref, programs, dirs, exclude_eval=False, made=kept, cache=RuleCache(cache))

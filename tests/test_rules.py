@@ -97,7 +97,7 @@ def main(grid):
     other = {**task, "id": "u", "test": [{"input": [[5, 1]], "output": [[7, 7]]}]}
     refs = references(pa.Table.from_pylist([task, other]))
     res = check([spy], {"local": tmp_path / "code"}, refs)
-    assert [(r.eval_id, n) for _, r, n in res.matches] == [("e/evaluation/t", 3)]
+    assert [(r.eval_id, n) for _, r, n in res.matches] == [("t", 3)]
     seen = [json.loads(line) for line in log.read_text().splitlines()]
     outputs = [o for _, o in pairs] + [[[7, 7]]]
     assert seen and not any(g in outputs for g in seen)

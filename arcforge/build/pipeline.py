@@ -66,6 +66,7 @@ class BuildStats:
     outputs: list[str] = field(default_factory=list)  # written files, relative to out
     warnings: list[str] = field(default_factory=list)  # things the user asked for that deserve a second look
     generated: dict[str, dict[str, int]] = field(default_factory=dict)  # generator source -> outcome counts
+    rules: dict[str, float] = field(default_factory=dict)  # the rule level's programs, checks, calls, cache hits
 
     @property
     def total_tasks(self) -> int:
@@ -363,8 +364,8 @@ def build(
         table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=exclude_eval,
         priority=[p.name for p in plans], workers=resolve_workers(workers),
     )
-    _rule_level(result, plans, table, reference, eval_splits, exclude_eval=exclude_eval, check_rules=check_rules,
-                workers=resolve_workers(workers), progress=progress)
+    stats.rules = _rule_level(result, plans, table, reference, eval_splits, exclude_eval=exclude_eval,
+                              check_rules=check_rules, workers=resolve_workers(workers), progress=progress)
     kept = result.table
     stats.tasks = _nested_counts(kept)
     stats.over_30 = _nested_counts(kept, task_max_side(kept) > MAX_GRID_SIDE)
@@ -465,35 +466,38 @@ def _check_eval_local(plans: Sequence[SourcePlan], eval_local: Sequence[Path]) -
 
 def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: pa.Table,
                 reference: pa.Table | None, eval_splits: set[tuple[str, str]], *, exclude_eval: bool,
-                check_rules: bool | None, workers: int, progress: Progress) -> None:
+                check_rules: bool | None, workers: int, progress: Progress) -> dict[str, float]:
     """Run the rule level (``arcforge.build.rule_stage``) over the deduplicated rows; merge what it found.
 
-    Its sources: those whose programs made tasks of this build (``--generate``), or, with ``check_rules``,
-    every source whose checkout ships programs; never a source whose cached files do not match its pin."""
+    It runs the programs that made tasks of this build: those of the generator sources that generate
+    (``--generate``), or, with ``check_rules``, of every source whose checkout ships programs (BARC's
+    synthetic problems); never from a source whose cached files do not match its pin."""
     from arcforge.build import rule_stage
     from arcforge.build.rules import RuleConfig
 
     if check_rules is False:
-        return
+        return {}
     sources = [(p.name, p.manifest.repo, p.root) for p in plans if p.manifest is not None and p.root is not None
                and (check_rules or p.generate_n > 0)]
+    programs, dirs = rule_stage.build_programs(sources)
     for p in plans:
-        if p.manifest is not None and any(s[0] == p.name for s in sources):
+        if p.manifest is not None and p.name in dirs:
             _check_code(p.manifest)
     kept = result.table
     is_ref = _is_reference(kept, eval_splits)
-    programs, dirs = rule_stage.build_programs(sources)
     stage = rule_stage.run_rule_stage(kept, reference, is_ref, programs, dirs, exclude_eval=exclude_eval,
-                                      made=None if check_rules else table,
-                                      config=RuleConfig(workers=workers), progress=progress)
-    if stage is None:
-        return
+                                      made=table, config=RuleConfig(workers=workers), progress=progress)
+    if stage is None or stage.result is None:
+        return {}
     result.table = stage.table
     result.excluded = pa.concat_tables([result.excluded, stage.excluded])
     reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
     result.reported = pa.concat_tables([reported, stage.reported])
     result.counts.update({k: v for k, v in stage.counts.items() if v})
     result.rules = {"rules": stage.rules, "rule_errors": stage.errors, "lineage": stage.lineage}
+    r = stage.result
+    return {"programs": len({(p.source, p.path) for p in stage.programs}), "reference_tasks": r.references,
+            "checked": r.checked, "cached": r.cached, "calls": r.calls, "seconds": round(r.seconds, 3)}
 
 
 def _is_reference(table: pa.Table, eval_splits: set[tuple[str, str]]) -> np.ndarray:

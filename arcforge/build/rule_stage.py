@@ -58,6 +58,7 @@ class RuleStage:
     lineage: pa.Table
     counts: dict[str, int] = field(default_factory=dict)
     result: CheckResult | None = None
+    programs: list[Program] = field(default_factory=list)  # those that ran
 
 
 def empty_reports() -> dict[str, pa.Table]:
@@ -142,7 +143,7 @@ def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarra
                 excluded.append((i, hits))
     stage = RuleStage(kept.filter(pa.array(~drop)) if drop.any() else kept, _excluded(kept, excluded),
                       _shared(kept, is_ref, programs, res), _rules(res), _errors(res),
-                      _lineage(programs, refs, solved), result=res)
+                      _lineage(programs, refs, solved), result=res, programs=list(programs))
     stage.counts = {f"excluded.{RULE_LEVEL}": stage.excluded.num_rows, "rules.matches": stage.rules.num_rows,
                     "rules.errors": stage.errors.num_rows, "rules.shared_official": stage.reported.num_rows}
     return stage
@@ -164,7 +165,7 @@ def _shared(kept: pa.Table, is_ref: np.ndarray, programs: Sequence[Program], res
     ids = {}
     for i, row in enumerate(kept.select(["id", "source", "split"]).to_pylist()):
         if row["source"] not in made and not is_ref[i]:
-            ids[f"{row['source']}/{row['split']}/{row['id']}"] = row
+            ids[row["id"]] = row
     lines = {}
     for p, r, _ in res.matches:
         for d in p.derived_from:

@@ -61,7 +61,7 @@ class RuleConfig:
 class Reference:
     """A reference task as the check sees it: its inputs (sent) and outputs (kept here)."""
 
-    eval_id: str  # ``source/split/id``
+    eval_id: str  # the task's id (``arc_agi_1/evaluation/00576224``: ids name their source)
     source: str
     inputs: tuple  # grids as lists of rows: train inputs, then test inputs
     outputs: tuple
@@ -84,6 +84,7 @@ class CheckResult:
     cached: int = 0  # ... answered by the cache
     calls: int = 0  # program calls made
     seconds: float = 0.0
+    references: int = 0  # reference tasks
 
 
 def task_digest(pairs: Sequence[tuple[list, list]]) -> str:
@@ -100,7 +101,7 @@ def references(table: pa.Table) -> list[Reference]:
         pairs = [(p["input"], p["output"]) for p in (r["train"] or []) + (r["test"] or [])]
         digest = task_digest(pairs)
         pairs.sort(key=lambda p: len(p[0]) * len(p[0][0]) if p[0] else 0)
-        out.append(Reference(f"{r['source']}/{r['split']}/{r['id']}", r["source"],
+        out.append(Reference(r["id"], r["source"],
                              tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), digest))
     return out
 
@@ -339,6 +340,7 @@ def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequenc
         raise checker.failed[0]
     progress.finish("rules")
     res = checker.result
+    res.references = len(refs)
     order = {(p.source, p.path): i for i, p in enumerate(programs)}
     res.matches.sort(key=lambda m: (order[(m[0].source, m[0].path)], m[1].eval_id))
     res.errors.sort(key=lambda e: order[(e.program.source, e.program.path)])
