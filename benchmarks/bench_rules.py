@@ -38,13 +38,28 @@ SHARED = ROOT.parent / "shared" / "arc-sources"
 RESULTS = HERE / "results"
 OUT_JSON = RESULTS / "rules.json"
 WORK = HERE / "_work"  # git-ignored
-REARC = SHARED / "michaelhodel" / "re-arc"
-BARC = SHARED / "xu3kev" / "BARC"
+REARC = BARC = Path()  # the fetched checkouts (``fetched``): programs run from the verified cache, as in a build
 SPLITS = {
     ("arc_agi_1", "training"): SHARED / "fchollet" / "ARC-AGI" / "data" / "training",
     ("arc_agi_1", "evaluation"): SHARED / "fchollet" / "ARC-AGI" / "data" / "evaluation",
     ("arc_agi_2", "evaluation"): SHARED / "arcprize" / "ARC-AGI-2" / "data" / "evaluation",
 }
+
+
+def fetched(home: Path) -> None:
+    """Fetch RE-ARC and BARC from the mirror into ``home`` (digest-checked, as `arcforge fetch` does)."""
+    global REARC, BARC
+    from arcforge import paths
+    from arcforge.sources.fetch import fetch_sources
+    from arcforge.sources.manifest import load_manifests
+
+    os.environ["ARCFORGE_HOME"] = str(home)
+    ms = load_manifests()
+    got = fetch_sources([ms["re_arc"], ms["barc"]], mirror=SHARED)
+    if any(r.status not in ("fetched", "cached") for r in got):
+        raise SystemExit(f"fetch failed: {[(r.name, r.status, r.error) for r in got]}")
+    REARC = paths.source_dir(ms["re_arc"].owner, ms["re_arc"].repo_name, ms["re_arc"].commit)
+    BARC = paths.source_dir(ms["barc"].owner, ms["barc"].repo_name, ms["barc"].commit)
 
 
 def reference(*splits: tuple[str, str]):
@@ -58,52 +73,86 @@ def reference(*splits: tuple[str, str]):
     return references(pa.Table.from_pylist(rows))
 
 
+LIMIT: int | None = None  # --limit: programs per family (a quick look, not the benchmark)
+
+
 def programs(families: list[str]):
     from arcforge.sources import programs as P
 
     out = []
     if "re_arc" in families:
-        out += P.re_arc_verifiers(REARC)
+        out += P.re_arc_verifiers(REARC)[:LIMIT]
     if "barc_seeds" in families:
-        out += P.barc_seeds(BARC)
+        out += P.barc_seeds(BARC)[:LIMIT]
     if "barc_synthetic" in families:
-        out += P.barc_synthetic(BARC)
+        out += P.barc_synthetic(BARC)[:LIMIT]
     return out
 
 
-def timed_check(progs, refs, cache_dir: Path, workers: int) -> tuple[object, dict]:
-    from arcforge.build.rules import RuleCache, RuleConfig, check
-    from arcforge.cli.logprogress import PlainProgress
+class Timed:
+    """Cost of the checks run so far (wall, the sandbox workers' CPU from RUSAGE_CHILDREN, calls)."""
 
-    config = RuleConfig(workers=workers)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
-    res = check(progs, {"re_arc": REARC, "barc": BARC}, refs, config=config,
-                cache=RuleCache(cache_dir, config), progress=PlainProgress(sys.stderr))
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    cost = {"wall_s": round(wall, 1), "worker_cpu_s": round(cpu, 1), "calls": res.calls, "checked": res.checked,
-            "cached": res.cached, "load_avg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
-            "workers": workers, "call_s": config.call_s, "memory_mb": config.memory_mb,
-            "max_failures": config.max_failures}
-    return res, cost
+    def __init__(self, workers: int):
+        from arcforge.build.rules import RuleConfig
+
+        self.config = RuleConfig(workers=workers)
+        self.wall = self.cpu = 0.0
+        self.calls = self.checked = self.cached = 0
+        self.load = [round(os.getloadavg()[0], 2)]
+
+    def check(self, progs, refs, cache_dir: Path):
+        from arcforge.build.rules import RuleCache, check
+        from arcforge.cli.logprogress import PlainProgress
+
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        res = check(progs, {"re_arc": REARC, "barc": BARC}, refs, config=self.config,
+                    cache=RuleCache(cache_dir, self.config), progress=PlainProgress(sys.stderr))
+        self.wall += time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        self.calls, self.checked, self.cached = self.calls + res.calls, self.checked + res.checked, \
+            self.cached + res.cached
+        self.load.append(round(os.getloadavg()[0], 2))
+        return res
+
+    def cost(self) -> dict:
+        c = self.config
+        return {"wall_s": round(self.wall, 1), "worker_cpu_s": round(self.cpu, 1), "calls": self.calls,
+                "checked": self.checked, "cached": self.cached, "load_avg_1min": self.load,
+                "workers": c.workers, "call_s": c.call_s, "memory_mb": c.memory_mb,
+                "max_failures": c.max_failures, "max_total_failures": c.max_total_failures}
+
+
+def chunks(progs, size: int = 100):
+    return [progs[i : i + size] for i in range(0, len(progs), size)]
 
 
 def family_of(p) -> str:
     return {"re_arc.verifiers": "re_arc", "barc.seeds": "barc_seeds", "barc.synthetic": "barc_synthetic"}[p.family]
 
 
-def part_own(cache: Path, workers: int) -> dict:
+def part_own(cache: Path, workers: int, results: dict) -> None:
     refs = reference(("arc_agi_1", "training"))
     progs = programs(["re_arc", "barc_seeds"])
-    res, cost = timed_check(progs, refs, cache, workers)
-    own = {(p.source, p.path) for p, r, _ in res.matches if r.eval_id in p.derived_from}
-    errors = {(e.program.source, e.program.path): e for e in res.errors}
-    out: dict = {"reference": "arc_agi_1:training (400 tasks)", "cost": cost}
+    timed, matches, errors, done = Timed(workers), [], {}, []
+    for chunk in chunks(progs):
+        res = timed.check(chunk, refs, cache)
+        matches += res.matches
+        errors.update({(e.program.source, e.program.path): e for e in res.errors})
+        done += chunk
+        results["own"] = own_summary(done, len(progs), matches, errors, timed)
+        save(results)
+
+
+def own_summary(done, total, matches, errors, timed) -> dict:
+    own = {(p.source, p.path) for p, r, _ in matches if r.eval_id in p.derived_from}
+    out: dict = {"reference": "arc_agi_1:training (400 tasks)", "programs_done": len(done),
+                 "programs_total": total, "complete": len(done) == total, "cost": timed.cost()}
     for fam in ("re_arc", "barc_seeds"):
-        ps = [p for p in progs if family_of(p) == fam]
+        ps = [p for p in done if family_of(p) == fam]
+        if not ps:
+            continue
         misses = [p for p in ps if (p.source, p.path) not in own]
         out[fam] = {
             "programs": len(ps), "own_rule": len(ps) - len(misses),
@@ -112,38 +161,52 @@ def part_own(cache: Path, workers: int) -> dict:
                         "error": errors[(p.source, p.path)].error if (p.source, p.path) in errors else ""}
                        for p in misses],
             "other_training_tasks_solved": sorted(
-                f"{p.path} -> {r.eval_id}" for p, r, _ in res.matches
+                f"{p.path} -> {r.eval_id}" for p, r, _ in matches
                 if family_of(p) == fam and r.eval_id not in p.derived_from),
         }
     return out
 
 
-def part_eval(cache: Path, workers: int) -> dict:
+def part_eval(cache: Path, workers: int, results: dict) -> None:
     refs = reference(("arc_agi_1", "evaluation"), ("arc_agi_2", "evaluation"))
     progs = programs(["re_arc", "barc_seeds", "barc_synthetic"])
-    res, cost = timed_check(progs, refs, cache, workers)
+    timed, matches, errors, done = Timed(workers), [], [], []
+    for chunk in chunks(progs):
+        res = timed.check(chunk, refs, cache)
+        matches += res.matches
+        errors += res.errors
+        done += chunk
+        results["eval"] = eval_summary(done, len(progs), refs, matches, errors, timed)
+        save(results)
+
+
+def eval_summary(done, total, refs, matches, errors, timed) -> dict:
     solving: dict[str, list[str]] = {}
-    for p, r, _ in res.matches:
+    for p, r, _ in matches:
         solving.setdefault(f"{p.source}:{p.path}", []).append(r.eval_id)
     by_fam = {}
     for fam in ("re_arc", "barc_seeds", "barc_synthetic"):
-        ps = [p for p in progs if family_of(p) == fam]
+        ps = [p for p in done if family_of(p) == fam]
         keys = {f"{p.source}:{p.path}" for p in ps}
         by_fam[fam] = {"programs": len(ps), "solving_an_eval_task": sum(1 for k in solving if k in keys),
-                       "errors": sum(1 for e in res.errors if family_of(e.program) == fam),
-                       "given_up": sum(1 for e in res.errors if family_of(e.program) == fam and e.unchecked)}
-    return {"reference": "arc_agi_1:evaluation + arc_agi_2:evaluation (520 tasks)", "reference_tasks": len(refs),
-            "programs": len(progs), "cost": cost, "by_family": by_fam,
+                       "with_failures": sum(1 for e in errors if family_of(e.program) == fam),
+                       "given_up": sum(1 for e in errors if family_of(e.program) == fam and e.unchecked)}
+    return {"reference": "arc_agi_1:evaluation + arc_agi_2:evaluation", "reference_tasks": len(refs),
+            "programs_done": len(done), "programs_total": total, "complete": len(done) == total,
+            "cost": timed.cost(), "by_family": by_fam,
             "programs_solving": len(solving), "eval_tasks_solved": len({e for v in solving.values() for e in v}),
             "solving": solving,
             "errors": [{"program": f"{e.program.source}:{e.program.path}", "error": e.error,
-                        "failures": e.failures, "unchecked": e.unchecked} for e in res.errors]}
+                        "failures": e.failures, "unchecked": e.unchecked} for e in errors]}
 
 
 def save(results: dict) -> None:
+    """Merge this run's parts into the JSON (parts may run in separate processes, side by side)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    tmp = OUT_JSON.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    merged = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else {}
+    merged.update(results)
+    tmp = OUT_JSON.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(merged, indent=1) + "\n")
     tmp.replace(OUT_JSON)
 
 
@@ -153,18 +216,20 @@ def main() -> None:
     ap.add_argument("--parts", default="own,eval,warm")
     ap.add_argument("--cache", type=Path, default=None, help="rule cache folder (default: a fresh one)")
     ap.add_argument("--build-reps", type=int, default=3)
+    ap.add_argument("--limit", type=int, default=None, help="programs per family (a quick look)")
     args = ap.parse_args()
+    global LIMIT
+    LIMIT = args.limit
     WORK.mkdir(exist_ok=True)
     cache = args.cache or Path(tempfile.mkdtemp(prefix="rules_", dir=WORK))
-    results = json.loads(OUT_JSON.read_text()) if OUT_JSON.is_file() else {}
+    fetched(cache / "home")
+    results: dict = {}
     results["machine"] = {"cpus": os.cpu_count(), "note": "shared machine; load average in each part's cost"}
     parts = args.parts.split(",")
-    if "own" in parts:
-        results["own"] = part_own(cache / "own", args.workers)
-        save(results)
     if "eval" in parts:
-        results["eval"] = part_eval(cache / "eval", args.workers)
-        save(results)
+        part_eval(cache / "eval", args.workers, results)
+    if "own" in parts:
+        part_own(cache / "own", args.workers, results)
     if "warm" in parts:
         from bench_rules_warm import part_warm
 

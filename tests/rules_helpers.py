@@ -27,3 +27,26 @@ def local_program(folder: Path, name: str, code: str, *, function: str = "main",
     (folder / f"{name}.py").write_text(code)
     return Program(source, "test", name, f"{name}.py:{function}", ".", name, function, grid_type, derived_from,
                    digest=f"{name}-{abs(hash(code))}")
+
+
+def fetched_checkouts(shared: Path, home: Path) -> dict[str, Path]:
+    """RE-ARC and BARC fetched from the mirror into ``home`` (digest-checked, as `arcforge fetch` leaves
+    them): programs run from a verified cache, never from the mirror itself."""
+    import os
+
+    from arcforge import paths
+    from arcforge.sources.fetch import fetch_sources
+    from arcforge.sources.manifest import load_manifests
+
+    ms = load_manifests()
+    old = os.environ.get("ARCFORGE_HOME")
+    os.environ["ARCFORGE_HOME"] = str(home)
+    try:
+        got = fetch_sources([ms["re_arc"], ms["barc"]], mirror=shared)
+        assert [r.status for r in got] == ["fetched", "fetched"], [r.error for r in got]
+        return {n: paths.source_dir(ms[n].owner, ms[n].repo_name, ms[n].commit) for n in ("re_arc", "barc")}
+    finally:
+        if old is None:
+            os.environ.pop("ARCFORGE_HOME", None)
+        else:
+            os.environ["ARCFORGE_HOME"] = old

@@ -9,20 +9,25 @@ import pytest
 
 from arcforge.build.rules import ERROR, MATCH, RuleCache, RuleConfig, check, references
 from arcforge.sources.programs import barc_seeds, barc_synthetic, catalogue, re_arc_verifiers
-from tests.rules_helpers import arc1_table, local_program
+from tests.rules_helpers import arc1_table, fetched_checkouts, local_program
 
 OWN = ["007bbfb7", "00d62c1b", "0d3d703e"]  # RE-ARC verifiers and BARC seeds of these training tasks
 OTHERS = ["017c7c7b", "05f2a901", "6150a2bd", "a416b8f3"]
 
 
 @pytest.fixture(scope="module")
-def rearc(shared_sources):
-    return shared_sources / "michaelhodel" / "re-arc"
+def checkouts(shared_sources, tmp_path_factory):
+    return fetched_checkouts(shared_sources, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="module")
-def barc(shared_sources):
-    return shared_sources / "xu3kev" / "BARC"
+def rearc(checkouts):
+    return checkouts["re_arc"]
+
+
+@pytest.fixture(scope="module")
+def barc(checkouts):
+    return checkouts["barc"]
 
 
 def test_catalogue_lists_every_upstream_program_with_its_path_lineage_and_digest(rearc, barc):

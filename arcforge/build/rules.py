@@ -9,11 +9,12 @@ evaluation answer is ever handed to upstream code.
 
 Cost control:
 
-- the first pair of every task is asked in one batch; only the tasks that agree get their next pair;
-- a call that runs out of time, out of memory or crashes the interpreter is a *failure*; a program with
-  ``max_failures`` of them is given up (the tasks it did not reach stay unchecked) and costs one ``error``
-  entry, so a hostile program (an endless loop, a memory bomb) costs at most ``max_failures`` call limits;
-  calls go in batches that start at one and double while nothing fails;
+- a batch of tasks is asked its first pair in one go; only the tasks that agree get their next pair;
+- a call that runs out of time, out of memory or crashes the interpreter is a *failure*. A program whose
+  first ``max_failures`` calls all fail is given up (the tasks it did not reach stay unchecked) and costs
+  one ``error`` entry: a hostile program (an endless loop, a memory bomb, a crash) costs ``max_failures``
+  call limits. A program that fails on some inputs only (slow on large grids) goes on, up to
+  ``max_total_failures`` failures. Calls go in batches that start at one and double while nothing fails;
 - results are cached under ``ARCFORGE_HOME/rules/`` by (program digest, reference task digest): a rebuild
   runs nothing. A failure is cached with the limits it ran under and retried under others.
 """
@@ -47,8 +48,8 @@ class RuleConfig:
 
     call_s: float = 1.0  # per call, wall and CPU
     memory_mb: int = 1024  # address space of the worker
-    max_failures: int = 3  # a program is given up after this many failed calls (time, memory, crash) ...
-    failure_share: float = 0.1  # ... when they are at least this share of its calls
+    max_failures: int = 3  # a program whose first calls all fail (time, memory, crash) is given up after these
+    max_total_failures: int = 10  # ... and any program after this many failed calls
     max_batch: int = 64  # calls between two looks at a program's failures
     unit: int = 32  # programs that share one sandbox (one interpreter start)
     workers: int = 1  # sandboxes run side by side
@@ -100,7 +101,7 @@ def references(table: pa.Table) -> list[Reference]:
     for r in table.select(["id", "source", "split", "train", "test"]).to_pylist():
         pairs = [(p["input"], p["output"]) for p in (r["train"] or []) + (r["test"] or [])]
         digest = task_digest(pairs)
-        pairs.sort(key=lambda p: len(p[0]) * len(p[0][0]) if p[0] else 0)
+        pairs.sort(key=lambda p: _cells(p[0]))
         out.append(Reference(r["id"], r["source"],
                              tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), digest))
     return out
@@ -169,20 +170,19 @@ class _ProgramRun:
         self.batch = 1
 
     def run(self, todo: list[Reference]) -> None:
-        active, pair = todo, 0
-        while active and not self.given_up:
-            agreeing: list[Reference] = []
-            i = 0
-            while i < len(active) and not self.given_up:
-                chunk = active[i : i + self.batch]
-                i += len(chunk)
-                agreeing += self._ask(chunk, pair)
-            active, pair = ([] if self.given_up else agreeing), pair + 1
+        """Batches of tasks, each batch finished (pair after pair) before the next one starts."""
+        i = 0
+        while i < len(todo) and not self.given_up:
+            active, pair = todo[i : i + self.batch], 0
+            i += len(active)
+            while active and not self.given_up:
+                active, pair = self._ask(active, pair), pair + 1
 
     @property
     def given_up(self) -> bool:
         c = self.config
-        return self.failures >= c.max_failures and self.failures >= c.failure_share * self.calls
+        return ((self.failures >= c.max_failures and self.failures == self.calls)
+                or self.failures >= c.max_total_failures)
 
     def _ask(self, chunk: list[Reference], pair: int) -> list[Reference]:
         t = _transpose if self.p.transpose else _same
@@ -206,6 +206,17 @@ class _ProgramRun:
                 self.results[r.digest] = [MISMATCH, pair, "", ""]
         self.batch = 1 if failed else min(self.config.max_batch, self.batch * 2)
         return agreeing
+
+
+def _order(p: Program, refs: list[Reference]) -> list[Reference]:
+    """The tasks a program is asked about, its declared lineage first, then smallest first input first: a
+    program that is slow on large grids and ends up given up has checked every task it could."""
+    declared = set(p.derived_from)
+    return sorted(refs, key=lambda r: (r.eval_id not in declared, _cells(r.inputs[0])))
+
+
+def _cells(grid: list) -> int:
+    return len(grid) * len(grid[0]) if grid else 0
 
 
 # --- the check ----------------------------------------------------------------------------------------------
@@ -283,7 +294,7 @@ class _Checker:
                 if self.stop.is_set():
                     return
                 run = _ProgramRun(sb, p, self.config)
-                run.run([r for r in self.refs if r.digest not in known[p]])
+                run.run(_order(p, [r for r in self.refs if r.digest not in known[p]]))
                 known[p].update(run.results)
                 self._store(p, known[p])
                 self._collect(p, known[p], run)
