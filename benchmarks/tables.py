@@ -28,6 +28,7 @@ import data_value_tables as dvt  # noqa: E402  (sibling script)
 import decon_tables  # noqa: E402  (sibling script)
 import experiments_tables as exp  # noqa: E402  (sibling script)
 import export_tables  # noqa: E402  (sibling script)
+import rules_tables  # noqa: E402  (sibling script)
 import scale_tables  # noqa: E402  (sibling script)
 
 MARK = re.compile(r"(<!-- tables:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /tables:(?P=name) -->)", re.S)
@@ -223,6 +224,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "data_value": dvt.data_value_block,
     "data_value_mix": dvt.mix_block,
     "data_value_readme": dvt.readme_block,
+    "rules": lambda: rules_tables.rules_block(RESULTS / "rules.json"),
 }
 
 
@@ -265,6 +267,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "data_value": lambda: dvt.data_value_block() + "\n\n" + dvt.mix_block(),
     "decontamination": decon_tables.disguise_block,
     "export": lambda: export_tables.export_block(RESULTS / "export.json"),
+    "rules": lambda: rules_tables.rules_block(RESULTS / "rules.json"),
     "sources": sources_block,
     "hub_jsonl": hub_jsonl_block,
     "demo": demo_block,
