@@ -66,12 +66,17 @@ def fetched(home: Path) -> None:
 def reference(*splits: tuple[str, str]):
     from arcforge.build.rules import references
 
+    return references(reference_table(*splits))
+
+
+def reference_table(*splits: tuple[str, str]) -> pa.Table:
     rows = []
     for source, split in splits:
         for f in sorted(SPLITS[(source, split)].glob("*.json")):
             d = json.loads(f.read_text())
-            rows.append({"id": f"{source}/{split}/{f.stem}", "source": source, "split": split, "train": d["train"], "test": d["test"]})
-    return references(pa.Table.from_pylist(rows))
+            rows.append({"id": f"{source}/{split}/{f.stem}", "source": source, "split": split,
+                         "train": d["train"], "test": d["test"]})
+    return pa.Table.from_pylist(rows)
 
 
 LIMIT: int | None = None  # --limit: programs per family (a quick look, not the benchmark)
@@ -202,36 +207,41 @@ def eval_summary(done, total, refs, matches, errors, timed) -> dict:
 
 
 def part_warm(cache: Path, reps: int) -> dict:
-    """``build --exclude-eval`` of every mirrored source, with the rule level (BARC's synthetic problems'
-    programs against the 520 evaluation tasks, answered by the cache the ``eval`` part left) and without it,
-    alternated; medians."""
-    import shutil
-
+    """What a rebuild pays for the rule level: the stage on the warm cache the ``eval`` part left (catalogue,
+    reference tasks, cache lookups; every program whose 520 results are cached, nothing runs), beside
+    ``build --exclude-eval`` of every mirrored source without it; medians of ``reps`` alternated runs."""
     from arcforge.build.pipeline import build
+    from arcforge.build.rules import RuleCache, RuleConfig, check, references
     from arcforge.sources.fetch import fetch_sources
     from arcforge.sources.manifest import load_manifests
 
     home = cache / "warm_home"
     os.environ["ARCFORGE_HOME"] = str(home)
-    ms = [m for m in load_manifests().values() if (SHARED / m.owner / m.repo_name).is_dir()]
-    fetch_sources(ms, mirror=SHARED)
-    if not (home / "rules").is_dir():
-        shutil.copytree(cache / "eval", home / "rules")  # the eval part's results: the same digests and limits
-    build(cache / "warm_out" / "first", exclude_eval=True)  # fills the parse cache for both arms
-    times: dict[bool, list[float]] = {False: [], True: []}
-    stats = None
+    fetch_sources([m for m in load_manifests().values() if (SHARED / m.owner / m.repo_name).is_dir()],
+                  mirror=SHARED)
+    table = reference_table(("arc_agi_1", "evaluation"), ("arc_agi_2", "evaluation"))
+    config = RuleConfig()
+    rc = RuleCache(cache / "eval", config)
+    refs = references(table)
+    warm = [p for p in programs(["re_arc", "barc_seeds", "barc_synthetic"])
+            if all(r.digest in rc.load(p) for r in refs)]
+    build(cache / "warm_out" / "first", exclude_eval=True)  # fills the parse cache
+    t_build, t_stage, calls = [], [], 0
     for i in range(reps):
-        for rules in (False, True):
-            t0 = time.perf_counter()
-            s = build(cache / "warm_out" / f"{rules}-{i}", exclude_eval=True, check_rules=rules)
-            times[rules].append(time.perf_counter() - t0)
-            stats = s if rules else stats
-    base, with_rules = statistics.median(times[False]), statistics.median(times[True])
-    return {"build_s": round(base, 3), "build_with_rules_s": round(with_rules, 3),
-            "warm_check_s": round(with_rules - base, 3), "ratio": round(with_rules / base, 4),
-            "rules": stats.rules if stats else {}, "reps": reps, "times": times,
-            "note": f"medians of {reps} alternated builds of every mirrored source with --exclude-eval; the rule "
-                    "level runs BARC's synthetic-problem programs of the kept problems, all from the cache"}
+        t0 = time.perf_counter()
+        build(cache / "warm_out" / f"b{i}", exclude_eval=True)
+        t_build.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        progs = programs(["re_arc", "barc_seeds", "barc_synthetic"])  # the catalogue, as a build reads it
+        res = check([p for p in progs if p in set(warm)], {"re_arc": REARC, "barc": BARC}, references(table),
+                    config=config, cache=rc)
+        t_stage.append(time.perf_counter() - t0)
+        calls += res.calls
+    base, stage = statistics.median(t_build), statistics.median(t_stage)
+    return {"build_s": round(base, 3), "warm_check_s": round(stage, 3), "ratio": round((base + stage) / base, 4),
+            "programs": len(warm), "calls": calls, "reps": reps, "build_times": t_build, "stage_times": t_stage,
+            "note": f"the stage alone on {len(warm)} fully cached programs x {len(refs)} evaluation tasks, beside "
+                    f"build --exclude-eval of every mirrored source; medians of {reps} alternated runs"}
 
 
 def save(results: dict) -> None:

@@ -61,7 +61,7 @@ def test_a_program_that_implements_a_reference_rule_removes_its_tasks(rules_home
     rules = read_report(tmp_path / "out", "rules").to_pylist()
     assert rules == [{"source": "barc", "program": f"synthetic_problems/{FLIP}.py:main", "derived_from": [],
                       "eval_id": FLIPPED, "pairs": 4}]
-    lineage = read_report(tmp_path / "out", "lineage").to_pylist()
+    lineage = read_report(tmp_path / "out", "rule_lineage").to_pylist()
     assert [(r["program"], r["disagreement"]) for r in lineage] == [(f"synthetic_problems/{FLIP}.py:main",
                                                                       "solves_reference")]
     kept = pl.read_parquet(tmp_path / "out" / "barc" / "synthetic_problems-*.parquet")

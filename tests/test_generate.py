@@ -133,10 +133,17 @@ def test_exclude_eval_drops_tasks_derived_from_a_reference_task(fetched, arcforg
     assert len(exc) == 3 and {r["level"] for r in exc} == {"lineage"}
     assert sorted(r["eval_ids"][0] for r in exc) == [f"arc_agi_1/training/{k}" for k in RE_ARC_KEYS]
     assert stats.dedup["excluded.lineage"] == 3
-    # without --exclude-eval, or with the default reference (the evaluation split), they stay
+    # with the default reference (the evaluation split) their lineage names no reference task: they stay,
+    # but for the rule level: verify_007bbfb7 also maps every pair of evaluation 5b6cbef5 (the same fractal
+    # rule), so the task its generator made goes, and training 007bbfb7 stays beside 5b6cbef5, reported
     kept = build(arcforge_home / "o2", sources=["arc_agi_1", "re_arc"], manifests_dir=fetched,
                  generate={"re_arc": 4}, exclude_eval=True, workers=1)
-    assert kept.tasks["re_arc"]["generated"] == 3
+    assert kept.tasks["re_arc"]["generated"] == 2 and kept.dedup["excluded.rule"] == 1
+    (rule,) = [r for r in read_report(arcforge_home / "o2", "excluded").to_pylist() if r["level"] == "rule"]
+    assert rule["id"] == "re_arc/generated/007bbfb7/0000" and rule["eval_ids"] == ["arc_agi_1/evaluation/5b6cbef5"]
+    shared = [r for r in read_report(arcforge_home / "o2", "reported").to_pylist() if r["level"] == "rule"]
+    assert [(r["id"], r["eval_ids"]) for r in shared] == [("arc_agi_1/training/007bbfb7",
+                                                          ["arc_agi_1/evaluation/5b6cbef5"])]
 
 
 def test_generate_names_a_generator_source_of_the_build(fetched, arcforge_home):

@@ -494,7 +494,7 @@ def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: p
     reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
     result.reported = pa.concat_tables([reported, stage.reported])
     result.counts.update({k: v for k, v in stage.counts.items() if v})
-    result.rules = {"rules": stage.rules, "rule_errors": stage.errors, "lineage": stage.lineage}
+    result.rules = {"rules": stage.rules, "rule_errors": stage.errors, "rule_lineage": stage.lineage}
     r = stage.result
     return {"programs": len({(p.source, p.path) for p in stage.programs}), "reference_tasks": r.references,
             "checked": r.checked, "cached": r.cached, "calls": r.calls, "seconds": round(r.seconds, 3)}

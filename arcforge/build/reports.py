@@ -9,7 +9,7 @@ They live in their own folder, as JSON Lines, so that the dataset's Parquet file
     out/reports/reported.jsonl     matches that were kept: trivial pairs, eval/eval copies (REPORTED_SCHEMA)
     out/reports/rules.jsonl        programs that implement a reference task's rule (rule_stage.RULES_SCHEMA)
     out/reports/rule_errors.jsonl  programs that failed in the sandbox (rule_stage.RULE_ERRORS_SCHEMA)
-    out/reports/lineage.jsonl      declared lineage that execution contradicts (rule_stage.LINEAGE_SCHEMA)
+    out/reports/rule_lineage.jsonl declared lineage that execution contradicts (rule_stage.LINEAGE_SCHEMA)
 
 One JSON object per line, readable by polars, duckdb, ``datasets`` and ``jq``. Readers go through
 ``scan_report`` (a polars lazy frame with the report's schema) so that queries never loop over rows in
@@ -39,7 +39,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "reported": REPORTED_SCHEMA,
     "rules": RULES_SCHEMA,
     "rule_errors": RULE_ERRORS_SCHEMA,
-    "lineage": LINEAGE_SCHEMA,
+    "rule_lineage": LINEAGE_SCHEMA,
 }
 # Paths relative to a dataset folder, in a fixed order (what the build writes and publish uploads).
 REPORT_FILES: tuple[str, ...] = tuple(f"{REPORTS_DIR}/{name}.jsonl" for name in SCHEMAS)

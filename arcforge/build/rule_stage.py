@@ -10,7 +10,7 @@ When the build holds a program-backed source (its checkout ships programs:
 - a match whose program is declared from a task of the build that is not generated (an official split:
   RE-ARC's verifier of ARC-AGI-1 training ``d`` solving evaluation ``e``) is a rule shared between official
   splits: both tasks stay, and the training task is listed in ``reports/reported.jsonl``, level ``rule``;
-- declared lineage is held against what execution found (``reports/lineage.jsonl``, ``disagreement``):
+- declared lineage is held against what execution found (``reports/rule_lineage.jsonl``, ``disagreement``):
   ``solves_reference`` (declared from a task outside the reference, or from nothing, and solves reference
   tasks), ``solves_nothing`` (declared from a reference task, solves none), ``solves_other`` (declared from
   a reference task, solves others but not it);
@@ -63,7 +63,7 @@ class RuleStage:
 
 def empty_reports() -> dict[str, pa.Table]:
     return {"rules": RULES_SCHEMA.empty_table(), "rule_errors": RULE_ERRORS_SCHEMA.empty_table(),
-            "lineage": LINEAGE_SCHEMA.empty_table()}
+            "rule_lineage": LINEAGE_SCHEMA.empty_table()}
 
 
 def build_programs(sources: Sequence[tuple[str, str, Path]]) -> tuple[list[Program], dict[str, Path]]:
@@ -116,7 +116,7 @@ def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarra
     """The rule level over ``kept`` (``is_ref`` marks its reference rows; ``reference`` holds the
     reference-only tasks of ``--eval-local``) for ``programs`` (``build_programs``; ``dirs``: each source's
     checkout). With ``made`` (the build's rows before de-duplication), only the programs that made one of
-    them are run. None when there is no program to run."""
+    them are run. None when there is no program or no reference task."""
     if made is not None:
         used = {(p.source, p.path) for ps in _generated_by(made, programs).values() for p in ps}
         programs = [p for p in programs if (p.source, p.path) in used]
@@ -129,6 +129,8 @@ def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarra
                                       reference.select(["id", "source", "split", "train", "test"])
                                       .cast(ref_table.select(["id", "source", "split", "train", "test"]).schema)])
     refs = references(ref_table)
+    if not refs:
+        return None
     res = check(programs, dirs, refs, config=config, cache=cache or RuleCache(config=config), progress=progress)
     solved: dict[tuple[str, str], list[Reference]] = defaultdict(list)
     for p, r, _ in res.matches:
