@@ -31,8 +31,10 @@ def stage_inputs(shared_sources, tmp_path_factory):
     rearc = fetched_checkouts(shared_sources, tmp_path_factory.mktemp("home"))["re_arc"]
     refs = arc1_table(shared_sources, "training", [SOLVED, TRANSPOSED])
     official = arc1_table(shared_sources, "training", [SOLVER, "007bbfb7"])
+    copy = {**_generated(SOLVER, 0), "id": f"re_arc/original_training/{SOLVER}", "split": "original_training",
+            "path": f"arc_original.zip!arc_original/training/{SOLVER}.json", "extra": "{}"}  # no program made it
     gen = pa.Table.from_pylist([_generated(SOLVER, 0), _generated(SOLVER, 1), _generated("007bbfb7", 0),
-                                _generated("noop", 0, "local"), _generated("transpose", 0, "local")],
+                                _generated("noop", 0, "local"), _generated("transpose", 0, "local"), copy],
                                schema=refs.schema)
     kept = pa.concat_tables([refs, official, gen])
     is_ref = np.array([True, True] + [False] * (official.num_rows + gen.num_rows))
@@ -66,7 +68,7 @@ def test_exclude_eval_drops_the_tasks_of_a_program_that_solves_a_reference_task(
     assert all(r["level"] == RULE_LEVEL and r["eval_sources"] == ["arc_agi_1"] and r["similarity"] == 1.0
                for r in ex)
     left = set(st.table.column("id").to_pylist())
-    assert {"re_arc/generated/007bbfb7/0000", "local/generated/noop/0000"} <= left
+    assert {"re_arc/generated/007bbfb7/0000", "local/generated/noop/0000", f"re_arc/original_training/{SOLVER}"} <= left
     assert {f"arc_agi_1/training/{k}" for k in (SOLVER, SOLVED, TRANSPOSED)} <= left  # official tasks stay
     assert st.counts[f"excluded.{RULE_LEVEL}"] == 3
 

@@ -23,7 +23,7 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -77,24 +77,26 @@ def build_programs(sources: Sequence[tuple[str, str, Path]]) -> tuple[list[Progr
     return progs, dirs
 
 
-def _row_keys(row: dict) -> set[str]:
-    """The generator keys a task may come from: the ``generator`` its ``extra`` names (``--generate``) and
-    its file's stem (``synthetic_problems/<uid>.json``)."""
-    keys = {PurePosixPath((row.get("path") or "").split("!")[-1]).stem}
+def _row_keys(row: dict) -> set[tuple[str, str]]:
+    """What made a task: ``("generator", key)`` when ``--generate`` did (its ``extra`` names the generator),
+    ``("file", path)`` for a task read from an upstream file (BARC's ``synthetic_problems/<uid>.json``)."""
+    keys = {("file", (row.get("path") or "").split("!")[-1])}
     try:
         extra = json.loads(row.get("extra") or "{}")
     except ValueError:
         extra = {}
     if isinstance(extra, dict) and isinstance(extra.get("generator"), str):
-        keys.add(extra["generator"])
-    return keys - {""}
+        keys.add(("generator", extra["generator"]))
+    return keys
 
 
 def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, list[Program]]:
-    """Row number -> the programs whose generator made that row (same source and generator key)."""
-    by_key: dict[tuple[str, str], list[Program]] = defaultdict(list)
+    """Row number -> the programs that made that row: of the same source, either its generator (the
+    program's key) or, for a program beside a data file (``made_from``), the task read from that file.
+    Other rows of the source (RE-ARC's copy of ARC-AGI-1) are made by no program."""
+    by_key: dict[tuple[str, str, str], list[Program]] = defaultdict(list)
     for p in programs:
-        by_key[(p.source, p.key)].append(p)
+        by_key[(p.source, *(("file", p.made_from) if p.made_from else ("generator", p.key)))].append(p)
     sources = sorted({p.source for p in programs})
     rows = np.flatnonzero(np.asarray(pc.is_in(table["source"], pa.array(sources, pa.string()))
                                      .to_numpy(zero_copy_only=False), dtype=bool))
@@ -103,7 +105,7 @@ def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, lis
     if not len(rows):
         return out
     for i, row in zip(rows, table.take(pa.array(rows)).select(cols).to_pylist(), strict=True):
-        hit = [p for k in sorted(_row_keys(row)) for p in by_key.get((row["source"], k), ())]
+        hit = [p for k in sorted(_row_keys(row)) for p in by_key.get((row["source"], *k), ())]
         if hit:
             out[int(i)] = hit
     return out

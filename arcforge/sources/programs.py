@@ -47,6 +47,7 @@ class Program:
     stubs: tuple[tuple[str, str], ...] = ()  # (module, upstream file) it imports from outside its folder
     transpose: bool = False  # its grids are indexed [x][y] (BARC): inputs and outputs are transposed
     preload: tuple[str, ...] = ()  # modules it imports lazily, imported when its worker starts
+    made_from: str = ""  # the upstream file of the task it made; empty: the tasks its generator makes
 
 
 def _sha(*parts: bytes) -> str:
@@ -116,9 +117,11 @@ def _barc_mains(code_dir: Path, folder: str, family: str, source: str,
         if "main" not in _functions(_tree(code_dir, rel, data)):
             continue
         where = f.parent.relative_to(code_dir).as_posix()
-        stubs = () if where == "seeds" else (("common", "seeds/common.py"),)
+        seed = where == "seeds"
         out.append(Program(source, family, f.stem, f"{rel}:main", where, f.stem, "main", "numpy",
-                           lineage(f.stem), _sha(data, common), stubs, transpose=True, preload=BARC_PRELOAD))
+                           lineage(f.stem), _sha(data, common), () if seed else (("common", "seeds/common.py"),),
+                           transpose=True, preload=BARC_PRELOAD,
+                           made_from="" if seed else f.with_suffix(".json").relative_to(code_dir).as_posix()))
     return out
 
 
