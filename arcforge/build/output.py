@@ -36,7 +36,8 @@ from arcforge.errors import BuildError
 
 OWNED_FILE = ".arcforge-build.json"
 _LEGACY_TOP = {"README.md", "provenance.json", "quarantine.parquet", "excluded.parquet", "duplicates.parquet",
-               "reported.parquet", *(f"reports/{n}.jsonl" for n in ("quarantine", "excluded", "duplicates", "reported"))}
+               "reported.parquet", *(f"reports/{n}.jsonl" for n in ("quarantine", "excluded", "duplicates", "reported",
+                                                                   "rules", "rule_errors", "rule_lineage"))}
 _LEGACY_SHARD = re.compile(r"^[^/]+/\w+(?:\.\w+)*-\d{5}-of-\d{5}\.parquet$")
 
 
