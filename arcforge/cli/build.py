@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
         generate: Annotated[list[str] | None, typer.Option(
             "--generate", help="Run the generator sources' programs: N examples per generator for every "
             "generator source, or SOURCE=N for one (repeatable).")] = None,
-        check_rules: Annotated[bool | None, typer.Option(
+        check_rules: Annotated[bool | None, Flag(
             "--check-rules/--no-check-rules", help="Run program-backed sources' programs on the evaluation "
             "tasks (level `rule`; default: when --generate runs them).")] = None,
         seed: SeedOpt = 0,
@@ -164,8 +164,10 @@ def register(app: typer.Typer) -> None:
                 out, sources=source, local=local or [], local_names=local_name or [],
                 manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
                 eval_local=eval_local or [], max_grid=max_grid, strict=strict,
-                synthetic_tasks=synthetic_tasks, synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
-                synthetic_difficulty=synthetic_difficulty.value, generate=parse_generate(generate or []), check_rules=check_rules, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
+                synthetic_tasks=synthetic_tasks,
+                synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
+                synthetic_difficulty=synthetic_difficulty.value, generate=parse_generate(generate or []),
+                check_rules=check_rules, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
                 row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
                 progress=progress,
             )
