@@ -204,3 +204,14 @@ def test_real_re_arc_generator_and_verifier_run_in_the_sandbox(shared_sources):
         again = sb.call_seeded("generators", "generate_007bbfb7", [0, 1], seed=1, grid_type="tuple")
         assert again.value == ex.value
         assert sb.call("verifiers", "verify_007bbfb7", [inp], grid_type="tuple").value == out
+
+
+def test_the_worker_writes_no_bytecode_into_the_code_folder(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "prog.py").write_text("import helper\n\ndef f(x):\n    return helper.twice(x)\n")
+    (code / "helper.py").write_text("def twice(x):\n    return 2 * x\n")
+    with Sandbox(code, modules=["prog"], limits=Limits(call_s=5.0)) as sb:
+        r = sb.call("prog", "f", [21], grid_type="list")
+    assert r.ok and r.value == 42
+    assert sorted(p.name for p in code.rglob("*")) == ["helper.py", "prog.py"]  # no __pycache__

@@ -1,7 +1,8 @@
 """Run upstream code (RE-ARC's generators, BARC's seeds) apart from arcforge, with limits.
 
-``Sandbox(code_dir, modules, limits, stubs)`` starts a worker: a fresh interpreter (``python -I``) running
-``sandbox_worker.py`` (standard library only, no arcforge import), its working directory a temporary folder,
+``Sandbox(code_dir, modules, limits, stubs)`` starts a worker: a fresh interpreter (``python -I -B``:
+isolated, and never writing bytecode into the code folder) running ``sandbox_worker.py`` (standard library
+only, no arcforge import), its working directory a temporary folder,
 its environment cleared but for ``PATH``, its address space (``RLIMIT_AS``) and CPU time (``RLIMIT_CPU``)
 limited, core dumps off, in a session of its own. Requests and replies are length-framed JSON over pipes,
 never pickle: a hostile worker can send back only data, which is checked here.
@@ -116,7 +117,7 @@ class Sandbox:
             self._tmp = tempfile.mkdtemp(prefix="arcforge-sandbox-")
         mem = self.limits.memory_mb
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-I", "-B", str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, cwd=self._tmp, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
             preexec_fn=lambda: _limit_child(mem), start_new_session=True,
         )
