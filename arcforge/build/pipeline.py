@@ -27,6 +27,7 @@ from arcforge import paths
 from arcforge.build import card, dedup, output, reports, shard_writer
 from arcforge.build.ingest import (
     LOCAL_LICENSE,
+    ParsedSource,
     SourcePlan,
     local_name,
     parse_stage,
@@ -287,6 +288,31 @@ def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, 
                            counts=counts, num_bytes=split_bytes)
 
 
+@dataclass(frozen=True)
+class _BuildOptions:
+    """``build``'s keyword arguments but ``out`` and ``progress``: what the steps below read."""
+
+    sources: list[str] | None
+    local: Sequence[Path]
+    local_names: Sequence[str]
+    manifests_dir: Path | None
+    exclude_eval: bool
+    eval_refs: list[str] | None
+    eval_local: Sequence[Path]
+    max_grid: int | None
+    strict: bool
+    synthetic_tasks: int
+    generate: Mapping[str, int] | None
+    check_rules: bool | None
+    synthetic_families: Sequence[str] | None
+    synthetic_difficulty: str
+    seed: int
+    shard_bytes: int
+    row_group_rows: int
+    use_cache: bool
+    workers: int | None
+
+
 def build(
     out: Path,
     *,
@@ -317,6 +343,27 @@ def build(
     depend on it (``arcforge.build.ingest.parse_stage``). ``check_rules``: run the programs of program-backed
     sources on the reference tasks (``arcforge.build.rule_stage``); None = when a generator source generates."""
     progress = progress or NULL_PROGRESS
+    opts = _BuildOptions(
+        sources=sources, local=local, local_names=local_names, manifests_dir=manifests_dir,
+        exclude_eval=exclude_eval, eval_refs=eval_refs, eval_local=eval_local, max_grid=max_grid, strict=strict,
+        synthetic_tasks=synthetic_tasks, generate=generate, check_rules=check_rules,
+        synthetic_families=synthetic_families, synthetic_difficulty=synthetic_difficulty, seed=seed,
+        shard_bytes=shard_bytes, row_group_rows=row_group_rows, use_cache=use_cache, workers=workers,
+    )
+    out = _resolve_out(out)
+    stats = BuildStats(out=str(out))
+    plans, eval_splits = _plan_build(opts, stats.warnings)
+    table, quarantine, reference = _parse(plans, opts, stats, progress)
+    table = _validate_and_filter(table, quarantine, eval_splits, opts, stats)
+    result = _deduplicate(table, plans, reference, eval_splits, opts, stats, progress)
+    _count_kept(result, quarantine, stats)
+    _refuse_incomplete(out, result.table, quarantine, opts.strict, stats)
+    _write(out, plans, result, quarantine, eval_splits, opts, stats, progress)
+    return stats
+
+
+def _resolve_out(out: Path) -> Path:
+    """The folder to build into (a link's target: swap the folder it points to, never the link), checked."""
     out = Path(out)
     if out.is_symlink():  # swap the folder it points to, never the link itself
         out = out.resolve()
@@ -325,47 +372,78 @@ def build(
         from arcforge.sources.fetch import recover
 
         recover()
-    if max_grid is not None and max_grid < 1:
-        raise BuildError(f"--max-grid {max_grid} must be at least 1")
-    manifests = load_manifests(manifests_dir)
-    plans = plan_sources(manifests, sources, local, local_names, synthetic_tasks, seed,
-                         synthetic_families, synthetic_difficulty)
-    apply_generate(plans, generate)
-    stats = BuildStats(out=str(out))
-    eval_splits = eval_split_set(plans, eval_refs, stats.warnings)
+    return out
 
-    _check_eval_local(plans, eval_local)
-    parsed, reference = parse_stage(plans, eval_local, use_cache=use_cache, workers=workers, progress=progress)
 
+def _plan_build(opts: _BuildOptions, warnings: list[str]) -> tuple[list[SourcePlan], set[tuple[str, str]]]:
+    """Plan the sources, what they generate and which splits are the evaluation reference."""
+    if opts.max_grid is not None and opts.max_grid < 1:
+        raise BuildError(f"--max-grid {opts.max_grid} must be at least 1")
+    manifests = load_manifests(opts.manifests_dir)
+    plans = plan_sources(manifests, opts.sources, opts.local, opts.local_names, opts.synthetic_tasks, opts.seed,
+                         opts.synthetic_families, opts.synthetic_difficulty)
+    apply_generate(plans, opts.generate)
+    eval_splits = eval_split_set(plans, opts.eval_refs, warnings)
+    _check_eval_local(plans, opts.eval_local)
+    return plans, eval_splits
+
+
+def _parse(plans: list[SourcePlan], opts: _BuildOptions, stats: BuildStats,
+           progress: Progress) -> tuple[pa.Table, list[dict], pa.Table | None]:
+    """Parse each source into a table of valid tasks; the quarantined rows and the ``--eval-local`` reference."""
+    parsed, reference = parse_stage(plans, opts.eval_local, use_cache=opts.use_cache, workers=opts.workers,
+                                    progress=progress)
     quarantine = [row for ps in parsed for row in ps.quarantine]
     for ps in parsed:
-        if ps.found:
-            stats.found[ps.name] = dict(ps.found)
-        stats.files_read += ps.files
-        if ps.from_cache:
-            stats.cached_sources.append(ps.name)
-        if ps.generated:
-            stats.generated[ps.name] = dict(ps.generated)
-            if ps.generated.get("short"):
-                stats.warnings.append(f"{ps.name}: {ps.generated['short']} example(s) short of --generate "
-                                      f"(a generator failed {GIVE_UP_NOTE})")
-        for reason, n in ps.skipped.items():
-            stats.skipped[reason] = stats.skipped.get(reason, 0) + n
+        _record_parsed(ps, stats)
     table = pa.concat_tables([ps.table for ps in parsed]) if parsed else TASK_SCHEMA.empty_table()
-    if eval_refs:  # a reference the user named but that holds no task protects nothing
+    return table, quarantine, reference
+
+
+def _record_parsed(ps: ParsedSource, stats: BuildStats) -> None:
+    """Add one parsed source's counts (found, files, cache, generated, skipped) to ``stats``."""
+    if ps.found:
+        stats.found[ps.name] = dict(ps.found)
+    stats.files_read += ps.files
+    if ps.from_cache:
+        stats.cached_sources.append(ps.name)
+    if ps.generated:
+        stats.generated[ps.name] = dict(ps.generated)
+        if ps.generated.get("short"):
+            stats.warnings.append(f"{ps.name}: {ps.generated['short']} example(s) short of --generate "
+                                  f"(a generator failed {GIVE_UP_NOTE})")
+    for reason, n in ps.skipped.items():
+        stats.skipped[reason] = stats.skipped.get(reason, 0) + n
+
+
+def _validate_and_filter(table: pa.Table, quarantine: list[dict], eval_splits: set[tuple[str, str]],
+                         opts: _BuildOptions, stats: BuildStats) -> pa.Table:
+    """Warn of an empty ``--eval`` reference; drop (and quarantine) tasks over ``--max-grid``."""
+    if opts.eval_refs:  # a reference the user named but that holds no task protects nothing
         stats.warnings += [f"--eval {name}:{split}: no task in that split, nothing is compared against it"
                            for name, split in sorted(eval_splits) if not stats.found.get(name, {}).get(split)]
-    if max_grid is not None:
-        table, oversize = _drop_oversize(table, max_grid)
+    if opts.max_grid is not None:
+        table, oversize = _drop_oversize(table, opts.max_grid)
         quarantine += oversize
         stats.oversize_dropped = len(oversize)
+    return table
 
+
+def _deduplicate(table: pa.Table, plans: list[SourcePlan], reference: pa.Table | None,
+                 eval_splits: set[tuple[str, str]], opts: _BuildOptions, stats: BuildStats,
+                 progress: Progress) -> dedup.DedupResult:
+    """Decontaminate and deduplicate (``dedup.run_dedup``), then run the rule level over what is kept."""
     result = dedup.run_dedup(
-        table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=exclude_eval,
-        priority=[p.name for p in plans], workers=resolve_workers(workers),
+        table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=opts.exclude_eval,
+        priority=[p.name for p in plans], workers=resolve_workers(opts.workers),
     )
-    stats.rules = _rule_level(result, plans, table, reference, eval_splits, exclude_eval=exclude_eval,
-                              check_rules=check_rules, workers=resolve_workers(workers), progress=progress)
+    stats.rules = _rule_level(result, plans, table, reference, eval_splits, exclude_eval=opts.exclude_eval,
+                              check_rules=opts.check_rules, workers=resolve_workers(opts.workers), progress=progress)
+    return result
+
+
+def _count_kept(result: dedup.DedupResult, quarantine: list[dict], stats: BuildStats) -> None:
+    """Count the kept tasks (and those over 30), the dedup outcome and the quarantine into ``stats``."""
     kept = result.table
     stats.tasks = _nested_counts(kept)
     stats.over_30 = _nested_counts(kept, task_max_side(kept) > MAX_GRID_SIDE)
@@ -375,6 +453,9 @@ def build(
     stats.quarantined = dict(sorted(q_reasons.items()))
     stats.quarantined_by_source = dict(sorted(Counter(r["source"] for r in quarantine).items()))
 
+
+def _refuse_incomplete(out: Path, kept: pa.Table, quarantine: list[dict], strict: bool, stats: BuildStats) -> None:
+    """Leave ``out`` unchanged when no task is left, or with ``--strict`` when a task was quarantined."""
     if kept.num_rows == 0:
         raise _nothing_to_write(out, stats)
     errors = [r for r in quarantine if r["reason"] != OVERSIZE]
@@ -383,27 +464,45 @@ def build(
         raise BuildError(f"--strict: {len(errors)} task(s) quarantined, {out} left unchanged. First: {first}",
                          hint="run without --strict and look at reports/quarantine.jsonl")
 
+
+def _write(out: Path, plans: list[SourcePlan], result: dedup.DedupResult, quarantine: list[dict],
+           eval_splits: set[tuple[str, str]], opts: _BuildOptions, stats: BuildStats, progress: Progress) -> None:
+    """Write shards, reports, the dataset card and provenance into a temp folder and swap it in for ``out``."""
+    kept = result.table
     nbytes = _split_bytes(kept)
-    infos = [_source_info(p, stats.tasks.get(p.name, {}), nbytes) for p in plans]
-    options = {k: v for k, v in (("max_grid", max_grid), ("exclude_eval", exclude_eval)) if v}
-    card_data = card.CardData(infos, stats.quarantined, stats.dedup, sum(stats.skipped.values()), options)
+    card_data = _card_data(plans, stats, nbytes, opts)
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
-    synth = [p for p in plans if p.kind == SYNTHETIC]
-    prov_options = {
-        "sources": [p.name for p in plans], "local": [p.name for p in plans if p.kind == "local"],
-        "exclude_eval": exclude_eval, "eval_refs": eval_refs,
-        "eval_splits": sorted(f"{a}:{b}" for a, b in eval_splits),
-        "eval_local": [reference_name(Path(x)) for x in eval_local],  # names: no local path is uploaded
-        "max_grid": max_grid, "synthetic_tasks": synthetic_tasks,
-        "synthetic_families": synth[0].synthetic_families if synth else None,
-        "synthetic_difficulty": synth[0].synthetic_difficulty if synth else None,
-        "seed": seed, "generate": dict(sorted((generate or {}).items())), "shard_bytes": shard_bytes, "row_group_rows": row_group_rows,
-    }
+    prov_options = _provenance_options(plans, eval_splits, opts)
     prov_sources = [_provenance_entry(p) for p in plans]
     stats.outputs, notes = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
-                                      shard_bytes, row_group_rows, progress, (prov_sources, prov_options), nbytes)
+                                             opts.shard_bytes, opts.row_group_rows, progress,
+                                             (prov_sources, prov_options), nbytes)
     stats.warnings += notes
-    return stats
+
+
+def _card_data(plans: list[SourcePlan], stats: BuildStats, nbytes: dict[tuple[str, str], int],
+               opts: _BuildOptions) -> card.CardData:
+    """What the dataset card says: each source's tasks and bytes, the quarantine, dedup and the options."""
+    infos = [_source_info(p, stats.tasks.get(p.name, {}), nbytes) for p in plans]
+    options = {k: v for k, v in (("max_grid", opts.max_grid), ("exclude_eval", opts.exclude_eval)) if v}
+    return card.CardData(infos, stats.quarantined, stats.dedup, sum(stats.skipped.values()), options)
+
+
+def _provenance_options(plans: list[SourcePlan], eval_splits: set[tuple[str, str]],
+                        opts: _BuildOptions) -> dict[str, Any]:
+    """The build's options in provenance.json (``--eval-local`` folders by name: no local path is uploaded)."""
+    synth = [p for p in plans if p.kind == SYNTHETIC]
+    return {
+        "sources": [p.name for p in plans], "local": [p.name for p in plans if p.kind == "local"],
+        "exclude_eval": opts.exclude_eval, "eval_refs": opts.eval_refs,
+        "eval_splits": sorted(f"{a}:{b}" for a, b in eval_splits),
+        "eval_local": [reference_name(Path(x)) for x in opts.eval_local],  # names: no local path is uploaded
+        "max_grid": opts.max_grid, "synthetic_tasks": opts.synthetic_tasks,
+        "synthetic_families": synth[0].synthetic_families if synth else None,
+        "synthetic_difficulty": synth[0].synthetic_difficulty if synth else None,
+        "seed": opts.seed, "generate": dict(sorted((opts.generate or {}).items())),
+        "shard_bytes": opts.shard_bytes, "row_group_rows": opts.row_group_rows,
+    }
 
 
 def _nothing_to_write(out: Path, stats: BuildStats) -> BuildError:
