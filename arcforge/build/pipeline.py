@@ -107,6 +107,20 @@ def plan_sources(
     """Decide what to build, in priority order (see the module docstring)."""
     names = list(dict.fromkeys(sources)) if sources is not None else None
     want_synth = synthetic_tasks > 0 or (names is not None and SYNTHETIC in names)
+    plans = _manifest_plans(manifests, names)
+    plans += _local_plans(local, local_names)
+    if want_synth:
+        plans.append(_synthetic_plan(synthetic_tasks, seed, synthetic_families, synthetic_difficulty))
+    _check_plan_names(plans, manifests)
+    if not plans:
+        raise BuildError("nothing to build: no source is fetched and no --local folder was given",
+                         hint="arcforge fetch --all (offline: --mirror DIR); or build from your own tasks "
+                         "with --local PATH, or from generated ones with --source synthetic")
+    return plans
+
+
+def _manifest_plans(manifests: dict[str, Manifest], names: list[str] | None) -> list[SourcePlan]:
+    """The named manifest sources (None: every fetched one), evaluation sources first, each one fetched."""
     if names is None:
         chosen = [m for m in manifests.values() if _is_cached(m)]
     else:
@@ -119,8 +133,14 @@ def plan_sources(
                              hint=f"arcforge fetch {m.name}")
         plans.append(_manifest_plan(m, root))
     plans.sort(key=lambda p: (not (p.manifest and p.manifest.is_eval), p.name))
+    return plans
+
+
+def _local_plans(local: Sequence[Path], local_names: Sequence[str]) -> list[SourcePlan]:
+    """One source per ``--local`` folder, named by ``--local-name`` or after the folder."""
     if len(local_names) > len(local):
         raise BuildError("more --local-name values than --local folders")
+    plans = []
     for i, folder in enumerate(local):
         folder = Path(folder)
         if not folder.is_dir():
@@ -131,16 +151,25 @@ def plan_sources(
                              hint="use a lowercase letter followed by lowercase letters, digits or '_' "
                                   "(it names the shard folder and the dataset config)")
         plans.append(SourcePlan(name, "local", root=folder, license=LOCAL_LICENSE))
-    if want_synth:
-        from arcforge.synthetic import LICENSE, resolve_families
+    return plans
 
-        if synthetic_difficulty not in DIFFICULTIES:
-            raise BuildError(f"unknown synthetic difficulty {synthetic_difficulty!r}",
-                             hint=f"choose from {', '.join(DIFFICULTIES)}")
-        fams = resolve_families(synthetic_families)
-        plans.append(SourcePlan(SYNTHETIC, "synthetic", license=LICENSE,
-                                synthetic_n=synthetic_tasks or DEFAULT_SYNTHETIC_TASKS, seed=seed,
-                                synthetic_families=fams, synthetic_difficulty=synthetic_difficulty))
+
+def _synthetic_plan(synthetic_tasks: int, seed: int, synthetic_families: Sequence[str] | None,
+                    synthetic_difficulty: str) -> SourcePlan:
+    """The ``synthetic`` source: its families and difficulty checked."""
+    from arcforge.synthetic import LICENSE, resolve_families
+
+    if synthetic_difficulty not in DIFFICULTIES:
+        raise BuildError(f"unknown synthetic difficulty {synthetic_difficulty!r}",
+                         hint=f"choose from {', '.join(DIFFICULTIES)}")
+    fams = resolve_families(synthetic_families)
+    return SourcePlan(SYNTHETIC, "synthetic", license=LICENSE,
+                      synthetic_n=synthetic_tasks or DEFAULT_SYNTHETIC_TASKS, seed=seed,
+                      synthetic_families=fams, synthetic_difficulty=synthetic_difficulty)
+
+
+def _check_plan_names(plans: Sequence[SourcePlan], manifests: dict[str, Manifest]) -> None:
+    """Refuse a source name used twice, or that of the dataset's reports folder."""
     seen: set[str] = set()
     for p in plans:
         if p.name in seen or (p.kind != "manifest" and p.name in manifests):
@@ -149,11 +178,6 @@ def plan_sources(
             raise BuildError(f"source name {p.name!r} is the dataset's reports folder",
                              hint="pick another with --local-name")
         seen.add(p.name)
-    if not plans:
-        raise BuildError("nothing to build: no source is fetched and no --local folder was given",
-                         hint="arcforge fetch --all (offline: --mirror DIR); or build from your own tasks "
-                         "with --local PATH, or from generated ones with --source synthetic")
-    return plans
 
 
 ALL_GENERATORS = "*"  # ``--generate N``: every generator source of the build
@@ -209,25 +233,36 @@ def eval_split_set(plans: Sequence[SourcePlan], eval_refs: Sequence[str] | None,
     by_name = {p.name: p for p in plans}
     out = set()
     for ref in eval_refs:
-        name, _, split = ref.partition(":")
-        p = by_name.get(name)
-        if p is None:
-            raise BuildError(f"--eval {ref}: source {name!r} is not part of this build",
-                             hint=f"add --source {name}")
-        if split and not SPLIT_RE.match(split):
-            raise BuildError(f"--eval {ref}: {split!r} is not a valid split name")
-        role_splits = list(p.manifest.eval_splits) if p.manifest else [EVAL_SPLIT]
-        if not split and not role_splits:
-            raise BuildError(f"--eval {ref}: source {name!r} has no evaluation split",
-                             hint=f"name one: --eval {name}:SPLIT (one of {', '.join(p.manifest.splits)})")
-        if split and p.manifest and split not in p.manifest.splits:
-            raise BuildError(f"--eval {ref}: source {name!r} has no split {split!r}",
-                             hint=f"one of {', '.join(p.manifest.splits)}")
-        if split and split not in role_splits and warnings is not None:
-            warnings.append(f"--eval {ref}: {split!r} is not an evaluation split; its tasks are the reference "
-                            "and their copies in other sources are excluded")
-        out |= {(name, s) for s in ([split] if split else role_splits)}
+        out |= _eval_ref_splits(ref, by_name, warnings)
     return out
+
+
+def _eval_ref_splits(ref: str, by_name: Mapping[str, SourcePlan],
+                     warnings: list[str] | None) -> set[tuple[str, str]]:
+    """The ``(source, split)`` one ``--eval SOURCE[:SPLIT]`` names, checked against the build's sources."""
+    name, _, split = ref.partition(":")
+    p = by_name.get(name)
+    if p is None:
+        raise BuildError(f"--eval {ref}: source {name!r} is not part of this build",
+                         hint=f"add --source {name}")
+    if split and not SPLIT_RE.match(split):
+        raise BuildError(f"--eval {ref}: {split!r} is not a valid split name")
+    role_splits = list(p.manifest.eval_splits) if p.manifest else [EVAL_SPLIT]
+    _check_eval_split(ref, p, split, role_splits)
+    if split and split not in role_splits and warnings is not None:
+        warnings.append(f"--eval {ref}: {split!r} is not an evaluation split; its tasks are the reference "
+                        "and their copies in other sources are excluded")
+    return {(name, s) for s in ([split] if split else role_splits)}
+
+
+def _check_eval_split(ref: str, p: SourcePlan, split: str, role_splits: list[str]) -> None:
+    """Refuse a bare ``--eval SOURCE`` without an evaluation split, or a split the source does not have."""
+    if not split and not role_splits:
+        raise BuildError(f"--eval {ref}: source {p.name!r} has no evaluation split",
+                         hint=f"name one: --eval {p.name}:SPLIT (one of {', '.join(p.manifest.splits)})")
+    if split and p.manifest and split not in p.manifest.splits:
+        raise BuildError(f"--eval {ref}: source {p.name!r} has no split {split!r}",
+                         hint=f"one of {', '.join(p.manifest.splits)}")
 
 
 # --- the pipeline ----------------------------------------------------------------------------------------
