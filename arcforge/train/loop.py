@@ -21,6 +21,7 @@ import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -415,163 +416,262 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
             local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
             torch.set_num_threads(cfg.threads or max(1, choose_threads(0) // max(1, local)))
         try:
-            return _train(run_cfg, run, rank, world, main, device, loaded, owns_group, progress, on_log, on_step)
+            return _train(run_cfg, run, _Ranks(rank, world, main, owns_group), device, loaded, progress,
+                          on_log, on_step)
         finally:
             torch.set_num_threads(threads_before)
 
 
-def _train(run_cfg: RunConfig, run: Path, rank: int, world: int, main: bool, device: torch.device,
-           loaded: ckpt.Loaded | None, owns_group: bool, progress: Progress,
-           on_log: Callable[[dict], None] | None, on_step: Callable[[dict], None] | None) -> dict:
-    model_cfg, data_cfg, cfg = run_cfg.model, run_cfg.data, run_cfg.train
+@dataclass
+class _Ranks:
+    """This process's place in the run: its rank, the world size, whether it is rank 0, and whether
+    the run created (and so tears down) the process group."""
+
+    rank: int
+    world: int
+    main: bool
+    owns_group: bool
+
+
+@dataclass
+class _RunState:
+    """What one run's steps share: the trainer, the data stream's committed position, the logs and the
+    latest checkpoint and eval."""
+
+    run_cfg: RunConfig
+    run: Path
+    ranks: _Ranks
+    tr: Trainer
+    progress: Progress
+    on_log: Callable[[dict], None] | None
+    on_step: Callable[[dict], None] | None
+    positions: dict[int, DataPosition]
+    batches_done: int
+    n_workers: int
+    loader: DataLoader
+    writer: object | None
+    config: dict
+    history: list[dict] = field(default_factory=list)
+    eval_tasks: list | None = None
+    last_eval: dict | None = None
+    stats: tuple = (0, 0, 0, 0)
+    nan_streak: int = 0
+    saved: Path | None = None
+    saved_step: int = -1
+    t0: float = 0.0
+    tok0: int = 0
+    step0: int = 0
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.run / "metrics.jsonl"
+
+    def log(self, rec: dict) -> None:
+        """Append ``rec`` to metrics.jsonl (and TensorBoard, and ``on_log``) on rank 0."""
+        if not self.ranks.main:
+            return
+        with self.metrics_path.open("a") as f:
+            f.write(json.dumps(rec, sort_keys=True) + "\n")
+        if self.writer is not None:
+            for k, v in rec.items():
+                if k != "step" and isinstance(v, int | float) and not isinstance(v, bool):
+                    self.writer.add_scalar(k, v, rec["step"])
+        if self.on_log is not None:
+            self.on_log(rec)
+
+    def save(self) -> Path | None:
+        """Checkpoint the completed steps (every rank gathers; rank 0 writes and returns the folder)."""
+        # positions and batches_done only ever hold what the completed steps consumed
+        tr, world = self.tr, self.ranks.world
+        all_pos = _gather({w: (p.epoch, p.chunk, p.row) for w, p in self.positions.items()}, world)
+        state = {**tr.state(), "data": {"positions": all_pos, "batches": self.batches_done, "world": world,
+                                        "num_workers": self.n_workers}}
+        if not self.ranks.main:
+            return None
+        weights = {k: v for k, v in tr.model.state_dict().items()}
+        return ckpt.save_checkpoint(self.run, tr.step_no, weights, state, self.config,
+                                    keep=self.run_cfg.train.keep_checkpoints)
+
+    def run_eval(self) -> dict | None:
+        """Evaluate on the eval split's first tasks (rank 0 only); the logged record, or None."""
+        data_cfg, cfg = self.run_cfg.data, self.run_cfg.train
+        if not self.ranks.main or cfg.eval_tasks == 0:
+            return None
+        if self.eval_tasks is None:
+            self.eval_tasks = [] if not has_split(data_cfg, cfg.eval_split) else list(islice(
+                read_tasks(Path(data_cfg.root), sources=data_cfg.sources, splits=[cfg.eval_split]), cfg.eval_tasks))
+        if not self.eval_tasks:
+            return None
+        res = evaluate_tasks(self.tr.model, self.eval_tasks, seq_len=data_cfg.seq_len, device=self.tr.device,
+                             votes=cfg.eval_votes)
+        rec = {"step": self.tr.step_no, **{f"eval/{k}": v for k, v in res.metrics.items()}}
+        self.log(rec)
+        return rec
+
+    def stop_requested(self, flag: bool) -> bool:
+        """Whether any rank asked to stop (every rank stops at the same step)."""
+        if self.ranks.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=self.tr.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)  # every rank stops at the same step
+        return bool(t.item())
+
+
+def _train(run_cfg: RunConfig, run: Path, ranks: _Ranks, device: torch.device, loaded: ckpt.Loaded | None,
+           progress: Progress, on_log: Callable[[dict], None] | None,
+           on_step: Callable[[dict], None] | None) -> dict:
+    st = _setup_run(run_cfg, run, ranks, device, loaded, progress, on_log, on_step)
+    _start_clock(st, loaded)
+    it = iter(st.loader)
+    _run_steps(st, it)
+    return _finish_run(st, loaded)
+
+
+def _setup_run(run_cfg: RunConfig, run: Path, ranks: _Ranks, device: torch.device, loaded: ckpt.Loaded | None,
+               progress: Progress, on_log: Callable[[dict], None] | None,
+               on_step: Callable[[dict], None] | None) -> _RunState:
+    """Build the trainer (restored from ``loaded`` if resuming), prepare the run folder and open the data."""
+    model_cfg, cfg = run_cfg.model, run_cfg.train
     tr = Trainer(model_cfg, cfg, device=device)
     positions: dict[int, DataPosition] = {}
     batches_done = 0
     if loaded is not None:
-        tr.load_state(loaded.weights, loaded.state, loaded.path)
-        data_state = _data_state(loaded)
-        if data_state["world"] != world or data_state["num_workers"] != max(1, cfg.num_workers):
-            raise TrainError(f"{run}: checkpoint was written with world_size={data_state['world']}, "
-                             f"num_workers={data_state['num_workers']}; this run has {world}, {cfg.num_workers}",
-                             hint="resume with the same number of processes and --workers")
-        try:
-            positions = {int(w): DataPosition(*map(int, p)) for w, p in data_state["positions"][rank].items()}
-        except (TypeError, ValueError, IndexError):
-            raise TrainError(f"{loaded.path}: damaged checkpoint (its data position is malformed)") from None
-        batches_done = int(data_state["batches"])
-    metrics_path = run / "metrics.jsonl"
-    if main:
+        positions, batches_done = _resume_trainer(tr, loaded, run, ranks, cfg)
+    if ranks.main:
         run.mkdir(parents=True, exist_ok=True)
-        _trim_metrics(metrics_path, tr.step_no)
+        _trim_metrics(run / "metrics.jsonl", tr.step_no)
         write_toml_atomic(run / ckpt.RUN_TOML, run_cfg.to_dict())
+    n_workers = max(1, cfg.num_workers)
+    loader = _open_loader(run_cfg.data, cfg, tr, positions, batches_done % n_workers)
+    writer = SummaryWriter(str(run / "tb")) if (ranks.main and cfg.tensorboard and SummaryWriter) else None
+    config = {**run_cfg.to_dict(), "arcforge": __version__, "params": n_params(model_cfg)}
+    return _RunState(run_cfg=run_cfg, run=run, ranks=ranks, tr=tr, progress=progress, on_log=on_log,
+                     on_step=on_step, positions=positions, batches_done=batches_done, n_workers=n_workers,
+                     loader=loader, writer=writer, config=config)
+
+
+def _resume_trainer(tr: Trainer, loaded: ckpt.Loaded, run: Path, ranks: _Ranks,
+                    cfg: TrainConfig) -> tuple[dict[int, DataPosition], int]:
+    """Restore the trainer from ``loaded``; this rank's saved data positions and the batches consumed."""
+    tr.load_state(loaded.weights, loaded.state, loaded.path)
+    data_state = _data_state(loaded)
+    world = ranks.world
+    if data_state["world"] != world or data_state["num_workers"] != max(1, cfg.num_workers):
+        raise TrainError(f"{run}: checkpoint was written with world_size={data_state['world']}, "
+                         f"num_workers={data_state['num_workers']}; this run has {world}, {cfg.num_workers}",
+                         hint="resume with the same number of processes and --workers")
+    try:
+        positions = {int(w): DataPosition(*map(int, p)) for w, p in data_state["positions"][ranks.rank].items()}
+    except (TypeError, ValueError, IndexError):
+        raise TrainError(f"{loaded.path}: damaged checkpoint (its data position is malformed)") from None
+    return positions, int(data_state["batches"])
+
+
+def _open_loader(data_cfg: DataConfig, cfg: TrainConfig, tr: Trainer, positions: dict[int, DataPosition],
+                 first_worker: int) -> DataLoader:
+    """The packed-batch loader, resuming at ``positions``; the data selection is checked first."""
     n_workers = max(1, cfg.num_workers)
     # the selection exists and opens, checked here, before any loader worker (its errors come back wrapped)
     next(iter_batches(Path(data_cfg.root), sources=data_cfg.sources, splits=data_cfg.splits, batch_size=1), None)
-    ds = PackedBatches(data_cfg, num_workers=n_workers, positions=positions,
-                       first_worker=batches_done % n_workers)
-    loader = DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, worker_init_fn=_ignore_sigint,
-                        pin_memory=tr.device.type == "cuda", persistent_workers=False)
-    writer = SummaryWriter(str(run / "tb")) if (main and cfg.tensorboard and SummaryWriter) else None
-    history: list[dict] = []
-    eval_tasks = None
-    config = {**run_cfg.to_dict(), "arcforge": __version__, "params": n_params(model_cfg)}
+    ds = PackedBatches(data_cfg, num_workers=n_workers, positions=positions, first_worker=first_worker)
+    return DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, worker_init_fn=_ignore_sigint,
+                      pin_memory=tr.device.type == "cuda", persistent_workers=False)
 
-    def log(rec: dict) -> None:
-        if not main:
-            return
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(rec, sort_keys=True) + "\n")
-        if writer is not None:
-            for k, v in rec.items():
-                if k != "step" and isinstance(v, int | float) and not isinstance(v, bool):
-                    writer.add_scalar(k, v, rec["step"])
-        if on_log is not None:
-            on_log(rec)
 
-    def save() -> Path | None:
-        # positions and batches_done only ever hold what the completed steps consumed
-        all_pos = _gather({w: (p.epoch, p.chunk, p.row) for w, p in positions.items()}, world)
-        state = {**tr.state(), "data": {"positions": all_pos, "batches": batches_done, "world": world,
-                                        "num_workers": n_workers}}
-        if not main:
-            return None
-        weights = {k: v for k, v in tr.model.state_dict().items()}
-        return ckpt.save_checkpoint(run, tr.step_no, weights, state, config, keep=cfg.keep_checkpoints)
+def _start_clock(st: _RunState, loaded: ckpt.Loaded | None) -> None:
+    """Start the progress bar and the throughput clock; the resumed checkpoint counts as saved."""
+    cfg, tr = st.run_cfg.train, st.tr
+    st.progress.start("train", "train", total=cfg.max_steps)
+    st.progress.update("train", completed=tr.step_no)
+    st.t0 = time.perf_counter()
+    st.tok0 = tr.tokens_seen
+    st.step0 = tr.step_no
+    st.saved = loaded.path if loaded is not None else None
+    st.saved_step = tr.step_no if loaded is not None else -1
 
-    def run_eval() -> dict | None:
-        nonlocal eval_tasks
-        if not main or cfg.eval_tasks == 0:
-            return None
-        if eval_tasks is None:
-            eval_tasks = [] if not has_split(data_cfg, cfg.eval_split) else list(islice(
-                read_tasks(Path(data_cfg.root), sources=data_cfg.sources, splits=[cfg.eval_split]), cfg.eval_tasks))
-        if not eval_tasks:
-            return None
-        res = evaluate_tasks(tr.model, eval_tasks, seq_len=data_cfg.seq_len, device=tr.device,
-                             votes=cfg.eval_votes)
-        rec = {"step": tr.step_no, **{f"eval/{k}": v for k, v in res.metrics.items()}}
-        log(rec)
-        return rec
 
-    def stop_requested(flag: bool) -> bool:
-        if world == 1:
-            return flag
-        t = torch.tensor([float(flag)], device=tr.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)  # every rank stops at the same step
-        return bool(t.item())
-
-    progress.start("train", "train", total=cfg.max_steps)
-    progress.update("train", completed=tr.step_no)
-    t0 = time.perf_counter()
-    tok0 = tr.tokens_seen
-    step0 = tr.step_no
-    last_eval: dict | None = None
-    stats = (0, 0, 0, 0)
-    it = iter(loader)
-    nan_streak = 0
-    saved: Path | None = loaded.path if loaded is not None else None
-    saved_step = tr.step_no if loaded is not None else -1
+def _run_steps(st: _RunState, it: object) -> None:
+    """The step loop; on Ctrl-C it saves the completed steps and raises ``TrainInterrupted``."""
     with _Interrupts() as interrupts:
         try:
-            while tr.step_no < cfg.max_steps:
-                micro, new_pos = [], dict(positions)
-                for _ in range(cfg.grad_accum):
-                    b = next(it)  # an arcforge error from a loader worker keeps its one line (errors.py)
-                    new_pos[b["worker"]] = DataPosition(*b["position"])
-                    stats = b["stats"]
-                    micro.append(b)
-                rec = tr.step(micro)
-                nan_streak = 0 if math.isfinite(rec["loss"]) else nan_streak + 1
-                if nan_streak >= NAN_PATIENCE or (nan_streak and tr.step_no >= cfg.max_steps):
-                    raise TrainError(f"{run}: the loss is {rec['loss']} at step {tr.step_no} ({nan_streak} "
-                                     "step(s) in a row): the run diverged, its steps were skipped",
-                                     hint="lower --lr, or --resume from an earlier checkpoint")
-                positions.update(new_pos)  # committed only once the step is done
-                batches_done += len(micro)
-                history.append(rec)
-                progress.advance("train")
-                dt = time.perf_counter() - t0
-                done = tr.step_no - step0
-                rec = {**rec, "tokens_per_s": (tr.tokens_seen - tok0) / max(dt, 1e-9), "tokens": tr.tokens_seen,
-                       "elapsed_s": dt, "s_per_step": dt / max(1, done),
-                       "eta_s": dt / max(1, done) * (cfg.max_steps - tr.step_no)}
-                if main and on_step is not None:
-                    on_step({**rec, "max_steps": cfg.max_steps})
-                if tr.step_no % cfg.log_every == 0 or tr.step_no == cfg.max_steps:
-                    log(rec)
-                if cfg.eval_every and tr.step_no % cfg.eval_every == 0 and tr.step_no < cfg.max_steps:
-                    last_eval = run_eval() or last_eval
-                    if world > 1:
-                        dist.barrier()
-                if cfg.ckpt_every and tr.step_no % cfg.ckpt_every == 0:
-                    saved, saved_step = save(), tr.step_no
-                if stop_requested(interrupts.requested) and tr.step_no < cfg.max_steps:
-                    raise KeyboardInterrupt
+            while st.tr.step_no < st.run_cfg.train.max_steps:
+                rec = _train_step(st, it)
+                _after_step(st, rec, interrupts)
         except BaseException as e:
             if not isinstance(e, KeyboardInterrupt) and not interrupts.requested:
                 raise
-            if saved_step != tr.step_no:  # only what the completed steps consumed is saved
-                saved = save()
-            progress.finish("train")
-            raise TrainInterrupted(saved) from None
+            if st.saved_step != st.tr.step_no:  # only what the completed steps consumed is saved
+                st.saved = st.save()
+            st.progress.finish("train")
+            raise TrainInterrupted(st.saved) from None
         finally:
             _close_loader(it)  # its workers stop now, while Ctrl-C is still ours (not in a late __del__)
-            if writer is not None:
-                writer.flush()
-    if saved_step != tr.step_no:
-        saved = save()
-    progress.finish("train")
-    last_eval = run_eval() or last_eval
-    if writer is not None:
-        writer.close()
+            if st.writer is not None:
+                st.writer.flush()
+
+
+def _train_step(st: _RunState, it: object) -> dict:
+    """One optimizer step over ``grad_accum`` micro-batches; commits the data position, returns its record."""
+    cfg, tr = st.run_cfg.train, st.tr
+    micro, new_pos = [], dict(st.positions)
+    for _ in range(cfg.grad_accum):
+        b = next(it)  # an arcforge error from a loader worker keeps its one line (errors.py)
+        new_pos[b["worker"]] = DataPosition(*b["position"])
+        st.stats = b["stats"]
+        micro.append(b)
+    rec = tr.step(micro)
+    st.nan_streak = 0 if math.isfinite(rec["loss"]) else st.nan_streak + 1
+    if st.nan_streak >= NAN_PATIENCE or (st.nan_streak and tr.step_no >= cfg.max_steps):
+        raise TrainError(f"{st.run}: the loss is {rec['loss']} at step {tr.step_no} ({st.nan_streak} "
+                         "step(s) in a row): the run diverged, its steps were skipped",
+                         hint="lower --lr, or --resume from an earlier checkpoint")
+    st.positions.update(new_pos)  # committed only once the step is done
+    st.batches_done += len(micro)
+    st.history.append(rec)
+    st.progress.advance("train")
+    return rec
+
+
+def _after_step(st: _RunState, rec: dict, interrupts: _Interrupts) -> None:
+    """Report the step, then log, evaluate and checkpoint when due; stop on a requested Ctrl-C."""
+    cfg, tr = st.run_cfg.train, st.tr
+    dt = time.perf_counter() - st.t0
+    done = tr.step_no - st.step0
+    rec = {**rec, "tokens_per_s": (tr.tokens_seen - st.tok0) / max(dt, 1e-9), "tokens": tr.tokens_seen,
+           "elapsed_s": dt, "s_per_step": dt / max(1, done),
+           "eta_s": dt / max(1, done) * (cfg.max_steps - tr.step_no)}
+    if st.ranks.main and st.on_step is not None:
+        st.on_step({**rec, "max_steps": cfg.max_steps})
+    if tr.step_no % cfg.log_every == 0 or tr.step_no == cfg.max_steps:
+        st.log(rec)
+    if cfg.eval_every and tr.step_no % cfg.eval_every == 0 and tr.step_no < cfg.max_steps:
+        st.last_eval = st.run_eval() or st.last_eval
+        if st.ranks.world > 1:
+            dist.barrier()
+    if cfg.ckpt_every and tr.step_no % cfg.ckpt_every == 0:
+        st.saved, st.saved_step = st.save(), tr.step_no
+    if st.stop_requested(interrupts.requested) and tr.step_no < cfg.max_steps:
+        raise KeyboardInterrupt
+
+
+def _finish_run(st: _RunState, loaded: ckpt.Loaded | None) -> dict:
+    """Save the last steps, run the final eval, tear down and return the run's summary."""
+    tr, world = st.tr, st.ranks.world
+    if st.saved_step != tr.step_no:
+        st.saved = st.save()
+    st.progress.finish("train")
+    st.last_eval = st.run_eval() or st.last_eval
+    if st.writer is not None:
+        st.writer.close()
     if world > 1:
         dist.barrier()  # every rank is done with collectives before any tears down (gloo aborts otherwise)
-    if owns_group:
+    if st.ranks.owns_group:
         dist.destroy_process_group()
-    return {"history": history, "eval": last_eval, "checkpoint": str(saved) if saved else None,
-            "steps": tr.step_no, "tokens": tr.tokens_seen, "elapsed_s": time.perf_counter() - t0,
+    stats = st.stats
+    return {"history": st.history, "eval": st.last_eval, "checkpoint": str(st.saved) if st.saved else None,
+            "steps": tr.step_no, "tokens": tr.tokens_seen, "elapsed_s": time.perf_counter() - st.t0,
             "examples": stats[0], "truncated": stats[1], "dropped": stats[2], "left_out": stats[3],
-            "params": n_params(model_cfg),
+            "params": n_params(st.run_cfg.model),
             "device": str(tr.device), "world_size": world, "threads": torch.get_num_threads(),
             "bf16": tr.bf16,
             "skipped_checkpoints": loaded.skipped if loaded is not None else []}
