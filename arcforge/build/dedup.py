@@ -21,7 +21,7 @@ hash joins on uint64 keys; nothing compares all pairs of tasks.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,7 @@ from arcforge.build.decon import (
     NEAR_THRESHOLD,
     REPORTED_SCHEMA,
     PairHit,
+    _Refs,
     build_refs,
     decide,
     grid_set,
@@ -193,16 +194,75 @@ def _exact_keys_job(job: tuple[tuple[int, int], np.ndarray]) -> canon.ExactKeys:
     return canon.exact_keys_of(canon.read_pairs(_batch_at(span)), rows)
 
 
+# --- one pass, in named steps ---------------------------------------------------------------------------------
+@dataclass
+class _Pass:
+    """What the steps of one pass share: the working table, its invariants and its reference rows."""
+
+    work: pa.Table
+    inv: canon.Invariants
+    is_ref: np.ndarray  # (rows,) bool
+    ref_rows: np.ndarray  # the reference row numbers
+    pair_off: np.ndarray  # (rows + 1,) offset of each task's first pair in ``inv``
+    refs: _Refs | None  # the reference tasks' keys and grids, None without reference rows
+    exclude_eval: bool
+
+    @property
+    def decon(self) -> _Refs | None:
+        """The reference tasks to decontaminate against, or None (no ``exclude_eval`` or no reference)."""
+        return self.refs if self.exclude_eval else None
+
+
+@dataclass
+class _Names:
+    """Source, split and id of the rows that can appear in a report (not of every row: a million strings)."""
+
+    src: dict[int, str]
+    spl: dict[int, str]
+    ids: dict[int, str]
+
+
+@dataclass
+class _Found:
+    """What the exact keys of the candidates give: their keys, and with decontamination the evidence that
+    levels 4-6 decide on."""
+
+    keys: np.ndarray  # (candidates, 3) uint64: levels 1-3
+    pending: dict[int, list[PairHit]] = field(default_factory=dict)  # row -> pairs shared with reference tasks
+    gparts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (row, grid key) per batch
+
+
+_Excluded = dict[int, tuple[str, list[int], float]]  # row -> (level, ref indices, similarity)
+_Reported = list[tuple[int, str, list[int], float, str]]  # (row, level, ref indices, similarity, reason)
+_Dups = list[tuple[int, int, str]]  # (kept row, dropped row, level)
+
+
 def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: WorkerPool | None,
          is_ref: np.ndarray, ref_keys: canon.ExactKeys | None, *, exclude_eval: bool, priority: Sequence[str],
          near_threshold: float, progress: Progress, table: pa.Table) -> DedupResult:
     """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None;
     ``ref_keys``: the reference tasks' exact keys when already computed)."""
-    ntot = work.num_rows
-    nonref = ~is_ref
-    pair_off = np.searchsorted(inv.pair_task, np.arange(ntot + 1))
+    cand_rows = np.flatnonzero(_candidates(inv, is_ref, exclude_eval))
+    ref_rows = np.flatnonzero(is_ref)
+    lineage = lineage_rows(work, is_ref, ref_rows) if exclude_eval else {}
+    names = _names(work, cand_rows, ref_rows, lineage)
+    st = _pass_state(work, inv, is_ref, ref_rows, ref_keys, exclude_eval)
+    reported: _Reported = []
+    if st.refs is not None:
+        reported += ref_overlaps(st.refs)
+    excluded: _Excluded = {}
+    found = _exact_keys(st, cand_rows, chunk, pool, progress, excluded)
+    if st.decon is not None:
+        excluded = _decontaminate(st, cand_rows, found, excluded, reported, lineage, near_threshold)
+    dups = _duplicates(cand_rows, found.keys, excluded, names, priority)
+    return _result(table, n, ref_rows, names, excluded, reported, dups)
 
-    # --- candidates -----------------------------------------------------------------------------------
+
+def _candidates(inv: canon.Invariants, is_ref: np.ndarray, exclude_eval: bool) -> np.ndarray:
+    """(rows,) bool: the non-reference tasks that need exact keys: their signature collides with another
+    non-reference task's, or (with ``exclude_eval``) with a reference task's, or they share a pair or a
+    non-trivial grid signature with a reference task."""
+    nonref = ~is_ref
     _, tgrp, tcnt = np.unique(inv.task_inv, return_inverse=True, return_counts=True)
     refc = np.bincount(tgrp[is_ref], minlength=len(tcnt))
     cand = nonref & (tcnt - refc >= 2)[tgrp]
@@ -214,25 +274,47 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         gref = keep & is_ref[inv.grid_task]
         ghit = keep & ~gref & np.isin(inv.grid_inv, inv.grid_inv[gref])
         cand[inv.grid_task[ghit]] = True
-    cand_rows = np.flatnonzero(cand)
-    ref_rows = np.flatnonzero(is_ref)
-    lineage = lineage_rows(work, is_ref, ref_rows) if exclude_eval else {}
-    # ids, sources and splits of the rows that can appear in a report (not of every row: a million strings)
+    return cand
+
+
+def _names(work: pa.Table, cand_rows: np.ndarray, ref_rows: np.ndarray, lineage: dict[int, list[int]]) -> _Names:
+    """Source, split and id of the candidates, the reference rows and the lineage rows."""
     named = np.union1d(np.union1d(cand_rows, ref_rows), np.fromiter(lineage, np.int64, len(lineage)))
     src, spl, ids = (dict(zip(named.tolist(), work.column(c).take(pa.array(named)).to_pylist(), strict=True))
                      for c in ("source", "split", "id"))
+    return _Names(src=src, spl=spl, ids=ids)
 
-    excluded: dict[int, tuple[str, list[int], float]] = {}  # row -> (level, ref indices, similarity)
-    reported: list[tuple[int, str, list[int], float, str]] = []
+
+def _pass_state(work: pa.Table, inv: canon.Invariants, is_ref: np.ndarray, ref_rows: np.ndarray,
+                ref_keys: canon.ExactKeys | None, exclude_eval: bool) -> _Pass:
+    """The shared state of the pass, with the reference tasks' keys and grids built."""
+    pair_off = np.searchsorted(inv.pair_task, np.arange(work.num_rows + 1))
     refs = build_refs(work, ref_rows, inv, pair_off, ref_keys) if len(ref_rows) else None
-    if refs is not None:
-        reported += ref_overlaps(refs)
+    return _Pass(work=work, inv=inv, is_ref=is_ref, ref_rows=ref_rows, pair_off=pair_off, refs=refs,
+                 exclude_eval=exclude_eval)
 
-    # --- exact keys of the candidates, in chunks; levels 1-3 at once, pair hits for later ---------------
-    keys = np.zeros((len(cand_rows), 3), np.uint64)
-    pending: dict[int, list[PairHit]] = {}
-    gparts: list[tuple[np.ndarray, np.ndarray]] = []
+
+def _exact_keys(st: _Pass, cand_rows: np.ndarray, chunk: int, pool: WorkerPool | None, progress: Progress,
+                excluded: _Excluded) -> _Found:
+    """Exact keys of the candidates, batch by batch; with decontamination, levels 1-3 at once (into
+    ``excluded``) and the pair hits and grid sets kept for the later levels."""
+    found = _Found(keys=np.zeros((len(cand_rows), 3), np.uint64))
     progress.start("dedup.exact", "dedup: exact keys", total=len(cand_rows))
+    for lo, hi, ek in _exact_key_batches(st.work, cand_rows, chunk, pool):
+        rows = cand_rows[lo:hi]
+        if len(rows):
+            found.keys[lo:hi] = np.stack([ek.key1, ek.key2, ek.key3], axis=1)
+            if st.decon is not None:
+                _match_batch(st, rows, ek, found.keys[lo:hi], excluded, found)
+        progress.advance("dedup.exact", len(rows))
+    progress.finish("dedup.exact")
+    return found
+
+
+def _exact_key_batches(work: pa.Table, cand_rows: np.ndarray, chunk: int, pool: WorkerPool | None
+                       ) -> Iterator[tuple[int, int, canon.ExactKeys]]:
+    """(lo, hi, exact keys of ``cand_rows[lo:hi]``) for each batch of ``work`` holding candidates, computed
+    in ``pool`` when there is one, here otherwise."""
     batches = work.to_batches(max_chunksize=chunk)
     spans = _spans(batches)
     bounds = [np.searchsorted(cand_rows, [a, a + k]).tolist() for a, k in spans]
@@ -245,77 +327,132 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
                                                                                             strict=True))
     for i, ek in zip(todo, eks, strict=True):
         lo, hi = bounds[i]
-        rows = cand_rows[lo:hi]
-        if len(rows):
-            keys[lo:hi] = np.stack([ek.key1, ek.key2, ek.key3], axis=1)
-            if exclude_eval and refs is not None:
-                for t, row in enumerate(rows.tolist()):
-                    for lvl, k in enumerate(keys[lo + t].tolist()):
-                        if k in refs.by_key[lvl]:
-                            excluded[row] = (LEVELS[lvl], refs.by_key[lvl][k], 1.0)
-                            break
-                    else:
-                        if ph := pair_hits(ek, t, refs):
-                            pending[row] = ph
-                pr = ranges(pair_off, rows)
-                gparts.append(grid_set(ek, rows[ek.pair_task], inv.in_trivial[pr], inv.out_trivial[pr]))
-        progress.advance("dedup.exact", len(rows))
-    progress.finish("dedup.exact")
+        yield lo, hi, ek
 
-    if exclude_eval and refs is not None:
-        # --- levels 4-5: evidence first (pairs shared, alone, by several unrelated tasks), then decide ---
-        key3 = dict(zip(cand_rows.tolist(), keys[:, 2].tolist(), strict=True))
-        alone: dict[int, set[int]] = defaultdict(set)
-        for row, hits in pending.items():
+
+def _match_batch(st: _Pass, rows: np.ndarray, ek: canon.ExactKeys, keys: np.ndarray, excluded: _Excluded,
+                 found: _Found) -> None:
+    """Levels 1-3 of one batch's candidates ``rows`` (their ``keys``) into ``excluded``; the pair hits of the
+    others and the batch's grid set into ``found``."""
+    refs = st.decon
+    for t, row in enumerate(rows.tolist()):
+        match = _exact_match(keys[t].tolist(), refs)
+        if match is not None:
+            excluded[row] = match
+        elif ph := pair_hits(ek, t, refs):
+            found.pending[row] = ph
+    pr = ranges(st.pair_off, rows)
+    found.gparts.append(grid_set(ek, rows[ek.pair_task], st.inv.in_trivial[pr], st.inv.out_trivial[pr]))
+
+
+def _exact_match(keys: list[int], refs: _Refs) -> tuple[str, list[int], float] | None:
+    """(level, reference indices, 1.0) at the first of levels 1-3 where a reference task has the same key."""
+    for lvl, k in enumerate(keys):
+        if k in refs.by_key[lvl]:
+            return LEVELS[lvl], refs.by_key[lvl][k], 1.0
+    return None
+
+
+def _decontaminate(st: _Pass, cand_rows: np.ndarray, found: _Found, excluded: _Excluded, reported: _Reported,
+                   lineage: dict[int, list[int]], near_threshold: float) -> _Excluded:
+    """Levels 4-7 after levels 1-3, every exclusion verified on the grids; returns the exclusions (those
+    that do not verify go to ``reported``)."""
+    refs = st.decon
+    key3 = dict(zip(cand_rows.tolist(), found.keys[:, 2].tolist(), strict=True))
+    common = _common_pairs(found.pending, key3)
+    decisive_keys = _decide_pending(found.pending, refs, common, excluded, reported)
+    if found.gparts:
+        _near_duplicates(found.gparts, refs, excluded, near_threshold)
+    excluded, unverified = verify_all(st.work, excluded, refs, decisive_keys, near_threshold)
+    reported += unverified
+    for row, hits in lineage.items():  # level 7: no grid in common, derived from a reference task
+        excluded.setdefault(row, ("lineage", hits, 0.0))
+    return excluded
+
+
+def _common_pairs(pending: dict[int, list[PairHit]], key3: dict[int, int]) -> set[int]:
+    """Pair keys shared, alone, with a reference task by at least ``COMMON_TASKS`` unrelated tasks."""
+    alone: dict[int, set[int]] = defaultdict(set)
+    for row, hits in pending.items():
+        for h in hits:
+            if sum(h.shared.values()) == 1:
+                alone[next(iter(h.shared))].add(key3[row])
+    return {k for k, tasks in alone.items() if len(tasks) >= COMMON_TASKS}
+
+
+def _decide_pending(pending: dict[int, list[PairHit]], refs: _Refs, common: set[int], excluded: _Excluded,
+                    reported: _Reported) -> dict[int, set[int]]:
+    """Levels 4-5: each task with pair hits is excluded or reported; returns the decisive pair keys of the
+    reference tasks involved in an exclusion."""
+    decisive_keys: dict[int, set[int]] = {}
+    for row, hits in pending.items():
+        level, hit_refs, sim, why = decide(hits, refs, common)
+        if level:
+            excluded[row] = (level, hit_refs, sim)
             for h in hits:
-                if sum(h.shared.values()) == 1:
-                    alone[next(iter(h.shared))].add(key3[row])
-        common = {k for k, tasks in alone.items() if len(tasks) >= COMMON_TASKS}
-        decisive_keys: dict[int, set[int]] = {}
-        for row, hits in pending.items():
-            level, hit_refs, sim, why = decide(hits, refs, common)
-            if level:
-                excluded[row] = (level, hit_refs, sim)
-                for h in hits:
-                    decisive_keys[h.ref] = {k for k in refs.pair_keys[h.ref] if is_decisive(refs, h.ref, k, common)}
-            else:
-                reported.append((row, "leaked_pair", hit_refs, sim, why))
-        # --- level 6 ------------------------------------------------------------------------------------
-        if gparts:
-            ct, ck = (np.concatenate(x) for x in zip(*gparts, strict=True))
-            open_ = ~np.isin(ct, np.fromiter(excluded, np.int64, len(excluded)))
-            for row, lst in near_duplicates(ct[open_], ck[open_], refs, near_threshold).items():
-                excluded[row] = ("near_duplicate", [r for _, r in lst], lst[0][0])
-        # --- verify every exclusion on the grids --------------------------------------------------------
-        excluded, unverified = verify_all(work, excluded, refs, decisive_keys, near_threshold)
-        reported += unverified
-        # --- level 7: no grid in common, derived from a reference task ---------------------------------
-        for row, hits in lineage.items():
-            excluded.setdefault(row, ("lineage", hits, 0.0))
+                decisive_keys[h.ref] = {k for k in refs.pair_keys[h.ref] if is_decisive(refs, h.ref, k, common)}
+        else:
+            reported.append((row, "leaked_pair", hit_refs, sim, why))
+    return decisive_keys
 
-    # --- within-collection duplicates among what is left ------------------------------------------------
-    dups: list[tuple[int, int, str]] = []  # (kept row, dropped row, level)
+
+def _near_duplicates(gparts: list[tuple[np.ndarray, np.ndarray]], refs: _Refs, excluded: _Excluded,
+                     near_threshold: float) -> None:
+    """Level 6 for the tasks not excluded yet, into ``excluded``."""
+    ct, ck = (np.concatenate(x) for x in zip(*gparts, strict=True))
+    open_ = ~np.isin(ct, np.fromiter(excluded, np.int64, len(excluded)))
+    for row, lst in near_duplicates(ct[open_], ck[open_], refs, near_threshold).items():
+        excluded[row] = ("near_duplicate", [r for _, r in lst], lst[0][0])
+
+
+def _duplicates(cand_rows: np.ndarray, keys: np.ndarray, excluded: _Excluded, names: _Names,
+                priority: Sequence[str]) -> _Dups:
+    """Within-collection duplicates among the candidates left: per level-3 key, the first by priority then
+    id is kept, the others dropped with the level that links them to it."""
+    dups: _Dups = []
     left = np.array([r not in excluded for r in cand_rows.tolist()], bool).reshape(-1)
     lrows, lkeys = cand_rows[left], keys[left]
-    rank = _priority_rank([src[r] for r in lrows.tolist()], priority)
+    rank = _priority_rank([names.src[r] for r in lrows.tolist()], priority)
     groups: dict[int, list[int]] = defaultdict(list)
     for i, k in enumerate(lkeys[:, 2].tolist()):
         groups[k].append(i)
     for members in groups.values():
         if len(members) < 2:
             continue
-        members.sort(key=lambda i: (rank[i], ids[int(lrows[i])]))
+        members.sort(key=lambda i: (rank[i], names.ids[int(lrows[i])]))
         k0 = members[0]
         for i in members[1:]:
             lvl = 0 if lkeys[i, 0] == lkeys[k0, 0] else 1 if lkeys[i, 1] == lkeys[k0, 1] else 2
             dups.append((int(lrows[k0]), int(lrows[i]), LEVELS[lvl]))
+    return dups
 
-    # --- outputs -------------------------------------------------------------------------------------------
+
+def _result(table: pa.Table, n: int, ref_rows: np.ndarray, names: _Names, excluded: _Excluded,
+            reported: _Reported, dups: _Dups) -> DedupResult:
+    """The kept rows and the three reports, with their counts per level."""
     drop = np.zeros(n, bool)
     for r in excluded:
         drop[r] = True
     for _, r, _ in dups:
         drop[r] = True
+    exc_rows, rep_rows = _match_reports(names, ref_rows, excluded, reported)
+    ids, src, spl = names.ids, names.src, names.spl
+    dup_rows = [{"kept_id": ids[k], "kept_source": src[k], "dropped_id": ids[d], "dropped_source": src[d],
+                 "level": lvl, "kept_split": spl[k], "dropped_split": spl[d]} for k, d, lvl in dups]
+    kept = _keep_rows(table, ~drop) if drop.any() else table
+    return DedupResult(
+        table=kept,
+        excluded=pa.Table.from_pylist(exc_rows, schema=EXCLUDED_SCHEMA),
+        duplicates=pa.Table.from_pylist(dup_rows, schema=DUPLICATES_SCHEMA),
+        counts=_counts(exc_rows, dup_rows, rep_rows),
+        reported=pa.Table.from_pylist(rep_rows, schema=REPORTED_SCHEMA),
+    )
+
+
+def _match_reports(names: _Names, ref_rows: np.ndarray, excluded: _Excluded, reported: _Reported
+                   ) -> tuple[list[dict], list[dict]]:
+    """Rows of the excluded report (sorted by id) and of the reported one."""
+    ids, src, spl = names.ids, names.src, names.spl
     ref_ids = [ids[r] for r in ref_rows.tolist()]
     ref_src = [src[r] for r in ref_rows.tolist()]
 
@@ -325,8 +462,11 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
 
     exc_rows = [match_row(r, *excluded[r]) for r in sorted(excluded, key=lambda r: ids[r])]
     rep_rows = [{**match_row(r, lvl, h, s), "reason": why} for r, lvl, h, s, why in reported]
-    dup_rows = [{"kept_id": ids[k], "kept_source": src[k], "dropped_id": ids[d], "dropped_source": src[d],
-                 "level": lvl, "kept_split": spl[k], "dropped_split": spl[d]} for k, d, lvl in dups]
+    return exc_rows, rep_rows
+
+
+def _counts(exc_rows: list[dict], dup_rows: list[dict], rep_rows: list[dict]) -> dict[str, int]:
+    """Rows of each report per level, every level listed."""
     counts = {f"{kind}.{lvl}": 0 for kind in ("excluded", "duplicates", "reported") for lvl in LEVELS}
     for r in exc_rows:
         counts[f"excluded.{r['level']}"] += 1
@@ -334,11 +474,4 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
         counts[f"duplicates.{r['level']}"] += 1
     for r in rep_rows:
         counts[f"reported.{r['level']}"] += 1
-    kept = _keep_rows(table, ~drop) if drop.any() else table
-    return DedupResult(
-        table=kept,
-        excluded=pa.Table.from_pylist(exc_rows, schema=EXCLUDED_SCHEMA),
-        duplicates=pa.Table.from_pylist(dup_rows, schema=DUPLICATES_SCHEMA),
-        counts=counts,
-        reported=pa.Table.from_pylist(rep_rows, schema=REPORTED_SCHEMA),
-    )
+    return counts
