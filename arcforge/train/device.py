@@ -111,8 +111,6 @@ def check_cpus(option: str, requested: int) -> int:
     aborts on tens of thousands of threads, and a thousand loader processes never start in time)."""
     top = machine_cpus()
     if requested > top:
-        from arcforge.errors import TrainError
-
         raise TrainError(f"{option} {requested}: this machine has {top} CPU{'s' if top != 1 else ''}",
                          hint=f"use {option} 0 (the CPUs free now) or at most {top}")
     return requested
@@ -126,13 +124,11 @@ def choose_threads(requested: int = 0, option: str = "--threads") -> int:
 def bf16_faster(d: int = 256, rows: int = 512, repeats: int = 5) -> bool:
     """A short probe (~0.2 s): is a bf16-autocast linear layer's forward+backward clearly (> 1.25x) faster
     than fp32 here, with the current torch thread count?"""
-    import torch
-
     with torch.inference_mode(False), torch.enable_grad():  # also when called while decoding (no_grad)
-        return _bf16_faster(torch, d, rows, repeats)
+        return _bf16_faster(d, rows, repeats)
 
 
-def _bf16_faster(torch, d: int, rows: int, repeats: int) -> bool:  # torch: the module, imported lazily
+def _bf16_faster(d: int, rows: int, repeats: int) -> bool:
     lin = torch.nn.Linear(d, 4 * d)
     x = torch.randn(rows, d, requires_grad=True)
 
@@ -155,8 +151,6 @@ def cpu_bf16_auto(flags: set[str] | None = None) -> bool:
     Decided once per process and thread count (a run keeps its choice; checkpoints record it)."""
     if not native_bf16(flags):
         return False
-    import torch
-
     return _probe(torch.get_num_threads())
 
 
@@ -181,8 +175,6 @@ def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
 
 def use_free_cpus(requested: int = 0) -> int:
     """Set torch's CPU threads to ``requested`` (> 0) or the CPUs free now; returns the count."""
-    import torch
-
     n = choose_threads(requested)
     torch.set_num_threads(n)
     return n
@@ -195,7 +187,8 @@ def use_bf16(device: torch.device, amp: str) -> bool:
     try:
         amp = Amp(amp)
     except ValueError:
-        raise TrainError(f"unknown amp mode {amp!r}", hint=f"use one of {', '.join(a.value for a in Amp)}") from None
+        raise TrainError(f"unknown amp mode {amp!r}",
+                         hint=f"use one of {', '.join(a.value for a in Amp)}") from None
     if amp != Amp.auto:
         return amp == Amp.bf16
     if device.type == "cuda":
