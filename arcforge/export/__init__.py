@@ -7,13 +7,12 @@ it is complete. Adding a format = one module here that calls ``@register("name")
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from arcforge.errors import ExportError
 from arcforge.export.config import FORMATS, ExportConfig
+from arcforge.formats.registry import Registry
 
 if TYPE_CHECKING:  # the CLI imports this package for --help: keep pyarrow out of that import
     import pyarrow as pa
@@ -44,24 +43,14 @@ def each_task(batch: pa.RecordBatch) -> list[Task]:
     return tasks_from_batch(batch)
 
 
-_REGISTRY: dict[str, type[Writer]] = {}
-
-
-def register(name: str) -> Callable[[type[Writer]], type[Writer]]:
-    def deco(cls: type[Writer]) -> type[Writer]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ExportError(f"export format {name!r} is registered twice")
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
+_WRITERS: Registry[type[Writer]] = Registry(
+    "export format", "export formats", ExportError, tuple(f"arcforge.export.{m}" for m in _BUILTIN_MODULES))
+register = _WRITERS.register
 
 
 def writers() -> dict[str, type[Writer]]:
     """Every registered export format by name (the built-ins first)."""
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(f"arcforge.export.{mod}")
-    return dict(_REGISTRY)
+    return _WRITERS.classes()
 
 
 def get_writer(name: str) -> type[Writer]:

@@ -17,12 +17,12 @@ format for a single file of a user's folder (``build --local``) by sniffing its 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar, Protocol
 
 from arcforge.errors import FormatError
+from arcforge.formats.registry import Registry
 from arcforge.task import Pair, loads_json
 
 _UNPARSED: Any = object()
@@ -103,50 +103,24 @@ class Format(Protocol):
         ...
 
 
-_REGISTRY: dict[str, type[Format]] = {}
 # Order matters for ``detect``: the first format whose sniff() accepts a file wins.
 _BUILTIN_MODULES = ("standard", "mini_arc", "barc_list", "iparc", "re_arc", "barc_jsonl", "simon_arc",
                     "arc_parquet", "barc_problem")
-_loaded = False
-
-
-def register(name: str) -> Callable[[type[Format]], type[Format]]:
-    def deco(cls: type[Format]) -> type[Format]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise FormatError(f"format {name!r} is registered twice ({_REGISTRY[name]} and {cls})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for mod in _BUILTIN_MODULES:
-            importlib.import_module(f"arcforge.formats.{mod}")
-
-
-def names() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+_FORMATS: Registry[type[Format]] = Registry(
+    "format", "formats", FormatError, tuple(f"arcforge.formats.{m}" for m in _BUILTIN_MODULES))
+register = _FORMATS.register
+names = _FORMATS.names
 
 
 def get(name: str) -> Format:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        raise FormatError(f"unknown format {name!r}; known formats: {', '.join(sorted(_REGISTRY))}") from None
+    return _FORMATS.get(name)()
 
 
 def detect(path: str, obj: Any) -> Format | None:
     """The first registered format (built-ins in their fixed order) that accepts this document."""
-    _load_builtins()
-    for name in (*_BUILTIN_MODULES, *sorted(set(_REGISTRY) - set(_BUILTIN_MODULES))):
-        fmt = _REGISTRY.get(name)
+    registered = _FORMATS.classes()
+    for name in (*_BUILTIN_MODULES, *sorted(set(registered) - set(_BUILTIN_MODULES))):
+        fmt = registered.get(name)
         if fmt is not None and fmt().sniff(path, obj):
             return fmt()
     return None

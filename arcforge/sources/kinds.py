@@ -15,12 +15,12 @@ takes none.
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from arcforge.errors import ManifestError
+from arcforge.formats.registry import Registry
 
 DEFAULT_KIND = "repo"
 
@@ -35,41 +35,14 @@ class SourceKind(Protocol):
         ...
 
 
-_REGISTRY: dict[str, type[SourceKind]] = {}
 _BUILTIN_MODULES = ("arcforge.sources.kinds", "arcforge.sources.generator_kind", "arcforge.sources.hub_kind")
-_loaded = False
-
-
-def register(name: str) -> Callable[[type[SourceKind]], type[SourceKind]]:
-    def deco(cls: type[SourceKind]) -> type[SourceKind]:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ManifestError(f"source kind {name!r} is registered twice ({_REGISTRY[name]} and {cls})")
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return deco
-
-
-def _load_builtins() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for mod in _BUILTIN_MODULES:
-            importlib.import_module(mod)
-
-
-def names() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+_KINDS: Registry[type[SourceKind]] = Registry("source kind", "kinds", ManifestError, _BUILTIN_MODULES)
+register = _KINDS.register
+names = _KINDS.names
 
 
 def get(name: str) -> SourceKind:
-    _load_builtins()
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        raise ManifestError(f"unknown source kind {name!r}; known kinds: {', '.join(sorted(_REGISTRY))}") from None
+    return _KINDS.get(name)()
 
 
 def check_settings(kind: str, data: Mapping[str, Any], where: Path) -> dict[str, Any]:
