@@ -1,11 +1,40 @@
-"""The ``arcforge`` command: a typer app assembled from one module per command group."""
+"""The ``arcforge`` command: a typer app with one top-level function per command.
+
+The commands live in one module per command group (``fetch``, ``build``, ``inspect``, ...); their shared
+options in ``options.py``, their output (``--json`` or text) in ``console.reports`` and their errors in
+``errors.handle_errors``, applied here to every command.
+"""
 
 from __future__ import annotations
 
 import errno
-import importlib
+from collections.abc import Callable
+from typing import Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
+
+from arcforge.cli import build, demo, env, export, fetch, inspect, overlap, publish, train
+from arcforge.cli.errors import handle_errors
+
+
+class _PlainHelpOption:
+    """``--help`` takes no value: no ``<bool>`` type column beside it in the help (as for every flag)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class Command(_PlainHelpOption, TyperCommand):
+    pass
+
+
+class Group(_PlainHelpOption, TyperGroup):
+    pass
+
 
 app = typer.Typer(
     name="arcforge",
@@ -14,23 +43,28 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=Group,
 )
 
-# Each module defines register(app). Order = order in --help.
-COMMAND_MODULES = (
-    "fetch",  # sources, fetch
-    "build",  # build
-    "inspect",  # stats, show
-    "overlap",  # overlap
-    "export",  # export
-    "train",  # train, eval
-    "publish",  # publish
-    "demo",  # demo
-    "env",  # env
-)
+# name -> command function, in the order of --help
+COMMANDS: dict[str, Callable[..., Any]] = {
+    "sources": fetch.sources_cmd,
+    "fetch": fetch.fetch_cmd,
+    "build": build.build_cmd,
+    "stats": inspect.stats_cmd,
+    "show": inspect.show_cmd,
+    "overlap": overlap.overlap_cmd,
+    "export": export.export_cmd,
+    "train": train.train_cmd,
+    "eval": train.eval_cmd,
+    "publish": publish.publish_cmd,
+    "demo": demo.demo_cmd,
+    "env": env.env_cmd,
+}
+HELP = {"export": export.HELP}  # a help text with paragraphs of its own (the others: the docstring)
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"arcforge.cli.{_name}").register(app)
+for _name, _fn in COMMANDS.items():
+    app.command(_name, cls=Command, help=HELP.get(_name))(handle_errors(_fn))
 
 
 def _print_version(value: bool) -> None:

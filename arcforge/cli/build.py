@@ -6,20 +6,19 @@ import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from arcforge.cli.console import cli_progress, console, err_console, print_json
-from arcforge.cli.errors import handle_errors
+from arcforge.cli.console import cli_progress, console, err_console, reports
 from arcforge.cli.options import (
     DEFAULT_DATA,
+    BuildSeedOpt,
     Difficulty,
     Flag,
     JsonOpt,
     ManifestsOpt,
     OutOpt,
-    SeedOpt,
     split_csv,
 )
 from arcforge.errors import BuildError, printable
@@ -108,72 +107,70 @@ def parse_generate(values: list[str]) -> dict[str, int]:
     return out
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("build")
-    @handle_errors
-    def build_cmd(
-        out: OutOpt = DEFAULT_DATA,
-        source: Annotated[list[str] | None, typer.Option(
-            "--source", "-s", help="Source to include (repeatable; default: every fetched source). "
-            "`synthetic` adds generated tasks.")] = None,
-        local: Annotated[list[Path] | None, typer.Option(
-            "--local", help="A folder of your own task files to add as a source (repeatable).")] = None,
-        local_name: Annotated[list[str] | None, typer.Option(
-            "--local-name", help="Source name for the matching --local folder (default: from its name).")] = None,
-        exclude_eval: Annotated[bool, Flag(
-            "--exclude-eval", help="Drop training tasks that copy an evaluation task.")] = False,
-        eval_ref: Annotated[list[str] | None, typer.Option(
-            "--eval", help="SOURCE[:SPLIT] to use as the evaluation reference (repeatable; default: "
-            "the eval splits of manifests with role = eval).")] = None,
-        eval_local: Annotated[list[Path] | None, typer.Option(
-            "--eval-local", help="A folder of held-out tasks used only as a decontamination reference.")] = None,
-        max_grid: Annotated[int | None, typer.Option(
-            "--max-grid", help="Drop tasks with a grid side larger than N (reported as `oversize`).")] = None,
-        strict: Annotated[bool, Flag(
-            "--strict", help="Fail (exit 1, output unchanged) if any task is quarantined.")] = False,
-        synthetic_tasks: Annotated[int, typer.Option(
-            "--synthetic-tasks", help="Add N generated tasks as the `synthetic` source.")] = 0,
-        synthetic_families: Annotated[str | None, typer.Option(
-            "--synthetic-families", help="Comma-separated families for the `synthetic` source "
-            "(`easy` = every family marked easy; default: all; README lists them).")] = None,
-        synthetic_difficulty: Annotated[Difficulty, typer.Option(
-            "--synthetic-difficulty", help="Grid sizes, objects and colors of generated tasks: "
-            "easy (3-5 sides), medium (3-8), hard (5-16).")] = Difficulty(DEFAULT_DIFFICULTY),
-        generate: Annotated[list[str] | None, typer.Option(
-            "--generate", help="Run the generator sources' programs: N examples per generator for every "
-            "generator source, or SOURCE=N for one (repeatable).")] = None,
-        check_rules: Annotated[bool | None, Flag(
-            "--check-rules/--no-check-rules", help="Run program-backed sources' programs on the evaluation "
-            "tasks (level `rule`; default: when --generate runs them).")] = None,
-        seed: SeedOpt = 0,
-        shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
-        row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
-        no_cache: Annotated[bool, Flag("--no-cache", help="Parse every source again.")] = False,
-        workers: Annotated[int, typer.Option(
-            "--workers", help="Processes that parse, generate and deduplicate tasks (0 = every available CPU). "
-            "The output is the same for any value.")] = 0,
-        manifests: ManifestsOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Normalize, validate and de-duplicate every source into `OUT/<source>/<split>-*.parquet`."""
-        from arcforge.build.pipeline import build
+@reports(_summary)
+def build_cmd(
+    out: OutOpt = DEFAULT_DATA,
+    source: Annotated[list[str] | None, typer.Option(
+        "--source", "-s", help="Source to include (repeatable; default: every fetched source). "
+        "`synthetic` adds generated tasks.")] = None,
+    local: Annotated[list[Path] | None, typer.Option(
+        "--local", help="A folder of your own task files to add as a source (repeatable).")] = None,
+    local_name: Annotated[list[str] | None, typer.Option(
+        "--local-name", help="Source name for the matching --local folder (default: from its name).")] = None,
+    exclude_eval: Annotated[bool, Flag(
+        "--exclude-eval", help="Drop training tasks that copy an evaluation task.")] = False,
+    eval_ref: Annotated[list[str] | None, typer.Option(
+        "--eval", help="SOURCE[:SPLIT] to use as the evaluation reference (repeatable; default: "
+        "the eval splits of manifests with role = eval).")] = None,
+    eval_local: Annotated[list[Path] | None, typer.Option(
+        "--eval-local", help="A folder of held-out tasks used only as a decontamination reference.")] = None,
+    max_grid: Annotated[int | None, typer.Option(
+        "--max-grid", help="Drop tasks with a grid side larger than N (reported as `oversize`).")] = None,
+    strict: Annotated[bool, Flag(
+        "--strict", help="Fail (exit 1, output unchanged) if any task is quarantined.")] = False,
+    synthetic_tasks: Annotated[int, typer.Option(
+        "--synthetic-tasks", help="Add N generated tasks as the `synthetic` source.")] = 0,
+    synthetic_families: Annotated[str | None, typer.Option(
+        "--synthetic-families", help="Comma-separated families for the `synthetic` source "
+        "(`easy` = every family marked easy; default: all; README lists them).")] = None,
+    synthetic_difficulty: Annotated[Difficulty, typer.Option(
+        "--synthetic-difficulty", help="Grid sizes, objects and colors of generated tasks: "
+        "easy (3-5 sides), medium (3-8), hard (5-16).")] = Difficulty(DEFAULT_DIFFICULTY),
+    generate: Annotated[list[str] | None, typer.Option(
+        "--generate", help="Run the generator sources' programs: N examples per generator for every "
+        "generator source, or SOURCE=N for one (repeatable).")] = None,
+    check_rules: Annotated[bool | None, Flag(
+        "--check-rules/--no-check-rules", help="Run program-backed sources' programs on the evaluation "
+        "tasks (level `rule`; default: when --generate runs them).")] = None,
+    seed: BuildSeedOpt = 0,
+    shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
+    row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
+    no_cache: Annotated[bool, Flag("--no-cache", help="Parse every source again.")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="Processes that parse, generate and deduplicate tasks (0 = every available CPU). "
+        "The output is the same for any value.")] = 0,
+    manifests: ManifestsOpt = None,
+    json_: JsonOpt = False,
+) -> Any:
+    """Normalize, validate and de-duplicate every source into `OUT/<source>/<split>-*.parquet`.
 
-        _check_out_path(out)
-        with cli_progress(json_out) as progress, _out_errors(out):
-            stats = build(
-                out, sources=source, local=local or [], local_names=local_name or [],
-                manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
-                eval_local=eval_local or [], max_grid=max_grid, strict=strict,
-                synthetic_tasks=synthetic_tasks,
-                synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
-                synthetic_difficulty=synthetic_difficulty.value, generate=parse_generate(generate or []),
-                check_rules=check_rules, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
-                row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
-                progress=progress,
-            )
-        for line in stats.warnings:
-            err_console.print(f"warning: {printable(line)}", markup=False, highlight=False, soft_wrap=True)
-        if json_out:
-            print_json(stats.to_dict())
-        else:
-            _summary(stats)
+    Example: arcforge build --exclude-eval --out arc-dataset
+    """
+    from arcforge.build.pipeline import build
+
+    _check_out_path(out)
+    with cli_progress(json_) as progress, _out_errors(out):
+        stats = build(
+            out, sources=source, local=local or [], local_names=local_name or [],
+            manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
+            eval_local=eval_local or [], max_grid=max_grid, strict=strict,
+            synthetic_tasks=synthetic_tasks,
+            synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
+            synthetic_difficulty=synthetic_difficulty.value, generate=parse_generate(generate or []),
+            check_rules=check_rules, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
+            row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
+            progress=progress,
+        )
+    for line in stats.warnings:
+        err_console.print(f"warning: {printable(line)}", markup=False, highlight=False, soft_wrap=True)
+    return stats

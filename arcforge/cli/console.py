@@ -1,12 +1,18 @@
-"""Terminal output helpers for the CLI: one rich console, JSON printing, progress that hides itself."""
+"""Terminal output helpers for the CLI: one rich console, the one place ``--json`` is handled
+(``reports``), progress that hides itself, and the small helpers several commands share."""
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -19,7 +25,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from arcforge.cli.logprogress import PlainProgress
+from arcforge.cli.logprogress import PlainProgress, fmt_duration
+from arcforge.errors import ArcforgeError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -29,6 +36,35 @@ def print_json(data: Any) -> None:
     """Write JSON to stdout (plain, so it pipes into jq)."""
     sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     sys.stdout.flush()
+
+
+def json_data(result: Any) -> Any:
+    """What ``--json`` prints of a command's result: its ``to_dict()``, or the result itself."""
+    return result.to_dict() if hasattr(result, "to_dict") else result
+
+
+def reports(human: Callable[[Any], None], *, exit_code: Callable[[Any], int] | None = None) -> Callable:
+    """Decorator of a command that returns its result: with ``--json`` (the parameter ``json_``) the result
+    is printed as JSON on stdout, else ``human(result)`` prints it for people. None prints nothing (a
+    non-zero torchrun rank). ``exit_code(result)``, when given, is the exit status after printing."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def command(*args: Any, **kwargs: Any) -> None:
+            result = fn(*args, **kwargs)
+            if result is None:
+                return
+            if kwargs.get("json_"):
+                print_json(json_data(result))
+            else:
+                human(result)
+            code = exit_code(result) if exit_code is not None else 0
+            if code:
+                raise typer.Exit(code)
+
+        return command
+
+    return decorate
 
 
 def color_enabled() -> bool:
@@ -139,6 +175,48 @@ class LogProgress(PlainProgress):
     def finish(self, key: str) -> None:
         with self._lock:
             super().finish(key)
+
+
+def run_progress(json_output: bool, main: bool = True) -> Any:
+    """The progress of train, eval and demo: rich bars on a terminal; plain log lines every 30 s otherwise
+    (also with --json: they go to stderr); nothing on a torchrun rank other than 0 (``main`` False)."""
+    if not main:
+        return RichProgress(enabled=False)
+    if err_console.is_terminal:
+        return RichProgress(enabled=progress_enabled(json_output))
+    return PlainProgress()
+
+
+def fmt_log(rec: dict) -> str:
+    """One line of a training log record (a step's loss, or an in-training eval)."""
+    if "loss" in rec:
+        eta = rec.get("eta_s", 0.0)
+        return (f"step {rec['step']:>6}  loss {rec['loss']:.4f}  lr {rec['lr']:.2e}  "
+                f"gnorm {rec['grad_norm']:.2f}  tok/s {rec.get('tokens_per_s', 0):,.0f}  "
+                f"s/step {rec.get('s_per_step', 0):.3f}  eta {fmt_duration(eta)}")
+    keys = ("exact_match", "pass@2", "token_accuracy", "loss")
+    return f"eval  step {rec['step']:>6}  " + "  ".join(f"{k} {rec[f'eval/{k}']:.4f}" for k in keys)
+
+
+def need_train_extra(command: str) -> None:
+    """torch and safetensors come with the ``[train]`` extra; say so instead of an ImportError."""
+    missing = []
+    for mod in ("torch", "safetensors"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    if missing:
+        raise ArcforgeError(f"`arcforge {command}` needs {' and '.join(missing)}, which the base install "
+                            "leaves out", hint="pip install 'arcforge[train]'")
+
+
+def resolve_data(spec: str) -> Path:
+    """A ``--data`` value (a folder, ORG/NAME[@REV], hf://datasets/...) as a local dataset folder."""
+    from arcforge.hub.data import resolve_data as resolve
+
+    # HF_ENDPOINT (a mirror, a private Hub) is read now, not only when huggingface_hub was imported
+    return resolve(spec, endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
 def cli_progress(json_output: bool = False) -> RichProgress | LogProgress:

@@ -6,11 +6,8 @@ import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-import typer
-
 from arcforge import __version__, paths
-from arcforge.cli.console import console, print_json
-from arcforge.cli.errors import handle_errors
+from arcforge.cli.console import console, reports
 from arcforge.cli.options import JsonOpt
 from arcforge.sources.manifest import MANIFEST_DIR
 
@@ -37,20 +34,18 @@ def env_report() -> dict:
     }
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("env")
-    @handle_errors
-    def env(json_: JsonOpt = False) -> None:
-        """Print arcforge's version, its dependencies' versions and the paths it uses.
+def _print_env(rep: dict) -> None:
+    console.print(f"arcforge {rep['arcforge']} (Python {rep['python']}, {rep['platform']})")
+    for k, v in rep["packages"].items():
+        console.print(f"  {k:16} {v or 'not installed'}")
+    for k, v in rep["paths"].items():
+        console.print(f"  {k:16} {v}")
 
-        Example: arcforge env --json
-        """
-        rep = env_report()
-        if json_:
-            print_json(rep)
-            return
-        console.print(f"arcforge {rep['arcforge']} (Python {rep['python']}, {rep['platform']})")
-        for k, v in rep["packages"].items():
-            console.print(f"  {k:16} {v or 'not installed'}")
-        for k, v in rep["paths"].items():
-            console.print(f"  {k:16} {v}")
+
+@reports(_print_env)
+def env_cmd(json_: JsonOpt = False) -> dict:
+    """Print arcforge's version, its dependencies' versions and the paths it uses.
+
+    Example: arcforge env --json
+    """
+    return env_report()

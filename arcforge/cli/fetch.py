@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -9,8 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from arcforge import paths
-from arcforge.cli.console import cli_progress, console, err_console, print_json
-from arcforge.cli.errors import handle_errors
+from arcforge.cli.console import cli_progress, console, err_console, reports
 from arcforge.cli.options import Flag, JsonOpt, ManifestsOpt, MirrorOpt
 from arcforge.sources import fetch as fetch_lib
 from arcforge.sources import lock
@@ -42,73 +42,49 @@ def human_bytes(n: int | None) -> str:
     return "?"  # pragma: no cover
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("sources")
-    @handle_errors
-    def sources(json_: JsonOpt = False, manifests: ManifestsOpt = None) -> None:
-        """List the known sources: kind, repo@commit, size, license, format, splits, role, and whether they are
-        cached. The size is that of the files a source keeps, as pinned ("?" until a first fetch pins it).
+@dataclass
+class FetchReport:
+    """What ``arcforge fetch`` reports: one result per source; ok when every one is."""
 
-        Example: arcforge sources --json
-        """
-        rows = [source_info(m) for m in load_manifests(manifests).values()]
-        if json_:
-            print_json({"sources": rows})
-            return
-        table = Table(box=None, header_style="bold")
-        for col in ("name", "kind", "repo@commit", "size", "license", "format", "splits", "role", "cached"):
-            table.add_column(col, overflow="fold", no_wrap=col not in ("repo@commit", "splits"),
-                             justify="right" if col == "size" else "left")
-        for r in rows:
-            table.add_row(r["name"], r["kind"], f"{r['repo']}@{r['short_commit']}", human_bytes(r["bytes"]),
-                          r["license"], r["format"], ", ".join(r["splits"]), r["role"],
-                          "[green]yes[/]" if r["cached"] else "no")
-        console.print(table)
-        n = sum(r["cached"] for r in rows)
-        kinds = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}" for k in sorted({r["kind"] for r in rows}))
-        console.print(f"{len(rows)} sources ({kinds}); {n} cached under {escape(str(paths.sources_dir()))}",
-                      highlight=False)
+    results: list[fetch_lib.FetchResult]
 
-    @app.command("fetch")
-    @handle_errors
-    def fetch(
-        names: Annotated[list[str] | None, typer.Argument(help="Sources to fetch (see `arcforge sources`).",
-                                                          metavar="NAME", show_default=False)] = None,
-        all_: Annotated[bool, Flag("--all", help="Fetch every known source.")] = False,
-        mirror: MirrorOpt = None,
-        force: Annotated[bool, Flag("--force", help="Download again even if the cache is valid.")] = False,
-        workers: Annotated[int, typer.Option("--workers", min=1, max=32,
-                                             help="Sources fetched in parallel.")] = 4,
-        json_: JsonOpt = False,
-        manifests: ManifestsOpt = None,
-    ) -> None:
-        """Download sources at their pinned commits into the verified cache (from GitHub or --mirror).
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
 
-        Exit code 1 if any source failed or is not available (the others are still fetched).
-
-        Example: arcforge fetch --all --mirror ../shared/arc-sources
-        """
-        if not names and not all_:
-            raise typer.BadParameter("name the sources to fetch, or use --all", param_hint="NAME")
-        if names and all_:
-            raise typer.BadParameter("give source names or --all, not both", param_hint="--all")
-        known = load_manifests(manifests)
-        chosen = list(known.values()) if all_ else select(known, names or [])
-        if any(m.kind == paths.HUB_KIND for m in chosen):
-            import arcforge.hub.download  # noqa: F401  (registers the Hub client; imports huggingface_hub)
-        with cli_progress(json_) as progress:
-            results = fetch_lib.fetch_sources(chosen, mirror=mirror, force=force, progress=progress,
-                                              workers=workers)
-        ok = all(r.ok for r in results)
-        if json_:
-            print_json({"ok": ok, "sources": [r.to_dict() for r in results]})
-        else:
-            _print_report(results)
-        if not ok:
-            raise typer.Exit(1)
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "sources": [r.to_dict() for r in self.results]}
 
 
-def _print_report(results: list[fetch_lib.FetchResult]) -> None:
+def _print_sources(report: dict) -> None:
+    rows = report["sources"]
+    table = Table(box=None, header_style="bold")
+    for col in ("name", "kind", "repo@commit", "size", "license", "format", "splits", "role", "cached"):
+        table.add_column(col, overflow="fold", no_wrap=col not in ("repo@commit", "splits"),
+                         justify="right" if col == "size" else "left")
+    for r in rows:
+        table.add_row(r["name"], r["kind"], f"{r['repo']}@{r['short_commit']}", human_bytes(r["bytes"]),
+                      r["license"], r["format"], ", ".join(r["splits"]), r["role"],
+                      "[green]yes[/]" if r["cached"] else "no")
+    console.print(table)
+    n = sum(r["cached"] for r in rows)
+    kinds = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}" for k in sorted({r["kind"] for r in rows}))
+    console.print(f"{len(rows)} sources ({kinds}); {n} cached under {escape(str(paths.sources_dir()))}",
+                  highlight=False)
+
+
+@reports(_print_sources)
+def sources_cmd(json_: JsonOpt = False, manifests: ManifestsOpt = None) -> dict:
+    """List the known sources: kind, repo@commit, size, license, format, splits, role, and whether they are
+    cached. The size is that of the files a source keeps, as pinned ("?" until a first fetch pins it).
+
+    Example: arcforge sources --json
+    """
+    return {"sources": [source_info(m) for m in load_manifests(manifests).values()]}
+
+
+def _print_report(report: FetchReport) -> None:
+    results = report.results
     table = Table(box=None, header_style="bold")
     for col in ("name", "status", "files", "digest", "time"):
         table.add_column(col, overflow="fold", justify="right" if col in ("files", "time") else "left")
@@ -130,3 +106,33 @@ def _print_report(results: list[fetch_lib.FetchResult]) -> None:
             err_console.print(f"  [dim]hint:[/] {escape(r.hint)}", highlight=False, soft_wrap=True)
     counts = {s: sum(r.status == s for r in results) for s in fetch_lib.STATUSES}
     console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)
+
+
+@reports(_print_report, exit_code=lambda report: 0 if report.ok else 1)
+def fetch_cmd(
+    names: Annotated[list[str] | None, typer.Argument(help="Sources to fetch (see `arcforge sources`).",
+                                                      metavar="NAME", show_default=False)] = None,
+    all_: Annotated[bool, Flag("--all", help="Fetch every known source.")] = False,
+    mirror: MirrorOpt = None,
+    force: Annotated[bool, Flag("--force", help="Download again even if the cache is valid.")] = False,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Sources fetched in parallel.")] = 4,
+    json_: JsonOpt = False,
+    manifests: ManifestsOpt = None,
+) -> FetchReport:
+    """Download sources at their pinned commits into the verified cache (from GitHub or --mirror).
+
+    Exit code 1 if any source failed or is not available (the others are still fetched).
+
+    Example: arcforge fetch --all --mirror ../shared/arc-sources
+    """
+    if not names and not all_:
+        raise typer.BadParameter("name the sources to fetch, or use --all", param_hint="NAME")
+    if names and all_:
+        raise typer.BadParameter("give source names or --all, not both", param_hint="--all")
+    known = load_manifests(manifests)
+    chosen = list(known.values()) if all_ else select(known, names or [])
+    if any(m.kind == paths.HUB_KIND for m in chosen):
+        import arcforge.hub.download  # noqa: F401  (registers the Hub client; imports huggingface_hub)
+    with cli_progress(json_) as progress:
+        return FetchReport(fetch_lib.fetch_sources(chosen, mirror=mirror, force=force, progress=progress,
+                                                   workers=workers))

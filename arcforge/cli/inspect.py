@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from arcforge.cli.console import color_enabled, console, print_json
-from arcforge.cli.errors import handle_errors
+from arcforge.cli.console import color_enabled, console, reports
 from arcforge.cli.options import DEFAULT_DATA, DataOpt, JsonOpt, SourceOpt
 from arcforge.errors import ShardError
+from arcforge.task import Task
 
 
 def _stats_table(report: dict) -> None:
@@ -48,53 +49,60 @@ def _stats_table(report: dict) -> None:
         console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in report["quarantined_by_reason"].items()))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("stats")
-    @handle_errors
-    def stats_cmd(
-        data: DataOpt = DEFAULT_DATA,
-        source: SourceOpt = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Per source and split: tasks, pairs, grid sizes, colors, over-30 grids, quarantined.
+@reports(_stats_table)
+def stats_cmd(
+    data: DataOpt = DEFAULT_DATA,
+    source: SourceOpt = None,
+    json_: JsonOpt = False,
+) -> dict:
+    """Per source and split: tasks, pairs, grid sizes, colors, over-30 grids, quarantined.
 
-        Example: arcforge stats --data arc-dataset -s arc_agi_1
-        """
-        from arcforge.inspect.stats import dataset_stats
+    Example: arcforge stats --data arc-dataset -s arc_agi_1
+    """
+    from arcforge.inspect.stats import dataset_stats
 
-        report = dataset_stats(data, source)
-        if json_out:
-            print_json(report)
-        else:
-            _stats_table(report)
+    return dataset_stats(data, source)
 
-    @app.command("show")
-    @handle_errors
-    def show_cmd(
-        task_id: Annotated[str, typer.Argument(help="A task id, e.g. arc_agi_1/evaluation/00576224.")],
-        data: DataOpt = DEFAULT_DATA,
-        png: Annotated[Path | None, typer.Option("--png", help="Also draw the task into this PNG file.")] = None,
-        json_out: JsonOpt = False,
-    ) -> None:
-        """Draw a task's pairs: colored cells on a terminal, digits in a file or pipe (and optionally a PNG).
 
-        Example: arcforge show arc_agi_1/evaluation/00576224 --png task.png
-        """
-        from arcforge.inspect.render import save_png, task_text
-        from arcforge.shards import find_task
+@dataclass
+class Shown:
+    """A task ``arcforge show`` drew, and the PNG it wrote (if any)."""
+
+    task: Task
+    png: Path | None
+
+    def to_dict(self) -> dict:
         from arcforge.task import task_to_row
 
-        task = find_task(data, task_id)
-        if task is None:
-            raise ShardError(f"task {task_id!r} is not in {data}",
-                             hint="ids look like <source>/<path>; `arcforge stats` lists the sources")
-        if png is not None:
-            save_png(task, png)
-        if json_out:
-            row = task_to_row(task)
-            row["png"] = str(png) if png else None
-            print_json(row)
-            return
-        sys.stdout.write(task_text(task, color=color_enabled()))
-        if png is not None:
-            console.print(f"wrote {png}", markup=False)
+        return {**task_to_row(self.task), "png": str(self.png) if self.png else None}
+
+
+def _print_task(shown: Shown) -> None:
+    from arcforge.inspect.render import task_text
+
+    sys.stdout.write(task_text(shown.task, color=color_enabled()))
+    if shown.png is not None:
+        console.print(f"wrote {shown.png}", markup=False)
+
+
+@reports(_print_task)
+def show_cmd(
+    task_id: Annotated[str, typer.Argument(help="A task id, e.g. arc_agi_1/evaluation/00576224.")],
+    data: DataOpt = DEFAULT_DATA,
+    png: Annotated[Path | None, typer.Option("--png", help="Also draw the task into this PNG file.")] = None,
+    json_: JsonOpt = False,
+) -> Shown:
+    """Draw a task's pairs: colored cells on a terminal, digits in a file or pipe (and optionally a PNG).
+
+    Example: arcforge show arc_agi_1/evaluation/00576224 --png task.png
+    """
+    from arcforge.inspect.render import save_png
+    from arcforge.shards import find_task
+
+    task = find_task(data, task_id)
+    if task is None:
+        raise ShardError(f"task {task_id!r} is not in {data}",
+                         hint="ids look like <source>/<path>; `arcforge stats` lists the sources")
+    if png is not None:
+        save_png(task, png)
+    return Shown(task, png)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from arcforge.cli.console import cli_progress, console, print_json
-from arcforge.cli.errors import handle_errors
+from arcforge.cli.console import cli_progress, console, reports
 from arcforge.cli.options import DEFAULT_DATA, DataOpt, Flag, JsonOpt
 from arcforge.errors import printable
 
@@ -52,55 +51,48 @@ def _print_result(result) -> None:
             _say(f"tagged: {result.tag}")
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("publish")
-    @handle_errors
-    def publish_cmd(
-        repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
-        data: DataOpt = DEFAULT_DATA,
-        private: Annotated[bool, Flag("--private", help="Create the repo private (refused if it "
-                                              "already exists and is public).")] = False,
-        revision: Annotated[str | None, typer.Option("--revision", help="Branch to commit to (created if "
-                                                     "missing). Default: main.", show_default=False)] = None,
-        tag: Annotated[str | None, typer.Option("--tag", help="Tag the new commit, e.g. v1.0.",
+@reports(_print_result)
+def publish_cmd(
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
+    data: DataOpt = DEFAULT_DATA,
+    private: Annotated[bool, Flag("--private", help="Create the repo private (refused if it "
+                                          "already exists and is public).")] = False,
+    revision: Annotated[str | None, typer.Option("--revision", help="Branch to commit to (created if "
+                                                 "missing). Default: main.", show_default=False)] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Tag the new commit, e.g. v1.0.",
+                                            show_default=False)] = None,
+    create_pr: Annotated[bool, Flag("--create-pr", help="Open a pull request instead of "
+                                            "committing to the branch.")] = False,
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit title.",
                                                 show_default=False)] = None,
-        create_pr: Annotated[bool, Flag("--create-pr", help="Open a pull request instead of "
-                                                "committing to the branch.")] = False,
-        message: Annotated[str | None, typer.Option("--message", "-m", help="Commit title.",
-                                                    show_default=False)] = None,
-        dry_run: Annotated[bool, Flag("--dry-run", help="Print the exact operations (path, size, "
-                                              "sha256); contacts nothing remote.")] = False,
-        to_dir: Annotated[Path | None, typer.Option("--to-dir", help="Write exactly the repo tree that would "
-                                                    "be pushed into this (new or empty) folder; contacts "
-                                                    "nothing remote.", show_default=False)] = None,
-        allow_unknown_license: Annotated[bool, Flag("--allow-unknown-license", help="Publish sources "
-                                                            "whose license is 'unknown'.")] = False,
-        json_output: JsonOpt = False,
-    ) -> None:
-        """Push a built dataset to the Hugging Face Hub in ONE commit: shards, card, reports, provenance.
+    dry_run: Annotated[bool, Flag("--dry-run", help="Print the exact operations (path, size, "
+                                          "sha256); contacts nothing remote.")] = False,
+    to_dir: Annotated[Path | None, typer.Option("--to-dir", help="Write exactly the repo tree that would "
+                                                "be pushed into this (new or empty) folder; contacts "
+                                                "nothing remote.", show_default=False)] = None,
+    allow_unknown_license: Annotated[bool, Flag("--allow-unknown-license", help="Publish sources "
+                                                        "whose license is 'unknown'.")] = False,
+    json_: JsonOpt = False,
+) -> Any:
+    """Push a built dataset to the Hugging Face Hub in ONE commit: shards, card, reports, provenance.
 
-        Shards of a previous build that this build no longer has are deleted in the same commit.
-        The token comes from HF_TOKEN or `hf auth login` and is never printed.
+    Shards of a previous build that this build no longer has are deleted in the same commit.
+    The token comes from HF_TOKEN or `hf auth login` and is never printed.
 
-        Example: arcforge publish --data arc-dataset --repo-id your-name/arc-clean --dry-run
-        """
-        from arcforge.errors import PublishError
-        from arcforge.hub import publish as pub  # imports huggingface_hub: only when the command runs
+    Example: arcforge publish --data arc-dataset --repo-id your-name/arc-clean --dry-run
+    """
+    from arcforge.errors import PublishError
+    from arcforge.hub import publish as pub  # imports huggingface_hub: only when the command runs
 
-        if dry_run and to_dir is not None:
-            raise PublishError("use either --dry-run or --to-dir, not both",
-                               hint="--dry-run prints the operations; --to-dir writes the repo tree")
-        opts = pub.PublishOptions(repo_id=repo_id, private=private, revision=revision, tag=tag,
-                                  create_pr=create_pr, message=message,
-                                  allow_unknown_license=allow_unknown_license)
-        with cli_progress(json_output) as progress:
-            if dry_run:
-                result = pub.plan(data, opts, progress=progress)
-            elif to_dir is not None:
-                result = pub.export_tree(data, to_dir, opts, progress=progress)
-            else:
-                result = pub.publish(data, opts, progress=progress)
-        if json_output:
-            print_json(result.to_dict())
-        else:
-            _print_result(result)
+    if dry_run and to_dir is not None:
+        raise PublishError("use either --dry-run or --to-dir, not both",
+                           hint="--dry-run prints the operations; --to-dir writes the repo tree")
+    opts = pub.PublishOptions(repo_id=repo_id, private=private, revision=revision, tag=tag,
+                              create_pr=create_pr, message=message,
+                              allow_unknown_license=allow_unknown_license)
+    with cli_progress(json_) as progress:
+        if dry_run:
+            return pub.plan(data, opts, progress=progress)
+        if to_dir is not None:
+            return pub.export_tree(data, to_dir, opts, progress=progress)
+        return pub.publish(data, opts, progress=progress)
