@@ -72,16 +72,10 @@ def _out_errors(out: Path) -> Iterator[None]:
 
 
 def _blame(out: Path, e: OSError) -> BuildError:
-    import os
-    import shutil
-
     from arcforge import paths
 
     target, home = out.absolute(), paths.home().absolute()
-    where = Path(os.fsdecode(e.filename)).absolute() if e.filename is not None else None
-    if where is None and e.errno == errno.ENOSPC:  # a write() names no file: the full disk is the one
-        full = [p for p in (target.parent, home) if p.exists() and shutil.disk_usage(p).free < (1 << 20)]
-        where = full[0] if full else None
+    where = _failed_path(e, target, home)
     top = where.relative_to(target.parent).parts[0] if where is not None and (
         target.parent in where.parents) else None
     if where is None or top == target.name or (top or "").startswith(f".{target.name}."):
@@ -92,6 +86,20 @@ def _blame(out: Path, e: OSError) -> BuildError:
                           "changed", hint="free space or fix the permissions there, or point ARCFORGE_HOME at "
                                           "a writable folder with room")
     return BuildError(f"{where}: {e.strerror}; --out was not changed")
+
+
+def _failed_path(e: OSError, target: Path, home: Path) -> Path | None:
+    """The path ``e`` concerns: its file name, or for a full disk that names none, the full one of --out's
+    folder and arcforge's cache."""
+    import os
+    import shutil
+
+    if e.filename is not None:
+        return Path(os.fsdecode(e.filename)).absolute()
+    if e.errno == errno.ENOSPC:  # a write() names no file: the full disk is the one
+        full = [p for p in (target.parent, home) if p.exists() and shutil.disk_usage(p).free < (1 << 20)]
+        return full[0] if full else None
+    return None
 
 
 def parse_generate(values: list[str]) -> dict[str, int]:

@@ -92,20 +92,27 @@ def _print_report(report: FetchReport) -> None:
         table.add_row(r.name, f"[{STATUS_STYLE[r.status]}]{r.status}[/]", str(r.files) if r.ok else "",
                       (r.digest or "")[:23], f"{r.seconds:.1f}s")
     console.print(table)
+    _print_notes(results)
+    counts = {s: sum(r.status == s for r in results) for s in fetch_lib.STATUSES}
+    console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)
+
+
+def _print_notes(results: list[fetch_lib.FetchResult]) -> None:
+    """Below the table: where the cache is, the digests first recorded, and why sources failed."""
     if any(r.ok for r in results):
         console.print(f"cache: {escape(str(paths.sources_dir()))}/<owner>/<repo>/<commit>/", highlight=False,
                       soft_wrap=True)
     for r in results:
         if r.recorded_pin:
             console.print(f"[yellow]note:[/] {r.name} had no pinned digest; recorded {r.digest} in "
-                          f"{escape(str(r.pin_path))} (later fetches are checked against it)", highlight=False, soft_wrap=True)
-    bad = [r for r in results if not r.ok]
-    for r in bad:
-        err_console.print(f"[bold red]{r.status}:[/] {escape(r.error or '')}", highlight=False, soft_wrap=True)
-        if r.hint:
-            err_console.print(f"  [dim]hint:[/] {escape(r.hint)}", highlight=False, soft_wrap=True)
-    counts = {s: sum(r.status == s for r in results) for s in fetch_lib.STATUSES}
-    console.print(", ".join(f"{n} {s}" for s, n in counts.items() if n), highlight=False)
+                          f"{escape(str(r.pin_path))} (later fetches are checked against it)", highlight=False,
+                          soft_wrap=True)
+    for r in results:
+        if not r.ok:
+            err_console.print(f"[bold red]{r.status}:[/] {escape(r.error or '')}", highlight=False,
+                              soft_wrap=True)
+            if r.hint:
+                err_console.print(f"  [dim]hint:[/] {escape(r.hint)}", highlight=False, soft_wrap=True)
 
 
 @reports(_print_report, exit_code=lambda report: 0 if report.ok else 1)

@@ -36,6 +36,15 @@ def _stats_table(report: dict) -> None:
             sizes.add_row(src, split, *(str(s.get("grid_sizes", {}).get(b[0], 0)) for b in SIZE_BUCKETS))
     console.print(counts)
     console.print(sizes)
+    _family_tables(report)
+    if report["quarantined_by_reason"]:
+        console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in report["quarantined_by_reason"].items()))
+
+
+def _family_tables(report: dict) -> None:
+    """One table per source and split that has families (the synthetic source)."""
+    from rich.table import Table
+
     for src, splits in report.get("families", {}).items():
         for split, fams in splits.items():
             t = Table(title=f"{src}/{split} by family")
@@ -45,8 +54,6 @@ def _stats_table(report: dict) -> None:
                 t.add_row(fam, str(f["tasks"]), f"{f['train_pairs_per_task']:.1f}", f"{f['mean_max_side']:.1f}",
                           str(f["max_side"]))
             console.print(t)
-    if report["quarantined_by_reason"]:
-        console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in report["quarantined_by_reason"].items()))
 
 
 @reports(_stats_table)
