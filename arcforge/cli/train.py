@@ -57,8 +57,6 @@ from arcforge.train.config import (
     set_paths,
 )
 
-__all__ = ["EVAL_SECTIONS", "TRAIN_SECTIONS", "eval_cmd", "fields_of", "train_cmd"]
-
 
 def usage_error(e: ConfigError, source: str | None = None) -> typer.BadParameter:
     """A config error as typer's usage error (exit 2) naming the option, or the file it came from."""
