@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
 
 from arcforge.cli import build, demo, env, export, fetch, inspect, overlap, publish, train
 from arcforge.cli.errors import handle_errors
+from arcforge.cli.options import Flag
 
 
 class _PlainHelpOption:
@@ -78,8 +79,8 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True, metavar="",
-                                 callback=_print_version),
+    version: Annotated[bool, Flag("--version", help="Print the version and exit.", is_eager=True,
+                                  callback=_print_version)] = False,
 ) -> None:
     """Compile the public ARC datasets into one clean, decontaminated, Hub-ready Parquet dataset."""
 
