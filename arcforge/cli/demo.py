@@ -14,6 +14,7 @@ from arcforge.cli.console import console, err_console, fmt_log, need_train_extra
 from arcforge.cli.logprogress import Heartbeat
 from arcforge.cli.options import (
     DEMO_SECTIONS,
+    Difficulty,
     JsonOpt,
     MirrorOpt,
     SeedOpt,
@@ -73,8 +74,8 @@ def demo_cmd(
                                               "tasks to score.")] = None,
     families: Annotated[str | None, cfg_opt("demo.families", "--families", help="Comma-separated synthetic "
                                             "families to train and score (`easy` = all 8 easy ones).")] = None,
-    difficulty: Annotated[str | None, cfg_opt("demo.difficulty", "--difficulty", help="Synthetic difficulty: "
-                                              "easy | medium | hard.")] = None,
+    difficulty: Annotated[Difficulty | None, cfg_opt("demo.difficulty", "--difficulty", help="Synthetic difficulty: grid "
+                                              "sizes, objects and colors of the tasks.")] = None,
     votes: Annotated[int | None, cfg_opt("demo.votes", "--votes", help="Test-time augmentation votes at "
                                          "evaluation.")] = None,
     ttt_steps: Annotated[int | None, cfg_opt("demo.ttt_steps", "--ttt-steps", help="Test-time training steps "
