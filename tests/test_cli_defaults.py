@@ -69,7 +69,8 @@ def test_no_options_means_the_config_defaults_and_given_ones_replace_them():
     assert (run.train.seed, run.data.seed, run.data.sources) == (7, 7, ["a", "b", "c"])
     assert not (run.data.augment.symmetries or run.data.augment.colors or run.data.augment.shuffle_train)
     assert _eval_config(given(_ctx("eval", ["-c", "run"]), EVAL_SECTIONS), None) == C.EvalConfig()
-    ev = _eval_config(given(_ctx("eval", ["-c", "run", "--seed", "3", "--threads", "1"]), EVAL_SECTIONS), None)
+    ctx = _ctx("eval", ["-c", "run", "--seed", "3", "--threads", "1"])
+    ev = _eval_config(given(ctx, EVAL_SECTIONS), None)
     assert (ev.seed, ev.threads, ev.ttt.seed) == (3, 1, C.TTTConfig().seed)
     demo = demo_config(given(_ctx("demo", []), DEMO_SECTIONS))
     assert demo.threads >= 1  # 0 = the CPUs free now, counted when the demo starts

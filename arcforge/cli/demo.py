@@ -1,4 +1,5 @@
-"""``arcforge demo``: the whole pipeline in one command (fetch -> build --exclude-eval -> train -> eval -> PNGs).
+"""``arcforge demo``: the whole pipeline in one command (fetch -> build --exclude-eval -> train -> eval ->
+PNGs).
 
 Every setting is a field of ``DemoConfig``, where its default lives: the options have none of their own.
 """
@@ -72,10 +73,12 @@ def demo_cmd(
                                          "generate.")] = None,
     eval_tasks: Annotated[int | None, cfg_opt("demo.eval_tasks", "--eval-tasks", help="Held-out synthetic "
                                               "tasks to score.")] = None,
-    families: Annotated[str | None, cfg_opt("demo.families", "--families", help="Comma-separated synthetic "
-                                            "families to train and score (`easy` = all 8 easy ones).")] = None,
-    difficulty: Annotated[Difficulty | None, cfg_opt("demo.difficulty", "--difficulty", help="Synthetic difficulty: grid "
-                                              "sizes, objects and colors of the tasks.")] = None,
+    families: Annotated[str | None, cfg_opt(
+        "demo.families", "--families", help="Comma-separated synthetic families to train and score (`easy` = "
+        "all 8 easy ones).")] = None,
+    difficulty: Annotated[Difficulty | None, cfg_opt(
+        "demo.difficulty", "--difficulty", help="Synthetic difficulty: grid sizes, objects and colors of the "
+        "tasks.")] = None,
     votes: Annotated[int | None, cfg_opt("demo.votes", "--votes", help="Test-time augmentation votes at "
                                          "evaluation.")] = None,
     ttt_steps: Annotated[int | None, cfg_opt("demo.ttt_steps", "--ttt-steps", help="Test-time training steps "

@@ -121,10 +121,12 @@ MirrorOpt = Annotated[
                  help="Offline mirror: a folder laid out <owner>/<repo>/<files>, or an http(s) base URL "
                       "serving tarballs in GitHub's URL layout."),
 ]
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="A built dataset folder (the --out of `arcforge build`).")]
+DataOpt = Annotated[Path, typer.Option("--data", "-d",
+                                       help="A built dataset folder (the --out of `arcforge build`).")]
 DataSpecOpt = Annotated[str | None, cfg_opt(
-    ("data.root", "eval.data"), "--data", "-d", help="A built dataset folder (the --out of `arcforge build`), "
-    "or a dataset on the Hub: ORG/NAME(@REV) or hf://datasets/ORG/NAME(@REV).")]
+    ("data.root", "eval.data"), "--data", "-d",
+    help="A built dataset folder (the --out of `arcforge build`), or a dataset on the Hub: ORG/NAME(@REV) or "
+    "hf://datasets/ORG/NAME(@REV).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 SourceOpt = Annotated[list[str] | None, cfg_opt(
     ("data.sources", "eval.sources"), "--source", "-s", help="Only these sources (repeatable or "
@@ -140,7 +142,8 @@ ThreadsOpt = Annotated[int | None, cfg_opt(
 SeedOpt = Annotated[int | None, cfg_opt(
     ("train.seed", "data.seed", "eval.seed", "demo.seed"), "--seed",
     help="Random seed (every random choice derives from it).")]
-BuildSeedOpt = Annotated[int, typer.Option("--seed", help="Random seed (every random choice derives from it).")]
+BuildSeedOpt = Annotated[int, typer.Option("--seed",
+                                            help="Random seed (every random choice derives from it).")]
 
 # Enum of the synthetic generator's difficulty presets (values come from arcforge.synthetic).
 Difficulty = Enum("Difficulty", {name: name for name in DIFFICULTIES}, type=str)  # type: ignore[misc]
@@ -148,4 +151,5 @@ Difficulty.__doc__ = "Synthetic difficulty preset: grid sizes, objects and color
 
 # Enum of the export formats (arcforge.export registers one writer per name).
 ExportFormat = Enum("ExportFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
-ExportFormat.__doc__ = "Export format: kaggle (ARC Prize JSON), trm (TRM/HRM .npy puzzles), jsonl (text for LMs)."
+ExportFormat.__doc__ = ("Export format: kaggle (ARC Prize JSON), trm (TRM/HRM .npy puzzles), jsonl (text for "
+                        "LMs).")
