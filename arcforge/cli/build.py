@@ -36,8 +36,8 @@ def _summary(stats) -> None:
         for split, n in splits.items():
             t.add_row(src, split, str(n), str(stats.over_30.get(src, {}).get(split, 0)))
     console.print(t)
-    console.print(f"[bold]{stats.total_tasks}[/] tasks written from {stats.files_read} files"
-                  + (f" ({', '.join(stats.cached_sources)} from the build cache)" if stats.cached_sources else ""))
+    cached = f" ({', '.join(stats.cached_sources)} from the build cache)" if stats.cached_sources else ""
+    console.print(f"[bold]{stats.total_tasks}[/] tasks written from {stats.files_read} files" + cached)
     if stats.quarantined:
         console.print(f"[yellow]quarantined {stats.total_quarantined}[/]: "
                       + ", ".join(f"{r} {n}" for r, n in stats.quarantined.items())
@@ -47,7 +47,8 @@ def _summary(stats) -> None:
     for src, counts in stats.generated.items():
         console.print(f"generated {escape(src)}: " + ", ".join(f"{r} {n}" for r, n in counts.items()))
     if stats.excluded or stats.duplicates:
-        console.print(f"dedup: {stats.duplicates} duplicates dropped, {stats.excluded} excluded as eval copies")
+        console.print(f"dedup: {stats.duplicates} duplicates dropped, {stats.excluded} excluded as eval "
+                      "copies")
 
 
 def _check_out_path(out: Path) -> None:
@@ -83,8 +84,8 @@ def _blame(out: Path, e: OSError) -> BuildError:
                           hint="choose a folder you can write to")
     if where == home or home in where.parents:
         return BuildError(f"{where}: {e.strerror} (arcforge's cache, ARCFORGE_HOME={home}); --out was not "
-                          "changed", hint="free space or fix the permissions there, or point ARCFORGE_HOME at "
-                                          "a writable folder with room")
+                          "changed", hint="free space or fix the permissions there, or point ARCFORGE_HOME "
+                                          "at a writable folder with room")
     return BuildError(f"{where}: {e.strerror}; --out was not changed")
 
 
@@ -110,7 +111,8 @@ def parse_generate(values: list[str]) -> dict[str, int]:
     for v in values:
         name, sep, num = v.rpartition("=")
         if not num.strip().isdigit() or (sep and not name):
-            raise typer.BadParameter(f"{v!r} is not N or SOURCE=N (N a whole number)", param_hint="--generate")
+            raise typer.BadParameter(f"{v!r} is not N or SOURCE=N (N a whole number)",
+                                     param_hint="--generate")
         out[name if sep else ALL_GENERATORS] = int(num)
     return out
 
@@ -152,7 +154,8 @@ def build_cmd(
         "tasks (level `rule`; default: when --generate runs them).")] = None,
     seed: BuildSeedOpt = 0,
     shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
-    row_group_rows: Annotated[int, typer.Option("--row-group-rows", help="Rows per Parquet row group.")] = 1024,
+    row_group_rows: Annotated[int, typer.Option("--row-group-rows",
+                                                help="Rows per Parquet row group.")] = 1024,
     no_cache: Annotated[bool, Flag("--no-cache", help="Parse every source again.")] = False,
     workers: Annotated[int, typer.Option(
         "--workers", help="Processes that parse, generate and deduplicate tasks (0 = every available CPU). "

@@ -127,7 +127,8 @@ class RichProgress:
     def finish(self, key: str) -> None:
         if key in self._ids:
             prog, tid = self._ids[key]
-            t = prog.tasks[tid] if isinstance(prog.tasks, dict) else next(x for x in prog.tasks if x.id == tid)
+            tasks = prog.tasks
+            t = tasks[tid] if isinstance(tasks, dict) else next(x for x in tasks if x.id == tid)
             prog.update(tid, completed=t.total if t.total is not None else t.completed)
 
 

@@ -25,7 +25,8 @@ def debug_enabled() -> bool:
 
 
 # Optional dependencies and the extra that installs each (pyproject.toml [project.optional-dependencies]).
-EXTRAS = {"torch": "train", "safetensors": "train", "tomli_w": "train", "PIL": "png", "tensorboard": "tensorboard"}
+EXTRAS = {"torch": "train", "safetensors": "train", "tomli_w": "train", "PIL": "png",
+          "tensorboard": "tensorboard"}
 
 
 def missing_extra(exc: BaseException) -> tuple[str, str] | None:
@@ -55,17 +56,21 @@ def report(exc: BaseException) -> None:
         err_console.print(f"[bold red]Error:[/] cannot write the output ({exc.strerror or 'broken pipe'})",
                           highlight=False, soft_wrap=True)
     elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
-        # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and why.
+        # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and
+        # why.
         where = f"{exc.filename}: " if exc.filename else ""
         err_console.print(f"[bold red]Error:[/] {escape(printable(redact(where + exc.strerror)))}",
                           highlight=False, soft_wrap=True)
     elif isinstance(exc, ArcforgeError):
-        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(exc.message)))}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(exc.message)))}", highlight=False,
+                          soft_wrap=True)
         if exc.hint:
-            err_console.print(f"  [dim]hint:[/] {escape(printable(redact(exc.hint)))}", highlight=False, soft_wrap=True)
+            err_console.print(f"  [dim]hint:[/] {escape(printable(redact(exc.hint)))}", highlight=False,
+                              soft_wrap=True)
     else:
         err_console.print(
-            f"[bold red]Error:[/] internal error: {escape(printable(redact(f'{type(exc).__name__}: {exc}')))} "
+            f"[bold red]Error:[/] internal error: "
+            f"{escape(printable(redact(f'{type(exc).__name__}: {exc}')))} "
             "(re-run with ARCFORGE_DEBUG=1 for the traceback, and please report it)",
             highlight=False,
             soft_wrap=True,

@@ -105,8 +105,8 @@ def _print_notes(results: list[fetch_lib.FetchResult]) -> None:
     for r in results:
         if r.recorded_pin:
             console.print(f"[yellow]note:[/] {r.name} had no pinned digest; recorded {r.digest} in "
-                          f"{escape(str(r.pin_path))} (later fetches are checked against it)", highlight=False,
-                          soft_wrap=True)
+                          f"{escape(str(r.pin_path))} (later fetches are checked against it)",
+                          highlight=False, soft_wrap=True)
     for r in results:
         if not r.ok:
             err_console.print(f"[bold red]{r.status}:[/] {escape(r.error or '')}", highlight=False,
@@ -122,7 +122,8 @@ def fetch_cmd(
     all_: Annotated[bool, Flag("--all", help="Fetch every known source.")] = False,
     mirror: MirrorOpt = None,
     force: Annotated[bool, Flag("--force", help="Download again even if the cache is valid.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Sources fetched in parallel.")] = 4,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32,
+                                         help="Sources fetched in parallel.")] = 4,
     json_: JsonOpt = False,
     manifests: ManifestsOpt = None,
 ) -> FetchReport:

@@ -38,7 +38,8 @@ def _stats_table(report: dict) -> None:
     console.print(sizes)
     _family_tables(report)
     if report["quarantined_by_reason"]:
-        console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in report["quarantined_by_reason"].items()))
+        reasons = report["quarantined_by_reason"]
+        console.print("quarantined: " + ", ".join(f"{r} {n}" for r, n in reasons.items()))
 
 
 def _family_tables(report: dict) -> None:
@@ -51,8 +52,8 @@ def _family_tables(report: dict) -> None:
             for c in ("family", "tasks", "train pairs", "mean side", "max side"):
                 t.add_column(c, justify="left" if c == "family" else "right")
             for fam, f in fams.items():
-                t.add_row(fam, str(f["tasks"]), f"{f['train_pairs_per_task']:.1f}", f"{f['mean_max_side']:.1f}",
-                          str(f["max_side"]))
+                t.add_row(fam, str(f["tasks"]), f"{f['train_pairs_per_task']:.1f}",
+                          f"{f['mean_max_side']:.1f}", str(f["max_side"]))
             console.print(t)
 
 

@@ -1,7 +1,8 @@
 """Progress as plain log lines, for stderr that is not a terminal (CI logs, ``nohup``, pipes).
 
 A line at the start, one after the first item (its rate gives an early ETA), then at most one every
-``ARCFORGE_LOG_SECONDS`` (default 30) seconds, and one at the end, each with counts, rate and ETA; training adds loss and tokens/s (``Heartbeat``).
+``ARCFORGE_LOG_SECONDS`` (default 30) seconds, and one at the end, each with counts, rate and ETA; training
+adds loss and tokens/s (``Heartbeat``).
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class PlainProgress:
         done, total = b["done"], b["total"]
         parts = [f"{b['desc']}: {done:,.0f}" + (f"/{total:,.0f} ({done / total:.0%})" if total else "")]
         if b["unit"] == "bytes":
-            parts[0] = f"{b['desc']}: {done / 2**20:,.1f}" + (f"/{total / 2**20:,.1f}" if total else "") + " MiB"
+            of = f"/{total / 2**20:,.1f}" if total else ""
+            parts[0] = f"{b['desc']}: {done / 2**20:,.1f}{of} MiB"
         if done > 0 and el > 0:
             parts.append(f"{el / done:.3g} s/{'MiB' if b['unit'] == 'bytes' else 'item'}"
                          if b["unit"] != "bytes" else f"{done / el / 2**20:.1f} MiB/s")
@@ -98,8 +100,8 @@ class PlainProgress:
 class Heartbeat:
     """``on_step`` for the training loop: a formatted line when ``interval`` seconds passed since the last."""
 
-    def __init__(self, fmt: Callable[[dict], str], stream: TextIO | None = None, interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, fmt: Callable[[dict], str], stream: TextIO | None = None,
+                 interval: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.fmt, self.stream, self.clock = fmt, stream or sys.stderr, clock
         self.interval = log_seconds() if interval is None else interval
         self.last = clock()

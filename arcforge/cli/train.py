@@ -78,7 +78,8 @@ def _print_trained(res: dict) -> None:
     console.print(f"trained {res['steps']} steps ({res['params']:,} params, {res['tokens']:,} tokens, "
                   f"{res['elapsed_s']:.1f}s on {res['device']} x{res['world_size']}, "
                   f"{threads}, {'bf16' if res['bf16'] else 'fp32'}); "
-                  f"examples dropped {res['dropped']}, truncated {res['truncated']}", markup=False, soft_wrap=True)
+                  f"examples dropped {res['dropped']}, truncated {res['truncated']}", markup=False,
+                  soft_wrap=True)
     if res.get("left_out"):
         console.print(f"left out {res['left_out']} tasks with a grid side past {MAX_GRID_SIDE} cells (the "
                       "trainer's frame tables and decoder stop there)", markup=False, soft_wrap=True)
@@ -100,7 +101,8 @@ def train_cmd(
                                          "intact checkpoint, with its config.")] = False,
     overwrite: Annotated[bool, Flag("--overwrite", help="Replace the earlier run in --out (only "
                                             "the files a run writes are removed).")] = False,
-    max_steps: Annotated[int | None, cfg_opt("train.max_steps", "--max-steps", help="Optimizer steps.")] = None,
+    max_steps: Annotated[int | None, cfg_opt("train.max_steps", "--max-steps",
+                                             help="Optimizer steps.")] = None,
     seq_len: Annotated[int | None, cfg_opt(("data.seq_len", "model.max_seq_len"), "--seq-len",
                                            help="Tokens per packed row (the context).")] = None,
     batch_size: Annotated[int | None, cfg_opt("data.batch_size", "--batch-size",
@@ -289,8 +291,9 @@ def eval_cmd(
                                          "summed over every transform) or votes (count).")] = None,
     batch_rows: Annotated[int | None, cfg_opt("eval.batch_rows", "--batch-rows", help="Rows decoded as one "
                                               "batch (transforms x test inputs).")] = None,
-    amp: Annotated[Amp | None, cfg_opt("eval.amp", "--amp", help="bf16 autocast while decoding: auto = on "
-                                       "CUDA, and on a CPU with native bf16 measured faster; off = fp32.")] = None,
+    amp: Annotated[Amp | None, cfg_opt(
+        "eval.amp", "--amp", help="bf16 autocast while decoding: auto = on CUDA, and on a CPU with native "
+        "bf16 measured faster; off = fp32.")] = None,
     ttt_steps: Annotated[int | None, cfg_opt("eval.ttt.steps", "--ttt-steps", help="Test-time training "
                                              "steps per task (0 = off).")] = None,
     ttt_lr: Annotated[float | None, cfg_opt("eval.ttt.lr", "--ttt-lr",
@@ -299,9 +302,9 @@ def eval_cmd(
                                                   help="Leave-one-out examples per TTT step.")] = None,
     ttt_lora_rank: Annotated[int | None, cfg_opt("eval.ttt.lora_rank", "--ttt-lora-rank", help="LoRA "
                                                  "adapter rank for TTT (0 = full fine-tuning).")] = None,
-    ttt_symmetries: Annotated[bool | None, cfg_opt("eval.ttt.symmetries", "--ttt-symmetries/--no-ttt-symmetries",
-                                                   help="A random D8 symmetry per TTT example (off: the "
-                                                   "task's own orientation; a flip stays that flip).")] = None,
+    ttt_symmetries: Annotated[bool | None, cfg_opt(
+        "eval.ttt.symmetries", "--ttt-symmetries/--no-ttt-symmetries", help="A random D8 symmetry per TTT "
+        "example (off: the task's own orientation; a flip stays that flip).")] = None,
     ttt_colors: Annotated[bool | None, cfg_opt("eval.ttt.colors", "--ttt-colors/--no-ttt-colors",
                                                help="A random color permutation per TTT example (off: "
                                                "the task's own colors; a color map stays that map).")] = None,
@@ -386,4 +389,5 @@ def _eval_config(values: dict[str, Any], config: Path | None) -> EvalConfig:
     try:
         return EvalConfig.from_dict(merged)
     except ConfigError as e:
-        raise usage_error(e, source=None if e.field in values else (str(config) if config else None)) from None
+        source = None if e.field in values or config is None else str(config)
+        raise usage_error(e, source=source) from None
