@@ -247,6 +247,171 @@ class Prefix:
     amp: bool = False
 
 
+@dataclass
+class _Rows:
+    """The rows still in a decoding batch: per row (``[B]`` device tensors unless said) which decoder row it
+    is (``rows``), the grammar state (``seq`` position of the next token, 1-based ``row``/``col``, ``width``,
+    0 while the first line is open), ``done``, the summed log-probability ``logp`` (float64), its side limit
+    ``sides``, what a generated token copies from the prompt's last position (``extra``: (h, w, pair);
+    ``evidence``), its test input's lookup ``tables [B, F, S, S]`` and the lookups ``ahead [B, F]`` at the
+    cell the next token predicts. ``ar``: 0 .. B - 1; ``first`` (host): each row's first real key column;
+    ``keys [B, columns]``: the key columns a row may attend to; ``spans``: ``row_spans`` of ``first``."""
+
+    rows: Tensor
+    seq: Tensor
+    row: Tensor
+    col: Tensor
+    width: Tensor
+    done: Tensor
+    logp: Tensor
+    sides: Tensor
+    extra: Tensor
+    tables: Tensor
+    evidence: Tensor
+    ar: Tensor
+    ahead: Tensor
+    first: np.ndarray
+    keys: Tensor
+    spans: list[tuple[int, int, int]]
+
+
+@dataclass
+class _Emitted:
+    """What the decoding loop hands back, per decoder row: the tokens ``out [B, steps_max]`` (PAD after a
+    row's GRID_END), and the summed log-probability and done flag of rows that left the batch (written back
+    at each compaction and at the end)."""
+
+    out: Tensor
+    logp: Tensor
+    done: Tensor
+    steps: int = 0
+
+
+def _start_rows(ps: list[Example], side_list: list[int], tables_np: np.ndarray, p: int, steps_max: int,
+                device: torch.device) -> tuple[_Rows, Tensor, np.ndarray, np.ndarray]:
+    """The decoding state before the first generated token of prompts ``ps`` (prefilled into columns ending
+    at ``P = p``), and what a ``Prefix`` keeps of them: ``valid [B, P]`` (real prompt keys), their lengths
+    and their last positions."""
+    b = len(ps)
+    lengths_np = np.array([len(e) for e in ps])
+    lengths = torch.from_numpy(lengths_np).to(device)
+    first = p - np.array([padded_length(len(e)) for e in ps])  # [B] each row's first real key column
+    start = torch.from_numpy(first).to(device)[:, None]
+    cols = torch.arange(p, device=device)[None, :]
+    valid = (cols >= start) & (cols < start + lengths[:, None])  # [B, P]: real prompt keys
+    # every later column is written by every row, so only the prompt padding is ever invalid
+    keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
+    last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
+    extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies ...
+    evidence = torch.from_numpy(last_np[:, EVIDENCE]).to(device)  # ... and the frame evidence
+    tables = torch.from_numpy(tables_np).to(device)  # [B, F, S, S]: the frame lookups' source
+    ar = torch.arange(b, device=device)  # 0 .. active rows - 1 (the tables' row index)
+    state = _Rows(
+        rows=torch.arange(b, device=device), seq=lengths.clone(),
+        row=torch.ones(b, dtype=torch.long, device=device), col=torch.ones(b, dtype=torch.long, device=device),
+        width=torch.zeros(b, dtype=torch.long, device=device), done=torch.zeros(b, dtype=torch.bool, device=device),
+        logp=torch.zeros(b, dtype=torch.float64, device=device), sides=torch.tensor(side_list, device=device),
+        extra=extra, tables=tables, evidence=evidence, ar=ar,
+        ahead=tables[ar, :, 1, 1],  # [B, F]: the lookups at the first generated token's cell, (1, 1)
+        first=first, keys=keys, spans=row_spans(first, p))
+    return state, valid, lengths_np, last_np
+
+
+def _choose(s: _Rows, logits: Tensor, em: _Emitted, t: int) -> Tensor:
+    """Step ``t``'s greedy tokens ``[B]`` under the grammar; adds their log-probabilities and records them."""
+    lp = torch.log_softmax(logits + grammar_mask(s.width, s.row, s.col, logits.shape[-1], s.sides), dim=-1)
+    nxt = lp.argmax(dim=-1)  # [B]
+    s.logp += torch.where(s.done, 0.0, lp.gather(1, nxt[:, None])[:, 0].double())
+    em.out[s.rows, t] = torch.where(s.done, PAD, nxt)
+    em.steps = t + 1
+    s.done = s.done | (nxt == GRID_END)
+    return nxt
+
+
+def _compact(s: _Rows, nxt: Tensor, em: _Emitted, cache: KVCache, room: int) -> Tensor:
+    """Keep the unfinished rows (and a few finished ones, so that the row count is on the ``ladder`` of
+    matmul shapes that oneDNN has seen before), and the key columns some row left still needs: from the
+    first real key of any of them up to ``room`` columns past the cache's length. Returns ``nxt`` of the
+    rows kept."""
+    size = ladder(len(s.rows) - int(s.done.sum()))
+    em.logp[s.rows], em.done[s.rows] = s.logp, s.done
+    keep = torch.cat([(~s.done).nonzero()[:, 0], s.done.nonzero()[:, 0]])[:size].sort().values
+    for name in ("rows", "seq", "row", "col", "width", "done", "logp", "sides", "extra", "tables", "evidence",
+                 "ahead"):
+        setattr(s, name, getattr(s, name)[keep])
+    nxt, s.ar = nxt[keep], s.ar[: len(keep)]
+    first = s.first[keep.cpu().numpy()]
+    lead = int(first.min())  # first real key of any row left
+    end = cache.length + room
+    s.keys = s.keys[keep, lead:]
+    # whole rows (contiguous copies: a gather along the row dim with sliced columns is ~4x slower), then a
+    # view of the columns still needed
+    cache.k, cache.v = (c.index_select(1, keep)[:, :, :, lead:end] for c in (cache.k, cache.v))
+    cache.length -= lead
+    s.first = first - lead
+    s.spans = row_spans(s.first, cache.length)
+    return nxt
+
+
+def _host_check(s: _Rows, nxt: Tensor, em: _Emitted, cache: KVCache, room: int) -> Tensor | None:
+    """The one host sync: None when every row is done; else ``nxt`` of the rows left, after a compaction
+    when at least a quarter of the batch is done (a copy of the cache, paid back within a few steps)."""
+    n_done = int(s.done.sum())
+    if n_done == len(s.rows):
+        return None
+    if 4 * ladder(len(s.rows) - n_done) <= 3 * len(s.rows):
+        return _compact(s, nxt, em, cache, room)
+    return nxt
+
+
+def _feed(model: ArcTransformer, s: _Rows, nxt: Tensor, cache: KVCache) -> Tensor:
+    """Move the grammar state past ``nxt`` and run it through the model: the next logits ``[B, V]``. A
+    generated token's position: (seq, row, col) from the state, (h, w, pair) and the evidence copied from
+    the prompt, its own lookups where the last step looked ahead, and the lookups at the cell it predicts."""
+    top = TABLE_SIDE - 1
+    own = s.ahead  # [B, F]: the lookups at nxt's cell, where the last step's `ahead` looked
+    here = torch.stack([s.seq, s.row, s.col], dim=-1)
+    is_row, is_cell = nxt == ROW, nxt < N_COLORS
+    s.width = torch.where(is_row & (s.width == 0), s.col - 1, s.width)
+    s.row = s.row + is_row.long()
+    s.col = torch.where(is_row, torch.ones_like(s.col), s.col + is_cell.long())
+    s.seq = s.seq + 1
+    s.ahead = s.tables[s.ar, :, s.row.clamp(max=top), s.col.clamp(max=top)]  # ... at the cell nxt predicts
+    pos = torch.cat([here, s.extra, own.long(), s.ahead.long(), s.evidence], dim=-1)[:, None]  # position of nxt
+    mask = RowSpans(s.spans, s.keys[:, None, None, : cache.length + 1])  # [B, 1, 1, keys], read per span
+    return model(nxt[:, None], pos, cache=cache, mask=mask, framed_keys=False)[:, -1]  # output cells
+
+
+def _decode_steps(model: ArcTransformer, s: _Rows, logits: Tensor, cache: KVCache, em: _Emitted,
+                  steps_max: int, sync_every: int) -> None:
+    """Greedy steps until every row is done (seen at a host check) or ``steps_max`` tokens; ``em`` gets the
+    tokens and, at the end, every row's log-probability and done flag."""
+    for t in range(steps_max):
+        nxt = _choose(s, logits, em, t)
+        if t + 1 == steps_max:
+            break
+        if (t + 1) % sync_every == 0:
+            nxt = _host_check(s, nxt, em, cache, min(steps_max - t, GROW_STEPS))
+            if nxt is None:
+                break
+        logits = _feed(model, s, nxt, cache)
+    em.logp[s.rows], em.done[s.rows] = s.logp, s.done
+
+
+def _results(em: _Emitted, order: np.ndarray) -> list[Decoded]:
+    """The decoded rows, back in the prompts' order."""
+    emitted = em.out[:, : em.steps].cpu().numpy()
+    ended = em.done.cpu().numpy()
+    sums = em.logp.cpu().numpy()
+    res: list[Decoded] = [None] * len(order)  # type: ignore[list-item]
+    for i in range(len(order)):
+        toks = [int(x) for x in emitted[i]]
+        if ended[i]:
+            toks = toks[: toks.index(GRID_END)]
+        res[order[i]] = Decoded(parse_grid_tokens(toks) if ended[i] else None, float(sums[i]), toks)
+    return res
+
+
 @torch.no_grad()
 def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int = MAX_NEW_TOKENS,
                  max_side: int = MAX_SIDE, max_sides: list[int] | None = None, sync_every: int | None = None,
@@ -271,104 +436,25 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     side_list = [max_sides[i] for i in order] if max_sides is not None else [max_side] * b
     steps_max = max(1, min(max_new, max(max_tokens(s) for s in side_list)))  # the grammar ends every row
     p = padded_length(len(ps[0]))
-    params = next(model.parameters())
-    cfg = model.cfg
+    cfg, dtype = model.cfg, next(model.parameters()).dtype
     # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
     cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + min(steps_max, GROW_STEPS), device,
-                    torch.bfloat16 if amp else params.dtype, zeroed=False)  # _prefill zeroes the left padding
+                    torch.bfloat16 if amp else dtype, zeroed=False)  # _prefill zeroes the left padding
     # one autocast context for the whole batch: the weights are cast to bf16 once, not at every step
     with _autocast(device, amp):
         logits = _prefill(model, ps, cache)  # [B, V]
-        prefix_kv = (cache.k, cache.v)  # compaction copies; these keep every prompt
-        first_logits = logits
-        lengths_np = np.array([len(e) for e in ps])
-        lengths = torch.from_numpy(lengths_np).to(device)
-        first = p - np.array([padded_length(len(e)) for e in ps])  # [B] each row's first real key column
-        start = torch.from_numpy(first).to(device)[:, None]
-        cols = torch.arange(p, device=device)[None, :]
-        valid = (cols >= start) & (cols < start + lengths[:, None])  # [B, P]: real prompt keys
-        # every later column is written by every row, so only the prompt padding is ever invalid
-        keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
-        last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
-        extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies ...
-        evidence = torch.from_numpy(last_np[:, EVIDENCE]).to(device)  # ... and the frame evidence
-        spans = row_spans(first, p)
+        kept = _cache_view(cache.k, cache.v, p)  # compaction copies; this keeps every prompt
         tables_np = np.stack([input_table(e) for e in ps])  # [B, F, S, S]: the frame lookups' source
-        tables = torch.from_numpy(tables_np).to(device)
-        top = TABLE_SIDE - 1
-        ar = torch.arange(b, device=device)  # 0 .. active rows - 1 (the tables' row index)
-        sides = torch.tensor(side_list, device=device)
-        rows = torch.arange(b, device=device)  # which decoder row each active row is
-        seq = lengths.clone()  # seq position of the next token
-        row = torch.ones(b, dtype=torch.long, device=device)
-        col = torch.ones(b, dtype=torch.long, device=device)
-        width = torch.zeros(b, dtype=torch.long, device=device)
-        done = torch.zeros(b, dtype=torch.bool, device=device)
-        logp = torch.zeros(b, dtype=torch.float64, device=device)
-        out = torch.full((b, steps_max), PAD, dtype=torch.long, device=device)
-        final_logp = torch.zeros(b, dtype=torch.float64, device=device)
-        final_done = torch.zeros(b, dtype=torch.bool, device=device)
-        ahead = tables[ar, :, 1, 1]  # [B, F]: the lookups at the first generated token's cell, (1, 1)
-        steps = 0
-        for t in range(steps_max):
-            lp = torch.log_softmax(logits + grammar_mask(width, row, col, logits.shape[-1], sides), dim=-1)
-            nxt = lp.argmax(dim=-1)  # [B]
-            logp += torch.where(done, 0.0, lp.gather(1, nxt[:, None])[:, 0].double())
-            out[rows, t] = torch.where(done, PAD, nxt)
-            steps = t + 1
-            done = done | (nxt == GRID_END)
-            if t + 1 == steps_max:
-                break
-            if (t + 1) % sync_every == 0:
-                n_done = int(done.sum())  # the one host sync, every sync_every steps
-                if n_done == len(rows):
-                    break
-                size = ladder(len(rows) - n_done)
-                if 4 * size <= 3 * len(rows):  # compact: keep the unfinished rows (and a few finished ones:
-                    # the row counts stay on a short ladder of matmul shapes that oneDNN has seen before)
-                    final_logp[rows], final_done[rows] = logp, done
-                    keep = torch.cat([(~done).nonzero()[:, 0], done.nonzero()[:, 0]])[:size].sort().values
-                    rows, seq, row, col, width = rows[keep], seq[keep], row[keep], col[keep], width[keep]
-                    done, logp, nxt, sides, extra = done[keep], logp[keep], nxt[keep], sides[keep], extra[keep]
-                    tables, evidence, ar, ahead = tables[keep], evidence[keep], ar[: len(keep)], ahead[keep]
-                    # and the key columns that are padding for every row left or that no later step reaches
-                    first = first[keep.cpu().numpy()]
-                    lead = int(first.min())  # first real key of any row left
-                    end = cache.length + min(steps_max - t, GROW_STEPS)
-                    keys = keys[keep, lead:]
-                    # whole rows (contiguous copies: a gather along the row dim with sliced columns is ~4x
-                    # slower), then a view of the columns still needed
-                    cache.k, cache.v = (c.index_select(1, keep)[:, :, :, lead:end] for c in (cache.k, cache.v))
-                    cache.length -= lead
-                    first = first - lead
-                    spans = row_spans(first, cache.length)
-            own = ahead  # [B, F]: the lookups at nxt's cell, where the last step's `ahead` looked
-            here = torch.stack([seq, row, col], dim=-1)
-            is_row, is_cell = nxt == ROW, nxt < N_COLORS
-            width = torch.where(is_row & (width == 0), col - 1, width)
-            row = row + is_row.long()
-            col = torch.where(is_row, torch.ones_like(col), col + is_cell.long())
-            seq = seq + 1
-            ahead = tables[ar, :, row.clamp(max=top), col.clamp(max=top)]  # ... at the cell nxt predicts
-            pos = torch.cat([here, extra, own.long(), ahead.long(), evidence], dim=-1)[:, None]  # position of nxt
-            mask = RowSpans(spans, keys[:, None, None, : cache.length + 1])  # [B, 1, 1, keys], read per span
-            logits = model(nxt[:, None], pos, cache=cache, mask=mask, framed_keys=False)[:, -1]  # output cells
-    final_logp[rows], final_done[rows] = logp, done
-    emitted = out[:, :steps].cpu().numpy()
-    ended = final_done.cpu().numpy()
-    sums = final_logp.cpu().numpy()
-    res: list[Decoded] = [None] * b  # type: ignore[list-item]
-    for i in range(b):
-        toks = [int(x) for x in emitted[i]]
-        if ended[i]:
-            toks = toks[: toks.index(GRID_END)]
-        res[order[i]] = Decoded(parse_grid_tokens(toks) if ended[i] else None, float(sums[i]), toks)
-    if keep_prefix:
-        index = np.empty(b, np.int64)
-        index[order] = np.arange(b)
-        kept = _cache_view(prefix_kv[0], prefix_kv[1], p)  # later writes go after the prompts
-        return res, Prefix(kept, valid, lengths_np, last_np, first_logits, index, tables_np, amp)
-    return res
+        state, valid, lengths_np, last_np = _start_rows(ps, side_list, tables_np, p, steps_max, device)
+        em = _Emitted(torch.full((b, steps_max), PAD, dtype=torch.long, device=device),
+                      torch.zeros(b, dtype=torch.float64, device=device), torch.zeros(b, dtype=torch.bool, device=device))
+        _decode_steps(model, state, logits, cache, em, steps_max, sync_every)
+    res = _results(em, order)
+    if not keep_prefix:
+        return res
+    index = np.empty(b, np.int64)
+    index[order] = np.arange(b)
+    return res, Prefix(kept, valid, lengths_np, last_np, logits, index, tables_np, amp)
 
 
 def _body(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
