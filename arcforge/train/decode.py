@@ -468,6 +468,72 @@ def _body(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return toks[1:], rc[1:], state
 
 
+@dataclass
+class _Packed:
+    """Candidates packed into rows, one row per prompt: ``tok``, ``pos``, the grammar ``state`` (width, row,
+    col) before each token, ``seg`` (which candidate a slot holds, -1 for padding) and ``first`` (a
+    candidate's first token: predicted from the prompt's last logits)."""
+
+    tok: np.ndarray
+    pos: np.ndarray
+    state: np.ndarray
+    seg: np.ndarray
+    first: np.ndarray
+
+
+def _pack_candidates(prefix: Prefix, rs: list[int], per_row: dict[int, list[int]],
+                     bodies: list[tuple[np.ndarray, np.ndarray, np.ndarray]], t: int) -> _Packed:
+    """Decoder rows ``rs``' candidates (``per_row``: candidate indices into ``bodies``) one after the other
+    in ``[len(rs), t]`` rows."""
+    m = len(rs)
+    tok = np.full((m, t), PAD, np.int64)
+    pos = np.zeros((m, t, POS_DIMS), np.int64)
+    state = np.zeros((m, t, 3), np.int64)
+    state[:, :, 2] = 1
+    seg = np.full((m, t), -1, np.int64)  # which candidate a slot holds (-1: padding)
+    first = np.zeros((m, t), bool)  # a candidate's first token: predicted from the prompt's last logits
+    for i, r in enumerate(rs):
+        o = 0
+        for q in per_row[r]:
+            tk, rc, st = bodies[q]
+            k = len(tk)
+            tok[i, o : o + k], state[i, o : o + k], seg[i, o : o + k] = tk, st, q
+            pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc, tk,
+                                                 prefix.tables[r])
+            first[i, o] = True
+            o += k
+    return _Packed(tok, pos, state, seg, first)
+
+
+def _score_chunk(model: ArcTransformer, prefix: Prefix, rs: list[int], c: _Packed, max_side: int,
+                 out: Tensor) -> None:
+    """One forward over packed rows ``rs`` after a copy of their prompts' keys/values (a block-causal mask:
+    each candidate sees the prompt and its own earlier tokens); adds each token's log-probability (grammar
+    applied) to its candidate's entry of ``out``."""
+    device = prefix.valid.device
+    p = prefix.cache.length
+    k0, v0 = prefix.cache.k, prefix.cache.v
+    m, t = c.tok.shape
+    idx = torch.tensor(rs, device=device)
+    tok_t, seg_t = torch.from_numpy(c.tok).to(device), torch.from_numpy(c.seg).to(device)
+    causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
+    own = (seg_t[:, :, None] == seg_t[:, None, :]) & causal  # [m, t, t]
+    mask = torch.cat([prefix.valid[idx][:, None, :].expand(m, t, p), own], 2)[:, None]
+    kk = k0.new_empty((k0.shape[0], m, k0.shape[2], p + t, k0.shape[4]))  # [L, m, H, P + t, Dh]
+    vv = torch.empty_like(kk)
+    kk[:, :, :, :p], vv[:, :, :, :p] = k0[:, idx, :, :p], v0[:, idx, :, :p]
+    with _autocast(device, prefix.amp):
+        logits = model(tok_t, torch.from_numpy(c.pos).to(device), cache=_cache_view(kk, vv, p), mask=mask)
+    last = prefix.last_logits[idx][:, None]  # [m, 1, V]
+    shifted = torch.cat([last, logits[:, :-1]], 1)  # slot j is predicted by slot j - 1 ...
+    preds = torch.where(torch.from_numpy(c.first).to(device)[:, :, None], last, shifted)  # ... or the prompt
+    st = torch.from_numpy(c.state).to(device).reshape(-1, 3)
+    gm = grammar_mask(st[:, 0], st[:, 1], st[:, 2], preds.shape[-1], max_side).view(m, t, -1)
+    lp = torch.log_softmax(preds + gm, -1).gather(2, tok_t[:, :, None])[:, :, 0].double()
+    real = seg_t >= 0
+    out.index_add_(0, seg_t[real], lp[real])
+
+
 @torch.no_grad()
 def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], grids: list[Grid], *,
                       max_side: int = MAX_SIDE, chunk: int = 64) -> list[float]:
@@ -481,8 +547,6 @@ def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], gr
     not pad each other (a copy costs far less than the padding it saves)."""
     if not rows:
         return []
-    device = prefix.valid.device
-    p = prefix.cache.length
     at = prefix.index[np.asarray(rows)]  # decoder rows
     bodies = [_body(g) for g in grids]
     per_row: dict[int, list[int]] = {}
@@ -490,48 +554,13 @@ def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], gr
         per_row.setdefault(int(r), []).append(q)
     total = {r: sum(len(bodies[q][0]) for q in qs) for r, qs in per_row.items()}
     order = sorted(per_row, key=lambda r: -total[r])
-    out = torch.zeros(len(rows), dtype=torch.float64, device=device)
-    k0, v0 = prefix.cache.k, prefix.cache.v
+    out = torch.zeros(len(rows), dtype=torch.float64, device=prefix.valid.device)
     c0 = 0
     while c0 < len(order):
         t = total[order[c0]]
         rs = order[c0 : c0 + max(1, min(chunk, SCORE_TOKENS // t))]
         c0 += len(rs)
-        m = len(rs)
-        tok = np.full((m, t), PAD, np.int64)
-        pos = np.zeros((m, t, POS_DIMS), np.int64)
-        state = np.zeros((m, t, 3), np.int64)
-        state[:, :, 2] = 1
-        seg = np.full((m, t), -1, np.int64)  # which candidate a slot holds (-1: padding)
-        first = np.zeros((m, t), bool)  # a candidate's first token: predicted from the prompt's last logits
-        for i, r in enumerate(rs):
-            o = 0
-            for q in per_row[r]:
-                tk, rc, st = bodies[q]
-                k = len(tk)
-                tok[i, o : o + k], state[i, o : o + k], seg[i, o : o + k] = tk, st, q
-                pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc, tk,
-                                                     prefix.tables[r])
-                first[i, o] = True
-                o += k
-        idx = torch.tensor(rs, device=device)
-        tok_t, seg_t = torch.from_numpy(tok).to(device), torch.from_numpy(seg).to(device)
-        causal = torch.ones(t, t, dtype=torch.bool, device=device).tril()
-        own = (seg_t[:, :, None] == seg_t[:, None, :]) & causal  # [m, t, t]
-        mask = torch.cat([prefix.valid[idx][:, None, :].expand(m, t, p), own], 2)[:, None]
-        kk = k0.new_empty((k0.shape[0], m, k0.shape[2], p + t, k0.shape[4]))  # [L, m, H, P + t, Dh]
-        vv = torch.empty_like(kk)
-        kk[:, :, :, :p], vv[:, :, :, :p] = k0[:, idx, :, :p], v0[:, idx, :, :p]
-        with _autocast(device, prefix.amp):
-            logits = model(tok_t, torch.from_numpy(pos).to(device), cache=_cache_view(kk, vv, p), mask=mask)
-        last = prefix.last_logits[idx][:, None]  # [m, 1, V]
-        shifted = torch.cat([last, logits[:, :-1]], 1)  # slot j is predicted by slot j - 1 ...
-        preds = torch.where(torch.from_numpy(first).to(device)[:, :, None], last, shifted)  # ... or the prompt
-        st = torch.from_numpy(state).to(device).reshape(-1, 3)
-        gm = grammar_mask(st[:, 0], st[:, 1], st[:, 2], preds.shape[-1], max_side).view(m, t, -1)
-        lp = torch.log_softmax(preds + gm, -1).gather(2, tok_t[:, :, None])[:, :, 0].double()
-        real = seg_t >= 0
-        out.index_add_(0, seg_t[real], lp[real])
+        _score_chunk(model, prefix, rs, _pack_candidates(prefix, rs, per_row, bodies, t), max_side, out)
     return out.cpu().tolist()
 
 
