@@ -356,6 +356,38 @@ class ArcTransformer(nn.Module):
             out.append(done[frames])
         return out
 
+    def _embed_inputs(self, tokens: Tensor, positions: Tensor) -> Tensor:
+        """``[B, T, d]``: the token embeddings plus what the positions add: the row/col embeddings
+        (``grid_pos``), input cell or not (``key_frames``) and the frame lookups and evidence."""
+        x = self.embed(tokens)  # [B, T, d]
+        if self.row_embed is not None:
+            top = self.cfg.grid_pos - 1
+            x = x + self.row_embed(positions[..., 1].clamp(0, top)) + self.col_embed(positions[..., 2].clamp(0, top))
+        if self.input_embed is not None:
+            sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
+            x = x + self.input_embed(sized.long())
+        if self.lookup_embed is not None and positions.shape[-1] >= LOOKUPS.stop:
+            x = self._add_frame_inputs(x, tokens, positions)
+        return x
+
+    def _rotations(self, tokens: Tensor, positions: Tensor, x: Tensor, framed_keys: bool
+                   ) -> tuple[list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]]]:
+        """Per layer, the cos/sin rotating the queries and the keys, in the dtype q and k have (bf16 under
+        autocast: converted once here, not in every layer). Keys rotate at each token's own place, or under
+        their head's symmetry frame (``framed_keys``); queries, in the first ``own_query_layers`` layers at
+        the token's own place (compare a cell with what a frame head finds there), in the others at the
+        place of the token they predict (``next_cell_queries``)."""
+        own = positions[..., :3]  # (seq, row, col) of each token
+        dev = x.device.type
+        cdt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        framed = self._key_cos_sin(positions, cdt) if framed_keys else None
+        # each token's own place: computed only when the keys or the first layers' queries read it
+        own_cs = self._cos_sin(own, cdt) if framed is None or not self.cfg.next_cell_queries \
+            or self.cfg.own_query_layers else None
+        next_cs = self._cos_sin(next_cell_positions(tokens, own), cdt) if self.cfg.next_cell_queries else own_cs
+        query_cs = [own_cs if i < self.cfg.own_query_layers else next_cs for i in range(self.cfg.n_layers)]
+        return query_cs, framed or [own_cs] * self.cfg.n_layers
+
     def forward(self, tokens: Tensor, positions: Tensor, segments: Tensor | None = None,
                 cache: KVCache | None = None, mask: Tensor | RowSpans | None = None,
                 framed_keys: bool = True, only: Tensor | None = None) -> Tensor:
@@ -369,29 +401,8 @@ class ArcTransformer(nn.Module):
         the cache)."""
         if self.cfg.pair_seq and positions.shape[-1] >= 6:  # rotate by the demonstration pair, not the token
             positions = torch.cat([positions[..., 5:6], positions[..., 1:]], -1)
-        x = self.embed(tokens)  # [B, T, d]
-        if self.row_embed is not None:
-            top = self.cfg.grid_pos - 1
-            x = x + self.row_embed(positions[..., 1].clamp(0, top)) + self.col_embed(positions[..., 2].clamp(0, top))
-        if self.input_embed is not None:
-            sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
-            x = x + self.input_embed(sized.long())
-        if self.lookup_embed is not None and positions.shape[-1] >= LOOKUPS.stop:
-            x = self._add_frame_inputs(x, tokens, positions)
-        own = positions[..., :3]  # (seq, row, col) of each token
-        # cos/sin in the dtype q and k have (bf16 under autocast): converted once here, not in every layer
-        dev = x.device.type
-        cdt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-        framed = self._key_cos_sin(positions, cdt) if framed_keys else None
-        # each token's own place rotates the keys (unless framed) and the first own_query_layers layers'
-        # queries; computed only when one of them reads it
-        own_cs = self._cos_sin(own, cdt) if framed is None or not self.cfg.next_cell_queries \
-            or self.cfg.own_query_layers else None
-        next_cs = self._cos_sin(next_cell_positions(tokens, own), cdt) if self.cfg.next_cell_queries else own_cs
-        # queries: the first own_query_layers layers at the token's own place (compare a cell with what a
-        # frame head finds there), the rest at the place of the token they predict
-        query_cs = [own_cs if i < self.cfg.own_query_layers else next_cs for i in range(self.cfg.n_layers)]
-        key_cs = framed or [own_cs] * self.cfg.n_layers
+        x = self._embed_inputs(tokens, positions)
+        query_cs, key_cs = self._rotations(tokens, positions, x, framed_keys)
         if mask is None and segments is not None:
             # one mask per batch, shared by every layer
             mask = flex_block_mask(segments) if use_flex(tokens) else block_causal_mask(segments)
