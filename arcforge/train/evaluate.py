@@ -36,7 +36,7 @@ from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.augment import Transform, voting_transforms
 from arcforge.train.config import Amp, EvalConfig, Rank, TTTConfig
-from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, decode_batch, score_with_prefix
+from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, Prefix, decode_batch, score_with_prefix
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
 from arcforge.train.tokenize import Example, encode, encode_task, grid_length, grid_too_large
@@ -158,49 +158,79 @@ def _rank(items: list[_Item], cfg: EvalConfig) -> tuple[list[Grid], list[Grid]]:
     return pooled, pooled[: cfg.poe_top]
 
 
-def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms: list[Transform],
-                   cfg: EvalConfig, amp: bool) -> list[list[Grid]]:
-    """Decode the groups (all transforms of one test input each) in batches of whole groups of similar
-    prompt length, and rank each group's candidates (product of experts: every top candidate scored under
-    every transform, reusing the batch's prefilled prompts)."""
-    ranked: list[list[Grid]] = [[] for _ in groups]
+def _batches(groups: list[list[_Item]], batch_rows: int) -> Iterator[list[int]]:
+    """The groups in batches of whole groups of similar prompt length (shortest first), each of at most
+    ``batch_rows`` rows unless one group alone has more."""
     order = sorted(range(len(groups)), key=lambda g: max(len(it.prompt) for it in groups[g]))
     s = 0
     while s < len(order):
         batch = [order[s]]
         rows = len(groups[order[s]])
         s += 1
-        while s < len(order) and rows + len(groups[order[s]]) <= cfg.batch_rows:
+        while s < len(order) and rows + len(groups[order[s]]) <= batch_rows:
             rows += len(groups[order[s]])
             batch.append(order[s])
             s += 1
-        items = [it for g in batch for it in groups[g]]
-        decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new,
-                                       max_sides=[it.side for it in items], keep_prefix=True, amp=amp)
-        for it, d in zip(items, decoded, strict=True):
-            if d.grid is not None:
-                it.grid = transforms[it.transform].invert(d.grid)
-                it.logp = d.logp / (len(d.tokens) + 1)
-        rows_q: list[int] = []
-        grids_q: list[Grid] = []
-        plan = []  # (group, candidates, first row in the queue)
-        at = 0
-        for g in batch:
-            pooled, top = _rank(groups[g], cfg)
-            ranked[g] = pooled
-            if top:
-                plan.append((g, top, len(rows_q)))
-                for c in top:
-                    for j, it in enumerate(groups[g]):
-                        rows_q.append(at + j)
-                        grids_q.append(transforms[it.transform].grid(c))
-            at += len(groups[g])
+        yield batch
+
+
+def _decode_items(model: ArcTransformer, items: list[_Item], transforms: list[Transform], cfg: EvalConfig,
+                  amp: bool) -> Prefix:
+    """Decode ``items`` as one batch; each gets its grid mapped back by its transform's inverse and its
+    mean log-probability. Returns the batch's prefilled prompts."""
+    decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new,
+                                   max_sides=[it.side for it in items], keep_prefix=True, amp=amp)
+    for it, d in zip(items, decoded, strict=True):
+        if d.grid is not None:
+            it.grid = transforms[it.transform].invert(d.grid)
+            it.logp = d.logp / (len(d.tokens) + 1)
+    return prefix
+
+
+def _poe_queue(batch: list[int], groups: list[list[_Item]], transforms: list[Transform], cfg: EvalConfig,
+               ranked: list[list[Grid]]) -> tuple[list[int], list[Grid], list[tuple[int, list[Grid], int]]]:
+    """Rank each group of ``batch`` by votes into ``ranked``, and queue its top candidates under every
+    transform for re-scoring: the decoder rows, the (transformed) grids, and per group re-scored its
+    (group, candidates, first entry in the queue)."""
+    rows_q: list[int] = []
+    grids_q: list[Grid] = []
+    plan = []
+    at = 0
+    for g in batch:
+        pooled, top = _rank(groups[g], cfg)
+        ranked[g] = pooled
+        if top:
+            plan.append((g, top, len(rows_q)))
+            for c in top:
+                for j, it in enumerate(groups[g]):
+                    rows_q.append(at + j)
+                    grids_q.append(transforms[it.transform].grid(c))
+        at += len(groups[g])
+    return rows_q, grids_q, plan
+
+
+def _rerank(plan: list[tuple[int, list[Grid], int]], scores: list[float], groups: list[list[_Item]],
+            ranked: list[list[Grid]]) -> None:
+    """Put each planned group's top candidates first in ``ranked``, by their log-probability summed over
+    every transform (product of experts)."""
+    for g, top, first in plan:
+        n = len(groups[g])
+        total = [sum(scores[first + c * n : first + (c + 1) * n]) for c in range(len(top))]
+        best = [top[c] for c in sorted(range(len(top)), key=lambda c: -total[c])]
+        ranked[g] = best + ranked[g][len(top) :]
+
+
+def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms: list[Transform],
+                   cfg: EvalConfig, amp: bool) -> list[list[Grid]]:
+    """Decode the groups (all transforms of one test input each) in batches of whole groups of similar
+    prompt length, and rank each group's candidates (product of experts: every top candidate scored under
+    every transform, reusing the batch's prefilled prompts)."""
+    ranked: list[list[Grid]] = [[] for _ in groups]
+    for batch in _batches(groups, cfg.batch_rows):
+        prefix = _decode_items(model, [it for g in batch for it in groups[g]], transforms, cfg, amp)
+        rows_q, grids_q, plan = _poe_queue(batch, groups, transforms, cfg, ranked)
         scores = score_with_prefix(model, prefix, rows_q, grids_q) if rows_q else []
-        for g, top, first in plan:
-            n = len(groups[g])
-            total = [sum(scores[first + c * n : first + (c + 1) * n]) for c in range(len(top))]
-            best = [top[c] for c in sorted(range(len(top)), key=lambda c: -total[c])]
-            ranked[g] = best + ranked[g][len(top) :]
+        _rerank(plan, scores, groups, ranked)
     return ranked
 
 
