@@ -301,65 +301,86 @@ def _fitting(tasks: Iterable[Task], left_out: list[dict], progress: Progress) ->
             progress.advance("eval")
 
 
+@dataclass
+class _Records:
+    """The running records of an evaluation: counts for the metrics, the examples of the scored test inputs
+    (for token accuracy), the per-task records, the submission and the tasks left out."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("n", "scored", "exact", "pass2", "exact_before", "pass2_before"), 0))
+    examples: list[Example] = field(default_factory=list)
+    per_task: list[dict] = field(default_factory=list)
+    submission: dict[str, list] = field(default_factory=dict)
+    left_out: list[dict] = field(default_factory=list)
+
+
+def _settled(cfg: EvalConfig, model: ArcTransformer, workers: int) -> EvalConfig:
+    """``cfg`` with ``amp auto`` settled once when several threads tune at once: its CPU probe, cached per
+    thread count, must not differ by thread."""
+    if workers <= 1:
+        return cfg
+    from arcforge.train.device import use_bf16
+
+    return replace(cfg, amp=Amp.bf16 if use_bf16(next(model.parameters()).device, cfg.amp) else Amp.off)
+
+
+def _tune_group(model: ArcTransformer, tasks_g: list[Task], before: list[list[dict]], cfg: EvalConfig,
+                seq_len: int, pool: ThreadPoolExecutor | None, workers: int) -> Iterable:
+    """Each task's (predictions after test-time training, report), or without TTT (its predictions, None).
+    With a ``pool``, the tasks of the group at once, each thread with its share of the torch threads."""
+    if cfg.ttt.steps <= 0:
+        return ((preds, None) for preds in before)
+    if pool is None:
+        return (_tuned(model, task, preds, cfg, seq_len) for task, preds in zip(tasks_g, before, strict=True))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // workers))
+    try:
+        return list(pool.map(lambda tp: _tuned(model, *tp, cfg, seq_len), zip(tasks_g, before, strict=True)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _metrics(rec: _Records, cfg: EvalConfig, acc: float, loss: float) -> dict[str, float]:
+    counts, s = rec.counts, max(1, rec.counts["scored"])
+    metrics = {"test_inputs": counts["n"], "scored": counts["scored"], "exact_match": counts["exact"] / s,
+               "pass@2": counts["pass2"] / s, "token_accuracy": acc, "loss": loss, "votes": max(1, cfg.votes),
+               "ttt_steps": cfg.ttt.steps, "left_out": len(rec.left_out)}
+    if cfg.ttt.steps > 0:
+        metrics.update({"exact_match_before": counts["exact_before"] / s, "pass@2_before": counts["pass2_before"] / s})
+    return metrics
+
+
 def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int, device: torch.device,
-                   votes: int | None = None, seed: int | None = None, progress: Progress | None = None,
-                   total: int | None = None, cfg: EvalConfig | None = None) -> EvalResult:
+                   votes: int | None = None, progress: Progress | None = None, total: int | None = None,
+                   cfg: EvalConfig | None = None) -> EvalResult:
     """Token accuracy, exact match and pass@2 over every test input of ``tasks``, plus the submission.
-    ``votes``/``seed`` override ``cfg``'s. With ``cfg.ttt.steps > 0``: test-time training per task, and
-    the per-task records and metrics say before (``*_before``) and after."""
+    ``votes`` overrides ``cfg``'s. With ``cfg.ttt.steps > 0``: test-time training per task, and the
+    per-task records and metrics say before (``*_before``) and after."""
     cfg = cfg or EvalConfig()
     if votes is not None:
         cfg = replace(cfg, votes=votes)
-    if seed is not None:
-        cfg = replace(cfg, seed=seed)
     progress = progress or NULL_PROGRESS
     was_training = model.training
     model.eval()
-    ttt = cfg.ttt.steps > 0
-    examples: list[Example] = []
-    submission: dict[str, list] = {}
-    per_task: list[dict] = []
-    counts = {"n": 0, "scored": 0, "exact": 0, "pass2": 0, "exact_before": 0, "pass2_before": 0}
+    rec = _Records()
     progress.start("eval", "eval", total=total)
     # without TTT a group of tasks decodes as one batch; with TTT each task has its own weights
     group = max(1, cfg.batch_rows // max(1, cfg.votes))
-    workers = ttt_workers(cfg.ttt, device) if ttt else 1
-    if workers > 1:  # settle `amp auto` once: its CPU probe, cached per thread count, must not differ by thread
-        from arcforge.train.device import use_bf16
-
-        cfg = replace(cfg, amp=Amp.bf16 if use_bf16(next(model.parameters()).device, cfg.amp) else Amp.off)
+    workers = ttt_workers(cfg.ttt, device) if cfg.ttt.steps > 0 else 1
+    cfg = _settled(cfg, model, workers)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="arcforge-ttt") if workers > 1 else None
-    left_out: list[dict] = []
     try:
-        for tasks_g in _groups(_fitting(tasks, left_out, progress), group):
+        for tasks_g in _groups(_fitting(tasks, rec.left_out, progress), group):
             before = predict(model, tasks_g, seq_len=seq_len, cfg=cfg)
-            if not ttt:
-                tuned_g: Iterable = ((preds, None) for preds in before)
-            elif pool is None:
-                tuned_g = (_tuned(model, task, preds, cfg, seq_len) for task, preds in zip(tasks_g, before,
-                                                                                          strict=True))
-            else:  # the tasks of the group at once, each thread with its share of the torch threads
-                threads = torch.get_num_threads()
-                torch.set_num_threads(max(1, threads // workers))
-                try:
-                    tuned_g = list(pool.map(lambda tp: _tuned(model, *tp, cfg, seq_len), zip(tasks_g, before,
-                                                                                             strict=True)))
-                finally:
-                    torch.set_num_threads(threads)
-            _collect(tasks_g, before, tuned_g, ttt, seq_len, counts, examples, per_task, submission, progress)
+            tuned_g = _tune_group(model, tasks_g, before, cfg, seq_len, pool, workers)
+            _collect(tasks_g, before, tuned_g, cfg.ttt.steps > 0, seq_len, rec, progress)
     finally:  # on an error or Ctrl-C, the tasks not yet started are dropped, not run
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     progress.finish("eval")
-    acc, loss = token_accuracy(model, examples, seq_len, device) if examples else (0.0, 0.0)
+    acc, loss = token_accuracy(model, rec.examples, seq_len, device) if rec.examples else (0.0, 0.0)
     model.train(was_training)
-    s = max(1, counts["scored"])
-    metrics = {"test_inputs": counts["n"], "scored": counts["scored"], "exact_match": counts["exact"] / s,
-               "pass@2": counts["pass2"] / s, "token_accuracy": acc, "loss": loss, "votes": max(1, cfg.votes),
-               "ttt_steps": cfg.ttt.steps, "left_out": len(left_out)}
-    if ttt:
-        metrics.update({"exact_match_before": counts["exact_before"] / s, "pass@2_before": counts["pass2_before"] / s})
-    return EvalResult(metrics, submission, per_task, left_out)
+    return EvalResult(_metrics(rec, cfg, acc, loss), rec.submission, rec.per_task, rec.left_out)
 
 
 def ttt_workers(cfg: TTTConfig, device: torch.device) -> int:
@@ -385,33 +406,41 @@ def _tuned(model: ArcTransformer, task: Task, preds: list[dict], cfg: EvalConfig
     return after, report
 
 
+def _record(task: Task, k: int, after: dict, before: dict, report: dict | None, ttt: bool, rec: _Records,
+            seq_len: int) -> dict:
+    """Score test input ``k`` of ``task`` (``after``: its prediction; ``before``: the base model's) into the
+    counts and, when it has an output, its example into ``rec``; returns its per-task record."""
+    pair = task.test[k]
+    out = {"task": task.id, "test_index": k, **_score(after, pair.output)}
+    if ttt:
+        b = _score(before, pair.output)
+        out.update({f"{key}_before": v for key, v in b.items() if key != "decoded"})
+        out["ttt"] = report
+    counts = rec.counts
+    counts["n"] += 1
+    if pair.output is not None:
+        counts["scored"] += 1
+        counts["exact"] += out["exact"]
+        counts["pass2"] += out["pass2"]
+        if ttt:
+            counts["exact_before"] += out["exact_before"]
+            counts["pass2_before"] += out["pass2_before"]
+        ex = encode_task(task, k, max_len=seq_len)
+        if ex is not None:
+            rec.examples.append(ex)
+    return out
+
+
 def _collect(tasks_g: list[Task], before: list[list[dict]], tuned_g: Iterable[tuple[list[dict], dict | None]],
-             ttt: bool, seq_len: int, counts: dict, examples: list[Example], per_task: list[dict],
-             submission: dict[str, list], progress: Progress) -> None:
+             ttt: bool, seq_len: int, rec: _Records, progress: Progress) -> None:
     """Score one group of tasks into the running records: ``tuned_g`` holds each task's (predictions after
     TTT, report), or without TTT (its predictions, None)."""
     for task, preds, (after, report) in zip(tasks_g, before, tuned_g, strict=True):
         attempts = []
-        for k, pair in enumerate(task.test):
-            rec = {"task": task.id, "test_index": k, **_score(after[k], pair.output)}
-            if ttt:
-                b = _score(preds[k], pair.output)
-                rec.update({f"{key}_before": v for key, v in b.items() if key != "decoded"})
-                rec["ttt"] = report
-            counts["n"] += 1
-            if pair.output is not None:
-                counts["scored"] += 1
-                counts["exact"] += rec["exact"]
-                counts["pass2"] += rec["pass2"]
-                if ttt:
-                    counts["exact_before"] += rec["exact_before"]
-                    counts["pass2_before"] += rec["pass2_before"]
-                ex = encode_task(task, k, max_len=seq_len)
-                if ex is not None:
-                    examples.append(ex)
-            per_task.append(rec)
+        for k in range(len(task.test)):
+            rec.per_task.append(_record(task, k, after[k], preds[k], report, ttt, rec, seq_len))
             attempts.append(_attempts(after[k]))
-        submission[submission_key(task)] = attempts
+        rec.submission[submission_key(task)] = attempts
         progress.advance("eval")
 
 
