@@ -223,6 +223,60 @@ def _table_index(rc: np.ndarray) -> np.ndarray:
     return rc[:, 0].clip(0, TABLE_SIDE - 1) * TABLE_SIDE + rc[:, 1].clip(0, TABLE_SIDE - 1)
 
 
+class _Writer:
+    """Writes one example's tokens, positions and targets into preallocated arrays of ``total`` entries,
+    left to right: every token looks into its pair's input (``tables``, one lookup table per pair) and
+    carries its pair's frame ``evidence`` (``frame_evidence``)."""
+
+    def __init__(self, total: int, tables: list[np.ndarray], evidence: np.ndarray) -> None:
+        self.tokens = np.empty(total, np.int64)
+        self.positions = np.zeros((total, POS_DIMS), np.int64)
+        self.targets = np.zeros(total, bool)
+        self.flat = [t.reshape(LOOKUP_FRAMES, -1) for t in tables]
+        self.evidence = evidence
+        self.o = 0  # the next token's index
+
+    def lookups(self, pair: int, at: np.ndarray) -> np.ndarray:
+        """``[k, F]``: the colors of ``pair``'s input under every frame at flat table indices ``at [k]``."""
+        return self.flat[pair][:, at].T
+
+    def marker(self, token: int, pair: int, target: bool) -> None:
+        """One token outside a grid (BOS, INPUT, OUTPUT, EOS): at (0, 0), where no frame puts a cell."""
+        o = self.o
+        self.tokens[o], self.targets[o] = token, target
+        pos = self.positions[o]
+        pos[5], pos[LOOKUPS], pos[EVIDENCE] = pair, NO_CELL, self.evidence[pair]
+        self.o += 1
+
+    def grid(self, g: Grid, kind: int, target: bool, pair: int) -> None:
+        """``kind`` (INPUT or OUTPUT) then grid ``g`` (``grid_tokens``' layout, cached per size); input
+        cells carry their grid's size (the symmetry frames' keys)."""
+        self.marker(kind, pair, False)
+        h, w = g.shape
+        rc, own, nxt, cells = _grid_layout(h, w)
+        o, k = self.o, len(rc)
+        t, pos = self.tokens[o : o + k], self.positions[o : o + k]
+        t[0], t[-1] = GRID_START, GRID_END
+        body = t[1:-1].reshape(h, w + 1)
+        body[:, :w], body[:, w] = g, ROW
+        pos[:, 1:3], pos[:, 5] = rc, pair
+        if kind == INPUT:
+            pos[cells, 3], pos[cells, 4] = h, w
+        pos[:, LOOKUPS.start : LOOKUPS.start + LOOKUP_FRAMES] = self.lookups(pair, own)
+        pos[:, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = self.lookups(pair, nxt)
+        pos[:, EVIDENCE] = self.evidence[pair]
+        self.targets[o : o + k] = target
+        self.o += k
+
+    def prompt_end(self, pair: int) -> None:
+        """``OUTPUT GRID_START``: the decoding prompt's end. GRID_START predicts cell (1, 1) of the output:
+        its next lookups are the test input's there."""
+        self.marker(OUTPUT, pair, False)
+        self.marker(GRID_START, pair, False)
+        at = _table_index(np.array([[1, 1]]))
+        self.positions[self.o - 1, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = self.lookups(pair, at)[0]
+
+
 def encode(
     train: list[tuple[Grid, Grid]],
     test_in: Grid,
@@ -241,62 +295,21 @@ def encode(
         raise ValueError(f"loss_on must be one of {LOSS_ON}, not {loss_on!r}")
     n = len(train)  # the test pair's index
     total = example_length(train, test_in, test_out)
-    tokens = np.empty(total, np.int64)
-    positions = np.zeros((total, POS_DIMS), np.int64)
-    targets = np.zeros(total, bool)
-    inputs = [i for i, _ in train] + [test_in]
-    tables = [lookup_table(g) for g in inputs]  # [F, S, S] each: every token looks into its pair's input
-    flat = [t.reshape(LOOKUP_FRAMES, -1) for t in tables]
-    evidence = frame_evidence(tables[:n], [o for _, o in train])  # [n + 1, F]
-    no_cell = np.full(2 * LOOKUP_FRAMES, NO_CELL, np.int64)  # markers sit at (0, 0): no frame puts a cell there
-
-    def lookups(pair: int, at: np.ndarray) -> np.ndarray:  # [k, F]: pair's colors at table indices at [k]
-        return flat[pair][:, at].T
-
-    tokens[0] = BOS
-    positions[0, LOOKUPS], positions[0, EVIDENCE] = no_cell, evidence[0]
-    o = 1
-
-    def marker(token: int, pair: int, target: bool) -> None:
-        nonlocal o
-        tokens[o], targets[o] = token, target
-        positions[o, 5], positions[o, LOOKUPS], positions[o, EVIDENCE] = pair, no_cell, evidence[pair]
-        o += 1
-
-    def grid(g: Grid, kind: int, target: bool, pair: int) -> None:
-        nonlocal o
-        marker(kind, pair, False)
-        h, w = g.shape
-        rc, own, nxt, cells = _grid_layout(h, w)
-        k = len(rc)
-        t, pos = tokens[o : o + k], positions[o : o + k]
-        t[0], t[-1] = GRID_START, GRID_END
-        body = t[1:-1].reshape(h, w + 1)
-        body[:, :w], body[:, w] = g, ROW
-        pos[:, 1:3], pos[:, 5] = rc, pair
-        if kind == INPUT:  # input cells carry their grid's size (the symmetry frames' keys)
-            pos[cells, 3], pos[cells, 4] = h, w
-        pos[:, LOOKUPS.start : LOOKUPS.start + LOOKUP_FRAMES] = lookups(pair, own)
-        pos[:, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = lookups(pair, nxt)
-        pos[:, EVIDENCE] = evidence[pair]
-        targets[o : o + k] = target
-        o += k
-
+    tables = [lookup_table(g) for g in [i for i, _ in train] + [test_in]]  # [F, S, S] per pair's input
+    w = _Writer(total, tables, frame_evidence(tables[:n], [o for _, o in train]))  # evidence [n + 1, F]
+    w.marker(BOS, 0, False)
     for j, (i, out) in enumerate(train):
-        grid(i, INPUT, False, j)
-        grid(out, OUTPUT, loss_on == "outputs", j)
-    grid(test_in, INPUT, False, n)
+        w.grid(i, INPUT, False, j)
+        w.grid(out, OUTPUT, loss_on == "outputs", j)
+    w.grid(test_in, INPUT, False, n)
     if test_out is not None:
-        grid(test_out, OUTPUT, True, n)
-        marker(EOS, n, True)
+        w.grid(test_out, OUTPUT, True, n)
+        w.marker(EOS, n, True)
     else:  # prompt for decoding: the model continues after GRID_START
-        marker(OUTPUT, n, False)
-        marker(GRID_START, n, False)
-        # GRID_START predicts cell (1, 1) of the output: its next lookups are the test input's there
-        positions[o - 1, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = lookups(n, _table_index(np.array([[1, 1]])))[0]
-    assert o == total
-    positions[:, 0] = np.arange(total)
-    return Example(tokens, positions, targets, task_id, test_index, n)
+        w.prompt_end(n)
+    assert w.o == total
+    w.positions[:, 0] = np.arange(total)
+    return Example(w.tokens, w.positions, w.targets, task_id, test_index, n)
 
 
 def encode_task(
