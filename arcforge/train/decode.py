@@ -43,11 +43,10 @@ from arcforge.grids import Grid
 from arcforge.train.config import MAX_NEW_TOKENS, MAX_SIDE
 from arcforge.train.model import ArcTransformer, KVCache, RowSpans
 from arcforge.train.tokenize import (
-    EVIDENCE,
     GRID_END,
-    LOOKUPS,
     N_COLORS,
     PAD,
+    POS,
     POS_DIMS,
     ROW,
     TABLE_SIDE,
@@ -130,11 +129,11 @@ def output_positions(last: np.ndarray, start: int, rc: np.ndarray, tokens: np.nd
     and the frame lookups of the test input's lookup ``table`` (``tokenize.input_table``) at each token's
     cell and the next."""
     pos = np.zeros((rc.shape[0], POS_DIMS), np.int64)
-    pos[:, 0] = np.arange(start, start + rc.shape[0])
-    pos[:, 1:3] = rc
-    pos[:, 3:6] = last[3:6]
-    pos[:, LOOKUPS] = frame_lookups(table, rc, next_rc(tokens, rc))
-    pos[:, EVIDENCE] = last[EVIDENCE]
+    pos[:, POS.seq] = np.arange(start, start + rc.shape[0])
+    pos[:, POS.rc] = rc
+    pos[:, POS.copied] = last[POS.copied]
+    pos[:, POS.lookups] = frame_lookups(table, rc, next_rc(tokens, rc))
+    pos[:, POS.evidence] = last[POS.evidence]
     return pos
 
 
@@ -302,8 +301,8 @@ def _start_rows(ps: list[Example], side_list: list[int], tables_np: np.ndarray, 
     # every later column is written by every row, so only the prompt padding is ever invalid
     keys = torch.cat([valid, torch.ones(b, steps_max, dtype=torch.bool, device=device)], dim=1)
     last_np = np.stack([e.positions[-1] for e in ps])  # [B, POS_DIMS]: the output's GRID_START
-    extra = torch.from_numpy(last_np[:, 3:6]).to(device)  # (h, w, pair): what the decoder copies ...
-    evidence = torch.from_numpy(last_np[:, EVIDENCE]).to(device)  # ... and the frame evidence
+    extra = torch.from_numpy(last_np[:, POS.copied]).to(device)  # (h, w, pair): what the decoder copies ...
+    evidence = torch.from_numpy(last_np[:, POS.evidence]).to(device)  # ... and the frame evidence
     tables = torch.from_numpy(tables_np).to(device)  # [B, F, S, S]: the frame lookups' source
     ar = torch.arange(b, device=device)  # 0 .. active rows - 1 (the tables' row index)
     state = _Rows(
@@ -377,7 +376,8 @@ def _feed(model: ArcTransformer, s: _Rows, nxt: Tensor, cache: KVCache) -> Tenso
     s.col = torch.where(is_row, torch.ones_like(s.col), s.col + is_cell.long())
     s.seq = s.seq + 1
     s.ahead = s.tables[s.ar, :, s.row.clamp(max=top), s.col.clamp(max=top)]  # ... at the cell nxt predicts
-    pos = torch.cat([here, s.extra, own.long(), s.ahead.long(), s.evidence], dim=-1)[:, None]  # position of nxt
+    # nxt's position, its columns in POS order: place, copied, own and next lookups, evidence
+    pos = torch.cat([here, s.extra, own.long(), s.ahead.long(), s.evidence], dim=-1)[:, None]
     mask = RowSpans(s.spans, s.keys[:, None, None, : cache.length + 1])  # [B, 1, 1, keys], read per span
     return model(nxt[:, None], pos, cache=cache, mask=mask, framed_keys=False)[:, -1]  # output cells
 

@@ -30,9 +30,10 @@ from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex
 from arcforge.errors import TrainError
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
 from arcforge.train.rope import D8_FRAMES, FRAMES, RotaryEmbedding, framed_positions, head_frames, rotate
-from arcforge.train.tokenize import EVIDENCE, GRID_START, LOOKUP_FRAMES, LOOKUPS, N_COLORS, NO_CELL, ROW
+from arcforge.train.tokenize import GRID_START, N_COLORS, NO_CELL, POS, ROW
 
-ROPE_COMPONENTS = {"1d": slice(0, 1), "2d": slice(1, 3), "2d+1d": slice(0, 3)}
+# the columns of (seq, row, col) each RoPE mode reads
+ROPE_COMPONENTS = {"1d": slice(POS.seq, POS.seq + 1), "2d": POS.rc, "2d+1d": POS.place}
 
 
 def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
@@ -106,7 +107,7 @@ def next_cell_positions(tokens: Tensor, positions: Tensor) -> Tensor:
     is: after a cell (r, c) comes (r, c + 1) (a cell or the ROW that closes the row), after a ROW comes
     (r + 1, 1), after GRID_START (1, 1). Queries placed there make "predict the cell that sits at (r, c)
     of some grid" a zero-offset match for RoPE, with no special case at the start of a row."""
-    seq, r, c = positions[..., 0], positions[..., 1], positions[..., 2]
+    seq, r, c = positions[..., POS.seq], positions[..., POS.row], positions[..., POS.col]
     newline = (tokens == ROW) | (tokens == GRID_START)
     r = torch.where(tokens == ROW, r + 1, torch.where(tokens == GRID_START, torch.ones_like(r), r))
     c = torch.where(newline, torch.ones_like(c), torch.where(tokens < N_COLORS, c + 1, c))
@@ -320,18 +321,17 @@ class ArcTransformer(nn.Module):
         ``arcforge.train.tokenize``) add, for the model's first ``frame_lookups`` frames: the sum of the own
         and next lookups' embeddings, the output cells' per-frame agreement, and the evidence."""
         n = self.cfg.frame_lookups
-        look = positions[..., LOOKUPS]  # [B, T, 2 * LOOKUP_FRAMES]: own then next
-        own = look[..., :n]  # [B, T, n] colors (or NO_CELL) at the token's own cell
-        nxt = look[..., LOOKUP_FRAMES : LOOKUP_FRAMES + n]  # [B, T, n] ... at the cell it predicts
+        own = positions[..., POS.own][..., :n]  # [B, T, n] colors (or NO_CELL) at the token's own cell
+        nxt = positions[..., POS.next][..., :n]  # [B, T, n] ... at the cell it predicts
         ids = torch.cat([own, nxt], -1) \
             + torch.arange(2 * n, device=positions.device) * (NO_CELL + 1)  # [B, T, 2n] rows of lookup_embed
         b, t, k = ids.shape
         x = x + F.embedding_bag(ids.reshape(b * t, k), self.lookup_embed.weight, mode="sum").view(b, t, -1)
-        output_cell = (tokens < N_COLORS) & (positions[..., 3] == 0)  # [B, T]
+        output_cell = (tokens < N_COLORS) & (positions[..., POS.h] == 0)  # [B, T]
         agree = (own == tokens[..., None]) & output_cell[..., None]  # [B, T, n]
         x = x + self.agree_embed(agree.to(x.dtype))
-        if positions.shape[-1] >= EVIDENCE.stop:
-            evidence = positions[..., EVIDENCE][..., :n]  # [B, T, n] percent, -1 before any demonstration
+        if positions.shape[-1] >= POS.evidence.stop:
+            evidence = positions[..., POS.evidence][..., :n]  # [B, T, n] percent, -1 before any demonstration
             x = x + self.evidence_embed(evidence.to(x.dtype) / 100)  # percent -> share
             if self.vote_embed is not None:
                 x = x + self.vote_embed(frame_votes(nxt, evidence, x.dtype))
@@ -341,7 +341,7 @@ class ArcTransformer(nn.Module):
         """Per layer, the keys' cos/sin ``[B, H, T, Dh]`` under each head's symmetry frame (``key_frames``;
         ``rope.framed_positions``), or None: keys rotate like queries. Positions without the grid-size
         columns (``[B, T, 3]``) have no framed cells, so frames change nothing there."""
-        if not self.cfg.key_frames or positions.shape[-1] < 5 or self.cfg.rope_mode == "1d":
+        if not self.cfg.key_frames or positions.shape[-1] < POS.size.stop or self.cfg.rope_mode == "1d":
             return None
         b, t = positions.shape[:2]
         h = self.cfg.n_heads
@@ -362,11 +362,13 @@ class ArcTransformer(nn.Module):
         x = self.embed(tokens)  # [B, T, d]
         if self.row_embed is not None:
             top = self.cfg.grid_pos - 1
-            x = x + self.row_embed(positions[..., 1].clamp(0, top)) + self.col_embed(positions[..., 2].clamp(0, top))
+            x = x + self.row_embed(positions[..., POS.row].clamp(0, top)) \
+                + self.col_embed(positions[..., POS.col].clamp(0, top))
         if self.input_embed is not None:
-            sized = positions[..., 3] > 0 if positions.shape[-1] >= 5 else torch.zeros_like(tokens, dtype=torch.bool)
+            sized = positions[..., POS.h] > 0 if positions.shape[-1] >= POS.size.stop \
+                else torch.zeros_like(tokens, dtype=torch.bool)
             x = x + self.input_embed(sized.long())
-        if self.lookup_embed is not None and positions.shape[-1] >= LOOKUPS.stop:
+        if self.lookup_embed is not None and positions.shape[-1] >= POS.lookups.stop:
             x = self._add_frame_inputs(x, tokens, positions)
         return x
 
@@ -377,7 +379,7 @@ class ArcTransformer(nn.Module):
         their head's symmetry frame (``framed_keys``); queries, in the first ``own_query_layers`` layers at
         the token's own place (compare a cell with what a frame head finds there), in the others at the
         place of the token they predict (``next_cell_queries``)."""
-        own = positions[..., :3]  # (seq, row, col) of each token
+        own = positions[..., POS.place]  # (seq, row, col) of each token
         dev = x.device.type
         cdt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
         framed = self._key_cos_sin(positions, cdt) if framed_keys else None
@@ -399,8 +401,8 @@ class ArcTransformer(nn.Module):
         ``only [B]``: the logits at this position of each row only, ``[B, 1, V]`` (a prefill: the last layer
         then computes its queries, attention and MLP there only; every token's keys and values still go to
         the cache)."""
-        if self.cfg.pair_seq and positions.shape[-1] >= 6:  # rotate by the demonstration pair, not the token
-            positions = torch.cat([positions[..., 5:6], positions[..., 1:]], -1)
+        if self.cfg.pair_seq and positions.shape[-1] > POS.pair:  # rotate by the demonstration pair, not the token
+            positions = torch.cat([positions[..., POS.pair : POS.pair + 1], positions[..., POS.seq + 1 :]], -1)
         x = self._embed_inputs(tokens, positions)
         query_cs, key_cs = self._rotations(tokens, positions, x, framed_keys)
         if mask is None and segments is not None:

@@ -46,6 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from arcforge.errors import TrainError
+from arcforge.train.tokenize import POS
 
 MODES = ("1d", "2d", "2d+1d")
 SCALINGS = ("none", "linear", "ntk", "dynamic_ntk", "yarn")
@@ -298,7 +299,7 @@ def head_frames(n_heads: int, layer: int, n_frames: int = len(D8_FRAMES)) -> tup
 def framed_positions(positions: Tensor, frames: tuple[int, ...]) -> Tensor:
     """``positions [B, T, >= 5] = (seq, row, col, h, w, ...)`` -> ``[B, H, T, 3]`` key positions (seq, row', col'),
     one per head frame (``h, w`` > 0 only on input-grid cells, see ``arcforge.train.tokenize``)."""
-    seq, rc, hw = positions[..., :1], positions[..., 1:3], positions[..., 3:5]
+    seq, rc, hw = positions[..., POS.seq : POS.seq + 1], positions[..., POS.rc], positions[..., POS.size]
     return torch.stack([torch.cat([seq, frame_rc(rc, hw, f)], -1) for f in frames], 1)
 
 

@@ -22,7 +22,8 @@ frames move those keys only (``arcforge.train.rope.frame_rc``), and an output gr
 before it is generated. ``pair`` is the index of the demonstration pair the token belongs to (the test
 pair is the last; BOS sits in pair 0): the model's ``pair_seq`` rotates by it instead of ``seq``, so that an
 output cell and the cells of its own input grid are a zero sequence offset apart. The model's RoPE mode
-picks which of (seq, row, col) it uses (see ``arcforge.train.model``); ``POS_DIMS`` is the width of a position.
+picks which of (seq, row, col) it uses (see ``arcforge.train.model``); ``POS_DIMS`` is the width of a position,
+and ``POS`` names its columns (with the frame lookups and evidence that follow the six).
 
 The loss mask marks *target* tokens (the tokens the model must predict): by default the test output
 (its GRID_START, cells, ROW tokens, GRID_END and the final EOS); with ``loss_on="outputs"`` also every
@@ -34,6 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -60,11 +62,31 @@ MAX_GRID_SIDE = 30
 # Frame evidence: for every token, per frame, the percentage of the output cells of the demonstration
 # pairs *before* its pair that the frame of their own input explains (-1: no earlier pair). Tokens of the
 # test pair see every demonstration; a decoded token copies it from the prompt's last token.
-# a token's position: (seq, row, col, h, w, pair, own lookups [LOOKUP_FRAMES], next lookups [LOOKUP_FRAMES],
-# evidence [LOOKUP_FRAMES]); the first three are always (seq, row, col)
-POS_DIMS = 6 + 3 * LOOKUP_FRAMES
-LOOKUPS = slice(6, 6 + 2 * LOOKUP_FRAMES)
-EVIDENCE = slice(6 + 2 * LOOKUP_FRAMES, POS_DIMS)
+
+
+class PositionColumns(NamedTuple):
+    """Where each part of a token's position sits (``[..., POS_DIMS]``): an int names one column, a slice
+    several. The model and the decoder read positions by these names only."""
+
+    seq: int = 0  # index inside the example (the model's ``pair_seq`` puts the pair here)
+    row: int = 1  # (row, col) inside the grid, GRID_START at (0, 0)
+    col: int = 2
+    h: int = 3  # the grid's size, on input-grid cells only (0 elsewhere)
+    w: int = 4
+    pair: int = 5  # the demonstration pair (the test pair is the last)
+    place: slice = slice(0, 3)  # (seq, row, col): what RoPE reads
+    rc: slice = slice(1, 3)  # (row, col)
+    size: slice = slice(3, 5)  # (h, w)
+    copied: slice = slice(3, 6)  # (h, w, pair): what a decoded token takes from its prompt's last token
+    own: slice = slice(6, 6 + LOOKUP_FRAMES)  # frame lookups at the token's own cell
+    next: slice = slice(6 + LOOKUP_FRAMES, 6 + 2 * LOOKUP_FRAMES)  # ... at the cell it predicts
+    lookups: slice = slice(6, 6 + 2 * LOOKUP_FRAMES)  # own then next
+    evidence: slice = slice(6 + 2 * LOOKUP_FRAMES, 6 + 3 * LOOKUP_FRAMES)  # frame evidence
+
+
+POS = PositionColumns()
+POS_DIMS = POS.evidence.stop
+LOOKUPS, EVIDENCE = POS.lookups, POS.evidence
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
 LOSS_ON = ("test", "outputs")
@@ -193,12 +215,12 @@ def frame_evidence(tables: Sequence[np.ndarray], outputs: list[Grid]) -> np.ndar
 
 def input_table(ex: Example, pair: int = -1) -> np.ndarray:
     """The lookup table of an example's input grid of ``pair`` (default: the test pair, the last)."""
-    pairs = ex.positions[:, 5]
+    pairs = ex.positions[:, POS.pair]
     p = int(pairs.max()) if pair < 0 else pair
-    cells = (ex.positions[:, 3] > 0) & (pairs == p)
-    h, w = ex.positions[cells][0, 3:5]
+    cells = (ex.positions[:, POS.h] > 0) & (pairs == p)
+    h, w = ex.positions[cells][0, POS.size]
     grid = np.zeros((h, w), np.int8)
-    grid[ex.positions[cells, 1] - 1, ex.positions[cells, 2] - 1] = ex.tokens[cells]
+    grid[ex.positions[cells, POS.row] - 1, ex.positions[cells, POS.col] - 1] = ex.tokens[cells]
     return lookup_table(grid)
 
 
@@ -245,7 +267,7 @@ class _Writer:
         o = self.o
         self.tokens[o], self.targets[o] = token, target
         pos = self.positions[o]
-        pos[5], pos[LOOKUPS], pos[EVIDENCE] = pair, NO_CELL, self.evidence[pair]
+        pos[POS.pair], pos[POS.lookups], pos[POS.evidence] = pair, NO_CELL, self.evidence[pair]
         self.o += 1
 
     def grid(self, g: Grid, kind: int, target: bool, pair: int) -> None:
@@ -259,12 +281,12 @@ class _Writer:
         t[0], t[-1] = GRID_START, GRID_END
         body = t[1:-1].reshape(h, w + 1)
         body[:, :w], body[:, w] = g, ROW
-        pos[:, 1:3], pos[:, 5] = rc, pair
+        pos[:, POS.rc], pos[:, POS.pair] = rc, pair
         if kind == INPUT:
-            pos[cells, 3], pos[cells, 4] = h, w
-        pos[:, LOOKUPS.start : LOOKUPS.start + LOOKUP_FRAMES] = self.lookups(pair, own)
-        pos[:, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = self.lookups(pair, nxt)
-        pos[:, EVIDENCE] = self.evidence[pair]
+            pos[cells, POS.h], pos[cells, POS.w] = h, w
+        pos[:, POS.own] = self.lookups(pair, own)
+        pos[:, POS.next] = self.lookups(pair, nxt)
+        pos[:, POS.evidence] = self.evidence[pair]
         self.targets[o : o + k] = target
         self.o += k
 
@@ -274,7 +296,7 @@ class _Writer:
         self.marker(OUTPUT, pair, False)
         self.marker(GRID_START, pair, False)
         at = _table_index(np.array([[1, 1]]))
-        self.positions[self.o - 1, LOOKUPS.start + LOOKUP_FRAMES : LOOKUPS.stop] = self.lookups(pair, at)[0]
+        self.positions[self.o - 1, POS.next] = self.lookups(pair, at)[0]
 
 
 def encode(
@@ -308,7 +330,7 @@ def encode(
     else:  # prompt for decoding: the model continues after GRID_START
         w.prompt_end(n)
     assert w.o == total
-    w.positions[:, 0] = np.arange(total)
+    w.positions[:, POS.seq] = np.arange(total)
     return Example(w.tokens, w.positions, w.targets, task_id, test_index, n)
 
 
