@@ -113,6 +113,36 @@ def _yarn_correction_dim(rotations: float, dim: int, base: float, length: int) -
     return dim * math.log(length / (rotations * 2 * math.pi)) / (2 * math.log(base))
 
 
+def _linear(cfg: RopeConfig, dim: int, b: float, s: float, length: int, seq_len: int | None) -> Tensor:
+    return _plain(b, dim) / s
+
+
+def _ntk(cfg: RopeConfig, dim: int, b: float, s: float, length: int, seq_len: int | None) -> Tensor:
+    return _plain(b * s ** (dim / (dim - 2)), dim)
+
+
+def _dynamic_ntk(cfg: RopeConfig, dim: int, b: float, s: float, length: int, seq_len: int | None) -> Tensor:
+    if seq_len is None or seq_len <= length:
+        return _plain(b, dim)
+    return _plain(b * (s * seq_len / length - (s - 1)) ** (dim / (dim - 2)), dim)
+
+
+def _yarn(cfg: RopeConfig, dim: int, b: float, s: float, length: int, seq_len: int | None) -> Tensor:
+    extrap = _plain(b, dim)
+    interp = extrap / s
+    low = max(math.floor(_yarn_correction_dim(cfg.yarn_beta_fast, dim, b, length)), 0)
+    high = min(math.ceil(_yarn_correction_dim(cfg.yarn_beta_slow, dim, b, length)), dim - 1)
+    if low == high:
+        high += 0.001  # avoid a zero-width ramp
+    # ramp 0 -> keep (extrapolate, high frequency), 1 -> interpolate (low frequency)
+    ramp = ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
+    return extrap * (1 - ramp) + interp * ramp
+
+
+# the scaled frequencies (float64) of each scaling, from (cfg, dim, base, factor, L, L')
+_SCALED = {"linear": _linear, "ntk": _ntk, "dynamic_ntk": _dynamic_ntk, "yarn": _yarn}
+
+
 def inv_freq(cfg: RopeConfig, dim: int | None = None, seq_len: int | None = None,
              original_max_len: int | None = None, base: float | None = None) -> Tensor:
     """Scaled inverse frequencies ``[dim/2]`` (float32) for one position component.
@@ -127,27 +157,8 @@ def inv_freq(cfg: RopeConfig, dim: int | None = None, seq_len: int | None = None
     if dim % 2 or dim < 2 or (dim == 2 and cfg.scaling in ("ntk", "dynamic_ntk") and s > 1.0):
         raise TrainError(f"RoPE rotary dim must be even, and > 2 for NTK scaling (got {dim})")
     if cfg.scaling == "none" or s == 1.0:
-        out = _plain(b, dim)
-    elif cfg.scaling == "linear":
-        out = _plain(b, dim) / s
-    elif cfg.scaling == "ntk":
-        out = _plain(b * s ** (dim / (dim - 2)), dim)
-    elif cfg.scaling == "dynamic_ntk":
-        if seq_len is None or seq_len <= length:
-            out = _plain(b, dim)
-        else:
-            out = _plain(b * (s * seq_len / length - (s - 1)) ** (dim / (dim - 2)), dim)
-    else:  # yarn
-        extrap = _plain(b, dim)
-        interp = extrap / s
-        low = max(math.floor(_yarn_correction_dim(cfg.yarn_beta_fast, dim, b, length)), 0)
-        high = min(math.ceil(_yarn_correction_dim(cfg.yarn_beta_slow, dim, b, length)), dim - 1)
-        if low == high:
-            high += 0.001  # avoid a zero-width ramp
-        # ramp 0 -> keep (extrapolate, high frequency), 1 -> interpolate (low frequency)
-        ramp = ((torch.arange(dim // 2, dtype=torch.float64) - low) / (high - low)).clamp(0, 1)
-        out = extrap * (1 - ramp) + interp * ramp
-    return out.to(torch.float32)
+        return _plain(b, dim).to(torch.float32)
+    return _SCALED.get(cfg.scaling, _yarn)(cfg, dim, b, s, length, seq_len).to(torch.float32)
 
 
 def attention_scale(cfg: RopeConfig) -> float:
