@@ -100,39 +100,51 @@ def prepare_run_folder(run: Path, *, resume: bool, overwrite: bool) -> None:
                              hint="drop --resume to start a new run there, or pass the --out of an earlier run")
         return
     present = sorted(p.name for p in run.iterdir()) if run.is_dir() else []
-    if not present:
+    if present:
+        _check_overwrite(run, present, overwrite)
+        _remove_run(run)
+
+
+def _check_overwrite(run: Path, present: list[str], overwrite: bool) -> None:
+    """Refuse a folder holding ``present`` unless ``overwrite`` and it is a run's, or holds none of the names
+    a run writes (then only the user's files are there, and they stay)."""
+    if overwrite and (is_run(run) or not any(n in RUN_ENTRIES for n in present)):
         return
-    mine = [n for n in present if n in RUN_ENTRIES]
-    if not overwrite or (not is_run(run) and mine):
-        what = "an earlier run" if is_run(run) else "files arcforge did not write"
-        raise TrainError(f"{run}: the run folder already holds {what} ({', '.join(present[:4])}"
-                         f"{', ...' if len(present) > 4 else ''})",
-                         hint="continue it with --resume, replace the run with --overwrite, or pick another --out"
-                         if is_run(run) else "pick another --out (nothing there was changed)")
-    _remove_run(run)
+    what = "an earlier run" if is_run(run) else "files arcforge did not write"
+    raise TrainError(f"{run}: the run folder already holds {what} ({', '.join(present[:4])}"
+                     f"{', ...' if len(present) > 4 else ''})",
+                     hint="continue it with --resume, replace the run with --overwrite, or pick another --out"
+                     if is_run(run) else "pick another --out (nothing there was changed)")
+
+
+def _unlink_file(p: Path) -> None:
+    """Remove ``p`` if it is a file or a link (never a folder)."""
+    if p.is_file() or p.is_symlink():
+        p.unlink()
+
+
+def _is_folder(p: Path) -> bool:
+    return p.is_dir() and not p.is_symlink()
 
 
 def _remove_run(run: Path) -> None:
     """Delete what a training run wrote in ``run``: its top files, the step folders' files in checkpoints/
     and TensorBoard's event files in tb/; anything else (the user's) stays."""
     for name in RUN_FILES:
-        p = run / name
-        if p.is_file() or p.is_symlink():
-            p.unlink()
+        _unlink_file(run / name)
     ck = run / "checkpoints"
-    if ck.is_dir() and not ck.is_symlink():
+    if _is_folder(ck):
         for d in ck.iterdir():
-            if d.is_dir() and not d.is_symlink() and (STEP_RE.fullmatch(d.name) or _WORK_RE.fullmatch(d.name)):
+            if _is_folder(d) and (STEP_RE.fullmatch(d.name) or _WORK_RE.fullmatch(d.name)):
                 for name in CKPT_FILES:
-                    if (d / name).is_file() or (d / name).is_symlink():
-                        (d / name).unlink()
+                    _unlink_file(d / name)
                 _rmdir_if_empty(d)
         _rmdir_if_empty(ck)
     tb = run / "tb"
-    if tb.is_dir() and not tb.is_symlink():
+    if _is_folder(tb):
         for f in tb.iterdir():
-            if _TB_EVENTS.fullmatch(f.name) and (f.is_file() or f.is_symlink()):
-                f.unlink()
+            if _TB_EVENTS.fullmatch(f.name):
+                _unlink_file(f)
         _rmdir_if_empty(tb)
 
 
@@ -303,6 +315,18 @@ class Loaded:
     skipped: list[str] = field(default_factory=list)  # one line per damaged newer checkpoint
 
 
+def _newest_first(run: Path, ckdir: Path) -> tuple[list[str], list[str]]:
+    """The step folders of ``run`` to try, newest first: ``latest`` then the older ones, or when the
+    pointer is damaged every step folder (then its error is the first line of the second list)."""
+    names = sorted((p.name for p in ckdir.iterdir() if p.is_dir() and STEP_RE.fullmatch(p.name)),
+                   reverse=True) if ckdir.is_dir() else []
+    try:
+        latest = _latest_name(run)
+    except TrainError as e:  # a damaged pointer: the newest step folder that reads
+        return names, [e.message]
+    return [latest] + [n for n in names if n < latest], []
+
+
 def load_latest_intact(path: Path, *, with_state: bool = True) -> Loaded:
     """The checkpoint ``path`` names: a checkpoint folder (must be intact), or a run folder, where the
     newest intact checkpoint is used (from ``latest`` back through older ones; damaged ones are listed)."""
@@ -312,26 +336,15 @@ def load_latest_intact(path: Path, *, with_state: bool = True) -> Loaded:
     if not has_checkpoint(path):
         resolve(path)  # raises the "no checkpoint found" error
     ckdir = path / "checkpoints"
-    names = sorted((p.name for p in ckdir.iterdir() if p.is_dir() and STEP_RE.fullmatch(p.name)),
-                   reverse=True) if ckdir.is_dir() else []
-    skipped: list[str] = []
-    first_error: TrainError | None = None
-    try:
-        latest = _latest_name(path)
-        order = [latest] + [n for n in names if n < latest]
-    except TrainError as e:  # a damaged pointer: the newest step folder that reads
-        first_error = e
-        skipped.append(e.message)
-        order = names
+    order, skipped = _newest_first(path, ckdir)
+    first_error = skipped[0] if skipped else None
     for name in order:
         try:
             return Loaded(ckdir / name, *read_checkpoint(ckdir / name, with_state=with_state), skipped=skipped)
         except TrainError as e:
-            first_error = first_error or e
+            first_error = first_error or e.message
             skipped.append(e.message)
-    if first_error is None:
-        first_error = TrainError(f"{ckdir}: no checkpoint folder in it")
-    raise TrainError(f"{first_error.message}; no older intact checkpoint in {ckdir}",
+    raise TrainError(f"{first_error or f'{ckdir}: no checkpoint folder in it'}; no older intact checkpoint in {ckdir}",
                      hint="start a new run (--overwrite) or restore the file")
 
 

@@ -80,23 +80,30 @@ class _Reader:
         raise self.bad(f"unexpected {type(x).__name__}")
 
     def tagged(self, x: dict, tag: str) -> Any:
+        """The value of a tagged entry (``_TAGS``), or a ``TrainError`` when it is not what ``flatten`` writes."""
         v = x[tag]
         if tag == "$t":
-            if not isinstance(v, str) or v not in self.tensors:
-                raise self.bad(f"refers to a tensor {v!r} that is not stored")
-            return self.tensors[v]
+            return self.tensor(v)
         if tag == "$a":
             return self.array(v, x.get("v"))
         if tag == "$tuple" and isinstance(v, list):
             return tuple(self.value(e) for e in v)
         if tag == "$map" and isinstance(v, list) and all(isinstance(e, list) and len(e) == 2 for e in v):
-            try:
-                return {self.value(k): self.value(e) for k, e in v}
-            except TypeError:  # an unhashable key
-                raise self.bad("a mapping with an unusable key") from None
+            return self.mapping(v)
         if tag == "$dict" and isinstance(v, dict):
             return {k: self.value(e) for k, e in v.items()}
         raise self.bad(f"a malformed {tag} entry")
+
+    def tensor(self, name: Any) -> torch.Tensor:
+        if not isinstance(name, str) or name not in self.tensors:
+            raise self.bad(f"refers to a tensor {name!r} that is not stored")
+        return self.tensors[name]
+
+    def mapping(self, pairs: list[list]) -> dict:
+        try:
+            return {self.value(k): self.value(e) for k, e in pairs}
+        except TypeError:  # an unhashable key
+            raise self.bad("a mapping with an unusable key") from None
 
     def array(self, dtype: Any, values: Any) -> np.ndarray:
         if dtype not in _ARRAY_DTYPES or not isinstance(values, list):
