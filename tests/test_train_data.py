@@ -296,3 +296,48 @@ def test_encode_equals_the_tokenizer_spelled_out(tasks):
             tokens, positions, targets = reference(train, test_in, test_out, loss_on)
             assert np.array_equal(ex.tokens, tokens) and np.array_equal(ex.targets, targets)
             assert np.array_equal(ex.positions, positions)
+
+
+def test_the_named_position_columns_tile_a_position_and_say_what_the_tokenizer_writes(tasks):
+    """``POS`` names every column of a position once (the six numbers, then own lookups, next lookups and
+    evidence), its wider names are the columns they say, and on generated tasks each name holds what the
+    module docstring says: seq counts tokens, (row, col) is GRID_START's (0, 0) and a cell's 1-based place,
+    (h, w) the size on input cells only, pair the demonstration index, the lookups the frames' colors."""
+    from arcforge.train.tokenize import (
+        GRID_END,
+        LOOKUP_FRAMES,
+        NO_CELL,
+        POS,
+        POS_DIMS,
+        frame_lookups,
+        input_table,
+        next_rc,
+    )
+
+    singles = [POS.seq, POS.row, POS.col, POS.h, POS.w, POS.pair]
+    cols = singles + list(range(POS_DIMS))[POS.own] + list(range(POS_DIMS))[POS.next] \
+        + list(range(POS_DIMS))[POS.evidence]
+    assert cols == list(range(POS_DIMS))
+    idx = np.arange(POS_DIMS)
+    assert idx[POS.place].tolist() == [POS.seq, POS.row, POS.col]
+    assert idx[POS.rc].tolist() == [POS.row, POS.col] and idx[POS.size].tolist() == [POS.h, POS.w]
+    assert idx[POS.copied].tolist() == [POS.h, POS.w, POS.pair]
+    assert idx[POS.lookups].tolist() == idx[POS.own].tolist() + idx[POS.next].tolist()
+    assert len(idx[POS.own]) == len(idx[POS.evidence]) == LOOKUP_FRAMES
+    for task in tasks[:6]:
+        ex = encode_task(task, 0)
+        pos = ex.positions
+        assert pos[:, POS.seq].tolist() == list(range(len(ex)))
+        starts, ends = ex.tokens == GRID_START, ex.tokens == GRID_END
+        assert (pos[starts][:, POS.rc] == 0).all() and (pos[ends][:, POS.col] == 0).all()
+        inputs = np.flatnonzero(ex.tokens == INPUT)
+        sized = pos[:, POS.h] > 0
+        assert sized.sum() == sum(int(np.prod(p.input.shape)) for p in [*task.train, task.test[0]])
+        assert (pos[sized][:, POS.rc] >= 1).all() and (pos[sized][:, POS.rc] <= pos[sized][:, POS.size]).all()
+        assert pos[inputs, POS.pair].tolist() == list(range(len(task.train) + 1))
+        test = pos[:, POS.pair] == len(task.train)
+        grid = slice(inputs[-1] + 1, np.flatnonzero(test & ends)[0] + 1)  # the test input's tokens
+        rc = pos[grid][:, POS.rc]
+        want = frame_lookups(input_table(ex), rc, next_rc(ex.tokens[grid], rc))
+        assert np.array_equal(pos[grid][:, POS.lookups], want)
+        assert (pos[ex.tokens == INPUT][:, POS.own] == NO_CELL).all()
