@@ -80,6 +80,24 @@ def test_ttt_is_deterministic_by_seed(tasks):
         assert torch.equal(v, b.state_dict()[k])
 
 
+def test_lora_adapters_do_not_depend_on_torchs_global_random_state(tasks):
+    """Two LoRA fine-tunings of one task agree even when other work drew from torch's global generator in
+    between (as a parallel TTT worker does), and a different TTT seed gives other adapters."""
+    cfg = TTTConfig(steps=2, batch_size=2, lr=1e-2, lora_rank=2)
+    model = _model()
+    torch.manual_seed(1)
+    a, ra = fine_tune(model, tasks[0], cfg, SEQ)
+    torch.rand(1000)  # what another worker's work does to the global generator
+    b, rb = fine_tune(model, tasks[0], cfg, SEQ)
+    c, _ = fine_tune(model, tasks[0], replace(cfg, seed=1), SEQ)
+    assert ra == rb
+    adapters = [k for k in a.state_dict() if k.endswith(".a")]
+    assert adapters
+    for k in adapters:
+        assert torch.equal(a.state_dict()[k], b.state_dict()[k]), k
+    assert any(not torch.equal(a.state_dict()[k], c.state_dict()[k]) for k in adapters)
+
+
 def test_leave_one_out_uses_only_demonstrations(tasks):
     task = tasks[0]
     cfg = TTTConfig(symmetries=False, colors=False, shuffle_train=False, loss_on="test")

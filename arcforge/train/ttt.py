@@ -41,6 +41,11 @@ def task_rng(cfg: TTTConfig, task_id: str) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, zlib.crc32(task_id.encode())])
 
 
+def lora_seed(cfg: TTTConfig, task_id: str) -> int:
+    """The seed of a task's LoRA adapters: from the TTT seed and the task, apart from ``task_rng``'s draws."""
+    return zlib.crc32(f"{cfg.seed}/{task_id}/lora".encode())
+
+
 def leave_one_out(task: Task, n: int, rng: np.random.Generator, cfg: TTTConfig, max_len: int) -> list[Example]:
     """``n`` examples from the train pairs of ``task``: target pair ``j`` (cycling through them in a random
     order), the other pairs as context, each example under its own random transform. Context pairs are
@@ -79,7 +84,7 @@ def fine_tune(model: ArcTransformer, task: Task, cfg: TTTConfig, max_len: int) -
         return tuned.eval(), report
     device = next(model.parameters()).device
     if cfg.lora_rank > 0:
-        params = add_lora(tuned, cfg.lora_rank, cfg.lora_alpha or None)
+        params = add_lora(tuned, cfg.lora_rank, cfg.lora_alpha or None, seed=lora_seed(cfg, task.id))
     else:
         params = [p for p in tuned.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
