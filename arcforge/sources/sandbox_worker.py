@@ -9,6 +9,7 @@ an end frame; see ``_generate``): a generator's attempts run back to back with u
 here, so that arcforge's process only reads the kept examples.
 """
 
+import gc
 import importlib
 import importlib.abc
 import importlib.machinery
@@ -21,6 +22,7 @@ import sys
 import types
 
 MAX_ERROR = 300
+GC_THRESHOLD = 20_000
 
 
 def _read(stream):
@@ -290,6 +292,11 @@ def main():
     except BaseException as e:
         _write(channel, {"ok": False, "e": _error(e)})
         return
+    # Upstream's modules live as long as the worker: out of the collector's sight; and a collection per
+    # 20,000 new containers instead of 700 (upstream's code allocates many short-lived tuples and frozensets,
+    # freed by reference counting; the collector only finds the odd cycle). Same results, about 7% less time.
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, 50, 100)
     _write(channel, {"ok": True})
     while True:
         req = _read(requests)
