@@ -103,3 +103,35 @@ def test_a_dying_worker_costs_its_attempt_and_the_run_resumes_with_its_repeat_fi
     assert res.counts["repeat"] > 0  # inputs kept before a crash are still repeats after it
     assert res.counts["kept"] + res.counts["repeat"] + len(aborted) == res.counts["attempts"]
     assert all(e.measures == {"pso_difficulty": 0.5} for e in res.examples)
+
+
+SLEEPY = textwrap.dedent('''
+    import time
+    from utils import *
+
+    def generate_00000001(diff_lb, diff_ub):
+        time.sleep(0.8)  # no CPU time
+        return {"input": ((1, 2),), "output": ((2, 1),)}
+
+    def generate_00000002(diff_lb, diff_ub):
+        time.sleep(3600)
+''')
+
+
+def test_the_attempt_limit_is_cpu_time_and_the_wall_clock_only_a_backstop(tmp_path, monkeypatch):
+    """An attempt that waits longer than call_s without using CPU is kept (a busy machine slows attempts
+    down, and must not change the output); one that never replies is stopped by the wall-clock backstop."""
+    from arcforge.sources import generate
+
+    verifier = "def verify_00000001(I):\n    return ((2, 1),)\n\ndef verify_00000002(I):\n    return I\n"
+    for name, text in (("generators.py", SLEEPY), ("verifiers.py", verifier), ("utils.py", "rng = []\n"),
+                       ("main.py", "def get_pso_difficulty(e):\n    return 0.5\n"), ("dsl.py", "")):
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(generate, "MIN_WALL_S", 2.0)
+    d = driver(tmp_path, {**RE_ARC, "call_s": 0.2})
+    (ok,) = generate_keys(d, "sleepy", ["00000001"], 1)
+    assert ok.counts["kept"] == 1 and not ok.failures
+    monkeypatch.setattr(generate, "GIVE_UP", 1)
+    (stuck,) = generate_keys(d, "sleepy", ["00000002"], 1)
+    assert [f.detail for _, f in stuck.failures] == ["timeout after 2 s (wall clock)"]
+    assert stuck.counts["abandoned"] == 1 and stuck.counts["short"] == 1

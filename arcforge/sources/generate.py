@@ -42,6 +42,9 @@ ARC1_TRAINING = "arc_agi_1/training/{}"  # the task id a generator key is derive
 
 
 GIVE_UP = 10  # failures in a row (errors, not filters) after which a generator is abandoned
+# An attempt's limit is ``call_s`` of CPU time, kept by the worker (the output must not depend on how busy
+# the machine is); the wall clock only stops a worker that makes no progress at all (sleeps, blocks).
+WALL_FACTOR, MIN_WALL_S = 10, 30.0
 
 
 def max_attempts(n: int) -> int:
@@ -229,14 +232,14 @@ class _KeyRun:
     def take(self, frame: dict[str, Any]) -> bool:
         """Count one frame; False when it breaks the protocol (the stream is then dropped)."""
         if "dead" in frame:
-            self._count(Failure(GENERATOR_ERROR, str(frame["dead"])))
+            self.count(Failure(GENERATOR_ERROR, str(frame["dead"])))
             return True
         if frame.get("end") is True:
             return True
         if frame.get("i") != self.next:
-            self._count(Failure(GENERATOR_ERROR, "malformed reply"))
+            self.count(Failure(GENERATOR_ERROR, "malformed reply"))
             return False
-        self._count(self._judge(frame))
+        self.count(self._judge(frame))
         return True
 
     def _judge(self, frame: dict[str, Any]) -> Example | Failure:
@@ -265,7 +268,7 @@ class _KeyRun:
             return Failure(reason)
         return Failure(GENERATOR_ERROR, escape(str(frame.get("e", ""))) or "failed")
 
-    def _count(self, got: Example | Failure) -> None:
+    def count(self, got: Example | Failure) -> None:
         res = self.res
         res.counts["attempts"] += 1
         if isinstance(got, Example):
@@ -287,11 +290,11 @@ def generate_key(d: Driver, sb: Sandbox, source: str, key: str, n: int) -> KeyRe
     run = _KeyRun(d, source, key, n)
     while run.wanted():
         before = run.next
-        for frame in sb.stream(run.request()):
+        for frame in sb.stream(run.request(), frame_s=max(MIN_WALL_S, WALL_FACTOR * sb.limits.call_s)):
             if not run.take(frame):
                 break
         if run.next == before:  # the worker ended the run without an attempt: count one, never spin
-            run._count(Failure(GENERATOR_ERROR, "the worker stopped without an attempt"))
+            run.count(Failure(GENERATOR_ERROR, "the worker stopped without an attempt"))
     res = run.res
     if len(res.examples) < n and run.in_row >= GIVE_UP:
         res.counts["abandoned"] += 1

@@ -228,18 +228,19 @@ class Sandbox:
         return self._call({"m": module, "f": function, "a": list(args), "g": grid_type, "seed": int(seed),
                            "reset": dict(reset or {}), "read": list(read)})
 
-    def stream(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def stream(self, request: dict[str, Any], frame_s: float | None = None) -> Iterator[dict[str, Any]]:
         """Send ``request`` (a module-level op the worker knows, e.g. ``"op": "gen"``) and yield its reply
-        frames up to and including the end frame ``{"end": True}``; a missing, late or malformed frame ends
-        the stream with ``{"dead": reason}`` (the worker killed). A frame with ``"restart"`` kills the worker
-        after it (it ran out of memory)."""
+        frames up to and including the end frame ``{"end": True}``; a missing, malformed or late frame (more
+        than ``frame_s`` seconds, default ``call_s``, after the one before) ends the stream with
+        ``{"dead": reason}`` (the worker killed). A frame with ``"restart"`` kills the worker after it (it
+        ran out of memory)."""
         if self._proc is None:
             self.start()
         done = False
         try:
             self._send(request)
             while not done:
-                frame = self._receive(self.limits.call_s)
+                frame = self._receive(frame_s or self.limits.call_s)
                 if not isinstance(frame, dict):
                     raise _Dead("malformed reply")
                 done = frame.get("end") is True or bool(frame.get("restart"))
@@ -248,7 +249,11 @@ class Sandbox:
                 yield frame
         except _Dead as e:
             done = True
-            yield {"dead": self._death_reason(e.reason)}
+            if e.reason == "timeout" and frame_s:
+                self._kill()
+                yield {"dead": f"timeout after {frame_s:g} s (wall clock)"}
+            else:
+                yield {"dead": self._death_reason(e.reason)}
         finally:
             if not done:  # the caller stopped reading: the worker's further frames must not reach the next call
                 self._kill()

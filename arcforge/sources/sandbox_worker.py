@@ -18,6 +18,7 @@ import json
 import os
 import random
 import resource
+import signal
 import sys
 import types
 
@@ -247,6 +248,29 @@ def _attempt(job, modules, seed, seen):
     return {"k": [*gi, *go], "x": _measures(job, modules, raw_in, raw_out)}
 
 
+class _CpuTimeout(BaseException):
+    """Raised by the CPU timer in the attempt that used up its CPU time (not an ``Exception``, so that
+    upstream's ``except Exception`` does not swallow it; RLIMIT_CPU stops one that does)."""
+
+
+def _on_cpu_timer(signum, frame):
+    raise _CpuTimeout()
+
+
+def _timed_attempt(job, modules, seed, seen, call_s):
+    """``_attempt`` within ``call_s`` seconds of CPU time (a CPU-time timer: the limit does not depend on
+    how busy the machine is, so neither does the output)."""
+    _limit_cpu(call_s)
+    signal.signal(signal.SIGPROF, _on_cpu_timer)
+    signal.setitimer(signal.ITIMER_PROF, call_s)
+    try:
+        return _attempt(job, modules, seed, seen)
+    except _CpuTimeout:
+        return {"r": "generator_error", "e": f"timeout after {call_s:g} s"}
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+
+
 def _generate(req, modules, call_s, channel):
     """Attempts ``start, start+1, ...`` (seeded by ``seeds``), one frame each, until ``need`` are kept,
     the seeds run out or ``give_up`` attempts in a row failed (filters are not failures); then an end
@@ -257,9 +281,8 @@ def _generate(req, modules, call_s, channel):
     for n, seed in enumerate(req["seeds"]):
         if kept >= need or in_row >= give_up:
             break
-        _limit_cpu(call_s)
         try:
-            frame = _attempt(job, modules, seed, seen)
+            frame = _timed_attempt(job, modules, seed, seen, call_s)
         except MemoryError:
             _write(channel, {"i": req["start"] + n, "r": "generator_error", "e": "memory limit", "restart": True})
             return False
