@@ -205,9 +205,10 @@ def generate_block() -> str:
               f"part) + build process {p['build_process_cpu_ms_per_kept']:.2f} ms "
               f"({p['arcforge_over_upstream_cpu']:.2f}x upstream's CPU).",
               "", f"{e['label']}: upstream about {e['upstream_minutes']:.0f} min, arcforge `--workers 2` about "
-              f"{e['arcforge_workers_2_minutes']:.0f} min; on 2 otherwise idle cores upstream's own code alone takes "
-              f"{e['floor_minutes_2_cores']:.0f} min (its CPU per kept example x 400,000 / 2), arcforge's CPU "
-              f"{e['arcforge_cpu_minutes_2_cores']:.0f} min (`benchmarks/results/generate.json`)."]
+              f"{e['arcforge_workers_2_minutes']:.0f} min on this shared machine. On 2 otherwise idle cores, from "
+              f"CPU time: upstream's own code needs {e['floor_minutes_2_cores']:.0f} min of both cores (its CPU "
+              f"per kept example x 400,000 / 2: the floor), arcforge {e['arcforge_cpu_minutes_2_cores']:.0f} min "
+              f"(`benchmarks/results/generate.json`)."]
     return "\n".join(lines)
 
 
