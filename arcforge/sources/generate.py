@@ -8,9 +8,11 @@ other keys, or on earlier runs: the output is byte-identical across runs and ``-
 
 Filters are upstream's own (RE-ARC's ``main.py`` ``generate_dataset``): the verifier must reproduce the
 output (``verifier_mismatch``), the output must differ from the input (``degenerate``), the input must be
-new for its generator (``repeat``). These are counted per reason. A program that raises, loops, runs out
-of memory, crashes or returns something that is not a grid (``generator_error``, or the grid's
-validation reason) costs one quarantined example with its reason, never the build.
+new for its generator (``repeat``). These are counted per reason; they run in the sandbox worker,
+cheapest first (grid, degenerate, repeat, verifier: the same examples are kept as in upstream's order).
+A program that raises, loops past ``call_s`` of CPU time, runs out of memory, crashes or returns
+something that is not a grid (``generator_error``, or the grid's validation reason) costs one
+quarantined example with its reason, never the build.
 
 The kept examples of a key are grouped in order into tasks of ``k`` demonstrations + 1 test
 (``<source>/<split>/<key>/<nnnn>``); the last ``n mod (k+1)`` examples are counted as ``unused``.
