@@ -1,8 +1,9 @@
 """RE-ARC generation: arcforge's `build --generate` against upstream's own driver, same machine, same run.
 
-    python benchmarks/bench_generate.py [--mirror ../shared/arc-sources] [--keys 40] [--examples 50]
+    python benchmarks/bench_generate.py [--mirror ../shared/arc-sources] [--keys 400] [--examples 25]
 
-A fixed subset of RE-ARC's generators (every 10th key of the 400: 40 keys) makes N examples each:
+RE-ARC's generators (all 400 by default: their costs differ a lot, so a subset misjudges the whole) make N
+examples each:
 
 - **upstream**: `main.py`'s `generate_dataset` (its filters: verifier passes, input != output, new input)
   in a subprocess, on a temporary copy of the pinned code (matplotlib stubbed: it is not installed and
@@ -12,10 +13,14 @@ A fixed subset of RE-ARC's generators (every 10th key of the 400: 40 keys) makes
 
 Kept examples per second end to end (imports, and for arcforge the whole build: its arc_original splits,
 dedup, shards), and at the margin (the fixed cost taken off: upstream's import of its modules, arcforge's
-same build without generation); the peak memory of each run's whole process tree (sampled every 0.1 s from
-/proc: the driver, the build's workers and the sandbox workers), and whether the two arcforge builds wrote
-byte-identical shards. The published size (1,000 examples x 400 generators) is extrapolated from the
-measured rates, labelled as such. Writes ``benchmarks/results/generate.json``.
+same build without generation); the CPU time of each run's process tree (user + system), split for arcforge
+into the build's own process and its children (with ``--workers 1`` the children are the sandbox workers
+alone: upstream's code plus the worker's framing); the 1-minute load average around each run; the peak
+memory of each run's whole process tree (sampled every 0.1 s from /proc: the driver, the build's workers
+and the sandbox workers), and whether the two arcforge builds wrote byte-identical shards. The published
+size (1,000 examples x 400 generators) is extrapolated from the measured rates, labelled as such, next to
+the floor that upstream's own code sets (its CPU time per kept example x 400,000 / 2 cores).
+Writes ``benchmarks/results/generate.json``.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -76,9 +82,16 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def run_measured(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float, float]:
-    """Run ``cmd``; (result, wall seconds, peak MB of the summed RSS of it and all its descendants)."""
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run_measured(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float, float, dict]:
+    """Run ``cmd``; (result, wall seconds, peak MB of the summed RSS of it and all its descendants, and
+    ``{"cpu_s": CPU seconds of the whole tree, "load_before", "load_after"}``)."""
     peak = [0]
+    load_before, cpu0 = os.getloadavg()[0], _children_cpu()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     done = threading.Event()
 
@@ -99,7 +112,9 @@ def run_measured(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, flo
     wall = time.perf_counter() - t0
     done.set()
     t.join()
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), wall, peak[0] / 1024
+    info = {"cpu_s": round(_children_cpu() - cpu0, 2), "load_before": round(load_before, 1),
+            "load_after": round(os.getloadavg()[0], 1)}
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), wall, peak[0] / 1024, info
 
 
 # --- the two runs ------------------------------------------------------------------------------------------
@@ -112,7 +127,8 @@ def run_upstream(code: Path, keys: list[str], n: int, tmp: Path) -> dict:
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text(text)
     (work / "driver.py").write_text(UPSTREAM_DRIVER)
-    res, wall, peak = run_measured([sys.executable, "driver.py", json.dumps(keys), str(n), "re_arc_out"], cwd=work)
+    res, wall, peak, info = run_measured([sys.executable, "driver.py", json.dumps(keys), str(n), "re_arc_out"],
+                                         cwd=work)
     if res.returncode:
         raise SystemExit(f"upstream failed: {res.stderr[-2000:]}")
     meta = json.loads((work / "re_arc_out" / "metadata.json").read_text())
@@ -123,29 +139,90 @@ def run_upstream(code: Path, keys: list[str], n: int, tmp: Path) -> dict:
             "fixed_s": round(wall - inner["generate_s"], 2),
             "marginal_examples_per_s": round(kept / inner["generate_s"], 1),
             "generations": gens, "verified": sum(m["n_verified"] for m in meta.values()),
-            "peak_mb": round(peak, 1)}
+            "peak_mb": round(peak, 1), **info, "cpu_ms_per_kept": round(1000 * info["cpu_s"] / kept, 2)}
 
 
 BUILD = textwrap.dedent('''
-    import json, sys
+    import json, resource, sys
     from pathlib import Path
     from arcforge.build.pipeline import build
     mdir, out, n, workers = sys.argv[1:5]
     s = build(Path(out), sources=["re_arc"], manifests_dir=Path(mdir), generate={"re_arc": int(n)},
               workers=int(workers), use_cache=False)
-    print(json.dumps(s.generated.get("re_arc", {})))
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({**s.generated.get("re_arc", {}), "build_process_cpu_s": me.ru_utime + me.ru_stime}))
 ''')
 
 
 def run_arcforge(mdir: Path, out: Path, n: int, workers: int, env: dict) -> dict:
-    res, wall, peak = run_measured([sys.executable, "-c", BUILD, str(mdir), str(out), str(n), str(workers)],
-                                   env=env, cwd=ROOT)
+    res, wall, peak, info = run_measured([sys.executable, "-c", BUILD, str(mdir), str(out), str(n), str(workers)],
+                                         env=env, cwd=ROOT)
     if res.returncode:
         raise SystemExit(f"arcforge build failed: {res.stderr[-2000:]}")
     counts = json.loads(res.stdout.strip().splitlines()[-1])
+    own = round(counts.pop("build_process_cpu_s"), 2)
     kept = counts.get("kept", 0)
     return {"seconds": round(wall, 2), "kept": kept, "examples_per_s": round(kept / wall, 1),
-            "tasks": counts.get("tasks", 0), "counts": counts, "peak_mb": round(peak, 1)}
+            "tasks": counts.get("tasks", 0), "counts": counts, "peak_mb": round(peak, 1), **info,
+            "build_process_cpu_s": own, "children_cpu_s": round(info["cpu_s"] - own, 2)}
+
+
+def _runs(code: Path, mdir: Path, keys: list[str], n: int, tmp: Path, env: dict) -> dict:
+    """Upstream, then arcforge without generating (its fixed cost, per worker count), with --workers 1, 2."""
+    upstream = run_upstream(code, keys, n, tmp)
+    fixed = {w: run_arcforge(mdir, tmp / f"f{w}", 0, w, env) for w in (1, 2)}
+    runs = {"upstream": upstream, "fixed": fixed}
+    for w in (1, 2):
+        x = runs[f"arcforge_workers_{w}"] = run_arcforge(mdir, tmp / f"o{w}", n, w, env)
+        x["fixed_s"] = fixed[w]["seconds"]
+        x["marginal_examples_per_s"] = round(x["kept"] / max(0.01, x["seconds"] - fixed[w]["seconds"]), 1)
+    runs["byte_identical_workers_1_2"] = _shards(tmp / "o1") == _shards(tmp / "o2")
+    return runs
+
+
+def _profile(runs: dict) -> dict:
+    """CPU milliseconds per kept example: upstream's whole driver (its generators, verifiers and difficulty
+    measures: the floor), arcforge's sandbox workers (upstream's code + the worker's part) and its build
+    process (reading the workers' frames, tasks, dedup, shards), both with --workers 1, fixed costs apart."""
+    up, w1, f1 = runs["upstream"], runs["arcforge_workers_1"], runs["fixed"][1]
+    kept = w1["kept"]
+    sandbox = 1000 * w1["children_cpu_s"] / kept
+    build_ms = 1000 * (w1["build_process_cpu_s"] - f1["build_process_cpu_s"]) / kept
+    return {"upstream_driver_cpu_ms_per_kept": up["cpu_ms_per_kept"],
+            "sandbox_workers_cpu_ms_per_kept": round(sandbox, 2),
+            "build_process_cpu_ms_per_kept": round(build_ms, 2),
+            "arcforge_total_cpu_ms_per_kept": round(sandbox + build_ms, 2),
+            "arcforge_over_upstream_cpu": round((sandbox + build_ms) / up["cpu_ms_per_kept"], 3),
+            "fixed_build_cpu_s": round(f1["cpu_s"], 2)}
+
+
+def _report(runs: dict, keys: list[str], all_keys: list[str], n: int, load_before: float) -> dict:
+    up, w1, w2 = runs["upstream"], runs["arcforge_workers_1"], runs["arcforge_workers_2"]
+    full = 400 * 1000
+    prof = _profile(runs)
+    every = f"every {len(all_keys) // len(keys)}th key" if len(keys) < len(all_keys) else "all"
+    return {
+        "what": f"RE-ARC, {len(keys)} generators ({every}) x {n} kept examples: upstream main.py "
+                "generate_dataset vs arcforge build --generate, same filters",
+        "machine": f"{os.cpu_count()} CPUs shared with other work (1-min load average {load_before:.1f} before, "
+                   f"{os.getloadavg()[0]:.1f} after: rates vary from run to run)",
+        "upstream": up, "arcforge_workers_1": w1, "arcforge_workers_2": w2, "profile": prof,
+        "ratio_workers_2_vs_upstream": round(w2["examples_per_s"] / up["examples_per_s"], 2),
+        "ratio_workers_1_vs_upstream": round(w1["examples_per_s"] / up["examples_per_s"], 2),
+        "marginal_ratio_workers_2_vs_upstream": round(w2["marginal_examples_per_s"]
+                                                      / up["marginal_examples_per_s"], 2),
+        "byte_identical_workers_1_2": runs["byte_identical_workers_1_2"],
+        "extrapolated_published_size": {
+            "label": "EXTRAPOLATED, not measured: 1,000 examples x 400 generators = fixed cost + examples at the "
+                     f"measured marginal rate ({len(keys)} keys x {n} examples)",
+            "examples": full,
+            "upstream_minutes": round((up["fixed_s"] + full / up["marginal_examples_per_s"]) / 60, 1),
+            "arcforge_workers_2_minutes": round((w2["fixed_s"] + full / w2["marginal_examples_per_s"]) / 60, 1),
+            "floor_minutes_2_cores": round(full * up["cpu_ms_per_kept"] / 1000 / 2 / 60, 1),
+            "arcforge_cpu_minutes_2_cores": round((prof["fixed_build_cpu_s"] + full
+                                                   * prof["arcforge_total_cpu_ms_per_kept"] / 1000) / 2 / 60, 1),
+        },
+    }
 
 
 def _shards(out: Path) -> dict[str, bytes]:
@@ -155,8 +232,8 @@ def _shards(out: Path) -> dict[str, bytes]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mirror", default=os.environ.get("ARCFORGE_MIRROR") or str(ROOT.parent / "shared" / "arc-sources"))
-    ap.add_argument("--keys", type=int, default=40, help="generators: every (400 / KEYS)-th key")
-    ap.add_argument("--examples", type=int, default=50, help="kept examples per generator")
+    ap.add_argument("--keys", type=int, default=400, help="generators: every (400 / KEYS)-th key")
+    ap.add_argument("--examples", type=int, default=25, help="kept examples per generator")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generate.json")
     args = ap.parse_args()
 
@@ -182,37 +259,10 @@ def main() -> int:
         (mdir / "re_arc.toml").write_text(text.replace("memory_mb = 1024\n", f"memory_mb = 1024\nkeys = {json.dumps(keys)}\n"))
 
         load_before = os.getloadavg()[0]
-        upstream = run_upstream(code, keys, args.examples, tmp)
-        fixed = run_arcforge(mdir, tmp / "o0", 0, 2, env)  # the same build without generating: its fixed cost
-        w1 = run_arcforge(mdir, tmp / "o1", args.examples, 1, env)
-        w2 = run_arcforge(mdir, tmp / "o2", args.examples, 2, env)
-        for w in (w1, w2):
-            w["fixed_s"] = fixed["seconds"]
-            w["marginal_examples_per_s"] = round(w["kept"] / max(0.01, w["seconds"] - fixed["seconds"]), 1)
-        identical = _shards(tmp / "o1") == _shards(tmp / "o2")
+        runs = _runs(code, mdir, keys, args.examples, tmp, env)
         digest = (read_marker(code) or {}).get("digest", "")
-
-    full = 400 * 1000
-    report = {
-        "what": f"RE-ARC, {len(keys)} generators (every {len(all_keys) // len(keys)}th key) x {args.examples} "
-                "kept examples: upstream main.py generate_dataset vs arcforge build --generate, same filters",
-        "machine": f"{os.cpu_count()} CPUs shared with other work (1-min load average {load_before:.1f} before, "
-                   f"{os.getloadavg()[0]:.1f} after: rates vary from run to run)",
-        "re_arc": {"commit": m.commit, "digest": digest},
-        "upstream": upstream, "arcforge_workers_1": w1, "arcforge_workers_2": w2,
-        "ratio_workers_2_vs_upstream": round(w2["examples_per_s"] / upstream["examples_per_s"], 2),
-        "ratio_workers_1_vs_upstream": round(w1["examples_per_s"] / upstream["examples_per_s"], 2),
-        "marginal_ratio_workers_2_vs_upstream": round(w2["marginal_examples_per_s"]
-                                                      / upstream["marginal_examples_per_s"], 2),
-        "byte_identical_workers_1_2": identical,
-        "extrapolated_published_size": {
-            "label": "EXTRAPOLATED, not measured: 1,000 examples x 400 generators = fixed cost + examples at the "
-                     "subset's marginal rate (the 40 keys stand for all 400)",
-            "examples": full,
-            "upstream_minutes": round((upstream["fixed_s"] + full / upstream["marginal_examples_per_s"]) / 60, 1),
-            "arcforge_workers_2_minutes": round((w2["fixed_s"] + full / w2["marginal_examples_per_s"]) / 60, 1),
-        },
-    }
+    report = _report(runs, keys, all_keys, args.examples, load_before)
+    report["re_arc"] = {"commit": m.commit, "digest": digest}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     print(json.dumps(report, indent=1, sort_keys=True))

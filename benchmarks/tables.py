@@ -185,21 +185,30 @@ def grokfast_block(stem: str) -> Callable[[], str]:
 def generate_block() -> str:
     """RE-ARC generation, arcforge vs upstream's driver (benchmarks/results/generate.json)."""
     r = _load("generate")
-    lines = ["| run | seconds | kept examples | examples/s | marginal examples/s | peak memory MB |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| run | seconds | kept examples | examples/s | marginal examples/s | CPU s | load before/after "
+             "| peak memory MB |", "|---|---|---|---|---|---|---|---|"]
     for key, name in (("upstream", "upstream `main.py generate_dataset`"),
                       ("arcforge_workers_1", "arcforge `--workers 1`"), ("arcforge_workers_2", "arcforge `--workers 2`")):
         x = r[key]
         lines.append(f"| {name} | {x['seconds']:.1f} | {x['kept']:,} | {x['examples_per_s']:.1f} | "
-                     f"{x['marginal_examples_per_s']:.1f} | {x['peak_mb']:.0f} |")
-    e = r["extrapolated_published_size"]
+                     f"{x['marginal_examples_per_s']:.1f} | {x['cpu_s']:.1f} | {x['load_before']:.1f} / "
+                     f"{x['load_after']:.1f} | {x['peak_mb']:.0f} |")
+    e, p = r["extrapolated_published_size"], r["profile"]
     lines += ["", f"{r['what']}; {r['machine']}. Ratio arcforge `--workers 2` / upstream: "
               f"**{r['ratio_workers_2_vs_upstream']}x** end to end, {r['marginal_ratio_workers_2_vs_upstream']}x "
               f"at the margin (fixed costs taken off: upstream {r['upstream']['fixed_s']:.1f} s of imports, "
               f"arcforge {r['arcforge_workers_2']['fixed_s']:.1f} s for the same build without generating). "
               f"`--workers 1` and `2` wrote byte-identical shards: {r['byte_identical_workers_1_2']}.",
+              "", f"CPU per kept example: upstream's driver {p['upstream_driver_cpu_ms_per_kept']:.2f} ms (its "
+              f"generators, verifiers and difficulty measures); arcforge {p['arcforge_total_cpu_ms_per_kept']:.2f} ms "
+              f"= sandbox workers {p['sandbox_workers_cpu_ms_per_kept']:.2f} ms (upstream's code and the worker's "
+              f"part) + build process {p['build_process_cpu_ms_per_kept']:.2f} ms "
+              f"({p['arcforge_over_upstream_cpu']:.2f}x upstream's CPU).",
               "", f"{e['label']}: upstream about {e['upstream_minutes']:.0f} min, arcforge `--workers 2` about "
-              f"{e['arcforge_workers_2_minutes']:.0f} min (`benchmarks/results/generate.json`)."]
+              f"{e['arcforge_workers_2_minutes']:.0f} min on this shared machine. On 2 otherwise idle cores, from "
+              f"CPU time: upstream's own code needs {e['floor_minutes_2_cores']:.0f} min of both cores (its CPU "
+              f"per kept example x 400,000 / 2: the floor), arcforge {e['arcforge_cpu_minutes_2_cores']:.0f} min "
+              f"(`benchmarks/results/generate.json`)."]
     return "\n".join(lines)
 
 

@@ -8,9 +8,11 @@ other keys, or on earlier runs: the output is byte-identical across runs and ``-
 
 Filters are upstream's own (RE-ARC's ``main.py`` ``generate_dataset``): the verifier must reproduce the
 output (``verifier_mismatch``), the output must differ from the input (``degenerate``), the input must be
-new for its generator (``repeat``). These are counted per reason. A program that raises, loops, runs out
-of memory, crashes or returns something that is not a grid (``generator_error``, or the grid's
-validation reason) costs one quarantined example with its reason, never the build.
+new for its generator (``repeat``). These are counted per reason; they run in the sandbox worker,
+cheapest first (grid, degenerate, repeat, verifier: the same examples are kept as in upstream's order).
+A program that raises, loops past ``call_s`` of CPU time, runs out of memory, crashes or returns
+something that is not a grid (``generator_error``, or the grid's validation reason) costs one
+quarantined example with its reason, never the build.
 
 The kept examples of a key are grouped in order into tasks of ``k`` demonstrations + 1 test
 (``<source>/<split>/<key>/<nnnn>``); the last ``n mod (k+1)`` examples are counted as ``unused``.
@@ -19,6 +21,7 @@ The kept examples of a key are grouped in order into tasks of ``k`` demonstratio
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing.util as mp_util
 import os
 import re
@@ -31,7 +34,8 @@ from typing import Any
 import numpy as np
 
 from arcforge.errors import SandboxError
-from arcforge.sources.sandbox import CallResult, Limits, Sandbox
+from arcforge.sources.programs import SEED_NAME
+from arcforge.sources.sandbox import Limits, Sandbox, escape
 from arcforge.task import MAX_GRID_SIDE, Pair, Task, TaskFormatError, parse_grid
 
 GENERATOR_ERROR = "generator_error"
@@ -40,6 +44,9 @@ ARC1_TRAINING = "arc_agi_1/training/{}"  # the task id a generator key is derive
 
 
 GIVE_UP = 10  # failures in a row (errors, not filters) after which a generator is abandoned
+# An attempt's limit is ``call_s`` of CPU time, kept by the worker (the output must not depend on how busy
+# the machine is); the wall clock only stops a worker that makes no progress at all (sleeps, blocks).
+WALL_FACTOR, MIN_WALL_S = 10, 30.0
 
 
 def max_attempts(n: int) -> int:
@@ -107,12 +114,12 @@ class Driver:
         """True when one sandbox serves every key (RE-ARC: one module per kind of program)."""
         return False
 
-    def attempt(self, sb: Sandbox, key: str, seed: int) -> tuple[np.ndarray, np.ndarray, dict] | Failure:
+    def job(self, key: str) -> dict[str, Any]:
+        """What the sandbox worker runs per attempt (``sandbox_worker._attempt``): ``make`` (one call
+        returning ``{"input", "output"}``) or ``make_input`` + ``solve``; optional ``verify``, ``reset``
+        (attributes set before each attempt), ``mean_of`` and ``measure`` (difficulty measures),
+        ``transpose`` (the programs index grids [x][y])."""
         raise NotImplementedError
-
-    def verify(self, sb: Sandbox, key: str, inp: list, out: list) -> Failure | None:
-        """Upstream's check of a valid example (None: it passes)."""
-        return None
 
     def path(self, key: str) -> str:
         """The upstream file that holds generator ``key`` (the tasks' ``path`` column)."""
@@ -120,13 +127,6 @@ class Driver:
 
     def derived_from(self, key: str) -> tuple[str, ...]:
         return (ARC1_TRAINING.format(key.split("_", 1)[0]),)
-
-    def measures(self, sb: Sandbox, key: str, inp: list, out: list, extra: dict) -> dict[str, float]:
-        return {}
-
-
-def _failed(r: CallResult) -> Failure:
-    return Failure(GENERATOR_ERROR, r.error)
 
 
 class ReArc(Driver):
@@ -152,40 +152,24 @@ class ReArc(Driver):
     def sandbox(self, key: str) -> Sandbox:
         return Sandbox(self.root, self.MODULES, self.limits, stubs=self.stubs)
 
-    def attempt(self, sb: Sandbox, key: str, seed: int) -> tuple[Any, Any, dict] | Failure:
-        r = sb.call_seeded("generators", f"generate_{key}", [0, 1], seed=seed, reset={"utils.rng": []},
-                           read=["utils.rng"])
-        if not r.ok:
-            return _failed(r)
-        if not isinstance(r.value, dict) or not {"input", "output"} <= r.value.keys():
-            return Failure("bad_structure", "the generator did not return {'input', 'output'}")
-        return r.value["input"], r.value["output"], r.extra
-
-    def verify(self, sb: Sandbox, key: str, inp: list, out: list) -> Failure | None:
-        v = sb.call("verifiers", f"verify_{key}", [inp], grid_type="tuple")
-        return None if v.ok and v.value == out else Failure("verifier_mismatch", v.error)
-
-    def measures(self, sb: Sandbox, key: str, inp: list, out: list, extra: dict) -> dict[str, float]:
-        rng = extra.get("utils.rng") or []
-        got: dict[str, float] = {}
-        if isinstance(rng, list) and rng and all(isinstance(x, (int, float)) for x in rng):
-            got["rng_difficulty"] = float(sum(rng) / len(rng))
-        pso = sb.call("main", "get_pso_difficulty", [{"input": inp, "output": out}], grid_type="tuple")
-        if pso.ok and isinstance(pso.value, (int, float)):
-            got["pso_difficulty"] = float(pso.value)
-        return got
+    def job(self, key: str) -> dict[str, Any]:
+        return {"make": ["generators", f"generate_{key}", [0, 1]], "verify": ["verifiers", f"verify_{key}"],
+                "reset": {"utils.rng": []}, "mean_of": {"rng_difficulty": "utils.rng"},
+                "measure": {"pso_difficulty": ["main", "get_pso_difficulty"]}}
 
 
 class BarcSeeds(Driver):
-    """BARC's seeds: ``seeds/<key>.py`` with ``generate_input()`` and ``main(grid)`` over ``common.py``
-    (numpy grids). The program is its own solution: no verifier, upstream has no difficulty measure."""
+    """BARC's seeds: ``seeds/<arc id>[_suffix].py`` with ``generate_input()`` and ``main(grid)`` over
+    ``common.py`` (numpy grids indexed [x][y], the transpose of ARC's rows: both grids are transposed into
+    ARC's orientation). The program is its own solution: no verifier, no difficulty measure upstream.
+    Helpers beside the seeds (``common.py``, ``template.py``) are not seeds."""
 
     name = "barc_seeds"
     quality = "program"
     FOLDER = "seeds"
 
     def keys(self) -> list[str]:
-        return sorted(p.stem for p in (self.root / self.FOLDER).glob("*.py") if p.stem != "common")
+        return sorted(p.stem for p in (self.root / self.FOLDER).glob("*.py") if SEED_NAME.match(p.stem))
 
     def sandbox(self, key: str) -> Sandbox:
         return Sandbox(self.root / self.FOLDER, [key], self.limits, stubs=self.stubs)
@@ -193,14 +177,8 @@ class BarcSeeds(Driver):
     def path(self, key: str) -> str:
         return f"{self.FOLDER}/{key}.py"
 
-    def attempt(self, sb: Sandbox, key: str, seed: int) -> tuple[Any, Any, dict] | Failure:
-        gi = sb.call_seeded(key, "generate_input", [], seed=seed, grid_type="numpy")
-        if not gi.ok:
-            return _failed(gi)
-        out = sb.call_seeded(key, "main", [gi.value], seed=seed, grid_type="numpy")
-        if not out.ok:
-            return _failed(out)
-        return gi.value, out.value, {}
+    def job(self, key: str) -> dict[str, Any]:
+        return {"make_input": [key, "generate_input"], "solve": [key, "main"], "transpose": True}
 
 
 DRIVERS: dict[str, type[Driver]] = {"re_arc": ReArc, "barc_seeds": BarcSeeds}
@@ -211,49 +189,117 @@ def driver(root: Path, settings: dict[str, Any]) -> Driver:
 
 
 # --- generation ---------------------------------------------------------------------------------------------
-def _judge(d: Driver, sb: Sandbox, key: str, i: int, seed: int, seen: set[bytes]) -> Example | Failure:
-    got = d.attempt(sb, key, seed)
-    if isinstance(got, Failure):
-        return got
-    raw_in, raw_out, extra = got
-    try:
-        inp, out = to_grid(raw_in, "input"), to_grid(raw_out, "output")
-    except TaskFormatError as e:
-        return Failure(e.reason, e.detail)
-    failed = d.verify(sb, key, raw_in, raw_out)  # upstream: the grids first, then the verifier
-    if failed is not None:
-        return failed
-    if inp.shape == out.shape and np.array_equal(inp, out):
-        return Failure("degenerate")
-    ident = repr(inp.shape).encode() + inp.tobytes()
-    if ident in seen:
-        return Failure("repeat")
-    seen.add(ident)
-    return Example(inp, out, i, d.measures(sb, key, raw_in, raw_out, extra))
+def _decode(cells: Any, where: str) -> np.ndarray:
+    """A grid the worker sent as ``[height, width, digits]``, checked (a worker can send only data)."""
+    h, w, text = cells
+    if not (type(h) is int and type(w) is int and 0 < h <= MAX_GRID_SIDE and 0 < w <= MAX_GRID_SIDE
+            and isinstance(text, str) and len(text) == h * w and text.isascii()):
+        raise TaskFormatError("bad_structure", f"{where}: malformed grid from the worker")
+    grid = np.frombuffer(text.encode("ascii"), dtype=np.uint8) - 48
+    if (grid > 9).any():
+        raise TaskFormatError("bad_structure", f"{where}: malformed grid from the worker")
+    return grid.astype(np.int8).reshape(h, w)
 
 
-def generate_key(d: Driver, sb: Sandbox, source: str, key: str, n: int) -> KeyResult:
-    """Up to ``n`` kept examples of one generator (see the module docstring)."""
-    res = KeyResult(key)
-    seen: set[bytes] = set()
-    in_row = 0
-    for i in range(max_attempts(n)):
-        if len(res.examples) >= n:
-            break
-        if in_row >= GIVE_UP:
-            res.counts["abandoned"] += 1
-            break
+def _measures(x: Any, names: set[str]) -> dict[str, float]:
+    if not isinstance(x, dict):
+        return {}
+    return {k: float(v) for k, v in x.items() if k in names and type(v) in (int, float) and math.isfinite(v)}
+
+
+class _KeyRun:
+    """One key's attempts as the worker reports them: counts, kept examples, failures (see ``generate_key``).
+    The worker applies the filters; the grids it sends are checked again here, and so are ``degenerate``
+    and ``repeat`` (cheap), so a worker cannot smuggle a malformed or repeated example in."""
+
+    def __init__(self, d: Driver, source: str, key: str, n: int) -> None:
+        self.source, self.key, self.n, self.job = source, key, n, d.job(key)
+        self.measure_names = {*(self.job.get("mean_of") or {}), *(self.job.get("measure") or {})}
+        self.res = KeyResult(key)
+        self.seen: dict[tuple, None] = {}  # identities of kept inputs, in order
+        self.next = 0  # the next attempt
+        self.in_row = 0  # failures in a row
+        self.limit = max_attempts(n)
+
+    def wanted(self) -> bool:
+        return len(self.res.examples) < self.n and self.next < self.limit and self.in_row < GIVE_UP
+
+    def request(self) -> dict[str, Any]:
+        need = self.n - len(self.res.examples)
+        stop = min(self.limit, self.next + need + need // 4 + 8)  # about the attempts it takes, more on demand
+        return {"op": "gen", "job": self.job, "start": self.next, "need": need, "give_up": GIVE_UP - self.in_row,
+                "seeds": [example_seed(self.source, self.key, i) for i in range(self.next, stop)],
+                "seen": [list(s) for s in self.seen] if self.seen and self.next else []}
+
+    def take(self, frame: dict[str, Any]) -> bool:
+        """Count one frame; False when it breaks the protocol (the stream is then dropped)."""
+        if "dead" in frame:
+            self.count(Failure(GENERATOR_ERROR, str(frame["dead"])))
+            return True
+        if frame.get("end") is True:
+            return True
+        if frame.get("i") != self.next:
+            self.count(Failure(GENERATOR_ERROR, "malformed reply"))
+            return False
+        self.count(self._judge(frame))
+        return True
+
+    def _judge(self, frame: dict[str, Any]) -> Example | Failure:
+        if "k" in frame:
+            try:
+                ki, ko = frame["k"][:3], frame["k"][3:]
+                inp, out = _decode(ki, "input"), _decode(ko, "output")
+            except (TaskFormatError, TypeError, ValueError) as e:
+                return Failure("bad_structure", e.detail if isinstance(e, TaskFormatError) else "malformed reply")
+            ident = tuple(ki)
+            if inp.shape == out.shape and np.array_equal(inp, out):
+                return Failure("degenerate")
+            if ident in self.seen:
+                return Failure("repeat")
+            self.seen[ident] = None
+            return Example(inp, out, self.next, _measures(frame.get("x"), self.measure_names))
+        if "bad" in frame:
+            where = "output" if frame.get("w") == "output" else "input"
+            try:
+                to_grid(frame["bad"], where)
+            except TaskFormatError as e:
+                return Failure(e.reason, e.detail)
+            return Failure("bad_structure", f"{where} is not a grid")
+        reason = frame.get("r")
+        if reason in FILTERS:
+            return Failure(reason)
+        return Failure(GENERATOR_ERROR, escape(str(frame.get("e", ""))) or "failed")
+
+    def count(self, got: Example | Failure) -> None:
+        res = self.res
         res.counts["attempts"] += 1
-        got = _judge(d, sb, key, i, example_seed(source, key, i), seen)
         if isinstance(got, Example):
             res.examples.append(got)
             res.counts["kept"] += 1
-            in_row = 0
+            self.in_row = 0
         else:
             res.counts[got.reason] += 1
-            in_row = 0 if got.reason in FILTERS else in_row + 1
+            self.in_row = 0 if got.reason in FILTERS else self.in_row + 1
             if got.reason not in FILTERS:
-                res.failures.append((i, got))
+                res.failures.append((self.next, got))
+        self.next += 1
+
+
+def generate_key(d: Driver, sb: Sandbox, source: str, key: str, n: int) -> KeyResult:
+    """Up to ``n`` kept examples of one generator (see the module docstring): the worker runs the attempts
+    back to back and streams one frame per attempt; a worker that dies costs the attempt it was on, and the
+    run goes on from the next attempt in a new worker."""
+    run = _KeyRun(d, source, key, n)
+    while run.wanted():
+        before = run.next
+        for frame in sb.stream(run.request(), frame_s=max(MIN_WALL_S, WALL_FACTOR * sb.limits.call_s)):
+            if not run.take(frame):
+                break
+        if run.next == before:  # the worker ended the run without an attempt: count one, never spin
+            run.count(Failure(GENERATOR_ERROR, "the worker stopped without an attempt"))
+    res = run.res
+    if len(res.examples) < n and run.in_row >= GIVE_UP:
+        res.counts["abandoned"] += 1
     if len(res.examples) < n:
         res.counts["short"] += n - len(res.examples)
     return res

@@ -11,6 +11,10 @@ A call that runs past ``Limits.call_s`` (wall clock), runs out of memory, crashe
 malformed reply returns ``CallResult(ok=False, error=...)``; the worker is killed and restarted for the
 next call. An exception in upstream code is a failed call too (``"<ExcType>: <msg>"``), the worker lives on.
 Error texts are made printable (no terminal control bytes) and truncated to one line.
+
+``Sandbox.stream(request)`` sends one request whose replies are many frames (a generation run: one frame
+per attempt, then ``{"end": true}``); each frame must come within ``call_s`` of the one before, else the
+stream ends with ``{"dead": reason}`` and the worker is killed (restarted by the next request).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +101,7 @@ class Sandbox:
         self._started = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: str | None = None
+        self._buf = bytearray()  # bytes read from the worker, not yet taken as frames
 
     # --- lifecycle --------------------------------------------------------------------------------------
     def __enter__(self) -> Sandbox:
@@ -116,6 +121,7 @@ class Sandbox:
         if self._tmp is None:  # a restarted worker keeps the folder: one per sandbox
             self._tmp = tempfile.mkdtemp(prefix="arcforge-sandbox-")
         mem = self.limits.memory_mb
+        self._buf = bytearray()
         self._proc = subprocess.Popen(
             [sys.executable, "-I", "-B", str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL, cwd=self._tmp, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
@@ -172,18 +178,20 @@ class Sandbox:
             raise _Dead("worker exited") from None
 
     def _read_exactly(self, n: int, deadline: float) -> bytes:
+        """The next ``n`` bytes from the worker (read in large chunks: frames that arrive together are taken
+        from the buffer without further system calls)."""
         fd = self._proc.stdout.fileno()  # type: ignore[union-attr]
-        chunks, got = [], 0
-        while got < n:
+        while len(self._buf) < n:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([fd], [], [], left)[0]:
                 raise _Dead("timeout")
-            data = os.read(fd, min(n - got, 1 << 20))
+            data = os.read(fd, max(n - len(self._buf), 1 << 16))
             if not data:
                 raise _Dead("eof")
-            chunks.append(data)
-            got += len(data)
-        return b"".join(chunks)
+            self._buf += data
+        out = bytes(self._buf[:n])
+        del self._buf[:n]
+        return out
 
     def _receive(self, seconds: float) -> Any:
         deadline = time.monotonic() + seconds
@@ -219,6 +227,36 @@ class Sandbox:
         set before the call (``{"utils.rng": []}``); ``read``: attributes returned in ``extra`` after it."""
         return self._call({"m": module, "f": function, "a": list(args), "g": grid_type, "seed": int(seed),
                            "reset": dict(reset or {}), "read": list(read)})
+
+    def stream(self, request: dict[str, Any], frame_s: float | None = None) -> Iterator[dict[str, Any]]:
+        """Send ``request`` (a module-level op the worker knows, e.g. ``"op": "gen"``) and yield its reply
+        frames up to and including the end frame ``{"end": True}``; a missing, malformed or late frame (more
+        than ``frame_s`` seconds, default ``call_s``, after the one before) ends the stream with
+        ``{"dead": reason}`` (the worker killed). A frame with ``"restart"`` kills the worker after it (it
+        ran out of memory)."""
+        if self._proc is None:
+            self.start()
+        done = False
+        try:
+            self._send(request)
+            while not done:
+                frame = self._receive(frame_s or self.limits.call_s)
+                if not isinstance(frame, dict):
+                    raise _Dead("malformed reply")
+                done = frame.get("end") is True or bool(frame.get("restart"))
+                if frame.get("restart"):
+                    self._kill()
+                yield frame
+        except _Dead as e:
+            done = True
+            if e.reason == "timeout" and frame_s:
+                self._kill()
+                yield {"dead": f"timeout after {frame_s:g} s (wall clock)"}
+            else:
+                yield {"dead": self._death_reason(e.reason)}
+        finally:
+            if not done:  # the caller stopped reading: the worker's further frames must not reach the next call
+                self._kill()
 
     def map(self, module: str, function: str, arg_lists: Sequence[Sequence[Any]],
             grid_type: str = "list") -> list[CallResult]:
