@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import random
+import shutil
 import textwrap
 
 import numpy as np
@@ -135,3 +136,30 @@ def test_the_attempt_limit_is_cpu_time_and_the_wall_clock_only_a_backstop(tmp_pa
     (stuck,) = generate_keys(d, "sleepy", ["00000002"], 1)
     assert [f.detail for _, f in stuck.failures] == ["timeout after 2 s (wall clock)"]
     assert stuck.counts["abandoned"] == 1 and stuck.counts["short"] == 1
+
+
+def test_barc_problem_files_are_read_in_arc_orientation(shared_sources, tmp_path):
+    """BARC stores ``synthetic_problems/*.json`` in its programs' [x][y] orientation: the program beside a
+    problem maps the transpose of the task's input (as the format reads it) to the transpose of its output,
+    and the format's rows are the stored lists transposed."""
+    from arcforge import formats
+    from arcforge.formats import Member, RawTask
+
+    root = _barc(shared_sources)
+    shutil.copy(root / "seeds" / "common.py", tmp_path / "common.py")
+    fmt, confirmed = formats.get("barc_problem"), 0
+    for path in sorted((root / "synthetic_problems").glob("*.json"))[:60]:
+        stored = json.loads(path.read_text())["examples"][0]
+        if np.array(stored["input"]).shape[0] == np.array(stored["input"]).shape[1]:
+            continue  # a square grid shows no orientation
+        (task,) = fmt.read(Member(path.name, path.read_bytes), {"drop": []})
+        assert isinstance(task, RawTask)
+        first = task.train[0]
+        assert np.array_equal(first.input, np.array(stored["input"]).T)
+        shutil.copy(path.with_suffix(".py"), tmp_path / "problem.py")
+        with Sandbox(tmp_path, ["problem"], stubs=["matplotlib"]) as sb:
+            got = sb.call("problem", "main", [first.input.T.tolist()], grid_type="numpy")
+        confirmed += got.ok and np.array_equal(np.array(got.value).T, first.output)
+        if confirmed == 3:
+            break
+    assert confirmed == 3

@@ -4,7 +4,9 @@
 "examples": [{"input", "output"}, ...], "code": "<the generating program>"}``. The last example is the
 test pair, the others are demonstrations. The annotations are kept (``extra.annotations``; ``quality`` is
 the annotation of the examples). Options: ``drop`` (default ``["bad"]``): problems whose example
-annotation is one of these are skipped and reported, not built. The program text stays in the
+annotation is one of these are skipped and reported, not built; ``transpose`` (default true): upstream
+stores these grids in its programs' ``[x][y]`` orientation (the program beside a problem reproduces its
+outputs only untransposed), so they are transposed into ARC's lists of rows. The program text stays in the
 repository's ``<uid>.py`` (not copied into ``extra``).
 """
 
@@ -13,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
+
 from arcforge.formats import Item, Member, RawTask, Skipped, register
-from arcforge.task import BAD_STRUCTURE, NO_TEST, TaskFormatError, may_have_bools, parse_pairs
+from arcforge.task import BAD_STRUCTURE, NO_TEST, Pair, TaskFormatError, may_have_bools, parse_pairs
 
 DEFAULT_DROP = ("bad",)
 
@@ -35,8 +39,16 @@ class BarcProblemFormat:
         pairs = parse_pairs(obj["examples"], "examples", check_bools=may_have_bools(data))
         if len(pairs) < 2:
             raise TaskFormatError(NO_TEST, f"{len(pairs)} example(s): need a demonstration and a test")
+        if options.get("transpose", True):
+            pairs = [_transposed(p) for p in pairs]
         extra = {k: obj[k] for k in ("uid", "annotations", "metadata") if k in obj}
         yield RawTask("", pairs[:-1], pairs[-1:], extra, quality=quality)
 
     def sniff(self, path: str, obj: Any) -> bool:
         return isinstance(obj, dict) and isinstance(obj.get("examples"), list) and "annotations" in obj
+
+
+def _transposed(pair: Pair) -> Pair:
+    """The pair in ARC's orientation: BARC's ``grid[x][y]`` becomes rows of cells."""
+    out = None if pair.output is None else np.ascontiguousarray(pair.output.T)
+    return Pair(np.ascontiguousarray(pair.input.T), out)
