@@ -21,9 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from arcforge.train.config import ModelConfig
 from arcforge.train.device import autocast_for
 from arcforge.train.loop import token_loss_sum
-from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.model import ArcTransformer
 
 OUT = Path(__file__).resolve().parent / "results" / "amp_cpu.json"
 

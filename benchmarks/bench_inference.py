@@ -43,10 +43,10 @@ from arcforge.build import shard_writer
 from arcforge.grids import Grid
 from arcforge.task import Task, tasks_to_table
 from arcforge.train.augment import voting_transforms
-from arcforge.train.data import DataConfig
-from arcforge.train.evaluate import EvalConfig, predict, prompt, vote
-from arcforge.train.loop import TrainConfig, train
-from arcforge.train.model import ArcTransformer, KVCache, ModelConfig
+from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, TrainConfig
+from arcforge.train.evaluate import predict, prompt, vote
+from arcforge.train.loop import train
+from arcforge.train.model import ArcTransformer, KVCache
 from arcforge.train.runner import load_model
 from arcforge.train.tokenize import (
     EVIDENCE,

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
-from arcforge.train.augment import AugmentConfig
-from arcforge.train.data import DataConfig, PackedBatches
-from arcforge.train.loop import TrainConfig, Trainer, train
-from arcforge.train.model import ModelConfig, mfu
+from arcforge.train.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig
+from arcforge.train.data import PackedBatches
+from arcforge.train.loop import Trainer, train
+from arcforge.train.model import mfu
 from arcforge.train.pack import pack
 from arcforge.train.tokenize import encode_task, padded_30x30_tokens
 
@@ -56,8 +56,8 @@ def utilization(tasks: list[Task], seq_len: int) -> dict:
     exs, dropped, truncated = [], 0, 0
     for t in tasks:
         for k in range(len(t.test)):
-            full = encode_task(t, k)
-            ex = encode_task(t, k, max_len=seq_len)
+            full = encode_task(t, k, loss_on="test")
+            ex = encode_task(t, k, max_len=seq_len, loss_on="test")
             if ex is None:
                 dropped += 1
                 continue

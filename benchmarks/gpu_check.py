@@ -36,13 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
-from arcforge.train.data import DataConfig
-from arcforge.train.evaluate import EvalConfig, evaluate_tasks
-from arcforge.train.loop import TrainConfig, pick_device, train
-from arcforge.train.model import ModelConfig, flops_per_token, mfu, n_params
+from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TTTConfig
+from arcforge.train.evaluate import evaluate_tasks
+from arcforge.train.loop import pick_device, train
+from arcforge.train.model import flops_per_token, mfu, n_params
 from arcforge.train.runner import load_model
 from arcforge.train.tokenize import example_length
-from arcforge.train.ttt import TTTConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 ARC1 = ROOT.parent / "shared" / "arc-sources" / "fchollet" / "ARC-AGI" / "data"

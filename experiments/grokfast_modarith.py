@@ -30,8 +30,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from arcforge.errors import TrainError
-from arcforge.train.grokfast import Grokfast, GrokfastConfig
-from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.config import GrokfastConfig, ModelConfig
+from arcforge.train.grokfast import Grokfast
+from arcforge.train.model import ArcTransformer
 from experiments.plot import Panel, draw_panels
 
 P = 97

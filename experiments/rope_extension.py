@@ -39,9 +39,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from arcforge.train.config import ModelConfig
 from arcforge.train.data import to_torch
 from arcforge.train.loop import token_loss_sum
-from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
 from arcforge.train.rope import SCALINGS
 from arcforge.train.tokenize import VOCAB_SIZE, Example, encode
@@ -82,7 +83,7 @@ class RopeStudy:
 def make_example(h: int, w: int, rng: np.random.Generator) -> Example:
     """A random h x w grid and its recoloring, tokenized as a one-pair task (loss on the output)."""
     grid = rng.integers(0, 10, size=(h, w), dtype=np.int8)
-    return encode([], grid, RECOLOR[grid])
+    return encode([], grid, RECOLOR[grid], loss_on="test")
 
 
 def sample_examples(n_tokens: int, side_range: tuple[int, int], rng: np.random.Generator) -> list[Example]:

@@ -9,8 +9,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from arcforge.train.grokfast import GrokfastConfig
+from arcforge.train.config import GrokfastConfig
 from arcforge.train.model import ArcTransformer
+from arcforge.train.rope import RopeConfig
 from arcforge.train.tokenize import EOS, GRID_END, GRID_START, INPUT, OUTPUT, ROW, decode
 from experiments.cli import experiment_app
 from experiments.grokfast_modarith import GrokRun, P, make_data, run_one
@@ -104,7 +105,7 @@ def test_grid_example_uses_the_trainers_tokenizer():
 def test_rope_study_model_and_factors():
     study = RopeStudy()
     for mode in ("1d", "2d", "2d+1d"):
-        cfg = model_config(study, mode).rope()
+        cfg = RopeConfig.from_model(model_config(study, mode))
         assert (cfg.original_max_len, cfg.original_max_side, cfg.axis_base) == (488, 17, 100.0)
     assert extension_factor(study, "1d", 30) == pytest.approx(1868 / 488)
     assert extension_factor(study, "2d", 30) == pytest.approx(32 / 17)

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from arcforge.errors import TrainError
-from arcforge.train.grokfast import Grokfast, GrokfastConfig, gradfilter_ema, gradfilter_ma
+from arcforge.train.config import GrokfastConfig
+from arcforge.train.grokfast import Grokfast, gradfilter_ema, gradfilter_ma
 
 
 def _param(*vals):

@@ -63,12 +63,16 @@ def test_one_set_of_defaults_for_cli_library_and_demo():
     assert str(out.default) == C.DEFAULT_DATA == C.EvalConfig().data
 
 
-def test_enum_choices_match_what_the_trainer_accepts():
-    from arcforge.train import grokfast, rope
+def test_enum_choices_are_what_the_trainer_accepts():
+    from arcforge.errors import TrainError
+    from arcforge.train.rope import RopeConfig
 
-    assert tuple(m.value for m in C.RopeMode) == rope.MODES
-    assert tuple(m.value for m in C.RopeScaling) == rope.SCALINGS
-    assert tuple(m.value for m in C.GrokfastKind) == grokfast.KINDS
+    for mode in C.RopeMode:
+        for scaling in C.RopeScaling:
+            assert RopeConfig(head_dim=16, mode=mode, scaling=scaling).mode == mode.value
+    for bad in ({"mode": "3d"}, {"scaling": "xpos"}):
+        with pytest.raises(TrainError, match="use one of"):
+            RopeConfig(head_dim=16, **bad)
 
 
 @pytest.mark.parametrize(("args", "choices"), [

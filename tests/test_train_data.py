@@ -11,8 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from arcforge.shards import read_tasks
-from arcforge.train.augment import AugmentConfig, Transform, random_transform, voting_transforms
-from arcforge.train.data import DataConfig, DataPosition, PackedBatches, iter_rows
+from arcforge.train.augment import Transform, random_transform, voting_transforms
+from arcforge.train.config import AugmentConfig, DataConfig
+from arcforge.train.data import DataPosition, PackedBatches, iter_rows
 from arcforge.train.pack import first_fit_decreasing, pack
 from arcforge.train.tokenize import (
     GRID_START,
@@ -42,7 +43,7 @@ def tasks():
 def test_tokenize_round_trip_and_positions(tasks):
     for task in tasks:
         for k, pair in enumerate(task.test):
-            ex = encode_task(task, k)
+            ex = encode_task(task, k, loss_on="test")
             assert len(ex) == example_length([(p.input, p.output) for p in task.train], pair.input, pair.output)
             back = decode(ex.tokens)
             assert len(back["train"]) == len(task.train)
@@ -82,10 +83,10 @@ def test_loss_on_outputs_marks_every_output_grid(tasks):
 def test_truncation_drops_train_pairs_to_fit(tasks):
     task = max(tasks, key=lambda t: example_length([(p.input, p.output) for p in t.train], t.test[0].input,
                                                      t.test[0].output))
-    full = len(encode_task(task, 0))
-    ex = encode_task(task, 0, max_len=full - 1)
+    full = len(encode_task(task, 0, loss_on="test"))
+    ex = encode_task(task, 0, max_len=full - 1, loss_on="test")
     assert ex is not None and len(ex) <= full - 1 and ex.n_train < len(task.train)
-    assert encode_task(task, 0, max_len=10) is None
+    assert encode_task(task, 0, max_len=10, loss_on="test") is None
 
 
 def test_augmentation_invertible_and_consistent(tasks):
@@ -107,7 +108,7 @@ def test_augmentation_invertible_and_consistent(tasks):
 
 
 def test_packing_utilization_and_disjoint_segments(tasks):
-    exs = [encode_task(t, 0, max_len=2048) for t in tasks]
+    exs = [encode_task(t, 0, max_len=2048, loss_on="test") for t in tasks]
     exs = [e for e in exs if e is not None]
     rows = pack(exs, 2048)
     total_real = sum(r.real_tokens for r in rows)
@@ -239,8 +240,8 @@ def test_the_right_frames_next_lookup_is_the_answer_and_the_decoder_assigns_the_
     task = next(iter(synthetic.generate(1, seed=5, families=["transpose"], difficulty="easy")))
     train = [(p.input, p.output) for p in task.train]
     t_in, t_out = task.test[0].input, task.test[0].output
-    full = encode(train, t_in, t_out)
-    prompt_ex = encode(train, t_in, None)
+    full = encode(train, t_in, t_out, loss_on="test")
+    prompt_ex = encode(train, t_in, None, loss_on="test")
     n = len(prompt_ex)  # the prompt ends with the output's GRID_START; its body follows
     nxt = full.positions[:, LOOKUPS][:, LOOKUP_FRAMES:]  # [T, F]: next-cell lookups
     cells = [j for j in range(n, len(full)) if full.tokens[j] < N_COLORS]
@@ -262,7 +263,7 @@ def test_frame_evidence_names_the_frame_of_a_geometric_task_from_earlier_pairs_o
     from arcforge.train.tokenize import EVIDENCE, encode_task
 
     for task in synthetic.generate(6, seed=11, families=[family], difficulty="easy"):
-        ex = encode_task(task, 0)
+        ex = encode_task(task, 0, loss_on="test")
         pair = ex.positions[:, 5]
         ev = ex.positions[:, EVIDENCE]
         test = ev[pair == pair.max()]
@@ -325,7 +326,7 @@ def test_the_named_position_columns_tile_a_position_and_say_what_the_tokenizer_w
     assert idx[POS.lookups].tolist() == idx[POS.own].tolist() + idx[POS.next].tolist()
     assert len(idx[POS.own]) == len(idx[POS.evidence]) == LOOKUP_FRAMES
     for task in tasks[:6]:
-        ex = encode_task(task, 0)
+        ex = encode_task(task, 0, loss_on="test")
         pos = ex.positions
         assert pos[:, POS.seq].tolist() == list(range(len(ex)))
         starts, ends = ex.tokens == GRID_START, ex.tokens == GRID_END

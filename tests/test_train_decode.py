@@ -9,6 +9,7 @@ import torch
 
 from arcforge.train import decode
 from arcforge.train.augment import voting_transforms
+from arcforge.train.config import ModelConfig
 from arcforge.train.decode import (
     MAX_SPANS,
     decode_batch,
@@ -19,7 +20,7 @@ from arcforge.train.decode import (
     score_with_prefix,
 )
 from arcforge.train.evaluate import prompt
-from arcforge.train.model import ArcTransformer, KVCache, ModelConfig
+from arcforge.train.model import ArcTransformer, KVCache
 from arcforge.train.tokenize import GRID_END, N_COLORS, ROW, input_table
 from tests.train_fixtures import load_arc1
 
@@ -200,7 +201,7 @@ def test_prefill_leaves_every_column_a_step_reads_finite_in_an_uninitialized_cac
     ps = sorted(prompts, key=len, reverse=True)
     cfg = model.cfg
     p = decode.padded_length(len(ps[0]))
-    cache = KVCache(cfg.n_layers, len(ps), cfg.n_heads, cfg.head_dim, p + 8,
+    cache = KVCache(cfg.n_layers, len(ps), cfg.n_heads, cfg.head_dim, p + 8, "cpu",
                     dtype=torch.bfloat16 if amp else torch.float32, zeroed=False)
     cache.k.fill_(float("nan"))  # what uninitialized memory may hold
     cache.v.fill_(float("nan"))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.config import ModelConfig
+from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack_row
 from arcforge.train.tokenize import encode_task
 from tests.train_fixtures import load_arc1
@@ -14,7 +15,7 @@ from tests.train_fixtures import load_arc1
 
 @pytest.fixture(scope="module")
 def row(shared_sources):
-    exs = [encode_task(t, 0) for t in load_arc1(shared_sources, "training", 3, max_side=6)]
+    exs = [encode_task(t, 0, loss_on="test") for t in load_arc1(shared_sources, "training", 3, max_side=6)]
     return pack_row(exs, sum(len(e) for e in exs) + 5)
 
 

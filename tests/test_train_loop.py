@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from arcforge.cli.app import app
 from arcforge.shards import read_tasks
-from arcforge.train.augment import AugmentConfig
-from arcforge.train.data import DataConfig, iter_rows, to_torch
+from arcforge.train.config import AugmentConfig, DataConfig, TrainConfig
+from arcforge.train.data import iter_rows, to_torch
 from arcforge.train.evaluate import evaluate_tasks
-from arcforge.train.loop import TrainConfig, Trainer, train
+from arcforge.train.loop import Trainer, train
 from arcforge.train.pack import stack
 from arcforge.train.runner import load_model
 from tests import train_fixtures
@@ -28,7 +28,7 @@ TINY = {"d_model": 32, "n_layers": 2, "n_heads": 2}
 
 
 def _cfgs(root: Path, out: Path, **train_kw):
-    from arcforge.train.model import ModelConfig
+    from arcforge.train.config import ModelConfig
 
     data = DataConfig(root=str(root), seq_len=512, batch_size=2, chunk_tasks=16, seed=5)
     train_kw = {"threads": 1, "amp": "off", **train_kw}  # exact comparisons: no machine-dependent choice
@@ -38,7 +38,7 @@ def _cfgs(root: Path, out: Path, **train_kw):
 
 
 def test_resume_after_interrupt_reproduces_the_loss_curve(arc_shards, tmp_path):
-    from arcforge.train.grokfast import GrokfastConfig
+    from arcforge.train.config import GrokfastConfig
 
     gf = GrokfastConfig(kind="ema", alpha=0.9, lamb=1.0)
     m, d, t = _cfgs(arc_shards, tmp_path / "a", grokfast=gf)
@@ -71,7 +71,7 @@ def _ddp_worker(rank: int, world: int, init: str, root: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        from arcforge.train.model import ModelConfig
+        from arcforge.train.config import ModelConfig
 
         tr = Trainer(ModelConfig(**TINY, max_seq_len=512),
                      TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"), device=torch.device("cpu"))
@@ -85,7 +85,7 @@ def _ddp_worker(rank: int, world: int, init: str, root: str, out: str) -> None:
 
 
 def test_two_process_gloo_equals_one_process(arc_shards, tmp_path):
-    from arcforge.train.model import ModelConfig
+    from arcforge.train.config import ModelConfig
 
     init = f"file://{tmp_path / 'rdzv'}"
     mp.spawn(_ddp_worker, args=(2, init, str(arc_shards), str(tmp_path / "ddp.pt")), nprocs=2, join=True)

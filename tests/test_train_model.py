@@ -7,24 +7,25 @@ import pytest
 import torch
 
 from arcforge.errors import TrainError
+from arcforge.train.config import ModelConfig
 from arcforge.train.evaluate import vote
 from arcforge.train.model import (
     ArcTransformer,
     KVCache,
-    ModelConfig,
     RowSpans,
     flops_per_token,
     mfu,
     n_params,
 )
 from arcforge.train.pack import pack_row
+from arcforge.train.rope import RopeConfig
 from arcforge.train.tokenize import encode_task
 from tests.train_fixtures import small_tasks
 
 
 @pytest.fixture(scope="module")
 def examples():
-    return [encode_task(t, 0) for t in small_tasks("training", 3)]
+    return [encode_task(t, 0, loss_on="test") for t in small_tasks("training", 3)]
 
 
 def _logits(model, row):
@@ -85,13 +86,15 @@ def test_axial_rope_fields_reach_rope_and_old_configs_load():
                  "next_cell_queries", "qkv_bias", "rope_axis_scale", "frame_lookups", "frame_votes"):
         del old[name]  # a checkpoint saved before the fields existed loads as it was trained
     cfg = ModelConfig.from_checkpoint(old)
-    assert cfg.rope().original_max_side is None and cfg.rope().axis_base is None
+    rope = RopeConfig.from_model(cfg)
+    assert rope.original_max_side is None and rope.axis_base is None
     assert not (cfg.key_frames or cfg.edge_frames or cfg.pair_seq or cfg.next_cell_queries or cfg.qkv_bias)
-    assert cfg.rope().axis_scale == 1.0 and cfg.frame_lookups == 0 and not cfg.frame_votes
+    assert rope.axis_scale == 1.0 and cfg.frame_lookups == 0 and not cfg.frame_votes
     axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
                         rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False,
                         frame_lookups=0)
-    assert (axial.rope().original_max_side, axial.rope().axis_base) == (17, 100.0)
+    axial_rope = RopeConfig.from_model(axial)
+    assert (axial_rope.original_max_side, axial_rope.axis_base) == (17, 100.0)
     assert ModelConfig.from_dict(axial.to_dict()) == axial
     torch.manual_seed(0)
     tokens, pos = torch.randint(0, 10, (1, 6)), torch.randint(0, 9, (1, 6, 3))
@@ -128,7 +131,7 @@ def test_queries_sit_where_the_predicted_token_will_be():
     rng = np.random.default_rng(0)
     pairs = [(rng.integers(0, 10, (h, w)).astype(np.int8), rng.integers(0, 10, (w, h)).astype(np.int8))
              for h, w in [(2, 3), (4, 1), (3, 3)]]
-    ex = encode(pairs[:2], *pairs[2])
+    ex = encode(pairs[:2], *pairs[2], loss_on="test")
     tok, pos = torch.from_numpy(ex.tokens), torch.from_numpy(ex.positions)
     q = next_cell_positions(tok[None], pos[None, :, :3])[0]
     assert (q[:, 0] == pos[:, 0]).all()  # the sequence part is the token's own
@@ -170,7 +173,7 @@ def test_pair_positions_and_pair_seq():
     rng = np.random.default_rng(0)
     train = [(rng.integers(0, 10, (2, 3)).astype(np.int8), rng.integers(0, 10, (3, 2)).astype(np.int8))
              for _ in range(3)]
-    ex = encode(train, rng.integers(0, 10, (2, 2)).astype(np.int8), None)
+    ex = encode(train, rng.integers(0, 10, (2, 2)).astype(np.int8), None, loss_on="test")
     pair = ex.positions[:, 5]
     starts = np.flatnonzero(ex.tokens == INPUT)
     assert ex.tokens[0] == BOS and pair[0] == 0 and len(starts) == 4
@@ -218,7 +221,7 @@ def test_frame_votes_put_the_named_frames_color_first_on_real_geometric_tasks():
 
     checked = {"cells": 0, "ends": 0}
     for task in synthetic.generate(16, seed=3, families=["rotate", "transpose", "flip", "tile"], difficulty="easy"):
-        ex = encode_task(task, 0)
+        ex = encode_task(task, 0, loss_on="test")
         pos = torch.from_numpy(ex.positions)
         votes = frame_votes(pos[:, LOOKUPS][:, LOOKUP_FRAMES:], pos[:, EVIDENCE])  # [T, 11]
         assert votes.shape == (len(ex), NO_CELL + 1) and votes.min() >= 0 and votes.max() <= 1

@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from arcforge.task import Pair, Task
-from arcforge.train.evaluate import EvalConfig, evaluate_tasks
-from arcforge.train.model import ArcTransformer, ModelConfig
+from arcforge.train.config import EvalConfig, ModelConfig, TTTConfig
+from arcforge.train.evaluate import evaluate_tasks
+from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
-from arcforge.train.ttt import TTTConfig, fine_tune, leave_one_out, task_rng
+from arcforge.train.ttt import fine_tune, leave_one_out, task_rng
 from tests import train_fixtures
 from tests.train_fixtures import load_arc1
 
@@ -144,8 +145,7 @@ def test_cli_eval_with_test_time_training(arc_shards, tmp_path):
 
     from arcforge.cli.app import app
     from arcforge.train import checkpoint as ckpt
-    from arcforge.train.data import DataConfig
-    from arcforge.train.loop import TrainConfig
+    from arcforge.train.config import DataConfig, TrainConfig
     from arcforge.train.model import n_params
 
     model = _model()

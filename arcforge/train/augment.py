@@ -13,22 +13,9 @@ import numpy as np
 
 from arcforge.grids import Grid, apply_symmetry, inverse_permutation, invert_symmetry, recolor
 from arcforge.task import Pair, Task
+from arcforge.train.config import AugmentConfig, EvalConfig
 
 IDENTITY_PERM = np.arange(10, dtype=np.int8)
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Which augmentations are drawn (all on by default for training; eval uses none)."""
-
-    symmetries: bool = True
-    colors: bool = True
-    keep_zero: bool = True  # color 0 stays 0 (the background in most ARC tasks)
-    shuffle_train: bool = True
-
-    @classmethod
-    def none(cls) -> AugmentConfig:
-        return cls(symmetries=False, colors=False, shuffle_train=False)
 
 
 @dataclass(frozen=True)
@@ -71,7 +58,8 @@ def random_transform(rng: np.random.Generator, n_train: int, cfg: AugmentConfig)
     )
 
 
-def voting_transforms(n: int, seed: int = 0, *, keep_zero: bool = True, symmetries: bool = True) -> list[Transform]:
+def voting_transforms(n: int, seed: int = EvalConfig.seed, *, keep_zero: bool = AugmentConfig.keep_zero,
+                      symmetries: bool = EvalConfig.vote_symmetries) -> list[Transform]:
     """``n`` deterministic transforms for test-time voting: identity first, then each other symmetry
     (with a color permutation after the first 8). ``symmetries=False``: identity, then color permutations
     only (for a model fine-tuned on the task's own orientation)."""

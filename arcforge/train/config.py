@@ -28,7 +28,6 @@ from typing import Any
 
 from arcforge.errors import TrainError
 from arcforge.task import MAX_GRID_SIDE
-from arcforge.train.augment import AugmentConfig
 from arcforge.train.tokenize import LOOKUP_FRAMES, VOCAB_SIZE
 
 # The dataset folder train and eval read by default: the default ``--out`` of ``arcforge build``.
@@ -235,14 +234,6 @@ class ModelConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_heads
 
-    def rope(self):  # -> arcforge.train.rope.RopeConfig (imported here: rope.py imports torch)
-        from arcforge.train.rope import RopeConfig
-
-        return RopeConfig(head_dim=self.head_dim, base=self.rope_base, mode=self.rope_mode.value,
-                          scaling=self.rope_scaling.value, factor=self.rope_factor,
-                          original_max_len=self.max_seq_len, original_max_side=self.rope_original_max_side,
-                          axis_base=self.rope_axis_base, axis_scale=self.rope_axis_scale)
-
     def to_dict(self) -> dict:
         return _plain(asdict(self))
 
@@ -263,6 +254,22 @@ class ModelConfig:
 
 
 # ------------------------------------------------------------------------------------------------- data
+
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Which augmentations are drawn (``arcforge.train.augment``; all on by default for training; eval uses
+    none)."""
+
+    symmetries: bool = True
+    colors: bool = True
+    keep_zero: bool = True  # color 0 stays 0 (the background in most ARC tasks)
+    shuffle_train: bool = True
+
+    @classmethod
+    def none(cls) -> AugmentConfig:
+        return cls(symmetries=False, colors=False, shuffle_train=False)
 
 
 @dataclass

@@ -32,7 +32,7 @@ from arcforge.errors import TrainError
 from arcforge.shards import iter_batches
 from arcforge.task import Task, tasks_from_batch
 from arcforge.train.augment import random_transform
-from arcforge.train.config import DataConfig
+from arcforge.train.config import DataConfig, TrainConfig
 from arcforge.train.pack import PackedRows, pack, stack
 from arcforge.train.tokenize import MAX_GRID_SIDE, encode_task, example_length, grid_too_large
 
@@ -182,7 +182,7 @@ class PackedBatches(IterableDataset):
     whose turn it was comes first.
     """
 
-    def __init__(self, cfg: DataConfig, *, num_workers: int = 0, rank: int | None = None,
+    def __init__(self, cfg: DataConfig, *, num_workers: int = TrainConfig.num_workers, rank: int | None = None,
                  world_size: int | None = None, positions: dict[int, DataPosition] | None = None,
                  first_worker: int = 0) -> None:
         super().__init__()

@@ -16,20 +16,17 @@ import torch
 
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
-from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TTTConfig
+from arcforge.train.config import EvalConfig, TTTConfig
 from arcforge.train.device import check_cpus
 from arcforge.train.evaluate import evaluate_tasks, submission_key
 from arcforge.train.loop import train
 from arcforge.train.runner import load_model
 
 
-def eval_config(cfg: Any, amp: str, workers: int = 0) -> EvalConfig:
+def eval_config(cfg: Any, amp: str, workers: int = TTTConfig.workers) -> EvalConfig:
     """How the demo (``cfg``: an ``arcforge.demo.run.DemoConfig``) scores its held-out tasks: its votes and
     test-time training, decoding under ``amp``, ``workers`` tasks fine-tuned at once (0: auto)."""
-    return EvalConfig(votes=cfg.votes, seed=cfg.seed, amp=amp,
-                      ttt=TTTConfig(steps=cfg.ttt_steps, lr=cfg.ttt_lr, batch_size=cfg.ttt_batch_size,
-                                    symmetries=cfg.ttt_symmetries, colors=cfg.ttt_colors, seed=cfg.seed,
-                                    workers=workers))
+    return cfg.eval_config(amp, workers)
 
 
 def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *, source: str,
@@ -39,17 +36,9 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
     ``arcforge.demo.run.DemoConfig``; the model and batch are ``arcforge.train.config``'s defaults), then
     evaluate ``held`` with ``cfg.votes`` votes, before and after ``cfg.ttt_steps`` of test-time training."""
     progress = progress or NULL_PROGRESS
-    data_cfg = DataConfig(root=str(data_dir), sources=[source], splits=["training"], seq_len=cfg.seq_len,
-                          loss_on=cfg.loss_on, seed=cfg.seed)
-    model_cfg = ModelConfig(max_seq_len=cfg.seq_len,
-                            extra={"trained_on": f"arcforge demo: synthetic {cfg.difficulty}, "
-                                                 f"{len(cfg.families)} families"})
-    train_cfg = TrainConfig(out=str(run_dir), max_steps=cfg.steps, lr=cfg.lr,
-                            warmup_steps=max(1, cfg.steps // 20), log_every=max(1, cfg.steps // 100),
-                            ckpt_every=cfg.steps, eval_every=0, eval_tasks=0, device="cpu", threads=cfg.threads,
-                            seed=cfg.seed, tensorboard=False)
-    trained = train(model_cfg, data_cfg, train_cfg, overwrite=True, progress=progress, on_step=on_step)
-    model, _ = load_model(run_dir, "cpu")
+    run = cfg.run_config(data_dir, run_dir, source)
+    trained = train(run.model, run.data, run.train, overwrite=True, progress=progress, on_step=on_step)
+    model, _ = load_model(run_dir, run.train.device)
     # decode in the precision the model trained in (bf16 where the trainer's amp probe chose it)
     ecfg = eval_config(cfg, "bf16" if trained["bf16"] else "off")
     threads = torch.get_num_threads()
@@ -57,14 +46,14 @@ def train_and_score(cfg: Any, data_dir: Path, run_dir: Path, held: list[Task], *
         torch.set_num_threads(check_cpus("eval_threads", cfg.eval_threads))
     t0 = time.perf_counter()
     try:
-        res = evaluate_tasks(model, held, seq_len=cfg.seq_len, device=torch.device("cpu"), cfg=ecfg,
-                             progress=progress, total=len(held))
+        res = evaluate_tasks(model, held, seq_len=run.data.seq_len, device=torch.device(run.train.device),
+                             cfg=ecfg, progress=progress, total=len(held))
     finally:
         torch.set_num_threads(threads)
     eval_s = time.perf_counter() - t0
     attempts = {t.id: res.submission.get(submission_key(t), [{}])[0].get("attempt_1") for t in held}
     return {"train": {k: v for k, v in trained.items() if k != "history"}, "per_task": res.per_task,
             "metrics": res.metrics, "attempts": attempts, "eval_seconds": round(eval_s, 1),
-            "eval_config": ecfg.to_dict(), "model": model_cfg.to_dict(), "batch_size": data_cfg.batch_size,
+            "eval_config": ecfg.to_dict(), "model": run.model.to_dict(), "batch_size": run.data.batch_size,
             "bf16": trained["bf16"], "threads": trained["threads"],
             "s_per_step": trained["elapsed_s"] / max(1, trained["steps"])}

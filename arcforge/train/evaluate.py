@@ -35,7 +35,7 @@ from arcforge.grids import Grid, grid_bytes
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
 from arcforge.train.augment import Transform, voting_transforms
-from arcforge.train.config import Amp, EvalConfig, Rank, TTTConfig
+from arcforge.train.config import Amp, DataConfig, EvalConfig, LossOn, Rank, TTTConfig
 from arcforge.train.decode import MAX_NEW_TOKENS, MAX_SIDE, Prefix, decode_batch, score_with_prefix
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
@@ -57,11 +57,11 @@ def prompt(task: Task, test_index: int, max_len: int) -> Example:
     test_in = task.test[test_index].input
     train = [(p.input, p.output) for p in task.train if p.output is not None]
     while len(train) > 1:
-        ex = encode(train, test_in, None, task_id=task.id, test_index=test_index)
+        ex = encode(train, test_in, None, loss_on=LossOn.test, task_id=task.id, test_index=test_index)
         if len(ex) + grid_length(test_in) <= max_len:
             return ex
         train.pop()
-    return encode(train, test_in, None, task_id=task.id, test_index=test_index)
+    return encode(train, test_in, None, loss_on=LossOn.test, task_id=task.id, test_index=test_index)
 
 
 @torch.no_grad()
@@ -74,7 +74,7 @@ def greedy_decode(model: ArcTransformer, ex: Example, device: torch.device | Non
 
 @torch.no_grad()
 def token_accuracy(model: ArcTransformer, examples: list[Example], seq_len: int, device: torch.device,
-                   batch_size: int = 8) -> tuple[float, float]:
+                   batch_size: int = DataConfig.batch_size) -> tuple[float, float]:
     """Teacher-forced (accuracy, mean loss) over the target tokens of ``examples`` (packed rows)."""
     rows = pack(examples, max(seq_len, max((len(e) for e in examples), default=1)))
     correct = total = 0
@@ -425,7 +425,7 @@ def _record(task: Task, k: int, after: dict, before: dict, report: dict | None, 
         if ttt:
             counts["exact_before"] += out["exact_before"]
             counts["pass2_before"] += out["pass2_before"]
-        ex = encode_task(task, k, max_len=seq_len)
+        ex = encode_task(task, k, loss_on=LossOn.test, max_len=seq_len)  # accuracy on the test output
         if ex is not None:
             rec.examples.append(ex)
     return out

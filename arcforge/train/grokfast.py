@@ -8,9 +8,9 @@ Both filters of the paper, with the update rules of its reference code:
   ``warmup=True`` the filter only acts once ``window`` gradients are collected (the reference code's default
   and what its experiments use); with ``warmup=False`` it averages whatever is there from step one.
 
-Pinned defaults (``GrokfastConfig``): ``kind="none"``, EMA ``alpha=0.98, lamb=2.0`` (the paper's EMA
-setting), MA ``window=100, lamb=lamb`` (the paper uses ``lamb=5`` for MA; set it explicitly),
-``warmup=False``. Memory: EMA keeps one extra copy of every parameter, MA keeps ``window`` copies (plus a
+Defaults: ``GrokfastConfig``'s (the filter functions too), ``kind="none"``, ``alpha=0.98, lamb=2.0`` (the
+paper's EMA setting), MA ``window=100`` with the same ``lamb`` (the paper uses ``lamb=5`` for MA; set it
+explicitly), ``warmup=False``. Memory: EMA keeps one extra copy of every parameter, MA keeps ``window`` copies (plus a
 running sum), so MA is for small models.
 
 Where to call it: after ``loss.backward()`` (after the DDP all-reduce, so every rank filters the same
@@ -29,9 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from arcforge.errors import TrainError
-from arcforge.train.config import GrokfastConfig, GrokfastKind
-
-KINDS = tuple(k.value for k in GrokfastKind)
+from arcforge.train.config import GrokfastConfig
 
 ParamsLike = Iterable[nn.Parameter] | Iterable[tuple[str, nn.Parameter]]
 
@@ -49,7 +47,8 @@ def _state_dtype(g: Tensor) -> torch.dtype:
     return torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else g.dtype
 
 
-def gradfilter_ema(params: ParamsLike, state: dict | None, alpha: float = 0.98, lamb: float = 2.0) -> dict:
+def gradfilter_ema(params: ParamsLike, state: dict | None, alpha: float = GrokfastConfig.alpha,
+                   lamb: float = GrokfastConfig.lamb) -> dict:
     """One EMA filter step on ``p.grad`` (in place); returns the updated ``state`` {key: ema tensor}.
 
     ``params``: Parameters or (name, Parameter) pairs; a parameter whose grad is None is skipped.
@@ -69,8 +68,8 @@ def gradfilter_ema(params: ParamsLike, state: dict | None, alpha: float = 0.98, 
     return state
 
 
-def gradfilter_ma(params: ParamsLike, state: dict | None, window: int = 100, lamb: float = 5.0,
-                  warmup: bool = False) -> dict:
+def gradfilter_ma(params: ParamsLike, state: dict | None, window: int = GrokfastConfig.window,
+                  lamb: float = GrokfastConfig.lamb, warmup: bool = GrokfastConfig.warmup) -> dict:
     """One MA filter step on ``p.grad`` (in place); returns the updated ``state``.
 
     ``state[key] = {"buf": [window, *shape] ring of past grads, "pos": next slot, "count": filled slots,

@@ -29,7 +29,15 @@ from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex
 
 from arcforge.errors import TrainError
 from arcforge.train.config import ModelConfig  # the architecture's settings live with all the others
-from arcforge.train.rope import D8_FRAMES, FRAMES, RotaryEmbedding, framed_positions, head_frames, rotate
+from arcforge.train.rope import (
+    D8_FRAMES,
+    FRAMES,
+    RopeConfig,
+    RotaryEmbedding,
+    framed_positions,
+    head_frames,
+    rotate,
+)
 from arcforge.train.tokenize import GRID_START, N_COLORS, NO_CELL, POS, ROW
 
 # the columns of (seq, row, col) each RoPE mode reads
@@ -137,7 +145,7 @@ class KVCache:
     the whole cache) for a caller that writes every column it will read, as the batched decoder does."""
 
     def __init__(self, n_layers: int, batch: int, n_heads: int, head_dim: int, capacity: int,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, *,
+                 device: torch.device | str, dtype: torch.dtype = torch.float32, *,
                  zeroed: bool = True) -> None:
         shape = (n_layers, batch, n_heads, max(1, capacity), head_dim)
         alloc = torch.zeros if zeroed else torch.empty
@@ -272,7 +280,7 @@ class ArcTransformer(nn.Module):
         self.evidence_embed = nn.Linear(cfg.frame_lookups, cfg.d_model) if cfg.frame_lookups else None
         # per color (or NO_CELL): the best evidence of a frame that puts it at the predicted cell
         self.vote_embed = nn.Linear(NO_CELL + 1, cfg.d_model) if cfg.frame_lookups and cfg.frame_votes else None
-        self.rope = RotaryEmbedding(cfg.rope())
+        self.rope = RotaryEmbedding(RopeConfig.from_model(cfg))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.head = None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)

@@ -46,10 +46,9 @@ import torch
 from torch import Tensor, nn
 
 from arcforge.errors import TrainError
+from arcforge.train.config import ModelConfig, RopeMode, RopeScaling
 from arcforge.train.tokenize import POS
 
-MODES = ("1d", "2d", "2d+1d")
-SCALINGS = ("none", "linear", "ntk", "dynamic_ntk", "yarn")
 N_COMPONENTS = {"1d": 1, "2d": 2, "2d+1d": 3}
 
 
@@ -58,22 +57,32 @@ class RopeConfig:
     """RoPE settings; saved with the model config. See the module docstring for the formulas."""
 
     head_dim: int  # rotary dims per head (even; "2d": divisible by 4; "2d+1d": divisible by 8)
-    base: float = 10000.0
-    mode: str = "1d"  # "1d" | "2d" | "2d+1d"
-    scaling: str = "none"  # "none" | "linear" | "ntk" | "dynamic_ntk" | "yarn"
-    factor: float = 1.0  # context extension factor s (>= 1)
-    original_max_len: int = 2048  # training context L ("2d": the max grid side seen in training, per axis)
+    base: float = ModelConfig.rope_base
+    # a RopeMode value; plain 1D RoPE here (a model's RopeConfig comes from ModelConfig.rope(): its mode)
+    mode: str = RopeMode.seq.value
+    scaling: str = RopeScaling.none.value  # a RopeScaling value
+    factor: float = ModelConfig.rope_factor  # context extension factor s (>= 1)
+    # training context L ("2d": the max grid side seen in training, per axis)
+    original_max_len: int = ModelConfig.max_seq_len
     yarn_beta_fast: float = 32.0
     yarn_beta_slow: float = 1.0
     original_max_side: int | None = None  # L for row/col components (default: original_max_len)
     axis_base: float | None = None  # base for row/col components (default: base)
     axis_scale: float = 1.0  # row/col frequencies times this (> 1: neighbouring cells differ by larger angles)
 
+    @classmethod
+    def from_model(cls, cfg: ModelConfig) -> RopeConfig:
+        """The RoPE of a model (its ``rope_*`` fields, ``max_seq_len`` as the training context)."""
+        return cls(head_dim=cfg.head_dim, base=cfg.rope_base, mode=RopeMode(cfg.rope_mode).value,
+                   scaling=RopeScaling(cfg.rope_scaling).value, factor=cfg.rope_factor,
+                   original_max_len=cfg.max_seq_len, original_max_side=cfg.rope_original_max_side,
+                   axis_base=cfg.rope_axis_base, axis_scale=cfg.rope_axis_scale)
+
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise TrainError(f"unknown RoPE mode {self.mode!r}", hint=f"use one of {', '.join(MODES)}")
-        if self.scaling not in SCALINGS:
-            raise TrainError(f"unknown RoPE scaling {self.scaling!r}", hint=f"use one of {', '.join(SCALINGS)}")
+        for name, enum in (("mode", RopeMode), ("scaling", RopeScaling)):
+            choices = [m.value for m in enum]
+            if getattr(self, name) not in choices:
+                raise TrainError(f"unknown RoPE {name} {getattr(self, name)!r}", hint=f"use one of {', '.join(choices)}")
         div = {"1d": 2, "2d": 4, "2d+1d": 8}[self.mode]
         if self.head_dim <= 0 or self.head_dim % div:
             raise TrainError(f"RoPE head_dim {self.head_dim} must be a positive multiple of {div} "

@@ -17,14 +17,14 @@ from arcforge.errors import TrainError
 from arcforge.progress import Progress
 from arcforge.shards import list_shards, read_tasks
 from arcforge.train import checkpoint as ckpt
-from arcforge.train.config import EvalConfig
+from arcforge.train.config import EvalConfig, ModelConfig
 from arcforge.train.device import check_cpus, choose_threads, pick_device
 from arcforge.train.evaluate import evaluate_tasks
-from arcforge.train.model import ArcTransformer, ModelConfig, n_params
+from arcforge.train.model import ArcTransformer, n_params
 from arcforge.train.tokenize import grid_too_large
 
 
-def load_model(path: Path, device: str = "cpu") -> tuple[ArcTransformer, dict]:
+def load_model(path: Path, device: str = EvalConfig.device) -> tuple[ArcTransformer, dict]:
     """The model of a checkpoint (run folder: its newest intact checkpoint) in eval mode, and its config
     (with ``checkpoint``: the folder used, and ``skipped``: damaged newer checkpoints)."""
     got = ckpt.load_latest_intact(path, with_state=False)

@@ -40,7 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from arcforge.grids import Grid
-from arcforge.task import Task
+from arcforge.task import MAX_GRID_SIDE, Task
 
 N_COLORS = 10
 PAD, ROW, GRID_START, GRID_END, INPUT, OUTPUT, BOS, EOS = range(10, 18)
@@ -57,8 +57,7 @@ TABLE_SIDE = 64  # lookup tables cover rows/cols 0-63 (edge frames reach twice a
 # The largest grid side the trainer takes (ARC's limit): the edge frames send a cell up to twice the side
 # away (2 * 30 + 1 < TABLE_SIDE) and the decoder writes at most 30x30. A task with a larger grid (1D-ARC
 # rows of up to 93 cells, tama's large grids) is left out of training and evaluation, named with
-# ``grid_too_large``'s reason, never cut or wrapped around the tables.
-MAX_GRID_SIDE = 30
+# ``grid_too_large``'s reason, never cut or wrapped around the tables: ``arcforge.task.MAX_GRID_SIDE``.
 # Frame evidence: for every token, per frame, the percentage of the output cells of the demonstration
 # pairs *before* its pair that the frame of their own input explains (-1: no earlier pair). Tokens of the
 # test pair see every demonstration; a decoded token copies it from the prompt's last token.
@@ -89,7 +88,6 @@ POS_DIMS = POS.evidence.stop
 LOOKUPS, EVIDENCE = POS.lookups, POS.evidence
 TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
                                              "<bos>", "<eos>"]
-LOSS_ON = ("test", "outputs")
 
 
 @dataclass
@@ -304,17 +302,18 @@ def encode(
     test_in: Grid,
     test_out: Grid | None,
     *,
-    loss_on: str = "test",
+    loss_on: str,
     task_id: str = "",
     test_index: int = 0,
 ) -> Example:
     """Encode grids into an ``Example``. With ``test_out=None`` the sequence is the decoding prompt:
-    it ends with ``OUTPUT GRID_START`` of the test output.
+    it ends with ``OUTPUT GRID_START`` of the test output. ``loss_on``: a ``arcforge.train.config.LossOn``
+    value (``DataConfig.loss_on`` for training), which tokens are targets.
 
     Written straight into preallocated arrays (the layout of a grid's tokens is cached per size): the
     evaluator encodes every vote transform of every test input, and the trainer every example it packs."""
-    if loss_on not in LOSS_ON:
-        raise ValueError(f"loss_on must be one of {LOSS_ON}, not {loss_on!r}")
+    if loss_on not in ("test", "outputs"):  # LossOn (arcforge.train.config imports this module: no cycle)
+        raise ValueError(f"loss_on must be test or outputs, not {loss_on!r}")
     n = len(train)  # the test pair's index
     total = example_length(train, test_in, test_out)
     tables = [lookup_table(g) for g in [i for i, _ in train] + [test_in]]  # [F, S, S] per pair's input
@@ -335,7 +334,7 @@ def encode(
 
 
 def encode_task(
-    task: Task, test_index: int, *, max_len: int | None = None, loss_on: str = "test"
+    task: Task, test_index: int, *, loss_on: str, max_len: int | None = None
 ) -> Example | None:
     """Encode test pair ``test_index`` of ``task``; train pairs are dropped from the end until the example
     fits ``max_len`` (at least one is kept). Returns None when it cannot fit (or has no test output)."""

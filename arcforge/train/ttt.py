@@ -22,8 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from arcforge.task import Pair, Task
-from arcforge.train.augment import AugmentConfig, random_transform
-from arcforge.train.config import TTTConfig  # the settings live with all the others
+from arcforge.train.augment import random_transform
+from arcforge.train.config import (
+    AugmentConfig,
+    TTTConfig,  # the settings live with all the others
+)
 from arcforge.train.lora import add_lora
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
