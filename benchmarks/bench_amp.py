@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from arcforge.demo.run import DEMO_RUN
 from arcforge.train.config import ModelConfig
 from arcforge.train.device import autocast_for
 from arcforge.train.loop import token_loss_sum
@@ -38,6 +39,10 @@ def batch(b: int, t: int) -> dict[str, torch.Tensor]:
             "segments": seg, "targets": torch.ones(b, t, dtype=torch.bool)}
 
 
+# What is timed by default: the demo's training batch (config's batch size, the demo's seq_len) on one thread
+BENCH = DEMO_RUN.with_values({"train.threads": 1})
+
+
 def step_time(model: ArcTransformer, opt: torch.optim.Optimizer, b: dict, amp: str) -> float:
     t0 = time.perf_counter()
     with autocast_for(torch.device("cpu"), amp):
@@ -50,9 +55,9 @@ def step_time(model: ArcTransformer, opt: torch.optim.Optimizer, b: dict, amp: s
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seq-len", type=int, default=384)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=BENCH.train.threads)
+    ap.add_argument("--seq-len", type=int, default=BENCH.data.seq_len)
+    ap.add_argument("--batch-size", type=int, default=BENCH.data.batch_size)
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)

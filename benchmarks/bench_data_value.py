@@ -34,10 +34,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
+from arcforge.demo.run import DEMO_EVAL
 from arcforge.task import Task
-from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TTTConfig
+from arcforge.train.config import MAX_NEW_TOKENS, DataConfig, EvalConfig, ModelConfig, TrainConfig, TTTConfig
+from arcforge.train.device import pick_device
 from arcforge.train.evaluate import evaluate_tasks, token_accuracy
-from arcforge.train.loop import pick_device, train
+from arcforge.train.loop import train
 from arcforge.train.runner import load_model
 from arcforge.train.tokenize import encode_task
 from benchmarks import data_value_arms as dv
@@ -64,13 +66,15 @@ class Profile:
     arc1_tasks: int = 400  # ARC-AGI-1 evaluation tasks scored teacher-forced (0: all)
     small_tasks: int = 100  # smallest ARC-AGI-1 evaluation tasks scored by pass@2
     arc2_tasks: int = 120
-    votes: int = 8
-    ttt_steps: int = 8
-    ttt_lr: float = 1e-3
-    ttt_batch_size: int = 4
-    max_new: int = 31 * 30 + 1
+    votes: int = EvalConfig.votes
+    ttt_steps: int = DEMO_EVAL.ttt.steps  # the demo's test-time training
+    ttt_lr: float = DEMO_EVAL.ttt.lr
+    ttt_batch_size: int = DEMO_EVAL.ttt.batch_size
+    max_new: int = MAX_NEW_TOKENS
 
 
+# Where the arms train by default: config's run on the CPU, one thread
+BENCH = TrainConfig(device="cpu", threads=1)
 FIRST3 = ("arc1_training", "corpus", "corpus_contaminated")
 PROFILES = {
     "tiny": Profile(d_model=32, n_layers=1, n_heads=2, seq_len=512, batch_size=2, steps=2, lr=1e-3, seeds=(0,),
@@ -172,9 +176,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profile", choices=sorted(PROFILES), default="cpu")
     ap.add_argument("--tiny", action="store_true", help="= --profile tiny")
-    ap.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    ap.add_argument("--steps", type=int, default=0, help="override the profile's training steps")
+    ap.add_argument("--device", default=BENCH.device, help="cpu | cuda | cuda:N")
+    ap.add_argument("--threads", type=int, default=BENCH.threads, help="torch CPU threads")
+    ap.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
     ap.add_argument("--arms", default="", help="comma list: run these arms instead of the profile's "
                     f"({', '.join(dv.ARMS + dv.EXTRA_ARMS)})")
     ap.add_argument("--mirror", type=Path, default=dv.MIRROR, help="the offline mirror of every source")

@@ -25,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from arcforge import synthetic
 from arcforge.build import shard_writer
+from arcforge.demo.run import DEMO_RUN
 from arcforge.grids import Grid
 from arcforge.task import Task, parse_task_object, tasks_to_table
-from arcforge.train.config import DataConfig
 from arcforge.train.data import PackedBatches
 from arcforge.train.tokenize import (
     BOS,
@@ -57,7 +58,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "encode.json"
 
 
 def reference_encode(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid | None,
-                     loss_on: str = "test") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     loss_on: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``encode``'s (tokens, positions, targets) spelled out from the tokenizer's parts, one grid and one
     pair at a time (``encode`` as it was before its layouts were cached): tokens and (row, col) from
     ``grid_tokens``, sizes on input cells, lookups into the pair's input table at each token's cell and at
@@ -121,7 +122,7 @@ def _time(fn, cases: list[tuple]) -> float:
 
 def _loader_ms(tmp: Path, tasks: list[Task], batches: int) -> float:
     shard_writer.write_shards(tasks_to_table(tasks), tmp / "data")
-    cfg = DataConfig(root=str(tmp / "data"), seq_len=384, loss_on="outputs", seed=0)
+    cfg = replace(DEMO_RUN.data, root=str(tmp / "data"))  # the demo's stream
     it = iter(PackedBatches(cfg, num_workers=1))
     next(it)
     t0 = time.perf_counter()

@@ -43,7 +43,7 @@ from arcforge.build import shard_writer
 from arcforge.grids import Grid
 from arcforge.task import Task, tasks_to_table
 from arcforge.train.augment import voting_transforms
-from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, TrainConfig
+from arcforge.train.config import DataConfig, EvalConfig, Rank, RunConfig, TrainConfig
 from arcforge.train.evaluate import predict, prompt, vote
 from arcforge.train.loop import train
 from arcforge.train.model import ArcTransformer, KVCache
@@ -142,6 +142,13 @@ def sequential_predict(model: ArcTransformer, tasks: list[Task], seq_len: int, v
     return out
 
 
+# The small checkpoint timed without --checkpoint: config's model, the demo's stream in rows of 512 tokens
+SMALL_RUN = RunConfig(data=DataConfig(seq_len=512, batch_size=6, loss_on="outputs"),
+                      train=TrainConfig(lr=2e-3, device="cpu", amp="off", tensorboard=False, eval_tasks=0))
+# What is timed by default: config's votes, the sequential evaluator on one thread (its fastest setting)
+BENCH = EvalConfig(threads=1)
+
+
 def held_out_tasks(n: int) -> list[Task]:
     fams = synthetic.families(easy_only=True)
     return list(synthetic.generate(n, seed=1_000_003, families=fams, difficulty="easy"))
@@ -151,12 +158,10 @@ def small_checkpoint(tmp: Path, steps: int) -> Path:
     fams = synthetic.families(easy_only=True)
     data = tmp / "data"
     shard_writer.write_shards(tasks_to_table(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")), data)
-    run = tmp / "run"
-    train(ModelConfig(d_model=128, n_layers=3, n_heads=4, max_seq_len=512),
-          DataConfig(root=str(data), seq_len=512, batch_size=6, loss_on="outputs"),
-          TrainConfig(out=str(run), max_steps=steps, lr=2e-3, warmup_steps=max(1, steps // 20), ckpt_every=steps,
-                      device="cpu", amp="off", tensorboard=False, eval_tasks=0))
-    return run
+    run = SMALL_RUN.with_values({"data.root": str(data), "train.out": str(tmp / "run"), "train.max_steps": steps,
+                                 "train.warmup_steps": max(1, steps // 20), "train.ckpt_every": steps})
+    train(run.model, run.data, run.train)
+    return Path(run.train.out)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -164,10 +169,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", type=Path, default=None, help="a run folder (default: train one)")
     ap.add_argument("--train-steps", type=int, default=300, help="steps of the model trained without --checkpoint")
     ap.add_argument("--tasks", type=int, default=32)
-    ap.add_argument("--votes", type=int, default=8)
-    ap.add_argument("--seq-len", type=int, default=512)
+    ap.add_argument("--votes", type=int, default=BENCH.votes)
+    ap.add_argument("--seq-len", type=int, default=SMALL_RUN.data.seq_len)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=BENCH.threads)
     ap.add_argument("--batched-threads", type=int, default=0,
                     help="torch threads of the batched decoders (default: --threads; the sequential one keeps "
                          "--threads, its fastest setting being one thread)")
@@ -184,7 +189,7 @@ def main(argv: list[str] | None = None) -> dict:
     tasks = held_out_tasks(a.tasks)
     inputs = sum(len(t.test) for t in tasks)
     variants = [(f"batched_{rank}{'_bf16' if amp == 'bf16' else ''}", rank, amp)
-                for amp in (("off", "bf16") if a.bf16 else ("off",)) for rank in ("votes", "poe")]
+                for amp in (("off", "bf16") if a.bf16 else ("off",)) for rank in (Rank.votes.value, Rank.poe.value)]
     extra_seq = f"sequential_{a.also_sequential_threads}_threads" if a.also_sequential_threads else None
     times: dict[str, list[float]] = {"sequential": [], "sequential_preallocated": [],
                                      **({extra_seq: []} if extra_seq else {}), **{v[0]: [] for v in variants}}

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_amp import batch, step_time
 
+from arcforge.demo.run import DEMO_RUN
 from arcforge.train.config import ModelConfig
 from arcforge.train.device import cpu_bf16_auto, free_cpus, native_bf16
 from arcforge.train.model import ArcTransformer
@@ -34,8 +35,8 @@ OUT = Path(__file__).resolve().parent / "results" / "machine_choice.json"
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seq-len", type=int, default=384)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=DEMO_RUN.data.seq_len)  # the demo's batch
+    ap.add_argument("--batch-size", type=int, default=DEMO_RUN.data.batch_size)
     ap.add_argument("--repeats", type=int, default=5)
     a = ap.parse_args()
     cores = os.cpu_count() or 1

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
-from arcforge.train.config import AugmentConfig, DataConfig, ModelConfig, TrainConfig
+from arcforge.train.config import AugmentConfig, DataConfig, ModelConfig, RopeMode, RunConfig, TrainConfig
 from arcforge.train.data import PackedBatches
 from arcforge.train.loop import Trainer, train
 from arcforge.train.model import mfu
@@ -82,12 +82,16 @@ def bench_loader(cfg: DataConfig, n: int) -> float:
     return tok / (time.perf_counter() - t0)
 
 
+# What is timed by default: config's model and context, 4 rows a step, 20 steps
+BENCH = RunConfig(data=DataConfig(batch_size=4), train=TrainConfig(max_steps=20))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--seq-len", type=int, default=2048)
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--d-model", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=BENCH.train.max_steps)
+    ap.add_argument("--seq-len", type=int, default=BENCH.data.seq_len)
+    ap.add_argument("--batch-size", type=int, default=BENCH.data.batch_size)
+    ap.add_argument("--d-model", type=int, default=BENCH.model.d_model)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--rope-compare", type=int, default=0, help="steps per RoPE mode (0 = skip)")
     args = ap.parse_args()
@@ -126,7 +130,7 @@ def main() -> None:
 
     if args.rope_compare:
         report["rope_compare"] = {}
-        for mode in ("1d", "2d", "2d+1d"):
+        for mode in (m.value for m in RopeMode):
             m = ModelConfig(d_model=args.d_model, n_layers=args.layers, n_heads=max(1, args.d_model // 32),
                             rope_mode=mode, max_seq_len=args.seq_len)
             h = train(m, DataConfig(root=str(tmp / "data"), seq_len=args.seq_len, batch_size=args.batch_size,

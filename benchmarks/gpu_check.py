@@ -36,9 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
-from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, TrainConfig, TTTConfig
+from arcforge.train.config import DataConfig, EvalConfig, ModelConfig, RunConfig, TrainConfig, TTTConfig
+from arcforge.train.device import pick_device
 from arcforge.train.evaluate import evaluate_tasks
-from arcforge.train.loop import pick_device, train
+from arcforge.train.loop import train
 from arcforge.train.model import flops_per_token, mfu, n_params
 from arcforge.train.runner import load_model
 from arcforge.train.tokenize import example_length
@@ -47,6 +48,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ARC1 = ROOT.parent / "shared" / "arc-sources" / "fchollet" / "ARC-AGI" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_check.json"
 DATA_VALUE = ROOT / "benchmarks" / "results" / "data_value_cuda.json"
+# What the check runs by default: config's run with 16 rows a step (one GPU); config's votes, 16 TTT steps at 1e-4
+GPU_RUN = RunConfig(data=DataConfig(batch_size=16))
+GPU_EVAL = EvalConfig(ttt=TTTConfig(steps=16, lr=1e-4))
 # dense bf16 peaks (FLOP/s) by device name substring; --peak-tflops overrides
 PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12, "4090": 165e12}
 
@@ -89,19 +93,19 @@ def main(argv: list[str] | None = None) -> dict:
 
 def _main(argv: list[str] | None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--device", default=GPU_RUN.train.device, help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--tiny", action="store_true", help="a tiny model and a few steps (CPU smoke run)")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--seq-len", type=int, default=2048)
-    ap.add_argument("--batch-size", type=int, default=16, help="packed rows per step")
+    ap.add_argument("--steps", type=int, default=GPU_RUN.train.max_steps)
+    ap.add_argument("--seq-len", type=int, default=GPU_RUN.data.seq_len)
+    ap.add_argument("--batch-size", type=int, default=GPU_RUN.data.batch_size, help="packed rows per step")
     ap.add_argument("--eval-tasks", type=int, default=20, help="smallest ARC-AGI-1 evaluation tasks scored")
-    ap.add_argument("--votes", type=int, default=8)
-    ap.add_argument("--ttt-steps", type=int, default=16)
-    ap.add_argument("--ttt-lr", type=float, default=1e-4)
+    ap.add_argument("--votes", type=int, default=GPU_EVAL.votes)
+    ap.add_argument("--ttt-steps", type=int, default=GPU_EVAL.ttt.steps)
+    ap.add_argument("--ttt-lr", type=float, default=GPU_EVAL.ttt.lr)
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="torch.compile the model (default: on CUDA)")
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="device bf16 peak for MFU (default: known GPUs)")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--arc-dir", type=Path, default=ARC1)
     ap.add_argument("--out", type=Path, default=None, help=f"default {RESULTS.name} (--data-value: {DATA_VALUE.name})")
     ap.add_argument("--data-value", action="store_true", help="the data ablation's cuda profile (arms 1-3)")

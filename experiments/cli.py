@@ -13,16 +13,22 @@ from arcforge.cli.console import RichProgress, console, print_json, progress_ena
 from arcforge.cli.errors import handle_errors
 from arcforge.cli.options import JsonOpt, split_csv
 from arcforge.errors import TrainError
+from arcforge.task import MAX_GRID_SIDE
+from arcforge.train.config import RopeMode
+from experiments.grokfast_modarith import GrokStudy
+from experiments.rope_extension import RopeStudy
 
 experiment_app = typer.Typer(help="Reproduce the papers behind the trainer (Grokfast, RoPE context extension). "
                              "Example: python -m experiments grokfast --steps 2000 --seeds 0,1,2",
                              no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the results JSON and PNG plot.")]
-ThreadsOpt = Annotated[int, typer.Option("--threads", min=0, help="torch CPU threads (0: torch's default).")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=0, help="torch CPU threads (default or 0: torch's).",
+                                                 show_default=False)]
 
 
 MAX_STEPS = 1_000_000  # every run's loop is bounded by its options
+_G, _R = GrokStudy(), RopeStudy()  # the studies' defaults, shown in --help (they live in the study classes)
 
 
 def _seeds(text: str) -> list[int]:
@@ -35,23 +41,23 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
-def _threads(n: int) -> None:
+def _threads(n: int | None) -> None:
     from arcforge.train.device import check_cpus
     from experiments import set_threads
 
-    set_threads(check_cpus("--threads", n))
+    set_threads(check_cpus("--threads", n or 0))
 
 
 @experiment_app.command("grokfast")
 @handle_errors
 def grokfast(
     steps: Annotated[int, typer.Option("--steps", min=1, max=MAX_STEPS,
-                                           help="Max optimizer steps per run.")] = 2000,
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0,1,2",
+                                           help="Max optimizer steps per run.")] = _G.steps,
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = ",".join(map(str, _G.seeds)),
     runs: Annotated[str, typer.Option("--runs", help="Comma-separated subset of: baseline, grokfast_ema, "
                                       "grokfast_ma, control_adamw_wd1 (default: all).")] = "",
     eval_every: Annotated[int, typer.Option("--eval-every", min=1, max=MAX_STEPS,
-                                                help="Evaluate train/val accuracy every N steps.")] = 50,
+                                                help="Evaluate train/val accuracy every N steps.")] = _G.eval_every,
     stop_at: Annotated[float, typer.Option("--stop-at", min=0.0, max=1.0, help="Stop a run once val accuracy reaches this "
                                            "(0: never; steps-to-95/99 are unaffected below it).")] = 0.0,
     out: OutDirOpt = Path("benchmarks/results"),
@@ -59,7 +65,7 @@ def grokfast(
     init: Annotated[str, typer.Option("--init", help="trainer (the model's N(0, 0.02) init) or torch_default "
                                       "(torch's layer defaults, as the paper's code: embeddings N(0, 1)).")]
     = "trainer",
-    threads: ThreadsOpt = 0,
+    threads: ThreadsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Grokfast (Lee et al. 2024) on x*y mod 97: baseline vs EMA vs MA vs an AdamW weight-decay control."""
@@ -100,39 +106,39 @@ def grokfast(
 @handle_errors
 def rope(
     steps: Annotated[int, typer.Option("--steps", min=1, max=MAX_STEPS,
-                                           help="Training steps per RoPE mode.")] = 900,
+                                           help="Training steps per RoPE mode.")] = _R.steps,
     finetune_steps: Annotated[int, typer.Option("--finetune-steps", min=0, max=MAX_STEPS, help="Fine-tune steps per (mode, scaling "
-                                                "method) at the longer length (0: skip).")] = 40,
+                                                "method) at the longer length (0: skip).")] = _R.finetune_steps,
     finetune_side: Annotated[int, typer.Option("--finetune-side", min=2, max=30,
-                                                 help="Fine-tune on grid sides 2..N.")] = 22,
+                                                 help="Fine-tune on grid sides 2..N.")] = _R.finetune_side,
     finetune_modes: Annotated[str, typer.Option("--finetune-modes", help="Comma-separated modes to "
                                                 "fine-tune (default: all trained).")] = "",
     train_side: Annotated[int, typer.Option("--train-side", min=2, max=30,
-                                              help="Train on grid sides 2..N.")] = 15,
+                                              help="Train on grid sides 2..N.")] = _R.train_side,
     eval_max_side: Annotated[int, typer.Option("--eval-max-side", min=2, max=30, help="Evaluate sides N+1..this in 3 "
-                                               "buckets (and the training range).")] = 30,
+                                               "buckets (and the training range).")] = MAX_GRID_SIDE,
     n_eval: Annotated[int, typer.Option("--n-eval", min=1, max=100_000,
-                                          help="Evaluation examples per bucket.")] = 24,
-    modes: Annotated[str, typer.Option("--modes", help="Comma-separated RoPE modes to train.")] = "1d,2d,2d+1d",
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = "0",
+                                          help="Evaluation examples per bucket.")] = _R.n_eval,
+    modes: Annotated[str, typer.Option("--modes", help="Comma-separated RoPE modes to train.")] = ",".join(_R.modes),
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = ",".join(map(str, _R.seeds)),
     tiny: Annotated[bool, typer.Option("--tiny", help="A seconds-long smoke variant.")] = False,
     out: OutDirOpt = Path("benchmarks/results"),
     tag: Annotated[str, typer.Option("--tag", help="Result file stem.")] = "rope_extension",
-    threads: ThreadsOpt = 0,
+    threads: ThreadsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """RoPE context extension on grid tasks (the trainer's model and tokenizer): none/linear/NTK/dynamic
     NTK/YaRN on grids larger than any seen in training, with and without a short fine-tune, for 1-D vs 2-D
     vs 2-D+1-D RoPE."""
     _threads(threads)
-    from arcforge.train.rope import MODES
+    modes_known = [m.value for m in RopeMode]
     from experiments.rope_extension import RopeStudy, run_study, table, tiny_study
 
     def _modes(text: str, opt: str) -> tuple[str, ...]:
         got = tuple(split_csv(text))
-        bad = sorted(set(got) - set(MODES))
+        bad = sorted(set(got) - set(modes_known))
         if bad or not got:
-            raise TrainError(f"unknown {opt} {bad}", hint=f"choose from {list(MODES)}")
+            raise TrainError(f"unknown {opt} {bad}", hint=f"choose from {modes_known}")
         return got
 
     mode_list = _modes(modes, "--modes")

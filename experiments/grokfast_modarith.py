@@ -58,6 +58,15 @@ class GrokRun:
     # defaults as in the paper's code (embeddings N(0, 1), Linear kaiming-uniform)
 
 
+@dataclass(frozen=True)
+class GrokStudy:
+    """The benchmark's budget (``python -m experiments grokfast`` defaults to these)."""
+
+    steps: int = 2000  # max optimizer steps per run
+    eval_every: int = 50  # train/val accuracy every N steps
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
 def default_runs(init: str = "trainer") -> list[GrokRun]:
     """The four runs (paper settings for the three Grokfast-paper runs, plus the control)."""
     return [
@@ -111,7 +120,7 @@ def _first_at(curve: list[dict], key: str, thr: float) -> int | None:
     return next((c["step"] for c in curve if c[key] >= thr), None)
 
 
-def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = 20, stop_at: float | None = None,
+def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = GrokStudy.eval_every, stop_at: float | None = None,
             on_eval: Callable[[dict], None] | None = None, keep_params: bool = False) -> dict:
     """Train one run for at most ``steps`` optimizer steps (stopping early once val accuracy reaches
     ``stop_at``, if given); returns the curve and the summary numbers (and, with ``keep_params``, the final
@@ -205,7 +214,7 @@ def plot(results: list[dict], path: Path) -> Path:
 
 
 def run_benchmark(steps: int, seeds: Sequence[int], out_dir: Path, runs: Sequence[GrokRun] | None = None,
-                  eval_every: int = 20, stop_at: float | None = None,
+                  eval_every: int = GrokStudy.eval_every, stop_at: float | None = None,
                   on_run: Callable[[dict], None] | None = None, tag: str = "grokfast_modarith") -> dict:
     """Every seed x run (seed-major, so partial results cover every run); writes ``<tag>.json`` (+ ``.png``)
     into ``out_dir`` after each run (partial results survive an interruption); returns the report dict."""

@@ -39,12 +39,11 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from arcforge.train.config import ModelConfig
+from arcforge.train.config import ModelConfig, RopeMode, RopeScaling
 from arcforge.train.data import to_torch
 from arcforge.train.loop import token_loss_sum
 from arcforge.train.model import ArcTransformer
 from arcforge.train.pack import pack, stack
-from arcforge.train.rope import SCALINGS
 from arcforge.train.tokenize import VOCAB_SIZE, Example, encode
 from experiments.plot import Panel, draw_panels
 
@@ -56,6 +55,9 @@ def example_tokens(side: int) -> int:
     return 2 * side * (side + 1) + 8
 
 
+SCALINGS = tuple(s.value for s in RopeScaling)  # every RoPE scaling method, compared in turn
+
+
 @dataclass
 class RopeStudy:
     """Sizes of the study (defaults: what the README reports; the test uses a tiny variant)."""
@@ -63,7 +65,7 @@ class RopeStudy:
     train_side: int = 15  # train on sides 2..train_side
     buckets: dict[str, tuple[int, int]] = field(default_factory=lambda: {
         "train": (2, 15), "16-20": (16, 20), "21-25": (21, 25), "26-30": (26, 30)})
-    modes: tuple[str, ...] = ("1d", "2d", "2d+1d")
+    modes: tuple[str, ...] = tuple(m.value for m in RopeMode)
     d_model: int = 64
     heads: int = 2
     layers: int = 3
@@ -75,7 +77,7 @@ class RopeStudy:
     lr: float = 3e-3
     finetune_steps: int = 40
     finetune_side: int = 22  # fine-tune on sides 2..this (22 x 22 = 1020 tokens, ~2x the training length)
-    finetune_modes: tuple[str, ...] = ("1d", "2d", "2d+1d")
+    finetune_modes: tuple[str, ...] = tuple(m.value for m in RopeMode)
     n_eval: int = 24  # examples per bucket
     seeds: tuple[int, ...] = (0,)
 
@@ -309,7 +311,7 @@ def table(report: dict, stage: str = "trained") -> list[dict]:
     return list(out.values())
 
 
-def tiny_study(seed: int = 0) -> RopeStudy:
+def tiny_study(seed: int = RopeStudy.seeds[0]) -> RopeStudy:
     """A seconds-long variant for tests and smoke runs."""
     return RopeStudy(train_side=3, buckets={"train": (2, 3), "4-5": (4, 5)}, d_model=32, heads=1, layers=1,
                      steps=6, tokens_per_step=256, row_len=64, finetune_steps=2, finetune_side=4,

@@ -312,8 +312,9 @@ def encode(
 
     Written straight into preallocated arrays (the layout of a grid's tokens is cached per size): the
     evaluator encodes every vote transform of every test input, and the trainer every example it packs."""
-    if loss_on not in ("test", "outputs"):  # LossOn (arcforge.train.config imports this module: no cycle)
-        raise ValueError(f"loss_on must be test or outputs, not {loss_on!r}")
+    every_output = loss_on == "outputs"  # LossOn.outputs: every output grid is a target
+    if not every_output and loss_on != "test":  # LossOn.test: the test output only
+        raise ValueError(f"loss_on must be a LossOn value (test or outputs), not {loss_on!r}")
     n = len(train)  # the test pair's index
     total = example_length(train, test_in, test_out)
     tables = [lookup_table(g) for g in [i for i, _ in train] + [test_in]]  # [F, S, S] per pair's input
@@ -321,7 +322,7 @@ def encode(
     w.marker(BOS, 0, False)
     for j, (i, out) in enumerate(train):
         w.grid(i, INPUT, False, j)
-        w.grid(out, OUTPUT, loss_on == "outputs", j)
+        w.grid(out, OUTPUT, every_output, j)
     w.grid(test_in, INPUT, False, n)
     if test_out is not None:
         w.grid(test_out, OUTPUT, True, n)
