@@ -31,7 +31,7 @@ from arcforge.demo.out import DemoError
 from arcforge.errors import ArcforgeError
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
-from arcforge.train.config import INT_MAX, MAX_LR, MAX_VOTES, MIN_SEQ_LEN, EvalConfig, RunConfig, set_paths
+from arcforge.train.config import INT_MAX, MAX_LR, MAX_VOTES, MIN_SEQ_LEN, Amp, EvalConfig, RunConfig, set_paths
 
 # The demo's families: all 8 easy ones (docs/inference.md has the measured runs).
 DEMO_FAMILIES = tuple(synthetic.families(easy_only=True))
@@ -86,6 +86,10 @@ class DemoConfig:
     ttt_colors: bool = DEMO_EVAL.ttt.colors
     gallery_rows: int = 16
     threads: int = DEMO_RUN.train.threads  # torch CPU threads for training (0: the CPUs free now)
+    # bf16 autocast while training (scoring follows the training's choice). ``auto`` decides by the CPU and a
+    # short timing probe, which a busy machine can tip either way: the checkpoint and the scores differ
+    # between bf16 and fp32 (demo.json's ``bf16`` says which ran); set it to reproduce a run bit for bit
+    amp: str = DEMO_RUN.train.amp.value
     # threads while decoding and test-time training (0: the training's); held-out tasks are fine-tuned one
     # per thread at once (``TTTConfig.workers`` auto), 1.5-1.7x faster on 2 cores than one thread for all
     eval_threads: int = 0
@@ -102,6 +106,8 @@ class DemoConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
                 raise DemoError(f"--{name.replace('_', '-')} {v!r}: must be an integer from {low} to {high}")
+        if self.amp not in {a.value for a in Amp}:
+            raise DemoError(f"amp {self.amp!r}: must be one of {', '.join(a.value for a in Amp)}")
         for name in ("lr", "ttt_lr"):
             v = getattr(self, name)
             if not isinstance(v, int | float) or not 0 < v <= MAX_LR:
@@ -119,6 +125,7 @@ class DemoConfig:
             "train.out": str(run_dir), "train.max_steps": s, "train.lr": self.lr,
             "train.warmup_steps": max(1, s // 20), "train.log_every": max(1, s // 100), "train.ckpt_every": s,
             "train.eval_tasks": 0, "train.device": "cpu", "train.threads": self.threads, "train.seed": self.seed,
+            "train.amp": self.amp,
             "train.tensorboard": False})
 
     def eval_config(self, amp: str, workers: int = DEMO_EVAL.ttt.workers) -> EvalConfig:
