@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import multiprocessing
 import platform
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +36,11 @@ CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "asimd", "sve")
 
 
 def machine() -> dict:
-    """What the bits depend on besides the code: the CPU (model, vector extensions) and torch."""
+    """What the bits depend on besides the code: the CPU (model, vector extensions), torch, and Pillow and
+    zlib for the gallery's PNG bytes."""
+    import zlib
+
+    import PIL
     import torch
 
     from arcforge.train.device import cpu_flags
@@ -44,7 +50,7 @@ def machine() -> dict:
         else platform.processor()
     flags = cpu_flags()
     return {"cpu": model, "flags": [f for f in CPU_FLAGS if f in flags], "machine": platform.machine(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "pillow": PIL.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION}
 
 
 def _sha(data: bytes) -> str:
@@ -71,25 +77,36 @@ def digest(work: Path, amp: str) -> dict:
               if '"loss"' in line]
     scores = {"per_family": res.per_family, "exact_all": res.exact_all, "pass2_all": res.pass2_all,
               "exact_no_ttt": res.exact_no_ttt, "pass2_no_ttt": res.pass2_no_ttt}
+    # the gallery shows each family's first held-out task with the model's first attempt: the decoder's
+    # answers, where the scores of a short run are all zero
     return {"bf16": res.config["bf16"], "weights_sha256": _sha(weights.read_bytes()),
-            "losses_sha256": _sha(json.dumps(losses).encode()), "scores_sha256": _sha(json.dumps(scores, sort_keys=True).encode()),
+            "losses_sha256": _sha(json.dumps(losses).encode()),
+            "scores_sha256": _sha(json.dumps(scores, sort_keys=True).encode()),
+            "gallery_sha256": _sha(res.gallery_png.read_bytes()) if res.gallery_png else None,
             "final_loss": res.final_loss, "exact_all": res.exact_all, "pass2_all": res.pass2_all}
+
+
+def _digest_in_tmp(amp: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="demo_digest_") as tmp:
+        return digest(Path(tmp), amp)
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (one thread each)")
     a = ap.parse_args(argv)
+    order = [amp for amp in AMPS for _ in range(2)]
+    with ProcessPoolExecutor(max_workers=a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        done = list(pool.map(_digest_in_tmp, order))
     runs: dict[str, list[dict]] = {}
-    for amp in AMPS:
-        for _ in range(2):
-            with tempfile.TemporaryDirectory(prefix="demo_digest_") as tmp:
-                runs.setdefault(amp, []).append(digest(Path(tmp), amp))
+    for amp, d in zip(order, done, strict=True):
+        runs.setdefault(amp, []).append(d)
     deterministic = {amp: rs[0] == rs[1] for amp, rs in runs.items()}
     out = {"benchmark": "demo_digest", "short_demo": SHORT, "machine": machine(), "deterministic": deterministic,
            "digests": {amp: rs[0] for amp, rs in runs.items()},
-           "note": "each variant ran twice in one process; the test compares one rerun with these digests on "
-                   "the same CPU model, flags and torch"}
+           "note": "each variant ran twice, each run in a process of its own; the test compares one rerun with "
+                   "these digests on the same CPU model and flags, torch, Pillow and zlib"}
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return out

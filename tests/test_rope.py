@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from arcforge.errors import TrainError
+from arcforge.train.config import RopeScaling
 from arcforge.train.rope import (
-    SCALINGS,
     RopeConfig,
     RotaryEmbedding,
     apply_rope,
@@ -21,6 +21,7 @@ from arcforge.train.rope import (
 )
 
 MODES = {"1d": 1, "2d": 2, "2d+1d": 3}
+SCALINGS = [s.value for s in RopeScaling]
 
 
 def _positions(mode: str, b: int, t: int, gen: torch.Generator, hi: int = 40) -> torch.Tensor:

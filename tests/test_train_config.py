@@ -54,8 +54,10 @@ def test_one_set_of_defaults_for_cli_library_and_demo():
 
     m, d = C.ModelConfig(), C.DataConfig()
     assert (m.d_model, m.n_layers, m.n_heads, d.batch_size) == (128, 3, 4, 8)
-    # the demo sets only what its small tasks need; the model and batch come from the config defaults
-    assert not {f.name for f in fields(DemoConfig)} & {"d_model", "n_layers", "n_heads", "batch_size", "amp"}
+    # the demo sets only what its small tasks need; the model, batch and precision are the config defaults
+    assert not {f.name for f in fields(DemoConfig)} & {"d_model", "n_layers", "n_heads", "batch_size"}
+    run = DemoConfig().run_config(Path("data"), Path("run"), "synthetic")
+    assert (run.model.d_model, run.data.batch_size, run.train.amp) == (m.d_model, d.batch_size, C.TrainConfig().amp)
     r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert "[default: (128)]" in r.output and "[default: (8)]" in r.output
     # train/eval read build's output folder by default
@@ -71,8 +73,9 @@ def test_enum_choices_are_what_the_trainer_accepts():
         for scaling in C.RopeScaling:
             assert RopeConfig(head_dim=16, mode=mode, scaling=scaling).mode == mode.value
     for bad in ({"mode": "3d"}, {"scaling": "xpos"}):
-        with pytest.raises(TrainError, match="use one of"):
+        with pytest.raises(TrainError, match="unknown RoPE") as e:
             RopeConfig(head_dim=16, **bad)
+        assert "use one of" in e.value.hint
 
 
 @pytest.mark.parametrize(("args", "choices"), [
