@@ -94,7 +94,8 @@ def _digest_in_tmp(amp: str) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (one thread each)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs at once, each in its own process (one thread each)")
     a = ap.parse_args(argv)
     order = [amp for amp in AMPS for _ in range(2)]
     with ProcessPoolExecutor(max_workers=a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -103,10 +104,11 @@ def main(argv: list[str] | None = None) -> dict:
     for amp, d in zip(order, done, strict=True):
         runs.setdefault(amp, []).append(d)
     deterministic = {amp: rs[0] == rs[1] for amp, rs in runs.items()}
-    out = {"benchmark": "demo_digest", "short_demo": SHORT, "machine": machine(), "deterministic": deterministic,
+    out = {"benchmark": "demo_digest", "short_demo": SHORT, "machine": machine(),
+           "deterministic": deterministic,
            "digests": {amp: rs[0] for amp, rs in runs.items()},
-           "note": "each variant ran twice, each run in a process of its own; the test compares one rerun with "
-                   "these digests on the same CPU model and flags, torch, Pillow and zlib"}
+           "note": "each variant ran twice, each run in a process of its own; the test compares one rerun "
+                   "with these digests on the same CPU model and flags, torch, Pillow and zlib"}
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return out

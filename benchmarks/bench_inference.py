@@ -158,8 +158,9 @@ def small_checkpoint(tmp: Path, steps: int) -> Path:
     fams = synthetic.families(easy_only=True)
     data = tmp / "data"
     shard_writer.write_shards(tasks_to_table(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")), data)
-    run = SMALL_RUN.with_values({"data.root": str(data), "train.out": str(tmp / "run"), "train.max_steps": steps,
-                                 "train.warmup_steps": max(1, steps // 20), "train.ckpt_every": steps})
+    run = SMALL_RUN.with_values({"data.root": str(data), "train.out": str(tmp / "run"),
+                                 "train.max_steps": steps, "train.warmup_steps": max(1, steps // 20),
+                                 "train.ckpt_every": steps})
     train(run.model, run.data, run.train)
     return Path(run.train.out)
 
@@ -189,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
     tasks = held_out_tasks(a.tasks)
     inputs = sum(len(t.test) for t in tasks)
     variants = [(f"batched_{rank}{'_bf16' if amp == 'bf16' else ''}", rank, amp)
-                for amp in (("off", "bf16") if a.bf16 else ("off",)) for rank in (Rank.votes.value, Rank.poe.value)]
+                for amp in (("off", "bf16") if a.bf16 else ("off",))
+                for rank in (Rank.votes.value, Rank.poe.value)]
     extra_seq = f"sequential_{a.also_sequential_threads}_threads" if a.also_sequential_threads else None
     times: dict[str, list[float]] = {"sequential": [], "sequential_preallocated": [],
                                      **({extra_seq: []} if extra_seq else {}), **{v[0]: [] for v in variants}}

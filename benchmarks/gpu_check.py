@@ -48,7 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ARC1 = ROOT.parent / "shared" / "arc-sources" / "fchollet" / "ARC-AGI" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "gpu_check.json"
 DATA_VALUE = ROOT / "benchmarks" / "results" / "data_value_cuda.json"
-# What the check runs by default: config's run with 16 rows a step (one GPU); config's votes, 16 TTT steps at 1e-4
+# What the check runs by default: config's run with 16 rows a step (one GPU); config's votes, 16 TTT
+# steps at lr 1e-4
 GPU_RUN = RunConfig(data=DataConfig(batch_size=16))
 GPU_EVAL = EvalConfig(ttt=TTTConfig(steps=16, lr=1e-4))
 # dense bf16 peaks (FLOP/s) by device name substring; --peak-tflops overrides

@@ -23,12 +23,16 @@ experiment_app = typer.Typer(help="Reproduce the papers behind the trainer (Grok
                              no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 OutDirOpt = Annotated[Path, typer.Option("--out", "-o", help="Folder for the results JSON and PNG plot.")]
-ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=0, help="torch CPU threads (default or 0: torch's).",
-                                                 show_default=False)]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=0, show_default=False,
+                                                 help="torch CPU threads (default or 0: torch's).")]
 
 
 MAX_STEPS = 1_000_000  # every run's loop is bounded by its options
 _G, _R = GrokStudy(), RopeStudy()  # the studies' defaults, shown in --help (they live in the study classes)
+
+
+def _csv(values: tuple) -> str:
+    return ",".join(map(str, values))
 
 
 def _seeds(text: str) -> list[int]:
@@ -53,11 +57,11 @@ def _threads(n: int | None) -> None:
 def grokfast(
     steps: Annotated[int, typer.Option("--steps", min=1, max=MAX_STEPS,
                                            help="Max optimizer steps per run.")] = _G.steps,
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = ",".join(map(str, _G.seeds)),
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = _csv(_G.seeds),
     runs: Annotated[str, typer.Option("--runs", help="Comma-separated subset of: baseline, grokfast_ema, "
                                       "grokfast_ma, control_adamw_wd1 (default: all).")] = "",
     eval_every: Annotated[int, typer.Option("--eval-every", min=1, max=MAX_STEPS,
-                                                help="Evaluate train/val accuracy every N steps.")] = _G.eval_every,
+                                            help="Evaluate accuracy every N steps.")] = _G.eval_every,
     stop_at: Annotated[float, typer.Option("--stop-at", min=0.0, max=1.0, help="Stop a run once val accuracy reaches this "
                                            "(0: never; steps-to-95/99 are unaffected below it).")] = 0.0,
     out: OutDirOpt = Path("benchmarks/results"),
@@ -107,8 +111,9 @@ def grokfast(
 def rope(
     steps: Annotated[int, typer.Option("--steps", min=1, max=MAX_STEPS,
                                            help="Training steps per RoPE mode.")] = _R.steps,
-    finetune_steps: Annotated[int, typer.Option("--finetune-steps", min=0, max=MAX_STEPS, help="Fine-tune steps per (mode, scaling "
-                                                "method) at the longer length (0: skip).")] = _R.finetune_steps,
+    finetune_steps: Annotated[int, typer.Option("--finetune-steps", min=0, max=MAX_STEPS,
+                                                help="Fine-tune steps per (mode, scaling method) at the "
+                                                "longer length (0: skip).")] = _R.finetune_steps,
     finetune_side: Annotated[int, typer.Option("--finetune-side", min=2, max=30,
                                                  help="Fine-tune on grid sides 2..N.")] = _R.finetune_side,
     finetune_modes: Annotated[str, typer.Option("--finetune-modes", help="Comma-separated modes to "
@@ -119,8 +124,9 @@ def rope(
                                                "buckets (and the training range).")] = MAX_GRID_SIDE,
     n_eval: Annotated[int, typer.Option("--n-eval", min=1, max=100_000,
                                           help="Evaluation examples per bucket.")] = _R.n_eval,
-    modes: Annotated[str, typer.Option("--modes", help="Comma-separated RoPE modes to train.")] = ",".join(_R.modes),
-    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = ",".join(map(str, _R.seeds)),
+    modes: Annotated[str, typer.Option("--modes",
+                                       help="Comma-separated RoPE modes to train.")] = _csv(_R.modes),
+    seeds: Annotated[str, typer.Option("--seeds", help="Comma-separated seeds.")] = _csv(_R.seeds),
     tiny: Annotated[bool, typer.Option("--tiny", help="A seconds-long smoke variant.")] = False,
     out: OutDirOpt = Path("benchmarks/results"),
     tag: Annotated[str, typer.Option("--tag", help="Result file stem.")] = "rope_extension",

@@ -120,8 +120,9 @@ def _first_at(curve: list[dict], key: str, thr: float) -> int | None:
     return next((c["step"] for c in curve if c[key] >= thr), None)
 
 
-def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = GrokStudy.eval_every, stop_at: float | None = None,
-            on_eval: Callable[[dict], None] | None = None, keep_params: bool = False) -> dict:
+def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = GrokStudy.eval_every,
+            stop_at: float | None = None, on_eval: Callable[[dict], None] | None = None,
+            keep_params: bool = False) -> dict:
     """Train one run for at most ``steps`` optimizer steps (stopping early once val accuracy reaches
     ``stop_at``, if given); returns the curve and the summary numbers (and, with ``keep_params``, the final
 weights under ``"params"``)."""

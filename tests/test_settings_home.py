@@ -25,14 +25,15 @@ EXEMPT_FOLDERS = ("arcforge/cli/",)
 
 # A name that means another setting in one place (not a copy of config's), with what it is there.
 OTHER_SETTING = {
-    ("arcforge/demo/run.py", "eval_tasks"): "held-out tasks the demo scores (config's: tasks per in-training eval)",
+    ("arcforge/demo/run.py", "eval_tasks"): "held-out tasks the demo scores (config's: per in-training eval)",
     ("arcforge/train/device.py", "window"): "seconds over which busy CPUs are sampled",
     ("arcforge/train/decode.py", "amp"): "whether bf16 runs, decided from EvalConfig.amp by the caller",
     ("benchmarks/gpu_check.py", "eval_tasks"): "smallest ARC-AGI-1 evaluation tasks scored after training",
 }
 # The experiments reproduce papers with models and loops of their own: each study's settings live in its
 # study class (its command-line options and functions read them there), not in the trainer's config.
-STUDY_HOMES = {("experiments/grokfast_modarith.py", "GrokRun"), ("experiments/grokfast_modarith.py", "GrokStudy"),
+STUDY_HOMES = {("experiments/grokfast_modarith.py", "GrokRun"),
+               ("experiments/grokfast_modarith.py", "GrokStudy"),
                ("experiments/rope_extension.py", "RopeStudy")}
 
 
@@ -82,13 +83,16 @@ def _defaults(tree: ast.Module):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             a = node.args
             pos = a.posonlyargs + a.args
-            yield from (("", arg.arg, d) for arg, d in zip(pos[len(pos) - len(a.defaults):], a.defaults, strict=True))
-            yield from (("", arg.arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None)
+            with_default = pos[len(pos) - len(a.defaults):]
+            yield from (("", arg.arg, d) for arg, d in zip(with_default, a.defaults, strict=True))
+            yield from (("", arg.arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
+                        if d is not None)
         elif isinstance(node, ast.ClassDef):
             yield from ((node.name, s.target.id, s.value) for s in node.body
                         if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value)
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_argument":
-            opts = [a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+            opts = [a.value for a in node.args
+                    if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
             yield from (("", opts[0][2:].replace("-", "_"), k.value) for k in node.keywords
                         if k.arg == "default" and opts)
 
@@ -109,12 +113,14 @@ def test_every_setting_default_lives_in_config_only():
 
 def test_the_check_finds_a_second_home(tmp_path):
     """The walker sees each kind of second home (a parameter, a field, an option), not a read or None."""
-    src = ("import argparse\nfrom dataclasses import dataclass\nfrom arcforge.train.config import EvalConfig\n"
+    src = ("import argparse\nfrom dataclasses import dataclass\n"
+           "from arcforge.train.config import EvalConfig\n"
            "def f(x, seed=0, *, votes=EvalConfig.votes, device='cpu', lr=None): pass\n"
            "@dataclass\nclass D:\n    seq_len: int = 384\n    threads: int = EvalConfig.threads\n"
            "argparse.ArgumentParser().add_argument('--ttt-lr', type=float, default=1e-3)\n")
     found = second_homes([("benchmarks/bench_x.py", ast.parse(src))])
-    assert {f.split(": ", 1)[1] for f in found} == {"seed = 0", "device = 'cpu'", "seq_len = 384", "ttt_lr = 0.001"}
+    assert {f.split(": ", 1)[1] for f in found} == {"seed = 0", "device = 'cpu'", "seq_len = 384",
+                                                    "ttt_lr = 0.001"}
 
 
 def test_the_cli_exemption_is_still_needed():
@@ -140,7 +146,8 @@ def test_choices_are_configs_enums():
                 except (ValueError, TypeError):
                     continue
                 if values in enums:
-                    copies.append(f"{rel}:{node.lineno}: {ast.unparse(node)}, a copy of config.{enums[values]}")
+                    copies.append(f"{rel}:{node.lineno}: {ast.unparse(node)}, "
+                                  f"a copy of config.{enums[values]}")
     assert not copies, "\n".join(copies)
 
 

@@ -31,7 +31,16 @@ from arcforge.demo.out import DemoError
 from arcforge.errors import ArcforgeError
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
-from arcforge.train.config import INT_MAX, MAX_LR, MAX_VOTES, MIN_SEQ_LEN, Amp, EvalConfig, RunConfig, set_paths
+from arcforge.train.config import (
+    INT_MAX,
+    MAX_LR,
+    MAX_VOTES,
+    MIN_SEQ_LEN,
+    Amp,
+    EvalConfig,
+    RunConfig,
+    set_paths,
+)
 
 # The demo's families: all 8 easy ones (docs/inference.md has the measured runs).
 DEMO_FAMILIES = tuple(synthetic.families(easy_only=True))
@@ -124,17 +133,17 @@ class DemoConfig:
                                           f"{len(self.families)} families"},
             "train.out": str(run_dir), "train.max_steps": s, "train.lr": self.lr,
             "train.warmup_steps": max(1, s // 20), "train.log_every": max(1, s // 100), "train.ckpt_every": s,
-            "train.eval_tasks": 0, "train.device": "cpu", "train.threads": self.threads, "train.seed": self.seed,
-            "train.amp": self.amp,
-            "train.tensorboard": False})
+            "train.eval_tasks": 0, "train.device": "cpu", "train.threads": self.threads,
+            "train.seed": self.seed, "train.amp": self.amp, "train.tensorboard": False})
 
     def eval_config(self, amp: str, workers: int = DEMO_EVAL.ttt.workers) -> EvalConfig:
         """How the held-out tasks are scored: this demo's votes and test-time training, decoding under
         ``amp``, ``workers`` tasks fine-tuned at once (0: auto)."""
         return EvalConfig.from_dict(set_paths(DEMO_EVAL.to_dict(), {
-            "votes": self.votes, "seed": self.seed, "amp": amp, "ttt.steps": self.ttt_steps, "ttt.lr": self.ttt_lr,
-            "ttt.batch_size": self.ttt_batch_size, "ttt.symmetries": self.ttt_symmetries,
-            "ttt.colors": self.ttt_colors, "ttt.seed": self.seed, "ttt.workers": workers}))
+            "votes": self.votes, "seed": self.seed, "amp": amp, "ttt.steps": self.ttt_steps,
+            "ttt.lr": self.ttt_lr, "ttt.batch_size": self.ttt_batch_size,
+            "ttt.symmetries": self.ttt_symmetries, "ttt.colors": self.ttt_colors, "ttt.seed": self.seed,
+            "ttt.workers": workers}))
 
 
 @dataclass

@@ -182,9 +182,9 @@ class PackedBatches(IterableDataset):
     whose turn it was comes first.
     """
 
-    def __init__(self, cfg: DataConfig, *, num_workers: int = TrainConfig.num_workers, rank: int | None = None,
-                 world_size: int | None = None, positions: dict[int, DataPosition] | None = None,
-                 first_worker: int = 0) -> None:
+    def __init__(self, cfg: DataConfig, *, num_workers: int = TrainConfig.num_workers,
+                 rank: int | None = None, world_size: int | None = None,
+                 positions: dict[int, DataPosition] | None = None, first_worker: int = 0) -> None:
         super().__init__()
         r, w = dist_rank_world()
         self.cfg = cfg

@@ -10,8 +10,8 @@ Both filters of the paper, with the update rules of its reference code:
 
 Defaults: ``GrokfastConfig``'s (the filter functions too), ``kind="none"``, ``alpha=0.98, lamb=2.0`` (the
 paper's EMA setting), MA ``window=100`` with the same ``lamb`` (the paper uses ``lamb=5`` for MA; set it
-explicitly), ``warmup=False``. Memory: EMA keeps one extra copy of every parameter, MA keeps ``window`` copies (plus a
-running sum), so MA is for small models.
+explicitly), ``warmup=False``. Memory: EMA keeps one extra copy of every parameter, MA keeps ``window``
+copies (plus a running sum), so MA is for small models.
 
 Where to call it: after ``loss.backward()`` (after the DDP all-reduce, so every rank filters the same
 gradient and the state stays identical) and after ``GradScaler.unscale_``, before gradient clipping and

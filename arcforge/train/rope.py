@@ -58,7 +58,7 @@ class RopeConfig:
 
     head_dim: int  # rotary dims per head (even; "2d": divisible by 4; "2d+1d": divisible by 8)
     base: float = ModelConfig.rope_base
-    # a RopeMode value; plain 1D RoPE here (a model's RopeConfig comes from ModelConfig.rope(): its mode)
+    # a RopeMode value; plain 1D RoPE here (a model's RoPE is RopeConfig.from_model: its rope_mode)
     mode: str = RopeMode.seq.value
     scaling: str = RopeScaling.none.value  # a RopeScaling value
     factor: float = ModelConfig.rope_factor  # context extension factor s (>= 1)
@@ -82,7 +82,8 @@ class RopeConfig:
         for name, enum in (("mode", RopeMode), ("scaling", RopeScaling)):
             choices = [m.value for m in enum]
             if getattr(self, name) not in choices:
-                raise TrainError(f"unknown RoPE {name} {getattr(self, name)!r}", hint=f"use one of {', '.join(choices)}")
+                raise TrainError(f"unknown RoPE {name} {getattr(self, name)!r}",
+                                 hint=f"use one of {', '.join(choices)}")
         div = {"1d": 2, "2d": 4, "2d+1d": 8}[self.mode]
         if self.head_dim <= 0 or self.head_dim % div:
             raise TrainError(f"RoPE head_dim {self.head_dim} must be a positive multiple of {div} "
