@@ -28,6 +28,7 @@ OTHER_SETTING = {
     ("arcforge/demo/run.py", "eval_tasks"): "held-out tasks the demo scores (config's: per in-training eval)",
     ("arcforge/train/device.py", "window"): "seconds over which busy CPUs are sampled",
     ("arcforge/train/decode.py", "amp"): "whether bf16 runs, decided from EvalConfig.amp by the caller",
+    ("arcforge/train/decode.py", "steps"): "tokens decoded so far (a counter of the decoding loop)",
     ("benchmarks/gpu_check.py", "eval_tasks"): "smallest ARC-AGI-1 evaluation tasks scored after training",
 }
 # The experiments reproduce papers with models and loops of their own: each study's settings live in its

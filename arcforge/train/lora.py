@@ -12,6 +12,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from arcforge.train.config import TTTConfig
+
 
 class LoRALinear(nn.Module):
     def __init__(self, base: nn.Linear, rank: int, alpha: float, generator: torch.Generator) -> None:
@@ -28,7 +30,8 @@ class LoRALinear(nn.Module):
         return self.base(x) + (x @ self.a.t() @ self.b.t()) * self.scale
 
 
-def add_lora(model: nn.Module, rank: int, alpha: float | None = None, seed: int = 0) -> list[nn.Parameter]:
+def add_lora(model: nn.Module, rank: int, alpha: float | None = None,
+             seed: int = TTTConfig.seed) -> list[nn.Parameter]:
     """Wrap the linear layers of ``model.blocks`` in place (rank ``rank``, ``alpha`` default ``rank``: scale 1);
     freeze everything else. Returns the adapter parameters. ``A`` is drawn from a generator of its own seeded
     with ``seed``, never torch's global one, so adapters do not depend on what ran before or beside them."""
