@@ -74,6 +74,22 @@ HOSTILE = textwrap.dedent('''
 
     def plot():
         return str(type(plt.figure()).__name__) + str(type(Normalize).__name__)
+
+    def swallow():
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:
+                pass
+
+    def deaf():
+        import signal, time
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM, signal.SIGPROF})
+        time.sleep(60)
+
+    def by_name(name, *args):
+        return globals()[name](*args)
 ''')
 
 
@@ -114,6 +130,33 @@ def test_a_hostile_program_costs_one_failed_call_and_the_sandbox_goes_on(code, f
         assert sb.restarts == (1 if restart else 0)
         cwd = sb.call("hostile", "where", []).value[0]
     assert not Path(cwd).exists()  # the temporary folder goes with the sandbox, restarts included
+
+
+def test_each_keeps_the_limits_in_the_worker_and_a_timeout_costs_no_restart(code):
+    calls = [["loop"], ["echo", 1], ["boom"], ["echo", 2], ["bomb"], ["echo", 3], ["abort"], ["swallow"],
+             ["echo", [[4]]]]
+    with _sandbox(code, call_s=0.5, wall_s=60.0) as sb:  # CPU time: the same verdict on a busy machine
+        t0 = time.monotonic()
+        got = list(sb.each("hostile", "by_name", calls))
+        assert time.monotonic() - t0 < 60
+        errors = [r.error for r in got]
+        assert errors[0] == "timeout after 0.5 s (CPU)" and errors[2].startswith("ValueError: bad")
+        assert errors[4] == "memory limit" and errors[6] == "crashed (signal 6)"
+        assert errors[7] == "timeout after 0.5 s (CPU)"  # swallowed its timeouts: RLIMIT_CPU ended it
+        assert [r.value for r in got if r.ok] == [1, 2, 3, [[4]]]
+        assert got[0].seconds >= 0.4  # CPU seconds of the call, as the worker measured them
+        assert sb.restarts == 3  # memory, crash, RLIMIT_CPU: not the loop's timeout
+        stream = sb.each("hostile", "by_name", [["loop"], ["echo", 5]])
+        assert next(stream).error.startswith("timeout")
+        stream.close()  # left early: the worker, busy or not, is not reused mid-request
+        assert [r.value for r in sb.each("hostile", "echo", [[6], [7]])] == [6, 7]
+
+
+def test_each_ends_a_call_that_waits_by_the_wall_clock(code):
+    with _sandbox(code, call_s=0.5, wall_s=1.0) as sb:
+        got = list(sb.each("hostile", "by_name", [["sleep"], ["echo", 1], ["deaf"], ["echo", 2]]))
+        assert [r.error for r in got if not r.ok] == ["timeout after 1 s (wall)"] * 2  # deaf: the parent's kill
+        assert [r.value for r in got if r.ok] == [1, 2] and sb.restarts == 1
 
 
 def test_growing_memory_hits_the_memory_limit_not_the_machine(code):

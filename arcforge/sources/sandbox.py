@@ -15,6 +15,12 @@ Error texts are made printable (no terminal control bytes) and truncated to one 
 ``Sandbox.stream(request)`` sends one request whose replies are many frames (a generation run: one frame
 per attempt, then ``{"end": true}``); each frame must come within ``call_s`` of the one before, else the
 stream ends with ``{"dead": reason}`` and the worker is killed (restarted by the next request).
+
+``Sandbox.each`` calls one function on many argument lists in one request: the worker answers call after
+call as it goes and keeps each call's limits itself (``Limits.call_s`` of CPU, ``Limits.wall_s`` of wall
+clock), so a call that runs out of time costs no restart; the parent still kills a worker whose answer is
+``EACH_GRACE_S`` late, restarts it and goes on with the next call. Requests are written without blocking,
+within a deadline: a worker that stops reading cannot hang arcforge.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ GRID_TYPES = ("tuple", "numpy", "list")
 MAX_REPLY = 64 << 20  # bytes: a larger reply is a failed call
 MAX_ERROR = 200  # characters of an error text
 START_S = 60.0  # seconds a worker may take to import upstream's modules
+SEND_S = 60.0  # seconds a worker may take to read a request
+EACH_GRACE_S = 2.0  # seconds past a call's wall limit before the parent kills the worker of an ``each`` call
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -54,6 +62,7 @@ class Limits:
 
     call_s: float = 2.0
     memory_mb: int = 1024
+    wall_s: float | None = None  # ``each`` calls: wall clock a call may take (None: ``call_s``); call_s is CPU
 
 
 @dataclass
@@ -127,6 +136,7 @@ class Sandbox:
             stderr=subprocess.DEVNULL, cwd=self._tmp, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
             preexec_fn=lambda: _limit_child(mem), start_new_session=True,
         )
+        os.set_blocking(self._proc.stdin.fileno(), False)  # type: ignore[union-attr]
         setup = {"code_dir": self.code_dir, "modules": self.modules, "stubs": self.stubs,
                  "call_s": self.limits.call_s}
         try:
@@ -170,12 +180,22 @@ class Sandbox:
 
     # --- the channel --------------------------------------------------------------------------------------
     def _send(self, obj: Any) -> None:
+        """Write one frame straight to the pipe (never buffered), within ``SEND_S``."""
         body = msgspec.json.encode(obj)
-        try:
-            self._proc.stdin.write(len(body).to_bytes(4, "big") + body)  # type: ignore[union-attr]
-            self._proc.stdin.flush()  # type: ignore[union-attr]
-        except (BrokenPipeError, OSError):
-            raise _Dead("worker exited") from None
+        data = memoryview(len(body).to_bytes(4, "big") + body)
+        fd = self._proc.stdin.fileno()  # type: ignore[union-attr]
+        deadline = time.monotonic() + SEND_S
+        while data:
+            try:
+                data = data[os.write(fd, data) :]
+                continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                raise _Dead("worker exited") from None
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise _Dead("the worker does not read its requests")
 
     def _read_exactly(self, n: int, deadline: float) -> bytes:
         """The next ``n`` bytes from the worker (read in large chunks: frames that arrive together are taken
@@ -203,10 +223,10 @@ class Sandbox:
         except msgspec.DecodeError:
             raise _Dead("malformed reply") from None
 
-    def _death_reason(self, why: str) -> str:
+    def _death_reason(self, why: str, wall_s: float | None = None) -> str:
         code = self._kill()
         if why == "timeout":
-            return f"timeout after {self.limits.call_s:g} s"
+            return f"timeout after {self.limits.call_s:g} s" if wall_s is None else f"timeout after {wall_s:g} s (wall)"
         if code is not None and code < 0:
             sig = -code
             if sig == signal.SIGXCPU:
@@ -262,11 +282,60 @@ class Sandbox:
             grid_type: str = "list") -> list[CallResult]:
         return [self.call(module, function, args, grid_type) for args in arg_lists]
 
+    def each(self, module: str, function: str, arg_lists: Sequence[Sequence[Any]],
+             grid_type: str = "list") -> Iterator[CallResult]:
+        """``function(*args)`` for each of ``arg_lists``, in order, as the worker answers (one request; see
+        the module docstring). ``CallResult.seconds`` is the CPU time of the call. Leaving the loop early
+        kills a worker still at work; the next call starts a fresh one."""
+        self._check(module, grid_type)
+        wall = self.limits.wall_s or self.limits.call_s
+        done = 0
+        try:
+            while done < len(arg_lists):
+                if self._proc is None:
+                    self.start()
+                rest = arg_lists[done:]
+                try:
+                    self._send({"m": module, "f": function, "g": grid_type, "each": [list(a) for a in rest],
+                                "cpu_s": self.limits.call_s, "wall_s": wall})
+                except _Dead as e:
+                    done += 1
+                    yield CallResult(False, error=self._death_reason(e.reason))
+                    continue
+                for _ in rest:
+                    res = self._each_reply(wall)
+                    done += 1
+                    yield res
+                    if self._proc is None:  # killed (late, crashed, out of memory): a fresh one for the rest
+                        break
+        finally:
+            if done < len(arg_lists):
+                self._kill()
+
+    def _each_reply(self, wall: float) -> CallResult:
+        try:
+            reply = self._receive(wall + EACH_GRACE_S)
+        except _Dead as e:
+            return CallResult(False, error=self._death_reason(e.reason, wall))
+        if not isinstance(reply, dict) or not isinstance(reply.get("ok"), bool):
+            self._kill()
+            return CallResult(False, error="malformed reply")
+        t = reply.get("t")
+        seconds = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) and t >= 0 else 0.0
+        if reply.get("restart"):
+            self._kill()
+        if not reply["ok"]:
+            return CallResult(False, error=escape(reply.get("e", "")) or "failed", seconds=seconds)
+        return CallResult(True, reply.get("v"), seconds=seconds)
+
+    def _check(self, module: str, grid_type: str) -> None:
+        if grid_type not in GRID_TYPES:
+            raise SandboxError(f"grid_type {grid_type!r} is not one of {', '.join(GRID_TYPES)}")
+        if module not in self.modules:
+            raise SandboxError(f"module {module!r} is not loaded in this sandbox")
+
     def _call(self, request: dict[str, Any]) -> CallResult:
-        if request["g"] not in GRID_TYPES:
-            raise SandboxError(f"grid_type {request['g']!r} is not one of {', '.join(GRID_TYPES)}")
-        if request["m"] not in self.modules:
-            raise SandboxError(f"module {request['m']!r} is not loaded in this sandbox")
+        self._check(request["m"], request["g"])
         if self._proc is None:
             self.start()
         t0 = time.monotonic()

@@ -7,6 +7,12 @@ go to /dev/null so upstream ``print`` cannot corrupt the channel. Frame: 4-byte 
 Two kinds of request: a call (one reply), and a generation run (``"op": "gen"``, one reply per attempt and
 an end frame; see ``_generate``): a generator's attempts run back to back with upstream's filters applied
 here, so that arcforge's process only reads the kept examples.
+
+A request with ``each`` (a list of argument lists) calls one function on each in turn and writes one reply
+per call, as it goes. Each such call has its own limits, kept here so that a slow call costs no restart:
+``cpu_s`` seconds of CPU (``ITIMER_PROF``) and ``wall_s`` seconds of wall clock (``ITIMER_REAL``) raise
+``_Timeout`` into upstream code, again every 50 ms if upstream swallows it; ``RLIMIT_CPU`` a little above
+kills the worker if it never returns to Python. The parent keeps a wall-clock deadline of its own.
 """
 
 import gc
@@ -128,6 +134,11 @@ def _attr(path):
 def _error(e):
     text = f"{type(e).__name__}: {e}".splitlines()[0] if str(e) else type(e).__name__
     return text[:MAX_ERROR]
+
+
+def _cpu():
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
 
 
 def _call(req, modules, call_s):
@@ -299,6 +310,79 @@ def _generate(req, modules, call_s, channel):
     return True
 
 
+class _Timeout(BaseException):
+    """Raised into upstream code when a call of an ``each`` request runs out of time (not an Exception:
+    ``except Exception`` in upstream code does not swallow it)."""
+
+
+_ARMED = [False]
+_REPEAT_S = 0.05
+
+
+def _on_timer(signum, frame):
+    if _ARMED[0]:
+        raise _Timeout("CPU" if signum == signal.SIGPROF else "wall")
+
+
+def _disarm():
+    while True:  # a timer that fires while this runs raises once more: start again
+        try:
+            _ARMED[0] = False
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            return
+        except _Timeout:
+            continue
+
+
+def _one(fn, args, grid_type, cpu_s, wall_s):
+    """One call of an ``each`` request under its limits; the reply, with ``t`` the CPU seconds it took."""
+    start = _cpu()
+    _limit_cpu(cpu_s)
+    try:
+        a = _convert(args, grid_type)
+        signal.signal(signal.SIGPROF, _on_timer)  # a generation run sets a handler of its own
+        signal.signal(signal.SIGALRM, _on_timer)
+        _ARMED[0] = True
+        signal.setitimer(signal.ITIMER_PROF, cpu_s, _REPEAT_S)
+        signal.setitimer(signal.ITIMER_REAL, wall_s, _REPEAT_S)
+        try:
+            value = _to_json(fn(*a))
+        finally:
+            _disarm()
+        reply = {"ok": True, "v": value}
+    except _Timeout as e:
+        _disarm()
+        reply = {"ok": False, "e": f"timeout after {cpu_s if str(e) == 'CPU' else wall_s:g} s ({e})"}
+    except MemoryError:
+        _disarm()
+        reply = {"ok": False, "e": "memory limit", "restart": True}
+    except BaseException as e:
+        _disarm()
+        reply = {"ok": False, "e": _error(e)}
+    reply["t"] = round(_cpu() - start, 4)
+    return reply
+
+
+def _each(req, modules, channel):
+    """Answer an ``each`` request, one reply per call; False when the worker must end (out of memory)."""
+    grid_type, cpu_s, wall_s = req.get("g", "list"), float(req["cpu_s"]), float(req["wall_s"])
+    try:
+        fn = getattr(modules[req["m"]], req["f"])
+    except BaseException as e:
+        missing = _error(e)
+        fn = None
+    for args in req["each"]:
+        reply = _one(fn, args, grid_type, cpu_s, wall_s) if fn is not None else {"ok": False, "e": missing, "t": 0}
+        try:
+            _write(channel, reply)
+        except (TypeError, ValueError) as e:
+            _write(channel, {"ok": False, "e": _error(e), "t": reply["t"]})
+        if reply.get("restart"):
+            return False
+    return True
+
+
 def main():
     channel = os.fdopen(os.dup(1), "wb")
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -327,6 +411,10 @@ def main():
             return
         if req.get("op") == "gen":
             if not _generate(req, modules, setup["call_s"], channel):
+                return
+            continue
+        if "each" in req:
+            if not _each(req, modules, channel):
                 return
             continue
         try:
