@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from arcforge.build.rules import ERROR, MATCH, RuleCache, RuleConfig, check, references
+from arcforge.build.rules import ERROR, MATCH, STOPPED, RuleCache, RuleConfig, check, references
 from arcforge.sources.programs import barc_seeds, barc_synthetic, catalogue, re_arc_verifiers
 from tests.rules_helpers import arc1_table, fetched_checkouts, local_program
 
@@ -121,7 +121,7 @@ def test_a_hostile_program_costs_one_error_entry_within_its_limit(kind, shared_s
     prog = local_program(tmp_path / "code", kind, HOSTILE[kind])
     fine = local_program(tmp_path / "code", "fine", "def main(grid):\n    return grid\n")
     refs = references(arc1_table(shared_sources, "training", OWN + OTHERS))
-    config = RuleConfig(call_s=0.5, memory_mb=512, max_failures=2)
+    config = RuleConfig(call_s=0.5, wall_s=5.0, memory_mb=512, max_failures=2)
     res = check([prog, fine], {"local": tmp_path / "code"}, refs, config=config, cache=RuleCache(tmp_path / "c"))
     assert len(res.errors) == 1
     (err,) = res.errors
@@ -129,7 +129,12 @@ def test_a_hostile_program_costs_one_error_entry_within_its_limit(kind, shared_s
     assert err.error.startswith({"loop": "timeout", "bomb": "memory", "crash": "crashed"}[kind])
     assert res.calls == 2 + len(refs)  # the hostile one: max_failures calls; the fine one: one per task
     cached = RuleCache(tmp_path / "c", config).load(prog)
-    assert [v[0] for v in cached.values()] == [ERROR, ERROR]
+    assert [v[0] for k, v in cached.items() if k != STOPPED] == [ERROR, ERROR] and STOPPED in cached
+    rc = RuleCache(tmp_path / "c", config)
+    rc.root.joinpath("summary").rename(tmp_path / "gone")  # no summary: the per-program files answer
+    again = check([prog, fine], {"local": tmp_path / "code"}, refs, config=config, cache=rc)
+    assert (again.calls, again.programs_run, again.summary) == (0, 0, False)  # given up: not run again
+    assert [(e.program, e.failures, e.unchecked) for e in again.errors] == [(prog, 2, len(refs) - 2)]
 
 
 def test_a_module_that_does_not_import_is_one_error_and_its_unit_still_runs(shared_sources, tmp_path):
@@ -149,7 +154,7 @@ def test_a_failure_is_retried_under_other_limits_a_match_is_not(shared_sources, 
     slow = local_program(tmp_path / "code", "slow", "import time\ndef main(grid):\n    time.sleep(0.6)\n"
                          "    return grid\n")
     refs = references(arc1_table(shared_sources, "training", OTHERS[:2]))
-    short, long = RuleConfig(call_s=0.3, max_failures=5), RuleConfig(call_s=3.0)
+    short, long = RuleConfig(call_s=0.3, wall_s=0.4, max_failures=5), RuleConfig(call_s=3.0)
     res = check([slow], {"local": tmp_path / "code"}, refs, config=short, cache=RuleCache(tmp_path / "c", short))
     assert res.errors and res.errors[0].failures == 2
     res = check([slow], {"local": tmp_path / "code"}, refs, config=long, cache=RuleCache(tmp_path / "c", long))

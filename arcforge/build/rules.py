@@ -3,27 +3,30 @@
 A program (``arcforge.sources.programs``) *implements the rule* of a reference task when it maps every
 input of the task, demonstrations and test alike, to that task's output. ``check`` runs each program on
 the reference tasks' inputs in the sandbox (``arcforge.sources.sandbox``: a fresh interpreter per worker,
-per-call time and memory limits), one pair after the other, and stops at the first pair that disagrees.
-Programs only ever receive input grids: outputs are compared here, in arcforge's process, so no
-evaluation answer is ever handed to upstream code.
+per-call time and memory limits) and stops each task at the first pair that disagrees. Programs only ever
+receive input grids: outputs are compared here, in arcforge's process, so no evaluation answer is ever
+handed to upstream code.
 
 Cost control:
 
-- a batch of tasks is asked its first pair in one go; only the tasks that agree get their next pair;
-- a call that runs out of time, out of memory or crashes the interpreter is a *failure*. A program whose
-  first ``max_failures`` calls all fail is given up (the tasks it did not reach stay unchecked) and costs
-  one ``error`` entry: a hostile program (an endless loop, a memory bomb, a crash) costs ``max_failures``
-  call limits. A program that fails on some inputs only (slow on large grids) goes on, up to
-  ``max_total_failures`` failures. Calls go in batches that start at one and double while nothing fails;
-- results are cached under ``ARCFORGE_HOME/rules/`` by (program digest, reference task digest): a rebuild
-  runs nothing. A failure is cached with the limits it ran under and retried under others.
+- a program is asked in rounds: the first pair of every task in one request (``Sandbox.each``: the worker
+  answers call after call, with each call's limits kept in the worker, so a slow call costs no restart),
+  then the next pair of the tasks that agreed, and so on;
+- a call that runs out of time (``call_s`` of CPU, ``wall_s`` of wall clock), out of memory or crashes the
+  interpreter is a *failure*. A program whose first ``max_failures`` calls all fail is given up (the tasks
+  it did not reach stay unchecked) and costs one ``error`` entry: a hostile program (an endless loop, a
+  memory bomb, a crash) costs ``max_failures`` call limits. A program that fails on some inputs only (slow
+  on large grids) goes on, up to ``max_total_failures`` failures, and no program spends more than
+  ``program_s`` CPU seconds in all;
+- results are cached (``arcforge.build.rule_cache``) by (program digest, reference task digest), and the
+  whole outcome under one key over every digest: a rebuild reads one file and runs nothing, a changed
+  program runs alone. A failure, and a program given up, are cached with the limits they ran under and
+  run again under others.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import queue
 import threading
 import time
@@ -31,31 +34,37 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import pyarrow as pa
 
-from arcforge import paths
+from arcforge.build.rule_cache import ERROR, RuleCache
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.sources.programs import Program
 
-CACHE_VERSION = 1
-MATCH, MISMATCH, ERROR = "match", "mismatch", "error"
+CHECK_VERSION = 2  # how a check runs (part of every cache key: results of another version are not reused)
+MATCH, MISMATCH = "match", "mismatch"
 FAILURES = ("timeout", "memory limit", "crashed", "MemoryError")  # how the sandbox words a failure
+__all__ = ["ERROR", "MATCH", "MISMATCH", "RuleCache", "RuleConfig", "check", "references"]
 
 
 @dataclass(frozen=True)
 class RuleConfig:
     """Limits of the execution check (one home for them: the build, the CLI and the benchmark read it)."""
 
-    call_s: float = 1.0  # per call, wall and CPU
+    call_s: float = 1.0  # CPU seconds a call may take
+    wall_s: float = 5.0  # wall-clock seconds a call may take (a program that waits, not computes)
     memory_mb: int = 1024  # address space of the worker
     max_failures: int = 3  # a program whose first calls all fail (time, memory, crash) is given up after these
     max_total_failures: int = 10  # ... and any program after this many failed calls
-    max_batch: int = 64  # calls between two looks at a program's failures
+    program_s: float = 30.0  # CPU seconds a program's calls may take in all; then it is given up
     unit: int = 32  # programs that share one sandbox (one interpreter start)
     workers: int = 1  # sandboxes run side by side
 
     def tag(self) -> str:
-        return f"call_s={self.call_s},memory_mb={self.memory_mb}"
+        """The limits a failure depends on (a failure is run again under other limits)."""
+        return (f"v{CHECK_VERSION},call_s={self.call_s},wall_s={self.wall_s},memory_mb={self.memory_mb},"
+                f"max_failures={self.max_failures},max_total_failures={self.max_total_failures},"
+                f"program_s={self.program_s}")
 
 
 @dataclass(frozen=True)
@@ -86,10 +95,14 @@ class CheckResult:
     calls: int = 0  # program calls made
     seconds: float = 0.0
     references: int = 0  # reference tasks
+    programs_run: int = 0  # programs that ran now (the others were answered by the cache)
+    sandboxes: int = 0  # sandboxes started
+    summary: bool = False  # the whole outcome came from the summary: nothing ran, no per-program file was read
 
 
 def task_digest(pairs: Sequence[tuple[list, list]]) -> str:
-    return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()
+    """sha256 of the pairs as compact JSON (``json.dumps(pairs, separators=(",", ":"))``, encoded faster)."""
+    return hashlib.sha256(msgspec.json.encode(pairs)).hexdigest()
 
 
 def references(table: pa.Table) -> list[Reference]:
@@ -105,39 +118,6 @@ def references(table: pa.Table) -> list[Reference]:
         out.append(Reference(r["id"], r["source"],
                              tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), digest))
     return out
-
-
-# --- the cache -------------------------------------------------------------------------------------------
-class RuleCache:
-    """``{task digest: [kind, pair, reason, limits]}`` per program digest, one JSON file per program."""
-
-    def __init__(self, root: Path | None = None, config: RuleConfig | None = None):
-        self.root = Path(root) if root is not None else paths.home() / "rules"
-        self.tag = (config or RuleConfig()).tag()
-
-    def _file(self, digest: str) -> Path:
-        return self.root / digest[:2] / f"{digest}.json"
-
-    def load(self, program: Program) -> dict[str, list]:
-        try:
-            data = json.loads(self._file(program.digest).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}  # missing or damaged: the checks run again and rewrite it
-        if not isinstance(data, dict) or data.get("version") != CACHE_VERSION:
-            return {}
-        res = data.get("results")
-        if not isinstance(res, dict):
-            return {}
-        return {k: v for k, v in res.items()
-                if isinstance(v, list) and len(v) == 4 and (v[0] != ERROR or v[3] == self.tag)}
-
-    def store(self, program: Program, results: dict[str, list]) -> None:
-        f = self._file(program.digest)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f"{f.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps({"version": CACHE_VERSION, "program": program.path, "results": results},
-                                  sort_keys=True), encoding="utf-8")
-        os.replace(tmp, f)
 
 
 def _same(grid: list) -> list:
@@ -167,44 +147,55 @@ class _ProgramRun:
         self.sb, self.p, self.config = sandbox, program, config
         self.results: dict[str, list] = {}
         self.failures, self.first_error, self.calls = 0, "", 0
-        self.batch = 1
+        self.spent = 0.0  # CPU seconds of its calls
+        self.stopped = ""  # why it was given up
 
     def run(self, todo: list[Reference]) -> None:
-        """Batches of tasks, each batch finished (pair after pair) before the next one starts."""
-        i = 0
-        while i < len(todo) and not self.given_up:
-            active, pair = todo[i : i + self.batch], 0
-            i += len(active)
-            while active and not self.given_up:
-                active, pair = self._ask(active, pair), pair + 1
+        """Rounds: pair ``k`` of every task that agreed on the pairs before it, in one request."""
+        from arcforge.errors import SandboxError
 
-    @property
-    def given_up(self) -> bool:
+        active, pair = todo, 0
+        try:
+            while active and not self.stopped:
+                active, pair = self._round(active, pair), pair + 1
+        except SandboxError as e:  # the worker, lost, did not start again
+            self.first_error = self.first_error or str(e)
+            self.stopped = self.stopped or self.first_error
+
+    def _give_up(self) -> str:
         c = self.config
-        return ((self.failures >= c.max_failures and self.failures == self.calls)
-                or self.failures >= c.max_total_failures)
+        if (self.failures >= c.max_failures and self.failures == self.calls) or self.failures >= c.max_total_failures:
+            return f"given up after {self.failures} failed calls"
+        if self.spent >= c.program_s:
+            return f"given up after {c.program_s:g} CPU s of calls"
+        return ""
 
-    def _ask(self, chunk: list[Reference], pair: int) -> list[Reference]:
+    def _round(self, chunk: list[Reference], pair: int) -> list[Reference]:
         t = _transpose if self.p.transpose else _same
-        rs = self.sb.map(self.p.module, self.p.function, [[t(r.inputs[pair])] for r in chunk],
-                         grid_type=self.p.grid_type)
-        self.calls += len(chunk)
-        agreeing, failed = [], False
-        tag = self.config.tag()
-        for r, res in zip(chunk, rs, strict=True):
-            if res.ok and _agrees(res.value, t(r.outputs[pair])):
-                if pair + 1 == len(r.inputs):
-                    self.results[r.digest] = [MATCH, pair + 1, "", ""]
+        stream = self.sb.each(self.p.module, self.p.function, [[t(r.inputs[pair])] for r in chunk],
+                              grid_type=self.p.grid_type)
+        agreeing = []
+        try:
+            for r, res in zip(chunk, stream, strict=False):
+                self.calls += 1
+                # a call the parent ended has no CPU time of its own: it counts as one call limit
+                self.spent += res.seconds if res.seconds or not is_failure(res.error) else self.config.call_s
+                if res.ok and _agrees(res.value, t(r.outputs[pair])):
+                    if pair + 1 == len(r.inputs):
+                        self.results[r.digest] = [MATCH, pair + 1, "", ""]
+                    else:
+                        agreeing.append(r)
+                elif not res.ok and is_failure(res.error):
+                    self.failures += 1
+                    self.first_error = self.first_error or res.error
+                    self.results[r.digest] = [ERROR, pair, res.error, self.config.tag()]
                 else:
-                    agreeing.append(r)
-            elif not res.ok and is_failure(res.error):
-                failed = True
-                self.failures += 1
-                self.first_error = self.first_error or res.error
-                self.results[r.digest] = [ERROR, pair, res.error, tag]
-            else:
-                self.results[r.digest] = [MISMATCH, pair, "", ""]
-        self.batch = 1 if failed else min(self.config.max_batch, self.batch * 2)
+                    self.results[r.digest] = [MISMATCH, pair, "", ""]
+                self.stopped = self._give_up()
+                if self.stopped:
+                    break
+        finally:
+            stream.close()
         return agreeing
 
 
@@ -219,8 +210,9 @@ def _cells(grid: list) -> int:
     return len(grid) * len(grid[0]) if grid else 0
 
 
-# --- the check ----------------------------------------------------------------------------------------------
+# --- the check ---------------------------------------------------------------------------------------------
 START = "__start__"  # cache key of a program whose module does not import
+STOPPED = "__stopped__"  # cache key of a program given up (failures, budget): not run again under these limits
 # A stubbed module answers every missing name, ``__all__`` included: name its public names as Python would.
 STAR = "\n__all__ = [_n for _n in list(globals()) if not _n.startswith('_')]\n"
 
@@ -239,7 +231,8 @@ def _open(code_dir: Path, unit: list[Program], config: RuleConfig):
     first = unit[0]
     stubs = {name: (Path(code_dir) / rel).read_text(encoding="utf-8") + STAR for name, rel in first.stubs}
     return Sandbox(Path(code_dir) / first.module_dir, modules=[*first.preload, *sorted({p.module for p in unit})],
-                   limits=Limits(call_s=config.call_s, memory_mb=config.memory_mb), stubs=stubs)
+                   limits=Limits(call_s=config.call_s, memory_mb=config.memory_mb, wall_s=config.wall_s),
+                   stubs=stubs)
 
 
 class _Checker:
@@ -267,18 +260,23 @@ class _Checker:
     def _known(self, p: Program) -> dict[str, list]:
         return self.cache.load(p) if self.cache is not None else {}
 
+    def _needs_run(self, known: dict[str, list]) -> bool:
+        return START not in known and STOPPED not in known and any(r.digest not in known for r in self.refs)
+
     def unit(self, unit: list[Program]) -> None:
         """Check the programs of one unit in one sandbox; a unit that does not start is split up."""
         from arcforge.errors import SandboxError
 
         known = {p: self._known(p) for p in unit}
-        todo = [p for p in unit if START not in known[p] and any(r.digest not in known[p] for r in self.refs)]
+        todo = [p for p in unit if self._needs_run(known[p])]
         for p in unit:
             if p not in todo:
                 self._collect(p, known[p], None)
         if not todo:
             return
         try:
+            with self.lock:
+                self.result.sandboxes += 1
             sb = _open(self.code_dirs[todo[0].source], todo, self.config).__enter__()
         except SandboxError as e:
             if len(todo) > 1:
@@ -293,13 +291,18 @@ class _Checker:
             for p in todo:
                 if self.stop.is_set():
                     return
-                run = _ProgramRun(sb, p, self.config)
-                run.run(_order(p, [r for r in self.refs if r.digest not in known[p]]))
-                known[p].update(run.results)
-                self._store(p, known[p])
-                self._collect(p, known[p], run)
+                self._run(sb, p, known[p])
         finally:
             sb.__exit__(None, None, None)
+
+    def _run(self, sb, p: Program, known: dict[str, list]) -> None:
+        run = _ProgramRun(sb, p, self.config)
+        run.run(_order(p, [r for r in self.refs if r.digest not in known]))
+        known.update(run.results)
+        if run.stopped:
+            known[STOPPED] = [ERROR, 0, run.first_error or run.stopped, self.config.tag()]
+        self._store(p, known)
+        self._collect(p, known, run)
 
     def _store(self, p: Program, known: dict[str, list]) -> None:
         if self.cache is not None:
@@ -311,18 +314,37 @@ class _Checker:
             if run is not None:
                 res.checked += len(run.results)
                 res.calls += run.calls
-            res.cached += sum(1 for r in self.refs if r.digest in known) - (len(run.results) if run else 0)
-            fails = [v for d, v in known.items() if v[0] == ERROR and (d in self.by_digest or d == START)]
-            unchecked = sum(1 for r in self.refs if r.digest not in known)
+                res.programs_run += 1
+            answered = sum(1 for r in self.refs if r.digest in known)
+            res.cached += answered - (len(run.results) if run else 0)
+            fails = [v for d, v in known.items() if v[0] == ERROR and d in self.by_digest]
+            start = known.get(START) or known.get(STOPPED)
+            unchecked = len(self.refs) - answered
             if fails or unchecked:
-                first = run.first_error if run is not None and run.first_error else fails[0][2] if fails else ""
-                n_fail = sum(1 for v in fails if v is not known.get(START))
-                res.errors.append(ProgramError(p, first or "not checked", n_fail, unchecked))
+                first = (run.first_error if run is not None and run.first_error else fails[0][2] if fails
+                         else start[2] if start else "")
+                res.errors.append(ProgramError(p, first or "not checked", len(fails), unchecked))
             for r in self.refs:
                 v = known.get(r.digest)
                 if v is not None and v[0] == MATCH:
                     res.matches.append((p, r, int(v[1])))
             self.progress.advance("rules")
+
+
+def _from_summary(programs: Sequence[Program], refs: Sequence[Reference], got: dict) -> CheckResult:
+    res = CheckResult(cached=got["answered"], references=len(refs), summary=True)
+    res.matches = [(programs[p], refs[r], n) for p, r, n in got["matches"]]
+    res.errors = [ProgramError(programs[p], e, f, u) for p, e, f, u in got["errors"]]
+    return res
+
+
+def _to_summary(cache: RuleCache, key: str, programs: Sequence[Program], refs: Sequence[Reference],
+                res: CheckResult) -> None:
+    p_at = {(p.source, p.path): i for i, p in enumerate(programs)}
+    r_at = {id(r): i for i, r in enumerate(refs)}
+    cache.store_summary(key, [[p_at[(p.source, p.path)], r_at[id(r)], n] for p, r, n in res.matches],
+                        [[p_at[(e.program.source, e.program.path)], e.error, e.failures, e.unchecked]
+                         for e in res.errors], res.checked + res.cached)
 
 
 def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequence[Reference], *,
@@ -331,13 +353,31 @@ def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequenc
     """Run every program on every reference task (see the module docstring); results in a fixed order."""
     config = config or RuleConfig()
     progress = progress or NULL_PROGRESS
+    t0 = time.perf_counter()
+    key = cache.summary_key(programs, refs) if cache is not None else ""
+    got = cache.load_summary(key, len(programs), len(refs)) if cache is not None else None
+    if got is not None:
+        res = _from_summary(programs, refs, got)
+        res.seconds = time.perf_counter() - t0
+        return res
+    res = _run_all(programs, code_dirs, refs, config, cache, progress)
+    order = {(p.source, p.path): i for i, p in enumerate(programs)}
+    res.matches.sort(key=lambda m: (order[(m[0].source, m[0].path)], m[1].eval_id))
+    res.errors.sort(key=lambda e: order[(e.program.source, e.program.path)])
+    if cache is not None:
+        _to_summary(cache, key, programs, refs, res)
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _run_all(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequence[Reference],
+             config: RuleConfig, cache: RuleCache | None, progress: Progress) -> CheckResult:
     checker = _Checker(code_dirs, list(refs), config, cache, progress)
     q: queue.SimpleQueue = queue.SimpleQueue()
     units = _units(programs, config.unit)
     for u in units:
         q.put(u)
     progress.start("rules", "rules: running programs on the reference tasks", total=len(programs), unit="programs")
-    t0 = time.perf_counter()
     n = max(1, min(config.workers, len(units)))
     threads = [threading.Thread(target=checker.work, args=(q,), daemon=True) for _ in range(n - 1)]
     for t in threads:
@@ -350,10 +390,5 @@ def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequenc
     if checker.failed:
         raise checker.failed[0]
     progress.finish("rules")
-    res = checker.result
-    res.references = len(refs)
-    order = {(p.source, p.path): i for i, p in enumerate(programs)}
-    res.matches.sort(key=lambda m: (order[(m[0].source, m[0].path)], m[1].eval_id))
-    res.errors.sort(key=lambda e: order[(e.program.source, e.program.path)])
-    res.seconds = time.perf_counter() - t0
-    return res
+    checker.result.references = len(refs)
+    return checker.result
