@@ -96,14 +96,15 @@ def programs(families: list[str]):
 
 
 class Timed:
-    """Cost of the checks run so far (wall, the sandbox workers' CPU from RUSAGE_CHILDREN, calls)."""
+    """Cost of the checks run so far: wall, CPU of the sandbox workers (RUSAGE_CHILDREN) and of this process
+    (RUSAGE_SELF: arcforge's side, comparing answers), calls, and the 1-min load average before and after."""
 
     def __init__(self, workers: int):
         from arcforge.build.rules import RuleConfig
 
         self.config = RuleConfig(workers=workers)
-        self.wall = self.cpu = 0.0
-        self.calls = self.checked = self.cached = 0
+        self.wall = self.cpu = self.self_cpu = 0.0
+        self.calls = self.checked = self.cached = self.run = self.sandboxes = 0
         self.load = [round(os.getloadavg()[0], 2)]
 
     def check(self, progs, refs, cache_dir: Path):
@@ -111,23 +112,30 @@ class Timed:
         from arcforge.cli.logprogress import PlainProgress
 
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        mine = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         res = check(progs, {"re_arc": REARC, "barc": BARC}, refs, config=self.config,
                     cache=RuleCache(cache_dir, self.config), progress=PlainProgress(sys.stderr))
         self.wall += time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        mine2 = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        self.self_cpu += (mine2.ru_utime - mine.ru_utime) + (mine2.ru_stime - mine.ru_stime)
         self.calls, self.checked, self.cached = self.calls + res.calls, self.checked + res.checked, \
             self.cached + res.cached
+        self.run += res.programs_run
+        self.sandboxes += res.sandboxes
         self.load.append(round(os.getloadavg()[0], 2))
         return res
 
     def cost(self) -> dict:
         c = self.config
-        return {"wall_s": round(self.wall, 1), "worker_cpu_s": round(self.cpu, 1), "calls": self.calls,
-                "checked": self.checked, "cached": self.cached, "load_avg_1min": self.load,
-                "workers": c.workers, "call_s": c.call_s, "memory_mb": c.memory_mb,
-                "max_failures": c.max_failures, "max_total_failures": c.max_total_failures}
+        return {"wall_s": round(self.wall, 1), "worker_cpu_s": round(self.cpu, 1),
+                "arcforge_cpu_s": round(self.self_cpu, 1), "calls": self.calls, "checked": self.checked,
+                "cached": self.cached, "programs_run": self.run, "sandboxes": self.sandboxes,
+                "load_avg_1min": self.load, "workers": c.workers, "call_s": c.call_s, "wall_limit_s": c.wall_s,
+                "memory_mb": c.memory_mb, "max_failures": c.max_failures,
+                "max_total_failures": c.max_total_failures, "program_s": c.program_s}
 
 
 def chunks(progs, size: int = 100):
@@ -174,16 +182,13 @@ def own_summary(done, total, matches, errors, timed) -> dict:
 
 
 def part_eval(cache: Path, workers: int, results: dict) -> None:
+    """Every program against the 520 evaluation tasks in one check, as a build runs it (cold cache)."""
     refs = reference(("arc_agi_1", "evaluation"), ("arc_agi_2", "evaluation"))
     progs = programs(["re_arc", "barc_seeds", "barc_synthetic"])
-    timed, matches, errors, done = Timed(workers), [], [], []
-    for chunk in chunks(progs):
-        res = timed.check(chunk, refs, cache)
-        matches += res.matches
-        errors += res.errors
-        done += chunk
-        results["eval"] = eval_summary(done, len(progs), refs, matches, errors, timed)
-        save(results)
+    timed = Timed(workers)
+    res = timed.check(progs, refs, cache)
+    results["eval"] = eval_summary(progs, len(progs), refs, res.matches, res.errors, timed)
+    save(results)
 
 
 def eval_summary(done, total, refs, matches, errors, timed) -> dict:
@@ -196,10 +201,12 @@ def eval_summary(done, total, refs, matches, errors, timed) -> dict:
         keys = {f"{p.source}:{p.path}" for p in ps}
         by_fam[fam] = {"programs": len(ps), "solving_an_eval_task": sum(1 for k in solving if k in keys),
                        "with_failures": sum(1 for e in errors if family_of(e.program) == fam),
-                       "given_up": sum(1 for e in errors if family_of(e.program) == fam and e.unchecked)}
+                       "given_up": sum(1 for e in errors if family_of(e.program) == fam and e.unchecked),
+                       "unchecked": sum(e.unchecked for e in errors if family_of(e.program) == fam)}
     return {"reference": "arc_agi_1:evaluation + arc_agi_2:evaluation", "reference_tasks": len(refs),
             "programs_done": len(done), "programs_total": total, "complete": len(done) == total,
             "cost": timed.cost(), "by_family": by_fam,
+            "checks": len(done) * len(refs), "unchecked": sum(e.unchecked for e in errors),
             "programs_solving": len(solving), "eval_tasks_solved": len({e for v in solving.values() for e in v}),
             "solving": solving,
             "errors": [{"program": f"{e.program.source}:{e.program.path}", "error": e.error,
@@ -271,7 +278,7 @@ def main() -> None:
     results["machine"] = {"cpus": os.cpu_count(), "note": "shared machine; load average in each part's cost"}
     parts = args.parts.split(",")
     if "eval" in parts:
-        part_eval(cache / "eval", args.workers, results)
+        part_eval(cache / "warm_home" / "rules", args.workers, results)  # the warm part's builds reuse it
     if "own" in parts:
         part_own(cache / "own", args.workers, results)
     if "warm" in parts:

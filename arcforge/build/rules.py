@@ -56,7 +56,8 @@ class RuleConfig:
     memory_mb: int = 1024  # address space of the worker
     max_failures: int = 3  # a program whose first calls all fail (time, memory, crash) is given up after these
     max_total_failures: int = 10  # ... and any program after this many failed calls
-    program_s: float = 30.0  # CPU seconds a program's calls may take in all; then it is given up
+    program_s: float = 5.0  # CPU seconds a program's calls may take in all; then it is given up
+    batch: int = 64  # tasks asked together (one request per pair), finished before the next ones
     unit: int = 32  # programs that share one sandbox (one interpreter start)
     workers: int = 1  # sandboxes run side by side
 
@@ -64,7 +65,7 @@ class RuleConfig:
         """The limits a failure depends on (a failure is run again under other limits)."""
         return (f"v{CHECK_VERSION},call_s={self.call_s},wall_s={self.wall_s},memory_mb={self.memory_mb},"
                 f"max_failures={self.max_failures},max_total_failures={self.max_total_failures},"
-                f"program_s={self.program_s}")
+                f"program_s={self.program_s},batch={self.batch}")
 
 
 @dataclass(frozen=True)
@@ -151,13 +152,20 @@ class _ProgramRun:
         self.stopped = ""  # why it was given up
 
     def run(self, todo: list[Reference]) -> None:
-        """Rounds: pair ``k`` of every task that agreed on the pairs before it, in one request."""
+        """The tasks of its declared lineage first, then batches of ``RuleConfig.batch`` tasks; each batch in
+        rounds (pair ``k`` of every task that agreed on the pairs before it, in one request) and finished
+        before the next starts: a task that agrees is followed to its end before the budget goes elsewhere."""
         from arcforge.errors import SandboxError
 
-        active, pair = todo, 0
+        declared = set(self.p.derived_from)
+        own = [r for r in todo if r.eval_id in declared]
+        rest = [r for r in todo if r.eval_id not in declared]
+        size = self.config.batch
         try:
-            while active and not self.stopped:
-                active, pair = self._round(active, pair), pair + 1
+            for batch in [own, *(rest[i : i + size] for i in range(0, len(rest), size))]:
+                active, pair = batch, 0
+                while active and not self.stopped:
+                    active, pair = self._round(active, pair), pair + 1
         except SandboxError as e:  # the worker, lost, did not start again
             self.first_error = self.first_error or str(e)
             self.stopped = self.stopped or self.first_error
