@@ -69,9 +69,30 @@ def test_a_program_that_implements_a_reference_rule_removes_its_tasks(rules_home
     card = (tmp_path / "out" / "README.md").read_text()
     assert "| `excluded.rule` | 1 |" in card and "| `rules.matches` | 1 |" in card
 
-    again = _build(home, mdir, tmp_path / "again", monkeypatch, exclude_eval=True, check_rules=True)
-    assert again.rules["calls"] == 0 and again.rules["cached"] == 800  # a rebuild runs nothing
-    assert read_report(tmp_path / "again", "excluded").to_pylist() == ex
+    assert stats.rules["programs_run"] == 2 and stats.rules["summary"] == 0
+
+
+def _no(what):
+    def refuse(*a, **k):
+        raise AssertionError(f"a warm rebuild {what}")
+    return refuse
+
+
+def test_a_warm_rebuild_reads_one_summary_and_writes_the_same_reports(rules_home, tmp_path, monkeypatch):
+    from arcforge.build import pipeline
+    from arcforge.sources import programs, sandbox
+
+    home, mdir = rules_home
+    _build(home, mdir, tmp_path / "cold", monkeypatch, exclude_eval=True, check_rules=True)
+    monkeypatch.setattr(sandbox.Sandbox, "start", _no("started a sandbox"))
+    monkeypatch.setattr(pipeline, "_check_code", _no("re-hashed a checkout"))  # only before a program runs
+    monkeypatch.setattr(programs, "_tree", _no("parsed a program file"))  # the catalogue is cached
+    again = _build(home, mdir, tmp_path / "warm", monkeypatch, exclude_eval=True, check_rules=True)
+    assert again.rules["summary"] == 1 and again.rules["calls"] == 0 and again.rules["programs_run"] == 0
+    assert again.rules["cached"] == 800
+    for name in ("excluded", "reported", "rules", "rule_errors", "rule_lineage"):
+        cold, warm = (tmp_path / d / "reports" / f"{name}.jsonl" for d in ("cold", "warm"))
+        assert cold.read_bytes() == warm.read_bytes(), name
 
 
 def test_without_exclude_eval_the_match_is_reported_and_nothing_removed(rules_home, tmp_path, monkeypatch):

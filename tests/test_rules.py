@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from arcforge.build.rules import ERROR, MATCH, STOPPED, RuleCache, RuleConfig, check, references
+from arcforge.build.rules import ERROR, MATCH, STOPPED, RefTable, RuleCache, RuleConfig, check, references
 from arcforge.sources.programs import barc_seeds, barc_synthetic, catalogue, re_arc_verifiers
 from tests.rules_helpers import arc1_table, fetched_checkouts, local_program
 
@@ -161,3 +161,42 @@ def test_a_failure_is_retried_under_other_limits_a_match_is_not(shared_sources, 
     assert res.errors == [] and res.checked == 2
     again = RuleCache(tmp_path / "c", short).load(slow)
     assert all(v[0] != MATCH for v in again.values()) and len(again) == 2
+
+
+def test_a_changed_program_runs_alone_and_an_unchanged_check_reads_its_summary(shared_sources, tmp_path):
+    code = tmp_path / "code"
+    same = local_program(code, "same", "def main(grid):\n    return grid\n")
+    flip = local_program(code, "flip", "def main(grid):\n    return grid[::-1]\n")
+    nothing = local_program(code, "nothing", "def main(grid):\n    return [[0]]\n")
+    refs = references(arc1_table(shared_sources, "training", ["68b16354", *OTHERS]))
+    cache = RuleCache(tmp_path / "c")
+    cold = check([same, flip, nothing], {"local": code}, refs, cache=cache)
+    assert (cold.programs_run, cold.summary) == (3, False)
+    assert [(p.key, r.eval_id) for p, r, _ in cold.matches] == [("flip", "arc_agi_1/training/68b16354")]
+    warm = check([same, flip, nothing], {"local": code}, refs, cache=cache)
+    assert (warm.summary, warm.programs_run, warm.sandboxes, warm.calls) == (True, 0, 0, 0)
+    assert warm.cached == cold.checked == 3 * len(refs)
+    assert [(p, r.eval_id, n) for p, r, n in warm.matches] == [(p, r.eval_id, n) for p, r, n in cold.matches]
+    changed = local_program(code, "nothing", "def main(grid):\n    return grid[::-1]\n")  # a new digest
+    again = check([same, flip, changed], {"local": code}, refs, cache=cache)
+    assert (again.summary, again.programs_run, again.checked, again.cached) == (False, 1, len(refs),
+                                                                                 2 * len(refs))
+    assert [(p.key, r.eval_id) for p, r, _ in again.matches] == [("flip", "arc_agi_1/training/68b16354"),
+                                                                 ("nothing", "arc_agi_1/training/68b16354")]
+
+
+def test_a_ref_table_answers_from_the_summary_without_reading_the_pairs(shared_sources, tmp_path, monkeypatch):
+    import arcforge.build.rules as rules
+
+    code = tmp_path / "code"
+    flip = local_program(code, "flip", "def main(grid):\n    return grid[::-1]\n")
+    table = arc1_table(shared_sources, "training", ["68b16354", *OTHERS])
+    cache = RuleCache(tmp_path / "c")
+    cold = check([flip], {"local": code}, RefTable(table), cache=cache)
+    monkeypatch.setattr(rules, "references", None)  # the pairs are not read again
+    warm = check([flip], {"local": code}, RefTable(pa.concat_tables([table.slice(0, 2), table.slice(2)])),
+                 cache=cache)
+    assert warm.summary and [(r.eval_id, n) for _, r, n in warm.matches] == [(r.eval_id, n)
+                                                                            for _, r, n in cold.matches]
+    other = table.set_column(table.schema.get_field_index("test"), "test", table["train"])  # other pairs
+    assert RefTable(other).key != RefTable(table).key

@@ -605,7 +605,8 @@ def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: p
 
     It runs the programs that made tasks of this build: those of the generator sources that generate
     (``--generate``), or, with ``check_rules``, of every source whose checkout ships programs (BARC's
-    synthetic problems); never from a source whose cached files do not match its pin."""
+    synthetic problems); never from a source whose cached files do not match its pin (checked before the
+    first program runs: a rebuild that the cache answers runs nothing and re-hashes nothing)."""
     from arcforge.build import rule_stage
     from arcforge.build.rules import RuleConfig
 
@@ -614,13 +615,12 @@ def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: p
     sources = [(p.name, p.manifest.repo, p.root) for p in plans if p.manifest is not None and p.root is not None
                and (check_rules or p.generate_n > 0)]
     programs, dirs = rule_stage.build_programs(sources)
-    for p in plans:
-        if p.manifest is not None and p.name in dirs:
-            _check_code(p.manifest)
+    pinned = [p.manifest for p in plans if p.manifest is not None and p.name in dirs]
     kept = result.table
     is_ref = _is_reference(kept, eval_splits)
     stage = rule_stage.run_rule_stage(kept, reference, is_ref, programs, dirs, exclude_eval=exclude_eval,
-                                      made=table, config=RuleConfig(workers=workers), progress=progress)
+                                      made=table, config=RuleConfig(workers=workers), progress=progress,
+                                      before_run=lambda: [_check_code(m) for m in pinned])
     if stage is None or stage.result is None:
         return {}
     result.table = stage.table
@@ -631,7 +631,8 @@ def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: p
     result.rules = {"rules": stage.rules, "rule_errors": stage.errors, "rule_lineage": stage.lineage}
     r = stage.result
     return {"programs": len({(p.source, p.path) for p in stage.programs}), "reference_tasks": r.references,
-            "checked": r.checked, "cached": r.cached, "calls": r.calls, "seconds": round(r.seconds, 3)}
+            "checked": r.checked, "cached": r.cached, "calls": r.calls, "seconds": round(r.seconds, 3),
+            "programs_run": r.programs_run, "summary": int(r.summary)}
 
 
 def _is_reference(table: pa.Table, eval_splits: set[tuple[str, str]]) -> np.ndarray:

@@ -70,11 +70,10 @@ class RuleCache:
         _write(self._file(program.digest), msgspec.json.encode(body))
 
     # --- summaries ------------------------------------------------------------------------------------------
-    def summary_key(self, programs: Sequence[Program], refs: Sequence[Any]) -> str:
+    def summary_key(self, programs: Sequence[Program], refs: Any) -> str:
         """A digest over the programs (every field, their digests included, in order), the reference tasks
-        (id, source, content digest, in order) and the limits."""
-        body = [SUMMARY_VERSION, self.tag, [dataclasses.astuple(p) for p in programs],
-                [[r.eval_id, r.source, r.digest] for r in refs]]
+        (``refs``: JSON-able, their ids, sources and contents in order) and the limits."""
+        body = [SUMMARY_VERSION, self.tag, [dataclasses.astuple(p) for p in programs], refs]
         return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
 
     def _summary_file(self, key: str) -> Path:

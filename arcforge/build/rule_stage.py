@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,8 +29,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from arcforge import paths
 from arcforge.build.decon import EXCLUDED_SCHEMA, REPORTED_SCHEMA
-from arcforge.build.rules import CheckResult, Reference, RuleCache, RuleConfig, check, references
+from arcforge.build.rules import CheckResult, Reference, RefTable, RuleCache, RuleConfig, check
 from arcforge.progress import Progress
 from arcforge.sources.programs import Program, catalogue
 
@@ -66,11 +67,14 @@ def empty_reports() -> dict[str, pa.Table]:
             "rule_lineage": LINEAGE_SCHEMA.empty_table()}
 
 
-def build_programs(sources: Sequence[tuple[str, str, Path]]) -> tuple[list[Program], dict[str, Path]]:
-    """The programs of the build's ``(name, repo, checkout)`` sources, and each source's checkout."""
+def build_programs(sources: Sequence[tuple[str, str, Path]],
+                   cache: Path | None = None) -> tuple[list[Program], dict[str, Path]]:
+    """The programs of the build's ``(name, repo, checkout)`` sources, and each source's checkout; the
+    catalogue is kept in ``cache`` (default ``ARCFORGE_HOME/rules/catalogue``)."""
     progs, dirs = [], {}
+    cache = cache if cache is not None else paths.home() / "rules" / "catalogue"
     for name, repo, root in sources:
-        found = catalogue(repo, root, name)
+        found = catalogue(repo, root, name, cache)
         if found:
             progs += found
             dirs[name] = Path(root)
@@ -114,11 +118,13 @@ def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, lis
 def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarray,
                    programs: Sequence[Program], dirs: dict[str, Path], *, exclude_eval: bool,
                    made: pa.Table | None = None, config: RuleConfig | None = None,
-                   cache: RuleCache | None = None, progress: Progress | None = None) -> RuleStage | None:
+                   cache: RuleCache | None = None, progress: Progress | None = None,
+                   before_run: Callable[[], None] | None = None) -> RuleStage | None:
     """The rule level over ``kept`` (``is_ref`` marks its reference rows; ``reference`` holds the
     reference-only tasks of ``--eval-local``) for ``programs`` (``build_programs``; ``dirs``: each source's
     checkout). With ``made`` (the build's rows before de-duplication), only the programs that made one of
-    them are run. None when there is no program or no reference task."""
+    them are run. None when there is no program or no reference task. ``before_run``: called once before
+    the first program runs (the check of the checkouts against their pins), never when the cache answers."""
     if made is not None:
         used = {(p.source, p.path) for ps in _generated_by(made, programs).values() for p in ps}
         programs = [p for p in programs if (p.source, p.path) in used]
@@ -130,10 +136,11 @@ def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarra
         ref_table = pa.concat_tables([ref_table.select(["id", "source", "split", "train", "test"]),
                                       reference.select(["id", "source", "split", "train", "test"])
                                       .cast(ref_table.select(["id", "source", "split", "train", "test"]).schema)])
-    refs = references(ref_table)
-    if not refs:
+    refs = RefTable(ref_table)
+    if not len(refs):
         return None
-    res = check(programs, dirs, refs, config=config, cache=cache or RuleCache(config=config), progress=progress)
+    res = check(programs, dirs, refs, config=config, cache=cache or RuleCache(config=config), progress=progress,
+                before_run=before_run)
     solved: dict[tuple[str, str], list[Reference]] = defaultdict(list)
     for p, r, _ in res.matches:
         solved[(p.source, p.path)].append(r)
@@ -204,9 +211,9 @@ def disagreement(program: Program, ref_ids: set[str], solved: set[str]) -> str |
     return None if declared & solved else "solves_other"
 
 
-def _lineage(programs: Sequence[Program], refs: Sequence[Reference],
+def _lineage(programs: Sequence[Program], refs: RefTable,
              solved: dict[tuple[str, str], list[Reference]]) -> pa.Table:
-    ref_ids = {r.eval_id for r in refs}
+    ref_ids = set(refs.ids)
     rows = []
     for p in programs:
         got = sorted({r.eval_id for r in solved.get((p.source, p.path), ())})

@@ -30,7 +30,7 @@ import hashlib
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +38,14 @@ import msgspec
 import pyarrow as pa
 
 from arcforge.build.rule_cache import ERROR, RuleCache
+from arcforge.build.rule_refs import RefTable
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.sources.programs import Program
 
 CHECK_VERSION = 2  # how a check runs (part of every cache key: results of another version are not reused)
 MATCH, MISMATCH = "match", "mismatch"
 FAILURES = ("timeout", "memory limit", "crashed", "MemoryError")  # how the sandbox words a failure
-__all__ = ["ERROR", "MATCH", "MISMATCH", "RuleCache", "RuleConfig", "check", "references"]
+__all__ = ["ERROR", "MATCH", "MISMATCH", "RefTable", "RuleCache", "RuleConfig", "check", "references"]
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,7 @@ class _Checker:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.failed: list[BaseException] = []
+        self.before_run: Callable[[], None] | None = None  # called once, before the first sandbox starts
 
     def work(self, units: queue.SimpleQueue) -> None:
         try:
@@ -282,9 +284,12 @@ class _Checker:
                 self._collect(p, known[p], None)
         if not todo:
             return
+        with self.lock:
+            if self.before_run is not None:
+                before, self.before_run = self.before_run, None
+                before()
+            self.result.sandboxes += 1
         try:
-            with self.lock:
-                self.result.sandboxes += 1
             sb = _open(self.code_dirs[todo[0].source], todo, self.config).__enter__()
         except SandboxError as e:
             if len(todo) > 1:
@@ -339,9 +344,22 @@ class _Checker:
             self.progress.advance("rules")
 
 
-def _from_summary(programs: Sequence[Program], refs: Sequence[Reference], got: dict) -> CheckResult:
+def _ref_key(refs: Sequence[Reference] | RefTable) -> list:
+    if isinstance(refs, RefTable):
+        return ["table", refs.key]
+    return [[r.eval_id, r.source, r.digest] for r in refs]
+
+
+def _from_summary(programs: Sequence[Program], refs: Sequence[Reference] | RefTable, got: dict) -> CheckResult:
+    """The stored outcome; from a ``RefTable``, a match's ``Reference`` carries the task's id and source only
+    (its pairs were never read)."""
+    def ref(i: int) -> Reference:
+        if isinstance(refs, RefTable):
+            return Reference(refs.ids[i], refs.sources[i], (), (), "")
+        return refs[i]
+
     res = CheckResult(cached=got["answered"], references=len(refs), summary=True)
-    res.matches = [(programs[p], refs[r], n) for p, r, n in got["matches"]]
+    res.matches = [(programs[p], ref(r), n) for p, r, n in got["matches"]]
     res.errors = [ProgramError(programs[p], e, f, u) for p, e, f, u in got["errors"]]
     return res
 
@@ -355,32 +373,37 @@ def _to_summary(cache: RuleCache, key: str, programs: Sequence[Program], refs: S
                          for e in res.errors], res.checked + res.cached)
 
 
-def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequence[Reference], *,
-          config: RuleConfig | None = None, cache: RuleCache | None = None,
-          progress: Progress | None = None) -> CheckResult:
-    """Run every program on every reference task (see the module docstring); results in a fixed order."""
+def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequence[Reference] | RefTable, *,
+          config: RuleConfig | None = None, cache: RuleCache | None = None, progress: Progress | None = None,
+          before_run: Callable[[], None] | None = None) -> CheckResult:
+    """Run every program on every reference task (see the module docstring); results in a fixed order.
+    ``refs``: ``references(table)`` or, cheaper when the summary answers, ``RefTable(table)``.
+    ``before_run``: called once before the first program runs (never when the cache answers everything)."""
     config = config or RuleConfig()
     progress = progress or NULL_PROGRESS
     t0 = time.perf_counter()
-    key = cache.summary_key(programs, refs) if cache is not None else ""
+    key = cache.summary_key(programs, _ref_key(refs)) if cache is not None else ""
     got = cache.load_summary(key, len(programs), len(refs)) if cache is not None else None
     if got is not None:
         res = _from_summary(programs, refs, got)
         res.seconds = time.perf_counter() - t0
         return res
-    res = _run_all(programs, code_dirs, refs, config, cache, progress)
+    tasks = refs.tasks if isinstance(refs, RefTable) else list(refs)
+    res = _run_all(programs, code_dirs, tasks, config, cache, progress, before_run)
     order = {(p.source, p.path): i for i, p in enumerate(programs)}
     res.matches.sort(key=lambda m: (order[(m[0].source, m[0].path)], m[1].eval_id))
     res.errors.sort(key=lambda e: order[(e.program.source, e.program.path)])
     if cache is not None:
-        _to_summary(cache, key, programs, refs, res)
+        _to_summary(cache, key, programs, tasks, res)
     res.seconds = time.perf_counter() - t0
     return res
 
 
 def _run_all(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequence[Reference],
-             config: RuleConfig, cache: RuleCache | None, progress: Progress) -> CheckResult:
+             config: RuleConfig, cache: RuleCache | None, progress: Progress,
+             before_run: Callable[[], None] | None) -> CheckResult:
     checker = _Checker(code_dirs, list(refs), config, cache, progress)
+    checker.before_run = before_run
     q: queue.SimpleQueue = queue.SimpleQueue()
     units = _units(programs, config.unit)
     for u in units:

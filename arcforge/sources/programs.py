@@ -11,18 +11,28 @@ A program maps an input grid to an output grid. Upstream ships them beside its g
 The catalogue only *reads* the upstream files (``ast``, no import): programs run in the sandbox
 (``arcforge.sources.sandbox``), never in arcforge's process. Each program has a content digest: its own
 source text plus every upstream file it imports, so a cached result is reused only for the same code.
+
+Reading the catalogue parses every program file; with ``cache`` (a folder) the list is kept there under a
+digest of the bytes of every file the catalogue reads and of every name in the folders it scans, so a
+rebuild of the same checkout hashes the files and parses none.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from arcforge.errors import BuildError
+
+CATALOGUE_VERSION = 1  # part of the catalogue cache's key: a change to how programs are described
 
 ARC_ID = re.compile(r"^[0-9a-f]{8}$")
 SEED_NAME = re.compile(r"^(?P<id>[0-9a-f]{8})(?:_[A-Za-z0-9]+)?$")
@@ -142,17 +152,60 @@ def barc_synthetic(code_dir: Path, source: str = "barc") -> list[Program]:
                        lambda stem: ())
 
 
-# upstream repository -> its program families and the files each needs (a new kind of program = one line)
-CATALOGUES: dict[str, tuple[tuple[Callable[..., list[Program]], tuple[str, ...]], ...]] = {
-    "michaelhodel/re-arc": ((re_arc_verifiers, ("verifiers.py", "dsl.py")),),
-    "xu3kev/BARC": ((barc_seeds, ("seeds/common.py",)),
-                    (barc_synthetic, ("seeds/common.py", "synthetic_problems"))),
+# upstream repository -> its program families, the files each needs and the files and folders it reads
+# (a new kind of program = one line)
+Family = tuple[Callable[..., list[Program]], tuple[str, ...], tuple[str, ...]]
+CATALOGUES: dict[str, tuple[Family, ...]] = {
+    "michaelhodel/re-arc": ((re_arc_verifiers, ("verifiers.py", "dsl.py"), ("verifiers.py", "dsl.py")),),
+    "xu3kev/BARC": ((barc_seeds, ("seeds/common.py",), ("seeds",)),
+                    (barc_synthetic, ("seeds/common.py", "synthetic_problems"),
+                     ("seeds/common.py", "synthetic_problems"))),
 }
 
 
-def catalogue(repo: str, code_dir: Path, source: str) -> list[Program]:
+def catalogue(repo: str, code_dir: Path, source: str, cache: Path | None = None) -> list[Program]:
     """The programs that the checkout of ``repo`` in ``code_dir`` ships. A family whose files the checkout
-    does not hold (a source that reads only upstream's data files) has none."""
+    does not hold (a source that reads only upstream's data files) has none. ``cache``: see the module
+    docstring."""
     code_dir = Path(code_dir)
-    return [p for fam, needs in CATALOGUES.get(repo, ()) if all((code_dir / n).exists() for n in needs)
-            for p in fam(code_dir, source)]
+    families = [f for f in CATALOGUES.get(repo, ()) if all((code_dir / n).exists() for n in f[1])]
+    if not families:
+        return []
+    if cache is None:
+        return [p for fam, _, _ in families for p in fam(code_dir, source)]
+    key = _content_key(repo, source, code_dir, families)
+    f = Path(cache) / f"{key}.json"
+    try:
+        return [_program(d) for d in msgspec.json.decode(f.read_bytes())]
+    except (OSError, msgspec.DecodeError, TypeError, ValueError):
+        pass  # missing or damaged: read the checkout again
+    progs = [p for fam, _, _ in families for p in fam(code_dir, source)]
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(msgspec.json.encode([dataclasses.asdict(p) for p in progs]))
+    os.replace(tmp, f)
+    return progs
+
+
+def _content_key(repo: str, source: str, code_dir: Path, families: list[Family]) -> str:
+    """sha256 over every file the families read: its path and bytes (a ``.py``) or its path (any other)."""
+    h = hashlib.sha256(msgspec.json.encode([CATALOGUE_VERSION, repo, source, [f[0].__name__ for f in families]]))
+    seen: set[Path] = set()
+    for _, _, reads in families:
+        for rel in reads:
+            base = code_dir / rel
+            for f in [base] if base.is_file() else sorted(base.rglob("*")):
+                if f in seen or not f.is_file():
+                    continue
+                seen.add(f)
+                h.update(f.relative_to(code_dir).as_posix().encode() + b"\0")
+                h.update(hashlib.sha256(f.read_bytes()).digest() if f.suffix == ".py" else b"-")
+    return h.hexdigest()
+
+
+def _program(d: dict) -> Program:
+    d = dict(d)
+    for k in ("derived_from", "preload"):
+        d[k] = tuple(d[k])
+    d["stubs"] = tuple(tuple(s) for s in d["stubs"])
+    return Program(**d)
