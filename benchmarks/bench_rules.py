@@ -11,11 +11,13 @@ Every program of RE-ARC (400 verifiers) and BARC (162 seeds, 346 synthetic-probl
 2. ``eval``: the default reference (ARC-AGI-1 evaluation, 400, + ARC-AGI-2 evaluation, 120) against every
    program, on a cold cache: wall time, CPU time of the sandbox workers (``RUSAGE_CHILDREN``), calls, and
    which programs solve which evaluation task.
-3. ``warm``: the same check again on the warm cache (what a rebuild pays), beside ``build`` of every
-   mirrored source without it (medians of alternated runs): the overhead ratio.
+3. ``warm``: on the cache the ``eval`` part left, ``build --exclude-eval --check-rules`` of every mirrored
+   source beside the same build without the rule level (medians of alternated runs, wall and CPU): what a
+   rebuild pays; and the stage alone for all 908 programs (catalogue, reference key, one summary read).
 
-The machine is shared: wall times are what this run saw; the CPU seconds of the workers say what the
-check costs a free core. Each part is written to the JSON as soon as it ends.
+The machine is shared: wall times are what this run saw (the 1-min load average is recorded beside them);
+the CPU seconds of the workers and of arcforge say what the check costs free cores. Each part is written to
+the JSON as soon as it ends.
 """
 
 from __future__ import annotations
@@ -213,42 +215,69 @@ def eval_summary(done, total, refs, matches, errors, timed) -> dict:
                         "failures": e.failures, "unchecked": e.unchecked} for e in errors]}
 
 
+def _cpu() -> float:
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _timed(fn) -> tuple[float, float, object]:
+    t0, c0 = time.perf_counter(), _cpu()
+    out = fn()
+    return time.perf_counter() - t0, _cpu() - c0, out
+
+
 def part_warm(cache: Path, reps: int) -> dict:
-    """What a rebuild pays for the rule level: the stage on the warm cache the ``eval`` part left (catalogue,
-    reference tasks, cache lookups; every program whose 520 results are cached, nothing runs), beside
-    ``build --exclude-eval`` of every mirrored source without it; medians of ``reps`` alternated runs."""
+    """What a rebuild pays for the rule level, on the warm cache the ``eval`` part left in
+    ``warm_home/rules``: ``build --exclude-eval`` of every mirrored source with ``--check-rules`` beside the
+    same build without it (medians of ``reps`` alternated runs, wall and CPU), and the stage alone (catalogue
+    of all 908 programs, reference key, summary) beside the build."""
     from arcforge.build.pipeline import build
-    from arcforge.build.rules import RuleCache, RuleConfig, check, references
+    from arcforge.build.rule_stage import build_programs
+    from arcforge.build.rules import RefTable, RuleCache, RuleConfig, check
     from arcforge.sources.fetch import fetch_sources
     from arcforge.sources.manifest import load_manifests
 
     home = cache / "warm_home"
     os.environ["ARCFORGE_HOME"] = str(home)
-    fetch_sources([m for m in load_manifests().values() if (SHARED / m.owner / m.repo_name).is_dir()],
-                  mirror=SHARED)
+    ms = [m for m in load_manifests().values() if (SHARED / m.owner / m.repo_name).is_dir()]
+    fetch_sources(ms, mirror=SHARED)
     table = reference_table(("arc_agi_1", "evaluation"), ("arc_agi_2", "evaluation"))
     config = RuleConfig()
-    rc = RuleCache(cache / "eval", config)
-    refs = references(table)
-    warm = [p for p in programs(["re_arc", "barc_seeds", "barc_synthetic"])
-            if all(r.digest in rc.load(p) for r in refs)]
-    build(cache / "warm_out" / "first", exclude_eval=True)  # fills the parse cache
-    t_build, t_stage, calls = [], [], 0
+    checkouts = [("re_arc", "michaelhodel/re-arc", REARC), ("barc", "xu3kev/BARC", BARC)]
+
+    def stage():
+        progs, dirs = build_programs(checkouts)
+        return check(progs, dirs, RefTable(table), config=config, cache=RuleCache(home / "rules", config))
+
+    out = cache / "warm_out"
+    first = build(out / "first", exclude_eval=True, check_rules=True)  # parse cache, catalogue, summary
+    first_stage = stage()
+    runs: dict[str, list] = {"build": [], "build_check": [], "stage": []}
+    stats = None
     for i in range(reps):
-        t0 = time.perf_counter()
-        build(cache / "warm_out" / f"b{i}", exclude_eval=True)
-        t_build.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        progs = programs(["re_arc", "barc_seeds", "barc_synthetic"])  # the catalogue, as a build reads it
-        res = check([p for p in progs if p in set(warm)], {"re_arc": REARC, "barc": BARC}, references(table),
-                    config=config, cache=rc)
-        t_stage.append(time.perf_counter() - t0)
-        calls += res.calls
-    base, stage = statistics.median(t_build), statistics.median(t_stage)
-    return {"build_s": round(base, 3), "warm_check_s": round(stage, 3), "ratio": round((base + stage) / base, 4),
-            "programs": len(warm), "calls": calls, "reps": reps, "build_times": t_build, "stage_times": t_stage,
-            "note": f"the stage alone on {len(warm)} fully cached programs x {len(refs)} evaluation tasks, beside "
-                    f"build --exclude-eval of every mirrored source; medians of {reps} alternated runs"}
+        runs["build"].append(_timed(lambda i=i: build(out / f"b{i}", exclude_eval=True, check_rules=False))[:2])
+        *t, stats = _timed(lambda i=i: build(out / f"c{i}", exclude_eval=True, check_rules=True))
+        runs["build_check"].append(t)
+        *t, res = _timed(stage)
+        runs["stage"].append(t)
+        assert res.summary and res.calls == 0 and stats.rules["summary"] == 1, (res, stats.rules)
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
+    same = all((out / "c0" / "reports" / f"{n}.jsonl").read_bytes() == (out / "first" / "reports" / f"{n}.jsonl")
+               .read_bytes() for n in ("excluded", "reported", "rules", "rule_errors", "rule_lineage"))
+    return {"reps": reps, "load_avg_1min": round(os.getloadavg()[0], 2),
+            "build_s": round(med["build"][0], 3), "build_cpu_s": round(med["build"][1], 3),
+            "build_check_s": round(med["build_check"][0], 3), "build_check_cpu_s": round(med["build_check"][1], 3),
+            "ratio": round(med["build_check"][0] / med["build"][0], 4),
+            "cpu_ratio": round(med["build_check"][1] / med["build"][1], 4),
+            "build_programs": stats.rules["programs"], "first_build_programs_run": first.rules["programs_run"],
+            "reports_identical_to_first": same,
+            "stage_s": round(med["stage"][0], 3), "stage_cpu_s": round(med["stage"][1], 3),
+            "stage_programs": len(build_programs(checkouts)[0]), "stage_references": first_stage.references,
+            "stage_ratio": round((med["build"][0] + med["stage"][0]) / med["build"][0], 4),
+            "runs": {k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in runs.items()},
+            "note": f"build --exclude-eval of every mirrored source with --check-rules ({stats.rules['programs']} "
+                    f"programs made tasks of it) beside the same build without it; the stage alone: catalogue "
+                    f"of all programs, reference key, summary read; medians of {reps} alternated runs"}
 
 
 def save(results: dict) -> None:
@@ -266,7 +295,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--parts", default="own,eval,warm")
     ap.add_argument("--cache", type=Path, default=None, help="rule cache folder (default: a fresh one)")
-    ap.add_argument("--build-reps", type=int, default=3)
+    ap.add_argument("--build-reps", type=int, default=5)
     ap.add_argument("--limit", type=int, default=None, help="programs per family (a quick look)")
     args = ap.parse_args()
     global LIMIT
