@@ -51,6 +51,24 @@ def test_catalogue_lists_every_upstream_program_with_its_path_lineage_and_digest
     assert catalogue("fchollet/ARC-AGI", rearc, "x") == []
 
 
+def test_the_catalogue_cache_gives_the_same_programs_and_notices_a_changed_file(rearc, tmp_path, monkeypatch):
+    from arcforge.sources import programs
+
+    code = tmp_path / "re-arc"
+    code.mkdir()
+    for name in ("verifiers.py", "dsl.py"):
+        (code / name).write_bytes((rearc / name).read_bytes())
+    fresh = catalogue("michaelhodel/re-arc", code, "re_arc")
+    assert catalogue("michaelhodel/re-arc", code, "re_arc", tmp_path / "cat") == fresh
+    with monkeypatch.context() as mp:
+        mp.setattr(programs, "_tree", None)  # answered from the cache: nothing is parsed
+        assert catalogue("michaelhodel/re-arc", code, "re_arc", tmp_path / "cat") == fresh
+    with (code / "verifiers.py").open("a") as f:
+        f.write("\ndef verify_00000000(I):\n    return I\n")
+    changed = catalogue("michaelhodel/re-arc", code, "re_arc", tmp_path / "cat")
+    assert len(changed) == len(fresh) + 1 and changed[0].key == "00000000"
+
+
 def test_a_checkout_without_the_program_files_has_no_programs(tmp_path, barc):
     (tmp_path / "seeds").mkdir()
     assert catalogue("xu3kev/BARC", tmp_path, "barc") == []  # no seeds/common.py: the data files only

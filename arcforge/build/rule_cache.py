@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import threading
@@ -73,7 +72,7 @@ class RuleCache:
     def summary_key(self, programs: Sequence[Program], refs: Any) -> str:
         """A digest over the programs (every field, their digests included, in order), the reference tasks
         (``refs``: JSON-able, their ids, sources and contents in order) and the limits."""
-        body = [SUMMARY_VERSION, self.tag, [dataclasses.astuple(p) for p in programs], refs]
+        body = [SUMMARY_VERSION, self.tag, list(programs), refs]  # msgspec encodes a dataclass field by field
         return hashlib.sha256(msgspec.json.encode(body)).hexdigest()
 
     def _summary_file(self, key: str) -> Path:

@@ -13,8 +13,8 @@ The catalogue only *reads* the upstream files (``ast``, no import): programs run
 source text plus every upstream file it imports, so a cached result is reused only for the same code.
 
 Reading the catalogue parses every program file; with ``cache`` (a folder) the list is kept there under a
-digest of the bytes of every file the catalogue reads and of every name in the folders it scans, so a
-rebuild of the same checkout hashes the files and parses none.
+digest of the path, size and modification time of every file the catalogue reads or scans, so a rebuild of
+the same checkout parses none.
 """
 
 from __future__ import annotations
@@ -188,19 +188,36 @@ def catalogue(repo: str, code_dir: Path, source: str, cache: Path | None = None)
 
 
 def _content_key(repo: str, source: str, code_dir: Path, families: list[Family]) -> str:
-    """sha256 over every file the families read: its path and bytes (a ``.py``) or its path (any other)."""
+    """sha256 over every file the families read: its path, size and modification time (a checkout is
+    replaced, never edited, by ``arcforge fetch``; programs run only after it is checked against its pin)."""
     h = hashlib.sha256(msgspec.json.encode([CATALOGUE_VERSION, repo, source, [f[0].__name__ for f in families]]))
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for _, _, reads in families:
         for rel in reads:
-            base = code_dir / rel
-            for f in [base] if base.is_file() else sorted(base.rglob("*")):
-                if f in seen or not f.is_file():
-                    continue
-                seen.add(f)
-                h.update(f.relative_to(code_dir).as_posix().encode() + b"\0")
-                h.update(hashlib.sha256(f.read_bytes()).digest() if f.suffix == ".py" else b"-")
+            for path, st in _walk(os.path.join(code_dir, rel)):
+                if path not in seen:
+                    seen.add(path)
+                    h.update(f"{os.path.relpath(path, code_dir)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()
+
+
+def _walk(path: str) -> list[tuple[str, os.stat_result]]:
+    """``(path, stat)`` of ``path`` (a file) or of every file under it, sorted; nothing if it is missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    if not os.path.isdir(path):
+        return [(path, st)]
+    out = []
+    with os.scandir(path) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for e in entries:
+        if e.is_dir(follow_symlinks=False):
+            out += _walk(e.path)
+        elif e.is_file():
+            out.append((e.path, e.stat()))
+    return out
 
 
 def _program(d: dict) -> Program:
