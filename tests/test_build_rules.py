@@ -109,3 +109,17 @@ def test_by_default_no_program_runs_unless_generated(rules_home, tmp_path, monke
     assert stats.rules == {}
     assert read_report(tmp_path / "out", "rules").num_rows == 0
     assert json.loads(json.dumps(stats.to_dict()))["rules"] == {}
+
+
+def test_a_changed_checkout_is_refused_before_its_programs_run(rules_home, tmp_path, monkeypatch):
+    from arcforge.errors import BuildError
+    from arcforge.sources import sandbox
+
+    home, mdir = rules_home
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy, symlinks=True)
+    (prog,) = copy.glob(f"sources/xu3kev/BARC/*/synthetic_problems/{FLIP}.py")
+    prog.write_text(prog.read_text() + "\n# edited\n")  # a new digest: no cached result answers it
+    monkeypatch.setattr(sandbox.Sandbox, "start", _no("started a sandbox for edited code"))
+    with pytest.raises(BuildError, match="do not match the pinned digest"):
+        _build(copy, mdir, tmp_path / "out", monkeypatch, exclude_eval=True, check_rules=True)
