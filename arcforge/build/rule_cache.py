@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from arcforge import paths
+from arcforge.build.rule_config import RuleConfig
 from arcforge.sources.programs import Program
 
 CACHE_VERSION = 1
@@ -45,9 +46,7 @@ def _read(f: Path) -> Any:
 class RuleCache:
     """The per-program results and the summaries of whole checks (see the module docstring)."""
 
-    def __init__(self, root: Path | None = None, config: Any = None):
-        from arcforge.build.rules import RuleConfig
-
+    def __init__(self, root: Path | None = None, config: RuleConfig | None = None):
         self.root = Path(root) if root is not None else paths.home() / "rules"
         self.tag = (config or RuleConfig()).tag()
 

@@ -26,7 +26,6 @@ Cost control:
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
 import time
@@ -34,50 +33,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import msgspec
-import pyarrow as pa
-
 from arcforge.build.rule_cache import ERROR, RuleCache
-from arcforge.build.rule_refs import RefTable
+from arcforge.build.rule_config import CHECK_VERSION, RuleConfig
+from arcforge.build.rule_refs import Reference, RefTable, grid_cells, references, task_digest
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.sources.programs import Program
 
-CHECK_VERSION = 2  # how a check runs (part of every cache key: results of another version are not reused)
 MATCH, MISMATCH = "match", "mismatch"
 FAILURES = ("timeout", "memory limit", "crashed", "MemoryError")  # how the sandbox words a failure
-__all__ = ["ERROR", "MATCH", "MISMATCH", "RefTable", "RuleCache", "RuleConfig", "check", "references"]
-
-
-@dataclass(frozen=True)
-class RuleConfig:
-    """Limits of the execution check (one home for them: the build, the CLI and the benchmark read it)."""
-
-    call_s: float = 1.0  # CPU seconds a call may take
-    wall_s: float = 5.0  # wall-clock seconds a call may take (a program that waits, not computes)
-    memory_mb: int = 1024  # address space of the worker
-    max_failures: int = 3  # a program whose first calls all fail (time, memory, crash) is given up after these
-    max_total_failures: int = 10  # ... and any program after this many failed calls
-    program_s: float = 5.0  # CPU seconds a program's calls may take in all; then it is given up
-    batch: int = 64  # tasks asked together (one request per pair), finished before the next ones
-    unit: int = 32  # programs that share one sandbox (one interpreter start)
-    workers: int = 1  # sandboxes run side by side
-
-    def tag(self) -> str:
-        """The limits a failure depends on (a failure is run again under other limits)."""
-        return (f"v{CHECK_VERSION},call_s={self.call_s},wall_s={self.wall_s},memory_mb={self.memory_mb},"
-                f"max_failures={self.max_failures},max_total_failures={self.max_total_failures},"
-                f"program_s={self.program_s},batch={self.batch}")
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A reference task as the check sees it: its inputs (sent) and outputs (kept here)."""
-
-    eval_id: str  # the task's id (``arc_agi_1/evaluation/00576224``: ids name their source)
-    source: str
-    inputs: tuple  # grids as lists of rows: train inputs, then test inputs
-    outputs: tuple
-    digest: str
+__all__ = ["CHECK_VERSION", "ERROR", "MATCH", "MISMATCH", "RefTable", "Reference", "RuleCache", "RuleConfig",
+           "check", "references", "task_digest"]
 
 
 @dataclass
@@ -100,26 +65,6 @@ class CheckResult:
     programs_run: int = 0  # programs that ran now (the others were answered by the cache)
     sandboxes: int = 0  # sandboxes started
     summary: bool = False  # the whole outcome came from the summary: nothing ran, no per-program file was read
-
-
-def task_digest(pairs: Sequence[tuple[list, list]]) -> str:
-    """sha256 of the pairs as compact JSON (``json.dumps(pairs, separators=(",", ":"))``, encoded faster)."""
-    return hashlib.sha256(msgspec.json.encode(pairs)).hexdigest()
-
-
-def references(table: pa.Table) -> list[Reference]:
-    """The reference tasks of ``table`` (TASK_SCHEMA rows), in row order.
-
-    A program must agree on every pair, so the order it is asked in is free: smallest input first, since
-    the first pair settles almost every check and a program's time grows with its input."""
-    out = []
-    for r in table.select(["id", "source", "split", "train", "test"]).to_pylist():
-        pairs = [(p["input"], p["output"]) for p in (r["train"] or []) + (r["test"] or [])]
-        digest = task_digest(pairs)
-        pairs.sort(key=lambda p: _cells(p[0]))
-        out.append(Reference(r["id"], r["source"],
-                             tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), digest))
-    return out
 
 
 def _same(grid: list) -> list:
@@ -212,11 +157,7 @@ def _order(p: Program, refs: list[Reference]) -> list[Reference]:
     """The tasks a program is asked about, its declared lineage first, then smallest first input first: a
     program that is slow on large grids and ends up given up has checked every task it could."""
     declared = set(p.derived_from)
-    return sorted(refs, key=lambda r: (r.eval_id not in declared, _cells(r.inputs[0])))
-
-
-def _cells(grid: list) -> int:
-    return len(grid) * len(grid[0]) if grid else 0
+    return sorted(refs, key=lambda r: (r.eval_id not in declared, grid_cells(r.inputs[0])))
 
 
 # --- the check ---------------------------------------------------------------------------------------------
