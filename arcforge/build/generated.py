@@ -2,7 +2,9 @@
 
 Each chunk runs whole generator keys (a key's attempts are sequential: its ``repeat`` filter needs the
 examples before), so a key's tasks do not depend on the chunking or on the number of workers
-(``arcforge.sources.generate``). Chunks are merged in order like any other source's.
+(``arcforge.sources.generate``). Chunks are merged in order like any other source's. With
+``--tasks-per-generator`` a key's examples are sampled into more tasks (``arcforge.build.sampling``) and
+chunks hold fewer keys (``TASKS_PER_CHUNK``).
 """
 
 from __future__ import annotations
@@ -12,12 +14,22 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from arcforge.build.sampling import sampling_seed, task_indices
 from arcforge.errors import BuildError
-from arcforge.sources.generate import GENERATOR_ERROR, driver, generate_keys, group_tasks
-from arcforge.task import tasks_to_table
+from arcforge.sources.generate import (
+    GENERATOR_ERROR,
+    Driver,
+    KeyResult,
+    driver,
+    example_task,
+    generate_keys,
+    group_tasks,
+)
+from arcforge.task import Task, tasks_to_table
 
 KEYS_PER_CHUNK = 50  # at most; fewer for a small build, so that every worker gets some
 EXAMPLES_PER_CHUNK = 500  # about: a chunk of a big build is one or a few generators
+TASKS_PER_CHUNK = 10_000  # about, with --tasks-per-generator (memory of a chunk's rows)
 
 
 def key_batches(plan, workers: int) -> Iterator[tuple[str, ...]]:
@@ -32,6 +44,8 @@ def key_batches(plan, workers: int) -> Iterator[tuple[str, ...]]:
     keys = sorted(set(wanted))
     # about 2 chunks per worker, and about EXAMPLES_PER_CHUNK examples at most (progress, memory)
     step = max(1, min(KEYS_PER_CHUNK, -(-len(keys) // (2 * workers)), EXAMPLES_PER_CHUNK // max(1, plan.generate_n)))
+    if plan.generate_tasks:
+        step = max(1, min(step, TASKS_PER_CHUNK // plan.generate_tasks))
     for lo in range(0, len(keys), step):
         yield tuple(keys[lo : lo + step])
 
@@ -47,7 +61,12 @@ def run_generators(plan, keys: tuple[str, ...]) -> tuple[pa.Table, list[dict[str
     prov = {"repo": plan.repo, "commit": plan.commit, "license": plan.license}
     for res in results:
         counts.update(res.counts)
-        made, unused = group_tasks(res, d, source=plan.name, split=split, k=int(settings["k"]), provenance=prov)
+        if plan.generate_tasks:
+            made, unused = sample_tasks(res, d, plan, int(settings["k"]), prov)
+            counts["sampled"] += max(0, len(made) - len(res.examples) // (int(settings["k"]) + 1))
+        else:
+            made, unused = group_tasks(res, d, source=plan.name, split=split, k=int(settings["k"]),
+                                       provenance=prov)
         tasks += made
         counts["tasks"] += len(made)
         counts["unused"] += unused
@@ -57,3 +76,14 @@ def run_generators(plan, keys: tuple[str, ...]) -> tuple[pa.Table, list[dict[str
                                "detail": f"{res.key} attempt {attempt}: {failure.detail}"})
     found = Counter({split: len(tasks)}) if tasks else Counter()
     return tasks_to_table(tasks), quarantine, found, counts
+
+
+def sample_tasks(res: KeyResult, d: Driver, plan, k: int, prov: dict[str, str]) -> tuple[list[Task], int]:
+    """``plan.generate_tasks`` tasks of k demonstrations + 1 test from one key's examples (at most every set of
+    k + 1 of them), and how many examples no task uses (``arcforge.build.sampling``)."""
+    ex = res.examples
+    picks = task_indices(len(ex), k + 1, plan.generate_tasks, sampling_seed(plan.name, res.key))
+    split = plan.manifest.settings["split"]
+    tasks = [example_task(res, d, [ex[i] for i in idx], c, source=plan.name, split=split, provenance=prov)
+             for c, idx in enumerate(picks)]
+    return tasks, len(ex) - len({i for idx in picks for i in idx})

@@ -80,6 +80,7 @@ class SourcePlan:
     synthetic_families: tuple[str, ...] | None = None  # None = every family
     synthetic_difficulty: str = DEFAULT_DIFFICULTY
     generate_n: int = 0  # a generator source: examples per generator (0 = its files only)
+    generate_tasks: int = 0  # tasks per generator sampled from them (0 = consecutive runs of k + 1)
 
 
 @dataclass
@@ -443,6 +444,8 @@ def cache_key(plan: SourcePlan) -> str | None:
         m.pop("path", None)
         key["manifest"] = m
         key["generate"] = plan.generate_n  # examples per generator: seeded by (source, key, index) alone
+        if plan.generate_tasks:  # only when asked for: the keys of other builds stay as they were
+            key["tasks_per_generator"] = plan.generate_tasks
     elif plan.root is not None:  # a user's folder can change: key on every file's size and mtime
         key["files"] = sorted(
             (p.relative_to(plan.root).as_posix(), st.st_size, st.st_mtime_ns)

@@ -183,29 +183,38 @@ def _check_plan_names(plans: Sequence[SourcePlan], manifests: dict[str, Manifest
 ALL_GENERATORS = "*"  # ``--generate N``: every generator source of the build
 
 
-def apply_generate(plans: Sequence[SourcePlan], generate: Mapping[str, int] | None) -> None:
-    """Set how many examples per generator each generator source makes (``--generate [SOURCE=]N``).
+def apply_generate(plans: Sequence[SourcePlan], generate: Mapping[str, int] | None,
+                   tasks: Mapping[str, int] | None = None) -> None:
+    """Set how many examples per generator each generator source makes (``--generate [SOURCE=]N``) and how
+    many tasks are sampled from them (``--tasks-per-generator [SOURCE=]T``, 0: consecutive runs of k + 1).
 
     Upstream programs run only from a cache folder whose files still hash to the source's pin."""
-    generate = dict(generate or {})
-    by_name = {p.name: p for p in plans}
-    for name, n in generate.items():
-        if n < 0:
-            raise BuildError(f"--generate {name}={n}: the number of examples must be at least 0")
-        if name == ALL_GENERATORS:
-            continue
-        p = by_name.get(name)
-        if p is None:
-            raise BuildError(f"--generate {name}={n}: source {name!r} is not part of this build",
-                             hint=f"arcforge fetch {name}, or add --source {name}")
-        if p.manifest is None or p.manifest.kind != "generator":
-            raise BuildError(f"--generate {name}={n}: {name!r} is not a generator source")
+    generate, tasks = dict(generate or {}), dict(tasks or {})
+    _check_generate_names(plans, generate, "--generate", "examples")
+    _check_generate_names(plans, tasks, "--tasks-per-generator", "tasks")
     for p in plans:
         if p.manifest is None or p.manifest.kind != "generator":
             continue
         p.generate_n = generate.get(p.name, generate.get(ALL_GENERATORS, 0))
+        p.generate_tasks = tasks.get(p.name, tasks.get(ALL_GENERATORS, 0)) if p.generate_n else 0
         if p.generate_n > 0:
             _check_code(p.manifest)
+
+
+def _check_generate_names(plans: Sequence[SourcePlan], counts: Mapping[str, int], flag: str, what: str) -> None:
+    """Each ``SOURCE=N`` of ``flag`` names a generator source of the build, N at least 0."""
+    by_name = {p.name: p for p in plans}
+    for name, n in counts.items():
+        if n < 0:
+            raise BuildError(f"{flag} {name}={n}: the number of {what} must be at least 0")
+        if name == ALL_GENERATORS:
+            continue
+        p = by_name.get(name)
+        if p is None:
+            raise BuildError(f"{flag} {name}={n}: source {name!r} is not part of this build",
+                             hint=f"arcforge fetch {name}, or add --source {name}")
+        if p.manifest is None or p.manifest.kind != "generator":
+            raise BuildError(f"{flag} {name}={n}: {name!r} is not a generator source")
 
 
 def _check_code(m: Manifest) -> None:
@@ -338,6 +347,7 @@ class _BuildOptions:
     strict: bool
     synthetic_tasks: int
     generate: Mapping[str, int] | None
+    generate_tasks: Mapping[str, int] | None
     check_rules: bool | None
     synthetic_families: Sequence[str] | None
     synthetic_difficulty: str
@@ -362,6 +372,7 @@ def build(
     strict: bool = False,
     synthetic_tasks: int = 0,
     generate: Mapping[str, int] | None = None,
+    generate_tasks: Mapping[str, int] | None = None,
     check_rules: bool | None = None,
     synthetic_families: Sequence[str] | None = None,
     synthetic_difficulty: str = DEFAULT_DIFFICULTY,
@@ -376,12 +387,13 @@ def build(
 
     ``workers``: processes that parse, generate and deduplicate (None: every available CPU); the output does not
     depend on it (``arcforge.build.ingest.parse_stage``). ``check_rules``: run the programs of program-backed
-    sources on the reference tasks (``arcforge.build.rule_stage``); None = when a generator source generates."""
+    sources on the reference tasks (``arcforge.build.rule_stage``); None = when a generator source generates.
+    ``generate_tasks``: tasks sampled per generator from its examples (``arcforge.build.sampling``)."""
     progress = progress or NULL_PROGRESS
     opts = _BuildOptions(
         sources=sources, local=local, local_names=local_names, manifests_dir=manifests_dir,
         exclude_eval=exclude_eval, eval_refs=eval_refs, eval_local=eval_local, max_grid=max_grid, strict=strict,
-        synthetic_tasks=synthetic_tasks, generate=generate, check_rules=check_rules,
+        synthetic_tasks=synthetic_tasks, generate=generate, generate_tasks=generate_tasks, check_rules=check_rules,
         synthetic_families=synthetic_families, synthetic_difficulty=synthetic_difficulty, seed=seed,
         shard_bytes=shard_bytes, row_group_rows=row_group_rows, use_cache=use_cache, workers=workers,
     )
@@ -417,7 +429,7 @@ def _plan_build(opts: _BuildOptions, warnings: list[str]) -> tuple[list[SourcePl
     manifests = load_manifests(opts.manifests_dir)
     plans = plan_sources(manifests, opts.sources, opts.local, opts.local_names, opts.synthetic_tasks, opts.seed,
                          opts.synthetic_families, opts.synthetic_difficulty)
-    apply_generate(plans, opts.generate)
+    apply_generate(plans, opts.generate, opts.generate_tasks)
     eval_splits = eval_split_set(plans, opts.eval_refs, warnings)
     _check_eval_local(plans, opts.eval_local)
     return plans, eval_splits
@@ -527,6 +539,7 @@ def _provenance_options(plans: list[SourcePlan], eval_splits: set[tuple[str, str
                         opts: _BuildOptions) -> dict[str, Any]:
     """The build's options in provenance.json (``--eval-local`` folders by name: no local path is uploaded)."""
     synth = [p for p in plans if p.kind == SYNTHETIC]
+    sampled = {"tasks_per_generator": dict(sorted(opts.generate_tasks.items()))} if opts.generate_tasks else {}
     return {
         "sources": [p.name for p in plans], "local": [p.name for p in plans if p.kind == "local"],
         "exclude_eval": opts.exclude_eval, "eval_refs": opts.eval_refs,
@@ -536,7 +549,7 @@ def _provenance_options(plans: list[SourcePlan], eval_splits: set[tuple[str, str
         "synthetic_families": synth[0].synthetic_families if synth else None,
         "synthetic_difficulty": synth[0].synthetic_difficulty if synth else None,
         "seed": opts.seed, "generate": dict(sorted((opts.generate or {}).items())),
-        "shard_bytes": opts.shard_bytes, "row_group_rows": opts.row_group_rows,
+        "shard_bytes": opts.shard_bytes, "row_group_rows": opts.row_group_rows, **sampled,
     }
 
 
@@ -566,6 +579,8 @@ def _provenance_entry(p: SourcePlan) -> dict:
         if p.generate_n:  # the programs ran: what they were asked for (seeds follow from it)
             entry["generate"] = {"examples_per_generator": p.generate_n, **{
                 k: m.settings[k] for k in ("driver", "k", "keys", "call_s", "memory_mb") if m.settings.get(k)}}
+            if p.generate_tasks:
+                entry["generate"]["tasks_per_generator"] = p.generate_tasks
         if p.root is not None:
             from arcforge.sources.fetch import read_marker
 

@@ -103,8 +103,8 @@ def _failed_path(e: OSError, target: Path, home: Path) -> Path | None:
     return None
 
 
-def parse_generate(values: list[str]) -> dict[str, int]:
-    """``--generate`` values: ``N`` (every generator source) or ``SOURCE=N``."""
+def parse_generate(values: list[str], flag: str = "--generate") -> dict[str, int]:
+    """``--generate`` (or ``--tasks-per-generator``) values: ``N`` (every generator source) or ``SOURCE=N``."""
     from arcforge.build.pipeline import ALL_GENERATORS
 
     out: dict[str, int] = {}
@@ -112,7 +112,7 @@ def parse_generate(values: list[str]) -> dict[str, int]:
         name, sep, num = v.rpartition("=")
         if not num.strip().isdigit() or (sep and not name):
             raise typer.BadParameter(f"{v!r} is not N or SOURCE=N (N a whole number)",
-                                     param_hint="--generate")
+                                     param_hint=flag)
         out[name if sep else ALL_GENERATORS] = int(num)
     return out
 
@@ -149,6 +149,9 @@ def build_cmd(
     generate: Annotated[list[str] | None, typer.Option(
         "--generate", help="Run the generator sources' programs: N examples per generator for every "
         "generator source, or SOURCE=N for one (repeatable).")] = None,
+    tasks_per_generator: Annotated[list[str] | None, typer.Option(
+        "--tasks-per-generator", help="With --generate: T tasks per generator, its examples sampled into "
+        "several tasks (T or SOURCE=T, repeatable; default: consecutive runs of k+1 examples).")] = None,
     check_rules: Annotated[bool | None, Flag(
         "--check-rules/--no-check-rules", help="Run program-backed sources' programs on the evaluation "
         "tasks (level `rule`; default: when --generate runs them).")] = None,
@@ -178,6 +181,7 @@ def build_cmd(
             synthetic_tasks=synthetic_tasks,
             synthetic_families=None if synthetic_families is None else split_csv(synthetic_families),
             synthetic_difficulty=synthetic_difficulty.value, generate=parse_generate(generate or []),
+            generate_tasks=parse_generate(tasks_per_generator or [], "--tasks-per-generator"),
             check_rules=check_rules, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
             row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
             progress=progress,

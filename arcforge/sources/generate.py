@@ -355,17 +355,21 @@ def group_tasks(res: KeyResult, d: Driver, *, source: str, split: str, k: int, p
                 ) -> tuple[list[Task], int]:
     """The key's kept examples in tasks of k demonstrations + 1 test, and how many were left over.
     ``provenance``: the source's repo, commit and license."""
-    tasks = []
     size = k + 1
-    for c in range(len(res.examples) // size):
-        chunk = res.examples[c * size : (c + 1) * size]
-        pairs = [Pair(e.input, e.output) for e in chunk]
-        extra: dict[str, Any] = {"generator": res.key, "attempts": [e.index for e in chunk]}
-        for m in sorted({m for e in chunk for m in e.measures}):
-            vals = [e.measures[m] for e in chunk if m in e.measures]
-            extra[m] = round(sum(vals) / len(vals), 6)
-        tasks.append(Task(f"{source}/{split}/{res.key}/{c:04d}", source, split, pairs[:k], pairs[k:],
-                          provenance["repo"], provenance["commit"], d.path(res.key), provenance["license"],
-                          extra, derived_from=d.derived_from(res.key), quality=d.quality,
-                          upstream_difficulty=extra.get("pso_difficulty")))
+    tasks = [example_task(res, d, res.examples[c * size : (c + 1) * size], c, source=source, split=split,
+                          provenance=provenance) for c in range(len(res.examples) // size)]
     return tasks, len(res.examples) - len(tasks) * size
+
+
+def example_task(res: KeyResult, d: Driver, chunk: Sequence[Example], number: int, *, source: str, split: str,
+                 provenance: dict[str, str]) -> Task:
+    """Task ``number`` of key ``res.key``: the examples of ``chunk`` as demonstrations, its last one the test."""
+    pairs = [Pair(e.input, e.output) for e in chunk]
+    extra: dict[str, Any] = {"generator": res.key, "attempts": [e.index for e in chunk]}
+    for m in sorted({m for e in chunk for m in e.measures}):
+        vals = [e.measures[m] for e in chunk if m in e.measures]
+        extra[m] = round(sum(vals) / len(vals), 6)
+    return Task(f"{source}/{split}/{res.key}/{number:04d}", source, split, pairs[:-1], pairs[-1:],
+                provenance["repo"], provenance["commit"], d.path(res.key), provenance["license"],
+                extra, derived_from=d.derived_from(res.key), quality=d.quality,
+                upstream_difficulty=extra.get("pso_difficulty"))
