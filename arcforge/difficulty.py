@@ -23,37 +23,51 @@ MEASURES = ("cells", "colors", "size_change", "change", "compressed")
 _EMPTY = len(zlib.compress(b"", 6))  # zlib's fixed overhead
 
 
-def measures(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, float]:
-    """The five measures of a task's pairs (a pair whose output is hidden counts with its input only)."""
+def pair_parts(inp: np.ndarray, out: np.ndarray | None) -> tuple[int, bytes, int, int, float]:
+    """One pair's share of the measures: (colors as a 10-bit mask, its grids' bytes, cells, resized 0/1,
+    changed share). A task made of pairs already seen (sampled tasks) reuses them (``combine``)."""
+    mask = 0
+    for c in np.unique(inp).tolist():
+        mask |= 1 << c
+    if out is None:
+        return mask, inp.tobytes(), inp.size, 0, 0.0
+    for c in np.unique(out).tolist():
+        mask |= 1 << c
+    if inp.shape != out.shape:
+        return mask, inp.tobytes() + out.tobytes(), inp.size + out.size, 1, 1.0
+    return mask, inp.tobytes() + out.tobytes(), inp.size + out.size, 0, float(np.count_nonzero(inp != out)) / inp.size
+
+
+def combine(parts: Sequence[tuple[int, bytes, int, int, float]]) -> dict[str, float]:
+    """The five measures of a task from its pairs' ``pair_parts``, in pair order."""
     cells, changed, resized = 0.0, 0.0, 0.0
-    colors = np.zeros(10, dtype=bool)
-    raw = []
-    for inp, out in pairs:
-        colors[np.unique(inp)] = True
-        raw.append(inp.tobytes())
-        cells += inp.size
-        if out is None:
-            continue
-        colors[np.unique(out)] = True
-        raw.append(out.tobytes())
-        cells += out.size
-        if inp.shape != out.shape:
-            resized += 1
-            changed += 1
-        else:
-            changed += float(np.count_nonzero(inp != out)) / inp.size
-    n = max(1, len(pairs))
-    blob = b"".join(raw)
+    mask = 0
+    for colors, _, n_cells, was_resized, share in parts:
+        mask |= colors
+        cells += n_cells
+        resized += was_resized
+        changed += share
+    n = max(1, len(parts))
+    blob = b"".join(p[1] for p in parts)
     return {
         "cells": min(1.0, cells / n / 1800),
-        "colors": float(colors.sum()) / 10,
+        "colors": float(mask.bit_count()) / 10,
         "size_change": resized / n,
         "change": changed / n,
         "compressed": min(1.0, (len(zlib.compress(blob, 6)) - _EMPTY) / n / 900),
     }
 
 
+def measures(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> dict[str, float]:
+    """The five measures of a task's pairs (a pair whose output is hidden counts with its input only)."""
+    return combine([pair_parts(inp, out) for inp, out in pairs])
+
+
+def from_measures(m: dict[str, float]) -> float:
+    """The difficulty from ``measures`` (or ``combine``): their mean, rounded to 4 places."""
+    return round(sum(m.values()) / len(m), 4)
+
+
 def estimate(pairs: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> float:
     """The task's difficulty: the mean of ``measures`` (0 = trivially small and uniform)."""
-    m = measures(pairs)
-    return round(sum(m.values()) / len(m), 4)
+    return from_measures(measures(pairs))

@@ -449,8 +449,12 @@ def task_to_row(task: Task) -> dict[str, Any]:
     }
 
 
-def tasks_to_table(tasks: Iterable[Task]) -> pa.Table:
-    """Tasks as a ``TASK_SCHEMA`` table, built column-wise from the grids' bytes (no per-cell Python)."""
+def tasks_to_table(tasks: Iterable[Task], *, fingerprints: Sequence[str] | None = None,
+                   difficulties: Sequence[float] | None = None) -> pa.Table:
+    """Tasks as a ``TASK_SCHEMA`` table, built column-wise from the grids' bytes (no per-cell Python).
+
+    ``fingerprints`` / ``difficulties``: the tasks' ``fingerprint`` and ``difficulty`` when the caller has
+    them already (tasks made of pairs it has seen before); computed here otherwise."""
     tasks = list(tasks)
     cols: dict[str, list[Any]] = {n: [] for n in ("id", "source", "split", "repo", "commit", "path",
                                                   "license", "fingerprint", "extra")}
@@ -462,13 +466,17 @@ def tasks_to_table(tasks: Iterable[Task]) -> pa.Table:
         cols["commit"].append(t.commit)
         cols["path"].append(t.path)
         cols["license"].append(t.license)
-        cols["fingerprint"].append(t.fingerprint)
+        if fingerprints is None:
+            cols["fingerprint"].append(t.fingerprint)
         cols["extra"].append(
             json.dumps(t.extra, sort_keys=True, separators=(",", ":")) if t.extra else "{}"
         )
+    if fingerprints is not None:
+        cols["fingerprint"] = list(fingerprints)
     arrays = {n: pa.array(v, pa.string()) for n, v in cols.items()}
     arrays["derived_from"] = pa.array([list(t.derived_from) for t in tasks], pa.list_(pa.string()))
-    arrays["difficulty"] = pa.array([t.difficulty for t in tasks], pa.float32())
+    arrays["difficulty"] = pa.array([t.difficulty for t in tasks] if difficulties is None else difficulties,
+                                    pa.float32())
     arrays["quality"] = pa.array([t.quality for t in tasks], pa.string())
     arrays["upstream_difficulty"] = pa.array([t.upstream_difficulty for t in tasks], pa.float32())
     arrays["train"] = _pairs_array([t.train for t in tasks])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from arcforge.build.sampling import sampling_seed, task_indices
 from arcforge.cli.app import app
 from arcforge.errors import BuildError
 from arcforge.shards import read_table
+from arcforge.task import task_from_row
 from tests.test_generate import RE_ARC_KEYS, fetched  # noqa: F401  (the fixture: a few generators, fetched)
 
 runner = CliRunner()
@@ -72,6 +74,9 @@ def test_sampled_build_keeps_every_task_and_matches_the_plain_build(fetched, arc
     by_id = {r["id"]: r for r in rows}
     for r in before:  # the tasks the plain build makes are the first ones, unchanged
         assert by_id[r["id"]] == r
+    for r in rows:  # fingerprint and difficulty made from the examples' parts: as the task computes them
+        t = task_from_row(r)
+        assert r["fingerprint"] == t.fingerprint and r["difficulty"] == float(np.float32(t.difficulty))
     for key in RE_ARC_KEYS:
         mine = [r for r in rows if r["id"].startswith(f"re_arc/generated/{key}/")]
         assert [r["id"].rsplit("/", 1)[1] for r in mine] == [f"{c:04d}" for c in range(20)]

@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
+from arcforge import difficulty
 from arcforge.build.sampling import sampling_seed, task_indices
 from arcforge.errors import BuildError
+from arcforge.grids import multiset_key, pair_key
 from arcforge.sources.generate import (
     GENERATOR_ERROR,
     Driver,
@@ -58,11 +60,12 @@ def run_generators(plan, keys: tuple[str, ...]) -> tuple[pa.Table, list[dict[str
     split = settings["split"]
     results = generate_keys(d, plan.name, keys, plan.generate_n)
     tasks, quarantine, counts = [], [], Counter()
+    known: tuple[list[str], list[float]] | None = ([], []) if plan.generate_tasks else None
     prov = {"repo": plan.repo, "commit": plan.commit, "license": plan.license}
     for res in results:
         counts.update(res.counts)
-        if plan.generate_tasks:
-            made, unused = sample_tasks(res, d, plan, int(settings["k"]), prov)
+        if known is not None:
+            made, unused = sample_tasks(res, d, plan, int(settings["k"]), prov, known)
             counts["sampled"] += max(0, len(made) - len(res.examples) // (int(settings["k"]) + 1))
         else:
             made, unused = group_tasks(res, d, source=plan.name, split=split, k=int(settings["k"]),
@@ -75,15 +78,27 @@ def run_generators(plan, keys: tuple[str, ...]) -> tuple[pa.Table, list[dict[str
                                "reason": failure.reason if failure.reason else GENERATOR_ERROR,
                                "detail": f"{res.key} attempt {attempt}: {failure.detail}"})
     found = Counter({split: len(tasks)}) if tasks else Counter()
-    return tasks_to_table(tasks), quarantine, found, counts
+    if known is None:
+        return tasks_to_table(tasks), quarantine, found, counts
+    return tasks_to_table(tasks, fingerprints=known[0], difficulties=known[1]), quarantine, found, counts
 
 
-def sample_tasks(res: KeyResult, d: Driver, plan, k: int, prov: dict[str, str]) -> tuple[list[Task], int]:
+def sample_tasks(res: KeyResult, d: Driver, plan, k: int, prov: dict[str, str],
+                 known: tuple[list[str], list[float]]) -> tuple[list[Task], int]:
     """``plan.generate_tasks`` tasks of k demonstrations + 1 test from one key's examples (at most every set of
-    k + 1 of them), and how many examples no task uses (``arcforge.build.sampling``)."""
+    k + 1 of them), and how many examples no task uses (``arcforge.build.sampling``).
+
+    Each task's fingerprint and difficulty are appended to ``known``: made from its examples' pair keys and
+    difficulty parts, computed once per example (an example is in many tasks), the same values as
+    ``Task.fingerprint`` and ``Task.difficulty``."""
     ex = res.examples
     picks = task_indices(len(ex), k + 1, plan.generate_tasks, sampling_seed(plan.name, res.key))
     split = plan.manifest.settings["split"]
-    tasks = [example_task(res, d, [ex[i] for i in idx], c, source=plan.name, split=split, provenance=prov)
-             for c, idx in enumerate(picks)]
+    keys = [pair_key(e.input, e.output) for e in ex]
+    parts = [difficulty.pair_parts(e.input, e.output) for e in ex]
+    tasks = []
+    for c, idx in enumerate(picks):
+        tasks.append(example_task(res, d, [ex[i] for i in idx], c, source=plan.name, split=split, provenance=prov))
+        known[0].append(multiset_key([keys[i] for i in idx]).hex())
+        known[1].append(difficulty.from_measures(difficulty.combine([parts[i] for i in idx])))
     return tasks, len(ex) - len({i for idx in picks for i in idx})
