@@ -15,7 +15,7 @@ sources alone). Measured: wall time; CPU seconds of the build and every process 
 waited children: its workers and their sandbox workers); peak memory as the largest sum over the process
 tree of RSS and of PSS, sampled every 0.5 s; the load average (others' work on the shared 2-core machine)
 before and after; the stages from the progress lines the command prints (each line's first appearance:
-parse and generate, dedup, write). Then the output is read back: tasks written, distinct fingerprints
+parse and generate, then dedup and counting from the parse's last line, write). Then the output is read back: tasks written, distinct fingerprints
 (order- and role-invariant content hashes: distinct content), per source, the exclusions per level and the
 size on disk. Writes ``benchmarks/results/million.json``.
 """
@@ -87,6 +87,8 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
                 for stage, prefix in STAGES:
                     if line.startswith(prefix):
                         starts.setdefault(stage, now)
+                if line.startswith("Parsing sources") and line.rstrip().endswith("done"):
+                    starts.setdefault("dedup", now)  # the parse is over: dedup and counting follow
 
     threads = [threading.Thread(target=fn, daemon=True) for fn in (sample, follow)]
     for th in threads:

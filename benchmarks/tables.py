@@ -28,6 +28,7 @@ import data_value_tables as dvt  # noqa: E402  (sibling script)
 import decon_tables  # noqa: E402  (sibling script)
 import experiments_tables as exp  # noqa: E402  (sibling script)
 import export_tables  # noqa: E402  (sibling script)
+import million_tables  # noqa: E402  (sibling script)
 import rules_tables  # noqa: E402  (sibling script)
 import scale_tables  # noqa: E402  (sibling script)
 
@@ -234,6 +235,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "data_value_mix": dvt.mix_block,
     "data_value_readme": dvt.readme_block,
     "rules": lambda: rules_tables.rules_block(RESULTS / "rules.json"),
+    "million": lambda: million_tables.million_block(RESULTS / "million.json"),
 }
 
 
@@ -289,6 +291,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "rope_extension": lambda: (exp.rope_headline(RESULTS / "rope_extension.json") + "\n\n"
                                + exp.rope_table(RESULTS / "rope_extension.json").rstrip()),
     "scale": lambda: scale_tables.scale_block(RESULTS / "scale.json"),
+    "million": lambda: million_tables.million_block(RESULTS / "million.json"),
 }
 
 

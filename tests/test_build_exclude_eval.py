@@ -40,3 +40,38 @@ def test_exclude_eval_build_writes_reports_and_card(mirror_home, tmp_path, monke
     assert ov.exit_code == 0, ov.output
     assert json.loads(ov.stdout)
     assert os.environ["ARCFORGE_HOME"] == str(mirror_home)
+
+
+def test_dedup_reports_its_progress(arcforge_home, tmp_path):
+    """Dedup of a million tasks takes minutes: its steps show on the build's progress (plain lines every 30 s
+    when not a terminal), as the parse and write steps do."""
+    from arcforge.build.pipeline import build
+
+    class Recorder:
+        def __init__(self):
+            self.started: list[str] = []
+
+        def start(self, key, description, total=None, *, unit="items"):
+            self.started.append(key)
+
+        def advance(self, key, amount=1):
+            pass
+
+        def update(self, key, **kw):
+            pass
+
+        def finish(self, key):
+            pass
+
+    task = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}],
+            "test": [{"input": [[5, 6], [7, 8]], "output": [[8, 7], [6, 5]]}]}
+    mine, ref = tmp_path / "mine", tmp_path / "ref"
+    for folder in (mine, ref):
+        folder.mkdir()
+        (folder / "a.json").write_text(json.dumps(task))
+    (mine / "b.json").write_text(json.dumps({"train": [{"input": [[0, 1, 0], [1, 1, 1]], "output": [[1]]}],
+                                             "test": [{"input": [[2, 0], [2, 2]], "output": [[2]]}]}))
+    rec = Recorder()
+    stats = build(tmp_path / "out", local=[mine], eval_local=[ref], exclude_eval=True, workers=1, progress=rec)
+    assert stats.total_tasks == 1 and stats.excluded == 1
+    assert rec.started.index("parse") < rec.started.index("dedup.invariants") < rec.started.index("write")

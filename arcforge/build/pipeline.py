@@ -482,7 +482,7 @@ def _deduplicate(table: pa.Table, plans: list[SourcePlan], reference: pa.Table |
     """Decontaminate and deduplicate (``dedup.run_dedup``), then run the rule level over what is kept."""
     result = dedup.run_dedup(
         table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=opts.exclude_eval,
-        priority=[p.name for p in plans], workers=resolve_workers(opts.workers),
+        priority=[p.name for p in plans], workers=resolve_workers(opts.workers), progress=progress,
     )
     stats.rules = _rule_level(result, plans, table, reference, eval_splits, exclude_eval=opts.exclude_eval,
                               check_rules=opts.check_rules, workers=resolve_workers(opts.workers), progress=progress)
