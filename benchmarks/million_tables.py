@@ -54,7 +54,7 @@ def million_block(path: Path) -> str:
                   _goal(run)]
     return "\n".join(lines + [""] + [n for pair in zip(notes[::2], notes[1::2], strict=True) for n in (*pair, "")]
                      + ["*distinct*: distinct `fingerprint` values (the order- and role-invariant hash of a task's "
-                        "pairs) among the tasks written. Stages start at their first progress line. CPU s: the "
+                        "pairs) among the tasks written. Stages start at their first progress line (dedup: at the last line of the parse). CPU s: the "
                         "build and every process under it (workers and sandbox workers). Peak memory: the "
                         "largest sum over the build's processes (PSS counts pages shared with forked workers "
                         "once). `benchmarks/results/million.json`, `python benchmarks/bench_million.py`."])
