@@ -52,8 +52,16 @@ def million_block(path: Path) -> str:
                   + (f" Ratios to the baseline: {run['ratios']['tasks']}x the tasks for {run['ratios']['cpu']}x the "
                      f"CPU time." if "ratios" in run else "") + (f" {run['note']}" if run.get("note") else ""),
                   _goal(run)]
+    tail = []
+    if "stage_cpu" in data:
+        sc = data["stage_cpu"]
+        tail = [f"Where the CPU goes after the parse, {sc['what']}: dedup {sc['dedup_cpu_s']:.0f} s "
+                  f"(about {100 * sc["dedup_color_stats_share"]:.0f}% of it the per-grid color statistics), writing "
+                  f"{sc['write_cpu_s']:.0f} s (of which {sc['write_arrow_bytes_per_split_cpu_s']:.0f} s measuring "
+                  "the Arrow bytes of each split for the card and the shard count); the rest of the build's CPU "
+                  "is the parse stage: running the generators, sampling and encoding the tasks.", ""]
     return "\n".join(lines + [""] + [n for pair in zip(notes[::2], notes[1::2], strict=True) for n in (*pair, "")]
-                     + ["*distinct*: distinct `fingerprint` values (the order- and role-invariant hash of a task's "
+                     + tail + ["*distinct*: distinct `fingerprint` values (the order- and role-invariant hash of a task's "
                         "pairs) among the tasks written. Stages start at their first progress line (dedup: at the last line of the parse). CPU s: the "
                         "build and every process under it (workers and sandbox workers). Peak memory: the "
                         "largest sum over the build's processes (PSS counts pages shared with forked workers "
