@@ -56,7 +56,7 @@ def million_block(path: Path) -> str:
     if "stage_cpu" in data:
         sc = data["stage_cpu"]
         tail = [f"Where the CPU goes after the parse, {sc['what']}: dedup {sc['dedup_cpu_s']:.0f} s "
-                  f"(about {100 * sc["dedup_color_stats_share"]:.0f}% of it the per-grid color statistics), writing "
+                  f"(about {100 * sc['dedup_color_stats_share']:.0f}% of it the per-grid color statistics), writing "
                   f"{sc['write_cpu_s']:.0f} s (of which {sc['write_arrow_bytes_per_split_cpu_s']:.0f} s measuring "
                   "the Arrow bytes of each split for the card and the shard count); the rest of the build's CPU "
                   "is the parse stage: running the generators, sampling and encoding the tasks.", ""]
