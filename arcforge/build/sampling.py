@@ -7,7 +7,8 @@ those draw ``size`` distinct examples each, deterministically: one ``numpy.rando
 generator, seeded by (source, key) alone, draws blocks of ``BLOCK`` random orders of the n examples and
 takes the first ``size`` of each (the last of them is the test pair); a draw whose *set* of examples an
 earlier task already holds is skipped. The tasks of a generator thus depend only on (source, key, n, T,
-k), never on the worker or the chunk that runs it, and the first T tasks are the same for any larger T.
+k), never on the worker or the chunk that runs it, and the first T tasks are the same for any larger T
+(while the sets are drawn, below).
 
 Two tasks of one generator never hold the same set of examples, and a generator's inputs are all
 distinct (upstream's ``repeat`` filter), so no two of its tasks are the same multiset of pairs: the
