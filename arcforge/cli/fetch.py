@@ -123,7 +123,7 @@ def fetch_cmd(
     mirror: MirrorOpt = None,
     force: Annotated[bool, Flag("--force", help="Download again even if the cache is valid.")] = False,
     workers: Annotated[int, typer.Option("--workers", min=1, max=32,
-                                         help="Sources fetched in parallel.")] = 4,
+                                         help="Sources fetched in parallel.")] = fetch_lib.FETCH_WORKERS,
     json_: JsonOpt = False,
     manifests: ManifestsOpt = None,
 ) -> FetchReport:

@@ -51,6 +51,7 @@ from arcforge.sources.manifest import Manifest, matches_any
 MARKER = ".arcforge-source.json"
 MIRROR_ENV = "ARCFORGE_MIRROR"
 STATUSES = ("cached", "fetched", "failed", "unavailable")
+FETCH_WORKERS = 4  # sources fetched in parallel (threads)
 DIGEST_HINT = ("the source or mirror serves different files than were pinned; if the pin is outdated, "
                "update it (see README: Fetching sources)")
 
@@ -372,7 +373,7 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
 
 
 def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = None, force: bool = False,
-                  progress: Progress | None = None, workers: int = 4, retry: RetryPolicy | None = None,
+                  progress: Progress | None = None, workers: int = FETCH_WORKERS, retry: RetryPolicy | None = None,
                   limits: ArchiveLimits = DEFAULT_LIMITS) -> list[FetchResult]:
     """Fetch several sources in parallel (``workers`` threads); results in the order given.
 
