@@ -8,7 +8,9 @@ on each arm's data, scored on the same held-out ARC tasks.
 Arms (``data_value_arms.py``): ``arc1_training`` (ARC-AGI-1 training only), ``corpus`` (``build
 --exclude-eval`` of every mirrored source), ``corpus_contaminated`` (the same without ``--exclude-eval``,
 contaminated on purpose), ``corpus_no_frames`` (``corpus`` with the frame features off) and
-``corpus_generated`` (only where a source generates tasks). Each run is scored on:
+``corpus_generated`` (``corpus`` plus the tasks RE-ARC's and BARC's programs generate, the profile's
+``generate``); on request, ``corpus_no_tama`` and ``corpus_sample`` (checks of the mix and of repetition).
+Each run is scored on:
 
 - all 400 ARC-AGI-1 evaluation tasks: teacher-forced accuracy on the test-output tokens;
 - the 100 smallest ARC-AGI-1 evaluation tasks: pass@2 with voting, without and with test-time training;
@@ -71,6 +73,7 @@ class Profile:
     ttt_lr: float = DEMO_EVAL.ttt.lr
     ttt_batch_size: int = DEMO_EVAL.ttt.batch_size
     max_new: int = MAX_NEW_TOKENS
+    generate: tuple[tuple[str, int], ...] = ()  # ``build --generate SOURCE=N`` for corpus_generated
 
 
 # Where the arms train by default: config's run on the CPU, one thread
@@ -81,7 +84,9 @@ PROFILES = {
                     arms=dv.ARMS, arc1_tasks=6, small_tasks=3, arc2_tasks=3, votes=2, ttt_steps=1, max_new=64),
     # one CPU thread, a few minutes per arm: far below a useful budget, see docs/data_value.md
     "cpu": Profile(d_model=64, n_layers=2, n_heads=2, seq_len=2048, batch_size=2, steps=200, lr=2e-3,
-                   seeds=(0, 1), arms=(*FIRST3, "corpus_no_frames", "corpus_generated"), votes=2, ttt_steps=2),
+                   seeds=(0, 1), arms=(*FIRST3, "corpus_no_frames", "corpus_generated"), votes=2, ttt_steps=2,
+                   # 2 tasks per RE-ARC generator (400), 5 per BARC seed (162): about as many tasks of each
+                   generate=(("re_arc", 8), ("barc", 20))),
     # one H100, arms 1-3 within 12 minutes (`benchmarks/gpu_check.py --device cuda --data-value`; not yet run)
     "cuda": Profile(d_model=256, n_layers=6, n_heads=8, seq_len=2048, batch_size=16, steps=400, lr=1e-3,
                     seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8),
@@ -200,10 +205,23 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(threads)
 
 
+def _resume(doc: dict, old: dict) -> float:
+    """Keep ``old``'s runs, and the data of the arms they trained on (the builds may have changed since)."""
+    doc["arms"] = old.get("arms", {})
+    for name in doc["arms"]:
+        if name in old.get("arm_data", {}):
+            doc["arm_data"][name] = old["arm_data"][name]
+        doc["not_run"].pop(name, None)
+    for key in ("generated", "sample"):
+        if key in old and key not in doc:
+            doc[key] = old[key]
+    return old.get("wall_s", 0.0)
+
+
 def _run(p: Profile, profile: str, device: torch.device, a: argparse.Namespace, work: Path) -> dict:
     t0, out = time.perf_counter(), a.out
-    built = dv.fetch_and_build(work, a.mirror)
-    arms, not_run = dv.arms(built)
+    built = dv.fetch_and_build(work, a.mirror, dict(p.generate) if "corpus_generated" in a.arms else None)
+    arms, not_run = dv.arms(built, work)
     by_name = {arm.name: arm for arm in arms}
     for arm in arms:
         arm.length = dv.length_limits(built[arm.build]["path"], arm.sources, arm.splits, p.seq_len)
@@ -214,10 +232,10 @@ def _run(p: Profile, profile: str, device: torch.device, a: argparse.Namespace, 
            "arm_data": {arm.name: arm.summary() for arm in arms},
            "not_run": not_run,
            "held_out": {k: len(v) for k, v in sets.items()}, "arms": {}}
+    doc.update({k: {x: y for x, y in built[k].items() if x != "path"} for k in ("generated", "sample") if k in built})
     wall0 = 0.0
     if a.resume and out.is_file():
-        old = json.loads(out.read_text())
-        doc["arms"], wall0 = old.get("arms", {}), old.get("wall_s", 0.0)
+        wall0 = _resume(doc, json.loads(out.read_text()))
     doc["wall_s"] = wall0
     for name, seed in plan(p, set(by_name) & set(a.arms)):
         if any(r["seed"] == seed for r in doc["arms"].get(name, [])):

@@ -6,23 +6,30 @@ evaluation tasks.
 - ``contaminated``: the same sources without ``--exclude-eval`` (contaminated on purpose).
 
 An arm trains on every *training* split of its build (every split whose name does not say "evaluation"),
-or on ARC-AGI-1 training alone. Generated data (``corpus_generated``) comes from ``build --generate``
-(RE-ARC's generators, BARC's seed programs: their ``generated`` splits), which these builds do not run;
-``generated_sources`` says whether a build holds any.
+or on ARC-AGI-1 training alone. Generated data (``corpus_generated``) comes from a third build, ``build
+--exclude-eval --generate`` (RE-ARC's generators, BARC's seed programs: their ``generated`` splits), made
+only when that arm runs; ``generated_sources`` says whether a build holds any.
+
+``corpus_sample`` (a check run on request) trains on as many tasks as ``arc1_training``, drawn at random from
+the corpus: the corpus's mix, repeated as often as ARC-AGI-1 training is at the same token budget.
 """
 
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arcforge.build import shard_writer
 from arcforge.build.pipeline import build
 from arcforge.build.reports import read_report
 from arcforge.shards import read_table, read_tasks
 from arcforge.sources.fetch import fetch_sources
 from arcforge.sources.manifest import load_manifests
+from arcforge.task import tasks_to_table
 from arcforge.train.tokenize import example_length
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,8 +37,10 @@ MIRROR = ROOT.parent / "shared" / "arc-sources"
 ARC1 = Path("fchollet") / "ARC-AGI" / "data"  # in the mirror
 ARC2 = Path("arcprize") / "ARC-AGI-2" / "data"
 ARMS = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames")
-# a check of the mix, run on request (--arms): the corpus without neoneye_tama, most of its tasks
-EXTRA_ARMS = ("corpus_no_tama",)
+# checks run on request (--arms): the corpus without neoneye_tama (most of its tasks); as many corpus tasks,
+# drawn at random, as ARC-AGI-1 training holds (the corpus's mix at ARC-AGI-1 training's repetition)
+EXTRA_ARMS = ("corpus_no_tama", "corpus_sample")
+SAMPLE_SEED = 0
 # the frame features (docs/training.md): symmetry-frame keys, edge frames, frame lookups and votes
 NO_FRAMES = {"key_frames": False, "edge_frames": False, "frame_lookups": 0, "frame_votes": False}
 # splits of generated tasks (RE-ARC's generated examples, BARC's synthetic problems)
@@ -46,7 +55,7 @@ class Arm:
     """One arm: which build, which sources and splits it trains on, and the model options it changes."""
 
     name: str
-    build: str  # "clean" | "contaminated"
+    build: str  # "clean" | "contaminated" | "generated" | "sample"
     sources: list[str] | None
     splits: list[str]
     model: dict = field(default_factory=dict)
@@ -58,17 +67,35 @@ class Arm:
                 "mix": self.mix, "tasks": sum(self.mix.values()), "length_limits": self.length}
 
 
-def fetch_and_build(work: Path, mirror: Path = MIRROR) -> dict:
-    """Fetch every source from ``mirror`` into ``work/home`` and build it twice (``--max-grid 30``);
-    returns what was built."""
+def fetch_and_build(work: Path, mirror: Path = MIRROR, generate: dict[str, int] | None = None) -> dict:
+    """Fetch every source from ``mirror`` into ``work/home`` and build it twice (``--max-grid 30``), and a
+    third time with ``--exclude-eval --generate`` when ``generate`` asks for examples; returns what was built.
+
+    The generating build skips the rule level (``check_rules=False``): run cold, it executes every program
+    on the 520 evaluation tasks, most of an hour on 2 cores; lineage, exact and near-copy exclusion run."""
     os.environ["ARCFORGE_HOME"] = str(work / "home")
     fetched = [r.name for r in fetch_sources(load_manifests().values(), mirror=str(mirror)) if r.ok]
-    out = {"fetched": fetched}
-    for name, exclude in (("clean", True), ("contaminated", False)):
-        stats = build(work / name, sources=fetched, exclude_eval=exclude, max_grid=MAX_GRID, workers=1)
+    out: dict = {"fetched": fetched}
+    gen = {k: v for k, v in (generate or {}).items() if k in fetched and v > 0}
+    for name, exclude, g in (("clean", True, None), ("contaminated", False, None), ("generated", True, gen)):
+        if name == "generated" and not gen:
+            continue
+        t0 = time.perf_counter()
+        stats = build(work / name, sources=fetched, exclude_eval=exclude, max_grid=MAX_GRID, workers=1 if not g
+                      else 2, generate=g, check_rules=False if g else None)
         out[name] = {"path": work / name, "excluded": stats.excluded, "duplicates": stats.duplicates,
                      "oversize_dropped": stats.oversize_dropped}
+        if g:
+            out[name].update(generate=g, generated=stats.generated, build_s=round(time.perf_counter() - t0, 1))
     return out
+
+
+def sample_build(built: dict, arm: Arm, n: int, work: Path) -> None:
+    """``built["sample"]``: ``n`` of ``arm``'s tasks drawn at random (``SAMPLE_SEED``), written as shards."""
+    tasks = sorted(read_tasks(built[arm.build]["path"], sources=arm.sources, splits=arm.splits), key=lambda t: t.id)
+    pick = random.Random(SAMPLE_SEED).sample(tasks, min(n, len(tasks)))
+    shard_writer.write_shards(tasks_to_table(sorted(pick, key=lambda t: t.id)), work / "sample")
+    built["sample"] = {"path": work / "sample", "drawn_from": arm.name, "seed": SAMPLE_SEED}
 
 
 def mix(folder: Path, sources: list[str] | None, splits: list[str]) -> dict[str, int]:
@@ -87,8 +114,9 @@ def generated_sources(folder: Path) -> list[str]:
     return sorted({f"{r['source']}/{r['split']}" for r in t if (r["source"], r["split"]) in GENERATED_SPLITS})
 
 
-def arms(built: dict) -> tuple[list[Arm], dict]:
-    """The arms that can run on these builds, and ``not_run``: arm -> why not."""
+def arms(built: dict, work: Path | None = None) -> tuple[list[Arm], dict]:
+    """The arms that can run on these builds, and ``not_run``: arm -> why not. With ``work``, the
+    ``corpus_sample`` arm's shards are written there."""
     clean, dirty = built["clean"]["path"], built["contaminated"]["path"]
     splits = training_splits(clean)
     out = [Arm("arc1_training", "clean", ["arc_agi_1"], ["training"]),
@@ -99,11 +127,16 @@ def arms(built: dict) -> tuple[list[Arm], dict]:
         a.mix = mix(built[a.build]["path"], a.sources, a.splits)
     no_tama = [s for s in out[1].mix if s != "neoneye_tama"]
     out.append(Arm("corpus_no_tama", "clean", no_tama, splits, mix=mix(clean, no_tama, splits)))
-    gen = generated_sources(clean)
-    not_run = {} if gen else {"corpus_generated": "it needs a build with `--generate` (RE-ARC's "
-                              "generators, BARC's seed programs) sized to an equal token budget, which these "
-                              "builds do not run"}
-    return out, not_run
+    if work is not None:
+        sample_build(built, out[1], sum(out[0].mix.values()), work)
+        out.append(Arm("corpus_sample", "sample", None, splits, mix=mix(built["sample"]["path"], None, splits)))
+    if "generated" in built and generated_sources(built["generated"]["path"]):
+        gsplits = training_splits(built["generated"]["path"])
+        out.append(Arm("corpus_generated", "generated", None, gsplits,
+                       mix=mix(built["generated"]["path"], None, gsplits)))
+        return out, {}
+    return out, {"corpus_generated": "it needs a build with `--generate` (RE-ARC's generators, BARC's seed "
+                 "programs), which this profile does not run"}
 
 
 def contamination_check(built: dict) -> dict:
