@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from arcforge import synthetic
 from arcforge.build.reports import read_report
 from arcforge.cli.app import app
+from arcforge.demo.real import REAL_TASKS, task_tokens
 from arcforge.demo.run import DEMO_FAMILIES, DemoConfig, held_out, per_family_scores
 from arcforge.shards import read_tasks
 
@@ -46,6 +47,15 @@ def test_short_demo_end_to_end(tmp_path, arcforge_home, shared_sources, mirrored
     # the checkpoint says what it was trained on
     cfg = json.loads((out / "run" / "checkpoints" / "step-000004" / "config.json").read_text())
     assert cfg["data"]["loss_on"] == "outputs" and cfg["data"]["sources"] == ["synthetic"]
+    # next to the synthetic score, the smallest real ARC-AGI-1 evaluation tasks of the build, same recipe
+    real = res["real"]
+    assert real["tasks"] == REAL_TASKS == len(real["ids"]) and real["source"] == "arc_agi_1"
+    assert all(i.startswith("arc_agi_1/") and "evaluation" in i for i in real["ids"])
+    assert real["test_inputs"] >= REAL_TASKS and 0 < real["scored"] <= real["test_inputs"]
+    assert all(0.0 <= real[k] <= 1.0 for k in ("pass2", "pass2_no_ttt", "exact", "token_accuracy"))
+    evals = list(read_tasks(out / "data", sources=["arc_agi_1"], splits=["evaluation"]))
+    assert real["ids"] == [t.id for t in sorted(evals, key=lambda t: (task_tokens(t), t.id))[:REAL_TASKS]]
+    assert max(task_tokens(t) for t in evals if t.id in real["ids"]) < 384  # the smallest: whole in the context
 
 
 def test_offline_demo_uses_the_built_in_source_alone(tmp_path, arcforge_home):
@@ -60,6 +70,7 @@ def test_offline_demo_uses_the_built_in_source_alone(tmp_path, arcforge_home):
     assert res["fetched"] == [] and "unreachable" in res["notice"]
     assert sorted(res["per_family"]) == ["flip", "gravity"]
     assert [p.name for p in (out / "data").iterdir() if p.is_dir() and p.name != "reports"] == ["synthetic"]
+    assert res["real"]["tasks"] == 0 and "arc_agi_1 was not fetched" in res["real"]["why"]  # said, not faked
 
 
 def test_held_out_tasks_share_the_distribution_but_not_the_tasks():
@@ -86,3 +97,17 @@ def test_per_family_scores_count_exact_and_baseline():
     # without TTT the records carry no *_before: "no TTT" is the plain score
     plain = per_family_scores(tasks, [{"task": t.id, "exact": True} for t in tasks], {"flip"})
     assert plain["flip"]["exact_no_ttt"] == plain["flip"]["pass2"] == 2
+
+
+def test_the_real_task_line_gives_the_figure_or_why_not():
+    from arcforge.cli.demo import _real_line
+    from arcforge.demo.real import real_figure
+
+    why = "no real task to score: arc_agi_1 was not fetched"
+    assert _real_line(real_figure([], why, None, 0.0)) == f"real ARC: {why}"
+    tasks = list(synthetic.generate(2, seed=0, families=["flip"]))
+    m = {"test_inputs": 3, "scored": 3, "pass@2": 1 / 3, "pass@2_before": 0.0, "exact_match": 1 / 3,
+         "exact_match_before": 0.0, "token_accuracy": 0.5523}
+    line = _real_line(real_figure(tasks, None, m, 12.4))
+    assert "the 2 smallest" in line and "3 test inputs" in line and "pass@2 33.3% with test-time" in line
+    assert "0.0% without" in line and "token accuracy 55.2%" in line and "scored in 12 s" in line

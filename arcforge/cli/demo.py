@@ -43,6 +43,15 @@ def demo_config(values: dict[str, Any]) -> Any:
     return replace(cfg, threads=use_free_cpus(cfg.threads))
 
 
+def _real_line(real: dict) -> str:
+    """The real-task figure next to the synthetic one (``arcforge.demo.real``), or why there is none."""
+    if not real.get("tasks"):
+        return f"real ARC: {real.get('why') or 'not scored'}"
+    return (f"real ARC ({real['source']} {real['split']}, {real['selection']}, {real['test_inputs']} test inputs): "
+            f"pass@2 {real['pass2']:.1%} with test-time training, {real['pass2_no_ttt']:.1%} without; "
+            f"teacher-forced token accuracy {real['token_accuracy']:.1%}; scored in {real['seconds']:.0f} s")
+
+
 def _print_demo(res: Any) -> None:
     if res.notice:
         console.print(f"[yellow]notice:[/] {res.notice}")
@@ -55,9 +64,10 @@ def _print_demo(res: Any) -> None:
         console.print(f"  {fam:20} {f['pass2_rate']:10.1%} {f['pass2_rate_no_ttt']:8.1%} "
                       f"{f['exact_match']:10.1%} {f['exact_match_no_ttt']:8.1%} {f['baseline_exact']:8.0%}"
                       f"{'  (easy)' if f['easy'] else ''}")
-    console.print(f"pass@2 with voting: {res.pass2_all:.1%} with test-time training, {res.pass2_no_ttt:.1%} "
-                  f"without; exact match {res.exact_all:.1%} / {res.exact_no_ttt:.1%} (baseline 'answer = "
-                  f"test input': {res.baseline_exact:.1%}); total {res.total_seconds:.0f} s")
+    console.print(f"synthetic, pass@2 with voting: {res.pass2_all:.1%} with test-time training, "
+                  f"{res.pass2_no_ttt:.1%} without; exact match {res.exact_all:.1%} / {res.exact_no_ttt:.1%} "
+                  f"(baseline 'answer = test input': {res.baseline_exact:.1%}); total {res.total_seconds:.0f} s")
+    console.print(_real_line(res.real))
     console.print(f"outputs in {res.out_dir}: dataset {res.data_dir}, run {res.run_dir}, "
                   f"{res.loss_png}, {res.gallery_png}, {res.metrics_json}")
 

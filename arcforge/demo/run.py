@@ -1,5 +1,5 @@
 """The one-command demo as a library function: fetch -> build --exclude-eval -> train -> per-family eval
-(without and with test-time training) -> pictures.
+(without and with test-time training) -> real-task figure -> pictures.
 
 Offline is normal here: when neither GitHub nor ``ARCFORGE_MIRROR`` answers, ``notice`` says so in one
 line and the dataset is built from the built-in synthetic source alone. The real sources that do arrive
@@ -9,7 +9,9 @@ difficulty, a distribution a small model learns on a CPU in minutes. It is score
 from that same distribution (another seed, fingerprints not in the training set), per family: exact match
 and pass@2 with augmentation voting, without and with test-time training, next to the trivial baseline
 "answer with the test input" (never right for these families: every pair changes its input), so "well
-above chance" is measured, not assumed.
+above chance" is measured, not assumed. Next to that synthetic score it scores the smallest real ARC-AGI-1
+evaluation tasks of its build the same way (``arcforge.demo.real``: ``DemoResult.real``), or says why there
+are none (offline, no real source arrives).
 
 This module never imports torch: training and scoring live in ``arcforge.train.demo``, imported inside
 ``run_demo``.
@@ -28,6 +30,7 @@ import numpy as np
 from arcforge import synthetic
 from arcforge.demo import out as demo_out
 from arcforge.demo.out import DemoError
+from arcforge.demo.real import real_figure, real_tasks
 from arcforge.errors import ArcforgeError
 from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.task import Task
@@ -162,6 +165,8 @@ class DemoResult:
     exact_no_ttt: float = 0.0
     pass2_no_ttt: float = 0.0
     baseline_exact: float = 0.0
+    # the real-task figure (arcforge.demo.real): the smallest ARC-AGI-1 evaluation tasks, same recipe
+    real: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = 0.0
     s_per_step: float = 0.0
     eval_seconds: float = 0.0
@@ -243,7 +248,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     from arcforge.build.pipeline import build
     from arcforge.demo.images import GalleryRow, gallery_png, loss_curve_png
     from arcforge.shards import read_tasks
-    from arcforge.train.demo import train_and_score
+    from arcforge.train.demo import score_real, train_and_score
 
     t_start = time.perf_counter()
     cfg = cfg or DemoConfig()
@@ -266,6 +271,9 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     scored = train_and_score(cfg, data_dir, run_dir, held, source=synthetic.SOURCE_NAME, progress=progress,
                              on_step=on_step)
     per_family = per_family_scores(held, scored["per_task"], set(synthetic.families(easy_only=True)))
+    real, why = real_tasks(data_dir, fetched)
+    real_metrics, real_s = score_real(cfg, run_dir, real, bf16=scored["bf16"], progress=progress) if real \
+        else (None, 0.0)
 
     def rate(key: str, fams: list[dict[str, Any]]) -> float:
         return round(sum(f[key] for f in fams) / max(1, sum(f["tasks"] for f in fams)), 4)
@@ -303,6 +311,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
         exact_no_ttt=rate("exact_no_ttt", fams),
         pass2_no_ttt=rate("pass2_no_ttt", fams),
         baseline_exact=rate("baseline", fams),
+        real=real_figure(real, why, real_metrics, real_s),
         train_seconds=round(float(scored["train"].get("elapsed_s", 0.0)), 1),
         s_per_step=round(float(scored["s_per_step"]), 4),
         eval_seconds=scored["eval_seconds"],
