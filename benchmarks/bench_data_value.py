@@ -221,7 +221,7 @@ def _resume(doc: dict, old: dict) -> float:
 def _run(p: Profile, profile: str, device: torch.device, a: argparse.Namespace, work: Path) -> dict:
     t0, out = time.perf_counter(), a.out
     built = dv.fetch_and_build(work, a.mirror, dict(p.generate) if "corpus_generated" in a.arms else None)
-    arms, not_run = dv.arms(built, work)
+    arms, not_run = dv.arms(built, work if "corpus_sample" in a.arms else None)
     by_name = {arm.name: arm for arm in arms}
     for arm in arms:
         arm.length = dv.length_limits(built[arm.build]["path"], arm.sources, arm.splits, p.seq_len)

@@ -121,6 +121,30 @@ def demo_block() -> str:
     return "\n".join(lines)
 
 
+def demo_real_block() -> str:
+    """The demo's synthetic score next to its model's score on real ARC: the tasks the demo scores (the
+    ``arcforge.demo.real.REAL_TASKS`` smallest ARC-AGI-1 evaluation tasks, the first of
+    ``arc1_smallest40_cpu.json``'s per-task records, which keep its smallest-first order) and all 40 there."""
+    from arcforge.demo.real import REAL_TASKS
+
+    demo, real = _load("demo"), _load("arc1_smallest40_cpu")
+    first = list(dict.fromkeys(p["task"] for p in real["per_task"]))[:REAL_TASKS]
+    sub = [p for p in real["per_task"] if p["task"] in first]
+    m = real["metrics"]
+
+    def count(recs: list[dict], key: str) -> str:
+        k = sum(bool(p[key]) for p in recs)
+        return f"{_pct(k / max(1, len(recs)))} ({k} of {len(recs)} test inputs)"
+
+    return (f"The demo's model trains on its {len(demo['per_family'])} synthetic families only: pass@2 "
+            f"**{_pct(demo['pass2_all'])}** on held-out tasks of those families, and **{count(sub, 'pass2')}** on "
+            f"the {len(first)} smallest real ARC-AGI-1 evaluation tasks, the real set `arcforge demo` scores and "
+            f"prints beside the synthetic one when ARC-AGI-1 arrives ({count(sub, 'pass2_before')} without "
+            f"test-time training; on the {real['tasks']} smallest {count(real['per_task'], 'pass2')}, "
+            f"teacher-forced token accuracy {_pct(m['token_accuracy'])}: "
+            f"`benchmarks/results/arc1_smallest40_cpu.json`). Offline it has no real task and says so.")
+
+
 def install_block() -> str:
     r = _load("install")
     lines = ["| install | wheels | size (MB) | largest |", "|---|---|---|---|"]
@@ -218,6 +242,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "hub_jsonl": hub_jsonl_block,
     "generate": generate_block,
     "demo": demo_block,
+    "demo_real": demo_real_block,
     "install": install_block,
     "inference": inference_block,
     "inference_2threads": lambda: inference_block("inference_2threads"),
@@ -282,6 +307,7 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "sources": sources_block,
     "hub_jsonl": hub_jsonl_block,
     "demo": demo_block,
+    "demo_real": demo_real_block,
     "install": install_block,
     "grokfast_modarith": lambda: (exp.grokfast_summary(RESULTS / "grokfast_modarith.json") + "\n\n"
                                   + exp.grokfast_table(RESULTS / "grokfast_modarith.json")),
