@@ -74,6 +74,7 @@ class Profile:
     ttt_batch_size: int = DEMO_EVAL.ttt.batch_size
     max_new: int = MAX_NEW_TOKENS
     generate: tuple[tuple[str, int], ...] = ()  # ``build --generate SOURCE=N`` for corpus_generated
+    build_workers: int | None = 1  # build processes (None: every CPU; the shards are the same)
 
 
 # Where the arms train by default: config's run on the CPU, one thread
@@ -89,7 +90,7 @@ PROFILES = {
                    generate=(("re_arc", 8), ("barc", 20))),
     # one H100, arms 1-3 within 12 minutes (`benchmarks/gpu_check.py --device cuda --data-value`; not yet run)
     "cuda": Profile(d_model=256, n_layers=6, n_heads=8, seq_len=2048, batch_size=16, steps=400, lr=1e-3,
-                    seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8),
+                    seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8, build_workers=None),
 }
 
 
@@ -220,7 +221,8 @@ def _resume(doc: dict, old: dict) -> float:
 
 def _run(p: Profile, profile: str, device: torch.device, a: argparse.Namespace, work: Path) -> dict:
     t0, out = time.perf_counter(), a.out
-    built = dv.fetch_and_build(work, a.mirror, dict(p.generate) if "corpus_generated" in a.arms else None)
+    built = dv.fetch_and_build(work, a.mirror, dict(p.generate) if "corpus_generated" in a.arms else None,
+                               p.build_workers)
     arms, not_run = dv.arms(built, work if "corpus_sample" in a.arms else None)
     by_name = {arm.name: arm for arm in arms}
     for arm in arms:
@@ -233,6 +235,7 @@ def _run(p: Profile, profile: str, device: torch.device, a: argparse.Namespace, 
            "not_run": not_run,
            "held_out": {k: len(v) for k, v in sets.items()}, "arms": {}}
     doc.update({k: {x: y for x, y in built[k].items() if x != "path"} for k in ("generated", "sample") if k in built})
+    doc["shift"] = dv.shift(arms, built, sets)
     wall0 = 0.0
     if a.resume and out.is_file():
         wall0 = _resume(doc, json.loads(out.read_text()))

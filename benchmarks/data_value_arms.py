@@ -67,12 +67,14 @@ class Arm:
                 "mix": self.mix, "tasks": sum(self.mix.values()), "length_limits": self.length}
 
 
-def fetch_and_build(work: Path, mirror: Path = MIRROR, generate: dict[str, int] | None = None) -> dict:
+def fetch_and_build(work: Path, mirror: Path = MIRROR, generate: dict[str, int] | None = None,
+                    workers: int | None = 1) -> dict:
     """Fetch every source from ``mirror`` into ``work/home`` and build it twice (``--max-grid 30``), and a
     third time with ``--exclude-eval --generate`` when ``generate`` asks for examples; returns what was built.
 
     The generating build skips the rule level (``check_rules=False``): run cold, it executes every program
-    on the 520 evaluation tasks, most of an hour on 2 cores; lineage, exact and near-copy exclusion run."""
+    on the 520 evaluation tasks, most of an hour on 2 cores; lineage, exact and near-copy exclusion run.
+    ``workers``: build processes (None: every CPU); the shards do not depend on it."""
     os.environ["ARCFORGE_HOME"] = str(work / "home")
     fetched = [r.name for r in fetch_sources(load_manifests().values(), mirror=str(mirror)) if r.ok]
     out: dict = {"fetched": fetched}
@@ -81,8 +83,9 @@ def fetch_and_build(work: Path, mirror: Path = MIRROR, generate: dict[str, int] 
         if name == "generated" and not gen:
             continue
         t0 = time.perf_counter()
-        stats = build(work / name, sources=fetched, exclude_eval=exclude, max_grid=MAX_GRID, workers=1 if not g
-                      else 2, generate=g, check_rules=False if g else None)
+        stats = build(work / name, sources=fetched, exclude_eval=exclude, max_grid=MAX_GRID,
+                      workers=max(2, workers) if g and workers else workers, generate=g,
+                      check_rules=False if g else None)
         out[name] = {"path": work / name, "excluded": stats.excluded, "duplicates": stats.duplicates,
                      "oversize_dropped": stats.oversize_dropped}
         if g:
@@ -185,3 +188,45 @@ def length_limits(folder: Path, sources: list[str] | None, splits: list[str], se
     total = max(1, sum(tokens.values()))
     return {"seq_len": seq_len, **{k: counts[k] for k in ("whole", "truncated", "dropped")},
             "tokens": sum(tokens.values()), "token_share": {s: round(v / total, 4) for s, v in sorted(tokens.items()) if v}}
+
+
+def _copy_counts(tasks) -> Counter:
+    """Over every pair with an output: pairs, those whose output has the input's shape, output cells, and
+    output cells equal to the input cell at the same place (what "copy the input" gets right)."""
+    c: Counter = Counter()
+    for t in tasks:
+        for p in (*t.train, *t.test):
+            if p.output is None:
+                continue
+            c["pairs"] += 1
+            c["out_cells"] += p.output.size
+            if p.input.shape == p.output.shape:
+                c["same_shape"] += 1
+                c["copied"] += int((p.input == p.output).sum())
+    return c
+
+
+def _shares(c: Counter) -> dict:
+    n, cells = max(1, c["pairs"]), max(1, c["out_cells"])
+    return {"pairs": c["pairs"], "same_shape": round(c["same_shape"] / n, 4),
+            "copy_share": round(c["copied"] / cells, 4), "out_cells_per_pair": round(c["out_cells"] / n, 1)}
+
+
+def shift(arms: list[Arm], built: dict, held: dict[str, list]) -> dict:
+    """How far each arm's data is from the held-out sets on what teacher-forced token accuracy rewards most:
+    the share of output cells equal to the input cell at the same place (``copy_share``), per source and
+    weighted by each source's share of the tokens a run sees (uniform task sampling, ``length_limits``)."""
+    out = {"held_out": {k: _shares(_copy_counts(v)) for k, v in held.items() if k != "small"}, "arms": {}}
+    per_source: dict[tuple[str, str], dict] = {}
+    for arm in arms:
+        srcs = {}
+        for s in arm.mix:
+            key = (arm.build, s)
+            if key not in per_source:
+                per_source[key] = _shares(_copy_counts(read_tasks(built[arm.build]["path"], sources=[s],
+                                                                  splits=arm.splits)))
+            srcs[s] = per_source[key]
+        w = arm.length.get("token_share") or {}
+        weighted = sum(w.get(s, 0) * v["copy_share"] for s, v in srcs.items()) / max(1e-9, sum(w.values()))
+        out["arms"][arm.name] = {"copy_share_token_weighted": round(weighted, 4), "sources": srcs}
+    return out

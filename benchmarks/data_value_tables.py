@@ -15,11 +15,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = {"arc1_eval_token_accuracy": "ARC-AGI-1 eval, token acc.", "arc1_small100_pass2": "100 smallest, pass@2",
            "arc1_small100_pass2_ttt": "pass@2 with TTT", "arc2_eval_token_accuracy": "ARC-AGI-2 eval, token acc."}
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
-ORDER = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames", "corpus_no_tama")
+ORDER = ("arc1_training", "corpus", "corpus_contaminated", "corpus_generated", "corpus_no_frames", "corpus_no_tama",
+         "corpus_sample")
 LABEL = {"arc1_training": "ARC-AGI-1 training only", "corpus": "corpus (`--exclude-eval`)",
          "corpus_contaminated": "corpus **without** `--exclude-eval` (contaminated)",
          "corpus_generated": "corpus + generated", "corpus_no_frames": "corpus, frame features off",
-         "corpus_no_tama": "corpus without `neoneye_tama` (a check of the mix)"}
+         "corpus_no_tama": "corpus without `neoneye_tama` (a check of the mix)",
+         "corpus_sample": "398 corpus tasks at random (a check of repetition)"}
 
 
 def load(path: Path | None = None) -> dict:
@@ -109,9 +111,13 @@ def data_value_block() -> str:
     out += ["| comparison (ARC-AGI-1 evaluation token accuracy) | difference |", "|---|---|"]
     for a, b, what in (("corpus", "corpus_contaminated", "contamination: without `--exclude-eval` vs with"),
                        ("arc1_training", "corpus", "the corpus vs ARC-AGI-1 training alone"),
+                       ("corpus", "corpus_generated", "the corpus plus generated tasks vs the corpus"),
                        ("corpus", "corpus_no_frames", "frame features off vs on"),
-                       ("arc1_training", "corpus_no_tama", "the corpus without `neoneye_tama` vs ARC-AGI-1 training")):
-        if b == "corpus_no_tama" and b not in doc["arms"]:
+                       ("arc1_training", "corpus_no_tama", "the corpus without `neoneye_tama` vs ARC-AGI-1 training"),
+                       ("arc1_training", "corpus_sample", "398 corpus tasks vs the 398 of ARC-AGI-1 training "
+                        "(same repetition)"),
+                       ("corpus", "corpus_sample", "398 corpus tasks vs all of them (same mix, 20x the repetition)")):
+        if b not in doc["arms"] or a not in doc["arms"]:
             continue
         out.append(f"| {what} | {_verdict(compare(doc, a, b))} |")
     out += ["", f"The contaminated build's training rows hold {cc['in_contaminated_training_rows']} of the "
@@ -119,6 +125,14 @@ def data_value_block() -> str:
             f"tasks; the within-collection dedup dropped {len(cc['dropped_by_dedup'])}, each as a copy of a "
             f"training row that stays (" + ", ".join(f"`{k}` = `{v}`" for k, v in cc["dropped_by_dedup"].items())
             + "). `--exclude-eval` removed " + f"{cc['clean_excluded']:,} tasks from the clean build.", ""]
+    if g := doc.get("generated"):
+        per = "; ".join(f"`{src}`: {c.get('tasks', 0):,} tasks from {c.get('kept', 0):,} kept examples of "
+                        f"{c.get('attempts', 0):,} attempts" for src, c in sorted(g.get("generated", {}).items()))
+        out += ["`corpus_generated`'s build: `--exclude-eval --generate " + " ".join(
+            f"{k}={v}" for k, v in g["generate"].items()) + f"` ({per}), {g.get('build_s', 0):.0f} s on 2 "
+            f"workers; its rule level did not run (cold, it executes every program on the 520 evaluation tasks: "
+            f"most of an hour here), so generated tasks whose program implements an evaluation rule stay; "
+            f"lineage, exact and near-copy exclusion ran.", ""]
     for name, why in doc.get("not_run", {}).items():
         out.append(f"Not run: `{name}`: {why}.")
     return "\n".join(out)
@@ -141,6 +155,36 @@ def mix_block() -> str:
                       ("dropped", "cannot fit (dropped)")):
         lines.append(f"| test pairs that {what} at {lim[names[0]]['seq_len']} tokens | "
                      + " | ".join(f"{lim[n][key]:,}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def shift_block() -> str:
+    """What "copy the input" gets right (``shift`` in the results): per arm, weighted by each source's share
+    of the tokens a run sees, beside the held-out sets; then the sources that weigh most."""
+    doc = load()
+    sh = doc.get("shift")
+    if not sh:
+        return "Not measured."
+    ho = sh["held_out"]
+    names = {"arc1": "ARC-AGI-1 evaluation (held out)", "arc2": "ARC-AGI-2 evaluation (held out)"}
+    lines = ["| data | output cells equal to the input cell | pairs of the input's shape | output cells a pair | "
+             "ARC-AGI-1 eval, token acc. |", "|---|---|---|---|---|"]
+    for k, v in ho.items():
+        lines.append(f"| {names.get(k, k)} | {_pct(v['copy_share'])} | {_pct(v['same_shape'])} | "
+                     f"{v['out_cells_per_pair']:.0f} | - |")
+    for n in ORDER:
+        a = sh["arms"].get(n)
+        if a is None or n not in doc["arms"] or n == "corpus_no_frames":
+            continue
+        runs = doc["arms"][n]
+        acc = sum(r["arc1_eval_token_accuracy"] for r in runs) / len(runs)
+        lines.append(f"| `{n}` (weighted by token share) | {_pct(a['copy_share_token_weighted'])} | | | {_pct(acc)} |")
+    srcs = sh["arms"].get("corpus", {}).get("sources", {})
+    share = doc["arm_data"].get("corpus", {}).get("length_limits", {}).get("token_share", {})
+    for s in sorted(srcs, key=lambda s: -share.get(s, 0))[:6]:
+        v = srcs[s]
+        lines.append(f"| `{s}` ({_pct(share.get(s, 0))} of the corpus's tokens) | {_pct(v['copy_share'])} | "
+                     f"{_pct(v['same_shape'])} | {v['out_cells_per_pair']:.0f} | |")
     return "\n".join(lines)
 
 

@@ -259,6 +259,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "data_value": dvt.data_value_block,
     "data_value_mix": dvt.mix_block,
     "data_value_readme": dvt.readme_block,
+    "data_value_shift": dvt.shift_block,
     "rules": lambda: rules_tables.rules_block(RESULTS / "rules.json"),
     "million": lambda: million_tables.million_block(RESULTS / "million.json"),
 }
