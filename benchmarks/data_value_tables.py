@@ -128,8 +128,8 @@ def data_value_block() -> str:
     if g := doc.get("generated"):
         per = "; ".join(f"`{src}`: {c.get('tasks', 0):,} tasks from {c.get('kept', 0):,} kept examples of "
                         f"{c.get('attempts', 0):,} attempts" for src, c in sorted(g.get("generated", {}).items()))
-        out += ["`corpus_generated`'s build: `--exclude-eval --generate " + " ".join(
-            f"{k}={v}" for k, v in g["generate"].items()) + f"` ({per}), {g.get('build_s', 0):.0f} s on 2 "
+        out += ["`corpus_generated`'s build: `--exclude-eval " + " ".join(
+            f"--generate {k}={v}" for k, v in g["generate"].items()) + f"` ({per}), {g.get('build_s', 0):.0f} s on 2 "
             f"workers; its rule level did not run (cold, it executes every program on the 520 evaluation tasks: "
             f"most of an hour here), so generated tasks whose program implements an evaluation rule stay; "
             f"lineage, exact and near-copy exclusion ran.", ""]

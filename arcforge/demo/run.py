@@ -240,6 +240,19 @@ def per_family_scores(tasks: list[Task], per_task: list[dict], easy: set[str]) -
     return dict(sorted(out.items()))
 
 
+def _real(cfg: DemoConfig, data_dir: Path, run_dir: Path, fetched: list[str], *, bf16: bool,
+          progress: Progress) -> dict[str, Any]:
+    """The real-task figure (``arcforge.demo.real``): the smallest ARC-AGI-1 evaluation tasks of the build
+    scored like the synthetic ones by the trained run, or why there are none."""
+    from arcforge.train.demo import score_real
+
+    tasks, why = real_tasks(data_dir, fetched)
+    if not tasks:
+        return real_figure(tasks, why, None, 0.0)
+    metrics, seconds = score_real(cfg, run_dir, tasks, bf16=bf16, progress=progress)
+    return real_figure(tasks, None, metrics, seconds)
+
+
 def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None = None,
              progress: Progress | None = None, on_step: Callable[[dict], None] | None = None) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (data/, run/, loss.png, gallery.png, demo.json)."""
@@ -248,7 +261,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     from arcforge.build.pipeline import build
     from arcforge.demo.images import GalleryRow, gallery_png, loss_curve_png
     from arcforge.shards import read_tasks
-    from arcforge.train.demo import score_real, train_and_score
+    from arcforge.train.demo import train_and_score
 
     t_start = time.perf_counter()
     cfg = cfg or DemoConfig()
@@ -271,9 +284,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     scored = train_and_score(cfg, data_dir, run_dir, held, source=synthetic.SOURCE_NAME, progress=progress,
                              on_step=on_step)
     per_family = per_family_scores(held, scored["per_task"], set(synthetic.families(easy_only=True)))
-    real, why = real_tasks(data_dir, fetched)
-    real_metrics, real_s = score_real(cfg, run_dir, real, bf16=scored["bf16"], progress=progress) if real \
-        else (None, 0.0)
+    real = _real(cfg, data_dir, run_dir, fetched, bf16=scored["bf16"], progress=progress)
 
     def rate(key: str, fams: list[dict[str, Any]]) -> float:
         return round(sum(f[key] for f in fams) / max(1, sum(f["tasks"] for f in fams)), 4)
@@ -311,7 +322,7 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
         exact_no_ttt=rate("exact_no_ttt", fams),
         pass2_no_ttt=rate("pass2_no_ttt", fams),
         baseline_exact=rate("baseline", fams),
-        real=real_figure(real, why, real_metrics, real_s),
+        real=real,
         train_seconds=round(float(scored["train"].get("elapsed_s", 0.0)), 1),
         s_per_step=round(float(scored["s_per_step"]), 4),
         eval_seconds=scored["eval_seconds"],
