@@ -116,7 +116,7 @@ def data_value_block() -> str:
                        ("arc1_training", "corpus_no_tama", "the corpus without `neoneye_tama` vs ARC-AGI-1 training"),
                        ("arc1_training", "corpus_sample", "398 corpus tasks vs the 398 of ARC-AGI-1 training "
                         "(same repetition)"),
-                       ("corpus", "corpus_sample", "398 corpus tasks vs all of them (same mix, 20x the repetition)")):
+                       ("corpus", "corpus_sample", "398 corpus tasks vs all of them (same mix, about 20 times the repetition)")):
         if b not in doc["arms"] or a not in doc["arms"]:
             continue
         out.append(f"| {what} | {_verdict(compare(doc, a, b))} |")
