@@ -75,6 +75,7 @@ class Profile:
     max_new: int = MAX_NEW_TOKENS
     generate: tuple[tuple[str, int], ...] = ()  # ``build --generate SOURCE=N`` for corpus_generated
     build_workers: int | None = 1  # build processes (None: every CPU; the shards are the same)
+    amp: str = "off"  # fp32 on the CPU for every arm (``auto`` lets a load-dependent probe pick bf16)
 
 
 # Where the arms train by default: config's run on the CPU, one thread
@@ -90,7 +91,7 @@ PROFILES = {
                    generate=(("re_arc", 8), ("barc", 20))),
     # one H100, arms 1-3 within 12 minutes (`benchmarks/gpu_check.py --device cuda --data-value`; not yet run)
     "cuda": Profile(d_model=256, n_layers=6, n_heads=8, seq_len=2048, batch_size=16, steps=400, lr=1e-3,
-                    seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8, build_workers=None),
+                    seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8, build_workers=None, amp="auto"),
 }
 
 
@@ -133,7 +134,7 @@ def run_one(arm: dv.Arm, seed: int, p: Profile, built: dict, sets: dict, device:
     tcfg = TrainConfig(out=str(run_dir), max_steps=p.steps, lr=p.lr, warmup_steps=max(1, p.steps // 20),
                        log_every=max(1, p.steps // 10), ckpt_every=p.steps, eval_every=0, eval_tasks=0,
                        device=str(device), threads=torch.get_num_threads() if device.type == "cpu" else 0,
-                       seed=seed, tensorboard=False, compile=device.type == "cuda")
+                       seed=seed, tensorboard=False, compile=device.type == "cuda", amp=p.amp)
     res = train(mcfg, dcfg, tcfg, overwrite=True, on_log=lambda r: print(
         f"  {arm.name} seed {seed}: step {r['step']}/{p.steps} loss {r.get('loss', 0):.3f} "
         f"{r.get('tokens_per_s', 0):,.0f} tokens/s", flush=True))
@@ -185,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--device", default=BENCH.device, help="cpu | cuda | cuda:N")
     ap.add_argument("--threads", type=int, default=BENCH.threads, help="torch CPU threads")
     ap.add_argument("--steps", type=int, default=None, help="override the profile's training steps")
+    ap.add_argument("--seeds", default="", help="comma list: run these seeds instead of the profile's")
     ap.add_argument("--arms", default="", help="comma list: run these arms instead of the profile's "
                     f"({', '.join(dv.ARMS + dv.EXTRA_ARMS)})")
     ap.add_argument("--mirror", type=Path, default=dv.MIRROR, help="the offline mirror of every source")
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
     p = PROFILES["tiny" if a.tiny else a.profile]
     if a.steps:
         p = replace(p, steps=a.steps)
+    if a.seeds:
+        p = replace(p, seeds=tuple(int(x) for x in a.seeds.split(",") if x))
     a.arms = tuple(x for x in a.arms.split(",") if x) or p.arms
     if bad := [x for x in a.arms if x not in dv.ARMS + dv.EXTRA_ARMS]:
         ap.error(f"unknown arm(s) {', '.join(bad)}")

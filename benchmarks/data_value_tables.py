@@ -79,7 +79,17 @@ def _setup(doc: dict) -> str:
             f"test outputs and {a2.get('scored', 0)} of {a2.get('scored', 0) + a2.get('too_long', 0)} ARC-AGI-2 "
             f"ones fit {c['seq_len']} tokens (train pairs dropped from the end until they do); pass@2 over "
             f"{c['votes']} votes, test-time training {c['ttt_steps']} steps of {c['ttt_batch_size']} examples "
-            f"at lr {c['ttt_lr']:g} per task (the demo's recipe).")
+            f"at lr {c['ttt_lr']:g} per task (the demo's recipe)." + _precision(doc))
+
+
+def _precision(doc: dict) -> str:
+    """Which arms trained in bf16: before the profiles fixed ``amp``, the trainer's ``auto`` probe chose it
+    by speed, which depends on the machine's load."""
+    bf16 = [n for n, runs in doc["arms"].items() if any(r.get("bf16") for r in runs)]
+    if not bf16:
+        return ""
+    return (" Precision: " + ", ".join(f"`{n}`" for n in bf16) + " trained in bf16 (chosen by the trainer's "
+            "`amp auto` speed probe under load, before the profile fixed `amp`), the other arms in fp32.")
 
 
 def epochs(doc: dict, name: str) -> str:

@@ -6,7 +6,7 @@ task's longest example, then by id: a fixed set), scored with the demo's recipe 
 test-time training) and teacher-forced on their test-output tokens. They are in the build only when ARC-AGI-1
 was fetched (GitHub or a mirror): a fresh clone offline has no real task, and the figure says so instead.
 The smallest tasks are the ones a model with the demo's short context can hold whole, and the cheapest to
-score (docs/data_value.md has the cost).
+score (docs/training.md has the cost).
 
 Torch-free: the scoring itself is ``arcforge.train.demo.score_real``.
 """
