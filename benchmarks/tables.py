@@ -137,8 +137,9 @@ def demo_real_block() -> str:
         return f"{_pct(k / max(1, len(recs)))} ({k} of {len(recs)} test inputs)"
 
     return (f"The demo's model trains on its {len(demo['per_family'])} synthetic families only: pass@2 "
-            f"**{_pct(demo['pass2_all'])}** on held-out tasks of those families, and **{count(sub, 'pass2')}** on "
-            f"the {len(first)} smallest real ARC-AGI-1 evaluation tasks, the real set `arcforge demo` scores and "
+            f"**{_pct(demo['pass2_all'])}** on held-out tasks of those families, and (an earlier `make demo` run of the "
+            f"same model configuration) **{count(sub, 'pass2')}** on the {len(first)} smallest real ARC-AGI-1 "
+            f"evaluation tasks, the real set `arcforge demo` scores and "
             f"prints beside the synthetic one when ARC-AGI-1 arrives ({count(sub, 'pass2_before')} without "
             f"test-time training; on the {real['tasks']} smallest {count(real['per_task'], 'pass2')}, "
             f"teacher-forced token accuracy {_pct(m['token_accuracy'])}: "
