@@ -38,7 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from arcforge.demo.run import DEMO_EVAL
 from arcforge.task import Task
-from arcforge.train.config import MAX_NEW_TOKENS, DataConfig, EvalConfig, ModelConfig, TrainConfig, TTTConfig
+from arcforge.train.config import (
+    MAX_NEW_TOKENS,
+    Amp,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    TrainConfig,
+    TTTConfig,
+)
 from arcforge.train.device import pick_device
 from arcforge.train.evaluate import evaluate_tasks, token_accuracy
 from arcforge.train.loop import train
@@ -75,7 +83,7 @@ class Profile:
     max_new: int = MAX_NEW_TOKENS
     generate: tuple[tuple[str, int], ...] = ()  # ``build --generate SOURCE=N`` for corpus_generated
     build_workers: int | None = 1  # build processes (None: every CPU; the shards are the same)
-    amp: str = "off"  # fp32 on the CPU for every arm (``auto`` lets a load-dependent probe pick bf16)
+    amp: Amp = Amp.off  # fp32 on the CPU for every arm (``auto`` lets a load-dependent probe pick bf16)
 
 
 # Where the arms train by default: config's run on the CPU, one thread
@@ -91,7 +99,7 @@ PROFILES = {
                    generate=(("re_arc", 8), ("barc", 20))),
     # one H100, arms 1-3 within 12 minutes (`benchmarks/gpu_check.py --device cuda --data-value`; not yet run)
     "cuda": Profile(d_model=256, n_layers=6, n_heads=8, seq_len=2048, batch_size=16, steps=400, lr=1e-3,
-                    seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8, build_workers=None, amp="auto"),
+                    seeds=(0,), arms=FIRST3, votes=8, ttt_steps=8, build_workers=None, amp=Amp.auto),
 }
 
 

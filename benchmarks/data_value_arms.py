@@ -67,8 +67,7 @@ class Arm:
                 "mix": self.mix, "tasks": sum(self.mix.values()), "length_limits": self.length}
 
 
-def fetch_and_build(work: Path, mirror: Path = MIRROR, generate: dict[str, int] | None = None,
-                    workers: int | None = 1) -> dict:
+def fetch_and_build(work: Path, mirror: Path, generate: dict[str, int] | None, workers: int | None) -> dict:
     """Fetch every source from ``mirror`` into ``work/home`` and build it twice (``--max-grid 30``), and a
     third time with ``--exclude-eval --generate`` when ``generate`` asks for examples; returns what was built.
 
