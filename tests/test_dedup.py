@@ -11,6 +11,7 @@ from arcforge.build.dedup import (
     LEVELS,
     MIN_PARALLEL_CHUNK,
     REPORTED_SCHEMA,
+    Batching,
     run_dedup,
 )
 from arcforge.task import TASK_SCHEMA
@@ -135,7 +136,8 @@ def test_worker_processes_give_the_same_result(real_table, result):
     """Signatures and exact keys computed in forked workers, in batches: the same tables, row for row."""
     chunk = 300  # batches of 300 tasks (a build uses up to MIN_PARALLEL_CHUNK): several for each worker
     assert real_table.num_rows > 4 * chunk and chunk <= MIN_PARALLEL_CHUNK
-    par = run_dedup(real_table, eval_splits=EVAL, exclude_eval=True, priority=PRIORITY, workers=2, chunk=chunk)
+    par = run_dedup(real_table, eval_splits=EVAL, exclude_eval=True, priority=PRIORITY,
+                    batching=Batching(chunk=chunk, workers=2))
     for name in ("table", "excluded", "duplicates", "reported"):
         assert getattr(par, name).equals(getattr(result, name)), name
     assert par.counts == result.counts

@@ -54,7 +54,7 @@ from arcforge.build.parallel import WorkerPool, forks
 from arcforge.progress import NULL_PROGRESS, Progress
 
 __all__ = ["COMMON_TASKS", "DUPLICATES_SCHEMA", "EXCLUDED_SCHEMA", "INFO_BITS", "LEVELS", "NEAR_THRESHOLD",
-           "REPORTED_SCHEMA", "TRIVIAL_CELLS", "DedupResult", "run_dedup"]
+           "REPORTED_SCHEMA", "TRIVIAL_CELLS", "Batching", "DedupResult", "run_dedup"]
 DUPLICATES_SCHEMA = pa.schema(
     [
         pa.field("kept_id", pa.string()),
@@ -95,6 +95,15 @@ def _keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
     return pa.Table.from_batches(out, schema=table.schema)
 
 
+@dataclass(frozen=True)
+class Batching:
+    """How ``run_dedup`` splits its work: batches of ``chunk`` tasks over ``workers`` processes (> 1: forked
+    workers compute the signatures and exact keys). The result does not depend on it."""
+
+    chunk: int = 20_000
+    workers: int = 1
+
+
 def run_dedup(
     table: pa.Table,
     *,
@@ -104,42 +113,74 @@ def run_dedup(
     priority: Sequence[str] = (),
     near_threshold: float = NEAR_THRESHOLD,
     progress: Progress | None = None,
-    chunk: int = 20_000,
-    workers: int = 1,
+    batching: Batching = Batching(),
 ) -> DedupResult:
     """Remove evaluation copies (with ``exclude_eval``) and within-collection duplicates; see the module doc.
 
-    ``workers`` > 1: the signatures and exact keys of batches of tasks are computed in that many forked
-    processes (the result does not depend on it: every step after them works per task or on sets)."""
+    ``batching``: batches and worker processes for the signatures and exact keys (the result does not depend
+    on it: every step after them works per task or on sets)."""
     progress = progress or NULL_PROGRESS
-    n = table.num_rows
-    work = table
-    if extra_reference is not None and extra_reference.num_rows:
-        work = pa.concat_tables([table, extra_reference.select(table.column_names).cast(table.schema)])
-    ntot = work.num_rows
-    smallest = min(chunk, MIN_PARALLEL_CHUNK)
-    pool = _forked_pool(work, workers, smallest)
-    if pool is not None:  # batches small enough that every worker gets some
-        chunk = max(smallest, min(chunk, -(-ntot // (2 * pool.workers))))
+    work = _with_reference(table, extra_reference)
+    smallest = min(batching.chunk, MIN_PARALLEL_CHUNK)
+    pool = _forked_pool(work, batching.workers, smallest)
     try:
-        is_ref = _reference_rows(work, n, eval_splits)
-        ref_rows = np.flatnonzero(is_ref)
-        ref_keys = None  # the reference tasks' exact keys: in a worker, while the others make signatures
-        if pool is not None and len(ref_rows):
-            ref_keys = pool.submit(_reference_keys_job, ref_rows)
-        progress.start("dedup.invariants", "dedup: signatures", total=ntot)
-        computed = None
-        if pool is not None:
-            computed = pool.imap(_invariants_job, _spans(work.to_batches(max_chunksize=chunk)))
-        inv = canon.invariants(work, batch_size=chunk, progress=progress, computed=computed)
-        progress.finish("dedup.invariants")
-        return _run(work, n, inv, chunk, pool, is_ref, ref_keys.result() if ref_keys else None,
-                    exclude_eval=exclude_eval, priority=priority, near_threshold=near_threshold,
-                    progress=progress, table=table)
+        prep = _prepare(table, work, eval_splits, _chunk_for(batching.chunk, smallest, work, pool), pool, progress)
+        return _run(prep, exclude_eval=exclude_eval, priority=priority, near_threshold=near_threshold,
+                    progress=progress)
     finally:
         if pool is not None:
             pool.close()
         _SHARED.clear()
+
+
+def _with_reference(table: pa.Table, extra_reference: pa.Table | None) -> pa.Table:
+    """The table to work on: ``table``'s rows, then the ``--eval-local`` reference rows (if any)."""
+    if extra_reference is not None and extra_reference.num_rows:
+        return pa.concat_tables([table, extra_reference.select(table.column_names).cast(table.schema)])
+    return table
+
+
+def _chunk_for(chunk: int, smallest: int, work: pa.Table, pool: WorkerPool | None) -> int:
+    """Rows per batch: ``chunk``, or with a pool batches small enough that every worker gets some."""
+    if pool is None:
+        return chunk
+    return max(smallest, min(chunk, -(-work.num_rows // (2 * pool.workers))))
+
+
+@dataclass
+class _Prepared:
+    """What the pass starts from: the input ``table``, the working table (``table``'s ``n`` rows, then the
+    reference-only ones), its invariants and reference rows, the reference tasks' exact keys when a worker
+    computed them, and the batches and workers for the exact keys."""
+
+    table: pa.Table
+    work: pa.Table
+    n: int
+    inv: canon.Invariants
+    is_ref: np.ndarray  # (rows,) bool
+    ref_keys: canon.ExactKeys | None
+    chunk: int
+    pool: WorkerPool | None
+
+
+def _prepare(table: pa.Table, work: pa.Table, eval_splits: set[tuple[str, str]], chunk: int,
+             pool: WorkerPool | None, progress: Progress) -> _Prepared:
+    """The reference rows and the invariants of every row (the reference tasks' exact keys in a worker,
+    meanwhile, when there is a pool)."""
+    n = table.num_rows
+    is_ref = _reference_rows(work, n, eval_splits)
+    ref_rows = np.flatnonzero(is_ref)
+    ref_keys = None  # the reference tasks' exact keys: in a worker, while the others make signatures
+    if pool is not None and len(ref_rows):
+        ref_keys = pool.submit(_reference_keys_job, ref_rows)
+    progress.start("dedup.invariants", "dedup: signatures", total=work.num_rows)
+    computed = None
+    if pool is not None:
+        computed = pool.imap(_invariants_job, _spans(work.to_batches(max_chunksize=chunk)))
+    inv = canon.invariants(work, batch_size=chunk, progress=progress, computed=computed)
+    progress.finish("dedup.invariants")
+    return _Prepared(table=table, work=work, n=n, inv=inv, is_ref=is_ref,
+                     ref_keys=ref_keys.result() if ref_keys else None, chunk=chunk, pool=pool)
 
 
 # --- the parallel parts: worker processes forked once the table exists read it as the parent does -----------
@@ -237,16 +278,15 @@ _Reported = list[tuple[int, str, list[int], float, str]]  # (row, level, ref ind
 _Dups = list[tuple[int, int, str]]  # (kept row, dropped row, level)
 
 
-def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: WorkerPool | None,
-         is_ref: np.ndarray, ref_keys: canon.ExactKeys | None, *, exclude_eval: bool, priority: Sequence[str],
-         near_threshold: float, progress: Progress, table: pa.Table) -> DedupResult:
-    """``run_dedup`` once the invariants are known (``pool``: workers for the exact keys, or None;
-    ``ref_keys``: the reference tasks' exact keys when already computed)."""
+def _run(prep: _Prepared, *, exclude_eval: bool, priority: Sequence[str], near_threshold: float,
+         progress: Progress) -> DedupResult:
+    """``run_dedup`` once the invariants are known."""
+    work, inv, is_ref, chunk, pool = prep.work, prep.inv, prep.is_ref, prep.chunk, prep.pool
     cand_rows = np.flatnonzero(_candidates(inv, is_ref, exclude_eval))
     ref_rows = np.flatnonzero(is_ref)
     lineage = lineage_rows(work, is_ref, ref_rows) if exclude_eval else {}
     names = _names(work, cand_rows, ref_rows, lineage)
-    st = _pass_state(work, inv, is_ref, ref_rows, ref_keys, exclude_eval)
+    st = _pass_state(work, inv, is_ref, ref_rows, prep.ref_keys, exclude_eval)
     reported: _Reported = []
     if st.refs is not None:
         reported += ref_overlaps(st.refs)
@@ -255,7 +295,7 @@ def _run(work: pa.Table, n: int, inv: canon.Invariants, chunk: int, pool: Worker
     if st.decon is not None:
         excluded = _decontaminate(st, cand_rows, found, excluded, reported, lineage, near_threshold)
     dups = _duplicates(cand_rows, found.keys, excluded, names, priority)
-    return _result(table, n, ref_rows, names, excluded, reported, dups)
+    return _result(prep.table, prep.n, ref_rows, names, excluded, reported, dups)
 
 
 def _candidates(inv: canon.Invariants, is_ref: np.ndarray, exclude_eval: bool) -> np.ndarray:

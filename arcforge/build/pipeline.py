@@ -33,6 +33,7 @@ from arcforge.build.ingest import (
     parse_stage,
     quarantine_table,
 )
+from arcforge.build.options import BuildOptions
 from arcforge.build.parallel import resolve_workers
 from arcforge.build.provenance import PROVENANCE_FILE, write_provenance
 from arcforge.errors import BuildError
@@ -332,71 +333,19 @@ def _source_info(p: SourcePlan, counts: dict[str, int], nbytes: dict[tuple[str, 
                            counts=counts, num_bytes=split_bytes)
 
 
-@dataclass(frozen=True)
-class _BuildOptions:
-    """``build``'s keyword arguments but ``out`` and ``progress``: what the steps below read."""
-
-    sources: list[str] | None
-    local: Sequence[Path]
-    local_names: Sequence[str]
-    manifests_dir: Path | None
-    exclude_eval: bool
-    eval_refs: list[str] | None
-    eval_local: Sequence[Path]
-    max_grid: int | None
-    strict: bool
-    synthetic_tasks: int
-    generate: Mapping[str, int] | None
-    generate_tasks: Mapping[str, int] | None
-    check_rules: bool | None
-    synthetic_families: Sequence[str] | None
-    synthetic_difficulty: str
-    seed: int
-    shard_bytes: int
-    row_group_rows: int
-    use_cache: bool
-    workers: int | None
-
-
-def build(
-    out: Path,
-    *,
-    sources: list[str] | None = None,
-    local: Sequence[Path] = (),
-    local_names: Sequence[str] = (),
-    manifests_dir: Path | None = None,
-    exclude_eval: bool = False,
-    eval_refs: list[str] | None = None,
-    eval_local: Sequence[Path] = (),
-    max_grid: int | None = None,
-    strict: bool = False,
-    synthetic_tasks: int = 0,
-    generate: Mapping[str, int] | None = None,
-    generate_tasks: Mapping[str, int] | None = None,
-    check_rules: bool | None = None,
-    synthetic_families: Sequence[str] | None = None,
-    synthetic_difficulty: str = DEFAULT_DIFFICULTY,
-    seed: int = 0,
-    shard_bytes: int = shard_writer.DEFAULT_SHARD_BYTES,
-    row_group_rows: int = shard_writer.DEFAULT_ROW_GROUP_ROWS,
-    use_cache: bool = True,
-    workers: int | None = None,
-    progress: Progress | None = None,
-) -> BuildStats:
+def build(out: Path, options: BuildOptions | None = None, *, progress: Progress | None = None,
+          **flags: Any) -> BuildStats:
     """Build the dataset into ``out`` (atomically replaced). See the module docstring for the steps.
 
-    ``workers``: processes that parse, generate and deduplicate (None: every available CPU); the output does not
-    depend on it (``arcforge.build.ingest.parse_stage``). ``check_rules``: run the programs of program-backed
-    sources on the reference tasks (``arcforge.build.rule_stage``); None = when a generator source generates.
-    ``generate_tasks``: tasks sampled per generator from its examples (``arcforge.build.sampling``)."""
+    ``options``: what to build (``arcforge.build.options.BuildOptions``); ``flags`` are a shorthand for
+    ``BuildOptions(**flags)`` (one or the other). ``workers``: processes that parse, generate and deduplicate
+    (None: every available CPU); the output does not depend on it (``arcforge.build.ingest.parse_stage``).
+    ``check_rules``: run the programs of program-backed sources on the reference tasks
+    (``arcforge.build.rule_stage``); None = when a generator source generates."""
+    if options is not None and flags:
+        raise TypeError("build() takes a BuildOptions or keyword flags, not both")
+    opts = options if options is not None else BuildOptions(**flags)
     progress = progress or NULL_PROGRESS
-    opts = _BuildOptions(
-        sources=sources, local=local, local_names=local_names, manifests_dir=manifests_dir,
-        exclude_eval=exclude_eval, eval_refs=eval_refs, eval_local=eval_local, max_grid=max_grid, strict=strict,
-        synthetic_tasks=synthetic_tasks, generate=generate, generate_tasks=generate_tasks, check_rules=check_rules,
-        synthetic_families=synthetic_families, synthetic_difficulty=synthetic_difficulty, seed=seed,
-        shard_bytes=shard_bytes, row_group_rows=row_group_rows, use_cache=use_cache, workers=workers,
-    )
     out = _resolve_out(out)
     stats = BuildStats(out=str(out))
     plans, eval_splits = _plan_build(opts, stats.warnings)
@@ -422,7 +371,7 @@ def _resolve_out(out: Path) -> Path:
     return out
 
 
-def _plan_build(opts: _BuildOptions, warnings: list[str]) -> tuple[list[SourcePlan], set[tuple[str, str]]]:
+def _plan_build(opts: BuildOptions, warnings: list[str]) -> tuple[list[SourcePlan], set[tuple[str, str]]]:
     """Plan the sources, what they generate and which splits are the evaluation reference."""
     if opts.max_grid is not None and opts.max_grid < 1:
         raise BuildError(f"--max-grid {opts.max_grid} must be at least 1")
@@ -435,7 +384,7 @@ def _plan_build(opts: _BuildOptions, warnings: list[str]) -> tuple[list[SourcePl
     return plans, eval_splits
 
 
-def _parse(plans: list[SourcePlan], opts: _BuildOptions, stats: BuildStats,
+def _parse(plans: list[SourcePlan], opts: BuildOptions, stats: BuildStats,
            progress: Progress) -> tuple[pa.Table, list[dict], pa.Table | None]:
     """Parse each source into a table of valid tasks; the quarantined rows and the ``--eval-local`` reference."""
     parsed, reference = parse_stage(plans, opts.eval_local, use_cache=opts.use_cache, workers=opts.workers,
@@ -464,7 +413,7 @@ def _record_parsed(ps: ParsedSource, stats: BuildStats) -> None:
 
 
 def _validate_and_filter(table: pa.Table, quarantine: list[dict], eval_splits: set[tuple[str, str]],
-                         opts: _BuildOptions, stats: BuildStats) -> pa.Table:
+                         opts: BuildOptions, stats: BuildStats) -> pa.Table:
     """Warn of an empty ``--eval`` reference; drop (and quarantine) tasks over ``--max-grid``."""
     if opts.eval_refs:  # a reference the user named but that holds no task protects nothing
         stats.warnings += [f"--eval {name}:{split}: no task in that split, nothing is compared against it"
@@ -477,15 +426,15 @@ def _validate_and_filter(table: pa.Table, quarantine: list[dict], eval_splits: s
 
 
 def _deduplicate(table: pa.Table, plans: list[SourcePlan], reference: pa.Table | None,
-                 eval_splits: set[tuple[str, str]], opts: _BuildOptions, stats: BuildStats,
+                 eval_splits: set[tuple[str, str]], opts: BuildOptions, stats: BuildStats,
                  progress: Progress) -> dedup.DedupResult:
     """Decontaminate and deduplicate (``dedup.run_dedup``), then run the rule level over what is kept."""
     result = dedup.run_dedup(
         table, eval_splits=eval_splits, extra_reference=reference, exclude_eval=opts.exclude_eval,
-        priority=[p.name for p in plans], workers=resolve_workers(opts.workers), progress=progress,
+        priority=[p.name for p in plans], batching=dedup.Batching(workers=resolve_workers(opts.workers)),
+        progress=progress,
     )
-    stats.rules = _rule_level(result, plans, table, reference, eval_splits, exclude_eval=opts.exclude_eval,
-                              check_rules=opts.check_rules, workers=resolve_workers(opts.workers), progress=progress)
+    stats.rules = _rule_level(result, plans, table, reference, eval_splits, opts, progress)
     return result
 
 
@@ -513,22 +462,20 @@ def _refuse_incomplete(out: Path, kept: pa.Table, quarantine: list[dict], strict
 
 
 def _write(out: Path, plans: list[SourcePlan], result: dedup.DedupResult, quarantine: list[dict],
-           eval_splits: set[tuple[str, str]], opts: _BuildOptions, stats: BuildStats, progress: Progress) -> None:
+           eval_splits: set[tuple[str, str]], opts: BuildOptions, stats: BuildStats, progress: Progress) -> None:
     """Write shards, reports, the dataset card and provenance into a temp folder and swap it in for ``out``."""
-    kept = result.table
-    nbytes = _split_bytes(kept)
+    nbytes = _split_bytes(result.table)
     card_data = _card_data(plans, stats, nbytes, opts)
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
     prov_options = _provenance_options(plans, eval_splits, opts)
     prov_sources = [_provenance_entry(p) for p in plans]
-    stats.outputs, notes = _write_atomically(out, kept, quarantine_table(quarantine), result, card_data,
-                                             opts.shard_bytes, opts.row_group_rows, progress,
-                                             (prov_sources, prov_options), nbytes)
+    contents = _Contents(result, quarantine_table(quarantine), card_data, (prov_sources, prov_options), nbytes)
+    stats.outputs, notes = _write_atomically(out, contents, opts, progress)
     stats.warnings += notes
 
 
 def _card_data(plans: list[SourcePlan], stats: BuildStats, nbytes: dict[tuple[str, str], int],
-               opts: _BuildOptions) -> card.CardData:
+               opts: BuildOptions) -> card.CardData:
     """What the dataset card says: each source's tasks and bytes, the quarantine, dedup and the options."""
     infos = [_source_info(p, stats.tasks.get(p.name, {}), nbytes) for p in plans]
     options = {k: v for k, v in (("max_grid", opts.max_grid), ("exclude_eval", opts.exclude_eval)) if v}
@@ -536,7 +483,7 @@ def _card_data(plans: list[SourcePlan], stats: BuildStats, nbytes: dict[tuple[st
 
 
 def _provenance_options(plans: list[SourcePlan], eval_splits: set[tuple[str, str]],
-                        opts: _BuildOptions) -> dict[str, Any]:
+                        opts: BuildOptions) -> dict[str, Any]:
     """The build's options in provenance.json (``--eval-local`` folders by name: no local path is uploaded)."""
     synth = [p for p in plans if p.kind == SYNTHETIC]
     sampled = {"tasks_per_generator": dict(sorted(opts.generate_tasks.items()))} if opts.generate_tasks else {}
@@ -614,8 +561,8 @@ def _check_eval_local(plans: Sequence[SourcePlan], eval_local: Sequence[Path]) -
 
 
 def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: pa.Table,
-                reference: pa.Table | None, eval_splits: set[tuple[str, str]], *, exclude_eval: bool,
-                check_rules: bool | None, workers: int, progress: Progress) -> dict[str, float]:
+                reference: pa.Table | None, eval_splits: set[tuple[str, str]], opts: BuildOptions,
+                progress: Progress) -> dict[str, float]:
     """Run the rule level (``arcforge.build.rule_stage``) over the deduplicated rows; merge what it found.
 
     It runs the programs that made tasks of this build: those of the generator sources that generate
@@ -625,6 +572,7 @@ def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: p
     from arcforge.build import rule_stage
     from arcforge.build.rules import RuleConfig
 
+    exclude_eval, check_rules, workers = opts.exclude_eval, opts.check_rules, resolve_workers(opts.workers)
     if check_rules is False:
         return {}
     sources = [(p.name, p.manifest.repo, p.root) for p in plans if p.manifest is not None and p.root is not None
@@ -670,30 +618,49 @@ def _check_out(out: Path) -> None:
                              hint="choose another --out or empty that folder")
 
 
-def _write_atomically(out: Path, table: pa.Table, quarantine: pa.Table, result: dedup.DedupResult,
-                      card_data: card.CardData, shard_bytes: int, row_group_rows: int,
-                      progress: Progress, provenance: tuple[list[dict], dict],
-                      nbytes: dict[tuple[str, str], int] | None = None) -> tuple[list[str], list[str]]:
+@dataclass(frozen=True)
+class _Contents:
+    """What a build writes: the kept tasks and dedup reports (``result``), the quarantine, the card's data,
+    provenance (sources, options) and the Arrow bytes of each (source, split)."""
+
+    result: dedup.DedupResult
+    quarantine: pa.Table
+    card_data: card.CardData
+    provenance: tuple[list[dict], dict]
+    nbytes: dict[tuple[str, str], int] | None = None
+
+
+def _write_atomically(out: Path, contents: _Contents, opts: BuildOptions,
+                      progress: Progress) -> tuple[list[str], list[str]]:
+    """Write ``contents`` into a temp folder beside ``out`` and swap it in (only what the previous build
+    wrote is replaced); on any error, Ctrl-C included, the temp folder is removed and ``out`` is unchanged."""
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.building_dir(out)
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         progress.start("write", "Writing shards", total=None)
-        infos = shard_writer.write_shards(table, tmp, shard_bytes=shard_bytes, row_group_rows=row_group_rows,
-                                    group_nbytes=nbytes)
-        files = [i.path.as_posix() for i in infos]
-        reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
-        files += reports.write_reports(tmp, {"quarantine": quarantine, "excluded": result.excluded,
-                                             "duplicates": result.duplicates, "reported": reported,
-                                             **result.rules})
-        (tmp / "README.md").write_text(card.render_card(card_data), encoding="utf-8")
-        files.append("README.md")
-        write_provenance(tmp, sources=provenance[0], options=provenance[1])
-        files.append(PROVENANCE_FILE)
+        files = _write_contents(tmp, contents, opts)
         progress.finish("write")
         notes = output.commit(out, tmp, files)  # replaces only what the previous build wrote
     except BaseException:  # Ctrl-C included: never leave a half-written folder behind
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return sorted(files), notes
+
+
+def _write_contents(tmp: Path, contents: _Contents, opts: BuildOptions) -> list[str]:
+    """Shards, report files, the dataset card and provenance.json into ``tmp``; the files written."""
+    result = contents.result
+    infos = shard_writer.write_shards(result.table, tmp, shard_bytes=opts.shard_bytes,
+                                      row_group_rows=opts.row_group_rows, group_nbytes=contents.nbytes)
+    files = [i.path.as_posix() for i in infos]
+    reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
+    files += reports.write_reports(tmp, {"quarantine": contents.quarantine, "excluded": result.excluded,
+                                         "duplicates": result.duplicates, "reported": reported,
+                                         **result.rules})
+    (tmp / "README.md").write_text(card.render_card(contents.card_data), encoding="utf-8")
+    files.append("README.md")
+    write_provenance(tmp, sources=contents.provenance[0], options=contents.provenance[1])
+    files.append(PROVENANCE_FILE)
+    return files

@@ -170,12 +170,13 @@ def build_cmd(
 
     Example: arcforge build --exclude-eval --out arc-dataset
     """
+    from arcforge.build.options import BuildOptions
     from arcforge.build.pipeline import build
 
     _check_out_path(out)
     with cli_progress(json_) as progress, _out_errors(out):
-        stats = build(
-            out, sources=source, local=local or [], local_names=local_name or [],
+        options = BuildOptions(
+            sources=source, local=local or [], local_names=local_name or [],
             manifests_dir=manifests, exclude_eval=exclude_eval, eval_refs=eval_ref,
             eval_local=eval_local or [], max_grid=max_grid, strict=strict,
             synthetic_tasks=synthetic_tasks,
@@ -184,8 +185,8 @@ def build_cmd(
             generate_tasks=parse_generate(tasks_per_generator or [], "--tasks-per-generator"),
             check_rules=check_rules, seed=seed, shard_bytes=shard_mb * 1024 * 1024,
             row_group_rows=row_group_rows, use_cache=not no_cache, workers=workers or None,
-            progress=progress,
         )
+        stats = build(out, options, progress=progress)
     for line in stats.warnings:
         err_console.print(f"warning: {printable(line)}", markup=False, highlight=False, soft_wrap=True)
     return stats
