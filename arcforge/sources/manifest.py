@@ -221,6 +221,41 @@ def _check_paths(values: tuple[str, ...], key: str, where: Path) -> tuple[str, .
 
 def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[str] | None = None) -> Manifest:
     """Validate a manifest dict. ``where`` names the file in every error."""
+    name, repo, commit, lic = _identity(data, where)
+    fmt = _field(data, "format", where, str)
+    known = sorted(known_formats) if known_formats is not None else None
+    role = _role(data, where)
+    id_root = _check_path((_field(data, "id_root", where, str, required=False) or "").strip("/"), "id_root", where)
+    tasks = _task_globs(data, where, fmt, known)
+    eval_splits = _eval_splits(data, where, role, tasks)
+    files = _check_paths(_str_list(data, "files", where), "files", where)
+    cache_key = _cache_key(data, where)
+    kind = _field(data, "kind", where, str, required=False) or DEFAULT_KIND
+    settings = _kind_settings(data, where, kind, files)
+    return Manifest(
+        name=name,
+        title=data.get("title", name),
+        repo=repo,
+        commit=commit,
+        license=lic,
+        homepage=data.get("homepage", f"https://github.com/{repo}"),
+        citation=data.get("citation", "").strip(),
+        format=fmt,
+        role=role,
+        files=files,
+        tasks=tasks,
+        id_root=id_root,
+        eval_splits=eval_splits,
+        description=data.get("description", "").strip(),
+        path=where,
+        kind=kind,
+        settings=settings,
+        cache_key=cache_key,
+    )
+
+
+def _identity(data: dict[str, Any], where: Path) -> tuple[str, str, str, str]:
+    """The source's name, ``owner/name`` repo, full commit id and license, each checked."""
     name = _field(data, "name", where, str)
     if not NAME_RE.match(name):
         raise ManifestError(
@@ -237,42 +272,53 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
     lic = _field(data, "license", where, str)
     if not lic or not LICENSE_RE.match(lic):
         raise ManifestError(f"{where}: field 'license' must be an SPDX id or 'unknown', got {lic!r}")
-    fmt = _field(data, "format", where, str)
-    known = sorted(known_formats) if known_formats is not None else None
+    return name, repo, commit, lic
+
+
+def _role(data: dict[str, Any], where: Path) -> str:
+    """``role`` (default ``train``), one of ``ROLES``."""
     role = data.get("role", "train")
     if role not in ROLES:
         raise ManifestError(f"{where}: field 'role' = {role!r} must be one of {', '.join(ROLES)}")
-    id_root = _check_path((_field(data, "id_root", where, str, required=False) or "").strip("/"), "id_root", where)
+    return role
 
+
+def _task_globs(data: dict[str, Any], where: Path, fmt: str, known: list[str] | None) -> tuple[TaskGlob, ...]:
+    """The ``[[tasks]]`` entries, at least one, each checked (its entry number in every error)."""
     raw_tasks = _field(data, "tasks", where, list)
     if not raw_tasks:
         raise ManifestError(f"{where}: field 'tasks' must list at least one [[tasks]] entry")
-    tasks = []
-    for i, t in enumerate(raw_tasks):
-        tw = Path(f"{where} [[tasks]] #{i + 1}")
-        if not isinstance(t, dict):
-            raise ManifestError(f"{tw}: must be a table")
-        split = _field(t, "split", tw, str)
-        if not SPLIT_RE.match(split):
-            raise ManifestError(f"{tw}: split {split!r} must match ^\\w+(\\.\\w+)*$")
-        tfmt = t.get("format", "")
-        for f in (fmt, tfmt):
-            if f and known is not None and f not in known:
-                raise ManifestError(f"{where}: unknown format {f!r}; known formats: {', '.join(known)}")
-        options = t.get("options", {})
-        if not isinstance(options, dict):
-            raise ManifestError(f"{tw}: 'options' must be a table")
-        tasks.append(
-            TaskGlob(
-                split=split,
-                include=_check_paths(_str_list(t, "include", tw), "include", tw),
-                exclude=_check_paths(_str_list(t, "exclude", tw, required=False), "exclude", tw),
-                format=tfmt,
-                id_root=_check_path(t["id_root"].strip("/"), "id_root", tw) if isinstance(t.get("id_root"), str)
-                else None,
-                options=options,
-            )
-        )
+    return tuple(_task_glob(t, Path(f"{where} [[tasks]] #{i + 1}"), where, fmt, known)
+                 for i, t in enumerate(raw_tasks))
+
+
+def _task_glob(t: Any, tw: Path, where: Path, fmt: str, known: list[str] | None) -> TaskGlob:
+    """One ``[[tasks]]`` entry (``tw`` names it): its split, formats (the manifest's included), options, globs."""
+    if not isinstance(t, dict):
+        raise ManifestError(f"{tw}: must be a table")
+    split = _field(t, "split", tw, str)
+    if not SPLIT_RE.match(split):
+        raise ManifestError(f"{tw}: split {split!r} must match ^\\w+(\\.\\w+)*$")
+    tfmt = t.get("format", "")
+    for f in (fmt, tfmt):
+        if f and known is not None and f not in known:
+            raise ManifestError(f"{where}: unknown format {f!r}; known formats: {', '.join(known)}")
+    options = t.get("options", {})
+    if not isinstance(options, dict):
+        raise ManifestError(f"{tw}: 'options' must be a table")
+    return TaskGlob(
+        split=split,
+        include=_check_paths(_str_list(t, "include", tw), "include", tw),
+        exclude=_check_paths(_str_list(t, "exclude", tw, required=False), "exclude", tw),
+        format=tfmt,
+        id_root=_check_path(t["id_root"].strip("/"), "id_root", tw) if isinstance(t.get("id_root"), str)
+        else None,
+        options=options,
+    )
+
+
+def _eval_splits(data: dict[str, Any], where: Path, role: str, tasks: tuple[TaskGlob, ...]) -> tuple[str, ...]:
+    """``eval_splits`` (an ``eval`` source without them: ``evaluation``), each one of the manifest's splits."""
     splits = {t.split for t in tasks}
     eval_splits = _str_list(data, "eval_splits", where, required=False)
     if role == "eval" and not eval_splits:
@@ -280,36 +326,24 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
     for s in eval_splits:
         if s not in splits:
             raise ManifestError(f"{where}: eval split {s!r} is not one of the manifest's splits")
+    return eval_splits
 
-    files = _check_paths(_str_list(data, "files", where), "files", where)
+
+def _cache_key(data: dict[str, Any], where: Path) -> str:
+    """``cache_key`` (default ""): lowercase letters, digits, '_'."""
     cache_key = _field(data, "cache_key", where, str, required=False) or ""
     if cache_key and not NAME_RE.match(cache_key):
         raise ManifestError(f"{where}: field 'cache_key' = {cache_key!r} must be lowercase letters, digits, '_'")
-    kind = _field(data, "kind", where, str, required=False) or DEFAULT_KIND
+    return cache_key
+
+
+def _kind_settings(data: dict[str, Any], where: Path, kind: str, files: tuple[str, ...]) -> dict[str, Any]:
+    """The ``[kind]`` table checked by its kind; its code files must be among the manifest's ``files``."""
     settings = kinds.check_settings(kind, data, where)
     for f in settings.get("code", ()):
         if not matches_any(f, files):
             raise ManifestError(f"{where}: [{kind}] code file {f!r} is not among the manifest's 'files'")
-    return Manifest(
-        name=name,
-        title=data.get("title", name),
-        repo=repo,
-        commit=commit,
-        license=lic,
-        homepage=data.get("homepage", f"https://github.com/{repo}"),
-        citation=data.get("citation", "").strip(),
-        format=fmt,
-        role=role,
-        files=files,
-        tasks=tuple(tasks),
-        id_root=id_root,
-        eval_splits=eval_splits,
-        description=data.get("description", "").strip(),
-        path=where,
-        kind=kind,
-        settings=settings,
-        cache_key=cache_key,
-    )
+    return settings
 
 
 def load_manifest(path: Path, known_formats: Iterable[str] | None = None) -> Manifest:
