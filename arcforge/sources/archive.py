@@ -35,7 +35,8 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -164,69 +165,119 @@ def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, ar
     """
     gz = GunzipReader(raw, name=archive, max_bytes=limits.max_total_bytes + (64 << 20),
                       on_raw_bytes=on_raw_bytes, max_ratio=limits.max_ratio, ratio_floor=limits.ratio_floor)
+    walk = _TarWalk(archive, keep, limits, max_kept_bytes, strip_top)
     hashes: dict[str, str] = {}
-    top: str | None = None
-    total = entries = kept_bytes = 0
-    try:
-        with tarfile.open(fileobj=gz, mode="r|") as tar:  # type: ignore[call-overload]
-            for member in tar:
-                entries += 1
-                if entries > limits.max_entries:
-                    raise UnsafeArchiveError(f"{archive}: more than {limits.max_entries} entries")
-                full = check_name(member.name, archive)
-                if not full:
-                    continue
-                head, _, rel = full.partition("/")
-                if not strip_top:
-                    head, rel = "", full
-                if top is None:
-                    top = head
-                elif head != top:
-                    raise UnsafeArchiveError(
-                        f"{archive}: entry {member.name!r} is outside the top-level folder {top + '/'!r}")
-                if member.ischr() or member.isblk() or member.isfifo():
-                    raise UnsafeArchiveError(f"{archive}: entry {member.name!r} is a device or FIFO")
-                if member.issym() or member.islnk():
-                    kind = "symlink" if member.issym() else "hard link"
-                    if _link_escapes(member, full):
-                        raise UnsafeArchiveError(
-                            f"{archive}: entry {member.name!r} is a {kind} pointing outside the tree "
-                            f"({member.linkname!r})")
-                    if rel and keep(rel):
-                        raise UnsafeArchiveError(
-                            f"{archive}: entry {member.name!r} is a {kind}; kept files must be regular files")
-                    continue
-                if member.size > limits.max_file_bytes:
-                    raise UnsafeArchiveError(
-                        f"{archive}: entry {member.name!r} is {member.size} bytes "
-                        f"(more than the {limits.max_file_bytes}-byte limit per file)")
-                total += member.size
-                if total > limits.max_total_bytes:
-                    raise UnsafeArchiveError(
-                        f"{archive}: entries up to {member.name!r} add up to more than "
-                        f"{limits.max_total_bytes} bytes")
-                if not member.isreg() or not rel or not keep(rel):
-                    continue  # directories, other repo files, pax/GNU metadata
-                try:
-                    rel.encode("utf-8")
-                except UnicodeEncodeError:
-                    shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-                    raise UnsafeArchiveError(f"{archive}: entry {shown!r} has a name that is not valid UTF-8") \
-                        from None
-                kept_bytes += member.size
-                if max_kept_bytes is not None and kept_bytes > max_kept_bytes:
-                    raise OverPinnedSizeError(
-                        f"{archive}: the kept files up to {member.name!r} add up to more than the "
-                        f"{max_kept_bytes} bytes pinned for this source; the content cannot match the pin")
+    with _tar_errors(archive), tarfile.open(fileobj=gz, mode="r|") as tar:  # type: ignore[call-overload]
+        for member in tar:
+            rel = walk.kept(member)
+            if rel is not None:
                 hashes[rel] = _write_member(tar, member, dest / rel, archive)
-            gz.drain()
+        gz.drain()
+    return hashes
+
+
+@contextmanager
+def _tar_errors(archive: str) -> Iterator[None]:
+    """A stream that ends early raises ``TruncatedArchiveError`` (retryable); other tar damage ``FetchError``."""
+    try:
+        yield
     except tarfile.ReadError as e:
         if "unexpected end of data" in str(e):
             raise TruncatedArchiveError(f"{archive}: the archive ended early ({e})") from None
         raise FetchError(f"{archive}: not a valid tar archive: {e}") from None
     except EOFError as e:
         raise TruncatedArchiveError(f"{archive}: the archive ended early ({e})") from None
-    return hashes
+
+
+@dataclass
+class _TarWalk:
+    """The checks of every entry of one archive, in stream order, with the counts they need (see the
+    module docstring for the rules)."""
+
+    archive: str
+    keep: Callable[[str], bool]
+    limits: ArchiveLimits
+    max_kept_bytes: int | None
+    strip_top: bool
+    top: str | None = None
+    entries: int = 0
+    total: int = 0
+    kept_bytes: int = 0
+
+    def kept(self, member: tarfile.TarInfo) -> str | None:
+        """The path to write ``member`` to, or None for an entry not kept; refuses an unsafe entry."""
+        self._count_entry()
+        full = check_name(member.name, self.archive)
+        if not full:
+            return None
+        rel = self._under_top(member, full)
+        if member.ischr() or member.isblk() or member.isfifo():
+            raise UnsafeArchiveError(f"{self.archive}: entry {member.name!r} is a device or FIFO")
+        if member.issym() or member.islnk():
+            self._check_link(member, full, rel)
+            return None
+        self._count_size(member)
+        if not member.isreg() or not rel or not self.keep(rel):
+            return None  # directories, other repo files, pax/GNU metadata
+        self._check_utf8(rel)
+        self._count_kept(member)
+        return rel
+
+    def _count_entry(self) -> None:
+        self.entries += 1
+        if self.entries > self.limits.max_entries:
+            raise UnsafeArchiveError(f"{self.archive}: more than {self.limits.max_entries} entries")
+
+    def _under_top(self, member: tarfile.TarInfo, full: str) -> str:
+        """``full`` relative to the archive's one top-level folder (``strip_top=False``: ``full`` itself)."""
+        head, _, rel = full.partition("/")
+        if not self.strip_top:
+            head, rel = "", full
+        if self.top is None:
+            self.top = head
+        elif head != self.top:
+            raise UnsafeArchiveError(
+                f"{self.archive}: entry {member.name!r} is outside the top-level folder {self.top + '/'!r}")
+        return rel
+
+    def _check_link(self, member: tarfile.TarInfo, full: str, rel: str) -> None:
+        """A link may stay inside the tree, and must not be a file we would keep."""
+        kind = "symlink" if member.issym() else "hard link"
+        if _link_escapes(member, full):
+            raise UnsafeArchiveError(
+                f"{self.archive}: entry {member.name!r} is a {kind} pointing outside the tree "
+                f"({member.linkname!r})")
+        if rel and self.keep(rel):
+            raise UnsafeArchiveError(
+                f"{self.archive}: entry {member.name!r} is a {kind}; kept files must be regular files")
+
+    def _count_size(self, member: tarfile.TarInfo) -> None:
+        """The size limits per entry and for all entries together (on the headers)."""
+        if member.size > self.limits.max_file_bytes:
+            raise UnsafeArchiveError(
+                f"{self.archive}: entry {member.name!r} is {member.size} bytes "
+                f"(more than the {self.limits.max_file_bytes}-byte limit per file)")
+        self.total += member.size
+        if self.total > self.limits.max_total_bytes:
+            raise UnsafeArchiveError(
+                f"{self.archive}: entries up to {member.name!r} add up to more than "
+                f"{self.limits.max_total_bytes} bytes")
+
+    def _check_utf8(self, rel: str) -> None:
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            raise UnsafeArchiveError(f"{self.archive}: entry {shown!r} has a name that is not valid UTF-8") \
+                from None
+
+    def _count_kept(self, member: tarfile.TarInfo) -> None:
+        """The kept files together at most the size pinned for the source."""
+        self.kept_bytes += member.size
+        if self.max_kept_bytes is not None and self.kept_bytes > self.max_kept_bytes:
+            raise OverPinnedSizeError(
+                f"{self.archive}: the kept files up to {member.name!r} add up to more than the "
+                f"{self.max_kept_bytes} bytes pinned for this source; the content cannot match the pin")
 
 
 def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, archive: str) -> str:
