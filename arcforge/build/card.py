@@ -168,7 +168,16 @@ def render_card(data: CardData) -> str:
     """The whole README.md text (deterministic)."""
     srcs = [s for s in data.sources if any(s.counts.values())]
     out = ["---", to_yaml(front_matter(data)), "---", MARKER, "", "# ARC tasks compiled by arcforge", ""]
-    out += [
+    out += _sources_section(srcs)
+    out += _schema_section()
+    out += _build_report(data)
+    out += _citations(srcs)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _sources_section(srcs: Sequence[SourceInfo]) -> list[str]:
+    """How to load the data, the table of sources, the total, their descriptions and a license note."""
+    out = [
         f"Built with arcforge {__version__} from {len(srcs)} source(s). One row per task; "
         "`train` and `test` are lists of `{input, output}` grids of int8 colors 0-9. "
         "Load one source with `load_dataset(path, name=\"<source>\")`, all of them with the default config.",
@@ -178,10 +187,7 @@ def render_card(data: CardData) -> str:
         "| config | title | license | upstream | tasks |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for s in srcs:
-        upstream = f"[{s.repo}@{s.commit[:7]}]({s.homepage})" if s.repo else (s.homepage or "-")
-        counts = ", ".join(f"{sp}: {n}" for sp, n in sorted(s.counts.items()) if n)
-        out.append(f"| `{s.name}` | {s.title} | {s.license} | {upstream} | {counts} |")
+    out += [_source_row(s) for s in srcs]
     total = sum(sum(s.counts.values()) for s in srcs)
     out += ["", f"Total: {total} tasks.", ""]
     described = [s for s in srcs if s.description]
@@ -190,9 +196,25 @@ def render_card(data: CardData) -> str:
     if len({s.license for s in srcs}) > 1:
         out += ["The sources carry different licenses (`license: other` above): each row's license is in "
                 "its `license` column and in the table above.", ""]
-    out += ["## Schema", "", "| column | type |", "| --- | --- |"]
-    out += [f"| `{f.name}` | `{f.type}` |" for f in TASK_SCHEMA]
-    out += ["", "## Build report", ""]
+    return out
+
+
+def _source_row(s: SourceInfo) -> str:
+    """One source's row: config, title, license, upstream link and tasks per split."""
+    upstream = f"[{s.repo}@{s.commit[:7]}]({s.homepage})" if s.repo else (s.homepage or "-")
+    counts = ", ".join(f"{sp}: {n}" for sp, n in sorted(s.counts.items()) if n)
+    return f"| `{s.name}` | {s.title} | {s.license} | {upstream} | {counts} |"
+
+
+def _schema_section() -> list[str]:
+    """The columns of a task row and their Arrow types."""
+    return ["## Schema", "", "| column | type |", "| --- | --- |",
+            *(f"| `{f.name}` | `{f.type}` |" for f in TASK_SCHEMA)]
+
+
+def _build_report(data: CardData) -> list[str]:
+    """The build's options, the quarantine by reason, the files skipped and the dedup counts by level."""
+    out = ["", "## Build report", ""]
     if data.options:
         out.append("Options: " + ", ".join(f"`{k}={v}`" for k, v in sorted(data.options.items())) + ".")
         out.append("")
@@ -208,9 +230,15 @@ def render_card(data: CardData) -> str:
         out += ["| level | tasks |", "| --- | --- |"]
         out += [f"| `{k}` | {v} |" for k, v in sorted(data.dedup.items())]
         out.append("")
+    return out
+
+
+def _citations(srcs: Sequence[SourceInfo]) -> list[str]:
+    """A BibTeX block per source that has a citation."""
     cites = [s for s in srcs if s.citation]
-    if cites:
-        out += ["## Citations", ""]
-        for s in cites:
-            out += [f"**{s.title}** (`{s.name}`)", "", "```bibtex", s.citation.strip(), "```", ""]
-    return "\n".join(out).rstrip() + "\n"
+    if not cites:
+        return []
+    out = ["## Citations", ""]
+    for s in cites:
+        out += [f"**{s.title}** (`{s.name}`)", "", "```bibtex", s.citation.strip(), "```", ""]
+    return out

@@ -124,7 +124,8 @@ def run_dedup(
     smallest = min(batching.chunk, MIN_PARALLEL_CHUNK)
     pool = _forked_pool(work, batching.workers, smallest)
     try:
-        prep = _prepare(table, work, eval_splits, _chunk_for(batching.chunk, smallest, work, pool), pool, progress)
+        chunk = _chunk_for(batching.chunk, smallest, work, pool)
+        prep = _prepare(table, work, eval_splits, chunk, pool, progress)
         return _run(prep, exclude_eval=exclude_eval, priority=priority, near_threshold=near_threshold,
                     progress=progress)
     finally:

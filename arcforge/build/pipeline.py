@@ -462,14 +462,16 @@ def _refuse_incomplete(out: Path, kept: pa.Table, quarantine: list[dict], strict
 
 
 def _write(out: Path, plans: list[SourcePlan], result: dedup.DedupResult, quarantine: list[dict],
-           eval_splits: set[tuple[str, str]], opts: BuildOptions, stats: BuildStats, progress: Progress) -> None:
+           eval_splits: set[tuple[str, str]], opts: BuildOptions, stats: BuildStats,
+           progress: Progress) -> None:
     """Write shards, reports, the dataset card and provenance into a temp folder and swap it in for ``out``."""
     nbytes = _split_bytes(result.table)
     card_data = _card_data(plans, stats, nbytes, opts)
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
     prov_options = _provenance_options(plans, eval_splits, opts)
     prov_sources = [_provenance_entry(p) for p in plans]
-    contents = _Contents(result, quarantine_table(quarantine), card_data, (prov_sources, prov_options), nbytes)
+    contents = _Contents(result, quarantine_table(quarantine), card_data, (prov_sources, prov_options),
+                         nbytes)
     stats.outputs, notes = _write_atomically(out, contents, opts, progress)
     stats.warnings += notes
 

@@ -178,7 +178,7 @@ def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, ar
 
 @contextmanager
 def _tar_errors(archive: str) -> Iterator[None]:
-    """A stream that ends early raises ``TruncatedArchiveError`` (retryable); other tar damage ``FetchError``."""
+    """A stream that ends early raises ``TruncatedArchiveError`` (retryable), other damage ``FetchError``."""
     try:
         yield
     except tarfile.ReadError as e:

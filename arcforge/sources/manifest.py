@@ -225,7 +225,8 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
     fmt = _field(data, "format", where, str)
     known = sorted(known_formats) if known_formats is not None else None
     role = _role(data, where)
-    id_root = _check_path((_field(data, "id_root", where, str, required=False) or "").strip("/"), "id_root", where)
+    id_root = _check_path((_field(data, "id_root", where, str, required=False) or "").strip("/"), "id_root",
+                          where)
     tasks = _task_globs(data, where, fmt, known)
     eval_splits = _eval_splits(data, where, role, tasks)
     files = _check_paths(_str_list(data, "files", where), "files", where)
@@ -293,7 +294,7 @@ def _task_globs(data: dict[str, Any], where: Path, fmt: str, known: list[str] | 
 
 
 def _task_glob(t: Any, tw: Path, where: Path, fmt: str, known: list[str] | None) -> TaskGlob:
-    """One ``[[tasks]]`` entry (``tw`` names it): its split, formats (the manifest's included), options, globs."""
+    """One ``[[tasks]]`` entry (``tw`` names it): its split, formats (the manifest's too), options, globs."""
     if not isinstance(t, dict):
         raise ManifestError(f"{tw}: must be a table")
     split = _field(t, "split", tw, str)
@@ -317,8 +318,9 @@ def _task_glob(t: Any, tw: Path, where: Path, fmt: str, known: list[str] | None)
     )
 
 
-def _eval_splits(data: dict[str, Any], where: Path, role: str, tasks: tuple[TaskGlob, ...]) -> tuple[str, ...]:
-    """``eval_splits`` (an ``eval`` source without them: ``evaluation``), each one of the manifest's splits."""
+def _eval_splits(data: dict[str, Any], where: Path, role: str,
+                 tasks: tuple[TaskGlob, ...]) -> tuple[str, ...]:
+    """``eval_splits`` (an ``eval`` source without them: ``evaluation``), each a split of the manifest."""
     splits = {t.split for t in tasks}
     eval_splits = _str_list(data, "eval_splits", where, required=False)
     if role == "eval" and not eval_splits:
