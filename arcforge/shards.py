@@ -58,16 +58,25 @@ def list_shards(
     for src_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if want_src is not None and src_dir.name not in want_src:
             continue
-        for f in sorted(src_dir.glob("*.parquet")):
-            m = SHARD_RE.match(f.name)
-            if not m or (want_split is not None and m["split"] not in want_split):
-                continue
-            try:
-                rows = pq.ParquetFile(f).metadata.num_rows
-            except (OSError, pa.ArrowException) as e:
-                raise ShardError(f"{f}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None
-            out.append(ShardInfo(f.relative_to(root), src_dir.name, m["split"], rows, f.stat().st_size))
+        out += [_shard_info(root, f, split) for f, split in _shard_files(src_dir, want_split)]
     return out
+
+
+def _shard_files(src_dir: Path, want_split: set[str] | None) -> Iterator[tuple[Path, str]]:
+    """(file, split) of the shard files of one source folder, sorted, of the wanted splits."""
+    for f in sorted(src_dir.glob("*.parquet")):
+        m = SHARD_RE.match(f.name)
+        if m and (want_split is None or m["split"] in want_split):
+            yield f, m["split"]
+
+
+def _shard_info(root: Path, f: Path, split: str) -> ShardInfo:
+    """One shard file's path (relative to ``root``), source, split, rows (from its footer) and size."""
+    try:
+        rows = pq.ParquetFile(f).metadata.num_rows
+    except (OSError, pa.ArrowException) as e:
+        raise ShardError(f"{f}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None
+    return ShardInfo(f.relative_to(root), f.parent.name, split, rows, f.stat().st_size)
 
 
 def interrupted_build(root: Path) -> Path | None:
@@ -154,47 +163,68 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
 
 def _iter_file_batches(root: Path, *, sources=None, splits=None, rank=0, world_size=1, batch_size=256,
                        columns=None, shuffle_seed=None) -> Iterator[tuple[Path, pa.RecordBatch]]:
+    """(shard path, batch) of rank ``rank``'s rows, unit by unit (see ``iter_batches``)."""
     if world_size < 1 or not 0 <= rank < world_size:
         raise ShardError(f"rank {rank} is not in [0, world_size={world_size})")
+    paths, files = _open_shards(root, sources, splits)
+    units = [(f, rg) for f, pf in enumerate(files) for rg in range(pf.num_row_groups)]
+    if shuffle_seed is not None:
+        units = [units[int(i)] for i in np.random.default_rng(shuffle_seed).permutation(len(units))]
+    want = pa.schema([TASK_SCHEMA.field(c) for c in (columns or TASK_SCHEMA.names)])
+    for (f, rg), span in _rank_parts(files, units, rank, world_size):
+        yield from _unit_batches(paths[f], files[f], rg, span, batch_size, columns, want)
+
+
+def _open_shards(root: Path, sources, splits) -> tuple[list[Path], list[pq.ParquetFile]]:
+    """The paths of the matching shards and each one opened and checked; refuses a selection with none."""
     shards = list_shards(root, sources, splits)
     if not shards:
         raise ShardError(
             f"{root}: no shards match sources={sorted(sources) if sources else 'all'} "
             f"splits={sorted(splits) if splits else 'all'}", hint=available(root))
     paths = [Path(root) / info.path for info in shards]
-    files = [_open_shard(p) for p in paths]
-    units = [(f, rg) for f, pf in enumerate(files) for rg in range(pf.num_row_groups)]
-    if shuffle_seed is not None:
-        units = [units[int(i)] for i in np.random.default_rng(shuffle_seed).permutation(len(units))]
+    return paths, [_open_shard(p) for p in paths]
+
+
+def _rank_parts(files: list[pq.ParquetFile], units: list[tuple[int, int]], rank: int,
+                world_size: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """((file, row group), (first, end) rows of it) of each unit that holds rows of this rank's contiguous
+    range of the units' rows (ranges balanced to one row)."""
     sizes = [files[f].metadata.row_group(rg).num_rows for f, rg in units]
     total = sum(sizes)
     lo, hi = rank * total // world_size, (rank + 1) * total // world_size  # this rank's global rows
-    want = pa.schema([TASK_SCHEMA.field(c) for c in (columns or TASK_SCHEMA.names)])
+    parts = []
     start = 0
-    for (f, rg), n in zip(units, sizes, strict=True):
+    for unit, n in zip(units, sizes, strict=True):
         a, b = max(lo, start) - start, min(hi, start + n) - start  # the part of this unit that is ours
         start += n
-        if a >= b:
-            continue
-        path = paths[f]
-        at = 0
-        present = files[f].schema_arrow.names
-        read_cols = [c for c in (columns or TASK_SCHEMA.names) if c in present]
-        try:
-            for batch in files[f].iter_batches(batch_size=batch_size, row_groups=[rg], columns=read_cols):
-                batch = _with_optional(batch, want)
-                m = batch.num_rows
-                part = batch.slice(max(a - at, 0), max(0, min(b, at + m) - max(a, at)))
-                at += m
-                if part.num_rows:
-                    if not part.schema.equals(want):
-                        part = part.select(want.names).cast(want)
-                    check_batch(part, path)
-                    yield path, part
-                if at >= b:
-                    break
-        except (OSError, pa.ArrowException) as e:
-            raise ShardError(f"{path}: row group {rg} cannot be read: {e}", hint=REBUILD_HINT) from None
+        if a < b:
+            parts.append((unit, (a, b)))
+    return parts
+
+
+def _unit_batches(path: Path, pf: pq.ParquetFile, rg: int, span: tuple[int, int], batch_size: int,
+                  columns: list[str] | None, want: pa.Schema) -> Iterator[tuple[Path, pa.RecordBatch]]:
+    """Rows ``span`` of row group ``rg`` of one shard, in batches of ``want``'s columns, each checked."""
+    a, b = span
+    at = 0
+    present = pf.schema_arrow.names
+    read_cols = [c for c in (columns or TASK_SCHEMA.names) if c in present]
+    try:
+        for batch in pf.iter_batches(batch_size=batch_size, row_groups=[rg], columns=read_cols):
+            batch = _with_optional(batch, want)
+            m = batch.num_rows
+            part = batch.slice(max(a - at, 0), max(0, min(b, at + m) - max(a, at)))
+            at += m
+            if part.num_rows:
+                if not part.schema.equals(want):
+                    part = part.select(want.names).cast(want)
+                check_batch(part, path)
+                yield path, part
+            if at >= b:
+                break
+    except (OSError, pa.ArrowException) as e:
+        raise ShardError(f"{path}: row group {rg} cannot be read: {e}", hint=REBUILD_HINT) from None
 
 
 def _with_optional(batch: pa.RecordBatch, want: pa.Schema) -> pa.RecordBatch:
