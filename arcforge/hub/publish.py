@@ -41,7 +41,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from huggingface_hub import (
     CommitOperationAdd,
@@ -257,60 +257,86 @@ def _status(e: HfHubHTTPError) -> int | None:
 @contextlib.contextmanager
 def hub_errors(opts: PublishOptions, stage: str) -> Iterator[None]:
     """Turn huggingface_hub errors into ``PublishError`` saying what to do. ``stage`` names the call."""
-    where = f"{opts.repo_id}@{opts.branch}"
     try:
         yield
-    except GatedRepoError:
-        raise PublishError(f"{opts.repo_id}: the dataset repo is gated for your account ({stage})",
-                           hint="request access on the Hub, or publish to a repo you own") from None
-    except RevisionNotFoundError:
-        raise PublishError(f"{where}: branch {opts.branch!r} not found ({stage})",
-                           hint="create the branch first (publish without --create-pr creates it), "
-                                "or pick an existing --revision") from None
-    except RepositoryNotFoundError:
-        raise PublishError(f"{opts.repo_id}: dataset repo not found, or not visible with your token ({stage})",
-                           hint="check --repo-id (ORG/NAME, a dataset repo), and that your token can see it "
-                                "(`hf auth whoami`)") from None
-    except DisabledRepoError:
-        raise PublishError(f"{opts.repo_id}: the dataset repo is disabled on the Hub ({stage})") from None
-    except HfHubHTTPError as e:
-        status = _status(e)
-        detail = f" ({e.server_message})" if getattr(e, "server_message", None) else ""
-        if status == 401:
-            raise PublishError(f"the Hub rejected your token ({stage}){detail}", hint=LOGIN_HINT) from None
-        if status == 403:
-            raise PublishError(f"{opts.repo_id}: no write access ({stage}){detail}",
-                               hint="use a token with write access to the org, or open a pull request "
-                                    "with --create-pr") from None
-        if stage == "create_commit" and status in (409, 412):
-            raise PublishError(f"{where}: someone committed to the repo since it was read; nothing was "
-                               f"changed{detail}",
-                               hint="re-run `arcforge publish` (it re-reads the head and recomputes the "
-                                    "deletions)") from None
-        if stage == "create_tag" and status == 409:
-            raise PublishError(f"{opts.repo_id}: tag {opts.tag!r} already exists; the commit itself was "
-                               f"made{detail}", hint="choose a new --tag VERSION") from None
-        raise PublishError(f"{opts.repo_id}: the Hub answered HTTP {status} to {stage}{detail}",
-                           hint="retry later; set ARCFORGE_DEBUG=1 to see the full error") from None
-    except TimeoutException as e:
-        raise PublishError(f"the Hub did not answer within {_installed_timeout or DEFAULT_HUB_TIMEOUT:g} s "
-                           f"({stage}: {type(e).__name__}); nothing more was sent",
-                           hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
-    except CallDeadline as e:
-        raise PublishError(f"the Hub did not complete {stage} within {e.seconds:g} s "
-                           f"({CALL_DEADLINE_FACTOR} x {HUB_TIMEOUT_ENV}); nothing more was sent",
-                           hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
-    except (TransportError, OfflineModeIsEnabled) as e:
-        raise PublishError(f"cannot reach the Hub ({stage}): {type(e).__name__}",
-                           hint="check the network (and that HF_HUB_OFFLINE is not set); nothing was "
-                                "committed") from None
-    except ValueError as e:
-        if stage == "create_commit" and not isinstance(e, json.JSONDecodeError):  # the card's YAML, checked
-            raise PublishError(f"{opts.repo_id}: {stage} refused: {e}",
-                               hint="rebuild the dataset card (README.md)") from None
-        raise odd_answer(stage, e) from None
-    except ODD_ANSWER as e:
-        raise odd_answer(stage, e) from None
+    except _HUB_ERRORS as e:
+        raise _publish_error(e, opts, stage) from None
+
+
+def _publish_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
+    """The ``PublishError`` for an error of ``_HUB_ERRORS`` (the first kind it is an instance of)."""
+    make = next(make for kinds, make in _ERROR_KINDS if isinstance(e, kinds))
+    return make(e, opts, stage)
+
+
+def _repo_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
+    """The repo is gated, disabled or not found, or the branch is not."""
+    if isinstance(e, GatedRepoError):
+        return PublishError(f"{opts.repo_id}: the dataset repo is gated for your account ({stage})",
+                            hint="request access on the Hub, or publish to a repo you own")
+    if isinstance(e, RevisionNotFoundError):
+        return PublishError(f"{opts.repo_id}@{opts.branch}: branch {opts.branch!r} not found ({stage})",
+                            hint="create the branch first (publish without --create-pr creates it), "
+                                 "or pick an existing --revision")
+    if isinstance(e, RepositoryNotFoundError):
+        return PublishError(f"{opts.repo_id}: dataset repo not found, or not visible with your token ({stage})",
+                            hint="check --repo-id (ORG/NAME, a dataset repo), and that your token can see it "
+                                 "(`hf auth whoami`)")
+    return PublishError(f"{opts.repo_id}: the dataset repo is disabled on the Hub ({stage})")
+
+
+def _http_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
+    """Another HTTP error status: the token, write access, a concurrent commit, a tag that exists."""
+    status = _status(e)  # type: ignore[arg-type]
+    detail = f" ({e.server_message})" if getattr(e, "server_message", None) else ""
+    if status == 401:
+        return PublishError(f"the Hub rejected your token ({stage}){detail}", hint=LOGIN_HINT)
+    if status == 403:
+        return PublishError(f"{opts.repo_id}: no write access ({stage}){detail}",
+                            hint="use a token with write access to the org, or open a pull request "
+                                 "with --create-pr")
+    if stage == "create_commit" and status in (409, 412):
+        return PublishError(f"{opts.repo_id}@{opts.branch}: someone committed to the repo since it was read; "
+                            f"nothing was changed{detail}",
+                            hint="re-run `arcforge publish` (it re-reads the head and recomputes the "
+                                 "deletions)")
+    if stage == "create_tag" and status == 409:
+        return PublishError(f"{opts.repo_id}: tag {opts.tag!r} already exists; the commit itself was "
+                            f"made{detail}", hint="choose a new --tag VERSION")
+    return PublishError(f"{opts.repo_id}: the Hub answered HTTP {status} to {stage}{detail}",
+                        hint="retry later; set ARCFORGE_DEBUG=1 to see the full error")
+
+
+def _network_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
+    """No answer in time (per read, or for the whole call), or no connection."""
+    if isinstance(e, TimeoutException):
+        return PublishError(f"the Hub did not answer within {_installed_timeout or DEFAULT_HUB_TIMEOUT:g} s "
+                            f"({stage}: {type(e).__name__}); nothing more was sent",
+                            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
+    if isinstance(e, CallDeadline):
+        return PublishError(f"the Hub did not complete {stage} within {e.seconds:g} s "
+                            f"({CALL_DEADLINE_FACTOR} x {HUB_TIMEOUT_ENV}); nothing more was sent",
+                            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
+    return PublishError(f"cannot reach the Hub ({stage}): {type(e).__name__}",
+                        hint="check the network (and that HF_HUB_OFFLINE is not set); nothing was "
+                             "committed")
+
+
+def _answer_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
+    """An answer of the wrong shape; a ``ValueError`` from ``create_commit`` is the card's YAML refused."""
+    if isinstance(e, ValueError) and stage == "create_commit" and not isinstance(e, json.JSONDecodeError):
+        return PublishError(f"{opts.repo_id}: {stage} refused: {e}", hint="rebuild the dataset card (README.md)")
+    return odd_answer(stage, e)
+
+
+# (kinds, the error for them), in the order they are told apart: the first that matches decides
+_ERROR_KINDS: tuple[tuple[tuple[type[BaseException], ...], Callable[..., PublishError]], ...] = (
+    ((GatedRepoError, RevisionNotFoundError, RepositoryNotFoundError, DisabledRepoError), _repo_error),
+    ((HfHubHTTPError,), _http_error),
+    ((TimeoutException, CallDeadline, TransportError, OfflineModeIsEnabled), _network_error),
+    ((ValueError, *ODD_ANSWER), _answer_error),
+)
+_HUB_ERRORS = tuple(kind for kinds, _ in _ERROR_KINDS for kind in kinds)
 
 
 def odd_answer(stage: str, e: BaseException) -> PublishError:
@@ -343,11 +369,35 @@ def publish(
 ) -> PublishResult:
     """Publish the built folder ``out`` to ``opts.repo_id`` in one commit (see the module docstring)."""
     tree, prov = prepare(out, opts, progress=progress)
+    api = _client(api)
+    parent = _open_repo(api, opts)
+    ops = plan_operations(tree, _remote_files(api, opts, parent))
+    title, description = commit_message(tree, prov, opts)
+    commit = _commit(api, opts, ops, parent, (title, description))
+    if opts.tag:
+        _call(opts, "create_tag", lambda: api.create_tag(opts.repo_id, tag=opts.tag, tag_message=title,
+                                                         revision=commit.oid, repo_type=REPO_TYPE))
+    return PublishResult(
+        opts.repo_id, opts.branch, ops, "publish", deletions_known=True, skipped=list(tree.skipped),
+        parent_commit=parent, commit_oid=commit.oid, commit_url=getattr(commit, "commit_url", None),
+        pr_url=getattr(commit, "pr_url", None), tag=opts.tag,
+    )
+
+
+def _client(api: HfApi | None) -> HfApi:
+    """The Hub client (``api``, else one with the user's token), with the timeouts installed; refuses to go
+    on when the agent-harness cache is in the way."""
     token = _token()
     install_timeouts()
     api = api if api is not None else HfApi(token=token)
     if (problem := harness_cache_problem()) is not None:
         raise problem
+    return api
+
+
+def _open_repo(api: HfApi, opts: PublishOptions) -> str:
+    """Create the repo and the branch unless they exist (not for a pull request); the branch's head commit.
+    Refuses ``--private`` for a repo that exists and is public."""
     branch, seconds = opts.branch, hub_timeout()
     if not opts.create_pr:
         _call(opts, "create_repo", lambda: api.create_repo(opts.repo_id, repo_type=REPO_TYPE,
@@ -361,39 +411,42 @@ def publish(
     if opts.private and private is False:
         raise PublishError(f"{opts.repo_id}: --private was asked but the repo already exists and is public",
                            hint="make it private in the repo settings on the Hub first, or drop --private")
+    return parent
+
+
+def _remote_files(api: HfApi, opts: PublishOptions, parent: str) -> list[str]:
+    """The paths in the repo at commit ``parent``."""
     remote = _call(opts, "list_repo_files", lambda: api.list_repo_files(opts.repo_id, repo_type=REPO_TYPE,
                                                                         revision=parent))
     if not isinstance(remote, list) or not all(isinstance(f, str) for f in remote):
         raise odd_answer("list_repo_files", TypeError(f"a {type(remote).__name__}, not a list of paths"))
-    ops = plan_operations(tree, remote)
+    return remote
+
+
+def _commit(api: HfApi, opts: PublishOptions, ops: list[Operation], parent: str,
+            message: tuple[str, str]) -> Any:
+    """Make the one commit (or pull request) of ``ops`` on top of ``parent``; the Hub's answer, which
+    carries the new commit id (``oid``)."""
     hub_ops = [
         CommitOperationAdd(path_in_repo=op.path_in_repo, path_or_fileobj=str(op.local_path))
         if op.kind == "add" else CommitOperationDelete(path_in_repo=op.path_in_repo)
         for op in ops
     ]
-    title, description = commit_message(tree, prov, opts)
     with hub_errors(opts, "create_commit"):
         commit = api.create_commit(
             opts.repo_id,
             operations=hub_ops,
-            commit_message=title,
-            commit_description=description,
+            commit_message=message[0],
+            commit_description=message[1],
             repo_type=REPO_TYPE,
-            revision=branch,
+            revision=opts.branch,
             create_pr=opts.create_pr,
             parent_commit=parent,
         )
     oid = getattr(commit, "oid", None)
     if not isinstance(oid, str) or not oid:
         raise odd_answer("create_commit", TypeError("no commit id in the answer"))
-    if opts.tag:
-        _call(opts, "create_tag", lambda: api.create_tag(opts.repo_id, tag=opts.tag, tag_message=title,
-                                                         revision=oid, repo_type=REPO_TYPE))
-    return PublishResult(
-        opts.repo_id, branch, ops, "publish", deletions_known=True, skipped=list(tree.skipped),
-        parent_commit=parent, commit_oid=oid, commit_url=getattr(commit, "commit_url", None),
-        pr_url=getattr(commit, "pr_url", None), tag=opts.tag,
-    )
+    return commit
 
 
 def _head(info: object, opts: PublishOptions) -> tuple[str, bool | None]:
@@ -420,38 +473,49 @@ def download_dataset(
                                                   cache_dir=str(cache_dir) if cache_dir else None,
                                                   endpoint=endpoint),
                         _repo_cache(repo_id, cache_dir), stall)
-    except CallDeadline as e:
-        raise FetchError(f"{where}: the Hub sent nothing for {e.seconds:g} s ({CALL_DEADLINE_FACTOR} x "
-                         f"{HUB_TIMEOUT_ENV}); the download was given up",
-                         hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
-    except (GatedRepoError, RepositoryNotFoundError):
-        raise FetchError(f"{repo_id}: dataset repo not found on the Hub, or not visible with your token",
-                         hint="check the name (ORG/NAME); for a private repo set HF_TOKEN or run "
-                              "`hf auth login`") from None
-    except RevisionNotFoundError:
-        raise FetchError(f"{where}: revision not found", hint="check the @revision (branch, tag or commit)") \
-            from None
-    except LocalEntryNotFoundError:
-        raise SourceUnavailableError(f"{where}: not in the local Hugging Face cache and the Hub cannot be "
-                                     "reached", hint="connect to the network once (and unset "
-                                                     "HF_HUB_OFFLINE) to download it") from None
-    except HfHubHTTPError as e:
-        raise FetchError(f"{where}: the Hub answered HTTP {_status(e)}", hint="retry later") from None
-    except TimeoutException as e:
-        raise FetchError(f"{where}: the Hub did not answer in time ({type(e).__name__})",
-                         hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS") from None
-    except (TransportError, OfflineModeIsEnabled) as e:
-        raise SourceUnavailableError(f"{where}: cannot reach the Hub ({type(e).__name__})",
-                                     hint="check the network") from None
-    except ODD_ANSWER as e:
-        cache = harness_cache_problem()
-        if cache is not None:
-            raise FetchError(cache.message, hint=cache.hint) from None
-        raise FetchError(f"{where}: the Hub's answer is not what it should be ({type(e).__name__}: {e})",
-                         hint=ODD_HINT) from None
+    except _DOWNLOAD_ERRORS as e:
+        raise _download_error(e, repo_id, where) from None
     if not isinstance(path, str | os.PathLike) or not Path(path).is_dir():
         raise FetchError(f"{where}: the Hub's answer gave no snapshot folder", hint=ODD_HINT)
     return Path(path)
+
+
+_DOWNLOAD_ERRORS = (CallDeadline, GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError,
+                    LocalEntryNotFoundError, HfHubHTTPError, TimeoutException, TransportError,
+                    OfflineModeIsEnabled, *ODD_ANSWER)
+
+
+def _download_error(e: BaseException, repo_id: str, where: str) -> FetchError:
+    """The error for a ``snapshot_download`` that failed with one of ``_DOWNLOAD_ERRORS`` (told apart in
+    that order): nothing sent in time, no such repo or revision, offline without a cached copy, an HTTP
+    error, no connection, or an answer of the wrong shape."""
+    if isinstance(e, CallDeadline):
+        return FetchError(f"{where}: the Hub sent nothing for {e.seconds:g} s ({CALL_DEADLINE_FACTOR} x "
+                          f"{HUB_TIMEOUT_ENV}); the download was given up",
+                          hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
+    if isinstance(e, GatedRepoError | RepositoryNotFoundError):
+        return FetchError(f"{repo_id}: dataset repo not found on the Hub, or not visible with your token",
+                          hint="check the name (ORG/NAME); for a private repo set HF_TOKEN or run "
+                               "`hf auth login`")
+    if isinstance(e, RevisionNotFoundError):
+        return FetchError(f"{where}: revision not found", hint="check the @revision (branch, tag or commit)")
+    if isinstance(e, LocalEntryNotFoundError):
+        return SourceUnavailableError(f"{where}: not in the local Hugging Face cache and the Hub cannot be "
+                                      "reached", hint="connect to the network once (and unset "
+                                                      "HF_HUB_OFFLINE) to download it")
+    if isinstance(e, HfHubHTTPError):
+        return FetchError(f"{where}: the Hub answered HTTP {_status(e)}", hint="retry later")
+    if isinstance(e, TimeoutException):
+        return FetchError(f"{where}: the Hub did not answer in time ({type(e).__name__})",
+                          hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
+    if isinstance(e, TransportError | OfflineModeIsEnabled):
+        return SourceUnavailableError(f"{where}: cannot reach the Hub ({type(e).__name__})",
+                                      hint="check the network")
+    cache = harness_cache_problem()
+    if cache is not None:
+        return FetchError(cache.message, hint=cache.hint)
+    return FetchError(f"{where}: the Hub's answer is not what it should be ({type(e).__name__}: {e})",
+                      hint=ODD_HINT)
 
 
 def _repo_cache(repo_id: str, cache_dir: Path | None) -> Path:
