@@ -111,6 +111,19 @@ def collect_files(out: Path, *, progress: Progress | None = None) -> RepoTree:
     root = Path(out)
     if not root.is_dir():
         raise PublishError(f"{root}: dataset folder not found", hint=missing_dataset_hint(root))
+    chosen, skipped = _scan(root)
+    _check_complete(root, chosen)
+    sizes = {rel: p.stat().st_size for rel, p in chosen}
+    progress.start("hash", "Hashing files", total=sum(sizes.values()), unit="bytes")
+    files = tuple(
+        LocalFile(rel, p, sizes[rel], sha256_file(p, progress, "hash")) for rel, p in sorted(chosen)
+    )
+    progress.finish("hash")
+    return RepoTree(root=root, files=files, skipped=tuple(sorted(skipped)))
+
+
+def _scan(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    """(repo path, file) of the files of the repo tree, and the other files (printable), in walk order."""
     chosen: list[tuple[str, Path]] = []
     skipped: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -118,13 +131,23 @@ def collect_files(out: Path, *, progress: Progress | None = None) -> RepoTree:
         for name in sorted(filenames):
             p = Path(dirpath) / name
             rel = p.relative_to(root).as_posix()
-            depth = rel.count("/")
-            if p.is_file() and not p.is_symlink() and (
-                (depth == 0 and rel in ROOT_FILES) or rel in REPORT_FILES or (depth == 1 and is_shard_path(rel))
-            ):
+            if _in_repo_tree(p, rel):
                 chosen.append((rel, p))
             elif rel != OWNED_FILE:  # the build's list of its own files: bookkeeping, not a stray file
                 skipped.append(printable(rel))
+    return chosen, skipped
+
+
+def _in_repo_tree(p: Path, rel: str) -> bool:
+    """A regular file (not a link) that is a root file (card, provenance), a report, or a shard."""
+    depth = rel.count("/")
+    return p.is_file() and not p.is_symlink() and (
+        (depth == 0 and rel in ROOT_FILES) or rel in REPORT_FILES or (depth == 1 and is_shard_path(rel))
+    )
+
+
+def _check_complete(root: Path, chosen: list[tuple[str, Path]]) -> None:
+    """Refuse a folder without a dataset card (with its YAML block), provenance or shards."""
     for required in (CARD_FILE, PROVENANCE_FILE):
         if not any(rel == required for rel, _ in chosen):
             raise PublishError(f"{root / required}: missing; a built dataset has a dataset card and provenance",
@@ -136,13 +159,6 @@ def collect_files(out: Path, *, progress: Progress | None = None) -> RepoTree:
     if not card_head.startswith(b"---"):
         raise PublishError(f"{root / CARD_FILE}: the dataset card has no YAML metadata block (--- ... ---)",
                            hint="rebuild the dataset; the card's `configs:` tell the Hub how to load the shards")
-    sizes = {rel: p.stat().st_size for rel, p in chosen}
-    progress.start("hash", "Hashing files", total=sum(sizes.values()), unit="bytes")
-    files = tuple(
-        LocalFile(rel, p, sizes[rel], sha256_file(p, progress, "hash")) for rel, p in sorted(chosen)
-    )
-    progress.finish("hash")
-    return RepoTree(root=root, files=files, skipped=tuple(sorted(skipped)))
 
 
 def plan_operations(tree: RepoTree, remote_files: Iterable[str] | None) -> list[Operation]:
