@@ -83,28 +83,50 @@ def decode_grid(text: str) -> np.ndarray:
 
 def parse_puzzle(text: str, answer: str | None) -> tuple[list[Pair], list[Pair]]:
     """The ``input`` text (+ the ``output`` answer) -> (train, test) pairs."""
+    grids = _named_grids(text, answer)
+    test_key = _test_key(grids)
+    if answer is not None and "O" not in grids[test_key]:
+        grids[test_key]["O"] = _decode(answer, "output")
+    return _pairs(grids)
+
+
+_Grids = dict[tuple[int, bool], dict[str, np.ndarray]]  # (pair number, is test) -> {"I"/"O": grid}
+
+
+def _named_grids(text: str, answer: str | None) -> _Grids:
+    """Each (name, RLE) line pair of the text decoded; the test output from ``answer`` when there is one."""
     lines = text.strip().split("\n")
     if len(lines) % 2:
         raise TaskFormatError(BAD_STRUCTURE, "the puzzle text does not alternate grid names and grids")
-    grids: dict[tuple[int, bool], dict[str, np.ndarray]] = {}
+    grids: _Grids = {}
     for name, body in zip(lines[::2], lines[1::2], strict=True):
         m = _MARKER.match(name.strip())
         if m is None:
             raise TaskFormatError(BAD_STRUCTURE, f"{name[:30]!r} is not a grid name like I0, O0 or I3T")
         if m[1] == "O" and m[3] and answer is not None:
             body, name = answer, "output"  # the test answer is the row's 'output' (the text holds a placeholder)
-        try:
-            grids.setdefault((int(m[2]), bool(m[3])), {})[m[1]] = decode_grid(body)
-        except ValueError as e:
-            raise TaskFormatError(BAD_RLE, f"{name.strip()}: {e}") from None
+        grids.setdefault((int(m[2]), bool(m[3])), {})[m[1]] = _decode(body, name.strip())
+    return grids
+
+
+def _decode(body: str, name: str) -> np.ndarray:
+    """One grid's RLE; a ``bad_rle`` error naming the grid when it does not decode."""
+    try:
+        return decode_grid(body)
+    except ValueError as e:
+        raise TaskFormatError(BAD_RLE, f"{name}: {e}") from None
+
+
+def _test_key(grids: _Grids) -> tuple[int, bool]:
+    """The one test pair's key; refuses a puzzle without demonstration pairs or with not one test pair."""
     tests = [k for k in grids if k[1]]
     if len(tests) != 1 or not any(not k[1] for k in grids):
         raise TaskFormatError(BAD_STRUCTURE, "expected demonstration pairs and exactly one test pair (I<n>T)")
-    if answer is not None and "O" not in grids[tests[0]]:
-        try:
-            grids[tests[0]]["O"] = decode_grid(answer)
-        except ValueError as e:
-            raise TaskFormatError(BAD_RLE, f"output: {e}") from None
+    return tests[0]
+
+
+def _pairs(grids: _Grids) -> tuple[list[Pair], list[Pair]]:
+    """(train, test) pairs in pair order; refuses a pair without its input or output."""
     train, test = [], []
     for key in sorted(grids):
         g = grids[key]
