@@ -123,21 +123,32 @@ def recover(cache_dir: Path | None = None) -> list[str]:
             for d in sorted(tmp.iterdir()):
                 if not d.name.startswith("build-") or not d.is_dir() or d.is_symlink():
                     continue
-                pid = fslock.owner_pid(d.name, _DIR_RE)
-                if pid is None:  # an older arcforge's folder (no pid in the name): age decides
-                    try:
-                        gone = time.time() - d.stat().st_mtime > LEGACY_AGE_S
-                    except OSError:
-                        gone = False
-                else:
-                    gone = fslock.abandoned(pid)
-                if gone:
+                if _spill_gone(d):
                     shutil.rmtree(d, ignore_errors=True)
                     done.append(d.name)
     if cache_dir is not None and cache_dir.is_dir():
-        for f in sorted(cache_dir.iterdir()):
-            pid = fslock.owner_pid(f.name, _TMP_RE)
-            if pid is not None and f.is_file() and not f.is_symlink() and fslock.abandoned(pid):
-                f.unlink(missing_ok=True)
-                done.append(f.name)
+        done += _remove_unfinished(cache_dir)
+    return done
+
+
+def _spill_gone(d: Path) -> bool:
+    """Whether a spill folder's build is gone: its process ended, or (no pid in the name: an older
+    arcforge's) it is older than ``LEGACY_AGE_S``."""
+    pid = fslock.owner_pid(d.name, _DIR_RE)
+    if pid is not None:
+        return fslock.abandoned(pid)
+    try:
+        return time.time() - d.stat().st_mtime > LEGACY_AGE_S
+    except OSError:
+        return False
+
+
+def _remove_unfinished(cache_dir: Path) -> list[str]:
+    """Remove the ``*.tmp-<pid>`` files in ``cache_dir`` whose process is gone; their names."""
+    done = []
+    for f in sorted(cache_dir.iterdir()):
+        pid = fslock.owner_pid(f.name, _TMP_RE)
+        if pid is not None and f.is_file() and not f.is_symlink() and fslock.abandoned(pid):
+            f.unlink(missing_ok=True)
+            done.append(f.name)
     return done

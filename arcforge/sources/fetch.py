@@ -174,33 +174,49 @@ def recover(max_age_s: float = 24 * 3600) -> list[str]:
         for d in sorted(tmp.iterdir()):
             if d.name.startswith(".") or not d.is_dir():
                 continue
-            pid = fslock.owner_pid(d.name, _OLD_RE)
-            if pid is None:
-                pid = fslock.owner_pid(d.name, _STAGING_RE)
-            if pid is None:  # a folder of an older arcforge (no pid in the name): age decides
-                try:
-                    stale = d.name.startswith(("fetch-", "old-")) and time.time() - d.stat().st_mtime > max_age_s
-                except OSError:
-                    stale = False
-                if stale:
-                    shutil.rmtree(d, ignore_errors=True)
-                    done.append(f"removed {d.name}")
-                continue
-            if not fslock.abandoned(pid):
-                continue
-            if d.name.startswith("old-"):
-                try:
-                    dest = Path((d / _DEST_FILE).read_text(encoding="utf-8"))
-                except (OSError, UnicodeDecodeError):
-                    dest = None
-                aside = d / dest.name if dest is not None else None
-                if aside is not None and aside.exists() and not dest.exists() and not dest.is_symlink():
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    os.rename(aside, dest)
-                    done.append(f"restored {dest}")
-            shutil.rmtree(d, ignore_errors=True)
-            done.append(f"removed {d.name}")
+            done += _recover_folder(d, max_age_s)
     return done
+
+
+def _recover_folder(d: Path, max_age_s: float) -> list[str]:
+    """One working folder: left alone while its process runs; else the folder it moved aside put back
+    (``old-*``) and the working folder removed. One without a pid in its name goes when it is old."""
+    pid = fslock.owner_pid(d.name, _OLD_RE)
+    if pid is None:
+        pid = fslock.owner_pid(d.name, _STAGING_RE)
+    if pid is None:  # a folder of an older arcforge (no pid in the name): age decides
+        return _remove_if_stale(d, max_age_s)
+    if not fslock.abandoned(pid):
+        return []
+    done = _restore_aside(d) if d.name.startswith("old-") else []
+    shutil.rmtree(d, ignore_errors=True)
+    return [*done, f"removed {d.name}"]
+
+
+def _remove_if_stale(d: Path, max_age_s: float) -> list[str]:
+    """Remove an older arcforge's ``fetch-*``/``old-*`` folder last changed more than ``max_age_s`` ago."""
+    try:
+        stale = d.name.startswith(("fetch-", "old-")) and time.time() - d.stat().st_mtime > max_age_s
+    except OSError:
+        stale = False
+    if stale:
+        shutil.rmtree(d, ignore_errors=True)
+        return [f"removed {d.name}"]
+    return []
+
+
+def _restore_aside(d: Path) -> list[str]:
+    """Put the cache folder that an ``old-*`` folder holds back where it came from, if that place is free."""
+    try:
+        dest = Path((d / _DEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        dest = None
+    aside = d / dest.name if dest is not None else None
+    if aside is not None and aside.exists() and not dest.exists() and not dest.is_symlink():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(aside, dest)
+        return [f"restored {dest}"]
+    return []
 
 
 # --- mirrors ---------------------------------------------------------------------------------------------
