@@ -186,6 +186,17 @@ def is_decisive(refs: _Refs, r: int, key: int, common: set[int]) -> bool:
 def decide(hits: list[PairHit], refs: _Refs, common: set[int]) -> tuple[str, list[int], float, str]:
     """(level, reference indices, similarity, why-not) for a candidate's pair hits: level "subset",
     "leaked_pair", or "" (reported, not dropped, with the reason)."""
+    subset, leaked, best = _classify_hits(hits, refs, common)
+    if subset:
+        return "subset", subset, best, ""
+    if leaked:
+        return "leaked_pair", leaked, best, ""
+    return "", [h.ref for h in hits], best, _why_kept(hits, refs, common)
+
+
+def _classify_hits(hits: list[PairHit], refs: _Refs, common: set[int]) -> tuple[list[int], list[int], float]:
+    """The reference tasks the candidate is a verified subset of (sharing decisive pairs or enough bits),
+    those it shares a decisive pair with otherwise, and the best similarity."""
     subset, leaked, best = [], [], 0.0
     for h in hits:
         decisive = [k for k in h.shared if is_decisive(refs, h.ref, k, common)]
@@ -195,14 +206,14 @@ def decide(hits: list[PairHit], refs: _Refs, common: set[int]) -> tuple[str, lis
         elif decisive:
             leaked.append(h.ref)
         best = max(best, h.sim)
-    if subset:
-        return "subset", subset, best, ""
-    if leaked:
-        return "leaked_pair", leaked, best, ""
+    return subset, leaked, best
+
+
+def _why_kept(hits: list[PairHit], refs: _Refs, common: set[int]) -> str:
+    """Why shared pairs do not exclude a task: common or trivial pairs (their best bits, how many common)."""
     keys = {k for h in hits for k in h.shared}
-    why = ("common pair" if keys & common else "trivial pair") + \
+    return ("common pair" if keys & common else "trivial pair") + \
         f" ({max(refs.bits[k] for k in keys):.1f} bits, {len(keys & common)} common)"
-    return "", [h.ref for h in hits], best, why
 
 
 # --- verification on the grids ---------------------------------------------------------------------------
@@ -244,14 +255,27 @@ def _raw(g: np.ndarray) -> bytes:
 def _verify(level: str, mine: _Forms, t: int, theirs: _Forms, r: int, decisive: set[bytes] | None,
             near_threshold: float) -> float | None:
     """The verified similarity of candidate ``t`` and reference ``r`` at ``level``, None if it fails."""
+    if level in ("near_duplicate", "exact", "symmetric"):
+        return _verify_grids(level, mine, t, theirs, r, near_threshold)
+    return _verify_pairs(level, mine, t, theirs, r, decisive)
+
+
+def _verify_grids(level: str, mine: _Forms, t: int, theirs: _Forms, r: int,
+                  near_threshold: float) -> float | None:
+    """Levels on the grids themselves: the Jaccard of the non-trivial grids, or the same pairs (under a
+    symmetry)."""
     if level == "near_duplicate":
         a, b = mine.grids(t), theirs.grids(r)
         j = len(a & b) / max(1, len(a | b))
         return j if j >= near_threshold and a & b else None
     if level == "exact":
         return 1.0 if mine.raw(t) == theirs.raw(r) else None
-    if level == "symmetric":
-        return 1.0 if any(mine.raw(t, k) == theirs.raw(r) for k in range(canon.NSYM)) else None
+    return 1.0 if any(mine.raw(t, k) == theirs.raw(r) for k in range(canon.NSYM)) else None
+
+
+def _verify_pairs(level: str, mine: _Forms, t: int, theirs: _Forms, r: int,
+                  decisive: set[bytes] | None) -> float | None:
+    """Levels on the canonical pairs: the same multiset, one inside the other, or a decisive pair shared."""
     a, b = Counter(mine.pairs(t)), Counter(theirs.pairs(r))
     shared = sum((a & b).values())
     sim = shared / (sum(a.values()) + sum(b.values()) - shared)
