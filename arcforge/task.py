@@ -241,6 +241,24 @@ def _fast_pairs(obj: list, check_bools: bool) -> list[Pair] | None:
 
     ``fast_grid``'s C-level checks, run once over all the grids' rows instead of once per grid: one
     ``bytearray`` of every cell, one ``translate``, one ``numpy`` buffer that each grid is a view of."""
+    grids = _pair_grids(obj)
+    if grids is None or set(map(type, grids)) != _LIST_TYPE:
+        return None
+    heights = list(map(len, grids))
+    rows = list(_CHAIN(grids))
+    if set(map(type, rows)) != _LIST_TYPE:
+        return None
+    cells = _color_cells(rows, check_bools)
+    if cells is None:
+        return None
+    out_grids = _cut_grids(np.frombuffer(cells, dtype=np.int8), heights, list(map(len, rows)))
+    if out_grids is None:
+        return None
+    return [Pair(out_grids[i], out_grids[i + 1]) for i in range(0, len(out_grids), 2)]
+
+
+def _pair_grids(obj: list) -> list | None:
+    """input, output, input, ... of the pairs, or None when one is not an object with both."""
     grids = []
     for p in obj:
         if type(p) is not dict:
@@ -249,20 +267,22 @@ def _fast_pairs(obj: list, check_bools: bool) -> list[Pair] | None:
         if inp is None or out is None:  # a hidden test output, or a broken pair: the per-pair path
             return None
         grids += (inp, out)
-    if set(map(type, grids)) != _LIST_TYPE:
-        return None
-    heights = list(map(len, grids))
-    rows = list(_CHAIN(grids))
-    if set(map(type, rows)) != _LIST_TYPE:
-        return None
-    widths = list(map(len, rows))
+    return grids
+
+
+def _color_cells(rows: list[list], check_bools: bool) -> bytearray | None:
+    """Every cell of ``rows`` as one byte each, or None when one is not a color 0-9 (or is a bool)."""
     try:
         cells = bytearray(_CHAIN(rows))
     except (TypeError, ValueError):
         return None
     if cells.translate(None, _COLORS) or (check_bools and bool in set(map(type, _CHAIN(rows)))):
         return None
-    flat = np.frombuffer(cells, dtype=np.int8)
+    return cells
+
+
+def _cut_grids(flat: np.ndarray, heights: list[int], widths: list[int]) -> list[np.ndarray] | None:
+    """The grids as views of ``flat``, or None when one is empty or not rectangular."""
     out_grids = []
     r = c = 0
     for h in heights:
@@ -274,7 +294,7 @@ def _fast_pairs(obj: list, check_bools: bool) -> list[Pair] | None:
         out_grids.append(flat[c : c + h * w].reshape(h, w))
         r += h
         c += h * w
-    return [Pair(out_grids[i], out_grids[i + 1]) for i in range(0, len(out_grids), 2)]
+    return out_grids
 
 
 def parse_task_object(

@@ -304,6 +304,37 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """A read or connect that timed out (the deadline is then checked first)."""
+    return isinstance(exc, TimeoutError | socket.timeout) or (
+        isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, TimeoutError))
+
+
+def _retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy, clock: Clock, what: str,
+                 url: str) -> float:
+    """The wait before the next attempt; a ``DeadlineError`` saying why it failed when the deadline
+    leaves no time for it."""
+    delay = policy.delay(attempt, _retry_after(exc))
+    if delay >= clock.left():  # no time left for another try: say why it failed
+        raise DeadlineError(f"{what}: gave up on {url} after {attempt} attempt(s) within the "
+                            f"{policy.deadline:g} s deadline: {_describe(exc)}",
+                            hint=MIRROR_HINT) from None
+    return delay
+
+
+def _failure(exc: BaseException, attempt: int, what: str, url: str, host: str) -> FetchError:
+    """The error for a download that will not be tried again: the host cannot be reached, a truncated
+    archive out of attempts, or another failure."""
+    if _unreachable(exc):
+        return FetchError(f"{what}: cannot reach {host}: {_describe(exc)}"
+                          + (f" (after {attempt} attempts)" if attempt > 1 else ""),
+                          hint=MIRROR_HINT)
+    if isinstance(exc, FetchError):  # truncated archive, out of attempts
+        return FetchError(f"{exc.message} (after {attempt} attempts)", hint=MIRROR_HINT)
+    return FetchError(f"{what}: download of {url} failed after {attempt} attempt(s): {_describe(exc)}",
+                      hint=MIRROR_HINT)
+
+
 def with_retries(fn: Callable[[int], T], *, url: str, what: str, policy: RetryPolicy = DEFAULT_RETRY,
                  on_retry: Callable[[int, BaseException, float], None] | None = None,
                  sleep: Callable[[float], None] = time.sleep, clock: Clock | None = None) -> T:
@@ -321,29 +352,17 @@ def with_retries(fn: Callable[[int], T], *, url: str, what: str, policy: RetryPo
             return fn(attempt)
         except (urllib.error.URLError, http.client.HTTPException, OSError, TruncatedArchiveError,
                 StalledError) as exc:
-            if isinstance(exc, TimeoutError | socket.timeout) or (
-                    isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, TimeoutError)):
+            if _timed_out(exc):
                 clock.check()
             if isinstance(exc, urllib.error.HTTPError) and exc.code in (404, 410):
                 raise SourceUnavailableError(f"{what}: not found at {url} (HTTP {exc.code})",
                                              hint="check the manifest's repo and commit, or the mirror") from None
             if is_transient(exc) and attempt < policy.attempts:
-                delay = policy.delay(attempt, _retry_after(exc))
-                if delay >= clock.left():  # no time left for another try: say why it failed
-                    raise DeadlineError(f"{what}: gave up on {url} after {attempt} attempt(s) within the "
-                                        f"{policy.deadline:g} s deadline: {_describe(exc)}",
-                                        hint=MIRROR_HINT) from None
+                delay = _retry_delay(exc, attempt, policy, clock, what, url)
                 if on_retry is not None:
                     on_retry(attempt, exc, delay)
                 sleep(delay)
                 continue
-            if _unreachable(exc):
-                raise FetchError(f"{what}: cannot reach {host}: {_describe(exc)}"
-                                 + (f" (after {attempt} attempts)" if attempt > 1 else ""),
-                                 hint=MIRROR_HINT) from None
-            if isinstance(exc, FetchError):  # truncated archive, out of attempts
-                raise FetchError(f"{exc.message} (after {attempt} attempts)", hint=MIRROR_HINT) from None
-            raise FetchError(f"{what}: download of {url} failed after {attempt} attempt(s): {_describe(exc)}",
-                             hint=MIRROR_HINT) from None
+            raise _failure(exc, attempt, what, url, host) from None
     raise AssertionError("unreachable")  # pragma: no cover
 
