@@ -164,25 +164,39 @@ def plan(root: Path, cfg: ExportConfig) -> Selection:
 
 
 def _subsets(cfg: ExportConfig, present: set[tuple[str, str]], eval_splits: set[tuple[str, str]]) -> list[Subset]:
+    """The ``--subset`` specs parsed (each checked, no name twice; every ``--eval-subset`` among them),
+    or without them one subset per present (source, split)."""
     if not cfg.subsets:
-        return [Subset(f"{src}_{split}", (Item(f"{src}:{split}", src, split),),
-                       f"{src}_{split}" in cfg.eval_subsets if cfg.eval_subsets else (src, split) in eval_splits)
-                for src, split in sorted(present)]
+        return _split_subsets(cfg, present, eval_splits)
     evals = set(cfg.eval_subsets or EVAL_SUBSET_NAMES)
     out: list[Subset] = []
     for spec in cfg.subsets:
-        name, sep, items = spec.partition("=")
-        name = name.strip()
-        if not sep or not _NAME.match(name) or not items.strip():
-            raise ExportError(f"--subset {spec!r}: expected NAME=ITEM[,ITEM...], e.g. "
-                              "training=arc_agi_1:training,concept_arc")
-        if any(s.name == name for s in out):
-            raise ExportError(f"--subset {name!r} is given twice")
-        out.append(Subset(name, tuple(parse_item(x) for x in items.split(",") if x.strip()), name in evals))
+        out.append(_parse_subset(spec, evals, out))
     unknown = sorted(set(cfg.eval_subsets) - {s.name for s in out})
     if unknown:
         raise ExportError(f"--eval-subset {', '.join(unknown)}: no such --subset")
     return out
+
+
+def _split_subsets(cfg: ExportConfig, present: set[tuple[str, str]],
+                   eval_splits: set[tuple[str, str]]) -> list[Subset]:
+    """``SOURCE_SPLIT`` for each present (source, split); evaluation: the ``--eval-subset`` names if given,
+    else the evaluation splits."""
+    return [Subset(f"{src}_{split}", (Item(f"{src}:{split}", src, split),),
+                   f"{src}_{split}" in cfg.eval_subsets if cfg.eval_subsets else (src, split) in eval_splits)
+            for src, split in sorted(present)]
+
+
+def _parse_subset(spec: str, evals: set[str], before: list[Subset]) -> Subset:
+    """One ``NAME=ITEM[,ITEM...]`` spec, its name not one of those ``before`` it."""
+    name, sep, items = spec.partition("=")
+    name = name.strip()
+    if not sep or not _NAME.match(name) or not items.strip():
+        raise ExportError(f"--subset {spec!r}: expected NAME=ITEM[,ITEM...], e.g. "
+                          "training=arc_agi_1:training,concept_arc")
+    if any(s.name == name for s in before):
+        raise ExportError(f"--subset {name!r} is given twice")
+    return Subset(name, tuple(parse_item(x) for x in items.split(",") if x.strip()), name in evals)
 
 
 def _scan(sel: Selection, cfg: ExportConfig) -> None:
