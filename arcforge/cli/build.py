@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from arcforge.build.options import BuildOptions
+from arcforge.build.shard_writer import DEFAULT_ROW_GROUP_ROWS, DEFAULT_SHARD_BYTES
 from arcforge.cli.console import cli_progress, console, err_console, reports
 from arcforge.cli.options import (
     DEFAULT_DATA,
@@ -155,14 +157,14 @@ def build_cmd(
     check_rules: Annotated[bool | None, Flag(
         "--check-rules/--no-check-rules", help="Run program-backed sources' programs on the evaluation "
         "tasks (level `rule`; default: when --generate runs them).")] = None,
-    seed: BuildSeedOpt = 0,
-    shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = 256,
+    seed: BuildSeedOpt = BuildOptions.seed,
+    shard_mb: Annotated[int, typer.Option("--shard-mb", help="Uncompressed MB per shard file.")] = DEFAULT_SHARD_BYTES >> 20,
     row_group_rows: Annotated[int, typer.Option("--row-group-rows",
-                                                help="Rows per Parquet row group.")] = 1024,
+                                                help="Rows per Parquet row group.")] = DEFAULT_ROW_GROUP_ROWS,
     no_cache: Annotated[bool, Flag("--no-cache", help="Parse every source again.")] = False,
-    workers: Annotated[int, typer.Option(
-        "--workers", help="Processes that parse, generate and deduplicate tasks (0 = every available CPU). "
-        "The output is the same for any value.")] = 0,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", show_default=False, help="Processes that parse, generate and deduplicate tasks "
+        "(default and 0: every available CPU). The output is the same for any value.")] = BuildOptions.workers,
     manifests: ManifestsOpt = None,
     json_: JsonOpt = False,
 ) -> Any:
@@ -170,7 +172,6 @@ def build_cmd(
 
     Example: arcforge build --exclude-eval --out arc-dataset
     """
-    from arcforge.build.options import BuildOptions
     from arcforge.build.pipeline import build
 
     _check_out_path(out)
