@@ -8,7 +8,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from arcforge.build.rule_stage import RULE_LEVEL, build_programs, disagreement, run_rule_stage
+from arcforge.build.rule_stage import (
+    RULE_LEVEL,
+    RuleRunOptions,
+    build_programs,
+    disagreement,
+    run_rule_stage,
+)
 from arcforge.build.rules import RuleCache
 from arcforge.sources.programs import re_arc_verifiers
 from tests.rules_helpers import arc1_table, fetched_checkouts, local_program
@@ -56,8 +62,8 @@ def test_build_programs_names_the_checkouts_that_ship_programs(stage_inputs, tmp
 
 def test_exclude_eval_drops_the_tasks_of_a_program_that_solves_a_reference_task(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
-    st = run_rule_stage(kept, None, is_ref, programs, dirs, exclude_eval=True, made=kept,
-                        cache=RuleCache(cache))
+    st = run_rule_stage(kept, None, is_ref, programs, dirs, RuleRunOptions(exclude_eval=True, made=kept,
+                        cache=RuleCache(cache)))
     assert st is not None and st.result is not None
     assert st.result.checked == 4 * 2  # only the programs that made tasks of the build run
     ex = st.excluded.to_pylist()
@@ -75,7 +81,8 @@ def test_exclude_eval_drops_the_tasks_of_a_program_that_solves_a_reference_task(
 
 def test_every_match_is_a_rules_line_and_shared_official_rules_keep_both_tasks(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
-    st = run_rule_stage(kept, None, is_ref, programs, dirs, exclude_eval=True, made=kept, cache=RuleCache(cache))
+    st = run_rule_stage(kept, None, is_ref, programs, dirs,
+                        RuleRunOptions(exclude_eval=True, made=kept, cache=RuleCache(cache)))
     rules = {(r["source"], r["program"], r["eval_id"]): r for r in st.rules.to_pylist()}
     r = rules[("re_arc", f"verifiers.py:verify_{SOLVER}", f"arc_agi_1/training/{SOLVED}")]
     assert r["derived_from"] == [f"arc_agi_1/training/{SOLVER}"] and r["pairs"] == 4
@@ -84,14 +91,16 @@ def test_every_match_is_a_rules_line_and_shared_official_rules_keep_both_tasks(s
     assert (shared["id"], shared["split"], shared["level"]) == (f"arc_agi_1/training/{SOLVER}", "training", RULE_LEVEL)
     assert shared["eval_ids"] == [f"arc_agi_1/training/{SOLVED}"] and "both kept" in shared["reason"]
     assert f"verify_{SOLVER}" in shared["reason"]
-    without = run_rule_stage(kept, None, is_ref, programs, dirs, exclude_eval=False, made=kept, cache=RuleCache(cache))
+    without = run_rule_stage(kept, None, is_ref, programs, dirs,
+                             RuleRunOptions(exclude_eval=False, made=kept, cache=RuleCache(cache)))
     assert without.excluded.num_rows == 0 and without.table.num_rows == kept.num_rows
     assert without.rules.to_pylist() == st.rules.to_pylist() and without.result.calls == 0  # the cache answers
 
 
 def test_lineage_is_held_against_execution(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
-    st = run_rule_stage(kept, None, is_ref, programs, dirs, exclude_eval=False, made=kept, cache=RuleCache(cache))
+    st = run_rule_stage(kept, None, is_ref, programs, dirs,
+                        RuleRunOptions(exclude_eval=False, made=kept, cache=RuleCache(cache)))
     got = {r["program"]: (r["disagreement"], r["eval_ids"]) for r in st.lineage.to_pylist()}
     assert got == {
         f"verifiers.py:verify_{SOLVER}": ("solves_reference", [f"arc_agi_1/training/{SOLVED}"]),
@@ -117,4 +126,4 @@ def test_no_program_made_a_task_of_the_build_nothing_runs(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
     official = kept.filter(pa.array(np.array([s == "arc_agi_1" for s in kept.column("source").to_pylist()])))
     assert run_rule_stage(official, None, is_ref[: official.num_rows], programs[:400], dirs,
-                          exclude_eval=True, made=official, cache=RuleCache(cache)) is None
+                          RuleRunOptions(exclude_eval=True, made=official, cache=RuleCache(cache))) is None

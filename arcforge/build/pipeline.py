@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +42,9 @@ from arcforge.progress import NULL_PROGRESS, Progress
 from arcforge.sources.manifest import EVAL_SPLIT, NAME_RE, SPLIT_RE, Manifest, load_manifests, select
 from arcforge.synthetic.base import DEFAULT_DIFFICULTY, DIFFICULTIES
 from arcforge.task import MAX_GRID_SIDE, OVERSIZE, TASK_SCHEMA
+
+if TYPE_CHECKING:
+    from arcforge.build import rule_stage
 
 SYNTHETIC = "synthetic"
 GIVE_UP_NOTE = "too often: 4n+20 attempts for n examples, 10 errors in a row"
@@ -574,26 +577,41 @@ def _rule_level(result: dedup.DedupResult, plans: Sequence[SourcePlan], table: p
     from arcforge.build import rule_stage
     from arcforge.build.rules import RuleConfig
 
-    exclude_eval, check_rules, workers = opts.exclude_eval, opts.check_rules, resolve_workers(opts.workers)
-    if check_rules is False:
+    workers = resolve_workers(opts.workers)  # a bad --workers is refused first, even without rules
+    if opts.check_rules is False:
         return {}
-    sources = [(p.name, p.manifest.repo, p.root) for p in plans if p.manifest is not None and p.root is not None
-               and (check_rules or p.generate_n > 0)]
-    programs, dirs = rule_stage.build_programs(sources)
+    programs, dirs = rule_stage.build_programs(_rule_sources(plans, opts.check_rules))
     pinned = [p.manifest for p in plans if p.manifest is not None and p.name in dirs]
     kept = result.table
-    is_ref = _is_reference(kept, eval_splits)
-    stage = rule_stage.run_rule_stage(kept, reference, is_ref, programs, dirs, exclude_eval=exclude_eval,
-                                      made=table, config=RuleConfig(workers=workers), progress=progress,
-                                      before_run=lambda: [_check_code(m) for m in pinned])
+    run = rule_stage.RuleRunOptions(exclude_eval=opts.exclude_eval, made=table,
+                                    config=RuleConfig(workers=workers), progress=progress,
+                                    before_run=lambda: [_check_code(m) for m in pinned])
+    stage = rule_stage.run_rule_stage(kept, reference, _is_reference(kept, eval_splits), programs, dirs, run)
     if stage is None or stage.result is None:
         return {}
+    _merge_rule_stage(result, stage)
+    return _rule_figures(stage)
+
+
+def _rule_sources(plans: Sequence[SourcePlan], check_rules: bool | None) -> list[tuple[str, str, Path]]:
+    """The ``(name, repo, checkout)`` of the sources whose programs may run: every fetched one with
+    ``check_rules``, else those that generate."""
+    return [(p.name, p.manifest.repo, p.root) for p in plans if p.manifest is not None and p.root is not None
+            and (check_rules or p.generate_n > 0)]
+
+
+def _merge_rule_stage(result: dedup.DedupResult, stage: rule_stage.RuleStage) -> None:
+    """Fold what the rule level found into ``result``: its kept rows, exclusions, reports and counts."""
     result.table = stage.table
     result.excluded = pa.concat_tables([result.excluded, stage.excluded])
     reported = result.reported if result.reported is not None else dedup.REPORTED_SCHEMA.empty_table()
     result.reported = pa.concat_tables([reported, stage.reported])
     result.counts.update({k: v for k, v in stage.counts.items() if v})
     result.rules = {"rules": stage.rules, "rule_errors": stage.errors, "rule_lineage": stage.lineage}
+
+
+def _rule_figures(stage: rule_stage.RuleStage) -> dict[str, float]:
+    """The rule level's figures for the build's summary."""
     r = stage.result
     return {"programs": len({(p.source, p.path) for p in stage.programs}), "reference_tasks": r.references,
             "checked": r.checked, "cached": r.cached, "calls": r.calls, "seconds": round(r.seconds, 3),

@@ -115,49 +115,90 @@ def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, lis
     return out
 
 
+@dataclass(frozen=True)
+class RuleRunOptions:
+    """How the rule level runs: ``exclude_eval`` removes the tasks of a program that solves a reference
+    task; with ``made`` (the build's rows before de-duplication), only the programs that made one of them
+    are run; ``before_run`` is called once before the first program runs (the check of the checkouts
+    against their pins), never when the cache answers."""
+
+    exclude_eval: bool
+    made: pa.Table | None = None
+    config: RuleConfig | None = None
+    cache: RuleCache | None = None
+    progress: Progress | None = None
+    before_run: Callable[[], None] | None = None
+
+
 def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarray,
-                   programs: Sequence[Program], dirs: dict[str, Path], *, exclude_eval: bool,
-                   made: pa.Table | None = None, config: RuleConfig | None = None,
-                   cache: RuleCache | None = None, progress: Progress | None = None,
-                   before_run: Callable[[], None] | None = None) -> RuleStage | None:
+                   programs: Sequence[Program], dirs: dict[str, Path], opts: RuleRunOptions) -> RuleStage | None:
     """The rule level over ``kept`` (``is_ref`` marks its reference rows; ``reference`` holds the
     reference-only tasks of ``--eval-local``) for ``programs`` (``build_programs``; ``dirs``: each source's
-    checkout). With ``made`` (the build's rows before de-duplication), only the programs that made one of
-    them are run. None when there is no program or no reference task. ``before_run``: called once before
-    the first program runs (the check of the checkouts against their pins), never when the cache answers."""
-    if made is not None:
-        used = {(p.source, p.path) for ps in _generated_by(made, programs).values() for p in ps}
-        programs = [p for p in programs if (p.source, p.path) in used]
+    checkout), run as ``opts`` says. None when there is no program or no reference task."""
+    programs = _programs_that_made(programs, opts.made)
     if not programs:
         return None
-    config = config or RuleConfig()
-    ref_table = kept.filter(pa.array(is_ref))
-    if reference is not None and reference.num_rows:
-        ref_table = pa.concat_tables([ref_table.select(["id", "source", "split", "train", "test"]),
-                                      reference.select(["id", "source", "split", "train", "test"])
-                                      .cast(ref_table.select(["id", "source", "split", "train", "test"]).schema)])
-    refs = RefTable(ref_table)
+    config = opts.config or RuleConfig()
+    refs = RefTable(_reference_table(kept, reference, is_ref))
     if not len(refs):
         return None
-    res = check(programs, dirs, refs, config=config, cache=cache or RuleCache(config=config), progress=progress,
-                before_run=before_run)
-    solved: dict[tuple[str, str], list[Reference]] = defaultdict(list)
-    for p, r, _ in res.matches:
-        solved[(p.source, p.path)].append(r)
-    drop = np.zeros(kept.num_rows, dtype=bool)
-    excluded = []
-    if exclude_eval:
-        for i, progs in _generated_by(kept, programs).items():
-            hits = sorted({r.eval_id: r for p in progs for r in solved.get((p.source, p.path), ())}.items())
-            if hits and not is_ref[i]:
-                drop[i] = True
-                excluded.append((i, hits))
-    stage = RuleStage(kept.filter(pa.array(~drop)) if drop.any() else kept, _excluded(kept, excluded),
+    res = check(programs, dirs, refs, config=config, cache=opts.cache or RuleCache(config=config),
+                progress=opts.progress, before_run=opts.before_run)
+    solved = _solved(res)
+    excluded = _rule_excluded(kept, is_ref, programs, solved) if opts.exclude_eval else []
+    stage = RuleStage(_without(kept, excluded), _excluded(kept, excluded),
                       _shared(kept, is_ref, programs, res), _rules(res), _errors(res),
                       _lineage(programs, refs, solved), result=res, programs=list(programs))
     stage.counts = {f"excluded.{RULE_LEVEL}": stage.excluded.num_rows, "rules.matches": stage.rules.num_rows,
                     "rules.errors": stage.errors.num_rows, "rules.shared_official": stage.reported.num_rows}
     return stage
+
+
+def _programs_that_made(programs: Sequence[Program], made: pa.Table | None) -> Sequence[Program]:
+    """``programs``, or with ``made``, only those that made one of its rows."""
+    if made is None:
+        return programs
+    used = {(p.source, p.path) for ps in _generated_by(made, programs).values() for p in ps}
+    return [p for p in programs if (p.source, p.path) in used]
+
+
+def _reference_table(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarray) -> pa.Table:
+    """The reference rows of ``kept``, with the reference-only tasks of ``--eval-local`` appended."""
+    ref_table = kept.filter(pa.array(is_ref))
+    if reference is not None and reference.num_rows:
+        cols = ["id", "source", "split", "train", "test"]
+        ref_table = pa.concat_tables([ref_table.select(cols),
+                                      reference.select(cols).cast(ref_table.select(cols).schema)])
+    return ref_table
+
+
+def _solved(res: CheckResult) -> dict[tuple[str, str], list[Reference]]:
+    """Per program ``(source, path)``: the reference tasks it solves."""
+    solved: dict[tuple[str, str], list[Reference]] = defaultdict(list)
+    for p, r, _ in res.matches:
+        solved[(p.source, p.path)].append(r)
+    return solved
+
+
+def _rule_excluded(kept: pa.Table, is_ref: np.ndarray, programs: Sequence[Program],
+                   solved: dict[tuple[str, str], list[Reference]]) -> list[tuple[int, list]]:
+    """The rows of ``kept`` (not reference rows) made by a program that solves reference tasks, each with
+    ``(eval_id, Reference)`` of the tasks solved."""
+    excluded = []
+    for i, progs in _generated_by(kept, programs).items():
+        hits = sorted({r.eval_id: r for p in progs for r in solved.get((p.source, p.path), ())}.items())
+        if hits and not is_ref[i]:
+            excluded.append((i, hits))
+    return excluded
+
+
+def _without(kept: pa.Table, excluded: list[tuple[int, list]]) -> pa.Table:
+    """``kept`` less the ``excluded`` rows."""
+    if not excluded:
+        return kept
+    drop = np.zeros(kept.num_rows, dtype=bool)
+    drop[[i for i, _ in excluded]] = True
+    return kept.filter(pa.array(~drop))
 
 
 def _excluded(kept: pa.Table, excluded: list[tuple[int, list]]) -> pa.Table:
