@@ -263,6 +263,8 @@ class _Checker:
             self.cache.store(p, known)
 
     def _collect(self, p: Program, known: dict[str, list], run: _ProgramRun | None) -> None:
+        """Add ``p``'s outcome (``known``; ``run``: this process's run of it, None when it never started)
+        to the result: counts, its error if any, its matches in reference order; one step of progress."""
         with self.lock:
             res = self.result
             if run is not None:
@@ -271,18 +273,24 @@ class _Checker:
                 res.programs_run += 1
             answered = sum(1 for r in self.refs if r.digest in known)
             res.cached += answered - (len(run.results) if run else 0)
-            fails = [v for d, v in known.items() if v[0] == ERROR and d in self.by_digest]
-            start = known.get(START) or known.get(STOPPED)
-            unchecked = len(self.refs) - answered
-            if fails or unchecked:
-                first = (run.first_error if run is not None and run.first_error else fails[0][2] if fails
-                         else start[2] if start else "")
-                res.errors.append(ProgramError(p, first or "not checked", len(fails), unchecked))
-            for r in self.refs:
-                v = known.get(r.digest)
-                if v is not None and v[0] == MATCH:
-                    res.matches.append((p, r, int(v[1])))
+            error = self._error(p, known, run, len(self.refs) - answered)
+            if error is not None:
+                res.errors.append(error)
+            res.matches += [(p, r, int(v[1])) for r in self.refs
+                            if (v := known.get(r.digest)) is not None and v[0] == MATCH]
             self.progress.advance("rules")
+
+    def _error(self, p: Program, known: dict[str, list], run: _ProgramRun | None,
+               unchecked: int) -> ProgramError | None:
+        """``p``'s error when it failed on a reference task or left some unchecked (None: it did not): the
+        first error of the run, else of a stored failure, else why it did not start or stopped."""
+        fails = [v for d, v in known.items() if v[0] == ERROR and d in self.by_digest]
+        if not fails and not unchecked:
+            return None
+        start = known.get(START) or known.get(STOPPED)
+        first = (run.first_error if run is not None and run.first_error else fails[0][2] if fails
+                 else start[2] if start else "")
+        return ProgramError(p, first or "not checked", len(fails), unchecked)
 
 
 def _ref_key(refs: Sequence[Reference] | RefTable) -> list:
