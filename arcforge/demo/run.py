@@ -259,7 +259,6 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     import time
 
     from arcforge.build.pipeline import build
-    from arcforge.demo.images import GalleryRow, gallery_png, loss_curve_png
     from arcforge.shards import read_tasks
     from arcforge.train.demo import train_and_score
 
@@ -286,42 +285,14 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     per_family = per_family_scores(held, scored["per_task"], set(synthetic.families(easy_only=True)))
     real = _real(cfg, data_dir, run_dir, fetched, bf16=scored["bf16"], progress=progress)
 
-    def rate(key: str, fams: list[dict[str, Any]]) -> float:
-        return round(sum(f[key] for f in fams) / max(1, sum(f["tasks"] for f in fams)), 4)
-
     # 4. Pictures: the loss curve from metrics.jsonl and one test pair per family (up to gallery_rows).
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    losses = [(r["step"], r["loss"]) for r in history if "loss" in r]
-    demo_out.record(out_dir, "loss.png")  # claimed before it is written: prepare() found it absent or ours
-    loss_png = loss_curve_png(losses, out_dir / "loss.png")
-    rows, seen = [], set()
-    for t in held:
-        fam = synthetic.family_of(t) or "?"
-        if fam in seen or len(rows) >= cfg.gallery_rows:
-            continue
-        seen.add(fam)
-        pred = scored["attempts"].get(t.id)
-        pred_grid = np.asarray(pred, dtype=np.int8) if pred else None
-        ok = pred_grid is not None and pred_grid.shape == t.test[0].output.shape \
-            and np.array_equal(pred_grid, t.test[0].output)
-        rows.append(GalleryRow(f"{fam} ({'exact' if ok else 'wrong'})", t.test[0].input, pred_grid,
-                               t.test[0].output))
-    demo_out.record(out_dir, "gallery.png")
-    gallery = gallery_png(rows, out_dir / "gallery.png")
+    losses, loss_png, gallery = _pictures(out_dir, run_dir, held, scored["attempts"], cfg.gallery_rows)
 
-    fams = list(per_family.values())
     result = DemoResult(
         out_dir, data_dir, run_dir, fetched, notice,
-        config={**asdict(cfg), "families": list(cfg.families), "model": scored["model"],
-                "batch_size": scored["batch_size"], "bf16": scored["bf16"], "torch_threads": scored["threads"],
-                "eval": scored["eval_config"]},
+        config=_run_config(cfg, scored),
         per_family=per_family,
-        exact_easy=rate("exact", [f for f in fams if f["easy"]]),
-        exact_all=rate("exact", fams),
-        pass2_all=rate("pass2", fams),
-        exact_no_ttt=rate("exact_no_ttt", fams),
-        pass2_no_ttt=rate("pass2_no_ttt", fams),
-        baseline_exact=rate("baseline", fams),
+        **_rates(list(per_family.values())),
         real=real,
         train_seconds=round(float(scored["train"].get("elapsed_s", 0.0)), 1),
         s_per_step=round(float(scored["s_per_step"]), 4),
@@ -332,3 +303,61 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     )
     demo_out.write_atomic(out_dir, "demo.json", (json.dumps(result.to_dict(), indent=1) + "\n").encode())
     return result
+
+
+def _rate(key: str, fams: list[dict[str, Any]]) -> float:
+    """Score ``key`` over the tasks of families ``fams``."""
+    return round(sum(f[key] for f in fams) / max(1, sum(f["tasks"] for f in fams)), 4)
+
+
+def _rates(fams: list[dict[str, Any]]) -> dict[str, float]:
+    """The headline rates of ``DemoResult`` over the per-family scores ``fams``."""
+    return {"exact_easy": _rate("exact", [f for f in fams if f["easy"]]),
+            "exact_all": _rate("exact", fams),
+            "pass2_all": _rate("pass2", fams),
+            "exact_no_ttt": _rate("exact_no_ttt", fams),
+            "pass2_no_ttt": _rate("pass2_no_ttt", fams),
+            "baseline_exact": _rate("baseline", fams)}
+
+
+def _run_config(cfg: DemoConfig, scored: dict[str, Any]) -> dict[str, Any]:
+    """The demo's settings with what the trained run chose (model, batch size, bf16, threads, eval)."""
+    return {**asdict(cfg), "families": list(cfg.families), "model": scored["model"],
+            "batch_size": scored["batch_size"], "bf16": scored["bf16"], "torch_threads": scored["threads"],
+            "eval": scored["eval_config"]}
+
+
+def _pictures(out_dir: Path, run_dir: Path, held: list[Task], attempts: dict[str, Any],
+              gallery_rows: int) -> tuple[list[tuple[Any, Any]], Path, Path]:
+    """``loss.png`` from the run's metrics.jsonl and ``gallery.png`` (one test pair per family, up to
+    ``gallery_rows``); the losses ``(step, loss)`` and both pictures' paths."""
+    from arcforge.demo.images import gallery_png, loss_curve_png
+
+    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    losses = [(r["step"], r["loss"]) for r in history if "loss" in r]
+    demo_out.record(out_dir, "loss.png")  # claimed before it is written: prepare() found it absent or ours
+    loss_png = loss_curve_png(losses, out_dir / "loss.png")
+    rows = _gallery_rows(held, attempts, gallery_rows)
+    demo_out.record(out_dir, "gallery.png")
+    gallery = gallery_png(rows, out_dir / "gallery.png")
+    return losses, loss_png, gallery
+
+
+def _gallery_rows(held: list[Task], attempts: dict[str, Any], limit: int) -> list:
+    """One row per family (the first held-out task of each, up to ``limit``): its test pair, the model's
+    answer, and whether it is exact."""
+    from arcforge.demo.images import GalleryRow
+
+    rows, seen = [], set()
+    for t in held:
+        fam = synthetic.family_of(t) or "?"
+        if fam in seen or len(rows) >= limit:
+            continue
+        seen.add(fam)
+        pred = attempts.get(t.id)
+        pred_grid = np.asarray(pred, dtype=np.int8) if pred else None
+        ok = pred_grid is not None and pred_grid.shape == t.test[0].output.shape \
+            and np.array_equal(pred_grid, t.test[0].output)
+        rows.append(GalleryRow(f"{fam} ({'exact' if ok else 'wrong'})", t.test[0].input, pred_grid,
+                               t.test[0].output))
+    return rows
