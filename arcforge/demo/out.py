@@ -45,12 +45,25 @@ def prepare(out: Path) -> None:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DemoError(f"{out}: exists and is not a folder", hint="pass a new or empty folder for --out")
-    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     mine = owned(out)
+    _refuse_foreign(out, mine)
+    _refuse_clash(out, mine)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_marker(out, mine or set())
+
+
+def _refuse_foreign(out: Path, mine: set[str] | None) -> None:
+    """Refuse a non-empty ``out`` that no demo marked."""
+    present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if present and mine is None:
         raise DemoError(f"{out}: holds files the demo did not write ({', '.join(present[:4])}"
                         f"{', ...' if len(present) > 4 else ''}); nothing was changed",
                         hint="pass a new or empty folder (or an earlier demo's) for --out")
+
+
+def _refuse_clash(out: Path, mine: set[str] | None) -> None:
+    """Refuse an ``out`` where the demo would replace a top file it did not write, or a ``run/`` that is not
+    a training run."""
     clash = [n for n in TOP_FILES if (out / n).exists() and n not in (mine or set())]
     run = out / "run"
     if run.is_dir() and any(run.iterdir()) and not _is_run(run):
@@ -58,8 +71,6 @@ def prepare(out: Path) -> None:
     if clash:
         raise DemoError(f"{out}: the demo would replace {', '.join(clash)}, which it did not write; "
                         "nothing was changed", hint="move them away, or pick another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    _write_marker(out, mine or set())
 
 
 def record(out: Path, name: str) -> None:
