@@ -38,15 +38,34 @@ from arcforge.sources.programs import Program, catalogue
 RULE_LEVEL = "rule"
 SHARED_REASON = "rule shared between official splits (both kept): {program}"
 _LIST = pa.list_(pa.string())
-RULES_SCHEMA = pa.schema([pa.field("source", pa.string()), pa.field("program", pa.string()),
-                          pa.field("derived_from", _LIST), pa.field("eval_id", pa.string()),
-                          pa.field("pairs", pa.int64())])
-RULE_ERRORS_SCHEMA = pa.schema([pa.field("source", pa.string()), pa.field("program", pa.string()),
-                                pa.field("derived_from", _LIST), pa.field("error", pa.string()),
-                                pa.field("failures", pa.int64()), pa.field("unchecked", pa.int64())])
-LINEAGE_SCHEMA = pa.schema([pa.field("source", pa.string()), pa.field("program", pa.string()),
-                            pa.field("derived_from", _LIST), pa.field("eval_ids", _LIST),
-                            pa.field("disagreement", pa.string())])
+RULES_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("program", pa.string()),
+        pa.field("derived_from", _LIST),
+        pa.field("eval_id", pa.string()),
+        pa.field("pairs", pa.int64()),
+    ]
+)
+RULE_ERRORS_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("program", pa.string()),
+        pa.field("derived_from", _LIST),
+        pa.field("error", pa.string()),
+        pa.field("failures", pa.int64()),
+        pa.field("unchecked", pa.int64()),
+    ]
+)
+LINEAGE_SCHEMA = pa.schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("program", pa.string()),
+        pa.field("derived_from", _LIST),
+        pa.field("eval_ids", _LIST),
+        pa.field("disagreement", pa.string()),
+    ]
+)
 
 
 @dataclass
@@ -63,12 +82,16 @@ class RuleStage:
 
 
 def empty_reports() -> dict[str, pa.Table]:
-    return {"rules": RULES_SCHEMA.empty_table(), "rule_errors": RULE_ERRORS_SCHEMA.empty_table(),
-            "rule_lineage": LINEAGE_SCHEMA.empty_table()}
+    return {
+        "rules": RULES_SCHEMA.empty_table(),
+        "rule_errors": RULE_ERRORS_SCHEMA.empty_table(),
+        "rule_lineage": LINEAGE_SCHEMA.empty_table(),
+    }
 
 
-def build_programs(sources: Sequence[tuple[str, str, Path]],
-                   cache: Path | None = None) -> tuple[list[Program], dict[str, Path]]:
+def build_programs(
+    sources: Sequence[tuple[str, str, Path]], cache: Path | None = None
+) -> tuple[list[Program], dict[str, Path]]:
     """The programs of the build's ``(name, repo, checkout)`` sources, and each source's checkout; the
     catalogue is kept in ``cache`` (default ``ARCFORGE_HOME/rules/catalogue``)."""
     progs, dirs = [], {}
@@ -102,8 +125,12 @@ def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, lis
     for p in programs:
         by_key[(p.source, *(("file", p.made_from) if p.made_from else ("generator", p.key)))].append(p)
     sources = sorted({p.source for p in programs})
-    rows = np.flatnonzero(np.asarray(pc.is_in(table["source"], pa.array(sources, pa.string()))
-                                     .to_numpy(zero_copy_only=False), dtype=bool))
+    rows = np.flatnonzero(
+        np.asarray(
+            pc.is_in(table["source"], pa.array(sources, pa.string())).to_numpy(zero_copy_only=False),
+            dtype=bool,
+        )
+    )
     cols = [c for c in ("source", "path", "extra") if c in table.column_names]
     out: dict[int, list[Program]] = {}
     if not len(rows):
@@ -130,8 +157,14 @@ class RuleRunOptions:
     before_run: Callable[[], None] | None = None
 
 
-def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarray,
-                   programs: Sequence[Program], dirs: dict[str, Path], opts: RuleRunOptions) -> RuleStage | None:
+def run_rule_stage(
+    kept: pa.Table,
+    reference: pa.Table | None,
+    is_ref: np.ndarray,
+    programs: Sequence[Program],
+    dirs: dict[str, Path],
+    opts: RuleRunOptions,
+) -> RuleStage | None:
     """The rule level over ``kept`` (``is_ref`` marks its reference rows; ``reference`` holds the
     reference-only tasks of ``--eval-local``) for ``programs`` (``build_programs``; ``dirs``: each source's
     checkout), run as ``opts`` says. None when there is no program or no reference task."""
@@ -142,15 +175,33 @@ def run_rule_stage(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndarra
     refs = RefTable(_reference_table(kept, reference, is_ref))
     if not len(refs):
         return None
-    res = check(programs, dirs, refs, config=config, cache=opts.cache or RuleCache(config=config),
-                progress=opts.progress, before_run=opts.before_run)
+    res = check(
+        programs,
+        dirs,
+        refs,
+        config=config,
+        cache=opts.cache or RuleCache(config=config),
+        progress=opts.progress,
+        before_run=opts.before_run,
+    )
     solved = _solved(res)
     excluded = _rule_excluded(kept, is_ref, programs, solved) if opts.exclude_eval else []
-    stage = RuleStage(_without(kept, excluded), _excluded(kept, excluded),
-                      _shared(kept, is_ref, programs, res), _rules(res), _errors(res),
-                      _lineage(programs, refs, solved), result=res, programs=list(programs))
-    stage.counts = {f"excluded.{RULE_LEVEL}": stage.excluded.num_rows, "rules.matches": stage.rules.num_rows,
-                    "rules.errors": stage.errors.num_rows, "rules.shared_official": stage.reported.num_rows}
+    stage = RuleStage(
+        _without(kept, excluded),
+        _excluded(kept, excluded),
+        _shared(kept, is_ref, programs, res),
+        _rules(res),
+        _errors(res),
+        _lineage(programs, refs, solved),
+        result=res,
+        programs=list(programs),
+    )
+    stage.counts = {
+        f"excluded.{RULE_LEVEL}": stage.excluded.num_rows,
+        "rules.matches": stage.rules.num_rows,
+        "rules.errors": stage.errors.num_rows,
+        "rules.shared_official": stage.reported.num_rows,
+    }
     return stage
 
 
@@ -167,8 +218,9 @@ def _reference_table(kept: pa.Table, reference: pa.Table | None, is_ref: np.ndar
     ref_table = kept.filter(pa.array(is_ref))
     if reference is not None and reference.num_rows:
         cols = ["id", "source", "split", "train", "test"]
-        ref_table = pa.concat_tables([ref_table.select(cols),
-                                      reference.select(cols).cast(ref_table.select(cols).schema)])
+        ref_table = pa.concat_tables(
+            [ref_table.select(cols), reference.select(cols).cast(ref_table.select(cols).schema)]
+        )
     return ref_table
 
 
@@ -180,8 +232,12 @@ def _solved(res: CheckResult) -> dict[tuple[str, str], list[Reference]]:
     return solved
 
 
-def _rule_excluded(kept: pa.Table, is_ref: np.ndarray, programs: Sequence[Program],
-                   solved: dict[tuple[str, str], list[Reference]]) -> list[tuple[int, list]]:
+def _rule_excluded(
+    kept: pa.Table,
+    is_ref: np.ndarray,
+    programs: Sequence[Program],
+    solved: dict[tuple[str, str], list[Reference]],
+) -> list[tuple[int, list]]:
     """The rows of ``kept`` (not reference rows) made by a program that solves reference tasks, each with
     ``(eval_id, Reference)`` of the tasks solved."""
     excluded = []
@@ -205,10 +261,19 @@ def _excluded(kept: pa.Table, excluded: list[tuple[int, list]]) -> pa.Table:
     if not excluded:
         return EXCLUDED_SCHEMA.empty_table()
     rows = kept.take(pa.array([i for i, _ in excluded])).select(["id", "source", "split"]).to_pylist()
-    return pa.Table.from_pylist([
-        {**row, "eval_ids": [e for e, _ in hits], "level": RULE_LEVEL, "similarity": 1.0,
-         "eval_sources": [r.source for _, r in hits]}
-        for row, (_, hits) in zip(rows, excluded, strict=True)], schema=EXCLUDED_SCHEMA)
+    return pa.Table.from_pylist(
+        [
+            {
+                **row,
+                "eval_ids": [e for e, _ in hits],
+                "level": RULE_LEVEL,
+                "similarity": 1.0,
+                "eval_sources": [r.source for _, r in hits],
+            }
+            for row, (_, hits) in zip(rows, excluded, strict=True)
+        ],
+        schema=EXCLUDED_SCHEMA,
+    )
 
 
 def _shared(kept: pa.Table, is_ref: np.ndarray, programs: Sequence[Program], res: CheckResult) -> pa.Table:
@@ -223,23 +288,48 @@ def _shared(kept: pa.Table, is_ref: np.ndarray, programs: Sequence[Program], res
         for d in p.derived_from:
             if d in ids and d != r.eval_id:
                 row = ids[d]
-                lines[(d, r.eval_id, p.path)] = {**row, "eval_ids": [r.eval_id], "level": RULE_LEVEL,
-                                                 "similarity": 1.0, "eval_sources": [r.source],
-                                                 "reason": SHARED_REASON.format(program=f"{p.source}:{p.path}")}
+                lines[(d, r.eval_id, p.path)] = {
+                    **row,
+                    "eval_ids": [r.eval_id],
+                    "level": RULE_LEVEL,
+                    "similarity": 1.0,
+                    "eval_sources": [r.source],
+                    "reason": SHARED_REASON.format(program=f"{p.source}:{p.path}"),
+                }
     return pa.Table.from_pylist([lines[k] for k in sorted(lines)], schema=REPORTED_SCHEMA)
 
 
 def _rules(res: CheckResult) -> pa.Table:
-    return pa.Table.from_pylist([
-        {"source": p.source, "program": p.path, "derived_from": list(p.derived_from), "eval_id": r.eval_id,
-         "pairs": n} for p, r, n in res.matches], schema=RULES_SCHEMA)
+    return pa.Table.from_pylist(
+        [
+            {
+                "source": p.source,
+                "program": p.path,
+                "derived_from": list(p.derived_from),
+                "eval_id": r.eval_id,
+                "pairs": n,
+            }
+            for p, r, n in res.matches
+        ],
+        schema=RULES_SCHEMA,
+    )
 
 
 def _errors(res: CheckResult) -> pa.Table:
-    return pa.Table.from_pylist([
-        {"source": e.program.source, "program": e.program.path, "derived_from": list(e.program.derived_from),
-         "error": e.error, "failures": e.failures, "unchecked": e.unchecked} for e in res.errors],
-        schema=RULE_ERRORS_SCHEMA)
+    return pa.Table.from_pylist(
+        [
+            {
+                "source": e.program.source,
+                "program": e.program.path,
+                "derived_from": list(e.program.derived_from),
+                "error": e.error,
+                "failures": e.failures,
+                "unchecked": e.unchecked,
+            }
+            for e in res.errors
+        ],
+        schema=RULE_ERRORS_SCHEMA,
+    )
 
 
 def disagreement(program: Program, ref_ids: set[str], solved: set[str]) -> str | None:
@@ -252,14 +342,22 @@ def disagreement(program: Program, ref_ids: set[str], solved: set[str]) -> str |
     return None if declared & solved else "solves_other"
 
 
-def _lineage(programs: Sequence[Program], refs: RefTable,
-             solved: dict[tuple[str, str], list[Reference]]) -> pa.Table:
+def _lineage(
+    programs: Sequence[Program], refs: RefTable, solved: dict[tuple[str, str], list[Reference]]
+) -> pa.Table:
     ref_ids = set(refs.ids)
     rows = []
     for p in programs:
         got = sorted({r.eval_id for r in solved.get((p.source, p.path), ())})
         kind = disagreement(p, ref_ids, set(got))
         if kind is not None:
-            rows.append({"source": p.source, "program": p.path, "derived_from": list(p.derived_from),
-                         "eval_ids": got, "disagreement": kind})
+            rows.append(
+                {
+                    "source": p.source,
+                    "program": p.path,
+                    "derived_from": list(p.derived_from),
+                    "eval_ids": got,
+                    "disagreement": kind,
+                }
+            )
     return pa.Table.from_pylist(rows, schema=LINEAGE_SCHEMA)

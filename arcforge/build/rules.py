@@ -41,8 +41,19 @@ from arcforge.sources.programs import Program
 
 MATCH, MISMATCH = "match", "mismatch"
 FAILURES = ("timeout", "memory limit", "crashed", "MemoryError")  # how the sandbox words a failure
-__all__ = ["CHECK_VERSION", "ERROR", "MATCH", "MISMATCH", "RefTable", "Reference", "RuleCache", "RuleConfig",
-           "check", "references", "task_digest"]
+__all__ = [
+    "CHECK_VERSION",
+    "ERROR",
+    "MATCH",
+    "MISMATCH",
+    "RefTable",
+    "Reference",
+    "RuleCache",
+    "RuleConfig",
+    "check",
+    "references",
+    "task_digest",
+]
 
 
 @dataclass
@@ -64,7 +75,9 @@ class CheckResult:
     references: int = 0  # reference tasks
     programs_run: int = 0  # programs that ran now (the others were answered by the cache)
     sandboxes: int = 0  # sandboxes started
-    summary: bool = False  # the whole outcome came from the summary: nothing ran, no per-program file was read
+    summary: bool = (
+        False  # the whole outcome came from the summary: nothing ran, no per-program file was read
+    )
 
 
 def _same(grid: list) -> list:
@@ -77,9 +90,12 @@ def _transpose(grid: list) -> list:
 
 def _agrees(value, expected: list) -> bool:
     """The program's answer is the expected grid (a list of rows of ints; 1 and True are not the same)."""
-    return (isinstance(value, list) and len(value) == len(expected)
-            and all(isinstance(row, list) and all(type(c) is int for c in row) for row in value)
-            and value == expected)
+    return (
+        isinstance(value, list)
+        and len(value) == len(expected)
+        and all(isinstance(row, list) and all(type(c) is int for c in row) for row in value)
+        and value == expected
+    )
 
 
 # --- running one program -----------------------------------------------------------------------------------
@@ -118,7 +134,9 @@ class _ProgramRun:
 
     def _give_up(self) -> str:
         c = self.config
-        if (self.failures >= c.max_failures and self.failures == self.calls) or self.failures >= c.max_total_failures:
+        if (
+            self.failures >= c.max_failures and self.failures == self.calls
+        ) or self.failures >= c.max_total_failures:
             return f"given up after {self.failures} failed calls"
         if self.spent >= c.program_s:
             return f"given up after {c.program_s:g} CPU s of calls"
@@ -126,8 +144,9 @@ class _ProgramRun:
 
     def _round(self, chunk: list[Reference], pair: int) -> list[Reference]:
         t = _transpose if self.p.transpose else _same
-        stream = self.sb.each(self.p.module, self.p.function, [[t(r.inputs[pair])] for r in chunk],
-                              grid_type=self.p.grid_type)
+        stream = self.sb.each(
+            self.p.module, self.p.function, [[t(r.inputs[pair])] for r in chunk], grid_type=self.p.grid_type
+        )
         agreeing = []
         try:
             for r, res in zip(chunk, stream, strict=False):
@@ -162,7 +181,9 @@ def _order(p: Program, refs: list[Reference]) -> list[Reference]:
 
 # --- the check ---------------------------------------------------------------------------------------------
 START = "__start__"  # cache key of a program whose module does not import
-STOPPED = "__stopped__"  # cache key of a program given up (failures, budget): not run again under these limits
+STOPPED = (
+    "__stopped__"  # cache key of a program given up (failures, budget): not run again under these limits
+)
 # A stubbed module answers every missing name, ``__all__`` included: name its public names as Python would.
 STAR = "\n__all__ = [_n for _n in list(globals()) if not _n.startswith('_')]\n"
 
@@ -180,9 +201,12 @@ def _open(code_dir: Path, unit: list[Program], config: RuleConfig):
 
     first = unit[0]
     stubs = {name: (Path(code_dir) / rel).read_text(encoding="utf-8") + STAR for name, rel in first.stubs}
-    return Sandbox(Path(code_dir) / first.module_dir, modules=[*first.preload, *sorted({p.module for p in unit})],
-                   limits=Limits(call_s=config.call_s, memory_mb=config.memory_mb, wall_s=config.wall_s),
-                   stubs=stubs)
+    return Sandbox(
+        Path(code_dir) / first.module_dir,
+        modules=[*first.preload, *sorted({p.module for p in unit})],
+        limits=Limits(call_s=config.call_s, memory_mb=config.memory_mb, wall_s=config.wall_s),
+        stubs=stubs,
+    )
 
 
 class _Checker:
@@ -276,20 +300,31 @@ class _Checker:
             error = self._error(p, known, run, len(self.refs) - answered)
             if error is not None:
                 res.errors.append(error)
-            res.matches += [(p, r, int(v[1])) for r in self.refs
-                            if (v := known.get(r.digest)) is not None and v[0] == MATCH]
+            res.matches += [
+                (p, r, int(v[1]))
+                for r in self.refs
+                if (v := known.get(r.digest)) is not None and v[0] == MATCH
+            ]
             self.progress.advance("rules")
 
-    def _error(self, p: Program, known: dict[str, list], run: _ProgramRun | None,
-               unchecked: int) -> ProgramError | None:
+    def _error(
+        self, p: Program, known: dict[str, list], run: _ProgramRun | None, unchecked: int
+    ) -> ProgramError | None:
         """``p``'s error when it failed on a reference task or left some unchecked (None: it did not): the
         first error of the run, else of a stored failure, else why it did not start or stopped."""
         fails = [v for d, v in known.items() if v[0] == ERROR and d in self.by_digest]
         if not fails and not unchecked:
             return None
         start = known.get(START) or known.get(STOPPED)
-        first = (run.first_error if run is not None and run.first_error else fails[0][2] if fails
-                 else start[2] if start else "")
+        first = (
+            run.first_error
+            if run is not None and run.first_error
+            else fails[0][2]
+            if fails
+            else start[2]
+            if start
+            else ""
+        )
         return ProgramError(p, first or "not checked", len(fails), unchecked)
 
 
@@ -299,9 +334,12 @@ def _ref_key(refs: Sequence[Reference] | RefTable) -> list:
     return [[r.eval_id, r.source, r.digest] for r in refs]
 
 
-def _from_summary(programs: Sequence[Program], refs: Sequence[Reference] | RefTable, got: dict) -> CheckResult:
+def _from_summary(
+    programs: Sequence[Program], refs: Sequence[Reference] | RefTable, got: dict
+) -> CheckResult:
     """The stored outcome; from a ``RefTable``, a match's ``Reference`` carries the task's id and source only
     (its pairs were never read)."""
+
     def ref(i: int) -> Reference:
         if isinstance(refs, RefTable):
             return Reference(refs.ids[i], refs.sources[i], (), (), "")
@@ -313,18 +351,29 @@ def _from_summary(programs: Sequence[Program], refs: Sequence[Reference] | RefTa
     return res
 
 
-def _to_summary(cache: RuleCache, key: str, programs: Sequence[Program], refs: Sequence[Reference],
-                res: CheckResult) -> None:
+def _to_summary(
+    cache: RuleCache, key: str, programs: Sequence[Program], refs: Sequence[Reference], res: CheckResult
+) -> None:
     p_at = {(p.source, p.path): i for i, p in enumerate(programs)}
     r_at = {id(r): i for i, r in enumerate(refs)}
-    cache.store_summary(key, [[p_at[(p.source, p.path)], r_at[id(r)], n] for p, r, n in res.matches],
-                        [[p_at[(e.program.source, e.program.path)], e.error, e.failures, e.unchecked]
-                         for e in res.errors], res.checked + res.cached)
+    cache.store_summary(
+        key,
+        [[p_at[(p.source, p.path)], r_at[id(r)], n] for p, r, n in res.matches],
+        [[p_at[(e.program.source, e.program.path)], e.error, e.failures, e.unchecked] for e in res.errors],
+        res.checked + res.cached,
+    )
 
 
-def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequence[Reference] | RefTable, *,
-          config: RuleConfig | None = None, cache: RuleCache | None = None, progress: Progress | None = None,
-          before_run: Callable[[], None] | None = None) -> CheckResult:
+def check(
+    programs: Sequence[Program],
+    code_dirs: dict[str, Path],
+    refs: Sequence[Reference] | RefTable,
+    *,
+    config: RuleConfig | None = None,
+    cache: RuleCache | None = None,
+    progress: Progress | None = None,
+    before_run: Callable[[], None] | None = None,
+) -> CheckResult:
     """Run every program on every reference task (see the module docstring); results in a fixed order.
     ``refs``: ``references(table)`` or, cheaper when the summary answers, ``RefTable(table)``.
     ``before_run``: called once before the first program runs (never when the cache answers everything)."""
@@ -348,16 +397,24 @@ def check(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequenc
     return res
 
 
-def _run_all(programs: Sequence[Program], code_dirs: dict[str, Path], refs: Sequence[Reference],
-             config: RuleConfig, cache: RuleCache | None, progress: Progress,
-             before_run: Callable[[], None] | None) -> CheckResult:
+def _run_all(
+    programs: Sequence[Program],
+    code_dirs: dict[str, Path],
+    refs: Sequence[Reference],
+    config: RuleConfig,
+    cache: RuleCache | None,
+    progress: Progress,
+    before_run: Callable[[], None] | None,
+) -> CheckResult:
     checker = _Checker(code_dirs, list(refs), config, cache, progress)
     checker.before_run = before_run
     q: queue.SimpleQueue = queue.SimpleQueue()
     units = _units(programs, config.unit)
     for u in units:
         q.put(u)
-    progress.start("rules", "rules: running programs on the reference tasks", total=len(programs), unit="programs")
+    progress.start(
+        "rules", "rules: running programs on the reference tasks", total=len(programs), unit="programs"
+    )
     n = max(1, min(config.workers, len(units)))
     threads = [threading.Thread(target=checker.work, args=(q,), daemon=True) for _ in range(n - 1)]
     for t in threads:

@@ -56,9 +56,11 @@ def _refuse_foreign(out: Path, mine: set[str] | None) -> None:
     """Refuse a non-empty ``out`` that no demo marked."""
     present = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     if present and mine is None:
-        raise DemoError(f"{out}: holds files the demo did not write ({', '.join(present[:4])}"
-                        f"{', ...' if len(present) > 4 else ''}); nothing was changed",
-                        hint="pass a new or empty folder (or an earlier demo's) for --out")
+        raise DemoError(
+            f"{out}: holds files the demo did not write ({', '.join(present[:4])}"
+            f"{', ...' if len(present) > 4 else ''}); nothing was changed",
+            hint="pass a new or empty folder (or an earlier demo's) for --out",
+        )
 
 
 def _refuse_clash(out: Path, mine: set[str] | None) -> None:
@@ -69,8 +71,10 @@ def _refuse_clash(out: Path, mine: set[str] | None) -> None:
     if run.is_dir() and any(run.iterdir()) and not _is_run(run):
         clash.append("run/ (not a training run)")
     if clash:
-        raise DemoError(f"{out}: the demo would replace {', '.join(clash)}, which it did not write; "
-                        "nothing was changed", hint="move them away, or pick another --out")
+        raise DemoError(
+            f"{out}: the demo would replace {', '.join(clash)}, which it did not write; nothing was changed",
+            hint="move them away, or pick another --out",
+        )
 
 
 def record(out: Path, name: str) -> None:

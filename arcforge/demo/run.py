@@ -110,11 +110,19 @@ class DemoConfig:
     def __post_init__(self) -> None:
         """Every field within its range (``DemoError`` naming the option): 0 tasks is not "the default",
         and no count runs the demo past what its options promise."""
-        for name, low, high in (("steps", 1, DEMO_MAX_STEPS), ("tasks", 1, DEMO_MAX_TASKS),
-                                ("eval_tasks", 1, DEMO_MAX_TASKS), ("votes", 1, MAX_VOTES),
-                                ("ttt_steps", 0, DEMO_MAX_STEPS), ("ttt_batch_size", 1, 1024),
-                                ("seq_len", MIN_SEQ_LEN, 1 << 16), ("gallery_rows", 0, 1024),
-                                ("threads", 0, INT_MAX), ("eval_threads", 0, INT_MAX), ("seed", 0, INT_MAX)):
+        for name, low, high in (
+            ("steps", 1, DEMO_MAX_STEPS),
+            ("tasks", 1, DEMO_MAX_TASKS),
+            ("eval_tasks", 1, DEMO_MAX_TASKS),
+            ("votes", 1, MAX_VOTES),
+            ("ttt_steps", 0, DEMO_MAX_STEPS),
+            ("ttt_batch_size", 1, 1024),
+            ("seq_len", MIN_SEQ_LEN, 1 << 16),
+            ("gallery_rows", 0, 1024),
+            ("threads", 0, INT_MAX),
+            ("eval_threads", 0, INT_MAX),
+            ("seed", 0, INT_MAX),
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
                 raise DemoError(f"--{name.replace('_', '-')} {v!r}: must be an integer from {low} to {high}")
@@ -129,24 +137,51 @@ class DemoConfig:
         """The training run: on ``source``'s training tasks in ``data_dir``, into ``run_dir``, on the CPU,
         warm-up and logging scaled to ``steps``, one checkpoint at the end, no in-training eval."""
         s = self.steps
-        return DEMO_RUN.with_values({
-            "data.root": str(data_dir), "data.sources": [source], "data.seq_len": self.seq_len,
-            "data.loss_on": self.loss_on, "data.seed": self.seed,
-            "model.extra": {"trained_on": f"arcforge demo: synthetic {self.difficulty}, "
-                                          f"{len(self.families)} families"},
-            "train.out": str(run_dir), "train.max_steps": s, "train.lr": self.lr,
-            "train.warmup_steps": max(1, s // 20), "train.log_every": max(1, s // 100), "train.ckpt_every": s,
-            "train.eval_tasks": 0, "train.device": "cpu", "train.threads": self.threads,
-            "train.seed": self.seed, "train.amp": self.amp, "train.tensorboard": False})
+        return DEMO_RUN.with_values(
+            {
+                "data.root": str(data_dir),
+                "data.sources": [source],
+                "data.seq_len": self.seq_len,
+                "data.loss_on": self.loss_on,
+                "data.seed": self.seed,
+                "model.extra": {
+                    "trained_on": f"arcforge demo: synthetic {self.difficulty}, {len(self.families)} families"
+                },
+                "train.out": str(run_dir),
+                "train.max_steps": s,
+                "train.lr": self.lr,
+                "train.warmup_steps": max(1, s // 20),
+                "train.log_every": max(1, s // 100),
+                "train.ckpt_every": s,
+                "train.eval_tasks": 0,
+                "train.device": "cpu",
+                "train.threads": self.threads,
+                "train.seed": self.seed,
+                "train.amp": self.amp,
+                "train.tensorboard": False,
+            }
+        )
 
     def eval_config(self, amp: str, workers: int = DEMO_EVAL.ttt.workers) -> EvalConfig:
         """How the held-out tasks are scored: this demo's votes and test-time training, decoding under
         ``amp``, ``workers`` tasks fine-tuned at once (0: auto)."""
-        return EvalConfig.from_dict(set_paths(DEMO_EVAL.to_dict(), {
-            "votes": self.votes, "seed": self.seed, "amp": amp, "ttt.steps": self.ttt_steps,
-            "ttt.lr": self.ttt_lr, "ttt.batch_size": self.ttt_batch_size,
-            "ttt.symmetries": self.ttt_symmetries, "ttt.colors": self.ttt_colors, "ttt.seed": self.seed,
-            "ttt.workers": workers}))
+        return EvalConfig.from_dict(
+            set_paths(
+                DEMO_EVAL.to_dict(),
+                {
+                    "votes": self.votes,
+                    "seed": self.seed,
+                    "amp": amp,
+                    "ttt.steps": self.ttt_steps,
+                    "ttt.lr": self.ttt_lr,
+                    "ttt.batch_size": self.ttt_batch_size,
+                    "ttt.symmetries": self.ttt_symmetries,
+                    "ttt.colors": self.ttt_colors,
+                    "ttt.seed": self.seed,
+                    "ttt.workers": workers,
+                },
+            )
+        )
 
 
 @dataclass
@@ -201,8 +236,9 @@ def held_out(cfg: DemoConfig, n: int, train_fps: set[str]) -> list[Task]:
     """``n`` tasks of the training distribution (families, difficulty) from another seed, none of whose
     fingerprints is in the training set."""
     out: list[Task] = []
-    for t in synthetic.generate(2 * n + 16, seed=cfg.seed + HELD_OUT_SEED_OFFSET, families=cfg.families,
-                                difficulty=cfg.difficulty):
+    for t in synthetic.generate(
+        2 * n + 16, seed=cfg.seed + HELD_OUT_SEED_OFFSET, families=cfg.families, difficulty=cfg.difficulty
+    ):
         if t.fingerprint not in train_fps:
             out.append(t)
             if len(out) == n:
@@ -228,8 +264,11 @@ def per_family_scores(tasks: list[Task], per_task: list[dict], easy: set[str]) -
         f["exact_no_ttt"] += int(bool(rec.get("exact_before", rec.get("exact", False))))
         f["pass2_no_ttt"] += int(bool(rec.get("pass2_before", rec.get("pass2", rec.get("exact", False)))))
         pair = task.test[rec.get("test_index", 0)]
-        f["baseline"] += int(pair.output is not None and pair.input.shape == pair.output.shape
-                             and bool(np.array_equal(pair.input, pair.output)))
+        f["baseline"] += int(
+            pair.output is not None
+            and pair.input.shape == pair.output.shape
+            and bool(np.array_equal(pair.input, pair.output))
+        )
     for f in out.values():
         n = max(1, f["tasks"])
         f["exact_match"] = round(f["exact"] / n, 4)
@@ -240,8 +279,9 @@ def per_family_scores(tasks: list[Task], per_task: list[dict], easy: set[str]) -
     return dict(sorted(out.items()))
 
 
-def _real(cfg: DemoConfig, data_dir: Path, run_dir: Path, fetched: list[str], *, bf16: bool,
-          progress: Progress) -> dict[str, Any]:
+def _real(
+    cfg: DemoConfig, data_dir: Path, run_dir: Path, fetched: list[str], *, bf16: bool, progress: Progress
+) -> dict[str, Any]:
     """The real-task figure (``arcforge.demo.real``): the smallest ARC-AGI-1 evaluation tasks of the build
     scored like the synthetic ones by the trained run, or why there are none."""
     from arcforge.train.demo import score_real
@@ -253,8 +293,14 @@ def _real(cfg: DemoConfig, data_dir: Path, run_dir: Path, fetched: list[str], *,
     return real_figure(tasks, None, metrics, seconds)
 
 
-def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None = None,
-             progress: Progress | None = None, on_step: Callable[[dict], None] | None = None) -> DemoResult:
+def run_demo(
+    out_dir: Path,
+    cfg: DemoConfig | None = None,
+    *,
+    mirror: str | None = None,
+    progress: Progress | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> DemoResult:
     """Run the whole pipeline into ``out_dir`` (data/, run/, loss.png, gallery.png, demo.json)."""
     import time
 
@@ -271,17 +317,25 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     fetched, notice = _fetch(mirror, progress)
 
     # 1. Build: the real sources that arrived, decontaminated against their eval splits, plus synthetic.
-    build(data_dir, sources=[*fetched, synthetic.SOURCE_NAME], exclude_eval=bool(fetched),
-          synthetic_tasks=cfg.tasks, synthetic_families=list(cfg.families),
-          synthetic_difficulty=cfg.difficulty, seed=cfg.seed, progress=progress)
+    build(
+        data_dir,
+        sources=[*fetched, synthetic.SOURCE_NAME],
+        exclude_eval=bool(fetched),
+        synthetic_tasks=cfg.tasks,
+        synthetic_families=list(cfg.families),
+        synthetic_difficulty=cfg.difficulty,
+        seed=cfg.seed,
+        progress=progress,
+    )
 
     # 2. Train a small model on the synthetic training tasks only (a previous demo run in run/ is replaced:
     #    the demo is one shot; `arcforge train --resume` is the way to continue a run), and 3. score
     #    held-out tasks of the training distribution per family, without and with test-time training.
     train_fps = {t.fingerprint for t in read_tasks(data_dir, sources=[synthetic.SOURCE_NAME])}
     held = held_out(cfg, cfg.eval_tasks, train_fps)
-    scored = train_and_score(cfg, data_dir, run_dir, held, source=synthetic.SOURCE_NAME, progress=progress,
-                             on_step=on_step)
+    scored = train_and_score(
+        cfg, data_dir, run_dir, held, source=synthetic.SOURCE_NAME, progress=progress, on_step=on_step
+    )
     per_family = per_family_scores(held, scored["per_task"], set(synthetic.families(easy_only=True)))
     real = _real(cfg, data_dir, run_dir, fetched, bf16=scored["bf16"], progress=progress)
 
@@ -289,7 +343,11 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
     losses, loss_png, gallery = _pictures(out_dir, run_dir, held, scored["attempts"], cfg.gallery_rows)
 
     result = DemoResult(
-        out_dir, data_dir, run_dir, fetched, notice,
+        out_dir,
+        data_dir,
+        run_dir,
+        fetched,
+        notice,
         config=_run_config(cfg, scored),
         per_family=per_family,
         **_rates(list(per_family.values())),
@@ -299,7 +357,9 @@ def run_demo(out_dir: Path, cfg: DemoConfig | None = None, *, mirror: str | None
         eval_seconds=scored["eval_seconds"],
         total_seconds=round(time.perf_counter() - t_start, 1),
         final_loss=round(sum(v for _, v in losses[-10:]) / len(losses[-10:]), 4) if losses else None,
-        loss_png=loss_png, gallery_png=gallery, metrics_json=out_dir / "demo.json",
+        loss_png=loss_png,
+        gallery_png=gallery,
+        metrics_json=out_dir / "demo.json",
     )
     demo_out.write_atomic(out_dir, "demo.json", (json.dumps(result.to_dict(), indent=1) + "\n").encode())
     return result
@@ -312,23 +372,32 @@ def _rate(key: str, fams: list[dict[str, Any]]) -> float:
 
 def _rates(fams: list[dict[str, Any]]) -> dict[str, float]:
     """The headline rates of ``DemoResult`` over the per-family scores ``fams``."""
-    return {"exact_easy": _rate("exact", [f for f in fams if f["easy"]]),
-            "exact_all": _rate("exact", fams),
-            "pass2_all": _rate("pass2", fams),
-            "exact_no_ttt": _rate("exact_no_ttt", fams),
-            "pass2_no_ttt": _rate("pass2_no_ttt", fams),
-            "baseline_exact": _rate("baseline", fams)}
+    return {
+        "exact_easy": _rate("exact", [f for f in fams if f["easy"]]),
+        "exact_all": _rate("exact", fams),
+        "pass2_all": _rate("pass2", fams),
+        "exact_no_ttt": _rate("exact_no_ttt", fams),
+        "pass2_no_ttt": _rate("pass2_no_ttt", fams),
+        "baseline_exact": _rate("baseline", fams),
+    }
 
 
 def _run_config(cfg: DemoConfig, scored: dict[str, Any]) -> dict[str, Any]:
     """The demo's settings with what the trained run chose (model, batch size, bf16, threads, eval)."""
-    return {**asdict(cfg), "families": list(cfg.families), "model": scored["model"],
-            "batch_size": scored["batch_size"], "bf16": scored["bf16"], "torch_threads": scored["threads"],
-            "eval": scored["eval_config"]}
+    return {
+        **asdict(cfg),
+        "families": list(cfg.families),
+        "model": scored["model"],
+        "batch_size": scored["batch_size"],
+        "bf16": scored["bf16"],
+        "torch_threads": scored["threads"],
+        "eval": scored["eval_config"],
+    }
 
 
-def _pictures(out_dir: Path, run_dir: Path, held: list[Task], attempts: dict[str, Any],
-              gallery_rows: int) -> tuple[list[tuple[Any, Any]], Path, Path]:
+def _pictures(
+    out_dir: Path, run_dir: Path, held: list[Task], attempts: dict[str, Any], gallery_rows: int
+) -> tuple[list[tuple[Any, Any]], Path, Path]:
     """``loss.png`` from the run's metrics.jsonl and ``gallery.png`` (one test pair per family, up to
     ``gallery_rows``); the losses ``(step, loss)`` and both pictures' paths."""
     from arcforge.demo.images import gallery_png, loss_curve_png
@@ -356,8 +425,12 @@ def _gallery_rows(held: list[Task], attempts: dict[str, Any], limit: int) -> lis
         seen.add(fam)
         pred = attempts.get(t.id)
         pred_grid = np.asarray(pred, dtype=np.int8) if pred else None
-        ok = pred_grid is not None and pred_grid.shape == t.test[0].output.shape \
+        ok = (
+            pred_grid is not None
+            and pred_grid.shape == t.test[0].output.shape
             and np.array_equal(pred_grid, t.test[0].output)
-        rows.append(GalleryRow(f"{fam} ({'exact' if ok else 'wrong'})", t.test[0].input, pred_grid,
-                               t.test[0].output))
+        )
+        rows.append(
+            GalleryRow(f"{fam} ({'exact' if ok else 'wrong'})", t.test[0].input, pred_grid, t.test[0].output)
+        )
     return rows
