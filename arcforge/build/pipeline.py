@@ -140,7 +140,8 @@ def _manifest_plans(manifests: dict[str, Manifest], names: list[str] | None) -> 
         root = _is_cached(m)
         if root is None:
             raise BuildError(
-                f"source {m.name!r} is not fetched (no {paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)})",
+                f"source {m.name!r} is not fetched "
+                f"(no {paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)})",
                 hint=f"arcforge fetch {m.name}",
             )
         plans.append(_manifest_plan(m, root))
@@ -470,7 +471,8 @@ def _plan_build(opts: BuildOptions, warnings: list[str]) -> tuple[list[SourcePla
 def _parse(
     plans: list[SourcePlan], opts: BuildOptions, stats: BuildStats, progress: Progress
 ) -> tuple[pa.Table, list[dict], pa.Table | None]:
-    """Parse each source into a table of valid tasks; the quarantined rows and the ``--eval-local`` reference."""
+    """Parse each source into a table of valid tasks; the quarantined rows and the ``--eval-local``
+    reference."""
     parsed, reference = parse_stage(
         plans, opts.eval_local, use_cache=opts.use_cache, workers=opts.workers, progress=progress
     )
@@ -580,7 +582,8 @@ def _write(
     stats: BuildStats,
     progress: Progress,
 ) -> None:
-    """Write shards, reports, the dataset card and provenance into a temp folder and swap it in for ``out``."""
+    """Write shards, reports, the dataset card and provenance into a temp folder and swap it in for
+    ``out``."""
     nbytes = _split_bytes(result.table)
     card_data = _card_data(plans, stats, nbytes, opts)
     quarantine.sort(key=lambda r: (r["source"], r["path"], r["reason"], r["detail"]))
@@ -605,7 +608,8 @@ def _card_data(
 def _provenance_options(
     plans: list[SourcePlan], eval_splits: set[tuple[str, str]], opts: BuildOptions
 ) -> dict[str, Any]:
-    """The build's options in provenance.json (``--eval-local`` folders by name: no local path is uploaded)."""
+    """The build's options in provenance.json (``--eval-local`` folders by name: no local path is
+    uploaded)."""
     synth = [p for p in plans if p.kind == SYNTHETIC]
     sampled = (
         {"tasks_per_generator": dict(sorted(opts.generate_tasks.items()))} if opts.generate_tasks else {}

@@ -1,4 +1,5 @@
-"""Rule-level leakage, found by running the programs: does an upstream program implement a reference task's rule?
+"""Rule-level leakage, found by running the programs: does an upstream program implement a reference
+task's rule?
 
 A program (``arcforge.sources.programs``) *implements the rule* of a reference task when it maps every
 input of the task, demonstrations and test alike, to that task's output. ``check`` runs each program on
