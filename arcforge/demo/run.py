@@ -304,7 +304,6 @@ def run_demo(
     """Run the whole pipeline into ``out_dir`` (data/, run/, loss.png, gallery.png, demo.json)."""
     import time
 
-    from arcforge.build.pipeline import build
     from arcforge.shards import read_tasks
     from arcforge.train.demo import train_and_score
 
@@ -317,16 +316,7 @@ def run_demo(
     fetched, notice = _fetch(mirror, progress)
 
     # 1. Build: the real sources that arrived, decontaminated against their eval splits, plus synthetic.
-    build(
-        data_dir,
-        sources=[*fetched, synthetic.SOURCE_NAME],
-        exclude_eval=bool(fetched),
-        synthetic_tasks=cfg.tasks,
-        synthetic_families=list(cfg.families),
-        synthetic_difficulty=cfg.difficulty,
-        seed=cfg.seed,
-        progress=progress,
-    )
+    _build_data(data_dir, fetched, cfg, progress)
 
     # 2. Train a small model on the synthetic training tasks only (a previous demo run in run/ is replaced:
     #    the demo is one shot; `arcforge train --resume` is the way to continue a run), and 3. score
@@ -352,17 +342,41 @@ def run_demo(
         per_family=per_family,
         **_rates(list(per_family.values())),
         real=real,
-        train_seconds=round(float(scored["train"].get("elapsed_s", 0.0)), 1),
-        s_per_step=round(float(scored["s_per_step"]), 4),
-        eval_seconds=scored["eval_seconds"],
+        **_train_figures(scored, losses),
         total_seconds=round(time.perf_counter() - t_start, 1),
-        final_loss=round(sum(v for _, v in losses[-10:]) / len(losses[-10:]), 4) if losses else None,
         loss_png=loss_png,
         gallery_png=gallery,
         metrics_json=out_dir / "demo.json",
     )
     demo_out.write_atomic(out_dir, "demo.json", (json.dumps(result.to_dict(), indent=1) + "\n").encode())
     return result
+
+
+def _build_data(data_dir: Path, fetched: list[str], cfg: DemoConfig, progress: Progress) -> None:
+    """Build ``data_dir``: the ``fetched`` real sources (decontaminated against their eval splits when there
+    are any) and the synthetic source of ``cfg``."""
+    from arcforge.build.pipeline import build
+
+    build(
+        data_dir,
+        sources=[*fetched, synthetic.SOURCE_NAME],
+        exclude_eval=bool(fetched),
+        synthetic_tasks=cfg.tasks,
+        synthetic_families=list(cfg.families),
+        synthetic_difficulty=cfg.difficulty,
+        seed=cfg.seed,
+        progress=progress,
+    )
+
+
+def _train_figures(scored: dict[str, Any], losses: list[tuple[Any, Any]]) -> dict[str, Any]:
+    """Training and scoring times, and the final loss (mean of the last 10 logged losses; None: none)."""
+    return {
+        "train_seconds": round(float(scored["train"].get("elapsed_s", 0.0)), 1),
+        "s_per_step": round(float(scored["s_per_step"]), 4),
+        "eval_seconds": scored["eval_seconds"],
+        "final_loss": round(sum(v for _, v in losses[-10:]) / len(losses[-10:]), 4) if losses else None,
+    }
 
 
 def _rate(key: str, fams: list[dict[str, Any]]) -> float:
