@@ -35,7 +35,13 @@ def pair_parts(inp: np.ndarray, out: np.ndarray | None) -> tuple[int, bytes, int
         mask |= 1 << c
     if inp.shape != out.shape:
         return mask, inp.tobytes() + out.tobytes(), inp.size + out.size, 1, 1.0
-    return mask, inp.tobytes() + out.tobytes(), inp.size + out.size, 0, float(np.count_nonzero(inp != out)) / inp.size
+    return (
+        mask,
+        inp.tobytes() + out.tobytes(),
+        inp.size + out.size,
+        0,
+        float(np.count_nonzero(inp != out)) / inp.size,
+    )
 
 
 def combine(parts: Sequence[tuple[int, bytes, int, int, float]]) -> dict[str, float]:

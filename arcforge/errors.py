@@ -14,7 +14,9 @@ import re
 # Hugging Face tokens (hf_..., also inside URLs or percent-encoded), and whatever follows an
 # Authorization/Bearer header.
 _TOKEN_RE = re.compile(r"\bhf(?:_|%5[fF])(?:[A-Za-z0-9_]|%[0-9a-fA-F]{2}){6,}")
-_AUTH_RE = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|token|basic)?\s*|\bbearer\s+)[^\s'\",})\]]+")
+_AUTH_RE = re.compile(
+    r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?(?:bearer|token|basic)?\s*|\bbearer\s+)[^\s'\",})\]]+"
+)
 _TOKEN_ENVS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
 REDACTED = "***"
 # Terminal control: C0 (but tab and newline), DEL, C1 (CSI, OSC...), and the bidirectional overrides that
@@ -55,8 +57,9 @@ def _secret_re(secret: str) -> re.Pattern[str]:
         return f"(?:{re.escape(c)}|%{ord(c):02x})" if ord(c) < 0x80 else re.escape(c)
 
     pre = "".join(char(c) for c in prefix)
-    return re.compile(f"(?i)(?:{pre})?" + "".join(char(c) for c in body) if pre else
-                      "(?i)" + "".join(char(c) for c in body))
+    return re.compile(
+        f"(?i)(?:{pre})?" + "".join(char(c) for c in body) if pre else "(?i)" + "".join(char(c) for c in body)
+    )
 
 
 def _known_secrets() -> set[str]:

@@ -75,7 +75,9 @@ def grid_bytes(grid: Grid | None) -> bytes:
     if grid is None:
         return b"\xff\xff"
     h, w = grid.shape
-    cells = grid.tobytes() if grid.dtype == _INT8 else np.ascontiguousarray(grid, np.int8).tobytes()  # C order
+    cells = (
+        grid.tobytes() if grid.dtype == _INT8 else np.ascontiguousarray(grid, np.int8).tobytes()
+    )  # C order
     return h.to_bytes(2, "little") + w.to_bytes(2, "little") + cells
 
 

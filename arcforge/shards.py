@@ -96,8 +96,10 @@ def missing_dataset_hint(root: Path) -> str:
     """What to do about a dataset folder that is not there."""
     old = interrupted_build(root)
     if old is not None:
-        return (f"a build into it was interrupted and its previous output waits in {old.name}: run the same "
-                "`arcforge build --out` again, which puts it back first")
+        return (
+            f"a build into it was interrupted and its previous output waits in {old.name}: run the same "
+            "`arcforge build --out` again, which puts it back first"
+        )
     return "build one with `arcforge build --out DIR`"
 
 
@@ -106,8 +108,10 @@ def available(root: Path) -> str:
     infos = list_shards(root)
     if not infos:
         return f"{root} holds no shards (<source>/<split>-00000-of-0000N.parquet); build one with `arcforge build`"
-    return (f"it has sources: {', '.join(sorted({i.source for i in infos}))}; "
-            f"splits: {', '.join(sorted({i.split for i in infos}))}")
+    return (
+        f"it has sources: {', '.join(sorted({i.source for i in infos}))}; "
+        f"splits: {', '.join(sorted({i.split for i in infos}))}"
+    )
 
 
 def iter_batches(
@@ -131,8 +135,16 @@ def iter_batches(
     permuted by that seed instead (a training stream's epoch passes ``(seed, epoch)``), so that what is
     read next is not all one source or one task family; the rows inside a unit keep their order.
     """
-    for _, batch in _iter_file_batches(root, sources=sources, splits=splits, rank=rank, world_size=world_size,
-                                       batch_size=batch_size, columns=columns, shuffle_seed=shuffle_seed):
+    for _, batch in _iter_file_batches(
+        root,
+        sources=sources,
+        splits=splits,
+        rank=rank,
+        world_size=world_size,
+        batch_size=batch_size,
+        columns=columns,
+        shuffle_seed=shuffle_seed,
+    ):
         yield batch
 
 
@@ -144,7 +156,9 @@ def _open_shard(path: Path) -> pq.ParquetFile:
         raise ShardError(f"{path}: not a readable Parquet file: {e}", hint=REBUILD_HINT) from None
     missing = set(TASK_SCHEMA.names) - set(schema.names) - set(OPTIONAL_COLUMNS)
     if missing:
-        raise ShardError(f"{path}: not an arcforge shard (missing columns {sorted(missing)})", hint=REBUILD_HINT)
+        raise ShardError(
+            f"{path}: not an arcforge shard (missing columns {sorted(missing)})", hint=REBUILD_HINT
+        )
     for name in TASK_SCHEMA.names:
         if name not in schema.names:
             continue  # an optional column that an older build did not write
@@ -161,8 +175,17 @@ def _castable(got: pa.DataType, want: pa.DataType) -> bool:
     return str(got).replace("large_", "") == str(want)
 
 
-def _iter_file_batches(root: Path, *, sources=None, splits=None, rank=0, world_size=1, batch_size=256,
-                       columns=None, shuffle_seed=None) -> Iterator[tuple[Path, pa.RecordBatch]]:
+def _iter_file_batches(
+    root: Path,
+    *,
+    sources=None,
+    splits=None,
+    rank=0,
+    world_size=1,
+    batch_size=256,
+    columns=None,
+    shuffle_seed=None,
+) -> Iterator[tuple[Path, pa.RecordBatch]]:
     """(shard path, batch) of rank ``rank``'s rows, unit by unit (see ``iter_batches``)."""
     if world_size < 1 or not 0 <= rank < world_size:
         raise ShardError(f"rank {rank} is not in [0, world_size={world_size})")
@@ -181,13 +204,16 @@ def _open_shards(root: Path, sources, splits) -> tuple[list[Path], list[pq.Parqu
     if not shards:
         raise ShardError(
             f"{root}: no shards match sources={sorted(sources) if sources else 'all'} "
-            f"splits={sorted(splits) if splits else 'all'}", hint=available(root))
+            f"splits={sorted(splits) if splits else 'all'}",
+            hint=available(root),
+        )
     paths = [Path(root) / info.path for info in shards]
     return paths, [_open_shard(p) for p in paths]
 
 
-def _rank_parts(files: list[pq.ParquetFile], units: list[tuple[int, int]], rank: int,
-                world_size: int) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+def _rank_parts(
+    files: list[pq.ParquetFile], units: list[tuple[int, int]], rank: int, world_size: int
+) -> list[tuple[tuple[int, int], tuple[int, int]]]:
     """((file, row group), (first, end) rows of it) of each unit that holds rows of this rank's contiguous
     range of the units' rows (ranges balanced to one row)."""
     sizes = [files[f].metadata.row_group(rg).num_rows for f, rg in units]
@@ -203,8 +229,15 @@ def _rank_parts(files: list[pq.ParquetFile], units: list[tuple[int, int]], rank:
     return parts
 
 
-def _unit_batches(path: Path, pf: pq.ParquetFile, rg: int, span: tuple[int, int], batch_size: int,
-                  columns: list[str] | None, want: pa.Schema) -> Iterator[tuple[Path, pa.RecordBatch]]:
+def _unit_batches(
+    path: Path,
+    pf: pq.ParquetFile,
+    rg: int,
+    span: tuple[int, int],
+    batch_size: int,
+    columns: list[str] | None,
+    want: pa.Schema,
+) -> Iterator[tuple[Path, pa.RecordBatch]]:
     """Rows ``span`` of row group ``rg`` of one shard, in batches of ``want``'s columns, each checked."""
     a, b = span
     at = 0

@@ -112,7 +112,9 @@ class Task:
     path: str = ""
     license: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    derived_from: tuple[str, ...] = ()  # ids of the tasks this one was made from (lineage), e.g. a generator's
+    derived_from: tuple[
+        str, ...
+    ] = ()  # ids of the tasks this one was made from (lineage), e.g. a generator's
     quality: str = ""  # upstream's word on it: "verified" (RE-ARC), BARC's annotation, ...; "" = none
     upstream_difficulty: float | None = None  # upstream's own difficulty measure, where it has one
 
@@ -192,9 +194,7 @@ def _parse_grid_strict(obj: Any, where: str) -> Grid:
     width = len(obj[0])
     for i, row in enumerate(obj):
         if len(row) != width:
-            raise TaskFormatError(
-                NON_RECTANGULAR, f"{where} row {i} has {len(row)} cells, row 0 has {width}"
-            )
+            raise TaskFormatError(NON_RECTANGULAR, f"{where} row {i} has {len(row)} cells, row 0 has {width}")
     for i, row in enumerate(obj):
         for j, v in enumerate(row):
             # bool is an int subclass; JSON true/false is not a color.
@@ -297,9 +297,7 @@ def _cut_grids(flat: np.ndarray, heights: list[int], widths: list[int]) -> list[
     return out_grids
 
 
-def parse_task_object(
-    obj: Any, *, check_bools: bool = True
-) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
+def parse_task_object(obj: Any, *, check_bools: bool = True) -> tuple[list[Pair], list[Pair], dict[str, Any]]:
     """Validate a standard ``{"train": [...], "test": [...], ...}`` object.
 
     Returns (train, test, extra) where ``extra`` holds every other top-level key and any extra per-pair
@@ -394,8 +392,10 @@ def _check_duplicate_keys(data: bytes, obj: Any, where: str) -> None:
         seen: set[str] = set()
         for k, _ in items:
             if k in seen:
-                raise TaskFormatError(DUPLICATE_KEY, f"{where}: the key {k!r} appears twice in one object "
-                                                     "(only one of them could be kept)")
+                raise TaskFormatError(
+                    DUPLICATE_KEY,
+                    f"{where}: the key {k!r} appears twice in one object (only one of them could be kept)",
+                )
             seen.add(k)
         return dict(items)
 
@@ -428,8 +428,12 @@ TASK_SCHEMA = pa.schema(
     ]
 )
 # Columns that older datasets do not have: a reader fills them with these values.
-OPTIONAL_COLUMNS: dict[str, Any] = {"derived_from": [], "difficulty": None, "quality": "",
-                                    "upstream_difficulty": None}
+OPTIONAL_COLUMNS: dict[str, Any] = {
+    "derived_from": [],
+    "difficulty": None,
+    "quality": "",
+    "upstream_difficulty": None,
+}
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -444,8 +448,7 @@ QUARANTINE_SCHEMA = pa.schema(
 
 def _pairs_to_py(pairs: Sequence[Pair]) -> list[dict[str, Any]]:
     return [
-        {"input": p.input.tolist(), "output": None if p.output is None else p.output.tolist()}
-        for p in pairs
+        {"input": p.input.tolist(), "output": None if p.output is None else p.output.tolist()} for p in pairs
     ]
 
 
@@ -469,15 +472,20 @@ def task_to_row(task: Task) -> dict[str, Any]:
     }
 
 
-def tasks_to_table(tasks: Iterable[Task], *, fingerprints: Sequence[str] | None = None,
-                   difficulties: Sequence[float] | None = None) -> pa.Table:
+def tasks_to_table(
+    tasks: Iterable[Task],
+    *,
+    fingerprints: Sequence[str] | None = None,
+    difficulties: Sequence[float] | None = None,
+) -> pa.Table:
     """Tasks as a ``TASK_SCHEMA`` table, built column-wise from the grids' bytes (no per-cell Python).
 
     ``fingerprints`` / ``difficulties``: the tasks' ``fingerprint`` and ``difficulty`` when the caller has
     them already (tasks made of pairs it has seen before); computed here otherwise."""
     tasks = list(tasks)
-    cols: dict[str, list[Any]] = {n: [] for n in ("id", "source", "split", "repo", "commit", "path",
-                                                  "license", "fingerprint", "extra")}
+    cols: dict[str, list[Any]] = {
+        n: [] for n in ("id", "source", "split", "repo", "commit", "path", "license", "fingerprint", "extra")
+    }
     for t in tasks:
         cols["id"].append(t.id)
         cols["source"].append(t.source)
@@ -488,15 +496,14 @@ def tasks_to_table(tasks: Iterable[Task], *, fingerprints: Sequence[str] | None 
         cols["license"].append(t.license)
         if fingerprints is None:
             cols["fingerprint"].append(t.fingerprint)
-        cols["extra"].append(
-            json.dumps(t.extra, sort_keys=True, separators=(",", ":")) if t.extra else "{}"
-        )
+        cols["extra"].append(json.dumps(t.extra, sort_keys=True, separators=(",", ":")) if t.extra else "{}")
     if fingerprints is not None:
         cols["fingerprint"] = list(fingerprints)
     arrays = {n: pa.array(v, pa.string()) for n, v in cols.items()}
     arrays["derived_from"] = pa.array([list(t.derived_from) for t in tasks], pa.list_(pa.string()))
-    arrays["difficulty"] = pa.array([t.difficulty for t in tasks] if difficulties is None else difficulties,
-                                    pa.float32())
+    arrays["difficulty"] = pa.array(
+        [t.difficulty for t in tasks] if difficulties is None else difficulties, pa.float32()
+    )
     arrays["quality"] = pa.array([t.quality for t in tasks], pa.string())
     arrays["upstream_difficulty"] = pa.array([t.upstream_difficulty for t in tasks], pa.float32())
     arrays["train"] = _pairs_array([t.train for t in tasks])
@@ -514,8 +521,11 @@ def _grids_array(grids: list[Grid | None]) -> pa.Array:
     valid = np.fromiter((g is not None for g in grids), dtype=bool, count=n)
     heights[valid], widths[valid] = shapes[:, 0], shapes[:, 1]
     # axis=None: every grid flattened in C order, cast to int8 as np.ascontiguousarray(g, np.int8) would
-    values = (np.concatenate(present, axis=None, dtype=np.int8, casting="unsafe") if present
-              else np.zeros(0, np.int8))
+    values = (
+        np.concatenate(present, axis=None, dtype=np.int8, casting="unsafe")
+        if present
+        else np.zeros(0, np.int8)
+    )
     row_offsets = np.zeros(int(heights.sum()) + 1, dtype=np.int32)
     np.cumsum(np.repeat(widths, heights), out=row_offsets[1:])
     grid_offsets = np.zeros(n + 1, dtype=np.int32)

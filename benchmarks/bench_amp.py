@@ -35,8 +35,12 @@ def batch(b: int, t: int) -> dict[str, torch.Tensor]:
     seg = (torch.arange(t) >= t // 2).long().expand(b, t).contiguous()  # two packed examples per row
     seq = torch.where(seg == 0, torch.arange(t), torch.arange(t) - t // 2).expand(b, t)
     rc = torch.randint(0, 7, (b, t, 2), generator=g)
-    return {"tokens": torch.randint(0, 18, (b, t), generator=g), "positions": torch.cat([seq[..., None], rc], -1),
-            "segments": seg, "targets": torch.ones(b, t, dtype=torch.bool)}
+    return {
+        "tokens": torch.randint(0, 18, (b, t), generator=g),
+        "positions": torch.cat([seq[..., None], rc], -1),
+        "segments": seg,
+        "targets": torch.ones(b, t, dtype=torch.bool),
+    }
 
 
 # What is timed by default: the demo's training batch (config's batch size, the demo's seq_len) on one thread
@@ -73,12 +77,26 @@ def main() -> int:
             for amp in ("off", "bf16"):
                 times[amp].append(step_time(model, opt, b, amp))
         fp32, bf16 = statistics.median(times["off"]), statistics.median(times["bf16"])
-        rows.append({"d_model": d, "fp32_step_s": round(fp32, 4), "bf16_step_s": round(bf16, 4),
-                     "speedup": round(fp32 / bf16, 2)})
+        rows.append(
+            {
+                "d_model": d,
+                "fp32_step_s": round(fp32, 4),
+                "bf16_step_s": round(bf16, 4),
+                "speedup": round(fp32 / bf16, 2),
+            }
+        )
         print(rows[-1], flush=True)
-    report = {"benchmark": "amp_cpu", "threads": a.threads, "seq_len": a.seq_len, "batch_size": a.batch_size,
-              "layers": 3, "repeats": a.repeats, "cpu_bf16_supported": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
-              "torch": torch.__version__, "rows": rows}
+    report = {
+        "benchmark": "amp_cpu",
+        "threads": a.threads,
+        "seq_len": a.seq_len,
+        "batch_size": a.batch_size,
+        "layers": 3,
+        "repeats": a.repeats,
+        "cpu_bf16_supported": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "torch": torch.__version__,
+        "rows": rows,
+    }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     return 0

@@ -44,16 +44,26 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = eval_config(demo, "auto")  # bf16 where the CPU runs it faster
     t0, c0 = time.perf_counter(), time.process_time()
     res = evaluate_tasks(model, tasks, seq_len=model.cfg.max_seq_len, device=torch.device("cpu"), cfg=cfg)
-    out = {"checkpoint": "the `make demo` model (synthetic easy families only)", "model": model.cfg.to_dict(),
-           "tasks": len(tasks), "selection": "smallest by tokens of the longest example",
-           "eval_config": cfg.to_dict(), "wall_s": round(time.perf_counter() - t0, 1),
-           "cpu_s": round(time.process_time() - c0, 1), "threads": torch.get_num_threads(),
-           "load_average_1min": round(os.getloadavg()[0], 2), "metrics": res.metrics, "per_task": res.per_task}
+    out = {
+        "checkpoint": "the `make demo` model (synthetic easy families only)",
+        "model": model.cfg.to_dict(),
+        "tasks": len(tasks),
+        "selection": "smallest by tokens of the longest example",
+        "eval_config": cfg.to_dict(),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "cpu_s": round(time.process_time() - c0, 1),
+        "threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "metrics": res.metrics,
+        "per_task": res.per_task,
+    }
     a.out.write_text(json.dumps(out, indent=1, default=str) + "\n")
     m = res.metrics
-    print(f"{len(tasks)} tasks, {m.get('test_inputs')} test inputs: pass@2 {m.get('pass@2', 0):.1%} with TTT, "
-          f"{m.get('pass@2_before', 0):.1%} without; token accuracy {m.get('token_accuracy', 0):.2f} "
-          f"({out['wall_s']} s) -> {a.out}")
+    print(
+        f"{len(tasks)} tasks, {m.get('test_inputs')} test inputs: pass@2 {m.get('pass@2', 0):.1%} with TTT, "
+        f"{m.get('pass@2_before', 0):.1%} without; token accuracy {m.get('token_accuracy', 0):.2f} "
+        f"({out['wall_s']} s) -> {a.out}"
+    )
     return out
 
 

@@ -35,10 +35,15 @@ def child_build(out: str, manifests: str | None, sources: list[str] | None) -> d
     from arcforge.build.pipeline import build
 
     t = time.perf_counter()
-    stats = build(Path(out), sources=sources, manifests_dir=Path(manifests) if manifests else None,
-                  use_cache=False)
-    return {"wall": time.perf_counter() - t, "tasks": stats.total_tasks, "files": stats.files_read,
-            "rss_mb": _rss_mb()}
+    stats = build(
+        Path(out), sources=sources, manifests_dir=Path(manifests) if manifests else None, use_cache=False
+    )
+    return {
+        "wall": time.perf_counter() - t,
+        "tasks": stats.total_tasks,
+        "files": stats.files_read,
+        "rss_mb": _rss_mb(),
+    }
 
 
 def child_floor(manifests: str | None, sources: list[str] | None) -> dict:
@@ -61,8 +66,9 @@ def child_floor(manifests: str | None, sources: list[str] | None) -> dict:
 
 
 def run_child(env: dict, *args: str) -> dict:
-    r = subprocess.run([sys.executable, __file__, "--child", *args], env=env, capture_output=True, text=True,
-                       check=True)
+    r = subprocess.run(
+        [sys.executable, __file__, "--child", *args], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
@@ -83,7 +89,8 @@ def replicate(shared: Path, home: Path, manifests: Path, scale: int) -> str:
     (manifests / f"{name}.toml").write_text(
         f'name = "{name}"\nrepo = "bench/{name}"\ncommit = "{commit}"\nlicense = "Apache-2.0"\n'
         f'format = "standard"\nfiles = ["data/**"]\nid_root = "data"\n\n'
-        f'[[tasks]]\nsplit = "training"\ninclude = ["data/*/*/*.json"]\n')
+        f'[[tasks]]\nsplit = "training"\ninclude = ["data/*/*/*.json"]\n'
+    )
     return name
 
 
@@ -106,10 +113,14 @@ def main() -> None:
         print("## all 11 mirrored sources")
         print("| step | wall s | peak RSS MB | files | tasks | tasks/s | x floor |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        print(f"| floor: read + json.loads | {floor['wall']:.2f} | {floor['rss_mb']:.0f} | {floor['files']} | "
-              f"- | - | 1.00 |")
-        print(f"| arcforge build | {b['wall']:.2f} | {b['rss_mb']:.0f} | {b['files']} | {b['tasks']} | "
-              f"{b['tasks'] / b['wall']:.0f} | {b['wall'] / floor['wall']:.2f} |")
+        print(
+            f"| floor: read + json.loads | {floor['wall']:.2f} | {floor['rss_mb']:.0f} | {floor['files']} | "
+            f"- | - | 1.00 |"
+        )
+        print(
+            f"| arcforge build | {b['wall']:.2f} | {b['rss_mb']:.0f} | {b['files']} | {b['tasks']} | "
+            f"{b['tasks'] / b['wall']:.0f} | {b['wall'] / floor['wall']:.2f} |"
+        )
         sys.stdout.flush()
         manifests = tmp / "manifests"
         manifests.mkdir()
@@ -122,8 +133,10 @@ def main() -> None:
             f = run_child(env, "floor", str(manifests), name)
             r = run_child(env, "build", str(tmp / f"out{scale}"), str(manifests), name)
             base = base or r["wall"] / scale
-            print(f"| {scale}x | {r['tasks']} | {f['wall']:.2f} | {r['wall']:.2f} | {r['wall'] / f['wall']:.2f} | "
-                  f"{r['tasks'] / r['wall']:.0f} | {r['wall'] / scale:.3f} | {r['rss_mb']:.0f} |")
+            print(
+                f"| {scale}x | {r['tasks']} | {f['wall']:.2f} | {r['wall']:.2f} | {r['wall'] / f['wall']:.2f} | "
+                f"{r['tasks'] / r['wall']:.0f} | {r['wall'] / scale:.3f} | {r['rss_mb']:.0f} |"
+            )
             sys.stdout.flush()
 
 
@@ -132,10 +145,14 @@ if __name__ == "__main__":
         kind, *rest = sys.argv[2:]
         if kind == "floor":
             manifests, sources = rest
-            res = child_floor(None if manifests == "-" else manifests, sources.split(",") if sources else None)
+            res = child_floor(
+                None if manifests == "-" else manifests, sources.split(",") if sources else None
+            )
         else:
             out, manifests, sources = rest
-            res = child_build(out, None if manifests == "-" else manifests, sources.split(",") if sources else None)
+            res = child_build(
+                out, None if manifests == "-" else manifests, sources.split(",") if sources else None
+            )
         print(json.dumps(res))
     else:
         main()

@@ -148,7 +148,9 @@ def _hit(x: dict, threshold: float) -> bool:
     return x["level"] != "near_duplicate" or x["similarity"] >= threshold
 
 
-def score_disguises(corpus: pa.Table, evals: list, donors: list, seed: int, threshold: float, known: set[str]):
+def score_disguises(
+    corpus: pa.Table, evals: list, donors: list, seed: int, threshold: float, known: set[str]
+):
     from arcforge.task import Task
 
     rng = np.random.default_rng(seed)
@@ -174,23 +176,48 @@ def score_disguises(corpus: pa.Table, evals: list, donors: list, seed: int, thre
                 goal_n += 1
                 goal_hit += ok
             if not ok and len(missed) < 5:
-                missed.append({"id": t.id, "eval_id": origin, "goal": goal,
-                               "got": None if x is None else [x["level"], round(x["similarity"], 3)]})
+                missed.append(
+                    {
+                        "id": t.id,
+                        "eval_id": origin,
+                        "goal": goal,
+                        "got": None if x is None else [x["level"], round(x["similarity"], 3)],
+                    }
+                )
             if name == "near_edit":
-                near_sims.append((origin, x["similarity"] if x and x["level"] == "near_duplicate" else
-                                  (1.0 if x and origin in x["eval_ids"] else 0.0)))
-        fp = {i for i, x in ex.items() if not i.startswith("disguised/") and i not in known and _hit(x, threshold)}
+                near_sims.append(
+                    (
+                        origin,
+                        x["similarity"]
+                        if x and x["level"] == "near_duplicate"
+                        else (1.0 if x and origin in x["eval_ids"] else 0.0),
+                    )
+                )
+        fp = {
+            i
+            for i, x in ex.items()
+            if not i.startswith("disguised/") and i not in known and _hit(x, threshold)
+        }
         fps |= fp
-        rows[name] = {"n": len(items), "recall": hit / len(items), "goal_n": goal_n,
-                      "goal_recall": goal_hit / goal_n if goal_n else None, "levels": dict(levels),
-                      "false_positives": len(fp), "missed": missed, "seconds": round(time.perf_counter() - t0, 2)}
+        rows[name] = {
+            "n": len(items),
+            "recall": hit / len(items),
+            "goal_n": goal_n,
+            "goal_recall": goal_hit / goal_n if goal_n else None,
+            "levels": dict(levels),
+            "false_positives": len(fp),
+            "missed": missed,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
         print(name, json.dumps({k: v for k, v in rows[name].items() if k != "missed"}), flush=True)
     return rows, near_sims, sorted(fps)
 
 
 def _near_of(r) -> dict[str, float]:
     """Non-reference id -> its exclusion similarity (near duplicates) or 1.0 (levels 1-5)."""
-    return {x["id"]: (x["similarity"] if x["level"] == "near_duplicate" else 1.0) for x in r.excluded.to_pylist()}
+    return {
+        x["id"]: (x["similarity"] if x["level"] == "near_duplicate" else 1.0) for x in r.excluded.to_pylist()
+    }
 
 
 def tune_threshold(near_sims, negatives: dict[str, float], n_neg: int, tune_ids: set[str]):
@@ -223,10 +250,19 @@ def plot(curve, chosen: float) -> None:
     from experiments.plot import Panel, draw_panels
 
     xs = [r["threshold"] for r in curve]
-    rec = Panel(f"near-duplicate recall (chosen {chosen})", "threshold", "recall",
-                {h: (xs, [r[f"{h}_recall"] for r in curve]) for h in ("tune", "report")}, y_range=(0, 1))
-    fp = Panel("false positives (clean tasks)", "threshold", "tasks",
-               {h: (xs, [r[f"{h}_false_positives"] for r in curve]) for h in ("tune", "report")})
+    rec = Panel(
+        f"near-duplicate recall (chosen {chosen})",
+        "threshold",
+        "recall",
+        {h: (xs, [r[f"{h}_recall"] for r in curve]) for h in ("tune", "report")},
+        y_range=(0, 1),
+    )
+    fp = Panel(
+        "false positives (clean tasks)",
+        "threshold",
+        "tasks",
+        {h: (xs, [r[f"{h}_false_positives"] for r in curve]) for h in ("tune", "report")},
+    )
     draw_panels([rec, fp], OUT_PNG)
 
 
@@ -243,16 +279,21 @@ def build_cost(reps: int) -> dict:
         build(Path(tmp) / "warm")  # fills the build cache: parse costs are the same for both arms
         times: dict[bool, list[float]] = {False: [], True: []}
         for i in range(reps):
-            for ex in ((False, True) if i % 2 == 0 else (True, False)):
+            for ex in (False, True) if i % 2 == 0 else (True, False):
                 t0 = time.perf_counter()
                 s = build(Path(tmp) / f"out-{ex}-{i}", exclude_eval=ex)
                 times[ex].append(time.perf_counter() - t0)
                 if ex:
                     excluded = s.excluded
     base, dec = statistics.median(times[False]), statistics.median(times[True])
-    return {"reps": reps, "build_s": round(base, 2), "build_exclude_eval_s": round(dec, 2),
-            "ratio": round(dec / base, 3), "times": {str(k): [round(x, 2) for x in v] for k, v in times.items()},
-            "excluded": excluded}
+    return {
+        "reps": reps,
+        "build_s": round(base, 2),
+        "build_exclude_eval_s": round(dec, 2),
+        "ratio": round(dec / base, 3),
+        "times": {str(k): [round(x, 2) for x in v] for k, v in times.items()},
+        "excluded": excluded,
+    }
 
 
 def main() -> None:
@@ -276,7 +317,9 @@ def main() -> None:
     evals = [t for t in tasks if (t.source, t.split) in EVAL]
     ref_table = tasks_to_table(evals)
     evals = evals[: a.limit or None]
-    donors = [t for t in tasks if (t.source, t.split) not in EVAL and t.id not in known and t.source != "arc_agi_2"]
+    donors = [
+        t for t in tasks if (t.source, t.split) not in EVAL and t.id not in known and t.source != "arc_agi_2"
+    ]
     rng = np.random.default_rng(a.seed)
     tune_ids = {evals[i].id for i in rng.permutation(len(evals))[: len(evals) // 2]}
 
@@ -296,31 +339,56 @@ def main() -> None:
     plot(curve, chosen)
     goal_rows = [v for v in rows.values() if v["goal_n"]]
     res = {
-        "seed": a.seed, "near_threshold": NEAR_THRESHOLD, "info_bits": INFO_BITS, "common_tasks": COMMON_TASKS,
-        "evaluation_tasks": len(evals), "evaluation_test_pairs": sum(len(t.test) for t in evals),
+        "seed": a.seed,
+        "near_threshold": NEAR_THRESHOLD,
+        "info_bits": INFO_BITS,
+        "common_tasks": COMMON_TASKS,
+        "evaluation_tasks": len(evals),
+        "evaluation_test_pairs": sum(len(t.test) for t in evals),
         "corpus_tasks": len(ids),
         "disguises": rows,
-        "goal": {"copies": sum(v["goal_n"] for v in goal_rows),
-                 "recall": sum(v["goal_recall"] * v["goal_n"] for v in goal_rows) / sum(v["goal_n"] for v in goal_rows)},
+        "goal": {
+            "copies": sum(v["goal_n"] for v in goal_rows),
+            "recall": sum(v["goal_recall"] * v["goal_n"] for v in goal_rows)
+            / sum(v["goal_n"] for v in goal_rows),
+        },
         "false_positives_with_disguises": fps,
-        "real_corpus": {"excluded": len(real_ex), "known": len(known), "false_positives": sorted(real_ex - known),
-                        "missed_known": sorted(known - real_ex),
-                        "by_level": dict(Counter(x["level"] for x in r.excluded.to_pylist() if _hit(x, NEAR_THRESHOLD)))},
-        "synthetic": {"tasks": len(synth), "excluded": sorted(i for i, s in syn.items() if s >= NEAR_THRESHOLD),
-                      "reported": sum(1 for x in rs.reported.to_pylist() if x["id"].startswith("synthetic"))},
-        "threshold": {"chosen_on_tune_half": chosen, **tune_info,
-                      "tune": {"recall": at["tune_recall"], "false_positives": at["tune_false_positives"]},
-                      "report": {"recall": at["report_recall"], "false_positives": at["report_false_positives"]},
-                      "curve": curve},
+        "real_corpus": {
+            "excluded": len(real_ex),
+            "known": len(known),
+            "false_positives": sorted(real_ex - known),
+            "missed_known": sorted(known - real_ex),
+            "by_level": dict(Counter(x["level"] for x in r.excluded.to_pylist() if _hit(x, NEAR_THRESHOLD))),
+        },
+        "synthetic": {
+            "tasks": len(synth),
+            "excluded": sorted(i for i, s in syn.items() if s >= NEAR_THRESHOLD),
+            "reported": sum(1 for x in rs.reported.to_pylist() if x["id"].startswith("synthetic")),
+        },
+        "threshold": {
+            "chosen_on_tune_half": chosen,
+            **tune_info,
+            "tune": {"recall": at["tune_recall"], "false_positives": at["tune_false_positives"]},
+            "report": {"recall": at["report_recall"], "false_positives": at["report_false_positives"]},
+            "curve": curve,
+        },
     }
     if a.build_reps:
         res["build"] = build_cost(a.build_reps)
     res["seconds"] = round(time.perf_counter() - t_all, 1)
     RESULTS.mkdir(exist_ok=True)
     OUT_JSON.write_text(json.dumps(res, indent=1, default=lambda o: o.item()) + "\n")
-    print(json.dumps({k: v for k, v in res.items() if k not in ("disguises", "threshold")}, indent=1,
-                     default=lambda o: o.item()))
-    print("threshold", json.dumps({k: v for k, v in res["threshold"].items() if k != "curve"}, default=lambda o: o.item()))
+    print(
+        json.dumps(
+            {k: v for k, v in res.items() if k not in ("disguises", "threshold")},
+            indent=1,
+            default=lambda o: o.item(),
+        )
+    )
+    print(
+        "threshold",
+        json.dumps({k: v for k, v in res["threshold"].items() if k != "curve"}, default=lambda o: o.item()),
+    )
 
 
 if __name__ == "__main__":

@@ -46,12 +46,21 @@ def speed_one(size: str) -> dict:
         table, expected = generate(int(size), seed=7)
         evals = {("gen_eval", "evaluation")}
     n = table.num_rows
-    cells = int(sum(pc.sum(pc.list_value_length(pc.list_flatten(pc.struct_field(
-        pc.list_flatten(table.column(c)), [k])))).as_py() or 0 for c in ("train", "test") for k in (0, 1)))
+    cells = int(
+        sum(
+            pc.sum(
+                pc.list_value_length(pc.list_flatten(pc.struct_field(pc.list_flatten(table.column(c)), [k])))
+            ).as_py()
+            or 0
+            for c in ("train", "test")
+            for k in (0, 1)
+        )
+    )
     rss_data = _rss_mb()
     t0 = time.perf_counter()
-    r = run_dedup(table, eval_splits=evals, exclude_eval=True,
-                  priority=("arc_agi_1", "arc_agi_2", "concept_arc", "gen"))
+    r = run_dedup(
+        table, eval_splits=evals, exclude_eval=True, priority=("arc_agi_1", "arc_agi_2", "concept_arc", "gen")
+    )
     t_dedup = time.perf_counter() - t0
     rss_dedup = _rss_mb()  # peak so far: data + dedup (the baseline below runs after it)
     t0 = time.perf_counter()
@@ -60,12 +69,19 @@ def speed_one(size: str) -> dict:
     exact_dups = int(h.is_duplicated().sum())
     t_base = time.perf_counter() - t0
     out = {
-        "size": size, "tasks": n, "cells": cells, "seconds": round(t_dedup, 2), "tasks_per_s": round(n / t_dedup),
-        "baseline_polars_hash_s": round(t_base, 2), "baseline_exact_dup_rows": exact_dups,
+        "size": size,
+        "tasks": n,
+        "cells": cells,
+        "seconds": round(t_dedup, 2),
+        "tasks_per_s": round(n / t_dedup),
+        "baseline_polars_hash_s": round(t_base, 2),
+        "baseline_exact_dup_rows": exact_dups,
         "ratio_vs_polars_hash": round(t_dedup / t_base, 2),
-        "rss_after_data_mb": round(rss_data), "peak_rss_dedup_mb": round(rss_dedup),
+        "rss_after_data_mb": round(rss_data),
+        "peak_rss_dedup_mb": round(rss_dedup),
         "peak_rss_with_baseline_mb": round(_rss_mb()),
-        "counts": {k: v for k, v in r.counts.items() if v}, "expected": expected,
+        "counts": {k: v for k, v in r.counts.items() if v},
+        "expected": expected,
         "load_avg": os.getloadavg()[0],
     }
     if size == "mirrored":
@@ -81,7 +97,9 @@ def speed_one(size: str) -> dict:
 def speed(sizes: list[str]) -> list[dict]:
     rows = []
     for size in sizes:
-        res = subprocess.run([sys.executable, __file__, "_one", size], capture_output=True, text=True, check=True)
+        res = subprocess.run(
+            [sys.executable, __file__, "_one", size], capture_output=True, text=True, check=True
+        )
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     RESULTS.mkdir(exist_ok=True)

@@ -45,12 +45,27 @@ def machine() -> dict:
 
     from arcforge.train.device import cpu_flags
 
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+    model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
         else platform.processor()
+    )
     flags = cpu_flags()
-    return {"cpu": model, "flags": [f for f in CPU_FLAGS if f in flags], "machine": platform.machine(),
-            "torch": torch.__version__, "pillow": PIL.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION}
+    return {
+        "cpu": model,
+        "flags": [f for f in CPU_FLAGS if f in flags],
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+        "pillow": PIL.__version__,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+    }
 
 
 def _sha(data: bytes) -> str:
@@ -73,17 +88,30 @@ def digest(work: Path, amp: str) -> dict:
         torch.set_num_threads(threads)
     run = res.run_dir
     weights = sorted((run / "checkpoints").glob(f"step-*/{ckpt.WEIGHTS}"))[-1]
-    losses = [json.loads(line)["loss"] for line in (run / "metrics.jsonl").read_text().splitlines()
-              if '"loss"' in line]
-    scores = {"per_family": res.per_family, "exact_all": res.exact_all, "pass2_all": res.pass2_all,
-              "exact_no_ttt": res.exact_no_ttt, "pass2_no_ttt": res.pass2_no_ttt}
+    losses = [
+        json.loads(line)["loss"]
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if '"loss"' in line
+    ]
+    scores = {
+        "per_family": res.per_family,
+        "exact_all": res.exact_all,
+        "pass2_all": res.pass2_all,
+        "exact_no_ttt": res.exact_no_ttt,
+        "pass2_no_ttt": res.pass2_no_ttt,
+    }
     # the gallery shows each family's first held-out task with the model's first attempt: the decoder's
     # answers, where the scores of a short run are all zero
-    return {"bf16": res.config["bf16"], "weights_sha256": _sha(weights.read_bytes()),
-            "losses_sha256": _sha(json.dumps(losses).encode()),
-            "scores_sha256": _sha(json.dumps(scores, sort_keys=True).encode()),
-            "gallery_sha256": _sha(res.gallery_png.read_bytes()) if res.gallery_png else None,
-            "final_loss": res.final_loss, "exact_all": res.exact_all, "pass2_all": res.pass2_all}
+    return {
+        "bf16": res.config["bf16"],
+        "weights_sha256": _sha(weights.read_bytes()),
+        "losses_sha256": _sha(json.dumps(losses).encode()),
+        "scores_sha256": _sha(json.dumps(scores, sort_keys=True).encode()),
+        "gallery_sha256": _sha(res.gallery_png.read_bytes()) if res.gallery_png else None,
+        "final_loss": res.final_loss,
+        "exact_all": res.exact_all,
+        "pass2_all": res.pass2_all,
+    }
 
 
 def _digest_in_tmp(amp: str) -> dict:
@@ -94,8 +122,9 @@ def _digest_in_tmp(amp: str) -> dict:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="runs at once, each in its own process (one thread each)")
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="runs at once, each in its own process (one thread each)"
+    )
     a = ap.parse_args(argv)
     order = [amp for amp in AMPS for _ in range(2)]
     with ProcessPoolExecutor(max_workers=a.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -104,11 +133,15 @@ def main(argv: list[str] | None = None) -> dict:
     for amp, d in zip(order, done, strict=True):
         runs.setdefault(amp, []).append(d)
     deterministic = {amp: rs[0] == rs[1] for amp, rs in runs.items()}
-    out = {"benchmark": "demo_digest", "short_demo": SHORT, "machine": machine(),
-           "deterministic": deterministic,
-           "digests": {amp: rs[0] for amp, rs in runs.items()},
-           "note": "each variant ran twice, each run in a process of its own; the test compares one rerun "
-                   "with these digests on the same CPU model and flags, torch, Pillow and zlib"}
+    out = {
+        "benchmark": "demo_digest",
+        "short_demo": SHORT,
+        "machine": machine(),
+        "deterministic": deterministic,
+        "digests": {amp: rs[0] for amp, rs in runs.items()},
+        "note": "each variant ran twice, each run in a process of its own; the test compares one rerun "
+        "with these digests on the same CPU model and flags, torch, Pillow and zlib",
+    }
     a.out.write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
     return out

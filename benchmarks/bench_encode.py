@@ -57,16 +57,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "encode.json"
 
 
-def reference_encode(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid | None,
-                     loss_on: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reference_encode(
+    train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid | None, loss_on: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``encode``'s (tokens, positions, targets) spelled out from the tokenizer's parts, one grid and one
     pair at a time (``encode`` as it was before its layouts were cached): tokens and (row, col) from
     ``grid_tokens``, sizes on input cells, lookups into the pair's input table at each token's cell and at
     ``next_rc``, and the frame evidence of earlier pairs."""
     toks, rc5, tgt = [[BOS]], [np.zeros((1, 5), np.int64)], [[False]]
     n = len(train)
-    grids = [(g, m, t, j) for j, (i, o) in enumerate(train)
-             for g, m, t in ((i, INPUT, False), (o, OUTPUT, loss_on == "outputs"))] + [(test_in, INPUT, False, n)]
+    grids = [
+        (g, m, t, j)
+        for j, (i, o) in enumerate(train)
+        for g, m, t in ((i, INPUT, False), (o, OUTPUT, loss_on == "outputs"))
+    ] + [(test_in, INPUT, False, n)]
     if test_out is not None:
         grids.append((test_out, OUTPUT, True, n))
     for g, marker, target, pair in grids:
@@ -108,8 +112,15 @@ def _arc1(n: int) -> list[Task]:
     out = []
     for f in sorted(folder.glob("*.json"))[:n] if folder.is_dir() else []:
         train, test, _ = parse_task_object(json.loads(f.read_text()))
-        out.append(Task(id=f"arc_agi_1/data/training/{f.stem}", source="arc_agi_1", split="training",
-                        train=train, test=test))
+        out.append(
+            Task(
+                id=f"arc_agi_1/data/training/{f.stem}",
+                source="arc_agi_1",
+                split="training",
+                train=train,
+                test=test,
+            )
+        )
     return out
 
 
@@ -139,7 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
     fams = synthetic.families(easy_only=True)
-    sets = {"synthetic easy": _cases(list(synthetic.generate(a.tasks, seed=0, families=fams, difficulty="easy")))}
+    sets = {
+        "synthetic easy": _cases(list(synthetic.generate(a.tasks, seed=0, families=fams, difficulty="easy")))
+    }
     arc = _arc1(a.tasks)
     if arc:
         sets["ARC-AGI-1 training"] = _cases(arc)
@@ -149,15 +162,25 @@ def main(argv: list[str] | None = None) -> dict:
         for _ in range(a.repeats):  # alternating, best of each
             best["reference"] = min(best["reference"], _time(reference_encode, cases))
             best["encode"] = min(best["encode"], _time(encode, cases))
-        rows[name] = {"examples": len(cases), "ms_per_example": {k: round(v / len(cases) * 1e3, 3)
-                                                                   for k, v in best.items()},
-                      "speedup": round(best["reference"] / best["encode"], 2)}
+        rows[name] = {
+            "examples": len(cases),
+            "ms_per_example": {k: round(v / len(cases) * 1e3, 3) for k, v in best.items()},
+            "speedup": round(best["reference"] / best["encode"], 2),
+        }
     with tempfile.TemporaryDirectory(prefix="bench_encode_") as tmp:
-        loader = _loader_ms(Path(tmp), list(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")),
-                            a.loader_batches)
-    out = {"benchmark": "encode", "repeats": a.repeats, "sets": rows,
-           "loader_ms_per_batch": round(loader, 2), "loader_batch": "8 packed rows of 384 tokens (the demo's)",
-           "load_average_1min": round(os.getloadavg()[0], 2)}
+        loader = _loader_ms(
+            Path(tmp),
+            list(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")),
+            a.loader_batches,
+        )
+    out = {
+        "benchmark": "encode",
+        "repeats": a.repeats,
+        "sets": rows,
+        "loader_ms_per_batch": round(loader, 2),
+        "loader_batch": "8 packed rows of 384 tokens (the demo's)",
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = a.out.with_name(f".{a.out.name}.tmp")
     tmp_out.write_text(json.dumps(out, indent=1) + "\n")

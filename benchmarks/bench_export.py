@@ -37,9 +37,24 @@ SHARED = ROOT.parent / "shared"
 TRM = SHARED / "clients" / "TinyRecursiveModels"
 WORK = HERE / "_work" / "export"
 RESULTS = HERE / "results" / "export.json"
-CONCEPTS = ("AboveBelow", "Center", "CleanUp", "CompleteShape", "Copy", "Count", "ExtendToBoundary",
-            "ExtractObjects", "FilledNotFilled", "HorizontalVertical", "InsideOutside", "MoveToBoundary", "Order",
-            "SameDifferent", "TopBottom2D", "TopBottom3D")
+CONCEPTS = (
+    "AboveBelow",
+    "Center",
+    "CleanUp",
+    "CompleteShape",
+    "Copy",
+    "Count",
+    "ExtendToBoundary",
+    "ExtractObjects",
+    "FilledNotFilled",
+    "HorizontalVertical",
+    "InsideOutside",
+    "MoveToBoundary",
+    "Order",
+    "SameDifferent",
+    "TopBottom2D",
+    "TopBottom3D",
+)
 
 
 def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dict:
@@ -52,8 +67,12 @@ def run(cmd: list[str], cwd: Path | None = None, env: dict | None = None) -> dic
     wall = time.perf_counter() - t0
     if proc.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out[-3000:]}")
-    return {"seconds": round(wall, 2), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "log_tail": out[-400:]}
+    return {
+        "seconds": round(wall, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "log_tail": out[-400:],
+    }
 
 
 def du_mb(path: Path) -> float:
@@ -69,11 +88,30 @@ def build_arc() -> Path:
     if (data / "provenance.json").is_file():
         return data
     home = WORK / "home"
-    ms = [m for m in mirrored(load_manifests(), SHARED / "arc-sources") if m.name in ("arc_agi_1", "concept_arc")]
+    ms = [
+        m
+        for m in mirrored(load_manifests(), SHARED / "arc-sources")
+        if m.name in ("arc_agi_1", "concept_arc")
+    ]
     populate_cache(home, ms, SHARED / "arc-sources")
     env = {**os.environ, "ARCFORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    run([sys.executable, "-m", "arcforge", "build", "-s", "arc_agi_1", "-s", "concept_arc", "--out", str(data),
-         "--workers", "1"], env=env)
+    run(
+        [
+            sys.executable,
+            "-m",
+            "arcforge",
+            "build",
+            "-s",
+            "arc_agi_1",
+            "-s",
+            "concept_arc",
+            "--out",
+            str(data),
+            "--workers",
+            "1",
+        ],
+        env=env,
+    )
     return data
 
 
@@ -81,12 +119,28 @@ def subsets(fraction: int) -> list[str]:
     hexes = "0123456789abcdef"[: 16 // fraction]
     concepts = CONCEPTS[: 16 // fraction]
     glob = f"[{hexes}]*" if len(hexes) < 16 else "*"
-    return [f"training=arc_agi_1/training/{glob}", f"evaluation=arc_agi_1/evaluation/{glob}",
-            "concept=" + ",".join(f"concept_arc/corpus/{c}/*" for c in concepts)]
+    return [
+        f"training=arc_agi_1/training/{glob}",
+        f"evaluation=arc_agi_1/evaluation/{glob}",
+        "concept=" + ",".join(f"concept_arc/corpus/{c}/*" for c in concepts),
+    ]
 
 
 def arcforge_cmd(data: Path, out: Path, fmt: str, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "arcforge", "export", "-d", str(data), "-o", str(out), "-f", fmt, "--json", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "arcforge",
+        "export",
+        "-d",
+        str(data),
+        "-o",
+        str(out),
+        "-f",
+        fmt,
+        "--json",
+        *extra,
+    ]
 
 
 def bench_trm(fraction: int, num_aug: int, full: bool) -> dict:
@@ -96,25 +150,51 @@ def bench_trm(fraction: int, num_aug: int, full: bool) -> dict:
     kaggle = WORK / "kaggle"
     shutil.rmtree(kaggle, ignore_errors=True)
     run(arcforge_cmd(data, kaggle, "kaggle", sub_args), env=env)
-    tasks = sum(len(json.loads((kaggle / f"arc-agi_{s}_challenges.json").read_text()))
-                for s in ("training", "evaluation", "concept"))
+    tasks = sum(
+        len(json.loads((kaggle / f"arc-agi_{s}_challenges.json").read_text()))
+        for s in ("training", "evaluation", "concept")
+    )
     ours_out, theirs_out = WORK / "trm_arcforge", WORK / "trm_builder"
     for p in (ours_out, theirs_out):
         shutil.rmtree(p, ignore_errors=True)
-    ours = run(arcforge_cmd(data, ours_out, "trm", [*sub_args, "--num-aug", str(num_aug), "--eval-demos-in-train"]),
-               env=env)
-    theirs = run([sys.executable, "-m", "dataset.build_arc_dataset", "--input-file-prefix", str(kaggle / "arc-agi"),
-                  "--output-dir", str(theirs_out), "--subsets", "training", "evaluation", "concept",
-                  "--test-set-name", "evaluation", "--num-aug", str(num_aug)], cwd=TRM)
+    ours = run(
+        arcforge_cmd(data, ours_out, "trm", [*sub_args, "--num-aug", str(num_aug), "--eval-demos-in-train"]),
+        env=env,
+    )
+    theirs = run(
+        [
+            sys.executable,
+            "-m",
+            "dataset.build_arc_dataset",
+            "--input-file-prefix",
+            str(kaggle / "arc-agi"),
+            "--output-dir",
+            str(theirs_out),
+            "--subsets",
+            "training",
+            "evaluation",
+            "concept",
+            "--test-set-name",
+            "evaluation",
+            "--num-aug",
+            str(num_aug),
+        ],
+        cwd=TRM,
+    )
     sizes = {"arcforge": du_mb(ours_out), "builder": du_mb(theirs_out)}
-    meta = {name: json.loads((p / "train" / "dataset.json").read_text())
-            for name, p in (("arcforge", ours_out), ("builder", theirs_out))}
+    meta = {
+        name: json.loads((p / "train" / "dataset.json").read_text())
+        for name, p in (("arcforge", ours_out), ("builder", theirs_out))
+    }
     result = {
-        "tasks": tasks, "fraction": f"1/{fraction}", "num_aug": num_aug, "subsets": subsets(fraction),
-        "arcforge": {k: v for k, v in ours.items() if k != "log_tail"} | {"output_mb": sizes["arcforge"],
-                                                                            "train_puzzles": meta["arcforge"]["total_puzzles"]},
-        "builder": {k: v for k, v in theirs.items() if k != "log_tail"} | {"output_mb": sizes["builder"],
-                                                                             "train_puzzles": meta["builder"]["total_puzzles"]},
+        "tasks": tasks,
+        "fraction": f"1/{fraction}",
+        "num_aug": num_aug,
+        "subsets": subsets(fraction),
+        "arcforge": {k: v for k, v in ours.items() if k != "log_tail"}
+        | {"output_mb": sizes["arcforge"], "train_puzzles": meta["arcforge"]["total_puzzles"]},
+        "builder": {k: v for k, v in theirs.items() if k != "log_tail"}
+        | {"output_mb": sizes["builder"], "train_puzzles": meta["builder"]["total_puzzles"]},
         "speedup": round(theirs["seconds"] / ours["seconds"], 2),
         "memory_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3),
     }
@@ -123,11 +203,27 @@ def bench_trm(fraction: int, num_aug: int, full: bool) -> dict:
     if full:
         out = WORK / "trm_full"
         shutil.rmtree(out, ignore_errors=True)
-        r = run(arcforge_cmd(data, out, "trm", [*(x for s in subsets(1) for x in ("--subset", s)), "--num-aug",
-                                                  str(num_aug), "--eval-demos-in-train"]), env=env)
-        result["arcforge_full"] = {"tasks": 960, "seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"],
-                                   "peak_rss_mb": r["peak_rss_mb"],
-                                   "output_mb": du_mb(out)}
+        r = run(
+            arcforge_cmd(
+                data,
+                out,
+                "trm",
+                [
+                    *(x for s in subsets(1) for x in ("--subset", s)),
+                    "--num-aug",
+                    str(num_aug),
+                    "--eval-demos-in-train",
+                ],
+            ),
+            env=env,
+        )
+        result["arcforge_full"] = {
+            "tasks": 960,
+            "seconds": r["seconds"],
+            "cpu_seconds": r["cpu_seconds"],
+            "peak_rss_mb": r["peak_rss_mb"],
+            "output_mb": du_mb(out),
+        }
         shutil.rmtree(out, ignore_errors=True)
     return result
 
@@ -146,7 +242,9 @@ def make_scale_data(n: int) -> Path:
     tmp = WORK / f".scale_{n}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     base = read_table(build_arc())
-    base = base.set_column(base.schema.get_field_index("split"), "split", pa.array(["training"] * base.num_rows))
+    base = base.set_column(
+        base.schema.get_field_index("split"), "split", pa.array(["training"] * base.num_rows)
+    )
     base = base.set_column(base.schema.get_field_index("source"), "source", pa.array(["gen"] * base.num_rows))
     per_file, files = 100_000, -(-n // 100_000)
     (tmp / "gen").mkdir(parents=True)
@@ -158,8 +256,11 @@ def make_scale_data(n: int) -> Path:
             while rows < min(per_file, n - done):
                 k = (done + rows) // base.num_rows
                 take = base.slice(0, min(base.num_rows, per_file - rows, n - done - rows))
-                ids = pc.binary_join_element_wise(pa.scalar(f"gen/{k:05d}"), pc.replace_substring_regex(
-                    take.column("id"), r"^[^/]+/", ""), "/")
+                ids = pc.binary_join_element_wise(
+                    pa.scalar(f"gen/{k:05d}"),
+                    pc.replace_substring_regex(take.column("id"), r"^[^/]+/", ""),
+                    "/",
+                )
                 w.write_table(take.set_column(0, "id", ids).cast(base.schema), row_group_size=1024)
                 rows += take.num_rows
         done += rows
@@ -170,21 +271,35 @@ def make_scale_data(n: int) -> Path:
 def bench_scale(n: int) -> dict:
     data = make_scale_data(n)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "ARCFORGE_LOG_SECONDS": "30"}
-    result = {"tasks": n, "input": "the 976 ARC-AGI-1 and ConceptARC tasks repeated under new ids",
-              "input_mb": du_mb(data)}
+    result = {
+        "tasks": n,
+        "input": "the 976 ARC-AGI-1 and ConceptARC tasks repeated under new ids",
+        "input_mb": du_mb(data),
+    }
     for fmt in ("kaggle", "jsonl"):
         out = WORK / f"scale_out_{fmt}"
         shutil.rmtree(out, ignore_errors=True)
         r = run(arcforge_cmd(data, out, fmt, []), env=env)
-        result[fmt] = {"seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"], "tasks_per_s": round(n / r["seconds"]),
-                       "peak_rss_mb": r["peak_rss_mb"], "output_mb": du_mb(out)}
+        result[fmt] = {
+            "seconds": r["seconds"],
+            "cpu_seconds": r["cpu_seconds"],
+            "tasks_per_s": round(n / r["seconds"]),
+            "peak_rss_mb": r["peak_rss_mb"],
+            "output_mb": du_mb(out),
+        }
         shutil.rmtree(out, ignore_errors=True)
     return result
 
 
 def machine() -> dict:
-    return {"cpus": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "machine": platform.machine(), "nice": os.nice(0), "load_avg_1m_at_end": round(os.getloadavg()[0], 2)}
+    return {
+        "cpus": os.cpu_count(),
+        "affinity": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "nice": os.nice(0),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+    }
 
 
 def main(argv: list[str]) -> int:

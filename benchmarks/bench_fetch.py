@@ -59,7 +59,9 @@ def make_tarball(src: Path, repo: str, commit: str, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "arc-sources")
+    ap.add_argument(
+        "--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "arc-sources"
+    )
     args = ap.parse_args()
     ms = load_manifests()
     work = Path(tempfile.mkdtemp(prefix="bench-fetch-"))
@@ -73,6 +75,7 @@ def main() -> None:
         tgz = serve_root / m.owner / m.repo_name / "tar.gz" / m.commit
         tgz.parent.mkdir(parents=True)
         make_tarball(args.shared / m.owner / m.repo_name, m.repo_name, m.commit, tgz)
+
         class Quiet(SimpleHTTPRequestHandler):
             def log_message(self, *a) -> None:
                 pass
@@ -100,9 +103,22 @@ def main() -> None:
         t_ours, t_naive = timed(ours), timed(naive)
         h_ours, h_naive = peak_heap(ours), peak_heap(naive)
         size = tgz.stat().st_size
-        rows.append(("HTTP tarball, neoneye_tama (%.1f MB .tar.gz), wall" % (size / 1e6),
-                     f"{t_ours:.2f} s", f"{t_naive:.2f} s", t_ours / t_naive))
-        rows.append(("  same, peak Python heap", f"{h_ours / 1e6:.1f} MB", f"{h_naive / 1e6:.1f} MB", h_ours / h_naive))
+        rows.append(
+            (
+                "HTTP tarball, neoneye_tama (%.1f MB .tar.gz), wall" % (size / 1e6),
+                f"{t_ours:.2f} s",
+                f"{t_naive:.2f} s",
+                t_ours / t_naive,
+            )
+        )
+        rows.append(
+            (
+                "  same, peak Python heap",
+                f"{h_ours / 1e6:.1f} MB",
+                f"{h_naive / 1e6:.1f} MB",
+                h_ours / h_naive,
+            )
+        )
         httpd.shutdown()
 
         # --- 2. folder mirror, all 11 ----------------------------------------------------------------------
@@ -119,16 +135,34 @@ def main() -> None:
                 shutil.copytree(args.shared / x.owner / x.repo_name, dest / x.owner / x.repo_name)
 
         t_mirror, t_copy = timed(ours_mirror), timed(copytree)
-        rows.append((f"folder mirror, {len(mirrored)} sources (verified)", f"{t_mirror:.2f} s", f"{t_copy:.2f} s",
-                     t_mirror / t_copy))
+        rows.append(
+            (
+                f"folder mirror, {len(mirrored)} sources (verified)",
+                f"{t_mirror:.2f} s",
+                f"{t_copy:.2f} s",
+                t_mirror / t_copy,
+            )
+        )
 
         # --- 3. valid cache ---------------------------------------------------------------------------------
         t_cached = timed(lambda: fetch.fetch_sources(mirrored, mirror=args.shared))
         t_cheap = timed(lambda: [fetch.cached_path(x) for x in mirrored])
-        rows.append(("re-run on valid cache (full re-hash) vs first fetch", f"{t_cached:.2f} s", f"{t_mirror:.2f} s",
-                     t_cached / t_mirror))
-        rows.append(("cached_path() x11 (marker + pin) vs first fetch", f"{t_cheap * 1e3:.1f} ms",
-                     f"{t_mirror:.2f} s", t_cheap / t_mirror))
+        rows.append(
+            (
+                "re-run on valid cache (full re-hash) vs first fetch",
+                f"{t_cached:.2f} s",
+                f"{t_mirror:.2f} s",
+                t_cached / t_mirror,
+            )
+        )
+        rows.append(
+            (
+                "cached_path() x11 (marker + pin) vs first fetch",
+                f"{t_cheap * 1e3:.1f} ms",
+                f"{t_mirror:.2f} s",
+                t_cheap / t_mirror,
+            )
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -43,9 +43,12 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 CODE = ("generators.py", "verifiers.py", "dsl.py", "utils.py", "main.py")
-MATPLOTLIB_STUB = {"matplotlib/__init__.py": "", "matplotlib/pyplot.py": "",
-                   "matplotlib/colors.py": "class ListedColormap:\n    pass\n\nclass Normalize:\n    pass\n"}
-UPSTREAM_DRIVER = textwrap.dedent('''
+MATPLOTLIB_STUB = {
+    "matplotlib/__init__.py": "",
+    "matplotlib/pyplot.py": "",
+    "matplotlib/colors.py": "class ListedColormap:\n    pass\n\nclass Normalize:\n    pass\n",
+}
+UPSTREAM_DRIVER = textwrap.dedent("""
     import json, sys, time
     keys, n, out = json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     t0 = time.perf_counter()
@@ -55,7 +58,7 @@ UPSTREAM_DRIVER = textwrap.dedent('''
     main.get_generators = lambda: {k: everything[k] for k in keys}
     main.generate_dataset(path=out, seed=42, n_examples=n)
     print(json.dumps({"import_s": t1 - t0, "generate_s": time.perf_counter() - t1}))
-''')
+""")
 
 
 # --- peak memory of a process tree ---------------------------------------------------------------------
@@ -112,8 +115,11 @@ def run_measured(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, flo
     wall = time.perf_counter() - t0
     done.set()
     t.join()
-    info = {"cpu_s": round(_children_cpu() - cpu0, 2), "load_before": round(load_before, 1),
-            "load_after": round(os.getloadavg()[0], 1)}
+    info = {
+        "cpu_s": round(_children_cpu() - cpu0, 2),
+        "load_before": round(load_before, 1),
+        "load_after": round(os.getloadavg()[0], 1),
+    }
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err), wall, peak[0] / 1024, info
 
 
@@ -127,22 +133,30 @@ def run_upstream(code: Path, keys: list[str], n: int, tmp: Path) -> dict:
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text(text)
     (work / "driver.py").write_text(UPSTREAM_DRIVER)
-    res, wall, peak, info = run_measured([sys.executable, "driver.py", json.dumps(keys), str(n), "re_arc_out"],
-                                         cwd=work)
+    res, wall, peak, info = run_measured(
+        [sys.executable, "driver.py", json.dumps(keys), str(n), "re_arc_out"], cwd=work
+    )
     if res.returncode:
         raise SystemExit(f"upstream failed: {res.stderr[-2000:]}")
     meta = json.loads((work / "re_arc_out" / "metadata.json").read_text())
     kept = sum(len(json.loads((work / "re_arc_out" / "tasks" / f"{k}.json").read_text())) for k in keys)
     gens = sum(m["n_generations"] for m in meta.values())
     inner = json.loads(res.stdout.strip().splitlines()[-1])
-    return {"seconds": round(wall, 2), "kept": kept, "examples_per_s": round(kept / wall, 1),
-            "fixed_s": round(wall - inner["generate_s"], 2),
-            "marginal_examples_per_s": round(kept / inner["generate_s"], 1),
-            "generations": gens, "verified": sum(m["n_verified"] for m in meta.values()),
-            "peak_mb": round(peak, 1), **info, "cpu_ms_per_kept": round(1000 * info["cpu_s"] / kept, 2)}
+    return {
+        "seconds": round(wall, 2),
+        "kept": kept,
+        "examples_per_s": round(kept / wall, 1),
+        "fixed_s": round(wall - inner["generate_s"], 2),
+        "marginal_examples_per_s": round(kept / inner["generate_s"], 1),
+        "generations": gens,
+        "verified": sum(m["n_verified"] for m in meta.values()),
+        "peak_mb": round(peak, 1),
+        **info,
+        "cpu_ms_per_kept": round(1000 * info["cpu_s"] / kept, 2),
+    }
 
 
-BUILD = textwrap.dedent('''
+BUILD = textwrap.dedent("""
     import json, resource, sys
     from pathlib import Path
     from arcforge.build.pipeline import build
@@ -151,20 +165,29 @@ BUILD = textwrap.dedent('''
               workers=int(workers), use_cache=False)
     me = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({**s.generated.get("re_arc", {}), "build_process_cpu_s": me.ru_utime + me.ru_stime}))
-''')
+""")
 
 
 def run_arcforge(mdir: Path, out: Path, n: int, workers: int, env: dict) -> dict:
-    res, wall, peak, info = run_measured([sys.executable, "-c", BUILD, str(mdir), str(out), str(n), str(workers)],
-                                         env=env, cwd=ROOT)
+    res, wall, peak, info = run_measured(
+        [sys.executable, "-c", BUILD, str(mdir), str(out), str(n), str(workers)], env=env, cwd=ROOT
+    )
     if res.returncode:
         raise SystemExit(f"arcforge build failed: {res.stderr[-2000:]}")
     counts = json.loads(res.stdout.strip().splitlines()[-1])
     own = round(counts.pop("build_process_cpu_s"), 2)
     kept = counts.get("kept", 0)
-    return {"seconds": round(wall, 2), "kept": kept, "examples_per_s": round(kept / wall, 1),
-            "tasks": counts.get("tasks", 0), "counts": counts, "peak_mb": round(peak, 1), **info,
-            "build_process_cpu_s": own, "children_cpu_s": round(info["cpu_s"] - own, 2)}
+    return {
+        "seconds": round(wall, 2),
+        "kept": kept,
+        "examples_per_s": round(kept / wall, 1),
+        "tasks": counts.get("tasks", 0),
+        "counts": counts,
+        "peak_mb": round(peak, 1),
+        **info,
+        "build_process_cpu_s": own,
+        "children_cpu_s": round(info["cpu_s"] - own, 2),
+    }
 
 
 def _runs(code: Path, mdir: Path, keys: list[str], n: int, tmp: Path, env: dict) -> dict:
@@ -188,12 +211,14 @@ def _profile(runs: dict) -> dict:
     kept = w1["kept"]
     sandbox = 1000 * w1["children_cpu_s"] / kept
     build_ms = 1000 * (w1["build_process_cpu_s"] - f1["build_process_cpu_s"]) / kept
-    return {"upstream_driver_cpu_ms_per_kept": up["cpu_ms_per_kept"],
-            "sandbox_workers_cpu_ms_per_kept": round(sandbox, 2),
-            "build_process_cpu_ms_per_kept": round(build_ms, 2),
-            "arcforge_total_cpu_ms_per_kept": round(sandbox + build_ms, 2),
-            "arcforge_over_upstream_cpu": round((sandbox + build_ms) / up["cpu_ms_per_kept"], 3),
-            "fixed_build_cpu_s": round(f1["cpu_s"], 2)}
+    return {
+        "upstream_driver_cpu_ms_per_kept": up["cpu_ms_per_kept"],
+        "sandbox_workers_cpu_ms_per_kept": round(sandbox, 2),
+        "build_process_cpu_ms_per_kept": round(build_ms, 2),
+        "arcforge_total_cpu_ms_per_kept": round(sandbox + build_ms, 2),
+        "arcforge_over_upstream_cpu": round((sandbox + build_ms) / up["cpu_ms_per_kept"], 3),
+        "fixed_build_cpu_s": round(f1["cpu_s"], 2),
+    }
 
 
 def _report(runs: dict, keys: list[str], all_keys: list[str], n: int, load_before: float) -> dict:
@@ -203,24 +228,31 @@ def _report(runs: dict, keys: list[str], all_keys: list[str], n: int, load_befor
     every = f"every {len(all_keys) // len(keys)}th key" if len(keys) < len(all_keys) else "all"
     return {
         "what": f"RE-ARC, {len(keys)} generators ({every}) x {n} kept examples: upstream main.py "
-                "generate_dataset vs arcforge build --generate, same filters",
+        "generate_dataset vs arcforge build --generate, same filters",
         "machine": f"{os.cpu_count()} CPUs shared with other work (1-min load average {load_before:.1f} before, "
-                   f"{os.getloadavg()[0]:.1f} after: rates vary from run to run)",
-        "upstream": up, "arcforge_workers_1": w1, "arcforge_workers_2": w2, "profile": prof,
+        f"{os.getloadavg()[0]:.1f} after: rates vary from run to run)",
+        "upstream": up,
+        "arcforge_workers_1": w1,
+        "arcforge_workers_2": w2,
+        "profile": prof,
         "ratio_workers_2_vs_upstream": round(w2["examples_per_s"] / up["examples_per_s"], 2),
         "ratio_workers_1_vs_upstream": round(w1["examples_per_s"] / up["examples_per_s"], 2),
-        "marginal_ratio_workers_2_vs_upstream": round(w2["marginal_examples_per_s"]
-                                                      / up["marginal_examples_per_s"], 2),
+        "marginal_ratio_workers_2_vs_upstream": round(
+            w2["marginal_examples_per_s"] / up["marginal_examples_per_s"], 2
+        ),
         "byte_identical_workers_1_2": runs["byte_identical_workers_1_2"],
         "extrapolated_published_size": {
             "label": "EXTRAPOLATED, not measured: 1,000 examples x 400 generators = fixed cost + examples at the "
-                     f"measured marginal rate ({len(keys)} keys x {n} examples)",
+            f"measured marginal rate ({len(keys)} keys x {n} examples)",
             "examples": full,
             "upstream_minutes": round((up["fixed_s"] + full / up["marginal_examples_per_s"]) / 60, 1),
-            "arcforge_workers_2_minutes": round((w2["fixed_s"] + full / w2["marginal_examples_per_s"]) / 60, 1),
+            "arcforge_workers_2_minutes": round(
+                (w2["fixed_s"] + full / w2["marginal_examples_per_s"]) / 60, 1
+            ),
             "floor_minutes_2_cores": round(full * up["cpu_ms_per_kept"] / 1000 / 2 / 60, 1),
-            "arcforge_cpu_minutes_2_cores": round((prof["fixed_build_cpu_s"] + full
-                                                   * prof["arcforge_total_cpu_ms_per_kept"] / 1000) / 2 / 60, 1),
+            "arcforge_cpu_minutes_2_cores": round(
+                (prof["fixed_build_cpu_s"] + full * prof["arcforge_total_cpu_ms_per_kept"] / 1000) / 2 / 60, 1
+            ),
         },
     }
 
@@ -231,7 +263,9 @@ def _shards(out: Path) -> dict[str, bytes]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mirror", default=os.environ.get("ARCFORGE_MIRROR") or str(ROOT.parent / "shared" / "arc-sources"))
+    ap.add_argument(
+        "--mirror", default=os.environ.get("ARCFORGE_MIRROR") or str(ROOT.parent / "shared" / "arc-sources")
+    )
     ap.add_argument("--keys", type=int, default=400, help="generators: every (400 / KEYS)-th key")
     ap.add_argument("--examples", type=int, default=25, help="kept examples per generator")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generate.json")
@@ -256,7 +290,9 @@ def main() -> int:
         all_keys = driver(code, m.settings).keys()
         keys = all_keys[:: max(1, len(all_keys) // args.keys)][: args.keys]
         text = (mdir / "re_arc.toml").read_text()
-        (mdir / "re_arc.toml").write_text(text.replace("memory_mb = 1024\n", f"memory_mb = 1024\nkeys = {json.dumps(keys)}\n"))
+        (mdir / "re_arc.toml").write_text(
+            text.replace("memory_mb = 1024\n", f"memory_mb = 1024\nkeys = {json.dumps(keys)}\n")
+        )
 
         load_before = os.getloadavg()[0]
         runs = _runs(code, mdir, keys, args.examples, tmp, env)

@@ -72,12 +72,17 @@ def _grid(rng: np.random.Generator) -> list:
 def _pool(n: int = 512) -> list[bytes]:
     """``n`` distinct problem lines (as bytes, without the uid): the file cycles through them."""
     rng = np.random.default_rng(0)
-    source = "from common import *\n\n" + "".join(f"def step_{i}(grid):\n    return grid[::-1]\n" for i in range(60))
+    source = "from common import *\n\n" + "".join(
+        f"def step_{i}(grid):\n    return grid[::-1]\n" for i in range(60)
+    )
     out = []
     for i in range(n):
-        examples = [[g, np.flipud(np.array(g)).tolist()] for g in (_grid(rng) for _ in range(int(rng.integers(4, 6))))]
-        body = json.dumps({"examples": examples, "seeds": [f"{i % 160:08x}.py"], "source": source},
-                          separators=(",", ":"))
+        examples = [
+            [g, np.flipud(np.array(g)).tolist()] for g in (_grid(rng) for _ in range(int(rng.integers(4, 6))))
+        ]
+        body = json.dumps(
+            {"examples": examples, "seeds": [f"{i % 160:08x}.py"], "source": source}, separators=(",", ":")
+        )
         out.append(body[1:].encode())  # without the opening brace: '{"uid":...,' is put in front
     return out
 
@@ -95,8 +100,9 @@ def write_file(path: Path, target_bytes: int) -> tuple[int, int]:
 
 
 def run(path: Path, mode: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), mode, str(ROOT)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(path), mode, str(ROOT)], check=True, capture_output=True, text=True
+    )
     r = json.loads(out.stdout)
     r["extra_peak_mb"] = round((r["peak_rss_kb"] - r["base_rss_kb"]) / 1024, 1)
     return r
@@ -124,15 +130,32 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     mb = size / 1e6
     result = {
-        "file": {"bytes": size, "gb": round(size / 1e9, 3), "lines": lines, "layout": "BARC JSONL (examples, seeds, "
-                 "uid, source), grids 3x3-30x30, 4-5 pairs", "write_s": round(write_s, 1)},
-        "machine": {"cpus": os.cpu_count(), "threads": 1, "python": platform.python_version(),
-                    "platform": platform.platform()},
-        "arcforge_barc_jsonl": {"seconds": round(ours["seconds"], 1), "mb_per_s": round(mb / ours["seconds"], 1),
-                                "tasks": ours["records"], "rejected": ours["rejected"],
-                                "extra_peak_rss_mb": ours["extra_peak_mb"]},
-        "bare_msgspec_lines": {"seconds": round(bare["seconds"], 1), "mb_per_s": round(mb / bare["seconds"], 1),
-                               "records": bare["records"], "extra_peak_rss_mb": bare["extra_peak_mb"]},
+        "file": {
+            "bytes": size,
+            "gb": round(size / 1e9, 3),
+            "lines": lines,
+            "layout": "BARC JSONL (examples, seeds, uid, source), grids 3x3-30x30, 4-5 pairs",
+            "write_s": round(write_s, 1),
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "threads": 1,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "arcforge_barc_jsonl": {
+            "seconds": round(ours["seconds"], 1),
+            "mb_per_s": round(mb / ours["seconds"], 1),
+            "tasks": ours["records"],
+            "rejected": ours["rejected"],
+            "extra_peak_rss_mb": ours["extra_peak_mb"],
+        },
+        "bare_msgspec_lines": {
+            "seconds": round(bare["seconds"], 1),
+            "mb_per_s": round(mb / bare["seconds"], 1),
+            "records": bare["records"],
+            "extra_peak_rss_mb": bare["extra_peak_mb"],
+        },
         "throughput_vs_bare": round(bare["seconds"] / ours["seconds"], 3),
         "memory_goal_mb": 1024,
         "memory_goal_met": ours["extra_peak_mb"] <= 1024,

@@ -88,8 +88,12 @@ class GrowingCache:
 
 
 @torch.no_grad()
-def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SIDE * (MAX_SIDE + 1) + 1,
-                      preallocated: bool = False) -> tuple[Grid | None, float]:
+def sequential_decode(
+    model: ArcTransformer,
+    ex: Example,
+    max_new: int = MAX_SIDE * (MAX_SIDE + 1) + 1,
+    preallocated: bool = False,
+) -> tuple[Grid | None, float]:
     """The previous evaluator's decoder: one prompt, one token per forward, a host sync per token, and its
     growing KV cache (``preallocated``: the current ``KVCache`` instead)."""
     cache = KVCache.for_model(model, 1, len(ex) + 64) if preallocated else GrowingCache(model.cfg.n_layers)
@@ -101,7 +105,9 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
     allowed[ROW] = 0
     allowed[GRID_END] = 0
     seq, row, col = len(ex), 1, 1
-    extra = ex.positions[-1, 3:6].tolist()  # (h, w, pair): what a generated token takes from the output's <grid>
+    extra = ex.positions[
+        -1, 3:6
+    ].tolist()  # (h, w, pair): what a generated token takes from the output's <grid>
     evidence = ex.positions[-1, EVIDENCE].tolist()  # and the frame evidence
     table = input_table(ex)  # the test input's frame lookups
     out: list[int] = []
@@ -127,8 +133,9 @@ def sequential_decode(model: ArcTransformer, ex: Example, max_new: int = MAX_SID
     return parse_grid_tokens(out), logp / max(1, len(out) + 1)
 
 
-def sequential_predict(model: ArcTransformer, tasks: list[Task], seq_len: int, votes: int,
-                       preallocated: bool = False) -> list[list[Grid]]:
+def sequential_predict(
+    model: ArcTransformer, tasks: list[Task], seq_len: int, votes: int, preallocated: bool = False
+) -> list[list[Grid]]:
     transforms = voting_transforms(votes, 0)
     out = []
     for task in tasks:
@@ -143,8 +150,10 @@ def sequential_predict(model: ArcTransformer, tasks: list[Task], seq_len: int, v
 
 
 # The small checkpoint timed without --checkpoint: config's model, the demo's stream in rows of 512 tokens
-SMALL_RUN = RunConfig(data=DataConfig(seq_len=512, batch_size=6, loss_on="outputs"),
-                      train=TrainConfig(lr=2e-3, device="cpu", amp="off", tensorboard=False, eval_tasks=0))
+SMALL_RUN = RunConfig(
+    data=DataConfig(seq_len=512, batch_size=6, loss_on="outputs"),
+    train=TrainConfig(lr=2e-3, device="cpu", amp="off", tensorboard=False, eval_tasks=0),
+)
 # What is timed by default: config's votes, the sequential evaluator on one thread (its fastest setting)
 BENCH = EvalConfig(threads=1)
 
@@ -157,10 +166,18 @@ def held_out_tasks(n: int) -> list[Task]:
 def small_checkpoint(tmp: Path, steps: int) -> Path:
     fams = synthetic.families(easy_only=True)
     data = tmp / "data"
-    shard_writer.write_shards(tasks_to_table(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")), data)
-    run = SMALL_RUN.with_values({"data.root": str(data), "train.out": str(tmp / "run"),
-                                 "train.max_steps": steps, "train.warmup_steps": max(1, steps // 20),
-                                 "train.ckpt_every": steps})
+    shard_writer.write_shards(
+        tasks_to_table(synthetic.generate(2000, seed=0, families=fams, difficulty="easy")), data
+    )
+    run = SMALL_RUN.with_values(
+        {
+            "data.root": str(data),
+            "train.out": str(tmp / "run"),
+            "train.max_steps": steps,
+            "train.warmup_steps": max(1, steps // 20),
+            "train.ckpt_every": steps,
+        }
+    )
     train(run.model, run.data, run.train)
     return Path(run.train.out)
 
@@ -168,18 +185,28 @@ def small_checkpoint(tmp: Path, steps: int) -> Path:
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", type=Path, default=None, help="a run folder (default: train one)")
-    ap.add_argument("--train-steps", type=int, default=300, help="steps of the model trained without --checkpoint")
+    ap.add_argument(
+        "--train-steps", type=int, default=300, help="steps of the model trained without --checkpoint"
+    )
     ap.add_argument("--tasks", type=int, default=32)
     ap.add_argument("--votes", type=int, default=BENCH.votes)
     ap.add_argument("--seq-len", type=int, default=SMALL_RUN.data.seq_len)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=BENCH.threads)
-    ap.add_argument("--batched-threads", type=int, default=0,
-                    help="torch threads of the batched decoders (default: --threads; the sequential one keeps "
-                         "--threads, its fastest setting being one thread)")
-    ap.add_argument("--also-sequential-threads", type=int, default=0,
-                    help="also time the sequential evaluator on this many threads (``sequential_N_threads``: "
-                         "whether it gains from more cores, as the batched path does)")
+    ap.add_argument(
+        "--batched-threads",
+        type=int,
+        default=0,
+        help="torch threads of the batched decoders (default: --threads; the sequential one keeps "
+        "--threads, its fastest setting being one thread)",
+    )
+    ap.add_argument(
+        "--also-sequential-threads",
+        type=int,
+        default=0,
+        help="also time the sequential evaluator on this many threads (``sequential_N_threads``: "
+        "whether it gains from more cores, as the batched path does)",
+    )
     ap.add_argument("--no-bf16", dest="bf16", action="store_false", help="skip the bf16 autocast variants")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
@@ -189,13 +216,21 @@ def main(argv: list[str] | None = None) -> dict:
         model, config = load_model(ckpt, "cpu")
     tasks = held_out_tasks(a.tasks)
     inputs = sum(len(t.test) for t in tasks)
-    variants = [(f"batched_{rank}{'_bf16' if amp == 'bf16' else ''}", rank, amp)
-                for amp in (("off", "bf16") if a.bf16 else ("off",))
-                for rank in (Rank.votes.value, Rank.poe.value)]
+    variants = [
+        (f"batched_{rank}{'_bf16' if amp == 'bf16' else ''}", rank, amp)
+        for amp in (("off", "bf16") if a.bf16 else ("off",))
+        for rank in (Rank.votes.value, Rank.poe.value)
+    ]
     extra_seq = f"sequential_{a.also_sequential_threads}_threads" if a.also_sequential_threads else None
-    times: dict[str, list[float]] = {"sequential": [], "sequential_preallocated": [],
-                                     **({extra_seq: []} if extra_seq else {}), **{v[0]: [] for v in variants}}
-    cpu: dict[str, list[float]] = {k: [] for k in times}  # process CPU seconds: less sensitive to others' load
+    times: dict[str, list[float]] = {
+        "sequential": [],
+        "sequential_preallocated": [],
+        **({extra_seq: []} if extra_seq else {}),
+        **{v[0]: [] for v in variants},
+    }
+    cpu: dict[str, list[float]] = {
+        k: [] for k in times
+    }  # process CPU seconds: less sensitive to others' load
     answers: dict[str, list] = {}
     load = [round(os.getloadavg()[0], 2)]
     started = time.perf_counter()
@@ -206,7 +241,9 @@ def main(argv: list[str] | None = None) -> dict:
         times["sequential"].append(time.perf_counter() - t0)
         cpu["sequential"].append(time.process_time() - c0)
         t0, c0 = time.perf_counter(), time.process_time()
-        answers["sequential_preallocated"] = sequential_predict(model, tasks, a.seq_len, a.votes, preallocated=True)
+        answers["sequential_preallocated"] = sequential_predict(
+            model, tasks, a.seq_len, a.votes, preallocated=True
+        )
         times["sequential_preallocated"].append(time.perf_counter() - t0)
         cpu["sequential_preallocated"].append(time.process_time() - c0)
         if extra_seq:
@@ -218,7 +255,9 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(a.batched_threads or a.threads)
         for key, rank, amp in variants:
             t0, c0 = time.perf_counter(), time.process_time()
-            preds = predict(model, tasks, seq_len=a.seq_len, cfg=EvalConfig(votes=a.votes, rank=rank, amp=amp))
+            preds = predict(
+                model, tasks, seq_len=a.seq_len, cfg=EvalConfig(votes=a.votes, rank=rank, amp=amp)
+            )
             times[key].append(time.perf_counter() - t0)
             cpu[key].append(time.process_time() - c0)
             answers[key] = [p["ranked"][:2] for ps in preds for p in ps]
@@ -233,10 +272,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     best = {k: min(v) for k, v in times.items()}
     out = {
-        "checkpoint_params": sum(p.numel() for p in model.parameters()), "model": config["model"],
-        "checkpoint_step": config.get("step"), "tasks": len(tasks), "test_inputs": inputs, "votes": a.votes,
-        "threads": a.threads, "batched_threads": a.batched_threads or a.threads, "repeats": a.repeats, "load_average_1min": load,
-        "wall_s": round(time.perf_counter() - started, 1), "seconds": times,
+        "checkpoint_params": sum(p.numel() for p in model.parameters()),
+        "model": config["model"],
+        "checkpoint_step": config.get("step"),
+        "tasks": len(tasks),
+        "test_inputs": inputs,
+        "votes": a.votes,
+        "threads": a.threads,
+        "batched_threads": a.batched_threads or a.threads,
+        "repeats": a.repeats,
+        "load_average_1min": load,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "seconds": times,
         "test_inputs_per_s": {k: round(inputs / v, 3) for k, v in best.items()},
         "speedup_vs_sequential": {k: round(best["sequential"] / v, 2) for k, v in best.items()},
         "cpu_seconds": cpu,
@@ -244,9 +291,12 @@ def main(argv: list[str] | None = None) -> dict:
         "pass@2": {k: round(correct(k) / inputs, 4) for k in answers},
         # test inputs whose two attempts are those of the sequential evaluator (votes ranking: the same
         # greedy decodes and the same vote; poe: re-ranked on purpose)
-        "same_attempts_as_sequential": {k: round(sum(same(x, y) for x, y in zip(answers[k], answers["sequential"],
-                                                                            strict=True)) / inputs, 4)
-                                        for k in answers},
+        "same_attempts_as_sequential": {
+            k: round(
+                sum(same(x, y) for x, y in zip(answers[k], answers["sequential"], strict=True)) / inputs, 4
+            )
+            for k in answers
+        },
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = a.out.with_name(f".{a.out.name}.tmp")

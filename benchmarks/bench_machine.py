@@ -60,14 +60,28 @@ def main() -> int:
     auto = med.get((chosen_threads, chosen_amp))
     baseline_amp = "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "off"
     baseline = med[(cores, baseline_amp)]
-    rows = [{"threads": t, "amp": amp, "step_s": round(s, 4), "auto_speedup_vs_this": round(s / auto, 2)
-             if auto else None} for (t, amp), s in med.items()]
+    rows = [
+        {
+            "threads": t,
+            "amp": amp,
+            "step_s": round(s, 4),
+            "auto_speedup_vs_this": round(s / auto, 2) if auto else None,
+        }
+        for (t, amp), s in med.items()
+    ]
     report = {
-        "benchmark": "machine_choice", "torch": torch.__version__, "cores": cores,
-        "load_avg_1min_before": round(load_before, 2), "load_avg_1min_after": round(os.getloadavg()[0], 2),
-        "native_bf16_flags": native_bf16(), "auto_threads": chosen_threads, "auto_amp": chosen_amp,
+        "benchmark": "machine_choice",
+        "torch": torch.__version__,
+        "cores": cores,
+        "load_avg_1min_before": round(load_before, 2),
+        "load_avg_1min_after": round(os.getloadavg()[0], 2),
+        "native_bf16_flags": native_bf16(),
+        "auto_threads": chosen_threads,
+        "auto_amp": chosen_amp,
         "model": {"d_model": model.cfg.d_model, "n_layers": model.cfg.n_layers, "n_heads": model.cfg.n_heads},
-        "seq_len": a.seq_len, "batch_size": a.batch_size, "repeats": a.repeats,
+        "seq_len": a.seq_len,
+        "batch_size": a.batch_size,
+        "repeats": a.repeats,
         "baseline": {"threads": cores, "amp": baseline_amp, "step_s": round(baseline, 4)},
         "auto_step_s": round(auto, 4) if auto else None,
         "auto_speedup_vs_baseline": round(baseline / auto, 2) if auto else None,

@@ -103,10 +103,16 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "peak_rss_mb": round(peak["rss"] / 1024),
-            "peak_pss_mb": round(peak["pss"] / 1024), "load_before": [round(x, 2) for x in load0],
-            "load_after": [round(x, 2) for x in os.getloadavg()], "stages_s": _stages(starts, wall),
-            "report": json.loads(out)}
+    return {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "peak_rss_mb": round(peak["rss"] / 1024),
+        "peak_pss_mb": round(peak["pss"] / 1024),
+        "load_before": [round(x, 2) for x in load0],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "stages_s": _stages(starts, wall),
+        "report": json.loads(out),
+    }
 
 
 def _stages(starts: dict[str, float], wall: float) -> dict[str, float]:
@@ -114,7 +120,8 @@ def _stages(starts: dict[str, float], wall: float) -> dict[str, float]:
     marks = sorted(starts.items(), key=lambda kv: kv[1])
     ends = [t for _, t in marks[1:]] + [wall]
     return {name: round(end - t, 1) for (name, t), end in zip(marks, ends, strict=True)} | (
-        {"startup": round(marks[0][1], 1)} if marks else {})
+        {"startup": round(marks[0][1], 1)} if marks else {}
+    )
 
 
 def read_back(out: Path) -> dict:
@@ -126,19 +133,39 @@ def read_back(out: Path) -> dict:
 
     files = sorted(out.rglob("*.parquet"))
     t = pq.ParquetDataset(files).read(columns=["source", "fingerprint"]) if files else None
-    per_source = {} if t is None else {
-        r["source"]: r["count_all"] for r in t.group_by("source").aggregate([([], "count_all")]).to_pylist()}
+    per_source = (
+        {}
+        if t is None
+        else {
+            r["source"]: r["count_all"]
+            for r in t.group_by("source").aggregate([([], "count_all")]).to_pylist()
+        }
+    )
     excluded = read_report(out, "excluded").column("level").to_pylist()
-    return {"tasks": 0 if t is None else t.num_rows,
-            "distinct_fingerprints": 0 if t is None else pc.count_distinct(t["fingerprint"]).as_py(),
-            "per_source": dict(sorted(per_source.items())),
-            "excluded_by_level": {lvl: excluded.count(lvl) for lvl in sorted(set(excluded))},
-            "disk_mb": round(sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20, 1)}
+    return {
+        "tasks": 0 if t is None else t.num_rows,
+        "distinct_fingerprints": 0 if t is None else pc.count_distinct(t["fingerprint"]).as_py(),
+        "per_source": dict(sorted(per_source.items())),
+        "excluded_by_level": {lvl: excluded.count(lvl) for lvl in sorted(set(excluded))},
+        "disk_mb": round(sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20, 1),
+    }
 
 
 def command(out: Path, args: argparse.Namespace, generate: bool) -> list[str]:
-    cmd = [sys.executable, "-m", "arcforge", "build", "--out", str(out), "--exclude-eval", "--no-check-rules",
-           "--no-cache", "--workers", str(args.workers), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "arcforge",
+        "build",
+        "--out",
+        str(out),
+        "--exclude-eval",
+        "--no-check-rules",
+        "--no-cache",
+        "--workers",
+        str(args.workers),
+        "--json",
+    ]
     if generate:
         for g in args.generate:
             cmd += ["--generate", g]
@@ -160,8 +187,12 @@ def run(args: argparse.Namespace) -> dict:
     env = {**os.environ, "ARCFORGE_HOME": str(tmp / "home"), "PYTHONPATH": str(ROOT)}
     log = Path(args.log)
     try:
-        subprocess.run([sys.executable, "-m", "arcforge", "fetch", "--all", "--mirror", str(args.mirror)],
-                       env=env, capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "arcforge", "fetch", "--all", "--mirror", str(args.mirror)],
+            env=env,
+            capture_output=True,
+            check=False,
+        )
         row: dict = {"label": args.label, "workers": args.workers, "cpus": os.cpu_count()}
         runs = [("corpus", True)] if args.no_baseline else [("baseline", False), ("corpus", True)]
         for name, generate in runs:
@@ -170,16 +201,23 @@ def run(args: argparse.Namespace) -> dict:
                 f.write(f"== {name}: {_shown(cmd)}\n")
             m = measure(["nice", *cmd] if args.nice else cmd, env, log)
             rep = m.pop("report")
-            m.update(command=_shown(cmd), output=read_back(tmp / name), generated=rep.get("generated", {}),
-                     dedup={k: v for k, v in rep.get("dedup", {}).items() if v},
-                     quarantined=rep.get("total_quarantined", 0))
+            m.update(
+                command=_shown(cmd),
+                output=read_back(tmp / name),
+                generated=rep.get("generated", {}),
+                dedup={k: v for k, v in rep.get("dedup", {}).items() if v},
+                quarantined=rep.get("total_quarantined", 0),
+            )
             row[name] = m
             print(json.dumps({name: {k: v for k, v in m.items() if k != "output"}}), flush=True)
             shutil.rmtree(tmp / name, ignore_errors=True)
         if "baseline" in row and "corpus" in row:
             b, c = row["baseline"], row["corpus"]
-            row["ratios"] = {"tasks": round(c["output"]["tasks"] / b["output"]["tasks"], 1),
-                             "wall": round(c["wall_s"] / b["wall_s"], 1), "cpu": round(c["cpu_s"] / b["cpu_s"], 1)}
+            row["ratios"] = {
+                "tasks": round(c["output"]["tasks"] / b["output"]["tasks"], 1),
+                "wall": round(c["wall_s"] / b["wall_s"], 1),
+                "cpu": round(c["cpu_s"] / b["cpu_s"], 1),
+            }
         return row
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

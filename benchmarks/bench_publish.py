@@ -43,7 +43,9 @@ def make_out(root: Path, total_mb: int, n_files: int) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(os.urandom(per))
     (root / "README.md").write_text("---\nconfigs: []\n---\n")
-    write_provenance(root, sources=[{"name": "src", "repo": "o/r", "commit": "c", "license": "MIT"}], options={})
+    write_provenance(
+        root, sources=[{"name": "src", "repo": "o/r", "commit": "c", "license": "MIT"}], options={}
+    )
     return root
 
 
@@ -98,8 +100,12 @@ def main() -> None:
     print(f"{mb} MiB in {args.files} shard files")
     print("| step | seconds | MiB/s | ratio |")
     print("|---|---:|---:|---:|")
-    base = {"collect_files: scan + sha256": rows[0][1], "huggingface_hub CommitOperationAdd sha256": rows[0][1],
-            "--to-dir: collect + write_tree": rows[3][1], "plan_operations vs 100k remote files": rows[5][1]}
+    base = {
+        "collect_files: scan + sha256": rows[0][1],
+        "huggingface_hub CommitOperationAdd sha256": rows[0][1],
+        "--to-dir: collect + write_tree": rows[3][1],
+        "plan_operations vs 100k remote files": rows[5][1],
+    }
     for name, secs in rows:
         ratio = f"{secs / base[name]:.2f}x baseline" if name in base else "-"
         rate = f"{mb / secs:.0f}" if "100k" not in name else "-"

@@ -61,8 +61,13 @@ def bench_shards(root: Path, repeat: int) -> dict:
 
     assert checked() == bare()
     t_checked, t_bare = _median_pair(checked, bare, repeat)
-    return {"rows": checked(), "files": len(files), "checked_s": round(t_checked, 4), "bare_s": round(t_bare, 4),
-            "ratio_checked_over_bare": round(t_checked / t_bare, 3)}
+    return {
+        "rows": checked(),
+        "files": len(files),
+        "checked_s": round(t_checked, 4),
+        "bare_s": round(t_bare, 4),
+        "ratio_checked_over_bare": round(t_checked / t_bare, 3),
+    }
 
 
 def bench_cache(folder: Path, work: Path) -> dict:
@@ -77,10 +82,14 @@ def bench_cache(folder: Path, work: Path) -> dict:
     t0 = time.perf_counter()
     assert all(integrity.intact(p) for p in entries)
     verify = time.perf_counter() - t0
-    return {"cache_bytes": sum(p.stat().st_size for p in entries), "parsed_build_s": round(parsed, 3),
-            "cached_build_s": round(cached, 3), "verify_s": round(verify, 4),
-            "ratio_cached_over_parsed": round(cached / parsed, 3),
-            "verify_share_of_cached_build": round(verify / cached, 3)}
+    return {
+        "cache_bytes": sum(p.stat().st_size for p in entries),
+        "parsed_build_s": round(parsed, 3),
+        "cached_build_s": round(cached, 3),
+        "verify_s": round(verify, 4),
+        "ratio_cached_over_parsed": round(cached / parsed, 3),
+        "verify_share_of_cached_build": round(verify / cached, 3),
+    }
 
 
 def _bomb(inflated: int) -> bytes:
@@ -118,8 +127,13 @@ def bench_bomb(work: Path, repeat: int) -> dict:
         assert n >= 1 << 28
 
     t_refuse, t_inflate = _median_pair(refuse, inflate, repeat)
-    return {"compressed_bytes": len(body), "inflated_bytes": 1 << 28, "refuse_s": round(t_refuse, 4),
-            "inflate_s": round(t_inflate, 4), "ratio_inflate_over_refuse": round(t_inflate / t_refuse, 1)}
+    return {
+        "compressed_bytes": len(body),
+        "inflated_bytes": 1 << 28,
+        "refuse_s": round(t_refuse, 4),
+        "inflate_s": round(t_inflate, 4),
+        "ratio_inflate_over_refuse": round(t_inflate / t_refuse, 1),
+    }
 
 
 def main() -> None:
@@ -134,10 +148,17 @@ def main() -> None:
         folder.mkdir()
         for i, task in enumerate(generate(args.tasks, 0)):
             row = task_to_row(task)
-            obj = {part: [{"input": p["input"], "output": p["output"]} for p in row[part]] for part in ("train", "test")}
+            obj = {
+                part: [{"input": p["input"], "output": p["output"]} for p in row[part]]
+                for part in ("train", "test")
+            }
             (folder / f"t{i:05d}.json").write_text(json.dumps(obj))
-        result = {"tasks": args.tasks, "repeat": args.repeat, "cpu_count": os.cpu_count(),
-                  "cache": bench_cache(folder, work)}
+        result = {
+            "tasks": args.tasks,
+            "repeat": args.repeat,
+            "cpu_count": os.cpu_count(),
+            "cache": bench_cache(folder, work),
+        }
         result["shard_read"] = bench_shards(work / "o1", args.repeat)
         result["bomb"] = bench_bomb(work, args.repeat)
     RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

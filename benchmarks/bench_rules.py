@@ -41,7 +41,9 @@ SHARED = ROOT.parent / "shared" / "arc-sources"
 RESULTS = HERE / "results"
 OUT_JSON = RESULTS / "rules.json"
 WORK = HERE / "_work"  # git-ignored
-REARC = BARC = Path()  # the fetched checkouts (``fetched``): programs run from the verified cache, as in a build
+REARC = BARC = (
+    Path()
+)  # the fetched checkouts (``fetched``): programs run from the verified cache, as in a build
 SPLITS = {
     ("arc_agi_1", "training"): SHARED / "fchollet" / "ARC-AGI" / "data" / "training",
     ("arc_agi_1", "evaluation"): SHARED / "fchollet" / "ARC-AGI" / "data" / "evaluation",
@@ -76,8 +78,15 @@ def reference_table(*splits: tuple[str, str]) -> pa.Table:
     for source, split in splits:
         for f in sorted(SPLITS[(source, split)].glob("*.json")):
             d = json.loads(f.read_text())
-            rows.append({"id": f"{source}/{split}/{f.stem}", "source": source, "split": split,
-                         "train": d["train"], "test": d["test"]})
+            rows.append(
+                {
+                    "id": f"{source}/{split}/{f.stem}",
+                    "source": source,
+                    "split": split,
+                    "train": d["train"],
+                    "test": d["test"],
+                }
+            )
     return pa.Table.from_pylist(rows)
 
 
@@ -116,15 +125,24 @@ class Timed:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         mine = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
-        res = check(progs, {"re_arc": REARC, "barc": BARC}, refs, config=self.config,
-                    cache=RuleCache(cache_dir, self.config), progress=PlainProgress(sys.stderr))
+        res = check(
+            progs,
+            {"re_arc": REARC, "barc": BARC},
+            refs,
+            config=self.config,
+            cache=RuleCache(cache_dir, self.config),
+            progress=PlainProgress(sys.stderr),
+        )
         self.wall += time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         mine2 = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         self.self_cpu += (mine2.ru_utime - mine.ru_utime) + (mine2.ru_stime - mine.ru_stime)
-        self.calls, self.checked, self.cached = self.calls + res.calls, self.checked + res.checked, \
-            self.cached + res.cached
+        self.calls, self.checked, self.cached = (
+            self.calls + res.calls,
+            self.checked + res.checked,
+            self.cached + res.cached,
+        )
         self.run += res.programs_run
         self.sandboxes += res.sandboxes
         self.load.append(round(os.getloadavg()[0], 2))
@@ -132,12 +150,24 @@ class Timed:
 
     def cost(self) -> dict:
         c = self.config
-        return {"wall_s": round(self.wall, 1), "worker_cpu_s": round(self.cpu, 1),
-                "arcforge_cpu_s": round(self.self_cpu, 1), "calls": self.calls, "checked": self.checked,
-                "cached": self.cached, "programs_run": self.run, "sandboxes": self.sandboxes,
-                "load_avg_1min": self.load, "workers": c.workers, "call_s": c.call_s, "wall_limit_s": c.wall_s,
-                "memory_mb": c.memory_mb, "max_failures": c.max_failures,
-                "max_total_failures": c.max_total_failures, "program_s": c.program_s}
+        return {
+            "wall_s": round(self.wall, 1),
+            "worker_cpu_s": round(self.cpu, 1),
+            "arcforge_cpu_s": round(self.self_cpu, 1),
+            "calls": self.calls,
+            "checked": self.checked,
+            "cached": self.cached,
+            "programs_run": self.run,
+            "sandboxes": self.sandboxes,
+            "load_avg_1min": self.load,
+            "workers": c.workers,
+            "call_s": c.call_s,
+            "wall_limit_s": c.wall_s,
+            "memory_mb": c.memory_mb,
+            "max_failures": c.max_failures,
+            "max_total_failures": c.max_total_failures,
+            "program_s": c.program_s,
+        }
 
 
 def chunks(progs, size: int = 100):
@@ -145,7 +175,9 @@ def chunks(progs, size: int = 100):
 
 
 def family_of(p) -> str:
-    return {"re_arc.verifiers": "re_arc", "barc.seeds": "barc_seeds", "barc.synthetic": "barc_synthetic"}[p.family]
+    return {"re_arc.verifiers": "re_arc", "barc.seeds": "barc_seeds", "barc.synthetic": "barc_synthetic"}[
+        p.family
+    ]
 
 
 def part_own(cache: Path, workers: int, results: dict) -> None:
@@ -163,22 +195,35 @@ def part_own(cache: Path, workers: int, results: dict) -> None:
 
 def own_summary(done, total, matches, errors, timed) -> dict:
     own = {(p.source, p.path) for p, r, _ in matches if r.eval_id in p.derived_from}
-    out: dict = {"reference": "arc_agi_1:training (400 tasks)", "programs_done": len(done),
-                 "programs_total": total, "complete": len(done) == total, "cost": timed.cost()}
+    out: dict = {
+        "reference": "arc_agi_1:training (400 tasks)",
+        "programs_done": len(done),
+        "programs_total": total,
+        "complete": len(done) == total,
+        "cost": timed.cost(),
+    }
     for fam in ("re_arc", "barc_seeds"):
         ps = [p for p in done if family_of(p) == fam]
         if not ps:
             continue
         misses = [p for p in ps if (p.source, p.path) not in own]
         out[fam] = {
-            "programs": len(ps), "own_rule": len(ps) - len(misses),
+            "programs": len(ps),
+            "own_rule": len(ps) - len(misses),
             "share": round((len(ps) - len(misses)) / len(ps), 4),
-            "misses": [{"program": p.path, "derived_from": p.derived_from[0],
-                        "error": errors[(p.source, p.path)].error if (p.source, p.path) in errors else ""}
-                       for p in misses],
+            "misses": [
+                {
+                    "program": p.path,
+                    "derived_from": p.derived_from[0],
+                    "error": errors[(p.source, p.path)].error if (p.source, p.path) in errors else "",
+                }
+                for p in misses
+            ],
             "other_training_tasks_solved": sorted(
-                f"{p.path} -> {r.eval_id}" for p, r, _ in matches
-                if family_of(p) == fam and r.eval_id not in p.derived_from),
+                f"{p.path} -> {r.eval_id}"
+                for p, r, _ in matches
+                if family_of(p) == fam and r.eval_id not in p.derived_from
+            ),
         }
     return out
 
@@ -201,18 +246,36 @@ def eval_summary(done, total, refs, matches, errors, timed) -> dict:
     for fam in ("re_arc", "barc_seeds", "barc_synthetic"):
         ps = [p for p in done if family_of(p) == fam]
         keys = {f"{p.source}:{p.path}" for p in ps}
-        by_fam[fam] = {"programs": len(ps), "solving_an_eval_task": sum(1 for k in solving if k in keys),
-                       "with_failures": sum(1 for e in errors if family_of(e.program) == fam),
-                       "given_up": sum(1 for e in errors if family_of(e.program) == fam and e.unchecked),
-                       "unchecked": sum(e.unchecked for e in errors if family_of(e.program) == fam)}
-    return {"reference": "arc_agi_1:evaluation + arc_agi_2:evaluation", "reference_tasks": len(refs),
-            "programs_done": len(done), "programs_total": total, "complete": len(done) == total,
-            "cost": timed.cost(), "by_family": by_fam,
-            "checks": len(done) * len(refs), "unchecked": sum(e.unchecked for e in errors),
-            "programs_solving": len(solving), "eval_tasks_solved": len({e for v in solving.values() for e in v}),
-            "solving": solving,
-            "errors": [{"program": f"{e.program.source}:{e.program.path}", "error": e.error,
-                        "failures": e.failures, "unchecked": e.unchecked} for e in errors]}
+        by_fam[fam] = {
+            "programs": len(ps),
+            "solving_an_eval_task": sum(1 for k in solving if k in keys),
+            "with_failures": sum(1 for e in errors if family_of(e.program) == fam),
+            "given_up": sum(1 for e in errors if family_of(e.program) == fam and e.unchecked),
+            "unchecked": sum(e.unchecked for e in errors if family_of(e.program) == fam),
+        }
+    return {
+        "reference": "arc_agi_1:evaluation + arc_agi_2:evaluation",
+        "reference_tasks": len(refs),
+        "programs_done": len(done),
+        "programs_total": total,
+        "complete": len(done) == total,
+        "cost": timed.cost(),
+        "by_family": by_fam,
+        "checks": len(done) * len(refs),
+        "unchecked": sum(e.unchecked for e in errors),
+        "programs_solving": len(solving),
+        "eval_tasks_solved": len({e for v in solving.values() for e in v}),
+        "solving": solving,
+        "errors": [
+            {
+                "program": f"{e.program.source}:{e.program.path}",
+                "error": e.error,
+                "failures": e.failures,
+                "unchecked": e.unchecked,
+            }
+            for e in errors
+        ],
+    }
 
 
 def _cpu() -> float:
@@ -255,29 +318,44 @@ def part_warm(cache: Path, reps: int) -> dict:
     runs: dict[str, list] = {"build": [], "build_check": [], "stage": []}
     stats = None
     for i in range(reps):
-        runs["build"].append(_timed(lambda i=i: build(out / f"b{i}", exclude_eval=True, check_rules=False))[:2])
+        runs["build"].append(
+            _timed(lambda i=i: build(out / f"b{i}", exclude_eval=True, check_rules=False))[:2]
+        )
         *t, stats = _timed(lambda i=i: build(out / f"c{i}", exclude_eval=True, check_rules=True))
         runs["build_check"].append(t)
         *t, res = _timed(stage)
         runs["stage"].append(t)
         assert res.summary and res.calls == 0 and stats.rules["summary"] == 1, (res, stats.rules)
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
-    same = all((out / "c0" / "reports" / f"{n}.jsonl").read_bytes() == (out / "first" / "reports" / f"{n}.jsonl")
-               .read_bytes() for n in ("excluded", "reported", "rules", "rule_errors", "rule_lineage"))
-    return {"reps": reps, "load_avg_1min": round(os.getloadavg()[0], 2),
-            "build_s": round(med["build"][0], 3), "build_cpu_s": round(med["build"][1], 3),
-            "build_check_s": round(med["build_check"][0], 3), "build_check_cpu_s": round(med["build_check"][1], 3),
-            "ratio": round(med["build_check"][0] / med["build"][0], 4),
-            "cpu_ratio": round(med["build_check"][1] / med["build"][1], 4),
-            "build_programs": stats.rules["programs"], "first_build_programs_run": first.rules["programs_run"],
-            "reports_identical_to_first": same,
-            "stage_s": round(med["stage"][0], 3), "stage_cpu_s": round(med["stage"][1], 3),
-            "stage_programs": len(build_programs(checkouts)[0]), "stage_references": first_stage.references,
-            "stage_ratio": round((med["build"][0] + med["stage"][0]) / med["build"][0], 4),
-            "runs": {k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in runs.items()},
-            "note": f"build --exclude-eval of every mirrored source with --check-rules ({stats.rules['programs']} "
-                    f"programs made tasks of it) beside the same build without it; the stage alone: catalogue "
-                    f"of all programs, reference key, summary read; medians of {reps} alternated runs"}
+    med = {
+        k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()
+    }
+    same = all(
+        (out / "c0" / "reports" / f"{n}.jsonl").read_bytes()
+        == (out / "first" / "reports" / f"{n}.jsonl").read_bytes()
+        for n in ("excluded", "reported", "rules", "rule_errors", "rule_lineage")
+    )
+    return {
+        "reps": reps,
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+        "build_s": round(med["build"][0], 3),
+        "build_cpu_s": round(med["build"][1], 3),
+        "build_check_s": round(med["build_check"][0], 3),
+        "build_check_cpu_s": round(med["build_check"][1], 3),
+        "ratio": round(med["build_check"][0] / med["build"][0], 4),
+        "cpu_ratio": round(med["build_check"][1] / med["build"][1], 4),
+        "build_programs": stats.rules["programs"],
+        "first_build_programs_run": first.rules["programs_run"],
+        "reports_identical_to_first": same,
+        "stage_s": round(med["stage"][0], 3),
+        "stage_cpu_s": round(med["stage"][1], 3),
+        "stage_programs": len(build_programs(checkouts)[0]),
+        "stage_references": first_stage.references,
+        "stage_ratio": round((med["build"][0] + med["stage"][0]) / med["build"][0], 4),
+        "runs": {k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in runs.items()},
+        "note": f"build --exclude-eval of every mirrored source with --check-rules ({stats.rules['programs']} "
+        f"programs made tasks of it) beside the same build without it; the stage alone: catalogue "
+        f"of all programs, reference key, summary read; medians of {reps} alternated runs",
+    }
 
 
 def save(results: dict) -> None:

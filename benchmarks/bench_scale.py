@@ -94,9 +94,14 @@ def measure(cmd: list[str], env: dict) -> dict:
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    res = {"wall_s": round(wall, 3), "cpu_s": round(cpu, 3), "peak_rss_mb": round(peak["rss"] / 1024),
-           "peak_pss_mb": round(peak["pss"] / 1024), "load_before": round(load0[0], 2),
-           "load_after": round(os.getloadavg()[0], 2)}
+    res = {
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "peak_rss_mb": round(peak["rss"] / 1024),
+        "peak_pss_mb": round(peak["pss"] / 1024),
+        "load_before": round(load0[0], 2),
+        "load_after": round(os.getloadavg()[0], 2),
+    }
     try:
         res["report"] = json.loads(out)
     except ValueError:
@@ -146,8 +151,9 @@ def make_folder(root: Path, n: int, seed: int = 0, layout: str = "auto") -> str:
         else:
             doc = b"[" + b",".join(ex) + b"]"
         (d / f"t{f:07d}.json").write_bytes(doc)
-    return ("one standard JSON file per task" if per_file == 1 else "RE-ARC-style lists, 1000 tasks per file") \
-        + "; examples drawn from a pool of 50,000 random grids (sides 3-12)"
+    return (
+        "one standard JSON file per task" if per_file == 1 else "RE-ARC-style lists, 1000 tasks per file"
+    ) + "; examples drawn from a pool of 50,000 random grids (sides 3-12)"
 
 
 # --- parts ----------------------------------------------------------------------------------------------------
@@ -162,7 +168,9 @@ def part_json(home: Path, repeat: int) -> dict:
         files = plain_files(p.root)
         with ZipCache() as zips:
             for tg in p.manifest.tasks:
-                blobs += [m.read() for m in glob_members(p.root, tg.include, tg.exclude, zips=zips, files=files)]
+                blobs += [
+                    m.read() for m in glob_members(p.root, tg.include, tg.exclude, zips=zips, files=files)
+                ]
     import re
 
     import msgspec
@@ -188,10 +196,15 @@ def part_json(home: Path, repeat: int) -> dict:
             best[name] = min(best[name], time.process_time() - t)
     base = best["json (stdlib)"]
     exact = {k: v for k, v in best.items() if k != "orjson"}  # results equal to json's for every input
-    return {"files": len(blobs), "mb": round(sum(map(len, blobs)) / 1e6, 1), "repeat": repeat,
-            "cpu_s": {k: round(v, 3) for k, v in best.items()},
-            "x_stdlib": {k: round(v / base, 3) for k, v in best.items()},
-            "fastest": min(best, key=best.get), "fastest_exact": min(exact, key=exact.get)}
+    return {
+        "files": len(blobs),
+        "mb": round(sum(map(len, blobs)) / 1e6, 1),
+        "repeat": repeat,
+        "cpu_s": {k: round(v, 3) for k, v in best.items()},
+        "x_stdlib": {k: round(v / base, 3) for k, v in best.items()},
+        "fastest": min(best, key=best.get),
+        "fastest_exact": min(exact, key=exact.get),
+    }
 
 
 def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -> dict:
@@ -204,16 +217,27 @@ def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -
     for _ in range(repeat):  # alternate, so a busy moment on the shared machine hurts every variant alike
         r = measure(floor_cmd, env)
         rep = r.pop("report")
-        runs["floor"].append({**r, "work_wall_s": rep["wall"], "work_cpu_s": rep.get("cpu"), "files": rep["files"]})
+        runs["floor"].append(
+            {**r, "work_wall_s": rep["wall"], "work_cpu_s": rep.get("cpu"), "files": rep["files"]}
+        )
         for w in worker_counts:
             cmd = [sys.executable, __file__, "--child-build", str(tmp / f"src{w}"), str(w)]
             r = measure(cmd, env)
             rep = r.pop("report")
-            runs[f"build_w{w}"].append({**r, "work_wall_s": rep["wall"], "work_cpu_s": rep["cpu"],
-                                        "tasks_found": rep["found"], "tasks_written": rep["tasks"]})
+            runs[f"build_w{w}"].append(
+                {
+                    **r,
+                    "work_wall_s": rep["wall"],
+                    "work_cpu_s": rep["cpu"],
+                    "tasks_found": rep["found"],
+                    "tasks_written": rep["tasks"],
+                }
+            )
     keys = ("work_wall_s", "work_cpu_s", "wall_s", "cpu_s", "peak_rss_mb", "peak_pss_mb", "load_before")
-    med = {k: {m: round(statistics.median(x[m] for x in v), 3) for m in keys if v[0].get(m) is not None}
-           for k, v in runs.items()}
+    med = {
+        k: {m: round(statistics.median(x[m] for x in v), 3) for m in keys if v[0].get(m) is not None}
+        for k, v in runs.items()
+    }
     f = med["floor"]
     for v in med.values():
         v["x_floor_work_wall"] = round(v["work_wall_s"] / f["work_wall_s"], 2)
@@ -221,10 +245,17 @@ def part_sources(home: Path, tmp: Path, repeat: int, worker_counts: list[int]) -
         v["x_floor_cpu"] = round(v["cpu_s"] / f["cpu_s"], 2)
     b = runs[f"build_w{worker_counts[0]}"][0]
     same = len({json.dumps(_tree_digest(tmp / f"src{w}")) for w in worker_counts}) == 1
-    return {"repeat": repeat, "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-            "files": runs["floor"][0]["files"], "tasks_found": b["tasks_found"],
-            "tasks_written": b["tasks_written"], "median": med, "runs": runs,
-            "identical_output_across_workers": same}
+    return {
+        "repeat": repeat,
+        "loadavg_start": load_start,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        "files": runs["floor"][0]["files"],
+        "tasks_found": b["tasks_found"],
+        "tasks_written": b["tasks_written"],
+        "median": med,
+        "runs": runs,
+        "identical_output_across_workers": same,
+    }
 
 
 def child_build(out: str, workers: int) -> dict:
@@ -233,8 +264,12 @@ def child_build(out: str, workers: int) -> dict:
 
     t, c = time.perf_counter(), _cpu()
     stats = build(Path(out), exclude_eval=True, use_cache=False, workers=workers)
-    return {"wall": time.perf_counter() - t, "cpu": _cpu() - c, "tasks": stats.total_tasks,
-            "found": sum(sum(s.values()) for s in stats.found.values())}
+    return {
+        "wall": time.perf_counter() - t,
+        "cpu": _cpu() - c,
+        "tasks": stats.total_tasks,
+        "found": sum(sum(s.values()) for s in stats.found.values()),
+    }
 
 
 def child_big(out: str, workers: int, kwargs: dict) -> dict:
@@ -262,10 +297,17 @@ def child_big(out: str, workers: int, kwargs: dict) -> dict:
     wall = time.perf_counter() - t
     parse = marks["parse.end"] - marks["parse.start"]
     write = marks["write.end"] - marks["write.start"]
-    return {"wall": wall, "tasks": stats.total_tasks, "found": sum(sum(s.values()) for s in stats.found.values()),
-            "stages": {"parse": round(parse, 1), "dedup_and_counts": round(marks["write.start"] - marks["parse.end"], 1),
-                       "write": round(write, 1), "imports_and_rest": round(wall - parse - write - (
-                           marks["write.start"] - marks["parse.end"]), 1)}}
+    return {
+        "wall": wall,
+        "tasks": stats.total_tasks,
+        "found": sum(sum(s.values()) for s in stats.found.values()),
+        "stages": {
+            "parse": round(parse, 1),
+            "dedup_and_counts": round(marks["write.start"] - marks["parse.end"], 1),
+            "write": round(write, 1),
+            "imports_and_rest": round(wall - parse - write - (marks["write.start"] - marks["parse.end"]), 1),
+        },
+    }
 
 
 def _cpu() -> float:
@@ -277,12 +319,16 @@ def _cpu() -> float:
 def _tree_digest(folder: Path) -> dict:
     import hashlib
 
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: list[int],
-             layout: str = "auto") -> list[dict]:
+def part_big(
+    kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: list[int], layout: str = "auto"
+) -> list[dict]:
     env = {**os.environ, "ARCFORGE_HOME": str(home), "PYTHONPATH": str(ROOT)}
     rows = []
     layout_arg = layout
@@ -295,13 +341,27 @@ def part_big(kind: str, home: Path, tmp: Path, sizes: list[int], worker_counts: 
             made = time.perf_counter() - t
         for w in worker_counts:
             # ARC-AGI-1/2 come along as the evaluation reference of --exclude-eval
-            kwargs = {"sources": ["arc_agi_1", "arc_agi_2"], "local": [str(folder)]} if kind == "local" else {
-                "sources": ["arc_agi_1", "arc_agi_2", "synthetic"], "synthetic_tasks": n}
-            cmd = [sys.executable, __file__, "--child-big", str(tmp / f"{kind}{n}_w{w}"), str(w), json.dumps(kwargs)]
+            kwargs = (
+                {"sources": ["arc_agi_1", "arc_agi_2"], "local": [str(folder)]}
+                if kind == "local"
+                else {"sources": ["arc_agi_1", "arc_agi_2", "synthetic"], "synthetic_tasks": n}
+            )
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child-big",
+                str(tmp / f"{kind}{n}_w{w}"),
+                str(w),
+                json.dumps(kwargs),
+            ]
             r = measure(cmd, env)
             rep = r.pop("report")
-            r.update(tasks_found=rep["found"], tasks_written=rep["tasks"], stages_s=rep["stages"],
-                     tasks_per_s=round(rep["found"] / r["wall_s"]))
+            r.update(
+                tasks_found=rep["found"],
+                tasks_written=rep["tasks"],
+                stages_s=rep["stages"],
+                tasks_per_s=round(rep["found"] / r["wall_s"]),
+            )
             rows.append({"kind": kind, "tasks": n, "workers": w, "input": layout, **r})
             print(json.dumps(rows[-1]), flush=True)
             if kind == "local":
@@ -325,11 +385,17 @@ def main() -> None:
     ap.add_argument("--parts", default="json,sources,local,synthetic")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="100000,1000000")
-    ap.add_argument("--big-workers", default="1,all", help="worker counts for the big builds (all = every CPU)")
+    ap.add_argument(
+        "--big-workers", default="1,all", help="worker counts for the big builds (all = every CPU)"
+    )
     ap.add_argument("--tmp", default=None, help="scratch folder (default: a temp dir)")
-    ap.add_argument("--layout", default="auto", choices=["auto", "files", "lists"],
-                    help="local folders: one file per task (files), RE-ARC-style lists of 1000 (lists), "
-                         "or files up to 100k tasks and lists above (auto)")
+    ap.add_argument(
+        "--layout",
+        default="auto",
+        choices=["auto", "files", "lists"],
+        help="local folders: one file per task (files), RE-ARC-style lists of 1000 (lists), "
+        "or files up to 100k tasks and lists above (auto)",
+    )
     ap.add_argument("--results", default=str(RESULTS), help="results file (merged into when it exists)")
     args = ap.parse_args()
     results = Path(args.results)
@@ -338,8 +404,11 @@ def main() -> None:
     big_counts = sorted({cpus if w == "all" else int(w) for w in args.big_workers.split(",")})
     sizes = [int(s) for s in args.sizes.split(",")]
     result = json.loads(results.read_text()) if results.is_file() else {}
-    result["machine"] = {"cpus_available": cpus, "cpu_count": os.cpu_count(),
-                         "note": "shared machine: others' load is recorded with each run"}
+    result["machine"] = {
+        "cpus_available": cpus,
+        "cpu_count": os.cpu_count(),
+        "note": "shared machine: others' load is recorded with each run",
+    }
     with tempfile.TemporaryDirectory(prefix="arcforge-scale-", dir=args.tmp) as tmp:
         tmp = Path(tmp)
         home = mirror_home(tmp, Path(args.shared).resolve())
@@ -354,8 +423,11 @@ def main() -> None:
             if kind in parts:
                 new = part_big(kind, home, tmp, sizes, big_counts, args.layout)
                 same = {(r["kind"], r["tasks"], r["workers"], r["input"]) for r in new}
-                old = [r for r in result.get("big", []) if (r["kind"], r["tasks"], r["workers"], r["input"])
-                       not in same]
+                old = [
+                    r
+                    for r in result.get("big", [])
+                    if (r["kind"], r["tasks"], r["workers"], r["input"]) not in same
+                ]
                 result["big"] = old + new
                 result["big"].sort(key=lambda r: (r["kind"], r["tasks"], r["input"], r["workers"]))
                 results.write_text(json.dumps(result, indent=1) + "\n")

@@ -23,8 +23,10 @@ sys.path.insert(0, str(HERE.parent))
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mirror", default=os.environ.get("ARCFORGE_MIRROR") or str(HERE.parent.parent / "shared"
-                                                                                  / "arc-sources"))
+    ap.add_argument(
+        "--mirror",
+        default=os.environ.get("ARCFORGE_MIRROR") or str(HERE.parent.parent / "shared" / "arc-sources"),
+    )
     ap.add_argument("--out", type=Path, default=HERE / "results" / "sources.json")
     args = ap.parse_args()
 
@@ -46,20 +48,33 @@ def main() -> int:
     rows = []
     for name, m in sorted(manifests.items()):
         r = fetched[name]
-        rows.append({
-            "name": name, "kind": m.kind, "repo": m.repo, "commit": m.commit, "license": m.license,
-            "splits": list(m.splits), "role": m.role, "status": r.status,
-            "tasks_found": sum(stats.found.get(name, {}).values()),
-            "tasks_written": sum(stats.tasks.get(name, {}).values()),
-            "tasks_by_split": stats.tasks.get(name, {}),
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": m.kind,
+                "repo": m.repo,
+                "commit": m.commit,
+                "license": m.license,
+                "splits": list(m.splits),
+                "role": m.role,
+                "status": r.status,
+                "tasks_found": sum(stats.found.get(name, {}).values()),
+                "tasks_written": sum(stats.tasks.get(name, {}).values()),
+                "tasks_by_split": stats.tasks.get(name, {}),
+            }
+        )
     report = {
         "what": "fetch --all from the offline mirror, then build --exclude-eval (default options)",
-        "mirror": "../shared/arc-sources" if Path(args.mirror).resolve() == (HERE.parent.parent / "shared" /
-                                                                            "arc-sources").resolve() else "custom",
-        "fetch_s": round(fetch_s, 1), "build_s": round(build_s, 1),
-        "total_tasks": stats.total_tasks, "excluded": stats.excluded, "duplicates": stats.duplicates,
-        "quarantined": stats.total_quarantined, "sources": rows,
+        "mirror": "../shared/arc-sources"
+        if Path(args.mirror).resolve() == (HERE.parent.parent / "shared" / "arc-sources").resolve()
+        else "custom",
+        "fetch_s": round(fetch_s, 1),
+        "build_s": round(build_s, 1),
+        "total_tasks": stats.total_tasks,
+        "excluded": stats.excluded,
+        "duplicates": stats.duplicates,
+        "quarantined": stats.total_quarantined,
+        "sources": rows,
     }
     args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     print(json.dumps({k: v for k, v in report.items() if k != "sources"}, indent=1))

@@ -46,8 +46,15 @@ def load_tasks() -> list[Task]:
     for split in ("training", "evaluation"):
         for f in sorted((ARC1 / split).glob("*.json")):
             train_, test, _ = parse_task_object(json.loads(f.read_text()))
-            out.append(Task(id=f"arc_agi_1/data/{split}/{f.stem}", source="arc_agi_1", split=split,
-                            train=train_, test=test))
+            out.append(
+                Task(
+                    id=f"arc_agi_1/data/{split}/{f.stem}",
+                    source="arc_agi_1",
+                    split=split,
+                    train=train_,
+                    test=test,
+                )
+            )
     return out
 
 
@@ -69,9 +76,16 @@ def utilization(tasks: list[Task], seq_len: int) -> dict:
     slots = len(rows) * seq_len
     padded = sum(padded_30x30_tokens(t) for t in tasks)
     all_cells = sum(int(g.size) for t in tasks for g in t.grids())
-    return {"seq_len": seq_len, "examples": len(exs), "dropped": dropped, "truncated": truncated,
-            "rows": len(rows), "padding": 1 - real / slots, "cell_fraction_packed": cells / slots,
-            "cell_fraction_30x30": all_cells / padded}
+    return {
+        "seq_len": seq_len,
+        "examples": len(exs),
+        "dropped": dropped,
+        "truncated": truncated,
+        "rows": len(rows),
+        "padding": 1 - real / slots,
+        "cell_fraction_packed": cells / slots,
+        "cell_fraction_30x30": all_cells / padded,
+    }
 
 
 def bench_loader(cfg: DataConfig, n: int) -> float:
@@ -98,7 +112,10 @@ def main() -> None:
     tasks = load_tasks()
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
     shard_writer.write_shards(tasks_to_table(tasks), tmp / "data")
-    report: dict = {"device": "cuda" if torch.cuda.is_available() else "cpu", "threads": torch.get_num_threads()}
+    report: dict = {
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+    }
 
     train_tasks = [t for t in tasks if t.split == "training"]
     report["utilization"] = [utilization(train_tasks, L) for L in (2048, 4096, 8192)]
@@ -106,8 +123,12 @@ def main() -> None:
     dcfg = DataConfig(root=str(tmp / "data"), seq_len=args.seq_len, batch_size=args.batch_size)
     report["loader_tokens_per_s"] = bench_loader(dcfg, 4 * args.steps)
 
-    mcfg = ModelConfig(d_model=args.d_model, n_layers=args.layers, n_heads=max(1, args.d_model // 32),
-                       max_seq_len=args.seq_len)
+    mcfg = ModelConfig(
+        d_model=args.d_model,
+        n_layers=args.layers,
+        n_heads=max(1, args.d_model // 32),
+        max_seq_len=args.seq_len,
+    )
     tr = Trainer(mcfg, TrainConfig(max_steps=args.steps + 2, warmup_steps=1))
     it = iter(PackedBatches(dcfg))
     batches = [next(it) for _ in range(args.steps + 2)]
@@ -123,20 +144,49 @@ def main() -> None:
     if torch.cuda.is_available():
         report["mfu"] = mfu(report["step_tokens_per_s"], mcfg, args.seq_len, H100_BF16_PEAK)
 
-    res = train(mcfg, dcfg, TrainConfig(out=str(tmp / "run"), max_steps=args.steps, warmup_steps=2,
-                                        log_every=args.steps, ckpt_every=0, tensorboard=False, eval_tasks=0))
+    res = train(
+        mcfg,
+        dcfg,
+        TrainConfig(
+            out=str(tmp / "run"),
+            max_steps=args.steps,
+            warmup_steps=2,
+            log_every=args.steps,
+            ckpt_every=0,
+            tensorboard=False,
+            eval_tasks=0,
+        ),
+    )
     report["whole_path_tokens_per_s"] = res["tokens"] / res["elapsed_s"]
     report["loader_over_step"] = report["loader_tokens_per_s"] / report["step_tokens_per_s"]
 
     if args.rope_compare:
         report["rope_compare"] = {}
         for mode in (m.value for m in RopeMode):
-            m = ModelConfig(d_model=args.d_model, n_layers=args.layers, n_heads=max(1, args.d_model // 32),
-                            rope_mode=mode, max_seq_len=args.seq_len)
-            h = train(m, DataConfig(root=str(tmp / "data"), seq_len=args.seq_len, batch_size=args.batch_size,
-                                    augment=AugmentConfig()),
-                      TrainConfig(out=str(tmp / f"rope-{mode}"), max_steps=args.rope_compare, log_every=10**9,
-                                  ckpt_every=0, tensorboard=False, eval_tasks=0))["history"]
+            m = ModelConfig(
+                d_model=args.d_model,
+                n_layers=args.layers,
+                n_heads=max(1, args.d_model // 32),
+                rope_mode=mode,
+                max_seq_len=args.seq_len,
+            )
+            h = train(
+                m,
+                DataConfig(
+                    root=str(tmp / "data"),
+                    seq_len=args.seq_len,
+                    batch_size=args.batch_size,
+                    augment=AugmentConfig(),
+                ),
+                TrainConfig(
+                    out=str(tmp / f"rope-{mode}"),
+                    max_steps=args.rope_compare,
+                    log_every=10**9,
+                    ckpt_every=0,
+                    tensorboard=False,
+                    eval_tasks=0,
+                ),
+            )["history"]
             tail = h[-10:]
             report["rope_compare"][mode] = sum(r["loss"] for r in tail) / len(tail)
     print(json.dumps(report, indent=2))

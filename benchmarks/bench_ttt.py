@@ -49,7 +49,9 @@ BENCH = replace(DemoConfig().eval_config("bf16"), threads=2)
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", type=Path, default=None, help="a run folder (default: train one)")
-    ap.add_argument("--train-steps", type=int, default=300, help="steps of the model trained without --checkpoint")
+    ap.add_argument(
+        "--train-steps", type=int, default=300, help="steps of the model trained without --checkpoint"
+    )
     ap.add_argument("--tasks", type=int, default=40)
     ap.add_argument("--threads", type=int, default=BENCH.threads)
     ap.add_argument("--repeats", type=int, default=2)
@@ -71,16 +73,27 @@ def main(argv: list[str] | None = None) -> dict:
         for key, (threads, workers) in ways.items():
             torch.set_num_threads(threads)
             t0 = time.perf_counter()
-            res = evaluate_tasks(model, tasks, seq_len=seq_len, device=torch.device("cpu"),
-                                 cfg=eval_config(DemoConfig(), a.amp, workers))
+            res = evaluate_tasks(
+                model,
+                tasks,
+                seq_len=seq_len,
+                device=torch.device("cpu"),
+                cfg=eval_config(DemoConfig(), a.amp, workers),
+            )
             times[key].append(time.perf_counter() - t0)
             records[key], metrics[key] = res.per_task, res.metrics
         load.append(round(os.getloadavg()[0], 2))
     best = {k: min(v) for k, v in times.items()}
     out = {
-        "checkpoint_step": config.get("step"), "tasks": len(tasks), "threads": a.threads, "amp": a.amp,
-        "repeats": a.repeats, "load_average_1min": load, "wall_s": round(time.perf_counter() - started, 1),
-        "eval_config": eval_config(DemoConfig(), a.amp, a.threads).to_dict(), "seconds": times,
+        "checkpoint_step": config.get("step"),
+        "tasks": len(tasks),
+        "threads": a.threads,
+        "amp": a.amp,
+        "repeats": a.repeats,
+        "load_average_1min": load,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "eval_config": eval_config(DemoConfig(), a.amp, a.threads).to_dict(),
+        "seconds": times,
         "tasks_per_s": {k: round(len(tasks) / v, 3) for k, v in best.items()},
         "speedup_vs_one_thread": {k: round(best["one_thread"] / v, 2) for k, v in best.items()},
         "pass@2": {k: round(m["pass@2"], 4) for k, m in metrics.items()},

@@ -29,7 +29,9 @@ def _task(i: int) -> bytes:
     digits = [int(c) for c in f"{i:09d}"]
     grid = [digits[0:3], digits[3:6], digits[6:9]]
     flip = [row[::-1] for row in grid]
-    return json.dumps({"train": [{"input": grid, "output": flip}], "test": [{"input": flip, "output": grid}]}).encode()
+    return json.dumps(
+        {"train": [{"input": grid, "output": flip}], "test": [{"input": flip, "output": grid}]}
+    ).encode()
 
 
 def _timed_build(local: Path, out: Path, workers: int) -> float:
@@ -51,7 +53,12 @@ def run(n: int, workers: int, tmp: Path) -> dict:
             zf.writestr(f"tasks/{i:07d}.json", data)
     t_loose = _timed_build(loose, tmp / f"out-loose{n}", workers)
     t_zip = _timed_build(zipped, tmp / f"out-zip{n}", workers)
-    row = {"tasks": n, "loose_s": round(t_loose, 2), "zip_s": round(t_zip, 2), "ratio": round(t_zip / t_loose, 2)}
+    row = {
+        "tasks": n,
+        "loose_s": round(t_loose, 2),
+        "zip_s": round(t_zip, 2),
+        "ratio": round(t_zip / t_loose, 2),
+    }
     print(row, flush=True)
     return row
 
@@ -64,8 +71,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         os.environ["ARCFORGE_HOME"] = str(Path(d) / "home")
         rows = [run(n, args.workers, Path(d)) for n in args.tasks]
-    RESULTS.write_text(json.dumps({"workers": args.workers, "cpus": os.cpu_count(), "rows": rows}, indent=2)
-                       + "\n")
+    RESULTS.write_text(
+        json.dumps({"workers": args.workers, "cpus": os.cpu_count(), "rows": rows}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

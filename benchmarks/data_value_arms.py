@@ -63,8 +63,15 @@ class Arm:
     length: dict = field(default_factory=dict)  # length_limits at the profile's seq_len
 
     def summary(self) -> dict:
-        return {"build": self.build, "sources": self.sources, "splits": self.splits, "model_changes": self.model,
-                "mix": self.mix, "tasks": sum(self.mix.values()), "length_limits": self.length}
+        return {
+            "build": self.build,
+            "sources": self.sources,
+            "splits": self.splits,
+            "model_changes": self.model,
+            "mix": self.mix,
+            "tasks": sum(self.mix.values()),
+            "length_limits": self.length,
+        }
 
 
 def fetch_and_build(work: Path, mirror: Path, generate: dict[str, int] | None, workers: int | None) -> dict:
@@ -82,19 +89,33 @@ def fetch_and_build(work: Path, mirror: Path, generate: dict[str, int] | None, w
         if name == "generated" and not gen:
             continue
         t0 = time.perf_counter()
-        stats = build(work / name, sources=fetched, exclude_eval=exclude, max_grid=MAX_GRID,
-                      workers=max(2, workers) if g and workers else workers, generate=g,
-                      check_rules=False if g else None)
-        out[name] = {"path": work / name, "excluded": stats.excluded, "duplicates": stats.duplicates,
-                     "oversize_dropped": stats.oversize_dropped}
+        stats = build(
+            work / name,
+            sources=fetched,
+            exclude_eval=exclude,
+            max_grid=MAX_GRID,
+            workers=max(2, workers) if g and workers else workers,
+            generate=g,
+            check_rules=False if g else None,
+        )
+        out[name] = {
+            "path": work / name,
+            "excluded": stats.excluded,
+            "duplicates": stats.duplicates,
+            "oversize_dropped": stats.oversize_dropped,
+        }
         if g:
-            out[name].update(generate=g, generated=stats.generated, build_s=round(time.perf_counter() - t0, 1))
+            out[name].update(
+                generate=g, generated=stats.generated, build_s=round(time.perf_counter() - t0, 1)
+            )
     return out
 
 
 def sample_build(built: dict, arm: Arm, n: int, work: Path) -> None:
     """``built["sample"]``: ``n`` of ``arm``'s tasks drawn at random (``SAMPLE_SEED``), written as shards."""
-    tasks = sorted(read_tasks(built[arm.build]["path"], sources=arm.sources, splits=arm.splits), key=lambda t: t.id)
+    tasks = sorted(
+        read_tasks(built[arm.build]["path"], sources=arm.sources, splits=arm.splits), key=lambda t: t.id
+    )
     pick = random.Random(SAMPLE_SEED).sample(tasks, min(n, len(tasks)))
     shard_writer.write_shards(tasks_to_table(sorted(pick, key=lambda t: t.id)), work / "sample")
     built["sample"] = {"path": work / "sample", "drawn_from": arm.name, "seed": SAMPLE_SEED}
@@ -102,8 +123,13 @@ def sample_build(built: dict, arm: Arm, n: int, work: Path) -> None:
 
 def mix(folder: Path, sources: list[str] | None, splits: list[str]) -> dict[str, int]:
     t = read_table(folder).select(["source", "split"]).to_pylist()
-    return dict(sorted(Counter(r["source"] for r in t if r["split"] in splits
-                               and (sources is None or r["source"] in sources)).items()))
+    return dict(
+        sorted(
+            Counter(
+                r["source"] for r in t if r["split"] in splits and (sources is None or r["source"] in sources)
+            ).items()
+        )
+    )
 
 
 def training_splits(folder: Path) -> list[str]:
@@ -121,24 +147,37 @@ def arms(built: dict, work: Path | None = None) -> tuple[list[Arm], dict]:
     ``corpus_sample`` arm's shards are written there."""
     clean, dirty = built["clean"]["path"], built["contaminated"]["path"]
     splits = training_splits(clean)
-    out = [Arm("arc1_training", "clean", ["arc_agi_1"], ["training"]),
-           Arm("corpus", "clean", None, splits),
-           Arm("corpus_contaminated", "contaminated", None, training_splits(dirty)),
-           Arm("corpus_no_frames", "clean", None, splits, model=dict(NO_FRAMES))]
+    out = [
+        Arm("arc1_training", "clean", ["arc_agi_1"], ["training"]),
+        Arm("corpus", "clean", None, splits),
+        Arm("corpus_contaminated", "contaminated", None, training_splits(dirty)),
+        Arm("corpus_no_frames", "clean", None, splits, model=dict(NO_FRAMES)),
+    ]
     for a in out:
         a.mix = mix(built[a.build]["path"], a.sources, a.splits)
     no_tama = [s for s in out[1].mix if s != "neoneye_tama"]
     out.append(Arm("corpus_no_tama", "clean", no_tama, splits, mix=mix(clean, no_tama, splits)))
     if work is not None:
         sample_build(built, out[1], sum(out[0].mix.values()), work)
-        out.append(Arm("corpus_sample", "sample", None, splits, mix=mix(built["sample"]["path"], None, splits)))
+        out.append(
+            Arm("corpus_sample", "sample", None, splits, mix=mix(built["sample"]["path"], None, splits))
+        )
     if "generated" in built and generated_sources(built["generated"]["path"]):
         gsplits = training_splits(built["generated"]["path"])
-        out.append(Arm("corpus_generated", "generated", None, gsplits,
-                       mix=mix(built["generated"]["path"], None, gsplits)))
+        out.append(
+            Arm(
+                "corpus_generated",
+                "generated",
+                None,
+                gsplits,
+                mix=mix(built["generated"]["path"], None, gsplits),
+            )
+        )
         return out, {}
-    return out, {"corpus_generated": "it needs a build with `--generate` (RE-ARC's generators, BARC's seed "
-                 "programs), which this profile does not run"}
+    return out, {
+        "corpus_generated": "it needs a build with `--generate` (RE-ARC's generators, BARC's seed "
+        "programs), which this profile does not run"
+    }
 
 
 def contamination_check(built: dict) -> dict:
@@ -146,20 +185,31 @@ def contamination_check(built: dict) -> dict:
     tasks, and how many of them the contaminated build's training rows hold (all, unless the
     within-collection dedup dropped them as copies of the evaluation rows)."""
     clean, dirty = built["clean"]["path"], built["contaminated"]["path"]
-    copies = {e["id"] for e in read_report(clean, "excluded").to_pylist()
-              if e["source"] == "arc_agi_2" and e["level"] == "exact"
-              and any(i.startswith("arc_agi_1/evaluation/") for i in e["eval_ids"])}
+    copies = {
+        e["id"]
+        for e in read_report(clean, "excluded").to_pylist()
+        if e["source"] == "arc_agi_2"
+        and e["level"] == "exact"
+        and any(i.startswith("arc_agi_1/evaluation/") for i in e["eval_ids"])
+    }
     rows = read_table(dirty).select(["id", "split"]).to_pylist()
     held = {r["id"] for r in rows if r["split"] == "training"} & copies
-    dropped = {d["dropped_id"]: d["kept_id"] for d in read_report(dirty, "duplicates").to_pylist()
-               if d["dropped_id"] in copies}
-    return {"arc2_training_copies_of_arc1_eval": len(copies), "in_contaminated_training_rows": len(held),
-            "dropped_by_dedup": dropped, "clean_excluded": built["clean"]["excluded"],
-            "contaminated_excluded": built["contaminated"]["excluded"]}
+    dropped = {
+        d["dropped_id"]: d["kept_id"]
+        for d in read_report(dirty, "duplicates").to_pylist()
+        if d["dropped_id"] in copies
+    }
+    return {
+        "arc2_training_copies_of_arc1_eval": len(copies),
+        "in_contaminated_training_rows": len(held),
+        "dropped_by_dedup": dropped,
+        "clean_excluded": built["clean"]["excluded"],
+        "contaminated_excluded": built["contaminated"]["excluded"],
+    }
 
 
 def _fit(train: list, test_in, test_out, seq_len: int) -> tuple[str, int]:
-    """"whole", "truncated" (fits after dropping train pairs from the end) or "dropped", and its tokens."""
+    """ "whole", "truncated" (fits after dropping train pairs from the end) or "dropped", and its tokens."""
     n = example_length(train, test_in, test_out)
     if n <= seq_len:
         return "whole", n
@@ -185,8 +235,12 @@ def length_limits(folder: Path, sources: list[str] | None, splits: list[str], se
                 counts[key] += 1
                 tokens[t.source] += n
     total = max(1, sum(tokens.values()))
-    return {"seq_len": seq_len, **{k: counts[k] for k in ("whole", "truncated", "dropped")},
-            "tokens": sum(tokens.values()), "token_share": {s: round(v / total, 4) for s, v in sorted(tokens.items()) if v}}
+    return {
+        "seq_len": seq_len,
+        **{k: counts[k] for k in ("whole", "truncated", "dropped")},
+        "tokens": sum(tokens.values()),
+        "token_share": {s: round(v / total, 4) for s, v in sorted(tokens.items()) if v},
+    }
 
 
 def _copy_counts(tasks) -> Counter:
@@ -207,8 +261,12 @@ def _copy_counts(tasks) -> Counter:
 
 def _shares(c: Counter) -> dict:
     n, cells = max(1, c["pairs"]), max(1, c["out_cells"])
-    return {"pairs": c["pairs"], "same_shape": round(c["same_shape"] / n, 4),
-            "copy_share": round(c["copied"] / cells, 4), "out_cells_per_pair": round(c["out_cells"] / n, 1)}
+    return {
+        "pairs": c["pairs"],
+        "same_shape": round(c["same_shape"] / n, 4),
+        "copy_share": round(c["copied"] / cells, 4),
+        "out_cells_per_pair": round(c["out_cells"] / n, 1),
+    }
 
 
 def shift(arms: list[Arm], built: dict, held: dict[str, list]) -> dict:
@@ -222,8 +280,9 @@ def shift(arms: list[Arm], built: dict, held: dict[str, list]) -> dict:
         for s in arm.mix:
             key = (arm.build, s)
             if key not in per_source:
-                per_source[key] = _shares(_copy_counts(read_tasks(built[arm.build]["path"], sources=[s],
-                                                                  splits=arm.splits)))
+                per_source[key] = _shares(
+                    _copy_counts(read_tasks(built[arm.build]["path"], sources=[s], splits=arm.splits))
+                )
             srcs[s] = per_source[key]
         w = arm.length.get("token_share") or {}
         weighted = sum(w.get(s, 0) * v["copy_share"] for s, v in srcs.items()) / max(1e-9, sum(w.values()))

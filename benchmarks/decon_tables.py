@@ -9,10 +9,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 WHAT = {
     "shuffle": "pairs shuffled, train/test roles re-split",
-    "sym1": "rot90 (+ shuffle)", "sym2": "rot180", "sym3": "rot270", "sym4": "flip left-right",
-    "sym5": "flip top-bottom", "sym6": "transpose", "sym7": "anti-transpose",
-    "recolor_keep0": "color permutation, 0 kept", "recolor_move0": "color permutation, 0 moved",
-    "drop_1": "one pair dropped", "drop_half": "half the pairs dropped (3+ pairs)",
+    "sym1": "rot90 (+ shuffle)",
+    "sym2": "rot180",
+    "sym3": "rot270",
+    "sym4": "flip left-right",
+    "sym5": "flip top-bottom",
+    "sym6": "transpose",
+    "sym7": "anti-transpose",
+    "recolor_keep0": "color permutation, 0 kept",
+    "recolor_move0": "color permutation, 0 moved",
+    "drop_1": "one pair dropped",
+    "drop_half": "half the pairs dropped (3+ pairs)",
     "drop_tests": "every test pair dropped (train pairs only)",
     "swap_roles": "train and test roles swapped",
     "plant_test": "each test pair, symmetry + recoloring, planted into a real non-evaluation task",
@@ -29,12 +36,17 @@ def _pct(v) -> str:
 
 def disguise_block() -> str:
     r = json.loads((RESULTS / "decontamination.json").read_text())
-    lines = ["| disguise | copies | recall | keeps a test pair or all pairs: copies / recall | excluded at level "
-             "(kept) | false positives |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| disguise | copies | recall | keeps a test pair or all pairs: copies / recall | excluded at level "
+        "(kept) | false positives |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, d in r["disguises"].items():
         levels = ", ".join(f"{k} {v}" for k, v in sorted(d["levels"].items(), key=lambda kv: -kv[1]))
-        lines.append(f"| `{name}`: {WHAT.get(name, '')} | {d['n']} | {_pct(d['recall'])} | "
-                     f"{d['goal_n']} / {_pct(d['goal_recall'])} | {levels} | {d['false_positives']} |")
+        lines.append(
+            f"| `{name}`: {WHAT.get(name, '')} | {d['n']} | {_pct(d['recall'])} | "
+            f"{d['goal_n']} / {_pct(d['goal_recall'])} | {levels} | {d['false_positives']} |"
+        )
     rc, sy, th = r["real_corpus"], r["synthetic"], r["threshold"]
     lines += [
         "",
@@ -55,8 +67,12 @@ def disguise_block() -> str:
     ]
     if "build" in r:
         b = r["build"]
-        lines.append(f"- Cost: `build` of every mirrored source {b['build_s']} s, with `--exclude-eval` "
-                     f"{b['build_exclude_eval_s']} s: **{b['ratio']}x** (medians of {b['reps']} alternated runs).")
-    lines.append(f"- Seed {r['seed']}; `python benchmarks/bench_decon.py` ({r['seconds']:.0f} s); "
-                 "`benchmarks/results/decontamination.json`.")
+        lines.append(
+            f"- Cost: `build` of every mirrored source {b['build_s']} s, with `--exclude-eval` "
+            f"{b['build_exclude_eval_s']} s: **{b['ratio']}x** (medians of {b['reps']} alternated runs)."
+        )
+    lines.append(
+        f"- Seed {r['seed']}; `python benchmarks/bench_decon.py` ({r['seconds']:.0f} s); "
+        "`benchmarks/results/decontamination.json`."
+    )
     return "\n".join(lines)

@@ -68,8 +68,14 @@ def load_mirrored(shared: Path) -> pa.Table:
 def _src_index(i: np.ndarray, j: np.ndarray, h: np.ndarray, w: np.ndarray, s: np.ndarray) -> np.ndarray:
     """Flat source index in an (h, w) grid of output cell (i, j) of ``apply_symmetry(grid, s)``."""
     cases = [
-        (i, j), (j, w - 1 - i), (h - 1 - i, w - 1 - j), (h - 1 - j, i),
-        (i, w - 1 - j), (h - 1 - i, j), (j, i), (h - 1 - j, w - 1 - i),
+        (i, j),
+        (j, w - 1 - i),
+        (h - 1 - i, w - 1 - j),
+        (h - 1 - j, i),
+        (i, w - 1 - j),
+        (h - 1 - i, j),
+        (j, i),
+        (h - 1 - j, w - 1 - i),
     ]
     si = np.select([s == k for k in range(8)], [c[0] for c in cases])
     sj = np.select([s == k for k in range(8)], [c[1] for c in cases])
@@ -83,8 +89,15 @@ def _grid_array(values: np.ndarray, h: np.ndarray, w: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(h)], pa.int32()), rows)
 
 
-def generate(n: int, *, dup_frac: float = 0.1, ref_frac: float = 0.01, seed: int = 0,
-             max_side: int = 22, chunk: int = 50_000) -> tuple[pa.Table, dict[str, int]]:
+def generate(
+    n: int,
+    *,
+    dup_frac: float = 0.1,
+    ref_frac: float = 0.01,
+    seed: int = 0,
+    max_side: int = 22,
+    chunk: int = 50_000,
+) -> tuple[pa.Table, dict[str, int]]:
     """n generated tasks; returns (table, expected counts of excluded and duplicate rows).
 
     Made in chunks of ``chunk`` tasks (bounded memory). In each chunk the first ``ref_frac`` of the tasks
@@ -93,16 +106,18 @@ def generate(n: int, *, dup_frac: float = 0.1, ref_frac: float = 0.01, seed: int
     """
     tables, expected = [], {"excluded": 0, "duplicates": 0}
     for k, lo in enumerate(range(0, n, chunk)):
-        t, e = _generate_chunk(min(chunk, n - lo), dup_frac, ref_frac, np.random.default_rng([seed, k]),
-                               max_side, lo)
+        t, e = _generate_chunk(
+            min(chunk, n - lo), dup_frac, ref_frac, np.random.default_rng([seed, k]), max_side, lo
+        )
         tables.append(t)
         for key in expected:
             expected[key] += e[key]
     return pa.concat_tables(tables), expected
 
 
-def _generate_chunk(n: int, dup_frac: float, ref_frac: float, rng: np.random.Generator, max_side: int,
-                    id_base: int) -> tuple[pa.Table, dict[str, int]]:
+def _generate_chunk(
+    n: int, dup_frac: float, ref_frac: float, rng: np.random.Generator, max_side: int, id_base: int
+) -> tuple[pa.Table, dict[str, int]]:
     n_dup, n_ref = int(n * dup_frac), max(1, int(n * ref_frac))
     n_base = n - n_dup
     npairs = rng.integers(3, 7, n_base)  # pairs per base task (the last one is the test pair)
@@ -156,18 +171,35 @@ def _generate_chunk(n: int, dup_frac: float, ref_frac: float, rng: np.random.Gen
     is_test = np.zeros(int(off[-1]), bool)
     is_test[off[1:] - 1] = True
     train_idx, test_idx = np.flatnonzero(~is_test), np.flatnonzero(is_test)
-    train = pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(all_np - 1)], pa.int32()),
-                                     structs.take(pa.array(train_idx))).cast(PAIRS_TYPE)
-    test = pa.ListArray.from_arrays(pa.array(np.arange(tot + 1), pa.int32()),
-                                    structs.take(pa.array(test_idx))).cast(PAIRS_TYPE)
+    train = pa.ListArray.from_arrays(
+        pa.array(np.r_[0, np.cumsum(all_np - 1)], pa.int32()), structs.take(pa.array(train_idx))
+    ).cast(PAIRS_TYPE)
+    test = pa.ListArray.from_arrays(
+        pa.array(np.arange(tot + 1), pa.int32()), structs.take(pa.array(test_idx))
+    ).cast(PAIRS_TYPE)
     is_ref = np.arange(tot) < n_ref
     ids = pa.array([f"gen/{i + id_base:07d}" for i in range(tot)])
     source = pa.array(np.where(is_ref, "gen_eval", "gen"))
     split = pa.array(np.where(is_ref, "evaluation", "training"))
     empty = pa.nulls(tot, pa.string())
     curation = [pa.nulls(tot, TASK_SCHEMA.field(c).type) for c in TASK_SCHEMA.names[11:]]
-    table = pa.Table.from_arrays([ids, source, split, train, test, empty, empty, empty, empty, empty,
-                                  pa.array(["{}"] * tot), *curation], schema=TASK_SCHEMA)
+    table = pa.Table.from_arrays(
+        [
+            ids,
+            source,
+            split,
+            train,
+            test,
+            empty,
+            empty,
+            empty,
+            empty,
+            empty,
+            pa.array(["{}"] * tot),
+            *curation,
+        ],
+        schema=TASK_SCHEMA,
+    )
     n_copy_ref = int((src < n_ref).sum())
     expected = {"excluded": n_copy_ref, "duplicates": n_dup - n_copy_ref}
     return table, expected

@@ -26,30 +26,42 @@ def export_block(path: Path) -> str:
     lines = ["| run | tasks | arcforge | TRM's builder | arcforge vs builder |", "|---|---|---|---|---|"]
     machines = []
     if t := data.get("trm"):
-        lines.append(f"| `trm --num-aug {t['num_aug']}`, {t['fraction']} of ARC-AGI-1 + ConceptARC | {t['tasks']} | "
-                     f"{_run(t['arcforge'])} | {_run(t['builder'])} | {t['speedup']:.1f}x faster{_cpu_ratio(t)}, "
-                     f"{t['memory_ratio']:.2f}x the peak memory |")
+        lines.append(
+            f"| `trm --num-aug {t['num_aug']}`, {t['fraction']} of ARC-AGI-1 + ConceptARC | {t['tasks']} | "
+            f"{_run(t['arcforge'])} | {_run(t['builder'])} | {t['speedup']:.1f}x faster{_cpu_ratio(t)}, "
+            f"{t['memory_ratio']:.2f}x the peak memory |"
+        )
         if f := t.get("arcforge_full"):
-            lines.append(f"| `trm --num-aug {t['num_aug']}`, all of ARC-AGI-1 + ConceptARC | {f['tasks']} | "
-                         f"{_run(f)}, writes {_mb(f['output_mb'])} | not run (see below) | |")
+            lines.append(
+                f"| `trm --num-aug {t['num_aug']}`, all of ARC-AGI-1 + ConceptARC | {f['tasks']} | "
+                f"{_run(f)}, writes {_mb(f['output_mb'])} | not run (see below) | |"
+            )
         machines.append(t["machine"])
     if s := data.get("scale"):
         for fmt in ("kaggle", "jsonl"):
             r = s[fmt]
-            lines.append(f"| `{fmt}` | {s['tasks']:,} | {_run(r)}, {r['tasks_per_s']:,} tasks/s, writes "
-                         f"{_mb(r['output_mb'])} | | |")
+            lines.append(
+                f"| `{fmt}` | {s['tasks']:,} | {_run(r)}, {r['tasks_per_s']:,} tasks/s, writes "
+                f"{_mb(r['output_mb'])} | | |"
+            )
         machines.append(s["machine"])
     notes = []
     if t:
         k = int(t["fraction"].split("/")[1])
-        notes.append(f"TRM's builder holds every example of its output in memory until it writes it: on {t['fraction']} "
-                     f"of the tasks it peaked at {_mb(t['builder']['peak_rss_mb'])}, so on all 960 tasks it would need "
-                     f"about {_mb(t['builder']['peak_rss_mb'] * k)}, more than this shared machine can spare; both "
-                     "ran on the same fraction, one after the other, in one run.")
+        notes.append(
+            f"TRM's builder holds every example of its output in memory until it writes it: on {t['fraction']} "
+            f"of the tasks it peaked at {_mb(t['builder']['peak_rss_mb'])}, so on all 960 tasks it would need "
+            f"about {_mb(t['builder']['peak_rss_mb'] * k)}, more than this shared machine can spare; both "
+            "ran on the same fraction, one after the other, in one run."
+        )
     if s:
         notes.append(f"The {s['tasks']:,} tasks are {s['input']}.")
     loads = ", ".join(str(m.get("load_avg_1m_at_end", "?")) for m in machines)
-    notes.append(f"Machine: {machines[0]['cpus']} CPUs shared with other work (load average at the end: {loads}), "
-                 f"runs at nice {machines[0].get('nice', 0)}; `benchmarks/bench_export.py`, "
-                 "`benchmarks/results/export.json`." if machines else "")
+    notes.append(
+        f"Machine: {machines[0]['cpus']} CPUs shared with other work (load average at the end: {loads}), "
+        f"runs at nice {machines[0].get('nice', 0)}; `benchmarks/bench_export.py`, "
+        "`benchmarks/results/export.json`."
+        if machines
+        else ""
+    )
     return "\n".join(lines) + "\n\n" + " ".join(n for n in notes if n)

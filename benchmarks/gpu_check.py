@@ -60,8 +60,15 @@ def load_split(root: Path, split: str) -> list[Task]:
     out = []
     for f in sorted((root / split).glob("*.json")):
         train_, test, _ = parse_task_object(json.loads(f.read_text()))
-        out.append(Task(id=f"arc_agi_1/data/{split}/{f.stem}", source="arc_agi_1", split=split,
-                        train=train_, test=test))
+        out.append(
+            Task(
+                id=f"arc_agi_1/data/{split}/{f.stem}",
+                source="arc_agi_1",
+                split=split,
+                train=train_,
+                test=test,
+            )
+        )
     return out
 
 
@@ -103,19 +110,37 @@ def _main(argv: list[str] | None) -> dict:
     ap.add_argument("--votes", type=int, default=GPU_EVAL.votes)
     ap.add_argument("--ttt-steps", type=int, default=GPU_EVAL.ttt.steps)
     ap.add_argument("--ttt-lr", type=float, default=GPU_EVAL.ttt.lr)
-    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                    help="torch.compile the model (default: on CUDA)")
-    ap.add_argument("--peak-tflops", type=float, default=0.0, help="device bf16 peak for MFU (default: known GPUs)")
+    ap.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile the model (default: on CUDA)",
+    )
+    ap.add_argument(
+        "--peak-tflops", type=float, default=0.0, help="device bf16 peak for MFU (default: known GPUs)"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--arc-dir", type=Path, default=ARC1)
-    ap.add_argument("--out", type=Path, default=None, help=f"default {RESULTS.name} (--data-value: {DATA_VALUE.name})")
+    ap.add_argument(
+        "--out", type=Path, default=None, help=f"default {RESULTS.name} (--data-value: {DATA_VALUE.name})"
+    )
     ap.add_argument("--data-value", action="store_true", help="the data ablation's cuda profile (arms 1-3)")
     a = ap.parse_args(argv)
     if a.data_value:
         from benchmarks import bench_data_value  # imports this module
 
-        return bench_data_value.main(["--profile", "tiny" if a.tiny else "cuda", "--device", a.device,
-                                      "--mirror", str(a.arc_dir.parents[2]), "--out", str(a.out or DATA_VALUE)])
+        return bench_data_value.main(
+            [
+                "--profile",
+                "tiny" if a.tiny else "cuda",
+                "--device",
+                a.device,
+                "--mirror",
+                str(a.arc_dir.parents[2]),
+                "--out",
+                str(a.out or DATA_VALUE),
+            ]
+        )
     a.out = a.out or RESULTS
 
     device = pick_device(a.device)
@@ -133,12 +158,24 @@ def _main(argv: list[str] | None) -> dict:
         data = Path(tmp) / "data"
         tasks = load_split(a.arc_dir, "training") + load_split(a.arc_dir, "evaluation")
         shard_writer.write_shards(tasks_to_table(tasks), data)
-        dcfg = DataConfig(root=str(data), splits=["training"], seq_len=a.seq_len, batch_size=a.batch_size,
-                          loss_on="outputs")
+        dcfg = DataConfig(
+            root=str(data), splits=["training"], seq_len=a.seq_len, batch_size=a.batch_size, loss_on="outputs"
+        )
         log_every = max(1, a.steps // 10)
-        tcfg = TrainConfig(out=str(Path(tmp) / "run"), max_steps=a.steps, lr=3e-4, warmup_steps=max(1, a.steps // 10),
-                           log_every=log_every, ckpt_every=a.steps, eval_every=0, eval_tasks=0,
-                           device=str(device), compile=compile_, amp="auto", tensorboard=False)
+        tcfg = TrainConfig(
+            out=str(Path(tmp) / "run"),
+            max_steps=a.steps,
+            lr=3e-4,
+            warmup_steps=max(1, a.steps // 10),
+            log_every=log_every,
+            ckpt_every=a.steps,
+            eval_every=0,
+            eval_tasks=0,
+            device=str(device),
+            compile=compile_,
+            amp="auto",
+            tensorboard=False,
+        )
         logs: list[dict] = []
         res = train(mcfg, dcfg, tcfg, on_log=logs.append)
         steps_logged = [r for r in logs if "tokens_per_s" in r]
@@ -152,34 +189,58 @@ def _main(argv: list[str] | None) -> dict:
         peak = peak_flops(device, a.peak_tflops)
         model, _ = load_model(Path(tmp) / "run", str(device))
         evals = smallest(load_split(a.arc_dir, "evaluation"), a.eval_tasks)
-        ecfg = EvalConfig(votes=a.votes, ttt=TTTConfig(steps=a.ttt_steps, lr=a.ttt_lr),
-                          **({"max_new": 64} if a.tiny else {}))  # an untrained tiny model rarely stops
+        ecfg = EvalConfig(
+            votes=a.votes,
+            ttt=TTTConfig(steps=a.ttt_steps, lr=a.ttt_lr),
+            **({"max_new": 64} if a.tiny else {}),
+        )  # an untrained tiny model rarely stops
         t0 = time.perf_counter()
         ev = evaluate_tasks(model, evals, seq_len=a.seq_len, device=device, cfg=ecfg)
         eval_s = time.perf_counter() - t0
     out = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "device_type": device.type, "torch": torch.__version__, "tiny": a.tiny, "compile": compile_,
+        "device": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "tiny": a.tiny,
+        "compile": compile_,
         "flex_attention": device.type == "cuda" and os.environ.get("ARCFORGE_FLEX") != "0",
         "amp": "bf16" if device.type == "cuda" else "off",
-        "model": mcfg.to_dict(), "params": n_params(mcfg), "steps": res["steps"], "seq_len": a.seq_len,
-        "batch_size": a.batch_size, "train_s": round(res["elapsed_s"], 2), "tokens_per_s": round(tok_s, 1),
-        "s_per_step": round(s_step, 4), "flops_per_token": flops_per_token(mcfg, a.seq_len),
-        "peak_flops": peak, "mfu": round(mfu(tok_s, mcfg, a.seq_len, peak), 4) if peak else None,
-        "loss_first": logs[0].get("loss") if logs else None, "loss_last": end.get("loss"),
-        "eval": {"tasks": len(evals), "config": ecfg.to_dict(), "seconds": round(eval_s, 2),
-                 "test_inputs_per_s": round(ev.metrics["test_inputs"] / max(eval_s, 1e-9), 3), **ev.metrics},
-        "per_task": ev.per_task, "total_s": round(time.perf_counter() - t_start, 2),
+        "model": mcfg.to_dict(),
+        "params": n_params(mcfg),
+        "steps": res["steps"],
+        "seq_len": a.seq_len,
+        "batch_size": a.batch_size,
+        "train_s": round(res["elapsed_s"], 2),
+        "tokens_per_s": round(tok_s, 1),
+        "s_per_step": round(s_step, 4),
+        "flops_per_token": flops_per_token(mcfg, a.seq_len),
+        "peak_flops": peak,
+        "mfu": round(mfu(tok_s, mcfg, a.seq_len, peak), 4) if peak else None,
+        "loss_first": logs[0].get("loss") if logs else None,
+        "loss_last": end.get("loss"),
+        "eval": {
+            "tasks": len(evals),
+            "config": ecfg.to_dict(),
+            "seconds": round(eval_s, 2),
+            "test_inputs_per_s": round(ev.metrics["test_inputs"] / max(eval_s, 1e-9), 3),
+            **ev.metrics,
+        },
+        "per_task": ev.per_task,
+        "total_s": round(time.perf_counter() - t_start, 2),
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = a.out.with_name(f".{a.out.name}.tmp")
     tmp_out.write_text(json.dumps(out, indent=1) + "\n")
     os.replace(tmp_out, a.out)
     m = out["eval"]
-    print(f"{out['device']}: {out['params']:,} params, {tok_s:,.0f} tokens/s, {s_step * 1e3:.1f} ms/step, "
-          f"MFU {out['mfu'] if out['mfu'] is not None else 'n/a'}; eval {m['tasks']} tasks "
-          f"pass@2 {m['pass@2']:.3f} (before TTT {m.get('pass@2_before', m['pass@2']):.3f}) in {eval_s:.0f}s "
-          f"-> {a.out}")
+    print(
+        f"{out['device']}: {out['params']:,} params, {tok_s:,.0f} tokens/s, {s_step * 1e3:.1f} ms/step, "
+        f"MFU {out['mfu'] if out['mfu'] is not None else 'n/a'}; eval {m['tasks']} tasks "
+        f"pass@2 {m['pass@2']:.3f} (before TTT {m.get('pass@2_before', m['pass@2']):.3f}) in {eval_s:.0f}s "
+        f"-> {a.out}"
+    )
     return out
 
 

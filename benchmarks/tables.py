@@ -60,16 +60,24 @@ def _source_url(s: dict) -> str:
 
 def sources_block() -> str:
     r = _load("sources")
-    lines = ["| name | kind | repo@commit | license | tasks (after `--exclude-eval`) |", "|---|---|---|---|---|"]
+    lines = [
+        "| name | kind | repo@commit | license | tasks (after `--exclude-eval`) |",
+        "|---|---|---|---|---|",
+    ]
     for s in r["sources"]:
         tasks = f"{s['tasks_written']:,}" if s["status"] in ("fetched", "cached") else "not in the mirror"
-        lines.append(f"| `{s['name']}` | {s.get('kind', 'repo')} | [{s['repo']}]({_source_url(s)})"
-                     f"@{s['commit'][:7]} | {s['license']} | {tasks} |")
-    lines += ["", f"Tasks: a build of the {sum(s['status'] in ('fetched', 'cached') for s in r['sources'])} "
-              f"sources in the offline mirror with default options and `--exclude-eval` "
-              f"({r['total_tasks']:,} tasks; {r['excluded']} excluded as copies of evaluation tasks, "
-              f"{r['duplicates']:,} duplicates dropped, {r['quarantined']} quarantined; build "
-              f"{r['build_s']:.0f} s; `benchmarks/results/sources.json`)."]
+        lines.append(
+            f"| `{s['name']}` | {s.get('kind', 'repo')} | [{s['repo']}]({_source_url(s)})"
+            f"@{s['commit'][:7]} | {s['license']} | {tasks} |"
+        )
+    lines += [
+        "",
+        f"Tasks: a build of the {sum(s['status'] in ('fetched', 'cached') for s in r['sources'])} "
+        f"sources in the offline mirror with default options and `--exclude-eval` "
+        f"({r['total_tasks']:,} tasks; {r['excluded']} excluded as copies of evaluation tasks, "
+        f"{r['duplicates']:,} duplicates dropped, {r['quarantined']} quarantined; build "
+        f"{r['build_s']:.0f} s; `benchmarks/results/sources.json`).",
+    ]
     return "\n".join(lines)
 
 
@@ -77,23 +85,29 @@ def hub_jsonl_block() -> str:
     """Parsing a multi-GB BARC JSONL file: memory added and throughput vs a bare msgspec loop."""
     r = _load("hub_jsonl")
     f, ours, bare, m = r["file"], r["arcforge_barc_jsonl"], r["bare_msgspec_lines"], r["machine"]
-    return "\n".join([
-        "| parser | seconds | MB/s | records | peak memory added |",
-        "|---|---|---|---|---|",
-        f"| `barc_jsonl` (decode + validate every grid into a task) | {ours['seconds']:.1f} | {ours['mb_per_s']:.1f} "
-        f"| {ours['tasks']:,} tasks | {ours['extra_peak_rss_mb']:.0f} MB |",
-        f"| bare `msgspec` line loop (baseline) | {bare['seconds']:.1f} | {bare['mb_per_s']:.1f} "
-        f"| {bare['records']:,} lines | {bare['extra_peak_rss_mb']:.0f} MB |",
-        "",
-        f"A {f['gb']:.2f} GB file ({f['lines']:,} lines) on {m['cpus']} CPUs, one thread each: `barc_jsonl` runs at "
-        f"{r['throughput_vs_bare']:.2f}x the bare loop's throughput and adds {ours['extra_peak_rss_mb']:.0f} MB of "
-        f"peak memory (goal: at most {r['memory_goal_mb']} MB; `benchmarks/results/hub_jsonl.json`).",
-    ])
+    return "\n".join(
+        [
+            "| parser | seconds | MB/s | records | peak memory added |",
+            "|---|---|---|---|---|",
+            f"| `barc_jsonl` (decode + validate every grid into a task) | {ours['seconds']:.1f} | {ours['mb_per_s']:.1f} "
+            f"| {ours['tasks']:,} tasks | {ours['extra_peak_rss_mb']:.0f} MB |",
+            f"| bare `msgspec` line loop (baseline) | {bare['seconds']:.1f} | {bare['mb_per_s']:.1f} "
+            f"| {bare['records']:,} lines | {bare['extra_peak_rss_mb']:.0f} MB |",
+            "",
+            f"A {f['gb']:.2f} GB file ({f['lines']:,} lines) on {m['cpus']} CPUs, one thread each: `barc_jsonl` runs at "
+            f"{r['throughput_vs_bare']:.2f}x the bare loop's throughput and adds {ours['extra_peak_rss_mb']:.0f} MB of "
+            f"peak memory (goal: at most {r['memory_goal_mb']} MB; `benchmarks/results/hub_jsonl.json`).",
+        ]
+    )
 
 
 def _ttt_recipe(t: dict) -> str:
     """How the TTT examples were made and the attempts chosen, in words (older results lack the fields)."""
-    aug = [name for name, on in (("symmetries", t.get("symmetries", True)), ("colors", t.get("colors", True))) if on]
+    aug = [
+        name
+        for name, on in (("symmetries", t.get("symmetries", True)), ("colors", t.get("colors", True)))
+        if on
+    ]
     out = f" on {' and '.join('random ' + a for a in aug)}" if aug else " on each task as it is"
     return out + (", the base model's answer second" if t.get("base_attempt") else "")
 
@@ -102,22 +116,31 @@ def demo_block() -> str:
     """The demo's per-family scores, without and with test-time training (benchmarks/results/demo.json)."""
     r = _load("demo")
     c = r["config"]
-    lines = ["| family | pass@2, TTT | pass@2, no TTT | exact, TTT | exact, no TTT | baseline |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| family | pass@2, TTT | pass@2, no TTT | exact, TTT | exact, no TTT | baseline |",
+        "|---|---|---|---|---|---|",
+    ]
     for fam, f in r["per_family"].items():
-        lines.append(f"| `{fam}` | {_pct(f['pass2_rate'])} ({f['pass2']}/{f['tasks']}) | "
-                     f"{_pct(f['pass2_rate_no_ttt'])} | {_pct(f['exact_match'])} | {_pct(f['exact_match_no_ttt'])} | "
-                     f"{_pct(f['baseline_exact'])} |")
-    lines.append(f"| all | **{_pct(r['pass2_all'])}** | {_pct(r['pass2_no_ttt'])} | {_pct(r['exact_all'])} | "
-                 f"{_pct(r['exact_no_ttt'])} | {_pct(r['baseline_exact'])} |")
+        lines.append(
+            f"| `{fam}` | {_pct(f['pass2_rate'])} ({f['pass2']}/{f['tasks']}) | "
+            f"{_pct(f['pass2_rate_no_ttt'])} | {_pct(f['exact_match'])} | {_pct(f['exact_match_no_ttt'])} | "
+            f"{_pct(f['baseline_exact'])} |"
+        )
+    lines.append(
+        f"| all | **{_pct(r['pass2_all'])}** | {_pct(r['pass2_no_ttt'])} | {_pct(r['exact_all'])} | "
+        f"{_pct(r['exact_no_ttt'])} | {_pct(r['baseline_exact'])} |"
+    )
     e = c["eval"]
     m = c["model"]
-    lines += ["", f"{c['steps']:,} steps in {r['train_seconds']:.0f} s ({r['s_per_step']:.3f} s/step) on "
-              f"{c['torch_threads']} CPU thread(s) (d_model {m['d_model']}, {m['n_layers']} layers, "
-              f"{'bf16' if c.get('bf16') else 'fp32'}), {c['tasks']:,} training tasks; {c['eval_tasks']} held-out "
-              f"tasks scored in {r['eval_seconds']:.0f} s ({e['votes']} votes, rank {e['rank']}, "
-              f"{e['ttt']['steps']} TTT steps{_ttt_recipe(e['ttt'])}); total {r['total_seconds']:.0f} s wall; "
-              f"{r.get('measured_on', 'on a shared, busy machine')} (`benchmarks/results/demo.json`)."]
+    lines += [
+        "",
+        f"{c['steps']:,} steps in {r['train_seconds']:.0f} s ({r['s_per_step']:.3f} s/step) on "
+        f"{c['torch_threads']} CPU thread(s) (d_model {m['d_model']}, {m['n_layers']} layers, "
+        f"{'bf16' if c.get('bf16') else 'fp32'}), {c['tasks']:,} training tasks; {c['eval_tasks']} held-out "
+        f"tasks scored in {r['eval_seconds']:.0f} s ({e['votes']} votes, rank {e['rank']}, "
+        f"{e['ttt']['steps']} TTT steps{_ttt_recipe(e['ttt'])}); total {r['total_seconds']:.0f} s wall; "
+        f"{r.get('measured_on', 'on a shared, busy machine')} (`benchmarks/results/demo.json`).",
+    ]
     return "\n".join(lines)
 
 
@@ -136,53 +159,71 @@ def demo_real_block() -> str:
         k = sum(bool(p[key]) for p in recs)
         return f"{_pct(k / max(1, len(recs)))} ({k} of {len(recs)} test inputs)"
 
-    return (f"The demo's model trains on its {len(demo['per_family'])} synthetic families only: pass@2 "
-            f"**{_pct(demo['pass2_all'])}** on held-out tasks of those families, and (an earlier `make demo` run of the "
-            f"same model configuration) **{count(sub, 'pass2')}** on the {len(first)} smallest real ARC-AGI-1 "
-            f"evaluation tasks, the real set `arcforge demo` scores and "
-            f"prints beside the synthetic one when ARC-AGI-1 arrives ({count(sub, 'pass2_before')} without "
-            f"test-time training; on the {real['tasks']} smallest {count(real['per_task'], 'pass2')}, "
-            f"teacher-forced token accuracy {_pct(m['token_accuracy'])}: "
-            f"`benchmarks/results/arc1_smallest40_cpu.json`). Offline it has no real task and says so.")
+    return (
+        f"The demo's model trains on its {len(demo['per_family'])} synthetic families only: pass@2 "
+        f"**{_pct(demo['pass2_all'])}** on held-out tasks of those families, and (an earlier `make demo` run of the "
+        f"same model configuration) **{count(sub, 'pass2')}** on the {len(first)} smallest real ARC-AGI-1 "
+        f"evaluation tasks, the real set `arcforge demo` scores and "
+        f"prints beside the synthetic one when ARC-AGI-1 arrives ({count(sub, 'pass2_before')} without "
+        f"test-time training; on the {real['tasks']} smallest {count(real['per_task'], 'pass2')}, "
+        f"teacher-forced token accuracy {_pct(m['token_accuracy'])}: "
+        f"`benchmarks/results/arc1_smallest40_cpu.json`). Offline it has no real task and says so."
+    )
 
 
 def install_block() -> str:
     r = _load("install")
     lines = ["| install | wheels | size (MB) | largest |", "|---|---|---|---|"]
     for name, x in r["installs"].items():
-        big = ", ".join(f"{w.split('-')[0]} {b / 1e6:.0f}" for w, b in sorted(x["largest"].items(), key=lambda kv: -kv[1])[:3])
+        big = ", ".join(
+            f"{w.split('-')[0]} {b / 1e6:.0f}"
+            for w, b in sorted(x["largest"].items(), key=lambda kv: -kv[1])[:3]
+        )
         lines.append(f"| `{name}` | {x['wheels']} | {x['mb']:.1f} | {big} |")
     return "\n".join([*lines, "", f"({r['how']}; `benchmarks/results/install.json`)"])
 
 
 def inference_block(stem: str = "inference") -> str:
     r = _load(stem)
-    names = {"sequential": "sequential (previous evaluator)",
-             "sequential_preallocated": "sequential, preallocated KV cache", "batched_votes": "batched, votes",
-             "batched_poe": "batched, product of experts", "batched_votes_bf16": "batched, votes, bf16",
-             "batched_poe_bf16": "batched, product of experts, bf16"}
+    names = {
+        "sequential": "sequential (previous evaluator)",
+        "sequential_preallocated": "sequential, preallocated KV cache",
+        "batched_votes": "batched, votes",
+        "batched_poe": "batched, product of experts",
+        "batched_votes_bf16": "batched, votes, bf16",
+        "batched_poe_bf16": "batched, product of experts, bf16",
+    }
     same = r.get("same_attempts_as_sequential", {})
     by_cpu = r.get("speedup_vs_sequential_cpu", {})
     # against the fastest of the sequential variants timed (cache, threads), each at its best round
     fastest = min(min(v) for k, v in r["seconds"].items() if k.startswith("sequential"))
     seq = r["seconds"]["sequential"]  # each round times every decoder back to back: its own ratio
-    per_round = {k: statistics.median(a / b for a, b in zip(seq, v, strict=True)) for k, v in r["seconds"].items()}
-    lines = ["| decoder | test inputs/s | vs sequential | (by CPU time) | (median of rounds) | vs fastest sequential "
-             "| pass@2 | same attempts as sequential |", "|---|---|---|---|---|---|---|---|"]
+    per_round = {
+        k: statistics.median(a / b for a, b in zip(seq, v, strict=True)) for k, v in r["seconds"].items()
+    }
+    lines = [
+        "| decoder | test inputs/s | vs sequential | (by CPU time) | (median of rounds) | vs fastest sequential "
+        "| pass@2 | same attempts as sequential |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for k, v in r["test_inputs_per_s"].items():
         if k.startswith("sequential_") and k.endswith("_threads"):
             names[k] = f"sequential, {k.split('_')[1]} threads"
-        lines.append(f"| {names.get(k, k)} | {v:.2f} | **{r['speedup_vs_sequential'][k]:.2f}x** | "
-                     f"{f'{by_cpu[k]:.2f}x' if k in by_cpu else '-'} | {per_round[k]:.2f}x | "
-                     f"{fastest / min(r['seconds'][k]):.2f}x | "
-                     f"{_pct(r['pass@2'][k])} | {_pct(same[k]) if k in same else '-'} |")
+        lines.append(
+            f"| {names.get(k, k)} | {v:.2f} | **{r['speedup_vs_sequential'][k]:.2f}x** | "
+            f"{f'{by_cpu[k]:.2f}x' if k in by_cpu else '-'} | {per_round[k]:.2f}x | "
+            f"{fastest / min(r['seconds'][k]):.2f}x | "
+            f"{_pct(r['pass@2'][k])} | {_pct(same[k]) if k in same else '-'} |"
+        )
     load = r.get("load_average_1min")
     threads = r["threads"], r.get("batched_threads", r["threads"])
-    how = (f"{r['tasks']} tasks, {r['test_inputs']} test inputs x {r['votes']} votes, {threads[0]} thread(s)"
-           + (f" ({threads[1]} for the batched ones)" if threads[1] != threads[0] else "")
-           + f", best of {r['repeats']} alternating rounds"
-           + (f", load average {min(load)}-{max(load)}" if load else "")
-           + (f", {r['wall_s']:.0f} s in all" if "wall_s" in r else ""))
+    how = (
+        f"{r['tasks']} tasks, {r['test_inputs']} test inputs x {r['votes']} votes, {threads[0]} thread(s)"
+        + (f" ({threads[1]} for the batched ones)" if threads[1] != threads[0] else "")
+        + f", best of {r['repeats']} alternating rounds"
+        + (f", load average {min(load)}-{max(load)}" if load else "")
+        + (f", {r['wall_s']:.0f} s in all" if "wall_s" in r else "")
+    )
     return "\n".join([*lines, "", f"({how}; `benchmarks/results/{stem}.json`)"])
 
 
@@ -190,17 +231,27 @@ def ttt_workers_block() -> str:
     """Evaluation with test-time training: tasks fine-tuned in turn vs several at once."""
     r = _load("ttt_workers")
     n = r["threads"]
-    names = {"one_thread": "every task in turn, 1 thread", "threads": f"every task in turn, {n} threads",
-             "workers": f"{n} tasks at once, 1 thread each (`ttt.workers`)"}
-    lines = ["| scoring | tasks/s | vs one thread | pass@2 | same records as one thread |", "|---|---|---|---|---|"]
+    names = {
+        "one_thread": "every task in turn, 1 thread",
+        "threads": f"every task in turn, {n} threads",
+        "workers": f"{n} tasks at once, 1 thread each (`ttt.workers`)",
+    }
+    lines = [
+        "| scoring | tasks/s | vs one thread | pass@2 | same records as one thread |",
+        "|---|---|---|---|---|",
+    ]
     for k, v in r["tasks_per_s"].items():
-        lines.append(f"| {names.get(k, k)} | {v:.2f} | **{r['speedup_vs_one_thread'][k]:.2f}x** | "
-                     f"{_pct(r['pass@2'][k])} | {'yes' if r['same_records'][k] else 'no'} |")
+        lines.append(
+            f"| {names.get(k, k)} | {v:.2f} | **{r['speedup_vs_one_thread'][k]:.2f}x** | "
+            f"{_pct(r['pass@2'][k])} | {'yes' if r['same_records'][k] else 'no'} |"
+        )
     load = r["load_average_1min"]
     t = r["eval_config"]["ttt"]
-    how = (f"{r['tasks']} held-out easy tasks, {r['eval_config']['votes']} votes, {t['steps']} TTT steps of "
-           f"{t['batch_size']} examples, {r['amp']}; best of {r['repeats']} alternating rounds, load average "
-           f"{min(load)}-{max(load)}, {r['wall_s']:.0f} s in all")
+    how = (
+        f"{r['tasks']} held-out easy tasks, {r['eval_config']['votes']} votes, {t['steps']} TTT steps of "
+        f"{t['batch_size']} examples, {r['amp']}; best of {r['repeats']} alternating rounds, load average "
+        f"{min(load)}-{max(load)}, {r['wall_s']:.0f} s in all"
+    )
     return "\n".join([*lines, "", f"({how}; `benchmarks/results/ttt_workers.json`)"])
 
 
@@ -211,30 +262,43 @@ def grokfast_block(stem: str) -> Callable[[], str]:
 def generate_block() -> str:
     """RE-ARC generation, arcforge vs upstream's driver (benchmarks/results/generate.json)."""
     r = _load("generate")
-    lines = ["| run | seconds | kept examples | examples/s | marginal examples/s | CPU s | load before/after "
-             "| peak memory MB |", "|---|---|---|---|---|---|---|---|"]
-    for key, name in (("upstream", "upstream `main.py generate_dataset`"),
-                      ("arcforge_workers_1", "arcforge `--workers 1`"), ("arcforge_workers_2", "arcforge `--workers 2`")):
+    lines = [
+        "| run | seconds | kept examples | examples/s | marginal examples/s | CPU s | load before/after "
+        "| peak memory MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key, name in (
+        ("upstream", "upstream `main.py generate_dataset`"),
+        ("arcforge_workers_1", "arcforge `--workers 1`"),
+        ("arcforge_workers_2", "arcforge `--workers 2`"),
+    ):
         x = r[key]
-        lines.append(f"| {name} | {x['seconds']:.1f} | {x['kept']:,} | {x['examples_per_s']:.1f} | "
-                     f"{x['marginal_examples_per_s']:.1f} | {x['cpu_s']:.1f} | {x['load_before']:.1f} / "
-                     f"{x['load_after']:.1f} | {x['peak_mb']:.0f} |")
+        lines.append(
+            f"| {name} | {x['seconds']:.1f} | {x['kept']:,} | {x['examples_per_s']:.1f} | "
+            f"{x['marginal_examples_per_s']:.1f} | {x['cpu_s']:.1f} | {x['load_before']:.1f} / "
+            f"{x['load_after']:.1f} | {x['peak_mb']:.0f} |"
+        )
     e, p = r["extrapolated_published_size"], r["profile"]
-    lines += ["", f"{r['what']}; {r['machine']}. Ratio arcforge `--workers 2` / upstream: "
-              f"**{r['ratio_workers_2_vs_upstream']}x** end to end, {r['marginal_ratio_workers_2_vs_upstream']}x "
-              f"at the margin (fixed costs taken off: upstream {r['upstream']['fixed_s']:.1f} s of imports, "
-              f"arcforge {r['arcforge_workers_2']['fixed_s']:.1f} s for the same build without generating). "
-              f"`--workers 1` and `2` wrote byte-identical shards: {r['byte_identical_workers_1_2']}.",
-              "", f"CPU per kept example: upstream's driver {p['upstream_driver_cpu_ms_per_kept']:.2f} ms (its "
-              f"generators, verifiers and difficulty measures); arcforge {p['arcforge_total_cpu_ms_per_kept']:.2f} ms "
-              f"= sandbox workers {p['sandbox_workers_cpu_ms_per_kept']:.2f} ms (upstream's code and the worker's "
-              f"part) + build process {p['build_process_cpu_ms_per_kept']:.2f} ms "
-              f"({p['arcforge_over_upstream_cpu']:.2f}x upstream's CPU).",
-              "", f"{e['label']}: upstream about {e['upstream_minutes']:.0f} min, arcforge `--workers 2` about "
-              f"{e['arcforge_workers_2_minutes']:.0f} min on this shared machine. On 2 otherwise idle cores, from "
-              f"CPU time: upstream's own code needs {e['floor_minutes_2_cores']:.0f} min of both cores (its CPU "
-              f"per kept example x 400,000 / 2: the floor), arcforge {e['arcforge_cpu_minutes_2_cores']:.0f} min "
-              f"(`benchmarks/results/generate.json`)."]
+    lines += [
+        "",
+        f"{r['what']}; {r['machine']}. Ratio arcforge `--workers 2` / upstream: "
+        f"**{r['ratio_workers_2_vs_upstream']}x** end to end, {r['marginal_ratio_workers_2_vs_upstream']}x "
+        f"at the margin (fixed costs taken off: upstream {r['upstream']['fixed_s']:.1f} s of imports, "
+        f"arcforge {r['arcforge_workers_2']['fixed_s']:.1f} s for the same build without generating). "
+        f"`--workers 1` and `2` wrote byte-identical shards: {r['byte_identical_workers_1_2']}.",
+        "",
+        f"CPU per kept example: upstream's driver {p['upstream_driver_cpu_ms_per_kept']:.2f} ms (its "
+        f"generators, verifiers and difficulty measures); arcforge {p['arcforge_total_cpu_ms_per_kept']:.2f} ms "
+        f"= sandbox workers {p['sandbox_workers_cpu_ms_per_kept']:.2f} ms (upstream's code and the worker's "
+        f"part) + build process {p['build_process_cpu_ms_per_kept']:.2f} ms "
+        f"({p['arcforge_over_upstream_cpu']:.2f}x upstream's CPU).",
+        "",
+        f"{e['label']}: upstream about {e['upstream_minutes']:.0f} min, arcforge `--workers 2` about "
+        f"{e['arcforge_workers_2_minutes']:.0f} min on this shared machine. On 2 otherwise idle cores, from "
+        f"CPU time: upstream's own code needs {e['floor_minutes_2_cores']:.0f} min of both cores (its CPU "
+        f"per kept example x 400,000 / 2: the floor), arcforge {e['arcforge_cpu_minutes_2_cores']:.0f} min "
+        f"(`benchmarks/results/generate.json`).",
+    ]
     return "\n".join(lines)
 
 
@@ -297,7 +361,7 @@ def generic(data) -> str:
             tables.append(f"`{k}`:\n\n{_records_table(v)}")
         else:
             scalars.append(f"| {k} | {_fmt(v)} |")
-    parts = (["| key | value |", "|---|---|", *scalars] if scalars else [])
+    parts = ["| key | value |", "|---|---|", *scalars] if scalars else []
     return "\n\n".join(["\n".join(parts), *tables] if parts else tables)
 
 
@@ -311,24 +375,36 @@ SECTIONS: dict[str, Callable[[], str]] = {
     "demo": demo_block,
     "demo_real": demo_real_block,
     "install": install_block,
-    "grokfast_modarith": lambda: (exp.grokfast_summary(RESULTS / "grokfast_modarith.json") + "\n\n"
-                                  + exp.grokfast_table(RESULTS / "grokfast_modarith.json")),
-    "grokfast_modarith_torchinit": lambda: (exp.grokfast_summary(RESULTS / "grokfast_modarith_torchinit.json")
-                                            + "\n\n" + exp.grokfast_table(RESULTS /
-                                                                          "grokfast_modarith_torchinit.json")),
-    "rope_extension": lambda: (exp.rope_headline(RESULTS / "rope_extension.json") + "\n\n"
-                               + exp.rope_table(RESULTS / "rope_extension.json").rstrip()),
+    "grokfast_modarith": lambda: (
+        exp.grokfast_summary(RESULTS / "grokfast_modarith.json")
+        + "\n\n"
+        + exp.grokfast_table(RESULTS / "grokfast_modarith.json")
+    ),
+    "grokfast_modarith_torchinit": lambda: (
+        exp.grokfast_summary(RESULTS / "grokfast_modarith_torchinit.json")
+        + "\n\n"
+        + exp.grokfast_table(RESULTS / "grokfast_modarith_torchinit.json")
+    ),
+    "rope_extension": lambda: (
+        exp.rope_headline(RESULTS / "rope_extension.json")
+        + "\n\n"
+        + exp.rope_table(RESULTS / "rope_extension.json").rstrip()
+    ),
     "scale": lambda: scale_tables.scale_block(RESULTS / "scale.json"),
     "million": lambda: million_tables.million_block(RESULTS / "million.json"),
 }
 
 
 def benchmarks_md() -> str:
-    out = ["# Benchmarks", "",
-           "Generated by `python benchmarks/tables.py` from `benchmarks/results/*.json`; do not edit by hand",
-           "(a test fails when this file is out of date). Each section names its results file; the scripts",
-           "that write them are `benchmarks/bench_*.py` and `python -m experiments ...` (see docs/experiments.md).",
-           "Timings come from a shared, noisy 2-core CPU: compare the ratios measured within one run.", ""]
+    out = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/tables.py` from `benchmarks/results/*.json`; do not edit by hand",
+        "(a test fails when this file is out of date). Each section names its results file; the scripts",
+        "that write them are `benchmarks/bench_*.py` and `python -m experiments ...` (see docs/experiments.md).",
+        "Timings come from a shared, noisy 2-core CPU: compare the ratios measured within one run.",
+        "",
+    ]
     for path in sorted(RESULTS.glob("*.json")):
         name = path.stem
         body = SECTIONS[name]() if name in SECTIONS else generic(json.loads(path.read_text()))

@@ -72,13 +72,19 @@ def default_runs(init: str = "trainer") -> list[GrokRun]:
     return [
         GrokRun("baseline", init=init),
         GrokRun("grokfast_ema", GrokfastConfig("ema", alpha=0.98, lamb=2.0), weight_decay=0.005, init=init),
-        GrokRun("grokfast_ma", GrokfastConfig("ma", window=100, lamb=5.0, warmup=True), weight_decay=0.01,
-                init=init),
+        GrokRun(
+            "grokfast_ma",
+            GrokfastConfig("ma", window=100, lamb=5.0, warmup=True),
+            weight_decay=0.01,
+            init=init,
+        ),
         GrokRun("control_adamw_wd1", optimizer="adamw", weight_decay=1.0, init=init),
     ]
 
 
-def make_data(seed: int, train_frac: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def make_data(
+    seed: int, train_frac: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """All equations ``x * y mod P``: inputs ``[N, 4]`` = (x, op, y, eq) and answers ``[N]``, split by seed.
 
     Tokens 0..P-1 are numbers, P is the operator, P+1 the ``=`` sign (vocab P+2, as the paper's code).
@@ -96,9 +102,16 @@ def make_data(seed: int, train_frac: float = 0.5) -> tuple[torch.Tensor, torch.T
 
 def model_config(run: GrokRun) -> ModelConfig:
     """The trainer's model at the paper's size: 1-D RoPE over the 4 positions, untied head, vocab P + 2."""
-    return ModelConfig(vocab_size=P + 2, d_model=run.d_model, n_layers=run.layers, n_heads=run.heads,
-                       rope_mode="1d", max_seq_len=4, tie_embeddings=False,
-                       extra={"experiment": "grokfast_modarith"})
+    return ModelConfig(
+        vocab_size=P + 2,
+        d_model=run.d_model,
+        n_layers=run.layers,
+        n_heads=run.heads,
+        rope_mode="1d",
+        max_seq_len=4,
+        tie_embeddings=False,
+        extra={"experiment": "grokfast_modarith"},
+    )
 
 
 def _positions(x: torch.Tensor) -> torch.Tensor:
@@ -120,12 +133,18 @@ def _first_at(curve: list[dict], key: str, thr: float) -> int | None:
     return next((c["step"] for c in curve if c[key] >= thr), None)
 
 
-def run_one(run: GrokRun, steps: int, seed: int, eval_every: int = GrokStudy.eval_every,
-            stop_at: float | None = None, on_eval: Callable[[dict], None] | None = None,
-            keep_params: bool = False) -> dict:
+def run_one(
+    run: GrokRun,
+    steps: int,
+    seed: int,
+    eval_every: int = GrokStudy.eval_every,
+    stop_at: float | None = None,
+    on_eval: Callable[[dict], None] | None = None,
+    keep_params: bool = False,
+) -> dict:
     """Train one run for at most ``steps`` optimizer steps (stopping early once val accuracy reaches
-    ``stop_at``, if given); returns the curve and the summary numbers (and, with ``keep_params``, the final
-weights under ``"params"``)."""
+        ``stop_at``, if given); returns the curve and the summary numbers (and, with ``keep_params``, the final
+    weights under ``"params"``)."""
     torch.manual_seed(seed)
     xtr, ytr, xva, yva = make_data(seed, run.train_frac)
     model = ArcTransformer(model_config(run))
@@ -146,7 +165,7 @@ weights under ``"params"``)."""
     for step in range(1, steps + 1):
         if cursor + run.batch_size > len(order):  # a new epoch: reshuffle (drop the ragged tail)
             order, cursor = torch.randperm(len(xtr), generator=gen), 0
-        idx = order[cursor:cursor + run.batch_size]
+        idx = order[cursor : cursor + run.batch_size]
         cursor += run.batch_size
         model.train()
         loss = F.cross_entropy(_logits(model, xtr[idx]), ytr[idx])  # loss on the answer token only
@@ -159,8 +178,14 @@ weights under ``"params"``)."""
             model.eval()
             tr_acc, tr_loss = _accuracy(model, xtr, ytr)
             va_acc, va_loss = _accuracy(model, xva, yva)
-            point = {"step": step, "train_acc": tr_acc, "val_acc": va_acc, "train_loss": tr_loss,
-                     "val_loss": va_loss, "wall_s": time.perf_counter() - t0}
+            point = {
+                "step": step,
+                "train_acc": tr_acc,
+                "val_acc": va_acc,
+                "train_loss": tr_loss,
+                "val_loss": va_loss,
+                "wall_s": time.perf_counter() - t0,
+            }
             curve.append(point)
             if on_eval is not None:
                 on_eval(point)
@@ -168,13 +193,20 @@ weights under ``"params"``)."""
                 break
     wall = time.perf_counter() - t0
     s95, s99 = _first_at(curve, "val_acc", 0.95), _first_at(curve, "val_acc", 0.99)
-    return {"name": run.name, "seed": seed, "steps": curve[-1]["step"], "max_steps": steps,
-            "wall_s": round(wall, 2),
-            "steps_to_95": s95, "steps_to_99": s99,
-            "wall_to_95_s": next((round(c["wall_s"], 2) for c in curve if c["step"] == s95), None),
-            "final_val_acc": curve[-1]["val_acc"], "final_train_acc": curve[-1]["train_acc"],
-            "params": {k: v.detach().clone() for k, v in model.state_dict().items()} if keep_params else None,
-            "curve": curve}
+    return {
+        "name": run.name,
+        "seed": seed,
+        "steps": curve[-1]["step"],
+        "max_steps": steps,
+        "wall_s": round(wall, 2),
+        "steps_to_95": s95,
+        "steps_to_99": s99,
+        "wall_to_95_s": next((round(c["wall_s"], 2) for c in curve if c["step"] == s95), None),
+        "final_val_acc": curve[-1]["val_acc"],
+        "final_train_acc": curve[-1]["train_acc"],
+        "params": {k: v.detach().clone() for k, v in model.state_dict().items()} if keep_params else None,
+        "curve": curve,
+    }
 
 
 def _median(vals: Sequence[int | None]) -> float | None:
@@ -189,34 +221,51 @@ def summarize(results: list[dict]) -> list[dict]:
     out = []
     for name in dict.fromkeys(r["name"] for r in results):
         rs = [r for r in results if r["name"] == name]
-        out.append({"name": name, "seeds": [r["seed"] for r in rs],
-                    "steps_to_95": [r["steps_to_95"] for r in rs], "steps_to_99": [r["steps_to_99"] for r in rs],
-                    "median_steps_to_95": _median([r["steps_to_95"] for r in rs]),
-                    "median_steps_to_99": _median([r["steps_to_99"] for r in rs]),
-                    "mean_wall_s": round(statistics.mean(r["wall_s"] for r in rs), 1),
-                    "final_val_acc": [round(r["final_val_acc"], 4) for r in rs]})
+        out.append(
+            {
+                "name": name,
+                "seeds": [r["seed"] for r in rs],
+                "steps_to_95": [r["steps_to_95"] for r in rs],
+                "steps_to_99": [r["steps_to_99"] for r in rs],
+                "median_steps_to_95": _median([r["steps_to_95"] for r in rs]),
+                "median_steps_to_99": _median([r["steps_to_99"] for r in rs]),
+                "mean_wall_s": round(statistics.mean(r["wall_s"] for r in rs), 1),
+                "final_val_acc": [round(r["final_val_acc"], 4) for r in rs],
+            }
+        )
     return out
 
 
 def plot(results: list[dict], path: Path) -> Path:
     """Train and val accuracy vs steps (seed-averaged per run) as a two-panel PNG."""
-    panels = [Panel("train accuracy", "step", "acc", y_range=(0, 1)),
-              Panel("validation accuracy", "step", "acc", y_range=(0, 1))]
+    panels = [
+        Panel("train accuracy", "step", "acc", y_range=(0, 1)),
+        Panel("validation accuracy", "step", "acc", y_range=(0, 1)),
+    ]
     for name in dict.fromkeys(r["name"] for r in results):
         rs = [r for r in results if r["name"] == name]
         longest = max(rs, key=lambda r: len(r["curve"]))
         steps = [c["step"] for c in longest["curve"]]
         for panel, key in zip(panels, ("train_acc", "val_acc"), strict=True):
             # a run stopped early (target reached) holds its last value
-            ys = [statistics.mean(r["curve"][min(i, len(r["curve"]) - 1)][key] for r in rs)
-                  for i in range(len(steps))]
+            ys = [
+                statistics.mean(r["curve"][min(i, len(r["curve"]) - 1)][key] for r in rs)
+                for i in range(len(steps))
+            ]
             panel.series[name] = (steps, ys)
     return draw_panels(panels, path)
 
 
-def run_benchmark(steps: int, seeds: Sequence[int], out_dir: Path, runs: Sequence[GrokRun] | None = None,
-                  eval_every: int = GrokStudy.eval_every, stop_at: float | None = None,
-                  on_run: Callable[[dict], None] | None = None, tag: str = "grokfast_modarith") -> dict:
+def run_benchmark(
+    steps: int,
+    seeds: Sequence[int],
+    out_dir: Path,
+    runs: Sequence[GrokRun] | None = None,
+    eval_every: int = GrokStudy.eval_every,
+    stop_at: float | None = None,
+    on_run: Callable[[dict], None] | None = None,
+    tag: str = "grokfast_modarith",
+) -> dict:
     """Every seed x run (seed-major, so partial results cover every run); writes ``<tag>.json`` (+ ``.png``)
     into ``out_dir`` after each run (partial results survive an interruption); returns the report dict."""
     runs = list(runs or default_runs())
@@ -226,11 +275,22 @@ def run_benchmark(steps: int, seeds: Sequence[int], out_dir: Path, runs: Sequenc
         for run in runs:
             res = run_one(run, steps, seed, eval_every=eval_every, stop_at=stop_at)
             res.pop("params")
-            res["config"] = {**asdict(run), "grokfast": asdict(run.grokfast), "model": model_config(run).to_dict()}
+            res["config"] = {
+                **asdict(run),
+                "grokfast": asdict(run.grokfast),
+                "model": model_config(run).to_dict(),
+            }
             results.append(res)
-            report = {"experiment": "grokfast_modarith", "max_steps": steps, "seeds": list(seeds),
-                      "eval_every": eval_every, "stop_at": stop_at, "torch_threads": torch.get_num_threads(),
-                      "summary": summarize(results), "runs": results}
+            report = {
+                "experiment": "grokfast_modarith",
+                "max_steps": steps,
+                "seeds": list(seeds),
+                "eval_every": eval_every,
+                "stop_at": stop_at,
+                "torch_threads": torch.get_num_threads(),
+                "summary": summarize(results),
+                "runs": results,
+            }
             out_dir.mkdir(parents=True, exist_ok=True)
             tmp = out_dir / f".{tag}.json.tmp"
             tmp.write_text(json.dumps(report, indent=1))

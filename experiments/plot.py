@@ -9,8 +9,18 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
-           (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
+PALETTE = [
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+]
 
 
 @dataclass
@@ -68,7 +78,7 @@ def draw_panels(panels: Sequence[Panel], path: Path, *, width: int = 560, height
             d.line([left - 4, py(t), left, py(t)], fill="black")
             d.line([left, py(t), right, py(t)], fill=(230, 230, 230))
             d.text((ox + 5, py(t) - 6), _fmt(t), fill="black")
-        xt = [10 ** e for e in range(math.floor(x0), math.ceil(x1) + 1)] if p.log_x else _ticks(x0, x1)
+        xt = [10**e for e in range(math.floor(x0), math.ceil(x1) + 1)] if p.log_x else _ticks(x0, x1)
         for t in xt:
             if x0 <= tx(t) <= x1:
                 d.line([px(t), bottom, px(t), bottom + 4], fill="black")

@@ -63,8 +63,9 @@ class RopeStudy:
     """Sizes of the study (defaults: what the README reports; the test uses a tiny variant)."""
 
     train_side: int = 15  # train on sides 2..train_side
-    buckets: dict[str, tuple[int, int]] = field(default_factory=lambda: {
-        "train": (2, 15), "16-20": (16, 20), "21-25": (21, 25), "26-30": (26, 30)})
+    buckets: dict[str, tuple[int, int]] = field(
+        default_factory=lambda: {"train": (2, 15), "16-20": (16, 20), "21-25": (21, 25), "26-30": (26, 30)}
+    )
     modes: tuple[str, ...] = tuple(m.value for m in RopeMode)
     d_model: int = 64
     heads: int = 2
@@ -102,11 +103,19 @@ def sample_examples(n_tokens: int, side_range: tuple[int, int], rng: np.random.G
 def model_config(study: RopeStudy, mode: str) -> ModelConfig:
     """The trainer's model for one RoPE mode; RoPE's training lengths are the largest positions trained."""
     s = study.train_side
-    return ModelConfig(vocab_size=VOCAB_SIZE, d_model=study.d_model, n_layers=study.layers, n_heads=study.heads,
-                       rope_mode=mode, rope_base=study.base, max_seq_len=example_tokens(s),
-                       rope_original_max_side=s + 2, rope_axis_base=study.axis_base,
-                       pair_seq=False,  # the study extends token positions: keep them in the rotation
-                       extra={"experiment": "rope_extension"})
+    return ModelConfig(
+        vocab_size=VOCAB_SIZE,
+        d_model=study.d_model,
+        n_layers=study.layers,
+        n_heads=study.heads,
+        rope_mode=mode,
+        rope_base=study.base,
+        max_seq_len=example_tokens(s),
+        rope_original_max_side=s + 2,
+        rope_axis_base=study.axis_base,
+        pair_seq=False,  # the study extends token positions: keep them in the rotation
+        extra={"experiment": "rope_extension"},
+    )
 
 
 def extension_factor(study: RopeStudy, mode: str, max_side: int) -> float:
@@ -139,13 +148,21 @@ def _metrics(model: ArcTransformer, batches: list[dict]) -> tuple[float, float, 
     return loss_sum / max(n_tok, 1), n_exact / max(n_ex, 1), 1.0 - n_bad_tok / max(n_tok, 1)
 
 
-def train(model: ArcTransformer, study: RopeStudy, steps: int, side_range: tuple[int, int],
-          rng: np.random.Generator, lr: float, row_len: int) -> list[float]:
+def train(
+    model: ArcTransformer,
+    study: RopeStudy,
+    steps: int,
+    side_range: tuple[int, int],
+    rng: np.random.Generator,
+    lr: float,
+    row_len: int,
+) -> list[float]:
     """AdamW with a short warmup and cosine decay on packed rows; returns the per-token loss curve."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda i: min((i + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(i / steps, 1.0)))) + 0.02)
+        opt, lambda i: min((i + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(i / steps, 1.0)))) + 0.02
+    )
     losses = []
     model.train()
     for _ in range(steps):
@@ -161,8 +178,16 @@ def train(model: ArcTransformer, study: RopeStudy, steps: int, side_range: tuple
     return losses
 
 
-def _eval_rows(model: ArcTransformer, study: RopeStudy, mode: str, eval_sets: dict[str, list[dict]],
-               scalings: Sequence[str], min_factor: float, stage: str, seed: int) -> list[dict]:
+def _eval_rows(
+    model: ArcTransformer,
+    study: RopeStudy,
+    mode: str,
+    eval_sets: dict[str, list[dict]],
+    scalings: Sequence[str],
+    min_factor: float,
+    stage: str,
+    seed: int,
+) -> list[dict]:
     model.eval()
     rows = []
     for name, batches in eval_sets.items():
@@ -170,9 +195,19 @@ def _eval_rows(model: ArcTransformer, study: RopeStudy, mode: str, eval_sets: di
         for scaling in scalings:
             model.set_rope_scaling(scaling, factor)
             loss, exact, tok = _metrics(model, batches)
-            rows.append({"seed": seed, "mode": mode, "stage": stage, "bucket": name, "scaling": scaling,
-                         "factor": round(factor, 3), "loss": round(loss, 4), "exact": round(exact, 4),
-                         "token_acc": round(tok, 4)})
+            rows.append(
+                {
+                    "seed": seed,
+                    "mode": mode,
+                    "stage": stage,
+                    "bucket": name,
+                    "scaling": scaling,
+                    "factor": round(factor, 3),
+                    "loss": round(loss, 4),
+                    "exact": round(exact, 4),
+                    "token_acc": round(tok, 4),
+                }
+            )
     model.set_rope_scaling("none", 1.0)
     return rows
 
@@ -186,7 +221,7 @@ def _eval_sets(study: RopeStudy, seed: int) -> dict[str, list[dict]]:
             h, w = (int(v) for v in rng.integers(lo, hi + 1, size=2))
             exs.append(make_example(h, w, rng))
         rows = pack(exs, max(study.row_len, example_tokens(hi)))
-        out[name] = [to_torch(stack(rows[i:i + 4])) for i in range(0, len(rows), 4)]
+        out[name] = [to_torch(stack(rows[i : i + 4])) for i in range(0, len(rows), 4)]
     return out
 
 
@@ -200,8 +235,12 @@ def _write(report: dict, out_dir: Path | None, tag: str) -> None:
     plot(report, out_dir / f"{tag}.png")
 
 
-def run_study(study: RopeStudy, out_dir: Path | None = None, tag: str = "rope_extension",
-              on_stage: Callable[[str], None] | None = None) -> dict:
+def run_study(
+    study: RopeStudy,
+    out_dir: Path | None = None,
+    tag: str = "rope_extension",
+    on_stage: Callable[[str], None] | None = None,
+) -> dict:
     """Per seed: train every mode, evaluate every bucket x method, fine-tune each (mode, method) at the
     longer length and re-evaluate; writes ``<tag>.json`` and ``<tag>.png`` into ``out_dir`` (if given) after
     every stage, so partial results survive an interruption. Returns the report."""
@@ -217,8 +256,15 @@ def run_study(study: RopeStudy, out_dir: Path | None = None, tag: str = "rope_ex
             t0 = time.perf_counter()
             torch.manual_seed(seed)
             model = ArcTransformer(model_config(study, mode))
-            curve = train(model, study, study.steps, (2, study.train_side), np.random.default_rng(seed),
-                          study.lr, study.row_len)
+            curve = train(
+                model,
+                study,
+                study.steps,
+                (2, study.train_side),
+                np.random.default_rng(seed),
+                study.lr,
+                study.row_len,
+            )
             curves[f"{mode}/seed{seed}"] = curve
             timings[f"train_{mode}_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
             t0 = time.perf_counter()
@@ -233,22 +279,42 @@ def run_study(study: RopeStudy, out_dir: Path | None = None, tag: str = "rope_ex
                     t0 = time.perf_counter()
                     model.load_state_dict(state)
                     model.set_rope_scaling(scaling, factor)
-                    train(model, study, study.finetune_steps, ft_range, np.random.default_rng(seed + 7),
-                          study.lr / 3, ft_row)
+                    train(
+                        model,
+                        study,
+                        study.finetune_steps,
+                        ft_range,
+                        np.random.default_rng(seed + 7),
+                        study.lr / 3,
+                        ft_row,
+                    )
                     # the tuned factor stays on for shorter inputs (as position-interpolated models are used)
                     # and grows to a bucket's need beyond it
-                    rows += _eval_rows(model, study, mode, eval_sets, [scaling], factor,
-                                       f"finetuned_{study.finetune_steps}", seed)
+                    rows += _eval_rows(
+                        model,
+                        study,
+                        mode,
+                        eval_sets,
+                        [scaling],
+                        factor,
+                        f"finetuned_{study.finetune_steps}",
+                        seed,
+                    )
                     timings[f"finetune_{mode}_{scaling}_seed{seed}_s"] = round(time.perf_counter() - t0, 1)
                     if on_stage is not None:
                         on_stage(f"fine-tuned {mode}/{scaling}")
-            report = {"experiment": "rope_extension", "study": asdict(study),
-                      "model": {m: model_config(study, m).to_dict() for m in study.modes},
-                      "bucket_tokens": {b: [example_tokens(lo), example_tokens(hi)]
-                                        for b, (lo, hi) in study.buckets.items()},
-                      "torch_threads": torch.get_num_threads(), "timings": timings,
-                      "train_loss_last20": {k: round(sum(c[-20:]) / len(c[-20:]), 4) for k, c in curves.items()},
-                      "results": rows}
+            report = {
+                "experiment": "rope_extension",
+                "study": asdict(study),
+                "model": {m: model_config(study, m).to_dict() for m in study.modes},
+                "bucket_tokens": {
+                    b: [example_tokens(lo), example_tokens(hi)] for b, (lo, hi) in study.buckets.items()
+                },
+                "torch_threads": torch.get_num_threads(),
+                "timings": timings,
+                "train_loss_last20": {k: round(sum(c[-20:]) / len(c[-20:]), 4) for k, c in curves.items()},
+                "results": rows,
+            }
             _write(report, out_dir, tag)
     return report
 
@@ -260,9 +326,17 @@ def mean_rows(report: dict) -> list[dict]:
         groups.setdefault((r["stage"], r["mode"], r["scaling"], r["bucket"]), []).append(r)
     out = []
     for (stage, mode, scaling, bucket), rs in groups.items():
-        out.append({"stage": stage, "mode": mode, "scaling": scaling, "bucket": bucket, "factor": rs[0]["factor"],
-                    "n_seeds": len(rs), **{k: round(sum(r[k] for r in rs) / len(rs), 4)
-                                           for k in ("loss", "exact", "token_acc")}})
+        out.append(
+            {
+                "stage": stage,
+                "mode": mode,
+                "scaling": scaling,
+                "bucket": bucket,
+                "factor": rs[0]["factor"],
+                "n_seeds": len(rs),
+                **{k: round(sum(r[k] for r in rs) / len(rs), 4) for k in ("loss", "exact", "token_acc")},
+            }
+        )
     return out
 
 
@@ -274,8 +348,11 @@ def plot(report: dict, path: Path) -> Path:
     rows = mean_rows(report)
 
     def ys(mode: str, scaling: str, stage: str) -> list[float]:
-        by = {r["bucket"]: r["token_acc"] for r in rows
-              if r["mode"] == mode and r["scaling"] == scaling and r["stage"] == stage}
+        by = {
+            r["bucket"]: r["token_acc"]
+            for r in rows
+            if r["mode"] == mode and r["scaling"] == scaling and r["stage"] == stage
+        }
         return [by.get(b, float("nan")) for b in buckets]
 
     xlabel = "bucket " + " / ".join(buckets)
@@ -293,8 +370,12 @@ def plot(report: dict, path: Path) -> Path:
     cmp = Panel("1d vs 2d vs 2d+1d (no scaling; best method)", xlabel, "acc", y_range=(0, 1))
     for mode in report["study"]["modes"]:
         cmp.series[f"{mode} none"] = (xs, ys(mode, "none", "trained"))
-        best = [max((r["token_acc"] for r in rows if r["mode"] == mode and r["bucket"] == b), default=float("nan"))
-                for b in buckets]
+        best = [
+            max(
+                (r["token_acc"] for r in rows if r["mode"] == mode and r["bucket"] == b), default=float("nan")
+            )
+            for b in buckets
+        ]
         cmp.series[f"{mode} best"] = (xs, best)
     panels.append(cmp)
     return draw_panels(panels, path, width=480)
@@ -313,9 +394,21 @@ def table(report: dict, stage: str = "trained") -> list[dict]:
 
 def tiny_study(seed: int = RopeStudy.seeds[0]) -> RopeStudy:
     """A seconds-long variant for tests and smoke runs."""
-    return RopeStudy(train_side=3, buckets={"train": (2, 3), "4-5": (4, 5)}, d_model=32, heads=1, layers=1,
-                     steps=6, tokens_per_step=256, row_len=64, finetune_steps=2, finetune_side=4,
-                     finetune_modes=("1d",), n_eval=4, seeds=(seed,))
+    return RopeStudy(
+        train_side=3,
+        buckets={"train": (2, 3), "4-5": (4, 5)},
+        d_model=32,
+        heads=1,
+        layers=1,
+        steps=6,
+        tokens_per_step=256,
+        row_len=64,
+        finetune_steps=2,
+        finetune_side=4,
+        finetune_modes=("1d",),
+        n_eval=4,
+        seeds=(seed,),
+    )
 
 
 __all__: Sequence[str] = ("RopeStudy", "example_tokens", "make_example", "run_study", "table", "tiny_study")

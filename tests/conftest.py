@@ -18,8 +18,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_ROOT = (REPO_ROOT.parent / "shared").resolve()
 SHARED = SHARED_ROOT / "arc-sources"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-NO_MIRROR = ("needs the real upstream repos: set ARCFORGE_MIRROR to a folder laid out <owner>/<repo>/<files> "
-             f"or place them at {SHARED}")
+NO_MIRROR = (
+    "needs the real upstream repos: set ARCFORGE_MIRROR to a folder laid out <owner>/<repo>/<files> "
+    f"or place them at {SHARED}"
+)
 
 
 def find_mirror() -> Path | None:
@@ -52,8 +54,11 @@ def pytest_sessionfinish(session, exitstatus):
     if SHARED_ROOT.is_dir() and _skipped_shared:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
-            tr.write_line(f"FAILED: {len(_skipped_shared)} test(s) needing the real upstream data were skipped "
-                          f"although {SHARED_ROOT} exists, e.g. {_skipped_shared[0]}", red=True)
+            tr.write_line(
+                f"FAILED: {len(_skipped_shared)} test(s) needing the real upstream data were skipped "
+                f"although {SHARED_ROOT} exists, e.g. {_skipped_shared[0]}",
+                red=True,
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -88,8 +93,11 @@ def mirrored_names(sources_json: list[dict]) -> set[str]:
     from arcforge.sources.manifest import load_manifests
 
     repos = {f"{s['owner']}/{s['repo']}" for s in sources_json}
-    return {name for name, m in load_manifests().items()
-            if m.repo in repos and kept_files(mirror_root(MIRROR, m), m.files)}
+    return {
+        name
+        for name, m in load_manifests().items()
+        if m.repo in repos and kept_files(mirror_root(MIRROR, m), m.files)
+    }
 
 
 @pytest.fixture()

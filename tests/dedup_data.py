@@ -10,15 +10,26 @@ import pyarrow as pa
 from arcforge.task import Task, parse_task_object, tasks_to_table
 
 
-def load_tasks(shared: Path, repo: str, pattern: str, source: str, split: str, id_root: str = "") -> list[Task]:
+def load_tasks(
+    shared: Path, repo: str, pattern: str, source: str, split: str, id_root: str = ""
+) -> list[Task]:
     """Tasks of ``shared/<repo>/<pattern>``; ids are ``source/<path relative to id_root, no extension>``."""
     base = shared / repo
     tasks = []
     for p in sorted(base.glob(pattern)):
         rel = p.relative_to(base / id_root) if id_root else p.relative_to(base)
         train, test, extra = parse_task_object(json.loads(p.read_bytes()))
-        tasks.append(Task(id=f"{source}/{rel.with_suffix('').as_posix()}", source=source, split=split,
-                          train=train, test=test, path=p.relative_to(base).as_posix(), extra=extra))
+        tasks.append(
+            Task(
+                id=f"{source}/{rel.with_suffix('').as_posix()}",
+                source=source,
+                split=split,
+                train=train,
+                test=test,
+                path=p.relative_to(base).as_posix(),
+                extra=extra,
+            )
+        )
     return tasks
 
 

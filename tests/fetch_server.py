@@ -32,9 +32,15 @@ def file_info(name: str, size: int, kind: bytes = tarfile.REGTYPE, **attrs) -> t
     return info
 
 
-def github_tarball(src: Path, repo: str, commit: str, *, replace: dict[str, bytes] | None = None,
-                   extra: dict[str, bytes] | None = None,
-                   raw_entries: list[tuple[tarfile.TarInfo, bytes]] | None = None) -> bytes:
+def github_tarball(
+    src: Path,
+    repo: str,
+    commit: str,
+    *,
+    replace: dict[str, bytes] | None = None,
+    extra: dict[str, bytes] | None = None,
+    raw_entries: list[tuple[tarfile.TarInfo, bytes]] | None = None,
+) -> bytes:
     """A .tar.gz shaped like GitHub's: pax global header with the commit, everything under
     ``<repo>-<commit>/``. ``src`` files (all of them) + ``extra`` files; ``replace`` swaps contents;
     ``raw_entries`` are appended verbatim (headers may lie about sizes, names may be hostile)."""
@@ -88,7 +94,7 @@ class TarballServer:
                 with owner._lock:
                     owner.requests.append(self.path)
                     route = owner.routes.get(self.path)
-                    action = (route.plan.pop(0) if route and route.plan else "ok")
+                    action = route.plan.pop(0) if route and route.plan else "ok"
                 if route is None:
                     return self._status(404)
                 if action.isdigit():
@@ -127,15 +133,18 @@ class TarballServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def add_tarball(self, owner: str, repo: str, commit: str, body: bytes, plan: list[str] | None = None) -> str:
+    def add_tarball(
+        self, owner: str, repo: str, commit: str, body: bytes, plan: list[str] | None = None
+    ) -> str:
         path = f"/{owner}/{repo}/tar.gz/{commit}"
         self.routes[path] = Route(body, list(plan or []))
         return path
@@ -186,7 +195,7 @@ class RawServer:
             for i in range(0, len(self.payload), self.step):
                 if self.stop.is_set():
                     break
-                conn.sendall(self.payload[i:i + self.step])
+                conn.sendall(self.payload[i : i + self.step])
                 self.stop.wait(self.pause)
             self.stop.wait(30)
         except OSError:

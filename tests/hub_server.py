@@ -44,8 +44,9 @@ class HubServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -61,8 +62,13 @@ class HubServer:
 
     # --- the handler's work ---------------------------------------------------------------------------------
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, data: bytes = b"", headers: dict | None = None,
-              body: bool = True) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler,
+        status: int,
+        data: bytes = b"",
+        headers: dict | None = None,
+        body: bool = True,
+    ) -> None:
         h.send_response(status)
         for k, v in {"Content-Length": str(len(data)), **(headers or {})}.items():
             h.send_header(k, v)
@@ -78,17 +84,22 @@ class HubServer:
         for (repo, commit), files in self.repos.items():
             tree, res = f"/api/datasets/{repo}/tree/{commit}", f"/datasets/{repo}/resolve/{commit}/"
             if path.rstrip("/") == tree:
-                listing = [{"type": "file", "path": p, "size": len(d), "oid": git_oid(d)} for p, d in files.items()]
-                return self._send(h, 200, json.dumps(listing).encode(), {"Content-Type": "application/json"}, body)
-            if path.startswith(res) and path[len(res):] in files:
-                return self._file(h, path[len(res):], files[path[len(res):]], commit, rng, body)
+                listing = [
+                    {"type": "file", "path": p, "size": len(d), "oid": git_oid(d)} for p, d in files.items()
+                ]
+                return self._send(
+                    h, 200, json.dumps(listing).encode(), {"Content-Type": "application/json"}, body
+                )
+            if path.startswith(res) and path[len(res) :] in files:
+                return self._file(h, path[len(res) :], files[path[len(res) :]], commit, rng, body)
             if path.startswith((f"/api/datasets/{repo}/", f"/datasets/{repo}/")):
                 code = "RevisionNotFound" if commit not in path else "EntryNotFound"
                 return self._send(h, 404, b"{}", {"X-Error-Code": code}, body)
         return self._send(h, 404, b"{}", {"X-Error-Code": "RepoNotFound"}, body)
 
-    def _file(self, h: BaseHTTPRequestHandler, rel: str, data: bytes, commit: str, rng: str | None,
-              body: bool) -> None:
+    def _file(
+        self, h: BaseHTTPRequestHandler, rel: str, data: bytes, commit: str, rng: str | None, body: bool
+    ) -> None:
         headers = {"X-Repo-Commit": commit, "ETag": f'"{git_oid(data)}"', "Accept-Ranges": "bytes"}
         if not body:
             return self._send(h, 200, data, headers, body=False)

@@ -52,8 +52,14 @@ def run(*args: str, env: dict[str, str] | None = None) -> int:
     import subprocess
 
     full_env = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "tests.kill_child", *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.kill_child", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if proc.returncode not in (-signal.SIGKILL, 3):
         raise AssertionError(f"child failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return proc.returncode

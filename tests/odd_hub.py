@@ -52,8 +52,10 @@ class OddHub:
                 length = int(self.headers.get("Content-Length") or 0)
                 if length:
                     self.rfile.read(length)
-                how = next((b for m, prefix, b in hub.rules if m == self.command and path.startswith(prefix)),
-                           ("json", 404, {"error": "Repository not found"}))
+                how = next(
+                    (b for m, prefix, b in hub.rules if m == self.command and path.startswith(prefix)),
+                    ("json", 404, {"error": "Repository not found"}),
+                )
                 if how == "silent":
                     hub.stop.wait(60)
                     return

@@ -61,28 +61,78 @@ def card_text(sources: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_out(out: Path, sources: tuple[str, ...] = ("arc_agi_1", "arc_community"),
-              *, shard_bytes: int = 6_000) -> Path:
+def build_out(
+    out: Path, sources: tuple[str, ...] = ("arc_agi_1", "arc_community"), *, shard_bytes: int = 6_000
+) -> Path:
     """Write shards (several per split: small ``shard_bytes``), card, reports and provenance into ``out``."""
     tasks = [t for name in sources for t in _tasks(name)]
     write_shards(tasks_to_table(tasks), out, shard_bytes=shard_bytes)
     (out / "README.md").write_text(card_text(list(sources)), encoding="utf-8")
-    reports.write_report(pa.Table.from_pylist(
-        [{"source": "arc_agi_1", "path": "data/training/broken.json", "reason": "invalid_json",
-          "detail": "line 1", "split": "training"}], schema=QUARANTINE_SCHEMA), reports.report_path(out, "quarantine"))
-    reports.write_report(pa.Table.from_pylist(
-        [{"id": "arc_agi_1/training/x", "source": "arc_agi_1", "split": "training",
-          "eval_ids": ["arc_agi_1/evaluation/y"], "level": "exact", "similarity": 1.0,
-          "eval_sources": ["arc_agi_1"]}], schema=EXCLUDED_SCHEMA), reports.report_path(out, "excluded"))
-    reports.write_report(pa.Table.from_pylist(
-        [{"kept_id": "arc_agi_1/training/w", "kept_source": "arc_agi_1", "dropped_id": "arc_agi_1/training/z",
-          "dropped_source": "arc_agi_1", "level": "exact", "kept_split": "training", "dropped_split": "training"}],
-        schema=DUPLICATES_SCHEMA), reports.report_path(out, "duplicates"))
+    reports.write_report(
+        pa.Table.from_pylist(
+            [
+                {
+                    "source": "arc_agi_1",
+                    "path": "data/training/broken.json",
+                    "reason": "invalid_json",
+                    "detail": "line 1",
+                    "split": "training",
+                }
+            ],
+            schema=QUARANTINE_SCHEMA,
+        ),
+        reports.report_path(out, "quarantine"),
+    )
+    reports.write_report(
+        pa.Table.from_pylist(
+            [
+                {
+                    "id": "arc_agi_1/training/x",
+                    "source": "arc_agi_1",
+                    "split": "training",
+                    "eval_ids": ["arc_agi_1/evaluation/y"],
+                    "level": "exact",
+                    "similarity": 1.0,
+                    "eval_sources": ["arc_agi_1"],
+                }
+            ],
+            schema=EXCLUDED_SCHEMA,
+        ),
+        reports.report_path(out, "excluded"),
+    )
+    reports.write_report(
+        pa.Table.from_pylist(
+            [
+                {
+                    "kept_id": "arc_agi_1/training/w",
+                    "kept_source": "arc_agi_1",
+                    "dropped_id": "arc_agi_1/training/z",
+                    "dropped_source": "arc_agi_1",
+                    "level": "exact",
+                    "kept_split": "training",
+                    "dropped_split": "training",
+                }
+            ],
+            schema=DUPLICATES_SCHEMA,
+        ),
+        reports.report_path(out, "duplicates"),
+    )
     manifests = load_manifests()
-    write_provenance(out, sources=[
-        {"name": n, "repo": manifests[n].repo, "commit": manifests[n].commit, "license": manifests[n].license,
-         "digest": f"sha256:{n}-digest", "citation": manifests[n].citation} for n in sources
-    ], options={"exclude_eval": True, "dedup": "exact", "max_grid": None})
+    write_provenance(
+        out,
+        sources=[
+            {
+                "name": n,
+                "repo": manifests[n].repo,
+                "commit": manifests[n].commit,
+                "license": manifests[n].license,
+                "digest": f"sha256:{n}-digest",
+                "citation": manifests[n].citation,
+            }
+            for n in sources
+        ],
+        options={"exclude_eval": True, "dedup": "exact", "max_grid": None},
+    )
     return out
 
 
@@ -144,8 +194,11 @@ class FakeHub:
         import httpx2
         from huggingface_hub.utils import hf_raise_for_status
 
-        resp = httpx2.Response(status, headers=headers,
-                               request=httpx2.Request("POST", f"https://huggingface.co/api/datasets/{self.repo_id}"))
+        resp = httpx2.Response(
+            status,
+            headers=headers,
+            request=httpx2.Request("POST", f"https://huggingface.co/api/datasets/{self.repo_id}"),
+        )
         try:
             hf_raise_for_status(resp)
         except Exception as e:
@@ -182,8 +235,18 @@ class FakeHub:
     def list_repo_files(self, repo_id, *, repo_type, revision="main"):
         return sorted(self.files(revision))
 
-    def create_commit(self, repo_id, *, operations, commit_message, commit_description=None, repo_type,
-                      revision="main", create_pr=False, parent_commit=None):
+    def create_commit(
+        self,
+        repo_id,
+        *,
+        operations,
+        commit_message,
+        commit_description=None,
+        repo_type,
+        revision="main",
+        create_pr=False,
+        parent_commit=None,
+    ):
         from huggingface_hub import CommitOperationAdd
         from huggingface_hub.hf_api import CommitInfo
 
@@ -203,8 +266,13 @@ class FakeHub:
         url = f"https://huggingface.co/datasets/{repo_id}/commit/{oid}"
         if create_pr:
             self.prs.append(oid)
-            return CommitInfo(commit_url=url, commit_message=commit_message, commit_description="", oid=oid,
-                              pr_url=f"https://huggingface.co/datasets/{repo_id}/discussions/{len(self.prs)}")
+            return CommitInfo(
+                commit_url=url,
+                commit_message=commit_message,
+                commit_description="",
+                oid=oid,
+                pr_url=f"https://huggingface.co/datasets/{repo_id}/discussions/{len(self.prs)}",
+            )
         self.branches[revision] = oid
         return CommitInfo(commit_url=url, commit_message=commit_message, commit_description="", oid=oid)
 

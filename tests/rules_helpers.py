@@ -15,18 +15,45 @@ def arc1_table(shared: Path, split: str, ids: list[str], source: str = "arc_agi_
     rows = []
     for i in ids:
         d = json.loads((shared / "fchollet" / "ARC-AGI" / "data" / split / f"{i}.json").read_text())
-        rows.append({"id": f"{source}/{split}/{i}", "source": source, "split": split, "train": d["train"], "test": d["test"],
-                     "path": f"data/{split}/{i}.json", "extra": "{}"})
+        rows.append(
+            {
+                "id": f"{source}/{split}/{i}",
+                "source": source,
+                "split": split,
+                "train": d["train"],
+                "test": d["test"],
+                "path": f"data/{split}/{i}.json",
+                "extra": "{}",
+            }
+        )
     return pa.Table.from_pylist(rows)
 
 
-def local_program(folder: Path, name: str, code: str, *, function: str = "main", grid_type: str = "list",
-                  source: str = "local", derived_from: tuple[str, ...] = ()) -> Program:
+def local_program(
+    folder: Path,
+    name: str,
+    code: str,
+    *,
+    function: str = "main",
+    grid_type: str = "list",
+    source: str = "local",
+    derived_from: tuple[str, ...] = (),
+) -> Program:
     """A program written into ``folder`` (one module per program), as the catalogue would describe it."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.py").write_text(code)
-    return Program(source, "test", name, f"{name}.py:{function}", ".", name, function, grid_type, derived_from,
-                   digest=f"{name}-{abs(hash(code))}")
+    return Program(
+        source,
+        "test",
+        name,
+        f"{name}.py:{function}",
+        ".",
+        name,
+        function,
+        grid_type,
+        derived_from,
+        digest=f"{name}-{abs(hash(code))}",
+    )
 
 
 def fetched_checkouts(shared: Path, home: Path) -> dict[str, Path]:

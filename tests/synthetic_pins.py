@@ -27,8 +27,22 @@ MIXED = 2000  # generate(MIXED) over every family, per difficulty (re-draws of r
 def tasks_digest(tasks) -> str:
     h = hashlib.sha256()
     for t in tasks:
-        h.update(json.dumps([t.id, t.source, t.split, t.path, t.license, t.extra, t.fingerprint,
-                             len(t.train), len(t.test)], sort_keys=True).encode())
+        h.update(
+            json.dumps(
+                [
+                    t.id,
+                    t.source,
+                    t.split,
+                    t.path,
+                    t.license,
+                    t.extra,
+                    t.fingerprint,
+                    len(t.train),
+                    len(t.test),
+                ],
+                sort_keys=True,
+            ).encode()
+        )
         for p in t.pairs:
             for g in (p.input, p.output):
                 h.update(repr((g.dtype.str, g.shape)).encode())

@@ -44,8 +44,9 @@ def github(monkeypatch, arcforge_home):
 def _serve(github, tmp_path, files) -> dict:
     ms = load_manifests()
     m = ms["neoneye_pqa"]
-    github.add_tarball(m.owner, m.repo_name, m.commit, github_tarball(_collection(tmp_path, files), m.repo_name,
-                                                                       m.commit))
+    github.add_tarball(
+        m.owner, m.repo_name, m.commit, github_tarball(_collection(tmp_path, files), m.repo_name, m.commit)
+    )
     return ms
 
 
@@ -56,20 +57,33 @@ def test_collection_sources_fetch_into_their_own_folders_and_build(github, tmp_p
     for name in NAMES:  # one repo@commit, one cache folder per source, each with its own files only
         m = ms[name]
         assert results[name].path == paths.source_dir(m.owner, m.repo_name, m.commit, "repo", name)
-    assert fetch.cache_dir(ms["neoneye_bad"]) == paths.source_dir("neoneye", "arc-dataset-collection",
-                                                                   ms["neoneye_bad"].commit)  # as before
+    assert fetch.cache_dir(ms["neoneye_bad"]) == paths.source_dir(
+        "neoneye", "arc-dataset-collection", ms["neoneye_bad"].commit
+    )  # as before
     assert results["neoneye_synth_riddles"].files == 4  # two archives, LICENSE, readme
     stats = build(arcforge_home / "out", sources=list(NAMES))
-    assert stats.tasks == {"neoneye_pqa": {"training": 3}, "neoneye_synth_riddles": {"training": 5},
-                           "neoneye_sort_of_arc": {"training": 2}, "neoneye_nosound": {"training": 3},
-                           "neoneye_dbigham": {"training": 2}}
+    assert stats.tasks == {
+        "neoneye_pqa": {"training": 3},
+        "neoneye_synth_riddles": {"training": 5},
+        "neoneye_sort_of_arc": {"training": 2},
+        "neoneye_nosound": {"training": 3},
+        "neoneye_dbigham": {"training": 2},
+    }
     ids = set(read_table(arcforge_home / "out")["id"].to_pylist())
     assert "neoneye_pqa/PQA-dataset_10k/closure-filling/closure-filling-0" in ids
     assert f"neoneye_synth_riddles/rigid_15x15_depth_1_10k/{300:08x}" in ids
     assert f"neoneye_nosound/{410:08x}" in ids
-    lic = dict(zip(read_table(arcforge_home / "out")["source"].to_pylist(),
-                   read_table(arcforge_home / "out")["license"].to_pylist(), strict=True))
-    assert lic["neoneye_pqa"] == lic["neoneye_sort_of_arc"] == "unknown" and lic["neoneye_synth_riddles"] == "MIT"
+    lic = dict(
+        zip(
+            read_table(arcforge_home / "out")["source"].to_pylist(),
+            read_table(arcforge_home / "out")["license"].to_pylist(),
+            strict=True,
+        )
+    )
+    assert (
+        lic["neoneye_pqa"] == lic["neoneye_sort_of_arc"] == "unknown"
+        and lic["neoneye_synth_riddles"] == "MIT"
+    )
 
 
 def test_a_hostile_tar_gz_is_quarantined_whole_and_the_build_goes_on(github, tmp_path, arcforge_home):
@@ -88,13 +102,22 @@ def test_a_hostile_tar_gz_is_quarantined_whole_and_the_build_goes_on(github, tmp
     assert r.status == "fetched", r.error
     stats = build(arcforge_home / "out", sources=["neoneye_synth_riddles"])
     assert stats.tasks == {"neoneye_synth_riddles": {"training": 5}}  # the two good archives
-    q = [json.loads(line) for line in (arcforge_home / "out" / "reports" / "quarantine.jsonl").read_text().splitlines()]
+    q = [
+        json.loads(line)
+        for line in (arcforge_home / "out" / "reports" / "quarantine.jsonl").read_text().splitlines()
+    ]
     bad = {row["path"]: row for row in q}
-    assert set(bad) == {"dataset/synth_riddles/all_depth_3_10k.tar.gz", "dataset/synth_riddles/e_009d5c81_10x10_250k.tar.gz"}
+    assert set(bad) == {
+        "dataset/synth_riddles/all_depth_3_10k.tar.gz",
+        "dataset/synth_riddles/e_009d5c81_10x10_250k.tar.gz",
+    }
     assert all(row["reason"] == "bad_archive" for row in q)
     assert "pointing outside the tree" in bad["dataset/synth_riddles/all_depth_3_10k.tar.gz"]["detail"]
     assert "climbs out of the tree" in bad["dataset/synth_riddles/e_009d5c81_10x10_250k.tar.gz"]["detail"]
-    assert not (arcforge_home / "outside.json").exists() and not (paths.home() / "unpacked" / "outside.json").exists()
+    assert (
+        not (arcforge_home / "outside.json").exists()
+        and not (paths.home() / "unpacked" / "outside.json").exists()
+    )
     # a good archive is unpacked once, under its content's digest; nothing is left of the refused ones
     root = r.path / "dataset" / "synth_riddles"
     assert unpacked_dir(root / "rigid_15x15_depth_1_10k.tar.gz").is_dir()

@@ -24,8 +24,15 @@ BAD_FILES = {
     "notest.json": json.dumps({"train": GOOD["train"], "test": []}).encode(),
     "broken.json": b'{"train": [',
 }
-EXPECTED_REASONS = {"bom": 1, "non_rectangular": 1, "bad_value": 2, "empty_grid": 1, "no_train": 1,
-                    "no_test": 1, "invalid_json": 1}
+EXPECTED_REASONS = {
+    "bom": 1,
+    "non_rectangular": 1,
+    "bad_value": 2,
+    "empty_grid": 1,
+    "no_train": 1,
+    "no_test": 1,
+    "invalid_json": 1,
+}
 
 
 def _local(root: Path, files: dict[str, bytes]) -> Path:
@@ -37,16 +44,28 @@ def _local(root: Path, files: dict[str, bytes]) -> Path:
 
 # Three genuinely different tasks (different shapes: no symmetry or recoloring maps one onto another),
 # so within-collection dedup keeps all three.
-GOOD_B = {"train": [{"input": [[1, 2, 3]], "output": [[3, 2, 1]]}], "test": [{"input": [[4, 5, 6]], "output": [[6, 5, 4]]}]}
-GOOD_C = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4]]}], "test": [{"input": [[5, 6], [7, 8]], "output": [[8]]}]}
+GOOD_B = {
+    "train": [{"input": [[1, 2, 3]], "output": [[3, 2, 1]]}],
+    "test": [{"input": [[4, 5, 6]], "output": [[6, 5, 4]]}],
+}
+GOOD_C = {
+    "train": [{"input": [[1, 2], [3, 4]], "output": [[4]]}],
+    "test": [{"input": [[5, 6], [7, 8]], "output": [[8]]}],
+}
 
 
 @pytest.fixture()
 def messy(tmp_path) -> Path:
-    return _local(tmp_path / "My Tasks", {**{f"bad/{k}": v for k, v in BAD_FILES.items()},
-                                          "training/a.json": json.dumps(GOOD).encode(),
-                                          "evaluation/b.json": json.dumps(GOOD_B).encode(),
-                                          "c.json": json.dumps(GOOD_C).encode(), ".hidden.json": b"junk"})
+    return _local(
+        tmp_path / "My Tasks",
+        {
+            **{f"bad/{k}": v for k, v in BAD_FILES.items()},
+            "training/a.json": json.dumps(GOOD).encode(),
+            "evaluation/b.json": json.dumps(GOOD_B).encode(),
+            "c.json": json.dumps(GOOD_C).encode(),
+            ".hidden.json": b"junk",
+        },
+    )
 
 
 def test_quarantine_every_reason_and_build_goes_on(arcforge_home, messy):
@@ -79,7 +98,9 @@ def test_strict_fails_and_keeps_previous_output(arcforge_home, messy, tmp_path):
 
 def test_max_grid_drops_and_reports(arcforge_home, tmp_path):
     big = {"train": [{"input": [[1] * 31], "output": [[1]]}], "test": [{"input": [[1]], "output": [[1]]}]}
-    folder = _local(tmp_path / "f", {"big.json": json.dumps(big).encode(), "ok.json": json.dumps(GOOD).encode()})
+    folder = _local(
+        tmp_path / "f", {"big.json": json.dumps(big).encode(), "ok.json": json.dumps(GOOD).encode()}
+    )
     stats = build(arcforge_home / "o1", local=[folder])
     assert stats.over_30 == {"f": {"training": 1}} and stats.total_tasks == 2
     stats = build(arcforge_home / "o2", local=[folder], max_grid=30, strict=True)  # oversize is not an error
@@ -155,6 +176,8 @@ def test_two_builds_are_byte_identical(full_build, mirror_home, tmp_path, monkey
     first, _ = full_build
     build(tmp_path / "again", use_cache=False)
     files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
-    assert files == sorted(p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file())
+    assert files == sorted(
+        p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file()
+    )
     for f in files:
         assert (first / f).read_bytes() == (tmp_path / "again" / f).read_bytes(), f

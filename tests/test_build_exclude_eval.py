@@ -63,15 +63,25 @@ def test_dedup_reports_its_progress(arcforge_home, tmp_path):
         def finish(self, key):
             pass
 
-    task = {"train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}],
-            "test": [{"input": [[5, 6], [7, 8]], "output": [[8, 7], [6, 5]]}]}
+    task = {
+        "train": [{"input": [[1, 2], [3, 4]], "output": [[4, 3], [2, 1]]}],
+        "test": [{"input": [[5, 6], [7, 8]], "output": [[8, 7], [6, 5]]}],
+    }
     mine, ref = tmp_path / "mine", tmp_path / "ref"
     for folder in (mine, ref):
         folder.mkdir()
         (folder / "a.json").write_text(json.dumps(task))
-    (mine / "b.json").write_text(json.dumps({"train": [{"input": [[0, 1, 0], [1, 1, 1]], "output": [[1]]}],
-                                             "test": [{"input": [[2, 0], [2, 2]], "output": [[2]]}]}))
+    (mine / "b.json").write_text(
+        json.dumps(
+            {
+                "train": [{"input": [[0, 1, 0], [1, 1, 1]], "output": [[1]]}],
+                "test": [{"input": [[2, 0], [2, 2]], "output": [[2]]}],
+            }
+        )
+    )
     rec = Recorder()
-    stats = build(tmp_path / "out", local=[mine], eval_local=[ref], exclude_eval=True, workers=1, progress=rec)
+    stats = build(
+        tmp_path / "out", local=[mine], eval_local=[ref], exclude_eval=True, workers=1, progress=rec
+    )
     assert stats.total_tasks == 1 and stats.excluded == 1
     assert rec.started.index("parse") < rec.started.index("dedup.invariants") < rec.started.index("write")

@@ -26,17 +26,24 @@ def test_counts_match_the_source_files(full_build, shared_sources, mirrored_name
         assert written + q[src] + ex[src] + dup[src] == sum(splits.values()), src
     import json
 
-    bad = sum(json.loads(p.read_text())["annotations"]["example"] == "bad"
-              for p in shared_sources.glob("xu3kev/BARC/synthetic_problems/*.json"))
-    assert stats.skipped == {"IPARC solution program (not a task)": 500,
-                             "Mini-ARC user action trace (not a task)": 10,
-                             "BARC problem annotated example='bad' (dropped; see the manifest's drop option)": bad}
+    bad = sum(
+        json.loads(p.read_text())["annotations"]["example"] == "bad"
+        for p in shared_sources.glob("xu3kev/BARC/synthetic_problems/*.json")
+    )
+    assert stats.skipped == {
+        "IPARC solution program (not a task)": 500,
+        "Mini-ARC user action trace (not a task)": 10,
+        "BARC problem annotated example='bad' (dropped; see the manifest's drop option)": bad,
+    }
 
 
 def test_ids_paths_and_provenance(full_build):
     out, _ = full_build
-    t = read_table(out, sources=["arc_agi_1", "synthetic_extend"], columns=["id", "path", "repo", "commit",
-                                                                           "license", "split"])
+    t = read_table(
+        out,
+        sources=["arc_agi_1", "synthetic_extend"],
+        columns=["id", "path", "repo", "commit", "license", "split"],
+    )
     rows = {r["id"]: r for r in t.to_pylist()}
     r = rows["arc_agi_1/evaluation/00576224"]
     assert r["path"] == "data/evaluation/00576224.json" and r["repo"] == "fchollet/ARC-AGI"
@@ -70,5 +77,7 @@ def test_load_dataset_every_config(full_build, tmp_path, monkeypatch):
     # The report parquet files at the root are never read as data (explicit configs).
     default = datasets.load_dataset(str(out), cache_dir=str(tmp_path / "hf"))
     assert sum(d.num_rows for d in default.values()) == stats.total_tasks
-    row = datasets.load_dataset(str(out), name="arc_agi_1", split="evaluation", cache_dir=str(tmp_path / "hf"))[0]
+    row = datasets.load_dataset(
+        str(out), name="arc_agi_1", split="evaluation", cache_dir=str(tmp_path / "hf")
+    )[0]
     assert row["id"] == "arc_agi_1/evaluation/00576224" and row["train"][0]["input"] == [[8, 6], [6, 4]]

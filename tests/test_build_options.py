@@ -12,14 +12,23 @@ from arcforge.build.provenance import read_provenance
 
 
 def _digests(out: Path) -> dict[str, str]:
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(out.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(out.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_options_and_keyword_flags_build_the_same_bytes(mirror_home, tmp_path, monkeypatch):
     monkeypatch.setenv("ARCFORGE_HOME", str(mirror_home))
-    flags = {"sources": ["arc_agi_1", "concept_arc"], "exclude_eval": True, "max_grid": 30, "seed": 3,
-             "row_group_rows": 100, "workers": 1}
+    flags = {
+        "sources": ["arc_agi_1", "concept_arc"],
+        "exclude_eval": True,
+        "max_grid": 30,
+        "seed": 3,
+        "row_group_rows": 100,
+        "workers": 1,
+    }
     a = build(tmp_path / "a", BuildOptions(**flags))
     b = build(tmp_path / "b", **flags)
     assert a.tasks == b.tasks and a.dedup == b.dedup
@@ -27,7 +36,11 @@ def test_options_and_keyword_flags_build_the_same_bytes(mirror_home, tmp_path, m
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
     options = read_provenance(tmp_path / "a").options
     assert (options["exclude_eval"], options["max_grid"], options["seed"], options["row_group_rows"]) == (
-        True, 30, 3, 100)
+        True,
+        30,
+        3,
+        100,
+    )
     card = (tmp_path / "a" / "README.md").read_text(encoding="utf-8")
     assert "Options: `exclude_eval=True`, `max_grid=30`." in card
 

@@ -31,12 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _task_json(t) -> dict:
-    return {role: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in pairs]
-            for role, pairs in (("train", t.train), ("test", t.test))}
+    return {
+        role: [{"input": p.input.tolist(), "output": p.output.tolist()} for p in pairs]
+        for role, pairs in (("train", t.train), ("test", t.test))
+    }
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +61,9 @@ def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     examples = [p for t in tasks[75:90] for p in _task_json(t)["train"]]
     (root / "training" / "re_arc_list.json").write_text(json.dumps(examples))
     (root / "training" / "broken.json").write_bytes(b'{"train": [')
-    (root / "training" / "value.json").write_text(json.dumps({**_task_json(tasks[0]), "test": [
-        {"input": [[1, 12]], "output": [[1]]}]}))
+    (root / "training" / "value.json").write_text(
+        json.dumps({**_task_json(tasks[0]), "test": [{"input": [[1, 12]], "output": [[1]]}]})
+    )
     (root / "training" / "not_a_task.json").write_text(json.dumps({"hello": "world"}))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -70,8 +75,13 @@ def task_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_output_is_byte_identical_for_any_worker_count(arcforge_home, tmp_path, task_folder):
-    opts = {"local": [task_folder], "synthetic_tasks": 200, "synthetic_difficulty": "easy", "exclude_eval": True,
-            "eval_refs": ["mine:evaluation"]}
+    opts = {
+        "local": [task_folder],
+        "synthetic_tasks": 200,
+        "synthetic_difficulty": "easy",
+        "exclude_eval": True,
+        "eval_refs": ["mine:evaluation"],
+    }
     outs = {}
     for workers in (1, 3):
         stats = build(tmp_path / f"out{workers}", use_cache=False, workers=workers, **opts)
@@ -109,8 +119,10 @@ def test_a_repeated_draw_is_drawn_again_as_the_serial_generator_does(tmp_path):
         merger.add(_Chunk(0, True, first))  # the draws of tasks 0..19 again, offered as tasks 20..39
     got = read_spill(tmp_path / "s.arrow")
     taken = set(first["fingerprint"].to_pylist())
-    want = [synthetic.generator.regenerate(i, 5, families=None, difficulty="medium", taken=taken)
-            for i in range(20, 40)]
+    want = [
+        synthetic.generator.regenerate(i, 5, families=None, difficulty="medium", taken=taken)
+        for i in range(20, 40)
+    ]
     assert got.slice(20)["fingerprint"].to_pylist() == [t.fingerprint for t in want]
     assert len(set(got["fingerprint"].to_pylist())) == 40
     assert pa.concat_tables([first]).equals(got.slice(0, 20))
@@ -155,10 +167,24 @@ def test_interrupted_parallel_build_leaves_previous_output(arcforge_home, tmp_pa
     build(out, local=[task_folder], workers=2)
     before = _tree(out)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "arcforge", "build", "--out", str(out), "--no-cache", "--workers", "2",
-           "--source", "synthetic", "--synthetic-tasks", "30000"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "arcforge",
+        "build",
+        "--out",
+        str(out),
+        "--no-cache",
+        "--workers",
+        "2",
+        "--source",
+        "synthetic",
+        "--synthetic-tasks",
+        "30000",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     tmp = arcforge_home / "tmp"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp.glob("build-*/*.arrow.tmp-*")):
@@ -218,7 +244,10 @@ def test_shards_do_not_depend_on_how_the_table_is_chunked(tmp_path):
     assert a == b and len(a) > 2 and {i.source for i in a} == {"a", "b"}
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     back = read_table(tmp_path / "a")
-    assert back["id"].to_pylist() == table.sort_by([("source", "ascending"), ("id", "ascending")])["id"].to_pylist()
+    assert (
+        back["id"].to_pylist()
+        == table.sort_by([("source", "ascending"), ("id", "ascending")])["id"].to_pylist()
+    )
     assert back.sort_by("id").to_pylist() == table.sort_by("id").to_pylist()
 
 
@@ -226,10 +255,24 @@ def test_a_killed_build_leaves_spill_files_that_the_next_build_removes(arcforge_
     """SIGKILL runs no cleanup: the spill folder stays in ARCFORGE_HOME/tmp. The next build removes it (its
     process is gone) and leaves a running build's folder, and files arcforge did not name, alone."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "arcforge", "build", "--out", str(tmp_path / "killed"), "--no-cache",
-           "--workers", "2", "--source", "synthetic", "--synthetic-tasks", "30000"]
-    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "arcforge",
+        "build",
+        "--out",
+        str(tmp_path / "killed"),
+        "--no-cache",
+        "--workers",
+        "2",
+        "--source",
+        "synthetic",
+        "--synthetic-tasks",
+        "30000",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     tmp = arcforge_home / "tmp"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp.glob(f"build-{proc.pid}-*/*.arrow.tmp-*")):
@@ -278,8 +321,12 @@ def test_card_bytes_are_the_sums_that_cut_the_shards(tmp_path):
     batches = table.to_batches()
     starts = np.cumsum([0, *(b.num_rows for b in batches)])
     for (source, split), n in sums.items():
-        mask = np.array([(s, sp) == (source, split) for s, sp in
-                         zip(table["source"].to_pylist(), table["split"].to_pylist(), strict=True)])
+        mask = np.array(
+            [
+                (s, sp) == (source, split)
+                for s, sp in zip(table["source"].to_pylist(), table["split"].to_pylist(), strict=True)
+            ]
+        )
         assert n == _rows_nbytes(batches, starts, np.flatnonzero(mask)) > 0
     a = write_shards(table, tmp_path / "a", shard_bytes=5_000, row_group_rows=4)
     b = write_shards(table, tmp_path / "b", shard_bytes=5_000, row_group_rows=4, group_nbytes=sums)

@@ -33,7 +33,9 @@ def rules_home(shared_sources, tmp_path_factory):
     text = (mdir / "barc.toml").read_text()
     one = ", ".join(f'"synthetic_problems/{u}.json"' for u in [FLIP, *OTHERS])
     assert 'include = ["synthetic_problems/*.json"]' in text
-    (mdir / "barc.toml").write_text(text.replace('include = ["synthetic_problems/*.json"]', f"include = [{one}]"))
+    (mdir / "barc.toml").write_text(
+        text.replace('include = ["synthetic_problems/*.json"]', f"include = [{one}]")
+    )
     manifests = load_manifests(mdir)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ARCFORGE_HOME", str(base / "home"))
@@ -44,14 +46,22 @@ def rules_home(shared_sources, tmp_path_factory):
 
 def _build(home, mdir, out, monkeypatch, **kw):
     monkeypatch.setenv("ARCFORGE_HOME", str(home))
-    return build(out, sources=["arc_agi_1", "barc"], manifests_dir=mdir, eval_refs=["arc_agi_1:training"],
-                 workers=1, **kw)
+    return build(
+        out,
+        sources=["arc_agi_1", "barc"],
+        manifests_dir=mdir,
+        eval_refs=["arc_agi_1:training"],
+        workers=1,
+        **kw,
+    )
 
 
 def test_a_program_that_implements_a_reference_rule_removes_its_tasks(rules_home, tmp_path, monkeypatch):
     home, mdir = rules_home
     stats = _build(home, mdir, tmp_path / "out", monkeypatch, exclude_eval=True, check_rules=True)
-    assert stats.rules["programs"] == 2 and stats.rules["reference_tasks"] == 400  # the programs of kept problems
+    assert (
+        stats.rules["programs"] == 2 and stats.rules["reference_tasks"] == 400
+    )  # the programs of kept problems
     assert stats.rules["checked"] == 800 and stats.rules["calls"] >= 800
     assert stats.dedup.get("excluded.rule") == 1
     ex = read_report(tmp_path / "out", "excluded").to_pylist()
@@ -59,11 +69,19 @@ def test_a_program_that_implements_a_reference_rule_removes_its_tasks(rules_home
     assert (row["source"], row["split"], row["eval_ids"]) == ("barc", "synthetic_problems", [FLIPPED])
     assert FLIP in row["id"]
     rules = read_report(tmp_path / "out", "rules").to_pylist()
-    assert rules == [{"source": "barc", "program": f"synthetic_problems/{FLIP}.py:main", "derived_from": [],
-                      "eval_id": FLIPPED, "pairs": 4}]
+    assert rules == [
+        {
+            "source": "barc",
+            "program": f"synthetic_problems/{FLIP}.py:main",
+            "derived_from": [],
+            "eval_id": FLIPPED,
+            "pairs": 4,
+        }
+    ]
     lineage = read_report(tmp_path / "out", "rule_lineage").to_pylist()
-    assert [(r["program"], r["disagreement"]) for r in lineage] == [(f"synthetic_problems/{FLIP}.py:main",
-                                                                      "solves_reference")]
+    assert [(r["program"], r["disagreement"]) for r in lineage] == [
+        (f"synthetic_problems/{FLIP}.py:main", "solves_reference")
+    ]
     kept = pl.read_parquet(tmp_path / "out" / "barc" / "synthetic_problems-*.parquet")
     assert kept.height == 1 and FLIP not in kept["id"][0]  # the other kept problem stays
     card = (tmp_path / "out" / "README.md").read_text()
@@ -75,6 +93,7 @@ def test_a_program_that_implements_a_reference_rule_removes_its_tasks(rules_home
 def _no(what):
     def refuse(*a, **k):
         raise AssertionError(f"a warm rebuild {what}")
+
     return refuse
 
 

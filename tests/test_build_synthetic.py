@@ -16,14 +16,20 @@ runner = CliRunner()
 
 
 def _build(out, *args):
-    return runner.invoke(app,
-                         ["build", "--out", str(out), "--source", "synthetic", *args, "--json"])
+    return runner.invoke(app, ["build", "--out", str(out), "--source", "synthetic", *args, "--json"])
 
 
 def test_families_and_difficulty_reach_the_shards_card_and_provenance(arcforge_home, tmp_path):
     out = tmp_path / "ds"
-    r = _build(out, "--synthetic-tasks", "60", "--synthetic-families", "flip,gravity,color_map",
-               "--synthetic-difficulty", "easy")
+    r = _build(
+        out,
+        "--synthetic-tasks",
+        "60",
+        "--synthetic-families",
+        "flip,gravity,color_map",
+        "--synthetic-difficulty",
+        "easy",
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["tasks"] == {"synthetic": {"training": 60}}
     tasks = list(read_tasks(out, sources=["synthetic"]))
@@ -45,8 +51,12 @@ def test_families_and_difficulty_reach_the_shards_card_and_provenance(arcforge_h
 
 def test_stats_per_family(arcforge_home, tmp_path):
     out = tmp_path / "ds"
-    assert _build(out, "--synthetic-tasks", "48", "--synthetic-families", "easy",
-                  "--synthetic-difficulty", "hard").exit_code == 0
+    assert (
+        _build(
+            out, "--synthetic-tasks", "48", "--synthetic-families", "easy", "--synthetic-difficulty", "hard"
+        ).exit_code
+        == 0
+    )
     r = runner.invoke(app, ["stats", "-d", str(out), "--json"])
     assert r.exit_code == 0, r.output
     fams = json.loads(r.stdout)["families"]["synthetic"]["training"]
@@ -64,7 +74,9 @@ def test_stats_per_family(arcforge_home, tmp_path):
 
 def test_easy_expands_and_bad_knobs_fail_before_anything_is_written(arcforge_home, tmp_path):
     assert synthetic.resolve_families(["easy", "denoise", "flip"]) == (
-        *synthetic.families(easy_only=True), "denoise")
+        *synthetic.families(easy_only=True),
+        "denoise",
+    )
     assert synthetic.resolve_families(None) is None
     out = tmp_path / "ds"
     r = _build(out, "--synthetic-families", "flip,nope")

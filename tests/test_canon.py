@@ -35,8 +35,9 @@ def test_exact_key_partitions_tasks_like_the_fingerprint(shared_sources):
 
 
 def test_keys_are_invariant_under_each_transform(shared_sources):
-    tasks = load_tasks(shared_sources, "fchollet/ARC-AGI", "data/training/*.json", "arc_agi_1", "training",
-                       "data")[:40]
+    tasks = load_tasks(
+        shared_sources, "fchollet/ARC-AGI", "data/training/*.json", "arc_agi_1", "training", "data"
+    )[:40]
     rng = np.random.default_rng(1)
     out = []
     for t in tasks:

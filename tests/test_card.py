@@ -29,11 +29,13 @@ def test_card_of_the_full_build(full_build, shared_sources, mirrored_names):
     assert configs["default"]["default"] is True
     splits = {split for counts in stats.tasks.values() for split in counts}
     assert {d["split"]: d["path"] for d in configs["default"]["data_files"]} == {
-        split: f"*/{split}-*.parquet" for split in splits}
+        split: f"*/{split}-*.parquet" for split in splits
+    }
     assert {"evaluation", "training"} <= splits
     assert configs["arc_agi_1"]["data_files"] == [
         {"split": "evaluation", "path": "arc_agi_1/evaluation-*.parquet"},
-        {"split": "training", "path": "arc_agi_1/training-*.parquet"}]
+        {"split": "training", "path": "arc_agi_1/training-*.parquet"},
+    ]
     assert set(configs) == {"default", *stats.tasks}
     infos = {i["config_name"]: i for i in fm["dataset_info"]}
     assert {s["name"]: s["num_examples"] for s in infos["neoneye_tama"]["splits"]} == {"training": 5000}

@@ -49,8 +49,12 @@ def _step(run: Path, n: int) -> Path:
 
 def test_checkpoints_hold_no_pickle_and_a_pickled_state_never_runs(arc_shards, run, tmp_path):
     ck = _step(run, 2)
-    assert sorted(p.name for p in ck.iterdir()) == ["config.json", "model.safetensors", "state.json",
-                                                     "state.safetensors"]
+    assert sorted(p.name for p in ck.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "state.json",
+        "state.safetensors",
+    ]
     proof = tmp_path / "ran"
     # an older checkpoint's layout (its state a pickle) carrying a payload
     for p in (ck / "state.json", ck / "state.safetensors"):
@@ -84,10 +88,16 @@ def test_damaged_weights_are_refused_and_resume_never_trains_on_them(arc_shards,
     p = ck / name
     data = bytearray(p.read_bytes())
     if damage == "zeroed_tail":
-        data[-len(data) // 3:] = bytes(len(data) // 3)
+        data[-len(data) // 3 :] = bytes(len(data) // 3)
     elif damage in ("nan_weights", "inf_state"):  # well-formed safetensors, bad values, checksum updated
-        t = {k: (torch.full_like(v, float("nan" if damage == "nan_weights" else "inf")) if v.is_floating_point()
-                 else v) for k, v in load_file(str(p)).items()}
+        t = {
+            k: (
+                torch.full_like(v, float("nan" if damage == "nan_weights" else "inf"))
+                if v.is_floating_point()
+                else v
+            )
+            for k, v in load_file(str(p)).items()
+        }
         save_file(t, str(p))
         _rewrite_checksum(ck, name)
         data = bytearray(p.read_bytes())
@@ -123,8 +133,10 @@ def test_eval_refuses_nan_and_float16_weights_and_foreign_tensors(arc_shards, ru
     for case, (weights, why) in cases.items():
         save_file(weights, str(p))
         _rewrite_checksum(ck, "model.safetensors")
-        r = runner.invoke(app, ["eval", "-c", str(ck), "-d", str(arc_shards), "--limit", "1", "--votes", "1",
-                                "--threads", "1"])
+        r = runner.invoke(
+            app,
+            ["eval", "-c", str(ck), "-d", str(arc_shards), "--limit", "1", "--votes", "1", "--threads", "1"],
+        )
         assert r.exit_code == 1, (case, r.output)
         assert f"Error: {ck}" in r.output and why in r.output, (case, r.output)
         assert "Traceback" not in r.output and "internal error" not in r.output
@@ -133,9 +145,12 @@ def test_eval_refuses_nan_and_float16_weights_and_foreign_tensors(arc_shards, ru
 def test_a_checkpoint_of_another_config_and_garbage_config_or_latest_are_one_line(arc_shards, run, tmp_path):
     ck = _step(run, 2)
     cfg = json.loads((ck / "config.json").read_text())
-    variants = {"another model's config": {**cfg, "model": {**cfg["model"], "d_model": 64}},
-                "a list": [1, 2], "no model table": {k: v for k, v in cfg.items() if k != "model"},
-                "a huge model": {**cfg, "model": {**cfg["model"], "d_model": 2**40, "n_heads": 2}}}
+    variants = {
+        "another model's config": {**cfg, "model": {**cfg["model"], "d_model": 64}},
+        "a list": [1, 2],
+        "no model table": {k: v for k, v in cfg.items() if k != "model"},
+        "a huge model": {**cfg, "model": {**cfg["model"], "d_model": 2**40, "n_heads": 2}},
+    }
     for what, value in variants.items():
         (ck / "config.json").write_text(json.dumps(value))
         r = runner.invoke(app, ["eval", "-c", str(ck), "-d", str(arc_shards), "--limit", "1", "--votes", "1"])
@@ -174,8 +189,11 @@ def test_a_run_at_loss_nan_fails_instead_of_exiting_0(arc_shards, run):
 
 def test_cli_seed_lr_and_threads_out_of_range_are_one_line(arc_shards, tmp_path):
     base = ["train", "--data", str(arc_shards), "--out", str(tmp_path / "r"), *TINY]
-    for args, want in ((["--seed", str(2**70)], "< 2^63"), (["--lr", "1e308"], "<= 10"),
-                       (["--eval-votes", "100000"], "from 1 to 64")):
+    for args, want in (
+        (["--seed", str(2**70)], "< 2^63"),
+        (["--lr", "1e308"], "<= 10"),
+        (["--eval-votes", "100000"], "from 1 to 64"),
+    ):
         r = runner.invoke(app, [*base, *args])
         assert r.exit_code == 2 and want in r.output and "Traceback" not in r.output, (args, r.output)
 

@@ -46,8 +46,9 @@ def test_stats_json_and_table(full_build):
 
 def test_show_terminal_png_json(full_build, tmp_path):
     out, _ = full_build
-    r = runner.invoke(app, ["show", "arc_agi_1/evaluation/00576224", "--data", str(out),
-                            "--png", str(tmp_path / "t.png")])
+    r = runner.invoke(
+        app, ["show", "arc_agi_1/evaluation/00576224", "--data", str(out), "--png", str(tmp_path / "t.png")]
+    )
     assert r.exit_code == 0, r.output
     assert "train[0]  2x2 -> 6x6" in r.stdout and "\x1b[" not in r.stdout  # not a terminal: digits
     assert "8 6    8 6 8 6 8 6" in r.stdout
@@ -69,5 +70,7 @@ def test_generate_option_takes_n_or_source_n(arcforge_home, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "a.json").write_text(json.dumps(GOOD))
-    r = runner.invoke(app, ["build", "--out", str(tmp_path / "o"), "--local", str(folder), "--generate", "mine=3"])
+    r = runner.invoke(
+        app, ["build", "--out", str(tmp_path / "o"), "--local", str(folder), "--generate", "mine=3"]
+    )
     assert r.exit_code == 1 and "Error: --generate mine=3: 'mine' is not a generator source" in r.output

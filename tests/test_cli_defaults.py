@@ -21,8 +21,17 @@ from arcforge.train import config as C
 
 COMMAND = typer.main.get_command(app)
 # options that are actions or outputs of one invocation, not settings of a run
-NOT_SETTINGS = {"--config", "--resume", "--overwrite", "--json", "--checkpoint", "--submission", "--help",
-                "--out", "--mirror"}
+NOT_SETTINGS = {
+    "--config",
+    "--resume",
+    "--overwrite",
+    "--json",
+    "--checkpoint",
+    "--submission",
+    "--help",
+    "--out",
+    "--mirror",
+}
 SECTIONS = {"train": TRAIN_SECTIONS, "eval": EVAL_SECTIONS, "demo": DEMO_SECTIONS}
 
 
@@ -42,8 +51,11 @@ def _shown(d, flag: str) -> str:
 
 @pytest.mark.parametrize("command", ["train", "eval", "demo"])
 def test_every_cli_default_is_the_config_default_of_its_setting(command):
-    settings = [p for p in COMMAND.commands[command].params
-                if p.param_type_name == "option" and p.opts[0] not in NOT_SETTINGS]
+    settings = [
+        p
+        for p in COMMAND.commands[command].params
+        if p.param_type_name == "option" and p.opts[0] not in NOT_SETTINGS
+    ]
     assert len(settings) >= 9
     for p in settings:
         paths = fields_of(p.opts[0], SECTIONS[command])
@@ -64,8 +76,12 @@ def _ctx(command: str, args: list[str]) -> typer.Context:
 
 def test_no_options_means_the_config_defaults_and_given_ones_replace_them():
     assert train_config(_ctx("train", []), None, resume=False, overwrite=False) == C.RunConfig()
-    run = train_config(_ctx("train", ["--seed", "7", "--source", "a,b", "-s", "c", "--no-augment"]), None,
-                       resume=False, overwrite=False)
+    run = train_config(
+        _ctx("train", ["--seed", "7", "--source", "a,b", "-s", "c", "--no-augment"]),
+        None,
+        resume=False,
+        overwrite=False,
+    )
     assert (run.train.seed, run.data.seed, run.data.sources) == (7, 7, ["a", "b", "c"])
     assert not (run.data.augment.symmetries or run.data.augment.colors or run.data.augment.shuffle_train)
     assert _eval_config(given(_ctx("eval", ["-c", "run"]), EVAL_SECTIONS), None) == C.EvalConfig()

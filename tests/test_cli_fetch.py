@@ -22,8 +22,9 @@ def big_home(arcforge_home):
     shutil.rmtree(arcforge_home, ignore_errors=True)
 
 
-def test_fetch_all_from_mirror_env_then_sources_shows_the_mirrored_cached(big_home, shared_sources, monkeypatch,
-                                                                          mirrored_names):
+def test_fetch_all_from_mirror_env_then_sources_shows_the_mirrored_cached(
+    big_home, shared_sources, monkeypatch, mirrored_names
+):
     from arcforge.sources.manifest import load_manifests
 
     known = set(load_manifests())
@@ -60,7 +61,10 @@ def test_sources_lists_each_kind_size_and_license(arcforge_home):
     assert {r["kind"] for r in rows.values()} >= {"repo", "hub"}
     assert rows["barc_100k_gpt4"]["kind"] == "hub" and rows["barc_100k_gpt4"]["license"] == "MIT"
     assert rows["arc_agi_1_parquet"]["license"] == "unknown"  # the dataset card states none: unknown stays
-    assert rows["neoneye_pqa"]["license"] == "unknown" and rows["neoneye_nosound"]["license"] == "LicenseRef-DbCL-1.0"
+    assert (
+        rows["neoneye_pqa"]["license"] == "unknown"
+        and rows["neoneye_nosound"]["license"] == "LicenseRef-DbCL-1.0"
+    )
     assert rows["arc_agi_1"]["bytes"] == 3798476 and rows["barc_100k_gpt4"]["bytes"] is None  # not pinned yet
     table = runner.invoke(app, ["sources"], env={"COLUMNS": "250"})
     assert table.exit_code == 0
@@ -90,7 +94,10 @@ def test_fetch_mixed_json_exit_code(arcforge_home, shared_sources, mirrored_name
     assert res.exit_code == 1
     rep = json.loads(res.stdout)
     assert not rep["ok"]
-    assert {s["name"]: s["status"] for s in rep["sources"]} == {missing: "unavailable", "neoneye_bad": "fetched"}
+    assert {s["name"]: s["status"] for s in rep["sources"]} == {
+        missing: "unavailable",
+        "neoneye_bad": "fetched",
+    }
 
 
 def test_fetch_needs_names_or_all(arcforge_home):
@@ -124,8 +131,9 @@ def test_unreachable_github_suggests_mirror(arcforge_home, monkeypatch):
     assert "--mirror" in res.output
 
 
-def test_first_fetch_of_an_unpinned_source_says_it_recorded_the_digest(arcforge_home, monkeypatch, tmp_path,
-                                                                       shared_sources):
+def test_first_fetch_of_an_unpinned_source_says_it_recorded_the_digest(
+    arcforge_home, monkeypatch, tmp_path, shared_sources
+):
     from fetch_server import TarballServer, github_tarball
 
     from arcforge.sources.manifest import load_manifests
@@ -136,8 +144,12 @@ def test_first_fetch_of_an_unpinned_source_says_it_recorded_the_digest(arcforge_
     src.mkdir(parents=True)
     (src / "00576224.json").write_text(task)
     with TarballServer() as srv:
-        srv.add_tarball("seedling123", "Sequence_ARC", m.commit,
-                        github_tarball(tmp_path / "Sequence_ARC", "Sequence_ARC", m.commit))
+        srv.add_tarball(
+            "seedling123",
+            "Sequence_ARC",
+            m.commit,
+            github_tarball(tmp_path / "Sequence_ARC", "Sequence_ARC", m.commit),
+        )
         monkeypatch.setenv("ARCFORGE_GITHUB_URL", srv.url)
         monkeypatch.setenv("no_proxy", "127.0.0.1")
         for var in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):

@@ -75,8 +75,9 @@ def test_a_bad_choice_exits_2_and_help_lists_the_choices(tmp_path):
 def test_version():
     from arcforge import __version__
 
-    r = subprocess.run([sys.executable, "-m", "arcforge", "--version"], capture_output=True, text=True,
-                       cwd=ROOT, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "arcforge", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
     assert r.returncode == 0 and r.stdout.strip() == f"arcforge {__version__}"
 
 
@@ -86,12 +87,19 @@ def test_the_datasets_parquet_files_are_exactly_its_shards(tiny_home):
     ids = sorted(lf.select("id").collect()["id"].to_list())
     assert ids == sorted(read_table(ds)["id"].to_pylist())
     assert sorted(p.relative_to(ds) for p in ds.rglob("*.parquet")) == sorted(i.path for i in list_shards(ds))
-    assert sorted(p.name for p in (ds / "reports").iterdir()) == sorted(
-        f"{n}.jsonl" for n in reports.SCHEMAS)
+    assert sorted(p.name for p in (ds / "reports").iterdir()) == sorted(f"{n}.jsonl" for n in reports.SCHEMAS)
     excluded = reports.read_report(ds, "excluded").to_pylist()
-    assert excluded == [{"id": "tiny_train/rotated_eval", "source": "tiny_train", "split": "training",
-                         "eval_ids": ["tiny_eval/evaluation/e1"], "level": "symmetric", "similarity": 1.0,
-                         "eval_sources": ["tiny_eval"]}]
+    assert excluded == [
+        {
+            "id": "tiny_train/rotated_eval",
+            "source": "tiny_train",
+            "split": "training",
+            "eval_ids": ["tiny_eval/evaluation/e1"],
+            "level": "symmetric",
+            "similarity": 1.0,
+            "eval_sources": ["tiny_eval"],
+        }
+    ]
     q = reports.scan_report(ds, "quarantine").collect()
     assert q["reason"].to_list() == ["non_rectangular"] and q["path"].to_list() == ["tasks/ragged.json"]
 
@@ -113,8 +121,13 @@ def _show_on_a_tty(ds: Path, **env) -> str:
     leader, follower = pty.openpty()
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120", "TERM": "xterm-256color", **env}
     full_env.pop("NO_COLOR", None) if "NO_COLOR" not in env else None
-    p = subprocess.Popen([sys.executable, "-m", "arcforge", "show", "tiny_eval/evaluation/e0", "-d", str(ds)],
-                         stdout=follower, stderr=subprocess.PIPE, env=full_env, cwd=ROOT)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "arcforge", "show", "tiny_eval/evaluation/e0", "-d", str(ds)],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=full_env,
+        cwd=ROOT,
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -136,8 +149,13 @@ def test_show_writes_colors_only_to_a_color_terminal(tiny_home, tmp_path):
     for env in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
         text = _show_on_a_tty(ds, **env)
         assert "\x1b[" not in text and "train[0]" in text, env
-    piped = subprocess.run([sys.executable, "-m", "arcforge", "show", "tiny_eval/evaluation/e0", "-d", str(ds)],
-                           capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    piped = subprocess.run(
+        [sys.executable, "-m", "arcforge", "show", "tiny_eval/evaluation/e0", "-d", str(ds)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert piped.returncode == 0 and "\x1b[" not in piped.stdout
     row = read_table(ds, sources=["tiny_eval"], splits=["evaluation"]).to_pylist()[0]
     first_row = " ".join(str(c) for c in row["train"][0]["input"][0])
@@ -158,12 +176,23 @@ def test_filesystem_errors_are_one_clear_line(where, tmp_path, tiny_home, monkey
 
 
 def test_without_a_terminal_build_and_fetch_log_plain_lines(tiny, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ARCFORGE_HOME": str(tmp_path / "home"),
-           "ARCFORGE_MANIFESTS": str(tiny.manifests_dir), "ARCFORGE_LOG_SECONDS": "0.2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "ARCFORGE_HOME": str(tmp_path / "home"),
+        "ARCFORGE_MANIFESTS": str(tiny.manifests_dir),
+        "ARCFORGE_LOG_SECONDS": "0.2",
+    }
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "arcforge", *args], capture_output=True, text=True,
-                              env=env, cwd=tmp_path, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "arcforge", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
 
     fetch = run("fetch", "--all", "--mirror", str(tiny.mirror), "--json")
     assert fetch.returncode == 0 and json.loads(fetch.stdout)["ok"]  # stdout stays pure JSON
@@ -175,8 +204,20 @@ def test_without_a_terminal_build_and_fetch_log_plain_lines(tiny, tmp_path):
     assert "\x1b[" not in build.stderr and "━" not in build.stderr  # no progress bar drawing
 
 
-COMMANDS = ("fetch", "sources", "build", "stats", "show", "overlap", "train", "eval", "export", "publish", "demo",
-            "env")
+COMMANDS = (
+    "fetch",
+    "sources",
+    "build",
+    "stats",
+    "show",
+    "overlap",
+    "train",
+    "eval",
+    "export",
+    "publish",
+    "demo",
+    "env",
+)
 
 
 @pytest.mark.parametrize("command", COMMANDS)

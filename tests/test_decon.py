@@ -26,9 +26,11 @@ EVAL = {("arc_agi_1", "evaluation"), ("arc_agi_2", "evaluation")}
 
 @pytest.fixture(scope="module")
 def eval_tasks(shared_sources) -> list[Task]:
-    return (load_tasks(shared_sources, "fchollet/ARC-AGI", "data/evaluation/*.json", "arc_agi_1", "evaluation", "data")
-            + load_tasks(shared_sources, "arcprize/ARC-AGI-2", "data/evaluation/*.json", "arc_agi_2", "evaluation",
-                         "data"))
+    return load_tasks(
+        shared_sources, "fchollet/ARC-AGI", "data/evaluation/*.json", "arc_agi_1", "evaluation", "data"
+    ) + load_tasks(
+        shared_sources, "arcprize/ARC-AGI-2", "data/evaluation/*.json", "arc_agi_2", "evaluation", "data"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,9 @@ def test_every_evaluation_test_pair_planted_into_a_new_task_is_excluded(eval_tas
             planted.append(Task(tid, "planted", "training", pairs[n_test:], pairs[:n_test]))
             origin[tid] = t.id
     assert len(planted) == 586  # every test pair of ARC-AGI-1 and ARC-AGI-2 evaluation
-    r = run_dedup(pa.concat_tables([eval_table, tasks_to_table(planted)]), eval_splits=EVAL, exclude_eval=True)
+    r = run_dedup(
+        pa.concat_tables([eval_table, tasks_to_table(planted)]), eval_splits=EVAL, exclude_eval=True
+    )
     got = {x["id"]: x for x in r.excluded.to_pylist()}
     missed = sorted(set(origin) - set(got))
     assert not missed, f"{len(missed)} planted test pairs kept, e.g. {missed[:3]}"
@@ -83,20 +87,26 @@ def test_a_train_pair_is_trivial_only_by_evidence(eval_tasks, eval_table):
     one = Task("leak/one", "leak", "training", [_noise(rng), _disguise(leak, rng, 1)], [_noise(rng)])
     r = run_dedup(pa.concat_tables([eval_table, tasks_to_table([one])]), eval_splits=EVAL, exclude_eval=True)
     assert [(x["id"], x["level"], x["eval_ids"]) for x in r.excluded.to_pylist()] == [
-        ("leak/one", "leaked_pair", [src.id])]
+        ("leak/one", "leaked_pair", [src.id])
+    ]
     # The same pair in COMMON_TASKS unrelated tasks (each sharing only it) is a common motif: reported.
-    many = [Task(f"motif/{k}", "motif", "training", [_noise(rng), _disguise(leak, rng, k)], [_noise(rng)])
-            for k in range(COMMON_TASKS)]
+    many = [
+        Task(f"motif/{k}", "motif", "training", [_noise(rng), _disguise(leak, rng, k)], [_noise(rng)])
+        for k in range(COMMON_TASKS)
+    ]
     r = run_dedup(pa.concat_tables([eval_table, tasks_to_table(many)]), eval_splits=EVAL, exclude_eval=True)
     assert r.excluded.num_rows == 0
     rep = {x["id"]: x for x in r.reported.to_pylist() if x["id"].startswith("motif/")}
-    assert set(rep) == {t.id for t in many} and all(x["reason"].startswith("common pair") for x in rep.values())
+    assert set(rep) == {t.id for t in many} and all(
+        x["reason"].startswith("common pair") for x in rep.values()
+    )
     # A low-information train pair (a few bits) is reported, never dropped; a test pair always is.
     tiny_src = next(t for t in eval_tasks if _info(t.train[0]) < INFO_BITS)
     tiny = Task("tiny/x", "tiny", "training", [_noise(rng), tiny_src.train[0]], [_noise(rng)])
     answer = Task("answer/x", "answer", "training", [_noise(rng), *many[0].train[:1]], [tiny_src.test[0]])
-    r = run_dedup(pa.concat_tables([eval_table, tasks_to_table([tiny, answer])]), eval_splits=EVAL,
-                  exclude_eval=True)
+    r = run_dedup(
+        pa.concat_tables([eval_table, tasks_to_table([tiny, answer])]), eval_splits=EVAL, exclude_eval=True
+    )
     assert {x["id"] for x in r.excluded.to_pylist()} == {"answer/x"}
     assert [x["reason"][:12] for x in r.reported.to_pylist() if x["id"] == "tiny/x"] == ["trivial pair"]
 
@@ -130,7 +140,9 @@ def test_colliding_grid_signatures_never_exclude():
     r = run_dedup(table, eval_splits={("e", "evaluation")}, exclude_eval=True)
     assert r.excluded.num_rows == 0 and r.table.num_rows == 2
     # The same grids, rotated and recolored, are a near duplicate (or better) and verified as one.
-    copy = Task("t/c", "t", "training", [_disguise(Pair(g[0], g[5]), rng, 1)], [_disguise(Pair(g[2], g[3]), rng, 0)])
+    copy = Task(
+        "t/c", "t", "training", [_disguise(Pair(g[0], g[5]), rng, 1)], [_disguise(Pair(g[2], g[3]), rng, 0)]
+    )
     r = run_dedup(tasks_to_table([ref, copy]), eval_splits={("e", "evaluation")}, exclude_eval=True)
     assert [(x["id"], x["level"]) for x in r.excluded.to_pylist()] == [("t/c", "leaked_pair")]
 
@@ -138,10 +150,17 @@ def test_colliding_grid_signatures_never_exclude():
 def test_no_grid_shared_no_near_duplicate(shared_sources):
     # With ARC-AGI-2 training as the reference, tama color/color_83 shares a grid signature with
     # e9afcf9a but no grid: it stays.
-    ref = load_tasks(shared_sources, "arcprize/ARC-AGI-2", "data/training/e9afcf9a.json", "arc_agi_2", "training",
-                     "data")
-    tama = load_tasks(shared_sources, "neoneye/arc-dataset-tama", "dataset/color/color_83.json", "neoneye_tama",
-                      "training", "dataset")
+    ref = load_tasks(
+        shared_sources, "arcprize/ARC-AGI-2", "data/training/e9afcf9a.json", "arc_agi_2", "training", "data"
+    )
+    tama = load_tasks(
+        shared_sources,
+        "neoneye/arc-dataset-tama",
+        "dataset/color/color_83.json",
+        "neoneye_tama",
+        "training",
+        "dataset",
+    )
     table = tasks_to_table(ref + tama)
     inv = canon.invariants(table)
     ref_g = set(inv.grid_inv[(inv.grid_task == 0) & ~inv.grid_trivial].tolist())
@@ -173,7 +192,9 @@ def test_big_grid_sums_are_exact():
         grids = canon.Grids(g.ravel(), np.zeros(1, np.int64), np.array([h]), np.array([w]))
         s = canon.sym_sums(grids)[0]  # (10, 8)
         wt = canon._sym_weights(h, w).astype(np.int64)  # exact integers (< 2**31)
-        want = np.array([[wt[k][g.ravel() == c].sum() for k in range(8)] for c in range(10)]).astype(np.uint64)
+        want = np.array([[wt[k][g.ravel() == c].sum() for k in range(8)] for c in range(10)]).astype(
+            np.uint64
+        )
         assert np.array_equal(s, want)
         stats, counts = canon.color_stats(grids)
         assert np.array_equal(counts[0], np.bincount(g.ravel(), minlength=10)) and (stats[0] > 0).all()
@@ -181,12 +202,19 @@ def test_big_grid_sums_are_exact():
 
 def test_grids_of_32768_cells_or_more_are_deduplicated():
     rng = np.random.default_rng(3)
-    big, line = rng.integers(0, 10, (182, 181)).astype(np.int8), rng.integers(0, 3, (1, 40_000)).astype(np.int8)
+    big, line = (
+        rng.integers(0, 10, (182, 181)).astype(np.int8),
+        rng.integers(0, 3, (1, 40_000)).astype(np.int8),
+    )
     small = rng.integers(0, 10, (5, 5)).astype(np.int8)
-    ev = Task("e/a", "e", "evaluation", [Pair(big, big[::-1]), Pair(line, line[:, ::-1])], [Pair(small, small.T)])
+    ev = Task(
+        "e/a", "e", "evaluation", [Pair(big, big[::-1]), Pair(line, line[:, ::-1])], [Pair(small, small.T)]
+    )
     s, perm = 6, rng.permutation(10)
-    pairs = [Pair(recolor(apply_symmetry(p.input, s), perm), recolor(apply_symmetry(p.output, s), perm))
-             for p in ev.pairs]
+    pairs = [
+        Pair(recolor(apply_symmetry(p.input, s), perm), recolor(apply_symmetry(p.output, s), perm))
+        for p in ev.pairs
+    ]
     copy = Task("t/copy", "t", "training", pairs[1:], pairs[:1])
     big2 = rng.integers(0, 10, (182, 181)).astype(np.int8)
     other = Task("t/other", "t", "training", [Pair(big2, big2[::-1])], [Pair(small, small)])
@@ -199,10 +227,13 @@ def test_build_keeps_a_40000_cell_grid(arcforge_home, tmp_path):
     folder = tmp_path / "big"
     folder.mkdir()
     row = [[i % 10 for i in range(40_000)]]
-    (folder / "wide.json").write_text(json.dumps({"train": [{"input": row, "output": row}],
-                                                  "test": [{"input": [[1]], "output": [[2]]}]}))
-    r = CliRunner().invoke(app, ["build", "--out", str(arcforge_home / "out"), "--local", str(folder),
-                                 "--exclude-eval", "--json"])
+    (folder / "wide.json").write_text(
+        json.dumps({"train": [{"input": row, "output": row}], "test": [{"input": [[1]], "output": [[2]]}]})
+    )
+    r = CliRunner().invoke(
+        app,
+        ["build", "--out", str(arcforge_home / "out"), "--local", str(folder), "--exclude-eval", "--json"],
+    )
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["tasks"] == {"big": {"training": 1}}
 
@@ -231,8 +262,9 @@ def test_cli_warns_about_a_training_split_as_reference(arcforge_home, tmp_path):
     folder = tmp_path / "mine"
     for split, g in (("training", [[1, 2], [3, 4]]), ("evaluation", [[5, 6, 7]])):
         (folder / split).mkdir(parents=True)
-        (folder / split / "a.json").write_text(json.dumps({"train": [{"input": g, "output": g}],
-                                                           "test": [{"input": g, "output": g}]}))
+        (folder / split / "a.json").write_text(
+            json.dumps({"train": [{"input": g, "output": g}], "test": [{"input": g, "output": g}]})
+        )
     args = ["build", "--out", str(arcforge_home / "out"), "--local", str(folder), "--exclude-eval"]
     r = CliRunner().invoke(app, [*args, "--eval", "mine:training"])
     assert r.exit_code == 0, r.output
@@ -260,14 +292,17 @@ def test_a_match_that_does_not_hold_on_the_grids_is_refused():
     a = [_noise(rng) for _ in range(3)]
     b = [_disguise(p, rng, 1) for p in a]  # the same pairs, each with its own symmetry and recoloring
     c = [*a[:2], _noise(rng)]
-    pb = canon.read_pairs(tasks_to_table([Task(f"t/{i}", "t", "training", x[1:], x[:1]) for i, x in
-                                          enumerate((a, b, c))]))
+    pb = canon.read_pairs(
+        tasks_to_table([Task(f"t/{i}", "t", "training", x[1:], x[:1]) for i, x in enumerate((a, b, c))])
+    )
     f = _Forms(pb, np.searchsorted(pb.task, np.arange(4)))
     forms_a = set(f.pairs(0))
     assert _verify("exact", f, 0, f, 0, None, 0.3) == 1.0 and _verify("exact", f, 1, f, 0, None, 0.3) is None
     assert _verify("recolored", f, 2, f, 0, None, 0.3) is None  # one pair differs
     assert _verify("leaked_pair", f, 1, f, 0, forms_a, 0.3) == 1.0  # pair-wise the same
     only_a = forms_a - set(f.pairs(2))
-    assert len(only_a) == 1 and _verify("leaked_pair", f, 2, f, 0, only_a, 0.3) is None  # decisive pair not shared
+    assert (
+        len(only_a) == 1 and _verify("leaked_pair", f, 2, f, 0, only_a, 0.3) is None
+    )  # decisive pair not shared
     assert _verify("near_duplicate", f, 2, f, 0, None, 0.3) == pytest.approx(4 / 8)
     assert _verify("near_duplicate", f, 2, f, 0, None, 0.6) is None

@@ -82,20 +82,25 @@ def test_concept_arc_center_minimal_is_kept(result):
 def test_evaluation_rows_all_stay(result, real_table):
     kept = result.table.to_pydict()
     for src, n in (("arc_agi_1", 400), ("arc_agi_2", 120)):
-        got = sum(1 for s, sp in zip(kept["source"], kept["split"], strict=True) if s == src and sp == "evaluation")
+        got = sum(
+            1 for s, sp in zip(kept["source"], kept["split"], strict=True) if s == src and sp == "evaluation"
+        )
         assert got == n
     # ARC-2 evaluation holds 6 ARC-1 evaluation tasks: both stay, and the pair is reported.
     rep = {r["id"]: r for r in result.reported.to_pylist() if r["reason"].startswith("reference duplicate")}
-    assert set(rep) == {f"arc_agi_2/evaluation/{t}" for t in
-                        ("0934a4d8", "136b0064", "16b78196", "981571dc", "aa4ec2a5", "da515329")}
+    assert set(rep) == {
+        f"arc_agi_2/evaluation/{t}"
+        for t in ("0934a4d8", "136b0064", "16b78196", "981571dc", "aa4ec2a5", "da515329")
+    }
     assert rep["arc_agi_2/evaluation/0934a4d8"]["eval_ids"] == ["arc_agi_1/evaluation/0934a4d8"]
 
 
 def test_partial_overlap_between_evaluation_sets_is_reported(result):
     # ARC-2 eval db695cfb shares 5 of its 6 pairs with ARC-1 eval 55783887: reported, both kept.
     part = [r for r in result.reported.to_pylist() if r["reason"].startswith("reference partial")]
-    assert [(r["id"], r["eval_ids"]) for r in part] == [("arc_agi_2/evaluation/db695cfb",
-                                                         ["arc_agi_1/evaluation/55783887"])]
+    assert [(r["id"], r["eval_ids"]) for r in part] == [
+        ("arc_agi_2/evaluation/db695cfb", ["arc_agi_1/evaluation/55783887"])
+    ]
     assert part[0]["similarity"] == pytest.approx(5 / 7)
     kept = _ids(result.table)
     assert {"arc_agi_2/evaluation/db695cfb", "arc_agi_1/evaluation/55783887"} <= kept
@@ -136,8 +141,13 @@ def test_worker_processes_give_the_same_result(real_table, result):
     """Signatures and exact keys computed in forked workers, in batches: the same tables, row for row."""
     chunk = 300  # batches of 300 tasks (a build uses up to MIN_PARALLEL_CHUNK): several for each worker
     assert real_table.num_rows > 4 * chunk and chunk <= MIN_PARALLEL_CHUNK
-    par = run_dedup(real_table, eval_splits=EVAL, exclude_eval=True, priority=PRIORITY,
-                    batching=Batching(chunk=chunk, workers=2))
+    par = run_dedup(
+        real_table,
+        eval_splits=EVAL,
+        exclude_eval=True,
+        priority=PRIORITY,
+        batching=Batching(chunk=chunk, workers=2),
+    )
     for name in ("table", "excluded", "duplicates", "reported"):
         assert getattr(par, name).equals(getattr(result, name)), name
     assert par.counts == result.counts

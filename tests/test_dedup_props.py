@@ -19,8 +19,9 @@ N_REF = 60
 
 @pytest.fixture(scope="session")
 def eval_tasks(shared_sources) -> list[Task]:
-    return load_tasks(shared_sources, "fchollet/ARC-AGI", "data/evaluation/*.json", "arc_agi_1", "evaluation",
-                      "data")[:N_REF]
+    return load_tasks(
+        shared_sources, "fchollet/ARC-AGI", "data/evaluation/*.json", "arc_agi_1", "evaluation", "data"
+    )[:N_REF]
 
 
 @pytest.fixture(scope="session")
@@ -46,13 +47,22 @@ def _random_grid(rng: np.random.Generator) -> np.ndarray:
     return g
 
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 
 @SETTINGS
-@given(idx=st.integers(0, N_REF - 1), sym=st.integers(0, 7), recolor_mode=st.sampled_from(["none", "zero", "any"]),
-       seed=st.integers(0, 2**32 - 1), change=st.sampled_from(["none", "drop", "add"]))
-def test_disguised_copy_is_excluded_at_its_level(eval_table, eval_tasks, idx, sym, recolor_mode, seed, change):
+@given(
+    idx=st.integers(0, N_REF - 1),
+    sym=st.integers(0, 7),
+    recolor_mode=st.sampled_from(["none", "zero", "any"]),
+    seed=st.integers(0, 2**32 - 1),
+    change=st.sampled_from(["none", "drop", "add"]),
+)
+def test_disguised_copy_is_excluded_at_its_level(
+    eval_table, eval_tasks, idx, sym, recolor_mode, seed, change
+):
     rng = np.random.default_rng(seed)
     src = eval_tasks[idx]
     perm = np.arange(10) if recolor_mode == "none" else _perm(rng, recolor_mode == "zero")
@@ -106,7 +116,9 @@ def test_one_leaked_pair_is_found(eval_table, eval_tasks, idx, seed):
     src = eval_tasks[idx]
     leaked = src.pairs[int(rng.integers(0, len(src.pairs)))]
     sym, perm = int(rng.integers(0, 8)), rng.permutation(10)
-    p = Pair(recolor(apply_symmetry(leaked.input, sym), perm), recolor(apply_symmetry(leaked.output, sym), perm))
+    p = Pair(
+        recolor(apply_symmetry(leaked.input, sym), perm), recolor(apply_symmetry(leaked.output, sym), perm)
+    )
     others = [Pair(_random_grid(rng), _random_grid(rng)) for _ in range(3)]
     r = _run(eval_table, [Task("leak/x", "leak", "training", [*others, p], [others[0]])])
     rows = r.excluded.to_pylist() + r.reported.to_pylist()
@@ -124,8 +136,13 @@ def test_edited_outputs_are_a_near_duplicate_and_tiny_leaks_are_only_reported(ev
         edited.append(Pair(apply_symmetry(p.input, 5), apply_symmetry(out, 5)))
     near = Task("near/x", "near", "training", edited[1:], edited[:1])
     tiny_src = next(t for t in eval_tasks if t.pairs[0].input.size <= 4)  # e.g. a 2x2 input
-    tiny = Task("tiny/x", "tiny", "training", [tiny_src.pairs[0], Pair(_random_grid(rng), _random_grid(rng))],
-                [Pair(_random_grid(rng), _random_grid(rng))])
+    tiny = Task(
+        "tiny/x",
+        "tiny",
+        "training",
+        [tiny_src.pairs[0], Pair(_random_grid(rng), _random_grid(rng))],
+        [Pair(_random_grid(rng), _random_grid(rng))],
+    )
     r = _run(eval_table, [near, tiny])
     ex = {x["id"]: x for x in r.excluded.to_pylist()}
     assert ex["near/x"]["level"] == "near_duplicate" and ex["near/x"]["eval_ids"] == [src.id]

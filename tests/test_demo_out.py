@@ -23,9 +23,32 @@ runner = CliRunner()
 
 
 def _demo(out: Path, mirror: Path, *extra: str):
-    return runner.invoke(app, ["demo", "--out", str(out), "--steps", "2", "--tasks", "16", "--eval-tasks", "2",
-                               "--families", "flip", "--votes", "1", "--ttt-steps", "0", "--threads", "1",
-                               "--mirror", str(mirror), "--json", *extra])
+    return runner.invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--tasks",
+            "16",
+            "--eval-tasks",
+            "2",
+            "--families",
+            "flip",
+            "--votes",
+            "1",
+            "--ttt-steps",
+            "0",
+            "--threads",
+            "1",
+            "--mirror",
+            str(mirror),
+            "--json",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture()
@@ -45,8 +68,13 @@ def test_demo_out_root_is_refused_before_anything_is_written(arcforge_home, empt
 
 def test_demo_never_touches_the_users_own_files(tmp_path, arcforge_home, empty_mirror):
     mine = tmp_path / "mydir"
-    files = {"loss.png": b"my plot", "demo.json": b"{\"mine\": 1}", "run/metrics.jsonl": b"{\"step\": 1}\n",
-             "run/checkpoints/important.txt": b"keep", "run/tb/events.mine": b"keep too"}
+    files = {
+        "loss.png": b"my plot",
+        "demo.json": b'{"mine": 1}',
+        "run/metrics.jsonl": b'{"step": 1}\n',
+        "run/checkpoints/important.txt": b"keep",
+        "run/tb/events.mine": b"keep too",
+    }
     for rel, data in files.items():
         (mine / rel).parent.mkdir(parents=True, exist_ok=True)
         (mine / rel).write_bytes(data)
@@ -56,8 +84,9 @@ def test_demo_never_touches_the_users_own_files(tmp_path, arcforge_home, empty_m
     assert sorted(p.name for p in mine.iterdir()) == ["demo.json", "loss.png", "run"]
 
 
-def test_a_second_demo_replaces_its_own_outputs_and_keeps_what_the_user_added(tmp_path, arcforge_home,
-                                                                            empty_mirror):
+def test_a_second_demo_replaces_its_own_outputs_and_keeps_what_the_user_added(
+    tmp_path, arcforge_home, empty_mirror
+):
     out = tmp_path / "demo"
     assert _demo(out, empty_mirror).exit_code == 0
     first = json.loads((out / "demo.json").read_text())
@@ -77,9 +106,19 @@ def test_a_second_demo_replaces_its_own_outputs_and_keeps_what_the_user_added(tm
     assert r.exit_code == 1 and "run/ (not a training run)" in r.output, r.output
 
 
-@pytest.mark.parametrize(("option", "value"), [("--tasks", "0"), ("--steps", "0"), ("--eval-tasks", "0"),
-                                               ("--votes", "100000"), ("--threads", "100000")])
-def test_demo_options_out_of_range_are_one_line_and_quick(tmp_path, arcforge_home, empty_mirror, option, value):
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--tasks", "0"),
+        ("--steps", "0"),
+        ("--eval-tasks", "0"),
+        ("--votes", "100000"),
+        ("--threads", "100000"),
+    ],
+)
+def test_demo_options_out_of_range_are_one_line_and_quick(
+    tmp_path, arcforge_home, empty_mirror, option, value
+):
     r = _demo(tmp_path / "demo", empty_mirror, option, value)
     assert r.exit_code == 1 and f"{option} {value}" in r.output, r.output
     assert "Traceback" not in r.output and not (tmp_path / "demo").exists()

@@ -19,8 +19,10 @@ def test_measures_of_small_and_large_tasks():
     assert m["size_change"] == 0 and m["change"] == 0 and m["colors"] == 0.1
     assert m["cells"] == 2 / 1800
     rng = np.random.default_rng(0)
-    big = [(rng.integers(0, 10, (30, 30)).astype(np.int8), rng.integers(0, 10, (20, 30)).astype(np.int8))
-           for _ in range(3)]
+    big = [
+        (rng.integers(0, 10, (30, 30)).astype(np.int8), rng.integers(0, 10, (20, 30)).astype(np.int8))
+        for _ in range(3)
+    ]
     b = measures(big)
     assert b["colors"] == 1 and b["size_change"] == 1 and b["change"] == 1
     assert b["cells"] == 1500 / 1800 and 0.3 < b["compressed"] <= 1
@@ -39,14 +41,18 @@ def _by_the_formula(pairs):
 
     grids = [g for p in pairs for g in p if g is not None]
     n = len(pairs)
-    change = sum(1.0 if o is not None and i.shape != o.shape else 0.0 if o is None else float((i != o).mean())
-                 for i, o in pairs)
+    change = sum(
+        1.0 if o is not None and i.shape != o.shape else 0.0 if o is None else float((i != o).mean())
+        for i, o in pairs
+    )
     blob = b"".join(g.tobytes() for g in grids)
-    return {"cells": min(1.0, sum(g.size for g in grids) / n / 1800),
-            "colors": len(set(np.concatenate([g.ravel() for g in grids]).tolist())) / 10,
-            "size_change": sum(o is not None and i.shape != o.shape for i, o in pairs) / n,
-            "change": change / n,
-            "compressed": min(1.0, (len(zlib.compress(blob, 6)) - len(zlib.compress(b"", 6))) / n / 900)}
+    return {
+        "cells": min(1.0, sum(g.size for g in grids) / n / 1800),
+        "colors": len(set(np.concatenate([g.ravel() for g in grids]).tolist())) / 10,
+        "size_change": sum(o is not None and i.shape != o.shape for i, o in pairs) / n,
+        "change": change / n,
+        "compressed": min(1.0, (len(zlib.compress(blob, 6)) - len(zlib.compress(b"", 6))) / n / 900),
+    }
 
 
 def test_pair_parts_reused_across_tasks_give_each_task_its_own_measures():

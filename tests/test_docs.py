@@ -12,8 +12,12 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
 def test_benchmark_tables_are_generated_from_results():
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "tables.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 0, r.stderr
 
 

@@ -89,7 +89,7 @@ def test_grid_example_uses_the_trainers_tokenizer():
     t = ex.tokens.tolist()
     o = t.index(OUTPUT)
     assert t[1:3] == [INPUT, GRID_START] and t[o + 1] == GRID_START and t[-2:] == [GRID_END, EOS]
-    assert t[o + 2:o + 6] == [*RECOLOR[got["test"][0][0]].tolist(), ROW]
+    assert t[o + 2 : o + 6] == [*RECOLOR[got["test"][0][0]].tolist(), ROW]
     # targets: the output grid with its markers and EOS; positions (seq, row, col)
     assert ex.targets.tolist() == [False] * (o + 1) + [True] * (len(t) - o - 1)
     # (seq, row, col, h, w, pair): one pair, the test pair, index 0
@@ -114,8 +114,10 @@ def test_rope_study_model_and_factors():
 
 
 def test_rope_cli_runs_tiny(tmp_path):
-    res = runner.invoke(experiment_app, ["rope", "--tiny", "--modes", "1d,2d", "--out", str(tmp_path),
-                              "--threads", "1", "--json"])
+    res = runner.invoke(
+        experiment_app,
+        ["rope", "--tiny", "--modes", "1d,2d", "--out", str(tmp_path), "--threads", "1", "--json"],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     report = json.loads((tmp_path / "rope_extension.json").read_text())
@@ -139,8 +141,25 @@ def test_rope_cli_rejects_unknown_mode(tmp_path):
 
 
 def test_grokfast_cli_runs_a_few_steps(tmp_path):
-    res = runner.invoke(experiment_app, ["grokfast", "--steps", "2", "--eval-every", "1", "--seeds", "0",
-                              "--runs", "grokfast_ma", "--out", str(tmp_path), "--threads", "1", "--json"])
+    res = runner.invoke(
+        experiment_app,
+        [
+            "grokfast",
+            "--steps",
+            "2",
+            "--eval-every",
+            "1",
+            "--seeds",
+            "0",
+            "--runs",
+            "grokfast_ma",
+            "--out",
+            str(tmp_path),
+            "--threads",
+            "1",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.stdout)["summary"]
     assert [s["name"] for s in summary] == ["grokfast_ma"]

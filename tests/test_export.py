@@ -57,7 +57,8 @@ def test_kaggle_writes_every_task_with_unique_traceable_ids(data: Path, tmp_path
         for kid, c in chal.items():
             got[ids[kid]] = (sub, c, sols[kid])
     assert {t for t, (sub, _, _) in got.items() if sub == "evaluation"} == {
-        t for t in tasks if tasks[t].split == "evaluation"}
+        t for t in tasks if tasks[t].split == "evaluation"
+    }
     for tid, (_, chal, sols) in got.items():
         task = tasks[tid]
         assert chal["train"] == [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.train]
@@ -69,15 +70,21 @@ def test_default_subsets_are_one_per_source_and_split(data: Path, tmp_path: Path
     export(data, tmp_path / "k", ExportConfig("kaggle"))
     meta = json.loads((tmp_path / "k" / "export.json").read_text())
     subsets = {s["name"]: (s["tasks"], s["evaluation"]) for s in meta["selection"]["subsets"]}
-    assert subsets == {"arc_agi_1_evaluation": (3, True), "arc_agi_1_training": (6, False),
-                       "arc_community_training": (4, False)}
+    assert subsets == {
+        "arc_agi_1_evaluation": (3, True),
+        "arc_agi_1_training": (6, False),
+        "arc_community_training": (4, False),
+    }
     assert (tmp_path / "k" / "arc-agi_arc_community_training_challenges.json").is_file()
 
 
 def test_evaluation_task_in_a_training_subset_is_refused_unless_allowed(data: Path, tmp_path: Path):
     cfg = ExportConfig("kaggle", subsets=("all=arc_agi_1,arc_community",))
-    with pytest.raises(ExportError, match=r"3 task\(s\) of an evaluation split would go into the training "
-                                          r"subset\(s\) all, e.g. arc_agi_1/evaluation/") as e:
+    with pytest.raises(
+        ExportError,
+        match=r"3 task\(s\) of an evaluation split would go into the training "
+        r"subset\(s\) all, e.g. arc_agi_1/evaluation/",
+    ) as e:
         export(data, tmp_path / "k", cfg)
     assert "--allow-eval-in-train" in e.value.hint
     assert not (tmp_path / "k").exists() and not list(tmp_path.iterdir())
@@ -88,19 +95,24 @@ def test_evaluation_task_in_a_training_subset_is_refused_unless_allowed(data: Pa
     export(data, tmp_path / "k2", ExportConfig("kaggle", subsets=cfg.subsets, eval_subsets=("all",)))
 
 
-@pytest.mark.parametrize(("subsets", "message"), [
-    (("a=arc_agi_1", "b=arc_agi_1:training"), "is in two subsets: a and b"),
-    (("training=arc_agi_1:training", "x=nope"), "--subset x: selects no task"),
-    (("training",), "expected NAME=ITEM"),
-    (("t=arc_agi_1:bad split",), "expected SOURCE, SOURCE:SPLIT or an id glob"),
-])
+@pytest.mark.parametrize(
+    ("subsets", "message"),
+    [
+        (("a=arc_agi_1", "b=arc_agi_1:training"), "is in two subsets: a and b"),
+        (("training=arc_agi_1:training", "x=nope"), "--subset x: selects no task"),
+        (("training",), "expected NAME=ITEM"),
+        (("t=arc_agi_1:bad split",), "expected SOURCE, SOURCE:SPLIT or an id glob"),
+    ],
+)
 def test_bad_selections_name_the_problem(data: Path, tmp_path: Path, subsets, message):
     with pytest.raises(ExportError, match=message):
         export(data, tmp_path / "k", ExportConfig("kaggle", subsets=subsets, allow_eval_in_train=True))
 
 
 def test_id_glob_items_select_by_id(data: Path, tmp_path: Path):
-    res = export(data, tmp_path / "k", ExportConfig("kaggle", subsets=("few=arc_agi_1/training/0000000[0-2]",)))
+    res = export(
+        data, tmp_path / "k", ExportConfig("kaggle", subsets=("few=arc_agi_1/training/0000000[0-2]",))
+    )
     assert res.tasks == 3
     chal = json.loads((tmp_path / "k" / "arc-agi_few_challenges.json").read_text())
     assert sorted(chal) == ["00000000", "00000001", "00000002"]  # unique within this export: short
@@ -133,10 +145,13 @@ def test_metadata_records_version_provenance_options_selection_and_seed(data: Pa
     assert meta["build_provenance"] == json.loads((data / "provenance.json").read_text())
     assert meta["options"]["num_aug"] == 2 and meta["options"]["eval_demos_in_train"] is False
     assert meta["selection"]["evaluation_splits"] == ["arc_agi_1:evaluation"]
-    assert [s["items"] for s in meta["selection"]["subsets"]] == [["arc_agi_1:training", "arc_community"],
-                                                                  ["arc_agi_1:evaluation"]]
-    assert sorted(meta["files"]) == sorted(p.relative_to(tmp_path / "t").as_posix()
-                                           for p in (tmp_path / "t").rglob("*") if p.is_file())
+    assert [s["items"] for s in meta["selection"]["subsets"]] == [
+        ["arc_agi_1:training", "arc_community"],
+        ["arc_agi_1:evaluation"],
+    ]
+    assert sorted(meta["files"]) == sorted(
+        p.relative_to(tmp_path / "t").as_posix() for p in (tmp_path / "t").rglob("*") if p.is_file()
+    )
     assert str(data) not in (tmp_path / "t" / "export.json").read_text()  # no local path
 
 
@@ -150,14 +165,20 @@ def test_trm_arrays_are_consistent_and_deterministic(data: Path, tmp_path: Path)
         assert (a / f).read_bytes() == (b / f).read_bytes()
     assert (a / "identifiers.json").read_bytes() != (c / "identifiers.json").read_bytes()
     names = json.loads((a / "identifiers.json").read_text())
-    tr = {k: np.load(a / "train" / f"all__{k}.npy") for k in
-          ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")}
+    tr = {
+        k: np.load(a / "train" / f"all__{k}.npy")
+        for k in ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+    }
     assert tr["inputs"].shape == tr["labels"].shape and tr["inputs"].shape[1] == 900
     assert tr["inputs"].dtype == np.uint8 and tr["inputs"].max() <= 11
-    assert tr["puzzle_indices"][-1] == len(tr["inputs"]) and tr["group_indices"][-1] == len(tr["puzzle_identifiers"])
+    assert tr["puzzle_indices"][-1] == len(tr["inputs"]) and tr["group_indices"][-1] == len(
+        tr["puzzle_identifiers"]
+    )
     assert len(tr["group_indices"]) - 1 == 10  # the training tasks; evaluation demonstrations stay out
     for g in range(len(tr["group_indices"]) - 1):
-        members = [names[i] for i in tr["puzzle_identifiers"][tr["group_indices"][g]:tr["group_indices"][g + 1]]]
+        members = [
+            names[i] for i in tr["puzzle_identifiers"][tr["group_indices"][g] : tr["group_indices"][g + 1]]
+        ]
         assert ID_SEPARATOR not in members[0] and len(members) == 4
         assert all(m.split(ID_SEPARATOR)[0] == members[0] for m in members)
         assert all(re.fullmatch(r"t[0-7]", m.split(ID_SEPARATOR)[1]) for m in members[1:])
@@ -168,7 +189,9 @@ def test_trm_arrays_are_consistent_and_deterministic(data: Path, tmp_path: Path)
 
 
 def test_trm_eval_demos_go_to_train_only_when_asked(data: Path, tmp_path: Path):
-    export(data, tmp_path / "t", ExportConfig("trm", subsets=tuple(SPLITS), num_aug=0, eval_demos_in_train=True))
+    export(
+        data, tmp_path / "t", ExportConfig("trm", subsets=tuple(SPLITS), num_aug=0, eval_demos_in_train=True)
+    )
     meta = json.loads((tmp_path / "t" / "train" / "dataset.json").read_text())
     assert meta["total_groups"] == 13
     test_meta = json.loads((tmp_path / "t" / "test" / "dataset.json").read_text())
@@ -189,8 +212,11 @@ def test_npy_writer_appends_and_loads(tmp_path: Path):
 def test_jsonl_renders_grids_as_digit_rows_and_augments(data: Path, tmp_path: Path):
     export(data, tmp_path / "j", ExportConfig("jsonl", subsets=tuple(SPLITS), num_aug=2))
     tasks = _tasks(data)
-    lines = [json.loads(x) for sub in ("training", "evaluation")
-             for x in (tmp_path / "j" / f"{sub}.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(x)
+        for sub in ("training", "evaluation")
+        for x in (tmp_path / "j" / f"{sub}.jsonl").read_text().splitlines()
+    ]
     plain = [x for x in lines if ID_SEPARATOR not in x["id"]]
     assert len(plain) == sum(len(t.test) for t in tasks.values())
     for line in plain:
@@ -200,8 +226,12 @@ def test_jsonl_renders_grids_as_digit_rows_and_augments(data: Path, tmp_path: Pa
             i, o = re.fullmatch(r"input:\n(.*)\noutput:\n(.*)", block, re.S).groups()
             assert np.array_equal(_grid(i), pair.input) and np.array_equal(_grid(o), pair.output)
         test = task.test[line["test_index"]]
-        assert np.array_equal(_grid(re.fullmatch(r"input:\n(.*)\noutput:\n", blocks[-1], re.S)[1]), test.input)
-        assert line["completion"].endswith("\n") and np.array_equal(_grid(line["completion"][:-1]), test.output)
+        assert np.array_equal(
+            _grid(re.fullmatch(r"input:\n(.*)\noutput:\n", blocks[-1], re.S)[1]), test.input
+        )
+        assert line["completion"].endswith("\n") and np.array_equal(
+            _grid(line["completion"][:-1]), test.output
+        )
     for line in (x for x in lines if ID_SEPARATOR in x["id"]):
         _, t, colors = line["id"].split(ID_SEPARATOR)
         perm = np.array([int(c) for c in colors], dtype=np.int8)
@@ -219,13 +249,17 @@ def test_cli_json_progress_and_errors(data: Path, tmp_path: Path, monkeypatch):
     report = json.loads(res.stdout)
     assert report["tasks"] == 13 and report["written"]["splits"]["train"]["groups"] == 10
     assert re.search(r"export trm: 13/13 \(100%\).*done", res.stderr)
-    res = runner.invoke(app, ["export", "-d", str(data), "-o", str(tmp_path / "x"), "-f", "kaggle",
-                              "--subset", "all=arc_agi_1"])
+    res = runner.invoke(
+        app,
+        ["export", "-d", str(data), "-o", str(tmp_path / "x"), "-f", "kaggle", "--subset", "all=arc_agi_1"],
+    )
     assert res.exit_code == 1 and res.stderr.startswith("Error: 3 task(s) of an evaluation split")
     assert "hint:" in res.stderr and "Traceback" not in res.stderr
     res = runner.invoke(app, ["export", "-d", str(data), "-o", str(tmp_path / "x"), "-f", "parquet"])
     assert res.exit_code == 2
-    res = runner.invoke(app, ["export", "-d", str(data), "-o", str(tmp_path / "x"), "-f", "kaggle", "--num-aug", "3"])
+    res = runner.invoke(
+        app, ["export", "-d", str(data), "-o", str(tmp_path / "x"), "-f", "kaggle", "--num-aug", "3"]
+    )
     assert res.exit_code == 1 and "kaggle format writes the tasks as they are" in res.stderr
 
 
@@ -239,8 +273,20 @@ def test_export_reads_a_hub_dataset(data: Path, tmp_path: Path, hf_env, monkeypa
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
     with FakeHub(repo) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        res = CliRunner().invoke(app, ["export", "-d", REPO, "-o", str(tmp_path / "k"), "-f", "kaggle", "--json",
-                                       *(x for s in SPLITS for x in ("--subset", s))])
+        res = CliRunner().invoke(
+            app,
+            [
+                "export",
+                "-d",
+                REPO,
+                "-o",
+                str(tmp_path / "k"),
+                "-f",
+                "kaggle",
+                "--json",
+                *(x for s in SPLITS for x in ("--subset", s)),
+            ],
+        )
     assert res.exit_code == 0, res.output
     local = tmp_path / "local"
     export(data, local, ExportConfig("kaggle", subsets=tuple(SPLITS)))

@@ -58,9 +58,23 @@ def kaggle(arc_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_builder(trm: Path, prefix: Path, out: Path, num_aug: int) -> str:
     """TRM's builder as its README runs it (ARC-AGI-1 + ConceptARC, evaluation as the test set)."""
-    cmd = [sys.executable, "-m", "dataset.build_arc_dataset", "--input-file-prefix", str(prefix), "--output-dir",
-           str(out), "--subsets", "training", "evaluation", "concept", "--test-set-name", "evaluation",
-           "--num-aug", str(num_aug)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dataset.build_arc_dataset",
+        "--input-file-prefix",
+        str(prefix),
+        "--output-dir",
+        str(out),
+        "--subsets",
+        "training",
+        "evaluation",
+        "concept",
+        "--test-set-name",
+        "evaluation",
+        "--num-aug",
+        str(num_aug),
+    ]
     res = subprocess.run(cmd, cwd=trm, capture_output=True, text=True, timeout=BUILDER_TIMEOUT, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     return res.stdout
@@ -83,22 +97,29 @@ def test_trm_builder_reads_the_kaggle_export_like_its_own_files(trm: Path, kaggl
     for subset in ("training", "evaluation", "concept"):  # the same tasks, by content (and by id)
         a, b = _content(own, subset), _content(ours, subset)
         assert sorted(a.values()) == sorted(b.values()) and a == b, subset
-    logs = {name: run_builder(trm, prefix, tmp_path / name, num_aug=0) for name, prefix in
-            (("own", own), ("ours", ours))}
+    logs = {
+        name: run_builder(trm, prefix, tmp_path / name, num_aug=0)
+        for name, prefix in (("own", own), ("ours", ours))
+    }
     counts = {name: re.search(r"Total puzzles: (\d+)", log)[1] for name, log in logs.items()}
     assert counts == {"own": "960", "ours": "960"}
     for split in ("train", "test"):
-        assert (json.loads((tmp_path / "own" / split / "dataset.json").read_text())
-                == json.loads((tmp_path / "ours" / split / "dataset.json").read_text()))
-    assert (json.loads((tmp_path / "own" / "test_puzzles.json").read_text())
-            == json.loads((tmp_path / "ours" / "test_puzzles.json").read_text()))
-    assert (sorted(json.loads((tmp_path / "own" / "identifiers.json").read_text()))
-            == sorted(json.loads((tmp_path / "ours" / "identifiers.json").read_text())))
+        assert json.loads((tmp_path / "own" / split / "dataset.json").read_text()) == json.loads(
+            (tmp_path / "ours" / split / "dataset.json").read_text()
+        )
+    assert json.loads((tmp_path / "own" / "test_puzzles.json").read_text()) == json.loads(
+        (tmp_path / "ours" / "test_puzzles.json").read_text()
+    )
+    assert sorted(json.loads((tmp_path / "own" / "identifiers.json").read_text())) == sorted(
+        json.loads((tmp_path / "ours" / "identifiers.json").read_text())
+    )
 
 
 def _load(folder: Path, split: str) -> dict[str, np.ndarray]:
-    return {k: np.load(folder / split / f"all__{k}.npy") for k in
-            ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")}
+    return {
+        k: np.load(folder / split / f"all__{k}.npy")
+        for k in ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
+    }
 
 
 def _untranslate(seq: np.ndarray) -> np.ndarray:
@@ -106,7 +127,7 @@ def _untranslate(seq: np.ndarray) -> np.ndarray:
     grid = seq.reshape(30, 30)
     r0, c0 = int(np.argmax(grid.any(1))), int(np.argmax(grid.any(0)))
     out = np.zeros_like(grid)
-    out[:30 - r0, :30 - c0] = grid[r0:, c0:]
+    out[: 30 - r0, : 30 - c0] = grid[r0:, c0:]
     return out
 
 
@@ -146,8 +167,9 @@ def _groups(folder: Path, split: str) -> dict[str, int]:
     return {names[d["puzzle_identifiers"][g[i]]]: int(g[i + 1] - g[i]) for i in range(len(g) - 1)}
 
 
-def test_puzzle_dataset_loads_the_trm_export_like_the_builders_output(trm: Path, arc_build: Path, kaggle: Path,
-                                                                        tmp_path: Path, monkeypatch):
+def test_puzzle_dataset_loads_the_trm_export_like_the_builders_output(
+    trm: Path, arc_build: Path, kaggle: Path, tmp_path: Path, monkeypatch
+):
     monkeypatch.syspath_prepend(str(trm))
     from dataset.build_arc_dataset import PuzzleIdSeparator, inverse_aug, np_grid_to_seq_translational_augment
     from puzzle_dataset import PuzzleDataset, PuzzleDatasetConfig
@@ -179,7 +201,10 @@ def test_puzzle_dataset_loads_the_trm_export_like_the_builders_output(trm: Path,
         assert (moved > 0) == (split == "train")  # the translation augment: training examples only
     names = json.loads((ours / "identifiers.json").read_text())
     assert names[0] == "<blank>" and len(names) == len(set(names))
-    plain = {name: [(_untranslate(i), _untranslate(o)) for i, o in ex] for name, ex in _puzzles(ours, "test").items()}
+    plain = {
+        name: [(_untranslate(i), _untranslate(o)) for i, o in ex]
+        for name, ex in _puzzles(ours, "test").items()
+    }
     checked = 0
     for name, examples in plain.items():  # TRM's inverse_aug maps every version back to the task
         if PuzzleIdSeparator not in name:
@@ -193,8 +218,15 @@ def test_puzzle_dataset_loads_the_trm_export_like_the_builders_output(trm: Path,
 
     for split, mode in (("train", False), ("test", True)):
         meta = json.loads((ours / split / "dataset.json").read_text())
-        cfg = PuzzleDatasetConfig(seed=0, dataset_paths=[str(ours)], global_batch_size=64, test_set_mode=mode,
-                                  epochs_per_iter=1, rank=0, num_replicas=1)
+        cfg = PuzzleDatasetConfig(
+            seed=0,
+            dataset_paths=[str(ours)],
+            global_batch_size=64,
+            test_set_mode=mode,
+            epochs_per_iter=1,
+            rank=0,
+            num_replicas=1,
+        )
         seen = 0
         for set_name, batch, size in PuzzleDataset(cfg, split=split):
             assert set_name == "all" and batch["inputs"].shape == batch["labels"].shape == (64, 900)
@@ -204,4 +236,6 @@ def test_puzzle_dataset_loads_the_trm_export_like_the_builders_output(trm: Path,
             seen += size
             if not mode and seen >= 64 * 20:
                 break
-        assert seen == (np.load(ours / split / "all__inputs.npy", mmap_mode="r").shape[0] if mode else 64 * 20)
+        assert seen == (
+            np.load(ours / split / "all__inputs.npy", mmap_mode="r").shape[0] if mode else 64 * 20
+        )

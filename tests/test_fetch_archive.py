@@ -24,8 +24,9 @@ def tarball(tiny) -> bytes:
 
 def test_extract_keeps_matching_files(tarball, tmp_path, tiny):
     hashes = extract_tar_gz(io.BytesIO(tarball), tmp_path, lambda rel: rel.startswith("levels/"), archive="t")
-    assert sorted(hashes) == sorted(f"levels/{p.name}" for p in (tiny.mirror / "tiny-org/arc-odd/levels")
-                                    .iterdir())
+    assert sorted(hashes) == sorted(
+        f"levels/{p.name}" for p in (tiny.mirror / "tiny-org/arc-odd/levels").iterdir()
+    )
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.json")) == sorted(hashes)
 
 
@@ -46,8 +47,13 @@ def test_corrupt_gzip_is_a_fetch_error(tarball, tmp_path):
 
 def test_total_size_limit(tarball, tmp_path):
     with pytest.raises(UnsafeArchiveError, match="add up to more than 300 bytes"):
-        extract_tar_gz(io.BytesIO(tarball), tmp_path, lambda rel: True, archive="t",
-                       limits=ArchiveLimits(max_total_bytes=300))
+        extract_tar_gz(
+            io.BytesIO(tarball),
+            tmp_path,
+            lambda rel: True,
+            archive="t",
+            limits=ArchiveLimits(max_total_bytes=300),
+        )
     assert len(tarball) > 300
 
 
@@ -72,12 +78,15 @@ def _link(name: str) -> zipfile.ZipInfo:
     return info
 
 
-@pytest.mark.parametrize("entry,needle", [
-    ("../evil.json", "'../evil.json' climbs out"),
-    ("/abs.json", "'/abs.json' has an absolute path"),
-    ("C:/win.json", "'C:/win.json' has an absolute path"),
-    (_link("tasks/link.json"), "'tasks/link.json' is a symlink"),
-])
+@pytest.mark.parametrize(
+    "entry,needle",
+    [
+        ("../evil.json", "'../evil.json' climbs out"),
+        ("/abs.json", "'/abs.json' has an absolute path"),
+        ("C:/win.json", "'C:/win.json' has an absolute path"),
+        (_link("tasks/link.json"), "'tasks/link.json' is a symlink"),
+    ],
+)
 def test_hostile_zip_members_are_refused(entry, needle):
     zf = _zip([("ok/a.json", b"{}"), (entry, b"/etc/passwd")])
     with pytest.raises(UnsafeArchiveError, match=re.escape(needle)):

@@ -141,11 +141,19 @@ def _hostile(kind: str, top: str) -> tuple[tarfile.TarInfo, bytes, str]:
     if kind == "dotdot":
         return file_info(f"{top}/../../evil.json", 2), b"{}", "../../evil.json"
     if kind == "symlink-out":
-        return file_info(f"{top}/levels/evil.json", 0, tarfile.SYMTYPE, linkname="/etc/passwd"), b"", "evil.json"
+        return (
+            file_info(f"{top}/levels/evil.json", 0, tarfile.SYMTYPE, linkname="/etc/passwd"),
+            b"",
+            "evil.json",
+        )
     if kind == "symlink-relative-out":
         return file_info(f"{top}/levels/up", 0, tarfile.SYMTYPE, linkname="../../../etc"), b"", "levels/up"
     if kind == "hardlink-out":
-        return file_info(f"{top}/levels/hard", 0, tarfile.LNKTYPE, linkname="../../etc/passwd"), b"", "levels/hard"
+        return (
+            file_info(f"{top}/levels/hard", 0, tarfile.LNKTYPE, linkname="../../etc/passwd"),
+            b"",
+            "levels/hard",
+        )
     if kind == "symlink-kept":
         return file_info(f"{top}/levels/link.json", 0, tarfile.SYMTYPE, linkname="a.json"), b"", "link.json"
     if kind == "chardev":
@@ -161,8 +169,19 @@ def _hostile(kind: str, top: str) -> tuple[tarfile.TarInfo, bytes, str]:
     raise AssertionError(kind)
 
 
-HOSTILE = ["absolute", "dotdot", "symlink-out", "symlink-relative-out", "hardlink-out", "symlink-kept",
-           "chardev", "fifo", "huge", "other-top", "duplicate"]
+HOSTILE = [
+    "absolute",
+    "dotdot",
+    "symlink-out",
+    "symlink-relative-out",
+    "hardlink-out",
+    "symlink-kept",
+    "chardev",
+    "fifo",
+    "huge",
+    "other-top",
+    "duplicate",
+]
 
 
 @pytest.mark.parametrize("kind", HOSTILE)
@@ -180,7 +199,9 @@ def test_malicious_tarball_is_refused_naming_the_entry(server, mirror, ms, kind)
 
 def test_link_inside_the_tree_outside_the_kept_files_is_ignored(server, mirror, ms):
     m = ms["tiny_unknown"]
-    link = file_info(f"{m.repo_name}-{m.commit}/docs/readme-link", 0, tarfile.SYMTYPE, linkname="../README.md")
+    link = file_info(
+        f"{m.repo_name}-{m.commit}/docs/readme-link", 0, tarfile.SYMTYPE, linkname="../README.md"
+    )
     serve(server, mirror, m, raw_entries=[(link, b"")])
     [r] = fetch.fetch_sources([m], retry=FAST)
     assert r.status == "fetched", r.error
@@ -202,8 +223,12 @@ def test_unreachable_github_is_a_clear_error_suggesting_a_mirror(monkeypatch, ar
 def test_http_mirror_serves_in_github_layout_and_names_missing_sources(monkeypatch, server, mirror, ms):
     monkeypatch.setenv("ARCFORGE_GITHUB_URL", "http://127.0.0.1:9")  # GitHub must not be needed
     serve(server, mirror, ms["tiny_eval"], plan=["ok-chunked"])
-    ok, missing = fetch.fetch_sources([ms["tiny_eval"], ms["tiny_train"]], mirror=server.url + "/", retry=FAST)
-    assert ok.status == "fetched" and ok.origin.startswith(server.url) and ok.files == kept(ms["tiny_eval"]) == 6
+    ok, missing = fetch.fetch_sources(
+        [ms["tiny_eval"], ms["tiny_train"]], mirror=server.url + "/", retry=FAST
+    )
+    assert (
+        ok.status == "fetched" and ok.origin.startswith(server.url) and ok.files == kept(ms["tiny_eval"]) == 6
+    )
     assert missing.status == "unavailable"
     assert missing.error.startswith("tiny_train:") and "HTTP 404" in missing.error
 
@@ -255,8 +280,12 @@ def test_unpinned_source_records_its_digest_then_enforces_it(server, mirror, tmp
     assert "sequence_arc" not in lock.read_lock(lock.repo_lock_path(m))  # the shipped lock is never written
     # Upstream now serves something else for the same commit: refused against the recorded pin.
     (src / "a.json").write_text(ev[1].read_text())
-    server.add_tarball("seedling123", "Sequence_ARC", m.commit,
-                       github_tarball(tmp_path / "Sequence_ARC", "Sequence_ARC", m.commit))
+    server.add_tarball(
+        "seedling123",
+        "Sequence_ARC",
+        m.commit,
+        github_tarball(tmp_path / "Sequence_ARC", "Sequence_ARC", m.commit),
+    )
     [again] = fetch.fetch_sources([m], force=True, retry=FAST)
     assert again.status == "failed" and str(lock.home_lock_path()) in again.error
     assert fetch.cached_path(m, verify=True) == r.path

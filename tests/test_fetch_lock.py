@@ -30,8 +30,10 @@ def test_shipped_pins_are_the_digests_of_the_shared_copies(shared_sources, mirro
 def test_digest_equals_the_documented_coreutils_pipeline(shared_sources):
     m = load_manifests()["arc_community"]
     root = shared_sources / m.owner / m.repo_name
-    cmd = ("find . -type f ! -name '.arcforge-*' | sed 's|^\\./||' | LC_ALL=C sort "
-           "| xargs -d '\\n' sha256sum | sha256sum")
+    cmd = (
+        "find . -type f ! -name '.arcforge-*' | sed 's|^\\./||' | LC_ALL=C sort "
+        "| xargs -d '\\n' sha256sum | sha256sum"
+    )
     out = subprocess.run(cmd, shell=True, cwd=root, capture_output=True, text=True, check=True).stdout
     assert "sha256:" + out.split()[0] == lock.digest_tree(root, m.files)[0]
 
@@ -55,8 +57,10 @@ def test_record_pin_writes_the_home_lock_only(arcforge_home):
 
 def test_a_pin_for_another_commit_does_not_apply(arcforge_home):
     m = load_manifests()[UNPINNED]
-    lock.write_lock(lock.home_lock_path(), [lock.Pin(UNPINNED, m.repo, "0" * 40, "sha256:" + "cd" * 32, 1,
-                                                     lock.home_lock_path())])
+    lock.write_lock(
+        lock.home_lock_path(),
+        [lock.Pin(UNPINNED, m.repo, "0" * 40, "sha256:" + "cd" * 32, 1, lock.home_lock_path())],
+    )
     assert lock.find_pin(m) is None
 
 

@@ -25,8 +25,9 @@ def ms():
     return load_manifests()
 
 
-def test_folder_mirror_fetches_the_mirrored_and_names_the_missing(big_home, shared_sources, sources_json, ms,
-                                                                  mirrored_names):
+def test_folder_mirror_fetches_the_mirrored_and_names_the_missing(
+    big_home, shared_sources, sources_json, ms, mirrored_names
+):
     pinned = {n for n, m in ms.items() if lock.find_pin(m)}
     results = {r.name: r for r in fetch.fetch_sources(ms.values(), mirror=shared_sources)}
     listed = {f"{s['owner']}/{s['repo']}": s for s in sources_json}
@@ -36,9 +37,15 @@ def test_folder_mirror_fetches_the_mirrored_and_names_the_missing(big_home, shar
         m, r = ms[name], results[name]
         assert r.path == paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)
         assert r.digest == lock.find_pin(m).digest and r.recorded_pin == (name not in pinned)
-        kept = [f for f in (shared_sources / m.repo).rglob("*")
-                if f.is_file() and any(glob_match(f.relative_to(shared_sources / m.repo).as_posix(),
-                                                  split_archive_glob(g)[0]) for g in m.files)]
+        kept = [
+            f
+            for f in (shared_sources / m.repo).rglob("*")
+            if f.is_file()
+            and any(
+                glob_match(f.relative_to(shared_sources / m.repo).as_posix(), split_archive_glob(g)[0])
+                for g in m.files
+            )
+        ]
         assert r.files == len(kept) <= listed[m.repo]["files"]
         assert lock.digest_tree(r.path, m.files) == (r.digest, r.files)
     for name in set(ms) - mirrored_names:

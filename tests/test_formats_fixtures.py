@@ -52,7 +52,11 @@ def test_barc_list(arcforge_home):
     (d / "arc_all_evaluation.json").write_text(json.dumps(entries))
     stats = build(arcforge_home / "out", sources=["barc"])
     ids = read_table(arcforge_home / "out")["id"].to_pylist()
-    assert ids == ["barc/arc_all_evaluation/00003", "barc/arc_all_evaluation/aa11", "barc/arc_all_evaluation/bb22"]
+    assert ids == [
+        "barc/arc_all_evaluation/00003",
+        "barc/arc_all_evaluation/aa11",
+        "barc/arc_all_evaluation/bb22",
+    ]
     assert stats.tasks == {"barc": {"evaluation": 3}}
     assert stats.quarantined == {"no_train": 1}
     assert stats.found == {"barc": {"evaluation": 4}}
@@ -62,18 +66,28 @@ def test_barc_list(arcforge_home):
 def test_re_arc_zip_layouts_and_macos_junk(arcforge_home, layout):
     examples = [_pair(i % 10) for i in range(9)]  # k=3: two tasks of 4, one example left over
     d = _source_dir("re_arc")
-    (d / "re_arc.zip").write_bytes(_zip({
-        f"{layout}/007bbfb7.json": json.dumps(examples).encode(),
-        f"__MACOSX/{layout}/._007bbfb7.json": b"\x00\x05\x16\x07junk",
-        f"{layout}/._007bbfb7.json": b"\x00\x05\x16\x07junk",
-        f"{layout}/": b"",
-    }))
+    (d / "re_arc.zip").write_bytes(
+        _zip(
+            {
+                f"{layout}/007bbfb7.json": json.dumps(examples).encode(),
+                f"__MACOSX/{layout}/._007bbfb7.json": b"\x00\x05\x16\x07junk",
+                f"{layout}/._007bbfb7.json": b"\x00\x05\x16\x07junk",
+                f"{layout}/": b"",
+            }
+        )
+    )
     orig = {"train": [_pair(1)], "test": [_pair(2)]}
-    (d / "arc_original.zip").write_bytes(_zip({
-        "arc_original/training/00d62c1b.json": json.dumps(orig).encode(),
-        "arc_original/evaluation/00576224.json": json.dumps({"train": [_pair(7)], "test": [_pair(8)]}).encode(),
-        "__MACOSX/arc_original/training/._00d62c1b.json": b"junk",
-    }))
+    (d / "arc_original.zip").write_bytes(
+        _zip(
+            {
+                "arc_original/training/00d62c1b.json": json.dumps(orig).encode(),
+                "arc_original/evaluation/00576224.json": json.dumps(
+                    {"train": [_pair(7)], "test": [_pair(8)]}
+                ).encode(),
+                "__MACOSX/arc_original/training/._00d62c1b.json": b"junk",
+            }
+        )
+    )
     # The bundled re_arc manifest runs the generators; upstream's pre-generated dump (re_arc.zip) is read by
     # the re_arc format, here through a manifest that names it.
     mdir = arcforge_home / "manifests"
@@ -101,14 +115,31 @@ def test_re_arc_zip_layouts_and_macos_junk(arcforge_home, layout):
 
 
 # --- fuzz: no input makes a format raise anything but TaskFormatError ---------------------------------
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-3, 12), st.floats(allow_nan=False),
-                      st.text(max_size=3))
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 12), st.floats(allow_nan=False), st.text(max_size=3)
+)
 json_value = st.recursive(
     json_leaf,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.sampled_from(["train", "test", "input", "output", "name", "data", "subtask",
-                                         "task_id", "action_sequence", "x"]), inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "train",
+                    "test",
+                    "input",
+                    "output",
+                    "name",
+                    "data",
+                    "subtask",
+                    "task_id",
+                    "action_sequence",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
     ),
     max_leaves=25,
 )
@@ -121,7 +152,8 @@ documents = st.one_of(
     task_like.map(lambda v: json.dumps(v).encode()),
     st.lists(pair, max_size=5).map(lambda v: json.dumps(v).encode()),
     st.lists(st.fixed_dictionaries({"name": st.text(max_size=5), "data": task_like}), max_size=3).map(
-        lambda v: json.dumps(v).encode()),
+        lambda v: json.dumps(v).encode()
+    ),
 )
 
 
@@ -164,8 +196,13 @@ def test_barc_problem_format_keeps_annotations_and_drops_bad():
         return list(fmt.read(Member("synthetic_problems/x.json", lambda: data), options or {}))
 
     examples = [_pair(i) for i in range(4)]
-    good = {"uid": "x", "annotations": {"example": "good", "code": "bad"}, "metadata": {"source_file": "f"},
-            "examples": examples, "code": "def main(): ..."}
+    good = {
+        "uid": "x",
+        "annotations": {"example": "good", "code": "bad"},
+        "metadata": {"source_file": "f"},
+        "examples": examples,
+        "code": "def main(): ...",
+    }
     (task,) = read(good)
     assert isinstance(task, RawTask) and len(task.train) == 3 and len(task.test) == 1
     assert task.quality == "good" and task.extra["annotations"] == {"example": "good", "code": "bad"}

@@ -38,27 +38,39 @@ def test_a_line_over_the_limit_is_refused_alone(monkeypatch):
 
 def test_barc_jsonl_tasks_and_rejects():
     booly = json.dumps({"examples": [[[[True]], [[1]]], [[[1]], [[1]]]]})  # true is not a color, even fast
-    data = barc_jsonl(3, bad_lines={1: "[1, 2]", 2: json.dumps({"uid": "p00000", "examples": "nope"}), 3: booly})
+    data = barc_jsonl(
+        3, bad_lines={1: "[1, 2]", 2: json.dumps({"uid": "p00000", "examples": "nope"}), 3: booly}
+    )
     items = list(get("barc_jsonl").read(_member(data), {}))
     tasks = [i for i in items if isinstance(i, RawTask)]
     assert [t.key for t in tasks] == ["p00000", "p00001", "p00002"]
     a, b = grids(0)[-1]
     assert np.array_equal(tasks[0].test[0].input, a) and np.array_equal(tasks[0].test[0].output, b)
-    assert len(tasks[0].train) == 3 and tasks[0].extra["seeds"] == ["007bbfb7.py"] and "source" not in tasks[0].extra
+    assert (
+        len(tasks[0].train) == 3
+        and tasks[0].extra["seeds"] == ["007bbfb7.py"]
+        and "source" not in tasks[0].extra
+    )
     bad = [i for i in items if isinstance(i, Rejected)]
-    assert [(r.key, r.reason) for r in bad] == [("l00000002", "bad_structure"), ("p00000_l00000003", "bad_structure"),
-                                                ("l00000004", "bad_value")]
+    assert [(r.key, r.reason) for r in bad] == [
+        ("l00000002", "bad_structure"),
+        ("p00000_l00000003", "bad_structure"),
+        ("l00000004", "bad_value"),
+    ]
 
 
-@pytest.mark.parametrize("text, why", [
-    ("3 2 a7", "1 rows, but the height is 2"),
-    ("3 1 a7-0", "unexpected character '-'"),
-    ("3 1 a70x", "ends with a run length and no color"),
-    ("3 1 c7", "decodes to 4 cells, not 3"),
-    ("3 2 ,7", "the first row is empty"),
-    ("0 1 7", "outside 1..255"),
-    ("x 1 7", "is not '<width> <height> <rows>'"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("3 2 a7", "1 rows, but the height is 2"),
+        ("3 1 a7-0", "unexpected character '-'"),
+        ("3 1 a70x", "ends with a run length and no color"),
+        ("3 1 c7", "decodes to 4 cells, not 3"),
+        ("3 2 ,7", "the first row is empty"),
+        ("0 1 7", "outside 1..255"),
+        ("x 1 7", "is not '<width> <height> <rows>'"),
+    ],
+)
 def test_bad_run_length_grids_say_why(text, why):
     with pytest.raises(ValueError, match=why):
         decode_grid(text)
@@ -79,13 +91,17 @@ def test_simon_arc_lines():
     assert isinstance(task, RawTask) and task.key == "l00000001" and len(task.train) == 2
     _, b = grids(0, n=3)[-1]
     assert task.test[0].output.tolist() == b and task.extra["instruction"].startswith("SimonsSolveColor")
-    assert [(r.reason, r.detail.split(":")[0]) for r in items[1:]] == [("bad_structure", "line 2"),
-                                                                       ("bad_structure", "line 3")]
+    assert [(r.reason, r.detail.split(":")[0]) for r in items[1:]] == [
+        ("bad_structure", "line 2"),
+        ("bad_structure", "line 3"),
+    ]
 
 
 def test_arc_parquet_rows_and_a_file_that_is_not_parquet():
     items = list(get("arc_parquet").read(Member("x.parquet", lambda: arc_parquet(3, "a")), {}))
-    assert [i.key for i in items] == ["a0000", "a0001", "a0002"] and all(isinstance(i, RawTask) for i in items)
+    assert [i.key for i in items] == ["a0000", "a0001", "a0002"] and all(
+        isinstance(i, RawTask) for i in items
+    )
     assert items[1].extra == {"id": "a0001", "row": 1}
     from arcforge.task import TaskFormatError
 

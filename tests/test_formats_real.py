@@ -44,7 +44,9 @@ def test_test_before_train_and_name_key(shared_sources):
 
 
 def test_uuid_one_row_and_wide_grids(shared_sources):
-    files = _files_where(shared_sources / "khalil-research/1D-ARC/dataset", "*/*.json", lambda b: b'"uuid"' in b)
+    files = _files_where(
+        shared_sources / "khalil-research/1D-ARC/dataset", "*/*.json", lambda b: b'"uuid"' in b
+    )
     assert len(files) == 450
     for f in files[:20]:
         (raw,) = _read("standard", f)
@@ -71,7 +73,9 @@ def test_metadata_and_grids_over_30(shared_sources):
 
 
 def test_comment_key_and_per_pair_id(shared_sources):
-    for f in sorted((shared_sources / "neoneye/arc-dataset-collection/dataset/arc-dataset-bad/data").glob("*.json")):
+    for f in sorted(
+        (shared_sources / "neoneye/arc-dataset-collection/dataset/arc-dataset-bad/data").glob("*.json")
+    ):
         (raw,) = _read("standard", f)
         assert isinstance(raw.extra["comment"], str) and raw.extra["comment"]
     f = shared_sources / "arc-community/arc/levels/npeter/lgfdp77k6.json"
@@ -83,7 +87,9 @@ def test_comment_key_and_per_pair_id(shared_sources):
 
 
 def test_pretty_printed(shared_sources):
-    pretty = _files_where(shared_sources / "arcprize/ARC-AGI-2/data/evaluation", "*.json", lambda b: b.count(b"\n") > 5)
+    pretty = _files_where(
+        shared_sources / "arcprize/ARC-AGI-2/data/evaluation", "*.json", lambda b: b.count(b"\n") > 5
+    )
     assert len(pretty) == 14
     for f in pretty:
         (raw,) = _read("standard", f)
@@ -93,11 +99,15 @@ def test_pretty_printed(shared_sources):
 def test_zip_members_from_frankaging(shared_sources):
     root = shared_sources / "frankaging/ARC_synthetic_extend"
     with ZipCache() as zips:
-        members = list(glob_members(root, ("easy_l1.zip!easy_l1/*.json", "easy_l2.zip!easy_l2/*.json"), zips=zips))
+        members = list(
+            glob_members(root, ("easy_l1.zip!easy_l1/*.json", "easy_l2.zip!easy_l2/*.json"), zips=zips)
+        )
         assert len(members) == 196 + 223
-        assert members[0].path.startswith("easy_l1.zip!easy_l1/") and members[0].inner_path.startswith("easy_l1/")
+        assert members[0].path.startswith("easy_l1.zip!easy_l1/") and members[0].inner_path.startswith(
+            "easy_l1/"
+        )
         fmt = formats.get("standard")
-        for m in members[:: 40]:
+        for m in members[::40]:
             (raw,) = list(fmt.read(m, {}))
             with zipfile.ZipFile(root / m.path.split("!")[0]) as zf:
                 obj = json.loads(zf.read(m.inner_path))

@@ -25,7 +25,9 @@ def _barc(shared_sources):
 
 
 def _arc_task(shared_sources, key: str) -> list[dict]:
-    t = json.loads((shared_sources / "fchollet" / "ARC-AGI" / "data" / "training" / f"{key}.json").read_text())
+    t = json.loads(
+        (shared_sources / "fchollet" / "ARC-AGI" / "data" / "training" / f"{key}.json").read_text()
+    )
     return t["train"] + t["test"]
 
 
@@ -34,9 +36,13 @@ def test_barc_driver_takes_seeds_only_not_template_or_common(shared_sources):
     assert len(keys) == 162 and "template" not in keys and "common" not in keys
     assert all(SEED_NAME.match(k) for k in keys)
     seeds = _barc(shared_sources) / "seeds"
-    assert (seeds / "template.py").is_file()  # upstream's skeleton for prompting: main and generate_input are "..."
+    assert (
+        seeds / "template.py"
+    ).is_file()  # upstream's skeleton for prompting: main and generate_input are "..."
     for k in keys:
-        names = {n.name for n in ast.parse((seeds / f"{k}.py").read_text()).body if isinstance(n, ast.FunctionDef)}
+        names = {
+            n.name for n in ast.parse((seeds / f"{k}.py").read_text()).body if isinstance(n, ast.FunctionDef)
+        }
         assert {"main", "generate_input"} <= names, k
 
 
@@ -69,7 +75,7 @@ def test_generated_barc_examples_are_in_arc_orientation(shared_sources):
             assert again.ok and np.array_equal(np.array(again.value).T, e.output)
 
 
-FLAKY = textwrap.dedent('''
+FLAKY = textwrap.dedent("""
     import os, random
     from utils import *
 
@@ -78,15 +84,20 @@ FLAKY = textwrap.dedent('''
         if random.random() < 0.3:
             os.abort()
         return {"input": ((v, 0),), "output": ((0, v + 1),)}
-''')
+""")
 
 
 def test_a_dying_worker_costs_its_attempt_and_the_run_resumes_with_its_repeat_filter(tmp_path):
     """Attempts that crash the interpreter cost one quarantined example each; the run goes on from the next
     attempt in a new worker, which still rejects inputs kept before the crash (only 6 inputs exist)."""
     verifier = "def verify_00000001(I):\n    return ((0, I[0][0] + 1),)\n"
-    for name, text in (("generators.py", FLAKY), ("verifiers.py", verifier), ("utils.py", "rng = []\n"),
-                       ("main.py", "def get_pso_difficulty(e):\n    return 0.5\n"), ("dsl.py", "")):
+    for name, text in (
+        ("generators.py", FLAKY),
+        ("verifiers.py", verifier),
+        ("utils.py", "rng = []\n"),
+        ("main.py", "def get_pso_difficulty(e):\n    return 0.5\n"),
+        ("dsl.py", ""),
+    ):
         (tmp_path / name).write_text(text)
     d = driver(tmp_path, RE_ARC)
     (res,) = generate_keys(d, "flaky", ["00000001"], 6)
@@ -99,14 +110,16 @@ def test_a_dying_worker_costs_its_attempt_and_the_run_resumes_with_its_repeat_fi
         elif len(expected) < 6:
             expected.setdefault(v, i)
     assert aborted and res.counts["generator_error"] == len(aborted)
-    assert {i for i, f in res.failures} == aborted and all(f.detail == "crashed (signal 6)" for _, f in res.failures)
+    assert {i for i, f in res.failures} == aborted and all(
+        f.detail == "crashed (signal 6)" for _, f in res.failures
+    )
     assert [(e.input.tolist(), e.index) for e in res.examples] == [([[v, 0]], i) for v, i in expected.items()]
     assert res.counts["repeat"] > 0  # inputs kept before a crash are still repeats after it
     assert res.counts["kept"] + res.counts["repeat"] + len(aborted) == res.counts["attempts"]
     assert all(e.measures == {"pso_difficulty": 0.5} for e in res.examples)
 
 
-SLEEPY = textwrap.dedent('''
+SLEEPY = textwrap.dedent("""
     import time
     from utils import *
 
@@ -116,7 +129,7 @@ SLEEPY = textwrap.dedent('''
 
     def generate_00000002(diff_lb, diff_ub):
         time.sleep(3600)
-''')
+""")
 
 
 def test_the_attempt_limit_is_cpu_time_and_the_wall_clock_only_a_backstop(tmp_path, monkeypatch):
@@ -125,8 +138,13 @@ def test_the_attempt_limit_is_cpu_time_and_the_wall_clock_only_a_backstop(tmp_pa
     from arcforge.sources import generate
 
     verifier = "def verify_00000001(I):\n    return ((2, 1),)\n\ndef verify_00000002(I):\n    return I\n"
-    for name, text in (("generators.py", SLEEPY), ("verifiers.py", verifier), ("utils.py", "rng = []\n"),
-                       ("main.py", "def get_pso_difficulty(e):\n    return 0.5\n"), ("dsl.py", "")):
+    for name, text in (
+        ("generators.py", SLEEPY),
+        ("verifiers.py", verifier),
+        ("utils.py", "rng = []\n"),
+        ("main.py", "def get_pso_difficulty(e):\n    return 0.5\n"),
+        ("dsl.py", ""),
+    ):
         (tmp_path / name).write_text(text)
     monkeypatch.setattr(generate, "MIN_WALL_S", 2.0)
     d = driver(tmp_path, {**RE_ARC, "call_s": 0.2})

@@ -36,24 +36,32 @@ def test_ema_hand_computed():
     assert state["0"].tolist() == [2.0, 3.0]
 
 
-@pytest.mark.parametrize(("warmup", "want"), [
-    # window 2, lamb 5; mean over the last <= 2 raw grads (the current one included)
-    (False, [[1 + 5 * 1, 2 + 5 * 2], [3 + 5 * 2, 4 + 5 * 3], [5 + 5 * 4, 6 + 5 * 5]]),
-    # warmup: untouched until the window is full
-    (True, [[1, 2], [3 + 5 * 2, 4 + 5 * 3], [5 + 5 * 4, 6 + 5 * 5]]),
-])
+@pytest.mark.parametrize(
+    ("warmup", "want"),
+    [
+        # window 2, lamb 5; mean over the last <= 2 raw grads (the current one included)
+        (False, [[1 + 5 * 1, 2 + 5 * 2], [3 + 5 * 2, 4 + 5 * 3], [5 + 5 * 4, 6 + 5 * 5]]),
+        # warmup: untouched until the window is full
+        (True, [[1, 2], [3 + 5 * 2, 4 + 5 * 3], [5 + 5 * 4, 6 + 5 * 5]]),
+    ],
+)
 def test_ma_hand_computed_window(warmup, want):
     p = _param(0, 0)
     state = {}
-    got = _feed(p, [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
-                lambda: gradfilter_ma([p], state, window=2, lamb=5.0, warmup=warmup))
+    got = _feed(
+        p,
+        [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+        lambda: gradfilter_ma([p], state, window=2, lamb=5.0, warmup=warmup),
+    )
     assert got == [[float(x) for x in row] for row in want]
 
 
 # the paper's reference code (github.com/ironjr/grokfast, grokfast.py), kept verbatim in spirit
 def _ref_ema(m, grads, alpha, lamb):
     if grads is None:
-        grads = {n: p.grad.data.detach() for n, p in m.named_parameters() if p.requires_grad and p.grad is not None}
+        grads = {
+            n: p.grad.data.detach() for n, p in m.named_parameters() if p.requires_grad and p.grad is not None
+        }
     for n, p in m.named_parameters():
         if p.requires_grad and p.grad is not None:
             grads[n] = grads[n] * alpha + p.grad.data.detach() * (1 - alpha)
@@ -63,8 +71,11 @@ def _ref_ema(m, grads, alpha, lamb):
 
 def _ref_ma(m, grads, window_size, lamb, warmup):
     if grads is None:
-        grads = {n: deque(maxlen=window_size) for n, p in m.named_parameters()
-                 if p.requires_grad and p.grad is not None}
+        grads = {
+            n: deque(maxlen=window_size)
+            for n, p in m.named_parameters()
+            if p.requires_grad and p.grad is not None
+        }
     for n, p in m.named_parameters():
         if p.requires_grad and p.grad is not None:
             grads[n].append(p.grad.data.detach())
@@ -82,15 +93,22 @@ def _train(filter_step, steps=40, seed=0):
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
     for i in range(steps):
         opt.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(m(x[i % 4 * 16:(i % 4 + 1) * 16]), y[i % 4 * 16:(i % 4 + 1) * 16]).backward()
+        nn.functional.cross_entropy(
+            m(x[i % 4 * 16 : (i % 4 + 1) * 16]), y[i % 4 * 16 : (i % 4 + 1) * 16]
+        ).backward()
         filter_step(m)
         opt.step()
     return [p.detach().clone() for p in m.parameters()]
 
 
-@pytest.mark.parametrize("cfg", [GrokfastConfig("ema", alpha=0.9, lamb=2.0),
-                                 GrokfastConfig("ma", window=7, lamb=5.0, warmup=True),
-                                 GrokfastConfig("ma", window=7, lamb=5.0, warmup=False)])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        GrokfastConfig("ema", alpha=0.9, lamb=2.0),
+        GrokfastConfig("ma", window=7, lamb=5.0, warmup=True),
+        GrokfastConfig("ma", window=7, lamb=5.0, warmup=False),
+    ],
+)
 def test_matches_paper_reference_code_over_training(cfg):
     ref_state = {"g": None}
 
@@ -161,8 +179,9 @@ def test_kind_none_does_nothing():
     assert gf.step() is False and torch.equal(m.weight.grad, raw) and gf.state == {}
 
 
-@pytest.mark.parametrize("cfg", [GrokfastConfig("ema", alpha=0.8, lamb=2.0),
-                                 GrokfastConfig("ma", window=3, lamb=5.0)])
+@pytest.mark.parametrize(
+    "cfg", [GrokfastConfig("ema", alpha=0.8, lamb=2.0), GrokfastConfig("ma", window=3, lamb=5.0)]
+)
 def test_state_dict_round_trip_gives_identical_updates(cfg):
     g = torch.Generator().manual_seed(0)
     grads = [torch.randn(4, 3, generator=g) for _ in range(9)]

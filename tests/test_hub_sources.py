@@ -40,13 +40,28 @@ def hub_online(arcforge_home, tmp_path, monkeypatch):
 def _upstream_files() -> dict[str, dict[str, bytes]]:
     bad_rle = dict(simon_line(7), input=simon_line(7)["input"].replace("I0\n4 3 ", "I0\n5 3 ", 1))
     return {
-        BARC: {"100k-gpt4-description-gpt4omini-code_generated_problems.jsonl":
-               barc_jsonl(6, bad_lines={2: "{not json", 4: json.dumps({"uid": "x", "examples": [[[[1]], [[12]]], [[[1]], [[1]]]]})}),
-               "README.md": b"---\nlicense: mit\n---\n", ".gitattributes": b"*.jsonl filter=lfs\n"},
-        SIMON: {"data.jsonl": simon_jsonl(5, broken={1: bad_rle, 3: {"instruction": "histogram", "input": "0:12"}}),
-                "README.md": b"---\nlicense: mit\n---\n"},
-        PARQUET: {"data/training-00000-of-00001.parquet": arc_parquet(4, "a"),
-                  "data/evaluation-00000-of-00001.parquet": arc_parquet(2, "e"), "README.md": b"# arc-agi\n"},
+        BARC: {
+            "100k-gpt4-description-gpt4omini-code_generated_problems.jsonl": barc_jsonl(
+                6,
+                bad_lines={
+                    2: "{not json",
+                    4: json.dumps({"uid": "x", "examples": [[[[1]], [[12]]], [[[1]], [[1]]]]}),
+                },
+            ),
+            "README.md": b"---\nlicense: mit\n---\n",
+            ".gitattributes": b"*.jsonl filter=lfs\n",
+        },
+        SIMON: {
+            "data.jsonl": simon_jsonl(
+                5, broken={1: bad_rle, 3: {"instruction": "histogram", "input": "0:12"}}
+            ),
+            "README.md": b"---\nlicense: mit\n---\n",
+        },
+        PARQUET: {
+            "data/training-00000-of-00001.parquet": arc_parquet(4, "a"),
+            "data/evaluation-00000-of-00001.parquet": arc_parquet(2, "e"),
+            "README.md": b"# arc-agi\n",
+        },
     }
 
 
@@ -65,9 +80,15 @@ def test_hub_sources_fetch_pin_and_build(hub_online, arcforge_home):
     barc = results[BARC]
     m = ms[BARC]
     assert barc.path == paths.sources_dir() / "hf" / "barc0" / m.repo_name / m.commit
-    kept = sorted(p.relative_to(barc.path).as_posix() for p in barc.path.rglob("*") if p.is_file()
-                  and not p.name.startswith(".arcforge"))
-    assert kept == ["100k-gpt4-description-gpt4omini-code_generated_problems.jsonl", "README.md"]  # not .gitattributes
+    kept = sorted(
+        p.relative_to(barc.path).as_posix()
+        for p in barc.path.rglob("*")
+        if p.is_file() and not p.name.startswith(".arcforge")
+    )
+    assert kept == [
+        "100k-gpt4-description-gpt4omini-code_generated_problems.jsonl",
+        "README.md",
+    ]  # not .gitattributes
     pin = lock.find_pin(m)  # recorded on first fetch, with each file's sha256
     assert pin is not None and pin.lock_path == lock.home_lock_path() and pin.digest == barc.digest
     assert set(pin.sha256) == set(kept) and pin.sha256["README.md"] == lock.sha256_of(barc.path / "README.md")
@@ -76,14 +97,20 @@ def test_hub_sources_fetch_pin_and_build(hub_online, arcforge_home):
     assert {r.status for r in fetch.fetch_sources([m], retry=FAST)} == {"cached"}
 
     stats = build(arcforge_home / "out", sources=[BARC, SIMON, PARQUET])
-    assert stats.tasks == {BARC: {"training": 6}, SIMON: {"training": 5},
-                           PARQUET: {"evaluation": 2, "training": 4}}
+    assert stats.tasks == {
+        BARC: {"training": 6},
+        SIMON: {"training": 5},
+        PARQUET: {"evaluation": 2, "training": 4},
+    }
     assert stats.quarantined == {"bad_rle": 1, "bad_structure": 1, "bad_value": 1, "invalid_json": 1}
     table = read_table(arcforge_home / "out")
     ids = table["id"].to_pylist()
     assert f"{BARC}/100k-gpt4-description-gpt4omini-code_generated_problems/p00000" in ids
     assert f"{SIMON}/data/l00000001" in ids and f"{PARQUET}/training-00000-of-00001/a0000" in ids
-    q = [json.loads(line) for line in (arcforge_home / "out" / "reports" / "quarantine.jsonl").read_text().splitlines()]
+    q = [
+        json.loads(line)
+        for line in (arcforge_home / "out" / "reports" / "quarantine.jsonl").read_text().splitlines()
+    ]
     rle = [r for r in q if r["reason"] == "bad_rle"]
     assert rle and rle[0]["source"] == SIMON and "line 2: I0:" in rle[0]["detail"]
 
@@ -121,7 +148,9 @@ def test_download_progress_counts_the_bytes_as_they_arrive(hub_online, arcforge_
 def test_a_download_cut_off_resumes_with_a_range_request(hub_online, arcforge_home):
     ms = load_manifests()
     name = "100k-gpt4-description-gpt4omini-code_generated_problems.jsonl"
-    big = barc_jsonl(40) * 4000  # ~24 MB: huggingface_hub writes in 10 MB chunks, so half of it reaches the disk
+    big = (
+        barc_jsonl(40) * 4000
+    )  # ~24 MB: huggingface_hub writes in 10 MB chunks, so half of it reaches the disk
     hub_online.add(ms[BARC].repo, ms[BARC].commit, {name: big})
     hub_online.plans[name] = ["drop"]
     [r] = fetch.fetch_sources([ms[BARC]], retry=FAST)
@@ -136,8 +165,21 @@ def test_a_file_that_differs_from_its_pin_is_named_and_never_cached(hub_online, 
     ms = _serve(hub_online)
     m = ms[SIMON]
     good = lock.digest_from_hashes({"README.md": "0" * 64, "data.jsonl": "1" * 64})
-    lock.write_lock(lock.home_lock_path(), [lock.Pin(SIMON, m.repo, m.commit, good, 2, lock.home_lock_path(), 0,
-                                                     {"README.md": "0" * 64, "data.jsonl": "1" * 64})])
+    lock.write_lock(
+        lock.home_lock_path(),
+        [
+            lock.Pin(
+                SIMON,
+                m.repo,
+                m.commit,
+                good,
+                2,
+                lock.home_lock_path(),
+                0,
+                {"README.md": "0" * 64, "data.jsonl": "1" * 64},
+            )
+        ],
+    )
     [r] = fetch.fetch_sources([m], retry=FAST)
     assert r.status == "failed" and "README.md from" in r.error and "pins " + "0" * 64 in r.error
     assert fetch.cached_path(m) is None and not any(paths.tmp_dir().iterdir())
@@ -184,8 +226,10 @@ def test_folder_mirror_serves_hub_sources_without_the_network(arcforge_home, tmp
     monkeypatch.setenv("ARCFORGE_HUB_URL", "http://127.0.0.1:9")  # the Hub must not be needed
     mirror = _hf_mirror(tmp_path / "mirror")
     ms = load_manifests()
-    results = {r.name: r for r in fetch.fetch_sources([ms[BARC], ms[SIMON], ms["barc_100k_gpt4omini"]],
-                                                      mirror=mirror)}
+    results = {
+        r.name: r
+        for r in fetch.fetch_sources([ms[BARC], ms[SIMON], ms["barc_100k_gpt4omini"]], mirror=mirror)
+    }
     assert results[BARC].status == results[SIMON].status == "fetched"
     assert results[BARC].origin == str(mirror / "hf" / "barc0" / ms[BARC].repo_name)
     other = results["barc_100k_gpt4omini"]  # not in this mirror: unavailable, with where it was looked for
@@ -229,4 +273,3 @@ def test_a_big_jsonl_file_read_in_parts_gives_the_same_build(arcforge_home, monk
     assert read_table(arcforge_home / "parts").equals(read_table(arcforge_home / "whole"))
     q = [(arcforge_home / d / "reports" / "quarantine.jsonl").read_text() for d in ("whole", "parts")]
     assert q[0] == q[1] and "l00000006: line 6: not valid JSON" in q[0]  # lines count from the file's start
-

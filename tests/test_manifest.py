@@ -7,12 +7,36 @@ from arcforge import formats
 from arcforge.errors import ManifestError
 from arcforge.sources.manifest import MANIFEST_DIR, glob_match, load_manifest, load_manifests, parse_manifest
 
-MIRRORED = {"arc_agi_1", "arc_agi_2", "concept_arc", "arc_1d", "mini_arc", "neoneye_diva", "neoneye_tama",
-            "synthetic_extend", "iparc", "arc_community", "neoneye_bad"}
+MIRRORED = {
+    "arc_agi_1",
+    "arc_agi_2",
+    "concept_arc",
+    "arc_1d",
+    "mini_arc",
+    "neoneye_diva",
+    "neoneye_tama",
+    "synthetic_extend",
+    "iparc",
+    "arc_community",
+    "neoneye_bad",
+}
 UNMIRRORED = {"sequence_arc", "barc", "re_arc"}
-HUB = {"barc_100k_gpt4", "barc_100k_gpt4omini", "simon_arc_solve_color", "simon_arc_solve_translate",
-       "simon_arc_solve_template", "simon_arc_combine", "arc_agi_1_parquet"}
-COLLECTION = {"neoneye_pqa", "neoneye_synth_riddles", "neoneye_sort_of_arc", "neoneye_nosound", "neoneye_dbigham"}
+HUB = {
+    "barc_100k_gpt4",
+    "barc_100k_gpt4omini",
+    "simon_arc_solve_color",
+    "simon_arc_solve_translate",
+    "simon_arc_solve_template",
+    "simon_arc_combine",
+    "arc_agi_1_parquet",
+}
+COLLECTION = {
+    "neoneye_pqa",
+    "neoneye_synth_riddles",
+    "neoneye_sort_of_arc",
+    "neoneye_nosound",
+    "neoneye_dbigham",
+}
 
 
 def test_bundled_manifests_cover_every_shared_source(sources_json):
@@ -24,7 +48,9 @@ def test_bundled_manifests_cover_every_shared_source(sources_json):
         assert m.license == s["license"]
     assert {m.name for m in ms.values() if m.kind == "hub"} == HUB
     # the collection's sources share neoneye_bad's repo@commit, each in its own cache folder
-    assert {(ms[n].repo, ms[n].commit) for n in COLLECTION} == {(ms["neoneye_bad"].repo, ms["neoneye_bad"].commit)}
+    assert {(ms[n].repo, ms[n].commit) for n in COLLECTION} == {
+        (ms["neoneye_bad"].repo, ms["neoneye_bad"].commit)
+    }
     assert {ms[n].cache_key for n in COLLECTION} == COLLECTION and ms["neoneye_bad"].cache_key == ""
     assert {m.name for m in ms.values() if m.is_eval} == {"arc_agi_1", "arc_agi_2"}
     assert ms["arc_agi_1"].eval_splits == ("evaluation",)
@@ -43,8 +69,11 @@ def _base(**over):
         ({"commit": "abc123"}, "field 'commit'"),
         ({"commit": "A" * 40}, "field 'commit'"),
         ({"license": ""}, "field 'license'"),
-        ({"format": "nope"}, "unknown format 'nope'; known formats: arc_parquet, barc_jsonl, barc_list, barc_problem, "
-                             "iparc, mini_arc, re_arc, simon_arc, standard"),
+        (
+            {"format": "nope"},
+            "unknown format 'nope'; known formats: arc_parquet, barc_jsonl, barc_list, barc_problem, "
+            "iparc, mini_arc, re_arc, simon_arc, standard",
+        ),
         ({"name": "ARC-1"}, "field 'name'"),
         ({"role": "test"}, "field 'role'"),
         ({"repo": "noslash"}, "field 'repo'"),
@@ -94,7 +123,9 @@ def test_glob(path, pattern, ok):
 def test_kind_defaults_to_repo_and_unknown_kind_names_known_ones():
     m = parse_manifest(_base(), Path("manifests/x.toml"), formats.names())
     assert m.kind == "repo" and m.settings == {}
-    with pytest.raises(ManifestError, match=r"x\.toml: unknown source kind 'nope'; known kinds: generator, hub, repo"):
+    with pytest.raises(
+        ManifestError, match=r"x\.toml: unknown source kind 'nope'; known kinds: generator, hub, repo"
+    ):
         parse_manifest(_base(kind="nope"), Path("manifests/x.toml"), formats.names())
     with pytest.raises(ManifestError, match=r"\[generator\] must be a table"):
         parse_manifest(_base(kind="generator", generator=3), Path("manifests/x.toml"), formats.names())
@@ -104,7 +135,9 @@ def test_hub_kind_settings_are_checked():
     m = parse_manifest(_base(kind="hub"), Path("manifests/x.toml"), formats.names())
     assert m.kind == "hub" and m.settings == {"repo_type": "dataset"}
     with pytest.raises(ManifestError, match=r"x\.toml: \[hub\] 'repo_type' = 'model' must be one of dataset"):
-        parse_manifest(_base(kind="hub", hub={"repo_type": "model"}), Path("manifests/x.toml"), formats.names())
+        parse_manifest(
+            _base(kind="hub", hub={"repo_type": "model"}), Path("manifests/x.toml"), formats.names()
+        )
     with pytest.raises(ManifestError, match=r"\[hub\] has unknown field\(s\) revision"):
         parse_manifest(_base(kind="hub", hub={"revision": "main"}), Path("manifests/x.toml"), formats.names())
     with pytest.raises(ManifestError, match=r"field 'cache_key' = 'No-Good' must be"):
@@ -120,25 +153,36 @@ def test_generator_kind_checks_its_table():
     m = parse_manifest(_gen(k=4), Path("manifests/x.toml"), formats.names())
     assert m.kind == "generator"
     assert m.settings["k"] == 4 and m.settings["split"] == "generated" and m.settings["code"] == ["README.md"]
-    for bad, needle in [({"driver": "nope"}, "'driver'"), ({"k": 0}, "'k' must be a positive int"),
-                        ({"code": []}, "'code' must name"), ({"code": ["gen.py"]}, "code file 'gen.py' is not"),
-                        ({"what": 1}, "unknown field"), ({"call_s": "x"}, "'call_s'")]:
+    for bad, needle in [
+        ({"driver": "nope"}, "'driver'"),
+        ({"k": 0}, "'k' must be a positive int"),
+        ({"code": []}, "'code' must name"),
+        ({"code": ["gen.py"]}, "code file 'gen.py' is not"),
+        ({"what": 1}, "unknown field"),
+        ({"call_s": "x"}, "'call_s'"),
+    ]:
         with pytest.raises(ManifestError, match=needle):
             parse_manifest(_gen(**bad), Path("manifests/x.toml"), formats.names())
 
 
-@pytest.mark.parametrize("over,needle", [
-    ({"repo": "../.."}, "field 'repo'"),
-    ({"repo": "owner/.."}, "field 'repo'"),
-    ({"repo": "./x"}, "field 'repo'"),
-    ({"files": ["../../etc/*"]}, "field 'files'"),
-    ({"files": ["/etc/passwd"]}, "field 'files'"),
-    ({"files": ["data\\..\\x"]}, "field 'files'"),
-    ({"id_root": "../up"}, "field 'id_root'"),
-    ({"tasks": [{"split": "training", "include": ["data/../../*.json"]}]}, "field 'include'"),
-    ({"tasks": [{"split": "training", "include": ["a.zip!../x.json"]}]}, "field 'include'"),
-    ({"tasks": [{"split": "training", "include": ["*.json"], "exclude": ["x/\x1b[2J"]}]}, "field 'exclude'"),
-])
+@pytest.mark.parametrize(
+    "over,needle",
+    [
+        ({"repo": "../.."}, "field 'repo'"),
+        ({"repo": "owner/.."}, "field 'repo'"),
+        ({"repo": "./x"}, "field 'repo'"),
+        ({"files": ["../../etc/*"]}, "field 'files'"),
+        ({"files": ["/etc/passwd"]}, "field 'files'"),
+        ({"files": ["data\\..\\x"]}, "field 'files'"),
+        ({"id_root": "../up"}, "field 'id_root'"),
+        ({"tasks": [{"split": "training", "include": ["data/../../*.json"]}]}, "field 'include'"),
+        ({"tasks": [{"split": "training", "include": ["a.zip!../x.json"]}]}, "field 'include'"),
+        (
+            {"tasks": [{"split": "training", "include": ["*.json"], "exclude": ["x/\x1b[2J"]}]},
+            "field 'exclude'",
+        ),
+    ],
+)
 def test_a_manifest_cannot_reach_outside_its_source(over, needle):
     with pytest.raises(ManifestError) as e:
         parse_manifest(_base(**over), Path("manifests/x.toml"), formats.names())
@@ -152,8 +196,11 @@ def test_fetch_with_a_hostile_manifest_folder_writes_and_reads_nothing_outside(t
 
     mdir = tmp_path / "manifests"
     mdir.mkdir()
-    text = (MANIFEST_DIR / "arc_community.toml").read_text().replace('repo = "arc-community/arc"',
-                                                                      'repo = "../.."')
+    text = (
+        (MANIFEST_DIR / "arc_community.toml")
+        .read_text()
+        .replace('repo = "arc-community/arc"', 'repo = "../.."')
+    )
     (mdir / "evil.toml").write_text(text)
     mirror = tmp_path / "deep" / "mirror"
     mirror.mkdir(parents=True)

@@ -20,11 +20,22 @@ EVAL = {("arc_agi_1", "evaluation"), ("arc_agi_2", "evaluation")}
 
 @pytest.fixture(scope="module")
 def out_dir(shared_sources, tmp_path_factory):
-    r = run_dedup(arc_table(shared_sources), eval_splits=EVAL, exclude_eval=True,
-                  priority=("arc_agi_1", "arc_agi_2", "concept_arc"))
+    r = run_dedup(
+        arc_table(shared_sources),
+        eval_splits=EVAL,
+        exclude_eval=True,
+        priority=("arc_agi_1", "arc_agi_2", "concept_arc"),
+    )
     out = tmp_path_factory.mktemp("out")
-    write_reports(out, {"quarantine": QUARANTINE_SCHEMA.empty_table(), "excluded": r.excluded,
-                        "duplicates": r.duplicates, "reported": r.reported})
+    write_reports(
+        out,
+        {
+            "quarantine": QUARANTINE_SCHEMA.empty_table(),
+            "excluded": r.excluded,
+            "duplicates": r.duplicates,
+            "reported": r.reported,
+        },
+    )
     return out
 
 

@@ -34,8 +34,13 @@ TREE = [
     "reports/excluded.jsonl",
     "reports/quarantine.jsonl",
 ]
-REMOTE = [".gitattributes", "README.md", "arc_agi_1/training-00000-of-00001.parquet",
-          "barc/training-00000-of-00001.parquet", "provenance.json"]
+REMOTE = [
+    ".gitattributes",
+    "README.md",
+    "arc_agi_1/training-00000-of-00001.parquet",
+    "barc/training-00000-of-00001.parquet",
+    "provenance.json",
+]
 STALE = ["arc_agi_1/training-00000-of-00001.parquet", "barc/training-00000-of-00001.parquet"]
 
 
@@ -51,14 +56,18 @@ def api(hf_env: Path):  # noqa: F811
     api.repo_info.return_value = DatasetInfo(id=REPO, sha=HEAD, private=False)
     api.list_repo_files.return_value = list(REMOTE)
     api.create_commit.return_value = CommitInfo(
-        commit_url=f"https://huggingface.co/datasets/{REPO}/commit/{NEW}", commit_message="m",
-        commit_description="", oid=NEW)
+        commit_url=f"https://huggingface.co/datasets/{REPO}/commit/{NEW}",
+        commit_message="m",
+        commit_description="",
+        oid=NEW,
+    )
     return api
 
 
 def calls(api) -> list:
     """``api.method_calls`` with create_commit's operations as comparable tuples (huggingface_hub's
     ``CommitOperationAdd`` computes its upload info lazily, so two equal adds may not compare equal)."""
+
     def norm(op):
         if isinstance(op, CommitOperationAdd):
             return ("add", op.path_in_repo, op.path_or_fileobj)
@@ -76,8 +85,9 @@ def calls(api) -> list:
 
 def hub_error(status: int, method: str = "POST", path: str = f"/api/datasets/{REPO}/commit/main", **headers):
     """The exception huggingface_hub itself raises for such a Hub response."""
-    resp = httpx2.Response(status, request=httpx2.Request(method, f"https://huggingface.co{path}"),
-                           headers=headers)
+    resp = httpx2.Response(
+        status, request=httpx2.Request(method, f"https://huggingface.co{path}"), headers=headers
+    )
     try:
         hf_raise_for_status(resp)
     except Exception as e:
@@ -104,9 +114,13 @@ def test_publish_replaces_the_previous_build_in_one_commit_then_tags(out: Path, 
     assert after == {**local_files(out), ".gitattributes": b"old .gitattributes"}
     assert len(hub.commits) == 2 and res.parent_commit == head  # one commit, on top of the head it read
     assert hub.tags == {"v1.0": res.commit_oid} and hub.branches["main"] == res.commit_oid
-    assert hub.messages == [(f"arcforge {__version__}: 4 shards from 1 source",
-                             f"Built by arcforge {__version__} from:\n- arc_agi_1: "
-                             "fchollet/ARC-AGI@399030444e0ab0cc8b4e199870fb20b863846f34 (Apache-2.0)")]
+    assert hub.messages == [
+        (
+            f"arcforge {__version__}: 4 shards from 1 source",
+            f"Built by arcforge {__version__} from:\n- arc_agi_1: "
+            "fchollet/ARC-AGI@399030444e0ab0cc8b4e199870fb20b863846f34 (Apache-2.0)",
+        )
+    ]
     assert res.commit_url.endswith(f"/commit/{res.commit_oid}")
     d = res.to_dict()
     assert (d["additions"], d["deletions"], d["deletions_known"]) == (len(TREE), 2, True)
@@ -119,7 +133,9 @@ def test_publish_replaces_the_previous_build_in_one_commit_then_tags(out: Path, 
 def test_publish_to_a_branch_leaves_main_alone(out: Path, hf_env):  # noqa: F811
     hub = FakeHub(REPO, remote_before(), private=True)
     main_before = hub.files("main")
-    pub.publish(out, pub.PublishOptions(REPO, revision="v2-candidate", private=True, message="rebuild"), api=hub)
+    pub.publish(
+        out, pub.PublishOptions(REPO, revision="v2-candidate", private=True, message="rebuild"), api=hub
+    )
     assert hub.files("main") == main_before
     assert hub.files("v2-candidate") == {**local_files(out), ".gitattributes": b"old .gitattributes"}
 
@@ -151,7 +167,10 @@ def test_a_concurrent_commit_is_never_overwritten(out: Path, hf_env):  # noqa: F
     with pytest.raises(PublishError, match="someone committed to the repo since it was read") as e:
         pub.publish(out, pub.PublishOptions(REPO), api=hub)
     assert "re-run" in e.value.hint
-    assert hub.files("main") == {**remote_before(), "theirs.txt": b"mine"}  # their commit stands, ours not made
+    assert hub.files("main") == {
+        **remote_before(),
+        "theirs.txt": b"mine",
+    }  # their commit stands, ours not made
 
 
 # --- refusals before any remote call -------------------------------------------------------------------------
@@ -172,10 +191,13 @@ def test_unknown_license_is_refused_before_any_call(tmp_path, api):
     assert api.create_commit.call_count == 1
 
 
-@pytest.mark.parametrize(("opts", "message"), [
-    (pub.PublishOptions("not-a-repo-id"), "not of the form ORG/NAME"),
-    (pub.PublishOptions(REPO, tag="v1", create_pr=True), "--tag cannot be combined with --create-pr"),
-])
+@pytest.mark.parametrize(
+    ("opts", "message"),
+    [
+        (pub.PublishOptions("not-a-repo-id"), "not of the form ORG/NAME"),
+        (pub.PublishOptions(REPO, tag="v1", create_pr=True), "--tag cannot be combined with --create-pr"),
+    ],
+)
 def test_bad_options_stop_before_any_call(out: Path, api, opts, message):
     with pytest.raises(PublishError, match=message):
         pub.publish(out, opts, api=api)
@@ -189,24 +211,56 @@ def test_private_requested_but_repo_is_public_is_refused_before_committing(out: 
 
 
 # --- Hub errors mapped to what to do -------------------------------------------------------------------------
-@pytest.mark.parametrize(("method", "error", "message", "hint"), [
-    ("create_commit", hub_error(412, **{"X-Error-Message": "A commit has happened since."}),
-     "someone committed to the repo since it was read", "re-run `arcforge publish`"),
-    ("create_commit", hub_error(409), "someone committed", "re-run"),
-    ("create_repo", hub_error(403, path="/api/repos/create", **{"X-Error-Message": "no rights"}),
-     "no write access", "--create-pr"),
-    ("repo_info", hub_error(404, "GET", f"/api/datasets/{REPO}/revision/main",
-                            **{"X-Error-Code": "RepoNotFound"}), "dataset repo not found", "--repo-id"),
-    ("repo_info", hub_error(404, "GET", f"/api/datasets/{REPO}/revision/main",
-                            **{"X-Error-Code": "RevisionNotFound"}), "branch 'main' not found", "--revision"),
-    ("create_repo", hub_error(401, path="/api/repos/create",
-                              **{"X-Error-Message": "Invalid credentials in Authorization header"}),
-     "the Hub rejected your token", "hf auth login"),
-    ("create_tag", hub_error(409, path=f"/api/datasets/{REPO}/tag/main"), "tag 'v1' already exists",
-     "new --tag"),
-    ("create_commit", hub_error(500), "answered HTTP 500 to create_commit", "retry"),
-    ("list_repo_files", httpx2.ConnectError("connection refused"), "cannot reach the Hub", "network"),
-])
+@pytest.mark.parametrize(
+    ("method", "error", "message", "hint"),
+    [
+        (
+            "create_commit",
+            hub_error(412, **{"X-Error-Message": "A commit has happened since."}),
+            "someone committed to the repo since it was read",
+            "re-run `arcforge publish`",
+        ),
+        ("create_commit", hub_error(409), "someone committed", "re-run"),
+        (
+            "create_repo",
+            hub_error(403, path="/api/repos/create", **{"X-Error-Message": "no rights"}),
+            "no write access",
+            "--create-pr",
+        ),
+        (
+            "repo_info",
+            hub_error(404, "GET", f"/api/datasets/{REPO}/revision/main", **{"X-Error-Code": "RepoNotFound"}),
+            "dataset repo not found",
+            "--repo-id",
+        ),
+        (
+            "repo_info",
+            hub_error(
+                404, "GET", f"/api/datasets/{REPO}/revision/main", **{"X-Error-Code": "RevisionNotFound"}
+            ),
+            "branch 'main' not found",
+            "--revision",
+        ),
+        (
+            "create_repo",
+            hub_error(
+                401,
+                path="/api/repos/create",
+                **{"X-Error-Message": "Invalid credentials in Authorization header"},
+            ),
+            "the Hub rejected your token",
+            "hf auth login",
+        ),
+        (
+            "create_tag",
+            hub_error(409, path=f"/api/datasets/{REPO}/tag/main"),
+            "tag 'v1' already exists",
+            "new --tag",
+        ),
+        ("create_commit", hub_error(500), "answered HTTP 500 to create_commit", "retry"),
+        ("list_repo_files", httpx2.ConnectError("connection refused"), "cannot reach the Hub", "network"),
+    ],
+)
 def test_hub_errors_become_publish_errors_with_a_hint(out: Path, api, method, error, message, hint):
     getattr(api, method).side_effect = error
     with pytest.raises(PublishError, match=message) as e:
@@ -227,8 +281,10 @@ def test_the_token_goes_only_to_hfapi(out: Path, api, monkeypatch):
 # --- the command ----------------------------------------------------------------------------------------------
 def _no_hub(monkeypatch):
     """Make any Hub access fail loudly: dry-run and --to-dir must not even read the token."""
+
     def boom(*a, **k):
         raise AssertionError("the Hub was contacted")
+
     monkeypatch.setattr(pub, "HfApi", boom)
     monkeypatch.setattr(pub, "get_token", boom)
 
@@ -253,14 +309,18 @@ def test_cli_dry_run_prints_every_operation_and_contacts_nothing(out: Path, hf_e
 def test_cli_to_dir_writes_the_tree_without_the_hub(out: Path, tmp_path: Path, hf_env, monkeypatch):  # noqa: F811
     _no_hub(monkeypatch)
     dest = tmp_path / "tree"
-    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--json"])
+    res = CliRunner().invoke(
+        app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--json"]
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()) == TREE
     assert json.loads(res.stdout)["to_dir"] == str(dest)
     for p in dest.rglob("*"):
         if p.is_file():
             assert SECRET_TOKEN.encode() not in p.read_bytes()
-    res = CliRunner().invoke(app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--dry-run"])
+    res = CliRunner().invoke(
+        app, ["publish", "-d", str(out), "--repo-id", REPO, "--to-dir", str(dest), "--dry-run"]
+    )
     assert res.exit_code == 1 and "either --dry-run or --to-dir" in res.output
 
 

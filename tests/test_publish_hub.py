@@ -20,7 +20,9 @@ TOKEN = os.environ.get("HF_TOKEN")
 
 pytestmark = [
     pytest.mark.hub,
-    pytest.mark.skipif(not (ENDPOINT and TOKEN), reason="needs HF_TOKEN and ARCFORGE_HUB_ENDPOINT (a real Hub)"),
+    pytest.mark.skipif(
+        not (ENDPOINT and TOKEN), reason="needs HF_TOKEN and ARCFORGE_HUB_ENDPOINT (a real Hub)"
+    ),
 ]
 
 
@@ -42,8 +44,12 @@ def test_publish_twice_then_read_back(tmp_path: Path):
         res2 = pub.publish(second, pub.PublishOptions(repo_id, private=True), api=api)
         assert res2.parent_commit == res1.commit_oid
         deleted = {op.path_in_repo for op in res2.operations if op.kind == "delete"}
-        assert deleted == {"arc_agi_1/evaluation-00001-of-00002.parquet", "arc_agi_1/training-00001-of-00002.parquet",
-                           "arc_agi_1/evaluation-00000-of-00002.parquet", "arc_agi_1/training-00000-of-00002.parquet"}
+        assert deleted == {
+            "arc_agi_1/evaluation-00001-of-00002.parquet",
+            "arc_agi_1/training-00001-of-00002.parquet",
+            "arc_agi_1/evaluation-00000-of-00002.parquet",
+            "arc_agi_1/training-00000-of-00002.parquet",
+        }
         files2 = set(api.list_repo_files(repo_id, repo_type="dataset", revision=res2.commit_oid))
         assert files2 - {".gitattributes"} == {op.path_in_repo for op in res2.operations if op.kind == "add"}
 

@@ -46,8 +46,14 @@ def out(tmp_path: Path) -> Path:
 def test_provenance_round_trip_and_is_deterministic(tmp_path: Path):
     sources = [
         {"name": "b_src", "repo": "o/b", "commit": "c" * 40, "license": "unknown", "tasks": 3},
-        {"name": "a_src", "repo": "o/a", "commit": "a" * 40, "license": "MIT", "digest": "sha256:ab",
-         "citation": "@misc{a}"},
+        {
+            "name": "a_src",
+            "repo": "o/a",
+            "commit": "a" * 40,
+            "license": "MIT",
+            "digest": "sha256:ab",
+            "citation": "@misc{a}",
+        },
     ]
     opts = {"exclude_eval": True, "out": Path("/x/y")}
     p = write_provenance(tmp_path / "one", sources=sources, options=opts)
@@ -57,7 +63,13 @@ def test_provenance_round_trip_and_is_deterministic(tmp_path: Path):
     prov = read_provenance(tmp_path / "one")
     assert [s.name for s in prov.sources] == ["a_src", "b_src"]
     a, b = prov.sources
-    assert (a.repo, a.commit, a.license, a.digest, a.citation) == ("o/a", "a" * 40, "MIT", "sha256:ab", "@misc{a}")
+    assert (a.repo, a.commit, a.license, a.digest, a.citation) == (
+        "o/a",
+        "a" * 40,
+        "MIT",
+        "sha256:ab",
+        "@misc{a}",
+    )
     assert b.extra == {"tasks": 3} and b.digest == ""
     assert [s.name for s in prov.unknown_license_sources] == ["b_src"]
     assert prov.options == {"exclude_eval": True, "out": "/x/y"}
@@ -119,12 +131,18 @@ def test_collect_files_requires_shards_and_a_card_with_metadata(out: Path, tmp_p
 def test_plan_operations_adds_everything_and_deletes_only_stale_build_files(out: Path):
     tree = collect_files(out)
     remote = [
-        ".gitattributes", "README.md", "images/logo.png", "CITATION.cff",  # not ours: kept
+        ".gitattributes",
+        "README.md",
+        "images/logo.png",
+        "CITATION.cff",  # not ours: kept
         "arc_agi_1/training-00000-of-00002.parquet",  # replaced by an add
-        "arc_agi_1/training-00000-of-00003.parquet", "arc_agi_1/training-00002-of-00003.parquet",  # old sharding
+        "arc_agi_1/training-00000-of-00003.parquet",
+        "arc_agi_1/training-00002-of-00003.parquet",  # old sharding
         "re_arc/training-00000-of-00001.parquet",  # a source the new build dropped
-        "provenance.json", "reports/quarantine.jsonl",
-        "quarantine.parquet", "reported.parquet",  # reports where older builds put them: removed
+        "provenance.json",
+        "reports/quarantine.jsonl",
+        "quarantine.parquet",
+        "reported.parquet",  # reports where older builds put them: removed
         "arc_agi_1/notes/x-00000-of-00001.parquet",  # deeper than a shard: not ours
     ]
     ops = plan_operations(tree, remote)
@@ -137,8 +155,12 @@ def test_plan_operations_adds_everything_and_deletes_only_stale_build_files(out:
         Operation("delete", "re_arc/training-00000-of-00001.parquet"),
         Operation("delete", "reported.parquet"),
     ]
-    assert ops[-2].to_dict() == {"op": "delete", "path": "re_arc/training-00000-of-00001.parquet",
-                                 "size": None, "sha256": None}
+    assert ops[-2].to_dict() == {
+        "op": "delete",
+        "path": "re_arc/training-00000-of-00001.parquet",
+        "size": None,
+        "sha256": None,
+    }
     # unknown remote (dry run): additions only
     assert plan_operations(tree, None) == ops[: len(EXPECTED_TREE)]
 

@@ -34,8 +34,9 @@ class FakeHub:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.files = {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-                      if p.is_file()}
+        self.files = {
+            p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+        }
         self.requests: list[str] = []
         hub = self
 
@@ -67,15 +68,23 @@ class FakeHub:
                 if path.startswith(api + "revision/"):
                     if path.removeprefix(api + "revision/") not in ("main", "v1", SHA):
                         return self._send(404, b"{}", {"X-Error-Code": "RevisionNotFound"}, body)
-                    info = {"id": REPO, "sha": SHA, "private": False,
-                            "siblings": [{"rfilename": p} for p in hub.files]}
-                    return self._send(200, json.dumps(info).encode(), {"Content-Type": "application/json"},
-                                      body)
+                    info = {
+                        "id": REPO,
+                        "sha": SHA,
+                        "private": False,
+                        "siblings": [{"rfilename": p} for p in hub.files],
+                    }
+                    return self._send(
+                        200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body
+                    )
                 if path == api + f"tree/{SHA}":
-                    tree = [{"type": "file", "path": p, "size": len(d), "oid": hub.oid(d)}
-                            for p, d in hub.files.items()]
-                    return self._send(200, json.dumps(tree).encode(), {"Content-Type": "application/json"},
-                                      body)
+                    tree = [
+                        {"type": "file", "path": p, "size": len(d), "oid": hub.oid(d)}
+                        for p, d in hub.files.items()
+                    ]
+                    return self._send(
+                        200, json.dumps(tree).encode(), {"Content-Type": "application/json"}, body
+                    )
                 rel = path.removeprefix(files + SHA + "/")
                 if path.startswith(files + SHA + "/") and rel in hub.files:
                     data = hub.files[rel]
@@ -139,8 +148,9 @@ def test_resolve_hub_dataset_downloads_into_the_hf_cache_then_works_offline(expo
         got = resolve_data(REPO, endpoint=hub.url)
         assert f"GET /api/datasets/{REPO}/revision/main" in hub.requests
         assert f"GET /api/datasets/{REPO}/tree/{SHA}" in hub.requests
-        downloads = sorted(r.split(f"/resolve/{SHA}/")[1] for r in hub.requests
-                           if r.startswith("GET ") and "/resolve/" in r)
+        downloads = sorted(
+            r.split(f"/resolve/{SHA}/")[1] for r in hub.requests if r.startswith("GET ") and "/resolve/" in r
+        )
         assert downloads == sorted(hub.files)
         assert resolve_data(f"hf://datasets/{REPO}@v1", endpoint=hub.url) == got
         with pytest.raises(FetchError, match="revision not found"):

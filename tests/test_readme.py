@@ -30,25 +30,41 @@ def test_quickstart_has_the_five_steps():
     cmds = quickstart()
     assert len(cmds) == 5
     assert cmds[0].startswith("arcforge fetch") and "build --exclude-eval" in cmds[1]
-    assert "scan_parquet" in cmds[2] and cmds[3].startswith("arcforge train") and cmds[4].startswith("arcforge eval")
+    assert (
+        "scan_parquet" in cmds[2]
+        and cmds[3].startswith("arcforge train")
+        and cmds[4].startswith("arcforge eval")
+    )
 
 
 def test_quickstart_runs_on_a_tiny_build(tiny, tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, argv in (("arcforge", f'{sys.executable} -m arcforge "$@"'), ("python", f'{sys.executable} "$@"')):
+    for name, argv in (
+        ("arcforge", f'{sys.executable} -m arcforge "$@"'),
+        ("python", f'{sys.executable} "$@"'),
+    ):
         (bin_dir / name).write_text(f"#!/bin/sh\nexec {argv}\n")
         (bin_dir / name).chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT),
-           "ARCFORGE_HOME": str(tmp_path / "home"), "ARCFORGE_MIRROR": str(tiny.mirror),
-           "ARCFORGE_MANIFESTS": str(tiny.manifests_dir), "HF_HUB_OFFLINE": "1", "NO_COLOR": "1",
-           "HF_HOME": str(tmp_path / "hf")}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "ARCFORGE_HOME": str(tmp_path / "home"),
+        "ARCFORGE_MIRROR": str(tiny.mirror),
+        "ARCFORGE_MANIFESTS": str(tiny.manifests_dir),
+        "HF_HUB_OFFLINE": "1",
+        "NO_COLOR": "1",
+        "HF_HOME": str(tmp_path / "hf"),
+    }
     outputs = []
     for cmd in quickstart():
         cmd = cmd.replace("--max-steps 300", "--max-steps 2")
-        r = subprocess.run(["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            ["bash", "-c", cmd], cwd=work, env=env, capture_output=True, text=True, timeout=600
+        )
         assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
         assert "Traceback" not in r.stderr and "internal error" not in r.stderr
         outputs.append(r.stdout + r.stderr)

@@ -47,7 +47,9 @@ def build(*args: str):
 
 def one_clear_line(r) -> None:
     assert r.exit_code == 1, r.output
-    assert "Traceback" not in r.output and "internal error" not in r.output and "zip()" not in r.output, r.output
+    assert "Traceback" not in r.output and "internal error" not in r.output and "zip()" not in r.output, (
+        r.output
+    )
 
 
 # --- class 6: a folder with no valid task --------------------------------------------------------------------
@@ -89,10 +91,12 @@ def test_duplicate_keys_and_nameless_files_are_quarantined_with_their_reason(tmp
     t = task(7)
     pair = json.dumps(t["train"][0]["input"])
     (src / "two-tests.json").write_text(
-        f'{{"train": {json.dumps(t["train"])}, "test": {json.dumps(t["test"])}, "test": {json.dumps(t["train"])}}}')
+        f'{{"train": {json.dumps(t["train"])}, "test": {json.dumps(t["test"])}, "test": {json.dumps(t["train"])}}}'
+    )
     (src / "two-inputs.json").write_text(
         f'{{"train": [{{"input": {pair}, "input": {json.dumps(GRID)}, "output": {pair}}}], '
-        f'"test": {json.dumps(t["test"])}}}')
+        f'"test": {json.dumps(t["test"])}}}'
+    )
     (src / "names.json").write_text(json.dumps({**task(8), "note": "test", "tags": ["input", "train"]}))
     (src / "...json").write_text(json.dumps(task(9)))
     out = tmp_path / "out"
@@ -100,8 +104,14 @@ def test_duplicate_keys_and_nameless_files_are_quarantined_with_their_reason(tmp
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in (out / "reports" / "quarantine.jsonl").read_text().splitlines()]
     by_path = {row["path"]: row for row in rows}
-    assert by_path["two-tests.json"]["reason"] == DUPLICATE_KEY and "'test'" in by_path["two-tests.json"]["detail"]
-    assert by_path["two-inputs.json"]["reason"] == DUPLICATE_KEY and "'input'" in by_path["two-inputs.json"]["detail"]
+    assert (
+        by_path["two-tests.json"]["reason"] == DUPLICATE_KEY
+        and "'test'" in by_path["two-tests.json"]["detail"]
+    )
+    assert (
+        by_path["two-inputs.json"]["reason"] == DUPLICATE_KEY
+        and "'input'" in by_path["two-inputs.json"]["detail"]
+    )
     assert by_path["...json"]["reason"] == "bad_name"
     assert json.loads(r.stdout)["total_tasks"] == 2  # t0 and names.json (key names as values are data)
 
@@ -156,7 +166,11 @@ def test_a_read_only_out_changes_nothing_and_later_builds_work(tmp_path, arcforg
     one_clear_line(r)
     assert "read-only" in r.output and "left as it was" in r.output
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert sorted(x.name for x in tmp_path.iterdir()) == ["home", "out", "src"]  # no .out.old-PID, no .building
+    assert sorted(x.name for x in tmp_path.iterdir()) == [
+        "home",
+        "out",
+        "src",
+    ]  # no .out.old-PID, no .building
     _immutable(out / "reports", False)
     r = build("--local", str(src), "--out", str(out), "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["total_tasks"] == 4, r.output
@@ -174,7 +188,9 @@ def test_an_edited_card_is_kept_with_a_note(tmp_path, arcforge_home):
     assert r.exit_code == 0, r.output
     assert (out / "README.edited.md").read_text() == mine and "My notes" not in card.read_text()
     assert "README.edited.md" in r.stderr and "had been edited" in r.stderr
-    r = build("--local", str(src), "--out", str(out))  # an untouched card: replaced quietly, the kept one stays
+    r = build(
+        "--local", str(src), "--out", str(out)
+    )  # an untouched card: replaced quietly, the kept one stays
     assert r.exit_code == 0 and "had been edited" not in r.output
     assert (out / "README.edited.md").read_text() == mine
 
@@ -185,10 +201,17 @@ def test_output_to_a_full_disk_is_one_clear_line(args, arcforge_home):
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system")
     with open("/dev/full", "w") as full:
-        p = subprocess.run([sys.executable, "-m", "arcforge", *args], stdout=full, stderr=subprocess.PIPE,
-                           text=True, cwd=REPO_ROOT, timeout=120)
+        p = subprocess.run(
+            [sys.executable, "-m", "arcforge", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO_ROOT,
+            timeout=120,
+        )
     assert p.returncode == 1 and p.stderr.strip().splitlines() == [
-        "Error: cannot write the output (No space left on device)"], p.stderr
+        "Error: cannot write the output (No space left on device)"
+    ], p.stderr
 
 
 # --- class 4: one zip of many tasks --------------------------------------------------------------------------------

@@ -32,10 +32,14 @@ def _fetch(url: str, policy: RetryPolicy) -> tuple[fetch.FetchResult, float]:
     return r, time.monotonic() - t0
 
 
-@pytest.mark.parametrize("payload", [
-    b"HTTP/1.1 200 " + b"O" * 60_000 + b"K\r\nContent-Length: 10\r\n\r\n",  # the status line drips
-    b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 60_000 + b"\r\n\r\n",  # one long header line drips
-], ids=["status-line", "header-line"])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"HTTP/1.1 200 " + b"O" * 60_000 + b"K\r\nContent-Length: 10\r\n\r\n",  # the status line drips
+        b"HTTP/1.1 200 OK\r\nX-Padding: " + b"a" * 60_000 + b"\r\n\r\n",  # one long header line drips
+    ],
+    ids=["status-line", "header-line"],
+)
 def test_a_dripping_status_or_header_line_fails_within_the_header_timeout(arcforge_home, no_proxy, payload):  # noqa: F811
     policy = RetryPolicy(attempts=2, base_delay=0.01, timeout=1.0, deadline=30)
     with RawServer(payload, step=1, pause=0.02) as srv:
@@ -66,14 +70,24 @@ def test_every_typed_error_is_printable_and_redacted():
     token = "hf_arcforgeFRAMINGtoken0123456789xyz"
     register_secret(token)
     body = token.removeprefix("hf_")
-    echoes = [token, "".join(f"%{ord(c):02X}" for c in token), "".join(f"%{ord(c):02x}" for c in token),
-              token.replace("_", "%5F"), body, "".join(f"%{ord(c):02x}" for c in body), token.upper().lower()]
+    echoes = [
+        token,
+        "".join(f"%{ord(c):02X}" for c in token),
+        "".join(f"%{ord(c):02x}" for c in token),
+        token.replace("_", "%5F"),
+        body,
+        "".join(f"%{ord(c):02x}" for c in body),
+        token.upper().lower(),
+    ]
     import base64
 
     echoes.append(base64.b64encode(token.encode()).decode())
     for echo in echoes:
         e = FetchError(f"the server said: token={echo}\x1b[31m!", hint=f"echo {echo}")
-        assert body not in e.message and echo not in e.message and echo not in (e.hint or ""), (echo, e.message)
+        assert body not in e.message and echo not in e.message and echo not in (e.hint or ""), (
+            echo,
+            e.message,
+        )
         assert "\x1b" not in e.message and "\\x1b[31m!" in e.message
     assert redact("plain text, no token") == "plain text, no token"
     assert printable("tab\tand\nnewline stay") == "tab\tand\nnewline stay"

@@ -62,8 +62,23 @@ def _grids(obj):
 
 def mutate(data: bytes, rng: random.Random) -> bytes:
     """One random damage to a task file: structural (JSON level) or raw (byte level)."""
-    kind = rng.choice(["cell", "cell", "ragged", "empty", "drop_key", "wrap", "nest", "type",
-                       "truncate", "flip", "bom", "dup", "none"])
+    kind = rng.choice(
+        [
+            "cell",
+            "cell",
+            "ragged",
+            "empty",
+            "drop_key",
+            "wrap",
+            "nest",
+            "type",
+            "truncate",
+            "flip",
+            "bom",
+            "dup",
+            "none",
+        ]
+    )
     if kind in ("truncate", "flip", "bom"):
         if kind == "truncate":
             return data[: rng.randrange(len(data))]
@@ -98,7 +113,9 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return json.dumps(obj).encode()
 
 
-def test_fuzz_mutated_real_tasks_are_quarantined_never_an_internal_error(shared_sources, arcforge_home, tmp_path):
+def test_fuzz_mutated_real_tasks_are_quarantined_never_an_internal_error(
+    shared_sources, arcforge_home, tmp_path
+):
     real = _real_tasks(shared_sources, 12)
     for case in range(2 * SCALE):
         rng = _rng("tasks", case)
@@ -131,8 +148,22 @@ def test_fuzz_mutated_real_tasks_are_quarantined_never_an_internal_error(shared_
 
 # --- hostile archives -------------------------------------------------------------------------------------------
 def _hostile_entry(rng: random.Random, top: str) -> tuple[tarfile.TarInfo, bytes]:
-    kind = rng.choice(["file", "dotdot", "abs", "symlink_out", "hardlink_out", "fifo", "dev", "big",
-                       "dup", "nul", "outside_top", "symlink_in"])
+    kind = rng.choice(
+        [
+            "file",
+            "dotdot",
+            "abs",
+            "symlink_out",
+            "hardlink_out",
+            "fifo",
+            "dev",
+            "big",
+            "dup",
+            "nul",
+            "outside_top",
+            "symlink_in",
+        ]
+    )
     name = f"{top}/data/x{rng.randrange(5)}.json"
     info = tarfile.TarInfo(name)
     data = b'{"train": [], "test": []}'
@@ -141,7 +172,10 @@ def _hostile_entry(rng: random.Random, top: str) -> tuple[tarfile.TarInfo, bytes
     elif kind == "abs":
         info.name = "/etc/passwd"
     elif kind in ("symlink_out", "symlink_in"):
-        info.type, info.linkname = tarfile.SYMTYPE, "../../../etc/passwd" if kind == "symlink_out" else "x0.json"
+        info.type, info.linkname = (
+            tarfile.SYMTYPE,
+            "../../../etc/passwd" if kind == "symlink_out" else "x0.json",
+        )
         data = b""
     elif kind == "hardlink_out":
         info.type, info.linkname, data = tarfile.LNKTYPE, "/etc/passwd", b""
@@ -194,8 +228,13 @@ def test_fuzz_hostile_tarballs_end_in_a_fetch_error_or_a_safe_tree(tmp_path):
         dest = tmp_path / f"x{case}"
         dest.mkdir()
         try:
-            hashes = archive.extract_tar_gz(io.BytesIO(_tarball(rng)), dest, lambda rel: rel.endswith(".json"),
-                                            archive=f"case{case}", limits=limits)
+            hashes = archive.extract_tar_gz(
+                io.BytesIO(_tarball(rng)),
+                dest,
+                lambda rel: rel.endswith(".json"),
+                archive=f"case{case}",
+                limits=limits,
+            )
             outcomes.add("ok")
         except FetchError as e:
             outcomes.add(type(e).__name__)
@@ -214,7 +253,9 @@ def _hostile_zip(rng: random.Random, real: list[tuple[str, bytes]]) -> bytes:
     method = rng.choice([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
     with zipfile.ZipFile(buf, "w", method) as zf:
         for i in range(rng.randint(1, 4)):
-            name = rng.choice([f"t{i}.json", f"../t{i}.json", f"/abs{i}.json", f"d/t{i}.json", f"__MACOSX/._t{i}.json"])
+            name = rng.choice(
+                [f"t{i}.json", f"../t{i}.json", f"/abs{i}.json", f"d/t{i}.json", f"__MACOSX/._t{i}.json"]
+            )
             info = zipfile.ZipInfo(name)
             info.compress_type = method
             if rng.random() < 0.1:
@@ -272,7 +313,7 @@ def test_fuzz_corrupted_shards_give_a_shard_error_naming_the_file(small_build):
             b = b[: rng.randrange(len(b))]
         elif how == "zero_run":
             i = rng.randrange(len(b))
-            b[i:i + rng.randint(1, 200)] = bytes(min(len(b) - i, 200))[: len(b[i:i + 200])]
+            b[i : i + rng.randint(1, 200)] = bytes(min(len(b) - i, 200))[: len(b[i : i + 200])]
         else:
             i, j = sorted(rng.sample(range(len(b)), 2))
             b[i:j] = b[i:j][::-1]
@@ -337,16 +378,25 @@ def test_fuzz_damaged_checkpoints_of_a_run_never_run_code_nor_load_bad_weights(t
     from arcforge.train.checkpoint import load_latest_intact, read_checkpoint, save_checkpoint
 
     run = tmp_path / "run"
-    opt_state = {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(4, 4)}},
-                 "param_groups": [{"params": [0], "betas": (0.9, 0.95), "lr": 1e-3}]}
+    opt_state = {
+        "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(4, 4)}},
+        "param_groups": [{"params": [0], "betas": (0.9, 0.95), "lr": 1e-3}],
+    }
     rng_state = {"torch": torch.get_rng_state(), "python": random.Random(1).getstate()}
     for step in (1, 2):
-        state = {"step": step, "optimizer": opt_state, "rng": rng_state, "data": {"positions": [{0: (0, step, 0)}]}}
+        state = {
+            "step": step,
+            "optimizer": opt_state,
+            "rng": rng_state,
+            "data": {"positions": [{0: (0, step, 0)}]},
+        }
         save_checkpoint(run, step, {"w": torch.full((8, 8), float(step))}, state, {"model": {"d": 8}})
     ck = run / "checkpoints" / "step-000002"
     got = read_checkpoint(ck)[2]  # the state comes back with its types (int keys, tuples)
     assert got["optimizer"]["param_groups"][0]["betas"] == (0.9, 0.95) and 0 in got["optimizer"]["state"]
-    assert got["data"]["positions"] == [{0: (0, 2, 0)}] and got["rng"]["python"] == random.Random(1).getstate()
+    assert (
+        got["data"]["positions"] == [{0: (0, 2, 0)}] and got["rng"]["python"] == random.Random(1).getstate()
+    )
     pristine = {p.name: p.read_bytes() for p in ck.iterdir()}
     outcomes = set()
     for case in range(16 * SCALE):
@@ -382,8 +432,27 @@ def test_fuzz_damaged_checkpoints_of_a_run_never_run_code_nor_load_bad_weights(t
 
 
 # --- concurrent writers of one run folder -------------------------------------------------------------------------
-_TINY_RUN = ["--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "512", "--batch-size", "2",
-             "--eval-tasks", "0", "--amp", "off", "--threads", "1", "--no-tensorboard", "--log-every", "1"]
+_TINY_RUN = [
+    "--d-model",
+    "32",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--seq-len",
+    "512",
+    "--batch-size",
+    "2",
+    "--eval-tasks",
+    "0",
+    "--amp",
+    "off",
+    "--threads",
+    "1",
+    "--no-tensorboard",
+    "--log-every",
+    "1",
+]
 
 
 def _tiny_dataset(root: Path) -> Path:
@@ -396,9 +465,13 @@ def _tiny_dataset(root: Path) -> Path:
 
 
 def _arcforge(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "arcforge", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    return subprocess.Popen(
+        [sys.executable, "-m", "arcforge", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
 
 
 def test_fuzz_a_second_writer_of_a_run_folder_is_refused_while_one_holds_it(tmp_path):
@@ -409,10 +482,17 @@ def test_fuzz_a_second_writer_of_a_run_folder_is_refused_while_one_holds_it(tmp_
     assert r.exit_code == 0, r.output
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     holder = subprocess.Popen(  # another process: holds the run folder's lock until its stdin closes
-        [sys.executable, "-c", "import sys; from arcforge.train.checkpoint import run_lock\n"
-         f"with run_lock({str(run)!r}):\n    print('held', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        [
+            sys.executable,
+            "-c",
+            "import sys; from arcforge.train.checkpoint import run_lock\n"
+            f"with run_lock({str(run)!r}):\n    print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         modes = [["--resume", "--max-steps", "3"], ["--overwrite", "--max-steps", "2"], ["--max-steps", "2"]]
@@ -431,14 +511,20 @@ def test_two_trainings_started_at_once_into_one_folder_one_wins_and_nothing_mixe
     pytest.importorskip("torch")
     data = _tiny_dataset(tmp_path / "data")
     run = tmp_path / "run"
-    procs = [_arcforge("train", "-d", str(data), "--out", str(run), "--max-steps", "30", "--seed", str(i),
-                       *_TINY_RUN) for i in range(2)]
+    procs = [
+        _arcforge(
+            "train", "-d", str(data), "--out", str(run), "--max-steps", "30", "--seed", str(i), *_TINY_RUN
+        )
+        for i in range(2)
+    ]
     outs = [(p.wait(timeout=300), p.stdout.read()) for p in procs]
     codes = sorted(rc for rc, _ in outs)
     assert codes == [0, 1], outs
     loser = next(out for rc, out in outs if rc == 1)
-    assert ("another arcforge process is training into this run folder" in loser
-            or "already holds an earlier run" in loser), loser  # refused while or after the winner trained
+    assert (
+        "another arcforge process is training into this run folder" in loser
+        or "already holds an earlier run" in loser
+    ), loser  # refused while or after the winner trained
     assert "Traceback" not in loser
     steps = [json.loads(x)["step"] for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 31))  # one run's lines, not two interleaved
@@ -453,7 +539,12 @@ def _framing(rng: random.Random) -> tuple[bytes, int, float]:
     be malformed, carry terminal control bytes, lie about their length, or drip."""
     status = rng.choice([b"200", b"503", b"404", b"999", b"20", b"abc", b"301"])
     reason = rng.choice([b"OK", b"Bad" + bytes(rng.sample(_CONTROL, 4)), b"", b"x" * rng.randrange(1, 3000)])
-    lines = [rng.choice([b"HTTP/1.1 ", b"HTTP/1.0 ", b"HTTP/9 ", b"", b"\x1b[31mHTTP/1.1 "]) + status + b" " + reason]
+    lines = [
+        rng.choice([b"HTTP/1.1 ", b"HTTP/1.0 ", b"HTTP/9 ", b"", b"\x1b[31mHTTP/1.1 "])
+        + status
+        + b" "
+        + reason
+    ]
     body = gzip.compress(rng.randbytes(rng.randrange(0, 4000)), mtime=0)[: rng.randrange(1, 5000)]
     framing = rng.choice(["length", "short-length", "chunked", "bad-chunk", "close", "huge-length"])
     if framing in ("length", "short-length", "huge-length"):
@@ -461,11 +552,21 @@ def _framing(rng: random.Random) -> tuple[bytes, int, float]:
         lines.append(b"Content-Length: %d" % n)
     elif framing in ("chunked", "bad-chunk"):
         lines.append(b"Transfer-Encoding: chunked")
-        size = b"%x" % len(body) if framing == "chunked" else rng.choice([b"zz", b"-1", b"f" * 40, b"0" * 5000])
+        size = (
+            b"%x" % len(body) if framing == "chunked" else rng.choice([b"zz", b"-1", b"f" * 40, b"0" * 5000])
+        )
         body = size + b"\r\n" + body + b"\r\n0\r\n\r\n"
     for _ in range(rng.randrange(0, 4)):
-        lines.append(rng.choice([b"X-A: " + bytes(rng.sample(_CONTROL, 3)), b"X-Long: " + b"a" * rng.randrange(9000),
-                                 b"no colon here", b"Location: \x1b]8;;http://evil\x07"]))
+        lines.append(
+            rng.choice(
+                [
+                    b"X-A: " + bytes(rng.sample(_CONTROL, 3)),
+                    b"X-Long: " + b"a" * rng.randrange(9000),
+                    b"no colon here",
+                    b"Location: \x1b]8;;http://evil\x07",
+                ]
+            )
+        )
     raw = b"\r\n".join(lines) + b"\r\n\r\n" + body
     step, pause = rng.choice([(0, 0.0), (0, 0.0), (1, 0.002), (7, 0.01)])
     return raw, step, pause

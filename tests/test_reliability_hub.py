@@ -67,17 +67,33 @@ INFO = f"/api/datasets/{REPO}/revision/"
 TREE = f"/api/datasets/{REPO}/tree/"
 
 
-@pytest.mark.parametrize("prefix,how,stage", [
-    ("/api/repos/create", ("json", 409, {"error": "You already created this dataset repo"}), "create_repo"),
-    (INFO, ("json", 200, [REPO_INFO]), "repo_info"),
-    (INFO, ("json", 200, {"sha": REPO_INFO["sha"]}), "repo_info"),
-    (INFO, ("json", 200, {"id": REPO}), "repo_info"),
-    (INFO, ("raw", 200, b"\x00<html>garbage{"), "repo_info"),
-    (TREE, ("json", 200, {"path": "x"}), "list_repo_files"),
-    (TREE, ("json", 200, [{"oops": 1}]), "list_repo_files"),
-    (TREE, ("raw", 200, b"]["), "list_repo_files"),
-], ids=["409-no-url", "info-list", "info-no-id", "info-no-sha", "info-garbage", "tree-object", "tree-items",
-        "tree-garbage"])
+@pytest.mark.parametrize(
+    "prefix,how,stage",
+    [
+        (
+            "/api/repos/create",
+            ("json", 409, {"error": "You already created this dataset repo"}),
+            "create_repo",
+        ),
+        (INFO, ("json", 200, [REPO_INFO]), "repo_info"),
+        (INFO, ("json", 200, {"sha": REPO_INFO["sha"]}), "repo_info"),
+        (INFO, ("json", 200, {"id": REPO}), "repo_info"),
+        (INFO, ("raw", 200, b"\x00<html>garbage{"), "repo_info"),
+        (TREE, ("json", 200, {"path": "x"}), "list_repo_files"),
+        (TREE, ("json", 200, [{"oops": 1}]), "list_repo_files"),
+        (TREE, ("raw", 200, b"]["), "list_repo_files"),
+    ],
+    ids=[
+        "409-no-url",
+        "info-list",
+        "info-no-id",
+        "info-no-sha",
+        "info-garbage",
+        "tree-object",
+        "tree-items",
+        "tree-garbage",
+    ],
+)
 def test_an_answer_of_the_wrong_shape_is_one_clear_line(online, out, monkeypatch, prefix, how, stage):
     with OddHub(_with(ok_rules(), prefix, how)) as hub:
         r, _ = publish(hub, monkeypatch, out)
@@ -86,8 +102,11 @@ def test_an_answer_of_the_wrong_shape_is_one_clear_line(online, out, monkeypatch
     assert not any("/commit/" in x or "preupload" in x for x in hub.requests)  # nothing was sent
 
 
-@pytest.mark.parametrize("prefix,how", [(INFO, "silent"), (INFO, "close"), (TREE, "close"), (TREE, "silent")],
-                         ids=["info-silent", "info-closes", "tree-closes", "tree-silent"])
+@pytest.mark.parametrize(
+    "prefix,how",
+    [(INFO, "silent"), (INFO, "close"), (TREE, "close"), (TREE, "silent")],
+    ids=["info-silent", "info-closes", "tree-closes", "tree-silent"],
+)
 def test_a_hub_that_never_answers_or_hangs_up_ends_within_the_deadline(online, out, monkeypatch, prefix, how):
     with OddHub(_with(ok_rules(), prefix, how)) as hub:
         r, took = publish(hub, monkeypatch, out)
@@ -96,8 +115,11 @@ def test_a_hub_that_never_answers_or_hangs_up_ends_within_the_deadline(online, o
     assert "ARCFORGE_HUB_TIMEOUT" in r.output or "cannot reach the Hub" in r.output, r.output
 
 
-@pytest.mark.parametrize("how", ["silent", ("json", 200, [REPO_INFO]), ("raw", 200, b"<html>")],
-                         ids=["silent", "info-list", "garbage"])
+@pytest.mark.parametrize(
+    "how",
+    ["silent", ("json", 200, [REPO_INFO]), ("raw", 200, b"<html>")],
+    ids=["silent", "info-list", "garbage"],
+)
 def test_train_from_an_odd_hub_is_one_line_within_the_deadline(online, tmp_path, monkeypatch, how):
     pytest.importorskip("torch")
     import huggingface_hub.constants as hc
@@ -113,12 +135,16 @@ def test_train_from_an_odd_hub_is_one_line_within_the_deadline(online, tmp_path,
     assert REPO in r.output
 
 
-@pytest.mark.parametrize("encode", [
-    lambda t: t.removeprefix("hf_"),
-    lambda t: "".join(f"%{ord(c):02X}" for c in t),
-    lambda t: t.replace("_", "%5f"),
-    lambda t: base64.b64encode(t.encode()).decode(),
-], ids=["no-prefix", "percent-encoded", "underscore-encoded", "base64"])
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: t.removeprefix("hf_"),
+        lambda t: "".join(f"%{ord(c):02X}" for c in t),
+        lambda t: t.replace("_", "%5f"),
+        lambda t: base64.b64encode(t.encode()).decode(),
+    ],
+    ids=["no-prefix", "percent-encoded", "underscore-encoded", "base64"],
+)
 @pytest.mark.parametrize("login", ["env", "stored"])
 def test_the_token_is_never_printed_whatever_the_encoding(online, out, monkeypatch, encode, login):
     if login == "stored":  # `hf auth login`: no $HF_TOKEN to recognise it by
@@ -170,8 +196,9 @@ def test_urls_from_the_hub_are_printed_escaped(hf_env, out, monkeypatch):  # noq
     class HostileHub(FakeHub):
         def create_commit(self, *args, **kwargs):
             info = super().create_commit(*args, **kwargs)
-            return SimpleNamespace(oid=info.oid, commit_url="https://hub/c\x1b]0;owned\x07\x1b[2J",
-                                   pr_url=None)
+            return SimpleNamespace(
+                oid=info.oid, commit_url="https://hub/c\x1b]0;owned\x07\x1b[2J", pr_url=None
+            )
 
     hub = HostileHub(REPO, {})
     monkeypatch.setattr(pub, "HfApi", lambda **kw: hub)

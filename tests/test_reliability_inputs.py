@@ -40,15 +40,16 @@ def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes
     return buf.getvalue()
 
 
-def _patch_member(data: bytes, name: str, *, flag: int | None = None, method: int | None = None,
-                  size: int | None = None) -> bytes:
+def _patch_member(
+    data: bytes, name: str, *, flag: int | None = None, method: int | None = None, size: int | None = None
+) -> bytes:
     """Rewrite fields of one member in both its local header and its central directory entry."""
     out = bytearray(data)
     enc = name.encode()
     i = out.find(b"PK\x03\x04" + b"")
     while i != -1:
         n_len = struct.unpack_from("<H", out, i + 26)[0]
-        if bytes(out[i + 30:i + 30 + n_len]) == enc:
+        if bytes(out[i + 30 : i + 30 + n_len]) == enc:
             if flag is not None:
                 struct.pack_into("<H", out, i + 6, struct.unpack_from("<H", out, i + 6)[0] | flag)
             if method is not None:
@@ -57,7 +58,7 @@ def _patch_member(data: bytes, name: str, *, flag: int | None = None, method: in
     i = out.find(b"PK\x01\x02")
     while i != -1:
         n_len = struct.unpack_from("<H", out, i + 28)[0]
-        if bytes(out[i + 46:i + 46 + n_len]) == enc:
+        if bytes(out[i + 46 : i + 46 + n_len]) == enc:
             if flag is not None:
                 struct.pack_into("<H", out, i + 8, struct.unpack_from("<H", out, i + 8)[0] | flag)
             if method is not None:
@@ -96,7 +97,10 @@ def test_hostile_and_corrupt_zips_are_quarantined_and_the_build_goes_on(arcforge
     assert q["enc.zip!secret.json"] == ("bad_archive", "secret.json: encrypted (password-protected) member")
     assert q["method.zip!odd.json"] == ("bad_archive", "odd.json: compression method 99 is not supported")
     assert q["huge.zip"][0] == "bad_archive" and "add up to more than" in q["huge.zip"][1]  # declares 3 GiB
-    assert q["bomb.zip!bomb.json"][0] == "too_large" and "times its compressed size" in q["bomb.zip!bomb.json"][1]
+    assert (
+        q["bomb.zip!bomb.json"][0] == "too_large"
+        and "times its compressed size" in q["bomb.zip!bomb.json"][1]
+    )
     assert q["notazip.zip"][0] == "bad_archive" and "not a readable zip" in q["notazip.zip"][1]
     assert q["evil.zip"][0] == "bad_archive" and "climbs out" in q["evil.zip"][1]
     assert stats.total_tasks == 2  # plain.json and crc.zip!ok.json: one bad member spoils nothing else
@@ -124,20 +128,28 @@ def _tar_gz(entries: list[tuple[str, bytes]], fmt=tarfile.PAX_FORMAT) -> bytes:
 def test_a_gzip_bomb_is_stopped_by_the_ratio_before_inflating_it_all(tmp_path):
     body = _tar_gz([("repo-x/skipped.bin", b"\0" * (40 << 20))])  # ~40 KiB -> 40 MiB, in a file not kept
     limits = ArchiveLimits(ratio_floor=4 << 20)
-    gz = archive.GunzipReader(io.BytesIO(body), name="bomb", max_bytes=1 << 40, max_ratio=limits.max_ratio,
-                              ratio_floor=limits.ratio_floor)
+    gz = archive.GunzipReader(
+        io.BytesIO(body),
+        name="bomb",
+        max_bytes=1 << 40,
+        max_ratio=limits.max_ratio,
+        ratio_floor=limits.ratio_floor,
+    )
     with pytest.raises(UnsafeArchiveError, match="decompression bomb"):
         gz.drain()
     assert gz.decompressed <= limits.max_ratio * len(body) + (1 << 20) < 40 << 20  # at the ratio, not 40 MiB
     with pytest.raises(UnsafeArchiveError, match="decompression bomb"):
-        archive.extract_tar_gz(io.BytesIO(body), tmp_path / "x", lambda rel: False, archive="bomb", limits=limits)
+        archive.extract_tar_gz(
+            io.BytesIO(body), tmp_path / "x", lambda rel: False, archive="bomb", limits=limits
+        )
 
 
 def test_kept_files_beyond_the_pinned_size_are_refused_before_being_written(tmp_path):
     body = _tar_gz([("repo-x/a.json", b"1" * 1000), ("repo-x/b.json", b"2" * 5000)])
     with pytest.raises(archive.OverPinnedSizeError, match="more than the 3000 bytes pinned"):
-        archive.extract_tar_gz(io.BytesIO(body), tmp_path / "x", lambda rel: True, archive="src",
-                               max_kept_bytes=3000)
+        archive.extract_tar_gz(
+            io.BytesIO(body), tmp_path / "x", lambda rel: True, archive="src", max_kept_bytes=3000
+        )
     assert not (tmp_path / "x" / "b.json").exists()
     pins = fetch.lock.read_lock(fetch.lock.repo_lock_path())
     assert pins and all(pin.bytes > 0 for pin in pins.values())  # every shipped pin bounds its download
@@ -160,7 +172,9 @@ def test_non_utf8_file_names_are_quarantined_in_the_build(arcforge_home, tmp_pat
     assert row["reason"] == "bad_name" and row["path"] == "caf\ufffd.json"
 
 
-def test_non_utf8_file_names_in_a_folder_mirror_fail_the_fetch_clearly(arcforge_home, shared_sources, tmp_path):
+def test_non_utf8_file_names_in_a_folder_mirror_fail_the_fetch_clearly(
+    arcforge_home, shared_sources, tmp_path
+):
     import shutil
 
     m = load_manifests()["arc_community"]
@@ -183,7 +197,9 @@ def test_error_text_is_printed_literally_not_as_markup(tmp_path, arcforge_home, 
 # --- damaged shards --------------------------------------------------------------------------------------------
 @pytest.fixture()
 def built(arcforge_home, tmp_path) -> Path:
-    folder = _local(tmp_path / "in", {"a.json": json.dumps(GOOD).encode(), "b.json": json.dumps(GOOD_B).encode()})
+    folder = _local(
+        tmp_path / "in", {"a.json": json.dumps(GOOD).encode(), "b.json": json.dumps(GOOD_B).encode()}
+    )
     build(tmp_path / "out", local=[folder])
     return tmp_path / "out"
 
@@ -206,7 +222,9 @@ DAMAGES = {
     "footer_flip": lambda p: p.write_bytes(p.read_bytes()[:-12] + bytes(8) + p.read_bytes()[-4:]),
     "cell_99": lambda p: _rewrite(p, lambda rows: rows[0]["test"][0]["input"][0].__setitem__(0, 99)),
     "ragged": lambda p: _rewrite(p, lambda rows: rows[0]["train"][0]["input"].append([1])),
-    "wrong_type": lambda p: pq.write_table(pa.table({c: pa.array(["x"]) for c in shards.TASK_SCHEMA.names}), p),
+    "wrong_type": lambda p: pq.write_table(
+        pa.table({c: pa.array(["x"]) for c in shards.TASK_SCHEMA.names}), p
+    ),
     "bad_extra": lambda p: _rewrite(p, lambda rows: rows[0].__setitem__("extra", "{not json")),
 }
 
@@ -225,7 +243,9 @@ def test_a_damaged_shard_is_a_shard_error_naming_the_file_everywhere(built, dama
         res = runner.invoke(app, args)
         assert res.exit_code == 1, (args, res.output)
         assert "Error:" in res.output and path.name in res.output.replace("\n", "")
-        assert ("internal error" not in res.output and res.exception is None) or isinstance(res.exception, SystemExit)
+        assert ("internal error" not in res.output and res.exception is None) or isinstance(
+            res.exception, SystemExit
+        )
 
 
 def test_a_corrupt_page_in_the_middle_is_named(built):
@@ -256,12 +276,15 @@ def test_a_non_utf8_path_in_an_error_prints_as_one_clean_line(tmp_path, arcforge
 
 
 def test_an_error_re_raised_from_a_data_loader_worker_is_still_one_line():
-    text = ("Caught ShardError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-            '  File "x.py", line 1, in f\n    raise ShardError(...)\n'
-            "arcforge.errors.ShardError: /data/in/training-00000-of-00001.parquet: a test input grid has the "
-            "cell value 99 (colors are 0-9)\n")
-    assert ShardError(text).message == ("/data/in/training-00000-of-00001.parquet: a test input grid has the "
-                                        "cell value 99 (colors are 0-9)")
+    text = (
+        "Caught ShardError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    raise ShardError(...)\n'
+        "arcforge.errors.ShardError: /data/in/training-00000-of-00001.parquet: a test input grid has the "
+        "cell value 99 (colors are 0-9)\n"
+    )
+    assert ShardError(text).message == (
+        "/data/in/training-00000-of-00001.parquet: a test input grid has the cell value 99 (colors are 0-9)"
+    )
     assert ShardError("plain: message").message == "plain: message"
 
 
@@ -269,9 +292,32 @@ def test_an_error_re_raised_from_a_data_loader_worker_is_still_one_line():
 def test_train_on_a_shard_with_a_bad_cell_is_one_line_naming_the_file(built, tmp_path, workers):
     pytest.importorskip("torch")  # the [train] extra
     DAMAGES["cell_99"](_shard(built))
-    res = runner.invoke(app, ["train", "--data", str(built), "--out", str(tmp_path / "run"), "--max-steps", "2",
-                              "--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "256",
-                              "--batch-size", "2", "--eval-every", "0", "--workers", workers])
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(built),
+            "--out",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "--d-model",
+            "32",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--seq-len",
+            "256",
+            "--batch-size",
+            "2",
+            "--eval-every",
+            "0",
+            "--workers",
+            workers,
+        ],
+    )
     assert res.exit_code == 1
     [line] = [x for x in res.output.splitlines() if x.startswith("Error:")]
     assert line == f"Error: {_shard(built)}: a test input grid has the cell value 99 (colors are 0-9)"

@@ -69,7 +69,7 @@ class SlowServer:
                         for i in range(len(BODY)):
                             if srv.stop.is_set():
                                 break
-                            self.wfile.write(BODY[i:i + 1])
+                            self.wfile.write(BODY[i : i + 1])
                             self.wfile.flush()
                             time.sleep(srv.pause)
                 except OSError:
@@ -110,13 +110,19 @@ def test_a_dripping_server_fails_at_the_overall_deadline(arcforge_home, no_proxy
     policy = RetryPolicy(attempts=5, base_delay=0.01, timeout=1.0, deadline=1.5, min_rate=0, rate_window=60)
     with SlowServer("drip") as srv:
         r, took = _fetch(srv.url, policy)
-    assert r.status == "failed" and "within the 1.5 s deadline" in r.error and "ARCFORGE_FETCH_DEADLINE" in r.hint
+    assert (
+        r.status == "failed"
+        and "within the 1.5 s deadline" in r.error
+        and "ARCFORGE_FETCH_DEADLINE" in r.hint
+    )
     assert 1.4 < took < 1.5 + policy.timeout + SLACK  # the body would take 14 hours at this pace
     assert fetch.cache_dir(load_manifests()["arc_community"]).exists() is False
 
 
 def test_a_dripping_server_fails_on_the_minimum_rate_and_retries_within_the_deadline(arcforge_home, no_proxy):
-    policy = RetryPolicy(attempts=2, base_delay=0.01, timeout=1.0, deadline=20, min_rate=1000, rate_window=0.4)
+    policy = RetryPolicy(
+        attempts=2, base_delay=0.01, timeout=1.0, deadline=20, min_rate=1000, rate_window=0.4
+    )
     with SlowServer("drip") as srv:
         r, took = _fetch(srv.url, policy)
     assert r.status == "failed" and "bytes/s are needed" in r.error and "after 2 attempts" in r.error
@@ -208,8 +214,10 @@ def test_a_dropped_socket_is_not_a_hang(arcforge_home, no_proxy):
     t = threading.Thread(target=serve, daemon=True)
     t.start()
     try:
-        r, took = _fetch(f"http://127.0.0.1:{sock.getsockname()[1]}",
-                         RetryPolicy(attempts=2, base_delay=0.01, timeout=1, deadline=10))
+        r, took = _fetch(
+            f"http://127.0.0.1:{sock.getsockname()[1]}",
+            RetryPolicy(attempts=2, base_delay=0.01, timeout=1, deadline=10),
+        )
     finally:
         stop.set()
         t.join()

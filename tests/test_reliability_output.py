@@ -37,7 +37,9 @@ def test_rebuild_replaces_only_what_arcforge_wrote(arcforge_home, tmp_path):
     build(out, local=[a])
     # The user keeps notes, a --local input folder and a file inside a source folder in `out`.
     (out / "notes.txt").write_text("my notes")
-    mine = _local(out / "mine", {"t1.json": json.dumps(GOOD_B).encode(), "t2.json": json.dumps(GOOD_C).encode()})
+    mine = _local(
+        out / "mine", {"t1.json": json.dumps(GOOD_B).encode(), "t2.json": json.dumps(GOOD_C).encode()}
+    )
     (out / "a" / "README-a.md").write_text("about a")
     (out / "empty_dir").mkdir()
     (out / "link").symlink_to("notes.txt")
@@ -46,8 +48,10 @@ def test_rebuild_replaces_only_what_arcforge_wrote(arcforge_home, tmp_path):
     assert (out / "notes.txt").read_text() == "my notes"
     assert (out / "a" / "README-a.md").read_text() == "about a"
     assert sorted(p.name for p in (out / "a").iterdir()) == ["README-a.md"]  # a's shard was removed
-    assert _files(out / "mine") == {"t1.json": json.dumps(GOOD_B).encode(), "t2.json": json.dumps(GOOD_C).encode()} \
-        | {k: v for k, v in _files(out / "mine").items() if k.endswith(".parquet")}
+    assert _files(out / "mine") == {
+        "t1.json": json.dumps(GOOD_B).encode(),
+        "t2.json": json.dumps(GOOD_C).encode(),
+    } | {k: v for k, v in _files(out / "mine").items() if k.endswith(".parquet")}
     assert (out / "empty_dir").is_dir() and os.readlink(out / "link") == "notes.txt"
     owned = json.loads((out / output.OWNED_FILE).read_text())["files"]
     assert "notes.txt" not in owned and "mine/training-00000-of-00001.parquet" in owned
@@ -81,11 +85,14 @@ def test_a_foreign_file_where_the_build_writes_is_refused_and_nothing_changes(ar
     assert _files(out) == before and _siblings(out) == []
 
 
-@pytest.mark.parametrize("when, n, expect", [
-    ("before", 1, "old"),   # killed before `out` was moved aside
-    ("before", 2, "old"),   # between the two renames: `out` is missing until the next run
-    ("after", 2, "new"),    # after the swap, before the old folder was removed
-])
+@pytest.mark.parametrize(
+    "when, n, expect",
+    [
+        ("before", 1, "old"),  # killed before `out` was moved aside
+        ("before", 2, "old"),  # between the two renames: `out` is missing until the next run
+        ("after", 2, "new"),  # after the swap, before the old folder was removed
+    ],
+)
 def test_build_killed_at_each_rename_is_recovered(arcforge_home, tmp_path, when, n, expect):
     out = tmp_path / "out"
     a = _local(tmp_path / "a", {"x.json": json.dumps(GOOD).encode()})
@@ -98,7 +105,9 @@ def test_build_killed_at_each_rename_is_recovered(arcforge_home, tmp_path, when,
         assert not out.exists() and any(".old-" in s for s in _siblings(out))  # the window of the fault
         with pytest.raises(ShardError, match="dataset folder not found") as err:
             list_shards(out)  # readers never repair: they say what happened and what to do
-        assert "interrupted" in err.value.hint and "run the same `arcforge build --out` again" in err.value.hint
+        assert (
+            "interrupted" in err.value.hint and "run the same `arcforge build --out` again" in err.value.hint
+        )
         assert not out.exists()
     output.recover(out)  # what any next build does first
     assert _siblings(out) == [] and (out / "notes.txt").read_text() == "keep me"
@@ -175,7 +184,10 @@ def test_concurrent_first_fetches_keep_every_pin(arcforge_home):
         "    lock.record_pin(type(m)(**{**m.__dict__, 'name': f'p{sys.argv[1]}_{i}'}), 'sha256:' + '0'*64, 1)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(kill_child.ROOT)}
-    ps = [subprocess.Popen([sys.executable, "-c", code, str(k), str(go), str(per)], env=env) for k in range(procs)]
+    ps = [
+        subprocess.Popen([sys.executable, "-c", code, str(k), str(go), str(per)], env=env)
+        for k in range(procs)
+    ]
     try:
         go.touch()
         assert all(p.wait(timeout=60) == 0 for p in ps)

@@ -32,15 +32,18 @@ def _positions(mode: str, b: int, t: int, gen: torch.Generator, hi: int = 40) ->
 
 def _qk(b=2, h=3, t=7, d=16, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, h, t, d, generator=g, dtype=torch.float64), torch.randn(b, h, t, d, generator=g,
-                                                                                   dtype=torch.float64), g
+    return (
+        torch.randn(b, h, t, d, generator=g, dtype=torch.float64),
+        torch.randn(b, h, t, d, generator=g, dtype=torch.float64),
+        g,
+    )
 
 
 def _reference_plain_rope(x: torch.Tensor, pos: torch.Tensor, base: float) -> torch.Tensor:
     """Textbook RoPE via complex numbers: pair (x[i], x[i + D/2]) times exp(i * pos * base^(-2i/D))."""
     d = x.shape[-1]
     theta = torch.tensor([base ** (-2 * i / d) for i in range(d // 2)], dtype=torch.float64)
-    z = torch.complex(x[..., : d // 2], x[..., d // 2:])
+    z = torch.complex(x[..., : d // 2], x[..., d // 2 :])
     z = z * torch.polar(torch.ones_like(theta), pos[:, None, :, None].double() * theta)
     return torch.cat([z.real, z.imag], dim=-1)
 
@@ -120,8 +123,9 @@ def test_2d_matches_textbook_rope_per_axis():
     # pairs 0..3 (dims 0-3 with 8-11) rotate by row with the spectrum of an 8-dim RoPE
     row = _reference_plain_rope(torch.cat([q[..., 0:4], q[..., 8:12]], -1), pos[..., 0], 100.0)
     col = _reference_plain_rope(torch.cat([q[..., 4:8], q[..., 12:16]], -1), pos[..., 1], 100.0)
-    assert torch.allclose(torch.cat([row[..., :4], col[..., :4], row[..., 4:], col[..., 4:]], -1), rq,
-                          atol=1e-5)
+    assert torch.allclose(
+        torch.cat([row[..., :4], col[..., :4], row[..., 4:], col[..., 4:]], -1), rq, atol=1e-5
+    )
 
 
 # ---- the scaling formulas, written out from the papers -------------------------------------------------
@@ -169,11 +173,19 @@ def _yarn_paper(d, base, length, s, beta_fast, beta_slow):
     return torch.tensor(out, dtype=torch.float64), theta
 
 
-@pytest.mark.parametrize(("length", "base", "fast", "slow"), [(512, 10000.0, 32, 1), (2048, 500000.0, 32, 1),
-                                                             (64, 10000.0, 8, 2)])
+@pytest.mark.parametrize(
+    ("length", "base", "fast", "slow"), [(512, 10000.0, 32, 1), (2048, 500000.0, 32, 1), (64, 10000.0, 8, 2)]
+)
 def test_yarn_frequencies_and_temperature(length, base, fast, slow):
-    cfg = RopeConfig(head_dim=D, base=base, scaling="yarn", factor=S, original_max_len=length,
-                     yarn_beta_fast=fast, yarn_beta_slow=slow)
+    cfg = RopeConfig(
+        head_dim=D,
+        base=base,
+        scaling="yarn",
+        factor=S,
+        original_max_len=length,
+        yarn_beta_fast=fast,
+        yarn_beta_slow=slow,
+    )
     got = inv_freq(cfg).double()
     want, theta = _yarn_paper(D, base, length, S, fast, slow)
     assert torch.allclose(got, want, rtol=1e-6)
@@ -203,8 +215,13 @@ def test_against_hf_transformers():
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
     def hf(rope_type, seq_len=None, **params):
-        c = LlamaConfig(hidden_size=D * 4, num_attention_heads=4, head_dim=D, max_position_embeddings=L,
-                        rope_parameters={"rope_type": rope_type, "rope_theta": BASE, "factor": S, **params})
+        c = LlamaConfig(
+            hidden_size=D * 4,
+            num_attention_heads=4,
+            head_dim=D,
+            max_position_embeddings=L,
+            rope_parameters={"rope_type": rope_type, "rope_theta": BASE, "factor": S, **params},
+        )
         f, scale = ROPE_INIT_FUNCTIONS[rope_type](c, seq_len=seq_len)
         return f.double(), scale
 
@@ -219,6 +236,7 @@ def test_against_hf_transformers():
 
 
 # ---- the module --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("scaling", SCALINGS)
@@ -261,14 +279,25 @@ def test_bad_configs_raise_clear_errors():
     with pytest.raises(TrainError, match="factor"):
         RopeConfig(head_dim=16, factor=0.5)
     with pytest.raises(TrainError, match="positions"):
-        apply_rope(torch.zeros(1, 1, 3, 16), torch.zeros(1, 1, 3, 16), torch.zeros(1, 3, dtype=torch.long),
-                   RopeConfig(head_dim=16, mode="2d"))
+        apply_rope(
+            torch.zeros(1, 1, 3, 16),
+            torch.zeros(1, 1, 3, 16),
+            torch.zeros(1, 3, dtype=torch.long),
+            RopeConfig(head_dim=16, mode="2d"),
+        )
 
 
 # ------------------------------------------------------------------------------------- symmetry frames
-D8_NUMPY = {"identity": lambda g: g, "flip_lr": np.fliplr, "flip_ud": np.flipud, "rot180": lambda g: np.rot90(g, 2),
-            "transpose": lambda g: g.T, "anti_transpose": lambda g: np.rot90(g, 2).T,
-            "rot90": lambda g: np.rot90(g, 1), "rot270": lambda g: np.rot90(g, 3)}
+D8_NUMPY = {
+    "identity": lambda g: g,
+    "flip_lr": np.fliplr,
+    "flip_ud": np.flipud,
+    "rot180": lambda g: np.rot90(g, 2),
+    "transpose": lambda g: g.T,
+    "anti_transpose": lambda g: np.rot90(g, 2).T,
+    "rot90": lambda g: np.rot90(g, 1),
+    "rot270": lambda g: np.rot90(g, 3),
+}
 
 
 @pytest.mark.parametrize("frame", range(8))
@@ -298,8 +327,12 @@ def test_a_frame_head_attends_each_output_cell_to_the_input_cell_its_symmetry_mo
         assert grid.ravel()[best.numpy()].tolist() == out.ravel().tolist(), (D8_FRAMES[frame], h, w)
 
 
-EDGE_NUMPY = {"mirror_right": lambda g: np.hstack([g, np.fliplr(g)]), "mirror_down": lambda g: np.vstack([g, np.flipud(g)]),
-              "shift_right": lambda g: np.hstack([g, g]), "shift_down": lambda g: np.vstack([g, g])}
+EDGE_NUMPY = {
+    "mirror_right": lambda g: np.hstack([g, np.fliplr(g)]),
+    "mirror_down": lambda g: np.vstack([g, np.flipud(g)]),
+    "shift_right": lambda g: np.hstack([g, g]),
+    "shift_down": lambda g: np.vstack([g, g]),
+}
 
 
 @pytest.mark.parametrize("frame", range(8, 12))
@@ -337,12 +370,19 @@ def test_frames_move_only_sized_cells_and_keep_the_rest():
     hw = torch.tensor([[2, 3], [0, 0], [0, 0]])
     assert frame_rc(rc, hw, 1).tolist() == [[1, 2], [0, 0], [3, 4]]  # flip_lr: (r, w + 1 - c)
     assert frame_rc(rc, hw, 4).tolist() == [[2, 1], [0, 0], [3, 4]]  # transpose
-    assert head_frames(4, 0) == (0, 1, 2, 3) and head_frames(4, 1) == (4, 5, 6, 7) and head_frames(8, 2) == tuple(range(8))
+    assert (
+        head_frames(4, 0) == (0, 1, 2, 3)
+        and head_frames(4, 1) == (4, 5, 6, 7)
+        and head_frames(8, 2) == tuple(range(8))
+    )
     assert [head_frames(4, layer, 12) for layer in range(3)] == [(0, 1, 2, 3), (4, 5, 6, 7), (8, 9, 10, 11)]
     pos = torch.tensor([[[7, 1, 2, 2, 3], [8, 0, 0, 0, 0]]])
     fp = framed_positions(pos, (0, 1, 4))
     assert fp.shape == (1, 3, 2, 3)
-    assert fp[0, :, 0].tolist() == [[7, 1, 2], [7, 1, 2], [7, 2, 1]] and (fp[0, :, 1] == torch.tensor([8, 0, 0])).all()
+    assert (
+        fp[0, :, 0].tolist() == [[7, 1, 2], [7, 1, 2], [7, 2, 1]]
+        and (fp[0, :, 1] == torch.tensor([8, 0, 0])).all()
+    )
 
 
 def test_axis_scale_multiplies_only_the_row_and_col_frequencies():
@@ -354,4 +394,3 @@ def test_axis_scale_multiplies_only_the_row_and_col_frequencies():
     torch.testing.assert_close(b[..., 8:], 3 * a[..., 8:])
     module = RotaryEmbedding(fast)
     torch.testing.assert_close(module.cos_sin(pos)[0], cos_sin(pos, fast)[0])
-

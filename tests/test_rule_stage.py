@@ -25,9 +25,15 @@ SOLVER, SOLVED, TRANSPOSED = "06df4c85", "22168020", "74dd1130"
 
 def _generated(key: str, n: int, source: str = "re_arc") -> dict:
     g = [[1, 2], [3, 4]]
-    return {"id": f"{source}/generated/{key}/{n:04d}", "source": source, "split": "generated",
-            "train": [{"input": g, "output": g}], "test": [{"input": g, "output": g}],
-            "path": "generators.py", "extra": json.dumps({"generator": key})}
+    return {
+        "id": f"{source}/generated/{key}/{n:04d}",
+        "source": source,
+        "split": "generated",
+        "train": [{"input": g, "output": g}],
+        "test": [{"input": g, "output": g}],
+        "path": "generators.py",
+        "extra": json.dumps({"generator": key}),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -37,70 +43,129 @@ def stage_inputs(shared_sources, tmp_path_factory):
     rearc = fetched_checkouts(shared_sources, tmp_path_factory.mktemp("home"))["re_arc"]
     refs = arc1_table(shared_sources, "training", [SOLVED, TRANSPOSED])
     official = arc1_table(shared_sources, "training", [SOLVER, "007bbfb7"])
-    copy = {**_generated(SOLVER, 0), "id": f"re_arc/original_training/{SOLVER}", "split": "original_training",
-            "path": f"arc_original.zip!arc_original/training/{SOLVER}.json", "extra": "{}"}  # no program made it
-    gen = pa.Table.from_pylist([_generated(SOLVER, 0), _generated(SOLVER, 1), _generated("007bbfb7", 0),
-                                _generated("noop", 0, "local"), _generated("transpose", 0, "local"), copy],
-                               schema=refs.schema)
+    copy = {
+        **_generated(SOLVER, 0),
+        "id": f"re_arc/original_training/{SOLVER}",
+        "split": "original_training",
+        "path": f"arc_original.zip!arc_original/training/{SOLVER}.json",
+        "extra": "{}",
+    }  # no program made it
+    gen = pa.Table.from_pylist(
+        [
+            _generated(SOLVER, 0),
+            _generated(SOLVER, 1),
+            _generated("007bbfb7", 0),
+            _generated("noop", 0, "local"),
+            _generated("transpose", 0, "local"),
+            copy,
+        ],
+        schema=refs.schema,
+    )
     kept = pa.concat_tables([refs, official, gen])
     is_ref = np.array([True, True] + [False] * (official.num_rows + gen.num_rows))
     code = tmp_path_factory.mktemp("code")
     # declared from a reference task: one solves nothing, one solves another reference task (a transpose)
-    local = [local_program(code, "noop", "def main(g):\n    return [[0]]\n", derived_from=(f"arc_agi_1/training/{SOLVED}",)),
-             local_program(code, "transpose", "def main(g):\n    return [list(r) for r in zip(*g)]\n",
-                           derived_from=(f"arc_agi_1/training/{SOLVED}",))]
+    local = [
+        local_program(
+            code, "noop", "def main(g):\n    return [[0]]\n", derived_from=(f"arc_agi_1/training/{SOLVED}",)
+        ),
+        local_program(
+            code,
+            "transpose",
+            "def main(g):\n    return [list(r) for r in zip(*g)]\n",
+            derived_from=(f"arc_agi_1/training/{SOLVED}",),
+        ),
+    ]
     programs, dirs = build_programs([("re_arc", "michaelhodel/re-arc", rearc)])
     return kept, is_ref, programs + local, {**dirs, "local": code}, tmp_path_factory.mktemp("cache")
 
 
 def test_build_programs_names_the_checkouts_that_ship_programs(stage_inputs, tmp_path):
     rearc = stage_inputs[3]["re_arc"]
-    progs, dirs = build_programs([("re_arc", "michaelhodel/re-arc", rearc), ("other", "fchollet/ARC-AGI", tmp_path)])
+    progs, dirs = build_programs(
+        [("re_arc", "michaelhodel/re-arc", rearc), ("other", "fchollet/ARC-AGI", tmp_path)]
+    )
     assert len(progs) == 400 and dirs == {"re_arc": rearc} and {p.source for p in progs} == {"re_arc"}
     assert progs == re_arc_verifiers(rearc)
 
 
 def test_exclude_eval_drops_the_tasks_of_a_program_that_solves_a_reference_task(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
-    st = run_rule_stage(kept, None, is_ref, programs, dirs, RuleRunOptions(exclude_eval=True, made=kept,
-                        cache=RuleCache(cache)))
+    st = run_rule_stage(
+        kept,
+        None,
+        is_ref,
+        programs,
+        dirs,
+        RuleRunOptions(exclude_eval=True, made=kept, cache=RuleCache(cache)),
+    )
     assert st is not None and st.result is not None
     assert st.result.checked == 4 * 2  # only the programs that made tasks of the build run
     ex = st.excluded.to_pylist()
     assert {r["id"]: r["eval_ids"] for r in ex} == {
         f"re_arc/generated/{SOLVER}/0000": [f"arc_agi_1/training/{SOLVED}"],
         f"re_arc/generated/{SOLVER}/0001": [f"arc_agi_1/training/{SOLVED}"],
-        "local/generated/transpose/0000": [f"arc_agi_1/training/{TRANSPOSED}"]}
-    assert all(r["level"] == RULE_LEVEL and r["eval_sources"] == ["arc_agi_1"] and r["similarity"] == 1.0
-               for r in ex)
+        "local/generated/transpose/0000": [f"arc_agi_1/training/{TRANSPOSED}"],
+    }
+    assert all(
+        r["level"] == RULE_LEVEL and r["eval_sources"] == ["arc_agi_1"] and r["similarity"] == 1.0 for r in ex
+    )
     left = set(st.table.column("id").to_pylist())
-    assert {"re_arc/generated/007bbfb7/0000", "local/generated/noop/0000", f"re_arc/original_training/{SOLVER}"} <= left
+    assert {
+        "re_arc/generated/007bbfb7/0000",
+        "local/generated/noop/0000",
+        f"re_arc/original_training/{SOLVER}",
+    } <= left
     assert {f"arc_agi_1/training/{k}" for k in (SOLVER, SOLVED, TRANSPOSED)} <= left  # official tasks stay
     assert st.counts[f"excluded.{RULE_LEVEL}"] == 3
 
 
 def test_every_match_is_a_rules_line_and_shared_official_rules_keep_both_tasks(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
-    st = run_rule_stage(kept, None, is_ref, programs, dirs,
-                        RuleRunOptions(exclude_eval=True, made=kept, cache=RuleCache(cache)))
+    st = run_rule_stage(
+        kept,
+        None,
+        is_ref,
+        programs,
+        dirs,
+        RuleRunOptions(exclude_eval=True, made=kept, cache=RuleCache(cache)),
+    )
     rules = {(r["source"], r["program"], r["eval_id"]): r for r in st.rules.to_pylist()}
     r = rules[("re_arc", f"verifiers.py:verify_{SOLVER}", f"arc_agi_1/training/{SOLVED}")]
     assert r["derived_from"] == [f"arc_agi_1/training/{SOLVER}"] and r["pairs"] == 4
     assert ("local", "transpose.py:main", f"arc_agi_1/training/{TRANSPOSED}") in rules
     (shared,) = st.reported.to_pylist()  # the official training task of the solver, kept, with why
-    assert (shared["id"], shared["split"], shared["level"]) == (f"arc_agi_1/training/{SOLVER}", "training", RULE_LEVEL)
+    assert (shared["id"], shared["split"], shared["level"]) == (
+        f"arc_agi_1/training/{SOLVER}",
+        "training",
+        RULE_LEVEL,
+    )
     assert shared["eval_ids"] == [f"arc_agi_1/training/{SOLVED}"] and "both kept" in shared["reason"]
     assert f"verify_{SOLVER}" in shared["reason"]
-    without = run_rule_stage(kept, None, is_ref, programs, dirs,
-                             RuleRunOptions(exclude_eval=False, made=kept, cache=RuleCache(cache)))
+    without = run_rule_stage(
+        kept,
+        None,
+        is_ref,
+        programs,
+        dirs,
+        RuleRunOptions(exclude_eval=False, made=kept, cache=RuleCache(cache)),
+    )
     assert without.excluded.num_rows == 0 and without.table.num_rows == kept.num_rows
-    assert without.rules.to_pylist() == st.rules.to_pylist() and without.result.calls == 0  # the cache answers
+    assert (
+        without.rules.to_pylist() == st.rules.to_pylist() and without.result.calls == 0
+    )  # the cache answers
 
 
 def test_lineage_is_held_against_execution(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
-    st = run_rule_stage(kept, None, is_ref, programs, dirs,
-                        RuleRunOptions(exclude_eval=False, made=kept, cache=RuleCache(cache)))
+    st = run_rule_stage(
+        kept,
+        None,
+        is_ref,
+        programs,
+        dirs,
+        RuleRunOptions(exclude_eval=False, made=kept, cache=RuleCache(cache)),
+    )
     got = {r["program"]: (r["disagreement"], r["eval_ids"]) for r in st.lineage.to_pylist()}
     assert got == {
         f"verifiers.py:verify_{SOLVER}": ("solves_reference", [f"arc_agi_1/training/{SOLVED}"]),
@@ -125,5 +190,14 @@ def test_disagreement_kinds():
 def test_no_program_made_a_task_of_the_build_nothing_runs(stage_inputs):
     kept, is_ref, programs, dirs, cache = stage_inputs
     official = kept.filter(pa.array(np.array([s == "arc_agi_1" for s in kept.column("source").to_pylist()])))
-    assert run_rule_stage(official, None, is_ref[: official.num_rows], programs[:400], dirs,
-                          RuleRunOptions(exclude_eval=True, made=official, cache=RuleCache(cache))) is None
+    assert (
+        run_rule_stage(
+            official,
+            None,
+            is_ref[: official.num_rows],
+            programs[:400],
+            dirs,
+            RuleRunOptions(exclude_eval=True, made=official, cache=RuleCache(cache)),
+        )
+        is None
+    )

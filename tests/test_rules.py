@@ -34,11 +34,17 @@ def test_catalogue_lists_every_upstream_program_with_its_path_lineage_and_digest
     verifiers, seeds, synthetic = re_arc_verifiers(rearc), barc_seeds(barc), barc_synthetic(barc)
     assert (len(verifiers), len(seeds), len(synthetic)) == (400, 162, 346)
     v = verifiers[0]
-    assert (v.path, v.module, v.function, v.grid_type) == ("verifiers.py:verify_007bbfb7", "verifiers",
-                                                         "verify_007bbfb7", "tuple")
+    assert (v.path, v.module, v.function, v.grid_type) == (
+        "verifiers.py:verify_007bbfb7",
+        "verifiers",
+        "verify_007bbfb7",
+        "tuple",
+    )
     assert v.derived_from == ("arc_agi_1/training/007bbfb7",)
     kevin = next(s for s in seeds if s.key == "25d487eb_Kevin")
-    assert kevin.path == "seeds/25d487eb_Kevin.py:main" and kevin.derived_from == ("arc_agi_1/training/25d487eb",)
+    assert kevin.path == "seeds/25d487eb_Kevin.py:main" and kevin.derived_from == (
+        "arc_agi_1/training/25d487eb",
+    )
     assert kevin.transpose and "scipy.ndimage" in kevin.preload
     assert not any(s.key in ("common", "template") for s in seeds)  # helpers, not seeds
     assert all(s.derived_from == () and s.stubs == (("common", "seeds/common.py"),) for s in synthetic)
@@ -75,13 +81,16 @@ def test_a_checkout_without_the_program_files_has_no_programs(tmp_path, barc):
     assert catalogue("michaelhodel/re-arc", tmp_path, "re_arc") == []
 
 
-def test_verifiers_and_seeds_implement_their_own_task_and_the_cache_answers_a_rerun(shared_sources, rearc, barc,
-                                                                                    tmp_path):
+def test_verifiers_and_seeds_implement_their_own_task_and_the_cache_answers_a_rerun(
+    shared_sources, rearc, barc, tmp_path
+):
     refs = references(arc1_table(shared_sources, "training", OWN + OTHERS))
     progs = [p for p in re_arc_verifiers(rearc) + barc_seeds(barc) if p.key in OWN]
     assert len(progs) == 6
     cache = RuleCache(tmp_path / "rules")
-    res = check(progs, {"re_arc": rearc, "barc": barc}, refs, config=RuleConfig(call_s=5.0, workers=2), cache=cache)
+    res = check(
+        progs, {"re_arc": rearc, "barc": barc}, refs, config=RuleConfig(call_s=5.0, workers=2), cache=cache
+    )
     got = {(p.path, r.eval_id): n for p, r, n in res.matches}
     pairs = {r.eval_id: len(r.inputs) for r in refs}
     for p in progs:
@@ -91,10 +100,14 @@ def test_verifiers_and_seeds_implement_their_own_task_and_the_cache_answers_a_re
     assert res.calls < len(progs) * sum(pairs.values())  # disagreeing tasks stop at their first pair
     again = check(progs, {"re_arc": rearc, "barc": barc}, refs, config=RuleConfig(call_s=5.0), cache=cache)
     assert (again.checked, again.calls, again.cached) == (0, 0, len(progs) * len(refs))
-    assert [(p.path, r.eval_id, n) for p, r, n in again.matches] == [(p.path, r.eval_id, n) for p, r, n in res.matches]
+    assert [(p.path, r.eval_id, n) for p, r, n in again.matches] == [
+        (p.path, r.eval_id, n) for p, r, n in res.matches
+    ]
 
 
-def test_barc_synthetic_programs_run_over_common_and_one_solves_a_training_task(shared_sources, barc, tmp_path):
+def test_barc_synthetic_programs_run_over_common_and_one_solves_a_training_task(
+    shared_sources, barc, tmp_path
+):
     # 091a91149c519d93.py transposes its input: ARC-AGI-1 training 74dd1130 is exactly that rule
     prog = next(p for p in barc_synthetic(barc) if p.key == "091a91149c519d93")
     refs = references(arc1_table(shared_sources, "training", ["74dd1130", "007bbfb7"]))
@@ -106,17 +119,25 @@ def test_barc_synthetic_programs_run_over_common_and_one_solves_a_training_task(
 def test_programs_receive_inputs_only_never_an_output(tmp_path):
     """A spy program logs every argument it gets; the reference task's outputs never reach it."""
     log = tmp_path / "calls.jsonl"
-    spy = local_program(tmp_path / "code", "spy", f"""
+    spy = local_program(
+        tmp_path / "code",
+        "spy",
+        f"""
 import json
 def main(grid):
     with open({str(log)!r}, "a") as f:
         f.write(json.dumps(grid) + "\\n")
     return [[2 if c == 1 else c for c in row] for row in grid]
-""")
+""",
+    )
     pairs = [([[1, 0], [0, 1]], [[2, 0], [0, 2]]), ([[1, 1, 3]], [[2, 2, 3]]), ([[0], [1]], [[0], [2]])]
-    task = {"id": "t", "source": "e", "split": "evaluation",
-            "train": [{"input": i, "output": o} for i, o in pairs[:2]],
-            "test": [{"input": pairs[2][0], "output": pairs[2][1]}]}
+    task = {
+        "id": "t",
+        "source": "e",
+        "split": "evaluation",
+        "train": [{"input": i, "output": o} for i, o in pairs[:2]],
+        "test": [{"input": pairs[2][0], "output": pairs[2][1]}],
+    }
     other = {**task, "id": "u", "test": [{"input": [[5, 1]], "output": [[7, 7]]}]}
     refs = references(pa.Table.from_pylist([task, other]))
     res = check([spy], {"local": tmp_path / "code"}, refs)
@@ -140,7 +161,9 @@ def test_a_hostile_program_costs_one_error_entry_within_its_limit(kind, shared_s
     fine = local_program(tmp_path / "code", "fine", "def main(grid):\n    return grid\n")
     refs = references(arc1_table(shared_sources, "training", OWN + OTHERS))
     config = RuleConfig(call_s=0.5, wall_s=5.0, memory_mb=512, max_failures=2)
-    res = check([prog, fine], {"local": tmp_path / "code"}, refs, config=config, cache=RuleCache(tmp_path / "c"))
+    res = check(
+        [prog, fine], {"local": tmp_path / "code"}, refs, config=config, cache=RuleCache(tmp_path / "c")
+    )
     assert len(res.errors) == 1
     (err,) = res.errors
     assert err.program == prog and err.failures == 2 and err.unchecked == len(refs) - 2
@@ -156,7 +179,9 @@ def test_a_hostile_program_costs_one_error_entry_within_its_limit(kind, shared_s
 
 
 def test_a_module_that_does_not_import_is_one_error_and_its_unit_still_runs(shared_sources, tmp_path):
-    broken = local_program(tmp_path / "code", "broken", "raise SystemExit('no')\ndef main(g):\n    return g\n")
+    broken = local_program(
+        tmp_path / "code", "broken", "raise SystemExit('no')\ndef main(g):\n    return g\n"
+    )
     fine = local_program(tmp_path / "code", "fine", "def main(grid):\n    return grid\n")
     refs = references(arc1_table(shared_sources, "training", OTHERS))
     cache = RuleCache(tmp_path / "c")
@@ -169,13 +194,18 @@ def test_a_module_that_does_not_import_is_one_error_and_its_unit_still_runs(shar
 
 
 def test_a_failure_is_retried_under_other_limits_a_match_is_not(shared_sources, tmp_path):
-    slow = local_program(tmp_path / "code", "slow", "import time\ndef main(grid):\n    time.sleep(0.6)\n"
-                         "    return grid\n")
+    slow = local_program(
+        tmp_path / "code", "slow", "import time\ndef main(grid):\n    time.sleep(0.6)\n    return grid\n"
+    )
     refs = references(arc1_table(shared_sources, "training", OTHERS[:2]))
     short, long = RuleConfig(call_s=0.3, wall_s=0.4, max_failures=5), RuleConfig(call_s=3.0)
-    res = check([slow], {"local": tmp_path / "code"}, refs, config=short, cache=RuleCache(tmp_path / "c", short))
+    res = check(
+        [slow], {"local": tmp_path / "code"}, refs, config=short, cache=RuleCache(tmp_path / "c", short)
+    )
     assert res.errors and res.errors[0].failures == 2
-    res = check([slow], {"local": tmp_path / "code"}, refs, config=long, cache=RuleCache(tmp_path / "c", long))
+    res = check(
+        [slow], {"local": tmp_path / "code"}, refs, config=long, cache=RuleCache(tmp_path / "c", long)
+    )
     assert res.errors == [] and res.checked == 2
     again = RuleCache(tmp_path / "c", short).load(slow)
     assert all(v[0] != MATCH for v in again.values()) and len(again) == 2
@@ -197,13 +227,21 @@ def test_a_changed_program_runs_alone_and_an_unchanged_check_reads_its_summary(s
     assert [(p, r.eval_id, n) for p, r, n in warm.matches] == [(p, r.eval_id, n) for p, r, n in cold.matches]
     changed = local_program(code, "nothing", "def main(grid):\n    return grid[::-1]\n")  # a new digest
     again = check([same, flip, changed], {"local": code}, refs, cache=cache)
-    assert (again.summary, again.programs_run, again.checked, again.cached) == (False, 1, len(refs),
-                                                                                 2 * len(refs))
-    assert [(p.key, r.eval_id) for p, r, _ in again.matches] == [("flip", "arc_agi_1/training/68b16354"),
-                                                                 ("nothing", "arc_agi_1/training/68b16354")]
+    assert (again.summary, again.programs_run, again.checked, again.cached) == (
+        False,
+        1,
+        len(refs),
+        2 * len(refs),
+    )
+    assert [(p.key, r.eval_id) for p, r, _ in again.matches] == [
+        ("flip", "arc_agi_1/training/68b16354"),
+        ("nothing", "arc_agi_1/training/68b16354"),
+    ]
 
 
-def test_a_ref_table_answers_from_the_summary_without_reading_the_pairs(shared_sources, tmp_path, monkeypatch):
+def test_a_ref_table_answers_from_the_summary_without_reading_the_pairs(
+    shared_sources, tmp_path, monkeypatch
+):
     import arcforge.build.rules as rules
 
     code = tmp_path / "code"
@@ -212,9 +250,11 @@ def test_a_ref_table_answers_from_the_summary_without_reading_the_pairs(shared_s
     cache = RuleCache(tmp_path / "c")
     cold = check([flip], {"local": code}, RefTable(table), cache=cache)
     monkeypatch.setattr(rules, "references", None)  # the pairs are not read again
-    warm = check([flip], {"local": code}, RefTable(pa.concat_tables([table.slice(0, 2), table.slice(2)])),
-                 cache=cache)
-    assert warm.summary and [(r.eval_id, n) for _, r, n in warm.matches] == [(r.eval_id, n)
-                                                                            for _, r, n in cold.matches]
+    warm = check(
+        [flip], {"local": code}, RefTable(pa.concat_tables([table.slice(0, 2), table.slice(2)])), cache=cache
+    )
+    assert warm.summary and [(r.eval_id, n) for _, r, n in warm.matches] == [
+        (r.eval_id, n) for _, r, n in cold.matches
+    ]
     other = table.set_column(table.schema.get_field_index("test"), "test", table["train"])  # other pairs
     assert RefTable(other).key != RefTable(table).key

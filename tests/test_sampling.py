@@ -49,20 +49,25 @@ def _rows(out: Path) -> list[dict]:
 
 
 def _pairs(row: dict) -> frozenset:
-    return frozenset(
-        (str(p["input"]), str(p["output"])) for p in [*row["train"], *row["test"]]
-    )
+    return frozenset((str(p["input"]), str(p["output"])) for p in [*row["train"], *row["test"]])
 
 
 def test_sampled_build_keeps_every_task_and_matches_the_plain_build(fetched, arcforge_home):  # noqa: F811
-    kw = {"sources": ["re_arc"], "manifests_dir": fetched, "generate": {"re_arc": 8}, "use_cache": False,
-          "check_rules": False}
+    kw = {
+        "sources": ["re_arc"],
+        "manifests_dir": fetched,
+        "generate": {"re_arc": 8},
+        "use_cache": False,
+        "check_rules": False,
+    }
     plain = build(arcforge_home / "plain", workers=1, **kw)
     s1 = build(arcforge_home / "s1", workers=1, generate_tasks={"re_arc": 20}, **kw)
     s2 = build(arcforge_home / "s2", workers=2, generate_tasks={"*": 20}, **kw)
     assert s2.generated == s1.generated
-    shards = [sorted((p.relative_to(o).as_posix(), p.read_bytes()) for p in o.rglob("*.parquet"))
-              for o in (arcforge_home / "s1", arcforge_home / "s2")]
+    shards = [
+        sorted((p.relative_to(o).as_posix(), p.read_bytes()) for p in o.rglob("*.parquet"))
+        for o in (arcforge_home / "s1", arcforge_home / "s2")
+    ]
     assert shards[0] == shards[1]  # any worker count, and --tasks-per-generator N == SOURCE=N here
     g = s1.generated["re_arc"]
     assert g["kept"] == 24 and g["tasks"] == 60 and g["sampled"] == 54 and g["unused"] == 0
@@ -80,8 +85,9 @@ def test_sampled_build_keeps_every_task_and_matches_the_plain_build(fetched, arc
     for key in RE_ARC_KEYS:
         mine = [r for r in rows if r["id"].startswith(f"re_arc/generated/{key}/")]
         assert [r["id"].rsplit("/", 1)[1] for r in mine] == [f"{c:04d}" for c in range(20)]
-        assert len({_pairs(r) for r in mine}) == 20 and all(len(r["train"]) == 3 and len(r["test"]) == 1
-                                                           for r in mine)
+        assert len({_pairs(r) for r in mine}) == 20 and all(
+            len(r["train"]) == 3 and len(r["test"]) == 1 for r in mine
+        )
     prov = read_provenance(arcforge_home / "s1")
     entry = next(x for x in prov.sources if x.name == "re_arc")
     assert entry.extra["generate"]["tasks_per_generator"] == 20
@@ -91,8 +97,13 @@ def test_sampled_build_keeps_every_task_and_matches_the_plain_build(fetched, arc
 
 def test_tasks_per_generator_names_a_generator_source(fetched, arcforge_home, tmp_path):  # noqa: F811
     with pytest.raises(BuildError, match="--tasks-per-generator arc_agi_1=3: 'arc_agi_1' is not a generator"):
-        build(arcforge_home / "o", sources=["arc_agi_1", "re_arc"], manifests_dir=fetched,
-              generate={"re_arc": 4}, generate_tasks={"arc_agi_1": 3})
+        build(
+            arcforge_home / "o",
+            sources=["arc_agi_1", "re_arc"],
+            manifests_dir=fetched,
+            generate={"re_arc": 4},
+            generate_tasks={"arc_agi_1": 3},
+        )
     for bad in ("x", "re_arc=", "-2"):
         r = runner.invoke(app, ["build", "--out", str(tmp_path / "o"), "--tasks-per-generator", bad])
         assert r.exit_code == 2 and "--tasks-per-generator" in r.output, (bad, r.output)

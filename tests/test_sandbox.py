@@ -13,7 +13,7 @@ import pytest
 from arcforge.errors import SandboxError
 from arcforge.sources.sandbox import CallResult, Limits, Sandbox, escape
 
-HOSTILE = textwrap.dedent('''
+HOSTILE = textwrap.dedent("""
     import os, random, sys
     import matplotlib.pyplot as plt          # stubbed
     from matplotlib.colors import Normalize  # stubbed
@@ -90,7 +90,7 @@ HOSTILE = textwrap.dedent('''
 
     def by_name(name, *args):
         return globals()[name](*args)
-''')
+""")
 
 
 @pytest.fixture()
@@ -102,20 +102,24 @@ def code(tmp_path):
 
 
 def _sandbox(code, **limits) -> Sandbox:
-    return Sandbox(code, ["hostile"], Limits(**{"call_s": 1.0, "memory_mb": 512, **limits}),
-                   stubs={"matplotlib": ""})
+    return Sandbox(
+        code, ["hostile"], Limits(**{"call_s": 1.0, "memory_mb": 512, **limits}), stubs={"matplotlib": ""}
+    )
 
 
-@pytest.mark.parametrize("fn,needle,restart", [
-    ("loop", "timeout after 1 s", True),
-    ("sleep", "timeout after 1 s", True),
-    ("boom", "ValueError: bad\\x1b[31m thing", False),
-    ("bomb", "memory limit", True),
-    ("not_json", "TypeError: result is not JSON-able: set", False),
-    ("nan", "ValueError", False),
-    ("abort", "crashed (signal 6)", True),
-    ("segv", "crashed (signal 11)", True),
-])
+@pytest.mark.parametrize(
+    "fn,needle,restart",
+    [
+        ("loop", "timeout after 1 s", True),
+        ("sleep", "timeout after 1 s", True),
+        ("boom", "ValueError: bad\\x1b[31m thing", False),
+        ("bomb", "memory limit", True),
+        ("not_json", "TypeError: result is not JSON-able: set", False),
+        ("nan", "ValueError", False),
+        ("abort", "crashed (signal 6)", True),
+        ("segv", "crashed (signal 11)", True),
+    ],
+)
 def test_a_hostile_program_costs_one_failed_call_and_the_sandbox_goes_on(code, fn, needle, restart):
     with _sandbox(code) as sb:
         t0 = time.monotonic()
@@ -133,8 +137,17 @@ def test_a_hostile_program_costs_one_failed_call_and_the_sandbox_goes_on(code, f
 
 
 def test_each_keeps_the_limits_in_the_worker_and_a_timeout_costs_no_restart(code):
-    calls = [["loop"], ["echo", 1], ["boom"], ["echo", 2], ["bomb"], ["echo", 3], ["abort"], ["swallow"],
-             ["echo", [[4]]]]
+    calls = [
+        ["loop"],
+        ["echo", 1],
+        ["boom"],
+        ["echo", 2],
+        ["bomb"],
+        ["echo", 3],
+        ["abort"],
+        ["swallow"],
+        ["echo", [[4]]],
+    ]
     with _sandbox(code, call_s=0.5, wall_s=60.0) as sb:  # CPU time: the same verdict on a busy machine
         t0 = time.monotonic()
         got = list(sb.each("hostile", "by_name", calls))
@@ -155,7 +168,9 @@ def test_each_keeps_the_limits_in_the_worker_and_a_timeout_costs_no_restart(code
 def test_each_ends_a_call_that_waits_by_the_wall_clock(code):
     with _sandbox(code, call_s=0.5, wall_s=1.0) as sb:
         got = list(sb.each("hostile", "by_name", [["sleep"], ["echo", 1], ["deaf"], ["echo", 2]]))
-        assert [r.error for r in got if not r.ok] == ["timeout after 1 s (wall)"] * 2  # deaf: the parent's kill
+        assert [r.error for r in got if not r.ok] == [
+            "timeout after 1 s (wall)"
+        ] * 2  # deaf: the parent's kill
         assert [r.value for r in got if r.ok] == [1, 2] and sb.restarts == 1
 
 
@@ -186,7 +201,10 @@ def test_grid_types_and_seeds(code):
     with _sandbox(code) as sb:
         g = [[1, 2], [3, 4]]
         assert [sb.call("hostile", "kind", [g], grid_type=t).value for t in ("tuple", "numpy", "list")] == [
-            "tuple", "ndarray", "list"]
+            "tuple",
+            "ndarray",
+            "list",
+        ]
         assert sb.call("hostile", "echo", [g], grid_type="numpy").value == g  # numpy comes back as lists
         a = sb.call_seeded("hostile", "draw", [], seed=7)
         b = sb.call_seeded("hostile", "draw", [], seed=8)
@@ -237,10 +255,21 @@ def test_the_worker_never_uses_pickle():
 
 def test_real_re_arc_generator_and_verifier_run_in_the_sandbox(shared_sources):
     code = shared_sources / "michaelhodel" / "re-arc"
-    with Sandbox(code, ["generators", "verifiers", "utils"], Limits(call_s=5.0, memory_mb=1024),
-                 stubs={"matplotlib": ""}) as sb:
-        ex = sb.call_seeded("generators", "generate_007bbfb7", [0, 1], seed=1, grid_type="tuple",
-                            reset={"utils.rng": []}, read=["utils.rng"])
+    with Sandbox(
+        code,
+        ["generators", "verifiers", "utils"],
+        Limits(call_s=5.0, memory_mb=1024),
+        stubs={"matplotlib": ""},
+    ) as sb:
+        ex = sb.call_seeded(
+            "generators",
+            "generate_007bbfb7",
+            [0, 1],
+            seed=1,
+            grid_type="tuple",
+            reset={"utils.rng": []},
+            read=["utils.rng"],
+        )
         assert ex.ok and len(ex.extra["utils.rng"]) > 0
         inp, out = ex.value["input"], ex.value["output"]
         assert (len(out), len(out[0])) == (len(inp) ** 2, len(inp[0]) ** 2)  # each cell becomes the grid

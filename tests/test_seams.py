@@ -80,7 +80,9 @@ def violations(files: list[Path] | None = None) -> list[str]:
             if root == "huggingface_hub" and not where.startswith("arcforge/hub/"):
                 bad.append(f"{where}: imports huggingface_hub outside arcforge/hub")
             if top and not in_train and root == "PIL":
-                bad.append(f"{where}: imports {mod} at module level (an optional extra: import it where used)")
+                bad.append(
+                    f"{where}: imports {mod} at module level (an optional extra: import it where used)"
+                )
     return bad
 
 
@@ -100,9 +102,11 @@ def test_the_checker_sees_lazy_and_relative_imports():
         found = violations([fake])
     finally:
         fake.unlink()
-    assert found == ["arcforge/_seam_probe.py: imports the CLI (arcforge.cli)",
-                     "arcforge/_seam_probe.py: imports the CLI (arcforge.cli.app)",
-                     "arcforge/_seam_probe.py: imports torch outside arcforge/train"]
+    assert found == [
+        "arcforge/_seam_probe.py: imports the CLI (arcforge.cli)",
+        "arcforge/_seam_probe.py: imports the CLI (arcforge.cli.app)",
+        "arcforge/_seam_probe.py: imports torch outside arcforge/train",
+    ]
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
@@ -126,24 +130,34 @@ sys.meta_path.insert(0, _Block())
 
 def test_the_base_install_needs_no_torch_and_no_pillow():
     base = [m for m in MODULES if not m.startswith("arcforge.train")]
-    code = BLOCK + "import importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in base) + (
-        "from typer.testing import CliRunner\nfrom arcforge.cli.app import app\n"
-        "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
-        "r = CliRunner().invoke(app, ['--version'])\nassert r.exit_code == 0 and 'arcforge' in r.output\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'PIL', 'safetensors')))\n")
+    code = (
+        BLOCK
+        + "import importlib\n"
+        + "".join(f"importlib.import_module({m!r})\n" for m in base)
+        + (
+            "from typer.testing import CliRunner\nfrom arcforge.cli.app import app\n"
+            "r = CliRunner().invoke(app, ['--help'])\nassert r.exit_code == 0, r.output\n"
+            "r = CliRunner().invoke(app, ['--version'])\nassert r.exit_code == 0 and 'arcforge' in r.output\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'PIL', 'safetensors')))\n"
+        )
+    )
     r = _run(code)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(("argv", "extra"), [
-    (["train", "--data", "nowhere", "--max-steps", "1"], "train"),
-    (["show", "x/y", "--png", "t.png"], "png"),
-])
+@pytest.mark.parametrize(
+    ("argv", "extra"),
+    [
+        (["train", "--data", "nowhere", "--max-steps", "1"], "train"),
+        (["show", "x/y", "--png", "t.png"], "png"),
+    ],
+)
 def test_a_command_needing_an_extra_names_it(argv, extra, tmp_path):
     code = BLOCK + (
         "from typer.testing import CliRunner\nfrom arcforge.cli.app import app\n"
-        f"r = CliRunner().invoke(app, {argv!r})\nprint(r.exit_code)\nprint(r.output)\n")
+        f"r = CliRunner().invoke(app, {argv!r})\nprint(r.exit_code)\nprint(r.output)\n"
+    )
     if argv[0] == "show":  # a real dataset, so that only the picture is missing
         from arcforge import synthetic
         from arcforge.build import shard_writer

@@ -31,9 +31,11 @@ OTHER_SETTING = {
 }
 # The experiments reproduce papers with models and loops of their own: each study's settings live in its
 # study class (its command-line options and functions read them there), not in the trainer's config.
-STUDY_HOMES = {("experiments/grokfast_modarith.py", "GrokRun"),
-               ("experiments/grokfast_modarith.py", "GrokStudy"),
-               ("experiments/rope_extension.py", "RopeStudy")}
+STUDY_HOMES = {
+    ("experiments/grokfast_modarith.py", "GrokRun"),
+    ("experiments/grokfast_modarith.py", "GrokStudy"),
+    ("experiments/rope_extension.py", "RopeStudy"),
+}
 
 
 def setting_names() -> set[str]:
@@ -82,49 +84,74 @@ def _defaults(tree: ast.Module):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
             a = node.args
             pos = a.posonlyargs + a.args
-            with_default = pos[len(pos) - len(a.defaults):]
+            with_default = pos[len(pos) - len(a.defaults) :]
             yield from (("", arg.arg, d) for arg, d in zip(with_default, a.defaults, strict=True))
-            yield from (("", arg.arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
-                        if d is not None)
+            yield from (
+                ("", arg.arg, d) for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None
+            )
         elif isinstance(node, ast.ClassDef):
-            yield from ((node.name, s.target.id, s.value) for s in node.body
-                        if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value)
+            yield from (
+                (node.name, s.target.id, s.value)
+                for s in node.body
+                if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value
+            )
         elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
-            opts = [a.value for a in node.args
-                    if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
-            yield from (("", opts[0][2:].replace("-", "_"), k.value) for k in node.keywords
-                        if k.arg == "default" and opts)
+            opts = [
+                a.value for a in node.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")
+            ]
+            yield from (
+                ("", opts[0][2:].replace("-", "_"), k.value)
+                for k in node.keywords
+                if k.arg == "default" and opts
+            )
 
 
 def second_homes(files: list[tuple[str, ast.Module]], exempt: tuple[str, ...] = EXEMPT_FOLDERS) -> list[str]:
     names = setting_names()
-    return sorted(f"{rel}:{d.lineno}: {name} = {ast.unparse(d)}" for rel, tree in files
-                  if not rel.startswith(exempt) for owner, name, d in _defaults(tree)
-                  if name in names and (rel, name) not in OTHER_SETTING and (rel, owner) not in STUDY_HOMES
-                  and _literal(d))
+    return sorted(
+        f"{rel}:{d.lineno}: {name} = {ast.unparse(d)}"
+        for rel, tree in files
+        if not rel.startswith(exempt)
+        for owner, name, d in _defaults(tree)
+        if name in names
+        and (rel, name) not in OTHER_SETTING
+        and (rel, owner) not in STUDY_HOMES
+        and _literal(d)
+    )
 
 
 def test_every_setting_default_lives_in_config_only():
     found = second_homes(scope())
-    assert not found, "defaults written outside arcforge/train/config.py (read them from config, or " \
-                      "override by name):\n" + "\n".join(found)
+    assert not found, (
+        "defaults written outside arcforge/train/config.py (read them from config, or "
+        "override by name):\n" + "\n".join(found)
+    )
 
 
 def test_the_check_finds_a_second_home(tmp_path):
     """The walker sees each kind of second home (a parameter, a field, an option), not a read or None."""
-    src = ("import argparse\nfrom dataclasses import dataclass\n"
-           "from arcforge.train.config import EvalConfig\n"
-           "def f(x, seed=0, *, votes=EvalConfig.votes, device='cpu', lr=None): pass\n"
-           "@dataclass\nclass D:\n    seq_len: int = 384\n    threads: int = EvalConfig.threads\n"
-           "argparse.ArgumentParser().add_argument('--ttt-lr', type=float, default=1e-3)\n")
+    src = (
+        "import argparse\nfrom dataclasses import dataclass\n"
+        "from arcforge.train.config import EvalConfig\n"
+        "def f(x, seed=0, *, votes=EvalConfig.votes, device='cpu', lr=None): pass\n"
+        "@dataclass\nclass D:\n    seq_len: int = 384\n    threads: int = EvalConfig.threads\n"
+        "argparse.ArgumentParser().add_argument('--ttt-lr', type=float, default=1e-3)\n"
+    )
     found = second_homes([("benchmarks/bench_x.py", ast.parse(src))])
-    assert {f.split(": ", 1)[1] for f in found} == {"seed = 0", "device = 'cpu'", "seq_len = 384",
-                                                    "ttt_lr = 0.001"}
+    assert {f.split(": ", 1)[1] for f in found} == {
+        "seed = 0",
+        "device = 'cpu'",
+        "seq_len = 384",
+        "ttt_lr = 0.001",
+    }
 
 
 def _enum_values() -> dict[frozenset[str], str]:
-    return {frozenset(m.value for m in e): e.__name__ for e in vars(C).values()
-            if isinstance(e, type) and issubclass(e, StrEnum) and e is not StrEnum}
+    return {
+        frozenset(m.value for m in e): e.__name__
+        for e in vars(C).values()
+        if isinstance(e, type) and issubclass(e, StrEnum) and e is not StrEnum
+    }
 
 
 def test_choices_are_configs_enums():
@@ -139,8 +166,9 @@ def test_choices_are_configs_enums():
                 except (ValueError, TypeError):
                     continue
                 if values in enums:
-                    copies.append(f"{rel}:{node.lineno}: {ast.unparse(node)}, "
-                                  f"a copy of config.{enums[values]}")
+                    copies.append(
+                        f"{rel}:{node.lineno}: {ast.unparse(node)}, a copy of config.{enums[values]}"
+                    )
     assert not copies, "\n".join(copies)
 
 
@@ -154,8 +182,14 @@ def test_config_classes_are_imported_from_config():
         for path in sorted((ROOT / folder).rglob("*.py")):
             tree = ast.parse(path.read_text())
             for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("arcforge") \
-                        and node.module != CONFIG_MODULE:
-                    bad += [f"{path.relative_to(ROOT)}:{node.lineno}: {a.name} from {node.module}"
-                            for a in node.names if a.name in ours]
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and (node.module or "").startswith("arcforge")
+                    and node.module != CONFIG_MODULE
+                ):
+                    bad += [
+                        f"{path.relative_to(ROOT)}:{node.lineno}: {a.name} from {node.module}"
+                        for a in node.names
+                        if a.name in ours
+                    ]
     assert not bad, "\n".join(bad)

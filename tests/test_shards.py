@@ -10,9 +10,13 @@ from arcforge.task import Pair, Task, tasks_to_table
 
 def _tasks(n, source="s", split="training"):
     return [
-        Task(f"{source}/{i:04d}", source, split,
-             [Pair(np.full((1, 2), i % 10, np.int8), np.full((2, 1), (i + 1) % 10, np.int8))],
-             [Pair(np.full((1, 1), i % 10, np.int8), np.full((1, 1), i % 7, np.int8))])
+        Task(
+            f"{source}/{i:04d}",
+            source,
+            split,
+            [Pair(np.full((1, 2), i % 10, np.int8), np.full((2, 1), (i + 1) % 10, np.int8))],
+            [Pair(np.full((1, 1), i % 10, np.int8), np.full((1, 1), i % 7, np.int8))],
+        )
         for i in range(n)
     ]
 
@@ -22,8 +26,10 @@ def test_write_layout_sorted_and_deterministic(tmp_path):
     t = tasks_to_table(tasks[::-1])
     infos = write_shards(t, tmp_path / "o1", shard_bytes=2000, row_group_rows=7)
     write_shards(t, tmp_path / "o2", shard_bytes=2000, row_group_rows=7)
-    assert [i.path.as_posix() for i in infos][:2] == ["a/evaluation-00000-of-00003.parquet",
-                                                      "a/evaluation-00001-of-00003.parquet"]
+    assert [i.path.as_posix() for i in infos][:2] == [
+        "a/evaluation-00000-of-00003.parquet",
+        "a/evaluation-00001-of-00003.parquet",
+    ]
     for i in infos:
         assert (tmp_path / "o1" / i.path).read_bytes() == (tmp_path / "o2" / i.path).read_bytes()
     ids = [t.id for t in read_tasks(tmp_path / "o1", sources=["b"])]
@@ -41,7 +47,9 @@ def test_rank_sharding_is_a_disjoint_cover(tmp_path):
 
 def test_shuffled_reading_permutes_row_groups_and_keeps_every_row(tmp_path):
     tasks = _tasks(40, "b") + _tasks(40, "a")
-    write_shards(tasks_to_table(tasks), tmp_path, shard_bytes=3300, row_group_rows=8)  # rows ~ 40 B each: a few shards
+    write_shards(
+        tasks_to_table(tasks), tmp_path, shard_bytes=3300, row_group_rows=8
+    )  # rows ~ 40 B each: a few shards
     plain = [t.id for t in read_tasks(tmp_path)]
     assert plain == sorted(plain)  # stored order: source a, then b, each sorted by id
     one = [t.id for t in read_tasks(tmp_path, shuffle_seed=(0, 0))]
@@ -50,7 +58,9 @@ def test_shuffled_reading_permutes_row_groups_and_keeps_every_row(tmp_path):
     assert one != [t.id for t in read_tasks(tmp_path, shuffle_seed=(0, 1))]  # another epoch, another order
     # whole row groups move: consecutive runs of 8 ids stay together, and both sources show up early
     assert one[:8] == sorted(one[:8]) and {i.split("/")[0] for i in one[:24]} == {"a", "b"}
-    parts = [[t.id for t in read_tasks(tmp_path, rank=r, world_size=3, shuffle_seed=(0, 0))] for r in range(3)]
+    parts = [
+        [t.id for t in read_tasks(tmp_path, rank=r, world_size=3, shuffle_seed=(0, 0))] for r in range(3)
+    ]
     assert sorted(i for p in parts for i in p) == plain  # still a disjoint cover under a shuffle
 
 

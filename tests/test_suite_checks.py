@@ -20,12 +20,19 @@ def test_a_skipped_shared_test_fails_the_run_only_where_shared_exists(tmp_path, 
     shutil.copy(HERE / "conftest.py", repo / "tests" / "conftest.py")
     (repo / "tests" / "__init__.py").write_text("")
     (repo / "tests" / "test_one.py").write_text(
-        "def test_needs_the_mirror(shared_sources):\n    assert shared_sources.is_dir()\n")
+        "def test_needs_the_mirror(shared_sources):\n    assert shared_sources.is_dir()\n"
+    )
     if with_shared:
         (tmp_path / "shared").mkdir()  # ../shared exists, but without arc-sources: the test is skipped
     env = {k: v for k, v in __import__("os").environ.items() if k != "ARCFORGE_MIRROR"}
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
-                       cwd=repo, capture_output=True, text=True, env=env, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert "1 skipped" in r.stdout and "needs the real upstream repos" in r.stdout, r.stdout
     if with_shared:
         assert r.returncode == 1 and "were skipped although" in r.stdout

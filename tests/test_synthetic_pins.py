@@ -18,9 +18,12 @@ N = PER_FAMILY[0]
 
 @pytest.mark.parametrize("difficulty", DIFFICULTIES)
 def test_every_family_draws_the_pinned_tasks(difficulty):
-    got = {f"{difficulty}/{fam}/{N}": tasks_digest(synthetic.generate(N, seed=0, families=[fam],
-                                                                       difficulty=difficulty))
-           for fam in synthetic.families()}
+    got = {
+        f"{difficulty}/{fam}/{N}": tasks_digest(
+            synthetic.generate(N, seed=0, families=[fam], difficulty=difficulty)
+        )
+        for fam in synthetic.families()
+    }
     assert got == {k: PINNED[k] for k in got}
 
 

@@ -27,8 +27,11 @@ from arcforge.task import (
 
 
 def _task(train, test, **kw):
-    return {"train": [{"input": i, "output": o} for i, o in train],
-            "test": [{"input": i, "output": o} for i, o in test], **kw}
+    return {
+        "train": [{"input": i, "output": o} for i, o in train],
+        "test": [{"input": i, "output": o} for i, o in test],
+        **kw,
+    }
 
 
 @pytest.mark.parametrize(
@@ -54,8 +57,12 @@ def test_parse_grid_rejects(obj, reason):
 
 
 def test_parse_task_variants_and_extra_keys():
-    obj = {"test": [{"input": [[1]], "output": [[2]], "id": 7}],
-           "train": [{"input": [[1, 1]], "output": [[2, 2]], "id": 3}], "name": "abc", "uuid": "u"}
+    obj = {
+        "test": [{"input": [[1]], "output": [[2]], "id": 7}],
+        "train": [{"input": [[1, 1]], "output": [[2, 2]], "id": 3}],
+        "name": "abc",
+        "uuid": "u",
+    }
     train, _test, extra = parse_task_object(obj)
     assert train[0].input.shape == (1, 2) and train[0].input.dtype == np.int8
     assert extra["name"] == "abc" and extra["uuid"] == "u"
@@ -80,7 +87,9 @@ def test_parse_task_rejects(obj, reason):
 
 
 def test_hidden_test_output_is_allowed_but_not_train():
-    _train, test, _ = parse_task_object({"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]]}]})
+    _train, test, _ = parse_task_object(
+        {"train": [{"input": [[1]], "output": [[1]]}], "test": [{"input": [[1]]}]}
+    )
     assert test[0].output is None
     with pytest.raises(TaskFormatError):
         parse_task_object({"train": [{"input": [[1]]}], "test": [{"input": [[1]]}]})
@@ -120,10 +129,16 @@ def test_arrow_round_trip_preserves_everything():
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers(-3, 12) | st.floats() | st.text(max_size=3),
-                    lambda c: st.lists(c, max_size=4) | st.dictionaries(
-                        st.sampled_from(["train", "test", "input", "output", "x"]), c, max_size=4),
-                    max_leaves=30))
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-3, 12) | st.floats() | st.text(max_size=3),
+        lambda c: (
+            st.lists(c, max_size=4)
+            | st.dictionaries(st.sampled_from(["train", "test", "input", "output", "x"]), c, max_size=4)
+        ),
+        max_leaves=30,
+    )
+)
 def test_parser_fuzz_never_crashes(obj):
     """Any JSON value either parses into a valid task or raises TaskFormatError: never anything else."""
     try:

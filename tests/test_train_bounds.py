@@ -48,17 +48,37 @@ def test_train_device_mps_without_it_and_a_parquet_config(arc_shards, tmp_path):
     import torch
 
     if not torch.backends.mps.is_available():
-        r = runner.invoke(app, ["train", "-d", str(arc_shards), "--out", str(tmp_path / "r"), *TINY,
-                                "--device", "mps"])
+        r = runner.invoke(
+            app, ["train", "-d", str(arc_shards), "--out", str(tmp_path / "r"), *TINY, "--device", "mps"]
+        )
         _one_line(r, 1, "Error: --device mps: this torch", "no usable MPS")
     shard = next(arc_shards.rglob("*.parquet"))
-    r = runner.invoke(app, ["train", "-d", str(arc_shards), "--out", str(tmp_path / "r"), "--config", str(shard)])
+    r = runner.invoke(
+        app, ["train", "-d", str(arc_shards), "--out", str(tmp_path / "r"), "--config", str(shard)]
+    )
     _one_line(r, 2, "binary content")
 
 
 def test_train_eval_split_that_does_not_exist(arc_shards, tmp_path):
-    r = runner.invoke(app, ["train", "-d", str(arc_shards), "--out", str(tmp_path / "r"), *TINY[:-5],
-                            "--amp", "off", "--threads", "1", "--eval-split", "valid", "--eval-tasks", "2"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "-d",
+            str(arc_shards),
+            "--out",
+            str(tmp_path / "r"),
+            *TINY[:-5],
+            "--amp",
+            "off",
+            "--threads",
+            "1",
+            "--eval-split",
+            "valid",
+            "--eval-tasks",
+            "2",
+        ],
+    )
     _one_line(r, 1, "Error: --eval-split valid:", "has no such split", "evaluation, training")
     assert not (tmp_path / "r" / "checkpoints").exists()
 
@@ -67,8 +87,12 @@ def test_eval_votes_seq_len_and_split_out_of_range(arc_shards, run):
     base = ["eval", "-c", str(run), "-d", str(arc_shards), "--threads", "1"]
     _one_line(runner.invoke(app, [*base, "--votes", "100000"]), 2, "from 1 to 64")
     _one_line(runner.invoke(app, [*base, "--seq-len", "10"]), 2, "at least 16 tokens")
-    _one_line(runner.invoke(app, [*base, "--split", "nosuch"]), 1, "no tasks of split 'nosuch'",
-              "evaluation, training")
+    _one_line(
+        runner.invoke(app, [*base, "--split", "nosuch"]),
+        1,
+        "no tasks of split 'nosuch'",
+        "evaluation, training",
+    )
     n = str(10 * machine_cpus())
     _one_line(runner.invoke(app, [*base, "--ttt-workers", n, "--ttt-steps", "1"]), 1, f"--ttt-workers {n}")
 
@@ -78,8 +102,24 @@ def test_eval_votes_seq_len_and_split_out_of_range(arc_shards, run):
 def test_eval_submission_that_is_not_a_file_is_refused_and_left_alone(arc_shards, run, tmp_path, target):
     path = tmp_path if target == "folder" else Path(target)
     before = os.stat(path)
-    r = runner.invoke(app, ["eval", "-c", str(run), "-d", str(arc_shards), "--limit", "1", "--votes", "1",
-                            "--threads", "1", "--submission", str(path)])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "-c",
+            str(run),
+            "-d",
+            str(arc_shards),
+            "--limit",
+            "1",
+            "--votes",
+            "1",
+            "--threads",
+            "1",
+            "--submission",
+            str(path),
+        ],
+    )
     _one_line(r, 1, f"Error: --submission {path}:", "written in its place")
     after = os.stat(path)
     assert stat.S_IFMT(after.st_mode) == stat.S_IFMT(before.st_mode) and after.st_ino == before.st_ino
@@ -94,7 +134,20 @@ def test_experiment_options_are_bounded():
 
 
 def test_a_grokfast_window_past_the_memory_is_refused_up_front(arc_shards, tmp_path):
-    r = runner.invoke(app, ["train", "-d", str(arc_shards), "--out", str(tmp_path / "r"), *TINY,
-                            "--grokfast", "ma", "--grokfast-window", str(10**9)])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "-d",
+            str(arc_shards),
+            "--out",
+            str(tmp_path / "r"),
+            *TINY,
+            "--grokfast",
+            "ma",
+            "--grokfast-window",
+            str(10**9),
+        ],
+    )
     _one_line(r, 1, f"Error: --grokfast-window {10**9} keeps", "GiB")
     assert not (tmp_path / "r" / "checkpoints").exists()

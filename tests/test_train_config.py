@@ -79,24 +79,39 @@ def test_enum_choices_are_what_the_trainer_accepts():
         assert "use one of" in e.value.hint
 
 
-@pytest.mark.parametrize(("args", "choices"), [
-    (["--rope", "3d"], "1d|2d|2d+1d"), (["--rope-scaling", "ropey"], "none|linear|ntk|dynamic_ntk|yarn"),
-    (["--grokfast", "fast"], "none|ema|ma"), (["--amp", "fp8"], "auto|bf16|off"),
-    (["--loss-on", "inputs"], "test|outputs"),
-])
+@pytest.mark.parametrize(
+    ("args", "choices"),
+    [
+        (["--rope", "3d"], "1d|2d|2d+1d"),
+        (["--rope-scaling", "ropey"], "none|linear|ntk|dynamic_ntk|yarn"),
+        (["--grokfast", "fast"], "none|ema|ma"),
+        (["--amp", "fp8"], "auto|bf16|off"),
+        (["--loss-on", "inputs"], "test|outputs"),
+    ],
+)
 def test_bad_choice_exits_2_and_help_lists_the_choices(args, choices):
     r = runner.invoke(app, ["train", *args])
     assert r.exit_code == 2 and "Invalid value for" in r.output and args[0] in r.output
     assert choices in runner.invoke(app, ["train", "--help"], env={"COLUMNS": "250"}).output
 
 
-@pytest.mark.parametrize(("args", "flag"), [
-    (["--batch-size", "0"], "--batch-size"), (["--chunk-tasks", "0"], "--chunk-tasks"),
-    (["--log-every", "0"], "--log-every"), (["--workers", "-1"], "--workers"), (["--lr", "nan"], "--lr"),
-    (["--lr", "-1"], "--lr"), (["--max-steps", "0"], "--max-steps"), (["--grad-accum", "0"], "--grad-accum"),
-    (["--seq-len", "4"], "--seq-len"), (["--d-model", "30", "--heads", "4"], "--d-model"),
-    (["--device", "gpu"], "--device"), (["--grokfast-alpha", "1.5"], "--grokfast-alpha"),
-])
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--chunk-tasks", "0"], "--chunk-tasks"),
+        (["--log-every", "0"], "--log-every"),
+        (["--workers", "-1"], "--workers"),
+        (["--lr", "nan"], "--lr"),
+        (["--lr", "-1"], "--lr"),
+        (["--max-steps", "0"], "--max-steps"),
+        (["--grad-accum", "0"], "--grad-accum"),
+        (["--seq-len", "4"], "--seq-len"),
+        (["--d-model", "30", "--heads", "4"], "--d-model"),
+        (["--device", "gpu"], "--device"),
+        (["--grokfast-alpha", "1.5"], "--grokfast-alpha"),
+    ],
+)
 def test_bad_train_values_are_usage_errors_naming_the_option(args, flag, tmp_path):
     r = runner.invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), *args])
     assert r.exit_code == 2, r.output
@@ -111,9 +126,17 @@ def test_bad_eval_values_are_usage_errors(args, tmp_path):
 
 
 def test_run_toml_round_trips_and_refuses_unknown_keys(tmp_path):
-    run = C.RunConfig().with_values({"model.d_model": 64, "model.n_heads": 2, "data.seq_len": 512,
-                                     "data.sources": ["arc_agi_1"], "train.grokfast.kind": "ema",
-                                     "train.amp": "off", "data.augment.keep_zero": False})
+    run = C.RunConfig().with_values(
+        {
+            "model.d_model": 64,
+            "model.n_heads": 2,
+            "data.seq_len": 512,
+            "data.sources": ["arc_agi_1"],
+            "train.grokfast.kind": "ema",
+            "train.amp": "off",
+            "data.augment.keep_zero": False,
+        }
+    )
     assert run.model.max_seq_len == 512  # the model's context follows data.seq_len
     f = tmp_path / "run.toml"
     f.write_text(run.to_toml())
@@ -134,8 +157,20 @@ def test_config_file_values_and_errors_through_the_cli(tmp_path):
     r = runner.invoke(app, ["train", "--config", str(f), "--data", str(tmp_path)])
     assert r.exit_code == 2 and "data.batch_size" in r.output and "run.toml" in r.output, r.output
     # a value given on the command line overrides the file's (the bad one is replaced: no usage error)
-    r = runner.invoke(app, ["train", "--config", str(f), "--batch-size", "2", "--data", str(tmp_path / "none"),
-                            "--out", str(tmp_path / "run")])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(f),
+            "--batch-size",
+            "2",
+            "--data",
+            str(tmp_path / "none"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert r.exit_code == 1 and "dataset folder not found" in r.output, r.output
 
 
@@ -147,7 +182,9 @@ def test_busy_cpus_now_sees_another_process_spin():
 
     from arcforge.train.device import busy_cpus_now
 
-    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"])
+    spin = subprocess.Popen(
+        [sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 20: pass"]
+    )
     try:
         time.sleep(0.3)  # let it start
         assert busy_cpus_now(0.5) > 0.5
@@ -235,11 +272,14 @@ def test_without_the_train_extra_the_command_says_what_to_install(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['torch'] = None\n"  # as if torch were not installed
-            "from arcforge.cli.app import app\n"
-            f"app(['train', '--data', {str(tmp_path)!r}])")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # as if torch were not installed
+        "from arcforge.cli.app import app\n"
+        f"app(['train', '--data', {str(tmp_path)!r}])"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
     assert r.returncode == 1 and "needs torch" in r.stderr and "pip install 'arcforge[train]'" in r.stderr
     assert "Traceback" not in r.stderr
 
@@ -249,8 +289,20 @@ def test_eval_config_file_and_conflicting_train_flags_are_usage_errors(tmp_path)
     f.write_text("[eval]\nvotes = 0\n")
     r = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--config", str(f)])
     assert r.exit_code == 2 and "eval.votes" in r.output and "eval.toml" in r.output, r.output
-    r = runner.invoke(app, ["eval", "--checkpoint", str(tmp_path), "--config", str(f), "--votes", "2",
-                            "-d", str(tmp_path / "none")])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(tmp_path),
+            "--config",
+            str(f),
+            "--votes",
+            "2",
+            "-d",
+            str(tmp_path / "none"),
+        ],
+    )
     assert r.exit_code == 1 and "dataset folder not found" in r.output  # the flag replaced the file's value
     r = runner.invoke(app, ["train", "--resume", "--overwrite"])
     assert r.exit_code == 2 and "pick one" in r.output

@@ -44,12 +44,16 @@ def test_tokenize_round_trip_and_positions(tasks):
     for task in tasks:
         for k, pair in enumerate(task.test):
             ex = encode_task(task, k, loss_on="test")
-            assert len(ex) == example_length([(p.input, p.output) for p in task.train], pair.input, pair.output)
+            assert len(ex) == example_length(
+                [(p.input, p.output) for p in task.train], pair.input, pair.output
+            )
             back = decode(ex.tokens)
             assert len(back["train"]) == len(task.train)
             for (i, o), p in zip(back["train"], task.train, strict=True):
                 assert np.array_equal(i, p.input) and np.array_equal(o, p.output)
-            assert np.array_equal(back["test"][0], pair.input) and np.array_equal(back["test"][1], pair.output)
+            assert np.array_equal(back["test"][0], pair.input) and np.array_equal(
+                back["test"][1], pair.output
+            )
             seq, row, col, gh, gw, pair_of = ex.positions.T[:6]
             cells = ex.tokens < 10
             assert np.array_equal(seq, np.arange(len(ex)))
@@ -81,8 +85,12 @@ def test_loss_on_outputs_marks_every_output_grid(tasks):
 
 
 def test_truncation_drops_train_pairs_to_fit(tasks):
-    task = max(tasks, key=lambda t: example_length([(p.input, p.output) for p in t.train], t.test[0].input,
-                                                     t.test[0].output))
+    task = max(
+        tasks,
+        key=lambda t: example_length(
+            [(p.input, p.output) for p in t.train], t.test[0].input, t.test[0].output
+        ),
+    )
     full = len(encode_task(task, 0, loss_on="test"))
     ex = encode_task(task, 0, max_len=full - 1, loss_on="test")
     assert ex is not None and len(ex) <= full - 1 and ex.n_train < len(task.train)
@@ -129,7 +137,9 @@ def _task_ids_of_rows(cfg, part, n_parts, n_rows):
 
 def test_loader_parts_are_disjoint_and_deterministic(arc_shards):
     n = 4
-    ids = [{t.id for t in read_tasks(arc_shards, splits=["training"], rank=p, world_size=n)} for p in range(n)]
+    ids = [
+        {t.id for t in read_tasks(arc_shards, splits=["training"], rank=p, world_size=n)} for p in range(n)
+    ]
     assert sum(len(s) for s in ids) == 48 and len(set().union(*ids)) == 48
     cfg = DataConfig(root=str(arc_shards), seq_len=1024, batch_size=2, chunk_tasks=8, seed=3)
     a = _task_ids_of_rows(cfg, 1, 4, 6)
@@ -139,7 +149,9 @@ def test_loader_parts_are_disjoint_and_deterministic(arc_shards):
     ds = PackedBatches(cfg, num_workers=2, rank=1, world_size=2)
     got = [b for b, _ in zip(DataLoader(ds, batch_size=None, num_workers=2), range(4), strict=False)]
     assert [b["worker"] for b in got] == [0, 1, 0, 1]
-    direct = {w: [r.tokens for (r, _), _ in zip(iter_rows(cfg, 2 + w, 4), range(4), strict=False)] for w in (0, 1)}
+    direct = {
+        w: [r.tokens for (r, _), _ in zip(iter_rows(cfg, 2 + w, 4), range(4), strict=False)] for w in (0, 1)
+    }
     assert np.array_equal(got[0]["tokens"].numpy(), np.concatenate(direct[0][:2]))
     assert np.array_equal(got[1]["tokens"].numpy(), np.concatenate(direct[1][:2]))
     assert np.array_equal(got[2]["tokens"].numpy(), np.concatenate(direct[0][2:4]))
@@ -182,7 +194,9 @@ def test_chunks_mix_sources_stored_one_after_another(tmp_path):
 
 def test_resume_inside_a_shuffle_window(arc_shards):
     # 4 chunks per window: cut at chunks inside the first and the second window
-    cfg = DataConfig(root=str(arc_shards), seq_len=1024, batch_size=1, chunk_tasks=4, shuffle_tasks=16, seed=2)
+    cfg = DataConfig(
+        root=str(arc_shards), seq_len=1024, batch_size=1, chunk_tasks=4, shuffle_tasks=16, seed=2
+    )
     stream = [(r.tokens, p) for (r, p), _ in zip(iter_rows(cfg, 0, 1), range(60), strict=False)]
     cuts = [i for i in range(1, 59) if stream[i - 1][1].chunk in (2, 5, 6) and stream[i - 1][1].row]
     assert cuts
@@ -194,10 +208,20 @@ def test_resume_inside_a_shuffle_window(arc_shards):
 
 
 # ------------------------------------------------------------------------------------------ frame lookups
-FRAME_NUMPY = [lambda g: g, np.fliplr, np.flipud, lambda g: np.rot90(g, 2), lambda g: g.T,
-               lambda g: np.rot90(g, 2).T, lambda g: np.rot90(g, 1), lambda g: np.rot90(g, 3),
-               lambda g: np.hstack([g, np.fliplr(g)]), lambda g: np.vstack([g, np.flipud(g)]),
-               lambda g: np.hstack([g, g]), lambda g: np.vstack([g, g])]
+FRAME_NUMPY = [
+    lambda g: g,
+    np.fliplr,
+    np.flipud,
+    lambda g: np.rot90(g, 2),
+    lambda g: g.T,
+    lambda g: np.rot90(g, 2).T,
+    lambda g: np.rot90(g, 1),
+    lambda g: np.rot90(g, 3),
+    lambda g: np.hstack([g, np.fliplr(g)]),
+    lambda g: np.vstack([g, np.flipud(g)]),
+    lambda g: np.hstack([g, g]),
+    lambda g: np.vstack([g, g]),
+]
 
 
 @pytest.mark.parametrize("shape", [(3, 5), (4, 4), (1, 7), (30, 30)])
@@ -289,7 +313,9 @@ def test_encode_equals_the_tokenizer_spelled_out(tasks):
     of its parts, for training examples (both loss settings), decoding prompts and a task with no
     demonstrations."""
     cases = [([(p.input, p.output) for p in t.train], t.test[0].input, t.test[0].output) for t in tasks[:12]]
-    cases += [(train, test_in, None) for train, test_in, _ in cases[:6]] + [([], tasks[0].test[0].input, None)]
+    cases += [(train, test_in, None) for train, test_in, _ in cases[:6]] + [
+        ([], tasks[0].test[0].input, None)
+    ]
     reference = _reference_encode()
     for train, test_in, test_out in cases:
         for loss_on in ("test", "outputs"):
@@ -316,8 +342,12 @@ def test_the_named_position_columns_tile_a_position_and_say_what_the_tokenizer_w
     )
 
     singles = [POS.seq, POS.row, POS.col, POS.h, POS.w, POS.pair]
-    cols = singles + list(range(POS_DIMS))[POS.own] + list(range(POS_DIMS))[POS.next] \
+    cols = (
+        singles
+        + list(range(POS_DIMS))[POS.own]
+        + list(range(POS_DIMS))[POS.next]
         + list(range(POS_DIMS))[POS.evidence]
+    )
     assert cols == list(range(POS_DIMS))
     idx = np.arange(POS_DIMS)
     assert idx[POS.place].tolist() == [POS.seq, POS.row, POS.col]

@@ -85,8 +85,12 @@ def test_greedy_decoding_equals_argmax_of_a_full_forward_pass(model, prompts):
         tok = torch.tensor(np.concatenate([p.tokens, seq]))[None]
         ws, rs, cs = _replay_state(seq)
         # positions of the emitted tokens, as the decoder assigns them
-        pos = np.concatenate([p.positions, output_positions(p.positions[-1], n, np.stack([rs, cs], 1),
-                                                            np.asarray(seq), input_table(p))])
+        pos = np.concatenate(
+            [
+                p.positions,
+                output_positions(p.positions[-1], n, np.stack([rs, cs], 1), np.asarray(seq), input_table(p)),
+            ]
+        )
         with torch.no_grad():
             logits = model(tok, torch.from_numpy(pos)[None])[0, n - 1 : n - 1 + len(seq)]
         m = grammar_mask(torch.tensor(ws), torch.tensor(rs), torch.tensor(cs), logits.shape[-1], 6)
@@ -116,7 +120,9 @@ def test_scoring_from_the_kept_prompt_cache_equals_a_full_forward(model, prompts
     decoded, prefix = decode_batch(model, prompts, max_side=5, keep_prefix=True)
     rng = np.random.default_rng(0)
     rows = [int(r) for r in rng.integers(0, len(prompts), 9)]
-    grids = [rng.integers(0, 10, (int(rng.integers(1, 6)), int(rng.integers(1, 6)))).astype(np.int8) for _ in rows]
+    grids = [
+        rng.integers(0, 10, (int(rng.integers(1, 6)), int(rng.integers(1, 6)))).astype(np.int8) for _ in rows
+    ]
     rows.append(0)
     grids.append(decoded[0].grid)
     fast = score_with_prefix(model, prefix, rows, grids, max_side=5, chunk=4)
@@ -130,7 +136,9 @@ def test_output_side_limit_follows_the_demonstrations():
     from arcforge.train.evaluate import output_side_limit
 
     g = np.zeros((3, 3), np.int8)
-    tile = Task("t", "s", "e", [Pair(g, np.zeros((3, 9), np.int8))] * 2, [Pair(np.zeros((5, 5), np.int8), None)])
+    tile = Task(
+        "t", "s", "e", [Pair(g, np.zeros((3, 9), np.int8))] * 2, [Pair(np.zeros((5, 5), np.int8), None)]
+    )
     assert output_side_limit(tile, 0) == 17  # 5 x 3 (the demonstrated ratio) + 2
     same = Task("t", "s", "e", [Pair(g, g)], [Pair(np.zeros((2, 2), np.int8), None)])
     assert output_side_limit(same, 0) == 5  # the largest train output + 2
@@ -146,8 +154,9 @@ def test_bf16_scoring_from_the_kept_prompt_cache_matches_bf16_decoding(model, pr
     grids = [d.grid for d in decoded]
     fast = score_with_prefix(model, prefix, rows + rows, grids + [(g + 1) % 10 for g in grids], max_side=5)
     assert fast[: len(rows)] == pytest.approx([d.logp for d in decoded], abs=0.05)
-    full = score_candidates(model, list(zip(prompts + prompts, grids + [(g + 1) % 10 for g in grids],
-                                            strict=True)), max_side=5)
+    full = score_candidates(
+        model, list(zip(prompts + prompts, grids + [(g + 1) % 10 for g in grids], strict=True)), max_side=5
+    )
     assert fast == pytest.approx(full, rel=0.02, abs=0.1)
 
 
@@ -169,9 +178,16 @@ def test_row_spans_cover_every_row_and_read_the_fewest_keys():
         assert spans[0][0] == 0 and spans[-1][1] == n and len(spans) <= MAX_SPANS
         assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
         assert all(c0 <= first[r0:r1].min() for r0, r1, c0 in spans)
-        best = min(_span_cost(first, keys, [(a, b, int(first[a:b].min())) for a, b in
-                                            itertools.pairwise((0, *cuts, n))], per_span)
-                   for k in range(MAX_SPANS) for cuts in itertools.combinations(range(1, n), k))
+        best = min(
+            _span_cost(
+                first,
+                keys,
+                [(a, b, int(first[a:b].min())) for a, b in itertools.pairwise((0, *cuts, n))],
+                per_span,
+            )
+            for k in range(MAX_SPANS)
+            for cuts in itertools.combinations(range(1, n), k)
+        )
         assert _span_cost(first, keys, spans, per_span) == best, (trial, first, spans)
     # one length: one span; two far-apart lengths: two spans, the short prompts skipping the long ones' keys
     assert row_spans(np.zeros(8, int), 400) == [(0, 8, 0)]
@@ -201,8 +217,16 @@ def test_prefill_leaves_every_column_a_step_reads_finite_in_an_uninitialized_cac
     ps = sorted(prompts, key=len, reverse=True)
     cfg = model.cfg
     p = decode.padded_length(len(ps[0]))
-    cache = KVCache(cfg.n_layers, len(ps), cfg.n_heads, cfg.head_dim, p + 8, "cpu",
-                    dtype=torch.bfloat16 if amp else torch.float32, zeroed=False)
+    cache = KVCache(
+        cfg.n_layers,
+        len(ps),
+        cfg.n_heads,
+        cfg.head_dim,
+        p + 8,
+        "cpu",
+        dtype=torch.bfloat16 if amp else torch.float32,
+        zeroed=False,
+    )
     cache.k.fill_(float("nan"))  # what uninitialized memory may hold
     cache.v.fill_(float("nan"))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):

@@ -24,15 +24,45 @@ from tests import train_fixtures
 
 arc_shards = train_fixtures.arc_shards
 runner = CliRunner()
-TINY = ["--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "512", "--batch-size", "2",
-        "--eval-tasks", "0", "--amp", "off", "--threads", "1", "--no-tensorboard"]
+TINY = [
+    "--d-model",
+    "32",
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--seq-len",
+    "512",
+    "--batch-size",
+    "2",
+    "--eval-tasks",
+    "0",
+    "--amp",
+    "off",
+    "--threads",
+    "1",
+    "--no-tensorboard",
+]
 
 
 def _cfgs(root: Path, out: Path, **kw):
     data = DataConfig(root=str(root), seq_len=512, batch_size=2, chunk_tasks=16, seed=5)
-    t = {"max_steps": 6, "warmup_steps": 2, "log_every": 1, "ckpt_every": 0, "tensorboard": False,
-         "eval_tasks": 0, "threads": 1, "amp": "off", **kw}
-    return ModelConfig(d_model=32, n_layers=2, n_heads=2, max_seq_len=512), data, TrainConfig(out=str(out), **t)
+    t = {
+        "max_steps": 6,
+        "warmup_steps": 2,
+        "log_every": 1,
+        "ckpt_every": 0,
+        "tensorboard": False,
+        "eval_tasks": 0,
+        "threads": 1,
+        "amp": "off",
+        **kw,
+    }
+    return (
+        ModelConfig(d_model=32, n_layers=2, n_heads=2, max_seq_len=512),
+        data,
+        TrainConfig(out=str(out), **t),
+    )
 
 
 def _weights(run: Path, step: int) -> dict[str, torch.Tensor]:
@@ -88,8 +118,11 @@ class _SigintAt:
                 os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.mark.parametrize(("raise_", "workers"), [(False, 0), (True, 0), (False, 1)],
-                         ids=["sigint", "raised", "sigint-with-loader-worker"])
+@pytest.mark.parametrize(
+    ("raise_", "workers"),
+    [(False, 0), (True, 0), (False, 1)],
+    ids=["sigint", "raised", "sigint-with-loader-worker"],
+)
 def test_ctrl_c_mid_step_resumes_exactly(arc_shards, tmp_path, raise_, workers):
     kw = {"grad_accum": 2, "num_workers": workers}
     full = [r["loss"] for r in train(*_cfgs(arc_shards, tmp_path / "a", **kw))["history"]]
@@ -117,8 +150,13 @@ def _run_with_checkpoints(root: Path, run: Path) -> None:
 def test_damaged_checkpoint_is_named_and_the_newest_intact_one_is_used(arc_shards, tmp_path, damage):
     run = tmp_path / "run"
     _run_with_checkpoints(arc_shards, run)
-    bad = run / "checkpoints" / "step-000004" / ("model.safetensors" if damage == "truncated_weights" else "state.safetensors")
-    bad.write_bytes(bad.read_bytes()[: 100] if damage == "truncated_weights" else b"")
+    bad = (
+        run
+        / "checkpoints"
+        / "step-000004"
+        / ("model.safetensors" if damage == "truncated_weights" else "state.safetensors")
+    )
+    bad.write_bytes(bad.read_bytes()[:100] if damage == "truncated_weights" else b"")
     got = ckpt.load_latest_intact(run)
     assert got.path.name == "step-000002" and str(bad) in got.skipped[0] and "damaged" in got.skipped[0]
     with pytest.raises(TrainError, match=f"{bad}: damaged checkpoint file"):
@@ -133,8 +171,22 @@ def test_damaged_checkpoint_through_the_cli_is_one_clear_line(arc_shards, tmp_pa
     _run_with_checkpoints(arc_shards, run)
     bad = run / "checkpoints" / "step-000004" / "model.safetensors"
     bad.write_bytes(bad.read_bytes()[:100])
-    r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--limit", "1",
-                            "--votes", "1", "--threads", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(run),
+            "--data",
+            str(arc_shards),
+            "--limit",
+            "1",
+            "--votes",
+            "1",
+            "--threads",
+            "1",
+        ],
+    )
     assert r.exit_code == 0 and f"warning: {bad}: damaged checkpoint file" in r.output, r.output
     r = runner.invoke(app, ["eval", "--checkpoint", str(bad.parent), "--data", str(arc_shards)])
     assert r.exit_code == 1 and f"{bad}: damaged checkpoint file" in r.output
@@ -142,16 +194,30 @@ def test_damaged_checkpoint_through_the_cli_is_one_clear_line(arc_shards, tmp_pa
 
 
 def test_resume_refuses_without_a_checkpoint_or_with_other_model_options(arc_shards, tmp_path):
-    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(tmp_path / "empty"), "--resume",
-                            *TINY])
+    r = runner.invoke(
+        app, ["train", "--data", str(arc_shards), "--out", str(tmp_path / "empty"), "--resume", *TINY]
+    )
     assert r.exit_code == 1 and "no checkpoint to resume from" in r.output
     run = tmp_path / "run"
     r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(run), "--max-steps", "2", *TINY])
     assert r.exit_code == 0, r.output
     saved = (run / "run.toml").read_text()
     assert "d_model = 32" in saved and 'amp = "off"' in saved
-    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(run), "--resume", "--d-model", "64",
-                            "--heads", "2"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(arc_shards),
+            "--out",
+            str(run),
+            "--resume",
+            "--d-model",
+            "64",
+            "--heads",
+            "2",
+        ],
+    )
     assert r.exit_code == 1 and "model.d_model: 32 -> 64" in r.output
     # without model options, --resume continues with the run's own config (run.toml) ...
     r = runner.invoke(app, ["train", "--out", str(run), "--resume", "--max-steps", "3", "--json"])
@@ -174,8 +240,19 @@ def test_config_file_reproduces_a_run_and_flags_override_it(arc_shards, tmp_path
     for k, v in _weights(a, 2).items():
         assert torch.equal(_weights(b, 2)[k], v)  # same config file, same run
     c = tmp_path / "c"  # a checkpoint's config.json works as --config too
-    r = runner.invoke(app, ["train", "--config", str(a / "checkpoints" / "step-000002" / "config.json"),
-                            "--out", str(c), "--d-model", "64", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(a / "checkpoints" / "step-000002" / "config.json"),
+            "--out",
+            str(c),
+            "--d-model",
+            "64",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     cfg = json.loads((c / "checkpoints" / "step-000002" / "config.json").read_text())
     assert cfg["model"]["d_model"] == 64 and cfg["model"]["n_layers"] == 1 and cfg["train"]["amp"] == "off"
@@ -184,23 +261,55 @@ def test_config_file_reproduces_a_run_and_flags_override_it(arc_shards, tmp_path
 def test_cuda_device_without_cuda_is_one_line(arc_shards, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is visible: --device cuda is valid here")
-    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(tmp_path / "r"), "--device", "cuda",
-                            *TINY])
+    r = runner.invoke(
+        app, ["train", "--data", str(arc_shards), "--out", str(tmp_path / "r"), "--device", "cuda", *TINY]
+    )
     assert r.exit_code == 1 and "Error: --device cuda:" in r.output and "internal error" not in r.output
     assert ("built without CUDA" in r.output) != torch.backends.cuda.is_built()
 
 
 def test_seq_len_beyond_memory_fails_up_front_with_the_size_needed(arc_shards, tmp_path):
-    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(tmp_path / "r"), "--d-model", "64",
-                            "--layers", "2", "--heads", "2", "--seq-len", "65536", "--batch-size", "2"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(arc_shards),
+            "--out",
+            str(tmp_path / "r"),
+            "--d-model",
+            "64",
+            "--layers",
+            "2",
+            "--heads",
+            "2",
+            "--seq-len",
+            "65536",
+            "--batch-size",
+            "2",
+        ],
+    )
     assert r.exit_code == 1 and "--seq-len 65536" in r.output and "GiB per training step" in r.output
     assert not (tmp_path / "r" / "checkpoints").exists()
 
 
 def test_plain_progress_lines_when_stderr_is_not_a_terminal(arc_shards, tmp_path, monkeypatch):
     monkeypatch.setenv("ARCFORGE_LOG_SECONDS", "0")  # every step (the default is 30 s)
-    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(tmp_path / "r"), "--max-steps", "3",
-                            "--log-every", "100", *TINY])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(arc_shards),
+            "--out",
+            str(tmp_path / "r"),
+            "--max-steps",
+            "3",
+            "--log-every",
+            "100",
+            *TINY,
+        ],
+    )
     assert r.exit_code == 0, r.output
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("step ")]
     assert len(lines) >= 3 and all(k in lines[0] for k in ("loss", "tok/s", "s/step", "eta"))
@@ -210,8 +319,23 @@ def test_plain_progress_lines_when_stderr_is_not_a_terminal(arc_shards, tmp_path
 def test_eval_submission_lives_outside_rotated_checkpoints_and_shows_the_plan(arc_shards, tmp_path):
     run = tmp_path / "run"
     train(*_cfgs(arc_shards, run, max_steps=2))
-    r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--limit", "2",
-                            "--votes", "2", "--threads", "1", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(run),
+            "--data",
+            str(arc_shards),
+            "--limit",
+            "2",
+            "--votes",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     sub = Path(json.loads(r.stdout)["submission"])
     assert sub == run / "eval" / "evaluation" / "step-000002" / "submission.json" and sub.is_file()
@@ -238,8 +362,25 @@ def test_train_from_a_hub_dataset(tmp_path, monkeypatch):
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         for spec in (REPO, f"hf://datasets/{REPO}@v1"):
             run = tmp_path / spec.replace("/", "_").replace(":", "")
-            r = runner.invoke(app, ["train", "-d", spec, "-s", "arc_agi_1", "--out", str(run), "--max-steps", "1",
-                                    "--seq-len", "2048", *TINY[:6], *TINY[8:], "--json"])
+            r = runner.invoke(
+                app,
+                [
+                    "train",
+                    "-d",
+                    spec,
+                    "-s",
+                    "arc_agi_1",
+                    "--out",
+                    str(run),
+                    "--max-steps",
+                    "1",
+                    "--seq-len",
+                    "2048",
+                    *TINY[:6],
+                    *TINY[8:],
+                    "--json",
+                ],
+            )
             assert r.exit_code == 0, r.output
             assert json.loads(r.stdout)["steps"] == 1
         assert any("/resolve/" in x for x in hub.requests)
@@ -249,9 +390,27 @@ def test_demo_prints_plain_progress_off_a_terminal(tmp_path, arcforge_home, monk
     monkeypatch.setenv("ARCFORGE_LOG_SECONDS", "0")
     empty_mirror = tmp_path / "mirror"
     empty_mirror.mkdir()
-    r = runner.invoke(app, ["demo", "--out", str(tmp_path / "demo"), "--steps", "3", "--tasks", "16",
-                            "--eval-tasks", "4", "--families", "flip", "--mirror", str(empty_mirror),
-                            "--threads", "1", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "demo",
+            "--out",
+            str(tmp_path / "demo"),
+            "--steps",
+            "3",
+            "--tasks",
+            "16",
+            "--eval-tasks",
+            "4",
+            "--families",
+            "flip",
+            "--mirror",
+            str(empty_mirror),
+            "--threads",
+            "1",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     err = r.stderr.splitlines()
     steps = [ln for ln in err if ln.startswith("step ")]

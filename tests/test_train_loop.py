@@ -32,8 +32,16 @@ def _cfgs(root: Path, out: Path, **train_kw):
 
     data = DataConfig(root=str(root), seq_len=512, batch_size=2, chunk_tasks=16, seed=5)
     train_kw = {"threads": 1, "amp": "off", **train_kw}  # exact comparisons: no machine-dependent choice
-    tcfg = TrainConfig(out=str(out), max_steps=6, warmup_steps=2, log_every=1, ckpt_every=0,
-                       tensorboard=False, eval_tasks=0, **train_kw)
+    tcfg = TrainConfig(
+        out=str(out),
+        max_steps=6,
+        warmup_steps=2,
+        log_every=1,
+        ckpt_every=0,
+        tensorboard=False,
+        eval_tasks=0,
+        **train_kw,
+    )
     return ModelConfig(**TINY, max_seq_len=512), data, tcfg
 
 
@@ -61,8 +69,9 @@ def test_resume_after_interrupt_reproduces_the_loss_curve(arc_shards, tmp_path):
 
 
 def _fixed_batches(root: Path, steps: int, rows_per_step: int) -> list[list[dict]]:
-    cfg = DataConfig(root=str(root), seq_len=512, batch_size=1, chunk_tasks=16, seed=0,
-                     augment=AugmentConfig.none())
+    cfg = DataConfig(
+        root=str(root), seq_len=512, batch_size=1, chunk_tasks=16, seed=0, augment=AugmentConfig.none()
+    )
     it = iter_rows(cfg, 0, 1)
     return [[next(it)[0] for _ in range(rows_per_step)] for _ in range(steps)]
 
@@ -73,8 +82,11 @@ def _ddp_worker(rank: int, world: int, init: str, root: str, out: str) -> None:
     try:
         from arcforge.train.config import ModelConfig
 
-        tr = Trainer(ModelConfig(**TINY, max_seq_len=512),
-                     TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"), device=torch.device("cpu"))
+        tr = Trainer(
+            ModelConfig(**TINY, max_seq_len=512),
+            TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"),
+            device=torch.device("cpu"),
+        )
         for rows in _fixed_batches(Path(root), 2, 4):
             tr.step([to_torch(stack(rows[rank::world]))])
         if rank == 0:
@@ -90,10 +102,16 @@ def test_two_process_gloo_equals_one_process(arc_shards, tmp_path):
     init = f"file://{tmp_path / 'rdzv'}"
     mp.spawn(_ddp_worker, args=(2, init, str(arc_shards), str(tmp_path / "ddp.pt")), nprocs=2, join=True)
     ddp = torch.load(tmp_path / "ddp.pt")
-    single = Trainer(ModelConfig(**TINY, max_seq_len=512), TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"),
-                     device=torch.device("cpu"))
-    accum = Trainer(ModelConfig(**TINY, max_seq_len=512), TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"),
-                    device=torch.device("cpu"))
+    single = Trainer(
+        ModelConfig(**TINY, max_seq_len=512),
+        TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"),
+        device=torch.device("cpu"),
+    )
+    accum = Trainer(
+        ModelConfig(**TINY, max_seq_len=512),
+        TrainConfig(max_steps=4, warmup_steps=1, seed=11, amp="off"),
+        device=torch.device("cpu"),
+    )
     init_state = {k: v.clone() for k, v in single.model.state_dict().items()}
     for rows in _fixed_batches(arc_shards, 2, 4):
         single.step([to_torch(stack(rows))])
@@ -131,17 +149,58 @@ def test_eval_metrics_and_submission_format(arc_shards, tmp_path):
 def test_cli_train_then_eval(arc_shards, tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
-    r = runner.invoke(app, ["train", "--data", str(arc_shards), "--out", str(out), "--max-steps", "4", "--amp", "off",
-                            "--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "512",
-                            "--batch-size", "2", "--eval-tasks", "1", "--log-every", "2", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(arc_shards),
+            "--out",
+            str(out),
+            "--max-steps",
+            "4",
+            "--amp",
+            "off",
+            "--d-model",
+            "32",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--seq-len",
+            "512",
+            "--batch-size",
+            "2",
+            "--eval-tasks",
+            "1",
+            "--log-every",
+            "2",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["steps"] == 4 and rep["checkpoint"].endswith("step-000004") and rep["loss_first"] > 0
     assert rep["eval"]["eval/scored"] >= 1
     assert (out / "metrics.jsonl").is_file() and (out / "tb").is_dir()
     sub = tmp_path / "sub.json"
-    r = runner.invoke(app, ["eval", "--checkpoint", str(out), "--data", str(arc_shards), "--limit", "2",
-                            "--votes", "2", "--submission", str(sub), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(out),
+            "--data",
+            str(arc_shards),
+            "--limit",
+            "2",
+            "--votes",
+            "2",
+            "--submission",
+            str(sub),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["tasks"] == 2 and "exact_match" in rep["metrics"]

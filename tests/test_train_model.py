@@ -30,7 +30,9 @@ def examples():
 
 def _logits(model, row):
     with torch.no_grad():
-        return model(torch.from_numpy(row.tokens), torch.from_numpy(row.positions), torch.from_numpy(row.segments))
+        return model(
+            torch.from_numpy(row.tokens), torch.from_numpy(row.positions), torch.from_numpy(row.segments)
+        )
 
 
 @pytest.mark.parametrize("mode", ["2d+1d", "1d", "2d"])
@@ -82,17 +84,36 @@ def test_config_round_trip_and_flops():
 
 def test_axial_rope_fields_reach_rope_and_old_configs_load():
     old = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d").to_dict()
-    for name in ("rope_original_max_side", "rope_axis_base", "key_frames", "edge_frames", "pair_seq",
-                 "next_cell_queries", "qkv_bias", "rope_axis_scale", "frame_lookups", "frame_votes"):
+    for name in (
+        "rope_original_max_side",
+        "rope_axis_base",
+        "key_frames",
+        "edge_frames",
+        "pair_seq",
+        "next_cell_queries",
+        "qkv_bias",
+        "rope_axis_scale",
+        "frame_lookups",
+        "frame_votes",
+    ):
         del old[name]  # a checkpoint saved before the fields existed loads as it was trained
     cfg = ModelConfig.from_checkpoint(old)
     rope = RopeConfig.from_model(cfg)
     assert rope.original_max_side is None and rope.axis_base is None
     assert not (cfg.key_frames or cfg.edge_frames or cfg.pair_seq or cfg.next_cell_queries or cfg.qkv_bias)
     assert rope.axis_scale == 1.0 and cfg.frame_lookups == 0 and not cfg.frame_votes
-    axial = ModelConfig(d_model=64, n_layers=1, n_heads=2, rope_mode="2d", rope_original_max_side=17,
-                        rope_axis_base=100.0, key_frames=False, next_cell_queries=False, qkv_bias=False,
-                        frame_lookups=0)
+    axial = ModelConfig(
+        d_model=64,
+        n_layers=1,
+        n_heads=2,
+        rope_mode="2d",
+        rope_original_max_side=17,
+        rope_axis_base=100.0,
+        key_frames=False,
+        next_cell_queries=False,
+        qkv_bias=False,
+        frame_lookups=0,
+    )
     axial_rope = RopeConfig.from_model(axial)
     assert (axial_rope.original_max_side, axial_rope.axis_base) == (17, 100.0)
     assert ModelConfig.from_dict(axial.to_dict()) == axial
@@ -129,8 +150,10 @@ def test_queries_sit_where_the_predicted_token_will_be():
     from arcforge.train.tokenize import GRID_END, GRID_START, N_COLORS, ROW, encode
 
     rng = np.random.default_rng(0)
-    pairs = [(rng.integers(0, 10, (h, w)).astype(np.int8), rng.integers(0, 10, (w, h)).astype(np.int8))
-             for h, w in [(2, 3), (4, 1), (3, 3)]]
+    pairs = [
+        (rng.integers(0, 10, (h, w)).astype(np.int8), rng.integers(0, 10, (w, h)).astype(np.int8))
+        for h, w in [(2, 3), (4, 1), (3, 3)]
+    ]
     ex = encode(pairs[:2], *pairs[2], loss_on="test")
     tok, pos = torch.from_numpy(ex.tokens), torch.from_numpy(ex.positions)
     q = next_cell_positions(tok[None], pos[None, :, :3])[0]
@@ -171,8 +194,10 @@ def test_pair_positions_and_pair_seq():
     from arcforge.train.tokenize import BOS, INPUT, encode
 
     rng = np.random.default_rng(0)
-    train = [(rng.integers(0, 10, (2, 3)).astype(np.int8), rng.integers(0, 10, (3, 2)).astype(np.int8))
-             for _ in range(3)]
+    train = [
+        (rng.integers(0, 10, (2, 3)).astype(np.int8), rng.integers(0, 10, (3, 2)).astype(np.int8))
+        for _ in range(3)
+    ]
     ex = encode(train, rng.integers(0, 10, (2, 2)).astype(np.int8), None, loss_on="test")
     pair = ex.positions[:, 5]
     starts = np.flatnonzero(ex.tokens == INPUT)
@@ -220,7 +245,9 @@ def test_frame_votes_put_the_named_frames_color_first_on_real_geometric_tasks():
     from arcforge.train.tokenize import EVIDENCE, LOOKUP_FRAMES, LOOKUPS, N_COLORS, NO_CELL
 
     checked = {"cells": 0, "ends": 0}
-    for task in synthetic.generate(16, seed=3, families=["rotate", "transpose", "flip", "tile"], difficulty="easy"):
+    for task in synthetic.generate(
+        16, seed=3, families=["rotate", "transpose", "flip", "tile"], difficulty="easy"
+    ):
         ex = encode_task(task, 0, loss_on="test")
         pos = torch.from_numpy(ex.positions)
         votes = frame_votes(pos[:, LOOKUPS][:, LOOKUP_FRAMES:], pos[:, EVIDENCE])  # [T, 11]
@@ -269,8 +296,11 @@ def test_a_model_of_12_lookup_frames_reads_those_and_ignores_the_tiling_frame(ex
         other[..., col] = (other[..., col] + 5) % 11
     other[..., EVIDENCE.start + TILE_FRAME] = 100
     torch.manual_seed(0)
-    old = ArcTransformer(ModelConfig.from_checkpoint({**ModelConfig(d_model=32, n_layers=1, n_heads=2).to_dict(),
-                                                      "frame_lookups": 12})).eval()
+    old = ArcTransformer(
+        ModelConfig.from_checkpoint(
+            {**ModelConfig(d_model=32, n_layers=1, n_heads=2).to_dict(), "frame_lookups": 12}
+        )
+    ).eval()
     new = ArcTransformer(ModelConfig(d_model=32, n_layers=1, n_heads=2)).eval()
     assert old.cfg.frame_lookups == 12 and new.cfg.frame_lookups == LOOKUP_FRAMES == 13
     with torch.no_grad():

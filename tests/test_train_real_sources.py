@@ -37,10 +37,20 @@ def test_every_shipped_source_trains_and_evaluates_its_real_tasks(full_build, tm
     shard_writer.write_shards(tasks_to_table(picked), root)
 
     run = tmp_path / "run"
-    res = train(ModelConfig(d_model=32, n_layers=1, n_heads=2),
-                DataConfig(root=str(root), splits=None, seq_len=2048, batch_size=2, chunk_tasks=len(picked)),
-                TrainConfig(out=str(run), max_steps=3, warmup_steps=1, eval_tasks=0, threads=1, amp="off",
-                            tensorboard=False, ckpt_every=0))
+    res = train(
+        ModelConfig(d_model=32, n_layers=1, n_heads=2),
+        DataConfig(root=str(root), splits=None, seq_len=2048, batch_size=2, chunk_tasks=len(picked)),
+        TrainConfig(
+            out=str(run),
+            max_steps=3,
+            warmup_steps=1,
+            eval_tasks=0,
+            threads=1,
+            amp="off",
+            tensorboard=False,
+            ckpt_every=0,
+        ),
+    )
     assert res["steps"] == 3 and res["left_out"] >= len(big) > 0  # every task of the chunk was met
 
     model, _ = load_model(run)
@@ -54,8 +64,13 @@ def test_every_shipped_source_trains_and_evaluates_its_real_tasks(full_build, tm
         assert [x["task"] for x in plan["left_out"]] == [x["task"] for x in got["left_out"]]  # said up front
     # test-time training on the real tasks too, and the reason names the grid
     some = [t for t in picked if t.id in big][:3] + [t for t in picked if t.id not in big][:3]
-    res = evaluate_tasks(model, some, seq_len=2048, device=torch.device("cpu"),
-                         cfg=EvalConfig(votes=1, max_new=12, ttt={"steps": 1, "batch_size": 2}))
+    res = evaluate_tasks(
+        model,
+        some,
+        seq_len=2048,
+        device=torch.device("cpu"),
+        cfg=EvalConfig(votes=1, max_new=12, ttt={"steps": 1, "batch_size": 2}),
+    )
     assert len(res.left_out) == 3 == res.metrics["left_out"] and len(res.per_task) == 3
     assert all(f"past the trainer's {MAX_GRID_SIDE}-cell side" in x["reason"] for x in res.left_out)
     assert Path(got["submission"]).is_file()

@@ -20,9 +20,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _train(data: Path, run: Path, steps: int, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "arcforge", "train", "-d", str(data), "--out", str(run),
-                             "--max-steps", str(steps), "--workers", "1", *_TINY_RUN], text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)}, **kw)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "arcforge",
+            "train",
+            "-d",
+            str(data),
+            "--out",
+            str(run),
+            "--max-steps",
+            str(steps),
+            "--workers",
+            "1",
+            *_TINY_RUN,
+        ],
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        **kw,
+    )
 
 
 def _wait_for_steps(run: Path, proc: subprocess.Popen, n: int = 2) -> None:
@@ -55,8 +72,9 @@ def test_ctrl_c_twice_and_more_during_training_prints_no_traceback(tmp_path, gap
 def test_a_killed_log_reader_never_stops_the_run_and_stdout_on_a_full_disk_is_one_line(tmp_path):
     data = _tiny_dataset(tmp_path / "data")
     run = tmp_path / "run"
-    reader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()"],
-                              stdin=subprocess.PIPE)  # the parent reading the run's log, killed below
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE
+    )  # the parent reading the run's log, killed below
     proc = _train(data, run, 20, stdout=subprocess.DEVNULL, stderr=reader.stdin)
     reader.stdin.close()
     _wait_for_steps(run, proc, 1)

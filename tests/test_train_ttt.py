@@ -43,8 +43,10 @@ def _cfg(**ttt) -> EvalConfig:
 
 def _poisoned(task: Task, how: str) -> Task:
     rng = np.random.default_rng(7)
-    test = [Pair(p.input, None if how == "absent" else rng.integers(0, 10, (3, 4)).astype(np.int8))
-            for p in task.test]
+    test = [
+        Pair(p.input, None if how == "absent" else rng.integers(0, 10, (3, 4)).astype(np.int8))
+        for p in task.test
+    ]
     return Task(task.id, task.source, task.split, task.train, test)
 
 
@@ -110,7 +112,9 @@ def test_leave_one_out_uses_only_demonstrations(tasks):
         toks = ex.tokens[ex.targets][:-1]  # the target grid's tokens, EOS dropped
         outs = [tuple(toks)]
         assert any(tuple(_grid_tokens(p.output)) in outs for p in task.train)
-    assert leave_one_out(Task("x", "s", "e", task.train[:1], task.test), 4, task_rng(cfg, "x"), cfg, SEQ) == []
+    assert (
+        leave_one_out(Task("x", "s", "e", task.train[:1], task.test), 4, task_rng(cfg, "x"), cfg, SEQ) == []
+    )
 
 
 def _grid_tokens(g: np.ndarray) -> list[int]:
@@ -151,13 +155,37 @@ def test_cli_eval_with_test_time_training(arc_shards, tmp_path):
     model = _model()
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2)
     run = tmp_path / "run"
-    config = {"model": cfg.to_dict(), "data": DataConfig(root=str(arc_shards), seq_len=SEQ).to_dict(),
-              "train": TrainConfig().to_dict(), "params": n_params(cfg)}
+    config = {
+        "model": cfg.to_dict(),
+        "data": DataConfig(root=str(arc_shards), seq_len=SEQ).to_dict(),
+        "train": TrainConfig().to_dict(),
+        "params": n_params(cfg),
+    }
     ckpt.save_checkpoint(run, 1, model.state_dict(), {}, config)
     runner = CliRunner()
-    r = runner.invoke(app, ["eval", "--checkpoint", str(run), "--data", str(arc_shards), "--limit", "1",
-                            "--votes", "2", "--ttt-steps", "1", "--ttt-batch-size", "2", "--ttt-lora-rank", "2",
-                            "--submission", str(tmp_path / "sub.json"), "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--checkpoint",
+            str(run),
+            "--data",
+            str(arc_shards),
+            "--limit",
+            "1",
+            "--votes",
+            "2",
+            "--ttt-steps",
+            "1",
+            "--ttt-batch-size",
+            "2",
+            "--ttt-lora-rank",
+            "2",
+            "--submission",
+            str(tmp_path / "sub.json"),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert rep["metrics"]["ttt_steps"] == 1 and "pass@2_before" in rep["metrics"]
@@ -181,12 +209,14 @@ def test_base_attempt_merges_the_two_rankings():
 def test_the_second_attempt_is_the_base_models_answer(tasks):
     """With base_attempt, attempt 2 is what the model without TTT ranks first (where the tuned copy's
     first attempt differs); without it, both attempts come from the tuned copy."""
+
     def subs(**kw):
         cfg = replace(_cfg(**kw), max_new=80)  # every row ends (the side limit caps it) with an answer
         return evaluate_tasks(_model(), tasks, seq_len=SEQ, device=torch.device("cpu"), cfg=cfg).submission
 
-    base = evaluate_tasks(_model(), tasks, seq_len=SEQ, device=torch.device("cpu"),
-                          cfg=EvalConfig(votes=2, max_new=80)).submission
+    base = evaluate_tasks(
+        _model(), tasks, seq_len=SEQ, device=torch.device("cpu"), cfg=EvalConfig(votes=2, max_new=80)
+    ).submission
     mixed, tuned = subs(base_attempt=True), subs(base_attempt=False)
     assert mixed.keys() == base.keys() == tuned.keys()
     for key in base:
@@ -197,7 +227,9 @@ def test_the_second_attempt_is_the_base_models_answer(tasks):
                 assert m["attempt_2"] == b["attempt_1"]
             else:
                 assert m["attempt_2"] == t["attempt_2"]
-    assert any(m["attempt_2"] != t["attempt_2"] for k in base for m, t in zip(mixed[k], tuned[k], strict=True))
+    assert any(
+        m["attempt_2"] != t["attempt_2"] for k in base for m, t in zip(mixed[k], tuned[k], strict=True)
+    )
 
 
 def test_tasks_fine_tuned_in_parallel_give_what_one_at_a_time_gives(shared_sources):
@@ -206,8 +238,10 @@ def test_tasks_fine_tuned_in_parallel_give_what_one_at_a_time_gives(shared_sourc
     count is back as it was."""
     tasks = load_arc1(shared_sources, "evaluation", 5, max_side=5)
     model = _model(1)
-    runs = {w: evaluate_tasks(model, tasks, seq_len=SEQ, device=torch.device("cpu"), cfg=_cfg(workers=w))
-            for w in (1, 3)}
+    runs = {
+        w: evaluate_tasks(model, tasks, seq_len=SEQ, device=torch.device("cpu"), cfg=_cfg(workers=w))
+        for w in (1, 3)
+    }
     assert torch.get_num_threads() == 1
     one, par = runs[1], runs[3]
     assert len(one.per_task) == sum(len(t.test) for t in tasks)

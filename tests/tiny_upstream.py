@@ -46,6 +46,7 @@ def _rot90(task: dict) -> dict:
 
 def repos() -> dict[str, dict[str, bytes]]:
     """``{"owner/repo": {path: bytes}}`` of the three repos."""
+
     def js(obj) -> bytes:
         return json.dumps(obj).encode()
 
@@ -58,8 +59,10 @@ def repos() -> dict[str, dict[str, bytes]]:
         "tasks/m1.json": _task(31, n_train=3),
         "tasks/rotated_eval.json": _rot90(ev["data/evaluation/e1.json"]),
         "tasks/dup_of_t1.json": dup,
-        "tasks/ragged.json": {"train": [{"input": [[1, 2], [3]], "output": [[1]]}],
-                              "test": [{"input": [[1]], "output": [[2]]}]},
+        "tasks/ragged.json": {
+            "train": [{"input": [[1, 2], [3]], "output": [[1]]}],
+            "test": [{"input": [[1]], "output": [[2]]}],
+        },
     }
     odd = {"levels/o0.json": _task(40), "levels/o1.json": _task(41)}
     files = {
@@ -71,7 +74,7 @@ def repos() -> dict[str, dict[str, bytes]]:
 
 
 MANIFESTS = {
-    "tiny_eval": '''name = "tiny_eval"
+    "tiny_eval": """name = "tiny_eval"
 title = "Tiny eval"
 repo = "tiny-org/arc-eval"
 commit = "{commit}"
@@ -90,8 +93,8 @@ include = ["data/training/*.json"]
 [[tasks]]
 split = "evaluation"
 include = ["data/evaluation/*.json"]
-''',
-    "tiny_train": '''name = "tiny_train"
+""",
+    "tiny_train": """name = "tiny_train"
 title = "Tiny train"
 repo = "tiny-org/arc-more"
 commit = "{commit}"
@@ -104,8 +107,8 @@ id_root = "tasks"
 [[tasks]]
 split = "training"
 include = ["tasks/*.json"]
-''',
-    "tiny_unknown": '''name = "tiny_unknown"
+""",
+    "tiny_unknown": """name = "tiny_unknown"
 title = "Tiny unknown"
 repo = "tiny-org/arc-odd"
 commit = "{commit}"
@@ -118,7 +121,7 @@ id_root = "levels"
 [[tasks]]
 split = "training"
 include = ["levels/*.json"]
-''',
+""",
 }
 
 

@@ -25,7 +25,9 @@ def load_arc1(shared: Path, split: str, n: int, max_side: int = 10) -> list[Task
     out = []
     for f in sorted((shared / ARC1 / split).glob("*.json")):
         train, test, _ = parse_task_object(json.loads(f.read_text()))
-        t = Task(id=f"arc_agi_1/data/{split}/{f.stem}", source="arc_agi_1", split=split, train=train, test=test)
+        t = Task(
+            id=f"arc_agi_1/data/{split}/{f.stem}", source="arc_agi_1", split=split, train=train, test=test
+        )
         if t.max_side() <= max_side:
             out.append(t)
         if len(out) == n:

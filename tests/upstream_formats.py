@@ -27,8 +27,16 @@ def barc_jsonl(n: int, *, bad_lines: dict[int, str] | None = None) -> bytes:
     lines = []
     for i in range(n):
         ex = [[a, b] for a, b in grids(i)]
-        lines.append(json.dumps({"uid": f"p{i:05d}", "examples": ex, "seeds": ["007bbfb7.py"],
-                                 "source": "def main(input_grid):\n    return input_grid[:, ::-1]\n"}))
+        lines.append(
+            json.dumps(
+                {
+                    "uid": f"p{i:05d}",
+                    "examples": ex,
+                    "seeds": ["007bbfb7.py"],
+                    "source": "def main(input_grid):\n    return input_grid[:, ::-1]\n",
+                }
+            )
+        )
     for at, text in sorted((bad_lines or {}).items()):
         lines.insert(at, text)
     return ("\n".join(lines) + "\n").encode()
@@ -63,8 +71,12 @@ def simon_line(seed: int) -> dict:
         text += [f"I{i}", rle(a), f"O{i}", rle(b)]
     t = len(pairs) - 1
     text += [f"I{t}T", rle(pairs[-1][0]), f"O{t}T", "None"]
-    return {"instruction": f"SimonsSolveColor, id {seed}", "input": "\n".join(text), "output": rle(pairs[-1][1]),
-            "benchmark": "dataset=solve_color group=flip"}
+    return {
+        "instruction": f"SimonsSolveColor, id {seed}",
+        "input": "\n".join(text),
+        "output": rle(pairs[-1][1]),
+        "benchmark": "dataset=solve_color group=flip",
+    }
 
 
 def simon_jsonl(n: int, *, broken: dict[int, dict] | None = None) -> bytes:
@@ -119,10 +131,14 @@ def collection_files() -> dict[str, bytes]:
     files["dataset/PQA/PQA-dataset_10k.zip"] = zip_of(pqa)
     for name, seeds in (("rigid_15x15_depth_1_10k", range(300, 303)), ("unary_depth_2_10k", range(310, 312))):
         files[f"dataset/synth_riddles/{name}.tar.gz"] = tar_gz_of(
-            {f"{name}/{s:08x}.json": task_json(s) for s in seeds})
+            {f"{name}/{s:08x}.json": task_json(s) for s in seeds}
+        )
     files["dataset/synth_riddles/LICENSE"] = b"MIT License\n"
-    for folder, seeds in (("Sort-of-ARC", range(400, 402)), ("nosound", range(410, 413)),
-                          ("dbigham", range(420, 422))):
+    for folder, seeds in (
+        ("Sort-of-ARC", range(400, 402)),
+        ("nosound", range(410, 413)),
+        ("dbigham", range(420, 422)),
+    ):
         for s in seeds:
             files[f"dataset/{folder}/data/{s:08x}.json"] = task_json(s)
     for folder in ("PQA", "synth_riddles", "Sort-of-ARC", "nosound", "dbigham"):

@@ -123,8 +123,10 @@ def _grids_from_arrow(arr: pa.Array) -> Grids:
     w[has] = ro[first + 1] - ro[first]
     # Rectangular grids occupy exactly h * w contiguous cells: check it in bulk.
     if has.any() and not np.array_equal(ro[go[1:][has]] - start[has], h[has] * w[has]):
-        raise DedupError("a grid is not rectangular (rows of different lengths)",
-                         hint="dedup expects validated tasks (arcforge.task.parse_task_object)")
+        raise DedupError(
+            "a grid is not rectangular (rows of different lengths)",
+            hint="dedup expects validated tasks (arcforge.task.parse_task_object)",
+        )
     return Grids(vals, start, h, w)
 
 
@@ -178,8 +180,11 @@ def read_pairs(batch: pa.RecordBatch | pa.Table) -> PairBatch:
     grids = _concat_grids([*ins, *outs])
     m = len(task)
     idx = np.concatenate([order, order + m])
-    return PairBatch(task[order], Grids(grids.values, grids.start[idx], grids.h[idx], grids.w[idx]),
-                     np.concatenate(roles)[order])
+    return PairBatch(
+        task[order],
+        Grids(grids.values, grids.start[idx], grids.h[idx], grids.w[idx]),
+        np.concatenate(roles)[order],
+    )
 
 
 # --- per-shape reduction ----------------------------------------------------------------------------------
@@ -230,8 +235,10 @@ def _color_sums(cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
             parts = [(wcol, np.uint64(0))]
         else:
             wi = wcol.astype(np.uint64)
-            parts = [((wi & np.uint64(0xFFFF)).astype(np.float64), np.uint64(0)),
-                     ((wi >> np.uint64(16)).astype(np.float64), np.uint64(16))]
+            parts = [
+                ((wi & np.uint64(0xFFFF)).astype(np.float64), np.uint64(0)),
+                ((wi >> np.uint64(16)).astype(np.float64), np.uint64(16)),
+            ]
         acc = np.zeros((n, NCOLORS), np.uint64)
         with np.errstate(over="ignore"):
             for part, shift in parts:
@@ -264,8 +271,12 @@ def _orbit_weights(h: int, w: int) -> np.ndarray:
         i, j = j, i
     elif h == w:
         i, j = np.minimum(i, j), np.maximum(i, j)
-    key = ((np.uint64(min(h, w)) << np.uint64(48)) | (np.uint64(max(h, w)) << np.uint64(32))
-           | (i.astype(np.uint64) << np.uint64(16)) | j.astype(np.uint64))
+    key = (
+        (np.uint64(min(h, w)) << np.uint64(48))
+        | (np.uint64(max(h, w)) << np.uint64(32))
+        | (i.astype(np.uint64) << np.uint64(16))
+        | j.astype(np.uint64)
+    )
     wt = (fmix(key ^ SALT_ORBIT) >> np.uint64(42)).astype(np.float64)
     return wt.reshape(1, h * w)
 
@@ -288,7 +299,9 @@ def _sym_weights(h: int, w: int) -> np.ndarray:
 @functools.lru_cache(maxsize=4096)
 def _place_weights(h: int, w: int) -> np.ndarray:
     """(h*w,) float64: the odd 31-bit weight of each place of an h x w grid (row-major)."""
-    key = (np.uint64(h) << np.uint64(48)) | (np.uint64(w) << np.uint64(32)) | np.arange(h * w, dtype=np.uint64)
+    key = (
+        (np.uint64(h) << np.uint64(48)) | (np.uint64(w) << np.uint64(32)) | np.arange(h * w, dtype=np.uint64)
+    )
     return ((fmix(key ^ SALT_POS) >> np.uint64(33)) | np.uint64(1)).astype(np.float64)
 
 
@@ -313,7 +326,9 @@ def sym_sums(g: Grids) -> np.ndarray:
     """(n, 10, 8) uint64 ``S[grid, color, symmetry]`` (0 where the color is absent)."""
     out = np.zeros((len(g), NCOLORS, NSYM), np.uint64)
     for sel, h, w in _shape_groups(g):
-        out[sel] = _color_sums(_gather(g, sel, h * w), _sym_weights(h, w)).transpose(0, 2, 1).astype(np.uint64)
+        out[sel] = (
+            _color_sums(_gather(g, sel, h * w), _sym_weights(h, w)).transpose(0, 2, 1).astype(np.uint64)
+        )
     return out
 
 
@@ -398,8 +413,13 @@ def batch_invariants(batch: pa.RecordBatch) -> tuple[np.ndarray, ...]:
     return (*_batch_invariants(pb, batch.num_rows), pb.task)
 
 
-def invariants(table: pa.Table, *, batch_size: int = 20_000, progress=None,
-               computed: Iterable[tuple[np.ndarray, ...]] | None = None) -> Invariants:
+def invariants(
+    table: pa.Table,
+    *,
+    batch_size: int = 20_000,
+    progress=None,
+    computed: Iterable[tuple[np.ndarray, ...]] | None = None,
+) -> Invariants:
     """Signatures of every task of a TASK_SCHEMA table (processed in batches to bound memory).
 
     ``computed``: ``batch_invariants`` of ``table.to_batches(max_chunksize=batch_size)``, in order, made
@@ -420,9 +440,18 @@ def invariants(table: pa.Table, *, batch_size: int = 20_000, progress=None,
     e64, eu, eb, ef = np.zeros(0, np.int64), np.zeros(0, np.uint64), np.zeros(0, bool), np.zeros(0)
     empty = (eu, eu, ef, eb, eb, eb, e64, eu, eb)
     cat = [np.concatenate([p[i] for p in parts]) if parts else empty[i] for i in range(9)]
-    return Invariants(task_inv=cat[0], pair_task=np.concatenate(ptask) if ptask else e64, pair_inv=cat[1],
-                      pair_info=cat[2], pair_test=cat[3], in_trivial=cat[4], out_trivial=cat[5],
-                      grid_task=cat[6], grid_inv=cat[7], grid_trivial=cat[8])
+    return Invariants(
+        task_inv=cat[0],
+        pair_task=np.concatenate(ptask) if ptask else e64,
+        pair_inv=cat[1],
+        pair_info=cat[2],
+        pair_test=cat[3],
+        in_trivial=cat[4],
+        out_trivial=cat[5],
+        grid_task=cat[6],
+        grid_inv=cat[7],
+        grid_trivial=cat[8],
+    )
 
 
 # --- exact keys (candidate tasks) -------------------------------------------------------------------------
@@ -469,8 +498,11 @@ def exact_keys_of(batch: PairBatch, tasks: np.ndarray) -> ExactKeys:
     sel = np.flatnonzero(np.isin(batch.task, tasks))
     g0 = batch.grids
     idx = np.r_[sel, sel + batch.npairs]
-    pb = PairBatch(np.searchsorted(tasks, batch.task[sel]), Grids(g0.values, g0.start[idx], g0.h[idx], g0.w[idx]),
-                   batch.test[sel])
+    pb = PairBatch(
+        np.searchsorted(tasks, batch.task[sel]),
+        Grids(g0.values, g0.start[idx], g0.h[idx], g0.w[idx]),
+        batch.test[sel],
+    )
     m = pb.npairs
     s = sym_sums(pb.grids)  # (2m, 10, 8)
     sin, sout = s[:m], s[m:]
@@ -482,16 +514,19 @@ def exact_keys_of(batch: PairBatch, tasks: np.ndarray) -> ExactKeys:
         eout[g.h[m:] == 0] = SALT_NULL
         hi, wi, ho, wo = g.h[:m, None], g.w[:m, None], g.h[m:, None], g.w[m:, None]
         sw = SWAPS_SHAPE[None, :]
-        sc = shape_code(_packed(np.where(sw, wi, hi), np.where(sw, hi, wi)),
-                        _packed(np.where(sw, wo, ho), np.where(sw, ho, wo)))  # (m, 8)
+        sc = shape_code(
+            _packed(np.where(sw, wi, hi), np.where(sw, hi, wi)),
+            _packed(np.where(sw, wo, ho), np.where(sw, ho, wo)),
+        )  # (m, 8)
         p1 = mix2(mix2(ein, eout), sc)
         mm = mix2(sin, sout) * present[:, :, None]
         p3 = mix2(mm.sum(axis=1), sc)
     counts = np.bincount(pb.task, minlength=len(tasks))
     offsets = np.concatenate([[0], np.cumsum(counts)])
     gk = grid_keys(s, g.h, g.w)
-    ek = ExactKeys(pb.task, p1, mm, sc, p3.min(axis=1), *(np.zeros(0, np.uint64),) * 3, offsets, pb.test,
-                   gk[:m], gk[m:])
+    ek = ExactKeys(
+        pb.task, p1, mm, sc, p3.min(axis=1), *(np.zeros(0, np.uint64),) * 3, offsets, pb.test, gk[:m], gk[m:]
+    )
     ek.key1, ek.key2, ek.key3 = group_keys(ek, np.arange(m, dtype=np.int64), offsets)
     return ek
 

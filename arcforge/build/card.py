@@ -56,8 +56,11 @@ def _feature_yaml(t: pa.DataType) -> Any:
     """One Arrow type as ``datasets`` writes it: ``{'dtype': x}``, ``{'list': ...}`` or a struct list."""
     if pa.types.is_list(t) or pa.types.is_large_list(t):
         inner = _feature_yaml(t.value_type)
-        return {"list": inner.get("dtype", inner) if isinstance(inner, dict) and set(inner) == {"dtype"}
-                else inner}
+        return {
+            "list": inner.get("dtype", inner)
+            if isinstance(inner, dict) and set(inner) == {"dtype"}
+            else inner
+        }
     if pa.types.is_struct(t):
         return [{"name": f.name, **_field_body(f.type)} for f in t]
     if pa.types.is_string(t):
@@ -86,8 +89,11 @@ def _scalar(v: Any) -> str:
     if isinstance(v, int):
         return str(v)
     s = str(v)
-    if s and all(c.isalnum() or c in "_-." for c in s) and not s[0].isdigit() and s not in (
-        "true", "false", "null", "yes", "no", "on", "off"
+    if (
+        s
+        and all(c.isalnum() or c in "_-." for c in s)
+        and not s[0].isdigit()
+        and s not in ("true", "false", "null", "yes", "no", "on", "off")
     ):
         return s
     return json.dumps(s)  # a JSON string is a valid YAML double-quoted scalar
@@ -134,25 +140,36 @@ def front_matter(data: CardData) -> dict[str, Any]:
     default_bytes: dict[str, int] = {}
     for s in sorted(srcs, key=lambda s: s.name):
         splits = sorted(sp for sp, n in s.counts.items() if n > 0)
-        configs.append({
-            "config_name": s.name,
-            "data_files": [{"split": sp, "path": f"{s.name}/{sp}-*.parquet"} for sp in splits],
-        })
-        infos.append({
-            "config_name": s.name,
-            "features": features_yaml(),
-            "splits": [{"name": sp, "num_bytes": s.num_bytes.get(sp, 0), "num_examples": s.counts[sp]}
-                       for sp in splits],
-        })
+        configs.append(
+            {
+                "config_name": s.name,
+                "data_files": [{"split": sp, "path": f"{s.name}/{sp}-*.parquet"} for sp in splits],
+            }
+        )
+        infos.append(
+            {
+                "config_name": s.name,
+                "features": features_yaml(),
+                "splits": [
+                    {"name": sp, "num_bytes": s.num_bytes.get(sp, 0), "num_examples": s.counts[sp]}
+                    for sp in splits
+                ],
+            }
+        )
         for sp in splits:
             default_counts[sp] = default_counts.get(sp, 0) + s.counts[sp]
             default_bytes[sp] = default_bytes.get(sp, 0) + s.num_bytes.get(sp, 0)
-    infos.insert(0, {
-        "config_name": DEFAULT_CONFIG,
-        "features": features_yaml(),
-        "splits": [{"name": sp, "num_bytes": default_bytes[sp], "num_examples": n}
-                   for sp, n in sorted(default_counts.items())],
-    })
+    infos.insert(
+        0,
+        {
+            "config_name": DEFAULT_CONFIG,
+            "features": features_yaml(),
+            "splits": [
+                {"name": sp, "num_bytes": default_bytes[sp], "num_examples": n}
+                for sp, n in sorted(default_counts.items())
+            ],
+        },
+    )
     licenses = sorted({HUB_LICENSES.get(s.license, "other") for s in srcs}) or ["unknown"]
     return {
         "license": licenses[0] if len(licenses) == 1 else "other",
@@ -180,7 +197,7 @@ def _sources_section(srcs: Sequence[SourceInfo]) -> list[str]:
     out = [
         f"Built with arcforge {__version__} from {len(srcs)} source(s). One row per task; "
         "`train` and `test` are lists of `{input, output}` grids of int8 colors 0-9. "
-        "Load one source with `load_dataset(path, name=\"<source>\")`, all of them with the default config.",
+        'Load one source with `load_dataset(path, name="<source>")`, all of them with the default config.',
         "",
         "## Sources",
         "",
@@ -194,8 +211,11 @@ def _sources_section(srcs: Sequence[SourceInfo]) -> list[str]:
     if described:
         out += [f"- `{s.name}`: {' '.join(s.description.split())}" for s in described] + [""]
     if len({s.license for s in srcs}) > 1:
-        out += ["The sources carry different licenses (`license: other` above): each row's license is in "
-                "its `license` column and in the table above.", ""]
+        out += [
+            "The sources carry different licenses (`license: other` above): each row's license is in "
+            "its `license` column and in the table above.",
+            "",
+        ]
     return out
 
 
@@ -208,8 +228,13 @@ def _source_row(s: SourceInfo) -> str:
 
 def _schema_section() -> list[str]:
     """The columns of a task row and their Arrow types."""
-    return ["## Schema", "", "| column | type |", "| --- | --- |",
-            *(f"| `{f.name}` | `{f.type}` |" for f in TASK_SCHEMA)]
+    return [
+        "## Schema",
+        "",
+        "| column | type |",
+        "| --- | --- |",
+        *(f"| `{f.name}` | `{f.type}` |" for f in TASK_SCHEMA),
+    ]
 
 
 def _build_report(data: CardData) -> list[str]:
@@ -226,7 +251,10 @@ def _build_report(data: CardData) -> list[str]:
     if data.skipped:
         out += [f"Files skipped as not tasks (solution programs, user traces, ...): {data.skipped}.", ""]
     if data.dedup:
-        out += ["De-duplication and decontamination (rows in `reports/duplicates.jsonl` / `reports/excluded.jsonl`):", ""]
+        out += [
+            "De-duplication and decontamination (rows in `reports/duplicates.jsonl` / `reports/excluded.jsonl`):",
+            "",
+        ]
         out += ["| level | tasks |", "| --- | --- |"]
         out += [f"| `{k}` | {v} |" for k, v in sorted(data.dedup.items())]
         out.append("")

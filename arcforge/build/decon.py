@@ -51,8 +51,15 @@ import pyarrow.compute as pc
 from arcforge.build import canon
 from arcforge.grids import apply_symmetry
 
-LEVELS: tuple[str, ...] = ("exact", "symmetric", "recolored", "subset", "leaked_pair", "near_duplicate",
-                           "lineage")
+LEVELS: tuple[str, ...] = (
+    "exact",
+    "symmetric",
+    "recolored",
+    "subset",
+    "leaked_pair",
+    "near_duplicate",
+    "lineage",
+)
 MAX_CHOICES = 256  # sub-tasks tried per (task, reference) pair at the subset level
 INFO_BITS = 20.0  # a reference train pair with less information is never decisive on its own
 COMMON_TASKS = 3  # ... nor one found in this many unrelated non-reference tasks
@@ -71,8 +78,6 @@ EXCLUDED_SCHEMA = pa.schema(
 )
 # Matches that are reported but remove nothing: trivial leaked pairs, reference tasks equal to each other.
 REPORTED_SCHEMA = pa.schema([*EXCLUDED_SCHEMA, pa.field("reason", pa.string())])
-
-
 
 
 @dataclass
@@ -106,8 +111,13 @@ def grid_set(ek: canon.ExactKeys, owner: np.ndarray, in_triv: np.ndarray, out_tr
     return _unique_pairs(t, k)
 
 
-def build_refs(work: pa.Table, rows: np.ndarray, inv: canon.Invariants, pair_off: np.ndarray,
-                ek: canon.ExactKeys | None = None) -> _Refs:
+def build_refs(
+    work: pa.Table,
+    rows: np.ndarray,
+    inv: canon.Invariants,
+    pair_off: np.ndarray,
+    ek: canon.ExactKeys | None = None,
+) -> _Refs:
     pb = canon.read_pairs(work.take(pa.array(rows)))
     if ek is None:
         ek = canon.exact_keys_of(pb, np.arange(len(rows), dtype=np.int64))
@@ -139,8 +149,9 @@ def _sub_task_matches(ek: canon.ExactKeys, lo: int, hi: int, want: Counter, key3
     so every choice is tried (up to ``MAX_CHOICES``), in one vectorized call."""
     pk = ek.pair_key[lo:hi].tolist()
     size = sum(want.values())
-    choices = [c for c in itertools.combinations(range(hi - lo), size)
-               if Counter(pk[i] for i in c) == want][:MAX_CHOICES]
+    choices = [c for c in itertools.combinations(range(hi - lo), size) if Counter(pk[i] for i in c) == want][
+        :MAX_CHOICES
+    ]
     if not choices:
         return False
     rows = np.asarray(choices, dtype=np.int64).ravel() + lo
@@ -212,8 +223,9 @@ def _classify_hits(hits: list[PairHit], refs: _Refs, common: set[int]) -> tuple[
 def _why_kept(hits: list[PairHit], refs: _Refs, common: set[int]) -> str:
     """Why shared pairs do not exclude a task: common or trivial pairs (their best bits, how many common)."""
     keys = {k for h in hits for k in h.shared}
-    return ("common pair" if keys & common else "trivial pair") + \
-        f" ({max(refs.bits[k] for k in keys):.1f} bits, {len(keys & common)} common)"
+    return (
+        "common pair" if keys & common else "trivial pair"
+    ) + f" ({max(refs.bits[k] for k in keys):.1f} bits, {len(keys & common)} common)"
 
 
 # --- verification on the grids ---------------------------------------------------------------------------
@@ -235,8 +247,10 @@ class _Forms:
     def pairs(self, t: int) -> list[bytes]:
         if t not in self._pairs:
             g, m = self.pb.grids, self.pb.npairs
-            self._pairs[t] = [canon.canonical_form(canon.grid_at(g, i), canon.grid_at(g, i + m))
-                              for i in range(self.off[t], self.off[t + 1])]
+            self._pairs[t] = [
+                canon.canonical_form(canon.grid_at(g, i), canon.grid_at(g, i + m))
+                for i in range(self.off[t], self.off[t + 1])
+            ]
         return self._pairs[t]
 
     def grids(self, t: int) -> set[bytes]:
@@ -252,16 +266,24 @@ def _raw(g: np.ndarray) -> bytes:
     return np.array(g.shape, np.int64).tobytes() + g.tobytes()
 
 
-def _verify(level: str, mine: _Forms, t: int, theirs: _Forms, r: int, decisive: set[bytes] | None,
-            near_threshold: float) -> float | None:
+def _verify(
+    level: str,
+    mine: _Forms,
+    t: int,
+    theirs: _Forms,
+    r: int,
+    decisive: set[bytes] | None,
+    near_threshold: float,
+) -> float | None:
     """The verified similarity of candidate ``t`` and reference ``r`` at ``level``, None if it fails."""
     if level in ("near_duplicate", "exact", "symmetric"):
         return _verify_grids(level, mine, t, theirs, r, near_threshold)
     return _verify_pairs(level, mine, t, theirs, r, decisive)
 
 
-def _verify_grids(level: str, mine: _Forms, t: int, theirs: _Forms, r: int,
-                  near_threshold: float) -> float | None:
+def _verify_grids(
+    level: str, mine: _Forms, t: int, theirs: _Forms, r: int, near_threshold: float
+) -> float | None:
     """Levels on the grids themselves: the Jaccard of the non-trivial grids, or the same pairs (under a
     symmetry)."""
     if level == "near_duplicate":
@@ -273,8 +295,9 @@ def _verify_grids(level: str, mine: _Forms, t: int, theirs: _Forms, r: int,
     return 1.0 if any(mine.raw(t, k) == theirs.raw(r) for k in range(canon.NSYM)) else None
 
 
-def _verify_pairs(level: str, mine: _Forms, t: int, theirs: _Forms, r: int,
-                  decisive: set[bytes] | None) -> float | None:
+def _verify_pairs(
+    level: str, mine: _Forms, t: int, theirs: _Forms, r: int, decisive: set[bytes] | None
+) -> float | None:
     """Levels on the canonical pairs: the same multiset, one inside the other, or a decisive pair shared."""
     a, b = Counter(mine.pairs(t)), Counter(theirs.pairs(r))
     shared = sum((a & b).values())
@@ -295,23 +318,29 @@ def ref_overlaps(refs: _Refs) -> list[tuple[int, str, list[int], float, str]]:
             for i in members[1:]:
                 if (members[0], i) not in equal:
                     equal.add((members[0], i))
-                    out.append((int(refs.rows[i]), LEVELS[lvl], [members[0]], 1.0, "reference duplicate (both kept)"))
+                    out.append(
+                        (int(refs.rows[i]), LEVELS[lvl], [members[0]], 1.0, "reference duplicate (both kept)")
+                    )
     shared: dict[tuple[int, int], Counter] = defaultdict(Counter)
     for k, members in refs.by_pair.items():
         for a, b in itertools.combinations(members, 2):
             shared[(a, b)][k] = min(refs.pair_keys[a][k], refs.pair_keys[b][k])
     for (a, b), c in sorted(shared.items()):
-        if (a, b) in equal or not any(k in refs.test_keys[a] or k in refs.test_keys[b] or refs.bits[k] >= INFO_BITS
-                                      for k in c):
+        if (a, b) in equal or not any(
+            k in refs.test_keys[a] or k in refs.test_keys[b] or refs.bits[k] >= INFO_BITS for k in c
+        ):
             continue
         n, na, nb = sum(c.values()), sum(refs.pair_keys[a].values()), sum(refs.pair_keys[b].values())
         level = "subset" if n in (na, nb) else "leaked_pair"
-        out.append((int(refs.rows[b]), level, [a], n / (na + nb - n), "reference partial overlap (both kept)"))
+        out.append(
+            (int(refs.rows[b]), level, [a], n / (na + nb - n), "reference partial overlap (both kept)")
+        )
     return out
 
 
-def near_duplicates(cand_t: np.ndarray, cand_k: np.ndarray, refs: _Refs, threshold: float
-                     ) -> dict[int, list[tuple[float, int]]]:
+def near_duplicates(
+    cand_t: np.ndarray, cand_k: np.ndarray, refs: _Refs, threshold: float
+) -> dict[int, list[tuple[float, int]]]:
     """Rows whose set of non-trivial grid keys has Jaccard >= ``threshold`` with a reference task's:
     row -> [(similarity, reference index)], best first. An exact, vectorized join on the grid keys."""
     if not len(cand_t) or not len(refs.grid_k):
@@ -338,8 +367,13 @@ def near_duplicates(cand_t: np.ndarray, cand_k: np.ndarray, refs: _Refs, thresho
     return near
 
 
-def verify_all(work: pa.Table, excluded: dict[int, tuple[str, list[int], float]], refs: _Refs,
-                decisive_keys: dict[int, set[int]], near_threshold: float):
+def verify_all(
+    work: pa.Table,
+    excluded: dict[int, tuple[str, list[int], float]],
+    refs: _Refs,
+    decisive_keys: dict[int, set[int]],
+    near_threshold: float,
+):
     """Keep the exclusions whose match holds on the canonical forms of the grids, with the verified
     similarity; the rest become ``unverified`` reports. Returns (excluded, reported rows)."""
     rows = np.array(sorted(excluded), np.int64)
@@ -351,18 +385,23 @@ def verify_all(work: pa.Table, excluded: dict[int, tuple[str, list[int], float]]
     decisive_forms: dict[int, set[bytes]] = {}
     for r, ks in decisive_keys.items():
         lo = refs.ek.pair_offsets[r]
-        decisive_forms[r] = {f for f, k in zip(theirs.pairs(r), refs.ek.pair_key[lo:].tolist(), strict=False)
-                             if k in ks}
+        decisive_forms[r] = {
+            f for f, k in zip(theirs.pairs(r), refs.ek.pair_key[lo:].tolist(), strict=False) if k in ks
+        }
     out, unverified = {}, []
     for t, row in enumerate(rows.tolist()):
         level, hits, _ = excluded[row]
-        ok = [(s, r) for r in hits
-              if (s := _verify(level, mine, t, theirs, r, decisive_forms.get(r), near_threshold)) is not None]
+        ok = [
+            (s, r)
+            for r in hits
+            if (s := _verify(level, mine, t, theirs, r, decisive_forms.get(r), near_threshold)) is not None
+        ]
         if ok:
             out[row] = (level, [r for _, r in ok], max(s for s, _ in ok))
         else:
             unverified.append((row, level, hits, 0.0, "unverified (signature collision, kept)"))
     return out, unverified
+
 
 def lineage_rows(work: pa.Table, is_ref: np.ndarray, ref_rows: np.ndarray) -> dict[int, list[int]]:
     """Non-reference rows whose ``derived_from`` names a reference task: row -> positions in ``ref_rows``."""

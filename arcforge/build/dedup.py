@@ -53,8 +53,19 @@ from arcforge.build.decon import (
 from arcforge.build.parallel import WorkerPool, forks
 from arcforge.progress import NULL_PROGRESS, Progress
 
-__all__ = ["COMMON_TASKS", "DUPLICATES_SCHEMA", "EXCLUDED_SCHEMA", "INFO_BITS", "LEVELS", "NEAR_THRESHOLD",
-           "REPORTED_SCHEMA", "TRIVIAL_CELLS", "Batching", "DedupResult", "run_dedup"]
+__all__ = [
+    "COMMON_TASKS",
+    "DUPLICATES_SCHEMA",
+    "EXCLUDED_SCHEMA",
+    "INFO_BITS",
+    "LEVELS",
+    "NEAR_THRESHOLD",
+    "REPORTED_SCHEMA",
+    "TRIVIAL_CELLS",
+    "Batching",
+    "DedupResult",
+    "run_dedup",
+]
 DUPLICATES_SCHEMA = pa.schema(
     [
         pa.field("kept_id", pa.string()),
@@ -73,10 +84,11 @@ class DedupResult:
     table: pa.Table  # kept rows (TASK_SCHEMA)
     excluded: pa.Table  # EXCLUDED_SCHEMA: non-eval rows removed because they copy an eval task
     duplicates: pa.Table  # DUPLICATES_SCHEMA: within-collection copies dropped
-    counts: dict[str, int] = field(default_factory=dict)  # e.g. {"excluded.exact": 3, "duplicates.symmetric": 9}
+    counts: dict[str, int] = field(
+        default_factory=dict
+    )  # e.g. {"excluded.exact": 3, "duplicates.symmetric": 9}
     reported: pa.Table | None = None  # REPORTED_SCHEMA: matches reported but not dropped
     rules: dict[str, pa.Table] = field(default_factory=dict)  # the rule level's reports, when it ran
-
 
 
 def _priority_rank(sources: list[str], priority: Sequence[str]) -> list[tuple[int, str]]:
@@ -126,8 +138,13 @@ def run_dedup(
     try:
         chunk = _chunk_for(batching.chunk, smallest, work, pool)
         prep = _prepare(table, work, eval_splits, chunk, pool, progress)
-        return _run(prep, exclude_eval=exclude_eval, priority=priority, near_threshold=near_threshold,
-                    progress=progress)
+        return _run(
+            prep,
+            exclude_eval=exclude_eval,
+            priority=priority,
+            near_threshold=near_threshold,
+            progress=progress,
+        )
     finally:
         if pool is not None:
             pool.close()
@@ -164,8 +181,14 @@ class _Prepared:
     pool: WorkerPool | None
 
 
-def _prepare(table: pa.Table, work: pa.Table, eval_splits: set[tuple[str, str]], chunk: int,
-             pool: WorkerPool | None, progress: Progress) -> _Prepared:
+def _prepare(
+    table: pa.Table,
+    work: pa.Table,
+    eval_splits: set[tuple[str, str]],
+    chunk: int,
+    pool: WorkerPool | None,
+    progress: Progress,
+) -> _Prepared:
     """The reference rows and the invariants of every row (the reference tasks' exact keys in a worker,
     meanwhile, when there is a pool)."""
     n = table.num_rows
@@ -180,8 +203,16 @@ def _prepare(table: pa.Table, work: pa.Table, eval_splits: set[tuple[str, str]],
         computed = pool.imap(_invariants_job, _spans(work.to_batches(max_chunksize=chunk)))
     inv = canon.invariants(work, batch_size=chunk, progress=progress, computed=computed)
     progress.finish("dedup.invariants")
-    return _Prepared(table=table, work=work, n=n, inv=inv, is_ref=is_ref,
-                     ref_keys=ref_keys.result() if ref_keys else None, chunk=chunk, pool=pool)
+    return _Prepared(
+        table=table,
+        work=work,
+        n=n,
+        inv=inv,
+        is_ref=is_ref,
+        ref_keys=ref_keys.result() if ref_keys else None,
+        chunk=chunk,
+        pool=pool,
+    )
 
 
 # --- the parallel parts: worker processes forked once the table exists read it as the parent does -----------
@@ -223,8 +254,9 @@ def _reference_rows(work: pa.Table, n: int, eval_splits: set[tuple[str, str]]) -
 
 
 def _reference_keys_job(rows: np.ndarray) -> canon.ExactKeys:
-    return canon.exact_keys_of(canon.read_pairs(_SHARED[0].take(pa.array(rows))),
-                               np.arange(len(rows), dtype=np.int64))
+    return canon.exact_keys_of(
+        canon.read_pairs(_SHARED[0].take(pa.array(rows))), np.arange(len(rows), dtype=np.int64)
+    )
 
 
 def _invariants_job(span: tuple[int, int]) -> tuple[np.ndarray, ...]:
@@ -270,7 +302,9 @@ class _Found:
     levels 4-6 decide on."""
 
     keys: np.ndarray  # (candidates, 3) uint64: levels 1-3
-    pending: dict[int, list[PairHit]] = field(default_factory=dict)  # row -> pairs shared with reference tasks
+    pending: dict[int, list[PairHit]] = field(
+        default_factory=dict
+    )  # row -> pairs shared with reference tasks
     gparts: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)  # (row, grid key) per batch
 
 
@@ -279,8 +313,9 @@ _Reported = list[tuple[int, str, list[int], float, str]]  # (row, level, ref ind
 _Dups = list[tuple[int, int, str]]  # (kept row, dropped row, level)
 
 
-def _run(prep: _Prepared, *, exclude_eval: bool, priority: Sequence[str], near_threshold: float,
-         progress: Progress) -> DedupResult:
+def _run(
+    prep: _Prepared, *, exclude_eval: bool, priority: Sequence[str], near_threshold: float, progress: Progress
+) -> DedupResult:
     """``run_dedup`` once the invariants are known."""
     work, inv, is_ref, chunk, pool = prep.work, prep.inv, prep.is_ref, prep.chunk, prep.pool
     cand_rows = np.flatnonzero(_candidates(inv, is_ref, exclude_eval))
@@ -318,25 +353,48 @@ def _candidates(inv: canon.Invariants, is_ref: np.ndarray, exclude_eval: bool) -
     return cand
 
 
-def _names(work: pa.Table, cand_rows: np.ndarray, ref_rows: np.ndarray, lineage: dict[int, list[int]]) -> _Names:
+def _names(
+    work: pa.Table, cand_rows: np.ndarray, ref_rows: np.ndarray, lineage: dict[int, list[int]]
+) -> _Names:
     """Source, split and id of the candidates, the reference rows and the lineage rows."""
     named = np.union1d(np.union1d(cand_rows, ref_rows), np.fromiter(lineage, np.int64, len(lineage)))
-    src, spl, ids = (dict(zip(named.tolist(), work.column(c).take(pa.array(named)).to_pylist(), strict=True))
-                     for c in ("source", "split", "id"))
+    src, spl, ids = (
+        dict(zip(named.tolist(), work.column(c).take(pa.array(named)).to_pylist(), strict=True))
+        for c in ("source", "split", "id")
+    )
     return _Names(src=src, spl=spl, ids=ids)
 
 
-def _pass_state(work: pa.Table, inv: canon.Invariants, is_ref: np.ndarray, ref_rows: np.ndarray,
-                ref_keys: canon.ExactKeys | None, exclude_eval: bool) -> _Pass:
+def _pass_state(
+    work: pa.Table,
+    inv: canon.Invariants,
+    is_ref: np.ndarray,
+    ref_rows: np.ndarray,
+    ref_keys: canon.ExactKeys | None,
+    exclude_eval: bool,
+) -> _Pass:
     """The shared state of the pass, with the reference tasks' keys and grids built."""
     pair_off = np.searchsorted(inv.pair_task, np.arange(work.num_rows + 1))
     refs = build_refs(work, ref_rows, inv, pair_off, ref_keys) if len(ref_rows) else None
-    return _Pass(work=work, inv=inv, is_ref=is_ref, ref_rows=ref_rows, pair_off=pair_off, refs=refs,
-                 exclude_eval=exclude_eval)
+    return _Pass(
+        work=work,
+        inv=inv,
+        is_ref=is_ref,
+        ref_rows=ref_rows,
+        pair_off=pair_off,
+        refs=refs,
+        exclude_eval=exclude_eval,
+    )
 
 
-def _exact_keys(st: _Pass, cand_rows: np.ndarray, chunk: int, pool: WorkerPool | None, progress: Progress,
-                excluded: _Excluded) -> _Found:
+def _exact_keys(
+    st: _Pass,
+    cand_rows: np.ndarray,
+    chunk: int,
+    pool: WorkerPool | None,
+    progress: Progress,
+    excluded: _Excluded,
+) -> _Found:
     """Exact keys of the candidates, batch by batch; with decontamination, levels 1-3 at once (into
     ``excluded``) and the pair hits and grid sets kept for the later levels."""
     found = _Found(keys=np.zeros((len(cand_rows), 3), np.uint64))
@@ -352,8 +410,9 @@ def _exact_keys(st: _Pass, cand_rows: np.ndarray, chunk: int, pool: WorkerPool |
     return found
 
 
-def _exact_key_batches(work: pa.Table, cand_rows: np.ndarray, chunk: int, pool: WorkerPool | None
-                       ) -> Iterator[tuple[int, int, canon.ExactKeys]]:
+def _exact_key_batches(
+    work: pa.Table, cand_rows: np.ndarray, chunk: int, pool: WorkerPool | None
+) -> Iterator[tuple[int, int, canon.ExactKeys]]:
     """(lo, hi, exact keys of ``cand_rows[lo:hi]``) for each batch of ``work`` holding candidates, computed
     in ``pool`` when there is one, here otherwise."""
     batches = work.to_batches(max_chunksize=chunk)
@@ -364,15 +423,18 @@ def _exact_key_batches(work: pa.Table, cand_rows: np.ndarray, chunk: int, pool: 
     if pool is not None:
         eks = pool.imap(_exact_keys_job, jobs)
     else:
-        eks = (canon.exact_keys_of(canon.read_pairs(batches[i]), rows) for i, (_, rows) in zip(todo, jobs,
-                                                                                            strict=True))
+        eks = (
+            canon.exact_keys_of(canon.read_pairs(batches[i]), rows)
+            for i, (_, rows) in zip(todo, jobs, strict=True)
+        )
     for i, ek in zip(todo, eks, strict=True):
         lo, hi = bounds[i]
         yield lo, hi, ek
 
 
-def _match_batch(st: _Pass, rows: np.ndarray, ek: canon.ExactKeys, keys: np.ndarray, excluded: _Excluded,
-                 found: _Found) -> None:
+def _match_batch(
+    st: _Pass, rows: np.ndarray, ek: canon.ExactKeys, keys: np.ndarray, excluded: _Excluded, found: _Found
+) -> None:
     """Levels 1-3 of one batch's candidates ``rows`` (their ``keys``) into ``excluded``; the pair hits of the
     others and the batch's grid set into ``found``."""
     refs = st.decon
@@ -394,8 +456,15 @@ def _exact_match(keys: list[int], refs: _Refs) -> tuple[str, list[int], float] |
     return None
 
 
-def _decontaminate(st: _Pass, cand_rows: np.ndarray, found: _Found, excluded: _Excluded, reported: _Reported,
-                   lineage: dict[int, list[int]], near_threshold: float) -> _Excluded:
+def _decontaminate(
+    st: _Pass,
+    cand_rows: np.ndarray,
+    found: _Found,
+    excluded: _Excluded,
+    reported: _Reported,
+    lineage: dict[int, list[int]],
+    near_threshold: float,
+) -> _Excluded:
     """Levels 4-7 after levels 1-3, every exclusion verified on the grids; returns the exclusions (those
     that do not verify go to ``reported``)."""
     refs = st.decon
@@ -421,8 +490,9 @@ def _common_pairs(pending: dict[int, list[PairHit]], key3: dict[int, int]) -> se
     return {k for k, tasks in alone.items() if len(tasks) >= COMMON_TASKS}
 
 
-def _decide_pending(pending: dict[int, list[PairHit]], refs: _Refs, common: set[int], excluded: _Excluded,
-                    reported: _Reported) -> dict[int, set[int]]:
+def _decide_pending(
+    pending: dict[int, list[PairHit]], refs: _Refs, common: set[int], excluded: _Excluded, reported: _Reported
+) -> dict[int, set[int]]:
     """Levels 4-5: each task with pair hits is excluded or reported; returns the decisive pair keys of the
     reference tasks involved in an exclusion."""
     decisive_keys: dict[int, set[int]] = {}
@@ -431,14 +501,17 @@ def _decide_pending(pending: dict[int, list[PairHit]], refs: _Refs, common: set[
         if level:
             excluded[row] = (level, hit_refs, sim)
             for h in hits:
-                decisive_keys[h.ref] = {k for k in refs.pair_keys[h.ref] if is_decisive(refs, h.ref, k, common)}
+                decisive_keys[h.ref] = {
+                    k for k in refs.pair_keys[h.ref] if is_decisive(refs, h.ref, k, common)
+                }
         else:
             reported.append((row, "leaked_pair", hit_refs, sim, why))
     return decisive_keys
 
 
-def _near_duplicates(gparts: list[tuple[np.ndarray, np.ndarray]], refs: _Refs, excluded: _Excluded,
-                     near_threshold: float) -> None:
+def _near_duplicates(
+    gparts: list[tuple[np.ndarray, np.ndarray]], refs: _Refs, excluded: _Excluded, near_threshold: float
+) -> None:
     """Level 6 for the tasks not excluded yet, into ``excluded``."""
     ct, ck = (np.concatenate(x) for x in zip(*gparts, strict=True))
     open_ = ~np.isin(ct, np.fromiter(excluded, np.int64, len(excluded)))
@@ -446,8 +519,9 @@ def _near_duplicates(gparts: list[tuple[np.ndarray, np.ndarray]], refs: _Refs, e
         excluded[row] = ("near_duplicate", [r for _, r in lst], lst[0][0])
 
 
-def _duplicates(cand_rows: np.ndarray, keys: np.ndarray, excluded: _Excluded, names: _Names,
-                priority: Sequence[str]) -> _Dups:
+def _duplicates(
+    cand_rows: np.ndarray, keys: np.ndarray, excluded: _Excluded, names: _Names, priority: Sequence[str]
+) -> _Dups:
     """Within-collection duplicates among the candidates left: per level-3 key, the first by priority then
     id is kept, the others dropped with the level that links them to it."""
     dups: _Dups = []
@@ -468,8 +542,15 @@ def _duplicates(cand_rows: np.ndarray, keys: np.ndarray, excluded: _Excluded, na
     return dups
 
 
-def _result(table: pa.Table, n: int, ref_rows: np.ndarray, names: _Names, excluded: _Excluded,
-            reported: _Reported, dups: _Dups) -> DedupResult:
+def _result(
+    table: pa.Table,
+    n: int,
+    ref_rows: np.ndarray,
+    names: _Names,
+    excluded: _Excluded,
+    reported: _Reported,
+    dups: _Dups,
+) -> DedupResult:
     """The kept rows and the three reports, with their counts per level."""
     drop = np.zeros(n, bool)
     for r in excluded:
@@ -478,8 +559,18 @@ def _result(table: pa.Table, n: int, ref_rows: np.ndarray, names: _Names, exclud
         drop[r] = True
     exc_rows, rep_rows = _match_reports(names, ref_rows, excluded, reported)
     ids, src, spl = names.ids, names.src, names.spl
-    dup_rows = [{"kept_id": ids[k], "kept_source": src[k], "dropped_id": ids[d], "dropped_source": src[d],
-                 "level": lvl, "kept_split": spl[k], "dropped_split": spl[d]} for k, d, lvl in dups]
+    dup_rows = [
+        {
+            "kept_id": ids[k],
+            "kept_source": src[k],
+            "dropped_id": ids[d],
+            "dropped_source": src[d],
+            "level": lvl,
+            "kept_split": spl[k],
+            "dropped_split": spl[d],
+        }
+        for k, d, lvl in dups
+    ]
     kept = _keep_rows(table, ~drop) if drop.any() else table
     return DedupResult(
         table=kept,
@@ -490,16 +581,24 @@ def _result(table: pa.Table, n: int, ref_rows: np.ndarray, names: _Names, exclud
     )
 
 
-def _match_reports(names: _Names, ref_rows: np.ndarray, excluded: _Excluded, reported: _Reported
-                   ) -> tuple[list[dict], list[dict]]:
+def _match_reports(
+    names: _Names, ref_rows: np.ndarray, excluded: _Excluded, reported: _Reported
+) -> tuple[list[dict], list[dict]]:
     """Rows of the excluded report (sorted by id) and of the reported one."""
     ids, src, spl = names.ids, names.src, names.spl
     ref_ids = [ids[r] for r in ref_rows.tolist()]
     ref_src = [src[r] for r in ref_rows.tolist()]
 
     def match_row(row: int, level: str, hits: list[int], sim: float) -> dict:
-        return {"id": ids[row], "source": src[row], "split": spl[row], "eval_ids": [ref_ids[h] for h in hits],
-                "level": level, "similarity": float(sim), "eval_sources": [ref_src[h] for h in hits]}
+        return {
+            "id": ids[row],
+            "source": src[row],
+            "split": spl[row],
+            "eval_ids": [ref_ids[h] for h in hits],
+            "level": level,
+            "similarity": float(sim),
+            "eval_sources": [ref_src[h] for h in hits],
+        }
 
     exc_rows = [match_row(r, *excluded[r]) for r in sorted(excluded, key=lambda r: ids[r])]
     rep_rows = [{**match_row(r, lvl, h, s), "reason": why} for r, lvl, h, s, why in reported]

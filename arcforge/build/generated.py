@@ -41,11 +41,15 @@ def key_batches(plan, workers: int) -> Iterator[tuple[str, ...]]:
     wanted = plan.manifest.settings.get("keys") or keys
     missing = sorted(set(wanted) - set(keys))
     if missing:
-        raise BuildError(f"{plan.manifest.path}: [generator] keys {', '.join(missing[:5])} are not generators "
-                         f"of {plan.name}")
+        raise BuildError(
+            f"{plan.manifest.path}: [generator] keys {', '.join(missing[:5])} are not generators "
+            f"of {plan.name}"
+        )
     keys = sorted(set(wanted))
     # about 2 chunks per worker, and about EXAMPLES_PER_CHUNK examples at most (progress, memory)
-    step = max(1, min(KEYS_PER_CHUNK, -(-len(keys) // (2 * workers)), EXAMPLES_PER_CHUNK // max(1, plan.generate_n)))
+    step = max(
+        1, min(KEYS_PER_CHUNK, -(-len(keys) // (2 * workers)), EXAMPLES_PER_CHUNK // max(1, plan.generate_n))
+    )
     if plan.generate_tasks:
         step = max(1, min(step, TASKS_PER_CHUNK // plan.generate_tasks))
     for lo in range(0, len(keys), step):
@@ -68,23 +72,31 @@ def run_generators(plan, keys: tuple[str, ...]) -> tuple[pa.Table, list[dict[str
             made, unused = sample_tasks(res, d, plan, int(settings["k"]), prov, known)
             counts["sampled"] += max(0, len(made) - len(res.examples) // (int(settings["k"]) + 1))
         else:
-            made, unused = group_tasks(res, d, source=plan.name, split=split, k=int(settings["k"]),
-                                       provenance=prov)
+            made, unused = group_tasks(
+                res, d, source=plan.name, split=split, k=int(settings["k"]), provenance=prov
+            )
         tasks += made
         counts["tasks"] += len(made)
         counts["unused"] += unused
         for attempt, failure in res.failures:
-            quarantine.append({"source": plan.name, "path": d.path(res.key), "split": split,
-                               "reason": failure.reason if failure.reason else GENERATOR_ERROR,
-                               "detail": f"{res.key} attempt {attempt}: {failure.detail}"})
+            quarantine.append(
+                {
+                    "source": plan.name,
+                    "path": d.path(res.key),
+                    "split": split,
+                    "reason": failure.reason if failure.reason else GENERATOR_ERROR,
+                    "detail": f"{res.key} attempt {attempt}: {failure.detail}",
+                }
+            )
     found = Counter({split: len(tasks)}) if tasks else Counter()
     if known is None:
         return tasks_to_table(tasks), quarantine, found, counts
     return tasks_to_table(tasks, fingerprints=known[0], difficulties=known[1]), quarantine, found, counts
 
 
-def sample_tasks(res: KeyResult, d: Driver, plan, k: int, prov: dict[str, str],
-                 known: tuple[list[str], list[float]]) -> tuple[list[Task], int]:
+def sample_tasks(
+    res: KeyResult, d: Driver, plan, k: int, prov: dict[str, str], known: tuple[list[str], list[float]]
+) -> tuple[list[Task], int]:
     """``plan.generate_tasks`` tasks of k demonstrations + 1 test from one key's examples (at most every set of
     k + 1 of them), and how many examples no task uses (``arcforge.build.sampling``).
 
@@ -98,7 +110,9 @@ def sample_tasks(res: KeyResult, d: Driver, plan, k: int, prov: dict[str, str],
     parts = [difficulty.pair_parts(e.input, e.output) for e in ex]
     tasks = []
     for c, idx in enumerate(picks):
-        tasks.append(example_task(res, d, [ex[i] for i in idx], c, source=plan.name, split=split, provenance=prov))
+        tasks.append(
+            example_task(res, d, [ex[i] for i in idx], c, source=plan.name, split=split, provenance=prov)
+        )
         known[0].append(multiset_key([keys[i] for i in idx]).hex())
         known[1].append(difficulty.from_measures(difficulty.combine([parts[i] for i in idx])))
     return tasks, len(ex) - len({i for idx in picks for i in idx})

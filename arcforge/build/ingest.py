@@ -139,7 +139,9 @@ class _Collector:
             {"source": self.plan.name, "path": path, "reason": reason, "detail": detail, "split": split}
         )
 
-    def read(self, member: Member, fmt: formats.Format | None, options: dict, split: str, base_id: str) -> None:
+    def read(
+        self, member: Member, fmt: formats.Format | None, options: dict, split: str, base_id: str
+    ) -> None:
         """Read one member with ``fmt`` (None: detect it from the content) into the collector."""
         part = options.get("part")
         self.files += not part or part[0] == 0  # a file read as parts counts once
@@ -153,7 +155,11 @@ class _Collector:
                 member = Member(member.path, lambda: data, obj)  # parsed once, read by the format
             # A streaming format (JSONL, Parquet: files of any size) is consumed as it yields; the others are
             # listed first, so that a file that fails halfway is quarantined whole.
-            items = fmt.read(member, options) if getattr(fmt, "streaming", False) else list(fmt.read(member, options))
+            items = (
+                fmt.read(member, options)
+                if getattr(fmt, "streaming", False)
+                else list(fmt.read(member, options))
+            )
             for item in items:
                 self._take(member.path, split, base_id, item)
         except TaskFormatError as e:
@@ -170,8 +176,22 @@ class _Collector:
     def add(self, path: str, split: str, task_id: str, raw: RawTask) -> None:
         self.found[split] += 1
         p = self.plan
-        self.tasks.append(Task(task_id, p.name, split, raw.train, raw.test, p.repo, p.commit, path,
-                               p.license, raw.extra, derived_from=raw.derived_from, quality=raw.quality))
+        self.tasks.append(
+            Task(
+                task_id,
+                p.name,
+                split,
+                raw.train,
+                raw.test,
+                p.repo,
+                p.commit,
+                path,
+                p.license,
+                raw.extra,
+                derived_from=raw.derived_from,
+                quality=raw.quality,
+            )
+        )
         if len(self.tasks) >= FLUSH_TASKS:  # a file of millions of tasks: hold them as compact Arrow rows
             self.tables.append(tasks_to_table(self.tasks))
             self.tasks = []
@@ -242,8 +262,9 @@ def _run_job(job: _Job) -> _Chunk:
             from arcforge.synthetic.generator import generate_table
 
             p = job.plan
-            table = generate_table(job.first, job.last, p.seed, families=p.synthetic_families,
-                                   difficulty=p.synthetic_difficulty)
+            table = generate_table(
+                job.first, job.last, p.seed, families=p.synthetic_families, difficulty=p.synthetic_difficulty
+            )
             return _Chunk(job.source, job.final, table)
         if job.keys:
             from arcforge.build.generated import run_generators
@@ -254,10 +275,10 @@ def _run_job(job: _Job) -> _Chunk:
         assert job.plan.root is not None
         for it in job.files:
             member = _open_member(job.plan.root, it.path, JOB_ZIPS)
-            col.read(member, None if it.fmt is None else formats.get(it.fmt), it.options, it.split,
-                     it.base_id)
-        return _Chunk(job.source, job.final, col.table(), col.quarantine, col.skipped,
-                      col.found, col.files)
+            col.read(
+                member, None if it.fmt is None else formats.get(it.fmt), it.options, it.split, it.base_id
+            )
+        return _Chunk(job.source, job.final, col.table(), col.quarantine, col.skipped, col.found, col.files)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -274,9 +295,14 @@ def _manifest_items(plan: SourcePlan) -> Iterator[_FileItem]:
             id_root = tg.id_root if tg.id_root is not None else m.id_root
             splittable = getattr(formats.get(fmt), "splittable", False)
             for member in glob_members(plan.root, tg.include, tg.exclude, zips=zips, files=files):
-                item = _FileItem(member.path, fmt, tg.options, tg.split,
-                                 f"{plan.name}/{_rel_id(member.inner_path, id_root)}",
-                                 _member_size(plan.root, member.path, zips))
+                item = _FileItem(
+                    member.path,
+                    fmt,
+                    tg.options,
+                    tg.split,
+                    f"{plan.name}/{_rel_id(member.inner_path, id_root)}",
+                    _member_size(plan.root, member.path, zips),
+                )
                 yield from (_parts(plan.root, item) if splittable and item.size > PART_BYTES else (item,))
 
 
@@ -289,7 +315,9 @@ def _parts(root: Path, item: _FileItem) -> Iterator[_FileItem]:
         yield item
         return
     for part in split(path, PART_BYTES):
-        yield dataclasses.replace(item, options={**item.options, "part": list(part)}, size=part.end - part.start)
+        yield dataclasses.replace(
+            item, options={**item.options, "part": list(part)}, size=part.end - part.start
+        )
 
 
 def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:
@@ -299,8 +327,9 @@ def _local_items(plan: SourcePlan) -> Iterator[_FileItem]:
             rel = _strip_ext(member.inner_path)
             top = rel.split("/", 1)[0]
             split = top if top in LOCAL_SPLITS and "/" in rel else DEFAULT_LOCAL_SPLIT
-            yield _FileItem(member.path, None, {}, split, f"{plan.name}/{rel}",
-                            _member_size(plan.root, member.path, zips))
+            yield _FileItem(
+                member.path, None, {}, split, f"{plan.name}/{rel}", _member_size(plan.root, member.path, zips)
+            )
 
 
 def _member_size(root: Path, path: str, zips: ZipCache) -> int:
@@ -365,7 +394,9 @@ class _SourceMerger:
         self.index = index
         self.plan = plan
         self.spill = spill
-        self.parsed = ParsedSource(plan.name, pa.Table.from_batches([], schema=TASK_SCHEMA))  # (empty_table() imports pandas: 0.8 s)
+        self.parsed = ParsedSource(
+            plan.name, pa.Table.from_batches([], schema=TASK_SCHEMA)
+        )  # (empty_table() imports pandas: 0.8 s)
         self.ids: set[str] = set()
         self.taken: set[str] = set()  # synthetic: fingerprints of the tasks kept so far
         self.found: Counter[str] = Counter()
@@ -380,7 +411,9 @@ class _SourceMerger:
         self.found.update(chunk.found)
         self.generated.update(chunk.generated)
         ps.files += chunk.files
-        table = self._synthetic(chunk.table) if self.plan.kind == "synthetic" else self._unique_ids(chunk.table)
+        table = (
+            self._synthetic(chunk.table) if self.plan.kind == "synthetic" else self._unique_ids(chunk.table)
+        )
         self.spill.write(table)
         return table.num_rows
 
@@ -390,8 +423,14 @@ class _SourceMerger:
             if task_id in self.ids:
                 row = table.slice(i, 1).select(["path", "split"]).to_pylist()[0]
                 self.parsed.quarantine.append(
-                    {"source": self.plan.name, "path": row["path"], "reason": DUPLICATE_ID,
-                     "detail": f"id {task_id} is already used by another file", "split": row["split"]})
+                    {
+                        "source": self.plan.name,
+                        "path": row["path"],
+                        "reason": DUPLICATE_ID,
+                        "detail": f"id {task_id} is already used by another file",
+                        "split": row["split"],
+                    }
+                )
                 keep.append(False)
             else:
                 self.ids.add(task_id)
@@ -409,8 +448,13 @@ class _SourceMerger:
                 self.taken.add(fp)
                 continue
             p = self.plan
-            task = regenerate(self.next_index + i, p.seed, families=p.synthetic_families,
-                              difficulty=p.synthetic_difficulty, taken=self.taken)
+            task = regenerate(
+                self.next_index + i,
+                p.seed,
+                families=p.synthetic_families,
+                difficulty=p.synthetic_difficulty,
+                taken=self.taken,
+            )
             pieces += [table.slice(start, i - start), tasks_to_table([task])]
             start = i + 1
         self.next_index += table.num_rows
@@ -437,8 +481,13 @@ def cache_key(plan: SourcePlan) -> str | None:
     """Digest of everything that determines a parsed source; None = do not cache."""
     if plan.kind == "synthetic":
         return None
-    key: dict[str, Any] = {"arcforge": __version__, "layout": CACHE_LAYOUT, "name": plan.name,
-                           "kind": plan.kind, "formats": formats.names()}
+    key: dict[str, Any] = {
+        "arcforge": __version__,
+        "layout": CACHE_LAYOUT,
+        "name": plan.name,
+        "kind": plan.kind,
+        "formats": formats.names(),
+    }
     if plan.kind == "manifest" and plan.manifest is not None:
         m = dataclasses.asdict(plan.manifest)
         m.pop("path", None)
@@ -481,13 +530,27 @@ def _load_cached(key: str, name: str) -> ParsedSource | None:
         return None  # missing or unreadable: parse again
     if not table.schema.equals(TASK_SCHEMA) or table.num_rows != meta.get("rows"):
         return None
-    return ParsedSource(name, table, meta["quarantine"], meta["skipped"], meta["found"], meta["files"],
-                        from_cache=True, generated=meta.get("generated", {}))
+    return ParsedSource(
+        name,
+        table,
+        meta["quarantine"],
+        meta["skipped"],
+        meta["found"],
+        meta["files"],
+        from_cache=True,
+        generated=meta.get("generated", {}),
+    )
 
 
 def _store_meta(key: str, parsed: ParsedSource) -> None:
-    meta = {"quarantine": parsed.quarantine, "skipped": parsed.skipped, "found": parsed.found,
-            "files": parsed.files, "rows": parsed.table.num_rows, "generated": parsed.generated}
+    meta = {
+        "quarantine": parsed.quarantine,
+        "skipped": parsed.skipped,
+        "found": parsed.found,
+        "files": parsed.files,
+        "rows": parsed.table.num_rows,
+        "generated": parsed.generated,
+    }
     path = _meta_path(key)
     tmp = path.with_suffix(f".tmp-{os.getpid()}")
     integrity.seal(_cache_path(key))  # the tasks' digest, before the counts that make the entry whole
@@ -597,8 +660,9 @@ def parse_stage(
     progress.start("parse", "Parsing sources", total=len(everything))
     try:
         with WorkerPool(workers) as pool:
-            for ps in parse_sources(everything, pool=pool, spill_dir=spill_dir, use_cache=use_cache,
-                                    progress=progress):
+            for ps in parse_sources(
+                everything, pool=pool, spill_dir=spill_dir, use_cache=use_cache, progress=progress
+            ):
                 parsed.append(ps)
                 progress.advance("parse")
     finally:

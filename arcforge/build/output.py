@@ -35,9 +35,18 @@ from arcforge import fslock
 from arcforge.errors import BuildError
 
 OWNED_FILE = ".arcforge-build.json"
-_LEGACY_TOP = {"README.md", "provenance.json", "quarantine.parquet", "excluded.parquet", "duplicates.parquet",
-               "reported.parquet", *(f"reports/{n}.jsonl" for n in ("quarantine", "excluded", "duplicates", "reported",
-                                                                   "rules", "rule_errors", "rule_lineage"))}
+_LEGACY_TOP = {
+    "README.md",
+    "provenance.json",
+    "quarantine.parquet",
+    "excluded.parquet",
+    "duplicates.parquet",
+    "reported.parquet",
+    *(
+        f"reports/{n}.jsonl"
+        for n in ("quarantine", "excluded", "duplicates", "reported", "rules", "rule_errors", "rule_lineage")
+    ),
+}
 _LEGACY_SHARD = re.compile(r"^[^/]+/\w+(?:\.\w+)*-\d{5}-of-\d{5}\.parquet$")
 
 
@@ -188,9 +197,11 @@ def _carry_foreign(out: Path, building: Path, new_files: set[str]) -> None:
             except (FileExistsError, NotADirectoryError):
                 clash = True
         if clash:
-            raise BuildError(f"{src}: arcforge did not write this file and the new build would replace it; "
-                             f"{out} was left as it was",
-                             hint="move that file out of the way (or choose another --out)")
+            raise BuildError(
+                f"{src}: arcforge did not write this file and the new build would replace it; "
+                f"{out} was left as it was",
+                hint="move that file out of the way (or choose another --out)",
+            )
         if src.is_symlink():
             os.symlink(os.readlink(src), dst)
             continue
@@ -237,8 +248,10 @@ def _keep_edited_card(out: Path, building: Path) -> str | None:
         n += 1
         name = f"README.edited-{n}.md"
     shutil.copy2(out / CARD, building / name)
-    return (f"{out / CARD} had been edited since it was built: your version is kept as {out / name} "
-            f"(the new card is {out / CARD}; move your changes into it, or keep them there)")
+    return (
+        f"{out / CARD} had been edited since it was built: your version is kept as {out / name} "
+        f"(the new card is {out / CARD}; move your changes into it, or keep them there)"
+    )
 
 
 def _check_writable(out: Path) -> None:
@@ -248,8 +261,11 @@ def _check_writable(out: Path) -> None:
     for d in sorted({os.path.dirname(rel) for rel in owned}):
         folder = out / d if d else out
         if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-            raise BuildError(f"{folder}: read-only, so the previous build's files in it cannot be replaced; "
-                             f"{out} was left as it was", hint="make it writable, or choose another --out")
+            raise BuildError(
+                f"{folder}: read-only, so the previous build's files in it cannot be replaced; "
+                f"{out} was left as it was",
+                hint="make it writable, or choose another --out",
+            )
 
 
 def commit(out: Path, building: Path, files: list[str]) -> list[str]:
@@ -257,8 +273,10 @@ def commit(out: Path, building: Path, files: list[str]) -> list[str]:
     user (an edited card kept)."""
     out = Path(out).absolute()
     digests = {CARD: _sha256(building / CARD)} if CARD in files else {}
-    (building / OWNED_FILE).write_text(json.dumps({"format": 1, "files": sorted(files), "digests": digests},
-                                                  indent=1) + "\n", encoding="utf-8")
+    (building / OWNED_FILE).write_text(
+        json.dumps({"format": 1, "files": sorted(files), "digests": digests}, indent=1) + "\n",
+        encoding="utf-8",
+    )
     notes = []
     with fslock.locked(out.parent):
         _recover_locked(out)

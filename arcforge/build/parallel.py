@@ -84,8 +84,9 @@ class WorkerPool:
             # cannot break one half-way; the parent alone handles it.
             old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=_context(), initializer=_init_worker,
-                                                 initargs=(os.getpid(),))
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=_context(), initializer=_init_worker, initargs=(os.getpid(),)
+                )
                 self._pool.submit(int).result()  # start the workers now, while Ctrl-C is blocked
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)

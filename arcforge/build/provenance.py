@@ -56,8 +56,14 @@ class SourceProvenance:
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.extra)
-        d.update(name=self.name, repo=self.repo, commit=self.commit, license=self.license,
-                 digest=self.digest, citation=self.citation)
+        d.update(
+            name=self.name,
+            repo=self.repo,
+            commit=self.commit,
+            license=self.license,
+            digest=self.digest,
+            citation=self.citation,
+        )
         return d
 
 
@@ -91,12 +97,18 @@ def _source_from_dict(d: Any, where: str) -> SourceProvenance:
         raise BuildError(f"{where}: a source entry is {type(d).__name__}, expected an object")
     missing = [k for k in REQUIRED_SOURCE_KEYS if not isinstance(d.get(k), str) or not d.get(k)]
     if missing:
-        raise BuildError(f"{where}: source {d.get('name', '?')!r} lacks {', '.join(missing)}",
-                         hint="every source needs a non-empty name, repo, commit and license ('unknown' if so)")
+        raise BuildError(
+            f"{where}: source {d.get('name', '?')!r} lacks {', '.join(missing)}",
+            hint="every source needs a non-empty name, repo, commit and license ('unknown' if so)",
+        )
     known = {*REQUIRED_SOURCE_KEYS, "digest", "citation"}
     return SourceProvenance(
-        name=d["name"], repo=d["repo"], commit=d["commit"], license=d["license"],
-        digest=str(d.get("digest") or ""), citation=str(d.get("citation") or ""),
+        name=d["name"],
+        repo=d["repo"],
+        commit=d["commit"],
+        license=d["license"],
+        digest=str(d.get("digest") or ""),
+        citation=str(d.get("citation") or ""),
         extra={k: v for k, v in d.items() if k not in known},
     )
 
@@ -130,8 +142,10 @@ def read_provenance(out: Path) -> Provenance:
     """Read and validate ``out/provenance.json``; a missing or malformed file raises ``BuildError``."""
     path = Path(out) / PROVENANCE_FILE
     if not path.is_file():
-        raise BuildError(f"{path}: provenance file not found",
-                         hint="build the dataset with `arcforge build --out DIR` (it writes provenance.json)")
+        raise BuildError(
+            f"{path}: provenance file not found",
+            hint="build the dataset with `arcforge build --out DIR` (it writes provenance.json)",
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -140,8 +154,10 @@ def read_provenance(out: Path) -> Provenance:
         raise BuildError(f"{path}: expected an object with a 'sources' list", hint="rebuild the dataset")
     version = data.get("format_version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        raise BuildError(f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})",
-                         hint="rebuild the dataset with this arcforge version")
+        raise BuildError(
+            f"{path}: format_version {version!r} is not supported (expected {FORMAT_VERSION})",
+            hint="rebuild the dataset with this arcforge version",
+        )
     options = data.get("options") or {}
     if not isinstance(options, Mapping):
         raise BuildError(f"{path}: 'options' is {type(options).__name__}, expected an object")

@@ -81,10 +81,14 @@ def scan_report(root: Path, name: str) -> pl.LazyFrame:
     path = report_path(root, name)
     if not path.is_file():
         if (Path(root) / f"{name}.parquet").is_file():
-            raise ShardError(f"{root}: reports are in the old layout ({name}.parquet beside the shards)",
-                             hint="build the dataset again with this arcforge version")
-        raise ShardError(f"{path}: report not found (not a dataset built by arcforge?)",
-                         hint="run `arcforge build --out DIR` first")
+            raise ShardError(
+                f"{root}: reports are in the old layout ({name}.parquet beside the shards)",
+                hint="build the dataset again with this arcforge version",
+            )
+        raise ShardError(
+            f"{path}: report not found (not a dataset built by arcforge?)",
+            hint="run `arcforge build --out DIR` first",
+        )
     return pl.scan_ndjson(path, schema=polars_schema(name))
 
 
@@ -99,10 +103,14 @@ def readable(root: Path, names: Iterable[str]) -> Iterator[None]:
                 try:
                     scan_report(root, name).collect()
                 except pl.exceptions.PolarsError as bad:
-                    raise ShardError(f"{report_path(root, name)}: not a readable report: {bad}",
-                                     hint="rebuild the dataset (arcforge build)") from None
-        raise ShardError(f"{Path(root) / REPORTS_DIR}: the reports cannot be read: {e}",
-                         hint="rebuild the dataset (arcforge build)") from None
+                    raise ShardError(
+                        f"{report_path(root, name)}: not a readable report: {bad}",
+                        hint="rebuild the dataset (arcforge build)",
+                    ) from None
+        raise ShardError(
+            f"{Path(root) / REPORTS_DIR}: the reports cannot be read: {e}",
+            hint="rebuild the dataset (arcforge build)",
+        ) from None
 
 
 def read_report(root: Path, name: str) -> pa.Table:

@@ -60,8 +60,11 @@ class RuleCache:
         res = data.get("results")
         if not isinstance(res, dict):
             return {}
-        return {k: v for k, v in res.items()
-                if isinstance(v, list) and len(v) == 4 and (v[0] != ERROR or v[3] == self.tag)}
+        return {
+            k: v
+            for k, v in res.items()
+            if isinstance(v, list) and len(v) == 4 and (v[0] != ERROR or v[3] == self.tag)
+        }
 
     def store(self, program: Program, results: dict[str, list]) -> None:
         body = {"version": CACHE_VERSION, "program": program.path, "results": dict(sorted(results.items()))}
@@ -88,11 +91,14 @@ class RuleCache:
             answered = int(data["answered"])
         except (KeyError, TypeError, ValueError):
             return None
-        if not all(0 <= p < programs and 0 <= r < refs for p, r, _ in matches) or \
-                not all(0 <= p < programs for p, *_ in errors):
+        if not all(0 <= p < programs and 0 <= r < refs for p, r, _ in matches) or not all(
+            0 <= p < programs for p, *_ in errors
+        ):
             return None
         return {"matches": matches, "errors": errors, "answered": answered}
 
     def store_summary(self, key: str, matches: list, errors: list, answered: int) -> None:
-        _write(self._summary_file(key), msgspec.json.encode(
-            {"key": key, "matches": matches, "errors": errors, "answered": answered}))
+        _write(
+            self._summary_file(key),
+            msgspec.json.encode({"key": key, "matches": matches, "errors": errors, "answered": answered}),
+        )

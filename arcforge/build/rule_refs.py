@@ -47,8 +47,9 @@ def references(table: pa.Table) -> list[Reference]:
         pairs = [(p["input"], p["output"]) for p in (r["train"] or []) + (r["test"] or [])]
         digest = task_digest(pairs)
         pairs.sort(key=lambda p: grid_cells(p[0]))
-        out.append(Reference(r["id"], r["source"],
-                             tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), digest))
+        out.append(
+            Reference(r["id"], r["source"], tuple(p[0] for p in pairs), tuple(p[1] for p in pairs), digest)
+        )
     return out
 
 
@@ -57,8 +58,9 @@ def grid_cells(grid: list) -> int:
 
 
 def _lengths(arr: pa.Array) -> bytes:
-    return np.asarray(pc.fill_null(pc.list_value_length(arr), -1).to_numpy(zero_copy_only=False),
-                      dtype=np.int64).tobytes()
+    return np.asarray(
+        pc.fill_null(pc.list_value_length(arr), -1).to_numpy(zero_copy_only=False), dtype=np.int64
+    ).tobytes()
 
 
 def table_key(table: pa.Table) -> str:

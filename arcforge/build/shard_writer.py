@@ -66,8 +66,13 @@ def write_shards(
     batches = [b for b in table.to_batches() if b.num_rows]
     starts = np.cumsum([0, *(b.num_rows for b in batches)], dtype=np.int64)
     keys = table.select(["source", "split", "id"])
-    order = pc.sort_indices(keys, sort_keys=[("source", "ascending"), ("split", "ascending"),
-                                              ("id", "ascending")]).to_numpy().astype(np.int64)
+    order = (
+        pc.sort_indices(
+            keys, sort_keys=[("source", "ascending"), ("split", "ascending"), ("id", "ascending")]
+        )
+        .to_numpy()
+        .astype(np.int64)
+    )
     src = keys["source"].take(order).to_numpy(zero_copy_only=False)
     spl = keys["split"].take(order).to_numpy(zero_copy_only=False)
     cut = np.flatnonzero((src[1:] != src[:-1]) | (spl[1:] != spl[:-1])) + 1
@@ -79,7 +84,9 @@ def write_shards(
     for lo, hi in zip(group_starts, ends, strict=True):
         source, split = str(src[lo]), str(spl[lo])
         rows = order[lo:hi]
-        nbytes = group_nbytes[(source, split)] if group_nbytes is not None else _rows_nbytes(batches, starts, rows)
+        nbytes = (
+            group_nbytes[(source, split)] if group_nbytes is not None else _rows_nbytes(batches, starts, rows)
+        )
         n_shards = max(1, -(-nbytes // max(1, shard_bytes)))
         bounds = np.linspace(0, len(rows), n_shards + 1).astype(int)
         for i in range(n_shards):
@@ -93,7 +100,9 @@ def write_shards(
         path.parent.mkdir(parents=True, exist_ok=True)
         with pq.ParquetWriter(path, TASK_SCHEMA, **parquet_write_options()) as w:
             for b in range(0, max(1, len(part)), block):  # whole row groups per block: same bytes
-                w.write_table(_gather(batches, starts, part[b : b + block]), row_group_size=max(1, row_group_rows))
+                w.write_table(
+                    _gather(batches, starts, part[b : b + block]), row_group_size=max(1, row_group_rows)
+                )
         return ShardInfo(rel, source, split, len(part), path.stat().st_size)
 
     # Files are independent and pyarrow compresses without the GIL: one thread per CPU writes them, the

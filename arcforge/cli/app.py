@@ -79,8 +79,9 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, Flag("--version", help="Print the version and exit.", is_eager=True,
-                                  callback=_print_version)] = False,
+    version: Annotated[
+        bool, Flag("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
 ) -> None:
     """Compile the public ARC datasets into one clean, decontaminated, Hub-ready Parquet dataset."""
 

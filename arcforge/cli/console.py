@@ -192,9 +192,11 @@ def fmt_log(rec: dict) -> str:
     """One line of a training log record (a step's loss, or an in-training eval)."""
     if "loss" in rec:
         eta = rec.get("eta_s", 0.0)
-        return (f"step {rec['step']:>6}  loss {rec['loss']:.4f}  lr {rec['lr']:.2e}  "
-                f"gnorm {rec['grad_norm']:.2f}  tok/s {rec.get('tokens_per_s', 0):,.0f}  "
-                f"s/step {rec.get('s_per_step', 0):.3f}  eta {fmt_duration(eta)}")
+        return (
+            f"step {rec['step']:>6}  loss {rec['loss']:.4f}  lr {rec['lr']:.2e}  "
+            f"gnorm {rec['grad_norm']:.2f}  tok/s {rec.get('tokens_per_s', 0):,.0f}  "
+            f"s/step {rec.get('s_per_step', 0):.3f}  eta {fmt_duration(eta)}"
+        )
     keys = ("exact_match", "pass@2", "token_accuracy", "loss")
     return f"eval  step {rec['step']:>6}  " + "  ".join(f"{k} {rec[f'eval/{k}']:.4f}" for k in keys)
 
@@ -208,8 +210,10 @@ def need_train_extra(command: str) -> None:
         except ImportError:
             missing.append(mod)
     if missing:
-        raise ArcforgeError(f"`arcforge {command}` needs {' and '.join(missing)}, which the base install "
-                            "leaves out", hint="pip install 'arcforge[train]'")
+        raise ArcforgeError(
+            f"`arcforge {command}` needs {' and '.join(missing)}, which the base install leaves out",
+            hint="pip install 'arcforge[train]'",
+        )
 
 
 def resolve_data(spec: str) -> Path:

@@ -11,8 +11,17 @@ from arcforge.cli.console import console, reports
 from arcforge.cli.options import JsonOpt
 from arcforge.sources.manifest import MANIFEST_DIR
 
-PACKAGES = ("typer", "rich", "polars", "pyarrow", "numpy", "huggingface_hub", "torch", "safetensors",
-            "pillow")
+PACKAGES = (
+    "typer",
+    "rich",
+    "polars",
+    "pyarrow",
+    "numpy",
+    "huggingface_hub",
+    "torch",
+    "safetensors",
+    "pillow",
+)
 
 
 def env_report() -> dict:

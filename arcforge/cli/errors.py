@@ -25,8 +25,13 @@ def debug_enabled() -> bool:
 
 
 # Optional dependencies and the extra that installs each (pyproject.toml [project.optional-dependencies]).
-EXTRAS = {"torch": "train", "safetensors": "train", "tomli_w": "train", "PIL": "png",
-          "tensorboard": "tensorboard"}
+EXTRAS = {
+    "torch": "train",
+    "safetensors": "train",
+    "tomli_w": "train",
+    "PIL": "png",
+    "tensorboard": "tensorboard",
+}
 
 
 def missing_extra(exc: BaseException) -> tuple[str, str] | None:
@@ -49,24 +54,39 @@ def report(exc: BaseException) -> None:
     if extra := missing_extra(exc):
         module, name = extra
         torch_first = "pip install torch==2.13.0 && " if name == "train" else ""
-        err_console.print(f"[bold red]Error:[/] this command needs {module}, which is not installed: "
-                          f"{torch_first}pip install 'arcforge\\[{name}]'", highlight=False, soft_wrap=True)
-    elif isinstance(exc, BrokenPipeError | OSError) and exc.errno in (errno.EPIPE, errno.ENOSPC) \
-            and not exc.filename:  # stdout: its reader closed (| head, a killed parent), or a full disk
-        err_console.print(f"[bold red]Error:[/] cannot write the output ({exc.strerror or 'broken pipe'})",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]Error:[/] this command needs {module}, which is not installed: "
+            f"{torch_first}pip install 'arcforge\\[{name}]'",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif (
+        isinstance(exc, BrokenPipeError | OSError)
+        and exc.errno in (errno.EPIPE, errno.ENOSPC)
+        and not exc.filename
+    ):  # stdout: its reader closed (| head, a killed parent), or a full disk
+        err_console.print(
+            f"[bold red]Error:[/] cannot write the output ({exc.strerror or 'broken pipe'})",
+            highlight=False,
+            soft_wrap=True,
+        )
     elif isinstance(exc, OSError) and exc.strerror and not isinstance(exc, ConnectionError | TimeoutError):
         # A filesystem refusal (read-only folder, no permission, a path under a file, /proc): the path and
         # why.
         where = f"{exc.filename}: " if exc.filename else ""
-        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(where + exc.strerror)))}",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]Error:[/] {escape(printable(redact(where + exc.strerror)))}",
+            highlight=False,
+            soft_wrap=True,
+        )
     elif isinstance(exc, ArcforgeError):
-        err_console.print(f"[bold red]Error:[/] {escape(printable(redact(exc.message)))}", highlight=False,
-                          soft_wrap=True)
+        err_console.print(
+            f"[bold red]Error:[/] {escape(printable(redact(exc.message)))}", highlight=False, soft_wrap=True
+        )
         if exc.hint:
-            err_console.print(f"  [dim]hint:[/] {escape(printable(redact(exc.hint)))}", highlight=False,
-                              soft_wrap=True)
+            err_console.print(
+                f"  [dim]hint:[/] {escape(printable(redact(exc.hint)))}", highlight=False, soft_wrap=True
+            )
     else:
         err_console.print(
             f"[bold red]Error:[/] internal error: "

@@ -24,11 +24,20 @@ def source_info(m: Manifest) -> dict:
     path = fetch_lib.cached_path(m)
     pin = lock.find_pin(m)
     return {
-        "name": m.name, "kind": m.kind, "repo": m.repo, "commit": m.commit, "short_commit": m.short_commit,
-        "license": m.license, "format": m.format, "splits": list(m.splits), "role": m.role,
+        "name": m.name,
+        "kind": m.kind,
+        "repo": m.repo,
+        "commit": m.commit,
+        "short_commit": m.short_commit,
+        "license": m.license,
+        "format": m.format,
+        "splits": list(m.splits),
+        "role": m.role,
         "bytes": pin.bytes if pin is not None and pin.bytes else None,  # the kept files' size, once pinned
-        "cached": path is not None, "path": str(path) if path else None,
-        "digest": pin.digest if pin else None, "pinned_in": str(pin.lock_path) if pin else None,
+        "cached": path is not None,
+        "path": str(path) if path else None,
+        "digest": pin.digest if pin else None,
+        "pinned_in": str(pin.lock_path) if pin else None,
     }
 
 
@@ -60,17 +69,30 @@ def _print_sources(report: dict) -> None:
     rows = report["sources"]
     table = Table(box=None, header_style="bold")
     for col in ("name", "kind", "repo@commit", "size", "license", "format", "splits", "role", "cached"):
-        table.add_column(col, overflow="fold", no_wrap=col not in ("repo@commit", "splits"),
-                         justify="right" if col == "size" else "left")
+        table.add_column(
+            col,
+            overflow="fold",
+            no_wrap=col not in ("repo@commit", "splits"),
+            justify="right" if col == "size" else "left",
+        )
     for r in rows:
-        table.add_row(r["name"], r["kind"], f"{r['repo']}@{r['short_commit']}", human_bytes(r["bytes"]),
-                      r["license"], r["format"], ", ".join(r["splits"]), r["role"],
-                      "[green]yes[/]" if r["cached"] else "no")
+        table.add_row(
+            r["name"],
+            r["kind"],
+            f"{r['repo']}@{r['short_commit']}",
+            human_bytes(r["bytes"]),
+            r["license"],
+            r["format"],
+            ", ".join(r["splits"]),
+            r["role"],
+            "[green]yes[/]" if r["cached"] else "no",
+        )
     console.print(table)
     n = sum(r["cached"] for r in rows)
     kinds = ", ".join(f"{sum(r['kind'] == k for r in rows)} {k}" for k in sorted({r["kind"] for r in rows}))
-    console.print(f"{len(rows)} sources ({kinds}); {n} cached under {escape(str(paths.sources_dir()))}",
-                  highlight=False)
+    console.print(
+        f"{len(rows)} sources ({kinds}); {n} cached under {escape(str(paths.sources_dir()))}", highlight=False
+    )
 
 
 @reports(_print_sources)
@@ -89,8 +111,13 @@ def _print_report(report: FetchReport) -> None:
     for col in ("name", "status", "files", "digest", "time"):
         table.add_column(col, overflow="fold", justify="right" if col in ("files", "time") else "left")
     for r in results:
-        table.add_row(r.name, f"[{STATUS_STYLE[r.status]}]{r.status}[/]", str(r.files) if r.ok else "",
-                      (r.digest or "")[:23], f"{r.seconds:.1f}s")
+        table.add_row(
+            r.name,
+            f"[{STATUS_STYLE[r.status]}]{r.status}[/]",
+            str(r.files) if r.ok else "",
+            (r.digest or "")[:23],
+            f"{r.seconds:.1f}s",
+        )
     console.print(table)
     _print_notes(results)
     counts = {s: sum(r.status == s for r in results) for s in fetch_lib.STATUSES}
@@ -100,30 +127,40 @@ def _print_report(report: FetchReport) -> None:
 def _print_notes(results: list[fetch_lib.FetchResult]) -> None:
     """Below the table: where the cache is, the digests first recorded, and why sources failed."""
     if any(r.ok for r in results):
-        console.print(f"cache: {escape(str(paths.sources_dir()))}/<owner>/<repo>/<commit>/", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"cache: {escape(str(paths.sources_dir()))}/<owner>/<repo>/<commit>/",
+            highlight=False,
+            soft_wrap=True,
+        )
     for r in results:
         if r.recorded_pin:
-            console.print(f"[yellow]note:[/] {r.name} had no pinned digest; recorded {r.digest} in "
-                          f"{escape(str(r.pin_path))} (later fetches are checked against it)",
-                          highlight=False, soft_wrap=True)
+            console.print(
+                f"[yellow]note:[/] {r.name} had no pinned digest; recorded {r.digest} in "
+                f"{escape(str(r.pin_path))} (later fetches are checked against it)",
+                highlight=False,
+                soft_wrap=True,
+            )
     for r in results:
         if not r.ok:
-            err_console.print(f"[bold red]{r.status}:[/] {escape(r.error or '')}", highlight=False,
-                              soft_wrap=True)
+            err_console.print(
+                f"[bold red]{r.status}:[/] {escape(r.error or '')}", highlight=False, soft_wrap=True
+            )
             if r.hint:
                 err_console.print(f"  [dim]hint:[/] {escape(r.hint)}", highlight=False, soft_wrap=True)
 
 
 @reports(_print_report, exit_code=lambda report: 0 if report.ok else 1)
 def fetch_cmd(
-    names: Annotated[list[str] | None, typer.Argument(help="Sources to fetch (see `arcforge sources`).",
-                                                      metavar="NAME", show_default=False)] = None,
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Sources to fetch (see `arcforge sources`).", metavar="NAME", show_default=False),
+    ] = None,
     all_: Annotated[bool, Flag("--all", help="Fetch every known source.")] = False,
     mirror: MirrorOpt = None,
     force: Annotated[bool, Flag("--force", help="Download again even if the cache is valid.")] = False,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=32,
-                                         help="Sources fetched in parallel.")] = fetch_lib.FETCH_WORKERS,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=32, help="Sources fetched in parallel.")
+    ] = fetch_lib.FETCH_WORKERS,
     json_: JsonOpt = False,
     manifests: ManifestsOpt = None,
 ) -> FetchReport:
@@ -142,5 +179,6 @@ def fetch_cmd(
     if any(m.kind == paths.HUB_KIND for m in chosen):
         import arcforge.hub.download  # noqa: F401  (registers the Hub client; imports huggingface_hub)
     with cli_progress(json_) as progress:
-        return FetchReport(fetch_lib.fetch_sources(chosen, mirror=mirror, force=force, progress=progress,
-                                                   workers=workers))
+        return FetchReport(
+            fetch_lib.fetch_sources(chosen, mirror=mirror, force=force, progress=progress, workers=workers)
+        )

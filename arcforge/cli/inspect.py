@@ -29,10 +29,15 @@ def _stats_table(report: dict) -> None:
         sizes.add_column(c, justify="left" if c in ("source", "split") else "right")
     for src, splits in report["sources"].items():
         for split, s in splits.items():
-            counts.add_row(src, split, str(s.get("tasks", 0)),
-                           str(s.get("train_pairs", 0) + s.get("test_pairs", 0)),
-                           str(s.get("over_30_grids", 0)), "".join(map(str, s.get("colors_used", []))),
-                           str(s.get("quarantined", 0)))
+            counts.add_row(
+                src,
+                split,
+                str(s.get("tasks", 0)),
+                str(s.get("train_pairs", 0) + s.get("test_pairs", 0)),
+                str(s.get("over_30_grids", 0)),
+                "".join(map(str, s.get("colors_used", []))),
+                str(s.get("quarantined", 0)),
+            )
             sizes.add_row(src, split, *(str(s.get("grid_sizes", {}).get(b[0], 0)) for b in SIZE_BUCKETS))
     console.print(counts)
     console.print(sizes)
@@ -52,8 +57,13 @@ def _family_tables(report: dict) -> None:
             for c in ("family", "tasks", "train pairs", "mean side", "max side"):
                 t.add_column(c, justify="left" if c == "family" else "right")
             for fam, f in fams.items():
-                t.add_row(fam, str(f["tasks"]), f"{f['train_pairs_per_task']:.1f}",
-                          f"{f['mean_max_side']:.1f}", str(f["max_side"]))
+                t.add_row(
+                    fam,
+                    str(f["tasks"]),
+                    f"{f['train_pairs_per_task']:.1f}",
+                    f"{f['mean_max_side']:.1f}",
+                    str(f["max_side"]),
+                )
             console.print(t)
 
 
@@ -109,8 +119,10 @@ def show_cmd(
 
     task = find_task(data, task_id)
     if task is None:
-        raise ShardError(f"task {task_id!r} is not in {data}",
-                         hint="ids look like <source>/<path>; `arcforge stats` lists the sources")
+        raise ShardError(
+            f"task {task_id!r} is not in {data}",
+            hint="ids look like <source>/<path>; `arcforge stats` lists the sources",
+        )
     if png is not None:
         save_png(task, png)
     return Shown(task, png)

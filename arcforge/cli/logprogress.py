@@ -33,8 +33,12 @@ def fmt_duration(s: float) -> str:
 class PlainProgress:
     """``arcforge.progress.Progress`` that writes a plain line per bar at most every ``interval`` seconds."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.interval = log_seconds() if interval is None else interval
         self.clock = clock
@@ -56,8 +60,11 @@ class PlainProgress:
             of = f"/{total / 2**20:,.1f}" if total else ""
             parts[0] = f"{b['desc']}: {done / 2**20:,.1f}{of} MiB"
         if done > 0 and el > 0:
-            parts.append(f"{el / done:.3g} s/{'MiB' if b['unit'] == 'bytes' else 'item'}"
-                         if b["unit"] != "bytes" else f"{done / el / 2**20:.1f} MiB/s")
+            parts.append(
+                f"{el / done:.3g} s/{'MiB' if b['unit'] == 'bytes' else 'item'}"
+                if b["unit"] != "bytes"
+                else f"{done / el / 2**20:.1f} MiB/s"
+            )
             if total and not final:
                 parts.append(f"eta {fmt_duration(el / done * (total - done))}")
         parts.append(f"elapsed {fmt_duration(el)}")
@@ -66,8 +73,14 @@ class PlainProgress:
         b["last"] = now
 
     def start(self, key: str, description: str, total: float | None = None, *, unit: str = "items") -> None:
-        self._bars[key] = {"desc": description, "total": total, "done": 0.0, "unit": unit, "t0": self.clock(),
-                           "last": -1e18}
+        self._bars[key] = {
+            "desc": description,
+            "total": total,
+            "done": 0.0,
+            "unit": unit,
+            "t0": self.clock(),
+            "last": -1e18,
+        }
         self._line(key)
 
     def advance(self, key: str, amount: float = 1) -> None:
@@ -100,8 +113,13 @@ class PlainProgress:
 class Heartbeat:
     """``on_step`` for the training loop: a formatted line when ``interval`` seconds passed since the last."""
 
-    def __init__(self, fmt: Callable[[dict], str], stream: TextIO | None = None,
-                 interval: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        fmt: Callable[[dict], str],
+        stream: TextIO | None = None,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.fmt, self.stream, self.clock = fmt, stream or sys.stderr, clock
         self.interval = log_seconds() if interval is None else interval
         self.last = clock()

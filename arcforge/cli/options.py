@@ -112,38 +112,78 @@ def given(ctx: typer.Context, sections: tuple[str, ...]) -> dict[str, Any]:
 JsonOpt = Annotated[bool, Flag("--json", help="Print a machine-readable JSON report on stdout.")]
 ManifestsOpt = Annotated[
     Path | None,
-    typer.Option("--manifests", help="Folder of source manifests (default: the bundled manifests/).",
-                 envvar="ARCFORGE_MANIFESTS", show_default=False),
+    typer.Option(
+        "--manifests",
+        help="Folder of source manifests (default: the bundled manifests/).",
+        envvar="ARCFORGE_MANIFESTS",
+        show_default=False,
+    ),
 ]
 MirrorOpt = Annotated[
     str | None,
-    typer.Option("--mirror", envvar="ARCFORGE_MIRROR", show_default=False,
-                 help="Offline mirror: a folder laid out <owner>/<repo>/<files>, or an http(s) base URL "
-                      "serving tarballs in GitHub's URL layout."),
+    typer.Option(
+        "--mirror",
+        envvar="ARCFORGE_MIRROR",
+        show_default=False,
+        help="Offline mirror: a folder laid out <owner>/<repo>/<files>, or an http(s) base URL "
+        "serving tarballs in GitHub's URL layout.",
+    ),
 ]
-DataOpt = Annotated[Path, typer.Option("--data", "-d",
-                                       help="A built dataset folder (the --out of `arcforge build`).")]
-DataSpecOpt = Annotated[str | None, cfg_opt(
-    ("data.root", "eval.data"), "--data", "-d",
-    help="A built dataset folder (the --out of `arcforge build`), or a dataset on the Hub: ORG/NAME(@REV) or "
-    "hf://datasets/ORG/NAME(@REV).")]
+DataOpt = Annotated[
+    Path, typer.Option("--data", "-d", help="A built dataset folder (the --out of `arcforge build`).")
+]
+DataSpecOpt = Annotated[
+    str | None,
+    cfg_opt(
+        ("data.root", "eval.data"),
+        "--data",
+        "-d",
+        help="A built dataset folder (the --out of `arcforge build`), or a dataset on the Hub: ORG/NAME(@REV) or "
+        "hf://datasets/ORG/NAME(@REV).",
+    ),
+]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
-SourceOpt = Annotated[list[str] | None, cfg_opt(
-    ("data.sources", "eval.sources"), "--source", "-s", help="Only these sources (repeatable or "
-    "comma-separated).", callback=csv_items)]
-ConfigFileOpt = Annotated[Path | None, typer.Option(
-    "--config", help="A config file (run.toml of an earlier run, or a checkpoint's config.json); options "
-    "given on the command line override it.", show_default=False)]
-DeviceOpt = Annotated[str | None, cfg_opt(("train.device", "eval.device"), "--device",
-                                          help="auto | cpu | cuda | cuda:N.")]
-ThreadsOpt = Annotated[int | None, cfg_opt(
-    ("train.threads", "eval.threads", "demo.threads"), "--threads",
-    help="torch CPU threads (0: the CPUs free now, from affinity and load).")]
-SeedOpt = Annotated[int | None, cfg_opt(
-    ("train.seed", "data.seed", "eval.seed", "demo.seed"), "--seed",
-    help="Random seed (every random choice derives from it).")]
-BuildSeedOpt = Annotated[int, typer.Option("--seed",
-                                            help="Random seed (every random choice derives from it).")]
+SourceOpt = Annotated[
+    list[str] | None,
+    cfg_opt(
+        ("data.sources", "eval.sources"),
+        "--source",
+        "-s",
+        help="Only these sources (repeatable or comma-separated).",
+        callback=csv_items,
+    ),
+]
+ConfigFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="A config file (run.toml of an earlier run, or a checkpoint's config.json); options "
+        "given on the command line override it.",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[
+    str | None, cfg_opt(("train.device", "eval.device"), "--device", help="auto | cpu | cuda | cuda:N.")
+]
+ThreadsOpt = Annotated[
+    int | None,
+    cfg_opt(
+        ("train.threads", "eval.threads", "demo.threads"),
+        "--threads",
+        help="torch CPU threads (0: the CPUs free now, from affinity and load).",
+    ),
+]
+SeedOpt = Annotated[
+    int | None,
+    cfg_opt(
+        ("train.seed", "data.seed", "eval.seed", "demo.seed"),
+        "--seed",
+        help="Random seed (every random choice derives from it).",
+    ),
+]
+BuildSeedOpt = Annotated[
+    int, typer.Option("--seed", help="Random seed (every random choice derives from it).")
+]
 
 # Enum of the synthetic generator's difficulty presets (values come from arcforge.synthetic).
 Difficulty = Enum("Difficulty", {name: name for name in DIFFICULTIES}, type=str)  # type: ignore[misc]
@@ -151,5 +191,6 @@ Difficulty.__doc__ = "Synthetic difficulty preset: grid sizes, objects and color
 
 # Enum of the export formats (arcforge.export registers one writer per name).
 ExportFormat = Enum("ExportFormat", {name: name for name in FORMATS}, type=str)  # type: ignore[misc]
-ExportFormat.__doc__ = ("Export format: kaggle (ARC Prize JSON), trm (TRM/HRM .npy puzzles), jsonl (text for "
-                        "LMs).")
+ExportFormat.__doc__ = (
+    "Export format: kaggle (ARC Prize JSON), trm (TRM/HRM .npy puzzles), jsonl (text for LMs)."
+)

@@ -55,23 +55,41 @@ def _print_result(result) -> None:
 def publish_cmd(
     repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, ORG/NAME.")],
     data: DataOpt = DEFAULT_DATA,
-    private: Annotated[bool, Flag("--private", help="Create the repo private (refused if it "
-                                          "already exists and is public).")] = False,
-    revision: Annotated[str | None, typer.Option("--revision", help="Branch to commit to (created if "
-                                                 "missing). Default: main.", show_default=False)] = None,
-    tag: Annotated[str | None, typer.Option("--tag", help="Tag the new commit, e.g. v1.0.",
-                                            show_default=False)] = None,
-    create_pr: Annotated[bool, Flag("--create-pr", help="Open a pull request instead of "
-                                            "committing to the branch.")] = False,
-    message: Annotated[str | None, typer.Option("--message", "-m", help="Commit title.",
-                                                show_default=False)] = None,
-    dry_run: Annotated[bool, Flag("--dry-run", help="Print the exact operations (path, size, "
-                                          "sha256); contacts nothing remote.")] = False,
-    to_dir: Annotated[Path | None, typer.Option("--to-dir", help="Write exactly the repo tree that would "
-                                                "be pushed into this (new or empty) folder; contacts "
-                                                "nothing remote.", show_default=False)] = None,
-    allow_unknown_license: Annotated[bool, Flag("--allow-unknown-license", help="Publish sources "
-                                                        "whose license is 'unknown'.")] = False,
+    private: Annotated[
+        bool, Flag("--private", help="Create the repo private (refused if it already exists and is public).")
+    ] = False,
+    revision: Annotated[
+        str | None,
+        typer.Option(
+            "--revision", help="Branch to commit to (created if missing). Default: main.", show_default=False
+        ),
+    ] = None,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Tag the new commit, e.g. v1.0.", show_default=False)
+    ] = None,
+    create_pr: Annotated[
+        bool, Flag("--create-pr", help="Open a pull request instead of committing to the branch.")
+    ] = False,
+    message: Annotated[
+        str | None, typer.Option("--message", "-m", help="Commit title.", show_default=False)
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        Flag("--dry-run", help="Print the exact operations (path, size, sha256); contacts nothing remote."),
+    ] = False,
+    to_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--to-dir",
+            help="Write exactly the repo tree that would "
+            "be pushed into this (new or empty) folder; contacts "
+            "nothing remote.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_unknown_license: Annotated[
+        bool, Flag("--allow-unknown-license", help="Publish sources whose license is 'unknown'.")
+    ] = False,
     json_: JsonOpt = False,
 ) -> Any:
     """Push a built dataset to the Hugging Face Hub in ONE commit: shards, card, reports, provenance.
@@ -85,11 +103,19 @@ def publish_cmd(
     from arcforge.hub import publish as pub  # imports huggingface_hub: only when the command runs
 
     if dry_run and to_dir is not None:
-        raise PublishError("use either --dry-run or --to-dir, not both",
-                           hint="--dry-run prints the operations; --to-dir writes the repo tree")
-    opts = pub.PublishOptions(repo_id=repo_id, private=private, revision=revision, tag=tag,
-                              create_pr=create_pr, message=message,
-                              allow_unknown_license=allow_unknown_license)
+        raise PublishError(
+            "use either --dry-run or --to-dir, not both",
+            hint="--dry-run prints the operations; --to-dir writes the repo tree",
+        )
+    opts = pub.PublishOptions(
+        repo_id=repo_id,
+        private=private,
+        revision=revision,
+        tag=tag,
+        create_pr=create_pr,
+        message=message,
+        allow_unknown_license=allow_unknown_license,
+    )
     with cli_progress(json_) as progress:
         if dry_run:
             return pub.plan(data, opts, progress=progress)

@@ -34,10 +34,15 @@ def task_tokens(t: Task) -> int:
 def real_tasks(data_dir: Path, fetched: list[str], n: int = REAL_TASKS) -> tuple[list[Task], str | None]:
     """The ``n`` smallest ARC-AGI-1 evaluation tasks of the build, or ``([], why not)``."""
     if REAL_SOURCE not in fetched:
-        return [], (f"no real task to score: {REAL_SOURCE} was not fetched (offline, and no mirror holds it); "
-                    "the scores are on synthetic tasks only")
-    tasks = [t for t in read_tasks(data_dir, sources=[REAL_SOURCE], splits=[REAL_SPLIT])
-             if any(p.output is not None for p in t.test)]
+        return [], (
+            f"no real task to score: {REAL_SOURCE} was not fetched (offline, and no mirror holds it); "
+            "the scores are on synthetic tasks only"
+        )
+    tasks = [
+        t
+        for t in read_tasks(data_dir, sources=[REAL_SOURCE], splits=[REAL_SPLIT])
+        if any(p.output is not None for p in t.test)
+    ]
     if not tasks:
         return [], f"no real task to score: the build holds no {REAL_SOURCE} {REAL_SPLIT} task with an answer"
     return sorted(tasks, key=lambda t: (task_tokens(t), t.id))[:n], None
@@ -49,10 +54,18 @@ def real_figure(tasks: list[Task], why: str | None, metrics: dict[str, Any] | No
     if not tasks or metrics is None:
         return {"source": REAL_SOURCE, "split": REAL_SPLIT, "tasks": 0, "why": why}
     m = metrics
-    return {"source": REAL_SOURCE, "split": REAL_SPLIT, "tasks": len(tasks),
-            "selection": f"the {len(tasks)} smallest by the tokens of their longest example",
-            "test_inputs": m["test_inputs"], "scored": m["scored"],
-            "pass2": round(m["pass@2"], 4), "pass2_no_ttt": round(m.get("pass@2_before", m["pass@2"]), 4),
-            "exact": round(m["exact_match"], 4), "exact_no_ttt": round(m.get("exact_match_before", m["exact_match"]), 4),
-            "token_accuracy": round(m["token_accuracy"], 4), "seconds": round(seconds, 1),
-            "ids": [t.id for t in tasks]}
+    return {
+        "source": REAL_SOURCE,
+        "split": REAL_SPLIT,
+        "tasks": len(tasks),
+        "selection": f"the {len(tasks)} smallest by the tokens of their longest example",
+        "test_inputs": m["test_inputs"],
+        "scored": m["scored"],
+        "pass2": round(m["pass@2"], 4),
+        "pass2_no_ttt": round(m.get("pass@2_before", m["pass@2"]), 4),
+        "exact": round(m["exact_match"], 4),
+        "exact_no_ttt": round(m.get("exact_match_before", m["exact_match"]), 4),
+        "token_accuracy": round(m["token_accuracy"], 4),
+        "seconds": round(seconds, 1),
+        "ids": [t.id for t in tasks],
+    }

@@ -44,7 +44,8 @@ def each_task(batch: pa.RecordBatch) -> list[Task]:
 
 
 _WRITERS: Registry[type[Writer]] = Registry(
-    "export format", "export formats", ExportError, tuple(f"arcforge.export.{m}" for m in _BUILTIN_MODULES))
+    "export format", "export formats", ExportError, tuple(f"arcforge.export.{m}" for m in _BUILTIN_MODULES)
+)
 register = _WRITERS.register
 
 

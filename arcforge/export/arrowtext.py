@@ -27,9 +27,12 @@ def kaggle_json(batch: pa.RecordBatch) -> tuple[list[str], list[str]]:
     """Each task's challenge (``{"train": [...], "test": [{"input"}...]}``) and solutions (``[output, ...]``)."""
     df = _frame(batch).select(
         pl.struct(pl.col("train"), pl.col("test").list.eval(pl.struct(pl.element().struct.field("input"))))
-        .struct.json_encode().alias("challenge"),
+        .struct.json_encode()
+        .alias("challenge"),
         pl.struct(pl.col("test").list.eval(pl.element().struct.field("output")).alias("s"))
-        .struct.json_encode().alias("solutions"))
+        .struct.json_encode()
+        .alias("solutions"),
+    )
     return df["challenge"].to_list(), [s[5:-1] for s in df["solutions"].to_list()]  # '{"s":[...]}' -> '[...]'
 
 
@@ -40,10 +43,18 @@ def _text(grid: pl.Expr) -> pl.Expr:
 
 def prompt_parts(batch: pa.RecordBatch) -> tuple[list[str], list[list[str]], list[list[str]]]:
     """Per task: its demonstrations as prompt text, its test inputs' text, its test outputs' text."""
-    demo = pl.concat_str([pl.lit("input:\n"), _text(pl.element().struct.field("input")), pl.lit("\noutput:\n"),
-                          _text(pl.element().struct.field("output")), pl.lit("\n\n")])
+    demo = pl.concat_str(
+        [
+            pl.lit("input:\n"),
+            _text(pl.element().struct.field("input")),
+            pl.lit("\noutput:\n"),
+            _text(pl.element().struct.field("output")),
+            pl.lit("\n\n"),
+        ]
+    )
     df = _frame(batch).select(
         pl.col("train").list.eval(demo).list.join("").alias("demos"),
         pl.col("test").list.eval(_text(pl.element().struct.field("input"))).alias("inputs"),
-        pl.col("test").list.eval(_text(pl.element().struct.field("output"))).alias("outputs"))
+        pl.col("test").list.eval(_text(pl.element().struct.field("output"))).alias("outputs"),
+    )
     return df["demos"].to_list(), df["inputs"].to_list(), df["outputs"].to_list()

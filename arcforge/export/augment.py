@@ -96,7 +96,7 @@ def augmentations(pairs: Pairs, num_aug: int, rng: np.random.Generator) -> tuple
     seen = {keys.of(np.zeros(1, np.int64), np.arange(10, dtype=np.uint8)[None])[0]}
     kept: list[int] = []
     for lo in range(0, len(cand_t), _CHUNK):
-        for i, key in enumerate(keys.of(cand_t[lo:lo + _CHUNK], cand_p[lo:lo + _CHUNK]), start=lo):
+        for i, key in enumerate(keys.of(cand_t[lo : lo + _CHUNK], cand_p[lo : lo + _CHUNK]), start=lo):
             if key not in seen:
                 seen.add(key)
                 kept.append(i)
@@ -113,11 +113,14 @@ class _Keys:
 
     def __init__(self, pairs: Pairs) -> None:
         grids = [g for p in pairs for g in p]
-        self.flat = [np.concatenate([dihedral(g, t).ravel() for g in grids]).astype(np.intp) for t in range(8)]
+        self.flat = [
+            np.concatenate([dihedral(g, t).ravel() for g in grids]).astype(np.intp) for t in range(8)
+        ]
         bounds = np.cumsum([0] + [p[0].size + p[1].size for p in pairs])
         self.spans = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
-        self.prefix = [[_shape_bytes(dihedral(i, t).shape, dihedral(o, t).shape) for i, o in pairs]
-                       for t in range(8)]
+        self.prefix = [
+            [_shape_bytes(dihedral(i, t).shape, dihedral(o, t).shape) for i, o in pairs] for t in range(8)
+        ]
 
     def of(self, ts: np.ndarray, perms: np.ndarray) -> list[bytes]:
         mapped = np.empty((len(ts), self.flat[0].size), np.uint8)
@@ -127,7 +130,9 @@ class _Keys:
         out = []
         for t, row in zip(ts.tolist(), mapped, strict=True):
             raw = row.tobytes()
-            out.append(b"".join(sorted(p + raw[a:b] for p, (a, b) in zip(self.prefix[t], self.spans, strict=True))))
+            out.append(
+                b"".join(sorted(p + raw[a:b] for p, (a, b) in zip(self.prefix[t], self.spans, strict=True)))
+            )
         return out
 
 
@@ -135,8 +140,9 @@ def _shape_bytes(a: tuple[int, ...], b: tuple[int, ...]) -> bytes:
     return b"".join(int(x).to_bytes(2, "little") for x in (*a, *b))
 
 
-def encode(pairs: Pairs, ts: np.ndarray, perms: np.ndarray, rng: np.random.Generator, *,
-           translate: bool) -> tuple[np.ndarray, np.ndarray]:
+def encode(
+    pairs: Pairs, ts: np.ndarray, perms: np.ndarray, rng: np.random.Generator, *, translate: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """TRM's ``np_grid_to_seq_translational_augment`` for every version x pair: inputs and labels, each
     ``(k * len(pairs), 900)`` uint8, version-major. Cells are color + 2 on a 30x30 canvas of 0 (pad), with
     1 (end) on the row below and the column right of the grid. With ``translate`` every pair but one per

@@ -45,12 +45,16 @@ class ExportConfig:
 
     def check(self, known_formats: tuple[str, ...]) -> None:
         if self.format not in known_formats:
-            raise ExportError(f"unknown export format {self.format!r}", hint=f"one of {', '.join(known_formats)}")
+            raise ExportError(
+                f"unknown export format {self.format!r}", hint=f"one of {', '.join(known_formats)}"
+            )
         if self.augmentations < 0:
             raise ExportError(f"--num-aug {self.augmentations} must be 0 or more")
         if self.format == "kaggle" and self.augmentations:
-            raise ExportError("--num-aug: the kaggle format writes the tasks as they are",
-                              hint="augmentations are for --format trm or jsonl")
+            raise ExportError(
+                "--num-aug: the kaggle format writes the tasks as they are",
+                hint="augmentations are for --format trm or jsonl",
+            )
         if not self.prefix or any(c in self.prefix for c in "/\\") or self.prefix.startswith("."):
             raise ExportError(f"--prefix {self.prefix!r}: a file name prefix without / or a leading dot")
 

@@ -47,13 +47,28 @@ def prompt(demos: list[tuple[np.ndarray, np.ndarray]], test_input: np.ndarray) -
     return f"{shown}input:\n{render(test_input)}\noutput:\n"
 
 
-def lines(task: Task, export_id: str, subset: str, name: str | None = None,
-          grids: tuple[list, list] | None = None) -> list[bytes]:
+def lines(
+    task: Task, export_id: str, subset: str, name: str | None = None, grids: tuple[list, list] | None = None
+) -> list[bytes]:
     """The JSON lines of one version of a task (``grids``: its (train, test) pairs, default the task's)."""
-    train, test = grids or ([(p.input, p.output) for p in task.train], [(p.input, p.output) for p in task.test])
-    return [encode({"id": name or export_id, "task": task.id, "subset": subset, "test_index": k,
-                    "prompt": prompt(train, i), "completion": render(o) + "\n"}) + b"\n"
-            for k, (i, o) in enumerate(test)]
+    train, test = grids or (
+        [(p.input, p.output) for p in task.train],
+        [(p.input, p.output) for p in task.test],
+    )
+    return [
+        encode(
+            {
+                "id": name or export_id,
+                "task": task.id,
+                "subset": subset,
+                "test_index": k,
+                "prompt": prompt(train, i),
+                "completion": render(o) + "\n",
+            }
+        )
+        + b"\n"
+        for k, (i, o) in enumerate(test)
+    ]
 
 
 @register("jsonl")
@@ -74,9 +89,20 @@ class JsonlWriter:
             if hidden[j]:
                 self.skipped[HIDDEN_OUTPUT] = self.skipped.get(HIDDEN_OUTPUT, 0) + 1
                 continue
-            out = [encode({"id": export_id, "task": task_ids[j], "subset": subset.name, "test_index": k,
-                           "prompt": f"{demos[j]}input:\n{i}\noutput:\n", "completion": o + "\n"}) + b"\n"
-                   for k, (i, o) in enumerate(zip(inputs[j], outputs[j], strict=True))]
+            out = [
+                encode(
+                    {
+                        "id": export_id,
+                        "task": task_ids[j],
+                        "subset": subset.name,
+                        "test_index": k,
+                        "prompt": f"{demos[j]}input:\n{i}\noutput:\n",
+                        "completion": o + "\n",
+                    }
+                )
+                + b"\n"
+                for k, (i, o) in enumerate(zip(inputs[j], outputs[j], strict=True))
+            ]
             if tasks is not None:
                 out += self._augmented(tasks[j], export_id, subset.name)
             self._file(subset.name).write(b"".join(out))
@@ -94,7 +120,9 @@ class JsonlWriter:
         n_train, out = len(task.train), []
         for t, perm in zip(ts[1:].tolist(), perms[1:], strict=True):
             mapped = [(dihedral(perm[i], t), dihedral(perm[o], t)) for i, o in pairs]
-            out += lines(task, export_id, subset, aug_name(export_id, t, perm), (mapped[:n_train], mapped[n_train:]))
+            out += lines(
+                task, export_id, subset, aug_name(export_id, t, perm), (mapped[:n_train], mapped[n_train:])
+            )
         return out
 
     def close(self) -> dict[str, Any]:

@@ -53,8 +53,10 @@ class KaggleWriter:
     def _files(self, subset: str) -> tuple[JsonObjectFile, JsonObjectFile]:
         if subset not in self.files:
             base = f"{self.prefix}_{subset}"
-            self.files[subset] = (JsonObjectFile(self.folder / f"{base}_challenges.json"),
-                                  JsonObjectFile(self.folder / f"{base}_solutions.json"))
+            self.files[subset] = (
+                JsonObjectFile(self.folder / f"{base}_challenges.json"),
+                JsonObjectFile(self.folder / f"{base}_solutions.json"),
+            )
         return self.files[subset]
 
     def close(self) -> dict[str, Any]:

@@ -44,8 +44,14 @@ class ExportResult:
     files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"out": self.out, "format": self.format, "tasks": self.tasks, "written": self.written,
-                "files": self.files, "metadata": METADATA_FILE}
+        return {
+            "out": self.out,
+            "format": self.format,
+            "tasks": self.tasks,
+            "written": self.written,
+            "files": self.files,
+            "metadata": METADATA_FILE,
+        }
 
 
 def export(data: Path, out: Path, cfg: ExportConfig, *, progress: Progress | None = None) -> ExportResult:
@@ -78,12 +84,16 @@ def export(data: Path, out: Path, cfg: ExportConfig, *, progress: Progress | Non
         if isinstance(e, OSError) and e.strerror and not isinstance(e, ConnectionError | TimeoutError):
             raise _write_error(out, e) from None
         raise
-    return ExportResult(out=str(out), format=cfg.format, tasks=sel.total, written=written, files=sorted(files))
+    return ExportResult(
+        out=str(out), format=cfg.format, tasks=sel.total, written=written, files=sorted(files)
+    )
 
 
 def _write_error(out: Path, e: OSError) -> ExportError:
-    return ExportError(f"--out {out}: cannot write the export there: {e.strerror or e}",
-                       hint="choose a folder you can write to, with room for the export")
+    return ExportError(
+        f"--out {out}: cannot write the export there: {e.strerror or e}",
+        hint="choose a folder you can write to, with room for the export",
+    )
 
 
 def _stream(sel: Selection, writer: Any, progress: Progress) -> None:
@@ -102,12 +112,22 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
-def _write_metadata(path: Path, cfg: ExportConfig, sel: Selection, written: dict[str, Any], files: list[str]) -> None:
+def _write_metadata(
+    path: Path, cfg: ExportConfig, sel: Selection, written: dict[str, Any], files: list[str]
+) -> None:
     from arcforge import __version__
 
-    meta = {"format_version": METADATA_VERSION, "format": cfg.format, "arcforge_version": __version__,
-            "seed": cfg.seed, "options": cfg.to_dict(), "selection": sel.to_dict(), "written": written,
-            "build_provenance": sel.provenance, "files": files}
+    meta = {
+        "format_version": METADATA_VERSION,
+        "format": cfg.format,
+        "arcforge_version": __version__,
+        "seed": cfg.seed,
+        "options": cfg.to_dict(),
+        "selection": sel.to_dict(),
+        "written": written,
+        "build_provenance": sel.provenance,
+        "files": files,
+    }
     path.write_text(json.dumps(meta, indent=2, sort_keys=True, default=_jsonable) + "\n", encoding="utf-8")
 
 
@@ -154,8 +174,10 @@ def check_out(out: Path, overwrite: bool) -> None:
         return
     meta = read_metadata(out)
     if meta is None or not present <= set(meta["files"]):
-        raise ExportError(f"{out}: the folder holds files that arcforge export did not write; nothing was changed",
-                          hint="choose an empty or new --out")
+        raise ExportError(
+            f"{out}: the folder holds files that arcforge export did not write; nothing was changed",
+            hint="choose an empty or new --out",
+        )
     if not overwrite:
         raise ExportError(f"{out}: holds an earlier export", hint="pass --overwrite to replace it")
 

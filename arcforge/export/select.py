@@ -57,8 +57,10 @@ def parse_item(text: str) -> Item:
         return Item(text, source=None if any(c in first for c in "*?[") else first, glob=text)
     source, _, split = text.partition(":")
     if not _NAME.match(source) or (split and not _NAME.match(split)):
-        raise ExportError(f"--subset item {text!r}: expected SOURCE, SOURCE:SPLIT or an id glob such as "
-                          "concept_arc/corpus/*")
+        raise ExportError(
+            f"--subset item {text!r}: expected SOURCE, SOURCE:SPLIT or an id glob such as "
+            "concept_arc/corpus/*"
+        )
     return Item(text, source=source, split=split or None)
 
 
@@ -70,8 +72,12 @@ class Subset:
     tasks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "items": [i.text for i in self.items], "evaluation": self.is_eval,
-                "tasks": self.tasks}
+        return {
+            "name": self.name,
+            "items": [i.text for i in self.items],
+            "evaluation": self.is_eval,
+            "tasks": self.tasks,
+        }
 
 
 @dataclass
@@ -101,8 +107,10 @@ class Selection:
             both = m & (out >= 0)
             if both.any():
                 j = int(np.flatnonzero(both)[0])
-                raise ExportError(f"task {ids[j].as_py()} is in two subsets: {self.subsets[out[j]].name} and "
-                                  f"{sub.name}", hint="a task goes into one subset: narrow one of the --subset")
+                raise ExportError(
+                    f"task {ids[j].as_py()} is in two subsets: {self.subsets[out[j]].name} and {sub.name}",
+                    hint="a task goes into one subset: narrow one of the --subset",
+                )
             out[m] = i
         return out
 
@@ -119,9 +127,14 @@ class Selection:
         return task_id if short in self.shared_ids else short
 
     def to_dict(self) -> dict[str, Any]:
-        return {"subsets": [s.to_dict() for s in self.subsets], "sources": self.sources, "splits": self.splits,
-                "evaluation_splits": sorted(f"{a}:{b}" for a, b in self.eval_splits), "tasks": self.total,
-                "ids_renamed": len(self.shared_ids)}
+        return {
+            "subsets": [s.to_dict() for s in self.subsets],
+            "sources": self.sources,
+            "splits": self.splits,
+            "evaluation_splits": sorted(f"{a}:{b}" for a, b in self.eval_splits),
+            "tasks": self.total,
+            "ids_renamed": len(self.shared_ids),
+        }
 
 
 def read_build_provenance(root: Path) -> dict[str, Any] | None:
@@ -136,7 +149,9 @@ def read_build_provenance(root: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def evaluation_splits(provenance: dict[str, Any] | None, present: set[tuple[str, str]]) -> set[tuple[str, str]]:
+def evaluation_splits(
+    provenance: dict[str, Any] | None, present: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
     """The (source, split) pairs that are evaluation splits: those the build decontaminated against, and
     every split named ``evaluation``."""
     out = {(src, split) for src, split in present if split == EVAL_SPLIT}
@@ -152,18 +167,28 @@ def plan(root: Path, cfg: ExportConfig) -> Selection:
     """Parse the subsets, then scan the id columns once: counts, the evaluation guard, shared short ids."""
     infos = list_shards(root, cfg.sources or None, cfg.splits or None)
     if not infos:
-        raise ShardError(f"{root}: no shards match sources={list(cfg.sources) or 'all'} "
-                         f"splits={list(cfg.splits) or 'all'}", hint=available(root))
+        raise ShardError(
+            f"{root}: no shards match sources={list(cfg.sources) or 'all'} "
+            f"splits={list(cfg.splits) or 'all'}",
+            hint=available(root),
+        )
     present = {(i.source, i.split) for i in infos}
     provenance = read_build_provenance(root)
-    sel = Selection(root=Path(root), subsets=_subsets(cfg, present, evaluation_splits(provenance, present)),
-                    eval_splits=evaluation_splits(provenance, present), sources=sorted({s for s, _ in present}),
-                    splits=sorted(cfg.splits) if cfg.splits else None, provenance=provenance)
+    sel = Selection(
+        root=Path(root),
+        subsets=_subsets(cfg, present, evaluation_splits(provenance, present)),
+        eval_splits=evaluation_splits(provenance, present),
+        sources=sorted({s for s, _ in present}),
+        splits=sorted(cfg.splits) if cfg.splits else None,
+        provenance=provenance,
+    )
     _scan(sel, cfg)
     return sel
 
 
-def _subsets(cfg: ExportConfig, present: set[tuple[str, str]], eval_splits: set[tuple[str, str]]) -> list[Subset]:
+def _subsets(
+    cfg: ExportConfig, present: set[tuple[str, str]], eval_splits: set[tuple[str, str]]
+) -> list[Subset]:
     """The ``--subset`` specs parsed (each checked, no name twice; every ``--eval-subset`` among them),
     or without them one subset per present (source, split)."""
     if not cfg.subsets:
@@ -178,13 +203,19 @@ def _subsets(cfg: ExportConfig, present: set[tuple[str, str]], eval_splits: set[
     return out
 
 
-def _split_subsets(cfg: ExportConfig, present: set[tuple[str, str]],
-                   eval_splits: set[tuple[str, str]]) -> list[Subset]:
+def _split_subsets(
+    cfg: ExportConfig, present: set[tuple[str, str]], eval_splits: set[tuple[str, str]]
+) -> list[Subset]:
     """``SOURCE_SPLIT`` for each present (source, split); evaluation: the ``--eval-subset`` names if given,
     else the evaluation splits."""
-    return [Subset(f"{src}_{split}", (Item(f"{src}:{split}", src, split),),
-                   f"{src}_{split}" in cfg.eval_subsets if cfg.eval_subsets else (src, split) in eval_splits)
-            for src, split in sorted(present)]
+    return [
+        Subset(
+            f"{src}_{split}",
+            (Item(f"{src}:{split}", src, split),),
+            f"{src}_{split}" in cfg.eval_subsets if cfg.eval_subsets else (src, split) in eval_splits,
+        )
+        for src, split in sorted(present)
+    ]
 
 
 def _parse_subset(spec: str, evals: set[str], before: list[Subset]) -> Subset:
@@ -192,8 +223,9 @@ def _parse_subset(spec: str, evals: set[str], before: list[Subset]) -> Subset:
     name, sep, items = spec.partition("=")
     name = name.strip()
     if not sep or not _NAME.match(name) or not items.strip():
-        raise ExportError(f"--subset {spec!r}: expected NAME=ITEM[,ITEM...], e.g. "
-                          "training=arc_agi_1:training,concept_arc")
+        raise ExportError(
+            f"--subset {spec!r}: expected NAME=ITEM[,ITEM...], e.g. training=arc_agi_1:training,concept_arc"
+        )
     if any(s.name == name for s in before):
         raise ExportError(f"--subset {name!r} is given twice")
     return Subset(name, tuple(parse_item(x) for x in items.split(",") if x.strip()), name in evals)
@@ -204,8 +236,13 @@ def _scan(sel: Selection, cfg: ExportConfig) -> None:
     leak_count = 0
     leak_subsets: set[str] = set()
     shorts: list[pa.Array] = []
-    for batch in iter_batches(sel.root, sources=sel.sources, splits=sel.splits, batch_size=_SCAN_BATCH,
-                              columns=["id", "source", "split"]):
+    for batch in iter_batches(
+        sel.root,
+        sources=sel.sources,
+        splits=sel.splits,
+        batch_size=_SCAN_BATCH,
+        columns=["id", "source", "split"],
+    ):
         idx = sel.classify(batch)
         for i, n in zip(*np.unique(idx[idx >= 0], return_counts=True), strict=True):
             sel.subsets[i].tasks += int(n)
@@ -225,7 +262,8 @@ def _scan(sel: Selection, cfg: ExportConfig) -> None:
             f"{leak_count} task(s) of an evaluation split would go into the training subset(s) "
             f"{', '.join(sorted(leak_subsets))}, e.g. {leaks[0]}",
             hint="put them into an evaluation subset (--eval-subset NAME), or pass --allow-eval-in-train "
-                 "if that is what you want (it is recorded in export.json)")
+            "if that is what you want (it is recorded in export.json)",
+        )
     if shorts:
         counts = pc.value_counts(pa.chunked_array(shorts, type=pa.string())).flatten()
         sel.shared_ids = set(pc.filter(counts[0], pc.greater(counts[1], 1)).to_pylist())

@@ -73,10 +73,18 @@ class _Split:
 
     def close(self, num_identifiers: int) -> dict[str, Any]:
         self.abort()
-        meta = {"pad_id": 0, "ignore_label_id": 0, "blank_identifier_id": 0, "vocab_size": 12,
-                "seq_len": MAX_SIDE * MAX_SIDE, "num_puzzle_identifiers": num_identifiers,
-                "total_groups": self.groups, "mean_puzzle_examples": self.examples / max(self.puzzles, 1),
-                "total_puzzles": self.puzzles, "sets": [SET_NAME]}
+        meta = {
+            "pad_id": 0,
+            "ignore_label_id": 0,
+            "blank_identifier_id": 0,
+            "vocab_size": 12,
+            "seq_len": MAX_SIDE * MAX_SIDE,
+            "num_puzzle_identifiers": num_identifiers,
+            "total_groups": self.groups,
+            "mean_puzzle_examples": self.examples / max(self.puzzles, 1),
+            "total_puzzles": self.puzzles,
+            "sets": [SET_NAME],
+        }
         (self.folder / "dataset.json").write_text(json.dumps(meta), encoding="utf-8")
         return {"examples": self.examples, "puzzles": self.puzzles, "groups": self.groups}
 
@@ -108,7 +116,9 @@ class TrmWriter:
             self.add(task, export_id, subset)
 
     def add(self, task: Task, export_id: str, subset: Subset) -> None:
-        problem = HIDDEN_OUTPUT if has_hidden_output(task) else TOO_LARGE if task.max_side() > MAX_SIDE else None
+        problem = (
+            HIDDEN_OUTPUT if has_hidden_output(task) else TOO_LARGE if task.max_side() > MAX_SIDE else None
+        )
         if problem:
             self.skipped[problem] = self.skipped.get(problem, 0) + 1
             return
@@ -118,23 +128,33 @@ class TrmWriter:
         ts, perms = augmentations(train + test, self.cfg.augmentations, rng)
         ids = np.arange(self.next_id, self.next_id + len(ts))
         self.next_id += len(ts)
-        self.names.write(b"".join(json.dumps(aug_name(export_id, int(t), p)).encode() + b"\n"
-                                  for t, p in zip(ts.tolist(), perms, strict=True)))
+        self.names.write(
+            b"".join(
+                json.dumps(aug_name(export_id, int(t), p)).encode() + b"\n"
+                for t, p in zip(ts.tolist(), perms, strict=True)
+            )
+        )
         dests = {"train": train + test}
         if subset.is_eval:
             dests = {"train": train if self.cfg.eval_demos_in_train else [], "test": test}
             self.test_puzzles.put(export_id, _kaggle_puzzle(task))
         for split, pairs in dests.items():
             if pairs:
-                inputs, labels = encode(pairs, ts, perms, rng, translate=self.cfg.translate and split == "train")
+                inputs, labels = encode(
+                    pairs, ts, perms, rng, translate=self.cfg.translate and split == "train"
+                )
                 self._split(split).add_group(inputs, labels, ids, len(pairs))
         self.ids.put(export_id, task.id)
         self.tasks += 1
 
     def close(self) -> dict[str, Any]:
         self.names.close()
-        out = {"tasks": self.tasks, "identifiers": self.next_id, "skipped": self.skipped,
-               "splits": {name: s.close(self.next_id) for name, s in sorted(self.splits.items())}}
+        out = {
+            "tasks": self.tasks,
+            "identifiers": self.next_id,
+            "skipped": self.skipped,
+            "splits": {name: s.close(self.next_id) for name, s in sorted(self.splits.items())},
+        }
         self.test_puzzles.close()
         self.ids.close()
         ident = JsonArrayFile(self.folder / "identifiers.json")
@@ -156,5 +176,7 @@ class TrmWriter:
 
 def _kaggle_puzzle(task: Task) -> dict[str, Any]:
     """The task as TRM's test_puzzles.json holds it: Kaggle form with the test outputs."""
-    return {"train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.train],
-            "test": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.test]}
+    return {
+        "train": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.train],
+        "test": [{"input": p.input.tolist(), "output": p.output.tolist()} for p in task.test],
+    }

@@ -104,10 +104,20 @@ class Format(Protocol):
 
 
 # Order matters for ``detect``: the first format whose sniff() accepts a file wins.
-_BUILTIN_MODULES = ("standard", "mini_arc", "barc_list", "iparc", "re_arc", "barc_jsonl", "simon_arc",
-                    "arc_parquet", "barc_problem")
+_BUILTIN_MODULES = (
+    "standard",
+    "mini_arc",
+    "barc_list",
+    "iparc",
+    "re_arc",
+    "barc_jsonl",
+    "simon_arc",
+    "arc_parquet",
+    "barc_problem",
+)
 _FORMATS: Registry[type[Format]] = Registry(
-    "format", "formats", FormatError, tuple(f"arcforge.formats.{m}" for m in _BUILTIN_MODULES))
+    "format", "formats", FormatError, tuple(f"arcforge.formats.{m}" for m in _BUILTIN_MODULES)
+)
 register = _FORMATS.register
 names = _FORMATS.names
 

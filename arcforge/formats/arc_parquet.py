@@ -74,8 +74,11 @@ class ArcParquetFormat:
             train, test, _ = parse_task_object(obj)
         except TaskFormatError as e:
             return Rejected(key, e.reason, f"row {index}: {e.detail}")
-        extra = {k: v for k, v in row.items()
-                 if k not in ("train", "test") and isinstance(v, str | int | float) and not isinstance(v, bool)}
+        extra = {
+            k: v
+            for k, v in row.items()
+            if k not in ("train", "test") and isinstance(v, str | int | float) and not isinstance(v, bool)
+        }
         extra["row"] = index
         return RawTask(key, train, test, extra)
 

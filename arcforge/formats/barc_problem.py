@@ -34,7 +34,9 @@ class BarcProblemFormat:
         annotations = obj.get("annotations") if isinstance(obj.get("annotations"), dict) else {}
         quality = str(annotations.get("example", ""))
         if quality in tuple(options.get("drop", DEFAULT_DROP)):
-            yield Skipped(f"BARC problem annotated example={quality!r} (dropped; see the manifest's drop option)")
+            yield Skipped(
+                f"BARC problem annotated example={quality!r} (dropped; see the manifest's drop option)"
+            )
             return
         pairs = parse_pairs(obj["examples"], "examples", check_bools=may_have_bools(data))
         if len(pairs) < 2:

@@ -37,7 +37,10 @@ class ReArcFormat:
             chunk = obj[c * (k + 1) : (c + 1) * (k + 1)]
             key = f"{c:04d}"
             try:
-                pairs = [parse_pair(e, f"example[{c * (k + 1) + i}]", check_bools=check_bools) for i, e in enumerate(chunk)]
+                pairs = [
+                    parse_pair(e, f"example[{c * (k + 1) + i}]", check_bools=check_bools)
+                    for i, e in enumerate(chunk)
+                ]
             except TaskFormatError as e:
                 yield Rejected(key, e.reason, e.detail)
                 continue

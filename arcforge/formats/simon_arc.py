@@ -104,7 +104,10 @@ def _named_grids(text: str, answer: str | None) -> _Grids:
         if m is None:
             raise TaskFormatError(BAD_STRUCTURE, f"{name[:30]!r} is not a grid name like I0, O0 or I3T")
         if m[1] == "O" and m[3] and answer is not None:
-            body, name = answer, "output"  # the test answer is the row's 'output' (the text holds a placeholder)
+            body, name = (
+                answer,
+                "output",
+            )  # the test answer is the row's 'output' (the text holds a placeholder)
         grids.setdefault((int(m[2]), bool(m[3])), {})[m[1]] = _decode(body, name.strip())
     return grids
 
@@ -131,7 +134,9 @@ def _pairs(grids: _Grids) -> tuple[list[Pair], list[Pair]]:
     for key in sorted(grids):
         g = grids[key]
         if "I" not in g or "O" not in g:
-            raise TaskFormatError(BAD_STRUCTURE, f"pair {key[0]} lacks its {'input' if 'I' not in g else 'output'}")
+            raise TaskFormatError(
+                BAD_STRUCTURE, f"pair {key[0]} lacks its {'input' if 'I' not in g else 'output'}"
+            )
         (test if key[1] else train).append(Pair(g["I"], g["O"]))
     return train, test
 

@@ -34,18 +34,25 @@ def harness_cache_problem() -> PublishError | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        ok = (isinstance(data, dict) and isinstance(data.get("standardEnvVars", []), list)
-              and all(isinstance(v, str) for v in data.get("standardEnvVars", []))
-              and isinstance(data.get("harnesses", {}), dict)
-              and all(isinstance(v, dict | None) and isinstance((v or {}).get("envVars", {}), dict | None)
-                      for v in data.get("harnesses", {}).values()))
+        ok = (
+            isinstance(data, dict)
+            and isinstance(data.get("standardEnvVars", []), list)
+            and all(isinstance(v, str) for v in data.get("standardEnvVars", []))
+            and isinstance(data.get("harnesses", {}), dict)
+            and all(
+                isinstance(v, dict | None) and isinstance((v or {}).get("envVars", {}), dict | None)
+                for v in data.get("harnesses", {}).values()
+            )
+        )
     except (OSError, ValueError):
         ok = False
     if ok:
         return None
-    return PublishError(f"{path}: huggingface_hub's cached agent-harness registry is damaged (a bad answer "
-                        "from the Hub was cached), so every Hub request fails",
-                        hint=f"delete that file (rm {path}); huggingface_hub fetches it again")
+    return PublishError(
+        f"{path}: huggingface_hub's cached agent-harness registry is damaged (a bad answer "
+        "from the Hub was cached), so every Hub request fails",
+        hint=f"delete that file (rm {path}); huggingface_hub fetches it again",
+    )
 
 
 class CallDeadline(Exception):

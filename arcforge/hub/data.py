@@ -46,8 +46,10 @@ def parse_data_spec(spec: str | Path) -> DataSpec:
     if text.startswith("hf://"):
         m = _HF_URI.match(text)
         if not m:
-            raise FetchError(f"{spec!r}: not a Hub dataset URI",
-                             hint="use hf://datasets/ORG/NAME or hf://datasets/ORG/NAME@REVISION")
+            raise FetchError(
+                f"{spec!r}: not a Hub dataset URI",
+                hint="use hf://datasets/ORG/NAME or hf://datasets/ORG/NAME@REVISION",
+            )
         return DataSpec(repo_id=m["repo"], revision=m["rev"])
     local = Path(text).expanduser()
     if local.exists():
@@ -76,10 +78,13 @@ def resolve_data(spec: str | Path, *, cache_dir: Path | None = None, endpoint: s
         root = parsed.path
         label = str(root)
         if not root.is_dir():
-            raise ShardError(f"{root}: dataset folder not found",
-                             hint="pass a folder built by `arcforge build --out DIR`, or ORG/NAME of a "
-                                  "published dataset")
+            raise ShardError(
+                f"{root}: dataset folder not found",
+                hint="pass a folder built by `arcforge build --out DIR`, or ORG/NAME of a published dataset",
+            )
     if not list_shards(root):
-        raise ShardError(f"{label}: no arcforge shards (<source>/<split>-00000-of-0000N.parquet) in {root}",
-                         hint="is this a dataset published by `arcforge publish`?")
+        raise ShardError(
+            f"{label}: no arcforge shards (<source>/<split>-00000-of-0000N.parquet) in {root}",
+            hint="is this a dataset published by `arcforge publish`?",
+        )
     return root

@@ -43,8 +43,10 @@ from arcforge.sources import hub_fetch
 from arcforge.sources.download import Clock, DeadlineError, RetryPolicy
 
 HUB_URL_ENV = "ARCFORGE_HUB_URL"  # another Hub endpoint (tests: a loopback server)
-MIRROR_HINT = ("without Hub access, use a folder mirror holding the dataset's files under hf/<org>/<name>/: "
-               "--mirror PATH or ARCFORGE_MIRROR=PATH")
+MIRROR_HINT = (
+    "without Hub access, use a folder mirror holding the dataset's files under hf/<org>/<name>/: "
+    "--mirror PATH or ARCFORGE_MIRROR=PATH"
+)
 T = TypeVar("T")
 
 
@@ -83,8 +85,9 @@ def _within(fn: Callable[[], T], clock: Clock) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
-def _call(fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock: Clock, *,
-          retry: bool = True) -> T:
+def _call(
+    fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock: Clock, *, retry: bool = True
+) -> T:
     """Run one Hub call with retries (``retry=False``: huggingface_hub's own backoff is enough) and the
     deadline; map huggingface_hub's errors to arcforge's."""
     install_timeouts()
@@ -94,32 +97,44 @@ def _call(fn: Callable[[], T], what: str, where: str, policy: RetryPolicy, clock
         try:
             return _within(fn, clock)
         except (GatedRepoError, RepositoryNotFoundError):
-            raise SourceUnavailableError(f"{what}: dataset {where} not found on the Hub (or not public)",
-                                         hint="check the manifest's repo, or use a mirror") from None
+            raise SourceUnavailableError(
+                f"{what}: dataset {where} not found on the Hub (or not public)",
+                hint="check the manifest's repo, or use a mirror",
+            ) from None
         except RevisionNotFoundError:
-            raise SourceUnavailableError(f"{what}: revision not found: {where}",
-                                         hint="check the manifest's commit (a full Hub commit id)") from None
+            raise SourceUnavailableError(
+                f"{what}: revision not found: {where}",
+                hint="check the manifest's commit (a full Hub commit id)",
+            ) from None
         except EntryNotFoundError:
-            raise SourceUnavailableError(f"{what}: {where} is not in the dataset at that revision",
-                                         hint="check the manifest's files") from None
+            raise SourceUnavailableError(
+                f"{what}: {where} is not in the dataset at that revision", hint="check the manifest's files"
+            ) from None
         except (OfflineModeIsEnabled, LocalEntryNotFoundError) as e:
-            raise FetchError(f"{what}: cannot reach the Hub for {where} ({type(e).__name__})",
-                             hint=MIRROR_HINT) from None
+            raise FetchError(
+                f"{what}: cannot reach the Hub for {where} ({type(e).__name__})", hint=MIRROR_HINT
+            ) from None
         except DeadlineError:
             raise
         except Exception as e:
             if not _transient(e):
-                raise FetchError(f"{what}: the Hub refused {where}: {type(e).__name__}: {e}",
-                                 hint="check the manifest's repo and commit, or use a mirror") from None
+                raise FetchError(
+                    f"{what}: the Hub refused {where}: {type(e).__name__}: {e}",
+                    hint="check the manifest's repo and commit, or use a mirror",
+                ) from None
             delay = policy.delay(attempt)
             if attempt == attempts or delay >= clock.left():
-                raise FetchError(f"{what}: the Hub failed for {where} after {attempt} attempt(s): "
-                                 f"{type(e).__name__}: {e}", hint=MIRROR_HINT) from None
+                raise FetchError(
+                    f"{what}: the Hub failed for {where} after {attempt} attempt(s): {type(e).__name__}: {e}",
+                    hint=MIRROR_HINT,
+                ) from None
             threading.Event().wait(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def list_files(repo_id: str, revision: str, *, what: str, policy: RetryPolicy, clock: Clock) -> dict[str, int]:
+def list_files(
+    repo_id: str, revision: str, *, what: str, policy: RetryPolicy, clock: Clock
+) -> dict[str, int]:
     """``{path: size}`` of every file of the dataset at ``revision``."""
     api = HfApi(endpoint=endpoint(), token=False)
 
@@ -149,16 +164,33 @@ def _bytes_counter(on_bytes: Callable[[int], None] | None) -> type:
     return _Counter
 
 
-def download_file(repo_id: str, revision: str, filename: str, *, what: str, policy: RetryPolicy,
-                  clock: Clock, on_bytes: Callable[[int], None] | None = None) -> Path:
+def download_file(
+    repo_id: str,
+    revision: str,
+    filename: str,
+    *,
+    what: str,
+    policy: RetryPolicy,
+    clock: Clock,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Path:
     """The downloaded file (in arcforge's Hub cache; resumed when an earlier try was cut off). ``on_bytes``
     gets the size of each piece as it arrives."""
     counter = _bytes_counter(on_bytes)
 
     def get() -> Path:
-        return Path(hf_hub_download(repo_id, filename, repo_type=REPO_TYPE, revision=revision,
-                                    cache_dir=downloads_dir(), endpoint=endpoint(), token=False,
-                                    tqdm_class=counter))
+        return Path(
+            hf_hub_download(
+                repo_id,
+                filename,
+                repo_type=REPO_TYPE,
+                revision=revision,
+                cache_dir=downloads_dir(),
+                endpoint=endpoint(),
+                token=False,
+                tqdm_class=counter,
+            )
+        )
 
     return _call(get, what, f"{repo_id}@{revision}/{filename}", policy, clock)
 

@@ -82,8 +82,13 @@ def is_shard_path(path_in_repo: str) -> bool:
     """``<source>/<split>-XXXXX-of-YYYYY.parquet`` (exactly one folder level)."""
     # plain string ops: this runs once per remote file (100k-file repos plan in ~0.1 s)
     folder, sep, name = path_in_repo.partition("/")
-    return (bool(sep) and bool(folder) and not folder.startswith(".") and "/" not in name
-            and SHARD_RE.match(name) is not None)
+    return (
+        bool(sep)
+        and bool(folder)
+        and not folder.startswith(".")
+        and "/" not in name
+        and SHARD_RE.match(name) is not None
+    )
 
 
 def is_managed_path(path_in_repo: str) -> bool:
@@ -141,8 +146,10 @@ def _scan(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
 def _in_repo_tree(p: Path, rel: str) -> bool:
     """A regular file (not a link) that is a root file (card, provenance), a report, or a shard."""
     depth = rel.count("/")
-    return p.is_file() and not p.is_symlink() and (
-        (depth == 0 and rel in ROOT_FILES) or rel in REPORT_FILES or (depth == 1 and is_shard_path(rel))
+    return (
+        p.is_file()
+        and not p.is_symlink()
+        and ((depth == 0 and rel in ROOT_FILES) or rel in REPORT_FILES or (depth == 1 and is_shard_path(rel)))
     )
 
 
@@ -150,15 +157,21 @@ def _check_complete(root: Path, chosen: list[tuple[str, Path]]) -> None:
     """Refuse a folder without a dataset card (with its YAML block), provenance or shards."""
     for required in (CARD_FILE, PROVENANCE_FILE):
         if not any(rel == required for rel, _ in chosen):
-            raise PublishError(f"{root / required}: missing; a built dataset has a dataset card and provenance",
-                               hint="rebuild it with `arcforge build --out DIR`")
+            raise PublishError(
+                f"{root / required}: missing; a built dataset has a dataset card and provenance",
+                hint="rebuild it with `arcforge build --out DIR`",
+            )
     if not any(is_shard_path(rel) for rel, _ in chosen):
-        raise PublishError(f"{root}: no Parquet shards (<source>/<split>-00000-of-0000N.parquet) found",
-                           hint="rebuild it with `arcforge build --out DIR`")
+        raise PublishError(
+            f"{root}: no Parquet shards (<source>/<split>-00000-of-0000N.parquet) found",
+            hint="rebuild it with `arcforge build --out DIR`",
+        )
     card_head = (root / CARD_FILE).read_bytes()[:4]
     if not card_head.startswith(b"---"):
-        raise PublishError(f"{root / CARD_FILE}: the dataset card has no YAML metadata block (--- ... ---)",
-                           hint="rebuild the dataset; the card's `configs:` tell the Hub how to load the shards")
+        raise PublishError(
+            f"{root / CARD_FILE}: the dataset card has no YAML metadata block (--- ... ---)",
+            hint="rebuild the dataset; the card's `configs:` tell the Hub how to load the shards",
+        )
 
 
 def plan_operations(tree: RepoTree, remote_files: Iterable[str] | None) -> list[Operation]:
@@ -184,8 +197,10 @@ def write_tree(tree: RepoTree, dest: Path) -> Path:
     """
     dest = Path(dest)
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise PublishError(f"{dest}: already exists and is not an empty folder",
-                           hint="pick a new --to-dir, or remove the old one first")
+        raise PublishError(
+            f"{dest}: already exists and is not an empty folder",
+            hint="pick a new --to-dir, or remove the old one first",
+        )
     if dest.resolve() == tree.root.resolve() or tree.root.resolve() in dest.resolve().parents:
         raise PublishError(f"{dest}: --to-dir must be outside the dataset folder {tree.root}")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -223,5 +238,5 @@ def check_sources(tree: RepoTree, prov: Provenance, *, allow_unknown_license: bo
         raise PublishError(
             f"refusing to publish sources with an unknown license: {names}",
             hint="their upstream grants no clear right to redistribute; rebuild without them, or pass "
-                 "--allow-unknown-license if you have checked that you may publish them",
+            "--allow-unknown-license if you have checked that you may publish them",
         )

@@ -162,14 +162,19 @@ class PublishResult:
 # --- local preparation (no network) ---------------------------------------------------------------------------
 def _validate_options(opts: PublishOptions) -> None:
     if not REPO_RE.match(opts.repo_id):
-        raise PublishError(f"--repo-id {opts.repo_id!r} is not of the form ORG/NAME",
-                           hint="e.g. --repo-id my-org/arc-corpus")
+        raise PublishError(
+            f"--repo-id {opts.repo_id!r} is not of the form ORG/NAME", hint="e.g. --repo-id my-org/arc-corpus"
+        )
     if opts.tag and opts.create_pr:
-        raise PublishError("--tag cannot be combined with --create-pr (the commit is not on a branch yet)",
-                           hint="merge the pull request, then tag it on the Hub or re-publish with --tag")
+        raise PublishError(
+            "--tag cannot be combined with --create-pr (the commit is not on a branch yet)",
+            hint="merge the pull request, then tag it on the Hub or re-publish with --tag",
+        )
 
 
-def prepare(out: Path, opts: PublishOptions, *, progress: Progress | None = None) -> tuple[RepoTree, Provenance]:
+def prepare(
+    out: Path, opts: PublishOptions, *, progress: Progress | None = None
+) -> tuple[RepoTree, Provenance]:
     """Every local check, in the order that fails fastest: options, provenance, the tree, the license gate."""
     _validate_options(opts)
     prov = read_provenance(out)
@@ -194,16 +199,31 @@ def _check_shards(out: Path) -> None:
 def plan(out: Path, opts: PublishOptions, *, progress: Progress | None = None) -> PublishResult:
     """``--dry-run``: the exact additions (path, size, sha256). No remote call; deletions are unknown."""
     tree, _ = prepare(out, opts, progress=progress)
-    return PublishResult(opts.repo_id, opts.branch, plan_operations(tree, None), "dry-run",
-                         deletions_known=False, skipped=list(tree.skipped))
+    return PublishResult(
+        opts.repo_id,
+        opts.branch,
+        plan_operations(tree, None),
+        "dry-run",
+        deletions_known=False,
+        skipped=list(tree.skipped),
+    )
 
 
-def export_tree(out: Path, dest: Path, opts: PublishOptions, *, progress: Progress | None = None) -> PublishResult:
+def export_tree(
+    out: Path, dest: Path, opts: PublishOptions, *, progress: Progress | None = None
+) -> PublishResult:
     """``--to-dir``: write exactly the repo tree that would be pushed. No remote call."""
     tree, _ = prepare(out, opts, progress=progress)
     write_tree(tree, dest)
-    return PublishResult(opts.repo_id, opts.branch, plan_operations(tree, None), "to-dir",
-                         deletions_known=False, skipped=list(tree.skipped), to_dir=str(dest))
+    return PublishResult(
+        opts.repo_id,
+        opts.branch,
+        plan_operations(tree, None),
+        "to-dir",
+        deletions_known=False,
+        skipped=list(tree.skipped),
+        to_dir=str(dest),
+    )
 
 
 def commit_message(tree: RepoTree, prov: Provenance, opts: PublishOptions) -> tuple[str, str]:
@@ -239,8 +259,11 @@ def install_timeouts() -> float:
     global _installed_timeout
     seconds = hub_timeout()
     if _installed_timeout != seconds:
+
         def factory():
-            client = default_client_factory() if default_client_factory else _httpx.Client(follow_redirects=True)
+            client = (
+                default_client_factory() if default_client_factory else _httpx.Client(follow_redirects=True)
+            )
             client.timeout = _httpx.Timeout(seconds)
             return client
 
@@ -272,16 +295,22 @@ def _publish_error(e: BaseException, opts: PublishOptions, stage: str) -> Publis
 def _repo_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
     """The repo is gated, disabled or not found, or the branch is not."""
     if isinstance(e, GatedRepoError):
-        return PublishError(f"{opts.repo_id}: the dataset repo is gated for your account ({stage})",
-                            hint="request access on the Hub, or publish to a repo you own")
+        return PublishError(
+            f"{opts.repo_id}: the dataset repo is gated for your account ({stage})",
+            hint="request access on the Hub, or publish to a repo you own",
+        )
     if isinstance(e, RevisionNotFoundError):
-        return PublishError(f"{opts.repo_id}@{opts.branch}: branch {opts.branch!r} not found ({stage})",
-                            hint="create the branch first (publish without --create-pr creates it), "
-                                 "or pick an existing --revision")
+        return PublishError(
+            f"{opts.repo_id}@{opts.branch}: branch {opts.branch!r} not found ({stage})",
+            hint="create the branch first (publish without --create-pr creates it), "
+            "or pick an existing --revision",
+        )
     if isinstance(e, RepositoryNotFoundError):
-        return PublishError(f"{opts.repo_id}: dataset repo not found, or not visible with your token ({stage})",
-                            hint="check --repo-id (ORG/NAME, a dataset repo), and that your token can see it "
-                                 "(`hf auth whoami`)")
+        return PublishError(
+            f"{opts.repo_id}: dataset repo not found, or not visible with your token ({stage})",
+            hint="check --repo-id (ORG/NAME, a dataset repo), and that your token can see it "
+            "(`hf auth whoami`)",
+        )
     return PublishError(f"{opts.repo_id}: the dataset repo is disabled on the Hub ({stage})")
 
 
@@ -292,40 +321,53 @@ def _http_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishEr
     if status == 401:
         return PublishError(f"the Hub rejected your token ({stage}){detail}", hint=LOGIN_HINT)
     if status == 403:
-        return PublishError(f"{opts.repo_id}: no write access ({stage}){detail}",
-                            hint="use a token with write access to the org, or open a pull request "
-                                 "with --create-pr")
+        return PublishError(
+            f"{opts.repo_id}: no write access ({stage}){detail}",
+            hint="use a token with write access to the org, or open a pull request with --create-pr",
+        )
     if stage == "create_commit" and status in (409, 412):
-        return PublishError(f"{opts.repo_id}@{opts.branch}: someone committed to the repo since it was read; "
-                            f"nothing was changed{detail}",
-                            hint="re-run `arcforge publish` (it re-reads the head and recomputes the "
-                                 "deletions)")
+        return PublishError(
+            f"{opts.repo_id}@{opts.branch}: someone committed to the repo since it was read; "
+            f"nothing was changed{detail}",
+            hint="re-run `arcforge publish` (it re-reads the head and recomputes the deletions)",
+        )
     if stage == "create_tag" and status == 409:
-        return PublishError(f"{opts.repo_id}: tag {opts.tag!r} already exists; the commit itself was "
-                            f"made{detail}", hint="choose a new --tag VERSION")
-    return PublishError(f"{opts.repo_id}: the Hub answered HTTP {status} to {stage}{detail}",
-                        hint="retry later; set ARCFORGE_DEBUG=1 to see the full error")
+        return PublishError(
+            f"{opts.repo_id}: tag {opts.tag!r} already exists; the commit itself was made{detail}",
+            hint="choose a new --tag VERSION",
+        )
+    return PublishError(
+        f"{opts.repo_id}: the Hub answered HTTP {status} to {stage}{detail}",
+        hint="retry later; set ARCFORGE_DEBUG=1 to see the full error",
+    )
 
 
 def _network_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
     """No answer in time (per read, or for the whole call), or no connection."""
     if isinstance(e, TimeoutException):
-        return PublishError(f"the Hub did not answer within {_installed_timeout or DEFAULT_HUB_TIMEOUT:g} s "
-                            f"({stage}: {type(e).__name__}); nothing more was sent",
-                            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
+        return PublishError(
+            f"the Hub did not answer within {_installed_timeout or DEFAULT_HUB_TIMEOUT:g} s "
+            f"({stage}: {type(e).__name__}); nothing more was sent",
+            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS",
+        )
     if isinstance(e, CallDeadline):
-        return PublishError(f"the Hub did not complete {stage} within {e.seconds:g} s "
-                            f"({CALL_DEADLINE_FACTOR} x {HUB_TIMEOUT_ENV}); nothing more was sent",
-                            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
-    return PublishError(f"cannot reach the Hub ({stage}): {type(e).__name__}",
-                        hint="check the network (and that HF_HUB_OFFLINE is not set); nothing was "
-                             "committed")
+        return PublishError(
+            f"the Hub did not complete {stage} within {e.seconds:g} s "
+            f"({CALL_DEADLINE_FACTOR} x {HUB_TIMEOUT_ENV}); nothing more was sent",
+            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS",
+        )
+    return PublishError(
+        f"cannot reach the Hub ({stage}): {type(e).__name__}",
+        hint="check the network (and that HF_HUB_OFFLINE is not set); nothing was committed",
+    )
 
 
 def _answer_error(e: BaseException, opts: PublishOptions, stage: str) -> PublishError:
     """An answer of the wrong shape; a ``ValueError`` from ``create_commit`` is the card's YAML refused."""
     if isinstance(e, ValueError) and stage == "create_commit" and not isinstance(e, json.JSONDecodeError):
-        return PublishError(f"{opts.repo_id}: {stage} refused: {e}", hint="rebuild the dataset card (README.md)")
+        return PublishError(
+            f"{opts.repo_id}: {stage} refused: {e}", hint="rebuild the dataset card (README.md)"
+        )
     return odd_answer(stage, e)
 
 
@@ -344,8 +386,11 @@ def odd_answer(stage: str, e: BaseException) -> PublishError:
     cache = harness_cache_problem()
     if cache is not None:
         return cache
-    return PublishError(f"the Hub's answer to {stage} is not what it should be ({type(e).__name__}: {e}); "
-                        "nothing more was sent", hint=ODD_HINT)
+    return PublishError(
+        f"the Hub's answer to {stage} is not what it should be ({type(e).__name__}: {e}); "
+        "nothing more was sent",
+        hint=ODD_HINT,
+    )
 
 
 def _call(opts: PublishOptions, stage: str, fn: Callable[[], T]) -> T:
@@ -375,12 +420,25 @@ def publish(
     title, description = commit_message(tree, prov, opts)
     commit = _commit(api, opts, ops, parent, (title, description))
     if opts.tag:
-        _call(opts, "create_tag", lambda: api.create_tag(opts.repo_id, tag=opts.tag, tag_message=title,
-                                                         revision=commit.oid, repo_type=REPO_TYPE))
+        _call(
+            opts,
+            "create_tag",
+            lambda: api.create_tag(
+                opts.repo_id, tag=opts.tag, tag_message=title, revision=commit.oid, repo_type=REPO_TYPE
+            ),
+        )
     return PublishResult(
-        opts.repo_id, opts.branch, ops, "publish", deletions_known=True, skipped=list(tree.skipped),
-        parent_commit=parent, commit_oid=commit.oid, commit_url=getattr(commit, "commit_url", None),
-        pr_url=getattr(commit, "pr_url", None), tag=opts.tag,
+        opts.repo_id,
+        opts.branch,
+        ops,
+        "publish",
+        deletions_known=True,
+        skipped=list(tree.skipped),
+        parent_commit=parent,
+        commit_oid=commit.oid,
+        commit_url=getattr(commit, "commit_url", None),
+        pr_url=getattr(commit, "pr_url", None),
+        tag=opts.tag,
     )
 
 
@@ -400,36 +458,52 @@ def _open_repo(api: HfApi, opts: PublishOptions) -> str:
     Refuses ``--private`` for a repo that exists and is public."""
     branch, seconds = opts.branch, hub_timeout()
     if not opts.create_pr:
-        _call(opts, "create_repo", lambda: api.create_repo(opts.repo_id, repo_type=REPO_TYPE,
-                                                          private=opts.private, exist_ok=True))
+        _call(
+            opts,
+            "create_repo",
+            lambda: api.create_repo(opts.repo_id, repo_type=REPO_TYPE, private=opts.private, exist_ok=True),
+        )
         if branch != DEFAULT_REVISION:
-            _call(opts, "create_branch", lambda: api.create_branch(opts.repo_id, branch=branch,
-                                                                  repo_type=REPO_TYPE, exist_ok=True))
-    info = _call(opts, "repo_info", lambda: api.repo_info(opts.repo_id, repo_type=REPO_TYPE, revision=branch,
-                                                          timeout=seconds))
+            _call(
+                opts,
+                "create_branch",
+                lambda: api.create_branch(opts.repo_id, branch=branch, repo_type=REPO_TYPE, exist_ok=True),
+            )
+    info = _call(
+        opts,
+        "repo_info",
+        lambda: api.repo_info(opts.repo_id, repo_type=REPO_TYPE, revision=branch, timeout=seconds),
+    )
     parent, private = _head(info, opts)
     if opts.private and private is False:
-        raise PublishError(f"{opts.repo_id}: --private was asked but the repo already exists and is public",
-                           hint="make it private in the repo settings on the Hub first, or drop --private")
+        raise PublishError(
+            f"{opts.repo_id}: --private was asked but the repo already exists and is public",
+            hint="make it private in the repo settings on the Hub first, or drop --private",
+        )
     return parent
 
 
 def _remote_files(api: HfApi, opts: PublishOptions, parent: str) -> list[str]:
     """The paths in the repo at commit ``parent``."""
-    remote = _call(opts, "list_repo_files", lambda: api.list_repo_files(opts.repo_id, repo_type=REPO_TYPE,
-                                                                        revision=parent))
+    remote = _call(
+        opts,
+        "list_repo_files",
+        lambda: api.list_repo_files(opts.repo_id, repo_type=REPO_TYPE, revision=parent),
+    )
     if not isinstance(remote, list) or not all(isinstance(f, str) for f in remote):
         raise odd_answer("list_repo_files", TypeError(f"a {type(remote).__name__}, not a list of paths"))
     return remote
 
 
-def _commit(api: HfApi, opts: PublishOptions, ops: list[Operation], parent: str,
-            message: tuple[str, str]) -> Any:
+def _commit(
+    api: HfApi, opts: PublishOptions, ops: list[Operation], parent: str, message: tuple[str, str]
+) -> Any:
     """Make the one commit (or pull request) of ``ops`` on top of ``parent``; the Hub's answer, which
     carries the new commit id (``oid``)."""
     hub_ops = [
         CommitOperationAdd(path_in_repo=op.path_in_repo, path_or_fileobj=str(op.local_path))
-        if op.kind == "add" else CommitOperationDelete(path_in_repo=op.path_in_repo)
+        if op.kind == "add"
+        else CommitOperationDelete(path_in_repo=op.path_in_repo)
         for op in ops
     ]
     with hub_errors(opts, "create_commit"):
@@ -453,8 +527,9 @@ def _head(info: object, opts: PublishOptions) -> tuple[str, bool | None]:
     """(head commit, private) from ``repo_info``'s answer, refusing one without a commit id."""
     sha, private = getattr(info, "sha", None), getattr(info, "private", None)
     if not isinstance(sha, str) or not _SHA_RE.match(sha):
-        raise odd_answer("repo_info", ValueError(f"no head commit id for {opts.repo_id}@{opts.branch} "
-                                                 f"(got {sha!r:.60})"))
+        raise odd_answer(
+            "repo_info", ValueError(f"no head commit id for {opts.repo_id}@{opts.branch} (got {sha!r:.60})")
+        )
     return sha, private if isinstance(private, bool) else None
 
 
@@ -469,10 +544,17 @@ def download_dataset(
     if (problem := harness_cache_problem()) is not None:
         raise FetchError(problem.message, hint=problem.hint)
     try:
-        path = watched(lambda: snapshot_download(repo_id, repo_type=REPO_TYPE, revision=revision,
-                                                  cache_dir=str(cache_dir) if cache_dir else None,
-                                                  endpoint=endpoint),
-                        _repo_cache(repo_id, cache_dir), stall)
+        path = watched(
+            lambda: snapshot_download(
+                repo_id,
+                repo_type=REPO_TYPE,
+                revision=revision,
+                cache_dir=str(cache_dir) if cache_dir else None,
+                endpoint=endpoint,
+            ),
+            _repo_cache(repo_id, cache_dir),
+            stall,
+        )
     except _DOWNLOAD_ERRORS as e:
         raise _download_error(e, repo_id, where) from None
     if not isinstance(path, str | os.PathLike) or not Path(path).is_dir():
@@ -480,9 +562,18 @@ def download_dataset(
     return Path(path)
 
 
-_DOWNLOAD_ERRORS = (CallDeadline, GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError,
-                    LocalEntryNotFoundError, HfHubHTTPError, TimeoutException, TransportError,
-                    OfflineModeIsEnabled, *ODD_ANSWER)
+_DOWNLOAD_ERRORS = (
+    CallDeadline,
+    GatedRepoError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+    LocalEntryNotFoundError,
+    HfHubHTTPError,
+    TimeoutException,
+    TransportError,
+    OfflineModeIsEnabled,
+    *ODD_ANSWER,
+)
 
 
 def _download_error(e: BaseException, repo_id: str, where: str) -> FetchError:
@@ -490,32 +581,40 @@ def _download_error(e: BaseException, repo_id: str, where: str) -> FetchError:
     that order): nothing sent in time, no such repo or revision, offline without a cached copy, an HTTP
     error, no connection, or an answer of the wrong shape."""
     if isinstance(e, CallDeadline):
-        return FetchError(f"{where}: the Hub sent nothing for {e.seconds:g} s ({CALL_DEADLINE_FACTOR} x "
-                          f"{HUB_TIMEOUT_ENV}); the download was given up",
-                          hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
+        return FetchError(
+            f"{where}: the Hub sent nothing for {e.seconds:g} s ({CALL_DEADLINE_FACTOR} x "
+            f"{HUB_TIMEOUT_ENV}); the download was given up",
+            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS",
+        )
     if isinstance(e, GatedRepoError | RepositoryNotFoundError):
-        return FetchError(f"{repo_id}: dataset repo not found on the Hub, or not visible with your token",
-                          hint="check the name (ORG/NAME); for a private repo set HF_TOKEN or run "
-                               "`hf auth login`")
+        return FetchError(
+            f"{repo_id}: dataset repo not found on the Hub, or not visible with your token",
+            hint="check the name (ORG/NAME); for a private repo set HF_TOKEN or run `hf auth login`",
+        )
     if isinstance(e, RevisionNotFoundError):
         return FetchError(f"{where}: revision not found", hint="check the @revision (branch, tag or commit)")
     if isinstance(e, LocalEntryNotFoundError):
-        return SourceUnavailableError(f"{where}: not in the local Hugging Face cache and the Hub cannot be "
-                                      "reached", hint="connect to the network once (and unset "
-                                                      "HF_HUB_OFFLINE) to download it")
+        return SourceUnavailableError(
+            f"{where}: not in the local Hugging Face cache and the Hub cannot be reached",
+            hint="connect to the network once (and unset HF_HUB_OFFLINE) to download it",
+        )
     if isinstance(e, HfHubHTTPError):
         return FetchError(f"{where}: the Hub answered HTTP {_status(e)}", hint="retry later")
     if isinstance(e, TimeoutException):
-        return FetchError(f"{where}: the Hub did not answer in time ({type(e).__name__})",
-                          hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS")
+        return FetchError(
+            f"{where}: the Hub did not answer in time ({type(e).__name__})",
+            hint=f"retry later, or allow more time with {HUB_TIMEOUT_ENV}=SECONDS",
+        )
     if isinstance(e, TransportError | OfflineModeIsEnabled):
-        return SourceUnavailableError(f"{where}: cannot reach the Hub ({type(e).__name__})",
-                                      hint="check the network")
+        return SourceUnavailableError(
+            f"{where}: cannot reach the Hub ({type(e).__name__})", hint="check the network"
+        )
     cache = harness_cache_problem()
     if cache is not None:
         return FetchError(cache.message, hint=cache.hint)
-    return FetchError(f"{where}: the Hub's answer is not what it should be ({type(e).__name__}: {e})",
-                      hint=ODD_HINT)
+    return FetchError(
+        f"{where}: the Hub's answer is not what it should be ({type(e).__name__}: {e})", hint=ODD_HINT
+    )
 
 
 def _repo_cache(repo_id: str, cache_dir: Path | None) -> Path:

@@ -47,15 +47,19 @@ def links(out: Path) -> pl.LazyFrame:
         scan_report(out, "excluded")
         .select(a=pl.col("source"), b=eval_sources.list.unique(maintain_order=True), level=pl.col("level"))
         .explode("b"),
-        scan_report(out, "duplicates").select(a=pl.col("dropped_source"), b=pl.col("kept_source"),
-                                              level=pl.col("level")),
+        scan_report(out, "duplicates").select(
+            a=pl.col("dropped_source"), b=pl.col("kept_source"), level=pl.col("level")
+        ),
     ]
     if has_report(out, "reported"):
         parts.append(
             scan_report(out, "reported")
             .filter(pl.col("reason").str.starts_with("reference"))
-            .select(a=pl.col("source"), b=pl.col("eval_sources").list.unique(maintain_order=True),
-                    level=pl.col("level"))
+            .select(
+                a=pl.col("source"),
+                b=pl.col("eval_sources").list.unique(maintain_order=True),
+                level=pl.col("level"),
+            )
             .explode("b")
         )
     return pl.concat(parts).filter(pl.col("b").is_not_null())
@@ -66,14 +70,18 @@ def overlap(out: Path) -> Overlap:
     out = Path(out)
     missing = [str(report_path(out, n).relative_to(out)) for n in REPORTS[:2] if not has_report(out, n)]
     if missing:
-        raise DedupError(f"{out}: no {' or '.join(missing)} (not a built dataset folder?)",
-                         hint="run `arcforge build --out DIR` first (with --exclude-eval for the eval reports)")
+        raise DedupError(
+            f"{out}: no {' or '.join(missing)} (not a built dataset folder?)",
+            hint="run `arcforge build --out DIR` first (with --exclude-eval for the eval reports)",
+        )
     lf = links(out)
     with readable(out, REPORTS):
-        pair_counts, level_counts = pl.collect_all([
-            lf.group_by("a", "b").len(),
-            lf.group_by("level").len().sort("level"),
-        ])
+        pair_counts, level_counts = pl.collect_all(
+            [
+                lf.group_by("a", "b").len(),
+                lf.group_by("level").len().sort("level"),
+            ]
+        )
     sources = sorted(set(pair_counts["a"].to_list()) | set(pair_counts["b"].to_list()))
     index = {s: i for i, s in enumerate(sources)}
     matrix = [[0] * len(sources) for _ in sources]
@@ -103,8 +111,15 @@ def heatmap_png(ov: Overlap, path: Path, *, cell: int = 56) -> None:
         for j in range(n):
             v = ov.matrix[i][j]
             shade = int(255 - 215 * (v / peak) ** 0.5) if v else 255
-            box = (margin + j * cell, margin + i * cell, margin + (j + 1) * cell - 1, margin + (i + 1) * cell - 1)
+            box = (
+                margin + j * cell,
+                margin + i * cell,
+                margin + (j + 1) * cell - 1,
+                margin + (i + 1) * cell - 1,
+            )
             draw.rectangle(box, fill=(shade, shade, 255), outline=(200, 200, 200))
             if v:
-                draw.text((box[0] + 6, box[1] + cell // 2 - 6), str(v), fill="black" if shade > 120 else "white")
+                draw.text(
+                    (box[0] + 6, box[1] + cell // 2 - 6), str(v), fill="black" if shade > 120 else "white"
+                )
     img.save(path, format="PNG")

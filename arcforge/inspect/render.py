@@ -100,8 +100,9 @@ def _draw_grid(draw, grid: np.ndarray | None, x0: int, y0: int, cell: int, gap: 
         draw.text((x0 + cell // 3, y0 + cell // 6), "?", fill=(0, 0, 0))
         return
     h, w = grid.shape
-    draw.rectangle([x0, y0, x0 + w * (cell + gap) + gap - 1, y0 + h * (cell + gap) + gap - 1],
-                   fill=(85, 85, 85))
+    draw.rectangle(
+        [x0, y0, x0 + w * (cell + gap) + gap - 1, y0 + h * (cell + gap) + gap - 1], fill=(85, 85, 85)
+    )
     for r in range(h):
         for c in range(w):
             x, y = x0 + gap + c * (cell + gap), y0 + gap + r * (cell + gap)

@@ -97,9 +97,16 @@ class GunzipReader:
     decompressed total is capped so a gzip bomb cannot fill the disk.
     """
 
-    def __init__(self, raw: BinaryIO, *, name: str, max_bytes: int,
-                 on_raw_bytes: Callable[[int], None] | None = None,
-                 max_ratio: float = DEFAULT_LIMITS.max_ratio, ratio_floor: int = DEFAULT_LIMITS.ratio_floor) -> None:
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        name: str,
+        max_bytes: int,
+        on_raw_bytes: Callable[[int], None] | None = None,
+        max_ratio: float = DEFAULT_LIMITS.max_ratio,
+        ratio_floor: int = DEFAULT_LIMITS.ratio_floor,
+    ) -> None:
         self._raw, self._name, self._max = raw, name, max_bytes
         self._ratio, self._floor = max_ratio, ratio_floor
         self.compressed = 0
@@ -117,7 +124,9 @@ class GunzipReader:
             if not data:
                 self._done = True
                 if not self._z.eof:
-                    raise TruncatedArchiveError(f"{self._name}: the download ended before the end of the archive")
+                    raise TruncatedArchiveError(
+                        f"{self._name}: the download ended before the end of the archive"
+                    )
                 return
             self._on(len(data))
             self.compressed += len(data)
@@ -131,9 +140,11 @@ class GunzipReader:
         if self.decompressed > self._max:
             raise UnsafeArchiveError(f"{self._name}: decompresses to more than {self._max} bytes")
         if self.decompressed > self._floor and self.decompressed > self._ratio * max(1, self.compressed):
-            raise UnsafeArchiveError(f"{self._name}: inflates more than {self._ratio:g} times its compressed "
-                                     f"size ({self.compressed} -> {self.decompressed} bytes): refused as a "
-                                     "decompression bomb")
+            raise UnsafeArchiveError(
+                f"{self._name}: inflates more than {self._ratio:g} times its compressed "
+                f"size ({self.compressed} -> {self.decompressed} bytes): refused as a "
+                "decompression bomb"
+            )
         self._buf += out
 
     def read(self, n: int = -1) -> bytes:
@@ -153,18 +164,31 @@ class GunzipReader:
             self._buf.clear()
 
 
-def extract_tar_gz(raw: BinaryIO, dest: Path, keep: Callable[[str], bool], *, archive: str,
-                   limits: ArchiveLimits = DEFAULT_LIMITS,
-                   on_raw_bytes: Callable[[int], None] | None = None,
-                   max_kept_bytes: int | None = None, strip_top: bool = True) -> dict[str, str]:
+def extract_tar_gz(
+    raw: BinaryIO,
+    dest: Path,
+    keep: Callable[[str], bool],
+    *,
+    archive: str,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+    on_raw_bytes: Callable[[int], None] | None = None,
+    max_kept_bytes: int | None = None,
+    strip_top: bool = True,
+) -> dict[str, str]:
     """Stream a GitHub-style .tar.gz from ``raw`` into ``dest``, keeping files for which ``keep(relpath)``.
 
     Returns ``{relpath: sha256 hex}`` of the files written. ``relpath`` is relative to the archive's
     single top-level folder (``strip_top=False``: to the archive's root, and any layout is accepted: a
     data archive inside a repository). Never holds more than one chunk of the archive in memory.
     """
-    gz = GunzipReader(raw, name=archive, max_bytes=limits.max_total_bytes + (64 << 20),
-                      on_raw_bytes=on_raw_bytes, max_ratio=limits.max_ratio, ratio_floor=limits.ratio_floor)
+    gz = GunzipReader(
+        raw,
+        name=archive,
+        max_bytes=limits.max_total_bytes + (64 << 20),
+        on_raw_bytes=on_raw_bytes,
+        max_ratio=limits.max_ratio,
+        ratio_floor=limits.ratio_floor,
+    )
     walk = _TarWalk(archive, keep, limits, max_kept_bytes, strip_top)
     hashes: dict[str, str] = {}
     with _tar_errors(archive), tarfile.open(fileobj=gz, mode="r|") as tar:  # type: ignore[call-overload]
@@ -237,7 +261,8 @@ class _TarWalk:
             self.top = head
         elif head != self.top:
             raise UnsafeArchiveError(
-                f"{self.archive}: entry {member.name!r} is outside the top-level folder {self.top + '/'!r}")
+                f"{self.archive}: entry {member.name!r} is outside the top-level folder {self.top + '/'!r}"
+            )
         return rel
 
     def _check_link(self, member: tarfile.TarInfo, full: str, rel: str) -> None:
@@ -246,30 +271,35 @@ class _TarWalk:
         if _link_escapes(member, full):
             raise UnsafeArchiveError(
                 f"{self.archive}: entry {member.name!r} is a {kind} pointing outside the tree "
-                f"({member.linkname!r})")
+                f"({member.linkname!r})"
+            )
         if rel and self.keep(rel):
             raise UnsafeArchiveError(
-                f"{self.archive}: entry {member.name!r} is a {kind}; kept files must be regular files")
+                f"{self.archive}: entry {member.name!r} is a {kind}; kept files must be regular files"
+            )
 
     def _count_size(self, member: tarfile.TarInfo) -> None:
         """The size limits per entry and for all entries together (on the headers)."""
         if member.size > self.limits.max_file_bytes:
             raise UnsafeArchiveError(
                 f"{self.archive}: entry {member.name!r} is {member.size} bytes "
-                f"(more than the {self.limits.max_file_bytes}-byte limit per file)")
+                f"(more than the {self.limits.max_file_bytes}-byte limit per file)"
+            )
         self.total += member.size
         if self.total > self.limits.max_total_bytes:
             raise UnsafeArchiveError(
                 f"{self.archive}: entries up to {member.name!r} add up to more than "
-                f"{self.limits.max_total_bytes} bytes")
+                f"{self.limits.max_total_bytes} bytes"
+            )
 
     def _check_utf8(self, rel: str) -> None:
         try:
             rel.encode("utf-8")
         except UnicodeEncodeError:
             shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            raise UnsafeArchiveError(f"{self.archive}: entry {shown!r} has a name that is not valid UTF-8") \
-                from None
+            raise UnsafeArchiveError(
+                f"{self.archive}: entry {shown!r} has a name that is not valid UTF-8"
+            ) from None
 
     def _count_kept(self, member: tarfile.TarInfo) -> None:
         """The kept files together at most the size pinned for the source."""
@@ -277,7 +307,8 @@ class _TarWalk:
         if self.max_kept_bytes is not None and self.kept_bytes > self.max_kept_bytes:
             raise OverPinnedSizeError(
                 f"{self.archive}: the kept files up to {member.name!r} add up to more than the "
-                f"{self.max_kept_bytes} bytes pinned for this source; the content cannot match the pin")
+                f"{self.max_kept_bytes} bytes pinned for this source; the content cannot match the pin"
+            )
 
 
 def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, archive: str) -> str:
@@ -295,8 +326,9 @@ def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, a
     return h.hexdigest()
 
 
-def check_zip_members(zf: zipfile.ZipFile, archive: str,
-                      limits: ArchiveLimits = DEFAULT_LIMITS) -> list[zipfile.ZipInfo]:
+def check_zip_members(
+    zf: zipfile.ZipFile, archive: str, limits: ArchiveLimits = DEFAULT_LIMITS
+) -> list[zipfile.ZipInfo]:
     """Validate the whole of an open zip (member names, links, devices, entry count, declared total size
     and its ratio to the archive's size); returns the file members. Per-member size, ratio, encryption
     and compression are checked when a member is read (``arcforge.sources.members.read_zip_member``), so one bad
@@ -322,8 +354,10 @@ def check_zip_members(zf: zipfile.ZipFile, archive: str,
             raise UnsafeArchiveError(f"{archive}: entry {info.filename!r} is a device or FIFO")
         total += info.file_size
         if total > budget:
-            raise UnsafeArchiveError(f"{archive}: entries add up to more than {budget} bytes "
-                                     f"({limits.max_ratio:g} times the archive's size at most)")
+            raise UnsafeArchiveError(
+                f"{archive}: entries add up to more than {budget} bytes "
+                f"({limits.max_ratio:g} times the archive's size at most)"
+            )
         if not info.is_dir():
             out.append(info)
     return out

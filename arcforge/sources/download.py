@@ -43,8 +43,10 @@ from arcforge.sources.archive import TruncatedArchiveError
 
 GITHUB_URL_ENV = "ARCFORGE_GITHUB_URL"
 DEFAULT_GITHUB_URL = "https://codeload.github.com"
-MIRROR_HINT = ("without GitHub access, use a mirror: --mirror PATH_OR_URL or ARCFORGE_MIRROR=... "
-               "(a folder laid out <owner>/<repo>/<files>, or an http(s) base URL serving GitHub-style tarballs)")
+MIRROR_HINT = (
+    "without GitHub access, use a mirror: --mirror PATH_OR_URL or ARCFORGE_MIRROR=... "
+    "(a folder laid out <owner>/<repo>/<files>, or an http(s) base URL serving GitHub-style tarballs)"
+)
 TRANSIENT_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 T = TypeVar("T")
@@ -75,7 +77,6 @@ class RetryPolicy:
             d = max(d, retry_after)
         return min(d, self.max_delay)
 
-
     @classmethod
     def from_env(cls) -> RetryPolicy:
         """Defaults, overridden by ``$ARCFORGE_RETRIES`` (attempts) and ``$ARCFORGE_RETRY_DELAY`` (seconds)."""
@@ -86,12 +87,21 @@ class RetryPolicy:
             timeout = float(os.environ.get("ARCFORGE_FETCH_TIMEOUT") or p.timeout)
             deadline = float(os.environ.get("ARCFORGE_FETCH_DEADLINE") or p.deadline)
         except ValueError:
-            raise FetchError("ARCFORGE_RETRIES must be an integer and ARCFORGE_RETRY_DELAY, "
-                             "ARCFORGE_FETCH_TIMEOUT, ARCFORGE_FETCH_DEADLINE numbers (seconds)") from None
+            raise FetchError(
+                "ARCFORGE_RETRIES must be an integer and ARCFORGE_RETRY_DELAY, "
+                "ARCFORGE_FETCH_TIMEOUT, ARCFORGE_FETCH_DEADLINE numbers (seconds)"
+            ) from None
         if not (timeout > 0 and deadline > 0):  # also refuses nan
             raise FetchError("ARCFORGE_FETCH_TIMEOUT and ARCFORGE_FETCH_DEADLINE must be positive seconds")
-        return cls(attempts=max(1, attempts), base_delay=max(0.0, base), max_delay=max(p.max_delay, base),
-                   timeout=timeout, deadline=deadline, min_rate=p.min_rate, rate_window=p.rate_window)
+        return cls(
+            attempts=max(1, attempts),
+            base_delay=max(0.0, base),
+            max_delay=max(p.max_delay, base),
+            timeout=timeout,
+            deadline=deadline,
+            min_rate=p.min_rate,
+            rate_window=p.rate_window,
+        )
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -118,10 +128,12 @@ class Clock:
     def check(self, received: int | None = None) -> None:
         if self.left() <= 0:
             got = f" ({received} bytes of this attempt received)" if received is not None else ""
-            raise DeadlineError(f"{self.what}: download of {self.url} did not finish within the "
-                                f"{self.policy.deadline:g} s deadline{got}",
-                                hint="the server is too slow or stalls; retry later, use a mirror, or allow "
-                                     "more time with ARCFORGE_FETCH_DEADLINE=SECONDS")
+            raise DeadlineError(
+                f"{self.what}: download of {self.url} did not finish within the "
+                f"{self.policy.deadline:g} s deadline{got}",
+                hint="the server is too slow or stalls; retry later, use a mirror, or allow "
+                "more time with ARCFORGE_FETCH_DEADLINE=SECONDS",
+            )
 
     def socket_timeout(self) -> float:
         return max(0.01, min(self.policy.timeout, self.left()))
@@ -161,8 +173,11 @@ class Watch:
             self.clock.check()
         if self.expired == "headers":
             c = self.clock
-            raise StalledError(f"{c.what}: {c.url} sent no complete status line and headers within "
-                               f"{min(c.policy.timeout, c.policy.deadline):g} s", hint=MIRROR_HINT)
+            raise StalledError(
+                f"{c.what}: {c.url} sent no complete status line and headers within "
+                f"{min(c.policy.timeout, c.policy.deadline):g} s",
+                hint=MIRROR_HINT,
+            )
 
     def connection(self, base: type[http.client.HTTPConnection]) -> Callable[..., http.client.HTTPConnection]:
         watch = self
@@ -205,8 +220,7 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
         self.watch = watch
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
-        return self.do_open(self.watch.connection(http.client.HTTPSConnection), req,
-                            context=self._context)  # type: ignore[attr-defined]
+        return self.do_open(self.watch.connection(http.client.HTTPSConnection), req, context=self._context)  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager
@@ -246,8 +260,11 @@ class WatchedResponse:
             data = self._resp.read1(n if n and n > 0 else 1 << 16)
         except TimeoutError:
             clock.check(self.received)
-            raise StalledError(f"{clock.what}: no data from {clock.url} for {policy.timeout:g} s "
-                               f"(after {self.received} bytes)", hint=MIRROR_HINT) from None
+            raise StalledError(
+                f"{clock.what}: no data from {clock.url} for {policy.timeout:g} s "
+                f"(after {self.received} bytes)",
+                hint=MIRROR_HINT,
+            ) from None
         self.received += len(data)
         now = time.monotonic()
         self._window_bytes += len(data)
@@ -256,7 +273,8 @@ class WatchedResponse:
                 raise StalledError(
                     f"{clock.what}: {clock.url} sent only {self._window_bytes} bytes in "
                     f"{now - self._window_start:.0f} s (at least {policy.min_rate:g} bytes/s are needed)",
-                    hint=MIRROR_HINT)
+                    hint=MIRROR_HINT,
+                )
             self._window_start, self._window_bytes = now, 0
         return data
 
@@ -281,9 +299,12 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, urllib.error.URLError):
         # DNS failure = offline: no point retrying; certificate errors will not fix themselves either.
         reason = exc.reason
-        return isinstance(reason, OSError) and not isinstance(reason, socket.gaierror | ssl.SSLCertVerificationError)
-    return isinstance(exc, TruncatedArchiveError | StalledError | http.client.HTTPException | ConnectionError
-                      | TimeoutError)
+        return isinstance(reason, OSError) and not isinstance(
+            reason, socket.gaierror | ssl.SSLCertVerificationError
+        )
+    return isinstance(
+        exc, TruncatedArchiveError | StalledError | http.client.HTTPException | ConnectionError | TimeoutError
+    )
 
 
 def _unreachable(exc: BaseException) -> bool:
@@ -307,18 +328,22 @@ def _describe(exc: BaseException) -> str:
 def _timed_out(exc: BaseException) -> bool:
     """A read or connect that timed out (the deadline is then checked first)."""
     return isinstance(exc, TimeoutError | socket.timeout) or (
-        isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, TimeoutError))
+        isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, TimeoutError)
+    )
 
 
-def _retry_delay(exc: BaseException, attempt: int, policy: RetryPolicy, clock: Clock, what: str,
-                 url: str) -> float:
+def _retry_delay(
+    exc: BaseException, attempt: int, policy: RetryPolicy, clock: Clock, what: str, url: str
+) -> float:
     """The wait before the next attempt; a ``DeadlineError`` saying why it failed when the deadline
     leaves no time for it."""
     delay = policy.delay(attempt, _retry_after(exc))
     if delay >= clock.left():  # no time left for another try: say why it failed
-        raise DeadlineError(f"{what}: gave up on {url} after {attempt} attempt(s) within the "
-                            f"{policy.deadline:g} s deadline: {_describe(exc)}",
-                            hint=MIRROR_HINT) from None
+        raise DeadlineError(
+            f"{what}: gave up on {url} after {attempt} attempt(s) within the "
+            f"{policy.deadline:g} s deadline: {_describe(exc)}",
+            hint=MIRROR_HINT,
+        ) from None
     return delay
 
 
@@ -326,18 +351,28 @@ def _failure(exc: BaseException, attempt: int, what: str, url: str, host: str) -
     """The error for a download that will not be tried again: the host cannot be reached, a truncated
     archive out of attempts, or another failure."""
     if _unreachable(exc):
-        return FetchError(f"{what}: cannot reach {host}: {_describe(exc)}"
-                          + (f" (after {attempt} attempts)" if attempt > 1 else ""),
-                          hint=MIRROR_HINT)
+        return FetchError(
+            f"{what}: cannot reach {host}: {_describe(exc)}"
+            + (f" (after {attempt} attempts)" if attempt > 1 else ""),
+            hint=MIRROR_HINT,
+        )
     if isinstance(exc, FetchError):  # truncated archive, out of attempts
         return FetchError(f"{exc.message} (after {attempt} attempts)", hint=MIRROR_HINT)
-    return FetchError(f"{what}: download of {url} failed after {attempt} attempt(s): {_describe(exc)}",
-                      hint=MIRROR_HINT)
+    return FetchError(
+        f"{what}: download of {url} failed after {attempt} attempt(s): {_describe(exc)}", hint=MIRROR_HINT
+    )
 
 
-def with_retries(fn: Callable[[int], T], *, url: str, what: str, policy: RetryPolicy = DEFAULT_RETRY,
-                 on_retry: Callable[[int, BaseException, float], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Clock | None = None) -> T:
+def with_retries(
+    fn: Callable[[int], T],
+    *,
+    url: str,
+    what: str,
+    policy: RetryPolicy = DEFAULT_RETRY,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Clock | None = None,
+) -> T:
     """Run ``fn(attempt)`` until it succeeds, retrying transient errors; map failures to typed errors.
 
     ``what`` names the source in messages. HTTP 404/410 -> ``SourceUnavailableError``; host not reachable
@@ -350,13 +385,20 @@ def with_retries(fn: Callable[[int], T], *, url: str, what: str, policy: RetryPo
         clock.check()
         try:
             return fn(attempt)
-        except (urllib.error.URLError, http.client.HTTPException, OSError, TruncatedArchiveError,
-                StalledError) as exc:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            OSError,
+            TruncatedArchiveError,
+            StalledError,
+        ) as exc:
             if _timed_out(exc):
                 clock.check()
             if isinstance(exc, urllib.error.HTTPError) and exc.code in (404, 410):
-                raise SourceUnavailableError(f"{what}: not found at {url} (HTTP {exc.code})",
-                                             hint="check the manifest's repo and commit, or the mirror") from None
+                raise SourceUnavailableError(
+                    f"{what}: not found at {url} (HTTP {exc.code})",
+                    hint="check the manifest's repo and commit, or the mirror",
+                ) from None
             if is_transient(exc) and attempt < policy.attempts:
                 delay = _retry_delay(exc, attempt, policy, clock, what, url)
                 if on_retry is not None:
@@ -365,4 +407,3 @@ def with_retries(fn: Callable[[int], T], *, url: str, what: str, policy: RetryPo
                 continue
             raise _failure(exc, attempt, what, url, host) from None
     raise AssertionError("unreachable")  # pragma: no cover
-

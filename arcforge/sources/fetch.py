@@ -52,8 +52,10 @@ MARKER = ".arcforge-source.json"
 MIRROR_ENV = "ARCFORGE_MIRROR"
 STATUSES = ("cached", "fetched", "failed", "unavailable")
 FETCH_WORKERS = 4  # sources fetched in parallel (threads)
-DIGEST_HINT = ("the source or mirror serves different files than were pinned; if the pin is outdated, "
-               "update it (see README: Fetching sources)")
+DIGEST_HINT = (
+    "the source or mirror serves different files than were pinned; if the pin is outdated, "
+    "update it (see README: Fetching sources)"
+)
 
 
 @dataclass
@@ -230,11 +232,13 @@ def resolve_mirror(mirror: str | Path | None) -> Mirror | None:
     if text.startswith(("http://", "https://")):
         return Mirror("url", text.rstrip("/"))
     if text.startswith("file://"):
-        text = text[len("file://"):]
+        text = text[len("file://") :]
     folder = Path(text).expanduser()
     if not folder.is_dir():
-        raise FetchError(f"mirror folder {folder} does not exist",
-                         hint="--mirror takes a folder laid out <owner>/<repo>/<files>, or an http(s) URL")
+        raise FetchError(
+            f"mirror folder {folder} does not exist",
+            hint="--mirror takes a folder laid out <owner>/<repo>/<files>, or an http(s) URL",
+        )
     return Mirror("folder", str(folder.resolve()))
 
 
@@ -249,8 +253,11 @@ def _copy_from_folder(m: Manifest, mirror: Mirror, progress: Progress, key: str)
             rel.encode("utf-8")
         except UnicodeEncodeError:
             shown = os.fsencode(rel).decode("utf-8", "replace")
-            raise FetchError(f"{m.name}: {root / shown}: the file name is not valid UTF-8; it cannot be "
-                             "named in the source's digest", hint="rename the file in the mirror") from None
+            raise FetchError(
+                f"{m.name}: {root / shown}: the file name is not valid UTF-8; it cannot be "
+                "named in the source's digest",
+                hint="rename the file in the mirror",
+            ) from None
     progress.update(key, completed=0, total=sum((root / r).stat().st_size for r in rels))
     staging = staging_dir(m.name)
     try:
@@ -277,8 +284,15 @@ def _copy_hashing(src: Path, dst: Path, on_bytes) -> str:
     return h.hexdigest()
 
 
-def _download(m: Manifest, base: str, progress: Progress, key: str, retry: RetryPolicy,
-              limits: ArchiveLimits, pin: lock.Pin | None = None) -> _Fetched:
+def _download(
+    m: Manifest,
+    base: str,
+    progress: Progress,
+    key: str,
+    retry: RetryPolicy,
+    limits: ArchiveLimits,
+    pin: lock.Pin | None = None,
+) -> _Fetched:
     url = download.tarball_url(base, m.owner, m.repo_name, m.commit)
     clock = download.Clock(retry, m.name, url)
 
@@ -289,8 +303,14 @@ def _download(m: Manifest, base: str, progress: Progress, key: str, retry: Retry
                 length = resp.headers.get("Content-Length")
                 progress.update(key, completed=0, total=int(length) if length and length.isdigit() else None)
                 hashes = archive.extract_tar_gz(
-                    resp, staging, lambda rel: matches_any(rel, m.files), archive=f"{m.name} ({url})", limits=limits,
-                    on_raw_bytes=lambda k: progress.advance(key, k), max_kept_bytes=max_kept_bytes)
+                    resp,
+                    staging,
+                    lambda rel: matches_any(rel, m.files),
+                    archive=f"{m.name} ({url})",
+                    limits=limits,
+                    on_raw_bytes=lambda k: progress.advance(key, k),
+                    max_kept_bytes=max_kept_bytes,
+                )
             return _Fetched(staging, hashes, url)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -304,20 +324,28 @@ def _download(m: Manifest, base: str, progress: Progress, key: str, retry: Retry
         raise DigestMismatchError(
             f"{m.name}: content from {url} is larger than the {pin.bytes} bytes {pin.lock_path} pins with "
             f"digest {pin.digest}, so it cannot match; the cache was left as it was ({e.message})",
-            hint=DIGEST_HINT) from None
+            hint=DIGEST_HINT,
+        ) from None
 
 
-def _from_hub(m: Manifest, mirror: Mirror | None, progress: Progress, retry: RetryPolicy,
-              pin: lock.Pin | None) -> _Fetched:
+def _from_hub(
+    m: Manifest, mirror: Mirror | None, progress: Progress, retry: RetryPolicy, pin: lock.Pin | None
+) -> _Fetched:
     if mirror is not None:  # an http(s) mirror serves GitHub tarballs, not Hub datasets
-        raise SourceUnavailableError(f"{m.name}: the mirror {mirror.location} serves GitHub tarballs, not the "
-                                     f"Hub dataset {m.repo}",
-                                     hint="use a folder mirror holding hf/<org>/<name>/, or no mirror")
+        raise SourceUnavailableError(
+            f"{m.name}: the mirror {mirror.location} serves GitHub tarballs, not the Hub dataset {m.repo}",
+            hint="use a folder mirror holding hf/<org>/<name>/, or no mirror",
+        )
     staging = staging_dir(m.name)
     try:
         hashes, origin = hub_fetch.from_hub(
-            m, staging, pin, retry, on_total=lambda n: progress.update(m.name, completed=0, total=n),
-            on_bytes=lambda n: progress.advance(m.name, n))
+            m,
+            staging,
+            pin,
+            retry,
+            on_total=lambda n: progress.update(m.name, completed=0, total=n),
+            on_bytes=lambda n: progress.advance(m.name, n),
+        )
         return _Fetched(staging, hashes, origin)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -325,9 +353,15 @@ def _from_hub(m: Manifest, mirror: Mirror | None, progress: Progress, retry: Ret
 
 
 # --- fetching ----------------------------------------------------------------------------------------------
-def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = False,
-                 progress: Progress | None = None, retry: RetryPolicy = DEFAULT_RETRY,
-                 limits: ArchiveLimits = DEFAULT_LIMITS) -> FetchResult:
+def fetch_source(
+    m: Manifest,
+    *,
+    mirror: Mirror | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+) -> FetchResult:
     """Fetch one source (see the module docstring). Errors become a ``failed``/``unavailable`` result."""
     progress = progress or NULL_PROGRESS
     t0 = time.perf_counter()
@@ -337,8 +371,15 @@ def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = Fal
             folder = cached_path(m, verify=True)
             if folder is not None:
                 marker = read_marker(folder) or {}
-                return FetchResult(m.name, "cached", folder, marker.get("digest"), int(marker.get("count", 0)),
-                                   pin_path=pin.lock_path if pin else None, seconds=time.perf_counter() - t0)
+                return FetchResult(
+                    m.name,
+                    "cached",
+                    folder,
+                    marker.get("digest"),
+                    int(marker.get("count", 0)),
+                    pin_path=pin.lock_path if pin else None,
+                    seconds=time.perf_counter() - t0,
+                )
         progress.start(m.name, m.name, None, unit="bytes")
         try:
             if mirror is not None and mirror.kind == "folder":
@@ -363,8 +404,10 @@ def fetch_source(m: Manifest, *, mirror: Mirror | None = None, force: bool = Fal
 
 def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: float) -> FetchResult:
     if not got.hashes:
-        raise FetchError(f"{m.name}: no file in {got.origin} matches the manifest's files "
-                         f"({', '.join(m.files)})", hint=f"check 'files' in {m.path}")
+        raise FetchError(
+            f"{m.name}: no file in {got.origin} matches the manifest's files ({', '.join(m.files)})",
+            hint=f"check 'files' in {m.path}",
+        )
     hub = m.kind == paths.HUB_KIND
     if hub:
         hub_fetch.check_hashes(m, got.hashes, pin, got.origin)
@@ -372,25 +415,53 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     if pin is not None and digest != pin.digest:
         raise DigestMismatchError(
             f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins {pin.digest}; "
-            "the cache was left as it was", hint=DIGEST_HINT)
-    marker = {"name": m.name, "kind": m.kind, "repo": m.repo, "commit": m.commit, "files": list(m.files),
-              "digest": digest,
-              "count": len(got.hashes), "origin": got.origin,
-              "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "the cache was left as it was",
+            hint=DIGEST_HINT,
+        )
+    marker = {
+        "name": m.name,
+        "kind": m.kind,
+        "repo": m.repo,
+        "commit": m.commit,
+        "files": list(m.files),
+        "digest": digest,
+        "count": len(got.hashes),
+        "origin": got.origin,
+        "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     (got.staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
     dest = cache_dir(m)
     _place(got.staging, dest)
     recorded = pin is None
     nbytes = sum((dest / rel).stat().st_size for rel in got.hashes) if recorded else 0
-    pin_path = (lock.record_pin(m, digest, len(got.hashes), nbytes, dict(got.hashes) if hub else None)
-                if recorded else pin.lock_path)
-    return FetchResult(m.name, "fetched", dest, digest, len(got.hashes), got.origin, recorded, pin_path,
-                       seconds=time.perf_counter() - t0)
+    pin_path = (
+        lock.record_pin(m, digest, len(got.hashes), nbytes, dict(got.hashes) if hub else None)
+        if recorded
+        else pin.lock_path
+    )
+    return FetchResult(
+        m.name,
+        "fetched",
+        dest,
+        digest,
+        len(got.hashes),
+        got.origin,
+        recorded,
+        pin_path,
+        seconds=time.perf_counter() - t0,
+    )
 
 
-def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = None, force: bool = False,
-                  progress: Progress | None = None, workers: int = FETCH_WORKERS, retry: RetryPolicy | None = None,
-                  limits: ArchiveLimits = DEFAULT_LIMITS) -> list[FetchResult]:
+def fetch_sources(
+    manifests: Iterable[Manifest],
+    *,
+    mirror: str | Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    workers: int = FETCH_WORKERS,
+    retry: RetryPolicy | None = None,
+    limits: ArchiveLimits = DEFAULT_LIMITS,
+) -> list[FetchResult]:
     """Fetch several sources in parallel (``workers`` threads); results in the order given.
 
     ``mirror``: a folder or http(s) URL (see the module docstring); ``None`` reads ``$ARCFORGE_MIRROR``.
@@ -403,13 +474,19 @@ def fetch_sources(manifests: Iterable[Manifest], *, mirror: str | Path | None = 
     for m in ms:
         other = seen.setdefault(cache_dir(m), m)
         if other is not m and other.files != m.files:
-            raise ManifestError(f"{m.path}: {m.name} and {other.name} share {m.repo}@{m.short_commit} but keep "
-                                "different files; one cache folder cannot hold both")
+            raise ManifestError(
+                f"{m.path}: {m.name} and {other.name} share {m.repo}@{m.short_commit} but keep "
+                "different files; one cache folder cannot hold both"
+            )
     mir = resolve_mirror(mirror)
     if not ms:
         return []
     recover()
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ms))), thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(fetch_source, m, mirror=mir, force=force, progress=progress, retry=retry,
-                               limits=limits) for m in ms]
+        futures = [
+            pool.submit(
+                fetch_source, m, mirror=mir, force=force, progress=progress, retry=retry, limits=limits
+            )
+            for m in ms
+        ]
         return [f.result() for f in futures]

@@ -153,9 +153,13 @@ class ReArc(Driver):
         return Sandbox(self.root, self.MODULES, self.limits, stubs=self.stubs)
 
     def job(self, key: str) -> dict[str, Any]:
-        return {"make": ["generators", f"generate_{key}", [0, 1]], "verify": ["verifiers", f"verify_{key}"],
-                "reset": {"utils.rng": []}, "mean_of": {"rng_difficulty": "utils.rng"},
-                "measure": {"pso_difficulty": ["main", "get_pso_difficulty"]}}
+        return {
+            "make": ["generators", f"generate_{key}", [0, 1]],
+            "verify": ["verifiers", f"verify_{key}"],
+            "reset": {"utils.rng": []},
+            "mean_of": {"rng_difficulty": "utils.rng"},
+            "measure": {"pso_difficulty": ["main", "get_pso_difficulty"]},
+        }
 
 
 class BarcSeeds(Driver):
@@ -192,8 +196,15 @@ def driver(root: Path, settings: dict[str, Any]) -> Driver:
 def _decode(cells: Any, where: str) -> np.ndarray:
     """A grid the worker sent as ``[height, width, digits]``, checked (a worker can send only data)."""
     h, w, text = cells
-    if not (type(h) is int and type(w) is int and 0 < h <= MAX_GRID_SIDE and 0 < w <= MAX_GRID_SIDE
-            and isinstance(text, str) and len(text) == h * w and text.isascii()):
+    if not (
+        type(h) is int
+        and type(w) is int
+        and 0 < h <= MAX_GRID_SIDE
+        and 0 < w <= MAX_GRID_SIDE
+        and isinstance(text, str)
+        and len(text) == h * w
+        and text.isascii()
+    ):
         raise TaskFormatError("bad_structure", f"{where}: malformed grid from the worker")
     grid = np.frombuffer(text.encode("ascii"), dtype=np.uint8) - 48
     if (grid > 9).any():
@@ -226,10 +237,18 @@ class _KeyRun:
 
     def request(self) -> dict[str, Any]:
         need = self.n - len(self.res.examples)
-        stop = min(self.limit, self.next + need + need // 4 + 8)  # about the attempts it takes, more on demand
-        return {"op": "gen", "job": self.job, "start": self.next, "need": need, "give_up": GIVE_UP - self.in_row,
-                "seeds": [example_seed(self.source, self.key, i) for i in range(self.next, stop)],
-                "seen": [list(s) for s in self.seen] if self.seen and self.next else []}
+        stop = min(
+            self.limit, self.next + need + need // 4 + 8
+        )  # about the attempts it takes, more on demand
+        return {
+            "op": "gen",
+            "job": self.job,
+            "start": self.next,
+            "need": need,
+            "give_up": GIVE_UP - self.in_row,
+            "seeds": [example_seed(self.source, self.key, i) for i in range(self.next, stop)],
+            "seen": [list(s) for s in self.seen] if self.seen and self.next else [],
+        }
 
     def take(self, frame: dict[str, Any]) -> bool:
         """Count one frame; False when it breaks the protocol (the stream is then dropped)."""
@@ -250,7 +269,9 @@ class _KeyRun:
                 ki, ko = frame["k"][:3], frame["k"][3:]
                 inp, out = _decode(ki, "input"), _decode(ko, "output")
             except (TaskFormatError, TypeError, ValueError) as e:
-                return Failure("bad_structure", e.detail if isinstance(e, TaskFormatError) else "malformed reply")
+                return Failure(
+                    "bad_structure", e.detail if isinstance(e, TaskFormatError) else "malformed reply"
+                )
             ident = tuple(ki)
             if inp.shape == out.shape and np.array_equal(inp, out):
                 return Failure("degenerate")
@@ -351,25 +372,55 @@ def generate_keys(d: Driver, source: str, keys: Sequence[str], n: int) -> list[K
     return out
 
 
-def group_tasks(res: KeyResult, d: Driver, *, source: str, split: str, k: int, provenance: dict[str, str]
-                ) -> tuple[list[Task], int]:
+def group_tasks(
+    res: KeyResult, d: Driver, *, source: str, split: str, k: int, provenance: dict[str, str]
+) -> tuple[list[Task], int]:
     """The key's kept examples in tasks of k demonstrations + 1 test, and how many were left over.
     ``provenance``: the source's repo, commit and license."""
     size = k + 1
-    tasks = [example_task(res, d, res.examples[c * size : (c + 1) * size], c, source=source, split=split,
-                          provenance=provenance) for c in range(len(res.examples) // size)]
+    tasks = [
+        example_task(
+            res,
+            d,
+            res.examples[c * size : (c + 1) * size],
+            c,
+            source=source,
+            split=split,
+            provenance=provenance,
+        )
+        for c in range(len(res.examples) // size)
+    ]
     return tasks, len(res.examples) - len(tasks) * size
 
 
-def example_task(res: KeyResult, d: Driver, chunk: Sequence[Example], number: int, *, source: str, split: str,
-                 provenance: dict[str, str]) -> Task:
+def example_task(
+    res: KeyResult,
+    d: Driver,
+    chunk: Sequence[Example],
+    number: int,
+    *,
+    source: str,
+    split: str,
+    provenance: dict[str, str],
+) -> Task:
     """Task ``number`` of key ``res.key``: the examples of ``chunk`` as demonstrations, its last one the test."""
     pairs = [Pair(e.input, e.output) for e in chunk]
     extra: dict[str, Any] = {"generator": res.key, "attempts": [e.index for e in chunk]}
     for m in sorted({m for e in chunk for m in e.measures}):
         vals = [e.measures[m] for e in chunk if m in e.measures]
         extra[m] = round(sum(vals) / len(vals), 6)
-    return Task(f"{source}/{split}/{res.key}/{number:04d}", source, split, pairs[:-1], pairs[-1:],
-                provenance["repo"], provenance["commit"], d.path(res.key), provenance["license"],
-                extra, derived_from=d.derived_from(res.key), quality=d.quality,
-                upstream_difficulty=extra.get("pso_difficulty"))
+    return Task(
+        f"{source}/{split}/{res.key}/{number:04d}",
+        source,
+        split,
+        pairs[:-1],
+        pairs[-1:],
+        provenance["repo"],
+        provenance["commit"],
+        d.path(res.key),
+        provenance["license"],
+        extra,
+        derived_from=d.derived_from(res.key),
+        quality=d.quality,
+        upstream_difficulty=extra.get("pso_difficulty"),
+    )

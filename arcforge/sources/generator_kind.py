@@ -25,8 +25,14 @@ from arcforge.errors import ManifestError
 from arcforge.sources.kinds import register
 
 DRIVERS = ("re_arc", "barc_seeds")
-DEFAULTS: dict[str, Any] = {"stubs": [], "split": "generated", "k": 3, "call_s": 5.0, "memory_mb": 1024,
-                            "keys": []}
+DEFAULTS: dict[str, Any] = {
+    "stubs": [],
+    "split": "generated",
+    "k": 3,
+    "call_s": 5.0,
+    "memory_mb": 1024,
+    "keys": [],
+}
 
 
 def _positive(settings: Mapping[str, Any], key: str, kind: type, where: Path) -> Any:
@@ -47,7 +53,9 @@ class GeneratorKind:
             raise ManifestError(f"{where}: [generator] has unknown field(s) {', '.join(sorted(unknown))}")
         driver = settings.get("driver")
         if driver not in DRIVERS:
-            raise ManifestError(f"{where}: [generator] 'driver' = {driver!r} must be one of {', '.join(DRIVERS)}")
+            raise ManifestError(
+                f"{where}: [generator] 'driver' = {driver!r} must be one of {', '.join(DRIVERS)}"
+            )
         out: dict[str, Any] = {**DEFAULTS, **settings}
         for key in ("code", "stubs", "keys"):
             v = out.get(key)

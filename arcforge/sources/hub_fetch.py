@@ -26,8 +26,10 @@ from arcforge.sources import lock
 from arcforge.sources.download import Clock, RetryPolicy
 from arcforge.sources.manifest import Manifest, matches_any
 
-DIGEST_HINT = ("the Hub or the mirror serves a different file than was pinned; if the pin is outdated, "
-               "update it (see docs/sources.md)")
+DIGEST_HINT = (
+    "the Hub or the mirror serves a different file than was pinned; if the pin is outdated, "
+    "update it (see docs/sources.md)"
+)
 
 
 class HubClient(Protocol):
@@ -35,11 +37,21 @@ class HubClient(Protocol):
 
     def endpoint(self) -> str | None: ...
 
-    def list_files(self, repo_id: str, revision: str, *, what: str, policy: RetryPolicy,
-                   clock: Clock) -> dict[str, int]: ...
+    def list_files(
+        self, repo_id: str, revision: str, *, what: str, policy: RetryPolicy, clock: Clock
+    ) -> dict[str, int]: ...
 
-    def download_file(self, repo_id: str, revision: str, filename: str, *, what: str, policy: RetryPolicy,
-                      clock: Clock, on_bytes: Callable[[int], None] | None = None) -> Path: ...
+    def download_file(
+        self,
+        repo_id: str,
+        revision: str,
+        filename: str,
+        *,
+        what: str,
+        policy: RetryPolicy,
+        clock: Clock,
+        on_bytes: Callable[[int], None] | None = None,
+    ) -> Path: ...
 
     def forget(self, path: Path) -> None: ...
 
@@ -55,8 +67,10 @@ def set_client(client: HubClient | None) -> None:
 
 def _get_client(m: Manifest) -> HubClient:
     if _client is None:
-        raise FetchError(f"{m.name}: no Hub client is registered to download this Hub dataset",
-                         hint="import arcforge.hub.download first (arcforge fetch does), or use a folder mirror")
+        raise FetchError(
+            f"{m.name}: no Hub client is registered to download this Hub dataset",
+            hint="import arcforge.hub.download first (arcforge fetch does), or use a folder mirror",
+        )
     return _client
 
 
@@ -74,8 +88,11 @@ def check_file(m: Manifest, rel: str, digest: str, pin: lock.Pin | None, origin:
     """Refuse a file whose sha256 differs from the one pinned for it."""
     want = (pin.sha256 or {}).get(rel) if pin is not None else None
     if want is not None and want != digest:
-        raise DigestMismatchError(f"{m.name}: {rel} from {origin} has sha256 {digest}, but {pin.lock_path} pins "
-                                  f"{want}; the cache was left as it was", hint=DIGEST_HINT)
+        raise DigestMismatchError(
+            f"{m.name}: {rel} from {origin} has sha256 {digest}, but {pin.lock_path} pins "
+            f"{want}; the cache was left as it was",
+            hint=DIGEST_HINT,
+        )
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -86,8 +103,14 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def from_hub(m: Manifest, staging: Path, pin: lock.Pin | None, retry: RetryPolicy,
-             on_total: Callable[[int], None], on_bytes: Callable[[int], None]) -> tuple[dict[str, str], str]:
+def from_hub(
+    m: Manifest,
+    staging: Path,
+    pin: lock.Pin | None,
+    retry: RetryPolicy,
+    on_total: Callable[[int], None],
+    on_bytes: Callable[[int], None],
+) -> tuple[dict[str, str], str]:
     """Download the kept files of ``m`` into ``staging``; returns ``({path: sha256}, origin)``."""
     download = _get_client(m)
     origin = f"{download.endpoint() or 'https://huggingface.co'}/datasets/{m.repo}@{m.commit}"
@@ -95,17 +118,23 @@ def from_hub(m: Manifest, staging: Path, pin: lock.Pin | None, retry: RetryPolic
     listing = download.list_files(m.repo, m.commit, what=m.name, policy=retry, clock=clock)
     wanted = sorted(rel for rel in listing if matches_any(rel, m.files))
     if not wanted:
-        raise SourceUnavailableError(f"{m.name}: no file of {origin} matches the manifest's files "
-                                     f"({', '.join(m.files)})", hint=f"check 'files' in {m.path}")
+        raise SourceUnavailableError(
+            f"{m.name}: no file of {origin} matches the manifest's files ({', '.join(m.files)})",
+            hint=f"check 'files' in {m.path}",
+        )
     total = sum(listing[r] for r in wanted)
     if pin is not None and pin.bytes and total > pin.bytes:
-        raise DigestMismatchError(f"{m.name}: the files at {origin} add up to {total} bytes, more than the "
-                                  f"{pin.bytes} that {pin.lock_path} pins", hint=DIGEST_HINT)
+        raise DigestMismatchError(
+            f"{m.name}: the files at {origin} add up to {total} bytes, more than the "
+            f"{pin.bytes} that {pin.lock_path} pins",
+            hint=DIGEST_HINT,
+        )
     on_total(total)
     hashes: dict[str, str] = {}
     for rel in wanted:
-        got = download.download_file(m.repo, m.commit, rel, what=m.name, policy=retry, clock=clock,
-                                     on_bytes=on_bytes)
+        got = download.download_file(
+            m.repo, m.commit, rel, what=m.name, policy=retry, clock=clock, on_bytes=on_bytes
+        )
         digest = sha256_file(got)
         try:
             check_file(m, rel, digest, pin, origin)
@@ -120,12 +149,15 @@ def from_hub(m: Manifest, staging: Path, pin: lock.Pin | None, retry: RetryPolic
 def mirror_missing(m: Manifest, root: Path, mirror: str) -> SourceUnavailableError | None:
     """Why a folder mirror cannot serve ``m`` (``None`` when it holds some of its files)."""
     if not root.is_dir():
-        return SourceUnavailableError(f"{m.name}: {m.repo} is not in the mirror {mirror}",
-                                      hint=f"expected the folder {root}")
+        return SourceUnavailableError(
+            f"{m.name}: {m.repo} is not in the mirror {mirror}", hint=f"expected the folder {root}"
+        )
     if not lock.kept_files(root, m.files):
-        return SourceUnavailableError(f"{m.name}: the mirror {mirror} holds {m.repo} but none of the files this "
-                                      f"source keeps ({', '.join(m.files)})",
-                                      hint=f"add them under {root}, or fetch without the mirror")
+        return SourceUnavailableError(
+            f"{m.name}: the mirror {mirror} holds {m.repo} but none of the files this "
+            f"source keeps ({', '.join(m.files)})",
+            hint=f"add them under {root}, or fetch without the mirror",
+        )
     return None
 
 
@@ -136,6 +168,8 @@ def check_hashes(m: Manifest, hashes: dict[str, str], pin: lock.Pin | None, orig
     if pin is not None and pin.sha256:
         missing = sorted(set(pin.sha256) - set(hashes))
         if missing:
-            raise FetchError(f"{m.name}: {origin} lacks {missing[0]}"
-                             + (f" and {len(missing) - 1} more pinned file(s)" if len(missing) > 1 else ""),
-                             hint=DIGEST_HINT)
+            raise FetchError(
+                f"{m.name}: {origin} lacks {missing[0]}"
+                + (f" and {len(missing) - 1} more pinned file(s)" if len(missing) > 1 else ""),
+                hint=DIGEST_HINT,
+            )

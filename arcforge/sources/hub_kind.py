@@ -39,5 +39,7 @@ class HubKind:
             raise ManifestError(f"{where}: [hub] has unknown field(s) {', '.join(sorted(unknown))}")
         repo_type = settings.get("repo_type", "dataset")
         if repo_type not in REPO_TYPES:
-            raise ManifestError(f"{where}: [hub] 'repo_type' = {repo_type!r} must be one of {', '.join(REPO_TYPES)}")
+            raise ManifestError(
+                f"{where}: [hub] 'repo_type' = {repo_type!r} must be one of {', '.join(REPO_TYPES)}"
+            )
         return {"repo_type": repo_type}

@@ -123,22 +123,33 @@ def read_lock(path: Path) -> dict[str, Pin]:
     except FileNotFoundError:
         return {}
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{path}: not a valid lock file: {e}",
-                            hint="fix or delete it (deleted pins are recorded again on the next fetch)") from None
+        raise ManifestError(
+            f"{path}: not a valid lock file: {e}",
+            hint="fix or delete it (deleted pins are recorded again on the next fetch)",
+        ) from None
     pins = {}
     for name, entry in data.items():
-        ok = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("repo", "commit", "digest"))
+        ok = isinstance(entry, dict) and all(
+            isinstance(entry.get(k), str) for k in ("repo", "commit", "digest")
+        )
         if not ok or not str(entry["digest"]).startswith("sha256:"):
-            raise ManifestError(f"{path}: entry [{name}] needs string fields repo, commit and digest='sha256:...'")
+            raise ManifestError(
+                f"{path}: entry [{name}] needs string fields repo, commit and digest='sha256:...'"
+            )
         try:
             files, size = int(entry.get("files", 0)), int(entry.get("bytes", 0))
         except (TypeError, ValueError):
             raise ManifestError(f"{path}: entry [{name}]: files and bytes must be integers") from None
         per_file = entry.get("sha256")
-        if per_file is not None and not (isinstance(per_file, dict) and all(
-                isinstance(v, str) and len(v) == 64 for v in per_file.values())):
-            raise ManifestError(f"{path}: entry [{name}]: sha256 must map file paths to 64-hex sha256 strings")
-        pins[name] = Pin(name, entry["repo"], entry["commit"], entry["digest"], files, Path(path), size, per_file)
+        if per_file is not None and not (
+            isinstance(per_file, dict) and all(isinstance(v, str) and len(v) == 64 for v in per_file.values())
+        ):
+            raise ManifestError(
+                f"{path}: entry [{name}]: sha256 must map file paths to 64-hex sha256 strings"
+            )
+        pins[name] = Pin(
+            name, entry["repo"], entry["commit"], entry["digest"], files, Path(path), size, per_file
+        )
     return pins
 
 
@@ -146,7 +157,11 @@ def _sha256_line(p: Pin) -> str:
     """``sha256 = { "path" = "hex", ... }``: each file's sha256 (Hub sources), as one TOML inline table."""
     if not p.sha256:
         return ""
-    return "sha256 = { " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(p.sha256.items())) + " }\n"
+    return (
+        "sha256 = { "
+        + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(p.sha256.items()))
+        + " }\n"
+    )
 
 
 def write_lock(path: Path, pins: Iterable[Pin]) -> None:
@@ -154,9 +169,12 @@ def write_lock(path: Path, pins: Iterable[Pin]) -> None:
     lines = [_HEADER]
     for p in sorted(pins, key=lambda p: p.name):
         # json.dumps yields valid TOML basic strings for these ASCII values.
-        lines.append(f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\ncommit = {json.dumps(p.commit)}\n"
-                     f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n"
-                     + (f"bytes = {p.bytes}\n" if p.bytes else "") + _sha256_line(p))
+        lines.append(
+            f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\ncommit = {json.dumps(p.commit)}\n"
+            f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n"
+            + (f"bytes = {p.bytes}\n" if p.bytes else "")
+            + _sha256_line(p)
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -178,8 +196,9 @@ def find_pin(m: Manifest) -> Pin | None:
     return None
 
 
-def record_pin(m: Manifest, digest: str, files: int, nbytes: int = 0,
-               sha256: Mapping[str, str] | None = None) -> Path:
+def record_pin(
+    m: Manifest, digest: str, files: int, nbytes: int = 0, sha256: Mapping[str, str] | None = None
+) -> Path:
     """Record a first-fetch digest in the home lock; returns the lock's path."""
     path = home_lock_path()
     # Threads of this process and other processes (two first fetches at once) must not drop each other's
@@ -200,8 +219,18 @@ def pins_from_mirror(manifests: Iterable[Manifest], mirror: Path) -> list[Pin]:
         if root.is_dir() and kept_files(root, m.files):
             hashes = hash_tree(root, m.files)
             size = sum((root / rel).stat().st_size for rel in hashes)
-            out.append(Pin(m.name, m.repo, m.commit, digest_from_hashes(hashes), len(hashes), repo_lock_path(m), size,
-                           hashes if m.kind == paths.HUB_KIND else None))
+            out.append(
+                Pin(
+                    m.name,
+                    m.repo,
+                    m.commit,
+                    digest_from_hashes(hashes),
+                    len(hashes),
+                    repo_lock_path(m),
+                    size,
+                    hashes if m.kind == paths.HUB_KIND else None,
+                )
+            )
     return out
 
 
@@ -212,7 +241,9 @@ def mirror_root(mirror: Path, m: Manifest) -> Path:
     return mirror / m.owner / m.repo_name
 
 
-if __name__ == "__main__":  # python -m arcforge.sources.lock MIRROR_DIR [MANIFEST_DIR]: regenerate the shipped lock
+if (
+    __name__ == "__main__"
+):  # python -m arcforge.sources.lock MIRROR_DIR [MANIFEST_DIR]: regenerate the shipped lock
     import sys
 
     from arcforge.sources.manifest import load_manifests

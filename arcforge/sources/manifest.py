@@ -206,10 +206,17 @@ def _str_list(data: dict[str, Any], key: str, where: Path, required: bool = True
 def _check_path(value: str, key: str, where: Path) -> str:
     """A path or glob inside the source's tree: relative, no ``..`` segment, no control character."""
     parts = value.replace("!", "/").split("/")
-    if (value.startswith(("/", "\\")) or "\\" in value or ".." in parts or re.search(r"[\x00-\x1f\x7f]", value)
-            or (len(value) > 1 and value[1] == ":")):
-        raise ManifestError(f"{where}: field '{key}' = {value!r} must be a relative path inside the source "
-                            "(no leading '/', no '..', no backslash or control character)")
+    if (
+        value.startswith(("/", "\\"))
+        or "\\" in value
+        or ".." in parts
+        or re.search(r"[\x00-\x1f\x7f]", value)
+        or (len(value) > 1 and value[1] == ":")
+    ):
+        raise ManifestError(
+            f"{where}: field '{key}' = {value!r} must be a relative path inside the source "
+            "(no leading '/', no '..', no backslash or control character)"
+        )
     return value
 
 
@@ -225,8 +232,9 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
     fmt = _field(data, "format", where, str)
     known = sorted(known_formats) if known_formats is not None else None
     role = _role(data, where)
-    id_root = _check_path((_field(data, "id_root", where, str, required=False) or "").strip("/"), "id_root",
-                          where)
+    id_root = _check_path(
+        (_field(data, "id_root", where, str, required=False) or "").strip("/"), "id_root", where
+    )
     tasks = _task_globs(data, where, fmt, known)
     eval_splits = _eval_splits(data, where, role, tasks)
     files = _check_paths(_str_list(data, "files", where), "files", where)
@@ -289,8 +297,9 @@ def _task_globs(data: dict[str, Any], where: Path, fmt: str, known: list[str] | 
     raw_tasks = _field(data, "tasks", where, list)
     if not raw_tasks:
         raise ManifestError(f"{where}: field 'tasks' must list at least one [[tasks]] entry")
-    return tuple(_task_glob(t, Path(f"{where} [[tasks]] #{i + 1}"), where, fmt, known)
-                 for i, t in enumerate(raw_tasks))
+    return tuple(
+        _task_glob(t, Path(f"{where} [[tasks]] #{i + 1}"), where, fmt, known) for i, t in enumerate(raw_tasks)
+    )
 
 
 def _task_glob(t: Any, tw: Path, where: Path, fmt: str, known: list[str] | None) -> TaskGlob:
@@ -312,14 +321,16 @@ def _task_glob(t: Any, tw: Path, where: Path, fmt: str, known: list[str] | None)
         include=_check_paths(_str_list(t, "include", tw), "include", tw),
         exclude=_check_paths(_str_list(t, "exclude", tw, required=False), "exclude", tw),
         format=tfmt,
-        id_root=_check_path(t["id_root"].strip("/"), "id_root", tw) if isinstance(t.get("id_root"), str)
+        id_root=_check_path(t["id_root"].strip("/"), "id_root", tw)
+        if isinstance(t.get("id_root"), str)
         else None,
         options=options,
     )
 
 
-def _eval_splits(data: dict[str, Any], where: Path, role: str,
-                 tasks: tuple[TaskGlob, ...]) -> tuple[str, ...]:
+def _eval_splits(
+    data: dict[str, Any], where: Path, role: str, tasks: tuple[TaskGlob, ...]
+) -> tuple[str, ...]:
     """``eval_splits`` (an ``eval`` source without them: ``evaluation``), each a split of the manifest."""
     splits = {t.split for t in tasks}
     eval_splits = _str_list(data, "eval_splits", where, required=False)
@@ -335,7 +346,9 @@ def _cache_key(data: dict[str, Any], where: Path) -> str:
     """``cache_key`` (default ""): lowercase letters, digits, '_'."""
     cache_key = _field(data, "cache_key", where, str, required=False) or ""
     if cache_key and not NAME_RE.match(cache_key):
-        raise ManifestError(f"{where}: field 'cache_key' = {cache_key!r} must be lowercase letters, digits, '_'")
+        raise ManifestError(
+            f"{where}: field 'cache_key' = {cache_key!r} must be lowercase letters, digits, '_'"
+        )
     return cache_key
 
 
@@ -354,7 +367,9 @@ def load_manifest(path: Path, known_formats: Iterable[str] | None = None) -> Man
     except FileNotFoundError:
         raise ManifestError(f"{path}: manifest file not found") from None
     except UnicodeDecodeError as e:
-        raise ManifestError(f"{path}: not a text (UTF-8) file, so not a TOML manifest (byte {e.start})") from None
+        raise ManifestError(
+            f"{path}: not a text (UTF-8) file, so not a TOML manifest (byte {e.start})"
+        ) from None
     except OSError as e:
         raise ManifestError(f"{path}: cannot read the manifest: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:

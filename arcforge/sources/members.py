@@ -25,12 +25,21 @@ from arcforge.task import BAD_ARCHIVE, BAD_NAME, TOO_LARGE, UNREADABLE, TaskForm
 ZIP_SUFFIX = ".zip"
 # Limits for files the build reads (a task file is KiBs to a few MiB): a member is read whole into memory,
 # so its size bounds memory; the ratio bounds the CPU one compressed byte can cost.
-BUILD_LIMITS = ArchiveLimits(max_file_bytes=128 << 20, max_total_bytes=8 << 30, max_entries=1_000_000,
-                             ratio_floor=8 << 20)
+BUILD_LIMITS = ArchiveLimits(
+    max_file_bytes=128 << 20, max_total_bytes=8 << 30, max_entries=1_000_000, ratio_floor=8 << 20
+)
 SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 # bad CRC / broken stream / truncated / encrypted without password / unsupported method
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
-                RuntimeError, ValueError)
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    NotImplementedError,
+    RuntimeError,
+    ValueError,
+)
 
 
 def utf8_name(rel: str) -> bool:
@@ -49,6 +58,7 @@ def printable_name(rel: str) -> str:
 
 def _failing(path: str, reason: str, detail: str) -> Member:
     """A member whose reading fails: the build quarantines ``path`` with this reason."""
+
     def read() -> bytes:
         raise TaskFormatError(reason, detail)
 
@@ -134,8 +144,14 @@ def unpack_tar(archive: Path) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=f".{dest.name[:16]}-{os.getpid()}-", dir=dest.parent))
     try:
         with open(archive, "rb") as raw:
-            extract_tar_gz(raw, staging, lambda rel: not is_junk(rel), archive=str(archive), limits=BUILD_LIMITS,
-                           strip_top=False)
+            extract_tar_gz(
+                raw,
+                staging,
+                lambda rel: not is_junk(rel),
+                archive=str(archive),
+                limits=BUILD_LIMITS,
+                strip_top=False,
+            )
         try:
             os.rename(staging, dest)
         except OSError:  # another worker finished first: its copy is the same content
@@ -234,25 +250,33 @@ def _file_member(root: Path, rel: str, limits: ArchiveLimits = BUILD_LIMITS) -> 
     if not utf8_name(rel):
         return _failing(printable_name(rel), BAD_NAME, "the file name is not valid UTF-8; rename the file")
     if nameless(rel.rsplit("/", 1)[-1]):
-        return _failing(rel, BAD_NAME, "the file name has nothing but dots before .json, so it cannot be a "
-                                       "task id; rename the file")
+        return _failing(
+            rel,
+            BAD_NAME,
+            "the file name has nothing but dots before .json, so it cannot be a task id; rename the file",
+        )
 
     def read() -> bytes:
         try:
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
                 if size > limits.max_file_bytes:
-                    raise TaskFormatError(TOO_LARGE,
-                                          f"{size} bytes, more than the {limits.max_file_bytes}-byte limit")
+                    raise TaskFormatError(
+                        TOO_LARGE, f"{size} bytes, more than the {limits.max_file_bytes}-byte limit"
+                    )
                 return f.read()
         except OSError as e:
-            raise TaskFormatError(BAD_NAME if isinstance(e, FileNotFoundError) else UNREADABLE,
-                                  f"cannot read the file: {e.strerror or e}") from None
+            raise TaskFormatError(
+                BAD_NAME if isinstance(e, FileNotFoundError) else UNREADABLE,
+                f"cannot read the file: {e.strerror or e}",
+            ) from None
 
     return Member(rel, read, open=lambda: open(path, "rb"))
 
 
-def read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ArchiveLimits = BUILD_LIMITS) -> bytes:
+def read_zip_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ArchiveLimits = BUILD_LIMITS
+) -> bytes:
     """One member's bytes, refusing (``TaskFormatError``) what cannot or must not be inflated: encrypted
     or unsupported members, a declared size over the limit, an inflation ratio over the limit, and
     corrupt data (bad CRC, broken deflate/bzip2/lzma stream). ``zipfile`` never inflates past the
@@ -261,20 +285,28 @@ def read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: ArchiveL
     if info.flag_bits & 0x1:
         raise TaskFormatError(BAD_ARCHIVE, f"{name}: encrypted (password-protected) member")
     if info.compress_type not in SUPPORTED_COMPRESSION:
-        raise TaskFormatError(BAD_ARCHIVE, f"{name}: compression method {info.compress_type} is not supported")
+        raise TaskFormatError(
+            BAD_ARCHIVE, f"{name}: compression method {info.compress_type} is not supported"
+        )
     if info.file_size > limits.max_file_bytes:
-        raise TaskFormatError(TOO_LARGE, f"{name}: {info.file_size} bytes, more than the "
-                                         f"{limits.max_file_bytes}-byte limit")
+        raise TaskFormatError(
+            TOO_LARGE, f"{name}: {info.file_size} bytes, more than the {limits.max_file_bytes}-byte limit"
+        )
     if info.file_size > limits.ratio_floor and info.file_size > limits.max_ratio * max(1, info.compress_size):
-        raise TaskFormatError(TOO_LARGE, f"{name}: inflates {info.file_size // max(1, info.compress_size)} times "
-                                         f"its compressed size (limit {limits.max_ratio:g})")
+        raise TaskFormatError(
+            TOO_LARGE,
+            f"{name}: inflates {info.file_size // max(1, info.compress_size)} times "
+            f"its compressed size (limit {limits.max_ratio:g})",
+        )
     try:
         with zf.open(info) as f:
             data = f.read(info.file_size + 1)
     except _READ_ERRORS as e:
         raise TaskFormatError(BAD_ARCHIVE, f"{name}: cannot be read: {e}") from None
     if len(data) != info.file_size:
-        raise TaskFormatError(BAD_ARCHIVE, f"{name}: holds {len(data)} bytes, not the {info.file_size} declared")
+        raise TaskFormatError(
+            BAD_ARCHIVE, f"{name}: holds {len(data)} bytes, not the {info.file_size} declared"
+        )
     return data
 
 
@@ -287,8 +319,9 @@ def _tar_member(folder: Path, outer: str, inner: str) -> Member:
     return Member(f"{outer}!{m.path}", m.read, open=m.open)
 
 
-def _archive_members(root: Path, rel: str, inner: str, exclude: tuple[str, ...], zips: ZipCache,
-                     seen: dict[str, Member]) -> None:
+def _archive_members(
+    root: Path, rel: str, inner: str, exclude: tuple[str, ...], zips: ZipCache, seen: dict[str, Member]
+) -> None:
     """Add the members of the archive ``rel`` matching ``inner`` to ``seen``; a corrupt or unsafe archive is
     one failing member (quarantined as one file, the build goes on)."""
     try:
@@ -360,7 +393,9 @@ def open_member(root: Path, path: str, zips: ZipCache) -> Member:
         except KeyError:
             return _failing(path, BAD_ARCHIVE, f"{inner}: not in the archive any more")
         return _zip_member(zf, outer, info)
-    if path.endswith((ZIP_SUFFIX, *TAR_SUFFIXES)) and os.path.isfile(file):  # an archive the planner quarantined
+    if path.endswith((ZIP_SUFFIX, *TAR_SUFFIXES)) and os.path.isfile(
+        file
+    ):  # an archive the planner quarantined
         try:
             zips.untar(root / path) if is_tar(path) else zips.get(root / path)
         except BuildError as e:

@@ -91,8 +91,13 @@ def _segment(lines: list[bytes], node: ast.stmt) -> bytes:
     end = node.end_lineno or node.lineno
     if end == node.lineno:
         return lines[node.lineno - 1][node.col_offset : node.end_col_offset]
-    return b"".join([lines[node.lineno - 1][node.col_offset :], *lines[node.lineno : end - 1],
-                     lines[end - 1][: node.end_col_offset]])
+    return b"".join(
+        [
+            lines[node.lineno - 1][node.col_offset :],
+            *lines[node.lineno : end - 1],
+            lines[end - 1][: node.end_col_offset],
+        ]
+    )
 
 
 def re_arc_verifiers(code_dir: Path, source: str = "re_arc") -> list[Program]:
@@ -106,13 +111,31 @@ def re_arc_verifiers(code_dir: Path, source: str = "re_arc") -> list[Program]:
         if not name.startswith("verify_") or not ARC_ID.match(key):
             continue
         segment = _segment(lines, node)
-        out.append(Program(source, "re_arc.verifiers", key, f"verifiers.py:{name}", ".", "verifiers", name,
-                           "tuple", (f"arc_agi_1/training/{key}",), _sha(segment, dsl)))
+        out.append(
+            Program(
+                source,
+                "re_arc.verifiers",
+                key,
+                f"verifiers.py:{name}",
+                ".",
+                "verifiers",
+                name,
+                "tuple",
+                (f"arc_agi_1/training/{key}",),
+                _sha(segment, dsl),
+            )
+        )
     return out
 
 
-def _barc_mains(code_dir: Path, folder: str, family: str, source: str,
-                name_ok: Callable[[Path], bool], lineage: Callable[[str], tuple[str, ...]]) -> list[Program]:
+def _barc_mains(
+    code_dir: Path,
+    folder: str,
+    family: str,
+    source: str,
+    name_ok: Callable[[Path], bool],
+    lineage: Callable[[str], tuple[str, ...]],
+) -> list[Program]:
     """``main`` of every ``.py`` under ``folder`` that ``name_ok`` accepts; they all import ``seeds/common.py``."""
     common = _read(code_dir, "seeds/common.py")
     base = code_dir / folder
@@ -128,28 +151,54 @@ def _barc_mains(code_dir: Path, folder: str, family: str, source: str,
             continue
         where = f.parent.relative_to(code_dir).as_posix()
         seed = where == "seeds"
-        out.append(Program(source, family, f.stem, f"{rel}:main", where, f.stem, "main", "numpy",
-                           lineage(f.stem), _sha(data, common), () if seed else (("common", "seeds/common.py"),),
-                           transpose=True, preload=BARC_PRELOAD,
-                           made_from="" if seed else f.with_suffix(".json").relative_to(code_dir).as_posix()))
+        out.append(
+            Program(
+                source,
+                family,
+                f.stem,
+                f"{rel}:main",
+                where,
+                f.stem,
+                "main",
+                "numpy",
+                lineage(f.stem),
+                _sha(data, common),
+                () if seed else (("common", "seeds/common.py"),),
+                transpose=True,
+                preload=BARC_PRELOAD,
+                made_from="" if seed else f.with_suffix(".json").relative_to(code_dir).as_posix(),
+            )
+        )
     return out
 
 
 def barc_seeds(code_dir: Path, source: str = "barc") -> list[Program]:
     """BARC's seeds: ``main`` of ``seeds/<arc id>[_suffix].py``, declared from ARC-AGI-1 training ``<arc id>``."""
+
     def lineage(stem: str) -> tuple[str, ...]:
         m = SEED_NAME.match(stem)
         return (f"arc_agi_1/training/{m['id']}",) if m else ()
 
-    return _barc_mains(code_dir, "seeds", "barc.seeds", source,
-                       lambda f: f.parent.name == "seeds" and bool(SEED_NAME.match(f.stem)), lineage)
+    return _barc_mains(
+        code_dir,
+        "seeds",
+        "barc.seeds",
+        source,
+        lambda f: f.parent.name == "seeds" and bool(SEED_NAME.match(f.stem)),
+        lineage,
+    )
 
 
 def barc_synthetic(code_dir: Path, source: str = "barc") -> list[Program]:
     """The programs beside BARC's ``synthetic_problems/**/<uid>.json`` (no declared lineage)."""
-    return _barc_mains(code_dir, "synthetic_problems", "barc.synthetic", source,
-                       lambda f: bool(UID_NAME.match(f.stem)) and f.with_suffix(".json").is_file(),
-                       lambda stem: ())
+    return _barc_mains(
+        code_dir,
+        "synthetic_problems",
+        "barc.synthetic",
+        source,
+        lambda f: bool(UID_NAME.match(f.stem)) and f.with_suffix(".json").is_file(),
+        lambda stem: (),
+    )
 
 
 # upstream repository -> its program families, the files each needs and the files and folders it reads
@@ -157,9 +206,14 @@ def barc_synthetic(code_dir: Path, source: str = "barc") -> list[Program]:
 Family = tuple[Callable[..., list[Program]], tuple[str, ...], tuple[str, ...]]
 CATALOGUES: dict[str, tuple[Family, ...]] = {
     "michaelhodel/re-arc": ((re_arc_verifiers, ("verifiers.py", "dsl.py"), ("verifiers.py", "dsl.py")),),
-    "xu3kev/BARC": ((barc_seeds, ("seeds/common.py",), ("seeds",)),
-                    (barc_synthetic, ("seeds/common.py", "synthetic_problems"),
-                     ("seeds/common.py", "synthetic_problems"))),
+    "xu3kev/BARC": (
+        (barc_seeds, ("seeds/common.py",), ("seeds",)),
+        (
+            barc_synthetic,
+            ("seeds/common.py", "synthetic_problems"),
+            ("seeds/common.py", "synthetic_problems"),
+        ),
+    ),
 }
 
 
@@ -190,7 +244,9 @@ def catalogue(repo: str, code_dir: Path, source: str, cache: Path | None = None)
 def _content_key(repo: str, source: str, code_dir: Path, families: list[Family]) -> str:
     """sha256 over every file the families read: its path, size and modification time (a checkout is
     replaced, never edited, by ``arcforge fetch``; programs run only after it is checked against its pin)."""
-    h = hashlib.sha256(msgspec.json.encode([CATALOGUE_VERSION, repo, source, [f[0].__name__ for f in families]]))
+    h = hashlib.sha256(
+        msgspec.json.encode([CATALOGUE_VERSION, repo, source, [f[0].__name__ for f in families]])
+    )
     seen: set[str] = set()
     for _, _, reads in families:
         for rel in reads:

@@ -62,7 +62,9 @@ class Limits:
 
     call_s: float = 2.0
     memory_mb: int = 1024
-    wall_s: float | None = None  # ``each`` calls: wall clock a call may take (None: ``call_s``); call_s is CPU
+    wall_s: float | None = (
+        None  # ``each`` calls: wall clock a call may take (None: ``call_s``); call_s is CPU
+    )
 
 
 @dataclass
@@ -96,8 +98,13 @@ def _limit_child(memory_mb: int) -> None:  # runs in the child between fork and 
 class Sandbox:
     """Upstream modules loaded in an isolated worker process; see the module docstring."""
 
-    def __init__(self, code_dir: Path | str, modules: Sequence[str], limits: Limits | None = None,
-                 stubs: Mapping[str, Any] | Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        code_dir: Path | str,
+        modules: Sequence[str],
+        limits: Limits | None = None,
+        stubs: Mapping[str, Any] | Sequence[str] | None = None,
+    ) -> None:
         self.code_dir = str(Path(code_dir).resolve())
         self.modules = list(modules)
         self.limits = limits or Limits()
@@ -132,21 +139,34 @@ class Sandbox:
         mem = self.limits.memory_mb
         self._buf = bytearray()
         self._proc = subprocess.Popen(
-            [sys.executable, "-I", "-B", str(WORKER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, cwd=self._tmp, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
-            preexec_fn=lambda: _limit_child(mem), start_new_session=True,
+            [sys.executable, "-I", "-B", str(WORKER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self._tmp,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            preexec_fn=lambda: _limit_child(mem),
+            start_new_session=True,
         )
         os.set_blocking(self._proc.stdin.fileno(), False)  # type: ignore[union-attr]
-        setup = {"code_dir": self.code_dir, "modules": self.modules, "stubs": self.stubs,
-                 "call_s": self.limits.call_s}
+        setup = {
+            "code_dir": self.code_dir,
+            "modules": self.modules,
+            "stubs": self.stubs,
+            "call_s": self.limits.call_s,
+        }
         try:
             self._send(setup)
             reply = self._receive(START_S)
         except _Dead as e:
             self.close()
-            raise SandboxError(f"upstream code in {Path(self.code_dir).name} did not start: {e.reason}") from None
+            raise SandboxError(
+                f"upstream code in {Path(self.code_dir).name} did not start: {e.reason}"
+            ) from None
         if not (isinstance(reply, dict) and reply.get("ok") is True):
-            error = escape(reply.get("e", "no reason given")) if isinstance(reply, dict) else "malformed reply"
+            error = (
+                escape(reply.get("e", "no reason given")) if isinstance(reply, dict) else "malformed reply"
+            )
             self.close()
             raise SandboxError(f"upstream modules {', '.join(self.modules)} did not import: {error}")
 
@@ -226,7 +246,11 @@ class Sandbox:
     def _death_reason(self, why: str, wall_s: float | None = None) -> str:
         code = self._kill()
         if why == "timeout":
-            return f"timeout after {self.limits.call_s:g} s" if wall_s is None else f"timeout after {wall_s:g} s (wall)"
+            return (
+                f"timeout after {self.limits.call_s:g} s"
+                if wall_s is None
+                else f"timeout after {wall_s:g} s (wall)"
+            )
         if code is not None and code < 0:
             sig = -code
             if sig == signal.SIGXCPU:
@@ -240,13 +264,30 @@ class Sandbox:
     def call(self, module: str, function: str, args: Sequence[Any], grid_type: str = "list") -> CallResult:
         return self._call({"m": module, "f": function, "a": list(args), "g": grid_type})
 
-    def call_seeded(self, module: str, function: str, args: Sequence[Any], *, seed: int,
-                    grid_type: str = "list", reset: Mapping[str, Any] | None = None,
-                    read: Sequence[str] = ()) -> CallResult:
+    def call_seeded(
+        self,
+        module: str,
+        function: str,
+        args: Sequence[Any],
+        *,
+        seed: int,
+        grid_type: str = "list",
+        reset: Mapping[str, Any] | None = None,
+        read: Sequence[str] = (),
+    ) -> CallResult:
         """A call after seeding ``random`` and ``numpy.random`` with ``seed``. ``reset``: module attributes
         set before the call (``{"utils.rng": []}``); ``read``: attributes returned in ``extra`` after it."""
-        return self._call({"m": module, "f": function, "a": list(args), "g": grid_type, "seed": int(seed),
-                           "reset": dict(reset or {}), "read": list(read)})
+        return self._call(
+            {
+                "m": module,
+                "f": function,
+                "a": list(args),
+                "g": grid_type,
+                "seed": int(seed),
+                "reset": dict(reset or {}),
+                "read": list(read),
+            }
+        )
 
     def stream(self, request: dict[str, Any], frame_s: float | None = None) -> Iterator[dict[str, Any]]:
         """Send ``request`` (a module-level op the worker knows, e.g. ``"op": "gen"``) and yield its reply
@@ -275,15 +316,19 @@ class Sandbox:
             else:
                 yield {"dead": self._death_reason(e.reason)}
         finally:
-            if not done:  # the caller stopped reading: the worker's further frames must not reach the next call
+            if (
+                not done
+            ):  # the caller stopped reading: the worker's further frames must not reach the next call
                 self._kill()
 
-    def map(self, module: str, function: str, arg_lists: Sequence[Sequence[Any]],
-            grid_type: str = "list") -> list[CallResult]:
+    def map(
+        self, module: str, function: str, arg_lists: Sequence[Sequence[Any]], grid_type: str = "list"
+    ) -> list[CallResult]:
         return [self.call(module, function, args, grid_type) for args in arg_lists]
 
-    def each(self, module: str, function: str, arg_lists: Sequence[Sequence[Any]],
-             grid_type: str = "list") -> Iterator[CallResult]:
+    def each(
+        self, module: str, function: str, arg_lists: Sequence[Sequence[Any]], grid_type: str = "list"
+    ) -> Iterator[CallResult]:
         """``function(*args)`` for each of ``arg_lists``, in order, as the worker answers (one request; see
         the module docstring). ``CallResult.seconds`` is the CPU time of the call. Leaving the loop early
         kills a worker still at work; the next call starts a fresh one."""
@@ -296,8 +341,16 @@ class Sandbox:
                     self.start()
                 rest = arg_lists[done:]
                 try:
-                    self._send({"m": module, "f": function, "g": grid_type, "each": [list(a) for a in rest],
-                                "cpu_s": self.limits.call_s, "wall_s": wall})
+                    self._send(
+                        {
+                            "m": module,
+                            "f": function,
+                            "g": grid_type,
+                            "each": [list(a) for a in rest],
+                            "cpu_s": self.limits.call_s,
+                            "wall_s": wall,
+                        }
+                    )
                 except _Dead as e:
                     done += 1
                     yield CallResult(False, error=self._death_reason(e.reason))

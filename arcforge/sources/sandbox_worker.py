@@ -186,8 +186,13 @@ def _encode(value, transpose):
     """A valid grid as ``(height, width, digits)``, rows concatenated (transposed first if asked);
     else ``_Bad``. Only C-level loops over the cells."""
     g = value.tolist() if hasattr(value, "tolist") and hasattr(value, "dtype") else value
-    if (type(g) in (tuple, list) and 0 < len(g) <= 30 and all(type(r) in (tuple, list) for r in g)
-            and len(set(map(len, g))) == 1 and 0 < len(g[0]) <= 30):
+    if (
+        type(g) in (tuple, list)
+        and 0 < len(g) <= 30
+        and all(type(r) in (tuple, list) for r in g)
+        and len(set(map(len, g))) == 1
+        and 0 < len(g[0]) <= 30
+    ):
         if transpose:
             g = list(zip(*g, strict=True))
         cells = list(itertools.chain.from_iterable(g))
@@ -295,7 +300,9 @@ def _generate(req, modules, call_s, channel):
         try:
             frame = _timed_attempt(job, modules, seed, seen, call_s)
         except MemoryError:
-            _write(channel, {"i": req["start"] + n, "r": "generator_error", "e": "memory limit", "restart": True})
+            _write(
+                channel, {"i": req["start"] + n, "r": "generator_error", "e": "memory limit", "restart": True}
+            )
             return False
         except BaseException as e:
             frame = {"r": "generator_error", "e": _error(e)}
@@ -373,7 +380,11 @@ def _each(req, modules, channel):
         missing = _error(e)
         fn = None
     for args in req["each"]:
-        reply = _one(fn, args, grid_type, cpu_s, wall_s) if fn is not None else {"ok": False, "e": missing, "t": 0}
+        reply = (
+            _one(fn, args, grid_type, cpu_s, wall_s)
+            if fn is not None
+            else {"ok": False, "e": missing, "t": 0}
+        )
         try:
             _write(channel, reply)
         except (TypeError, ValueError) as e:

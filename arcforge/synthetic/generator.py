@@ -58,8 +58,9 @@ def resolve_families(selected: Sequence[str] | None) -> tuple[str, ...] | None:
     hint = f"known families: {', '.join(families())} (or `{EASY}`)"
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        raise BuildError(f"unknown synthetic famil{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}",
-                         hint=hint)
+        raise BuildError(
+            f"unknown synthetic famil{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)}", hint=hint
+        )
     if not names:
         raise BuildError("no synthetic families selected", hint=hint)
     return tuple(dict.fromkeys(names))
@@ -109,8 +110,9 @@ def _rng(seed: int, index: int, attempt: int) -> np.random.Generator:
     """``np.random.default_rng([seed, index, attempt])``: the same generator, made faster from 32-bit words
     when the three fit (the list form coerces them to exactly those words; larger ones take that path)."""
     if seed < _U32 and index < _U32 and attempt < _U32:
-        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(
-            np.array((seed, index, attempt), dtype=np.uint32))))
+        return np.random.Generator(
+            np.random.PCG64(np.random.SeedSequence(np.array((seed, index, attempt), dtype=np.uint32)))
+        )
     return np.random.default_rng([seed, index, attempt])
 
 
@@ -196,16 +198,23 @@ def _iterate(n: int, seed: int, fams: list[Family], d: Difficulty, progress: Pro
 # work: workers draw each task of a range as if nothing were taken (``generate_table``), and the ordered
 # merge keeps a draw whose fingerprint is new, or re-draws task i with ``regenerate``, which is exactly
 # what ``generate`` does for it. So the tasks are the same for any number of workers or chunk size.
-def generate_table(first: int, last: int, seed: int, *, families: Sequence[str] | None = None,
-                   difficulty: str | Difficulty = DEFAULT_DIFFICULTY) -> pa.Table:
+def generate_table(
+    first: int,
+    last: int,
+    seed: int,
+    *,
+    families: Sequence[str] | None = None,
+    difficulty: str | Difficulty = DEFAULT_DIFFICULTY,
+) -> pa.Table:
     """Tasks ``first..last-1`` of ``generate(n, seed, ...)`` each as its first well-posed draw, as rows."""
     d = resolve_difficulty(difficulty)
     fams = _resolve_families(families)
     return tasks_to_table([make_task(fams[i % len(fams)], i, seed, d) for i in range(first, last)])
 
 
-def regenerate(index: int, seed: int, *, families: Sequence[str] | None, difficulty: str | Difficulty,
-               taken: set[str]) -> Task:
+def regenerate(
+    index: int, seed: int, *, families: Sequence[str] | None, difficulty: str | Difficulty, taken: set[str]
+) -> Task:
     """Task ``index`` avoiding the fingerprints in ``taken`` (which gets the new one), as ``generate``."""
     fams = _resolve_families(families)
     return make_task(fams[index % len(fams)], index, seed, resolve_difficulty(difficulty), taken)

@@ -34,7 +34,6 @@ def _only_symmetry(k: int, train: Sequence[RawPair]) -> bool:
     return all(j == k or not all(same_grid(apply_symmetry(i, j), o) for i, o in train) for j in range(8))
 
 
-
 def _scene(rng: np.random.Generator, d: Difficulty, params: Params, lo: int = 2, hi: int = MAX_SIDE):
     """A random sparse-to-dense grid in the task's palette, sides in the difficulty's range."""
     h, w = side(rng, d, lo, hi), side(rng, d, lo, hi)

@@ -61,7 +61,6 @@ class Gravity:
         )
 
 
-
 def _object(rng: np.random.Generator, palette: list[int], max_h: int, max_w: int) -> np.ndarray:
     """A random 4-connected object (int8, background 0) at most max_h x max_w."""
     shape = random_shape(rng, max_h, max_w, randint(rng, 2, max(2, max_h * max_w * 2 // 3)))

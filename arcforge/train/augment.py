@@ -34,10 +34,14 @@ class Transform:
 
     def task(self, task: Task) -> Task:
         """The same transform on every grid of a task (train order permuted when ``order`` is set)."""
-        train = [Pair(self.grid(p.input), None if p.output is None else self.grid(p.output)) for p in task.train]
+        train = [
+            Pair(self.grid(p.input), None if p.output is None else self.grid(p.output)) for p in task.train
+        ]
         if self.order is not None:
             train = [train[i] for i in self.order]
-        test = [Pair(self.grid(p.input), None if p.output is None else self.grid(p.output)) for p in task.test]
+        test = [
+            Pair(self.grid(p.input), None if p.output is None else self.grid(p.output)) for p in task.test
+        ]
         return Task(task.id, task.source, task.split, train, test)
 
     @property
@@ -58,8 +62,13 @@ def random_transform(rng: np.random.Generator, n_train: int, cfg: AugmentConfig)
     )
 
 
-def voting_transforms(n: int, seed: int = EvalConfig.seed, *, keep_zero: bool = AugmentConfig.keep_zero,
-                      symmetries: bool = EvalConfig.vote_symmetries) -> list[Transform]:
+def voting_transforms(
+    n: int,
+    seed: int = EvalConfig.seed,
+    *,
+    keep_zero: bool = AugmentConfig.keep_zero,
+    symmetries: bool = EvalConfig.vote_symmetries,
+) -> list[Transform]:
     """``n`` deterministic transforms for test-time voting: identity first, then each other symmetry
     (with a color permutation after the first 8). ``symmetries=False``: identity, then color permutations
     only (for a model fine-tuned on the task's own orientation)."""

@@ -47,7 +47,12 @@ from arcforge.train import statefile
 
 LATEST = "latest"
 RUN_TOML = "run.toml"
-WEIGHTS, STATE_TENSORS, STATE_JSON, CONFIG = "model.safetensors", "state.safetensors", "state.json", "config.json"
+WEIGHTS, STATE_TENSORS, STATE_JSON, CONFIG = (
+    "model.safetensors",
+    "state.safetensors",
+    "state.json",
+    "config.json",
+)
 LEGACY_STATE = "state.pt"  # older arcforge: a pickle, never loaded
 CKPT_FILES = (WEIGHTS, STATE_TENSORS, STATE_JSON, CONFIG, LEGACY_STATE)
 STEP_RE = re.compile(r"step-\d{6,}")
@@ -74,12 +79,15 @@ def run_lock(run: Path) -> Iterator[None]:
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TrainError(f"{run}: cannot create the run folder ({e.strerror or e})",
-                         hint="pick another --out") from None
+        raise TrainError(
+            f"{run}: cannot create the run folder ({e.strerror or e})", hint="pick another --out"
+        ) from None
     with fslock.exclusive(run) as got:
         if not got:
-            raise TrainError(f"{run}: another arcforge process is training into this run folder",
-                             hint="wait for it to finish (or stop it), or pick another --out")
+            raise TrainError(
+                f"{run}: another arcforge process is training into this run folder",
+                hint="wait for it to finish (or stop it), or pick another --out",
+            )
         yield
 
 
@@ -96,8 +104,10 @@ def prepare_run_folder(run: Path, *, resume: bool, overwrite: bool) -> None:
         raise TrainError(f"{run}: exists and is not a folder", hint="pass a folder for --out")
     if resume:
         if not has_checkpoint(run):
-            raise TrainError(f"{run}: --resume, but there is no checkpoint to resume from",
-                             hint="drop --resume to start a new run there, or pass the --out of an earlier run")
+            raise TrainError(
+                f"{run}: --resume, but there is no checkpoint to resume from",
+                hint="drop --resume to start a new run there, or pass the --out of an earlier run",
+            )
         return
     present = sorted(p.name for p in run.iterdir()) if run.is_dir() else []
     if present:
@@ -111,10 +121,13 @@ def _check_overwrite(run: Path, present: list[str], overwrite: bool) -> None:
     if overwrite and (is_run(run) or not any(n in RUN_ENTRIES for n in present)):
         return
     what = "an earlier run" if is_run(run) else "files arcforge did not write"
-    raise TrainError(f"{run}: the run folder already holds {what} ({', '.join(present[:4])}"
-                     f"{', ...' if len(present) > 4 else ''})",
-                     hint="continue it with --resume, replace the run with --overwrite, or pick another --out"
-                     if is_run(run) else "pick another --out (nothing there was changed)")
+    raise TrainError(
+        f"{run}: the run folder already holds {what} ({', '.join(present[:4])}"
+        f"{', ...' if len(present) > 4 else ''})",
+        hint="continue it with --resume, replace the run with --overwrite, or pick another --out"
+        if is_run(run)
+        else "pick another --out (nothing there was changed)",
+    )
 
 
 def _unlink_file(p: Path) -> None:
@@ -166,16 +179,25 @@ def non_finite(tensors: dict[str, torch.Tensor]) -> list[str]:
     return [k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
-def save_checkpoint(run: Path, step: int, weights: dict[str, torch.Tensor], state: dict[str, Any],
-                    config: dict[str, Any], *, keep: int = 3) -> Path:
+def save_checkpoint(
+    run: Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    config: dict[str, Any],
+    *,
+    keep: int = 3,
+) -> Path:
     """Write ``RUN/checkpoints/step-XXXXXX`` atomically, point ``latest`` at it, keep the newest ``keep``.
     Weights that are not finite are never saved (the run diverged): a ``TrainError`` says so."""
     weights = {k: v.detach().to("cpu").contiguous() for k, v in weights.items()}
     bad = non_finite(weights)
     if bad:
-        raise TrainError(f"{run}: training diverged at step {step}: {len(bad)} weight tensor(s) hold NaN or "
-                         f"infinite values ({', '.join(bad[:3])}); no checkpoint was written for it",
-                         hint="lower --lr (or raise --warmup), then --resume from the last checkpoint")
+        raise TrainError(
+            f"{run}: training diverged at step {step}: {len(bad)} weight tensor(s) hold NaN or "
+            f"infinite values ({', '.join(bad[:3])}); no checkpoint was written for it",
+            hint="lower --lr (or raise --warmup), then --resume from the last checkpoint",
+        )
     ckdir = Path(run) / "checkpoints"
     ckdir.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
@@ -187,8 +209,10 @@ def save_checkpoint(run: Path, step: int, weights: dict[str, torch.Tensor], stat
     save_file(weights, str(tmp / WEIGHTS))
     save_file(tensors, str(tmp / STATE_TENSORS))
     (tmp / STATE_JSON).write_text(json.dumps(tree))
-    files = {n: {"sha256": _digest(tmp / n), "bytes": (tmp / n).stat().st_size}
-             for n in (WEIGHTS, STATE_TENSORS, STATE_JSON)}
+    files = {
+        n: {"sha256": _digest(tmp / n), "bytes": (tmp / n).stat().st_size}
+        for n in (WEIGHTS, STATE_TENSORS, STATE_JSON)
+    }
     (tmp / CONFIG).write_text(json.dumps({**config, "step": step, "files": files}, indent=2, sort_keys=True))
     if final.exists():  # an older save of this step: swap it out, then delete it
         old = ckdir / f".old-{name}"
@@ -229,8 +253,10 @@ def resolve(path: Path) -> Path:
         if (ck / WEIGHTS).is_file():
             return ck
         raise TrainError(f"{path / LATEST} points at {ck}, which is missing or incomplete")
-    raise TrainError(f"{path}: no checkpoint found (neither a run folder with 'latest' nor a checkpoint)",
-                     hint="pass the --out folder of `arcforge train` or one of its checkpoints/step-* folders")
+    raise TrainError(
+        f"{path}: no checkpoint found (neither a run folder with 'latest' nor a checkpoint)",
+        hint="pass the --out folder of `arcforge train` or one of its checkpoints/step-* folders",
+    )
 
 
 def _damaged(p: Path, why: str) -> TrainError:
@@ -244,7 +270,9 @@ def _read_config(ck: Path) -> dict:
     try:
         config = json.loads(p.read_bytes())
     except (OSError, ValueError, RecursionError) as e:
-        raise _damaged(p, f"not JSON: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
+        raise _damaged(
+            p, f"not JSON: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}"
+        ) from None
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise _damaged(p, "no [model] table: not a config.json of arcforge train")
     files = config.get("files", {})
@@ -272,8 +300,11 @@ def _load_tensors(p: Path) -> dict[str, torch.Tensor]:
     try:
         got = load_file(str(p))
     except Exception as e:  # truncated / foreign files: safetensors raises several kinds
-        raise _damaged(p, f"{p.stat().st_size:,} bytes, {type(e).__name__}: "
-                          f"{str(e).splitlines()[0][:160] if str(e) else 'unreadable'}") from None
+        raise _damaged(
+            p,
+            f"{p.stat().st_size:,} bytes, {type(e).__name__}: "
+            f"{str(e).splitlines()[0][:160] if str(e) else 'unreadable'}",
+        ) from None
     bad = non_finite(got)
     if bad:
         raise _damaged(p, f"{len(bad)} tensor(s) hold NaN or infinite values: {', '.join(bad[:3])}")
@@ -282,9 +313,11 @@ def _load_tensors(p: Path) -> dict[str, torch.Tensor]:
 
 def _read_state(ck: Path, config: dict) -> dict:
     if not (ck / STATE_JSON).is_file() and (ck / LEGACY_STATE).is_file():
-        raise TrainError(f"{ck / LEGACY_STATE}: the training state of an older arcforge, a pickle, which is "
-                         "never loaded (reading a pickle can run code)",
-                         hint="evaluate the checkpoint (eval reads only its weights), or start a new run")
+        raise TrainError(
+            f"{ck / LEGACY_STATE}: the training state of an older arcforge, a pickle, which is "
+            "never loaded (reading a pickle can run code)",
+            hint="evaluate the checkpoint (eval reads only its weights), or start a new run",
+        )
     tensors = _load_tensors(_checked(ck, STATE_TENSORS, config))
     p = _checked(ck, STATE_JSON, config)
     try:
@@ -318,8 +351,11 @@ class Loaded:
 def _newest_first(run: Path, ckdir: Path) -> tuple[list[str], list[str]]:
     """The step folders of ``run`` to try, newest first: ``latest`` then the older ones, or when the
     pointer is damaged every step folder (then its error is the first line of the second list)."""
-    names = sorted((p.name for p in ckdir.iterdir() if p.is_dir() and STEP_RE.fullmatch(p.name)),
-                   reverse=True) if ckdir.is_dir() else []
+    names = (
+        sorted((p.name for p in ckdir.iterdir() if p.is_dir() and STEP_RE.fullmatch(p.name)), reverse=True)
+        if ckdir.is_dir()
+        else []
+    )
     try:
         latest = _latest_name(run)
     except TrainError as e:  # a damaged pointer: the newest step folder that reads
@@ -340,12 +376,16 @@ def load_latest_intact(path: Path, *, with_state: bool = True) -> Loaded:
     first_error = skipped[0] if skipped else None
     for name in order:
         try:
-            return Loaded(ckdir / name, *read_checkpoint(ckdir / name, with_state=with_state), skipped=skipped)
+            return Loaded(
+                ckdir / name, *read_checkpoint(ckdir / name, with_state=with_state), skipped=skipped
+            )
         except TrainError as e:
             first_error = first_error or e.message
             skipped.append(e.message)
-    raise TrainError(f"{first_error or f'{ckdir}: no checkpoint folder in it'}; no older intact checkpoint in {ckdir}",
-                     hint="start a new run (--overwrite) or restore the file")
+    raise TrainError(
+        f"{first_error or f'{ckdir}: no checkpoint folder in it'}; no older intact checkpoint in {ckdir}",
+        hint="start a new run (--overwrite) or restore the file",
+    )
 
 
 def load_checkpoint(path: Path, *, with_state: bool = True) -> tuple[dict, dict[str, torch.Tensor], dict]:
@@ -360,16 +400,25 @@ def fit_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], where:
     own = model.state_dict()
     missing = sorted(set(own) - set(weights))
     extra = sorted(set(weights) - set(own))
-    wrong = sorted(f"{k} {tuple(weights[k].shape)} {str(weights[k].dtype).removeprefix('torch.')}"
-                   for k in set(own) & set(weights)
-                   if weights[k].shape != own[k].shape or weights[k].dtype != own[k].dtype)
+    wrong = sorted(
+        f"{k} {tuple(weights[k].shape)} {str(weights[k].dtype).removeprefix('torch.')}"
+        for k in set(own) & set(weights)
+        if weights[k].shape != own[k].shape or weights[k].dtype != own[k].dtype
+    )
     if missing or extra or wrong:
-        parts = [f"{what} {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
-                 for what, names in (("missing", missing), ("not in the model", extra),
-                                     ("of another shape or type", wrong)) if names]
-        raise TrainError(f"{where}: the weights do not fit the model its config.json describes "
-                         f"({'; '.join(parts)})",
-                         hint="a checkpoint from another model or a damaged one: use the run's own checkpoint")
+        parts = [
+            f"{what} {', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+            for what, names in (
+                ("missing", missing),
+                ("not in the model", extra),
+                ("of another shape or type", wrong),
+            )
+            if names
+        ]
+        raise TrainError(
+            f"{where}: the weights do not fit the model its config.json describes ({'; '.join(parts)})",
+            hint="a checkpoint from another model or a damaged one: use the run's own checkpoint",
+        )
     model.load_state_dict(weights)
 
 

@@ -95,16 +95,25 @@ class Rank(StrEnum):
     votes = "votes"
 
 
-_NOUNS = {"RopeMode": "RoPE mode", "RopeScaling": "RoPE scaling", "GrokfastKind": "Grokfast filter",
-          "Amp": "amp mode", "LossOn": "loss_on", "Rank": "ranking"}
+_NOUNS = {
+    "RopeMode": "RoPE mode",
+    "RopeScaling": "RoPE scaling",
+    "GrokfastKind": "Grokfast filter",
+    "Amp": "amp mode",
+    "LossOn": "loss_on",
+    "Rank": "ranking",
+}
 
 
 def _choice(path: str, enum: type[StrEnum], value: Any) -> Any:
     try:
         return enum(value)
     except ValueError:
-        raise ConfigError(path, f"unknown {_NOUNS.get(enum.__name__, 'value')} {value!r}",
-                          hint=f"use one of {', '.join(m.value for m in enum)}") from None
+        raise ConfigError(
+            path,
+            f"unknown {_NOUNS.get(enum.__name__, 'value')} {value!r}",
+            hint=f"use one of {', '.join(m.value for m in enum)}",
+        ) from None
 
 
 def _check(path: str, ok: bool, need: str, value: Any) -> None:
@@ -136,9 +145,16 @@ def _finite_float(value: int | float) -> bool:
 
 
 def _finite(path: str, value: Any, low: float = 0.0, *, strict: bool = False, high: float = math.inf) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and _finite_float(value) \
-        and (value > low if strict else value >= low) and value <= high
-    need = f"a finite number {'>' if strict else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+    ok = (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and _finite_float(value)
+        and (value > low if strict else value >= low)
+        and value <= high
+    )
+    need = f"a finite number {'>' if strict else '>='} {low:g}" + (
+        f" and <= {high:g}" if high < math.inf else ""
+    )
     _check(path, ok, need, value)
 
 
@@ -211,8 +227,10 @@ class ModelConfig:
         _int_at_least("model.own_query_layers", self.own_query_layers, 0)
         _int_at_least("model.frame_lookups", self.frame_lookups, 0)
         if self.frame_lookups > LOOKUP_FRAMES:
-            raise ConfigError("model.frame_lookups",
-                              f"{self.frame_lookups}: there are {LOOKUP_FRAMES} frames (8 symmetries, 4 edge, tiling)")
+            raise ConfigError(
+                "model.frame_lookups",
+                f"{self.frame_lookups}: there are {LOOKUP_FRAMES} frames (8 symmetries, 4 edge, tiling)",
+            )
         self.rope_mode = _choice("model.rope_mode", RopeMode, self.rope_mode)
         self.rope_scaling = _choice("model.rope_scaling", RopeScaling, self.rope_scaling)
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):
@@ -225,8 +243,12 @@ class ModelConfig:
             raise ConfigError("model.d_model", f"{self.d_model} is not divisible by n_heads {self.n_heads}")
         div = {RopeMode.seq: 2, RopeMode.grid: 4, RopeMode.grid_seq: 8}[self.rope_mode]
         if self.head_dim % div:
-            raise ConfigError("model.n_heads", f"head dim d_model/n_heads = {self.head_dim} must be a multiple "
-                              f"of {div} for rope {self.rope_mode.value}", hint="change --d-model or --heads")
+            raise ConfigError(
+                "model.n_heads",
+                f"head dim d_model/n_heads = {self.head_dim} must be a multiple "
+                f"of {div} for rope {self.rope_mode.value}",
+                hint="change --d-model or --heads",
+            )
         if not self.d_ff:
             self.d_ff = 64 * math.ceil(self.d_model * 8 / 3 / 64)
 
@@ -247,14 +269,22 @@ class ModelConfig:
         """A checkpoint's model: fields it predates take the value it was trained with (``grid_pos`` 0,
         ``rope_axis_base`` None, ``key_frames``, ``edge_frames``, ``pair_seq``, ``next_cell_queries`` and
         ``qkv_bias`` and ``frame_votes`` False, ``rope_axis_scale`` 1, ``frame_lookups`` 0)."""
-        old = {"grid_pos": 0, "rope_axis_base": None, "key_frames": False, "edge_frames": False, "pair_seq": False,
-               "next_cell_queries": False, "qkv_bias": False, "rope_axis_scale": 1.0, "frame_lookups": 0,
-               "frame_votes": False}
+        old = {
+            "grid_pos": 0,
+            "rope_axis_base": None,
+            "key_frames": False,
+            "edge_frames": False,
+            "pair_seq": False,
+            "next_cell_queries": False,
+            "qkv_bias": False,
+            "rope_axis_scale": 1.0,
+            "frame_lookups": 0,
+            "frame_votes": False,
+        }
         return cls.from_dict({**old, **d})
 
 
 # ------------------------------------------------------------------------------------------------- data
-
 
 
 @dataclass(frozen=True)
@@ -360,7 +390,9 @@ class TrainConfig:
     compile: bool = False
     amp: Amp = Amp.auto
     num_workers: int = 0
-    threads: int = 0  # torch CPU threads; 0 = the CPUs free now (affinity minus load), see arcforge.train.device
+    threads: int = (
+        0  # torch CPU threads; 0 = the CPUs free now (affinity minus load), see arcforge.train.device
+    )
     seed: int = 0
     tensorboard: bool = True
     grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
@@ -370,9 +402,19 @@ class TrainConfig:
         self.amp = _choice("train.amp", Amp, self.amp)
         if isinstance(self.grokfast, dict):
             self.grokfast = GrokfastConfig(**_known(GrokfastConfig, self.grokfast))
-        for name, low in (("max_steps", 1), ("warmup_steps", 0), ("grad_accum", 1), ("log_every", 1),
-                          ("eval_every", 0), ("eval_tasks", 0), ("ckpt_every", 0),
-                          ("keep_checkpoints", 0), ("num_workers", 0), ("threads", 0), ("seed", 0)):
+        for name, low in (
+            ("max_steps", 1),
+            ("warmup_steps", 0),
+            ("grad_accum", 1),
+            ("log_every", 1),
+            ("eval_every", 0),
+            ("eval_tasks", 0),
+            ("ckpt_every", 0),
+            ("keep_checkpoints", 0),
+            ("num_workers", 0),
+            ("threads", 0),
+            ("seed", 0),
+        ):
             _int_at_least(f"train.{name}", getattr(self, name), low)
         _int_at_least("train.eval_votes", self.eval_votes, 1, MAX_VOTES)
         _finite("train.lr", self.lr, 0.0, strict=True, high=MAX_LR)
@@ -381,8 +423,12 @@ class TrainConfig:
         _finite("train.beta1", self.beta1, 0.0, high=0.999999)
         _finite("train.beta2", self.beta2, 0.0, high=0.999999)
         _finite("train.grad_clip", self.grad_clip, 0.0)
-        _check("train.device", isinstance(self.device, str) and bool(_DEVICE.match(self.device)),
-               "auto, cpu, cuda, cuda:N or mps", self.device)
+        _check(
+            "train.device",
+            isinstance(self.device, str) and bool(_DEVICE.match(self.device)),
+            "auto, cpu, cuda, cuda:N or mps",
+            self.device,
+        )
 
     def to_dict(self) -> dict:
         return _plain(asdict(self))
@@ -477,17 +523,24 @@ class EvalConfig:
         _int_at_least("eval.limit", self.limit, 0)
         _int_at_least("eval.votes", self.votes, 1, MAX_VOTES)
         _int_at_least("eval.seq_len", self.seq_len, 0)
-        _check("eval.seq_len", self.seq_len == 0 or self.seq_len >= MIN_SEQ_LEN,
-               f"0 (the training --seq-len) or at least {MIN_SEQ_LEN} tokens (the prompt of a 1x1 task)",
-               self.seq_len)
+        _check(
+            "eval.seq_len",
+            self.seq_len == 0 or self.seq_len >= MIN_SEQ_LEN,
+            f"0 (the training --seq-len) or at least {MIN_SEQ_LEN} tokens (the prompt of a 1x1 task)",
+            self.seq_len,
+        )
         _int_at_least("eval.threads", self.threads, 0)
         _int_at_least("eval.seed", self.seed, 0)
         _int_at_least("eval.poe_top", self.poe_top, 1)
         _int_at_least("eval.batch_rows", self.batch_rows, 1)
         _int_at_least("eval.max_new", self.max_new, 1)
         _finite("eval.rope_factor", self.rope_factor, 1.0)
-        _check("eval.device", isinstance(self.device, str) and bool(_DEVICE.match(self.device)),
-               "auto, cpu, cuda, cuda:N or mps", self.device)
+        _check(
+            "eval.device",
+            isinstance(self.device, str) and bool(_DEVICE.match(self.device)),
+            "auto, cpu, cuda, cuda:N or mps",
+            self.device,
+        )
         if self.sources is not None:
             self.sources = [str(x) for x in self.sources] or None
 
@@ -530,8 +583,11 @@ class RunConfig:
     def from_dict(cls, d: dict, *, strict: bool = False, where: str = "config") -> RunConfig:
         if strict:
             cls.check_keys(d, where)
-        return cls(model=ModelConfig.from_dict(d.get("model", {})), data=DataConfig.from_dict(d.get("data", {})),
-                   train=TrainConfig.from_dict(d.get("train", {})))
+        return cls(
+            model=ModelConfig.from_dict(d.get("model", {})),
+            data=DataConfig.from_dict(d.get("data", {})),
+            train=TrainConfig.from_dict(d.get("train", {})),
+        )
 
     def with_values(self, values: dict[str, Any]) -> RunConfig:
         """A copy with dotted-path values set (``{"model.d_model": 64, "train.grokfast.kind": "ema"}``)."""
@@ -562,8 +618,11 @@ def load_tables(path: Path) -> dict:
     except OSError as e:
         raise ConfigError(str(path), f"cannot read the config file ({e.strerror or e})") from None
     except UnicodeDecodeError:
-        raise ConfigError(str(path), f"not a {kind} config file (binary content: a Parquet shard, a "
-                          "checkpoint?)", hint="pass a run's run.toml or a checkpoint's config.json") from None
+        raise ConfigError(
+            str(path),
+            f"not a {kind} config file (binary content: a Parquet shard, a checkpoint?)",
+            hint="pass a run's run.toml or a checkpoint's config.json",
+        ) from None
     try:
         tables = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (ValueError, RecursionError, tomllib.TOMLDecodeError) as e:
@@ -610,7 +669,9 @@ def set_paths(d: dict, values: dict[str, Any]) -> dict:
 def default_of(path: str) -> Any:
     """The default of a dotted path (``"model.d_model"`` -> 128), read from the dataclasses."""
     section, *rest = path.split(".")
-    node: Any = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}[section]()
+    node: Any = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}[
+        section
+    ]()
     for name in rest:
         node = getattr(node, name)
     return node
@@ -635,15 +696,18 @@ def _known(cls: type, d: dict) -> dict:
 def _reject_unknown(d: dict, tables: dict[str, type], where: str) -> None:
     for key, value in d.items():
         if key not in tables:
-            raise ConfigError(where, f"unknown table [{key}]", hint=f"use {', '.join(f'[{t}]' for t in tables)}")
+            raise ConfigError(
+                where, f"unknown table [{key}]", hint=f"use {', '.join(f'[{t}]' for t in tables)}"
+            )
         cls = tables[key]
         if not isinstance(value, dict):
             raise ConfigError(where, f"[{key}] must be a table")
         names = {f.name: f for f in fields(cls)}
         for k, v in value.items():
             if k not in names:
-                raise ConfigError(where, f"unknown key {key}.{k}",
-                                  hint=f"[{key}] keys: {', '.join(sorted(names))}")
+                raise ConfigError(
+                    where, f"unknown key {key}.{k}", hint=f"[{key}] keys: {', '.join(sorted(names))}"
+                )
             sub = getattr(cls(), k) if k in ("augment", "grokfast") else None
             if isinstance(v, dict) and is_dataclass(sub):
                 _reject_unknown({k: v}, {k: type(sub)}, where)

@@ -76,8 +76,15 @@ def _chunks(cfg: DataConfig, epoch: int, part: int, n_parts: int, skip_chunks: i
     win = window_tasks(cfg)
     per_win = win // cfg.chunk_tasks
     first_win, skip_in_win = divmod(skip_chunks, per_win)
-    batches = iter_batches(Path(cfg.root), sources=cfg.sources, splits=cfg.splits, rank=part,
-                           world_size=n_parts, batch_size=ARROW_BATCH, shuffle_seed=(cfg.seed, epoch))
+    batches = iter_batches(
+        Path(cfg.root),
+        sources=cfg.sources,
+        splits=cfg.splits,
+        rank=part,
+        world_size=n_parts,
+        batch_size=ARROW_BATCH,
+        shuffle_seed=(cfg.seed, epoch),
+    )
 
     def emit(buf: list[Task], w: int) -> Iterator[list[Task]]:
         order = np.random.default_rng([cfg.seed, epoch, part, w, 2]).permutation(len(buf))
@@ -105,8 +112,9 @@ class ChunkStats:
     left_out: int = 0  # tasks with a grid past the trainer's side (tokenize.grid_too_large)
 
 
-def chunk_rows(cfg: DataConfig, tasks: list[Task], epoch: int, part: int, chunk: int,
-               stats: ChunkStats | None = None) -> list[PackedRows]:
+def chunk_rows(
+    cfg: DataConfig, tasks: list[Task], epoch: int, part: int, chunk: int, stats: ChunkStats | None = None
+) -> list[PackedRows]:
     """The packed rows of one chunk (deterministic in its arguments)."""
     rng = np.random.default_rng([cfg.seed, epoch, part, chunk])
     order = rng.permutation(len(tasks))
@@ -135,8 +143,13 @@ def chunk_rows(cfg: DataConfig, tasks: list[Task], epoch: int, part: int, chunk:
     return [rows[int(i)] for i in rng.permutation(len(rows))]
 
 
-def iter_rows(cfg: DataConfig, part: int, n_parts: int, start: DataPosition = DataPosition(),
-              stats: ChunkStats | None = None) -> Iterator[tuple[PackedRows, DataPosition]]:
+def iter_rows(
+    cfg: DataConfig,
+    part: int,
+    n_parts: int,
+    start: DataPosition = DataPosition(),
+    stats: ChunkStats | None = None,
+) -> Iterator[tuple[PackedRows, DataPosition]]:
     """Endless stream of ``([1, L] row, position after it)`` for one part, starting at ``start``."""
     epoch, first_chunk, first_row = start.epoch, start.chunk, start.row
     while True:
@@ -149,10 +162,16 @@ def iter_rows(cfg: DataConfig, part: int, n_parts: int, start: DataPosition = Da
                 yield rows[r], DataPosition(epoch, c + 1, 0) if last else DataPosition(epoch, c, r + 1)
             first_row = 0
         if not emitted and first_chunk == 0:
-            left = f" ({stats.left_out} tasks left out: a grid side past {MAX_GRID_SIDE} cells)" \
-                if stats is not None and stats.left_out else ""
-            raise TrainError(f"{cfg.root}: data part {part}/{n_parts} holds no example that fits "
-                             f"seq_len={cfg.seq_len}{left}", hint="use fewer workers/ranks or a longer --seq-len")
+            left = (
+                f" ({stats.left_out} tasks left out: a grid side past {MAX_GRID_SIDE} cells)"
+                if stats is not None and stats.left_out
+                else ""
+            )
+            raise TrainError(
+                f"{cfg.root}: data part {part}/{n_parts} holds no example that fits "
+                f"seq_len={cfg.seq_len}{left}",
+                hint="use fewer workers/ranks or a longer --seq-len",
+            )
         epoch, first_chunk, first_row = epoch + 1, 0, 0
 
 
@@ -182,9 +201,16 @@ class PackedBatches(IterableDataset):
     whose turn it was comes first.
     """
 
-    def __init__(self, cfg: DataConfig, *, num_workers: int = TrainConfig.num_workers,
-                 rank: int | None = None, world_size: int | None = None,
-                 positions: dict[int, DataPosition] | None = None, first_worker: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: DataConfig,
+        *,
+        num_workers: int = TrainConfig.num_workers,
+        rank: int | None = None,
+        world_size: int | None = None,
+        positions: dict[int, DataPosition] | None = None,
+        first_worker: int = 0,
+    ) -> None:
         super().__init__()
         r, w = dist_rank_world()
         self.cfg = cfg
@@ -206,6 +232,9 @@ class PackedBatches(IterableDataset):
             got = [next(rows) for _ in range(self.cfg.batch_size)]
             batch = to_torch(stack([g[0] for g in got]))
             pos = got[-1][1]
-            batch.update(worker=logical, position=(pos.epoch, pos.chunk, pos.row),
-                         stats=(stats.examples, stats.truncated, stats.dropped, stats.left_out))
+            batch.update(
+                worker=logical,
+                position=(pos.epoch, pos.chunk, pos.row),
+                stats=(stats.examples, stats.truncated, stats.dropped, stats.left_out),
+            )
             yield batch

@@ -77,7 +77,9 @@ class Decoded:
     tokens: list[int]
 
 
-def grammar_mask(width: Tensor, row: Tensor, col: Tensor, vocab: int, max_side: int | Tensor = MAX_SIDE) -> Tensor:
+def grammar_mask(
+    width: Tensor, row: Tensor, col: Tensor, vocab: int, max_side: int | Tensor = MAX_SIDE
+) -> Tensor:
     """Additive mask ``[B, V]`` (0 allowed, -inf not) from the per-row state ``[B]``: ``width`` (0 while the
     first line is open), ``row``/``col`` (1-based line and cell of the next token); ``max_side`` an int or
     a per-row ``[B]`` limit."""
@@ -110,8 +112,11 @@ def left_pad(seqs: list[Example], device: torch.device) -> tuple[Tensor, Tensor,
         tokens[i, p - n :] = e.tokens
         positions[i, p - n :] = e.positions
         valid[i, p - n :] = True
-    return (torch.from_numpy(tokens).to(device), torch.from_numpy(positions).to(device),
-            torch.from_numpy(valid).to(device))
+    return (
+        torch.from_numpy(tokens).to(device),
+        torch.from_numpy(positions).to(device),
+        torch.from_numpy(valid).to(device),
+    )
 
 
 def prefill_mask(valid: Tensor) -> Tensor:
@@ -122,8 +127,9 @@ def prefill_mask(valid: Tensor) -> Tensor:
     return ((causal & valid[:, None, :]) | eye)[:, None]
 
 
-def output_positions(last: np.ndarray, start: int, rc: np.ndarray, tokens: np.ndarray,
-                     table: np.ndarray) -> np.ndarray:
+def output_positions(
+    last: np.ndarray, start: int, rc: np.ndarray, tokens: np.ndarray, table: np.ndarray
+) -> np.ndarray:
     """Positions ``[n, POS_DIMS]`` of output-grid ``tokens``: seq from ``start``, ``rc [n, 2]`` (row, col),
     (h, w, pair) and the frame evidence from ``last`` (the prompt's last position, the output's GRID_START),
     and the frame lookups of the test input's lookup ``table`` (``tokenize.input_table``) at each token's
@@ -163,8 +169,9 @@ def ladder(n: int) -> int:
     return p
 
 
-def row_spans(first: np.ndarray, keys: int, max_spans: int = MAX_SPANS, span_cost: int | None = None
-              ) -> list[tuple[int, int, int]]:
+def row_spans(
+    first: np.ndarray, keys: int, max_spans: int = MAX_SPANS, span_cost: int | None = None
+) -> list[tuple[int, int, int]]:
     """Split the rows of a decoding batch into at most ``max_spans`` contiguous ranges ``(r0, r1, c0)``, each
     attending to key columns ``c0`` (its rows' first real key) onwards, so as to read the fewest keys:
     ``sum((r1 - r0) * (keys - c0))`` plus ``span_cost`` per span (default ``SPAN_COST``: what one more
@@ -181,7 +188,9 @@ def row_spans(first: np.ndarray, keys: int, max_spans: int = MAX_SPANS, span_cos
     # best[s][j]: (cheapest cover of runs 0 .. j - 1 by s + 1 spans, the run its last span starts at)
     best = [{j: (cost(0, j), 0) for j in range(1, m + 1)}]
     for s in range(1, min(max_spans, m)):
-        best.append({j: min((best[s - 1][i][0] + cost(i, j), i) for i in range(s, j)) for j in range(s + 1, m + 1)})
+        best.append(
+            {j: min((best[s - 1][i][0] + cost(i, j), i) for i in range(s, j)) for j in range(s + 1, m + 1)}
+        )
     last = min(range(len(best)), key=lambda s: best[s][m][0])  # the cheapest number of spans, minus one
     spans, j = [], m
     for s in range(last, -1, -1):
@@ -221,8 +230,9 @@ def _prefill(model: ArcTransformer, prompts: list[Example], cache: KVCache) -> T
             c[:, r : r + k, :, : p - n] = 0
         view = _cache_view(cache.k[:, r : r + k, :, p - n :], cache.v[:, r : r + k, :, p - n :], 0)
         last = torch.tensor(lens[r : r + k], device=device) - 1
-        out[r : r + k] = model(torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view,
-                               only=last)[:, 0]  # [k, V]: only the last token's logits are read
+        out[r : r + k] = model(
+            torch.from_numpy(tok).to(device), torch.from_numpy(pos).to(device), cache=view, only=last
+        )[:, 0]  # [k, V]: only the last token's logits are read
         r += k
     cache.length = p
     return out
@@ -286,8 +296,14 @@ class _Emitted:
     steps: int = 0
 
 
-def _start_rows(ps: list[Example], side_list: list[int], tables_np: np.ndarray, p: int, steps_max: int,
-                device: torch.device) -> tuple[_Rows, Tensor, np.ndarray, np.ndarray]:
+def _start_rows(
+    ps: list[Example],
+    side_list: list[int],
+    tables_np: np.ndarray,
+    p: int,
+    steps_max: int,
+    device: torch.device,
+) -> tuple[_Rows, Tensor, np.ndarray, np.ndarray]:
     """The decoding state before the first generated token of prompts ``ps`` (prefilled into columns ending
     at ``P = p``), and what a ``Prefix`` keeps of them: ``valid [B, P]`` (real prompt keys), their lengths
     and their last positions."""
@@ -306,13 +322,23 @@ def _start_rows(ps: list[Example], side_list: list[int], tables_np: np.ndarray, 
     tables = torch.from_numpy(tables_np).to(device)  # [B, F, S, S]: the frame lookups' source
     ar = torch.arange(b, device=device)  # 0 .. active rows - 1 (the tables' row index)
     state = _Rows(
-        rows=torch.arange(b, device=device), seq=lengths.clone(),
-        row=torch.ones(b, dtype=torch.long, device=device), col=torch.ones(b, dtype=torch.long, device=device),
-        width=torch.zeros(b, dtype=torch.long, device=device), done=torch.zeros(b, dtype=torch.bool, device=device),
-        logp=torch.zeros(b, dtype=torch.float64, device=device), sides=torch.tensor(side_list, device=device),
-        extra=extra, tables=tables, evidence=evidence, ar=ar,
+        rows=torch.arange(b, device=device),
+        seq=lengths.clone(),
+        row=torch.ones(b, dtype=torch.long, device=device),
+        col=torch.ones(b, dtype=torch.long, device=device),
+        width=torch.zeros(b, dtype=torch.long, device=device),
+        done=torch.zeros(b, dtype=torch.bool, device=device),
+        logp=torch.zeros(b, dtype=torch.float64, device=device),
+        sides=torch.tensor(side_list, device=device),
+        extra=extra,
+        tables=tables,
+        evidence=evidence,
+        ar=ar,
         ahead=tables[ar, :, 1, 1],  # [B, F]: the lookups at the first generated token's cell, (1, 1)
-        first=first, keys=keys, spans=row_spans(first, p))
+        first=first,
+        keys=keys,
+        spans=row_spans(first, p),
+    )
     return state, valid, lengths_np, last_np
 
 
@@ -335,8 +361,20 @@ def _compact(s: _Rows, nxt: Tensor, em: _Emitted, cache: KVCache, room: int) -> 
     size = ladder(len(s.rows) - int(s.done.sum()))
     em.logp[s.rows], em.done[s.rows] = s.logp, s.done
     keep = torch.cat([(~s.done).nonzero()[:, 0], s.done.nonzero()[:, 0]])[:size].sort().values
-    for name in ("rows", "seq", "row", "col", "width", "done", "logp", "sides", "extra", "tables", "evidence",
-                 "ahead"):
+    for name in (
+        "rows",
+        "seq",
+        "row",
+        "col",
+        "width",
+        "done",
+        "logp",
+        "sides",
+        "extra",
+        "tables",
+        "evidence",
+        "ahead",
+    ):
         setattr(s, name, getattr(s, name)[keep])
     nxt, s.ar = nxt[keep], s.ar[: len(keep)]
     first = s.first[keep.cpu().numpy()]
@@ -382,8 +420,15 @@ def _feed(model: ArcTransformer, s: _Rows, nxt: Tensor, cache: KVCache) -> Tenso
     return model(nxt[:, None], pos, cache=cache, mask=mask, framed_keys=False)[:, -1]  # output cells
 
 
-def _decode_steps(model: ArcTransformer, s: _Rows, logits: Tensor, cache: KVCache, em: _Emitted,
-                  steps_max: int, sync_every: int) -> None:
+def _decode_steps(
+    model: ArcTransformer,
+    s: _Rows,
+    logits: Tensor,
+    cache: KVCache,
+    em: _Emitted,
+    steps_max: int,
+    sync_every: int,
+) -> None:
     """Greedy steps until every row is done (seen at a host check) or ``steps_max`` tokens; ``em`` gets the
     tokens and, at the end, every row's log-probability and done flag."""
     for t in range(steps_max):
@@ -413,9 +458,17 @@ def _results(em: _Emitted, order: np.ndarray) -> list[Decoded]:
 
 
 @torch.no_grad()
-def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int = MAX_NEW_TOKENS,
-                 max_side: int = MAX_SIDE, max_sides: list[int] | None = None, sync_every: int | None = None,
-                 keep_prefix: bool = False, amp: bool = False) -> list[Decoded] | tuple[list[Decoded], Prefix]:
+def decode_batch(
+    model: ArcTransformer,
+    prompts: list[Example],
+    *,
+    max_new: int = MAX_NEW_TOKENS,
+    max_side: int = MAX_SIDE,
+    max_sides: list[int] | None = None,
+    sync_every: int | None = None,
+    keep_prefix: bool = False,
+    amp: bool = False,
+) -> list[Decoded] | tuple[list[Decoded], Prefix]:
     """Greedy-decode the output grid after each prompt (which ends in ``OUTPUT GRID_START``), all rows as
     one batch. Rows are independent: the result of a row does not depend on the others (tested).
     ``max_sides``: a per-row side limit (default ``max_side`` for all). ``keep_prefix``: also return the
@@ -438,16 +491,27 @@ def decode_batch(model: ArcTransformer, prompts: list[Example], *, max_new: int 
     p = padded_length(len(ps[0]))
     cfg, dtype = model.cfg, next(model.parameters()).dtype
     # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
-    cache = KVCache(cfg.n_layers, b, cfg.n_heads, cfg.head_dim, p + min(steps_max, GROW_STEPS), device,
-                    torch.bfloat16 if amp else dtype, zeroed=False)  # _prefill zeroes the left padding
+    cache = KVCache(
+        cfg.n_layers,
+        b,
+        cfg.n_heads,
+        cfg.head_dim,
+        p + min(steps_max, GROW_STEPS),
+        device,
+        torch.bfloat16 if amp else dtype,
+        zeroed=False,
+    )  # _prefill zeroes the left padding
     # one autocast context for the whole batch: the weights are cast to bf16 once, not at every step
     with _autocast(device, amp):
         logits = _prefill(model, ps, cache)  # [B, V]
         kept = _cache_view(cache.k, cache.v, p)  # compaction copies; this keeps every prompt
         tables_np = np.stack([input_table(e) for e in ps])  # [B, F, S, S]: the frame lookups' source
         state, valid, lengths_np, last_np = _start_rows(ps, side_list, tables_np, p, steps_max, device)
-        em = _Emitted(torch.full((b, steps_max), PAD, dtype=torch.long, device=device),
-                      torch.zeros(b, dtype=torch.float64, device=device), torch.zeros(b, dtype=torch.bool, device=device))
+        em = _Emitted(
+            torch.full((b, steps_max), PAD, dtype=torch.long, device=device),
+            torch.zeros(b, dtype=torch.float64, device=device),
+            torch.zeros(b, dtype=torch.bool, device=device),
+        )
         _decode_steps(model, state, logits, cache, em, steps_max, sync_every)
     res = _results(em, order)
     if not keep_prefix:
@@ -481,8 +545,13 @@ class _Packed:
     first: np.ndarray
 
 
-def _pack_candidates(prefix: Prefix, rs: list[int], per_row: dict[int, list[int]],
-                     bodies: list[tuple[np.ndarray, np.ndarray, np.ndarray]], t: int) -> _Packed:
+def _pack_candidates(
+    prefix: Prefix,
+    rs: list[int],
+    per_row: dict[int, list[int]],
+    bodies: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    t: int,
+) -> _Packed:
     """Decoder rows ``rs``' candidates (``per_row``: candidate indices into ``bodies``) one after the other
     in ``[len(rs), t]`` rows."""
     m = len(rs)
@@ -498,15 +567,17 @@ def _pack_candidates(prefix: Prefix, rs: list[int], per_row: dict[int, list[int]
             tk, rc, st = bodies[q]
             k = len(tk)
             tok[i, o : o + k], state[i, o : o + k], seg[i, o : o + k] = tk, st, q
-            pos[i, o : o + k] = output_positions(prefix.last_pos[r], int(prefix.lengths[r]), rc, tk,
-                                                 prefix.tables[r])
+            pos[i, o : o + k] = output_positions(
+                prefix.last_pos[r], int(prefix.lengths[r]), rc, tk, prefix.tables[r]
+            )
             first[i, o] = True
             o += k
     return _Packed(tok, pos, state, seg, first)
 
 
-def _score_chunk(model: ArcTransformer, prefix: Prefix, rs: list[int], c: _Packed, max_side: int,
-                 out: Tensor) -> None:
+def _score_chunk(
+    model: ArcTransformer, prefix: Prefix, rs: list[int], c: _Packed, max_side: int, out: Tensor
+) -> None:
     """One forward over packed rows ``rs`` after a copy of their prompts' keys/values (a block-causal mask:
     each candidate sees the prompt and its own earlier tokens); adds each token's log-probability (grammar
     applied) to its candidate's entry of ``out``."""
@@ -535,8 +606,15 @@ def _score_chunk(model: ArcTransformer, prefix: Prefix, rs: list[int], c: _Packe
 
 
 @torch.no_grad()
-def score_with_prefix(model: ArcTransformer, prefix: Prefix, rows: list[int], grids: list[Grid], *,
-                      max_side: int = MAX_SIDE, chunk: int = 64) -> list[float]:
+def score_with_prefix(
+    model: ArcTransformer,
+    prefix: Prefix,
+    rows: list[int],
+    grids: list[Grid],
+    *,
+    max_side: int = MAX_SIDE,
+    chunk: int = 64,
+) -> list[float]:
     """Summed log-probability of ``grids[i]`` after prompt ``rows[i]`` of a decoded batch (grammar applied),
     reading the prompts from the kept cache: only the candidates' tokens are computed.
 
@@ -569,16 +647,23 @@ def candidate_example(prompt: Example, grid: Grid) -> tuple[Example, int]:
     toks, rc = grid_tokens(grid)
     body, body_rc = toks[1:], rc[1:]  # the prompt already ends with GRID_START
     n = len(prompt)
-    ex = Example(np.concatenate([prompt.tokens, body]),
-                 np.concatenate([prompt.positions, output_positions(prompt.positions[-1], n, body_rc, body,
-                                                                    input_table(prompt))]),
-                 np.zeros(n + len(body), bool), prompt.task_id, prompt.test_index, prompt.n_train)
+    ex = Example(
+        np.concatenate([prompt.tokens, body]),
+        np.concatenate(
+            [prompt.positions, output_positions(prompt.positions[-1], n, body_rc, body, input_table(prompt))]
+        ),
+        np.zeros(n + len(body), bool),
+        prompt.task_id,
+        prompt.test_index,
+        prompt.n_train,
+    )
     return ex, len(body)
 
 
 @torch.no_grad()
-def score_candidates(model: ArcTransformer, pairs: list[tuple[Example, Grid]], *,
-                     max_side: int = MAX_SIDE) -> list[float]:
+def score_candidates(
+    model: ArcTransformer, pairs: list[tuple[Example, Grid]], *, max_side: int = MAX_SIDE
+) -> list[float]:
     """Summed log-probability of each ``grid`` after its ``prompt`` (grammar applied, as in decoding), by
     one teacher-forced forward over a left-padded batch."""
     if not pairs:
@@ -591,11 +676,22 @@ def score_candidates(model: ArcTransformer, pairs: list[tuple[Example, Grid]], *
     for i, (grid, n) in enumerate(zip((g for _, g in pairs), counts, strict=True)):
         lg = logits[i, -n - 1 : -1]  # predictions of the n body tokens
         st = torch.from_numpy(_body(grid)[2]).to(device)  # the grammar state before each body token
-        lp = torch.log_softmax(lg + grammar_mask(st[:, 0], st[:, 1], st[:, 2], lg.shape[-1], max_side), dim=-1)
+        lp = torch.log_softmax(
+            lg + grammar_mask(st[:, 0], st[:, 1], st[:, 2], lg.shape[-1], max_side), dim=-1
+        )
         tgt = tokens[i, -n:]
         out.append(float(lp.gather(1, tgt[:, None]).double().sum()))
     return out
 
 
-__all__ = ["MAX_NEW_TOKENS", "MAX_SIDE", "Decoded", "Prefix", "decode_batch", "grammar_mask", "max_tokens",
-           "score_candidates", "score_with_prefix"]
+__all__ = [
+    "MAX_NEW_TOKENS",
+    "MAX_SIDE",
+    "Decoded",
+    "Prefix",
+    "decode_batch",
+    "grammar_mask",
+    "max_tokens",
+    "score_candidates",
+    "score_with_prefix",
+]

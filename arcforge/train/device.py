@@ -78,8 +78,13 @@ def busy_cpus_now(window: float = 0.3) -> float | None:
     return max(0.0, busy - own / window)
 
 
-def free_cpus(*, affinity: int | None = None, load: float | None = None, total: int | None = None,
-              quota: float | None = None) -> int:
+def free_cpus(
+    *,
+    affinity: int | None = None,
+    load: float | None = None,
+    total: int | None = None,
+    quota: float | None = None,
+) -> int:
     """CPUs free for this process's threads: those it may run on (affinity, cgroup quota), less the load of
     the others -- the 1-minute load average, or what is busy right now if that is less (a job that just
     ended still weighs on the average for a minute) -- at least 1. Arguments override what is read from
@@ -111,8 +116,10 @@ def check_cpus(option: str, requested: int) -> int:
     aborts on tens of thousands of threads, and a thousand loader processes never start in time)."""
     top = machine_cpus()
     if requested > top:
-        raise TrainError(f"{option} {requested}: this machine has {top} CPU{'s' if top != 1 else ''}",
-                         hint=f"use {option} 0 (the CPUs free now) or at most {top}")
+        raise TrainError(
+            f"{option} {requested}: this machine has {top} CPU{'s' if top != 1 else ''}",
+            hint=f"use {option} 0 (the CPUs free now) or at most {top}",
+        )
     return requested
 
 
@@ -187,8 +194,9 @@ def use_bf16(device: torch.device, amp: str) -> bool:
     try:
         amp = Amp(amp)
     except ValueError:
-        raise TrainError(f"unknown amp mode {amp!r}",
-                         hint=f"use one of {', '.join(a.value for a in Amp)}") from None
+        raise TrainError(
+            f"unknown amp mode {amp!r}", hint=f"use one of {', '.join(a.value for a in Amp)}"
+        ) from None
     if amp != Amp.auto:
         return amp == Amp.bf16
     if device.type == "cuda":
@@ -215,13 +223,19 @@ def pick_device(name: str) -> torch.device:
     except RuntimeError:
         raise TrainError(f"--device {name!r}: not a device", hint="use auto, cpu, cuda or cuda:N") from None
     if dev.type == "mps" and not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
-        raise TrainError(f"--device {name}: this torch ({torch.__version__}) has no usable MPS (Apple GPU) "
-                         "backend", hint="use --device cpu or auto")
+        raise TrainError(
+            f"--device {name}: this torch ({torch.__version__}) has no usable MPS (Apple GPU) backend",
+            hint="use --device cpu or auto",
+        )
     if dev.type == "cuda":
         if not torch.backends.cuda.is_built():
-            raise TrainError(f"--device {name}: this torch ({torch.__version__}) is built without CUDA",
-                             hint="use --device cpu, or install a CUDA build of torch")
+            raise TrainError(
+                f"--device {name}: this torch ({torch.__version__}) is built without CUDA",
+                hint="use --device cpu, or install a CUDA build of torch",
+            )
         if not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count():
-            raise TrainError(f"--device {name}: no such CUDA GPU is visible "
-                             f"({torch.cuda.device_count()} found)", hint="use --device cpu or auto")
+            raise TrainError(
+                f"--device {name}: no such CUDA GPU is visible ({torch.cuda.device_count()} found)",
+                hint="use --device cpu or auto",
+            )
     return dev

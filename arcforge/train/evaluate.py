@@ -65,16 +65,22 @@ def prompt(task: Task, test_index: int, max_len: int) -> Example:
 
 
 @torch.no_grad()
-def greedy_decode(model: ArcTransformer, ex: Example, device: torch.device | None = None,
-                  max_new: int = MAX_NEW_TOKENS) -> tuple[Grid | None, float]:
+def greedy_decode(
+    model: ArcTransformer, ex: Example, device: torch.device | None = None, max_new: int = MAX_NEW_TOKENS
+) -> tuple[Grid | None, float]:
     """One prompt (a batch of one): the grid and the mean log-probability of its tokens."""
     d = decode_batch(model, [ex], max_new=max_new)[0]
     return d.grid, d.logp / max(1, len(d.tokens) + 1)
 
 
 @torch.no_grad()
-def token_accuracy(model: ArcTransformer, examples: list[Example], seq_len: int, device: torch.device,
-                   batch_size: int = DataConfig.batch_size) -> tuple[float, float]:
+def token_accuracy(
+    model: ArcTransformer,
+    examples: list[Example],
+    seq_len: int,
+    device: torch.device,
+    batch_size: int = DataConfig.batch_size,
+) -> tuple[float, float]:
     """Teacher-forced (accuracy, mean loss) over the target tokens of ``examples`` (packed rows)."""
     rows = pack(examples, max(seq_len, max((len(e) for e in examples), default=1)))
     correct = total = 0
@@ -174,12 +180,19 @@ def _batches(groups: list[list[_Item]], batch_rows: int) -> Iterator[list[int]]:
         yield batch
 
 
-def _decode_items(model: ArcTransformer, items: list[_Item], transforms: list[Transform], cfg: EvalConfig,
-                  amp: bool) -> Prefix:
+def _decode_items(
+    model: ArcTransformer, items: list[_Item], transforms: list[Transform], cfg: EvalConfig, amp: bool
+) -> Prefix:
     """Decode ``items`` as one batch; each gets its grid mapped back by its transform's inverse and its
     mean log-probability. Returns the batch's prefilled prompts."""
-    decoded, prefix = decode_batch(model, [it.prompt for it in items], max_new=cfg.max_new,
-                                   max_sides=[it.side for it in items], keep_prefix=True, amp=amp)
+    decoded, prefix = decode_batch(
+        model,
+        [it.prompt for it in items],
+        max_new=cfg.max_new,
+        max_sides=[it.side for it in items],
+        keep_prefix=True,
+        amp=amp,
+    )
     for it, d in zip(items, decoded, strict=True):
         if d.grid is not None:
             it.grid = transforms[it.transform].invert(d.grid)
@@ -187,8 +200,13 @@ def _decode_items(model: ArcTransformer, items: list[_Item], transforms: list[Tr
     return prefix
 
 
-def _poe_queue(batch: list[int], groups: list[list[_Item]], transforms: list[Transform], cfg: EvalConfig,
-               ranked: list[list[Grid]]) -> tuple[list[int], list[Grid], list[tuple[int, list[Grid], int]]]:
+def _poe_queue(
+    batch: list[int],
+    groups: list[list[_Item]],
+    transforms: list[Transform],
+    cfg: EvalConfig,
+    ranked: list[list[Grid]],
+) -> tuple[list[int], list[Grid], list[tuple[int, list[Grid], int]]]:
     """Rank each group of ``batch`` by votes into ``ranked``, and queue its top candidates under every
     transform for re-scoring: the decoder rows, the (transformed) grids, and per group re-scored its
     (group, candidates, first entry in the queue)."""
@@ -209,8 +227,12 @@ def _poe_queue(batch: list[int], groups: list[list[_Item]], transforms: list[Tra
     return rows_q, grids_q, plan
 
 
-def _rerank(plan: list[tuple[int, list[Grid], int]], scores: list[float], groups: list[list[_Item]],
-            ranked: list[list[Grid]]) -> None:
+def _rerank(
+    plan: list[tuple[int, list[Grid], int]],
+    scores: list[float],
+    groups: list[list[_Item]],
+    ranked: list[list[Grid]],
+) -> None:
     """Put each planned group's top candidates first in ``ranked``, by their log-probability summed over
     every transform (product of experts)."""
     for g, top, first in plan:
@@ -220,8 +242,9 @@ def _rerank(plan: list[tuple[int, list[Grid], int]], scores: list[float], groups
         ranked[g] = best + ranked[g][len(top) :]
 
 
-def _decode_groups(model: ArcTransformer, groups: list[list[_Item]], transforms: list[Transform],
-                   cfg: EvalConfig, amp: bool) -> list[list[Grid]]:
+def _decode_groups(
+    model: ArcTransformer, groups: list[list[_Item]], transforms: list[Transform], cfg: EvalConfig, amp: bool
+) -> list[list[Grid]]:
     """Decode the groups (all transforms of one test input each) in batches of whole groups of similar
     prompt length, and rank each group's candidates (product of experts: every top candidate scored under
     every transform, reusing the batch's prefilled prompts)."""
@@ -246,7 +269,9 @@ def predict(model: ArcTransformer, tasks: list[Task], *, seq_len: int, cfg: Eval
     groups = [sorted(by_input[k], key=lambda it: it.transform) for k in keys]
     from arcforge.train.device import use_bf16
 
-    ranked = _decode_groups(model, groups, transforms, cfg, use_bf16(next(model.parameters()).device, cfg.amp))
+    ranked = _decode_groups(
+        model, groups, transforms, cfg, use_bf16(next(model.parameters()).device, cfg.amp)
+    )
     out: list[list[dict]] = [[{} for _ in t.test] for t in tasks]
     for (ti, k), its, r in zip(keys, groups, ranked, strict=True):
         out[ti][k] = {"ranked": r, "first": its[0].grid}
@@ -306,8 +331,11 @@ class _Records:
     """The running records of an evaluation: counts for the metrics, the examples of the scored test inputs
     (for token accuracy), the per-task records, the submission and the tasks left out."""
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("n", "scored", "exact", "pass2", "exact_before", "pass2_before"), 0))
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("n", "scored", "exact", "pass2", "exact_before", "pass2_before"), 0
+        )
+    )
     examples: list[Example] = field(default_factory=list)
     per_task: list[dict] = field(default_factory=list)
     submission: dict[str, list] = field(default_factory=dict)
@@ -324,8 +352,15 @@ def _settled(cfg: EvalConfig, model: ArcTransformer, workers: int) -> EvalConfig
     return replace(cfg, amp=Amp.bf16 if use_bf16(next(model.parameters()).device, cfg.amp) else Amp.off)
 
 
-def _tune_group(model: ArcTransformer, tasks_g: list[Task], before: list[list[dict]], cfg: EvalConfig,
-                seq_len: int, pool: ThreadPoolExecutor | None, workers: int) -> Iterable:
+def _tune_group(
+    model: ArcTransformer,
+    tasks_g: list[Task],
+    before: list[list[dict]],
+    cfg: EvalConfig,
+    seq_len: int,
+    pool: ThreadPoolExecutor | None,
+    workers: int,
+) -> Iterable:
     """Each task's (predictions after test-time training, report), or without TTT (its predictions, None).
     With a ``pool``, the tasks of the group at once, each thread with its share of the torch threads."""
     if cfg.ttt.steps <= 0:
@@ -342,17 +377,35 @@ def _tune_group(model: ArcTransformer, tasks_g: list[Task], before: list[list[di
 
 def _metrics(rec: _Records, cfg: EvalConfig, acc: float, loss: float) -> dict[str, float]:
     counts, s = rec.counts, max(1, rec.counts["scored"])
-    metrics = {"test_inputs": counts["n"], "scored": counts["scored"], "exact_match": counts["exact"] / s,
-               "pass@2": counts["pass2"] / s, "token_accuracy": acc, "loss": loss, "votes": max(1, cfg.votes),
-               "ttt_steps": cfg.ttt.steps, "left_out": len(rec.left_out)}
+    metrics = {
+        "test_inputs": counts["n"],
+        "scored": counts["scored"],
+        "exact_match": counts["exact"] / s,
+        "pass@2": counts["pass2"] / s,
+        "token_accuracy": acc,
+        "loss": loss,
+        "votes": max(1, cfg.votes),
+        "ttt_steps": cfg.ttt.steps,
+        "left_out": len(rec.left_out),
+    }
     if cfg.ttt.steps > 0:
-        metrics.update({"exact_match_before": counts["exact_before"] / s, "pass@2_before": counts["pass2_before"] / s})
+        metrics.update(
+            {"exact_match_before": counts["exact_before"] / s, "pass@2_before": counts["pass2_before"] / s}
+        )
     return metrics
 
 
-def evaluate_tasks(model: ArcTransformer, tasks: Iterable[Task], *, seq_len: int, device: torch.device,
-                   votes: int | None = None, progress: Progress | None = None, total: int | None = None,
-                   cfg: EvalConfig | None = None) -> EvalResult:
+def evaluate_tasks(
+    model: ArcTransformer,
+    tasks: Iterable[Task],
+    *,
+    seq_len: int,
+    device: torch.device,
+    votes: int | None = None,
+    progress: Progress | None = None,
+    total: int | None = None,
+    cfg: EvalConfig | None = None,
+) -> EvalResult:
     """Token accuracy, exact match and pass@2 over every test input of ``tasks``, plus the submission.
     ``votes`` overrides ``cfg``'s. With ``cfg.ttt.steps > 0``: test-time training per task, and the
     per-task records and metrics say before (``*_before``) and after."""
@@ -393,8 +446,9 @@ def ttt_workers(cfg: TTTConfig, device: torch.device) -> int:
 
 
 @torch.no_grad()
-def _tuned(model: ArcTransformer, task: Task, preds: list[dict], cfg: EvalConfig, seq_len: int
-           ) -> tuple[list[dict], dict]:
+def _tuned(
+    model: ArcTransformer, task: Task, preds: list[dict], cfg: EvalConfig, seq_len: int
+) -> tuple[list[dict], dict]:
     """One task's predictions after test-time training (``preds``: the base model's) and the TTT report.
     Thread-safe: the base model is only read (``fine_tune`` tunes a copy)."""
     with torch.enable_grad():
@@ -406,8 +460,9 @@ def _tuned(model: ArcTransformer, task: Task, preds: list[dict], cfg: EvalConfig
     return after, report
 
 
-def _record(task: Task, k: int, after: dict, before: dict, report: dict | None, ttt: bool, rec: _Records,
-            seq_len: int) -> dict:
+def _record(
+    task: Task, k: int, after: dict, before: dict, report: dict | None, ttt: bool, rec: _Records, seq_len: int
+) -> dict:
     """Score test input ``k`` of ``task`` (``after``: its prediction; ``before``: the base model's) into the
     counts and, when it has an output, its example into ``rec``; returns its per-task record."""
     pair = task.test[k]
@@ -431,8 +486,15 @@ def _record(task: Task, k: int, after: dict, before: dict, report: dict | None, 
     return out
 
 
-def _collect(tasks_g: list[Task], before: list[list[dict]], tuned_g: Iterable[tuple[list[dict], dict | None]],
-             ttt: bool, seq_len: int, rec: _Records, progress: Progress) -> None:
+def _collect(
+    tasks_g: list[Task],
+    before: list[list[dict]],
+    tuned_g: Iterable[tuple[list[dict], dict | None]],
+    ttt: bool,
+    seq_len: int,
+    rec: _Records,
+    progress: Progress,
+) -> None:
     """Score one group of tasks into the running records: ``tuned_g`` holds each task's (predictions after
     TTT, report), or without TTT (its predictions, None)."""
     for task, preds, (after, report) in zip(tasks_g, before, tuned_g, strict=True):
@@ -444,5 +506,16 @@ def _collect(tasks_g: list[Task], before: list[list[dict]], tuned_g: Iterable[tu
         progress.advance("eval")
 
 
-__all__ = ["EvalConfig", "EvalResult", "Transform", "evaluate_tasks", "greedy_decode", "predict", "prompt",
-           "token_accuracy", "ttt_workers", "vote", "with_base_attempt"]
+__all__ = [
+    "EvalConfig",
+    "EvalResult",
+    "Transform",
+    "evaluate_tasks",
+    "greedy_decode",
+    "predict",
+    "prompt",
+    "token_accuracy",
+    "ttt_workers",
+    "vote",
+    "with_base_attempt",
+]

@@ -47,8 +47,12 @@ def _state_dtype(g: Tensor) -> torch.dtype:
     return torch.float32 if g.dtype in (torch.float16, torch.bfloat16) else g.dtype
 
 
-def gradfilter_ema(params: ParamsLike, state: dict | None, alpha: float = GrokfastConfig.alpha,
-                   lamb: float = GrokfastConfig.lamb) -> dict:
+def gradfilter_ema(
+    params: ParamsLike,
+    state: dict | None,
+    alpha: float = GrokfastConfig.alpha,
+    lamb: float = GrokfastConfig.lamb,
+) -> dict:
     """One EMA filter step on ``p.grad`` (in place); returns the updated ``state`` {key: ema tensor}.
 
     ``params``: Parameters or (name, Parameter) pairs; a parameter whose grad is None is skipped.
@@ -68,8 +72,13 @@ def gradfilter_ema(params: ParamsLike, state: dict | None, alpha: float = Grokfa
     return state
 
 
-def gradfilter_ma(params: ParamsLike, state: dict | None, window: int = GrokfastConfig.window,
-                  lamb: float = GrokfastConfig.lamb, warmup: bool = GrokfastConfig.warmup) -> dict:
+def gradfilter_ma(
+    params: ParamsLike,
+    state: dict | None,
+    window: int = GrokfastConfig.window,
+    lamb: float = GrokfastConfig.lamb,
+    warmup: bool = GrokfastConfig.warmup,
+) -> dict:
     """One MA filter step on ``p.grad`` (in place); returns the updated ``state``.
 
     ``state[key] = {"buf": [window, *shape] ring of past grads, "pos": next slot, "count": filled slots,
@@ -85,8 +94,12 @@ def gradfilter_ma(params: ParamsLike, state: dict | None, window: int = Grokfast
         st = state.get(key)
         if st is None:
             dt = _state_dtype(gd)
-            st = state[key] = {"buf": torch.zeros((window, *gd.shape), dtype=dt, device=gd.device),
-                               "pos": 0, "count": 0, "sum": torch.zeros_like(gd, dtype=dt)}
+            st = state[key] = {
+                "buf": torch.zeros((window, *gd.shape), dtype=dt, device=gd.device),
+                "pos": 0,
+                "count": 0,
+                "sum": torch.zeros_like(gd, dtype=dt),
+            }
         buf, pos = st["buf"], st["pos"]
         if st["count"] == window:
             st["sum"].sub_(buf[pos])
@@ -104,8 +117,9 @@ def gradfilter_ma(params: ParamsLike, state: dict | None, window: int = Grokfast
 class Grokfast:
     """The stateful filter the training loop uses: ``step()`` between backward and ``optimizer.step()``."""
 
-    def __init__(self, model_or_named_params: nn.Module | Iterable[tuple[str, nn.Parameter]],
-                 cfg: GrokfastConfig) -> None:
+    def __init__(
+        self, model_or_named_params: nn.Module | Iterable[tuple[str, nn.Parameter]], cfg: GrokfastConfig
+    ) -> None:
         if isinstance(model_or_named_params, nn.Module):
             named = [(n, p) for n, p in model_or_named_params.named_parameters() if p.requires_grad]
         else:
@@ -146,8 +160,10 @@ class Grokfast:
         c = self.cfg
         cfg = {"kind": str(c.kind), "alpha": c.alpha, "lamb": c.lamb, "window": c.window, "warmup": c.warmup}
         if c.kind == "ma":
-            st = {k: {"buf": v["buf"].clone(), "pos": v["pos"], "count": v["count"], "sum": v["sum"].clone()}
-                  for k, v in self.state.items()}
+            st = {
+                k: {"buf": v["buf"].clone(), "pos": v["pos"], "count": v["count"], "sum": v["sum"].clone()}
+                for k, v in self.state.items()
+            }
         else:
             st = {k: v.clone() for k, v in self.state.items()}
         return {"config": cfg, "steps": self.steps, "state": st}
@@ -157,17 +173,25 @@ class Grokfast:
         c = self.cfg
         mine = {"kind": str(c.kind), "alpha": c.alpha, "lamb": c.lamb, "window": c.window, "warmup": c.warmup}
         if d.get("config") != mine:
-            raise TrainError(f"Grokfast state was saved with {d.get('config')}, this run uses {mine}",
-                             hint="resume with the same --grokfast settings")
+            raise TrainError(
+                f"Grokfast state was saved with {d.get('config')}, this run uses {mine}",
+                hint="resume with the same --grokfast settings",
+            )
         names = {n for n, _ in self.params}
         unknown = set(d["state"]) - names
         if unknown:
             raise TrainError(f"Grokfast state has unknown parameters: {sorted(unknown)[:5]}")
         devices = {n: p.device for n, p in self.params}
         if c.kind == "ma":
-            self.state = {k: {"buf": v["buf"].to(devices[k]).clone(), "pos": int(v["pos"]),
-                              "count": int(v["count"]), "sum": v["sum"].to(devices[k]).clone()}
-                          for k, v in d["state"].items()}
+            self.state = {
+                k: {
+                    "buf": v["buf"].to(devices[k]).clone(),
+                    "pos": int(v["pos"]),
+                    "count": int(v["count"]),
+                    "sum": v["sum"].to(devices[k]).clone(),
+                }
+                for k, v in d["state"].items()
+            }
         else:
             self.state = {k: v.to(devices[k]).clone() for k, v in d["state"].items()}
         self.steps = int(d["steps"])

@@ -77,8 +77,9 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB"
 
 
-def check_memory(model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.device,
-                 cfg: TrainConfig | None = None) -> None:
+def check_memory(
+    model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.device, cfg: TrainConfig | None = None
+) -> None:
     """Refuse up front, with the size needed, a step that cannot fit in the memory available now (and
     Grokfast's MA window of past gradients, ``--grokfast-window`` copies of the parameters)."""
     need = memory_needed(model_cfg, data_cfg)
@@ -90,13 +91,18 @@ def check_memory(model_cfg: ModelConfig, data_cfg: DataConfig, device: torch.dev
             return
     window = cfg.grokfast.window if cfg is not None and cfg.grokfast.kind == "ma" else 0
     if window and need + window * n_params(model_cfg) * 4 > have:
-        raise TrainError(f"--grokfast-window {window} keeps {window} copies of the gradients: about "
-                         f"{_gib(need + window * n_params(model_cfg) * 4)} with the training step; "
-                         f"{_gib(have)} is available on {device}", hint="lower --grokfast-window")
+        raise TrainError(
+            f"--grokfast-window {window} keeps {window} copies of the gradients: about "
+            f"{_gib(need + window * n_params(model_cfg) * 4)} with the training step; "
+            f"{_gib(have)} is available on {device}",
+            hint="lower --grokfast-window",
+        )
     if need > have:
-        raise TrainError(f"--seq-len {data_cfg.seq_len} x --batch-size {data_cfg.batch_size} needs about "
-                         f"{_gib(need)} per training step; {_gib(have)} is available on {device}",
-                         hint="lower --seq-len or --batch-size (use --grad-accum for a larger batch)")
+        raise TrainError(
+            f"--seq-len {data_cfg.seq_len} x --batch-size {data_cfg.batch_size} needs about "
+            f"{_gib(need)} per training step; {_gib(have)} is available on {device}",
+            hint="lower --seq-len or --batch-size (use --grad-accum for a larger batch)",
+        )
 
 
 def has_split(data_cfg: DataConfig, split: str) -> bool:
@@ -109,9 +115,11 @@ def check_eval_split(data_cfg: DataConfig, cfg: TrainConfig) -> None:
     if cfg.eval_tasks == 0 or cfg.eval_split == TrainConfig.eval_split or has_split(data_cfg, cfg.eval_split):
         return
     splits = sorted({s.split for s in list_shards(Path(data_cfg.root), data_cfg.sources, None)})
-    raise TrainError(f"--eval-split {cfg.eval_split}: {data_cfg.root} has no such split"
-                     + (f" in source(s) {', '.join(data_cfg.sources)}" if data_cfg.sources else ""),
-                     hint=f"use one of {', '.join(splits) or 'none'}, or --eval-tasks 0")
+    raise TrainError(
+        f"--eval-split {cfg.eval_split}: {data_cfg.root} has no such split"
+        + (f" in source(s) {', '.join(data_cfg.sources)}" if data_cfg.sources else ""),
+        hint=f"use one of {', '.join(splits) or 'none'}, or --eval-tasks 0",
+    )
 
 
 def check_workers(cfg: TrainConfig) -> None:
@@ -156,8 +164,11 @@ def set_rng_state(st: dict) -> None:
 def token_loss_sum(model: torch.nn.Module, batch: dict, device: torch.device) -> tuple[torch.Tensor, int]:
     """Sum of next-token cross-entropy over target tokens of a packed batch, and their count."""
     tokens = batch["tokens"].to(device, non_blocking=True)
-    logits = model(tokens, batch["positions"].to(device, non_blocking=True),
-                   batch["segments"].to(device, non_blocking=True))  # [B, T, V]
+    logits = model(
+        tokens,
+        batch["positions"].to(device, non_blocking=True),
+        batch["segments"].to(device, non_blocking=True),
+    )  # [B, T, V]
     mask = batch["targets"][:, 1:].to(device, non_blocking=True)
     loss = F.cross_entropy(logits[:, :-1][mask], tokens[:, 1:][mask], reduction="sum")
     return loss, int(batch["targets"][:, 1:].sum())
@@ -176,15 +187,21 @@ class Trainer:
         self.net: torch.nn.Module = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         if train_cfg.compile:
             self.net = torch.compile(self.net)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
         self.opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": train_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=train_cfg.lr, betas=(train_cfg.beta1, train_cfg.beta2),
-            fused=self.device.type == "cuda")
+            [
+                {"params": decay, "weight_decay": train_cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=train_cfg.lr,
+            betas=(train_cfg.beta1, train_cfg.beta2),
+            fused=self.device.type == "cuda",
+        )
         self.grokfast = Grokfast(self.model, train_cfg.grokfast)
         self.step_no = 0
         self.tokens_seen = 0
@@ -196,7 +213,9 @@ class Trainer:
             dist.all_reduce(t, op=dist.ReduceOp.MIN)
             on = bool(t.item())
         self.bf16 = on
-        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
+        self.autocast = (
+            torch.autocast(self.device.type, dtype=torch.bfloat16) if on else contextlib.nullcontext()
+        )
 
     def _all_sum(self, x: float) -> float:
         if self.world == 1:
@@ -224,8 +243,9 @@ class Trainer:
                 (s * (self.world / n_global)).backward()
             loss_sum += float(s.detach())
         filtered = self.grokfast.step(skip_if_nonfinite=True)
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
-                                               self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf"))
+        gnorm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf")
+        )
         finite = bool(torch.isfinite(gnorm))
         if finite:
             self.opt.step()
@@ -233,13 +253,25 @@ class Trainer:
         self.step_no += 1
         real = sum(int((b["segments"] > 0).sum()) for b in micro_batches)
         self.tokens_seen += int(self._all_sum(float(real)))
-        return {"step": self.step_no, "loss": self._all_sum(loss_sum) / n_global, "lr": lr,
-                "grad_norm": float(gnorm), "skipped": not finite, "grokfast": filtered,
-                "target_tokens": int(n_global)}
+        return {
+            "step": self.step_no,
+            "loss": self._all_sum(loss_sum) / n_global,
+            "lr": lr,
+            "grad_norm": float(gnorm),
+            "skipped": not finite,
+            "grokfast": filtered,
+            "target_tokens": int(n_global),
+        }
 
     def state(self) -> dict:
-        return {"optimizer": self.opt.state_dict(), "grokfast": self.grokfast.state_dict(), "rng": rng_state(),
-                "step": self.step_no, "tokens_seen": self.tokens_seen, "bf16": self.bf16}
+        return {
+            "optimizer": self.opt.state_dict(),
+            "grokfast": self.grokfast.state_dict(),
+            "rng": rng_state(),
+            "step": self.step_no,
+            "tokens_seen": self.tokens_seen,
+            "bf16": self.bf16,
+        }
 
     def load_state(self, weights: dict, state: dict, where: Path | None = None) -> None:
         """Weights and training state of a checkpoint (``where``: its folder, named in a ``TrainError``
@@ -252,7 +284,9 @@ class Trainer:
                 for p in group["params"]:
                     for k, v in self.opt.state.get(p, {}).items():
                         if isinstance(v, torch.Tensor) and v.dim() and v.shape != p.shape:
-                            raise ValueError(f"optimizer {k} of shape {tuple(v.shape)} for a {tuple(p.shape)}")
+                            raise ValueError(
+                                f"optimizer {k} of shape {tuple(v.shape)} for a {tuple(p.shape)}"
+                            )
             self.grokfast.load_state_dict(state["grokfast"])
             self.step_no = int(state["step"])
             self.tokens_seen = int(state.get("tokens_seen", 0))
@@ -260,9 +294,11 @@ class Trainer:
         except TrainError:
             raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
-            raise TrainError(f"{where}: its training state does not fit this run ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:160] if str(e) else 'malformed'})",
-                             hint="a damaged or foreign checkpoint: restore it, or start a new run") from None
+            raise TrainError(
+                f"{where}: its training state does not fit this run ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else 'malformed'})",
+                hint="a damaged or foreign checkpoint: restore it, or start a new run",
+            ) from None
         if self.cfg.amp == Amp.auto and "bf16" in state:  # a resumed run keeps the choice --amp auto made
             self._set_bf16(bool(state["bf16"]))
 
@@ -278,8 +314,12 @@ def _gather(obj: object, world: int) -> list:
 def _data_state(loaded: ckpt.Loaded) -> dict:
     """The data stream's saved position, checked (a ``TrainError`` naming the checkpoint if malformed)."""
     d = loaded.state.get("data")
-    ok = isinstance(d, dict) and all(isinstance(d.get(k), int) for k in ("world", "num_workers", "batches")) \
-        and isinstance(d.get("positions"), list) and all(isinstance(p, dict) for p in d["positions"])
+    ok = (
+        isinstance(d, dict)
+        and all(isinstance(d.get(k), int) for k in ("world", "num_workers", "batches"))
+        and isinstance(d.get("positions"), list)
+        and all(isinstance(p, dict) for p in d["positions"])
+    )
     if not ok:
         raise TrainError(f"{loaded.path}: damaged checkpoint (its data position is malformed)")
     return d
@@ -303,7 +343,16 @@ def _trim_metrics(path: Path, step: int) -> None:
 
 
 # Data-stream settings a resumed run must share with its checkpoint (else its saved position means nothing).
-_STREAM_FIELDS = ("sources", "splits", "seq_len", "chunk_tasks", "shuffle_tasks", "loss_on", "augment", "seed")
+_STREAM_FIELDS = (
+    "sources",
+    "splits",
+    "seq_len",
+    "chunk_tasks",
+    "shuffle_tasks",
+    "loss_on",
+    "augment",
+    "seed",
+)
 
 
 def resume_mismatch(saved: dict, run: RunConfig) -> list[str]:
@@ -374,9 +423,17 @@ class _Interrupts:
             signal.signal(signal.SIGINT, self._old)
 
 
-def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, resume: bool = False,
-          overwrite: bool = False, progress: Progress | None = None,
-          on_log: Callable[[dict], None] | None = None, on_step: Callable[[dict], None] | None = None) -> dict:
+def train(
+    model_cfg: ModelConfig,
+    data_cfg: DataConfig,
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    on_log: Callable[[dict], None] | None = None,
+    on_step: Callable[[dict], None] | None = None,
+) -> dict:
     """Train; returns a summary ``{"history": [...], "eval": {...}, "checkpoint": path, ...}``.
 
     The run folder ``cfg.out`` must be empty or new, unless ``resume`` (continue its newest intact
@@ -408,16 +465,19 @@ def train(model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, *, res
         if loaded is not None:
             diff = resume_mismatch(loaded.config, run_cfg)
             if diff:
-                raise TrainError(f"{run}: --resume with other options than the checkpoint's "
-                                 f"({'; '.join(diff)})", hint="resume without changing model or data options, "
-                                 "or start a new run (another --out, or --overwrite)")
+                raise TrainError(
+                    f"{run}: --resume with other options than the checkpoint's ({'; '.join(diff)})",
+                    hint="resume without changing model or data options, "
+                    "or start a new run (another --out, or --overwrite)",
+                )
         threads_before = torch.get_num_threads()
         if device.type == "cpu":
             local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
             torch.set_num_threads(cfg.threads or max(1, choose_threads(0) // max(1, local)))
         try:
-            return _train(run_cfg, run, _Ranks(rank, world, main, owns_group), device, loaded, progress,
-                          on_log, on_step)
+            return _train(
+                run_cfg, run, _Ranks(rank, world, main, owns_group), device, loaded, progress, on_log, on_step
+            )
         finally:
             torch.set_num_threads(threads_before)
 
@@ -484,13 +544,21 @@ class _RunState:
         # positions and batches_done only ever hold what the completed steps consumed
         tr, world = self.tr, self.ranks.world
         all_pos = _gather({w: (p.epoch, p.chunk, p.row) for w, p in self.positions.items()}, world)
-        state = {**tr.state(), "data": {"positions": all_pos, "batches": self.batches_done, "world": world,
-                                        "num_workers": self.n_workers}}
+        state = {
+            **tr.state(),
+            "data": {
+                "positions": all_pos,
+                "batches": self.batches_done,
+                "world": world,
+                "num_workers": self.n_workers,
+            },
+        }
         if not self.ranks.main:
             return None
         weights = {k: v for k, v in tr.model.state_dict().items()}
-        return ckpt.save_checkpoint(self.run, tr.step_no, weights, state, self.config,
-                                    keep=self.run_cfg.train.keep_checkpoints)
+        return ckpt.save_checkpoint(
+            self.run, tr.step_no, weights, state, self.config, keep=self.run_cfg.train.keep_checkpoints
+        )
 
     def run_eval(self) -> dict | None:
         """Evaluate on the eval split's first tasks (rank 0 only); the logged record, or None."""
@@ -498,12 +566,25 @@ class _RunState:
         if not self.ranks.main or cfg.eval_tasks == 0:
             return None
         if self.eval_tasks is None:
-            self.eval_tasks = [] if not has_split(data_cfg, cfg.eval_split) else list(islice(
-                read_tasks(Path(data_cfg.root), sources=data_cfg.sources, splits=[cfg.eval_split]), cfg.eval_tasks))
+            self.eval_tasks = (
+                []
+                if not has_split(data_cfg, cfg.eval_split)
+                else list(
+                    islice(
+                        read_tasks(Path(data_cfg.root), sources=data_cfg.sources, splits=[cfg.eval_split]),
+                        cfg.eval_tasks,
+                    )
+                )
+            )
         if not self.eval_tasks:
             return None
-        res = evaluate_tasks(self.tr.model, self.eval_tasks, seq_len=data_cfg.seq_len, device=self.tr.device,
-                             votes=cfg.eval_votes)
+        res = evaluate_tasks(
+            self.tr.model,
+            self.eval_tasks,
+            seq_len=data_cfg.seq_len,
+            device=self.tr.device,
+            votes=cfg.eval_votes,
+        )
         rec = {"step": self.tr.step_no, **{f"eval/{k}": v for k, v in res.metrics.items()}}
         self.log(rec)
         return rec
@@ -517,9 +598,16 @@ class _RunState:
         return bool(t.item())
 
 
-def _train(run_cfg: RunConfig, run: Path, ranks: _Ranks, device: torch.device, loaded: ckpt.Loaded | None,
-           progress: Progress, on_log: Callable[[dict], None] | None,
-           on_step: Callable[[dict], None] | None) -> dict:
+def _train(
+    run_cfg: RunConfig,
+    run: Path,
+    ranks: _Ranks,
+    device: torch.device,
+    loaded: ckpt.Loaded | None,
+    progress: Progress,
+    on_log: Callable[[dict], None] | None,
+    on_step: Callable[[dict], None] | None,
+) -> dict:
     st = _setup_run(run_cfg, run, ranks, device, loaded, progress, on_log, on_step)
     _start_clock(st, loaded)
     it = iter(st.loader)
@@ -527,9 +615,16 @@ def _train(run_cfg: RunConfig, run: Path, ranks: _Ranks, device: torch.device, l
     return _finish_run(st, loaded)
 
 
-def _setup_run(run_cfg: RunConfig, run: Path, ranks: _Ranks, device: torch.device, loaded: ckpt.Loaded | None,
-               progress: Progress, on_log: Callable[[dict], None] | None,
-               on_step: Callable[[dict], None] | None) -> _RunState:
+def _setup_run(
+    run_cfg: RunConfig,
+    run: Path,
+    ranks: _Ranks,
+    device: torch.device,
+    loaded: ckpt.Loaded | None,
+    progress: Progress,
+    on_log: Callable[[dict], None] | None,
+    on_step: Callable[[dict], None] | None,
+) -> _RunState:
     """Build the trainer (restored from ``loaded`` if resuming), prepare the run folder and open the data."""
     model_cfg, cfg = run_cfg.model, run_cfg.train
     tr = Trainer(model_cfg, cfg, device=device)
@@ -545,37 +640,64 @@ def _setup_run(run_cfg: RunConfig, run: Path, ranks: _Ranks, device: torch.devic
     loader = _open_loader(run_cfg.data, cfg, tr, positions, batches_done % n_workers)
     writer = SummaryWriter(str(run / "tb")) if (ranks.main and cfg.tensorboard and SummaryWriter) else None
     config = {**run_cfg.to_dict(), "arcforge": __version__, "params": n_params(model_cfg)}
-    return _RunState(run_cfg=run_cfg, run=run, ranks=ranks, tr=tr, progress=progress, on_log=on_log,
-                     on_step=on_step, positions=positions, batches_done=batches_done, n_workers=n_workers,
-                     loader=loader, writer=writer, config=config)
+    return _RunState(
+        run_cfg=run_cfg,
+        run=run,
+        ranks=ranks,
+        tr=tr,
+        progress=progress,
+        on_log=on_log,
+        on_step=on_step,
+        positions=positions,
+        batches_done=batches_done,
+        n_workers=n_workers,
+        loader=loader,
+        writer=writer,
+        config=config,
+    )
 
 
-def _resume_trainer(tr: Trainer, loaded: ckpt.Loaded, run: Path, ranks: _Ranks,
-                    cfg: TrainConfig) -> tuple[dict[int, DataPosition], int]:
+def _resume_trainer(
+    tr: Trainer, loaded: ckpt.Loaded, run: Path, ranks: _Ranks, cfg: TrainConfig
+) -> tuple[dict[int, DataPosition], int]:
     """Restore the trainer from ``loaded``; this rank's saved data positions and the batches consumed."""
     tr.load_state(loaded.weights, loaded.state, loaded.path)
     data_state = _data_state(loaded)
     world = ranks.world
     if data_state["world"] != world or data_state["num_workers"] != max(1, cfg.num_workers):
-        raise TrainError(f"{run}: checkpoint was written with world_size={data_state['world']}, "
-                         f"num_workers={data_state['num_workers']}; this run has {world}, {cfg.num_workers}",
-                         hint="resume with the same number of processes and --workers")
+        raise TrainError(
+            f"{run}: checkpoint was written with world_size={data_state['world']}, "
+            f"num_workers={data_state['num_workers']}; this run has {world}, {cfg.num_workers}",
+            hint="resume with the same number of processes and --workers",
+        )
     try:
-        positions = {int(w): DataPosition(*map(int, p)) for w, p in data_state["positions"][ranks.rank].items()}
+        positions = {
+            int(w): DataPosition(*map(int, p)) for w, p in data_state["positions"][ranks.rank].items()
+        }
     except (TypeError, ValueError, IndexError):
         raise TrainError(f"{loaded.path}: damaged checkpoint (its data position is malformed)") from None
     return positions, int(data_state["batches"])
 
 
-def _open_loader(data_cfg: DataConfig, cfg: TrainConfig, tr: Trainer, positions: dict[int, DataPosition],
-                 first_worker: int) -> DataLoader:
+def _open_loader(
+    data_cfg: DataConfig, cfg: TrainConfig, tr: Trainer, positions: dict[int, DataPosition], first_worker: int
+) -> DataLoader:
     """The packed-batch loader, resuming at ``positions``; the data selection is checked first."""
     n_workers = max(1, cfg.num_workers)
     # the selection exists and opens, checked here, before any loader worker (its errors come back wrapped)
-    next(iter_batches(Path(data_cfg.root), sources=data_cfg.sources, splits=data_cfg.splits, batch_size=1), None)
+    next(
+        iter_batches(Path(data_cfg.root), sources=data_cfg.sources, splits=data_cfg.splits, batch_size=1),
+        None,
+    )
     ds = PackedBatches(data_cfg, num_workers=n_workers, positions=positions, first_worker=first_worker)
-    return DataLoader(ds, batch_size=None, num_workers=cfg.num_workers, worker_init_fn=_ignore_sigint,
-                      pin_memory=tr.device.type == "cuda", persistent_workers=False)
+    return DataLoader(
+        ds,
+        batch_size=None,
+        num_workers=cfg.num_workers,
+        worker_init_fn=_ignore_sigint,
+        pin_memory=tr.device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
 def _start_clock(st: _RunState, loaded: ckpt.Loaded | None) -> None:
@@ -622,9 +744,11 @@ def _train_step(st: _RunState, it: object) -> dict:
     rec = tr.step(micro)
     st.nan_streak = 0 if math.isfinite(rec["loss"]) else st.nan_streak + 1
     if st.nan_streak >= NAN_PATIENCE or (st.nan_streak and tr.step_no >= cfg.max_steps):
-        raise TrainError(f"{st.run}: the loss is {rec['loss']} at step {tr.step_no} ({st.nan_streak} "
-                         "step(s) in a row): the run diverged, its steps were skipped",
-                         hint="lower --lr, or --resume from an earlier checkpoint")
+        raise TrainError(
+            f"{st.run}: the loss is {rec['loss']} at step {tr.step_no} ({st.nan_streak} "
+            "step(s) in a row): the run diverged, its steps were skipped",
+            hint="lower --lr, or --resume from an earlier checkpoint",
+        )
     st.positions.update(new_pos)  # committed only once the step is done
     st.batches_done += len(micro)
     st.history.append(rec)
@@ -637,9 +761,14 @@ def _after_step(st: _RunState, rec: dict, interrupts: _Interrupts) -> None:
     cfg, tr = st.run_cfg.train, st.tr
     dt = time.perf_counter() - st.t0
     done = tr.step_no - st.step0
-    rec = {**rec, "tokens_per_s": (tr.tokens_seen - st.tok0) / max(dt, 1e-9), "tokens": tr.tokens_seen,
-           "elapsed_s": dt, "s_per_step": dt / max(1, done),
-           "eta_s": dt / max(1, done) * (cfg.max_steps - tr.step_no)}
+    rec = {
+        **rec,
+        "tokens_per_s": (tr.tokens_seen - st.tok0) / max(dt, 1e-9),
+        "tokens": tr.tokens_seen,
+        "elapsed_s": dt,
+        "s_per_step": dt / max(1, done),
+        "eta_s": dt / max(1, done) * (cfg.max_steps - tr.step_no),
+    }
     if st.ranks.main and st.on_step is not None:
         st.on_step({**rec, "max_steps": cfg.max_steps})
     if tr.step_no % cfg.log_every == 0 or tr.step_no == cfg.max_steps:
@@ -668,10 +797,21 @@ def _finish_run(st: _RunState, loaded: ckpt.Loaded | None) -> dict:
     if st.ranks.owns_group:
         dist.destroy_process_group()
     stats = st.stats
-    return {"history": st.history, "eval": st.last_eval, "checkpoint": str(st.saved) if st.saved else None,
-            "steps": tr.step_no, "tokens": tr.tokens_seen, "elapsed_s": time.perf_counter() - st.t0,
-            "examples": stats[0], "truncated": stats[1], "dropped": stats[2], "left_out": stats[3],
-            "params": n_params(st.run_cfg.model),
-            "device": str(tr.device), "world_size": world, "threads": torch.get_num_threads(),
-            "bf16": tr.bf16,
-            "skipped_checkpoints": loaded.skipped if loaded is not None else []}
+    return {
+        "history": st.history,
+        "eval": st.last_eval,
+        "checkpoint": str(st.saved) if st.saved else None,
+        "steps": tr.step_no,
+        "tokens": tr.tokens_seen,
+        "elapsed_s": time.perf_counter() - st.t0,
+        "examples": stats[0],
+        "truncated": stats[1],
+        "dropped": stats[2],
+        "left_out": stats[3],
+        "params": n_params(st.run_cfg.model),
+        "device": str(tr.device),
+        "world_size": world,
+        "threads": torch.get_num_threads(),
+        "bf16": tr.bf16,
+        "skipped_checkpoints": loaded.skipped if loaded is not None else [],
+    }

@@ -23,15 +23,17 @@ class LoRALinear(nn.Module):
         a = torch.empty(rank, base.in_features, dtype=base.weight.dtype)  # drawn on the CPU generator
         nn.init.kaiming_uniform_(a, a=math.sqrt(5), generator=generator)
         self.a = nn.Parameter(a.to(base.weight.device))
-        self.b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device,
-                                          dtype=base.weight.dtype))
+        self.b = nn.Parameter(
+            torch.zeros(base.out_features, rank, device=base.weight.device, dtype=base.weight.dtype)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.base(x) + (x @ self.a.t() @ self.b.t()) * self.scale
 
 
-def add_lora(model: nn.Module, rank: int, alpha: float | None = None,
-             seed: int = TTTConfig.seed) -> list[nn.Parameter]:
+def add_lora(
+    model: nn.Module, rank: int, alpha: float | None = None, seed: int = TTTConfig.seed
+) -> list[nn.Parameter]:
     """Wrap the linear layers of ``model.blocks`` in place (rank ``rank``, ``alpha`` default ``rank``: scale 1);
     freeze everything else. Returns the adapter parameters. ``A`` is drawn from a generator of its own seeded
     with ``seed``, never torch's global one, so adapters do not depend on what ran before or beside them."""

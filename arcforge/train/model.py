@@ -47,9 +47,13 @@ ROPE_COMPONENTS = {"1d": slice(POS.seq, POS.seq + 1), "2d": POS.rc, "2d+1d": POS
 def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
     """Parameter count from the config (matches ``sum(p.numel())`` of the model)."""
     per_layer = 4 * cfg.d_model * cfg.d_model + 3 * cfg.d_model * cfg.d_ff + 2 * cfg.d_model
-    emb = cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2) + 2 * cfg.grid_pos * cfg.d_model \
-        + (2 * cfg.d_model if cfg.key_frames else 0) + (2 * (NO_CELL + 1) + 2) * cfg.frame_lookups * cfg.d_model \
+    emb = (
+        cfg.vocab_size * cfg.d_model * (1 if cfg.tie_embeddings else 2)
+        + 2 * cfg.grid_pos * cfg.d_model
+        + (2 * cfg.d_model if cfg.key_frames else 0)
+        + (2 * (NO_CELL + 1) + 2) * cfg.frame_lookups * cfg.d_model
         + (cfg.d_model if cfg.frame_lookups else 0)
+    )
     emb += (NO_CELL + 2) * cfg.d_model if cfg.frame_lookups and cfg.frame_votes else 0
     per_layer += 3 * cfg.d_model if cfg.qkv_bias else 0
     return cfg.n_layers * per_layer + cfg.d_model + (emb if embeddings else 0)
@@ -57,8 +61,11 @@ def n_params(cfg: ModelConfig, *, embeddings: bool = True) -> int:
 
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
     """Training FLOPs per token (forward + backward): 6 N + 12 L d T (PaLM appendix B, dense attention)."""
-    return 6 * n_params(cfg, embeddings=False) + 6 * cfg.vocab_size * cfg.d_model \
+    return (
+        6 * n_params(cfg, embeddings=False)
+        + 6 * cfg.vocab_size * cfg.d_model
         + 12 * cfg.n_layers * cfg.d_model * seq_len
+    )
 
 
 def mfu(tokens_per_s: float, cfg: ModelConfig, seq_len: int, peak_flops: float) -> float:
@@ -144,9 +151,18 @@ class KVCache:
     are never read before a forward writes them; ``zeroed=False`` leaves them uninitialized (no pass over
     the whole cache) for a caller that writes every column it will read, as the batched decoder does."""
 
-    def __init__(self, n_layers: int, batch: int, n_heads: int, head_dim: int, capacity: int,
-                 device: torch.device | str, dtype: torch.dtype = torch.float32, *,
-                 zeroed: bool = True) -> None:
+    def __init__(
+        self,
+        n_layers: int,
+        batch: int,
+        n_heads: int,
+        head_dim: int,
+        capacity: int,
+        device: torch.device | str,
+        dtype: torch.dtype = torch.float32,
+        *,
+        zeroed: bool = True,
+    ) -> None:
         shape = (n_layers, batch, n_heads, max(1, capacity), head_dim)
         alloc = torch.zeros if zeroed else torch.empty
         self.k = alloc(shape, device=device, dtype=dtype)
@@ -204,9 +220,12 @@ class RowSpans:
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """``q [B, H, 1, Dh]``, ``k, v [B, H, keys, Dh]`` -> ``[B, H, 1, Dh]``."""
-        out = [F.scaled_dot_product_attention(q[r0:r1], k[r0:r1, :, c0:], v[r0:r1, :, c0:],
-                                              attn_mask=self.mask[r0:r1, :, :, c0:])
-               for r0, r1, c0 in self.spans]
+        out = [
+            F.scaled_dot_product_attention(
+                q[r0:r1], k[r0:r1, :, c0:], v[r0:r1, :, c0:], attn_mask=self.mask[r0:r1, :, :, c0:]
+            )
+            for r0, r1, c0 in self.spans
+        ]
         return out[0] if len(out) == 1 else torch.cat(out)
 
 
@@ -222,24 +241,40 @@ class Block(nn.Module):
         self.gate_up = nn.Linear(cfg.d_model, 2 * cfg.d_ff, bias=False)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
 
-    def forward(self, x: Tensor, query_cs: tuple[Tensor, Tensor], key_cs: tuple[Tensor, Tensor],
-                mask: Tensor | None, layer: int, cache: KVCache | None, only: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        query_cs: tuple[Tensor, Tensor],
+        key_cs: tuple[Tensor, Tensor],
+        mask: Tensor | None,
+        layer: int,
+        cache: KVCache | None,
+        only: Tensor | None = None,
+    ) -> Tensor:
         """``query_cs``: cos, sin ``[B, 1, T, Dh]`` rotating the queries; ``key_cs``: the keys' (``[B, 1, T, Dh]``,
         or ``[B, H, T, Dh]`` with per-head symmetry frames). ``only [B]``: compute the output at this position
         of each row only (``[B, 1, d]``; every token's keys and values still reach the cache)."""
         b, t, d = x.shape
         h = self.cfg.n_heads
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3x[B,H,T,Dh]
-        (qc, qs), (kc, ks) = ((c.to(q.dtype), s.to(q.dtype)) for c, s in (query_cs, key_cs))  # bf16 under autocast
+        (qc, qs), (kc, ks) = (
+            (c.to(q.dtype), s.to(q.dtype)) for c, s in (query_cs, key_cs)
+        )  # bf16 under autocast
         k = rotate(k, kc, ks)
         if only is not None:  # one query per row, at its position `only`, seeing every key up to it
             if mask is not None:
-                raise TrainError("model(only=...) takes no mask: each row's query sees every key up to its position")
+                raise TrainError(
+                    "model(only=...) takes no mask: each row's query sees every key up to its position"
+                )
             rows = torch.arange(b, device=x.device)
-            q, qc, qs = (y[rows, :, only][:, :, None] for y in (q, qc.expand(b, -1, -1, -1), qs.expand(b, -1, -1, -1)))
+            q, qc, qs = (
+                y[rows, :, only][:, :, None] for y in (q, qc.expand(b, -1, -1, -1), qs.expand(b, -1, -1, -1))
+            )
             x = x[rows, only][:, None]  # [B, 1, d]
             past = cache.length if cache is not None else 0
-            mask = (torch.arange(past + t, device=x.device) <= past + only[:, None])[:, None, None]  # [B,1,1,keys]
+            mask = (torch.arange(past + t, device=x.device) <= past + only[:, None])[
+                :, None, None
+            ]  # [B,1,1,keys]
         q = rotate(q, qc, qs)
         if cache is not None:
             past = cache.length
@@ -271,15 +306,20 @@ class ArcTransformer(nn.Module):
         # input cell or not: what tells a frame head's input keys from the output keys it must ignore
         self.input_embed = nn.Embedding(2, cfg.d_model) if cfg.key_frames else None
         # (own / next, frame, color or NO_CELL) -> a vector; a token sums its 2 * frame_lookups of them
-        self.lookup_embed = nn.Embedding(2 * cfg.frame_lookups * (NO_CELL + 1), cfg.d_model) \
-            if cfg.frame_lookups else None
+        self.lookup_embed = (
+            nn.Embedding(2 * cfg.frame_lookups * (NO_CELL + 1), cfg.d_model) if cfg.frame_lookups else None
+        )
         # per frame: "this output cell is what the frame of its pair's input puts here" (the evidence, on
         # every demonstration output, of which frame the task uses)
-        self.agree_embed = nn.Linear(cfg.frame_lookups, cfg.d_model, bias=False) if cfg.frame_lookups else None
+        self.agree_embed = (
+            nn.Linear(cfg.frame_lookups, cfg.d_model, bias=False) if cfg.frame_lookups else None
+        )
         # per frame: the share of the earlier demonstrations' output cells it explains (-1: none yet)
         self.evidence_embed = nn.Linear(cfg.frame_lookups, cfg.d_model) if cfg.frame_lookups else None
         # per color (or NO_CELL): the best evidence of a frame that puts it at the predicted cell
-        self.vote_embed = nn.Linear(NO_CELL + 1, cfg.d_model) if cfg.frame_lookups and cfg.frame_votes else None
+        self.vote_embed = (
+            nn.Linear(NO_CELL + 1, cfg.d_model) if cfg.frame_lookups and cfg.frame_votes else None
+        )
         self.rope = RotaryEmbedding(RopeConfig.from_model(cfg))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -290,8 +330,11 @@ class ArcTransformer(nn.Module):
         """GPT-2 style init: N(0, 0.02), residual projections scaled by 1/sqrt(2 * n_layers)."""
         for name, p in self.named_parameters():
             if p.dim() >= 2:
-                std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("proj.weight", "down.weight")) \
+                std = (
+                    0.02 / math.sqrt(2 * self.cfg.n_layers)
+                    if name.endswith(("proj.weight", "down.weight"))
                     else 0.02
+                )
                 nn.init.normal_(p, mean=0.0, std=std)
             elif name.endswith("qkv.bias"):
                 nn.init.zeros_(p)
@@ -331,8 +374,9 @@ class ArcTransformer(nn.Module):
         n = self.cfg.frame_lookups
         own = positions[..., POS.own][..., :n]  # [B, T, n] colors (or NO_CELL) at the token's own cell
         nxt = positions[..., POS.next][..., :n]  # [B, T, n] ... at the cell it predicts
-        ids = torch.cat([own, nxt], -1) \
-            + torch.arange(2 * n, device=positions.device) * (NO_CELL + 1)  # [B, T, 2n] rows of lookup_embed
+        ids = torch.cat([own, nxt], -1) + torch.arange(2 * n, device=positions.device) * (
+            NO_CELL + 1
+        )  # [B, T, 2n] rows of lookup_embed
         b, t, k = ids.shape
         x = x + F.embedding_bag(ids.reshape(b * t, k), self.lookup_embed.weight, mode="sum").view(b, t, -1)
         output_cell = (tokens < N_COLORS) & (positions[..., POS.h] == 0)  # [B, T]
@@ -370,18 +414,25 @@ class ArcTransformer(nn.Module):
         x = self.embed(tokens)  # [B, T, d]
         if self.row_embed is not None:
             top = self.cfg.grid_pos - 1
-            x = x + self.row_embed(positions[..., POS.row].clamp(0, top)) \
+            x = (
+                x
+                + self.row_embed(positions[..., POS.row].clamp(0, top))
                 + self.col_embed(positions[..., POS.col].clamp(0, top))
+            )
         if self.input_embed is not None:
-            sized = positions[..., POS.h] > 0 if positions.shape[-1] >= POS.size.stop \
+            sized = (
+                positions[..., POS.h] > 0
+                if positions.shape[-1] >= POS.size.stop
                 else torch.zeros_like(tokens, dtype=torch.bool)
+            )
             x = x + self.input_embed(sized.long())
         if self.lookup_embed is not None and positions.shape[-1] >= POS.lookups.stop:
             x = self._add_frame_inputs(x, tokens, positions)
         return x
 
-    def _rotations(self, tokens: Tensor, positions: Tensor, x: Tensor, framed_keys: bool
-                   ) -> tuple[list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]]]:
+    def _rotations(
+        self, tokens: Tensor, positions: Tensor, x: Tensor, framed_keys: bool
+    ) -> tuple[list[tuple[Tensor, Tensor]], list[tuple[Tensor, Tensor]]]:
         """Per layer, the cos/sin rotating the queries and the keys, in the dtype q and k have (bf16 under
         autocast: converted once here, not in every layer). Keys rotate at each token's own place, or under
         their head's symmetry frame (``framed_keys``); queries, in the first ``own_query_layers`` layers at
@@ -392,15 +443,27 @@ class ArcTransformer(nn.Module):
         cdt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
         framed = self._key_cos_sin(positions, cdt) if framed_keys else None
         # each token's own place: computed only when the keys or the first layers' queries read it
-        own_cs = self._cos_sin(own, cdt) if framed is None or not self.cfg.next_cell_queries \
-            or self.cfg.own_query_layers else None
-        next_cs = self._cos_sin(next_cell_positions(tokens, own), cdt) if self.cfg.next_cell_queries else own_cs
+        own_cs = (
+            self._cos_sin(own, cdt)
+            if framed is None or not self.cfg.next_cell_queries or self.cfg.own_query_layers
+            else None
+        )
+        next_cs = (
+            self._cos_sin(next_cell_positions(tokens, own), cdt) if self.cfg.next_cell_queries else own_cs
+        )
         query_cs = [own_cs if i < self.cfg.own_query_layers else next_cs for i in range(self.cfg.n_layers)]
         return query_cs, framed or [own_cs] * self.cfg.n_layers
 
-    def forward(self, tokens: Tensor, positions: Tensor, segments: Tensor | None = None,
-                cache: KVCache | None = None, mask: Tensor | RowSpans | None = None,
-                framed_keys: bool = True, only: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        tokens: Tensor,
+        positions: Tensor,
+        segments: Tensor | None = None,
+        cache: KVCache | None = None,
+        mask: Tensor | RowSpans | None = None,
+        framed_keys: bool = True,
+        only: Tensor | None = None,
+    ) -> Tensor:
         """``tokens [B,T]``, ``positions [B,T,POS_DIMS]`` (or fewer columns, see the module docstring),
         ``segments [B,T]`` (packing; None = one example per row), ``mask`` (bool ``[B, 1, T, T_keys]``, True
         = may attend; overrides ``segments``; the batched decoder's left padding, or its ``RowSpans``) -> logits ``[B, T, V]``
@@ -409,8 +472,12 @@ class ArcTransformer(nn.Module):
         ``only [B]``: the logits at this position of each row only, ``[B, 1, V]`` (a prefill: the last layer
         then computes its queries, attention and MLP there only; every token's keys and values still go to
         the cache)."""
-        if self.cfg.pair_seq and positions.shape[-1] > POS.pair:  # rotate by the demonstration pair, not the token
-            positions = torch.cat([positions[..., POS.pair : POS.pair + 1], positions[..., POS.seq + 1 :]], -1)
+        if (
+            self.cfg.pair_seq and positions.shape[-1] > POS.pair
+        ):  # rotate by the demonstration pair, not the token
+            positions = torch.cat(
+                [positions[..., POS.pair : POS.pair + 1], positions[..., POS.seq + 1 :]], -1
+            )
         x = self._embed_inputs(tokens, positions)
         query_cs, key_cs = self._rotations(tokens, positions, x, framed_keys)
         if mask is None and segments is not None:

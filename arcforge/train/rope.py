@@ -68,29 +68,42 @@ class RopeConfig:
     yarn_beta_slow: float = 1.0
     original_max_side: int | None = None  # L for row/col components (default: original_max_len)
     axis_base: float | None = None  # base for row/col components (default: base)
-    axis_scale: float = 1.0  # row/col frequencies times this (> 1: neighbouring cells differ by larger angles)
+    axis_scale: float = (
+        1.0  # row/col frequencies times this (> 1: neighbouring cells differ by larger angles)
+    )
 
     @classmethod
     def from_model(cls, cfg: ModelConfig) -> RopeConfig:
         """The RoPE of a model (its ``rope_*`` fields, ``max_seq_len`` as the training context)."""
-        return cls(head_dim=cfg.head_dim, base=cfg.rope_base, mode=RopeMode(cfg.rope_mode).value,
-                   scaling=RopeScaling(cfg.rope_scaling).value, factor=cfg.rope_factor,
-                   original_max_len=cfg.max_seq_len, original_max_side=cfg.rope_original_max_side,
-                   axis_base=cfg.rope_axis_base, axis_scale=cfg.rope_axis_scale)
+        return cls(
+            head_dim=cfg.head_dim,
+            base=cfg.rope_base,
+            mode=RopeMode(cfg.rope_mode).value,
+            scaling=RopeScaling(cfg.rope_scaling).value,
+            factor=cfg.rope_factor,
+            original_max_len=cfg.max_seq_len,
+            original_max_side=cfg.rope_original_max_side,
+            axis_base=cfg.rope_axis_base,
+            axis_scale=cfg.rope_axis_scale,
+        )
 
     def __post_init__(self) -> None:
         for name, enum in (("mode", RopeMode), ("scaling", RopeScaling)):
             choices = [m.value for m in enum]
             if getattr(self, name) not in choices:
-                raise TrainError(f"unknown RoPE {name} {getattr(self, name)!r}",
-                                 hint=f"use one of {', '.join(choices)}")
+                raise TrainError(
+                    f"unknown RoPE {name} {getattr(self, name)!r}", hint=f"use one of {', '.join(choices)}"
+                )
         div = {"1d": 2, "2d": 4, "2d+1d": 8}[self.mode]
         if self.head_dim <= 0 or self.head_dim % div:
-            raise TrainError(f"RoPE head_dim {self.head_dim} must be a positive multiple of {div} "
-                             f"in mode {self.mode!r}")
+            raise TrainError(
+                f"RoPE head_dim {self.head_dim} must be a positive multiple of {div} in mode {self.mode!r}"
+            )
         if not self.factor >= 1.0:
-            raise TrainError(f"RoPE factor must be >= 1 (got {self.factor})",
-                             hint="factor is the context extension ratio: new length / training length")
+            raise TrainError(
+                f"RoPE factor must be >= 1 (got {self.factor})",
+                hint="factor is the context extension ratio: new length / training length",
+            )
         if self.original_max_len < 1 or (self.original_max_side is not None and self.original_max_side < 1):
             raise TrainError("RoPE original_max_len / original_max_side must be >= 1")
 
@@ -153,8 +166,13 @@ def _yarn(cfg: RopeConfig, dim: int, b: float, s: float, length: int, seq_len: i
 _SCALED = {"linear": _linear, "ntk": _ntk, "dynamic_ntk": _dynamic_ntk, "yarn": _yarn}
 
 
-def inv_freq(cfg: RopeConfig, dim: int | None = None, seq_len: int | None = None,
-             original_max_len: int | None = None, base: float | None = None) -> Tensor:
+def inv_freq(
+    cfg: RopeConfig,
+    dim: int | None = None,
+    seq_len: int | None = None,
+    original_max_len: int | None = None,
+    base: float | None = None,
+) -> Tensor:
     """Scaled inverse frequencies ``[dim/2]`` (float32) for one position component.
 
     ``dim`` defaults to ``cfg.head_dim`` (the 1-D case); ``seq_len`` is the current length ``L'`` (used by
@@ -184,8 +202,10 @@ def _split_positions(positions: Tensor, cfg: RopeConfig) -> list[Tensor]:
     if n == 1 and positions.dim() == 2:
         return [positions]
     if positions.dim() != 3 or positions.shape[-1] != n:
-        raise TrainError(f"RoPE mode {cfg.mode!r} needs positions [B, T{'' if n == 1 else f', {n}'}], "
-                         f"got shape {tuple(positions.shape)}")
+        raise TrainError(
+            f"RoPE mode {cfg.mode!r} needs positions [B, T{'' if n == 1 else f', {n}'}], "
+            f"got shape {tuple(positions.shape)}"
+        )
     return list(positions.unbind(-1))
 
 
@@ -259,7 +279,9 @@ class RotaryEmbedding(nn.Module):
         f = self._freqs.get(key)
         if f is None:
             pairs, length, b, m = components(self.cfg)[c]
-            f = self._freqs[key] = m * inv_freq(self.cfg, dim=2 * pairs, original_max_len=length, base=b).to(device)
+            f = self._freqs[key] = m * inv_freq(self.cfg, dim=2 * pairs, original_max_len=length, base=b).to(
+                device
+            )
         return f
 
     def cos_sin(self, positions: Tensor, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
@@ -272,7 +294,9 @@ class RotaryEmbedding(nn.Module):
                 f = m * dynamic_ntk_inv_freq(pos, 2 * pairs, length, b, self.cfg.factor)  # [B, pairs]
                 parts.append(pos.to(torch.float32)[..., None] * f[:, None, :])
             else:
-                parts.append(pos.to(torch.float32)[..., None] * self._inv_freq(c, pos.device))  # [B, T, pairs]
+                parts.append(
+                    pos.to(torch.float32)[..., None] * self._inv_freq(c, pos.device)
+                )  # [B, T, pairs]
         return _to_cos_sin(torch.cat(parts, dim=-1), attention_scale(self.cfg), dtype)
 
     def forward(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
@@ -305,8 +329,20 @@ def frame_rc(rc: Tensor, hw: Tensor, frame: int) -> Tensor:
     r, c = rc.unbind(-1)
     h, w = hw.unbind(-1)
     rr, cc = h + 1 - r, w + 1 - c  # flipped row / col
-    image = ((r, c), (r, cc), (rr, c), (rr, cc), (c, r), (cc, rr), (cc, r), (c, rr),
-             (r, w + cc), (h + rr, c), (r, w + c), (h + r, c))[frame]
+    image = (
+        (r, c),
+        (r, cc),
+        (rr, c),
+        (rr, cc),
+        (c, r),
+        (cc, rr),
+        (cc, r),
+        (c, rr),
+        (r, w + cc),
+        (h + rr, c),
+        (r, w + c),
+        (h + r, c),
+    )[frame]
     return torch.where((h > 0)[..., None], torch.stack(image, -1), rc)
 
 

@@ -32,14 +32,16 @@ def load_model(path: Path, device: str = EvalConfig.device) -> tuple[ArcTransfor
         model_cfg = ModelConfig.from_checkpoint(got.config["model"])
         have = sum(v.numel() for v in got.weights.values())
         if n_params(model_cfg) > 2 * have + 4096:  # before the model is made: a garbage size could be huge
-            raise TrainError(f"it describes a model of {n_params(model_cfg):,} parameters, "
-                             f"{ckpt.WEIGHTS} holds {have:,}")
+            raise TrainError(
+                f"it describes a model of {n_params(model_cfg):,} parameters, {ckpt.WEIGHTS} holds {have:,}"
+            )
         model = ArcTransformer(model_cfg)
     except TrainError as e:
         raise TrainError(f"{got.path / ckpt.CONFIG}: damaged checkpoint file ({e.message})") from None
     except (TypeError, ValueError):
-        raise TrainError(f"{got.path / ckpt.CONFIG}: damaged checkpoint file (its [model] table is not a "
-                         "model config)") from None
+        raise TrainError(
+            f"{got.path / ckpt.CONFIG}: damaged checkpoint file (its [model] table is not a model config)"
+        ) from None
     ckpt.fit_weights(model, got.weights, got.path)
     config = {**got.config, "checkpoint": str(got.path), "skipped": got.skipped}
     return model.to(pick_device(device)).eval(), config
@@ -56,16 +58,26 @@ def eval_plan(data: Path, cfg: EvalConfig) -> dict:
     """What an eval will do, before it starts: tasks, and decodes (test inputs x votes, estimated)."""
     shards = list_shards(data, cfg.sources, [cfg.split])
     if not shards:
-        raise TrainError(f"{data}: no tasks of split {cfg.split!r}"
-                         + (f" in source(s) {', '.join(cfg.sources)}" if cfg.sources else ""),
-                         hint=f"the splits there: {', '.join(_splits(data, cfg.sources)) or 'none'}")
+        raise TrainError(
+            f"{data}: no tasks of split {cfg.split!r}"
+            + (f" in source(s) {', '.join(cfg.sources)}" if cfg.sources else ""),
+            hint=f"the splits there: {', '.join(_splits(data, cfg.sources)) or 'none'}",
+        )
     n = sum(s.rows for s in shards)
     tasks = min(n, cfg.limit) if cfg.limit else n
     selected = read_tasks(data, sources=cfg.sources, splits=[cfg.split])
-    left_out = [{"task": t.id, "reason": why} for t in islice(selected, tasks)
-                if (why := grid_too_large(t)) is not None]
-    return {"tasks": tasks, "votes": cfg.votes, "decodes_estimate": (tasks - len(left_out)) * cfg.votes,
-            "ttt_steps": cfg.ttt.steps, "left_out": left_out}
+    left_out = [
+        {"task": t.id, "reason": why}
+        for t in islice(selected, tasks)
+        if (why := grid_too_large(t)) is not None
+    ]
+    return {
+        "tasks": tasks,
+        "votes": cfg.votes,
+        "decodes_estimate": (tasks - len(left_out)) * cfg.votes,
+        "ttt_steps": cfg.ttt.steps,
+        "left_out": left_out,
+    }
 
 
 def _splits(data: Path, sources: list[str] | None) -> list[str]:
@@ -78,10 +90,14 @@ def check_submission(out: Path) -> None:
     out = Path(out)
     if out.is_symlink() or (out.exists() and not out.is_file()):
         kind = "a folder" if out.is_dir() else "a symbolic link" if out.is_symlink() else "not a regular file"
-        raise TrainError(f"--submission {out}: {kind}; a submission is a JSON file written in its place",
-                         hint="pass a file path, e.g. submission.json")
+        raise TrainError(
+            f"--submission {out}: {kind}; a submission is a JSON file written in its place",
+            hint="pass a file path, e.g. submission.json",
+        )
     if out.name in ("", ".", ".."):
-        raise TrainError(f"--submission {out}: not a file name", hint="pass a file path, e.g. submission.json")
+        raise TrainError(
+            f"--submission {out}: not a file name", hint="pass a file path, e.g. submission.json"
+        )
 
 
 def write_submission(out: Path, submission: dict) -> None:
@@ -93,12 +109,20 @@ def write_submission(out: Path, submission: dict) -> None:
         tmp.write_text(json.dumps(submission))
         os.replace(tmp, out)
     except OSError as e:
-        raise TrainError(f"--submission {out}: cannot write it ({e.strerror or e})",
-                         hint="pass a path in a writable folder") from None
+        raise TrainError(
+            f"--submission {out}: cannot write it ({e.strerror or e})",
+            hint="pass a path in a writable folder",
+        ) from None
 
 
-def run_eval(checkpoint: Path, data: Path, cfg: EvalConfig | None = None, *, submission: Path | None = None,
-             progress: Progress | None = None) -> dict:
+def run_eval(
+    checkpoint: Path,
+    data: Path,
+    cfg: EvalConfig | None = None,
+    *,
+    submission: Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Evaluate ``checkpoint`` on ``cfg.split`` of ``data``; returns metrics and the submission path."""
     cfg = cfg or EvalConfig()
     if submission is not None:
@@ -116,13 +140,28 @@ def run_eval(checkpoint: Path, data: Path, cfg: EvalConfig | None = None, *, sub
         tasks = read_tasks(data, sources=cfg.sources, splits=[cfg.split])
         if cfg.limit:
             tasks = islice(tasks, cfg.limit)
-        res = evaluate_tasks(model, tasks, seq_len=cfg.seq_len or config["data"]["seq_len"], device=device,
-                             progress=progress, total=plan["tasks"], cfg=cfg)
+        res = evaluate_tasks(
+            model,
+            tasks,
+            seq_len=cfg.seq_len or config["data"]["seq_len"],
+            device=device,
+            progress=progress,
+            total=plan["tasks"],
+            cfg=cfg,
+        )
     finally:
         torch.set_num_threads(threads_before)
     ck = Path(config["checkpoint"])
     out = Path(submission) if submission else default_submission(ck, cfg.split)
     write_submission(out, res.submission)
-    return {"metrics": res.metrics, "tasks": len(res.submission), "submission": str(out),
-            "checkpoint": str(ck), "step": config.get("step"), "per_task": res.per_task,
-            "skipped_checkpoints": config["skipped"], "eval_config": cfg.to_dict(), "left_out": res.left_out}
+    return {
+        "metrics": res.metrics,
+        "tasks": len(res.submission),
+        "submission": str(out),
+        "checkpoint": str(ck),
+        "step": config.get("step"),
+        "per_task": res.per_task,
+        "skipped_checkpoints": config["skipped"],
+        "eval_config": cfg.to_dict(),
+        "left_out": res.left_out,
+    }

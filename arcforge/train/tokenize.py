@@ -86,8 +86,16 @@ class PositionColumns(NamedTuple):
 POS = PositionColumns()
 POS_DIMS = POS.evidence.stop
 LOOKUPS, EVIDENCE = POS.lookups, POS.evidence
-TOKEN_NAMES = [str(i) for i in range(10)] + ["<pad>", "<row>", "<grid>", "</grid>", "<in>", "<out>",
-                                             "<bos>", "<eos>"]
+TOKEN_NAMES = [str(i) for i in range(10)] + [
+    "<pad>",
+    "<row>",
+    "<grid>",
+    "</grid>",
+    "<in>",
+    "<out>",
+    "<bos>",
+    "<eos>",
+]
 
 
 @dataclass
@@ -146,8 +154,20 @@ def frame_images(h: int, w: int) -> np.ndarray:
     to (numpy twin of ``arcforge.train.rope.frame_rc``, same frame order). Cached per size, read-only."""
     r, c = np.meshgrid(np.arange(1, h + 1), np.arange(1, w + 1), indexing="ij")
     rr, cc = h + 1 - r, w + 1 - c
-    image = ((r, c), (r, cc), (rr, c), (rr, cc), (c, r), (cc, rr), (cc, r), (c, rr),
-             (r, w + cc), (h + rr, c), (r, w + c), (h + r, c))
+    image = (
+        (r, c),
+        (r, cc),
+        (rr, c),
+        (rr, cc),
+        (c, r),
+        (cc, rr),
+        (cc, r),
+        (c, rr),
+        (r, w + cc),
+        (h + rr, c),
+        (r, w + c),
+        (h + r, c),
+    )
     out = np.stack([np.stack(i, -1) for i in image])
     out.flags.writeable = False
     return out
@@ -334,9 +354,7 @@ def encode(
     return Example(w.tokens, w.positions, w.targets, task_id, test_index, n)
 
 
-def encode_task(
-    task: Task, test_index: int, *, loss_on: str, max_len: int | None = None
-) -> Example | None:
+def encode_task(task: Task, test_index: int, *, loss_on: str, max_len: int | None = None) -> Example | None:
     """Encode test pair ``test_index`` of ``task``; train pairs are dropped from the end until the example
     fits ``max_len`` (at least one is kept). Returns None when it cannot fit (or has no test output)."""
     pair = task.test[test_index]

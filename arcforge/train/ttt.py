@@ -35,9 +35,13 @@ from arcforge.train.tokenize import Example, encode, example_length
 
 def strip_test_outputs(task: Task) -> Task:
     """The task as TTT may see it: train pairs with outputs, test inputs only."""
-    return Task(task.id, task.source, task.split,
-                [Pair(p.input, p.output) for p in task.train if p.output is not None],
-                [Pair(p.input, None) for p in task.test])
+    return Task(
+        task.id,
+        task.source,
+        task.split,
+        [Pair(p.input, p.output) for p in task.train if p.output is not None],
+        [Pair(p.input, None) for p in task.test],
+    )
 
 
 def task_rng(cfg: TTTConfig, task_id: str) -> np.random.Generator:
@@ -49,15 +53,18 @@ def lora_seed(cfg: TTTConfig, task_id: str) -> int:
     return zlib.crc32(f"{cfg.seed}/{task_id}/lora".encode())
 
 
-def leave_one_out(task: Task, n: int, rng: np.random.Generator, cfg: TTTConfig, max_len: int) -> list[Example]:
+def leave_one_out(
+    task: Task, n: int, rng: np.random.Generator, cfg: TTTConfig, max_len: int
+) -> list[Example]:
     """``n`` examples from the train pairs of ``task``: target pair ``j`` (cycling through them in a random
     order), the other pairs as context, each example under its own random transform. Context pairs are
     dropped from the end until the example fits ``max_len``. Empty when the task has fewer than 2 pairs."""
     pairs = [(p.input, p.output) for p in task.train if p.output is not None]
     if len(pairs) < 2:
         return []
-    aug = AugmentConfig(symmetries=cfg.symmetries, colors=cfg.colors, keep_zero=cfg.keep_zero,
-                        shuffle_train=cfg.shuffle_train)
+    aug = AugmentConfig(
+        symmetries=cfg.symmetries, colors=cfg.colors, keep_zero=cfg.keep_zero, shuffle_train=cfg.shuffle_train
+    )
     out: list[Example] = []
     order = rng.permutation(len(pairs))
     for i in range(n):
@@ -110,7 +117,9 @@ def fine_tune(model: ArcTransformer, task: Task, cfg: TTTConfig, max_len: int) -
         losses.append(loss.detach())
         report["examples"] += len(exs)
     if losses:
-        report.update(steps=len(losses), loss_first=round(float(losses[0]), 4), loss_last=round(float(losses[-1]), 4))
+        report.update(
+            steps=len(losses), loss_first=round(float(losses[0]), 4), loss_last=round(float(losses[-1]), 4)
+        )
     return tuned.eval(), report
 
 
