@@ -134,7 +134,7 @@ class ShardError(ArcforgeError):
 
 
 class SandboxError(ArcforgeError):
-    """Upstream code could not be started in the sandbox (its modules do not import, the worker dies at once)."""
+    """Upstream code could not be started in the sandbox (modules do not import, the worker dies at once)."""
 
 
 class BuildError(ArcforgeError):

@@ -1,9 +1,9 @@
 """Inter-process locks and "is that process still alive" checks for arcforge's own folders and files.
 
 ``locked(path)`` holds an exclusive ``flock`` on ``path`` (a file it creates, or an existing folder) for
-the duration of a ``with`` block (``exclusive`` tries once, without waiting): it serialises read-modify-write of shared files (the home
-``digests.lock``) and the short swap/recovery steps of ``build`` and ``fetch`` between processes. The OS
-drops the lock when the process dies, so a killed holder never blocks the next run.
+the duration of a ``with`` block (``exclusive`` tries once, without waiting): it serialises read-modify-write
+of shared files (the home ``digests.lock``) and the short swap/recovery steps of ``build`` and ``fetch``
+between processes. The OS drops the lock when the process dies, so a killed holder never blocks the next run.
 
 Leftover working folders carry the id of the process that made them (``...-<pid>``); ``pid_alive`` tells
 whether that process still runs, so a leftover is only touched once its owner is gone.

@@ -107,7 +107,10 @@ def available(root: Path) -> str:
     """What a dataset folder holds, for error messages: ``sources: a, b; splits: evaluation, training``."""
     infos = list_shards(root)
     if not infos:
-        return f"{root} holds no shards (<source>/<split>-00000-of-0000N.parquet); build one with `arcforge build`"
+        return (
+            f"{root} holds no shards (<source>/<split>-00000-of-0000N.parquet); "
+            "build one with `arcforge build`"
+        )
     return (
         f"it has sources: {', '.join(sorted({i.source for i in infos}))}; "
         f"splits: {', '.join(sorted({i.split for i in infos}))}"

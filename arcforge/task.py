@@ -166,9 +166,9 @@ def fast_grid(obj: Any, check_bools: bool = True) -> Grid | None:
     """The grid as int8 when ``obj`` is a valid grid, else None (``parse_grid`` then says why).
 
     Only C-level loops: the rows' lengths must be one positive width; ``bytearray`` of the flattened rows
-    rejects non-integers and values outside 0-255, and ``translate`` finds values above 9. JSON ``true``/``false`` would
-    pass as 1/0, so a type scan runs unless the caller knows the document has no boolean literal
-    (``check_bools=False``, see ``may_have_bools``)."""
+    rejects non-integers and values outside 0-255, and ``translate`` finds values above 9. JSON
+    ``true``/``false`` would pass as 1/0, so a type scan runs unless the caller knows the document has no
+    boolean literal (``check_bools=False``, see ``may_have_bools``)."""
     if type(obj) is not list or not obj:
         return None
     if set(map(type, obj)) != _LIST_TYPE:

@@ -4,7 +4,8 @@
     python benchmarks/bench_arc1_cpu.py [--run demo-output/run] [--tasks 40]
 
 Smallest = by the tokens of a task's longest example (``gpu_check.smallest``). The tasks come from the
-ARC-AGI-1 mirror in ``../shared/arc-sources`` (``--arc-dir``). Results: ``benchmarks/results/arc1_smallest40_cpu.json``.
+ARC-AGI-1 mirror in ``../shared/arc-sources`` (``--arc-dir``). Results:
+``benchmarks/results/arc1_smallest40_cpu.json``.
 """
 
 from __future__ import annotations

@@ -134,7 +134,8 @@ def main() -> None:
             r = run_child(env, "build", str(tmp / f"out{scale}"), str(manifests), name)
             base = base or r["wall"] / scale
             print(
-                f"| {scale}x | {r['tasks']} | {f['wall']:.2f} | {r['wall']:.2f} | {r['wall'] / f['wall']:.2f} | "
+                f"| {scale}x | {r['tasks']} | {f['wall']:.2f} | {r['wall']:.2f} | "
+                f"{r['wall'] / f['wall']:.2f} | "
                 f"{r['tasks'] / r['wall']:.0f} | {r['wall'] / scale:.3f} | {r['rss_mb']:.0f} |"
             )
             sys.stdout.flush()

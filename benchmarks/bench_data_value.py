@@ -294,7 +294,7 @@ def write(out: Path, doc: dict) -> None:
 
 
 def plan(p: Profile, names: set[str]) -> list[tuple[str, int]]:
-    """(arm, seed) of the arms in ``names``: the first three arms seed by seed, then the others seed by seed."""
+    """(arm, seed) of the arms in ``names``: the first three arms seed by seed, then the rest seed by seed."""
     order = [*p.arms, *(a for a in dv.EXTRA_ARMS if a not in p.arms)]
     first = [a for a in order if a in FIRST3 and a in names]
     rest = [a for a in order if a not in FIRST3 and a in names]

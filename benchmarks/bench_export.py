@@ -229,7 +229,7 @@ def bench_trm(fraction: int, num_aug: int, full: bool) -> dict:
 
 
 def make_scale_data(n: int) -> Path:
-    """N tasks: the built ARC-AGI-1 and ConceptARC rows repeated under new ids (source `gen`, split training)."""
+    """N tasks: the built ARC-AGI-1 and ConceptARC rows repeated, new ids (source `gen`, split training)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq

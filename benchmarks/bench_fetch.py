@@ -3,7 +3,8 @@
 1. HTTP tarball (neoneye_tama: 5002 files, ~24 MB raw) served from loopback, GitHub URL layout:
    arcforge's streaming fetch (verify + atomic place) vs. read-whole-body + ``tarfile.extractall``.
    Wall time and peak Python heap (tracemalloc, separate runs).
-2. Folder mirror, all 11 sources: ``fetch_sources(mirror=...)`` (copy + hash + verify) vs. ``shutil.copytree``.
+2. Folder mirror, all 11 sources: ``fetch_sources(mirror=...)`` (copy + hash + verify) vs.
+``shutil.copytree``.
 3. Re-run on a valid cache (full re-hash) and the cheap ``cached_path`` check, vs. the first fetch.
 
 Usage: python benchmarks/bench_fetch.py [--shared ../shared/arc-sources]
@@ -69,7 +70,7 @@ def main() -> None:
     os.environ.pop("ARCFORGE_MIRROR", None)
     rows = []
     try:
-        # --- 1. HTTP tarball ---------------------------------------------------------------------------------
+        # --- 1. HTTP tarball --------------------------------------------------------------------------------
         m = ms["neoneye_tama"]
         serve_root = work / "www"
         tgz = serve_root / m.owner / m.repo_name / "tar.gz" / m.commit

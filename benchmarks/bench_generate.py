@@ -229,7 +229,8 @@ def _report(runs: dict, keys: list[str], all_keys: list[str], n: int, load_befor
     return {
         "what": f"RE-ARC, {len(keys)} generators ({every}) x {n} kept examples: upstream main.py "
         "generate_dataset vs arcforge build --generate, same filters",
-        "machine": f"{os.cpu_count()} CPUs shared with other work (1-min load average {load_before:.1f} before, "
+        "machine": f"{os.cpu_count()} CPUs shared with other work "
+        f"(1-min load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after: rates vary from run to run)",
         "upstream": up,
         "arcforge_workers_1": w1,
@@ -242,7 +243,8 @@ def _report(runs: dict, keys: list[str], all_keys: list[str], n: int, load_befor
         ),
         "byte_identical_workers_1_2": runs["byte_identical_workers_1_2"],
         "extrapolated_published_size": {
-            "label": "EXTRAPOLATED, not measured: 1,000 examples x 400 generators = fixed cost + examples at the "
+            "label": "EXTRAPOLATED, not measured: 1,000 examples x 400 generators = fixed cost + "
+            "examples at the "
             f"measured marginal rate ({len(keys)} keys x {n} examples)",
             "examples": full,
             "upstream_minutes": round((up["fixed_s"] + full / up["marginal_examples_per_s"]) / 60, 1),

@@ -1,7 +1,7 @@
 """Voting inference throughput: batched decoding vs one sequence at a time, same checkpoint, same run.
 
-    python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1] [--batched-threads 2]
-                                         [--also-sequential-threads 2]
+    python benchmarks/bench_inference.py --checkpoint RUN [--tasks 32] [--votes 8] [--threads 1]
+                                         [--batched-threads 2] [--also-sequential-threads 2]
     python benchmarks/bench_inference.py                  # trains a small demo-sized model first
 
 Both paths decode every test input of ``--tasks`` held-out synthetic easy tasks under ``--votes`` transforms

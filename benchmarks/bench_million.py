@@ -15,9 +15,9 @@ sources alone). Measured: wall time; CPU seconds of the build and every process 
 waited children: its workers and their sandbox workers); peak memory as the largest sum over the process
 tree of RSS and of PSS, sampled every 0.5 s; the load average (others' work on the shared 2-core machine)
 before and after; the stages from the progress lines the command prints (each line's first appearance:
-parse and generate, then dedup and counting from the parse's last line, write). Then the output is read back: tasks written, distinct fingerprints
-(order- and role-invariant content hashes: distinct content), per source, the exclusions per level and the
-size on disk. Writes ``benchmarks/results/million.json``.
+parse and generate, then dedup and counting from the parse's last line, write). Then the output is read back:
+tasks written, distinct fingerprints (order- and role-invariant content hashes: distinct content), per source,
+the exclusions per level and the size on disk. Writes ``benchmarks/results/million.json``.
 """
 
 from __future__ import annotations

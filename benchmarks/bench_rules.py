@@ -352,7 +352,8 @@ def part_warm(cache: Path, reps: int) -> dict:
         "stage_references": first_stage.references,
         "stage_ratio": round((med["build"][0] + med["stage"][0]) / med["build"][0], 4),
         "runs": {k: [[round(w, 3), round(c, 3)] for w, c in v] for k, v in runs.items()},
-        "note": f"build --exclude-eval of every mirrored source with --check-rules ({stats.rules['programs']} "
+        "note": "build --exclude-eval of every mirrored source with --check-rules "
+        f"({stats.rules['programs']} "
         f"programs made tasks of it) beside the same build without it; the stage alone: catalogue "
         f"of all programs, reference key, summary read; medians of {reps} alternated runs",
     }

@@ -44,7 +44,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 sys.path.insert(0, str(ROOT))
 
 
-# --- measuring one process tree ------------------------------------------------------------------------------
+# --- measuring one process tree -----------------------------------------------------------------------------
 def _tree(pid: int) -> list[int]:
     out, todo = [], [pid]
     while todo:
@@ -109,7 +109,7 @@ def measure(cmd: list[str], env: dict) -> dict:
     return res
 
 
-# --- inputs ---------------------------------------------------------------------------------------------------
+# --- inputs -------------------------------------------------------------------------------------------------
 def mirror_home(tmp: Path, shared: Path) -> Path:
     from arcforge.sources.manifest import load_manifests
     from tests.helpers import mirrored, populate_cache
@@ -156,7 +156,7 @@ def make_folder(root: Path, n: int, seed: int = 0, layout: str = "auto") -> str:
     ) + "; examples drawn from a pool of 50,000 random grids (sides 3-12)"
 
 
-# --- parts ----------------------------------------------------------------------------------------------------
+# --- parts --------------------------------------------------------------------------------------------------
 def part_json(home: Path, repeat: int) -> dict:
     os.environ["ARCFORGE_HOME"] = str(home)
     from arcforge.build.pipeline import plan_sources

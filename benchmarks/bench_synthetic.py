@@ -3,7 +3,8 @@
 Baseline: turning the 400 ARC-AGI-1 training JSON files (bytes already in memory) into fingerprinted
 Task records: json parse + validation + fingerprint, the per-task work the build does for a real source.
 Measured: ``generate(N)`` per difficulty and per family. Reports microseconds per task and the ratio to
-the baseline. Writes benchmarks/results/synthetic.json. Best of ``--repeat`` runs, CPU time (the machine is shared).
+the baseline. Writes benchmarks/results/synthetic.json. Best of ``--repeat`` runs, CPU time (the machine is
+shared).
 
     python benchmarks/bench_synthetic.py [--n 10000] [--repeat 3]
 """

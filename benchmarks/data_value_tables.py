@@ -58,7 +58,7 @@ def spread(runs: list[dict], m: str) -> float | None:
 
 
 def compare(doc: dict, a: str, b: str, m: str = "arc1_eval_token_accuracy") -> dict | None:
-    """Arm ``b`` minus arm ``a`` on ``m`` (means over seeds), the larger seed spread, and whether it counts."""
+    """Arm ``b`` minus arm ``a`` on ``m`` (means over seeds), the larger seed spread, and if it counts."""
     ra, rb = doc["arms"].get(a), doc["arms"].get(b)
     if not ra or not rb:
         return None
@@ -96,7 +96,8 @@ def _setup(doc: dict) -> str:
         f"step, {c['steps']} steps at lr {c['lr']:g} ({toks[0]:,}-{toks[-1]:,} training tokens a run), "
         f"loss on every output grid, the trainer's default augmentation and sampling; "
         f"{min(s_step):.2f}-{max(s_step):.2f} s a step (load average {min(load_):.1f}-{max(load_):.1f}). "
-        f"Scored: {a1.get('scored', 0)} of {a1.get('scored', 0) + a1.get('too_long', 0)} ARC-AGI-1 evaluation "
+        f"Scored: {a1.get('scored', 0)} of {a1.get('scored', 0) + a1.get('too_long', 0)} ARC-AGI-1 "
+        "evaluation "
         f"test outputs and {a2.get('scored', 0)} of {a2.get('scored', 0) + a2.get('too_long', 0)} ARC-AGI-2 "
         f"ones fit {c['seq_len']} tokens (train pairs dropped from the end until they do); pass@2 over "
         f"{c['votes']} votes, test-time training {c['ttt_steps']} steps of {c['ttt_batch_size']} examples "
@@ -195,7 +196,8 @@ def data_value_block() -> str:
             "`corpus_generated`'s build: `--exclude-eval "
             + " ".join(f"--generate {k}={v}" for k, v in g["generate"].items())
             + f"` ({per}), {g.get('build_s', 0):.0f} s on 2 "
-            f"workers; its rule level did not run (cold, it executes every program on the 520 evaluation tasks: "
+            "workers; its rule level did not run (cold, it executes every program on the 520 evaluation "
+            "tasks: "
             f"most of an hour here), so generated tasks whose program implements an evaluation rule stay; "
             f"lineage, exact and near-copy exclusion ran.",
             "",
@@ -276,7 +278,8 @@ def readme_block() -> str:
     c = compare(doc, "corpus", "corpus_contaminated")
     if c is None:
         return (
-            "These are synthetic families the frame features fit; on real ARC the contamination effect is not "
+            "These are synthetic families the frame features fit; on real ARC the contamination effect is "
+            "not "
             "measured yet ([docs/data_value.md](docs/data_value.md))."
         )
     mean = {

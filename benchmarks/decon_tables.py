@@ -53,14 +53,16 @@ def disguise_block() -> str:
         f"- Copies that keep at least one full evaluation test pair or all of a task's pairs: "
         f"**{r['goal']['copies']:,}, recall {_pct(r['goal']['recall'])}**; the {r['evaluation_test_pairs']} "
         f"evaluation test pairs each planted into a real task: `plant_test` above.",
-        f"- Real corpus alone ({r['corpus_tasks']:,} tasks): {rc['excluded']} excluded, {rc['known']} known copies, "
+        f"- Real corpus alone ({r['corpus_tasks']:,} tasks): {rc['excluded']} excluded, {rc['known']} known "
+        "copies, "
         f"**{len(rc['false_positives'])} false positives**, {len(rc['missed_known'])} known copies missed. "
         f"Real tasks excluded in any disguise run beyond the known copies: "
         f"{len(r['false_positives_with_disguises'])}.",
         f"- Synthetic tasks (`arcforge.synthetic`, every family): {sy['tasks']:,}, "
         f"**{len(sy['excluded'])} excluded**, {sy['reported']} reported.",
         f"- Near-duplicate threshold chosen on the tune half: **{th['chosen_on_tune_half']}** (middle of "
-        f"{th['plateau'][0]}-{th['plateau'][1]}: no false positive, recall within 0.05 of the best); tune half recall "
+        f"{th['plateau'][0]}-{th['plateau'][1]}: no false positive, recall within 0.05 of the best); tune "
+        "half recall "
         f"{_pct(th['tune']['recall'])} / {th['tune']['false_positives']} false positives, report half "
         f"**{_pct(th['report']['recall'])} / {th['report']['false_positives']}** "
         f"({th['negatives']:,} clean tasks split by id).",

@@ -1,7 +1,7 @@
 """Markdown tables from benchmarks/results/{grokfast_modarith,rope_extension}.json.
 
-The results themselves come from ``python -m experiments grokfast`` and ``python -m experiments rope`` (see the
-docs/experiments.md for the exact commands).
+The results themselves come from ``python -m experiments grokfast`` and ``python -m experiments rope`` (see
+the docs/experiments.md for the exact commands).
 """
 
 from __future__ import annotations

@@ -49,8 +49,10 @@ def export_block(path: Path) -> str:
     if t:
         k = int(t["fraction"].split("/")[1])
         notes.append(
-            f"TRM's builder holds every example of its output in memory until it writes it: on {t['fraction']} "
-            f"of the tasks it peaked at {_mb(t['builder']['peak_rss_mb'])}, so on all 960 tasks it would need "
+            "TRM's builder holds every example of its output in memory until it writes it: on "
+            f"{t['fraction']} "
+            f"of the tasks it peaked at {_mb(t['builder']['peak_rss_mb'])}, so on all 960 tasks it would "
+            "need "
             f"about {_mb(t['builder']['peak_rss_mb'] * k)}, more than this shared machine can spare; both "
             "ran on the same fraction, one after the other, in one run."
         )

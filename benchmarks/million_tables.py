@@ -34,7 +34,10 @@ def _goal(run: dict) -> str:
             f"on 2 CPUs; the work is {c['cpu_s']:,.0f} CPU s, {cpu_min / 2:.1f} min on 2 idle CPUs if "
             "it kept both busy (an estimate, not measured)"
         )
-    return f"Goal, at least {GOAL_TASKS:,} distinct decontaminated tasks in {GOAL_MINUTES} min on 2 CPUs: {verdict}."
+    return (
+        f"Goal, at least {GOAL_TASKS:,} distinct decontaminated tasks in {GOAL_MINUTES} min on 2 CPUs: "
+        f"{verdict}."
+    )
 
 
 def million_block(path: Path) -> str:
@@ -64,7 +67,8 @@ def million_block(path: Path) -> str:
             + ", ".join(f"{s} {n:,}" for s, n in c["output"]["per_source"].items())
             + "."
             + (
-                f" Ratios to the baseline: {run['ratios']['tasks']}x the tasks for {run['ratios']['cpu']}x the "
+                f" Ratios to the baseline: {run['ratios']['tasks']}x the tasks for {run['ratios']['cpu']}x "
+                "the "
                 f"CPU time."
                 if "ratios" in run
                 else ""
@@ -77,7 +81,8 @@ def million_block(path: Path) -> str:
         sc = data["stage_cpu"]
         tail = [
             f"Where the CPU goes after the parse, {sc['what']}: dedup {sc['dedup_cpu_s']:.0f} s "
-            f"(about {100 * sc['dedup_color_stats_share']:.0f}% of it the per-grid color statistics), writing "
+            f"(about {100 * sc['dedup_color_stats_share']:.0f}% of it the per-grid color statistics), "
+            "writing "
             f"{sc['write_cpu_s']:.0f} s (of which {sc['write_arrow_bytes_per_split_cpu_s']:.0f} s measuring "
             "the Arrow bytes of each split for the card and the shard count); the rest of the build's CPU "
             "is the parse stage: running the generators, sampling and encoding the tasks.",
@@ -90,7 +95,8 @@ def million_block(path: Path) -> str:
         + tail
         + [
             "*distinct*: distinct `fingerprint` values (the order- and role-invariant hash of a task's "
-            "pairs) among the tasks written. Stages start at their first progress line (dedup: at the last line of the parse). CPU s: the "
+            "pairs) among the tasks written. Stages start at their first progress line (dedup: at the last "
+            "line of the parse). CPU s: the "
             "build and every process under it (workers and sandbox workers). Peak memory: the "
             "largest sum over the build's processes (PSS counts pages shared with forked workers "
             "once). `benchmarks/results/million.json`, `python benchmarks/bench_million.py`."

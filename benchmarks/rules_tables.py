@@ -25,7 +25,8 @@ def _cost(c: dict) -> str:
     budget = f", {c['program_s']:g} CPU s a program" if "program_s" in c else ""
     wall = f", {c['wall_limit_s']:g} s wall" if "wall_limit_s" in c else ""
     return (
-        f"{c['wall_s']:.0f} s wall with {c['workers']} sandbox workers on a shared 2-core machine (1-min load "
+        f"{c['wall_s']:.0f} s wall with {c['workers']} sandbox workers on a shared 2-core machine (1-min "
+        "load "
         f"average {min(loads):.1f}-{max(loads):.1f}), {c['worker_cpu_s']:.0f} CPU s in the workers{mine}, "
         f"{c['calls']:,} calls (limits: {c['call_s']:g} s CPU{wall} and {c['memory_mb']} MB a call{budget})"
     )
@@ -80,7 +81,8 @@ def eval_lines(ev: dict) -> list[str]:
         f"tasks**: {solved or 'none'}.",
         f"- Cold cache: {_cost(c)}. **{cpu:.0f} CPU s in all: {cpu / 2 / 60:.1f} minutes on 2 free cores**"
         + (
-            f"; {ev['unchecked']:,} of {ev['checks']:,} (program, task) checks not reached by given-up programs"
+            f"; {ev['unchecked']:,} of {ev['checks']:,} (program, task) checks not reached by given-up "
+            "programs"
             if "checks" in ev
             else ""
         )
@@ -98,8 +100,10 @@ def warm_line(w: dict) -> str:
     return (
         f"- Warm rebuild (1-min load average {w['load_avg_1min']:.1f}): `build --exclude-eval --check-rules` "
         f"{w['build_check_s']:.2f} s wall / {w['build_check_cpu_s']:.2f} CPU s, without the rule level "
-        f"{w['build_s']:.2f} s / {w['build_cpu_s']:.2f} CPU s: **{w['ratio']:.3f}x wall, {w['cpu_ratio']:.3f}x "
-        f"CPU**; reports byte-identical to the cold build: {'yes' if w['reports_identical_to_first'] else 'NO'}. "
+        f"{w['build_s']:.2f} s / {w['build_cpu_s']:.2f} CPU s: **{w['ratio']:.3f}x wall, "
+        f"{w['cpu_ratio']:.3f}x "
+        "CPU**; reports byte-identical to the cold build: "
+        f"{'yes' if w['reports_identical_to_first'] else 'NO'}. "
         f"The stage alone for all {w['stage_programs']} programs x {w['stage_references']} tasks (catalogue, "
         f"reference key, one summary read): {w['stage_s']:.2f} s wall / {w['stage_cpu_s']:.2f} CPU s, "
         f"{w['stage_ratio']:.3f}x the build ({w['note']})."

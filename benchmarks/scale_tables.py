@@ -37,7 +37,8 @@ def scale_block(path: Path) -> str:
         s = r["sources"]
         out += [
             f"The {s['files']:,} files of the 11 mirrored sources ({s['tasks_found']:,} tasks found, "
-            f"{s['tasks_written']:,} written): `build --no-cache --exclude-eval` against the floor (enumerate, "
+            f"{s['tasks_written']:,} written): `build --no-cache --exclude-eval` against the floor "
+            "(enumerate, "
             f"read and `json.loads` the same files, serially), alternated {s['repeat']} times in one run, "
             f"medians. *work* = after the interpreter started (as the floor); *process* = the whole "
             f"command. {cpus} CPUs available.",
@@ -56,13 +57,15 @@ def scale_block(path: Path) -> str:
         out += ["", f"Output files across worker counts: {same} (sha256 of every file)."]
         if "loadavg_start" in s:
             out += [
-                f"Load average (1/5/15 min) when the run started: {' / '.join(map(str, s['loadavg_start']))}; "
+                "Load average (1/5/15 min) when the run started: "
+                f"{' / '.join(map(str, s['loadavg_start']))}; "
                 f"when it ended: {' / '.join(map(str, s['loadavg_end']))}."
             ]
         out += [""]
     if r.get("big"):
         out += [
-            "End to end (parse, validate, dedup with `--exclude-eval` against ARC-AGI-1/2 evaluation, write), "
+            "End to end (parse, validate, dedup with `--exclude-eval` against ARC-AGI-1/2 evaluation, "
+            "write), "
             "`--no-cache`; peak memory summed over the build's processes (PSS counts pages shared with "
             "forked workers once, RSS counts them in every process):",
             "",
@@ -76,7 +79,8 @@ def scale_block(path: Path) -> str:
             stages = f"{_s(st['parse'])} / {_s(st['dedup_and_counts'])} / {_s(st['write'])}" if st else "-"
             out.append(
                 f"| {what} | {b['tasks']:,} | {b['workers']} | {_s(b['wall_s'])} | {stages} | "
-                f"{_s(b['cpu_s'])} | {b['cpu_s'] / b['tasks_found'] * 1e6:.0f} | {b['tasks_per_s']:,} | {b['peak_pss_mb']:,} | {b['peak_rss_mb']:,} | "
+                f"{_s(b['cpu_s'])} | {b['cpu_s'] / b['tasks_found'] * 1e6:.0f} | {b['tasks_per_s']:,} | "
+                f"{b['peak_pss_mb']:,} | {b['peak_rss_mb']:,} | "
                 f"{b['load_before']:.1f} / {b['load_after']:.1f} |"
             )
         out += [

@@ -143,8 +143,8 @@ def run_one(
     keep_params: bool = False,
 ) -> dict:
     """Train one run for at most ``steps`` optimizer steps (stopping early once val accuracy reaches
-        ``stop_at``, if given); returns the curve and the summary numbers (and, with ``keep_params``, the final
-    weights under ``"params"``)."""
+        ``stop_at``, if given); returns the curve and the summary numbers (and, with ``keep_params``, the
+    final weights under ``"params"``)."""
     torch.manual_seed(seed)
     xtr, ytr, xva, yva = make_data(seed, run.train_frac)
     model = ArcTransformer(model_config(run))

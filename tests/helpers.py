@@ -57,8 +57,8 @@ def populate_cache(home: Path, manifests: list[Manifest], shared: Path) -> None:
 
 
 def tasks_in_mirror(shared: Path, names: set[str]) -> dict[str, dict[str, int]]:
-    """Tasks per source and split of the ``names`` sources, counted from the upstream files with plain globbing
-    and json (not our code)."""
+    """Tasks per source and split of the ``names`` sources, counted from the upstream files with plain
+    globbing and json (not our code)."""
 
     def n(pattern: str) -> int:
         return len(list(shared.glob(pattern)))

@@ -11,7 +11,7 @@ from arcforge.sources.programs import Program
 
 
 def arc1_table(shared: Path, split: str, ids: list[str], source: str = "arc_agi_1") -> pa.Table:
-    """ARC-AGI-1 tasks straight from the mirror, as the build's rows (id, source, split, train, test, path)."""
+    """ARC-AGI-1 tasks straight from the mirror, as build rows (id, source, split, train, test, path)."""
     rows = []
     for i in ids:
         d = json.loads((shared / "fchollet" / "ARC-AGI" / "data" / split / f"{i}.json").read_text())

@@ -1,5 +1,6 @@
-"""Fast variants of the paper-reproduction experiments: the Grokfast filter changes training (deterministically), the
-grid-task generator is right, and both CLI commands run end to end on tiny settings."""
+"""Fast variants of the paper-reproduction experiments: the Grokfast filter changes training
+(deterministically), the grid-task generator is right, and both CLI commands run end to end on tiny
+settings."""
 
 import json
 

@@ -206,7 +206,9 @@ HOSTILE_GENERATORS = textwrap.dedent("""
     from utils import *
 
     def generate_00000001(diff_lb, diff_ub):
-        g = tuple(tuple((r * 3 + c + unifint(diff_lb, diff_ub, (0, 9))) % 10 for c in range(3)) for r in range(3))
+        g = tuple(
+            tuple((r * 3 + c + unifint(diff_lb, diff_ub, (0, 9))) % 10 for c in range(3)) for r in range(3)
+        )
         return {"input": g, "output": tuple(reversed(g))}
 
     def generate_00000002(diff_lb, diff_ub):

@@ -106,7 +106,7 @@ def cycles() -> list[list[str]]:
 
 
 def picture() -> str:
-    """The package graph as a mermaid flowchart: one node per stage, one arrow per stage that imports another."""
+    """The package graph as a mermaid flowchart: a node per stage, an arrow per stage that imports another."""
     pairs = sorted(
         {(stage(a), stage(b)) for a, bs in graph().items() for b in bs if stage(a) != stage(b)},
         key=lambda p: (STAGES.index(p[0]), STAGES.index(p[1])),

@@ -95,7 +95,7 @@ def hub_error(status: int, method: str = "POST", path: str = f"/api/datasets/{RE
     raise AssertionError("no error raised")
 
 
-# --- what the repo holds afterwards (a stateful fake Hub) ------------------------------------------------------
+# --- what the repo holds afterwards (a stateful fake Hub) ---------------------------------------------------
 def local_files(out: Path) -> dict[str, bytes]:
     return {p: (out / p).read_bytes() for p in TREE}
 
@@ -173,7 +173,7 @@ def test_a_concurrent_commit_is_never_overwritten(out: Path, hf_env):  # noqa: F
     }  # their commit stands, ours not made
 
 
-# --- refusals before any remote call -------------------------------------------------------------------------
+# --- refusals before any remote call ------------------------------------------------------------------------
 def test_not_logged_in_stops_before_any_call(out: Path, api, monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     with pytest.raises(PublishError, match="not logged in") as e:
@@ -210,7 +210,7 @@ def test_private_requested_but_repo_is_public_is_refused_before_committing(out: 
     assert api.create_commit.call_count == 0
 
 
-# --- Hub errors mapped to what to do -------------------------------------------------------------------------
+# --- Hub errors mapped to what to do ------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("method", "error", "message", "hint"),
     [
@@ -278,7 +278,7 @@ def test_the_token_goes_only_to_hfapi(out: Path, api, monkeypatch):
         assert SECRET_TOKEN not in repr(c)
 
 
-# --- the command ----------------------------------------------------------------------------------------------
+# --- the command --------------------------------------------------------------------------------------------
 def _no_hub(monkeypatch):
     """Make any Hub access fail loudly: dry-run and --to-dir must not even read the token."""
 

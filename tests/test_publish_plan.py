@@ -193,7 +193,7 @@ def test_license_gate_passes_known_licenses_and_requires_provenance_for_every_so
         check_sources(collect_files(out), read_provenance(out), allow_unknown_license=True)
 
 
-# --- --to-dir ------------------------------------------------------------------------------------------------
+# --- --to-dir -----------------------------------------------------------------------------------------------
 def test_write_tree_is_exact_and_loads_with_datasets(out: Path, tmp_path: Path, hf_env: Path):  # noqa: F811
     (out / "notes.txt").write_text("mine")
     dest = write_tree(collect_files(out), tmp_path / "export")

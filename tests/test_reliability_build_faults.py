@@ -52,7 +52,7 @@ def one_clear_line(r) -> None:
     )
 
 
-# --- class 6: a folder with no valid task --------------------------------------------------------------------
+# --- class 6: a folder with no valid task -------------------------------------------------------------------
 @pytest.mark.parametrize("variant", ["empty", "all-broken", "readme-only", "max-grid-1", "built-dataset"])
 def test_a_folder_without_a_valid_task_is_one_clear_line(tmp_path, arcforge_home, variant):
     src = tmp_path / "src"
@@ -85,13 +85,14 @@ def test_local_equal_to_eval_local_is_refused(tmp_path, arcforge_home):
     assert "both as --local and as --eval-local" in r.output
 
 
-# --- class 8 and 6: task files the build must report, with the right reason ------------------------------------
+# --- class 8 and 6: task files the build must report, with the right reason ---------------------------------
 def test_duplicate_keys_and_nameless_files_are_quarantined_with_their_reason(tmp_path, arcforge_home):
     src = write_tasks(tmp_path / "src", 1)
     t = task(7)
     pair = json.dumps(t["train"][0]["input"])
     (src / "two-tests.json").write_text(
-        f'{{"train": {json.dumps(t["train"])}, "test": {json.dumps(t["test"])}, "test": {json.dumps(t["train"])}}}'
+        f'{{"train": {json.dumps(t["train"])}, "test": {json.dumps(t["test"])}, '
+        f'"test": {json.dumps(t["train"])}}}'
     )
     (src / "two-inputs.json").write_text(
         f'{{"train": [{{"input": {pair}, "input": {json.dumps(GRID)}, "output": {pair}}}], '
@@ -123,7 +124,7 @@ def test_an_unreadable_task_file_is_quarantined_as_unreadable(tmp_path):
     assert e.value.reason == UNREADABLE and "cannot read the file" in e.value.detail
 
 
-# --- class 6: blame the right path ------------------------------------------------------------------------------
+# --- class 6: blame the right path --------------------------------------------------------------------------
 def _immutable(path: Path, on: bool) -> bool:
     """chattr +i / -i: a folder even root cannot change (the tests run as root in CI)."""
     return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True).returncode == 0
@@ -176,7 +177,7 @@ def test_a_read_only_out_changes_nothing_and_later_builds_work(tmp_path, arcforg
     assert r.exit_code == 0 and json.loads(r.stdout)["total_tasks"] == 4, r.output
 
 
-# --- class 8: the user's card edits ------------------------------------------------------------------------------
+# --- class 8: the user's card edits -------------------------------------------------------------------------
 def test_an_edited_card_is_kept_with_a_note(tmp_path, arcforge_home):
     src = write_tasks(tmp_path / "src", 2)
     out = tmp_path / "out"
@@ -195,7 +196,7 @@ def test_an_edited_card_is_kept_with_a_note(tmp_path, arcforge_home):
     assert (out / "README.edited.md").read_text() == mine
 
 
-# --- class 6: output to a full disk ------------------------------------------------------------------------------
+# --- class 6: output to a full disk -------------------------------------------------------------------------
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["sources", "--json"], ["sources"]])
 def test_output_to_a_full_disk_is_one_clear_line(args, arcforge_home):
     if not Path("/dev/full").exists():
@@ -214,7 +215,7 @@ def test_output_to_a_full_disk_is_one_clear_line(args, arcforge_home):
     ], p.stderr
 
 
-# --- class 4: one zip of many tasks --------------------------------------------------------------------------------
+# --- class 4: one zip of many tasks -------------------------------------------------------------------------
 def test_a_zip_is_opened_and_checked_once_per_build_not_per_chunk(tmp_path, arcforge_home, monkeypatch):
     """Counted, not timed: the members' check runs once per process however many chunks the zip makes."""
     from arcforge.sources import members

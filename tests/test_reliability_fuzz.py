@@ -47,7 +47,7 @@ def _real_tasks(shared: Path, n: int) -> list[tuple[str, bytes]]:
     return [(f.name, f.read_bytes()) for f in sorted(folder.glob("*.json"))[:n]]
 
 
-# --- mutations of real tasks ------------------------------------------------------------------------------------
+# --- mutations of real tasks --------------------------------------------------------------------------------
 _ODD_VALUES = [-1, 10, 99, 2.5, "3", None, True, [], {}, 10**30, float("inf")]
 
 
@@ -146,7 +146,7 @@ def test_fuzz_mutated_real_tasks_are_quarantined_never_an_internal_error(
             assert len(list(shards.read_tasks(out))) == stats["total_tasks"], where
 
 
-# --- hostile archives -------------------------------------------------------------------------------------------
+# --- hostile archives ---------------------------------------------------------------------------------------
 def _hostile_entry(rng: random.Random, top: str) -> tuple[tarfile.TarInfo, bytes]:
     kind = rng.choice(
         [
@@ -285,7 +285,7 @@ def test_fuzz_hostile_zips_never_fail_the_build(shared_sources, arcforge_home, t
     assert any(r["reason"] == "bad_archive" for r in q)
 
 
-# --- corrupted shards -------------------------------------------------------------------------------------------
+# --- corrupted shards ---------------------------------------------------------------------------------------
 @pytest.fixture()
 def small_build(shared_sources, arcforge_home, tmp_path) -> Path:
     folder = tmp_path / "in"
@@ -369,7 +369,7 @@ def test_fuzz_corrupted_checkpoints_give_a_typed_error_or_an_older_intact_one(tm
     assert 1 in outcomes  # damage to the newest checkpoint falls back to the older one
 
 
-# --- checkpoints of a real run: byte flips, truncation, foreign tensors -----------------------------------------
+# --- checkpoints of a real run: byte flips, truncation, foreign tensors -------------------------------------
 def test_fuzz_damaged_checkpoints_of_a_run_never_run_code_nor_load_bad_weights(tmp_path):
     torch = pytest.importorskip("torch")  # the [train] extra
     from safetensors.torch import save_file
@@ -431,7 +431,7 @@ def test_fuzz_damaged_checkpoints_of_a_run_never_run_code_nor_load_bad_weights(t
     assert 1 in outcomes  # every damage to the newest checkpoint is seen: the older one is used
 
 
-# --- concurrent writers of one run folder -------------------------------------------------------------------------
+# --- concurrent writers of one run folder -------------------------------------------------------------------
 _TINY_RUN = [
     "--d-model",
     "32",
@@ -530,7 +530,7 @@ def test_two_trainings_started_at_once_into_one_folder_one_wins_and_nothing_mixe
     assert steps == list(range(1, 31))  # one run's lines, not two interleaved
 
 
-# --- HTTP framing ------------------------------------------------------------------------------------------------
+# --- HTTP framing -------------------------------------------------------------------------------------------
 _CONTROL = bytes([0x1B, 0x07, 0x08, 0x0D, 0x9B, 0x00, 0x7F]) + b"]0;t\x1b[2J"
 
 

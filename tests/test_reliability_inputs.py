@@ -31,7 +31,7 @@ from tests.test_build import GOOD, GOOD_B, GOOD_C, _local
 runner = CliRunner()
 
 
-# --- zips ------------------------------------------------------------------------------------------------------
+# --- zips ---------------------------------------------------------------------------------------------------
 def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", method) as zf:
@@ -114,7 +114,7 @@ def test_a_zip_whose_members_inflate_beyond_the_ratio_is_refused_as_a_whole(tmp_
         archive.check_zip_members(zf, str(path), ArchiveLimits(ratio_floor=1 << 20))
 
 
-# --- archive limits --------------------------------------------------------------------------------------------
+# --- archive limits -----------------------------------------------------------------------------------------
 def _tar_gz(entries: list[tuple[str, bytes]], fmt=tarfile.PAX_FORMAT) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
@@ -162,7 +162,7 @@ def test_a_kept_tar_entry_with_a_non_utf8_name_is_a_clear_error(tmp_path):
         archive.extract_tar_gz(io.BytesIO(body), tmp_path / "x", lambda rel: True, archive="src")
 
 
-# --- file names --------------------------------------------------------------------------------------------------
+# --- file names ---------------------------------------------------------------------------------------------
 def test_non_utf8_file_names_are_quarantined_in_the_build(arcforge_home, tmp_path):
     folder = _local(tmp_path / "in", {"ok.json": json.dumps(GOOD).encode()})
     (folder / os.fsdecode(b"caf\xe9.json")).write_bytes(json.dumps(GOOD_B).encode())
@@ -194,7 +194,7 @@ def test_error_text_is_printed_literally_not_as_markup(tmp_path, arcforge_home, 
     assert "internal error" not in res.output and "MarkupError" not in res.output
 
 
-# --- damaged shards --------------------------------------------------------------------------------------------
+# --- damaged shards -----------------------------------------------------------------------------------------
 @pytest.fixture()
 def built(arcforge_home, tmp_path) -> Path:
     folder = _local(

@@ -181,7 +181,8 @@ def test_concurrent_first_fetches_keep_every_pin(arcforge_home):
         "go = pathlib.Path(sys.argv[2])\n"
         "while not go.exists(): time.sleep(0.01)\n"
         "for i in range(int(sys.argv[3])):\n"
-        "    lock.record_pin(type(m)(**{**m.__dict__, 'name': f'p{sys.argv[1]}_{i}'}), 'sha256:' + '0'*64, 1)\n"
+        "    lock.record_pin(type(m)(**{**m.__dict__, 'name': f'p{sys.argv[1]}_{i}'}), 'sha256:' + '0'*64, "
+        "1)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(kill_child.ROOT)}
     ps = [

@@ -1,4 +1,4 @@
-"""The build's rule level (arcforge.build.rule_stage) on RE-ARC's real verifiers and small hand-made programs."""
+"""The build's rule level (arcforge.build.rule_stage) on RE-ARC's real verifiers and hand-made programs."""
 
 from __future__ import annotations
 

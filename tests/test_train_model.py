@@ -284,8 +284,8 @@ def test_frame_votes_reach_the_logits_and_old_models_have_none(examples):
 
 
 def test_a_model_of_12_lookup_frames_reads_those_and_ignores_the_tiling_frame(examples):
-    """Checkpoints saved before the tiling frame have ``frame_lookups`` 12: on positions of 13 frames they read
-    the 12 frames they were trained on, whatever the tiling frame's lookups and evidence say; a model of
+    """Checkpoints saved before the tiling frame have ``frame_lookups`` 12: on positions of 13 frames they
+    read the 12 frames they were trained on, whatever the tiling frame's lookups and evidence say; a model of
     13 does read them."""
     from arcforge.train.tokenize import EVIDENCE, LOOKUP_FRAMES, LOOKUPS, TILE_FRAME
 

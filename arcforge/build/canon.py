@@ -306,7 +306,7 @@ def _place_weights(h: int, w: int) -> np.ndarray:
 
 
 def color_stats(g: Grids) -> tuple[np.ndarray, np.ndarray]:
-    """Invariant stats per grid and color: (n, 10) uint64 (0 where the color is absent), (n, 10) int64 counts."""
+    """Invariant stats per grid, color: (n, 10) uint64 (0 where a color is absent), (n, 10) int64 counts."""
     out = np.zeros((len(g), NCOLORS), np.uint64)
     counts = np.zeros((len(g), NCOLORS), np.int64)
     for sel, h, w in _shape_groups(g):

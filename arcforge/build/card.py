@@ -252,7 +252,8 @@ def _build_report(data: CardData) -> list[str]:
         out += [f"Files skipped as not tasks (solution programs, user traces, ...): {data.skipped}.", ""]
     if data.dedup:
         out += [
-            "De-duplication and decontamination (rows in `reports/duplicates.jsonl` / `reports/excluded.jsonl`):",
+            "De-duplication and decontamination (rows in `reports/duplicates.jsonl` / "
+            "`reports/excluded.jsonl`):",
             "",
         ]
         out += ["| level | tasks |", "| --- | --- |"]

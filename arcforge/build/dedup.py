@@ -268,7 +268,7 @@ def _exact_keys_job(job: tuple[tuple[int, int], np.ndarray]) -> canon.ExactKeys:
     return canon.exact_keys_of(canon.read_pairs(_batch_at(span)), rows)
 
 
-# --- one pass, in named steps ---------------------------------------------------------------------------------
+# --- one pass, in named steps -------------------------------------------------------------------------------
 @dataclass
 class _Pass:
     """What the steps of one pass share: the working table, its invariants and its reference rows."""

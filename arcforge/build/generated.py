@@ -97,8 +97,8 @@ def run_generators(plan, keys: tuple[str, ...]) -> tuple[pa.Table, list[dict[str
 def sample_tasks(
     res: KeyResult, d: Driver, plan, k: int, prov: dict[str, str], known: tuple[list[str], list[float]]
 ) -> tuple[list[Task], int]:
-    """``plan.generate_tasks`` tasks of k demonstrations + 1 test from one key's examples (at most every set of
-    k + 1 of them), and how many examples no task uses (``arcforge.build.sampling``).
+    """``plan.generate_tasks`` tasks of k demonstrations + 1 test from one key's examples (at most every set
+    of k + 1 of them), and how many examples no task uses (``arcforge.build.sampling``).
 
     Each task's fingerprint and difficulty are appended to ``known``: made from its examples' pair keys and
     difficulty parts, computed once per example (an example is in many tasks), the same values as

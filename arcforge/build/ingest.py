@@ -284,7 +284,7 @@ def _run_job(job: _Job) -> _Chunk:
             gc.enable()
 
 
-# --- planning the work (in the parent) -----------------------------------------------------------------------
+# --- planning the work (in the parent) ----------------------------------------------------------------------
 def _manifest_items(plan: SourcePlan) -> Iterator[_FileItem]:
     m = plan.manifest
     assert m is not None and plan.root is not None
@@ -558,7 +558,7 @@ def _store_meta(key: str, parsed: ParsedSource) -> None:
     os.replace(tmp, path)  # atomic: a crash leaves either no entry or a complete one
 
 
-# --- the parse stage -----------------------------------------------------------------------------------------
+# --- the parse stage ----------------------------------------------------------------------------------------
 FILES_PER_CHUNK = 256  # files per work chunk at most
 CHUNK_BYTES = 4 << 20  # bytes of JSON per work chunk at most (a bigger file is a chunk of its own)
 SYNTHETIC_CHUNK = 1000  # generated tasks per work chunk at most

@@ -182,7 +182,7 @@ def _recover_locked(out: Path) -> list[str]:
     return done
 
 
-# --- the swap -------------------------------------------------------------------------------------------------
+# --- the swap -----------------------------------------------------------------------------------------------
 def _carry_foreign(out: Path, building: Path, new_files: set[str]) -> None:
     """Link (or copy) every file of ``out`` that arcforge did not write into ``building``; refuse clashes."""
     owned = owned_files(out)

@@ -4,7 +4,7 @@ They live in their own folder, as JSON Lines, so that the dataset's Parquet file
 (``pl.scan_parquet("out/**/*.parquet")`` reads the tasks and nothing else)::
 
     out/reports/quarantine.jsonl   source, path, reason, detail, split (task.QUARANTINE_SCHEMA)
-    out/reports/excluded.jsonl     copies of evaluation tasks removed by --exclude-eval (dedup.EXCLUDED_SCHEMA)
+    out/reports/excluded.jsonl     evaluation task copies removed by --exclude-eval (dedup.EXCLUDED_SCHEMA)
     out/reports/duplicates.jsonl   copies within the collection, dropped (dedup.DUPLICATES_SCHEMA)
     out/reports/reported.jsonl     matches that were kept: trivial pairs, eval/eval copies (REPORTED_SCHEMA)
     out/reports/rules.jsonl        programs that implement a reference task's rule (rule_stage.RULES_SCHEMA)

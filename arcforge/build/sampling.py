@@ -64,7 +64,7 @@ def task_indices(n: int, size: int, wanted: int, seed: int) -> list[tuple[int, .
 def _enumerated(
     n: int, size: int, more: int, seen: set[frozenset[int]], rng: np.random.Generator
 ) -> list[tuple[int, ...]]:
-    """``more`` sets not in ``seen``, from every set of ``size`` in ``range(n)`` shuffled, each in a random order."""
+    """``more`` sets not in ``seen``: all ``size``-sets of ``range(n)`` shuffled, each in a random order."""
     rest = [c for c in itertools.combinations(range(n), size) if frozenset(c) not in seen]
     picked = rng.permutation(len(rest))[:more]
     return [tuple(int(i) for i in rng.permutation(rest[j])) for j in picked.tolist()]

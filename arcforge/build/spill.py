@@ -101,7 +101,7 @@ def read_spill(path: Path) -> pa.Table:
         return pa.ipc.open_file(src).read_all()
 
 
-# --- working folders and their leftovers ----------------------------------------------------------------------
+# --- working folders and their leftovers --------------------------------------------------------------------
 _DIR_RE = re.compile(r"build-(?P<pid>\d+)-\w+")  # a spill folder: build-<pid>-<random>
 _TMP_RE = re.compile(r".+\.tmp-(?P<pid>\d+)")  # a file being written: <name>.tmp-<pid> (spill, cache)
 LEGACY_AGE_S = 24 * 3600  # a spill folder without a pid in its name (older arcforge) is removed this old

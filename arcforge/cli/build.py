@@ -116,7 +116,7 @@ def _failed_path(e: OSError, target: Path, home: Path) -> Path | None:
 
 
 def parse_generate(values: list[str], flag: str = "--generate") -> dict[str, int]:
-    """``--generate`` (or ``--tasks-per-generator``) values: ``N`` (every generator source) or ``SOURCE=N``."""
+    """``--generate`` (or ``--tasks-per-generator``) values: ``N`` (all generator sources) or ``SOURCE=N``."""
     from arcforge.build.pipeline import ALL_GENERATORS
 
     out: dict[str, int] = {}

@@ -48,7 +48,8 @@ def _real_line(real: dict) -> str:
     if not real.get("tasks"):
         return f"real ARC: {real.get('why') or 'not scored'}"
     return (
-        f"real ARC ({real['source']} {real['split']}, {real['selection']}, {real['test_inputs']} test inputs): "
+        f"real ARC ({real['source']} {real['split']}, {real['selection']}, {real['test_inputs']} test "
+        "inputs): "
         f"pass@2 {real['pass2']:.1%} with test-time training, {real['pass2_no_ttt']:.1%} without; "
         f"teacher-forced token accuracy {real['token_accuracy']:.1%}; scored in {real['seconds']:.0f} s"
     )

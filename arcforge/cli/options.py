@@ -138,7 +138,8 @@ DataSpecOpt = Annotated[
         ("data.root", "eval.data"),
         "--data",
         "-d",
-        help="A built dataset folder (the --out of `arcforge build`), or a dataset on the Hub: ORG/NAME(@REV) or "
+        help="A built dataset folder (the --out of `arcforge build`), or a dataset on the Hub: "
+        "ORG/NAME(@REV) or "
         "hf://datasets/ORG/NAME(@REV).",
     ),
 ]

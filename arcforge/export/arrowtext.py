@@ -24,7 +24,7 @@ def hidden_outputs(batch: pa.RecordBatch) -> np.ndarray:
 
 
 def kaggle_json(batch: pa.RecordBatch) -> tuple[list[str], list[str]]:
-    """Each task's challenge (``{"train": [...], "test": [{"input"}...]}``) and solutions (``[output, ...]``)."""
+    """Every challenge (``{"train": [...], "test": [{"input"}...]}``) and solutions (``[output, ...]``)."""
     df = _frame(batch).select(
         pl.struct(pl.col("train"), pl.col("test").list.eval(pl.struct(pl.element().struct.field("input"))))
         .struct.json_encode()

@@ -17,7 +17,8 @@ _HEADER_BYTES = 128  # magic + length + dict, padded with spaces and ending in a
 
 def _header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
     shape_text = f"({shape[0]},)" if len(shape) == 1 else f"({', '.join(str(n) for n in shape)})"
-    text = f"{{'descr': {np.lib.format.dtype_to_descr(dtype)!r}, 'fortran_order': False, 'shape': {shape_text}, }}"
+    descr = np.lib.format.dtype_to_descr(dtype)
+    text = f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': {shape_text}, }}"
     body = text.encode("latin1")
     room = _HEADER_BYTES - len(_MAGIC) - 2 - len(body) - 1
     if room < 0:

@@ -22,7 +22,7 @@ _SAFE_KEY = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 def examples_to_task(examples: Any) -> dict[str, Any]:
-    """``[[in, out], ...]`` -> a standard ``{"train": [...], "test": [last]}`` object (or a structure error)."""
+    """``[[in, out], ...]`` -> a standard ``{"train": [...], "test": [last]}`` object (or structure error)."""
     if not isinstance(examples, list) or len(examples) < 2:
         raise TaskFormatError(BAD_STRUCTURE, "'examples' must list at least 2 [input, output] pairs")
     pairs = []

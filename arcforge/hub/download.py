@@ -196,7 +196,7 @@ def download_file(
 
 
 def forget(path: Path) -> None:
-    """Remove a downloaded file that failed its check (its blob too), so that the next try downloads it again."""
+    """Remove a downloaded file that failed its check (its blob too), so the next try downloads it again."""
     target = path.resolve()
     for p in (path, target):
         p.unlink(missing_ok=True)

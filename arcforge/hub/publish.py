@@ -159,7 +159,7 @@ class PublishResult:
         }
 
 
-# --- local preparation (no network) ---------------------------------------------------------------------------
+# --- local preparation (no network) -------------------------------------------------------------------------
 def _validate_options(opts: PublishOptions) -> None:
     if not REPO_RE.match(opts.repo_id):
         raise PublishError(
@@ -238,7 +238,7 @@ def commit_message(tree: RepoTree, prov: Provenance, opts: PublishOptions) -> tu
     return title, "Built by arcforge " + prov.arcforge_version + " from:\n" + "\n".join(lines)
 
 
-# --- the Hub ----------------------------------------------------------------------------------------------------
+# --- the Hub ------------------------------------------------------------------------------------------------
 def hub_timeout() -> float:
     """Seconds a Hub request may wait for the network (``$ARCFORGE_HUB_TIMEOUT``, default 60)."""
     raw = os.environ.get(HUB_TIMEOUT_ENV, "").strip()
@@ -533,7 +533,7 @@ def _head(info: object, opts: PublishOptions) -> tuple[str, bool | None]:
     return sha, private if isinstance(private, bool) else None
 
 
-# --- reading back -------------------------------------------------------------------------------------------------
+# --- reading back -------------------------------------------------------------------------------------------
 def download_dataset(
     repo_id: str, revision: str | None = None, *, cache_dir: Path | None = None, endpoint: str | None = None
 ) -> Path:

@@ -331,8 +331,8 @@ def check_zip_members(
 ) -> list[zipfile.ZipInfo]:
     """Validate the whole of an open zip (member names, links, devices, entry count, declared total size
     and its ratio to the archive's size); returns the file members. Per-member size, ratio, encryption
-    and compression are checked when a member is read (``arcforge.sources.members.read_zip_member``), so one bad
-    member does not condemn the others. ``zipfile`` never inflates past a member's declared size and
+    and compression are checked when a member is read (``arcforge.sources.members.read_zip_member``), so one
+    bad member does not condemn the others. ``zipfile`` never inflates past a member's declared size and
     checks its CRC."""
     infos = zf.infolist()
     if len(infos) > limits.max_entries:

@@ -79,7 +79,7 @@ class RetryPolicy:
 
     @classmethod
     def from_env(cls) -> RetryPolicy:
-        """Defaults, overridden by ``$ARCFORGE_RETRIES`` (attempts) and ``$ARCFORGE_RETRY_DELAY`` (seconds)."""
+        """Defaults, overridden by ``$ARCFORGE_RETRIES`` (tries) and ``$ARCFORGE_RETRY_DELAY`` (seconds)."""
         p = cls()
         try:
             attempts = int(os.environ.get("ARCFORGE_RETRIES") or p.attempts)

@@ -414,7 +414,8 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
     digest = lock.digest_from_hashes(got.hashes)
     if pin is not None and digest != pin.digest:
         raise DigestMismatchError(
-            f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins {pin.digest}; "
+            f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins "
+            f"{pin.digest}; "
             "the cache was left as it was",
             hint=DIGEST_HINT,
         )

@@ -403,7 +403,7 @@ def example_task(
     split: str,
     provenance: dict[str, str],
 ) -> Task:
-    """Task ``number`` of key ``res.key``: the examples of ``chunk`` as demonstrations, its last one the test."""
+    """Task ``number`` of key ``res.key``: ``chunk``'s examples as demonstrations, the last one as test."""
     pairs = [Pair(e.input, e.output) for e in chunk]
     extra: dict[str, Any] = {"generator": res.key, "attempts": [e.index for e in chunk]}
     for m in sorted({m for e in chunk for m in e.measures}):

@@ -2,9 +2,9 @@
 
 A manifest's ``[[tasks]]`` globs pick plain files (``data/training/*.json``) or members of a zip archive
 (``a.zip!inner/*.json``) or of a ``.tar.gz`` (``a.tar.gz!**/*.json``: unpacked once, under the same safety
-rules, into ``$ARCFORGE_HOME/unpacked/<sha256 of the archive>/``). Zip junk is never a member: ``__MACOSX/`` folders and AppleDouble ``._*``
-files that macOS adds. Dotfiles of the cache dir (fetch's markers) are ignored. Order is sorted by
-path, so ids and output are deterministic.
+rules, into ``$ARCFORGE_HOME/unpacked/<sha256 of the archive>/``). Zip junk is never a member: ``__MACOSX/``
+folders and AppleDouble ``._*`` files that macOS adds. Dotfiles of the cache dir (fetch's markers) are
+ignored. Order is sorted by path, so ids and output are deterministic.
 """
 
 from __future__ import annotations

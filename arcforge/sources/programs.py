@@ -136,7 +136,7 @@ def _barc_mains(
     name_ok: Callable[[Path], bool],
     lineage: Callable[[str], tuple[str, ...]],
 ) -> list[Program]:
-    """``main`` of every ``.py`` under ``folder`` that ``name_ok`` accepts; they all import ``seeds/common.py``."""
+    """``main`` of every ``.py`` under ``folder`` that ``name_ok`` accepts; all import ``seeds/common.py``."""
     common = _read(code_dir, "seeds/common.py")
     base = code_dir / folder
     if not base.is_dir():
@@ -173,7 +173,7 @@ def _barc_mains(
 
 
 def barc_seeds(code_dir: Path, source: str = "barc") -> list[Program]:
-    """BARC's seeds: ``main`` of ``seeds/<arc id>[_suffix].py``, declared from ARC-AGI-1 training ``<arc id>``."""
+    """BARC's seeds: ``main`` of ``seeds/<arc id>[_suffix].py``, declared from training task ``<arc id>``."""
 
     def lineage(stem: str) -> tuple[str, ...]:
         m = SEED_NAME.match(stem)

@@ -93,7 +93,7 @@ def _scale_params(rng: np.random.Generator, d: Difficulty) -> Params:
 
 
 def _scaled_scene(rng: np.random.Generator, d: Difficulty, p: Params) -> RawPair:
-    """A small scene and its ``factor`` x ``factor`` block enlargement (scale_up and scale_down are inverses)."""
+    """A small scene and its ``factor`` x ``factor`` enlargement (scale_up and scale_down are inverses)."""
     f = p["factor"]
     hi = max(2, min(MAX_SIDE // f, d.max_side // f + 1))
     small = _scene(rng, d, p, 2, hi)

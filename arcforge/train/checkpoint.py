@@ -3,12 +3,12 @@
 Layout of a run folder::
 
     RUN/checkpoints/step-000300/model.safetensors   # weights (unwrapped model, float32)
-                               /state.safetensors   # the tensors of the training state (optimizer, grokfast, RNG)
-                               /state.json          # the rest of it (data positions, counters), see statefile.py
+                               /state.safetensors   # tensors of the training state (optimizer, grokfast, RNG)
+                               /state.json          # the rest (data positions, counters), see statefile.py
                                /config.json         # model + data + train configs, step, and the sha256
                                                     # and size of every other file (written last)
     RUN/latest                                      # name of the newest complete checkpoint
-    RUN/run.toml                                    # the run's config (`arcforge train --config RUN/run.toml`)
+    RUN/run.toml                                    # run config (`arcforge train --config RUN/run.toml`)
     RUN/metrics.jsonl, RUN/tb/                      # written by the loop
 
 A checkpoint is written into ``.tmp-step-XXXXXX`` and renamed into place; ``latest`` is replaced

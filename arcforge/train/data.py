@@ -7,8 +7,8 @@ torchrun each rank, and inside a rank each DataLoader worker, reads the disjoint
 Each part is an endless, deterministic stream (seed, epoch, part): every epoch reads the shards' row groups
 in a permuted order, permutes windows of ``shuffle_tasks`` tasks (the stored order is sorted by source and
 id, so without this a chunk would hold one source or one synthetic family) and cuts them into *chunks* of
-``chunk_tasks`` tasks: a chunk is shuffled, every task gets its own augmentation (drawn from a generator seeded by
-seed/epoch/part/chunk/index), every test pair becomes an example, and the chunk is packed into rows
+``chunk_tasks`` tasks: a chunk is shuffled, every task gets its own augmentation (drawn from a generator
+seeded by seed/epoch/part/chunk/index), every test pair becomes an example, and the chunk is packed into rows
 (first-fit-decreasing) which are shuffled and emitted. The position of a stream is
 ``DataPosition(epoch, chunk, row)`` = the next row to emit; it is saved in checkpoints and resuming
 skips ``chunk * chunk_tasks`` tasks at the Arrow level and ``row`` rows of the regenerated chunk, so a

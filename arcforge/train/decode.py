@@ -26,8 +26,8 @@ All state (``width``, ``row``, ``col``, ``done``, summed log-probs) lives in ``[
 
 ``score_with_prefix`` is the other half of product-of-experts voting: the summed log-probability of given
 output grids after prompts of a decoded batch, reading the prompts from the kept cache (only the
-candidates' tokens are computed, every candidate of a prompt in one row). ``score_candidates`` does the same by full forward passes (the reference
-the fast path is tested against).
+candidates' tokens are computed, every candidate of a prompt in one row). ``score_candidates`` does the same
+by full forward passes (the reference the fast path is tested against).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ earlier tokens of its own example only), once per batch. On CUDA it is a flex_at
 exact and simple). Both give the same result (tested on CPU with ``ARCFORGE_FLEX=1``).
 
 Positions are ``[B, T, POS_DIMS] = (seq, row, col, h, w, pair, frame lookups, frame evidence)`` (see
-``arcforge.train.tokenize``; ``[B, T, 3]`` or ``[B, T, 6]`` work too, without what they leave out); ``rope_mode`` picks the components: "1d" -> seq, "2d" -> (row,
+``arcforge.train.tokenize``; ``[B, T, 3]`` or ``[B, T, 6]`` work too, without what they leave out);
+``rope_mode`` picks the components: "1d" -> seq, "2d" -> (row,
 col), "2d+1d" -> all three (the default: the seq part tells which grid of the task a token is in, which
 pure 2-D positions cannot, since every grid starts at (0, 0); with ``pair_seq`` it is the pair index).
 
@@ -192,8 +193,8 @@ class KVCache:
             setattr(self, name, new)
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write ``k, v [B, H, t, Dh]`` after the filled columns; returns the filled views ``[B, H, len+t, Dh]``
-        (``length`` advances once per forward, in ``advance``)."""
+        """Write ``k, v [B, H, t, Dh]`` after the filled columns; returns the filled views ``[B, H, len+t,
+        Dh]`` (``length`` advances once per forward, in ``advance``)."""
         t = k.shape[2]
         self.k[layer, :, :, self.length : self.length + t] = k
         self.v[layer, :, :, self.length : self.length + t] = v
@@ -251,9 +252,9 @@ class Block(nn.Module):
         cache: KVCache | None,
         only: Tensor | None = None,
     ) -> Tensor:
-        """``query_cs``: cos, sin ``[B, 1, T, Dh]`` rotating the queries; ``key_cs``: the keys' (``[B, 1, T, Dh]``,
-        or ``[B, H, T, Dh]`` with per-head symmetry frames). ``only [B]``: compute the output at this position
-        of each row only (``[B, 1, d]``; every token's keys and values still reach the cache)."""
+        """``query_cs``: cos, sin ``[B, 1, T, Dh]`` rotating the queries; ``key_cs``: the keys' (``[B, 1, T,
+        Dh]``, or ``[B, H, T, Dh]`` with per-head symmetry frames). ``only [B]``: compute the output at this
+        position of each row only (``[B, 1, d]``; every token's keys and values still reach the cache)."""
         b, t, d = x.shape
         h = self.cfg.n_heads
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3x[B,H,T,Dh]
@@ -363,7 +364,7 @@ class ArcTransformer(nn.Module):
         self.rope.set_scaling(scaling, factor)
 
     def _cos_sin(self, p3: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-        """``[N, T, 3]`` (seq, row, col) -> cos, sin ``[N, 1, T, Dh]`` of the components the RoPE mode uses."""
+        """``[N, T, 3]`` (seq, row, col) -> cos/sin ``[N, 1, T, Dh]`` of the components the RoPE mode uses."""
         p = p3[..., ROPE_COMPONENTS[self.cfg.rope_mode]]
         return self.rope.cos_sin(p[..., 0] if p.shape[-1] == 1 else p, dtype=dtype)
 
@@ -466,12 +467,12 @@ class ArcTransformer(nn.Module):
     ) -> Tensor:
         """``tokens [B,T]``, ``positions [B,T,POS_DIMS]`` (or fewer columns, see the module docstring),
         ``segments [B,T]`` (packing; None = one example per row), ``mask`` (bool ``[B, 1, T, T_keys]``, True
-        = may attend; overrides ``segments``; the batched decoder's left padding, or its ``RowSpans``) -> logits ``[B, T, V]``
-        (float32). ``framed_keys=False`` promises that no token is an input-grid cell (a decoder's generated
-        output tokens): every key then rotates at its own place, and the per-head frames are not computed.
-        ``only [B]``: the logits at this position of each row only, ``[B, 1, V]`` (a prefill: the last layer
-        then computes its queries, attention and MLP there only; every token's keys and values still go to
-        the cache)."""
+        = may attend; overrides ``segments``; the batched decoder's left padding, or its ``RowSpans``) ->
+        logits ``[B, T, V]`` (float32). ``framed_keys=False`` promises that no token is an input-grid cell (a
+        decoder's generated output tokens): every key then rotates at its own place, and the per-head frames
+        are not computed. ``only [B]``: the logits at this position of each row only, ``[B, 1, V]`` (a
+        prefill: the last layer then computes its queries, attention and MLP there only; every token's keys
+        and values still go to the cache)."""
         if (
             self.cfg.pair_seq and positions.shape[-1] > POS.pair
         ):  # rotate by the demonstration pair, not the token

@@ -190,7 +190,7 @@ def inv_freq(
 
 
 def attention_scale(cfg: RopeConfig) -> float:
-    """YaRN's ``mscale = sqrt(1/t) = 0.1 ln(s) + 1`` applied to q and k (logits scaled by mscale**2); 1 else."""
+    """YaRN's ``mscale = sqrt(1/t) = 0.1 ln(s) + 1`` applied to q and k (logits times mscale**2); 1 else."""
     if cfg.scaling == "yarn" and cfg.factor > 1.0:
         return 0.1 * math.log(cfg.factor) + 1.0
     return 1.0
@@ -354,15 +354,16 @@ def head_frames(n_heads: int, layer: int, n_frames: int = len(D8_FRAMES)) -> tup
 
 
 def framed_positions(positions: Tensor, frames: tuple[int, ...]) -> Tensor:
-    """``positions [B, T, >= 5] = (seq, row, col, h, w, ...)`` -> ``[B, H, T, 3]`` key positions (seq, row', col'),
-    one per head frame (``h, w`` > 0 only on input-grid cells, see ``arcforge.train.tokenize``)."""
+    """``positions [B, T, >= 5] = (seq, row, col, h, w, ...)`` -> ``[B, H, T, 3]`` key positions (seq, row',
+    col'), one per head frame (``h, w`` > 0 only on input-grid cells, see ``arcforge.train.tokenize``)."""
     seq, rc, hw = positions[..., POS.seq : POS.seq + 1], positions[..., POS.rc], positions[..., POS.size]
     return torch.stack([torch.cat([seq, frame_rc(rc, hw, f)], -1) for f in frames], 1)
 
 
 def dynamic_ntk_inv_freq(pos: Tensor, dim: int, length: int, base: float, factor: float) -> Tensor:
     """Dynamic NTK frequencies ``[B, dim/2]`` with the current length ``L' = max(pos) + 1`` computed on the
-    device (``inv_freq``'s formula; plain RoPE while ``L' <= L``). Same for every row, as in ``rope_angles``."""
+    device (``inv_freq``'s formula; plain RoPE while ``L' <= L``). Same for every row, as in
+    ``rope_angles``."""
     cur = (pos.amax().to(torch.float64) + 1).expand(pos.shape[0])  # [B]
     scaled = base * (factor * cur / length - (factor - 1)).clamp(min=1.0) ** (dim / (dim - 2))
     b = torch.where(cur > length, scaled, torch.full_like(scaled, base))  # [B]

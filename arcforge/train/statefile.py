@@ -80,7 +80,7 @@ class _Reader:
         raise self.bad(f"unexpected {type(x).__name__}")
 
     def tagged(self, x: dict, tag: str) -> Any:
-        """The value of a tagged entry (``_TAGS``), or a ``TrainError`` when it is not what ``flatten`` writes."""
+        """The value of a tagged entry (``_TAGS``), or a ``TrainError`` if not what ``flatten`` writes."""
         v = x[tag]
         if tag == "$t":
             return self.tensor(v)

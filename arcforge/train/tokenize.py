@@ -14,16 +14,16 @@ Layout of one example (a task with n train pairs and test input ``k``)::
 where a grid of h x w cells is h rows of ``w`` color tokens each followed by ``ROW``.
 
 Every token carries six position numbers ``(seq, row, col, h, w, pair)``: ``seq`` is its index inside the
-example (restarting at 0 for every example in a packed row); ``row``/``col`` locate it inside its grid, shifted by
-one so that GRID_START sits at (0, 0): cell (r, c) -> (r + 1, c + 1), ``ROW`` after row r ->
+example (restarting at 0 for every example in a packed row); ``row``/``col`` locate it inside its grid,
+shifted by one so that GRID_START sits at (0, 0): cell (r, c) -> (r + 1, c + 1), ``ROW`` after row r ->
 (r + 1, w + 1), GRID_END -> (h + 1, 0); markers (BOS, INPUT, OUTPUT, EOS) get (0, 0). ``h, w`` is the
 size of the grid for the cells of *input* grids and (0, 0) for every other token: the model's symmetry
 frames move those keys only (``arcforge.train.rope.frame_rc``), and an output grid's size is never known
 before it is generated. ``pair`` is the index of the demonstration pair the token belongs to (the test
 pair is the last; BOS sits in pair 0): the model's ``pair_seq`` rotates by it instead of ``seq``, so that an
 output cell and the cells of its own input grid are a zero sequence offset apart. The model's RoPE mode
-picks which of (seq, row, col) it uses (see ``arcforge.train.model``); ``POS_DIMS`` is the width of a position,
-and ``POS`` names its columns (with the frame lookups and evidence that follow the six).
+picks which of (seq, row, col) it uses (see ``arcforge.train.model``); ``POS_DIMS`` is the width of a
+position, and ``POS`` names its columns (with the frame lookups and evidence that follow the six).
 
 The loss mask marks *target* tokens (the tokens the model must predict): by default the test output
 (its GRID_START, cells, ROW tokens, GRID_END and the final EOS); with ``loss_on="outputs"`` also every
@@ -119,7 +119,10 @@ def grid_too_large(task: Task) -> str | None:
     big = max(shapes, key=max, default=(0, 0))
     if max(big) <= MAX_GRID_SIDE:
         return None
-    return f"a {big[0]}x{big[1]} grid: past the trainer's {MAX_GRID_SIDE}-cell side (its frame tables and decoder)"
+    return (
+        f"a {big[0]}x{big[1]} grid: past the trainer's {MAX_GRID_SIDE}-cell side "
+        "(its frame tables and decoder)"
+    )
 
 
 def grid_tokens(grid: Grid) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +191,7 @@ def lookup_table(grid: Grid) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1024)
 def _image_index(h: int, w: int) -> np.ndarray:
-    """``[MAPPED_FRAMES * h * w]``: where ``frame_images`` sends each cell, as flat indices of a lookup table."""
+    """``[MAPPED_FRAMES * h * w]``: where ``frame_images`` sends each cell (flat lookup-table indices)."""
     img = frame_images(h, w)  # [F, h, w, 2]
     f = np.arange(MAPPED_FRAMES)[:, None, None]
     out = ((f * TABLE_SIDE + img[..., 0]) * TABLE_SIDE + img[..., 1]).ravel()
@@ -210,7 +213,7 @@ def next_rc(tokens: np.ndarray, rc: np.ndarray) -> np.ndarray:
 
 
 def frame_lookups(table: np.ndarray, rc: np.ndarray, nrc: np.ndarray) -> np.ndarray:
-    """``[n, 2 * LOOKUP_FRAMES]``: ``table``'s colors at each (row, col) of ``rc`` then of ``nrc`` (``[n, 2]``)."""
+    """``[n, 2 * LOOKUP_FRAMES]``: ``table``'s colors at each (row, col) of ``rc``, ``nrc`` (``[n, 2]``)."""
     flat = table.reshape(LOOKUP_FRAMES, -1)
     return np.concatenate([flat[:, _table_index(rc)].T, flat[:, _table_index(nrc)].T], 1).astype(np.int64)
 
@@ -259,7 +262,7 @@ def _grid_layout(h: int, w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
 
 
 def _table_index(rc: np.ndarray) -> np.ndarray:
-    """``[n]`` flat indices into a ``[TABLE_SIDE * TABLE_SIDE]`` lookup table of 1-based (row, col) ``[n, 2]``."""
+    """``[n]`` flat indices into a ``[TABLE_SIDE * TABLE_SIDE]`` table of 1-based (row, col) ``[n, 2]``."""
     return rc[:, 0].clip(0, TABLE_SIDE - 1) * TABLE_SIDE + rc[:, 1].clip(0, TABLE_SIDE - 1)
 
 
