@@ -1,5 +1,5 @@
-"""The build's outputs, by content: builds the mirrored sources (``SOURCES``) with ``--exclude-eval`` and writes the
-sha256 of each output file to ``benchmarks/results/build_digest.json``; ``tests/test_build_digest.py``
+"""The build's output by content: builds the mirrored sources (``SOURCES``) with ``--exclude-eval`` and writes
+the sha256 of each output file to ``benchmarks/results/build_digest.json``; ``tests/test_build_digest.py``
 rebuilds and fails on any difference. A refactor of the data side must leave this record as it is; a change
 that means to alter the output re-records it (and says so).
 
@@ -25,8 +25,21 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "build_digest.json"
 SHARED = ROOT.parent / "shared" / "arc-sources"
 # the mirrored sources when the record was made, named so that a mirror that grows keeps the same build
-SOURCES = ("arc_agi_1", "arc_agi_2", "arc_1d", "arc_community", "barc", "concept_arc", "iparc", "mini_arc",
-           "neoneye_bad", "neoneye_diva", "neoneye_tama", "re_arc", "synthetic_extend")
+SOURCES = (
+    "arc_agi_1",
+    "arc_agi_2",
+    "arc_1d",
+    "arc_community",
+    "barc",
+    "concept_arc",
+    "iparc",
+    "mini_arc",
+    "neoneye_bad",
+    "neoneye_diva",
+    "neoneye_tama",
+    "re_arc",
+    "synthetic_extend",
+)
 OPTIONS = {"exclude_eval": True, "sources": list(SOURCES)}
 
 
@@ -38,8 +51,15 @@ def file_digest(path: Path) -> str:
 
     table = pq.read_table(path)
     meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
-    text = json.dumps({"schema": table.schema.to_string(show_schema_metadata=False), "metadata": meta,
-                       "rows": table.to_pylist()}, sort_keys=True, default=repr)
+    text = json.dumps(
+        {
+            "schema": table.schema.to_string(show_schema_metadata=False),
+            "metadata": meta,
+            "rows": table.to_pylist(),
+        },
+        sort_keys=True,
+        default=repr,
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
