@@ -34,10 +34,10 @@ class LoRALinear(nn.Module):
 def add_lora(
     model: nn.Module, rank: int, alpha: float | None = None, seed: int = TTTConfig.seed
 ) -> list[nn.Parameter]:
-    """Wrap the linear layers of ``model.blocks`` in place (rank ``rank``, ``alpha`` default ``rank``: scale
-    1); freeze everything else. Returns the adapter parameters. ``A`` is drawn from a generator of its own
-    seeded with ``seed``, never torch's global one, so adapters do not depend on what ran before or beside
-    them."""
+    """Wrap the linear layers of ``model.blocks`` in place (rank ``rank``, ``alpha`` default ``rank``:
+    scale 1); freeze everything else. Returns the adapter parameters. ``A`` is drawn from a generator of its
+    own seeded with ``seed``, never torch's global one, so adapters do not depend on what ran before or
+    beside them."""
     if rank < 1:
         raise ValueError(f"LoRA rank must be >= 1, not {rank}")
     generator = torch.Generator().manual_seed(seed)

@@ -193,8 +193,8 @@ class KVCache:
             setattr(self, name, new)
 
     def update(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Write ``k, v [B, H, t, Dh]`` after the filled columns; returns the filled views ``[B, H, len+t,
-        Dh]`` (``length`` advances once per forward, in ``advance``)."""
+        """Write ``k, v [B, H, t, Dh]`` after the filled columns; returns the filled views
+        ``[B, H, len+t, Dh]`` (``length`` advances once per forward, in ``advance``)."""
         t = k.shape[2]
         self.k[layer, :, :, self.length : self.length + t] = k
         self.v[layer, :, :, self.length : self.length + t] = v
@@ -252,9 +252,10 @@ class Block(nn.Module):
         cache: KVCache | None,
         only: Tensor | None = None,
     ) -> Tensor:
-        """``query_cs``: cos, sin ``[B, 1, T, Dh]`` rotating the queries; ``key_cs``: the keys' (``[B, 1, T,
-        Dh]``, or ``[B, H, T, Dh]`` with per-head symmetry frames). ``only [B]``: compute the output at this
-        position of each row only (``[B, 1, d]``; every token's keys and values still reach the cache)."""
+        """``query_cs``: cos, sin ``[B, 1, T, Dh]`` rotating the queries; ``key_cs``: the keys'
+        (``[B, 1, T, Dh]``, or ``[B, H, T, Dh]`` with per-head symmetry frames). ``only [B]``: compute the
+        output at this position of each row only (``[B, 1, d]``; every token's keys and values still reach the
+        cache)."""
         b, t, d = x.shape
         h = self.cfg.n_heads
         q, k, v = self.qkv(self.attn_norm(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)  # 3x[B,H,T,Dh]
