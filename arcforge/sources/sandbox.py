@@ -108,8 +108,8 @@ class Sandbox:
         self.code_dir = str(Path(code_dir).resolve())
         self.modules = list(modules)
         self.limits = limits or Limits()
-        # module name -> source run in it ("" or anything not a str: an empty, inert module); names alone work
-        # too
+        # module name -> source run in it ("" or anything not a str: an empty, inert module);
+        # names alone work too
         if isinstance(stubs, Mapping):
             self.stubs = {str(k): v if isinstance(v, str) else "" for k, v in stubs.items()}
         else:
