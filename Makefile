@@ -33,6 +33,7 @@ install-test: $(VENV)/.test
 
 lint: $(VENV)/.test
 	$(PY) -m ruff check arcforge tests benchmarks experiments
+	$(PY) -m ruff format --check arcforge tests benchmarks experiments
 
 test: $(VENV)/.test lint
 	$(PY) -m pytest -q
