@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from arcforge.errors import TrainError
 from arcforge.train.config import ModelConfig, RopeMode, RopeScaling
-from arcforge.train.tokenize import POS
+from arcforge.train.tokenize import POS, frame_table
 
 N_COMPONENTS = {"1d": 1, "2d": 2, "2d+1d": 3}
 
@@ -328,21 +328,7 @@ def frame_rc(rc: Tensor, hw: Tensor, frame: int) -> Tensor:
     bottom edge). Entries with ``h == 0`` (not a framed cell) are returned unchanged."""
     r, c = rc.unbind(-1)
     h, w = hw.unbind(-1)
-    rr, cc = h + 1 - r, w + 1 - c  # flipped row / col
-    image = (
-        (r, c),
-        (r, cc),
-        (rr, c),
-        (rr, cc),
-        (c, r),
-        (cc, rr),
-        (cc, r),
-        (c, rr),
-        (r, w + cc),
-        (h + rr, c),
-        (r, w + c),
-        (h + r, c),
-    )[frame]
+    image = frame_table(r, c, h, w)[frame]
     return torch.where((h > 0)[..., None], torch.stack(image, -1), rc)
 
 

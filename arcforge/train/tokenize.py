@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -151,13 +151,12 @@ def example_length(train: list[tuple[Grid, Grid]], test_in: Grid, test_out: Grid
     return n + (grid_length(test_out) + 1 if test_out is not None else 1)  # output + EOS | GRID_START
 
 
-@functools.lru_cache(maxsize=1024)
-def frame_images(h: int, w: int) -> np.ndarray:
-    """``[MAPPED_FRAMES, h, w, 2]``: the 1-based (row, col) that each frame sends cell (r, c) of an h x w grid
-    to (numpy twin of ``arcforge.train.rope.frame_rc``, same frame order). Cached per size, read-only."""
-    r, c = np.meshgrid(np.arange(1, h + 1), np.arange(1, w + 1), indexing="ij")
-    rr, cc = h + 1 - r, w + 1 - c
-    image = (
+def frame_table(r: Any, c: Any, h: Any, w: Any) -> tuple[tuple[Any, Any], ...]:
+    """Where each frame (``FRAMES`` order) sends 1-based cells ``(r, c)`` of ``h x w`` grids: one ``(row,
+    col)`` per frame, for numpy arrays and torch tensors alike (the one definition of the frames' geometry;
+    ``frame_images`` and ``rope.frame_rc`` read it)."""
+    rr, cc = h + 1 - r, w + 1 - c  # flipped row / col
+    return (
         (r, c),
         (r, cc),
         (rr, c),
@@ -171,7 +170,14 @@ def frame_images(h: int, w: int) -> np.ndarray:
         (r, w + c),
         (h + r, c),
     )
-    out = np.stack([np.stack(i, -1) for i in image])
+
+
+@functools.lru_cache(maxsize=1024)
+def frame_images(h: int, w: int) -> np.ndarray:
+    """``[MAPPED_FRAMES, h, w, 2]``: the 1-based (row, col) that each frame sends cell (r, c) of an h x w grid
+    to (numpy twin of ``arcforge.train.rope.frame_rc``, same frame order). Cached per size, read-only."""
+    r, c = np.meshgrid(np.arange(1, h + 1), np.arange(1, w + 1), indexing="ij")
+    out = np.stack([np.stack(i, -1) for i in frame_table(r, c, h, w)])
     out.flags.writeable = False
     return out
 
