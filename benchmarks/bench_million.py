@@ -23,7 +23,6 @@ the exclusions per level and the size on disk. Writes ``benchmarks/results/milli
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -36,29 +35,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "million.json"
+from benchmarks.bench_scale import mem_kb, proc_tree  # noqa: E402  (after the path is set)
+
 STAGES = (("parse", "Parsing"), ("dedup", "dedup:"), ("write", "Writing shards"))
-
-
-def _tree(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        with contextlib.suppress(OSError):  # the process ended meanwhile
-            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-    return out
-
-
-def _mem_kb(pid: int) -> tuple[int, int]:
-    rss = pss = 0
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Rss:"):
-                rss = int(line.split()[1])
-            elif line.startswith("Pss:"):
-                pss = int(line.split()[1])
-    return rss, pss
 
 
 def measure(cmd: list[str], env: dict, log: Path) -> dict:
@@ -73,7 +54,7 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
 
     def sample() -> None:
         while not stop.is_set():
-            mems = [_mem_kb(p) for p in _tree(proc.pid)]
+            mems = [mem_kb(p) for p in proc_tree(proc.pid)]
             peak["rss"] = max(peak["rss"], sum(m[0] for m in mems))
             peak["pss"] = max(peak["pss"], sum(m[1] for m in mems))
             stop.wait(0.5)

@@ -45,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 
 # --- measuring one process tree -----------------------------------------------------------------------------
-def _tree(pid: int) -> list[int]:
+def proc_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants."""
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
@@ -55,7 +56,8 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _mem_kb(pid: int) -> tuple[int, int]:
+def mem_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in kB; zeros once it has ended."""
     rss = pss = 0
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
@@ -79,7 +81,7 @@ def measure(cmd: list[str], env: dict) -> dict:
 
     def sample() -> None:
         while not stop.is_set():
-            mems = [_mem_kb(p) for p in _tree(proc.pid)]
+            mems = [mem_kb(p) for p in proc_tree(proc.pid)]
             peak["rss"] = max(peak["rss"], sum(m[0] for m in mems))
             peak["pss"] = max(peak["pss"], sum(m[1] for m in mems))
             stop.wait(0.2)
