@@ -90,3 +90,27 @@ def test_a_killed_log_reader_never_stops_the_run_and_stdout_on_a_full_disk_is_on
         assert proc.returncode == 1 and "Error: cannot write the output (No space left on device)" in err, err
         assert "Traceback" not in err and "Exception ignored" not in err
         assert (tmp_path / "run2" / "checkpoints" / "step-000002").is_dir()  # the work itself was saved
+
+
+_WORKER_HOOK = """
+import sys
+from arcforge.train.loop import _init_worker
+_init_worker(0)
+for error in (BrokenPipeError(32, "Broken pipe"), ValueError("shown")):
+    try:  # what multiprocessing's handle-sharing thread does with an error
+        raise error
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_loader_worker_is_quiet_about_a_pipe_the_main_process_closed(debug):
+    """A batch's handle still being sent when the loader shuts down (Ctrl-C) breaks the worker's pipe: no
+    traceback for that, unless ARCFORGE_DEBUG=1; any other error a worker reports is still shown."""
+    env = {k: v for k, v in os.environ.items() if k != "ARCFORGE_DEBUG"} | (
+        {"ARCFORGE_DEBUG": "1"} if debug else {}
+    )
+    err = subprocess.run([sys.executable, "-c", _WORKER_HOOK], env=env, capture_output=True, text=True).stderr
+    assert "ValueError: shown" in err
+    assert ("BrokenPipeError" in err) == debug

@@ -19,11 +19,13 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -377,11 +379,22 @@ def _close_loader(it: object) -> None:
         shutdown()
 
 
-def _ignore_sigint(_worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the main process (which finishes the step and saves)."""
+def _init_worker(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process (which finishes the step and saves), and stay quiet
+    when the main process stops reading: a batch's shared-memory handle that a worker is still sending when
+    the loader shuts down breaks its pipe in multiprocessing's handle-sharing thread, which would print a
+    traceback (kept with ``ARCFORGE_DEBUG=1``)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not os.environ.get("ARCFORGE_DEBUG"):
+        sys.excepthook = _quiet_when_unread
+
+
+def _quiet_when_unread(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    """A worker's excepthook: a closed pipe means the main process is gone or done; anything else is shown."""
+    if not issubclass(kind, (BrokenPipeError, ConnectionResetError)):
+        sys.__excepthook__(kind, value, tb)
 
 
 class TrainInterrupted(KeyboardInterrupt):
@@ -694,7 +707,7 @@ def _open_loader(
         ds,
         batch_size=None,
         num_workers=cfg.num_workers,
-        worker_init_fn=_ignore_sigint,
+        worker_init_fn=_init_worker,
         pin_memory=tr.device.type == "cuda",
         persistent_workers=False,
     )
