@@ -93,6 +93,12 @@ class Pair:
     def __hash__(self) -> int:
         return hash(self.key)
 
+    def transposed(self) -> Pair:
+        """The pair with both grids transposed: a ``grid[x][y]`` layout (BARC's programs index numpy grids
+        by column first) becomes ARC's lists of rows, and back."""
+        out = None if self.output is None else np.ascontiguousarray(self.output.T)
+        return Pair(np.ascontiguousarray(self.input.T), out)
+
 
 @dataclass(slots=True)
 class Task:

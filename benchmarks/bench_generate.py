@@ -111,7 +111,7 @@ def run_measured(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, flo
     t = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
     t.start()
-    out, err = proc.communicate(timeout=3600)
+    out, err = proc.communicate(timeout=4 * 3600)
     wall = time.perf_counter() - t0
     done.set()
     t.join()

@@ -44,8 +44,10 @@ def test_barc_jsonl_tasks_and_rejects():
     items = list(get("barc_jsonl").read(_member(data), {}))
     tasks = [i for i in items if isinstance(i, RawTask)]
     assert [t.key for t in tasks] == ["p00000", "p00001", "p00002"]
-    a, b = grids(0)[-1]
+    a, b = grids(0)[-1]  # stored columns first ([x][y], as BARC writes them), read as ARC's rows
     assert np.array_equal(tasks[0].test[0].input, a) and np.array_equal(tasks[0].test[0].output, b)
+    (kept,) = [i for i in get("barc_jsonl").read(_member(data), {"transpose": False}) if i.key == "p00000"]
+    assert np.array_equal(kept.test[0].input, np.array(a).T)
     assert (
         len(tasks[0].train) == 3
         and tasks[0].extra["seeds"] == ["007bbfb7.py"]

@@ -59,6 +59,33 @@ def test_barc_seeds_index_grids_x_y_on_their_real_arc_task(shared_sources):
             assert not (as_rows.ok and np.array_equal(np.array(as_rows.value), out))
 
 
+def test_a_barc_jsonl_line_written_from_a_seeds_own_grids_reads_as_the_real_arc_task(shared_sources):
+    """The Hub's BARC JSONL lines hold ``(input.tolist(), output.tolist())`` of the numpy grids a program
+    makes and reads (generate_problems.py's ``Problem.to_dict``). Seed 017c7c7b's own grids, written so,
+    read back through the ``barc_jsonl`` format as ARC-AGI-1 training 017c7c7b itself (6x3 -> 9x3)."""
+    import io
+
+    from arcforge.formats import Member, RawTask, get
+
+    pairs = _arc_task(shared_sources, "017c7c7b")
+    examples = []
+    with Sandbox(_barc(shared_sources) / "seeds", ["017c7c7b"], stubs=["matplotlib"]) as sb:
+        for p in pairs:
+            grid = np.array(p["input"]).T  # what the seed's generate_input() makes: grid[x][y]
+            r = sb.call("017c7c7b", "main", [grid.tolist()], grid_type="numpy")
+            assert r.ok
+            examples.append([grid.tolist(), np.array(r.value).tolist()])
+    line = json.dumps({"examples": examples, "seeds": ["017c7c7b.py"], "source": "..."}).encode()
+    member = Member("data.jsonl", lambda: line, open=lambda: io.BytesIO(line))
+    (task,) = get("barc_jsonl").read(member, {})
+    assert isinstance(task, RawTask)
+    got = [(q.input.tolist(), q.output.tolist()) for q in task.train + task.test]
+    assert got == [(p["input"], p["output"]) for p in pairs]
+    assert task.test[0].input.shape == (6, 3) and task.test[0].output.shape == (9, 3)
+    (stored,) = get("barc_jsonl").read(member, {"transpose": False})  # the line's own layout, kept
+    assert stored.test[0].input.shape == (3, 6)
+
+
 def test_generated_barc_examples_are_in_arc_orientation(shared_sources):
     """Generated examples of seed 017c7c7b look like its real task (6x3 blue -> 9x3 red), and the seed maps
     each generated input to its output in BARC's own orientation."""

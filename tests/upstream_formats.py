@@ -22,18 +22,25 @@ def grids(seed: int, n: int = 4, side: int = 3) -> list[tuple[list, list]]:
     return out
 
 
+def columns_first(grid: list[list[int]]) -> list[list[int]]:
+    """A grid of rows as BARC's programs hold it, ``grid[x][y]``: the transpose (``np.ndarray.tolist``)."""
+    return [list(col) for col in zip(*grid, strict=True)]
+
+
 def barc_jsonl(n: int, *, bad_lines: dict[int, str] | None = None) -> bytes:
-    """BARC's layout: one problem per line, ``examples`` = [[input, output], ...] (the last one the test)."""
+    """BARC's layout: one problem per line, ``examples`` = [[input, output], ...] (the last one the test),
+    each grid ``.tolist()`` of a numpy grid its program indexes ``[x][y]`` (generate_problems.py's
+    ``Problem.to_dict``): the pairs of ``grids(i)`` (rows), stored columns first."""
     lines = []
     for i in range(n):
-        ex = [[a, b] for a, b in grids(i)]
+        ex = [[columns_first(a), columns_first(b)] for a, b in grids(i)]
         lines.append(
             json.dumps(
                 {
                     "uid": f"p{i:05d}",
                     "examples": ex,
                     "seeds": ["007bbfb7.py"],
-                    "source": "def main(input_grid):\n    return input_grid[:, ::-1]\n",
+                    "source": "def main(input_grid):\n    return input_grid[::-1, :]\n",
                 }
             )
         )

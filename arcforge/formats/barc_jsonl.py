@@ -5,6 +5,13 @@ the test, the others are the demonstrations (as BARC's own loaders read it). Oth
 columns where they are small: ``seeds`` (the seed programs the problem came from) and ``uid``. The key of
 line N is ``<uid>`` when the line has one, else ``l<N>`` (8 digits). A line that is not JSON, has no
 ``examples`` or a bad grid is quarantined on its own; the file goes on.
+
+Orientation: BARC's pipeline writes these lines with ``generate_problems.py``'s ``Problem.to_dict``, which
+stores ``grid.tolist()`` of the numpy grids its programs make, indexed ``grid[x][y]`` (the column first),
+the transpose of ARC's lists of rows; BARC's own fine-tuning data (``gen_dataset.py``) transposes ARC's
+tasks (``pair.x.T``) to match them. So both grids of every pair are transposed into ARC's rows, as for
+``barc_problem`` and the generated seed tasks. Option ``transpose`` (default true): false keeps the lines'
+own layout.
 """
 
 from __future__ import annotations
@@ -63,6 +70,8 @@ class BarcJsonlFormat:
             except TaskFormatError as e:
                 yield Rejected(key, e.reason, f"line {lineno}: {e.detail}")
                 continue
+            if options.get("transpose", True):
+                train, test = [p.transposed() for p in train], [p.transposed() for p in test]
             extra = {k: obj[k] for k in KEPT_FIELDS if k in obj}
             extra["line"] = lineno
             yield RawTask(key, train, test, extra)

@@ -15,10 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
-
 from arcforge.formats import Item, Member, RawTask, Skipped, register
-from arcforge.task import BAD_STRUCTURE, NO_TEST, Pair, TaskFormatError, may_have_bools, parse_pairs
+from arcforge.task import BAD_STRUCTURE, NO_TEST, TaskFormatError, may_have_bools, parse_pairs
 
 DEFAULT_DROP = ("bad",)
 
@@ -42,15 +40,9 @@ class BarcProblemFormat:
         if len(pairs) < 2:
             raise TaskFormatError(NO_TEST, f"{len(pairs)} example(s): need a demonstration and a test")
         if options.get("transpose", True):
-            pairs = [_transposed(p) for p in pairs]
+            pairs = [p.transposed() for p in pairs]
         extra = {k: obj[k] for k in ("uid", "annotations", "metadata") if k in obj}
         yield RawTask("", pairs[:-1], pairs[-1:], extra, quality=quality)
 
     def sniff(self, path: str, obj: Any) -> bool:
         return isinstance(obj, dict) and isinstance(obj.get("examples"), list) and "annotations" in obj
-
-
-def _transposed(pair: Pair) -> Pair:
-    """The pair in ARC's orientation: BARC's ``grid[x][y]`` becomes rows of cells."""
-    out = None if pair.output is None else np.ascontiguousarray(pair.output.T)
-    return Pair(np.ascontiguousarray(pair.input.T), out)
