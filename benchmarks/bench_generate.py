@@ -263,11 +263,54 @@ def _shards(out: Path) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*.parquet"))}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def limit_keys(src: Path, dst: Path, keys: list[str]) -> Path:
+    """``dst``: a copy of the manifests folder ``src`` whose re_arc manifest runs only ``keys``."""
+    if src != dst:
+        shutil.copytree(src, dst)
+    text = (dst / "re_arc.toml").read_text()
+    (dst / "re_arc.toml").write_text(
+        text.replace("memory_mb = 1024\n", f"memory_mb = 1024\nkeys = {json.dumps(keys)}\n")
+    )
+    return dst
+
+
+def prepare(tmp: Path, mirror: str) -> tuple[dict, Path, object, Path, list[str]]:
+    """A private ARCFORGE_HOME under ``tmp`` with re_arc fetched from ``mirror``: (the environment for the
+    runs, a manifests folder holding re_arc alone, its manifest, the checkout, every generator key)."""
+    env = {**os.environ, "ARCFORGE_HOME": str(tmp / "home"), "PYTHONPATH": str(ROOT)}
+    os.environ["ARCFORGE_HOME"] = env["ARCFORGE_HOME"]
+    from arcforge.sources.fetch import fetch_sources
+    from arcforge.sources.generate import driver
+    from arcforge.sources.manifest import MANIFEST_DIR, load_manifests
+
+    mdir = tmp / "manifests"
+    mdir.mkdir()
+    for name in ("re_arc.toml", "digests.lock"):
+        shutil.copy(MANIFEST_DIR / name, mdir / name)
+    m = load_manifests(mdir)["re_arc"]
+    (r,) = fetch_sources([m], mirror=mirror)
+    assert r.ok, r
+    code = Path(r.path)
+    return env, mdir, m, code, driver(code, m.settings).keys()
+
+
+def re_arc_pin(m, code: Path) -> dict:
+    from arcforge.sources.fetch import read_marker
+
+    return {"commit": m.commit, "digest": (read_marker(code) or {}).get("digest", "")}
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The command line's parser, with the ``--mirror`` option both RE-ARC benchmarks take."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
         "--mirror", default=os.environ.get("ARCFORGE_MIRROR") or str(ROOT.parent / "shared" / "arc-sources")
     )
+    return ap
+
+
+def main() -> int:
+    ap = parser(__doc__)
     ap.add_argument("--keys", type=int, default=400, help="generators: every (400 / KEYS)-th key")
     ap.add_argument("--examples", type=int, default=25, help="kept examples per generator")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generate.json")
@@ -275,32 +318,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        env = {**os.environ, "ARCFORGE_HOME": str(tmp / "home"), "PYTHONPATH": str(ROOT)}
-        os.environ["ARCFORGE_HOME"] = env["ARCFORGE_HOME"]
-        from arcforge.sources.fetch import fetch_sources, read_marker
-        from arcforge.sources.generate import driver
-        from arcforge.sources.manifest import MANIFEST_DIR, load_manifests
-
-        mdir = tmp / "manifests"
-        mdir.mkdir()
-        for name in ("re_arc.toml", "digests.lock"):
-            shutil.copy(MANIFEST_DIR / name, mdir / name)
-        m = load_manifests(mdir)["re_arc"]
-        (r,) = fetch_sources([m], mirror=args.mirror)
-        assert r.ok, r
-        code = Path(r.path)
-        all_keys = driver(code, m.settings).keys()
+        env, mdir, m, code, all_keys = prepare(tmp, args.mirror)
         keys = all_keys[:: max(1, len(all_keys) // args.keys)][: args.keys]
-        text = (mdir / "re_arc.toml").read_text()
-        (mdir / "re_arc.toml").write_text(
-            text.replace("memory_mb = 1024\n", f"memory_mb = 1024\nkeys = {json.dumps(keys)}\n")
-        )
-
+        limit_keys(mdir, mdir, keys)
         load_before = os.getloadavg()[0]
         runs = _runs(code, mdir, keys, args.examples, tmp, env)
-        digest = (read_marker(code) or {}).get("digest", "")
+        pin = re_arc_pin(m, code)
     report = _report(runs, keys, all_keys, args.examples, load_before)
-    report["re_arc"] = {"commit": m.commit, "digest": digest}
+    report["re_arc"] = pin
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     print(json.dumps(report, indent=1, sort_keys=True))

@@ -18,10 +18,8 @@ earlier ones, and ``"complete": false``):
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -45,22 +43,8 @@ def _generated(out: Path, keys: list[str]):
     return df.filter(pl.any_horizontal(pl.col("id").str.starts_with(p) for p in prefixes)).sort("id")
 
 
-def _with_keys(mdir: Path, name: str, keys: list[str]) -> Path:
-    """A copy of the manifests folder whose re_arc manifest is limited to ``keys``."""
-    dst = mdir.parent / name
-    shutil.copytree(mdir, dst)
-    text = (dst / "re_arc.toml").read_text()
-    (dst / "re_arc.toml").write_text(
-        text.replace("memory_mb = 1024\n", f"memory_mb = 1024\nkeys = {json.dumps(keys)}\n")
-    )
-    return dst
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--mirror", default=os.environ.get("ARCFORGE_MIRROR") or str(ROOT.parent / "shared" / "arc-sources")
-    )
+    ap = bg.parser(__doc__)
     ap.add_argument("--examples", type=int, default=1000, help="kept examples per generator")
     ap.add_argument("--identity-keys", type=int, default=40, help="keys of the --workers 1 identity run")
     ap.add_argument("--skip-upstream", action="store_true", help="leave out upstream's run (step 2)")
@@ -79,22 +63,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
-        env = {**os.environ, "ARCFORGE_HOME": str(tmp / "home"), "PYTHONPATH": str(ROOT)}
-        os.environ["ARCFORGE_HOME"] = env["ARCFORGE_HOME"]
-        from arcforge.sources.fetch import fetch_sources, read_marker
-        from arcforge.sources.generate import driver
-        from arcforge.sources.manifest import MANIFEST_DIR, load_manifests
-
-        mdir = tmp / "manifests"
-        mdir.mkdir()
-        for name in ("re_arc.toml", "digests.lock"):
-            shutil.copy(MANIFEST_DIR / name, mdir / name)
-        m = load_manifests(mdir)["re_arc"]
-        (r,) = fetch_sources([m], mirror=args.mirror)
-        assert r.ok, r
-        code = Path(r.path)
-        report["re_arc"] = {"commit": m.commit, "digest": (read_marker(code) or {}).get("digest", "")}
-        all_keys = driver(code, m.settings).keys()
+        env, mdir, m, code, all_keys = bg.prepare(tmp, args.mirror)
+        report["re_arc"] = bg.re_arc_pin(m, code)
         n = args.examples
 
         fixed = bg.run_arcforge(mdir, tmp / "f2", 0, 2, env)
@@ -114,7 +84,7 @@ def main() -> int:
 
         step = max(1, len(all_keys) // args.identity_keys)
         keys = all_keys[::step][: args.identity_keys]
-        w1 = bg.run_arcforge(_with_keys(mdir, "m_subset", keys), tmp / "o1", n, 1, env)
+        w1 = bg.run_arcforge(bg.limit_keys(mdir, tmp / "m_subset", keys), tmp / "o1", n, 1, env)
         one, two = _generated(tmp / "o1", keys), _generated(tmp / "o2", keys)
         report["arcforge_workers_1_subset"] = {**w1, "keys": len(keys), "every_nth_key": step}
         report["identical_tasks_workers_1_2"] = one.height > 0 and one.equals(two)
