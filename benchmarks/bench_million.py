@@ -9,7 +9,9 @@ then the command under test runs in its own process, exactly as a user types it:
     arcforge build --out OUT --generate ... --tasks-per-generator T --exclude-eval --no-check-rules
                    --no-cache --workers W --json
 
-(the rule level, which runs the programs on the evaluation tasks, is the separate ``--check-rules``). The
+(the rule level, which runs the programs on the evaluation tasks, is left off unless ``--check-rules``: then
+the command is the build's default with ``--generate``, every level of ``--exclude-eval``, its rule cache
+cold in the fresh home). The
 baseline, measured in the same run before it: the same command without ``--generate`` (the mirrored
 sources alone). Measured: wall time; CPU seconds of the build and every process under it (rusage of
 waited children: its workers and their sandbox workers); peak memory as the largest sum over the process
@@ -141,7 +143,7 @@ def command(out: Path, args: argparse.Namespace, generate: bool) -> list[str]:
         "--out",
         str(out),
         "--exclude-eval",
-        "--no-check-rules",
+        *([] if args.check_rules else ["--no-check-rules"]),
         "--no-cache",
         "--workers",
         str(args.workers),
@@ -209,6 +211,11 @@ def main() -> None:
     ap.add_argument("--generate", action="append", default=[], help="as build's --generate (repeatable)")
     ap.add_argument("--tasks-per-generator", action="append", default=[], help="as build's (repeatable)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument(
+        "--check-rules",
+        action="store_true",
+        help="leave the rule level on (build's default when generating): programs on the evaluation tasks",
+    )
     ap.add_argument("--label", default="run")
     ap.add_argument("--mirror", default=str(ROOT.parent / "shared" / "arc-sources"))
     ap.add_argument("--tmp", default=None, help="folder for the temporary home and outputs")
