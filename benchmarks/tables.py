@@ -308,8 +308,74 @@ def generate_block() -> str:
     return "\n".join(lines)
 
 
+def generate_published_block() -> str:
+    """RE-ARC at its published size, measured (benchmarks/results/generate_published.json)."""
+    r = _load("generate_published")
+    lines = [
+        "| run | generators x examples | minutes | kept examples | examples/s | CPU s | peak memory MB "
+        "| load before/after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    runs = (
+        ("arcforge_workers_2", "arcforge `--workers 2`", 400),
+        ("upstream", "upstream `main.py generate_dataset` (one process)", 400),
+        ("arcforge_workers_1_subset", "arcforge `--workers 1`, identity check", None),
+    )
+    n = int(r["what"].split(" x ")[1].split()[0])
+    for key, name, keys in runs:
+        if key not in r:
+            lines.append(f"| {name} | not measured | | | | | | |")
+            continue
+        x = r[key]
+        lines.append(
+            f"| {name} | {keys or x['keys']} x {n:,} | {x['seconds'] / 60:.1f} | {x['kept']:,} | "
+            f"{x['examples_per_s']:.1f} | {x['cpu_s']:.0f} | {x['peak_mb']:,.0f} | "
+            f"{x['load_before']:.1f} / {x['load_after']:.1f} |"
+        )
+    w2 = r["arcforge_workers_2"]
+    ratio = r.get("ratio_workers_2_vs_upstream")
+    lines += [
+        "",
+        f"{r['what']}, on {r['cpus']} CPUs. arcforge `--workers 2`: {w2['kept']:,} kept examples "
+        f"({w2['counts'].get('tasks', 0):,} tasks) of {w2['counts'].get('attempts', 0):,} attempts in "
+        f"{w2['seconds'] / 60:.1f} min, peak {w2['peak_mb'] / 1024:.2f} GB for the whole process tree"
+        + (f"; **{ratio}x** upstream's kept examples per second" if ratio else "; upstream not measured")
+        + ". Identity: the `--workers 1` run's tasks equal the `--workers 2` run's tasks of the same keys "
+        f"(every column, {r.get('identity_tasks_compared', 0):,} tasks): "
+        f"{r.get('identical_tasks_workers_1_2', 'not measured')}. Counts per filter "
+        f"(`--workers 2`): "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(w2["counts"].items()))
+        + " (`benchmarks/results/generate_published.json`, `python benchmarks/bench_generate_full.py`).",
+        "",
+        "Goals at this size: " + _published_goals(r) + ".",
+    ]
+    return "\n".join(lines)
+
+
+def _published_goals(r: dict) -> str:
+    w2, ratio, same = (
+        r["arcforge_workers_2"],
+        r.get("ratio_workers_2_vs_upstream"),
+        r.get("identical_tasks_workers_1_2"),
+    )
+
+    def said(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "**not met**")
+
+    return "; ".join(
+        (
+            f"at most 20 min on 2 CPUs: {said(w2['seconds'] <= 1200)} ({w2['seconds'] / 60:.1f} min)",
+            f"at least 1.8x upstream's examples per second: {said(None if ratio is None else ratio >= 1.8)}"
+            + (f" ({ratio}x)" if ratio else ""),
+            f"peak memory at most 4 GB: {said(w2['peak_mb'] <= 4096)} ({w2['peak_mb'] / 1024:.2f} GB)",
+            f"the same output with `--workers 1` and `2`: {said(same)}",
+        )
+    )
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "sources": sources_block,
+    "generate_published": generate_published_block,
     "hub_jsonl": hub_jsonl_block,
     "generate": generate_block,
     "demo": demo_block,
