@@ -4,6 +4,8 @@ This module and ``publish`` are arcforge's only users of huggingface_hub. Import
 the Hub client of ``arcforge.sources.hub_fetch`` (the sources stage never imports this later stage), which
 calls in here only for a Hub source that the mirror does not hold.
 
+- ``resolve_revision``: the full commit id a branch or tag names now (``HfApi.dataset_info``), for a source
+  pinned by revision on its first fetch (and ``fetch --update``);
 - ``list_files``: the repository's files at the revision (``HfApi.list_repo_tree``), with their sizes.
 - ``download_file``: one file with ``hf_hub_download`` into arcforge's own Hub cache
   (``$ARCFORGE_HOME/hub-downloads``, huggingface_hub's cache layout): a download that is cut off leaves its
@@ -104,7 +106,7 @@ def _call(
         except RevisionNotFoundError:
             raise SourceUnavailableError(
                 f"{what}: revision not found: {where}",
-                hint="check the manifest's commit (a full Hub commit id)",
+                hint="check the manifest's commit (a full Hub commit id) or revision (a branch or tag)",
             ) from None
         except EntryNotFoundError:
             raise SourceUnavailableError(
@@ -130,6 +132,17 @@ def _call(
                 ) from None
             threading.Event().wait(delay)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def resolve_revision(repo_id: str, revision: str, *, what: str, policy: RetryPolicy, clock: Clock) -> str:
+    """The commit id (``sha``) that the branch or tag ``revision`` of the dataset names now."""
+    api = HfApi(endpoint=endpoint(), token=False)
+
+    def sha() -> str:
+        return api.dataset_info(repo_id, revision=revision).sha
+
+    # a plain request (no backoff inside huggingface_hub): transient failures are retried here
+    return _call(sha, what, f"{repo_id}@{revision}", policy, clock)
 
 
 def list_files(
@@ -206,6 +219,7 @@ class _Client:
     """This module as the ``HubClient`` of ``arcforge.sources.hub_fetch``."""
 
     endpoint = staticmethod(endpoint)
+    resolve_revision = staticmethod(resolve_revision)
     list_files = staticmethod(list_files)
     download_file = staticmethod(download_file)
     forget = staticmethod(forget)

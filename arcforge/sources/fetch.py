@@ -16,7 +16,9 @@ Mirrors (``mirror=`` or ``$ARCFORGE_MIRROR``):
 
 A ``hub`` source (a Hugging Face dataset, ``arcforge.sources.hub_kind``) is at ``hf/<org>/<name>/<files>``
 in a folder mirror, and is downloaded from the Hub otherwise (``arcforge.sources.hub_fetch``); its cache is
-``$ARCFORGE_HOME/sources/hf/<org>/<name>/<revision>/``.
+``$ARCFORGE_HOME/sources/hf/<org>/<name>/<commit>/``. One pinned by a branch or tag (``revision``) is
+fetched at the commit locked on its first fetch (see ``lock``); from a folder mirror, with no commit to
+lock, its cache is ``.../unresolved-<16 hex of its digest>/``.
 
 With a mirror GitHub is not contacted; a source the mirror lacks is reported ``unavailable``.
 """
@@ -73,6 +75,8 @@ class FetchResult:
     error: str | None = None
     hint: str | None = None
     seconds: float = 0.0
+    commit: str | None = None  # the commit fetched; None: pinned by revision, unresolved (from a mirror)
+    revision: str | None = None  # the branch or tag a source pinned by revision follows (its lock: commit)
 
     @property
     def ok(self) -> bool:
@@ -102,8 +106,22 @@ class _Fetched:
 
 
 # --- cache -------------------------------------------------------------------------------------------------
-def cache_dir(m: Manifest) -> Path:
-    return paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)
+UNRESOLVED = "unresolved-"  # cache folder prefix of a source pinned by revision whose commit is unknown
+
+
+def cache_dir(m: Manifest, digest: str | None = None) -> Path | None:
+    """``<owner>/<repo>/<commit>/`` (see ``paths.source_dir``). A source pinned by revision whose commit is
+    not locked (fetched from a mirror) is kept by content: ``unresolved-<16 hex of its digest>/``, the
+    digest given or its pin's; ``None`` when there is neither (it was never fetched)."""
+    folder = m.commit
+    if not folder:
+        if digest is None:
+            pin = lock.find_pin(m) if m.revision else None
+            digest = pin.digest if pin is not None else None
+        if not digest:
+            return None
+        folder = UNRESOLVED + digest.removeprefix("sha256:")[:16]
+    return paths.source_dir(m.owner, m.repo_name, folder, m.kind, m.cache_key)
 
 
 def read_marker(folder: Path) -> dict | None:
@@ -117,10 +135,11 @@ def read_marker(folder: Path) -> dict | None:
 def cached_path(m: Manifest, *, verify: bool = False) -> Path | None:
     """The cache folder of ``m`` if it holds a completed fetch of this repo@commit with these globs whose
     digest equals the pin (when there is one); ``None`` otherwise. ``verify=True`` also re-hashes every
-    kept file (a few hundred ms for the largest source) instead of trusting the marker."""
+    kept file (a few hundred ms for the largest source) instead of trusting the marker. A source pinned by
+    revision: pass ``lock.locked(m)``, the manifest with its locked commit."""
     folder = cache_dir(m)
-    marker = read_marker(folder)
-    if marker is None or (marker.get("repo"), marker.get("commit")) != (m.repo, m.commit):
+    marker = read_marker(folder) if folder is not None else None
+    if marker is None or (marker.get("repo"), marker.get("commit") or "") != (m.repo, m.commit):
         return None
     if marker.get("files") != list(m.files):
         return None
@@ -358,37 +377,27 @@ def fetch_source(
     *,
     mirror: Mirror | None = None,
     force: bool = False,
+    update: bool = False,
     progress: Progress | None = None,
     retry: RetryPolicy = DEFAULT_RETRY,
     limits: ArchiveLimits = DEFAULT_LIMITS,
 ) -> FetchResult:
-    """Fetch one source (see the module docstring). Errors become a ``failed``/``unavailable`` result."""
+    """Fetch one source (see the module docstring). Errors become a ``failed``/``unavailable`` result.
+
+    A source pinned by revision is fetched at the commit its lock holds; the first fetch from the Hub
+    resolves the revision and locks the commit. ``update`` moves it on: the revision is resolved again (a
+    folder mirror: its files are taken as they are, commit unresolved) and the lock follows."""
     progress = progress or NULL_PROGRESS
     t0 = time.perf_counter()
     try:
-        pin = lock.find_pin(m)
+        m, pin = hub_fetch.pinned(m, mirror is not None, update, retry)
         if not force:
-            folder = cached_path(m, verify=True)
-            if folder is not None:
-                marker = read_marker(folder) or {}
-                return FetchResult(
-                    m.name,
-                    "cached",
-                    folder,
-                    marker.get("digest"),
-                    int(marker.get("count", 0)),
-                    pin_path=pin.lock_path if pin else None,
-                    seconds=time.perf_counter() - t0,
-                )
+            hit = _cached(m, t0)
+            if hit is not None:
+                return hit
         progress.start(m.name, m.name, None, unit="bytes")
         try:
-            if mirror is not None and mirror.kind == "folder":
-                got = _copy_from_folder(m, mirror, progress, m.name)
-            elif m.kind == paths.HUB_KIND:
-                got = _from_hub(m, mirror, progress, retry, pin)
-            else:
-                base = mirror.location if mirror is not None else download.github_base()
-                got = _download(m, base, progress, m.name, retry, limits, pin)
+            got = _get(m, mirror, progress, retry, limits, pin)
         finally:
             progress.finish(m.name)
         try:
@@ -400,6 +409,43 @@ def fetch_source(
         return FetchResult(m.name, status, error=e.message, hint=e.hint, seconds=time.perf_counter() - t0)
     except OSError as e:  # local disk trouble (permissions, disk full) while copying or placing
         return FetchResult(m.name, "failed", error=f"{m.name}: {e}", seconds=time.perf_counter() - t0)
+
+
+def _cached(m: Manifest, t0: float) -> FetchResult | None:
+    """The ``cached`` result when the cache holds ``m``'s files, verified."""
+    folder = cached_path(m, verify=True)
+    if folder is None:
+        return None
+    marker = read_marker(folder) or {}
+    pin = lock.find_pin(m)
+    return FetchResult(
+        m.name,
+        "cached",
+        folder,
+        marker.get("digest"),
+        int(marker.get("count", 0)),
+        pin_path=pin.lock_path if pin else None,
+        seconds=time.perf_counter() - t0,
+        commit=m.commit or None,
+        revision=m.revision or None,
+    )
+
+
+def _get(
+    m: Manifest,
+    mirror: Mirror | None,
+    progress: Progress,
+    retry: RetryPolicy,
+    limits: ArchiveLimits,
+    pin: lock.Pin | None,
+) -> _Fetched:
+    """The source's files in a staging folder: from a folder mirror, the Hub or a GitHub tarball."""
+    if mirror is not None and mirror.kind == "folder":
+        return _copy_from_folder(m, mirror, progress, m.name)
+    if m.kind == paths.HUB_KIND:
+        return _from_hub(m, mirror, progress, retry, pin)
+    base = mirror.location if mirror is not None else download.github_base()
+    return _download(m, base, progress, m.name, retry, limits, pin)
 
 
 def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: float) -> FetchResult:
@@ -417,23 +463,13 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
             f"{m.name}: content from {got.origin} has digest {digest}, but {pin.lock_path} pins "
             f"{pin.digest}; "
             "the cache was left as it was",
-            hint=DIGEST_HINT,
+            hint=hub_fetch.digest_hint(m) if hub else DIGEST_HINT,
         )
-    marker = {
-        "name": m.name,
-        "kind": m.kind,
-        "repo": m.repo,
-        "commit": m.commit,
-        "files": list(m.files),
-        "digest": digest,
-        "count": len(got.hashes),
-        "origin": got.origin,
-        "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    (got.staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-    dest = cache_dir(m)
+    _write_marker(m, got, digest)
+    dest = cache_dir(m, digest)
+    assert dest is not None  # a commit, or the digest: never neither
     _place(got.staging, dest)
-    recorded = pin is None
+    recorded = pin is None or pin.commit != m.commit  # a revision's commit resolved after a mirror fetch
     nbytes = sum((dest / rel).stat().st_size for rel in got.hashes) if recorded else 0
     pin_path = (
         lock.record_pin(m, digest, len(got.hashes), nbytes, dict(got.hashes) if hub else None)
@@ -450,7 +486,27 @@ def _verify_and_place(m: Manifest, got: _Fetched, pin: lock.Pin | None, t0: floa
         recorded,
         pin_path,
         seconds=time.perf_counter() - t0,
+        commit=m.commit or None,
+        revision=m.revision or None,
     )
+
+
+def _write_marker(m: Manifest, got: _Fetched, digest: str) -> None:
+    """``.arcforge-source.json`` in the staging folder: what it holds (written before the rename)."""
+    marker = {
+        "name": m.name,
+        "kind": m.kind,
+        "repo": m.repo,
+        "commit": m.commit or None,  # None: pinned by revision, fetched from a mirror (unresolved)
+        "files": list(m.files),
+        "digest": digest,
+        "count": len(got.hashes),
+        "origin": got.origin,
+        "fetched_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if m.revision:
+        marker["revision"] = m.revision
+    (got.staging / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 
 def fetch_sources(
@@ -458,6 +514,7 @@ def fetch_sources(
     *,
     mirror: str | Path | None = None,
     force: bool = False,
+    update: bool = False,
     progress: Progress | None = None,
     workers: int = FETCH_WORKERS,
     retry: RetryPolicy | None = None,
@@ -466,14 +523,18 @@ def fetch_sources(
     """Fetch several sources in parallel (``workers`` threads); results in the order given.
 
     ``mirror``: a folder or http(s) URL (see the module docstring); ``None`` reads ``$ARCFORGE_MIRROR``.
-    ``retry``: backoff policy for HTTP (default: ``RetryPolicy.from_env()``).
+    ``retry``: backoff policy for HTTP (default: ``RetryPolicy.from_env()``). ``update``: sources pinned by
+    revision move on to the commit it names now (see ``fetch_source``); the others are fetched as usual.
     Raises only for a bad ``mirror`` or manifests that clash; per-source problems are in the results.
     """
     retry = retry or RetryPolicy.from_env()
     ms = list({m.name: m for m in manifests}.values())
     seen: dict[Path, Manifest] = {}
     for m in ms:
-        other = seen.setdefault(cache_dir(m), m)
+        folder = cache_dir(lock.locked(m))
+        if folder is None:  # pinned by revision, never fetched: its commit is not known yet
+            continue
+        other = seen.setdefault(folder, m)
         if other is not m and other.files != m.files:
             raise ManifestError(
                 f"{m.path}: {m.name} and {other.name} share {m.repo}@{m.short_commit} but keep "
@@ -486,7 +547,14 @@ def fetch_sources(
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(ms))), thread_name_prefix="fetch") as pool:
         futures = [
             pool.submit(
-                fetch_source, m, mirror=mir, force=force, progress=progress, retry=retry, limits=limits
+                fetch_source,
+                m,
+                mirror=mir,
+                force=force,
+                update=update,
+                progress=progress,
+                retry=retry,
+                limits=limits,
             )
             for m in ms
         ]

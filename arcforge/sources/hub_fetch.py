@@ -1,7 +1,8 @@
 """Fetching a ``hub`` source (see ``arcforge.sources.hub_kind``) into a staging folder.
 
 From a folder mirror the files are copied from ``<mirror>/hf/<org>/<name>/``; otherwise the repository's
-file list at the pinned revision is read from the Hub, the files the manifest keeps are downloaded and
+file list at the pinned commit is read from the Hub (a source pinned by a branch or tag has it resolved to
+its commit first, ``resolve_revision``), the files the manifest keeps are downloaded and
 hard-linked (or copied) into the staging folder. Every file is hashed as it is placed and checked at once
 against its sha256 in ``digests.lock`` when the lock pins one, so a wrong file is named and never reaches
 the cache.
@@ -18,13 +19,14 @@ import hashlib
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from arcforge.errors import DigestMismatchError, FetchError, SourceUnavailableError
 from arcforge.sources import lock
 from arcforge.sources.download import Clock, RetryPolicy
-from arcforge.sources.manifest import Manifest, matches_any
+from arcforge.sources.manifest import COMMIT_RE, Manifest, matches_any
 
 DIGEST_HINT = (
     "the Hub or the mirror serves a different file than was pinned; if the pin is outdated, "
@@ -36,6 +38,10 @@ class HubClient(Protocol):
     """What fetching a Hub source needs from the Hub (see ``arcforge.hub.download``)."""
 
     def endpoint(self) -> str | None: ...
+
+    def resolve_revision(
+        self, repo_id: str, revision: str, *, what: str, policy: RetryPolicy, clock: Clock
+    ) -> str: ...
 
     def list_files(
         self, repo_id: str, revision: str, *, what: str, policy: RetryPolicy, clock: Clock
@@ -84,6 +90,44 @@ def sha256_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> st
     return h.hexdigest()
 
 
+def digest_hint(m: Manifest) -> str:
+    """What to do when a Hub source's files differ from their pins."""
+    if m.revision:
+        return (
+            f"the files were locked for revision {m.revision!r} on an earlier fetch; to move on to what it "
+            f"holds now: arcforge fetch --update {m.name}"
+        )
+    return DIGEST_HINT
+
+
+def resolve_revision(m: Manifest, retry: RetryPolicy) -> str:
+    """The full commit id that ``m``'s branch or tag names on the Hub now."""
+    client = _get_client(m)
+    origin = f"{client.endpoint() or 'https://huggingface.co'}/datasets/{m.repo}@{m.revision}"
+    clock = Clock(retry, m.name, origin)
+    commit = client.resolve_revision(m.repo, m.revision, what=m.name, policy=retry, clock=clock)
+    if not isinstance(commit, str) or not COMMIT_RE.match(commit):
+        raise FetchError(
+            f"{m.name}: the Hub answered {commit!r} as the commit of {origin}, not a full 40-hex commit id",
+            hint="try again later, or use a folder mirror",
+        )
+    return commit
+
+
+def pinned(m: Manifest, mirror: bool, update: bool, retry: RetryPolicy) -> tuple[Manifest, lock.Pin | None]:
+    """``m`` at the commit to fetch, and the pin its files are checked against. A source pinned by revision
+    keeps its locked commit; without one (or with ``update``) the Hub resolves the revision, unless a
+    ``mirror`` serves it: a mirror cannot say which commit it holds (commit ``""``: unresolved). ``update``
+    drops the old pin."""
+    m = lock.locked(m)
+    if not m.revision or (m.commit and not update):
+        return m, lock.find_pin(m)
+    pin = None if update else lock.find_pin(m)  # without update: the digests a mirror fetch recorded
+    if mirror:
+        return replace(m, commit=""), pin
+    return replace(m, commit=resolve_revision(m, retry)), pin
+
+
 def check_file(m: Manifest, rel: str, digest: str, pin: lock.Pin | None, origin: str) -> None:
     """Refuse a file whose sha256 differs from the one pinned for it."""
     want = (pin.sha256 or {}).get(rel) if pin is not None else None
@@ -91,7 +135,7 @@ def check_file(m: Manifest, rel: str, digest: str, pin: lock.Pin | None, origin:
         raise DigestMismatchError(
             f"{m.name}: {rel} from {origin} has sha256 {digest}, but {pin.lock_path} pins "
             f"{want}; the cache was left as it was",
-            hint=DIGEST_HINT,
+            hint=digest_hint(m),
         )
 
 
@@ -127,7 +171,7 @@ def from_hub(
         raise DigestMismatchError(
             f"{m.name}: the files at {origin} add up to {total} bytes, more than the "
             f"{pin.bytes} that {pin.lock_path} pins",
-            hint=DIGEST_HINT,
+            hint=digest_hint(m),
         )
     on_total(total)
     hashes: dict[str, str] = {}
@@ -171,5 +215,5 @@ def check_hashes(m: Manifest, hashes: dict[str, str], pin: lock.Pin | None, orig
             raise FetchError(
                 f"{m.name}: {origin} lacks {missing[0]}"
                 + (f" and {len(missing) - 1} more pinned file(s)" if len(missing) > 1 else ""),
-                hint=DIGEST_HINT,
+                hint=digest_hint(m),
             )

@@ -15,7 +15,15 @@ Sorting is by code point (= UTF-8 byte order), so the same value comes out of co
 ``files`` (how many files the digest covers) and ``bytes`` (their total size: a download that would keep
 more is stopped at once instead of after writing it all); a Hub source also has ``sha256``, each file's
 sha256 by path (each file is checked as it arrives). A pin applies only when its repo and commit equal the
-manifest's. Two are consulted, first match wins:
+manifest's.
+
+A Hub source pinned by a branch or tag (``revision`` in its manifest, no ``commit``) is locked here on its
+first fetch: the entry holds that ``revision`` and the ``commit`` it resolved to, and applies to the manifest
+while repo and revision are the same; ``locked`` gives the manifest that commit, so later fetches and builds
+use it, and only ``arcforge fetch --update NAME`` (or deleting the entry) moves it. Fetched from a folder
+mirror, which cannot say which commit it holds, the entry has ``commit = ""`` (unresolved): the files are
+pinned by their sha256 alone, and a later fetch from the Hub (``--force``) locks the commit if its files
+are those. Two lock files are consulted, first match wins:
 
 1. ``digests.lock`` next to the manifests in use (shipped: ``manifests/digests.lock``, derived from the
    byte-identical upstream copies in ``../shared/arc-sources``; regenerate with
@@ -29,10 +37,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from arcforge import fslock, paths
@@ -42,12 +51,14 @@ from arcforge.sources.manifest import MANIFEST_DIR, Manifest, matches_any
 
 LOCK_NAME = "digests.lock"
 INTERNAL_PREFIX = ".arcforge-"  # arcforge's own bookkeeping files in a cache dir; never part of a digest
+_LOCKABLE = re.compile(r"^([0-9a-f]{40})?$")  # the commit a revision is locked to ("": unresolved)
 _record_lock = threading.Lock()  # serialises read-modify-write of the home lock between fetch threads
 
 _HEADER = """\
 # Pinned content digests of the files each source keeps (see README, "Fetching sources").
 # digest = "sha256:" + sha256 of the lines "<sha256 of file>  <relative path>\\n", sorted by path.
-# A pin applies only when repo and commit equal the manifest's.
+# A pin applies only when repo and commit equal the manifest's (a source pinned by revision: repo and
+# revision; its commit is the one locked on first fetch, "" when fetched from a mirror: unresolved).
 """
 
 
@@ -61,9 +72,12 @@ class Pin:
     lock_path: Path  # the lock file it was read from
     bytes: int = 0  # total size of the kept files (0: not recorded); bounds what a fetch may write
     sha256: Mapping[str, str] | None = None  # per-file sha256 (Hub sources: each file checked on arrival)
+    revision: str = ""  # a source pinned by a branch or tag: the one ``commit`` was resolved from
 
     def applies_to(self, m: Manifest) -> bool:
-        return self.repo == m.repo and self.commit == m.commit
+        if self.repo != m.repo or self.revision != m.revision:
+            return False
+        return bool(m.revision) or self.commit == m.commit
 
 
 # --- digests ---------------------------------------------------------------------------------------------
@@ -148,9 +162,28 @@ def read_lock(path: Path) -> dict[str, Pin]:
                 f"{path}: entry [{name}]: sha256 must map file paths to 64-hex sha256 strings"
             )
         pins[name] = Pin(
-            name, entry["repo"], entry["commit"], entry["digest"], files, Path(path), size, per_file
+            name,
+            entry["repo"],
+            entry["commit"],
+            entry["digest"],
+            files,
+            Path(path),
+            size,
+            per_file,
+            _revision(entry, name, path),
         )
     return pins
+
+
+def _revision(entry: dict, name: str, path: Path) -> str:
+    """An entry's ``revision`` (``""`` if none); its ``commit`` is then a full id or ``""`` (unresolved)."""
+    revision = entry.get("revision", "")
+    if not isinstance(revision, str) or (revision and not _LOCKABLE.match(entry["commit"])):
+        raise ManifestError(
+            f"{path}: entry [{name}]: revision must be a string, and its commit a full 40-hex id or "
+            '"" (unresolved)'
+        )
+    return revision
 
 
 def _sha256_line(p: Pin) -> str:
@@ -170,8 +203,11 @@ def write_lock(path: Path, pins: Iterable[Pin]) -> None:
     for p in sorted(pins, key=lambda p: p.name):
         # json.dumps yields valid TOML basic strings for these ASCII values.
         lines.append(
-            f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\ncommit = {json.dumps(p.commit)}\n"
-            f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n"
+            f"\n[{p.name}]\nrepo = {json.dumps(p.repo)}\n"
+            + (f"revision = {json.dumps(p.revision)}\n" if p.revision else "")
+            + f"commit = {json.dumps(p.commit)}"
+            + ("  # unresolved: fetched from a mirror\n" if p.revision and not p.commit else "\n")
+            + f"digest = {json.dumps(p.digest)}\nfiles = {p.files}\n"
             + (f"bytes = {p.bytes}\n" if p.bytes else "")
             + _sha256_line(p)
         )
@@ -196,25 +232,38 @@ def find_pin(m: Manifest) -> Pin | None:
     return None
 
 
+def locked(m: Manifest) -> Manifest:
+    """``m`` with the commit its lock holds when it is pinned by a revision (``commit = ""`` while none is
+    locked: not fetched yet, or fetched from a mirror); any other manifest as it is."""
+    if not m.revision:
+        return m
+    pin = find_pin(m)
+    return replace(m, commit=pin.commit if pin is not None else "")
+
+
 def record_pin(
     m: Manifest, digest: str, files: int, nbytes: int = 0, sha256: Mapping[str, str] | None = None
 ) -> Path:
-    """Record a first-fetch digest in the home lock; returns the lock's path."""
+    """Record a first-fetch digest (and for a source pinned by revision, the commit ``m`` holds: the one
+    it resolved to, or ``""`` from a mirror) in the home lock; returns the lock's path."""
     path = home_lock_path()
     # Threads of this process and other processes (two first fetches at once) must not drop each other's
     # pins: the read-modify-write happens under a thread lock and an flock on a sidecar file, and the
     # file is replaced atomically, so readers without the lock still see a complete lock file.
     with _record_lock, fslock.locked(path.with_name(f".{path.name}.lck")):
         pins = read_lock(path)
-        pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path, nbytes, sha256)
+        pins[m.name] = Pin(m.name, m.repo, m.commit, digest, files, path, nbytes, sha256, m.revision)
         write_lock(path, pins.values())
     return path
 
 
 def pins_from_mirror(manifests: Iterable[Manifest], mirror: Path) -> list[Pin]:
-    """Pins for every manifest whose repo is present in a folder mirror laid out ``<owner>/<repo>/``."""
+    """Pins for every manifest whose repo is present in a folder mirror laid out ``<owner>/<repo>/`` (not
+    for a source pinned by revision: its commit is locked per user, in the home lock, on first fetch)."""
     out = []
     for m in manifests:
+        if m.revision:
+            continue
         root = mirror_root(Path(mirror), m)
         if root.is_dir() and kept_files(root, m.files):
             hashes = hash_tree(root, m.files)

@@ -30,6 +30,12 @@ Example (manifests/arc_agi_1.toml)::
 ``kind`` names a source kind plug-in (``arcforge.sources.kinds``; default ``repo``); a kind's own settings
 are the table named after it, e.g. ``[generator]`` (``arcforge.sources.generator_kind``).
 
+A ``hub`` source may name a branch or tag instead of a commit: ``revision = "main"`` and no ``commit``
+(exactly one of the two). Its first fetch from the Hub resolves the revision to a full commit id and locks
+it in ``$ARCFORGE_HOME/digests.lock`` with the files' sha256; every later fetch and build uses that locked
+commit (``arcforge.sources.lock.locked``) until ``arcforge fetch --update NAME`` moves it. Until then
+``Manifest.commit`` is ``""``.
+
 ``cache_key`` (optional) gives a source its own cache folder ``<commit>-<cache_key>`` when several
 manifests keep different files of one repository at one commit (the sources of neoneye's collection).
 
@@ -47,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from arcforge.errors import ManifestError
+from arcforge.paths import HUB_KIND
 from arcforge.sources import kinds
 from arcforge.sources.kinds import DEFAULT_KIND
 
@@ -65,6 +72,8 @@ MANIFEST_DIR = _bundled_manifest_dir()
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")  # config-safe: also a valid `datasets` config name
 SPLIT_RE = re.compile(r"^\w+(\.\w+)*$")  # what `datasets` accepts as a split name
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# a branch or tag name (git's rules, roughly): no "..", no leading "/" or "-", no control or special char
+REVISION_RE = re.compile(r"^(?!.*\.\.)(?!.*//)[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}(?<![/.])$")
 # owner/name as GitHub and the Hub spell them; neither part may be "." or "..": the parts name folders
 # (the cache, a mirror) and must stay inside them
 REPO_RE = re.compile(r"^(?!\.+/)[A-Za-z0-9_.-]+/(?!\.+$)[A-Za-z0-9_.-]+$")
@@ -91,7 +100,7 @@ class Manifest:
     name: str
     title: str
     repo: str  # "owner/name"
-    commit: str
+    commit: str  # full 40-hex id; "" for a source pinned by `revision` whose commit is not locked yet
     license: str
     homepage: str
     citation: str
@@ -106,6 +115,7 @@ class Manifest:
     kind: str = DEFAULT_KIND  # a source kind plug-in (arcforge.sources.kinds): repo, generator, ...
     settings: dict[str, Any] = field(default_factory=dict)  # the kind's own table, checked by the kind
     cache_key: str = ""  # set when several sources keep different files of one repo@commit: own cache folder
+    revision: str = ""  # a branch or tag (hub sources), resolved and locked on first fetch; "" when pinned
 
     @property
     def owner(self) -> str:
@@ -118,6 +128,14 @@ class Manifest:
     @property
     def short_commit(self) -> str:
         return self.commit[:7]
+
+    @property
+    def pinned(self) -> str:
+        """How the source is pinned, for people: ``owner/name@abc1234``, or ``owner/name@main (revision, no
+        commit locked yet)`` for a revision whose commit is not known."""
+        if self.commit:
+            return f"{self.repo}@{self.short_commit}"
+        return f"{self.repo}@{self.revision} (revision, no commit locked yet)"
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -228,7 +246,9 @@ def _check_paths(values: tuple[str, ...], key: str, where: Path) -> tuple[str, .
 
 def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[str] | None = None) -> Manifest:
     """Validate a manifest dict. ``where`` names the file in every error."""
-    name, repo, commit, lic = _identity(data, where)
+    name, repo, lic = _identity(data, where)
+    kind = _field(data, "kind", where, str, required=False) or DEFAULT_KIND
+    commit, revision = _pin(data, where, kind)
     fmt = _field(data, "format", where, str)
     known = sorted(known_formats) if known_formats is not None else None
     role = _role(data, where)
@@ -239,7 +259,6 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
     eval_splits = _eval_splits(data, where, role, tasks)
     files = _check_paths(_str_list(data, "files", where), "files", where)
     cache_key = _cache_key(data, where)
-    kind = _field(data, "kind", where, str, required=False) or DEFAULT_KIND
     settings = _kind_settings(data, where, kind, files)
     return Manifest(
         name=name,
@@ -260,11 +279,12 @@ def parse_manifest(data: dict[str, Any], where: Path, known_formats: Iterable[st
         kind=kind,
         settings=settings,
         cache_key=cache_key,
+        revision=revision,
     )
 
 
-def _identity(data: dict[str, Any], where: Path) -> tuple[str, str, str, str]:
-    """The source's name, ``owner/name`` repo, full commit id and license, each checked."""
+def _identity(data: dict[str, Any], where: Path) -> tuple[str, str, str]:
+    """The source's name, ``owner/name`` repo and license, each checked."""
     name = _field(data, "name", where, str)
     if not NAME_RE.match(name):
         raise ManifestError(
@@ -273,15 +293,43 @@ def _identity(data: dict[str, Any], where: Path) -> tuple[str, str, str, str]:
     repo = _field(data, "repo", where, str)
     if not REPO_RE.match(repo):
         raise ManifestError(f"{where}: field 'repo' = {repo!r} is not 'owner/name'")
-    commit = _field(data, "commit", where, str)
-    if not COMMIT_RE.match(commit):
-        raise ManifestError(
-            f"{where}: field 'commit' = {commit!r} is not a full 40-hex commit id (lowercase)"
-        )
     lic = _field(data, "license", where, str)
     if not lic or not LICENSE_RE.match(lic):
         raise ManifestError(f"{where}: field 'license' must be an SPDX id or 'unknown', got {lic!r}")
-    return name, repo, commit, lic
+    return name, repo, lic
+
+
+def _pin(data: dict[str, Any], where: Path, kind: str) -> tuple[str, str]:
+    """``(commit, revision)``: a full commit id, or (``hub`` kind) a branch or tag locked on first fetch."""
+    has_commit, has_revision = "commit" in data, "revision" in data
+    if has_revision and kind != HUB_KIND:
+        raise ManifestError(
+            f"{where}: field 'revision' is only for hub sources; a {kind} source names its 'commit'"
+        )
+    if has_commit and has_revision:
+        raise ManifestError(
+            f"{where}: give either 'commit' (a full 40-hex id) or 'revision' (a branch or tag, locked on "
+            "first fetch), not both"
+        )
+    if kind == HUB_KIND and not has_commit and not has_revision:
+        raise ManifestError(
+            f"{where}: missing 'commit' (a full 40-hex id) or 'revision' (a branch or tag, locked on first "
+            "fetch)"
+        )
+    if not has_revision:
+        commit = _field(data, "commit", where, str)
+        if not COMMIT_RE.match(commit):
+            raise ManifestError(
+                f"{where}: field 'commit' = {commit!r} is not a full 40-hex commit id (lowercase)"
+            )
+        return commit, ""
+    revision = _field(data, "revision", where, str)
+    if COMMIT_RE.match(revision) or not REVISION_RE.match(revision):
+        raise ManifestError(
+            f"{where}: field 'revision' = {revision!r} must be a branch or tag name"
+            + (" (a full commit id goes in 'commit')" if COMMIT_RE.match(revision) else "")
+        )
+    return "", revision
 
 
 def _role(data: dict[str, Any], where: Path) -> str:
