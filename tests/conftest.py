@@ -109,6 +109,21 @@ def arcforge_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture()
+def hub_online(arcforge_home, tmp_path, monkeypatch):
+    """huggingface_hub allowed online, but only to the loopback Hub (tests/hub_server.py); its own caches in
+    tmp."""
+    import huggingface_hub.constants as hc
+    from hub_server import HubServer
+
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hc, "HF_HUB_DISABLE_TELEMETRY", True)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    with HubServer() as hub:
+        monkeypatch.setenv("ARCFORGE_HUB_URL", hub.url)
+        yield hub
+
+
 # --- build fixtures (shared by the build, card, stats and CLI tests) -------------------------------------
 @pytest.fixture(scope="session")
 def mirror_home(shared_sources: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

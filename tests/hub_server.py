@@ -1,7 +1,8 @@
 """A loopback stand-in for the Hugging Face Hub (the network boundary) serving dataset repos at one commit.
 
 It speaks the part of the Hub's HTTP API that huggingface_hub's ``list_repo_tree`` and ``hf_hub_download``
-use: ``GET /api/datasets/<repo>/tree/<rev>`` (the recursive file listing), ``HEAD``/``GET
+use: ``GET /api/datasets/<repo>/revision/<ref>`` (``dataset_info``: the commit a branch or tag names, set
+with ``set_ref``), ``GET /api/datasets/<repo>/tree/<rev>`` (the recursive file listing), ``HEAD``/``GET
 /datasets/<repo>/resolve/<rev>/<path>`` with ``X-Repo-Commit``, ``ETag`` and HTTP range requests.
 Behaviours per file, one per GET (then "ok"): ``drop`` sends half the body and closes the connection,
 ``stall`` sends half and then nothing, a status code (``503``, ``403``) answers with it.
@@ -25,6 +26,7 @@ def git_oid(data: bytes) -> str:
 class HubServer:
     def __init__(self) -> None:
         self.repos: dict[tuple[str, str], dict[str, bytes]] = {}  # (repo, commit) -> {path: bytes}
+        self.refs: dict[tuple[str, str], str] = {}  # (repo, branch or tag) -> commit
         self.plans: dict[str, list[str]] = {}  # path -> behaviours
         self.requests: list[str] = []
         self._lock = threading.Lock()
@@ -56,6 +58,10 @@ class HubServer:
     def add(self, repo: str, commit: str, files: dict[str, bytes]) -> None:
         self.repos[(repo, commit)] = dict(files)
 
+    def set_ref(self, repo: str, ref: str, commit: str) -> None:
+        """Point a branch or tag at a commit (moving it, when it was set)."""
+        self.refs[(repo, ref)] = commit
+
     def gets(self, needle: str = "") -> list[str]:
         with self._lock:
             return [r for r in self.requests if r.startswith("GET") and needle in r]
@@ -81,6 +87,10 @@ class HubServer:
         rng = h.headers.get("Range")
         with self._lock:
             self.requests.append(f"{h.command} {path}" + (f" {rng}" if rng else ""))
+        for (repo, ref), commit in self.refs.items():
+            if path == f"/api/datasets/{repo}/revision/{ref}":
+                info = {"id": repo, "sha": commit, "private": False}
+                return self._send(h, 200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body)
         for (repo, commit), files in self.repos.items():
             tree, res = f"/api/datasets/{repo}/tree/{commit}", f"/datasets/{repo}/resolve/{commit}/"
             if path.rstrip("/") == tree:

@@ -24,19 +24,6 @@ BARC, SIMON, PARQUET = "barc_100k_gpt4", "simon_arc_solve_color", "arc_agi_1_par
 FAST = RetryPolicy(attempts=3, base_delay=0.0, timeout=5.0, deadline=60.0)
 
 
-@pytest.fixture()
-def hub_online(arcforge_home, tmp_path, monkeypatch):
-    """huggingface_hub allowed online, but only to the loopback Hub; its own caches in tmp."""
-    import huggingface_hub.constants as hc
-
-    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(hc, "HF_HUB_DISABLE_TELEMETRY", True)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    with HubServer() as hub:
-        monkeypatch.setenv("ARCFORGE_HUB_URL", hub.url)
-        yield hub
-
-
 def _upstream_files() -> dict[str, dict[str, bytes]]:
     bad_rle = dict(simon_line(7), input=simon_line(7)["input"].replace("I0\n4 3 ", "I0\n5 3 ", 1))
     return {
@@ -242,11 +229,12 @@ def test_url_mirror_does_not_serve_hub_sources(arcforge_home):
     assert r.status == "unavailable" and "serves GitHub tarballs" in r.error
 
 
-def test_hub_manifests_pin_full_revisions():
+def test_hub_manifests_pin_a_full_commit_or_a_revision_locked_on_fetch():
     hub = [m for m in load_manifests().values() if m.kind == "hub"]
     assert {m.name for m in hub} >= {BARC, "barc_100k_gpt4omini", SIMON, PARQUET}
     for m in hub:
-        assert len(m.commit) == 40 and m.settings == {"repo_type": "dataset"} and m.tasks
+        assert m.settings == {"repo_type": "dataset"} and m.tasks
+        assert (len(m.commit), m.revision) == (40, "") or (m.commit, m.revision) == ("", "main")
 
 
 def test_without_a_hub_client_the_error_says_what_to_do(arcforge_home, monkeypatch):

@@ -29,7 +29,10 @@ HUB = {
     "simon_arc_solve_template",
     "simon_arc_combine",
     "arc_agi_1_parquet",
+    "barc_200k_heavy",
+    "arc_agi_2_parquet",
 }
+BY_REVISION = {"barc_200k_heavy", "arc_agi_2_parquet"}  # pinned by branch: the commit is locked on fetch
 COLLECTION = {
     "neoneye_pqa",
     "neoneye_synth_riddles",
@@ -47,6 +50,8 @@ def test_bundled_manifests_cover_every_shared_source(sources_json):
         m = by_repo[(f"{s['owner']}/{s['repo']}", s["commit"])]
         assert m.license == s["license"]
     assert {m.name for m in ms.values() if m.kind == "hub"} == HUB
+    assert {n for n, m in ms.items() if m.revision} == BY_REVISION
+    assert all(ms[n].revision == "main" and ms[n].commit == "" for n in BY_REVISION)
     # the collection's sources share neoneye_bad's repo@commit, each in its own cache folder
     assert {(ms[n].repo, ms[n].commit) for n in COLLECTION} == {
         (ms["neoneye_bad"].repo, ms["neoneye_bad"].commit)
@@ -87,6 +92,47 @@ def test_invalid_manifest_errors_name_file_and_field(over, needle):
         parse_manifest(_base(**over), Path("manifests/x.toml"), formats.names())
     assert "manifests/x.toml" in str(e.value)
     assert needle in str(e.value)
+
+
+def _hub(**over):
+    d = tomllib.loads((MANIFEST_DIR / "barc_200k_heavy.toml").read_text())
+    d.update(over)
+    return {k: v for k, v in d.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "data,needle",
+    [
+        (
+            _hub(commit="a" * 40),
+            "x.toml: give either 'commit' (a full 40-hex id) or 'revision' (a branch or tag, locked on first "
+            "fetch), not both",
+        ),
+        (
+            _hub(revision=None),
+            "x.toml: missing 'commit' (a full 40-hex id) or 'revision' (a branch or tag, locked on first fetch)",
+        ),
+        (_hub(revision="a" * 40), "must be a branch or tag name (a full commit id goes in 'commit')"),
+        (_hub(revision="../main"), "field 'revision' = '../main' must be a branch or tag name"),
+        (_hub(revision=3), "field 'revision' must be str"),
+        (
+            _base(revision="main"),
+            "x.toml: field 'revision' is only for hub sources; a repo source names its 'commit'",
+        ),
+    ],
+)
+def test_a_hub_source_names_a_commit_or_a_revision_not_both(data, needle):
+    with pytest.raises(ManifestError) as e:
+        parse_manifest(data, Path("manifests/x.toml"), formats.names())
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_hub_source_pinned_by_revision_has_no_commit_until_locked():
+    m = parse_manifest(_hub(), Path("manifests/x.toml"), formats.names())
+    assert (m.revision, m.commit, m.short_commit) == ("main", "", "")
+    assert m.pinned == f"{m.repo}@main (revision, no commit locked yet)"
+    pinned = parse_manifest(_hub(revision=None, commit="b" * 40), Path("manifests/x.toml"), formats.names())
+    assert (pinned.revision, pinned.commit, pinned.pinned) == ("", "b" * 40, f"{m.repo}@bbbbbbb")
 
 
 def test_missing_license_field(tmp_path):

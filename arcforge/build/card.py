@@ -40,6 +40,7 @@ class SourceInfo:
     description: str = ""
     counts: dict[str, int] = field(default_factory=dict)  # split -> tasks written
     num_bytes: dict[str, int] = field(default_factory=dict)  # split -> Arrow bytes of those rows
+    revision: str = ""  # pinned by a branch or tag: ``commit`` is the locked one ("": unresolved, a mirror)
 
 
 @dataclass
@@ -219,9 +220,17 @@ def _sources_section(srcs: Sequence[SourceInfo]) -> list[str]:
     return out
 
 
+def _pinned(s: SourceInfo) -> str:
+    """``repo@abc1234`` (the commit, for a revision the one locked on first fetch), or a revision whose commit
+    is unresolved (fetched from a mirror), said so."""
+    if s.commit or not s.revision:
+        return f"{s.repo}@{s.commit[:7]}"
+    return f"{s.repo}@{s.revision} (commit unresolved: fetched from a mirror)"
+
+
 def _source_row(s: SourceInfo) -> str:
     """One source's row: config, title, license, upstream link and tasks per split."""
-    upstream = f"[{s.repo}@{s.commit[:7]}]({s.homepage})" if s.repo else (s.homepage or "-")
+    upstream = f"[{_pinned(s)}]({s.homepage})" if s.repo else (s.homepage or "-")
     counts = ", ".join(f"{sp}: {n}" for sp, n in sorted(s.counts.items()) if n)
     return f"| `{s.name}` | {s.title} | {s.license} | {upstream} | {counts} |"
 

@@ -35,7 +35,7 @@ from arcforge.build.ingest import (
 )
 from arcforge.build.options import BuildOptions
 from arcforge.build.parallel import resolve_workers
-from arcforge.build.provenance import PROVENANCE_FILE, write_provenance
+from arcforge.build.provenance import PROVENANCE_FILE, UNRESOLVED, write_provenance
 from arcforge.errors import BuildError
 from arcforge.grids import task_max_side
 from arcforge.progress import NULL_PROGRESS, Progress
@@ -92,8 +92,10 @@ class BuildStats:
 
 # --- planning ------------------------------------------------------------------------------------------
 def _is_cached(m: Manifest) -> Path | None:
-    d = paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)
-    return d if d.is_dir() else None
+    from arcforge.sources.fetch import cache_dir
+
+    d = cache_dir(m)
+    return d if d is not None and d.is_dir() else None
 
 
 def _manifest_plan(m: Manifest, root: Path) -> SourcePlan:
@@ -131,17 +133,22 @@ def plan_sources(
 
 def _manifest_plans(manifests: dict[str, Manifest], names: list[str] | None) -> list[SourcePlan]:
     """The named manifest sources (None: every fetched one), evaluation sources first, each one fetched."""
+    from arcforge.sources.fetch import cache_dir
+    from arcforge.sources.lock import locked
+
     if names is None:
-        chosen = [m for m in manifests.values() if _is_cached(m)]
+        chosen = [locked(m) for m in manifests.values()]
+        chosen = [m for m in chosen if _is_cached(m)]
     else:
-        chosen = select(manifests, [n for n in names if n != SYNTHETIC])
+        chosen = [locked(m) for m in select(manifests, [n for n in names if n != SYNTHETIC])]
     plans = []
     for m in chosen:
         root = _is_cached(m)
         if root is None:
+            where = cache_dir(m)
+            why = f"no {where}" if where else f"pinned by revision {m.revision!r}, no commit locked yet"
             raise BuildError(
-                f"source {m.name!r} is not fetched "
-                f"(no {paths.source_dir(m.owner, m.repo_name, m.commit, m.kind, m.cache_key)})",
+                f"source {m.name!r} is not fetched ({why})",
                 hint=f"arcforge fetch {m.name}",
             )
         plans.append(_manifest_plan(m, root))
@@ -386,6 +393,7 @@ def _source_info(
             m.description,
             counts,
             split_bytes,
+            m.revision,
         )
     if p.kind == SYNTHETIC:
         from arcforge import synthetic
@@ -664,12 +672,14 @@ def _provenance_entry(p: SourcePlan) -> dict:
         entry = {
             "name": m.name,
             "repo": m.repo,
-            "commit": m.commit,
+            "commit": m.commit or UNRESOLVED,
             "license": m.license,
             "citation": m.citation,
             "format": m.format,
             "kind": m.kind,
         }
+        if m.revision:  # pinned by a branch or tag: the commit is the one locked on first fetch
+            entry["revision"] = m.revision
         if p.generate_n:  # the programs ran: what they were asked for (seeds follow from it)
             entry["generate"] = {
                 "examples_per_generator": p.generate_n,

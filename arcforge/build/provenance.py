@@ -17,6 +17,10 @@ Format (``format_version`` 1)::
       "options": { ...build and dedup options, JSON values... }
     }
 
+A Hub source pinned by a branch or tag also has ``revision``; its ``commit`` is the one locked on its first
+fetch, or ``"unresolved"`` when it was fetched from a folder mirror (which cannot say which commit it
+holds: its files are pinned by ``digest`` alone).
+
 ``name`` must equal the shard folder / ``source`` column of that source's tasks. Keys beyond the required
 ones (``name``, ``repo``, ``commit``, ``license``) and the optional ``digest``/``citation`` are kept as-is.
 """
@@ -36,6 +40,7 @@ PROVENANCE_FILE = "provenance.json"
 FORMAT_VERSION = 1
 REQUIRED_SOURCE_KEYS = ("name", "repo", "commit", "license")
 UNKNOWN_LICENSE = "unknown"
+UNRESOLVED = "unresolved"  # the commit of a source pinned by revision, fetched from a mirror
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,20 @@ class SourceProvenance:
 
     name: str  # the source name: shard folder and `source` column
     repo: str  # upstream "owner/repo" (or a description for generated sources)
-    commit: str  # pinned upstream commit
+    commit: str  # pinned upstream commit (``UNRESOLVED``: see the module docstring)
     license: str  # SPDX id or "unknown"
     digest: str = ""  # content digest of the fetched files (e.g. "sha256:..."), "" if none
     citation: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # any other keys the build recorded
+
+    @property
+    def pinned(self) -> str:
+        """``repo@commit``, or for a revision whose commit is unresolved, ``repo@revision (commit
+        unresolved, digest ...)``: never a branch name as if it were a pin."""
+        if self.commit != UNRESOLVED:
+            return f"{self.repo}@{self.commit}"
+        revision = self.extra.get("revision", "?")
+        return f"{self.repo}@{revision} (commit unresolved, {self.digest or 'no digest'})"
 
     @property
     def license_unknown(self) -> bool:

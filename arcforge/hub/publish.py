@@ -234,7 +234,7 @@ def commit_message(tree: RepoTree, prov: Provenance, opts: PublishOptions) -> tu
         f"arcforge {__version__}: {n_shards} shard{'s' * (n_shards != 1)} from {k} source{'s' * (k != 1)}"
     )
     present = set(tree.sources)
-    lines = [f"- {s.name}: {s.repo}@{s.commit} ({s.license})" for s in prov.sources if s.name in present]
+    lines = [f"- {s.name}: {s.pinned} ({s.license})" for s in prov.sources if s.name in present]
     return title, "Built by arcforge " + prov.arcforge_version + " from:\n" + "\n".join(lines)
 
 
