@@ -89,8 +89,8 @@ class HubServer:
             self.requests.append(f"{h.command} {path}" + (f" {rng}" if rng else ""))
         for (repo, ref), commit in self.refs.items():
             if path == f"/api/datasets/{repo}/revision/{ref}":
-                info = {"id": repo, "sha": commit, "private": False}
-                return self._send(h, 200, json.dumps(info).encode(), {"Content-Type": "application/json"}, body)
+                info = json.dumps({"id": repo, "sha": commit, "private": False}).encode()
+                return self._send(h, 200, info, {"Content-Type": "application/json"}, body)
         for (repo, commit), files in self.repos.items():
             tree, res = f"/api/datasets/{repo}/tree/{commit}", f"/datasets/{repo}/resolve/{commit}/"
             if path.rstrip("/") == tree:
@@ -102,8 +102,14 @@ class HubServer:
                 )
             if path.startswith(res) and path[len(res) :] in files:
                 return self._file(h, path[len(res) :], files[path[len(res) :]], commit, rng, body)
+        return self._not_found(h, path, body)
+
+    def _not_found(self, h: BaseHTTPRequestHandler, path: str, body: bool) -> None:
+        """404 with the Hub's error code: the repo is unknown, or its revision, or the file at it."""
+        for repo, _commit in self.repos:
             if path.startswith((f"/api/datasets/{repo}/", f"/datasets/{repo}/")):
-                code = "RevisionNotFound" if commit not in path else "EntryNotFound"
+                known = any(c in path for (r, c) in self.repos if r == repo)
+                code = "EntryNotFound" if known else "RevisionNotFound"
                 return self._send(h, 404, b"{}", {"X-Error-Code": code}, body)
         return self._send(h, 404, b"{}", {"X-Error-Code": "RepoNotFound"}, body)
 

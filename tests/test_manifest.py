@@ -110,7 +110,8 @@ def _hub(**over):
         ),
         (
             _hub(revision=None),
-            "x.toml: missing 'commit' (a full 40-hex id) or 'revision' (a branch or tag, locked on first fetch)",
+            "x.toml: missing 'commit' (a full 40-hex id) or 'revision' (a branch or tag, locked on first "
+            "fetch)",
         ),
         (_hub(revision="a" * 40), "must be a branch or tag name (a full commit id goes in 'commit')"),
         (_hub(revision="../main"), "field 'revision' = '../main' must be a branch or tag name"),
