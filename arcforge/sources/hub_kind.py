@@ -1,7 +1,8 @@
 """The ``hub`` source kind: files of a Hugging Face dataset repository at a pinned revision.
 
 The manifest's ``repo`` is the dataset's ``org/name`` and ``commit`` its full 40-hex revision (a Hub commit
-id, never a branch); ``files`` picks the repository files to keep; ``[[tasks]]`` read them with a format
+id), or ``revision`` a branch or tag, resolved to its commit and locked on the first fetch (see
+``arcforge.sources.lock``); ``files`` picks the repository files to keep; ``[[tasks]]`` read them with a format
 plug-in as for a GitHub repository (``barc_jsonl``, ``simon_arc``, ``arc_parquet``). Each kept file's
 sha256 is pinned in ``digests.lock`` (``sha256 = { path = hex }``) next to the source digest, and every
 file is checked when it arrives.
@@ -13,7 +14,7 @@ The optional ``[hub]`` table::
 
 Fetching (``arcforge.sources.hub_fetch``): from a folder mirror at ``<mirror>/hf/<org>/<name>/<files>``,
 else from the Hub with huggingface_hub (``arcforge.hub.download``), resumable, under the fetch deadlines.
-The cache is ``$ARCFORGE_HOME/sources/hf/<org>/<name>/<revision>/``.
+The cache is ``$ARCFORGE_HOME/sources/hf/<org>/<name>/<commit>/``.
 """
 
 from __future__ import annotations
