@@ -204,6 +204,21 @@ def test_a_mirror_records_the_digests_and_leaves_the_commit_unresolved(hub_onlin
     assert hub.path.name == C1
 
 
+def test_update_from_a_mirror_takes_its_files_as_they_are_now(arcforge_home, tmp_path):
+    m = load_manifests()[HEAVY]
+    mirror = _hf_mirror(tmp_path / "mirror", HEAVY, _heavy_files(6))
+    [first] = fetch.fetch_sources([m], mirror=mirror)
+    v2 = _heavy_files(8)
+    _hf_mirror(mirror, HEAVY, v2)  # the mirror is refreshed
+    [same] = fetch.fetch_sources([m], mirror=mirror)
+    assert (same.status, same.digest) == ("cached", first.digest)  # the recorded digests hold
+    [moved] = fetch.fetch_sources([m], mirror=mirror, update=True)
+    assert (moved.status, moved.commit, moved.recorded_pin) == ("fetched", None, True), moved.error
+    assert moved.digest != first.digest and lock.find_pin(m).digest == moved.digest
+    assert _kept(fetch.cached_path(m)) == _kept_expected(v2)
+    assert lock.pins_from_mirror([m], mirror) == []  # locked per user, never in the shipped lock
+
+
 def test_a_url_mirror_does_not_resolve_a_revision(hub_online, arcforge_home):
     [r] = fetch.fetch_sources([load_manifests()[HEAVY]], mirror="http://127.0.0.1:9")
     assert r.status == "unavailable" and "serves GitHub tarballs" in r.error and hub_online.requests == []

@@ -136,7 +136,9 @@ def cached_path(m: Manifest, *, verify: bool = False) -> Path | None:
     """The cache folder of ``m`` if it holds a completed fetch of this repo@commit with these globs whose
     digest equals the pin (when there is one); ``None`` otherwise. ``verify=True`` also re-hashes every
     kept file (a few hundred ms for the largest source) instead of trusting the marker. A source pinned by
-    revision: pass ``lock.locked(m)``, the manifest with its locked commit."""
+    revision is looked for at the commit its lock holds (``lock.locked``)."""
+    if m.revision and not m.commit:
+        m = lock.locked(m)
     folder = cache_dir(m)
     marker = read_marker(folder) if folder is not None else None
     if marker is None or (marker.get("repo"), marker.get("commit") or "") != (m.repo, m.commit):
@@ -391,7 +393,7 @@ def fetch_source(
     t0 = time.perf_counter()
     try:
         m, pin = hub_fetch.pinned(m, mirror is not None, update, retry)
-        if not force:
+        if not force and not (update and m.revision and not m.commit):  # update from a mirror: copy it
             hit = _cached(m, t0)
             if hit is not None:
                 return hit

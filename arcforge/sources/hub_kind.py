@@ -2,8 +2,8 @@
 
 The manifest's ``repo`` is the dataset's ``org/name`` and ``commit`` its full 40-hex revision (a Hub commit
 id), or ``revision`` a branch or tag, resolved to its commit and locked on the first fetch (see
-``arcforge.sources.lock``); ``files`` picks the repository files to keep; ``[[tasks]]`` read them with a format
-plug-in as for a GitHub repository (``barc_jsonl``, ``simon_arc``, ``arc_parquet``). Each kept file's
+``arcforge.sources.lock``); ``files`` picks the repository files to keep; ``[[tasks]]`` read them with a
+format plug-in as for a GitHub repository (``barc_jsonl``, ``simon_arc``, ``arc_parquet``). Each kept file's
 sha256 is pinned in ``digests.lock`` (``sha256 = { path = hex }``) next to the source digest, and every
 file is checked when it arrives.
 
