@@ -183,7 +183,7 @@ def test_a_mirror_records_the_digests_and_leaves_the_commit_unresolved(hub_onlin
     assert hub_online.requests == []  # the mirror is all there is: the Hub is not asked
     entry = tomllib.loads(lock.home_lock_path().read_text())[HEAVY]
     assert (entry["revision"], entry["commit"]) == ("main", "") and len(entry["sha256"]) == 3
-    assert f"{m.repo}@main (commit unresolved (from a mirror))" in _table_line(HEAVY)
+    assert f"{m.repo}@main (commit unresolved: fetched from a mirror)" in _table_line(HEAVY)
     assert [x.status for x in fetch.fetch_sources([m], mirror=mirror)] == ["cached"]
 
     build(arcforge_home / "out", sources=[HEAVY])

@@ -131,9 +131,8 @@ def test_a_hub_source_names_a_commit_or_a_revision_not_both(data, needle):
 def test_a_hub_source_pinned_by_revision_has_no_commit_until_locked():
     m = parse_manifest(_hub(), Path("manifests/x.toml"), formats.names())
     assert (m.revision, m.commit, m.short_commit) == ("main", "", "")
-    assert m.pinned == f"{m.repo}@main (revision, no commit locked yet)"
     pinned = parse_manifest(_hub(revision=None, commit="b" * 40), Path("manifests/x.toml"), formats.names())
-    assert (pinned.revision, pinned.commit, pinned.pinned) == ("", "b" * 40, f"{m.repo}@bbbbbbb")
+    assert (pinned.revision, pinned.commit, pinned.short_commit) == ("", "b" * 40, "bbbbbbb")
 
 
 def test_missing_license_field(tmp_path):

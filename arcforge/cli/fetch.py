@@ -32,7 +32,6 @@ def source_info(m: Manifest) -> dict:
         "commit": m.commit or None,
         "short_commit": m.short_commit or None,
         "revision": m.revision or None,  # a branch or tag, locked to ``commit`` on first fetch
-        "pinned": m.pinned,
         "license": m.license,
         "format": m.format,
         "splits": list(m.splits),
@@ -105,7 +104,7 @@ def _pinned(r: dict) -> str:
         return f"{r['repo']}@{r['short_commit']}"
     if r["commit"]:
         return f"{r['repo']}@{r['revision']} -> {r['short_commit']}"
-    why = "commit unresolved (from a mirror)" if r["digest"] else "not locked until fetched"
+    why = "commit unresolved: fetched from a mirror" if r["digest"] else "not locked until fetched"
     return f"{r['repo']}@{r['revision']} ({why})"
 
 

@@ -130,14 +130,6 @@ class Manifest:
         return self.commit[:7]
 
     @property
-    def pinned(self) -> str:
-        """How the source is pinned, for people: ``owner/name@abc1234``, or ``owner/name@main (revision, no
-        commit locked yet)`` for a revision whose commit is not known."""
-        if self.commit:
-            return f"{self.repo}@{self.short_commit}"
-        return f"{self.repo}@{self.revision} (revision, no commit locked yet)"
-
-    @property
     def splits(self) -> tuple[str, ...]:
         seen: dict[str, None] = {}
         for t in self.tasks:
