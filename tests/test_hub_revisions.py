@@ -192,8 +192,11 @@ def test_a_mirror_records_the_digests_and_leaves_the_commit_unresolved(hub_onlin
     card = (arcforge_home / "out/README.md").read_text()
     assert f"{m.repo}@main (commit unresolved: fetched from a mirror)" in card
 
-    # with the Hub: files other than the recorded ones are refused; the same ones lock the commit
+    # with the Hub: a plain fetch keeps the cache and asks nothing; --force resolves the branch, and files
+    # other than the recorded ones are refused while the same ones lock the commit
     _serve(hub_online, HEAVY, C2, _heavy_files(8))
+    assert [x.status for x in fetch.fetch_sources([m], retry=FAST)] == ["cached"]
+    assert hub_online.requests == []
     [other] = fetch.fetch_sources([m], force=True, retry=FAST)
     assert other.status == "failed" and "pins" in other.error and f"fetch --update {HEAVY}" in other.hint
     assert fetch.cached_path(lock.locked(m)) == r.path  # the cache was left as it was

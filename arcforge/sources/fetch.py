@@ -392,11 +392,9 @@ def fetch_source(
     progress = progress or NULL_PROGRESS
     t0 = time.perf_counter()
     try:
-        m, pin = hub_fetch.pinned(m, mirror is not None, update, retry)
-        if not force and not (update and m.revision and not m.commit):  # update from a mirror: copy it
-            hit = _cached(m, t0)
-            if hit is not None:
-                return hit
+        m, pin, hit = _start(m, mirror, force, update, retry, t0)
+        if hit is not None:
+            return hit
         progress.start(m.name, m.name, None, unit="bytes")
         try:
             got = _get(m, mirror, progress, retry, limits, pin)
@@ -411,6 +409,24 @@ def fetch_source(
         return FetchResult(m.name, status, error=e.message, hint=e.hint, seconds=time.perf_counter() - t0)
     except OSError as e:  # local disk trouble (permissions, disk full) while copying or placing
         return FetchResult(m.name, "failed", error=f"{m.name}: {e}", seconds=time.perf_counter() - t0)
+
+
+def _start(
+    m: Manifest, mirror: Mirror | None, force: bool, update: bool, retry: RetryPolicy, t0: float
+) -> tuple[Manifest, lock.Pin | None, FetchResult | None]:
+    """``m`` at the commit to fetch, the pin its files are checked against, and the ``cached`` result when
+    nothing is to be fetched. The cache is looked at before the Hub is asked (a source fetched from a mirror
+    keeps its unresolved commit until ``force`` or ``update``); with ``update``, again at the commit the
+    revision names now (from a mirror there is none: its files are copied)."""
+    m = lock.locked(m)
+    if not force and not update:
+        hit = _cached(m, t0)
+        if hit is not None:
+            return m, None, hit
+    m, pin = hub_fetch.pinned(m, mirror is not None, update, retry)
+    if update and m.commit and not force:
+        return m, pin, _cached(m, t0)
+    return m, pin, None
 
 
 def _cached(m: Manifest, t0: float) -> FetchResult | None:
