@@ -144,6 +144,10 @@ def test_update_moves_the_lock_to_the_commit_the_branch_names_now(hub_online, ar
     assert _kept(fetch.cached_path(lock.locked(m))) == _kept_expected(v2)
     assert f"@main -> {C2[:7]}" in _table_line(HEAVY)
     assert build(arcforge_home / "out", sources=[HEAVY]).tasks == {HEAVY: {"training": 8}}
+    # deleting the lock entry does the same at the next fetch
+    _serve(hub_online, HEAVY, C1, _heavy_files(6))
+    lock.write_lock(lock.home_lock_path(), [])
+    assert [(x.status, x.commit) for x in fetch.fetch_sources([m], retry=FAST)] == [("fetched", C1)]
 
     refused = runner.invoke(app, ["fetch", "--update", "arc_agi_1"])
     assert refused.exit_code == 2 and "arc_agi_1 is pinned by its commit" in " ".join(refused.output.split())
