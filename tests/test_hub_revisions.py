@@ -144,13 +144,16 @@ def test_update_moves_the_lock_to_the_commit_the_branch_names_now(hub_online, ar
     assert _kept(fetch.cached_path(lock.locked(m))) == _kept_expected(v2)
     assert f"@main -> {C2[:7]}" in _table_line(HEAVY)
     assert build(arcforge_home / "out", sources=[HEAVY]).tasks == {HEAVY: {"training": 8}}
-    # deleting the lock entry does the same at the next fetch
-    _serve(hub_online, HEAVY, C1, _heavy_files(6))
-    lock.write_lock(lock.home_lock_path(), [])
-    assert [(x.status, x.commit) for x in fetch.fetch_sources([m], retry=FAST)] == [("fetched", C1)]
-
+    _relocked_without_its_entry(hub_online, m)
     refused = runner.invoke(app, ["fetch", "--update", "arc_agi_1"])
     assert refused.exit_code == 2 and "arc_agi_1 is pinned by its commit" in " ".join(refused.output.split())
+
+
+def _relocked_without_its_entry(hub, m) -> None:
+    """Deleting the lock entry does what --update does, at the next fetch."""
+    _serve(hub, HEAVY, C1, _heavy_files(6))
+    lock.write_lock(lock.home_lock_path(), [])
+    assert [(x.status, x.commit) for x in fetch.fetch_sources([m], retry=FAST)] == [("fetched", C1)]
 
 
 def _table_line(name: str) -> str:
@@ -190,14 +193,20 @@ def test_a_mirror_records_the_digests_and_leaves_the_commit_unresolved(hub_onlin
     assert f"{m.repo}@main (commit unresolved: fetched from a mirror)" in _table_line(HEAVY)
     assert [x.status for x in fetch.fetch_sources([m], mirror=mirror)] == ["cached"]
 
-    build(arcforge_home / "out", sources=[HEAVY])
-    [prov] = json.loads((arcforge_home / "out/provenance.json").read_text())["sources"]
-    assert (prov["commit"], prov["revision"], prov["digest"]) == ("unresolved", "main", r.digest)
-    card = (arcforge_home / "out/README.md").read_text()
-    assert f"{m.repo}@main (commit unresolved: fetched from a mirror)" in card
+    _built_unresolved(arcforge_home / "out", m, r.digest)
+    _locked_later_from_the_hub(hub_online, m, r, v1)
 
-    # with the Hub: a plain fetch keeps the cache and asks nothing; --force resolves the branch, and files
-    # other than the recorded ones are refused while the same ones lock the commit
+
+def _built_unresolved(out, m, digest: str) -> None:
+    build(out, sources=[HEAVY])
+    [prov] = json.loads((out / "provenance.json").read_text())["sources"]
+    assert (prov["commit"], prov["revision"], prov["digest"]) == ("unresolved", "main", digest)
+    assert f"{m.repo}@main (commit unresolved: fetched from a mirror)" in (out / "README.md").read_text()
+
+
+def _locked_later_from_the_hub(hub_online, m, r, v1) -> None:
+    """With the Hub: a plain fetch keeps the cache and asks nothing; --force resolves the branch, and files
+    other than the recorded ones are refused while the same ones lock the commit."""
     _serve(hub_online, HEAVY, C2, _heavy_files(8))
     assert [x.status for x in fetch.fetch_sources([m], retry=FAST)] == ["cached"]
     assert hub_online.requests == []
