@@ -53,7 +53,8 @@ def main() -> int:
                 "name": name,
                 "kind": m.kind,
                 "repo": m.repo,
-                "commit": m.commit,
+                "commit": r.commit or m.commit,  # a revision: the commit this fetch locked ("": none)
+                "revision": m.revision,
                 "license": m.license,
                 "splits": list(m.splits),
                 "role": m.role,

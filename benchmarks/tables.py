@@ -54,7 +54,7 @@ def _pct(v: float) -> str:
 # --- blocks used in README.md / docs ------------------------------------------------------------------
 def _source_url(s: dict) -> str:
     if s.get("kind") == "hub":
-        return f"https://huggingface.co/datasets/{s['repo']}/tree/{s['commit']}"
+        return f"https://huggingface.co/datasets/{s['repo']}/tree/{s['commit'] or s.get('revision')}"
     return f"https://github.com/{s['repo']}/tree/{s['commit']}"
 
 
@@ -66,9 +66,10 @@ def sources_block() -> str:
     ]
     for s in r["sources"]:
         tasks = f"{s['tasks_written']:,}" if s["status"] in ("fetched", "cached") else "not in the mirror"
+        pin = s["commit"][:7] or f"{s.get('revision')} (branch; its commit is locked on first fetch)"
         lines.append(
             f"| `{s['name']}` | {s.get('kind', 'repo')} | [{s['repo']}]({_source_url(s)})"
-            f"@{s['commit'][:7]} | {s['license']} | {tasks} |"
+            f"@{pin} | {s['license']} | {tasks} |"
         )
     lines += [
         "",
