@@ -158,6 +158,42 @@ def _inverse(x: int) -> float:
     return 1 / x
 
 
+def _held_or_done(job: tuple[int, str]) -> int:
+    """Item 0 waits for ``release`` in the folder (60 s at most); the others leave a mark and return."""
+    i, folder = job
+    if i == 0:
+        deadline = time.monotonic() + 60
+        while not (Path(folder) / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    else:
+        (Path(folder) / f"done-{i}").touch()
+    return i
+
+
+def test_a_slow_chunk_at_the_head_does_not_idle_the_other_workers(tmp_path):
+    """The parse stage merges chunks in order; while the first chunk is still running, the other worker
+    goes on through the parse window (PARSE_WINDOW_PER_WORKER per worker), not just a couple of chunks."""
+    import threading
+
+    from arcforge.build.ingest import PARSE_WINDOW_PER_WORKER
+
+    got: list[int] = []
+    with WorkerPool(2) as pool:
+        window = PARSE_WINDOW_PER_WORKER * pool.workers
+        jobs = [(i, str(tmp_path)) for i in range(window + 4)]
+        t = threading.Thread(target=lambda: got.extend(pool.imap(_held_or_done, jobs, window=window)))
+        t.start()
+        deadline = time.monotonic() + 60
+        while len(list(tmp_path.glob("done-*"))) < window - 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        done_while_held = len(list(tmp_path.glob("done-*")))
+        (tmp_path / "release").touch()
+        t.join(60)
+    assert PARSE_WINDOW_PER_WORKER >= 4
+    assert done_while_held >= window - 1  # every chunk in flight behind the held one finished meanwhile
+    assert got == list(range(window + 4))
+
+
 def _tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 

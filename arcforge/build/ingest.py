@@ -563,6 +563,11 @@ FILES_PER_CHUNK = 256  # files per work chunk at most
 CHUNK_BYTES = 4 << 20  # bytes of JSON per work chunk at most (a bigger file is a chunk of its own)
 SYNTHETIC_CHUNK = 1000  # generated tasks per work chunk at most
 MIN_SYNTHETIC_CHUNK = 50
+# Work chunks in flight per worker. Results are merged in order, so a slow chunk at the head holds back
+# the ones behind it: with only a couple in flight, the other workers sit idle until it ends. Chunks
+# differ a lot in cost (one RE-ARC generator takes many times another's time), so the window is wide;
+# a finished chunk waiting its turn is a few MB at most (FILES_PER_CHUNK, CHUNK_BYTES, TASKS_PER_CHUNK).
+PARSE_WINDOW_PER_WORKER = 8
 
 
 def parse_sources(
@@ -603,7 +608,7 @@ def parse_sources(
     progress.start("parse.tasks", "Parsing tasks", total=None, unit="tasks")
     merger: _SourceMerger | None = None
     try:
-        for chunk in pool.imap(_run_job, all_jobs()):
+        for chunk in pool.imap(_run_job, all_jobs(), window=PARSE_WINDOW_PER_WORKER * pool.workers):
             if merger is None:
                 i = chunk.source
                 merger = _SourceMerger(i, plans[i], SpillWriter(spill_path(i)))
