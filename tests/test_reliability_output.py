@@ -17,7 +17,7 @@ from arcforge.build import output
 from arcforge.build.pipeline import build
 from arcforge.errors import BuildError, ShardError
 from arcforge.shards import list_shards, read_table
-from arcforge.sources import fetch
+from arcforge.sources import fetch, staging
 from arcforge.sources.manifest import load_manifests
 from tests import kill_child
 from tests.test_build import GOOD, GOOD_B, GOOD_C, _local
@@ -149,7 +149,7 @@ def test_fetch_killed_between_renames_restores_the_cache(arcforge_home, shared_s
     assert any(n.startswith("old-") for n in tmp_entries)
     if when == "before":
         assert not first.path.exists()  # the fault: the cache folder is gone until recovery
-    done = fetch.recover()
+    done = staging.recover()
     assert any(d.startswith("restored") for d in done) == (when == "before")
     assert list(paths.tmp_dir().iterdir()) == []
     got = _files(first.path)
@@ -162,8 +162,8 @@ def test_fetch_killed_between_renames_restores_the_cache(arcforge_home, shared_s
 def test_leftover_fetch_staging_of_a_dead_process_is_removed(arcforge_home):
     stale = paths.tmp_dir() / "fetch-arc_agi_1-999999999-abc123"
     (stale / "data").mkdir(parents=True)
-    mine = fetch.staging_dir("arc_agi_1")  # this process is alive: left alone
-    fetch.recover()
+    mine = staging.staging_dir("arc_agi_1")  # this process is alive: left alone
+    staging.recover()
     assert not stale.exists() and mine.is_dir()
 
 

@@ -449,7 +449,7 @@ def _resolve_out(out: Path) -> Path:
         out = out.resolve()
     _check_out(out)
     if (paths.home() / "tmp").is_dir():  # a fetch killed mid-swap may have moved a source aside
-        from arcforge.sources.fetch import recover
+        from arcforge.sources.staging import recover
 
         recover()
     return out

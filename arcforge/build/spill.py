@@ -10,7 +10,7 @@ byte-identical whatever the number of workers that produced the pieces.
 
 A build that is killed (SIGKILL, a power cut) cannot remove its spill folder; ``spill_dir()`` names each
 folder after the process that made it, and ``recover()`` (run by the next build) removes the folders and
-unfinished files whose process is gone, as ``arcforge.sources.fetch.recover`` does for fetches.
+unfinished files whose process is gone, as ``arcforge.sources.staging.recover`` does for fetches.
 """
 
 from __future__ import annotations
