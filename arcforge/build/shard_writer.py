@@ -65,24 +65,11 @@ def write_shards(
         table = table.cast(TASK_SCHEMA)
     batches = [b for b in table.to_batches() if b.num_rows]
     starts = np.cumsum([0, *(b.num_rows for b in batches)], dtype=np.int64)
-    keys = table.select(["source", "split", "id"])
-    order = (
-        pc.sort_indices(
-            keys, sort_keys=[("source", "ascending"), ("split", "ascending"), ("id", "ascending")]
-        )
-        .to_numpy()
-        .astype(np.int64)
-    )
-    src = keys["source"].take(order).to_numpy(zero_copy_only=False)
-    spl = keys["split"].take(order).to_numpy(zero_copy_only=False)
-    cut = np.flatnonzero((src[1:] != src[:-1]) | (spl[1:] != spl[:-1])) + 1
-    group_starts = [0, *cut.tolist()] if len(order) else []
+    order, groups = _sorted_groups(table.select(["source", "split", "id"]))
     block = max(1, row_group_rows) * max(1, _BLOCK_ROWS // max(1, row_group_rows))
     jobs: list[tuple[Path, str, str, np.ndarray]] = []
     sizes: list[float] = []  # Arrow bytes of each job (about)
-    ends = [*group_starts[1:], len(order)] if group_starts else []  # no rows: no shard
-    for lo, hi in zip(group_starts, ends, strict=True):
-        source, split = str(src[lo]), str(spl[lo])
+    for source, split, lo, hi in groups:
         rows = order[lo:hi]
         nbytes = (
             group_nbytes[(source, split)] if group_nbytes is not None else _rows_nbytes(batches, starts, rows)
@@ -114,6 +101,24 @@ def write_shards(
 
 
 _BLOCK_ROWS = 8192  # rows gathered at once while writing a shard
+
+
+def _sorted_groups(keys: pa.Table) -> tuple[np.ndarray, list[tuple[str, str, int, int]]]:
+    """The row order by (source, split, id), and each (source, split)'s ``[lo, hi)`` range in it (none
+    for no rows)."""
+    order = (
+        pc.sort_indices(
+            keys, sort_keys=[("source", "ascending"), ("split", "ascending"), ("id", "ascending")]
+        )
+        .to_numpy()
+        .astype(np.int64)
+    )
+    src = keys["source"].take(order).to_numpy(zero_copy_only=False)
+    spl = keys["split"].take(order).to_numpy(zero_copy_only=False)
+    cut = np.flatnonzero((src[1:] != src[:-1]) | (spl[1:] != spl[:-1])) + 1
+    group_starts = [0, *cut.tolist()] if len(order) else []
+    ends = [*group_starts[1:], len(order)] if group_starts else []
+    return order, [(str(src[lo]), str(spl[lo]), lo, hi) for lo, hi in zip(group_starts, ends, strict=True)]
 
 
 def _rows_nbytes(batches: list[pa.RecordBatch], starts: np.ndarray, rows: np.ndarray) -> int:

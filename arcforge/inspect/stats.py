@@ -129,6 +129,17 @@ def _shard_queries(root: Path, infos: list[shards.ShardInfo]) -> tuple[dict, dic
     )
     if counts["no_id"].sum() or sizes["bad_grids"].sum() or not colors["g"].is_between(0, 9).all():
         raise _damaged(root, infos, "a grid is empty, ragged or has a color outside 0-9")
+    out = _per_split(counts, sizes, over_tasks, colors)
+    families: dict[str, dict[str, dict]] = {}
+    for r in fams.sort("source", "split", "family").to_dicts():
+        families.setdefault(r.pop("source"), {}).setdefault(r.pop("split"), {})[r.pop("family")] = r
+    return out, families
+
+
+def _per_split(
+    counts: pl.DataFrame, sizes: pl.DataFrame, over_tasks: pl.DataFrame, colors: pl.DataFrame
+) -> dict[str, dict[str, dict]]:
+    """``{source: {split: counts}}`` from the per-(source, split) query results of ``_shard_queries``."""
     color_cells: dict[tuple, list[int]] = {}
     for source, split, color, n in colors.iter_rows():  # at most 10 rows per source and split
         color_cells.setdefault((source, split), [0] * 10)[int(color)] += n
@@ -150,10 +161,7 @@ def _shard_queries(root: Path, infos: list[shards.ShardInfo]) -> tuple[dict, dic
             "color_cells": cells,
             "quarantined": 0,
         }
-    families: dict[str, dict[str, dict]] = {}
-    for r in fams.sort("source", "split", "family").to_dicts():
-        families.setdefault(r.pop("source"), {}).setdefault(r.pop("split"), {})[r.pop("family")] = r
-    return out, families
+    return out
 
 
 def dataset_stats(root: Path, sources: Iterable[str] | None = None) -> dict:

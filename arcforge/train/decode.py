@@ -489,18 +489,8 @@ def decode_batch(
     side_list = [max_sides[i] for i in order] if max_sides is not None else [max_side] * b
     steps_max = max(1, min(max_new, max(max_tokens(s) for s in side_list)))  # the grammar ends every row
     p = padded_length(len(ps[0]))
-    cfg, dtype = model.cfg, next(model.parameters()).dtype
     # room for GROW_STEPS tokens after the prompts; KVCache doubles it on demand (a rare copy)
-    cache = KVCache(
-        cfg.n_layers,
-        b,
-        cfg.n_heads,
-        cfg.head_dim,
-        p + min(steps_max, GROW_STEPS),
-        device,
-        torch.bfloat16 if amp else dtype,
-        zeroed=False,
-    )  # _prefill zeroes the left padding
+    cache = _new_cache(model, b, p + min(steps_max, GROW_STEPS), device, amp)
     # one autocast context for the whole batch: the weights are cast to bf16 once, not at every step
     with _autocast(device, amp):
         logits = _prefill(model, ps, cache)  # [B, V]
@@ -519,6 +509,22 @@ def decode_batch(
     index = np.empty(b, np.int64)
     index[order] = np.arange(b)
     return res, Prefix(kept, valid, lengths_np, last_np, logits, index, tables_np, amp)
+
+
+def _new_cache(model: ArcTransformer, rows: int, length: int, device: torch.device, amp: bool) -> KVCache:
+    """An empty cache for ``rows`` rows of ``length`` tokens, bf16 with ``amp`` (``_prefill`` zeroes the left
+    padding, so it is not zeroed here)."""
+    cfg, dtype = model.cfg, next(model.parameters()).dtype
+    return KVCache(
+        cfg.n_layers,
+        rows,
+        cfg.n_heads,
+        cfg.head_dim,
+        length,
+        device,
+        torch.bfloat16 if amp else dtype,
+        zeroed=False,
+    )
 
 
 def _body(grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
