@@ -152,3 +152,24 @@ def test_worker_processes_give_the_same_result(real_table, result):
         assert getattr(par, name).equals(getattr(result, name)), name
     assert par.counts == result.counts
     assert sum(v for k, v in par.counts.items() if k.startswith("excluded.")) > 0
+
+
+def test_keeping_rows_copies_only_the_batches_that_lose_one(real_table):
+    """A million-task build keeps most batches whole: those are the input's own buffers (a memory-mapped
+    spill stays on disk), and only a batch that loses rows is gathered anew."""
+    import numpy as np
+
+    from arcforge.build.dedup import keep_rows
+
+    table = pa.Table.from_batches(real_table.to_batches(max_chunksize=500))
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[[510, 777]] = False  # both in the second batch
+    out = keep_rows(table, keep)
+    assert out.num_rows == table.num_rows - 2
+    ids = table.column("id").to_pylist()
+    assert out.column("id").to_pylist() == [i for j, i in enumerate(ids) if keep[j]]
+    ins, outs = table.to_batches(), out.to_batches()
+    assert len(outs) == len(ins)
+    for k, (a, b) in enumerate(zip(ins, outs, strict=True)):
+        same = a.column("train").buffers()[-1].address == b.column("train").buffers()[-1].address
+        assert same == (k != 1), k

@@ -96,7 +96,7 @@ def _priority_rank(sources: list[str], priority: Sequence[str]) -> list[tuple[in
     return [(order.get(s, len(order)), s) for s in sources]
 
 
-def _keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
+def keep_rows(table: pa.Table, keep: np.ndarray) -> pa.Table:
     """Rows where ``keep``, taken chunk by chunk (a whole-table take would first concatenate the chunks)."""
     out, base = [], 0
     for batch in table.to_batches():
@@ -571,7 +571,7 @@ def _result(
         }
         for k, d, lvl in dups
     ]
-    kept = _keep_rows(table, ~drop) if drop.any() else table
+    kept = keep_rows(table, ~drop) if drop.any() else table
     return DedupResult(
         table=kept,
         excluded=pa.Table.from_pylist(exc_rows, schema=EXCLUDED_SCHEMA),

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 
 from arcforge import paths
 from arcforge.build.decon import EXCLUDED_SCHEMA, REPORTED_SCHEMA
+from arcforge.build.dedup import keep_rows
 from arcforge.build.rules import CheckResult, Reference, RefTable, RuleCache, RuleConfig, check
 from arcforge.progress import Progress
 from arcforge.sources.programs import Program, catalogue
@@ -125,21 +126,29 @@ def _generated_by(table: pa.Table, programs: Sequence[Program]) -> dict[int, lis
     for p in programs:
         by_key[(p.source, *(("file", p.made_from) if p.made_from else ("generator", p.key)))].append(p)
     sources = sorted({p.source for p in programs})
-    rows = np.flatnonzero(
-        np.asarray(
-            pc.is_in(table["source"], pa.array(sources, pa.string())).to_numpy(zero_copy_only=False),
-            dtype=bool,
-        )
-    )
+    rows = np.flatnonzero(_of_sources(table, sources))
     cols = [c for c in ("source", "path", "extra") if c in table.column_names]
     out: dict[int, list[Program]] = {}
     if not len(rows):
         return out
-    for i, row in zip(rows, table.take(pa.array(rows)).select(cols).to_pylist(), strict=True):
-        hit = [p for k in sorted(_row_keys(row)) for p in by_key.get((row["source"], *k), ())]
-        if hit:
-            out[int(i)] = hit
+    # only the three small columns are taken (never the grids), and turned into Python a batch at a time
+    sub, at = table.select(cols).take(pa.array(rows)), 0
+    for batch in sub.to_batches(max_chunksize=_ROWS_AT_ONCE):
+        for i, row in zip(rows[at : at + batch.num_rows], batch.to_pylist(), strict=True):
+            hit = [p for k in sorted(_row_keys(row)) for p in by_key.get((row["source"], *k), ())]
+            if hit:
+                out[int(i)] = hit
+        at += batch.num_rows
     return out
+
+
+def _of_sources(table: pa.Table, sources) -> np.ndarray:
+    """A boolean mask: the rows of ``table`` whose ``source`` is one of ``sources``."""
+    hit = pc.is_in(table["source"], pa.array(sorted(sources), pa.string()))
+    return np.asarray(hit.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+_ROWS_AT_ONCE = 65_536  # rows turned into Python objects at once (memory of a million-task build)
 
 
 @dataclass(frozen=True)
@@ -254,13 +263,13 @@ def _without(kept: pa.Table, excluded: list[tuple[int, list]]) -> pa.Table:
         return kept
     drop = np.zeros(kept.num_rows, dtype=bool)
     drop[[i for i, _ in excluded]] = True
-    return kept.filter(pa.array(~drop))
+    return keep_rows(kept, ~drop)  # batch by batch: a batch with nothing dropped is not copied
 
 
 def _excluded(kept: pa.Table, excluded: list[tuple[int, list]]) -> pa.Table:
     if not excluded:
         return EXCLUDED_SCHEMA.empty_table()
-    rows = kept.take(pa.array([i for i, _ in excluded])).select(["id", "source", "split"]).to_pylist()
+    rows = kept.select(["id", "source", "split"]).take(pa.array([i for i, _ in excluded])).to_pylist()
     return pa.Table.from_pylist(
         [
             {
@@ -279,10 +288,9 @@ def _excluded(kept: pa.Table, excluded: list[tuple[int, list]]) -> pa.Table:
 def _shared(kept: pa.Table, is_ref: np.ndarray, programs: Sequence[Program], res: CheckResult) -> pa.Table:
     """Matches whose program is declared from a task of the build that no program made: both kept."""
     made = {p.source for p in programs}
-    ids = {}
-    for i, row in enumerate(kept.select(["id", "source", "split"]).to_pylist()):
-        if row["source"] not in made and not is_ref[i]:
-            ids[row["id"]] = row
+    keep = ~_of_sources(kept, made) & ~np.asarray(is_ref, dtype=bool)
+    others = kept.select(["id", "source", "split"]).filter(pa.array(keep))
+    ids = {row["id"]: row for row in others.to_pylist()}  # the tasks no program made: not the generated ones
     lines = {}
     for p, r, _ in res.matches:
         for d in p.derived_from:
