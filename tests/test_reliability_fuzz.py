@@ -32,6 +32,7 @@ from arcforge.errors import FetchError, ShardError
 from arcforge.sources import archive
 from arcforge.sources.archive import ArchiveLimits
 from arcforge.task import QUARANTINE_REASONS
+from tests.train_fixtures import TINY_CLI
 
 SEED = int(os.environ.get("ARCFORGE_FUZZ_SEED", "0"))
 SCALE = max(1, int(os.environ.get("ARCFORGE_FUZZ_CASES", "1")))
@@ -432,27 +433,7 @@ def test_fuzz_damaged_checkpoints_of_a_run_never_run_code_nor_load_bad_weights(t
 
 
 # --- concurrent writers of one run folder -------------------------------------------------------------------
-_TINY_RUN = [
-    "--d-model",
-    "32",
-    "--layers",
-    "1",
-    "--heads",
-    "2",
-    "--seq-len",
-    "512",
-    "--batch-size",
-    "2",
-    "--eval-tasks",
-    "0",
-    "--amp",
-    "off",
-    "--threads",
-    "1",
-    "--no-tensorboard",
-    "--log-every",
-    "1",
-]
+_TINY_RUN = [*TINY_CLI, "--log-every", "1"]
 
 
 def _tiny_dataset(root: Path) -> Path:

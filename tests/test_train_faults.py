@@ -24,25 +24,7 @@ from tests import train_fixtures
 
 arc_shards = train_fixtures.arc_shards
 runner = CliRunner()
-TINY = [
-    "--d-model",
-    "32",
-    "--layers",
-    "1",
-    "--heads",
-    "2",
-    "--seq-len",
-    "512",
-    "--batch-size",
-    "2",
-    "--eval-tasks",
-    "0",
-    "--amp",
-    "off",
-    "--threads",
-    "1",
-    "--no-tensorboard",
-]
+TINY = train_fixtures.TINY_CLI  # TINY[:6] + TINY[8:]: the same without --seq-len
 
 
 def _cfgs(root: Path, out: Path, **kw):

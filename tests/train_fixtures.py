@@ -18,6 +18,9 @@ from arcforge.build import shard_writer
 from arcforge.task import Task, parse_task_object, tasks_to_table
 
 ARC1 = Path("fchollet/ARC-AGI/data")
+# The smallest model the CLI trainer tests use (``train`` options), then the run options most of them add.
+TINY_MODEL_CLI = ["--d-model", "32", "--layers", "1", "--heads", "2", "--seq-len", "512", "--batch-size", "2"]
+TINY_CLI = [*TINY_MODEL_CLI, "--eval-tasks", "0", "--amp", "off", "--threads", "1", "--no-tensorboard"]
 
 
 def load_arc1(shared: Path, split: str, n: int, max_side: int = 10) -> list[Task]:
