@@ -65,7 +65,8 @@ def main() -> int:
         tmp = Path(t)
         env, mdir, m, code, all_keys = bg.prepare(tmp, args.mirror)
         report["re_arc"] = bg.re_arc_pin(m, code)
-        n = args.examples
+        n = report["examples"] = args.examples
+        report["generators"] = len(all_keys)
 
         fixed = bg.run_arcforge(mdir, tmp / "f2", 0, 2, env)
         w2 = bg.run_arcforge(mdir, tmp / "o2", n, 2, env)

@@ -318,11 +318,11 @@ def generate_published_block() -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     runs = (
-        ("arcforge_workers_2", "arcforge `--workers 2`", 400),
-        ("upstream", "upstream `main.py generate_dataset` (one process)", 400),
+        ("arcforge_workers_2", "arcforge `--workers 2`", r["generators"]),
+        ("upstream", "upstream `main.py generate_dataset` (one process)", r["generators"]),
         ("arcforge_workers_1_subset", "arcforge `--workers 1`, identity check", None),
     )
-    n = int(r["what"].split(" x ")[1].split()[0])
+    n = r["examples"]
     for key, name, keys in runs:
         if key not in r:
             lines.append(f"| {name} | not measured | | | | | | |")
