@@ -34,13 +34,13 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.bench_scale import TreePeak  # noqa: E402  (after the path is set)
 
 CODE = ("generators.py", "verifiers.py", "dsl.py", "utils.py", "main.py")
 MATPLOTLIB_STUB = {
@@ -61,30 +61,6 @@ UPSTREAM_DRIVER = textwrap.dedent("""
 """)
 
 
-# --- peak memory of a process tree ---------------------------------------------------------------------
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                stat = Path(f"/proc/{d}/stat").read_text()
-                ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            kids.setdefault(ppid, []).append(int(d))
-    return kids
-
-
-def _rss_kb(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def _children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -93,34 +69,18 @@ def _children_cpu() -> float:
 def run_measured(cmd: list[str], **kw) -> tuple[subprocess.CompletedProcess, float, float, dict]:
     """Run ``cmd``; (result, wall seconds, peak MB of the summed RSS of it and all its descendants, and
     ``{"cpu_s": CPU seconds of the whole tree, "load_before", "load_after"}``)."""
-    peak = [0]
     load_before, cpu0 = os.getloadavg()[0], _children_cpu()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            kids, tree, total = _children(), [proc.pid], 0
-            while tree:
-                pid = tree.pop()
-                total += _rss_kb(pid)
-                tree += kids.get(pid, [])
-            peak[0] = max(peak[0], total)
-            done.wait(0.1)
-
-    t = threading.Thread(target=sample, daemon=True)
     t0 = time.perf_counter()
-    t.start()
-    out, err = proc.communicate(timeout=4 * 3600)
-    wall = time.perf_counter() - t0
-    done.set()
-    t.join()
+    with TreePeak(proc.pid, 0.1) as peak:
+        out, err = proc.communicate(timeout=4 * 3600)
+        wall = time.perf_counter() - t0
     info = {
         "cpu_s": round(_children_cpu() - cpu0, 2),
         "load_before": round(load_before, 1),
         "load_after": round(os.getloadavg()[0], 1),
     }
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), wall, peak[0] / 1024, info
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err), wall, peak.rss_kb / 1024, info
 
 
 # --- the two runs ------------------------------------------------------------------------------------------

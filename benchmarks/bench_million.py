@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "million.json"
-from benchmarks.bench_scale import mem_kb, proc_tree  # noqa: E402  (after the path is set)
+from benchmarks.bench_scale import TreePeak  # noqa: E402  (after the path is set)
 
 STAGES = (("parse", "Parsing"), ("dedup", "dedup:"), ("write", "Writing shards"))
 
@@ -50,16 +50,7 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = {"rss": 0, "pss": 0}
     starts: dict[str, float] = {}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            mems = [mem_kb(p) for p in proc_tree(proc.pid)]
-            peak["rss"] = max(peak["rss"], sum(m[0] for m in mems))
-            peak["pss"] = max(peak["pss"], sum(m[1] for m in mems))
-            stop.wait(0.5)
 
     def follow() -> None:
         with log.open("a") as f:
@@ -73,15 +64,13 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
                 if line.startswith("Parsing sources") and line.rstrip().endswith("done"):
                     starts.setdefault("dedup", now)  # the parse is over: dedup and counting follow
 
-    threads = [threading.Thread(target=fn, daemon=True) for fn in (sample, follow)]
-    for th in threads:
+    th = threading.Thread(target=follow, daemon=True)
+    with TreePeak(proc.pid, 0.5) as peak:
         th.start()
-    out = proc.stdout.read()
-    proc.wait()
-    wall = time.perf_counter() - t0
-    stop.set()
-    for th in threads:
-        th.join()
+        out = proc.stdout.read()
+        proc.wait()
+        wall = time.perf_counter() - t0
+    th.join()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed (exit {proc.returncode}); see {log}")
@@ -89,8 +78,8 @@ def measure(cmd: list[str], env: dict, log: Path) -> dict:
     return {
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu, 1),
-        "peak_rss_mb": round(peak["rss"] / 1024),
-        "peak_pss_mb": round(peak["pss"] / 1024),
+        "peak_rss_mb": round(peak.rss_kb / 1024),
+        "peak_pss_mb": round(peak.pss_kb / 1024),
         "load_before": [round(x, 2) for x in load0],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "stages_s": _stages(starts, wall),

@@ -52,7 +52,9 @@ def proc_tree(pid: int) -> list[int]:
         p = todo.pop()
         out.append(p)
         with contextlib.suppress(OSError):  # the process ended meanwhile
-            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+            for task in Path(f"/proc/{p}/task").iterdir():  # children of every thread, not only the main one
+                with contextlib.suppress(OSError):
+                    todo += [int(c) for c in (task / "children").read_text().split()]
     return out
 
 
@@ -70,28 +72,41 @@ def mem_kb(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+class TreePeak:
+    """``with TreePeak(pid, every):`` samples the summed RSS and PSS of ``pid`` and its descendants every
+    ``every`` seconds in a thread; ``rss_kb`` and ``pss_kb`` are the peaks seen."""
+
+    def __init__(self, pid: int, every: float) -> None:
+        self.pid, self.every = pid, every
+        self.rss_kb = self.pss_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            mems = [mem_kb(p) for p in proc_tree(self.pid)]
+            self.rss_kb = max(self.rss_kb, sum(m[0] for m in mems))
+            self.pss_kb = max(self.pss_kb, sum(m[1] for m in mems))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def measure(cmd: list[str], env: dict) -> dict:
     """Run ``cmd``; wall, CPU (user+sys of it and its children), peak tree RSS/PSS, load averages."""
     load0 = os.getloadavg()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = {"rss": 0, "pss": 0}
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            mems = [mem_kb(p) for p in proc_tree(proc.pid)]
-            peak["rss"] = max(peak["rss"], sum(m[0] for m in mems))
-            peak["pss"] = max(peak["pss"], sum(m[1] for m in mems))
-            stop.wait(0.2)
-
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
-    out, err = proc.communicate()
-    wall = time.perf_counter() - t0
-    stop.set()
-    th.join()
+    with TreePeak(proc.pid, 0.2) as peak:
+        out, err = proc.communicate()
+        wall = time.perf_counter() - t0
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
@@ -99,8 +114,8 @@ def measure(cmd: list[str], env: dict) -> dict:
     res = {
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
-        "peak_rss_mb": round(peak["rss"] / 1024),
-        "peak_pss_mb": round(peak["pss"] / 1024),
+        "peak_rss_mb": round(peak.rss_kb / 1024),
+        "peak_pss_mb": round(peak.pss_kb / 1024),
         "load_before": round(load0[0], 2),
         "load_after": round(os.getloadavg()[0], 2),
     }
